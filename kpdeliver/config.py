@@ -1,0 +1,164 @@
+"""Typed client configuration, one YAML file per client.
+
+```yaml
+client: acme
+dataset: warehouse-pose
+schema: coco17                 # built-in name or path to a schema YAML
+source: ./batches/acme/2026-11 # local path or s3://bucket/prefix
+releases: ./releases           # local path or s3://bucket/prefix
+annotators: [ann_a, ann_b]
+splits: {train: 0.8, val: 0.2, test: 0.0, seed: 7}
+```
+"""
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """The client config cannot be used; the message is one plain sentence."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OutsidePolicy(str, Enum):
+    """How a v=1 point estimated outside the frame is written to YOLO (Ultralytics rejects
+    an image whose coordinates leave [0, 1])."""
+
+    clip = "clip"  # clip to the frame edge, keep v=1
+    zero = "zero"  # write `0 0 0` (unlabeled)
+
+
+class QuarantineScope(str, Enum):
+    instance = "instance"
+    image = "image"
+
+
+class Splits(_Model):
+    train: float = Field(0.8, ge=0, le=1)
+    val: float = Field(0.2, ge=0, le=1)
+    test: float = Field(0.0, ge=0, le=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> "Splits":
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + val + test must be 1, got {total:g}")
+        return self
+
+    def ratios(self) -> dict[str, float]:
+        return {k: v for k, v in (("train", self.train), ("val", self.val), ("test", self.test)) if v > 0}
+
+
+class Assignment(_Model):
+    seed: int = 0
+    overlap: float = Field(0.0, ge=0, le=1, description="fraction of images given to two annotators")
+    gold: list[str] = Field(default_factory=list, description="file names with trusted reference labels")
+
+
+class ValidationSettings(_Model):
+    occluded_margin: float = Field(0.5, ge=0, description="v=1 may lie this fraction of the image side outside")
+    bbox_tolerance: float = Field(0.05, ge=0, description="v>0 points may lie this fraction of bbox side outside it")
+    mostly: float = Field(1.0, gt=0, le=1, description="GX 'mostly' for row rules: 1.0 means every row")
+    quarantine: QuarantineScope = QuarantineScope.instance
+
+
+class QAThresholds(_Model):
+    min_oks: float = Field(0.75, ge=0, le=1)
+    max_error_findings: int = Field(0, ge=0, description="sign-off fails above this many delivered errors")
+    max_quarantined_fraction: float = Field(0.1, ge=0, le=1)
+
+
+class StorageOptions(_Model):
+    endpoint_url: Optional[str] = None
+    region: Optional[str] = None
+    profile: Optional[str] = None
+
+
+class YoloOptions(_Model):
+    outside: OutsidePolicy = OutsidePolicy.clip
+    copy_images: bool = True
+
+
+class ClientConfig(_Model):
+    client: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    dataset: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    schema_: str = Field("coco17", alias="schema")
+    source: str
+    releases: str
+    annotators: list[str] = Field(min_length=1)
+    splits: Splits = Splits()
+    assignment: Assignment = Assignment()
+    validation: ValidationSettings = ValidationSettings()
+    qa: QAThresholds = QAThresholds()
+    yolo: YoloOptions = YoloOptions()
+    storage: StorageOptions = StorageOptions()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("annotators")
+    @classmethod
+    def _unique_annotators(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("annotator names must be unique")
+        return v
+
+    @property
+    def schema_name(self) -> str:
+        return self.schema_
+
+    def resolve_paths(self, base: Path) -> "ClientConfig":
+        """Make relative local locations relative to the config file's folder."""
+
+        def fix(loc: str) -> str:
+            if "://" in loc or Path(loc).is_absolute():
+                return loc
+            return str((base / loc).resolve())
+
+        schema = self.schema_
+        if schema.endswith((".yaml", ".yml")) and not Path(schema).is_absolute():
+            schema = str((base / schema).resolve())
+        return self.model_copy(update={"source": fix(self.source), "releases": fix(self.releases), "schema_": schema})
+
+
+def _explain(err: ValidationError, origin: str) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    extra = f" (and {err.error_count() - 1} more problems)" if err.error_count() > 1 else ""
+    return f"{origin}: field '{where}': {first['msg']}{extra}"
+
+
+def config_from_dict(data: Any, *, origin: str = "<config>") -> ClientConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: a client config must be a YAML mapping")
+    try:
+        return ClientConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_explain(e, origin)) from None
+
+
+def load_config(path: str | Path) -> ClientConfig:
+    """Read and validate a client YAML; raise ConfigError with one clear sentence."""
+    import yaml
+
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {p} does not exist") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {p}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config file {p} is not valid YAML{where}") from None
+    return config_from_dict(data, origin=str(p)).resolve_paths(p.parent.resolve())

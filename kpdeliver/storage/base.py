@@ -1,0 +1,90 @@
+"""One small storage interface for every place batches and releases live.
+
+Keys are '/'-separated paths relative to the store's root. Adapters: a local folder (default)
+and S3 (`kpdeliver.storage.s3`, the only module that imports boto3).
+"""
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from typing import BinaryIO, Iterator
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class StorageError(RuntimeError):
+    """A storage operation failed; the message names the location and key."""
+
+
+class UnsafeKeyError(StorageError):
+    """A key or file_name would escape its prefix (path traversal) or holds control characters."""
+
+
+def check_key(key: str) -> str:
+    """Return `key` if it is a safe relative key, else raise UnsafeKeyError naming it."""
+    if not key or not isinstance(key, str):
+        raise UnsafeKeyError(f"empty or non-string key {key!r}")
+    if _CONTROL.search(key):
+        raise UnsafeKeyError(f"key {key!r} holds control characters")
+    if key.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", key):
+        raise UnsafeKeyError(f"key {key!r} is an absolute path")
+    parts = re.split(r"[\\/]", key)
+    if any(p == ".." for p in parts):
+        raise UnsafeKeyError(f"key {key!r} climbs out of its prefix ('..')")
+    return key
+
+
+def join_key(*parts: str) -> str:
+    return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
+
+
+class ObjectStore(ABC):
+    """list / get / put / exists / copy, plus the few extras publication needs."""
+
+    url: str
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """Keys under `prefix`, sorted, relative to the store root."""
+
+    @abstractmethod
+    def get(self, key: str) -> bytes: ...
+
+    @abstractmethod
+    def open(self, key: str) -> BinaryIO:
+        """A readable stream of the object (for large objects)."""
+
+    @abstractmethod
+    def put(self, key: str, data: bytes) -> None:
+        """Write atomically: readers see the old object or the whole new one."""
+
+    @abstractmethod
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Write only if no object exists at `key`; False (nothing written) if one does."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def size(self, key: str) -> int: ...
+
+    @abstractmethod
+    def delete(self, key: str) -> None: ...
+
+    def copy(self, src_key: str, dst_key: str) -> None:
+        """Copy within this store (adapters override with a server-side copy)."""
+        self.put(dst_key, self.get(src_key))
+
+    def copy_from(self, src: "ObjectStore", src_key: str, dst_key: str) -> None:
+        """Copy an object from another store; same-backend adapters avoid the round trip."""
+        self.put(dst_key, src.get(src_key))
+
+    def delete_prefix(self, prefix: str) -> int:
+        keys = list(self.list(prefix))
+        for k in keys:
+            self.delete(k)
+        return len(keys)
+
+    def location(self, key: str = "") -> str:
+        """A human-readable URL or path of `key`, for messages."""
+        return self.url.rstrip("/") + ("/" + key if key else "")
