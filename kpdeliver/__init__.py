@@ -1,0 +1,2 @@
+"""kpdeliver: keypoint annotation delivery pipeline."""
+__version__ = "0.1.0"

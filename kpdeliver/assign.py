@@ -1,0 +1,75 @@
+"""Deterministic, seeded work splitting: which annotator labels which image, and which split
+(train/val/test) each delivered image goes to.
+
+Both use a keyed hash of the image's identity, not a random generator's call order, so adding
+an image to a batch never moves the others to another annotator or split. Frames of one video
+(images in the same folder that carry tracks) stay together in one split.
+"""
+from __future__ import annotations
+
+import hashlib
+from posixpath import dirname
+
+import numpy as np
+import pyarrow as pa
+
+from kpdeliver.config import Assignment, Splits
+from kpdeliver.model import Images
+
+
+def unit_hash(keys: list[str], seed: int) -> np.ndarray:
+    """A stable number in [0, 1) per key (sha256 of seed and key)."""
+    out = np.empty(len(keys))
+    for i, key in enumerate(keys):
+        digest = hashlib.sha256(f"{seed}\x00{key}".encode()).digest()
+        out[i] = int.from_bytes(digest[:8], "big") / 2**64
+    return out
+
+
+def assign_annotators(images: Images, annotators: list[str], settings: Assignment) -> pa.Table:
+    """One row per (image, annotator): role `primary`, `overlap` (second opinion) or `gold`.
+
+    Images are ordered by their keyed hash and dealt round-robin, so loads differ by at most
+    one. A fraction `overlap` of images also goes to the next annotator in the rotation;
+    gold images (named in the config) go to every annotator.
+    """
+    names = images.file_name.tolist()
+    order = np.argsort(unit_hash(names, settings.seed), kind="stable")
+    n_ann = len(annotators)
+    gold = set(settings.gold)
+    n_overlap = int(round(settings.overlap * len(names))) if n_ann > 1 else 0
+    rows_img, rows_ann, rows_role = [], [], []
+    for rank, i in enumerate(order.tolist()):
+        name = names[i]
+        if name in gold:
+            for a in annotators:
+                rows_img.append(i), rows_ann.append(a), rows_role.append("gold")
+            continue
+        first = annotators[rank % n_ann]
+        rows_img.append(i), rows_ann.append(first), rows_role.append("primary")
+        if rank < n_overlap:
+            rows_img.append(i), rows_ann.append(annotators[(rank + 1) % n_ann]), rows_role.append("overlap")
+    idx = np.asarray(rows_img, dtype=np.int64)
+    return pa.table(
+        {
+            "image_id": images.id[idx] if len(idx) else np.zeros(0, np.int64),
+            "file_name": pa.array([names[i] for i in rows_img], pa.string()),
+            "annotator": pa.array(rows_ann, pa.string()),
+            "role": pa.array(rows_role, pa.string()),
+        }
+    )
+
+
+def split_images(file_names: list[str], has_track: np.ndarray, splits: Splits) -> np.ndarray:
+    """Split name per image. Images whose instances carry tracks are grouped by folder (one
+    video per folder) so frames of a video never straddle train and val."""
+    groups = [dirname(f) if t else f for f, t in zip(file_names, has_track.tolist())]
+    u = unit_hash(groups, splits.seed)
+    names, edges = [], []
+    acc = 0.0
+    for name, ratio in splits.ratios().items():
+        acc += ratio
+        names.append(name)
+        edges.append(acc)
+    edges[-1] = 1.0 + 1e-12
+    return np.asarray(names, dtype=object)[np.searchsorted(np.asarray(edges), u, side="right")]

@@ -1,0 +1,96 @@
+"""`kpdeliver deliver` and `kpdeliver demo`: the two commands that run the Prefect flow."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def preflight(config) -> None:
+    """Fail fast, before Prefect starts, when the source cannot be used."""
+    from kpdeliver.ingest import list_image_keys
+    from kpdeliver.storage import StorageError, open_store
+
+    try:
+        store = open_store(config.source, config.storage.model_dump(exclude_none=True))
+        if not list_image_keys(store):
+            _fail(f"source {config.source} has no images under images/ (expected images/… and annotations/<annotator>/…)")
+    except StorageError as e:
+        _fail(f"source {config.source} cannot be read: {e}")
+
+
+def run_delivery(config, work: Path) -> dict:
+    from kpdeliver.runtime import configure_prefect
+
+    configure_prefect(work)
+    from flows.delivery import delivery_run
+
+    with console.status(f"delivering {config.client}/{config.dataset} (Prefect flow running)…"):
+        return delivery_run(config)
+
+
+def print_summary(summary: dict) -> None:
+    c = summary["counts"]
+    t = Table(title=f"release v{summary['version']:04d} — verdict: {summary['verdict']}", show_header=True)
+    t.add_column("what")
+    t.add_column("delivered", justify="right")
+    t.add_column("quarantined", justify="right")
+    t.add_column("other", justify="right")
+    t.add_row("images", str(c.get("images_delivered")), str(c.get("images_quarantined")),
+              f"{c.get('images_rejected_at_ingest')} refused at ingest")
+    t.add_row("instances", str(c.get("instances_delivered")), str(c.get("instances_quarantined")),
+              f"{c.get('instances_review_only')} review-only (overlap)")
+    t.add_row("findings", str(c.get("findings")), "", f"splits {c.get('splits')}")
+    console.print(t)
+    if summary.get("duplicate_of_published"):
+        console.print("[yellow]inputs identical to this published release: no new version written[/]")
+    console.print(f"release:  {summary['release']}")
+    console.print(f"findings: {summary['findings']}")
+    console.print(f"report:   {summary['report']}")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def deliver(
+        config: Path = typer.Option(..., "--config", "-c", help="client YAML"),
+        work: Path = typer.Option(Path(".work"), help="folder for Prefect's home and temporary files"),
+    ) -> None:
+        """Run a full delivery for one client config and publish a release."""
+        from kpdeliver.config import ConfigError, load_config
+
+        try:
+            cfg = load_config(config)
+        except ConfigError as e:
+            _fail(str(e))
+        preflight(cfg)
+        summary = run_delivery(cfg, work)
+        print_summary(summary)
+
+    @app.command()
+    def demo(
+        work: Path = typer.Option(Path(".work/demo"), help="where the synthetic batch and releases go"),
+        seed: int = typer.Option(0, help="seed of the synthetic batch"),
+        images: Optional[int] = typer.Option(None, help="number of images (default: the generator's)"),
+    ) -> None:
+        """Generate a synthetic client batch with realistic annotator mistakes and deliver it."""
+        from kpdeliver.config import load_config
+        from kpdeliver.synth import make_demo_batch
+
+        kwargs = {"seed": seed} | ({"n_images": images} if images else {})
+        root = work.resolve()
+        make_demo_batch(root, **kwargs)
+        cfg = load_config(root / "client.yaml")
+        console.print(f"synthetic batch written to {cfg.source}")
+        summary = run_delivery(cfg, root)
+        print_summary(summary)

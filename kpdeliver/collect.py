@@ -1,0 +1,163 @@
+"""Collect annotators' exports from a batch and merge them into one canonical dataset.
+
+Every export under `annotations/<annotator>/` is decoded (format sniffed from its bytes), its
+images are matched to the ingested batch by file name, and its instances are re-keyed onto the
+batch's image ids. The export's own ids and file stay in audit columns (`source_id`,
+`source_image_id`, `source`) so every finding can point back at the annotator's file.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from posixpath import basename
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from kpdeliver.codecs import REJECTED_SCHEMA, CodecError
+from kpdeliver.findings import concat_findings, findings_for
+from kpdeliver.formats import decode_bytes
+from kpdeliver.model import NONE, Dataset, Instances, concat_instances
+from kpdeliver.schema import KeypointSchema
+from kpdeliver.storage import ObjectStore, StorageError
+
+ANNOTATIONS_PREFIX = "annotations/"
+GOLD_PREFIX = "gold/"
+
+
+@dataclass
+class CollectResult:
+    dataset: Dataset  # every annotator's instances on the batch's images
+    gold: Dataset | None
+    findings: pa.Table
+    rejected: pa.Table  # items held back at decode, with their raw form
+    files: dict[str, str]  # export key -> sha256 of its bytes
+
+
+def _name_lookup(file_names: list[str]) -> tuple[dict[str, int], dict[str, int]]:
+    exact = {n: i for i, n in enumerate(file_names)}
+    by_base: dict[str, int] = {}
+    clash = set()
+    for i, n in enumerate(file_names):
+        b = basename(n)
+        if b in by_base:
+            clash.add(b)
+        by_base[b] = i
+    for b in clash:
+        del by_base[b]
+    return exact, by_base
+
+
+def rekey_onto_batch(part: Dataset, batch: Dataset, *, source: str) -> Instances:
+    """The export's instances with image ids of the batch (-1 where no batch image matches)."""
+    exact, by_base = _name_lookup(batch.images.file_name.tolist())
+    export_names = dict(zip(part.images.id.tolist(), part.images.file_name.tolist()))
+    batch_ids = batch.images.id
+    new_ids = []
+    for img_id in part.instances.image_id.tolist():
+        name = export_names.get(img_id)
+        row = None
+        if name is not None:
+            name = name.replace("\\", "/")
+            row = exact.get(name)
+            if row is None:
+                row = exact.get(name[len("images/"):]) if name.startswith("images/") else None
+            if row is None:
+                row = by_base.get(basename(name))
+        new_ids.append(int(batch_ids[row]) if row is not None else NONE)
+    ins = part.instances
+    extra = dict(ins.extra)
+    extra["source_id"] = ins.id.copy()
+    extra["source_image_id"] = ins.image_id.copy()
+    extra["source"] = np.asarray([source] * len(ins), dtype=object)
+    return Instances(**{**{f: getattr(ins, f) for f in (
+        "id", "category_id", "bbox", "area", "iscrowd", "annotator", "track_id", "frame", "num_keypoints", "keypoints")},
+        "image_id": np.asarray(new_ids, dtype=np.int64)}, extra=extra)
+
+
+def _decode_prefix(store: ObjectStore, prefix: str, annotator: str, schema: KeypointSchema, batch: Dataset):
+    parts, findings, rejected, files = [], [], [], {}
+    for key in store.list(prefix):
+        if key.rsplit("/", 1)[-1].startswith("."):
+            continue
+        try:
+            data = store.get(key)
+            files[key] = hashlib.sha256(data).hexdigest()
+            decoded = decode_bytes(key, data, schema=schema, annotator=annotator, source=key)
+        except (CodecError, StorageError, ValueError) as e:
+            findings.append(findings_for("collect.unreadable_file", annotator=annotator, source=key, n=1,
+                                         message=f"{key}: export of {annotator} not used: {e}"))
+            continue
+        instances = rekey_onto_batch(decoded.dataset, batch, source=key)
+        instances.annotator[:] = annotator
+        parts.append(instances)
+        findings.append(decoded.findings)
+        rejected.append(decoded.rejected)
+    return parts, findings, rejected, files
+
+
+def _unique_ids(instances: Instances) -> Instances:
+    """Keep the exports' annotation ids when they are unique across the merge; renumber all
+    (1..n, stable order) when they collide. The originals stay in `source_id`."""
+    if len(np.unique(instances.id)) != len(instances.id):
+        instances.id = np.arange(1, len(instances) + 1, dtype=np.int64)
+    return instances
+
+
+def collect_exports(store: ObjectStore, batch: Dataset, annotators: list[str]) -> CollectResult:
+    """Decode and merge every annotator's exports (and the batch's gold labels, if any)."""
+    schema = batch.schema
+    parts, findings, rejected, files = [], [], [], {}
+    present = {k[len(ANNOTATIONS_PREFIX):].split("/", 1)[0] for k in store.list(ANNOTATIONS_PREFIX)}
+    for who in sorted(present - set(annotators)):
+        findings.append(findings_for("collect.unreadable_file", annotator=who, source=f"{ANNOTATIONS_PREFIX}{who}/", n=1,
+                                     message=f"{ANNOTATIONS_PREFIX}{who}/: annotator {who!r} is not in the client config; exports not used"))
+    for annotator in annotators:
+        p, f, r, fl = _decode_prefix(store, f"{ANNOTATIONS_PREFIX}{annotator}/", annotator, schema, batch)
+        parts += p
+        findings += f
+        rejected += r
+        files.update(fl)
+    instances = _unique_ids(concat_instances(parts, schema.num_keypoints))
+    dataset = batch.replace(instances=instances)
+
+    gold_parts, gf, gr, gfiles = _decode_prefix(store, GOLD_PREFIX, "gold", schema, batch)
+    gold = batch.replace(instances=concat_instances(gold_parts, schema.num_keypoints)) if gold_parts else None
+    rejected_all = pa.concat_tables([REJECTED_SCHEMA.empty_table(), *rejected, *gr])
+    return CollectResult(dataset, gold, concat_findings(findings + gf), rejected_all, {**files, **gfiles})
+
+
+def assignment_findings(dataset: Dataset, assignments: pa.Table) -> pa.Table:
+    """`collect.unassigned_image`: instances an annotator delivered for an image not assigned to them."""
+    ins = dataset.instances
+    if not len(ins) or assignments.num_rows == 0:
+        return concat_findings([])
+    assigned = {(i, a) for i, a in zip(assignments["image_id"].to_pylist(), assignments["annotator"].to_pylist())}
+    pairs = list(zip(ins.image_id.tolist(), ins.annotator.tolist()))
+    bad = np.fromiter(((i, a) not in assigned and i != NONE for i, a in pairs), bool, len(pairs))
+    if not bad.any():
+        return concat_findings([])
+    row = dataset.image_index()[bad]
+    names = dataset.images.file_name[row]
+    return findings_for(
+        "collect.unassigned_image", image_id=ins.image_id[bad], annotation_id=ins.id[bad], annotator=ins.annotator[bad],
+        file_name=names,
+        message=[f"{a} labeled {f}, which was not assigned to them" for a, f in zip(ins.annotator[bad], names)],
+    )
+
+
+def primary_mask(dataset: Dataset, assignments: pa.Table) -> np.ndarray:
+    """Instances to deliver: per image, those of its primary (or gold-role first) annotator.
+    Second opinions on overlap images feed QA only, so a person is never delivered twice."""
+    ins = dataset.instances
+    prim = assignments.filter(pc.is_in(assignments["role"], pa.array(["primary"])))
+    owner = dict(zip(prim["image_id"].to_pylist(), prim["annotator"].to_pylist()))
+    labeled_by: dict[int, list[str]] = {}
+    for i, a in zip(ins.image_id.tolist(), ins.annotator.tolist()):
+        labeled_by.setdefault(i, [])
+        if a not in labeled_by[i]:
+            labeled_by[i].append(a)
+    # an image without a primary owner (gold, or unassigned) keeps its first annotator's labels
+    chosen = {i: owner.get(i) if owner.get(i) in anns else anns[0] for i, anns in labeled_by.items()}
+    return np.fromiter((chosen[i] == a for i, a in zip(ins.image_id.tolist(), ins.annotator.tolist())), bool, len(ins))
