@@ -29,26 +29,30 @@ def unit_hash(keys: list[str], seed: int) -> np.ndarray:
 def assign_annotators(images: Images, annotators: list[str], settings: Assignment) -> pa.Table:
     """One row per (image, annotator): role `primary`, `overlap` (second opinion) or `gold`.
 
-    Images are ordered by their keyed hash and dealt round-robin, so loads differ by at most
-    one. A fraction `overlap` of images also goes to the next annotator in the rotation;
-    gold images (named in the config) go to every annotator.
+    Rendezvous hashing: each image goes to the annotator with the highest keyed hash of
+    (image, annotator), so adding images never moves work already handed out, and adding an
+    annotator moves only the share that becomes theirs. The `overlap` fraction of images (those
+    with the lowest keyed hash) also goes to the runner-up; gold images go to every annotator.
     """
     names = images.file_name.tolist()
-    order = np.argsort(unit_hash(names, settings.seed), kind="stable")
     n_ann = len(annotators)
+    weights = np.stack([unit_hash([f"{n}\x00{a}" for n in names], settings.seed) for a in annotators], axis=1) \
+        if names else np.zeros((0, n_ann))
+    ranked = np.argsort(-weights, axis=1, kind="stable")
+    overlap = (unit_hash(names, settings.seed) < settings.overlap) if n_ann > 1 else np.zeros(len(names), bool)
     gold = set(settings.gold)
-    n_overlap = int(round(settings.overlap * len(names))) if n_ann > 1 else 0
     rows_img, rows_ann, rows_role = [], [], []
-    for rank, i in enumerate(order.tolist()):
-        name = names[i]
+    for i, name in enumerate(names):
         if name in gold:
-            for a in annotators:
-                rows_img.append(i), rows_ann.append(a), rows_role.append("gold")
-            continue
-        first = annotators[rank % n_ann]
-        rows_img.append(i), rows_ann.append(first), rows_role.append("primary")
-        if rank < n_overlap:
-            rows_img.append(i), rows_ann.append(annotators[(rank + 1) % n_ann]), rows_role.append("overlap")
+            roles = [(a, "gold") for a in annotators]
+        else:
+            roles = [(annotators[ranked[i, 0]], "primary")]
+            if overlap[i]:
+                roles.append((annotators[ranked[i, 1]], "overlap"))
+        for a, role in roles:
+            rows_img.append(i)
+            rows_ann.append(a)
+            rows_role.append(role)
     idx = np.asarray(rows_img, dtype=np.int64)
     return pa.table(
         {

@@ -1,0 +1,53 @@
+from pathlib import Path
+
+import pytest
+
+from kpdeliver.config import ConfigError, load_config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "client.yaml"
+    p.write_text(text)
+    return p
+
+
+GOOD = """
+client: acme
+dataset: pose-2026
+schema: coco17
+source: ./batch
+releases: ./releases
+annotators: [ann_a, ann_b]
+splits: {train: 0.7, val: 0.3, seed: 3}
+"""
+
+
+def test_good_config_resolves_relative_locations(tmp_path):
+    cfg = load_config(write(tmp_path, GOOD))
+    assert cfg.source == str((tmp_path / "batch").resolve())
+    assert cfg.releases == str((tmp_path / "releases").resolve())
+    assert cfg.splits.ratios() == {"train": 0.7, "val": 0.3}
+    assert cfg.schema_name == "coco17"
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        (GOOD.replace("train: 0.7", "train: 0.9"), "splits"),
+        (GOOD.replace("annotators: [ann_a, ann_b]", "annotators: [ann_a, ann_a]"), "annotators"),
+        (GOOD + "colour: blue\n", "colour"),
+        ("client: [unclosed", "not valid YAML"),
+        ("- just\n- a list\n", "mapping"),
+        (GOOD.replace("client: acme", "client: ../evil"), "client"),
+    ],
+)
+def test_bad_config_fails_with_one_sentence(tmp_path, text, fragment):
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, text))
+    msg = str(e.value)
+    assert fragment in msg and "\n" not in msg
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")

@@ -1,0 +1,121 @@
+"""The publication protocol on the local store: staging, claims, manifest last, resume, races."""
+import threading
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pytest
+
+from kpdeliver import release
+from kpdeliver.codecs import REJECTED_SCHEMA
+from kpdeliver.config import QuarantineScope
+from kpdeliver.findings import concat_findings, findings_for
+from kpdeliver.model import Dataset, Images, Instances
+from kpdeliver.schema import COCO17
+from kpdeliver.storage import LocalStore
+
+
+def plan(tag: str) -> release.ReleasePlan:
+    return release.ReleasePlan(files={"coco/train.json": f'{{"t": "{tag}"}}'.encode(), "qa/x.txt": b"x"},
+                               copies=[], counts={"n": 1}, verdict={"verdict": "pass"})
+
+
+def stage_and_publish(store, fp, tag="a"):
+    prefix = release.staging_prefix("acme", "pose", fp)
+    release.stage(plan(tag), release_store=store, source_store=store, prefix=prefix)
+    return release.publish(store=store, client="acme", dataset="pose", fingerprint=fp, staged_prefix=prefix,
+                           manifest_fields={})
+
+
+def test_versions_increase_and_manifest_lists_every_file(tmp_path):
+    store = LocalStore(tmp_path)
+    p1 = stage_and_publish(store, "f1" * 16)
+    p2 = stage_and_publish(store, "f2" * 16, tag="b")
+    assert (p1.version, p2.version) == (1, 2)
+    m = release.read_manifest(store, "acme", "pose", 2)
+    assert set(m["files"]) == {"coco/train.json", "qa/x.txt"}
+    assert m["files"]["coco/train.json"]["sha256"] == release.sha256_hex(b'{"t": "b"}')
+    assert release.published_versions(store, "acme", "pose") == [1, 2]
+    assert release.find_duplicate(store, "acme", "pose", "f1" * 16) == 1
+    cat = release.rebuild_catalog(store, "acme")
+    assert cat["version"].to_pylist() == [1, 2]
+
+
+def test_a_killed_publication_is_invisible_and_resumes_into_the_same_version(tmp_path):
+    store = LocalStore(tmp_path)
+    fp = "ab" * 16
+    prefix = release.staging_prefix("acme", "pose", fp)
+    release.stage(plan("a"), release_store=store, source_store=store, prefix=prefix)
+    # simulate a run that claimed v0001 and copied one file, then died before the manifest
+    store.put_if_absent("acme/pose/.claims/v0001", fp.encode())
+    store.put("acme/pose/v0001/coco/train.json", b"partial")
+    assert release.published_versions(store, "acme", "pose") == []
+    done = release.publish(store=store, client="acme", dataset="pose", fingerprint=fp, staged_prefix=prefix, manifest_fields={})
+    assert done.version == 1 and done.resumed
+    assert store.get("acme/pose/v0001/coco/train.json") == b'{"t": "a"}'
+
+
+def test_a_foreign_claim_is_skipped(tmp_path):
+    store = LocalStore(tmp_path)
+    store.put_if_absent("acme/pose/.claims/v0001", b"someone-else")
+    assert stage_and_publish(store, "cd" * 16).version == 2
+
+
+def test_racing_publications_never_share_a_version(tmp_path):
+    store = LocalStore(tmp_path)
+    results, errors = [], []
+
+    def run(i):
+        try:
+            results.append(stage_and_publish(store, f"{i:02d}" * 16, tag=str(i)).version)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(6)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert not errors
+    assert sorted(results) == [1, 2, 3, 4, 5, 6]
+    for v in results:
+        m = release.read_manifest(store, "acme", "pose", v)
+        tag = m["fingerprint"][:2]
+        assert store.get(f"acme/pose/v{v:04d}/coco/train.json") == f'{{"t": "{int(tag)}"}}'.encode()
+
+
+def test_published_manifest_is_never_overwritten(tmp_path):
+    store = LocalStore(tmp_path)
+    stage_and_publish(store, "ee" * 16)
+    before = store.get("acme/pose/v0001/manifest.json")
+    assert not store.put_if_absent("acme/pose/v0001/manifest.json", b"{}")
+    assert store.get("acme/pose/v0001/manifest.json") == before
+
+
+def _dataset():
+    kps = np.zeros((3, 17, 3))
+    kps[:, :, :] = [10, 10, 2]
+    images = Images.build(id=[1, 2], file_name=["a.jpg", "b.jpg"], width=[100, 100], height=[100, 100])
+    ins = Instances.build(id=[11, 12, 13], image_id=[1, 1, 2], keypoints=kps, annotator=["x", "x", "y"])
+    return Dataset(COCO17, images, ins)
+
+
+@pytest.mark.parametrize("scope, delivered_ids, quarantined_images", [
+    (QuarantineScope.instance, [12, 13], 0),
+    (QuarantineScope.image, [13], 1),
+])
+def test_quarantine_scope_and_accounting(scope, delivered_ids, quarantined_images):
+    ds = _dataset()
+    f = concat_findings([
+        findings_for("visibility.invalid_flag", message="bad", annotation_id=11, image_id=1, n=1),
+        findings_for("bounds.keypoint_outside_bbox", message="meh", annotation_id=13, image_id=2, n=1),
+    ])
+    rejected = pa.Table.from_pylist([{"annotation_id": 99, "image_id": 5, "annotator": "y", "source": "f.json",
+                                      "check": "schema.keypoint_count", "reason": "16 keypoints", "raw": "{}"}],
+                                    schema=REJECTED_SCHEMA)
+    delivered, q, img_q = release.split_quarantine(ds, f, rejected, scope)
+    assert delivered.instances.id.tolist() == delivered_ids
+    assert int(img_q.sum()) == quarantined_images
+    assert len(delivered.instances) + q.num_rows == len(ds.instances) + rejected.num_rows
+    row = q.to_pylist()[0]
+    assert row["annotation_id"] == 11 and row["checks"] == "visibility.invalid_flag"
+    assert orjson.loads(row["raw"])["keypoints"][:3] == [10, 10, 2]
+    assert q.to_pylist()[-1]["raw"] == "{}"
