@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 WORK   ?= .work
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench bench-deps install clean
 
 install: $(STAMP)
 
@@ -29,3 +29,9 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(WORK) $(VENV) *.egg-info
+
+# Ultralytics (AGPL) only as a benchmark reference, in its own venv, CPU torch (no CUDA packages).
+bench-deps:
+	$(PYTHON) -m venv $(WORK)/ultra-venv
+	echo "torch==2.13.0" > $(WORK)/torch-constraint.txt
+	$(WORK)/ultra-venv/bin/pip install --quiet -c $(WORK)/torch-constraint.txt torch==2.13.0 ultralytics

@@ -76,6 +76,62 @@ class QAThresholds(_Model):
     max_quarantined_fraction: float = Field(0.1, ge=0, le=1)
 
 
+class CoverageBin(_Model):
+    """One pose the client wants represented: `min_count` instances with `measure` in [low, high] degrees.
+
+    Measures: elbow_flexion, knee_flexion, arm_elevation, trunk_lean (coco17), or `angle:<keypoint>` (the
+    flexion at a keypoint with two skeleton edges, any schema; 0 = straight, 180 = folded back)."""
+
+    name: str = Field(min_length=1, description="plain words, e.g. 'arms fully overhead'")
+    measure: str = Field(pattern=r"^(elbow_flexion|knee_flexion|arm_elevation|trunk_lean|angle:.+)$")
+    low: float = Field(ge=0, le=180)
+    high: float = Field(ge=0, le=180)
+    min_count: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "CoverageBin":
+        if self.high < self.low:
+            raise ValueError(f"coverage bin {self.name!r}: high {self.high:g} is below low {self.low:g}")
+        return self
+
+
+_COCO17_COVERAGE = (
+    CoverageBin(name="arms fully overhead", measure="arm_elevation", low=150, high=180),
+    CoverageBin(name="arms raised to the side", measure="arm_elevation", low=70, high=110),
+    CoverageBin(name="arms hanging down", measure="arm_elevation", low=0, high=30),
+    CoverageBin(name="straight elbows", measure="elbow_flexion", low=0, high=20),
+    CoverageBin(name="fully bent elbows", measure="elbow_flexion", low=120, high=180),
+    CoverageBin(name="straight knees", measure="knee_flexion", low=0, high=20),
+    CoverageBin(name="deep squats", measure="knee_flexion", low=110, high=180),
+    CoverageBin(name="upright trunks", measure="trunk_lean", low=0, high=15),
+    CoverageBin(name="trunks bent far forward or sideways", measure="trunk_lean", low=45, high=180),
+)
+
+
+class DeepQASettings(_Model):
+    """Thresholds of the deep QA (agreement, gold, swaps, jitter, drift, coverage). Scale units are
+    fractions of the instance scale s = sqrt(area); tolerances in kappa units are multiples of kappa * s."""
+
+    min_oks: float = Field(0.75, ge=0, le=1, description="instance agreement below this -> qa.low_agreement")
+    match_min_oks: float = Field(0.1, ge=0, le=1, description="instances of two annotators pair up above this")
+    point_tolerance: float = Field(1.5, gt=0, description="point farther than this (kappa units) from gold")
+    offset_min: float = Field(0.02, ge=0, description="smallest convention offset reported (scale units)")
+    offset_t: float = Field(5.0, gt=0, description="convention offset must be this many standard errors")
+    offset_min_instances: int = Field(10, ge=2)
+    swap_gain: float = Field(0.25, gt=0, le=1, description="OKS gain of the mirrored instance that means a swap")
+    pair_swap_gain: float = Field(0.8, gt=0, le=2, description="gain of one exchanged pair (sum of 2 terms)")
+    jitter_z: float = Field(6.0, gt=0, description="robust z of a point's deviation from its neighbours")
+    jitter_min: float = Field(0.03, ge=0, description="and at least this far (scale units)")
+    flicker_window: int = Field(2, ge=1, description="visibility run this short between equal states = flicker")
+    drift_warmup: int = Field(30, ge=5, description="reference items that set an annotator's own baseline")
+    drift_k: float = Field(0.5, gt=0, description="CUSUM allowance, in robust standard deviations")
+    drift_h: float = Field(12.0, gt=0, description="CUSUM alarm level, in robust standard deviations")
+    coverage_targets: tuple[CoverageBin, ...] = _COCO17_COVERAGE
+    generic_bins: tuple[float, ...] = Field(
+        (0, 45, 90, 135, 180), description="bin edges (degrees) for angle:<keypoint> of schemas without targets"
+    )
+
+
 class StorageOptions(_Model):
     endpoint_url: Optional[str] = None
     region: Optional[str] = None
@@ -98,6 +154,7 @@ class ClientConfig(_Model):
     assignment: Assignment = Assignment()
     validation: ValidationSettings = ValidationSettings()
     qa: QAThresholds = QAThresholds()
+    deep_qa: DeepQASettings = DeepQASettings()
     yolo: YoloOptions = YoloOptions()
     storage: StorageOptions = StorageOptions()
 

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 def _jpeg(path: Path, w=200, h=160) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(len(path.name))
+    rng = np.random.default_rng(sum(map(ord, path.name)))
     Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(path, "JPEG")
 
 

@@ -10,6 +10,7 @@ formatting is the costly part of a naive converter.
 """
 from __future__ import annotations
 
+import posixpath
 from pathlib import PurePosixPath
 from typing import Mapping
 
@@ -23,22 +24,22 @@ from kpdeliver.schema import KeypointSchema, pairs_by_prefix
 
 DECIMALS = 7  # 1e-7 of the image side: 1e-3 px up to 10,000 px images
 _SCALE = 10**DECIMALS
-_POW = 10 ** np.arange(DECIMALS - 1, -1, -1, dtype=np.int64)
 
 
 def yolo_stem(file_name: str) -> str:
     """A flat, unique stem for an image's label and image file in the YOLO tree."""
-    p = PurePosixPath(file_name.replace("\\", "/"))
-    return str(p.with_suffix("")).replace("/", "__")
+    return posixpath.splitext(file_name.replace("\\", "/"))[0].replace("/", "__")
 
 
 def _fixed(values: np.ndarray) -> np.ndarray:
     """[N] floats in [0, 1] -> [N, DECIMALS + 2] uint8 ASCII `d.ddddddd`."""
-    q = np.rint(np.clip(values, 0.0, 1.0) * _SCALE).astype(np.int64)
+    q = np.rint(np.clip(values, 0.0, 1.0) * _SCALE).astype(np.int32)
     out = np.empty((len(q), DECIMALS + 2), np.uint8)
-    out[:, 0] = ord("0") + q // _SCALE
     out[:, 1] = ord(".")
-    out[:, 2:] = ord("0") + (q[:, None] % _SCALE) // _POW % 10
+    for pos in range(DECIMALS + 1, 1, -1):  # one pass per digit position, least significant first
+        out[:, pos] = q % 10 + ord("0")
+        q //= 10
+    out[:, 0] = q + ord("0")
     return out
 
 
@@ -145,11 +146,14 @@ def decode(
     sizes: Mapping[str, tuple[int, int]],
     schema: KeypointSchema | None = None,
     source: str = "",
+    image_names: Mapping[str, str] | None = None,
 ) -> Decoded:
     """Decode label files (key: path ending in `<stem>.txt`) given each stem's image size.
 
     `sizes` maps label stems to (width, height); a label whose image size is unknown is held
-    back with a finding rather than guessed.
+    back with a finding rather than guessed. `image_names` maps stems to the images' file
+    names (default: the label key). With `kpt_shape [K, 2]` there is no flag: a point at
+    (0, 0) reads as v=0, any other as v=2 (a finding says so).
     """
     try:
         doc = yaml.safe_load(data_yaml_bytes) or {}
@@ -187,7 +191,7 @@ def decode(
             continue
         w, h = sizes[stem]
         img_ids.append(image_id)
-        fnames.append(key)
+        fnames.append((image_names or {}).get(stem, key))
         ws.append(w)
         hs.append(h)
         for ln_no, ln in enumerate(lines, start=1):
@@ -199,10 +203,11 @@ def decode(
             if vals is None or len(vals) != ncol:
                 what = "non-numeric values" if vals is None else f"{len(parts)} values, expected {ncol} (5 + {k}x{dim})"
                 msg = f"{source}: {key} line {ln_no}: {what}"
-                findings.append(findings_for("schema.keypoint_count" if vals else "schema.bad_type", message=msg,
-                                             image_id=image_id, file_name=key, source=source, n=1))
+                check = "schema.keypoint_count" if vals else "schema.bad_type"
+                findings.append(findings_for(check, message=msg, image_id=image_id, file_name=key, source=source,
+                                             value=float(len(parts)) if vals else None, n=1))
                 rejected.append({"annotation_id": -1, "image_id": image_id, "annotator": "", "source": key,
-                                 "check": "schema.bad_type", "reason": msg, "raw": ln})
+                                 "check": check, "reason": msg, "raw": ln})
                 continue
             rows.append(vals)
             row_img.append(len(img_ids) - 1)

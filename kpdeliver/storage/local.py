@@ -19,7 +19,7 @@ class LocalStore(ObjectStore):
         return self.root / check_key(key)
 
     def list(self, prefix: str = "") -> Iterator[str]:
-        base = self.root / prefix if prefix else self.root
+        base = self._path(prefix.rstrip("/")) if prefix.strip("/") else self.root
         if base.is_file():
             yield prefix
             return
@@ -79,21 +79,30 @@ class LocalStore(ObjectStore):
         return self._path(key).stat().st_size
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        # folders are implicit in an object store: drop the ones this delete left empty
+        for parent in path.parents:
+            if parent == self.root or not parent.is_relative_to(self.root):
+                break
+            try:
+                parent.rmdir()
+            except OSError:
+                break
 
     def copy(self, src_key: str, dst_key: str) -> None:
-        dst = self._path(dst_key)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._write_temp(dst, b"")
-        shutil.copyfile(self._path(src_key), tmp)
-        os.replace(tmp, dst)
+        self.copy_from(self, src_key, dst_key)
 
     def copy_from(self, src: ObjectStore, src_key: str, dst_key: str) -> None:
         if isinstance(src, LocalStore):
             dst = self._path(dst_key)
             dst.parent.mkdir(parents=True, exist_ok=True)
             tmp = self._write_temp(dst, b"")
-            shutil.copyfile(src._path(src_key), tmp)
+            try:
+                shutil.copyfile(src._path(src_key), tmp)
+            except FileNotFoundError:
+                os.unlink(tmp)
+                raise StorageError(f"no object {src.location(src_key)}") from None
             os.replace(tmp, dst)
         else:
             with src.open(src_key) as fh:
