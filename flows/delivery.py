@@ -105,6 +105,7 @@ def _summary(store, config: ClientConfig, version: int, manifest: dict, *, dupli
         "duplicate_of_published": duplicate,
         "verdict": manifest.get("verdict"),
         "counts": manifest.get("counts", {}),
+        "qa": manifest.get("qa", {}),
         "findings": store.location(prefix + "/qa/findings.parquet"),
         "report": store.location(prefix + "/qa/report.html"),
         "fingerprint": manifest.get("fingerprint"),

@@ -53,6 +53,16 @@ def print_summary(summary: dict) -> None:
               f"{c.get('instances_review_only')} review-only (overlap)")
     t.add_row("findings", str(c.get("findings")), "", f"splits {c.get('splits')}")
     console.print(t)
+    by_check = summary.get("qa", {}).get("findings_by_check", {})
+    if by_check:
+        f = Table(title="findings by check")
+        for col in ("check", "error", "warning", "info"):
+            f.add_column(col, justify="left" if col == "check" else "right")
+        for check, n in by_check.items():
+            f.add_row(check, *(str(n[s]) if n[s] else "" for s in ("error", "warning", "info")))
+        console.print(f)
+    for reason in summary.get("qa", {}).get("reasons", []):
+        console.print(f"[red]sign-off:[/] {reason}")
     if summary.get("duplicate_of_published"):
         console.print("[yellow]inputs identical to this published release: no new version written[/]")
     console.print(f"release:  {summary['release']}")

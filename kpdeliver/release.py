@@ -335,7 +335,8 @@ def stage(plan: ReleasePlan, *, release_store: ObjectStore, source_store: Object
         listing[path] = {"size": release_store.size(dst), "sha256": sha}
         if progress:
             progress()
-    marker = {"files": dict(sorted(listing.items())), "counts": plan.counts, "verdict": plan.verdict["verdict"]}
+    marker = {"files": dict(sorted(listing.items())), "counts": plan.counts, "verdict": plan.verdict["verdict"],
+              "qa": {k: plan.verdict[k] for k in ("reasons", "findings_by_check")}}
     release_store.put(join_key(prefix, "STAGED"), orjson.dumps(marker, option=orjson.OPT_SORT_KEYS))
     return marker
 
@@ -401,7 +402,8 @@ def publish(
                 "kpdeliver": __version__, "client": client, "dataset": dataset, "version": version,
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "fingerprint": fingerprint, **manifest_fields,
-                "counts": marker["counts"], "verdict": marker["verdict"], "files": marker["files"],
+                "counts": marker["counts"], "verdict": marker["verdict"], "qa": marker.get("qa", {}),
+                "files": marker["files"],
             }
             body = orjson.dumps(manifest, option=orjson.OPT_INDENT_2)
             if store.put_if_absent(join_key(prefix, "manifest.json"), body):

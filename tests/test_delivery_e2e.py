@@ -128,3 +128,14 @@ def test_a_changed_batch_publishes_the_next_version_with_stable_content(demo, pr
     m2 = json.loads((Path(third["release"]) / "manifest.json").read_text())["files"]
     same = [f for f in m1 if f.startswith("yolo/images/") and m1[f] == m2.get(f)]
     assert len(same) == sum(f.startswith("yolo/images/") for f in m1)  # images unchanged, byte for byte
+
+
+def test_every_mistake_injected_into_the_demo_is_found(demo):
+    root, _, summary, _ = demo
+    truth = json.loads((root / "truth.json").read_text())
+    findings = pq.read_table(Path(summary["release"]) / "qa/findings.parquet").to_pylist()
+    assert len(truth["mistakes"]) >= 6
+    for m in truth["mistakes"]:
+        hits = [r for r in findings if r["check"] == m["expected_check"] and r["annotation_id"] == m["annotation_id"]
+                and (m["keypoint"] is None or r["keypoint"] == m["keypoint"])]
+        assert hits, f"not found: {m}"
