@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from posixpath import basename
+from posixpath import basename, splitext
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -35,23 +36,28 @@ class CollectResult:
     files: dict[str, str]  # export key -> sha256 of its bytes
 
 
-def _name_lookup(file_names: list[str]) -> tuple[dict[str, int], dict[str, int]]:
-    exact = {n: i for i, n in enumerate(file_names)}
-    by_base: dict[str, int] = {}
+def _unique_index(keys: list[str]) -> dict[str, int]:
+    """key -> row, for the keys that name exactly one row."""
+    index: dict[str, int] = {}
     clash = set()
-    for i, n in enumerate(file_names):
-        b = basename(n)
-        if b in by_base:
-            clash.add(b)
-        by_base[b] = i
-    for b in clash:
-        del by_base[b]
-    return exact, by_base
+    for i, key in enumerate(keys):
+        if key in index:
+            clash.add(key)
+        index[key] = i
+    return {k: v for k, v in index.items() if k not in clash}
+
+
+def _name_lookups(file_names: list[str]) -> list[tuple[Callable[[str], str], dict[str, int]]]:
+    """Ways to match an export's image name to the batch, most exact first: the relative path,
+    the base name, the stem (CVAT video exports name frames `frame_000010`, no extension)."""
+    ways: list[Callable[[str], str]] = [
+        lambda n: n.removeprefix("images/"), basename, lambda n: splitext(basename(n))[0]]
+    return [(way, _unique_index([way(n) for n in file_names])) for way in ways]
 
 
 def rekey_onto_batch(part: Dataset, batch: Dataset, *, source: str) -> Instances:
     """The export's instances with image ids of the batch (-1 where no batch image matches)."""
-    exact, by_base = _name_lookup(batch.images.file_name.tolist())
+    lookups = _name_lookups(batch.images.file_name.tolist())
     export_names = dict(zip(part.images.id.tolist(), part.images.file_name.tolist()))
     batch_ids = batch.images.id
     new_ids = []
@@ -60,11 +66,7 @@ def rekey_onto_batch(part: Dataset, batch: Dataset, *, source: str) -> Instances
         row = None
         if name is not None:
             name = name.replace("\\", "/")
-            row = exact.get(name)
-            if row is None:
-                row = exact.get(name[len("images/"):]) if name.startswith("images/") else None
-            if row is None:
-                row = by_base.get(basename(name))
+            row = next((index[way(name)] for way, index in lookups if way(name) in index), None)
         new_ids.append(int(batch_ids[row]) if row is not None else NONE)
     ins = part.instances
     extra = dict(ins.extra)

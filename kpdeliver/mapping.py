@@ -13,25 +13,38 @@ import numpy as np
 
 from kpdeliver.schema import KeypointSchema, SchemaError
 
-# Common spellings seen in exports -> canonical (normalised) names.
+# Common spellings seen in exports (compact: lower case, no separators) -> canonical names.
+# OpenPose writes LShoulder / RElbow, some tools lsho / rank, MPII r_ankle.
+_SIDE_PARTS = {
+    "shoulder": ("shoulder", "sho", "shoul"), "elbow": ("elbow", "elb"), "wrist": ("wrist", "wri"),
+    "hip": ("hip",), "knee": ("knee", "kne"), "ankle": ("ankle", "ank"), "eye": ("eye",), "ear": ("ear",),
+}
 ALIASES: dict[str, str] = {
-    "lshoulder": "left_shoulder", "rshoulder": "right_shoulder",
-    "lelbow": "left_elbow", "relbow": "right_elbow",
-    "lwrist": "left_wrist", "rwrist": "right_wrist",
-    "lhip": "left_hip", "rhip": "right_hip",
-    "lknee": "left_knee", "rknee": "right_knee",
-    "lankle": "left_ankle", "rankle": "right_ankle",
-    "leye": "left_eye", "reye": "right_eye",
-    "lear": "left_ear", "rear": "right_ear",
+    f"{s[0]}{spelling}": f"{side}_{part}"
+    for part, spellings in _SIDE_PARTS.items() for spelling in spellings
+    for side, s in (("left", "l"), ("right", "r"))
 }
 
 
 def normalise_name(name: str) -> str:
-    s = re.sub(r"[\s\-\.]+", "_", name.strip().lower())
+    """Canonical spelling: lower snake case, side as a `left_` / `right_` prefix, aliases applied.
+
+    `L_Shoulder`, `LShoulder`, `lshoulder`, `shoulder_left` and `left-shoulder` all give `left_shoulder`."""
+    s = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name.strip())
+    s = re.sub(r"[\s\-\.]+", "_", s.lower()).strip("_")
     s = re.sub(r"^l_", "left_", s)
     s = re.sub(r"^r_", "right_", s)
+    m = re.fullmatch(r"(.+?)_(l|r|left|right)", s)
+    if m:
+        s = ("left_" if m.group(2).startswith("l") else "right_") + m.group(1)
     compact = s.replace("_", "")
-    return ALIASES.get(compact, s)
+    short = re.sub(r"^(left|right)", lambda m: m.group(1)[0], compact)
+    return ALIASES.get(short, s)
+
+
+def _key(name: str) -> str:
+    """What two names must share to be the same keypoint: the canonical name without separators."""
+    return normalise_name(name).replace("_", "")
 
 
 def map_keypoint_names(names: Sequence[str], schema: KeypointSchema) -> np.ndarray:
@@ -40,11 +53,11 @@ def map_keypoint_names(names: Sequence[str], schema: KeypointSchema) -> np.ndarr
     Raises SchemaError when a schema keypoint has no match, a name matches twice, or the
     export carries a keypoint the schema does not know.
     """
-    target = {normalise_name(n): i for i, n in enumerate(schema.keypoints)}
+    target = {_key(n): i for i, n in enumerate(schema.keypoints)}
     found: dict[int, int] = {}
     unknown, clashes = [], []
     for j, raw in enumerate(names):
-        i = target.get(normalise_name(raw))
+        i = target.get(_key(raw))
         if i is None:
             unknown.append(raw)
         elif i in found:

@@ -134,7 +134,7 @@ class Instances:
         n = len(id)
         kps = np.asarray(keypoints, dtype=np.float64)
         if kps.size == 0:
-            kps = kps.reshape(n, num_kpts or 0, 3)
+            kps = kps.reshape(n, num_kpts if num_kpts is not None else (kps.shape[1] if kps.ndim == 3 else 0), 3)
         bb = np.full((n, 4), np.nan) if bbox is None else np.asarray(bbox, dtype=np.float64).reshape(n, 4)
         return cls(
             id=_col(id, np.int64),
@@ -153,7 +153,7 @@ class Instances:
 
     @classmethod
     def empty(cls, num_kpts: int) -> "Instances":
-        return cls.build(id=[], image_id=[], keypoints=np.zeros((0, num_kpts, 3)))
+        return cls.build(id=[], image_id=[], keypoints=np.zeros((0, num_kpts, 3)), num_kpts=num_kpts)
 
     def __len__(self) -> int:
         return len(self.id)

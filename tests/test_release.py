@@ -17,7 +17,8 @@ from kpdeliver.storage import LocalStore
 
 def plan(tag: str) -> release.ReleasePlan:
     return release.ReleasePlan(files={"coco/train.json": f'{{"t": "{tag}"}}'.encode(), "qa/x.txt": b"x"},
-                               copies=[], counts={"n": 1}, verdict={"verdict": "pass"})
+                               copies=[], counts={"n": 1},
+                               verdict={"verdict": "pass", "reasons": [], "findings_by_check": {}})
 
 
 def stage_and_publish(store, fp, tag="a"):

@@ -8,14 +8,17 @@ every other item is still decoded.
 """
 from __future__ import annotations
 
+import gc
 import json
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import orjson
+import pyarrow as pa
 
-from kpdeliver.codecs import CodecError, Decoded, rejected_rows
-from kpdeliver.findings import concat_findings, findings_for
+from kpdeliver.codecs import REJECTED_SCHEMA, CodecError, Decoded, rejected_rows
+from kpdeliver.findings import FINDINGS_SCHEMA, concat_findings, findings_for
 from kpdeliver.model import NONE, Category, Dataset, Images, Instances
 from kpdeliver.schema import KeypointSchema, SchemaError, pairs_by_prefix
 
@@ -58,8 +61,8 @@ def schema_from_coco_category(cat: dict, num_kpts: int, *, name: str = "custom")
     names = [str(n) for n in (cat.get("keypoints") or [])]
     if len(names) != num_kpts:
         names = [f"kp{i}" for i in range(num_kpts)]
-    raw_edges = [e for e in (cat.get("skeleton") or []) if isinstance(e, (list, tuple)) and len(e) == 2]
-    flat = [int(x) for e in raw_edges for x in e if isinstance(x, (int, float))]
+    raw_edges = _edges(cat)
+    flat = [x for e in raw_edges for x in e]
     base = 0 if flat and min(flat) == 0 else 1
     edges = tuple(
         (int(a) - base, int(b) - base)
@@ -75,6 +78,13 @@ def schema_from_coco_category(cat: dict, num_kpts: int, *, name: str = "custom")
         category=str(cat.get("name") or "object"),
         source="from the file's COCO category (sigmas 0.05 by default)",
     )
+
+
+def _edges(cat: dict) -> list[tuple[int, int]]:
+    """A category's skeleton edges that are pairs of integers (anything else is not an edge)."""
+    raw = cat.get("skeleton") if isinstance(cat.get("skeleton"), list) else []
+    return [(int(e[0]), int(e[1])) for e in raw if isinstance(e, (list, tuple)) and len(e) == 2
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) and float(x).is_integer() for x in e)]
 
 
 def _kp_length(kp: Any) -> int:
@@ -100,9 +110,84 @@ def _keypoint_array(rows: list[list], k: int) -> np.ndarray:
         return out
 
 
+def _uniform_block(anns: list) -> np.ndarray | None:
+    """[n, 3K] numbers when every annotation is an object with flat (or nested) numeric keypoints
+    of one length: the common case, checked by one numpy conversion instead of per item."""
+    try:
+        rows = [a["keypoints"] for a in anns]
+    except (TypeError, KeyError):
+        return None
+    arr = _try_array(rows)
+    if arr.dtype.kind not in "fiu" or not arr.size:
+        return None
+    if arr.ndim == 3 and arr.shape[2] == 3:
+        return arr.reshape(len(rows), -1)
+    return arr if arr.ndim == 2 and arr.shape[1] % 3 == 0 else None
+
+
+def _no_rows(schema: pa.Schema) -> pa.Table:
+    """An empty table from typed null arrays. pyarrow's Schema.empty_table() and pa.array()
+    import pandas (a quarter second), which `kpdeliver convert` on a clean file never needs."""
+    return pa.Table.from_arrays([pa.nulls(0, f.type) for f in schema], schema=schema)
+
+
+def _numeric_block(rows: list, k: int) -> np.ndarray | None:
+    """[n, K, 3] from well-formed rows in one numpy conversion, or None when any value is not a
+    number (None, a string...), so the caller checks row by row. numpy infers float64 only
+    when every value is a number (JSON true/false mixed with numbers count as 1/0)."""
+    arr = _try_array(rows)
+    if arr.dtype.kind not in "fiu" or arr.size != len(rows) * k * 3:
+        return None
+    return arr.astype(np.float64, copy=False).reshape(len(rows), k, 3)
+
+
+def _try_array(values: list) -> np.ndarray:
+    """numpy's own conversion, or an empty object array when the values are ragged or mixed."""
+    try:
+        return np.array(values)
+    except (ValueError, TypeError, OverflowError):
+        return np.zeros(0, dtype=object)
+
+
+def _int_col(values: list, default: int = NONE) -> np.ndarray:
+    """int64 column; numpy converts an all-integer list in C, anything else goes value by value."""
+    if values.count(None) == len(values):
+        return np.full(len(values), default, np.int64)
+    arr = _try_array(values) if values else np.zeros(0, np.int64)
+    if arr.ndim == 1 and arr.dtype.kind in "iu":
+        return arr.astype(np.int64)
+    return np.fromiter((_int(v, default) for v in values), np.int64, len(values))
+
+
+def _float_col(values: list, width: int = 0) -> np.ndarray:
+    """float64 column ([n] or [n, width]); NaN where a value is absent or not a number."""
+    shape = (len(values), width) if width else (len(values),)
+    if values.count(None) == len(values):
+        return np.full(shape, np.nan)
+    arr = _try_array(values)
+    if arr.shape == shape and arr.dtype.kind in "iuf":
+        return arr.astype(np.float64)
+    if width:
+        return np.array([_bbox(v) for v in values], dtype=np.float64).reshape(shape)
+    return np.fromiter((_num(v) for v in values), np.float64, len(values))
+
+
 def _valid_numbers(kp: list) -> bool:
     flat = kp if not (kp and isinstance(kp[0], list)) else [x for p in kp for x in p]
     return all(x is None or (isinstance(x, (int, float)) and not isinstance(x, bool)) for x in flat)
+
+
+@contextmanager
+def _gc_paused():
+    """Parsing a large file makes millions of containers and no reference cycles; the cyclic
+    collector would walk them again and again (half the decode time on 100k instances)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def decode(
@@ -113,12 +198,14 @@ def decode(
     annotator: str = "",
 ) -> Decoded:
     """Decode a COCO keypoints file. With no schema, the file's own category defines one."""
+    with _gc_paused():
+        return _decode(data, schema=schema, source=source, annotator=annotator)
+
+
+def _decode(data: bytes, *, schema: KeypointSchema | None, source: str, annotator: str) -> Decoded:
     doc = load_json(data, source)
     if isinstance(doc, list):
-        raise CodecError(
-            f"{source}: a JSON list, not a COCO dataset (a detection *results* file has no images "
-            "or categories; decode it against its ground truth)"
-        )
+        raise CodecError(f"{source}: a JSON list, not a COCO dataset ({_list_kind(doc)})")
     if not isinstance(doc, dict) or "annotations" not in doc:
         raise CodecError(f"{source}: field 'annotations' is missing; not a COCO keypoints file")
     anns = doc.get("annotations") or []
@@ -127,23 +214,32 @@ def decode(
     if not isinstance(anns, list) or not isinstance(raw_images, list):
         raise CodecError(f"{source}: fields 'images' and 'annotations' must be lists")
 
-    lengths = np.fromiter((_kp_length(a.get("keypoints")) if isinstance(a, dict) else -1 for a in anns), np.int64, len(anns))
+    uniform = _uniform_block(anns)
+    if uniform is not None:
+        lengths = np.full(len(anns), uniform.shape[1] // 3, np.int64)
+    else:
+        lengths = np.fromiter((_kp_length(a.get("keypoints")) if isinstance(a, dict) else -1 for a in anns),
+                              np.int64, len(anns))
+    findings: list = _quirks(doc, cats, anns, lengths, source)
     if schema is None:
-        named = [c for c in cats if c.get("keypoints")]
-        k = len(named[0]["keypoints"]) if named else (int(np.bincount(lengths[lengths > 0]).argmax()) if (lengths > 0).any() else 0)
-        if k == 0:
-            raise CodecError(f"{source}: no keypoints found (no category 'keypoints' names and no annotation 'keypoints')")
-        schema = schema_from_coco_category(named[0] if named else (cats[0] if cats else {}), k)
+        schema = _schema_from_file(cats, lengths, source)
     k = schema.num_keypoints
     order = _name_order(cats, schema, source)
 
-    findings: list = []
     rejected: list[dict] = []
     img_of = {}
     images = _decode_images(raw_images, source, img_of, findings)
 
+    shaped = np.flatnonzero(lengths == k)
+    if uniform is not None and len(shaped) == len(anns):
+        block = uniform.astype(np.float64, copy=False).reshape(len(anns), k, 3)
+    else:
+        block = _numeric_block([anns[i]["keypoints"] for i in shaped.tolist()], k) if len(shaped) else None
+    # with an all-numeric block only the wrongly shaped items need a look, one by one
     keep_rows: list[int] = []
-    for i, a in enumerate(anns):
+    suspects = np.flatnonzero(lengths != k).tolist() if block is not None else range(len(anns))
+    for i in suspects:
+        a = anns[i]
         reason = None
         if not isinstance(a, dict):
             reason = ("schema.bad_type", "annotations", f"annotation #{i} is not an object")
@@ -152,7 +248,7 @@ def decode(
             reason = ("schema.missing_field" if a.get("keypoints") is None else "schema.bad_type", "keypoints", f"keypoints {what}")
         elif lengths[i] != k:
             reason = ("schema.keypoint_count", "keypoints", f"{lengths[i]} keypoints, schema {schema.name!r} has {k}")
-        elif not _valid_numbers(a["keypoints"]):
+        elif block is None and not _valid_numbers(a["keypoints"]):
             reason = ("schema.bad_type", "keypoints", "keypoints hold non-numeric values")
         if reason is None:
             keep_rows.append(i)
@@ -169,28 +265,90 @@ def decode(
         rejected.append({"annotation_id": ann_id, "image_id": img_id, "annotator": annotator, "source": source,
                          "check": check, "reason": msg, "raw": orjson.dumps(a, option=orjson.OPT_SERIALIZE_NUMPY).decode() if isinstance(a, dict) else json.dumps(a)})
 
+    if block is not None:
+        keep_rows = shaped.tolist()
     good = [anns[i] for i in keep_rows]
-    kps = _keypoint_array([a["keypoints"] for a in good], k)
+    if block is not None:
+        kps = block
+    else:
+        kps = _keypoint_array([a["keypoints"] for a in good], k)
     if order is not None:
         kps = kps[:, order, :]
+
+    def col(key: str) -> list:
+        return [a.get(key) for a in good]
+
     instances = Instances.build(
-        id=[_int(a.get("id")) for a in good],
-        image_id=[_int(a.get("image_id")) for a in good],
-        category_id=[_int(a.get("category_id"), 1) for a in good],
-        bbox=[_bbox(a.get("bbox")) for a in good],
-        area=[_num(a.get("area")) for a in good],
-        iscrowd=[_int(a.get("iscrowd"), 0) for a in good],
+        id=_int_col(col("id")),
+        image_id=_int_col(col("image_id")),
+        category_id=_int_col(col("category_id"), 1),
+        bbox=_float_col(col("bbox"), 4),
+        area=_float_col(col("area")),
+        iscrowd=_int_col(col("iscrowd"), 0),
         annotator=[str(a.get("annotator") or annotator) for a in good],
-        track_id=[_int(a.get("track_id")) for a in good],
-        frame=[_int(a.get("frame_id", a.get("frame"))) for a in good],
-        num_keypoints=[_int(a.get("num_keypoints")) for a in good],
+        track_id=_int_col(col("track_id")),
+        frame=_int_col([a.get("frame_id", a.get("frame")) for a in good]),
+        num_keypoints=_int_col(col("num_keypoints")),
         keypoints=kps,
         num_kpts=k,
     )
     _fill_frames_from_images(instances, raw_images)
     categories = tuple(Category(_int(c.get("id"), 1), str(c.get("name", "")), str(c.get("supercategory", ""))) for c in cats)
     dataset = Dataset(schema, images, instances, categories)
-    return Decoded(dataset, concat_findings(findings), rejected_rows(rejected))
+    return Decoded(dataset, concat_findings(findings) if findings else _no_rows(FINDINGS_SCHEMA),
+                   rejected_rows(rejected) if rejected else _no_rows(REJECTED_SCHEMA))
+
+
+def _list_kind(doc: list) -> str:
+    """What a top-level JSON list most likely is, so the refusal names it."""
+    first = doc[0] if doc and isinstance(doc[0], dict) else {}
+    if "joints" in first and "joints_vis" in first:
+        return "an MPII-style list of {joints, joints_vis, center, scale}: convert it to COCO first"
+    if "image_id" in first and "keypoints" in first:
+        return ("a COCO keypoint *results* file: no images, categories or flags of its own; "
+                "decode it against its ground truth")
+    if "data" in first or "result" in first or "annotations" in first:
+        return "it looks like a Label Studio export: read it with the Label Studio codec"
+    return "no 'images', 'annotations' or 'categories' fields"
+
+
+def _schema_from_file(cats: list[dict], lengths: np.ndarray, source: str) -> KeypointSchema:
+    """The file's own schema: the category naming as many keypoints as the annotations carry."""
+    k = int(np.bincount(lengths[lengths > 0]).argmax()) if (lengths > 0).any() else 0
+    named = [c for c in cats if c.get("keypoints")]
+    if k == 0:
+        if not named:
+            raise CodecError(f"{source}: no keypoints found (no category 'keypoints' names and no annotation 'keypoints')")
+        k = len(named[0]["keypoints"])
+    fitting = [c for c in named if len(c["keypoints"]) == k]
+    return schema_from_coco_category(fitting[0] if fitting else (cats[0] if cats else {}), k)
+
+
+def _quirks(doc: dict, cats: list[dict], anns: list, lengths: np.ndarray, source: str) -> list:
+    """Info findings for file-level oddities that decoding works around (nothing is dropped silently)."""
+    msgs = []
+    k = int(np.bincount(lengths[lengths > 0]).argmax()) if (lengths > 0).any() else 0
+    for c in cats:
+        names = c.get("keypoints") or []
+        if names and k and len(names) != k:
+            msgs.append(f"category {c.get('name')!r} names {len(names)} keypoints but annotations carry {k}; "
+                        "names ignored")
+        elif not names and k:
+            msgs.append(f"category {c.get('name')!r} has no keypoint names; points taken in file order")
+        edges = _edges(c)
+        flat = [x for e in edges for x in e]
+        if flat and k:
+            base = 0 if min(flat) == 0 else 1
+            bad = sum(1 for a, b in edges if not (0 <= a - base < k and 0 <= b - base < k))
+            if bad:
+                msgs.append(f"category {c.get('name')!r}: {bad} skeleton edge(s) index past {k} keypoints; dropped")
+    first = next((a for a in anns if isinstance(a, dict)), {})
+    parts = sorted(key for key in first if key.endswith("_kpts") or key.startswith("keypoints_"))
+    if parts:
+        msgs.append(f"annotations carry extra keypoint arrays {parts}; only 'keypoints' is decoded")
+    if first and isinstance(first.get("keypoints"), list) and first["keypoints"] and isinstance(first["keypoints"][0], list):
+        msgs.append("keypoints stored nested as [[x, y, v], ...]")
+    return [findings_for("decode.quirk", message=f"{source}: {m}", source=source, n=1) for m in msgs]
 
 
 def _bbox(b: Any) -> list[float]:
@@ -200,19 +358,16 @@ def _bbox(b: Any) -> list[float]:
 
 
 def _decode_images(raw: list, source: str, img_of: dict, findings: list) -> Images:
-    ids, names, ws, hs = [], [], [], []
-    for i, im in enumerate(raw):
-        if not isinstance(im, dict) or _int(im.get("id")) == NONE:
-            findings.append(findings_for("schema.missing_field", message=f"{source}: image #{i}, field 'id': missing or not an integer", source=source, n=1))
-            continue
-        iid = _int(im.get("id"))
-        name = str(im.get("file_name", ""))
-        img_of[iid] = name
-        ids.append(iid)
-        names.append(name)
-        ws.append(_int(im.get("width"), 0))
-        hs.append(_int(im.get("height"), 0))
-    return Images.build(id=ids, file_name=names, width=ws, height=hs, source=[source] * len(ids))
+    objs = [im if isinstance(im, dict) else {} for im in raw]
+    ids = _int_col([im.get("id") for im in objs])
+    for i in np.flatnonzero(ids == NONE).tolist():
+        findings.append(findings_for("schema.missing_field", message=f"{source}: image #{i}, field 'id': missing or not an integer", source=source, n=1))
+    keep = np.flatnonzero(ids != NONE)
+    objs = [objs[i] for i in keep.tolist()] if len(keep) < len(objs) else objs
+    names = [str(im.get("file_name", "")) for im in objs]
+    img_of.update(zip(ids[keep].tolist(), names))
+    return Images.build(id=ids[keep], file_name=names, width=_int_col([im.get("width") for im in objs], 0),
+                        height=_int_col([im.get("height") for im in objs], 0), source=[source] * len(objs))
 
 
 def _fill_frames_from_images(instances: Instances, raw_images: list) -> None:
@@ -228,8 +383,9 @@ def _fill_frames_from_images(instances: Instances, raw_images: list) -> None:
 def _name_order(cats: list[dict], schema: KeypointSchema, source: str) -> np.ndarray | None:
     """Permutation from the file's keypoint order to the schema's, by name (None: same order).
 
-    Only names decide: a file with no names is taken in schema order (position is all there is)."""
-    named = [c for c in cats if c.get("keypoints")]
+    Only names decide: a file with no names (or names that do not fit its keypoint arrays, a
+    quirk reported by `_quirks`) is taken in schema order, since position is all there is."""
+    named = [c for c in cats if len(c.get("keypoints") or ()) == schema.num_keypoints]
     if not named:
         return None
     names = [str(n) for n in named[0]["keypoints"]]

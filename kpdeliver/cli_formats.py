@@ -1,0 +1,138 @@
+"""`kpdeliver convert`, `inspect` and `schemas`.
+
+These commands start fast: everything is imported inside the command, and nothing here reaches
+Prefect, Great Expectations or pandas (`convert --to yolo` is benchmarked as a whole process).
+"""
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+class OutFormat(str, Enum):
+    coco = "coco"
+    yolo = "yolo"
+    cvat = "cvat"
+    label_studio = "label-studio"
+
+
+class InFormat(str, Enum):
+    auto = "auto"
+    coco = "coco"
+    yolo = "yolo"
+    cvat = "cvat"
+    label_studio = "label-studio"
+
+
+def _schema(name: Optional[str]):
+    from kpdeliver.schema import SchemaError, get_schema
+
+    if name is None:
+        return None
+    try:
+        return get_schema(name)
+    except SchemaError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+
+
+def convert(
+    input: Path = typer.Argument(..., help="Annotation file or folder (COCO, CVAT XML, Label Studio, YOLO folder)."),
+    to: OutFormat = typer.Option(..., "--to", help="Output format."),
+    out: Path = typer.Option(..., "--out", help="Output folder."),
+    schema: Optional[str] = typer.Option(None, "--schema", help="Built-in schema name or schema YAML/CVAT XML path; "
+                                         "default: the file's own keypoints."),
+    from_: InFormat = typer.Option(InFormat.auto, "--from", help="Input format (default: detected)."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Folder of the images (for sizes the input lacks)."),
+    outside: str = typer.Option("clip", "--outside", help="YOLO: v=1 points outside the frame are 'clip'ped or 'zero'ed."),
+    cvat_mode: str = typer.Option("images", "--cvat-mode", help="CVAT output: 'images' or 'video' (tracks)."),
+) -> None:
+    """Convert keypoint annotations between formats (nothing is validated or dropped silently)."""
+    from kpdeliver.codecs import CodecError
+    from kpdeliver.formats import read_annotations, write_dataset
+
+    if outside not in ("clip", "zero"):
+        typer.echo("error: --outside must be 'clip' or 'zero'", err=True)
+        raise typer.Exit(2)
+    try:
+        decoded = read_annotations(input, schema=_schema(schema), fmt=None if from_ is InFormat.auto else from_.value,
+                                   images_dir=images)
+        paths = write_dataset(decoded.dataset, out, to=to.value, outside=outside, cvat_mode=cvat_mode)
+    except (CodecError, ValueError, OSError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    ds = decoded.dataset
+    typer.echo(f"{input} -> {out} ({to.value}): {len(ds.images)} images, {len(ds.instances)} instances, "
+               f"schema {ds.schema.name} ({ds.schema.num_keypoints} keypoints), {len(paths)} files written")
+    if decoded.findings.num_rows or decoded.rejected.num_rows:
+        typer.echo(f"{decoded.findings.num_rows} findings, {decoded.rejected.num_rows} items held back "
+                   f"(`kpdeliver inspect {input}` lists them)")
+
+
+def inspect(
+    path: Path = typer.Argument(..., help="Annotation file or folder."),
+    schema: Optional[str] = typer.Option(None, "--schema", help="Read against this schema instead of the file's own."),
+    as_json: bool = typer.Option(False, "--json", help="Print the reports as JSON."),
+) -> None:
+    """Say which format and schema a file or folder holds, its counts, visibility histogram and oddities."""
+    from kpdeliver.inspect import inspect_path
+
+    if not path.exists():
+        typer.echo(f"error: {path}: no such file or folder", err=True)
+        raise typer.Exit(1)
+    reports = inspect_path(path, schema=_schema(schema))
+    if as_json:
+        import orjson
+
+        typer.echo(orjson.dumps([r.to_dict() for r in reports], option=orjson.OPT_INDENT_2).decode())
+    else:
+        _print_reports(reports)
+    if all(r.error for r in reports):
+        raise typer.Exit(1)
+
+
+def _print_reports(reports) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=160)
+    table = Table(title="kpdeliver inspect")
+    for col in ("file", "format", "schema", "K", "images", "instances", "labeled pts", "visibility"):
+        table.add_column(col, overflow="fold")
+    for r in reports:
+        vis = " ".join(f"{k}:{v}" for k, v in r.visibility.items())
+        table.add_row(r.path, r.format, r.schema or "-", str(r.num_keypoints or "-"), str(r.images), str(r.instances),
+                      str(r.labeled_points), vis or ("ERROR" if r.error else "-"))
+    console.print(table)
+    for r in reports:
+        if r.error:
+            console.print(f"[red]{r.path}: cannot read:[/red] {r.error}", markup=True, highlight=False)
+        elif r.oddities:
+            console.print(f"[bold]{r.path}[/bold]", markup=True, highlight=False)
+            for o in r.oddities:
+                console.print(f"  - {o}", markup=False, highlight=False)
+
+
+def schemas() -> None:
+    """List the built-in keypoint schemas with their keypoint counts and sources."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from kpdeliver.schema import BUILTIN_SCHEMAS
+
+    table = Table(title="built-in keypoint schemas")
+    for col in ("name", "category", "keypoints", "edges", "left/right pairs", "source"):
+        table.add_column(col, overflow="fold")
+    for s in BUILTIN_SCHEMAS.values():
+        table.add_row(s.name, s.category, str(s.num_keypoints), str(len(s.skeleton)), str(len(s.flip_pairs)), s.source)
+    Console(width=160).print(table)
+    typer.echo("Custom schemas: --schema path/to/schema.yaml, or a CVAT XML whose <meta> defines a skeleton.")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("convert")(convert)
+    app.command("inspect")(inspect)
+    app.command("schemas")(schemas)
