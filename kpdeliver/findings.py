@@ -29,11 +29,14 @@ CHECKS: dict[str, Severity] = {
     "schema.missing_field": Severity.error,
     "schema.bad_type": Severity.error,
     "visibility.invalid_flag": Severity.error,
-    "visibility.unlabeled_with_coords": Severity.error,
+    # warning, not error: packaging writes v=0 points as 0,0,0, and CVAT-style exports keep the
+    # coordinates of "outside" points, so the item is still deliverable; the report shows it.
+    "visibility.unlabeled_with_coords": Severity.warning,
     "visibility.num_keypoints_mismatch": Severity.warning,
     "visibility.labeled_at_origin": Severity.warning,
     "bounds.visible_outside_image": Severity.error,
     "bounds.occluded_far_outside": Severity.error,
+    "bounds.occluded_outside_image": Severity.info,  # v=1 estimated off-frame within the margin (YOLO clips it)
     "bounds.bbox_outside_image": Severity.warning,
     "bounds.keypoint_outside_bbox": Severity.warning,
     "qa.low_agreement": Severity.warning,

@@ -1,0 +1,91 @@
+"""Benchmark: `kpdeliver validate` (whole process) beside `pycocotools.COCO(path)`'s bare load.
+
+Generates a synthetic COCO-17 file (100,000 instances over 20,000 images, realistic visibility
+mix, a sprinkle of real mistakes so findings get written), then prints both wall times, their
+ratio and the peak RSS of the validate process. Target: ratio <= 2, peak RSS < 1.5 GB.
+
+    python bench/validate.py [--images 20000] [--instances 100000] [--keep DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def synthetic_file(n_images: int, n_instances: int, *, seed: int = 0) -> bytes:
+    """The shared synthetic COCO-17 set with realistic mistakes on 0.3 % of instances (v=0 points
+    with coordinates, visible points above the frame, wrong num_keypoints), so findings get written."""
+    from kpdeliver.codecs.coco import encode
+    from kpdeliver.synth.datasets import synthetic_dataset
+
+    ds = synthetic_dataset(n_images, n_instances, seed=seed)
+    ins, rng = ds.instances, np.random.default_rng(seed + 1)
+    bad = rng.choice(len(ins), max(3, len(ins) * 3 // 1000), replace=False)
+    a, b, c = np.array_split(bad, 3)
+    ins.keypoints[a, 0] = (12.5, 7.0, 0)
+    ins.keypoints[b, 1] = (40.0, -15.0, 2)
+    ins.num_keypoints[:] = (ins.v > 0).sum(axis=1)
+    ins.num_keypoints[c] += 1
+    return encode(ds)
+
+
+def _time_subprocess(cmd: list[str]) -> tuple[float, float, int]:
+    """Wall seconds, peak RSS (MB) of that child alone, and its exit code."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1):
+        sys.exit(f"{' '.join(cmd)} failed ({code}):\n{proc.stderr.read().decode()[-2000:]}")
+    return wall, usage.ru_maxrss / 1024, code
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=20_000)
+    ap.add_argument("--instances", type=int, default=100_000)
+    ap.add_argument("--keep", type=Path, help="folder to keep the file and outputs in")
+    args = ap.parse_args()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="kpdeliver-bench-validate-"))
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / "synthetic_coco17.json"
+    t0 = time.perf_counter()
+    path.write_bytes(synthetic_file(args.images, args.instances, seed=0))
+    print(f"synthetic file: {path} ({path.stat().st_size / 1e6:.1f} MB, {args.instances:,} instances, "
+          f"{args.images:,} images) in {time.perf_counter() - t0:.1f} s")
+
+    py = sys.executable
+    coco_wall, coco_rss, _ = _time_subprocess([py, "-c", f"import pycocotools.coco as c; c.COCO({str(path)!r})"])
+    load_code = f"import time, pycocotools.coco as c; t=time.perf_counter(); c.COCO({str(path)!r}); print(time.perf_counter()-t)"
+    coco_load = float(subprocess.run([py, "-c", load_code], capture_output=True, text=True).stdout.strip().splitlines()[-1])
+    gx_wall, _, _ = _time_subprocess([py, "-c", "import great_expectations"])
+    cmd = [str(Path(py).parent / "kpdeliver"), "validate", str(path), "--schema", "coco17", "--out", str(work / "validate")]
+    val_wall, val_rss, code = _time_subprocess(cmd)
+    n_findings = _count_findings(work / "validate" / "findings.parquet")
+
+    print(f"pycocotools.COCO(path) load       : {coco_load:6.2f} s  (whole process {coco_wall:.2f} s, peak RSS {coco_rss:.0f} MB)")
+    print(f"kpdeliver validate (whole process): {val_wall:6.2f} s  exit {code}, {n_findings:,} findings")
+    print(f"ratio validate / COCO load        : {val_wall / coco_load:6.2f}x  (process vs process {val_wall / coco_wall:.2f}x; target <= 2)")
+    print(f"peak RSS of validate              : {val_rss:6.0f} MB (target < 1536 MB)")
+    print(f"of which `import great_expectations` alone (a process): {gx_wall:.2f} s; without it the ratio "
+          f"would be {(val_wall - gx_wall) / coco_load:.2f}x")
+
+
+def _count_findings(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.read_metadata(path).num_rows
+
+
+if __name__ == "__main__":
+    main()

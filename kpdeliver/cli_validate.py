@@ -1,0 +1,163 @@
+"""`kpdeliver validate`: run the validation suites (and, on request, deep QA) on one annotation file.
+
+Writes `findings.parquet`, `report.html` and the GX Data Docs (`data_docs/`) under --out.
+Exit code: 0 no error-severity finding, 1 errors found, 2 input unusable. Great Expectations
+is imported only inside the command, so the rest of the CLI starts fast.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kpdeliver.codecs import CodecError, Decoded
+from kpdeliver.config import ConfigError, ValidationSettings, load_config
+from kpdeliver.findings import concat_findings, summary_by
+from kpdeliver.formats import merge_decoded, read_annotations
+from kpdeliver.model import Dataset
+from kpdeliver.report import render_report
+from kpdeliver.schema import SchemaError, get_schema
+
+console = Console()
+err = Console(stderr=True, soft_wrap=True)  # one sentence stays one line
+
+FROM_FILE = "file"  # --schema file: the input's own COCO category defines the keypoints
+
+
+class InputError(ValueError):
+    """The input cannot be used at all; the message is one sentence."""
+
+
+def read_input(path: Path, *, schema_name: str, images_dir: Path | None, annotator: str = "") -> Decoded:
+    """Decode any supported annotation format into the canonical model."""
+    if not path.exists():
+        raise InputError(f"input {path} does not exist")
+    try:
+        schema = None if schema_name == FROM_FILE else get_schema(schema_name)
+        decoded = read_annotations(path, schema=schema, images_dir=images_dir, annotator=annotator)
+    except (CodecError, SchemaError) as e:
+        raise InputError(str(e)) from None
+    except OSError as e:
+        raise InputError(f"cannot read {path}: {e.strerror or e}") from None
+    if annotator:  # the name given on the command line wins over names inside the file
+        decoded.dataset.instances.annotator[:] = annotator
+    return decoded
+
+
+def read_sizes(path: Path) -> dict[str, tuple[int, int]]:
+    """`file_name -> (width, height)` from a CSV (columns file_name, width, height) or a JSON object
+    `{"file_name": [width, height]}`."""
+    try:
+        if path.suffix.lower() == ".json":
+            import orjson
+
+            return {str(k): (int(v[0]), int(v[1])) for k, v in orjson.loads(path.read_bytes()).items()}
+        import pyarrow.csv as pcsv
+
+        t = pcsv.read_csv(path)
+        return dict(zip(t["file_name"].to_pylist(), zip(t["width"].to_pylist(), t["height"].to_pylist())))
+    except (OSError, ValueError, KeyError, TypeError, IndexError, pa.ArrowInvalid) as e:
+        raise InputError(f"sizes file {path} is unusable (want CSV file_name,width,height or JSON {{name: [w, h]}}): {e}") from None
+
+
+def fill_sizes(dataset: Dataset, sizes: dict[str, tuple[int, int]]) -> None:
+    """Set width/height of the images whose size is unknown (0) from `sizes`, in place."""
+    im = dataset.images
+    for i in np.flatnonzero((im.width <= 0) | (im.height <= 0)).tolist():
+        wh = sizes.get(im.file_name[i])
+        if wh:
+            im.width[i], im.height[i] = wh
+
+
+def _parse_annotations(items: list[str]) -> list[tuple[str, Path]]:
+    out = []
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise InputError(f"--annotation {item!r} must look like NAME=PATH")
+        out.append((name, Path(path)))
+    return out
+
+
+def _print_summary(findings: pa.Table, *, title: str, out: Path, seconds: float) -> None:
+    t = Table(title=title)
+    for col, just in (("check", "left"), ("severity", "left"), ("count", "right")):
+        t.add_column(col, justify=just)
+    for row in summary_by(findings, "check", "severity").to_pylist():
+        style = {"error": "red", "warning": "yellow"}.get(row["severity"], "")
+        t.add_row(row["check"], f"[{style}]{row['severity']}[/]" if style else row["severity"], f"{row['count']:,}")
+    if findings.num_rows == 0:
+        t.add_row("(none)", "", "0")
+    console.print(t)
+    console.print(f"findings: {out / 'findings.parquet'}\nreport:   {out / 'report.html'}\ndocs:     {out / 'data_docs' / 'index.html'}")
+    console.print(f"done in {seconds:.1f} s")
+
+
+def validate_command(
+    input: Path = typer.Argument(..., help="annotation file (COCO, CVAT XML, Label Studio JSON, YOLO data.yaml)"),
+    schema: str = typer.Option(..., "--schema", help=f"built-in schema name, a schema .yaml, or '{FROM_FILE}' (the file's own category)"),
+    images: Optional[Path] = typer.Option(None, "--images", help="folder of the images (sizes read from their headers)"),
+    sizes: Optional[Path] = typer.Option(None, "--sizes", help="CSV file_name,width,height or JSON {name: [w, h]}"),
+    out: Path = typer.Option(..., "--out", help="output folder"),
+    config: Optional[Path] = typer.Option(None, "--config", help="client YAML whose validation settings to use"),
+    annotation: list[str] = typer.Option([], "--annotation", help="another annotator's export, NAME=PATH (repeatable; enables deep QA)"),
+    gold: Optional[Path] = typer.Option(None, "--gold", help="trusted reference labels (enables deep QA)"),
+) -> None:
+    """Validate annotations: schema conformance, visibility, bounds (Great Expectations), plus deep QA on request."""
+    start = time.perf_counter()
+    try:
+        if images and sizes:
+            raise InputError("give --images or --sizes, not both")
+        cfg = load_config(config) if config else None
+        settings = cfg.validation if cfg else ValidationSettings()
+        inputs = [("", input), *_parse_annotations(annotation)]
+        decoded = [(name, path, read_input(path, schema_name=schema, images_dir=images, annotator=name)) for name, path in inputs]
+        if sizes:  # --images is handled by the reader, which reads sizes from the image headers
+            size_map = read_sizes(sizes)
+            for _, _, d in decoded:
+                fill_sizes(d.dataset, size_map)
+        gold_ds = read_input(gold, schema_name=schema, images_dir=images).dataset if gold else None
+    except (InputError, ConfigError) as e:
+        err.print(f"[bold red]error:[/] {e}")
+        raise typer.Exit(2)
+
+    from expectations import validate_dataset
+
+    out.mkdir(parents=True, exist_ok=True)
+    tables, annotators = [], None
+    for name, path, d in decoded:
+        docs = out / "data_docs" / (name or "")
+        report = validate_dataset(d.dataset, settings, docs_dir=docs, source=str(path))
+        tables += [d.findings, report.findings]
+    if len(decoded) > 1 or gold_ds is not None:
+        from kpdeliver.qa import run_deep_qa
+
+        # every annotator's instances in one dataset; QA pairs overlap images by file name
+        qa = run_deep_qa(merge_decoded([d for _, _, d in decoded]).dataset, gold=gold_ds,
+                         settings=cfg.deep_qa if cfg else None)
+        tables.append(qa.findings)
+        annotators = qa.annotators
+        pq.write_table(annotators, out / "annotators.parquet")
+    findings = concat_findings(tables)
+    pq.write_table(findings, out / "findings.parquet", compression="zstd")
+    ds = decoded[0][2].dataset
+    summary = {"input": str(input), "schema": ds.schema.name, "images": f"{len(ds.images):,}",
+               "instances": f"{sum(len(d.dataset.instances) for _, _, d in decoded):,}",
+               "held back at decode": f"{sum(d.rejected.num_rows for _, _, d in decoded):,}"}
+    (out / "report.html").write_text(render_report(findings, title=f"Validation of {input.name}", summary=summary, annotators=annotators))
+    n_err = pc.sum(pc.equal(findings["severity"], "error")).as_py() or 0
+    _print_summary(findings, title=f"{input.name}: {'FAIL' if n_err else 'PASS'} ({findings.num_rows:,} findings)", out=out,
+                   seconds=time.perf_counter() - start)
+    raise typer.Exit(1 if n_err else 0)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("validate")(validate_command)
