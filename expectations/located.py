@@ -30,6 +30,21 @@ _FRAME_MESSAGES = {
 }
 
 
+def _where(dataset: Dataset, rows: np.ndarray, source: str) -> tuple[list[str], object]:
+    """Where each instance came from. Collected instances carry their export's file and own
+    ids (audit columns), so a finding points into the annotator's file, not only our ids."""
+    ins = dataset.instances
+    ids, image_ids = ins.id[rows].tolist(), ins.image_id[rows].tolist()
+    if "source" not in ins.extra:
+        return [f"annotation {a} (image {i})" for a, i in zip(ids, image_ids)], source
+    files = ins.extra["source"][rows]
+    src_ids = ins.extra.get("source_id", ins.id)[rows].tolist()
+    src_img = ins.extra.get("source_image_id", ins.image_id)[rows].tolist()
+    where = [f"{f}: annotation {s} (its image id {si})" + (f", delivered as annotation {a}" if a != s else "")
+             for f, s, si, a in zip(files.tolist(), src_ids, src_img, ids)]
+    return where, files
+
+
 def point_findings(dataset: Dataset, check: str, pt: np.ndarray, *, severity: str, source: str) -> pa.Table:
     """Findings for failing keypoints, `pt` = instance row * K + keypoint index."""
     ins, schema = dataset.instances, dataset.schema
@@ -40,7 +55,8 @@ def point_findings(dataset: Dataset, check: str, pt: np.ndarray, *, severity: st
     img, w_all, h_all = image_sizes(dataset)
     w, h = w_all[row], h_all[row]
     names = np.asarray(schema.keypoints, dtype=object)[kp]
-    where = [f"annotation {a} (image {i}), keypoint '{n}'" for a, i, n in zip(ins.id[row].tolist(), ins.image_id[row].tolist(), names.tolist())]
+    where, source = _where(dataset, row, source)
+    where = [f"{w}, keypoint '{n}'" for w, n in zip(where, names.tolist())]
     xs, ys, vs, ws, hs = _fmt(x), _fmt(y), _fmt(v), _fmt(w), _fmt(h)
 
     if check == "schema.non_finite":
@@ -76,14 +92,15 @@ def instance_findings(dataset: Dataset, check: str, rows: np.ndarray, *, severit
     rows = np.unique(rows)
     img, w_all, h_all = image_sizes(dataset)
     ids, image_ids = ins.id[rows], ins.image_id[rows]
-    where = [f"annotation {a} (image {i})" for a, i in zip(ids.tolist(), image_ids.tolist())]
+    where, source = _where(dataset, rows, source)
     if check == "schema.duplicate_id":
         value, what = ids, ["annotation id is used by more than one instance"] * len(rows)
     elif check == "schema.unknown_category":
         value = ins.category_id[rows]
         what = [f"category_id {c} is not a declared category" for c in value.tolist()]
     elif check == "schema.unknown_image":
-        value, what = image_ids, [f"image_id {i} names no image of the dataset" for i in image_ids.tolist()]
+        value = ins.extra.get("source_image_id", ins.image_id)[rows]
+        what = [f"image id {i} names no image of the batch" for i in value.tolist()]
     elif check == "visibility.num_keypoints_mismatch":
         value, counted = ins.num_keypoints[rows], (ins.v[rows] > 0).sum(axis=1)
         what = [f"num_keypoints says {a} but {b} points have visibility > 0" for a, b in zip(value.tolist(), counted.tolist())]

@@ -87,8 +87,8 @@ def test_run_finishes_and_delivers_the_good_items(delivered):
 
 @pytest.mark.parametrize("check, annotation_id, source_part", [
     ("schema.keypoint_count", 105, "ann_a/export.json"),
-    ("schema.unknown_image", 106, None),
-    ("schema.non_finite", 104, None),
+    ("schema.unknown_image", 106, "ann_a/export.json"),
+    ("schema.non_finite", 104, "ann_a/export.json"),
     ("collect.unreadable_file", None, "ann_b/broken.json"),
 ])
 def test_each_bad_item_has_its_finding(delivered, check, annotation_id, source_part):
@@ -108,3 +108,9 @@ def test_quarantined_items_keep_their_raw_form(delivered):
     q = pq.read_table(Path(delivered["release"]) / "qa/quarantine.parquet").to_pylist()
     wrong_k = [r for r in q if r["annotation_id"] == 105][0]
     assert len(json.loads(wrong_k["raw"])["keypoints"]) == 16 * 3
+
+
+def test_unknown_image_finding_names_the_exports_own_image_id(delivered):
+    f = pq.read_table(Path(delivered["release"]) / "qa/findings.parquet").to_pylist()
+    hit = [r for r in f if r["check"] == "schema.unknown_image"][0]
+    assert "image id 999" in hit["message"] and "annotations/ann_a/export.json" in hit["message"]
