@@ -58,6 +58,9 @@ def delivery_run(config: ClientConfig) -> dict:
     if duplicate is not None:
         manifest = release.read_manifest(releases, config.client, config.dataset, duplicate)
         log.warning("inputs identical to published v%04d; not publishing a duplicate", duplicate)
+        # a run killed after publishing but before these two steps is finished here
+        io.rebuild_catalog(releases, config.client)
+        release.clean_staging(releases, release.staging_prefix(config.client, config.dataset, fingerprint))
         return _summary(releases, config, duplicate, manifest, duplicate=True)
 
     staged = release.staging_prefix(config.client, config.dataset, fingerprint)
@@ -76,7 +79,8 @@ def delivery_run(config: ClientConfig) -> dict:
         plan = compute.package(
             config=config, dataset=candidates, delivered=delivered, findings=findings, quarantine=quarantine,
             image_quarantined=image_q, ingest_rejected=_ingest_rejected(ingested.findings, ingested.rejected_keys),
-            assignments=assignments, annotators=qa.annotators, extra_files=docs_files,
+            assignments=assignments, annotators=qa.annotators,
+            extra_files={**docs_files, "qa/keypoints.parquet": release.parquet_bytes(qa.keypoints)},
             instances_in=len(collected.dataset.instances) + collected.rejected.num_rows,
             review_only=int((~keep).sum()),
         )

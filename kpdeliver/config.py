@@ -123,9 +123,8 @@ class DeepQASettings(_Model):
     jitter_z: float = Field(6.0, gt=0, description="robust z of a point's deviation from its neighbours")
     jitter_min: float = Field(0.03, ge=0, description="and at least this far (scale units)")
     flicker_window: int = Field(2, ge=1, description="visibility run this short between equal states = flicker")
-    drift_warmup: int = Field(30, ge=5, description="reference items that set an annotator's own baseline")
-    drift_k: float = Field(0.5, gt=0, description="CUSUM allowance, in robust standard deviations")
-    drift_h: float = Field(12.0, gt=0, description="CUSUM alarm level, in robust standard deviations")
+    drift_min_segment: int = Field(20, ge=5, description="reference items on each side of a drift's start")
+    drift_threshold: float = Field(5.0, gt=0, description="standardised before/after difference that is drift")
     coverage_targets: tuple[CoverageBin, ...] = _COCO17_COVERAGE
     generic_bins: tuple[float, ...] = Field(
         (0, 45, 90, 135, 180), description="bin edges (degrees) for angle:<keypoint> of schemas without targets"

@@ -1,0 +1,106 @@
+"""Left/right swaps: against a reference (consensus or gold), and between consecutive video frames.
+
+An exchanged pair (a, b) shows as a gain when the pair is flipped back:
+gain = term(a'->a) + term(b'->b) - term(a->a) - term(b->b) with a' = b and b' = a, in OKS terms
+(each in [0, 1], so a gain near 2 means both points sit on the other side's reference). A symmetric
+pose (the two points nearly coincide) gives a gain near 0, so it is never flagged.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from kpdeliver.qa.oks import keypoint_similarity, oks_from_terms
+from kpdeliver.schema import KeypointSchema
+
+
+@dataclass(frozen=True)
+class SwapEvidence:
+    oks: np.ndarray  # [n] OKS as labeled
+    oks_flipped: np.ndarray  # [n] OKS with every left/right pair exchanged
+    pair_gain: np.ndarray  # [n, P] gain of exchanging each flip pair alone (NaN: not comparable)
+
+    def swapped_pairs(self, *, pair_swap_gain: float) -> np.ndarray:
+        return np.nan_to_num(self.pair_gain, nan=-np.inf) > pair_swap_gain
+
+    def mirrored(self, *, swap_gain: float) -> np.ndarray:
+        return np.nan_to_num(self.oks_flipped - self.oks, nan=0.0) > swap_gain
+
+    def is_swap(self, *, swap_gain: float, pair_swap_gain: float) -> np.ndarray:
+        return self.mirrored(swap_gain=swap_gain) | self.swapped_pairs(pair_swap_gain=pair_swap_gain).any(axis=1)
+
+    def exchanged_pairs(self, *, swap_gain: float, pair_swap_gain: float) -> np.ndarray:
+        """[n, P]: the pairs to blame; every pair of an instance mirrored as a whole."""
+        return self.swapped_pairs(pair_swap_gain=pair_swap_gain) | self.mirrored(swap_gain=swap_gain)[:, None]
+
+
+def flip_pairs_array(schema: KeypointSchema) -> np.ndarray:
+    return np.asarray(schema.flip_pairs, np.int64).reshape(-1, 2)
+
+
+def swap_evidence(kps: np.ndarray, ref: np.ndarray, ref_s2: np.ndarray, schema: KeypointSchema) -> SwapEvidence:
+    """Evidence that row i of kps [n, K, 3] has left and right exchanged relative to row i of ref."""
+    sig = schema.sigma_array
+    terms = keypoint_similarity(kps, ref, ref_s2, sig)
+    flipped = keypoint_similarity(kps[:, schema.flip_idx], ref, ref_s2, sig)
+    pairs = flip_pairs_array(schema)
+    a, b = pairs[:, 0], pairs[:, 1]
+    gain = flipped[:, a] + flipped[:, b] - terms[:, a] - terms[:, b]
+    return SwapEvidence(oks_from_terms(terms), oks_from_terms(flipped), gain)
+
+
+def track_swapped_pairs(
+    kps: np.ndarray, s2: np.ndarray, new_track: np.ndarray, schema: KeypointSchema, *, pair_swap_gain: float,
+    window: int = 3,
+) -> np.ndarray:
+    """Pairs labeled the other way round than in the frames around them: bool [n, P].
+
+    Rows are frames sorted by track then frame; new_track marks each track's first row. Each pair is
+    centred on its own midpoint (so whole-body motion does not matter) and compared with the median of
+    the same pair in up to `window` labeled frames on each side within the track: a run of up to
+    `window` swapped frames is the minority there and stands out, while a person turning round (the
+    pair's direction changing over many frames) does not; nor does one point jumping past the other
+    (the pair's midpoint moves). A second pass leaves the frames flagged by the first out of the
+    medians, so a frame next to a swapped run is not judged against it.
+    """
+    n, p = len(kps), len(schema.flip_pairs)
+    if n < 2 or p == 0:
+        return np.zeros((n, p), bool)
+    pairs = flip_pairs_array(schema)
+    a, b = pairs[:, 0], pairs[:, 1]
+    both = (kps[:, a, 2] > 0) & (kps[:, b, 2] > 0)  # [n, P]
+    h = np.where(both[..., None], (kps[:, a, :2] - kps[:, b, :2]) / 2, np.nan)  # [n, P, 2]
+    track = np.cumsum(new_track) - 1
+    var = (2.0 * schema.sigma_array) ** 2
+    denom = 2.0 * s2[:, None] * ((var[a] + var[b]) / 2)[None, :]
+    mid = np.where(both[..., None], (kps[:, a, :2] + kps[:, b, :2]) / 2, np.nan)
+    flagged = np.zeros((n, p), bool)
+    for _ in range(2):
+        ref, count = _neighbour_median(np.where(flagged[..., None], np.nan, h), track, window)
+        ref_mid, _ = _neighbour_median(np.where(flagged[..., None], np.nan, mid), track, window)
+        kept = np.exp(-((h - ref) ** 2).sum(-1) / denom)
+        crossed = np.exp(-((h + ref) ** 2).sum(-1) / denom)
+        gain = 2.0 * (crossed - kept)  # as the pair terms of swap_evidence: both points exchanged vs kept
+        # an exchange keeps the pair where it was; one point jumping past the other moves the midpoint
+        # by half the jump (at least the pair's separation when it mimics an exchange)
+        stays = ((mid - ref_mid) ** 2).sum(-1) <= (ref**2).sum(-1)
+        flagged = both & (count >= 2) & (np.nan_to_num(gain, nan=0.0) > pair_swap_gain) & stays
+    return flagged
+
+
+def _neighbour_median(h: np.ndarray, track: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Median of h [n, P, 2] over the rows within +-window of each row in the same track (the row
+    itself left out), and how many such rows had a value."""
+    n = len(h)
+    near = []
+    for d in (*range(-window, 0), *range(1, window + 1)):
+        idx = np.arange(n) + d
+        inside = (idx >= 0) & (idx < n)
+        idx = np.clip(idx, 0, n - 1)
+        near.append(np.where((inside & (track[idx] == track))[:, None, None], h[idx], np.nan))
+    near = np.stack(near)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # no labeled neighbour: no verdict
+        return np.nanmedian(near, axis=0), np.sum(~np.isnan(near[..., 0]), axis=0)

@@ -1,0 +1,64 @@
+"""Annotator drift: found near its onset; stationary series and constant conventions are not drift."""
+from __future__ import annotations
+
+import numpy as np
+
+from kpdeliver.qa import run_deep_qa
+from kpdeliver.qa.drift import change_point, channel_spread
+from tests.qa._poses import K, make_dataset, noisy, pose, rows_of
+
+
+def test_change_point_finds_the_start_of_a_sustained_shift():
+    errors = []
+    for seed in range(6):
+        x = np.random.default_rng(seed).normal(0, 1, (600, 35))
+        x[300:, 7] += 1.0  # one standard deviation, in one channel of 35
+        alarm = change_point(x, channel_spread(x), min_segment=20, threshold=5.0)
+        assert alarm is not None and alarm.channel == 7 and 0.8 < alarm.shift < 1.2
+        errors.append(abs(alarm.start - 300))
+    assert np.median(errors) <= 5 and max(errors) <= 40
+
+
+def test_no_drift_in_noise_or_in_a_constant_offset():
+    rng = np.random.default_rng(1)
+    for seed in range(5):
+        x = np.random.default_rng(seed).normal(0, 1, (800, 35)) + 3.0  # offset from day one
+        x[rng.random(x.shape) < 0.3] = np.nan  # channels not always measured
+        assert change_point(x, channel_spread(x), min_segment=20, threshold=5.0) is None
+
+
+def test_drift_against_gold_is_reported_with_its_start():
+    rng = np.random.default_rng(2)
+    labels, gold = [], []
+    for i in range(240):
+        truth = pose(cx=200 + i % 7 * 100)
+        mine = noisy(truth, rng, 3.0)
+        if i >= 150:
+            mine[[K["left_hip"], K["right_hip"]], 1] += 12.0  # from item 150 on, hips sit lower
+        labels.append({"file": f"{i}.jpg", "annotator": "B", "kps": mine})
+        labels.append({"file": f"{i}.jpg", "annotator": "A", "kps": noisy(truth, rng, 3.0)})
+        gold.append({"file": f"{i}.jpg", "kps": truth})
+    result = run_deep_qa(make_dataset(labels), gold=make_dataset(gold, id_offset=1000))
+    found = rows_of(result.findings, "qa.annotator_drift")
+    assert [f["annotator"] for f in found] == ["B"]
+    assert abs(found[0]["value"] - 150) <= 10 and "hip" in found[0]["message"] and "lower" in found[0]["message"]
+    cards = {r["annotator"]: r for r in result.annotators.to_pylist()}
+    assert cards["A"]["drift_start"] is None and abs(cards["B"]["drift_start"] - 150) <= 10
+
+
+def test_without_gold_the_annotator_all_partners_disagree_with_is_the_one_drifting():
+    # A, B and C label every image; from item 120 on C's knees sit lower. Against C, A and B change
+    # too, but each of them still agrees with the other: only C drifts.
+    rng = np.random.default_rng(3)
+    labels = []
+    for i in range(240):
+        truth = pose(cx=200 + i % 7 * 100)
+        for a in "ABC":
+            kps = noisy(truth, rng, 3.0)
+            if a == "C" and i >= 120:
+                kps[[K["left_knee"], K["right_knee"]], 1] += 12.0
+            labels.append({"file": f"{i}.jpg", "annotator": a, "kps": kps})
+    result = run_deep_qa(make_dataset(labels))
+    found = rows_of(result.findings, "qa.annotator_drift")
+    assert [f["annotator"] for f in found] == ["C"]
+    assert abs(found[0]["value"] - 120) <= 10 and "2 of 2 other annotators" in found[0]["message"]

@@ -1,0 +1,39 @@
+"""The entry point: findings in the shared schema, scorecards, and no crash on odd input."""
+from __future__ import annotations
+
+import numpy as np
+
+from kpdeliver.findings import CHECKS, FINDINGS_SCHEMA
+from kpdeliver.model import Dataset
+from kpdeliver.qa import run_deep_qa
+from kpdeliver.schema import COCO17
+from tests.qa._poses import make_dataset, noisy, pose, swapped
+
+SCORECARD = ["annotator", "n_instances", "n_overlap", "agreement_oks", "visibility_kappa", "n_gold", "gold_oks",
+             "gold_visibility_kappa", "n_error", "n_warning", "n_low_agreement", "n_gold_mismatch",
+             "n_left_right_swap", "n_temporal_jitter", "n_annotator_drift", "drift_start"]
+
+
+def test_result_tables_have_the_contract_columns():
+    rng = np.random.default_rng(0)
+    labels = [{"file": f"{i}.jpg", "annotator": a, "kps": noisy(swapped(pose(), "wrist") if (a, i) == ("B", 1)
+                                                               else pose(), rng, 1.5)}
+              for i in range(4) for a in "ABC"]
+    result = run_deep_qa(make_dataset(labels))
+    assert result.findings.schema == FINDINGS_SCHEMA
+    assert set(result.findings["check"].to_pylist()) <= set(CHECKS)
+    assert result.annotators.column_names == SCORECARD
+    row = {r["annotator"]: r for r in result.annotators.to_pylist()}
+    assert row["B"]["n_left_right_swap"] == 1 and row["B"]["n_error"] == 1 and row["A"]["n_error"] == 0
+    assert result.keypoints.num_rows == 3 * 17
+
+
+def test_empty_and_odd_input_does_not_crash():
+    assert run_deep_qa(Dataset.empty(COCO17)).findings.num_rows == 0
+    kps = pose()
+    kps[3:, :] = 0  # mostly unlabeled
+    odd = [{"file": "a.jpg", "kps": kps, "annotator": ""}, {"file": "a.jpg", "kps": pose(), "annotator": "B"},
+           {"file": "b.jpg", "kps": pose() * np.array([1, 1, 1.5]), "annotator": "B"}]  # flag 3: invalid
+    result = run_deep_qa(make_dataset(odd), gold=Dataset.empty(COCO17))
+    assert result.findings.schema == FINDINGS_SCHEMA
+    assert "(unnamed)" in result.annotators["annotator"].to_pylist()

@@ -1,0 +1,86 @@
+"""Temporal jitter and visibility flicker: a jump is found, a fast but smooth motion is not."""
+from __future__ import annotations
+
+import numpy as np
+
+from kpdeliver.qa import run_deep_qa
+from kpdeliver.qa.temporal import flicker
+from tests.qa._poses import FRONT, K, make_dataset, noisy, pose, rows_of
+
+
+def _track(frames, *, annotator="A", track=1):
+    return [{"file": f"{annotator}{track}/{f}.jpg", "annotator": annotator, "track": track, "frame": f, "kps": k}
+            for f, k in enumerate(frames)]
+
+
+def test_jump_in_a_still_track_is_found_at_its_frame_and_keypoint():
+    rng = np.random.default_rng(0)
+    frames = [noisy(pose(), rng, 0.6) for _ in range(30)]
+    frames[12][K["left_knee"], :2] += [9.0, -7.0]  # an 11 px jump while the subject stands still
+    found = rows_of(run_deep_qa(make_dataset(_track(frames))).findings, "qa.temporal_jitter")
+    assert [(f["annotation_id"], f["keypoint"]) for f in found] == [(13, "left_knee")]
+    assert "frame 12 of track 1" in found[0]["message"] and found[0]["value"] > 0.05
+
+
+def test_fast_but_smooth_motion_is_not_flagged():
+    # the body accelerates to 40 px/frame while the arms swing through 100 degrees: large moves, no jumps
+    rng = np.random.default_rng(1)
+    frames = []
+    for f in range(40):
+        xy = FRONT.copy()
+        ang = np.radians(50 * np.sin(f / 5))
+        for side, sgn in (("left", 1), ("right", -1)):
+            sh = xy[K[f"{side}_shoulder"]]
+            rot = np.array([[np.cos(sgn * ang), -np.sin(sgn * ang)], [np.sin(sgn * ang), np.cos(sgn * ang)]])
+            for j in ("elbow", "wrist"):
+                xy[K[f"{side}_{j}"]] = sh + rot @ (FRONT[K[f"{side}_{j}"]] - FRONT[K[f"{side}_shoulder"]])
+        frames.append(noisy(pose(cx=100 + 0.5 * f * f, cy=400 - 2 * f, xy=xy), rng, 0.6))
+    result = run_deep_qa(make_dataset(_track(frames)))
+    assert rows_of(result.findings, "qa.temporal_jitter") == []
+    assert rows_of(result.findings, "qa.left_right_swap") == []
+
+
+def test_jitter_is_judged_per_track():
+    # a shaky track and a calm one: the calm track's one jump is found, the shaky track's shake is its norm
+    rng = np.random.default_rng(2)
+    shaky = [noisy(pose(), rng, 4.0) for _ in range(30)]
+    calm = [noisy(pose(), rng, 0.5) for _ in range(30)]
+    calm[20][K["nose"], :2] += 8.0
+    ds = make_dataset(_track(shaky, track=1) + _track(calm, track=2))
+    found = rows_of(run_deep_qa(ds).findings, "qa.temporal_jitter")
+    assert [(f["annotation_id"], f["keypoint"]) for f in found] == [(51, "nose")]
+
+
+def test_flicker_short_runs_only():
+    v = np.array([2, 2, 2, 0, 2, 2, 1, 1, 1, 1, 1, 2, 2, 2, 1, 2, 2])[:, None]
+    new_track = np.zeros(len(v), bool)
+    new_track[0] = True
+    fl = flicker(v, new_track, window=2)
+    assert np.flatnonzero(fl.flagged[:, 0]).tolist() == [3, 14]  # 2->0->2 and 2->1->2; the long occlusion is real
+    assert fl.before[3, 0] == 2 and fl.run_length[3, 0] == 1
+
+
+def test_flicker_does_not_cross_tracks_and_is_reported():
+    v = np.array([2, 2, 0, 2, 2, 0, 2, 2])[:, None]
+    new_track = np.array([1, 0, 0, 0, 0, 1, 0, 0], bool)  # the 0 at row 5 opens a new track
+    assert np.flatnonzero(flicker(v, new_track, window=2).flagged[:, 0]).tolist() == [2]
+    rng = np.random.default_rng(3)
+    frames = [noisy(pose(), rng, 0.5) for _ in range(12)]
+    frames[6][K["right_knee"]] = [0, 0, 0]
+    found = [f for f in rows_of(run_deep_qa(make_dataset(_track(frames))).findings, "qa.temporal_jitter")]
+    assert [(f["annotation_id"], f["keypoint"]) for f in found] == [(7, "right_knee")]
+    assert found[0]["message"].startswith("visibility of right_knee flickers visible -> not labeled -> visible")
+
+
+def test_tracks_of_different_export_files_stay_apart():
+    # two videos from one annotator both use track id 1 and frames 0..19; their sources tell them apart,
+    # so the jump in the second video is seen (merged, its frames would collide with the first's)
+    rng = np.random.default_rng(4)
+    second = [noisy(pose(cx=900), rng, 0.5) for _ in range(20)]
+    second[10][K["nose"], :2] += [8.0, 6.0]
+    labels = _track([noisy(pose(cx=300), rng, 0.5) for _ in range(20)])
+    labels += [dict(lab, file="other/" + lab["file"]) for lab in _track(second)]
+    ds = make_dataset(labels)
+    ds.instances.extra["source"] = np.array(["v1.json"] * 20 + ["v2.json"] * 20, dtype=object)
+    found = rows_of(run_deep_qa(ds).findings, "qa.temporal_jitter")
+    assert [(f["annotation_id"], f["keypoint"], f["source"]) for f in found] == [(31, "nose", "v2.json")]
