@@ -137,7 +137,8 @@ def validate_command(
         docs = out / "data_docs" / (name or "")
         report = validate_dataset(d.dataset, settings, docs_dir=docs, source=str(path))
         tables += [d.findings, report.findings]
-    if len(decoded) > 1 or gold_ds is not None:
+    has_tracks = any((d.dataset.instances.track_id >= 0).any() for _, _, d in decoded)
+    if len(decoded) > 1 or gold_ds is not None or has_tracks:  # video alone: jitter, flicker, swaps in time
         from kpdeliver.qa import run_deep_qa
 
         # every annotator's instances in one dataset; QA pairs overlap images by file name
