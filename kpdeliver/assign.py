@@ -12,9 +12,10 @@ from posixpath import dirname
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from kpdeliver.config import Assignment, Splits
-from kpdeliver.model import Images
+from kpdeliver.model import Dataset, Images, parquet_bytes
 
 
 def unit_hash(keys: list[str], seed: int) -> np.ndarray:
@@ -77,3 +78,23 @@ def split_images(file_names: list[str], has_track: np.ndarray, splits: Splits) -
         edges.append(acc)
     edges[-1] = 1.0 + 1e-12
     return np.asarray(names, dtype=object)[np.searchsorted(np.asarray(edges), u, side="right")]
+
+
+def task_packages(batch: Dataset, assignments: pa.Table, *, prelabels: Dataset | None = None) -> dict[str, bytes]:
+    """What each annotator imports into their tool: `tasks/<annotator>/annotations.xml` (CVAT
+    1.1, with the schema's skeleton) and `tasks/<annotator>/tasks.json` + `label_config.xml`
+    (Label Studio), over the images assigned to them, pre-labeled where `prelabels` has
+    instances for them."""
+    from kpdeliver.codecs import cvat, label_studio
+
+    files: dict[str, bytes] = {"tasks/assignments.parquet": parquet_bytes(assignments)}
+    source = prelabels if prelabels is not None else batch
+    config = label_studio.label_config(batch.schema).encode()
+    for annotator in sorted(set(assignments["annotator"].to_pylist())):
+        mine = assignments.filter(pc.equal(assignments["annotator"], annotator))["image_id"].to_numpy()
+        part = source.subset_images(np.isin(source.images.id, mine))
+        files[f"tasks/{annotator}/annotations.xml"] = cvat.encode(part)
+        files[f"tasks/{annotator}/tasks.json"] = label_studio.encode(part)
+        files[f"tasks/{annotator}/label_config.xml"] = config
+    return files
+

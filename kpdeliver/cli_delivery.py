@@ -88,6 +88,40 @@ def register(app: typer.Typer) -> None:
         print_summary(summary)
 
     @app.command()
+    def assign(
+        config: Path = typer.Option(..., "--config", "-c", help="client YAML"),
+    ) -> None:
+        """Split the batch among annotators and write their CVAT / Label Studio task packages
+        under the source's tasks/ prefix (no Prefect needed)."""
+        from kpdeliver.assign import assign_annotators, task_packages
+        from kpdeliver.config import ConfigError, load_config
+        from kpdeliver.ingest import ingest_images
+        from kpdeliver.model import Dataset, Instances
+        from kpdeliver.schema import get_schema
+        from kpdeliver.storage import open_store
+
+        try:
+            cfg = load_config(config)
+        except ConfigError as e:
+            _fail(str(e))
+        preflight(cfg)
+        store = open_store(cfg.source, cfg.storage.model_dump(exclude_none=True))
+        schema = get_schema(cfg.schema_name)
+        images = ingest_images(store).images
+        table = assign_annotators(images, cfg.annotators, cfg.assignment)
+        files = task_packages(Dataset(schema, images, Instances.empty(schema.num_keypoints)), table)
+        for key, data in files.items():
+            store.put(key, data)
+        t = Table(title=f"assignments for {cfg.client}/{cfg.dataset}")
+        for col in ("annotator", "primary", "overlap", "gold"):
+            t.add_column(col, justify="left" if col == "annotator" else "right")
+        rows = table.to_pylist()
+        for a in cfg.annotators:
+            t.add_row(a, *(str(sum(r["annotator"] == a and r["role"] == role for r in rows)) for role in ("primary", "overlap", "gold")))
+        console.print(t)
+        console.print(f"task packages written under {store.location('tasks')}")
+
+    @app.command()
     def demo(
         work: Path = typer.Option(Path(".work/demo"), help="where the synthetic batch and releases go"),
         seed: int = typer.Option(0, help="seed of the synthetic batch"),

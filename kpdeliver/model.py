@@ -12,12 +12,14 @@ Conventions:
 """
 from __future__ import annotations
 
+import io
 import warnings
 from dataclasses import dataclass, field, fields, replace
 from typing import Mapping
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from kpdeliver.schema import KeypointSchema
 
@@ -285,3 +287,10 @@ def concat_images(parts: list[Images]) -> Images:
     if not parts:
         return Images.empty()
     return Images(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Images)})
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    """A table as zstd-compressed Parquet bytes (what stores are handed)."""
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()

@@ -18,7 +18,6 @@ Publication protocol (works the same on a folder and on S3):
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -28,13 +27,12 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from kpdeliver import __version__
 from kpdeliver.codecs import coco, yolo_pose
 from kpdeliver.config import ClientConfig, QuarantineScope
-from kpdeliver.findings import FINDINGS_SCHEMA, concat_findings, error_annotation_ids
-from kpdeliver.model import Dataset
+from kpdeliver.findings import FINDINGS_SCHEMA, error_annotation_ids
+from kpdeliver.model import Dataset, parquet_bytes
 from kpdeliver.storage import ObjectStore, join_key
 
 QUARANTINE_SCHEMA = pa.schema(
@@ -58,12 +56,6 @@ class PublishError(RuntimeError):
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def parquet_bytes(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
-    return sink.getvalue()
 
 
 def input_fingerprint(config: ClientConfig, image_shas: list[str], export_shas: dict[str, str]) -> str:

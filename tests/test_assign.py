@@ -1,8 +1,15 @@
 import numpy as np
+import orjson
+import pyarrow.parquet as pq
+from typer.testing import CliRunner
 
 from kpdeliver.assign import assign_annotators, split_images
+from kpdeliver.cli import app
+from kpdeliver.codecs import cvat
 from kpdeliver.config import Assignment, Splits
 from kpdeliver.model import Images
+from kpdeliver.schema import COCO17
+from kpdeliver.synth import make_demo_batch
 
 
 def images(n):
@@ -58,3 +65,18 @@ def test_split_ratios_and_video_frames_stay_together():
     frac_val = (split[200:] == "val").mean()
     assert 0.15 < frac_val < 0.35
     assert set(split) <= {"train", "val"}
+
+
+def test_assign_command_writes_task_packages_each_tool_can_read(tmp_path):
+    cfg = make_demo_batch(tmp_path, seed=1, n_images=12)
+    res = CliRunner().invoke(app, ["assign", "--config", str(cfg)])
+    assert res.exit_code == 0, res.output
+    tasks = tmp_path / "batch" / "tasks"
+    table = pq.read_table(tasks / "assignments.parquet").to_pylist()
+    for ann in ("ann_a", "ann_b", "ann_c"):
+        mine = sorted(r["file_name"] for r in table if r["annotator"] == ann)
+        assert mine, ann
+        decoded = cvat.decode((tasks / ann / "annotations.xml").read_bytes(), schema=COCO17)
+        assert sorted(decoded.dataset.images.file_name) == mine
+        assert len(orjson.loads((tasks / ann / "tasks.json").read_bytes())) == len(mine)
+        assert b"KeyPointLabels" in (tasks / ann / "label_config.xml").read_bytes()

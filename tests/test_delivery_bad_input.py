@@ -2,7 +2,6 @@
 quarantined with a finding that names file, item and field."""
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
