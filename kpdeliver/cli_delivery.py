@@ -79,8 +79,11 @@ def register(app: typer.Typer) -> None:
         """Run a full delivery for one client config and publish a release."""
         from kpdeliver.config import ConfigError, load_config
 
+        from kpdeliver.isolation import check_isolation, configs_beside
+
         try:
             cfg = load_config(config)
+            check_isolation(cfg, configs_beside(config))
         except ConfigError as e:
             _fail(str(e))
         preflight(cfg)

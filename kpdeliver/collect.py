@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from kpdeliver.codecs import REJECTED_SCHEMA, CodecError
 from kpdeliver.findings import concat_findings, findings_for
 from kpdeliver.formats import decode_bytes
+from kpdeliver.isolation import unsafe_key_findings
 from kpdeliver.model import NONE, Dataset, Instances, concat_instances
 from kpdeliver.schema import KeypointSchema
 from kpdeliver.storage import ObjectStore, StorageError
@@ -91,6 +92,11 @@ def _decode_prefix(store: ObjectStore, prefix: str, annotator: str, schema: Keyp
             findings.append(findings_for("collect.unreadable_file", annotator=annotator, source=key, n=1,
                                          message=f"{key}: export of {annotator} not used: {e}"))
             continue
+        unsafe = unsafe_key_findings(decoded.dataset.images.file_name, location=key, what="file_name")
+        if unsafe.num_rows:  # such an image never matches a batch image: its instances stay unplaced
+            findings.append(unsafe)
+            safe = ~np.isin(decoded.dataset.images.file_name, unsafe["file_name"].to_numpy(zero_copy_only=False))
+            decoded.dataset = decoded.dataset.replace(images=decoded.dataset.images.take(np.flatnonzero(safe)))
         instances = rekey_onto_batch(decoded.dataset, batch, source=key)
         instances.annotator[:] = annotator
         parts.append(instances)

@@ -135,6 +135,8 @@ class StorageOptions(_Model):
     endpoint_url: Optional[str] = None
     region: Optional[str] = None
     profile: Optional[str] = None
+    retries_mode: Optional[str] = Field(None, pattern="^(standard|adaptive)$")
+    max_attempts: Optional[int] = Field(None, ge=1, le=20)
 
 
 class YoloOptions(_Model):

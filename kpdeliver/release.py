@@ -324,6 +324,10 @@ def stage(plan: ReleasePlan, *, release_store: ObjectStore, source_store: Object
     for src_key, path, sha, _ in plan.copies:
         dst = join_key(prefix, path)
         release_store.copy_from(source_store, src_key, dst)
+        copied = release_store.sha256(dst)
+        if copied != sha:  # the source changed after ingest hashed it: never publish other bytes
+            raise PublishError(f"{source_store.location(src_key)} changed after ingest (sha256 {copied[:12]}… "
+                               f"instead of {sha[:12]}…); run the delivery again to re-ingest it")
         listing[path] = {"size": release_store.size(dst), "sha256": sha}
         if progress:
             progress()

@@ -64,3 +64,17 @@ def test_an_export_for_an_unknown_annotator_is_reported_not_used(batch):
     assert len(res.dataset.instances) == 0
     assert res.findings["check"].to_pylist() == ["collect.unreadable_file"]
     assert "mallory" in res.findings["message"][0].as_py()
+
+
+def test_an_export_file_name_that_climbs_out_is_refused_not_matched(batch):
+    store, truth = batch
+    evil = truth.replace(images=truth.images.take(np.arange(len(truth.images))))
+    evil.images.file_name[0] = "../../" + evil.images.file_name[0]
+    store.put("annotations/ann_a/export.json", coco.encode(evil))
+    ing = ingest_images(store)
+    res = collect_exports(store, Dataset(truth.schema, ing.images, Instances.empty(17)), ["ann_a"])
+    unsafe = [r for r in res.findings.to_pylist() if r["check"] == "ingest.unsafe_key"]
+    assert [r["file_name"] for r in unsafe] == [evil.images.file_name[0]]
+    on_first = truth.instances.image_id == truth.images.id[0]
+    assert (res.dataset.instances.image_id[on_first] == -1).all()
+    assert (res.dataset.instances.image_id[~on_first] > 0).all()

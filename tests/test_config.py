@@ -51,3 +51,15 @@ def test_bad_config_fails_with_one_sentence(tmp_path, text, fragment):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_deliver_refuses_a_config_reaching_into_another_clients_prefix(tmp_path):
+    from typer.testing import CliRunner
+
+    from kpdeliver.cli import app
+
+    (tmp_path / "acme.yaml").write_text(GOOD)
+    (tmp_path / "mallory.yaml").write_text(GOOD.replace("client: acme", "client: mallory"))
+    res = CliRunner().invoke(app, ["deliver", "--config", str(tmp_path / "mallory.yaml")])
+    assert res.exit_code == 2
+    assert "refusing to run" in res.output and "acme" in res.output

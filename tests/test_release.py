@@ -120,3 +120,13 @@ def test_quarantine_scope_and_accounting(scope, delivered_ids, quarantined_image
     assert row["annotation_id"] == 11 and row["checks"] == "visibility.invalid_flag"
     assert orjson.loads(row["raw"])["keypoints"][:3] == [10, 10, 2]
     assert q.to_pylist()[-1]["raw"] == "{}"
+
+
+def test_staging_refuses_an_image_whose_bytes_changed_after_ingest(tmp_path):
+    store = LocalStore(tmp_path)
+    store.put("batch/images/a.jpg", b"changed bytes")
+    p = plan("a")
+    p.copies.append(("batch/images/a.jpg", "yolo/images/train/a.jpg", release.sha256_hex(b"original bytes"), -1))
+    with pytest.raises(release.PublishError, match="changed after ingest"):
+        release.stage(p, release_store=store, source_store=store, prefix="stage")
+    assert release.read_staged(store, "stage") is None

@@ -5,6 +5,7 @@ and S3 (`kpdeliver.storage.s3`, the only module that imports boto3).
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from abc import ABC, abstractmethod
 from typing import BinaryIO, Iterator
@@ -78,6 +79,14 @@ class ObjectStore(ABC):
     def copy_from(self, src: "ObjectStore", src_key: str, dst_key: str) -> None:
         """Copy an object from another store; same-backend adapters avoid the round trip."""
         self.put(dst_key, src.get(src_key))
+
+    def sha256(self, key: str) -> str:
+        """Hex sha256 of the object, streamed (adapters that store checksums answer without reading)."""
+        digest = hashlib.sha256()
+        with self.open(key) as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
 
     def delete_prefix(self, prefix: str) -> int:
         keys = list(self.list(prefix))
