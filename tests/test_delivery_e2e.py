@@ -139,3 +139,15 @@ def test_every_mistake_injected_into_the_demo_is_found(demo):
         hits = [r for r in findings if r["check"] == m["expected_check"] and r["annotation_id"] == m["annotation_id"]
                 and (m["keypoint"] is None or r["keypoint"] == m["keypoint"])]
         assert hits, f"not found: {m}"
+
+
+def test_the_flow_run_carries_findings_and_scorecard_artifacts(demo):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    keys = ["findings-by-check", "findings-by-annotator", "findings-by-keypoint", "annotator-scorecards"]
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
+    assert {a.key for a in arts} == set(keys)
+    by_check = json.loads(next(a for a in arts if a.key == "findings-by-check").data)
+    assert {"check", "severity", "count"} <= set(by_check[0])
