@@ -9,7 +9,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from kpdeliver import release
-from kpdeliver.collect import assignment_findings, primary_mask
+from kpdeliver.collect import assignment_findings, delivery_candidates
 from kpdeliver.config import ClientConfig
 from kpdeliver.findings import concat_findings, summary_by
 from kpdeliver.model import Dataset, Instances
@@ -66,14 +66,13 @@ def delivery_run(config: ClientConfig) -> dict:
     staged = release.staging_prefix(config.client, config.dataset, fingerprint)
     if release.read_staged(releases, staged) is None:
         with tempfile.TemporaryDirectory(prefix="kpdeliver-docs-") as docs:
-            report = compute.validate_rules(collected.dataset, config.validation, Path(docs))
+            report = compute.validate_rules(collected.everything, config.validation, Path(docs))
             qa = compute.deep_qa(collected.dataset, collected.gold, config)
             docs_files = {f"qa/data_docs/{p.relative_to(docs).as_posix()}": p.read_bytes()
                           for p in Path(docs).rglob("*") if p.is_file()}
         findings = concat_findings([ingested.findings, collected.findings,
                                     assignment_findings(collected.dataset, assignments), report.findings, qa.findings])
-        keep = primary_mask(collected.dataset, assignments)
-        candidates = collected.dataset.subset_instances(keep)
+        candidates, review_only = delivery_candidates(collected, assignments)
         delivered, quarantine, image_q = release.split_quarantine(
             candidates, findings, collected.rejected, config.validation.quarantine)
         plan = compute.package(
@@ -81,8 +80,9 @@ def delivery_run(config: ClientConfig) -> dict:
             image_quarantined=image_q, ingest_rejected=_ingest_rejected(ingested.findings, ingested.rejected_keys),
             assignments=assignments, annotators=qa.annotators,
             extra_files={**docs_files, "qa/keypoints.parquet": release.parquet_bytes(qa.keypoints)},
-            instances_in=len(collected.dataset.instances) + collected.rejected.num_rows,
-            review_only=int((~keep).sum()),
+            instances_in=len(collected.dataset.instances) + collected.rejected.num_rows
+            + (len(collected.gold.instances) if collected.gold is not None else 0),
+            review_only=review_only,
         )
         release.finish_plan(plan, render_report(
             findings, title=f"{config.client} / {config.dataset} — QA report",

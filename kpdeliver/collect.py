@@ -36,6 +36,14 @@ class CollectResult:
     rejected: pa.Table  # items held back at decode, with their raw form
     files: dict[str, str]  # export key -> sha256 of its bytes
 
+    @property
+    def everything(self) -> Dataset:
+        """Annotators' and gold instances together (what the row rules validate)."""
+        if self.gold is None:
+            return self.dataset
+        both = concat_instances([self.dataset.instances, self.gold.instances], self.dataset.schema.num_keypoints)
+        return self.dataset.replace(instances=both)
+
 
 def _unique_index(keys: list[str]) -> dict[str, int]:
     """key -> row, for the keys that name exactly one row."""
@@ -131,7 +139,13 @@ def collect_exports(store: ObjectStore, batch: Dataset, annotators: list[str]) -
     dataset = batch.replace(instances=instances)
 
     gold_parts, gf, gr, gfiles = _decode_prefix(store, GOLD_PREFIX, "gold", schema, batch)
-    gold = batch.replace(instances=concat_instances(gold_parts, schema.num_keypoints)) if gold_parts else None
+    gold = None
+    if gold_parts:
+        gold_ins = concat_instances(gold_parts, schema.num_keypoints)
+        if np.isin(gold_ins.id, instances.id).any() or len(np.unique(gold_ins.id)) != len(gold_ins):
+            # one id space for the run: gold ids that collide are renumbered after the annotators'
+            gold_ins.id = np.arange(1, len(gold_ins) + 1, dtype=np.int64) + (int(instances.id.max()) if len(instances) else 0)
+        gold = batch.replace(instances=gold_ins)
     rejected_all = pa.concat_tables([REJECTED_SCHEMA.empty_table(), *rejected, *gr])
     return CollectResult(dataset, gold, concat_findings(findings + gf), rejected_all, {**files, **gfiles})
 
@@ -155,17 +169,27 @@ def assignment_findings(dataset: Dataset, assignments: pa.Table) -> pa.Table:
     )
 
 
-def primary_mask(dataset: Dataset, assignments: pa.Table) -> np.ndarray:
-    """Instances to deliver: per image, those of its primary (or gold-role first) annotator.
-    Second opinions on overlap images feed QA only, so a person is never delivered twice."""
-    ins = dataset.instances
-    prim = assignments.filter(pc.is_in(assignments["role"], pa.array(["primary"])))
+def delivery_candidates(collected: CollectResult, assignments: pa.Table) -> tuple[Dataset, int]:
+    """The instances a release may deliver, and how many collected ones are review-only.
+
+    Per image: the gold labels where the batch has them (they are the trusted ones), else the
+    primary annotator's (or, for an image without a primary owner, its first annotator's).
+    Second opinions on overlap images and annotators' labels of gold images feed QA only, so a
+    person is never delivered twice.
+    """
+    ds, ins = collected.dataset, collected.dataset.instances
+    gold = collected.gold.instances if collected.gold is not None else None
+    gold_images = np.unique(gold.image_id[gold.image_id >= 0]) if gold is not None else np.zeros(0, np.int64)
+    prim = assignments.filter(pc.equal(assignments["role"], "primary"))
     owner = dict(zip(prim["image_id"].to_pylist(), prim["annotator"].to_pylist()))
-    labeled_by: dict[int, list[str]] = {}
+    first: dict[int, str] = {}
     for i, a in zip(ins.image_id.tolist(), ins.annotator.tolist()):
-        labeled_by.setdefault(i, [])
-        if a not in labeled_by[i]:
-            labeled_by[i].append(a)
-    # an image without a primary owner (gold, or unassigned) keeps its first annotator's labels
-    chosen = {i: owner.get(i) if owner.get(i) in anns else anns[0] for i, anns in labeled_by.items()}
-    return np.fromiter((chosen[i] == a for i, a in zip(ins.image_id.tolist(), ins.annotator.tolist())), bool, len(ins))
+        first.setdefault(i, a)
+    labeled = {(i, a) for i, a in zip(ins.image_id.tolist(), ins.annotator.tolist())}
+    chosen = {i: owner[i] if (i, owner.get(i)) in labeled else a for i, a in first.items()}
+    keep = np.fromiter((chosen[i] == a for i, a in zip(ins.image_id.tolist(), ins.annotator.tolist())), bool, len(ins))
+    keep &= ~np.isin(ins.image_id, gold_images)
+    parts = [ins.take(np.flatnonzero(keep))]
+    if gold is not None:
+        parts.append(gold.take(np.flatnonzero(gold.image_id >= 0)))
+    return ds.replace(instances=concat_instances(parts, ds.schema.num_keypoints)), int((~keep).sum())

@@ -151,3 +151,16 @@ def test_the_flow_run_carries_findings_and_scorecard_artifacts(demo):
     assert {a.key for a in arts} == set(keys)
     by_check = json.loads(next(a for a in arts if a.key == "findings-by-check").data)
     assert {"check", "severity", "count"} <= set(by_check[0])
+
+
+def test_gold_images_are_delivered_with_the_gold_labels_only(demo):
+    root, _, summary, _ = demo
+    rel = Path(summary["release"])
+    gold_names = set(json.loads((root / "truth.json").read_text())["gold"])
+    images = pq.read_table(rel / "index/images.parquet").to_pylist()
+    gold_ids = {r["image_id"] for r in images if r["file_name"] in gold_names}
+    assert len(gold_ids) == len(gold_names)
+    anns = pq.read_table(rel / "index/annotations.parquet").to_pylist()
+    on_gold = [a["annotator"] for a in anns if a["image_id"] in gold_ids]
+    assert on_gold and set(on_gold) == {"gold"}
+    assert len({a["annotation_id"] for a in anns}) == len(anns)
