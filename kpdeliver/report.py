@@ -93,9 +93,17 @@ def render_report(findings: pa.Table, *, title: str, summary: dict, annotators: 
     """One self-contained HTML page: verdict, summary, findings by check / annotator / keypoint, and the list."""
     sev = findings["severity"].to_pylist() if findings.num_rows else []
     n_err, n_warn = sev.count("error"), sev.count("warning")
-    verdict = "pass" if n_err == 0 else "fail"
-    verdict_text = (f"PASS: no error-severity findings ({n_warn:,} warnings)" if n_err == 0
-                    else f"FAIL: {n_err:,} error-severity findings ({n_warn:,} warnings)")
+    summary = dict(summary)
+    reasons = summary.pop("reasons", None) or []
+    if "verdict" in summary:  # a delivery's sign-off: error items were quarantined, not delivered
+        verdict = summary["verdict"]
+        verdict_text = (f"{verdict.upper()}: " + "; ".join(reasons) if reasons else
+                        f"{verdict.upper()}: sign-off thresholds met; {n_err:,} error findings "
+                        f"(their items held back in quarantine), {n_warn:,} warnings")
+    else:
+        verdict = "pass" if n_err == 0 else "fail"
+        verdict_text = (f"PASS: no error-severity findings ({n_warn:,} warnings)" if n_err == 0
+                        else f"FAIL: {n_err:,} error-severity findings ({n_warn:,} warnings)")
     glossary = "".join(f"<tr><td><code>{escape(c)}</code></td><td>{escape(s.value)}</td></tr>"
                        for c, s in CHECKS.items() if findings.num_rows and c in set(findings["check"].to_pylist()))
     sections = [

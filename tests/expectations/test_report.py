@@ -34,3 +34,16 @@ def test_fail_page_groups_and_caps():
     for section in ("Findings by check", "By annotator", "By keypoint", "Annotators"):
         assert section in html
     assert html.count("<td>nose</td>") >= 1 and "ann_b" in html
+
+
+def test_a_delivery_report_shows_the_sign_off_verdict_not_the_raw_error_count():
+    import pyarrow as pa
+
+    from kpdeliver.findings import findings_for
+    from kpdeliver.report import render_report
+
+    f = findings_for("bounds.visible_outside_image", message="quarantined item", annotation_id=[1], n=1)
+    ok = render_report(f, title="t", summary={"verdict": "pass", "reasons": []})
+    assert "PASS: sign-off thresholds met; 1 error findings" in ok
+    bad = render_report(pa.concat_tables([f]), title="t", summary={"verdict": "fail", "reasons": ["too many quarantined"]})
+    assert "FAIL: too many quarantined" in bad
