@@ -63,3 +63,15 @@ def test_deliver_refuses_a_config_reaching_into_another_clients_prefix(tmp_path)
     res = CliRunner().invoke(app, ["deliver", "--config", str(tmp_path / "mallory.yaml")])
     assert res.exit_code == 2
     assert "refusing to run" in res.output and "acme" in res.output
+
+
+def test_deliver_with_a_missing_source_fails_fast_in_one_sentence(tmp_path):
+    from typer.testing import CliRunner
+
+    from kpdeliver.cli import app
+
+    cfg = write(tmp_path, GOOD)  # ./batch does not exist
+    res = CliRunner().invoke(app, ["deliver", "--config", str(cfg)])
+    assert res.exit_code == 2
+    assert "has no images" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "releases").exists()
