@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one sentence stays one line
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -22,6 +22,8 @@ def preflight(config) -> None:
     from kpdeliver.ingest import list_image_keys
     from kpdeliver.storage import StorageError, open_store
 
+    if "://" not in config.source and not Path(config.source).is_dir():
+        _fail(f"source folder {config.source} does not exist")
     try:
         store = open_store(config.source, config.storage.model_dump(exclude_none=True))
         if not list_image_keys(store):

@@ -73,5 +73,6 @@ def test_deliver_with_a_missing_source_fails_fast_in_one_sentence(tmp_path):
     cfg = write(tmp_path, GOOD)  # ./batch does not exist
     res = CliRunner().invoke(app, ["deliver", "--config", str(cfg)])
     assert res.exit_code == 2
-    assert "has no images" in res.output and "Traceback" not in res.output
+    assert "does not exist" in res.output and "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1
     assert not (tmp_path / "releases").exists()
