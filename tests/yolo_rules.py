@@ -17,6 +17,11 @@ def check_yolo_pose_tree(root: Path) -> list[str]:
     """Problems Ultralytics would report for the tree at `root` (empty list: all accepted)."""
     problems = []
     cfg = yaml.safe_load((root / "data.yaml").read_text())
+    # check_det_dataset: the dataset root is `path` (relative to the current directory when that
+    # exists) or else the YAML's folder
+    base = Path(cfg.get("path") or root)
+    if base.resolve() != root.resolve():
+        problems.append(f"data.yaml path {cfg.get('path')!r} resolves to {base.resolve()}, not the tree at {root}")
     nkpt, ndim = cfg["kpt_shape"]
     if ndim not in (2, 3):
         problems.append(f"kpt_shape dim {ndim} not in (2, 3)")

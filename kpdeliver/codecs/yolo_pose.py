@@ -92,9 +92,10 @@ def label_lines(
     return buf, width
 
 
+# No `path` key: Ultralytics resolves a relative `path` against the current directory, and an
+# absolute one would tie the release to one machine; without it the YAML's own folder is the root.
 def data_yaml(schema: KeypointSchema, categories: tuple[Category, ...], splits: list[str]) -> bytes:
     doc = {
-        "path": ".",
         **{s: f"images/{s}" for s in splits},
         "names": {i: c.name for i, c in enumerate(sorted(categories, key=lambda c: c.id))},
         "kpt_shape": [schema.num_keypoints, 3],
