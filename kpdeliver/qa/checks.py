@@ -389,8 +389,10 @@ def video_findings(ctx: Context, s: DeepQASettings) -> pa.Table:
     i, j = np.nonzero(fl.flagged)
     tables.append(ctx.table(
         "qa.temporal_jitter", rows[i], keypoint=names[j], value=fl.run_length[i, j].astype(np.float64),
-        message=[f"visibility of {n} flickers {STATE_WORDS[b]} -> {STATE_WORDS[v]} -> {STATE_WORDS[b]} "
-                 f"in {where[r]}" for r, n, b, v in zip(i, names[j], fl.before[i, j], states[i, j])]))
+        message=[f"visibility of {n} is {STATE_WORDS[v]} in {where[r]}, at the track's end, and "
+                 f"{STATE_WORDS[b]} in the frames beside it" if e else
+                 f"visibility of {n} flickers {STATE_WORDS[b]} -> {STATE_WORDS[v]} -> {STATE_WORDS[b]} in {where[r]}"
+                 for r, n, b, v, e in zip(i, names[j], fl.before[i, j], states[i, j], fl.at_end[i, j])]))
     return concat_findings(tables)
 
 
@@ -416,6 +418,11 @@ def drift_findings(ctx: Context, s: DeepQASettings, refs: RefStore) -> tuple[pa.
     ref = np.concatenate([c for _, c, *_ in refs.samples])
     series = np.concatenate([np.concatenate([o.reshape(len(o), 2 * k), b[:, None]], axis=1)
                              for _, _, o, b in refs.samples])
+    # video frames are left out: a track's frames are one item seen many times (their differences from a
+    # reference are strongly correlated, so they would pass for many independent samples), and video
+    # labels are less noisy than stills, so a switch between the two would pass for a change
+    still = ~((ctx.track_id[rows] >= 0) & (ctx.frame[rows] >= 0))
+    rows, ref, series = rows[still], ref[still], series[still]
     spread = channel_spread(series)
     pos = np.zeros(ctx.n, np.int64)  # position of each instance in its annotator's submission order
     for code in range(gold_code):

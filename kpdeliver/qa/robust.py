@@ -26,9 +26,9 @@ def group_count(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.nda
     return np.bincount(groups[np.isfinite(values)], minlength=n_groups)
 
 
-def robust_z(values: np.ndarray, groups: np.ndarray, n_groups: int, *, floor: float) -> np.ndarray:
-    """(value - group median) / (1.4826 * group MAD), the MAD floored at `floor`."""
+def robust_scale(values: np.ndarray, groups: np.ndarray, n_groups: int, *, floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per group: the median, and 1.4826 * MAD (a standard deviation robust to outliers) floored at `floor`."""
     med = group_median(values, groups, n_groups)
     mad = group_median(np.abs(values - med[groups]), groups, n_groups)
-    sd = np.maximum(MAD_TO_SD * np.nan_to_num(mad, nan=0.0), floor)
-    return (values - med[groups]) / sd[groups]
+    return med, np.maximum(MAD_TO_SD * np.nan_to_num(mad, nan=0.0), floor)
+

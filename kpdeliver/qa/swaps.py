@@ -76,10 +76,10 @@ def track_swapped_pairs(
     var = (2.0 * schema.sigma_array) ** 2
     denom = 2.0 * s2[:, None] * ((var[a] + var[b]) / 2)[None, :]
     mid = np.where(both[..., None], (kps[:, a, :2] + kps[:, b, :2]) / 2, np.nan)
+    ref_mid = _midpoint_path(mid, track)  # an exchange leaves the midpoint alone, so swapped frames do not spoil it
     flagged = np.zeros((n, p), bool)
     for _ in range(2):
         ref, count = _neighbour_median(np.where(flagged[..., None], np.nan, h), track, window)
-        ref_mid, _ = _neighbour_median(np.where(flagged[..., None], np.nan, mid), track, window)
         kept = np.exp(-((h - ref) ** 2).sum(-1) / denom)
         crossed = np.exp(-((h + ref) ** 2).sum(-1) / denom)
         gain = 2.0 * (crossed - kept)  # as the pair terms of swap_evidence: both points exchanged vs kept
@@ -87,7 +87,29 @@ def track_swapped_pairs(
         # by half the jump (at least the pair's separation when it mimics an exchange)
         stays = ((mid - ref_mid) ** 2).sum(-1) <= (ref**2).sum(-1)
         flagged = both & (count >= 2) & (np.nan_to_num(gain, nan=0.0) > pair_swap_gain) & stays
-    return flagged
+    # in a frame with an exchange, the other pairs are exchanged too where that fits the neighbours better:
+    # pairs too close to show a clear gain (a side view), or with one point unlabeled, whose flags then
+    # read the other way round (left visible and right unlabeled between frames with the reverse)
+    flags = np.stack([kps[:, a, 2], kps[:, b, 2]], axis=-1)
+    ref_flags, _ = _neighbour_median(np.where(flagged[..., None], np.nan, flags), track, window)
+    flags_crossed = (flags[..., 0] != flags[..., 1]) & (flags[..., ::-1] == ref_flags).all(axis=-1)
+    fits = (both & (np.nan_to_num(gain, nan=0.0) > 0) & stays) | flags_crossed
+    return flagged | (flagged.any(axis=1, keepdims=True) & fits)
+
+
+def _midpoint_path(mid: np.ndarray, track: np.ndarray) -> np.ndarray:
+    """Where each pair's midpoint [n, P, 2] would be if it moved on steadily: halfway between the frames
+    before and after, or carried on from the two frames beside a track's end (the person may be walking,
+    so a median of the frames around an end would lag behind)."""
+    def shifted(by: int) -> np.ndarray:
+        idx = np.arange(len(mid)) - by
+        inside = (idx >= 0) & (idx < len(mid))
+        idx = np.clip(idx, 0, len(mid) - 1)
+        return np.where((inside & (track[idx] == track))[:, None, None], mid[idx], np.nan)
+
+    p1, n1, p2, n2 = shifted(1), shifted(-1), shifted(2), shifted(-2)
+    inner = (p1 + n1) / 2
+    return np.where(np.isfinite(inner), inner, np.where(np.isfinite(2 * n1 - n2), 2 * n1 - n2, 2 * p1 - p2))
 
 
 def _neighbour_median(h: np.ndarray, track: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,14 +1,14 @@
 """Temporal checks on video tracks: point jitter and visibility flicker.
 
 A track is one owner's `track_id` (the owner: the annotator, and the export file when known), its
-frames ordered by `frame` (video = track_id >= 0 and
-frame >= 0). Jitter is judged against the track's own motion, so a fast but smooth movement is not
-flagged: for each point, its deviation from the straight line between its two neighbouring frames
-(half the acceleration; interpolated when frames are missing), in units of the track's median
-instance scale, gets a robust z-score within its (track, keypoint) series. A point is a jump when that
-z-score and the distance are both high, it is the peak among its neighbours, and its displacement
-to or from a neighbour is also unusual for the track (the "jump" of DeepLabCut's outlier test).
-A track's first and last frames are judged against the line through the two frames beside them.
+frames ordered by `frame` (video = track_id >= 0 and frame >= 0). Jitter is judged against the
+track's own motion, so a fast but smooth movement is not flagged: each labeled point is compared with
+the straight path through its nearest labeled neighbours (one frame on each side, interpolated by
+frame number; at a track's end or beside a gap, carried on from the two on one side), in units of the
+track's median instance scale and of that prediction's noise, and gets a robust z-score (median, MAD)
+within its (track, keypoint) series. A point is a jump when that z-score and the distance are both
+high and its neighbours, once it is left out of their paths, fit them (DeepLabCut's outlier "jump"
+test, made to blame the right frame and to pass a sudden change of speed).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kpdeliver.qa.robust import group_median, robust_z
+from kpdeliver.qa.robust import group_median, robust_scale
 
 
 @dataclass(frozen=True)
@@ -43,76 +43,114 @@ def track_order(owners: np.ndarray, track_id: np.ndarray, frame: np.ndarray) -> 
 @dataclass(frozen=True)
 class Jitter:
     flagged: np.ndarray  # [n, K] bool, rows in track order
-    deviation: np.ndarray  # [n, K] distance from the neighbours' line, scale units
+    deviation: np.ndarray  # [n, K] distance from the path predicted by the neighbours, scale units
     z: np.ndarray  # [n, K] its robust z-score
 
 
 def jitter(
-    kps: np.ndarray, s2: np.ndarray, frames: np.ndarray, tracks: TrackOrder, *, z_min: float, min_dev: float
+    kps: np.ndarray, s2: np.ndarray, frames: np.ndarray, tracks: TrackOrder, *, z_min: float, min_dev: float,
+    max_gap: int = 3,
 ) -> Jitter:
-    """Jumps in tracks; kps/s2/frames are already in track order."""
+    """Jumps in tracks; kps/s2/frames are already in track order.
+
+    A point is a jump when it is far off the path through its neighbours (robust z and distance) and
+    leaving it out makes its neighbours fit their own paths: a displaced point pulls each neighbour's
+    path (residuals -J/2, J, -J/2), so the neighbour of a jump is far off too but does not pass this
+    test, and neither does a sudden change of speed (a foot planted), which bends the paths around
+    it either way. This also decides a track's end, where a jump in the last frame and one in the
+    frame before look alike from one side."""
     n, k = kps.shape[:2]
-    n_tracks = int(tracks.track.max()) + 1 if n else 0
-    scale = (group_median(np.sqrt(s2), tracks.track, n_tracks)[tracks.track] if n else np.zeros(0))[:, None]
-    same_prev = np.zeros(n, bool)
-    same_prev[1:] = ~tracks.new_track[1:]
-    same_next = _shift(same_prev.astype(float), -1, fill=0.0) > 0
-    same_prev2 = same_prev & (_shift(same_prev.astype(float), 1, fill=0.0) > 0)
-    same_next2 = same_next & (_shift(same_next.astype(float), -1, fill=0.0) > 0)
+    if n == 0:
+        return Jitter(np.zeros((0, k), bool), np.zeros((0, k)), np.zeros((0, k)))
+    n_tracks = int(tracks.track.max()) + 1
+    scale = group_median(np.sqrt(s2), tracks.track, n_tracks)[tracks.track]
     lab = kps[..., 2] > 0
-    xy = np.where(lab[..., None], kps[..., :2], np.nan)
-    f = frames.astype(np.float64)
-    p1, n1, p2, n2 = _shift(xy, 1), _shift(xy, -1), _shift(xy, 2), _shift(xy, -2)
-    fp, fn, fp2, fn2 = _shift(f, 1), _shift(f, -1), _shift(f, 2), _shift(f, -2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        inner = p1 + (n1 - p1) * ((f - fp) / (fn - fp))[:, None, None]
-        # a track's first and last frames: extrapolated from the two frames beside them
-        first = n1 + (n1 - n2) * ((fn - f) / (fn2 - fn))[:, None, None]
-        last = p1 + (p1 - p2) * ((f - fp) / (fp - fp2))[:, None, None]
-    interior = same_prev & same_next
-    at_start, at_end = ~same_prev & same_next2, ~same_next & same_prev2
-    expected = np.where(interior[:, None, None], inner, np.where(at_start[:, None, None], first, last))
-    ok = (interior | at_start | at_end)[:, None] & np.isfinite(expected[..., 0]) & lab
-    dev = np.where(ok, np.hypot(*np.moveaxis(xy - expected, -1, 0)) / scale, np.nan)
-    # extrapolation carries twice the label noise of interpolation (sqrt 6 vs sqrt 1.5): judged at half
-    score = np.where(interior[:, None], dev, dev / 2)
-    jump_in = np.where(same_prev[:, None], np.hypot(*np.moveaxis(xy - p1, -1, 0)) / scale, np.nan)
-    jump_in /= np.where(same_prev, f - fp, 1.0)[:, None]
+    starts = np.flatnonzero(tracks.new_track)
+    first, end = starts[tracks.track], np.r_[starts[1:], n][tracks.track]
+
+    def prev(at):
+        return _prev_usable(lab, at, first)
+
+    def nxt(at):
+        return _next_usable(lab, at, end)
+
+    def path(at, l1, r1):
+        return _off_path(kps, frames, at, (l1, prev(l1)), (r1, nxt(r1)), scale, max_gap)
+
+    rows = np.where(lab, np.arange(n)[:, None], -1)
+    p1, n1 = prev(rows), nxt(rows)
+    dev, score = path(rows, p1, n1)
     groups = (tracks.track[:, None] * k + np.arange(k)[None, :]).ravel()
-    floor = min_dev / z_min
-    z = robust_z(score.ravel(), groups, n_tracks * k, floor=floor).reshape(n, k)
-    zj = robust_z(jump_in.ravel(), groups, n_tracks * k, floor=floor).reshape(n, k)
-    zj_out = np.where(same_next[:, None], _shift(zj, -1), np.nan)
-    jumpy = np.fmax(np.nan_to_num(zj, nan=-np.inf), np.nan_to_num(zj_out, nan=-np.inf)) >= z_min / 2
-    d0 = np.nan_to_num(score, nan=-np.inf)
-    before = np.where(same_prev[:, None], _shift(d0, 1, fill=-np.inf), -np.inf)
-    after = np.where(same_next[:, None], _shift(d0, -1, fill=-np.inf), -np.inf)
-    peak = (d0 >= before) & (d0 >= after)
-    flagged = ok & (np.nan_to_num(z, nan=0.0) >= z_min) & (d0 >= min_dev) & peak & jumpy
+    med, sd = robust_scale(score.ravel(), groups, n_tracks * k, floor=min_dev / z_min)
+    med, sd = med[groups].reshape(n, k), sd[groups].reshape(n, k)
+    z = (score - med) / sd
+    # each neighbour judged with this point left out (its own path then skips over it)
+    _, before = path(p1, prev(p1), n1)
+    _, after = path(n1, p1, nxt(n1))
+    fits = np.maximum(score / 3, med + sd * z_min / 2)
+    settled = (np.nan_to_num(before, nan=-np.inf) <= fits) & (np.nan_to_num(after, nan=-np.inf) <= fits)
+    flagged = lab & (np.nan_to_num(z) >= z_min) & (np.nan_to_num(score) >= min_dev) & settled
     return Jitter(flagged, dev, z)
 
 
-def _shift(a: np.ndarray, by: int, *, fill=np.nan) -> np.ndarray:
-    out = np.full_like(a, fill, dtype=np.float64)
-    if by > 0:
-        out[by:] = a[:-by]
-    else:
-        out[:by] = a[-by:]
-    return out
+def _off_path(kps, frames, at, left, right, scale, max_gap):
+    """Distance of the points at rows `at` ([n, K], -1: none) from the straight path through the
+    nearest given neighbours (left and right: the two nearest rows on each side, -1 where none): one
+    on each side, else the two on one side (a track's end), in scale units; and that distance divided
+    by the prediction's noise relative to plain interpolation's (label noise sigma: interpolation
+    leaves 1.5 sigma^2, carrying on from one side 6 sigma^2), so every point is judged on one scale."""
+    k = at.shape[1]
+    (l1, l2), (r1, r2) = left, right
+    a = np.where(l1 >= 0, np.where(r1 >= 0, l1, l2), r1)
+    b = np.where(l1 >= 0, np.where(r1 >= 0, r1, l1), r2)
+    ok = (at >= 0) & (a >= 0) & (b >= 0)
+    at, a, b = np.maximum(at, 0), np.maximum(a, 0), np.maximum(b, 0)
+    f, fa, fb = (frames[i].astype(np.float64) for i in (at, a, b))
+    ok &= (np.abs(fa - f) <= max_gap) & (np.abs(fb - f) <= max_gap) & (fa != fb)
+    wb = np.where(ok, (f - fa) / np.where(ok, fb - fa, 1.0), 0.0)
+    wa = 1.0 - wb
+    cols = np.broadcast_to(np.arange(k), at.shape)
+    pred = wa[..., None] * kps[a, cols, :2] + wb[..., None] * kps[b, cols, :2]
+    dev = np.where(ok, np.hypot(*np.moveaxis(kps[at, cols, :2] - pred, -1, 0)) / scale[at], np.nan)
+    return dev, dev / np.sqrt((1.0 + wa**2 + wb**2) / 1.5)
+
+
+def _prev_usable(usable: np.ndarray, at: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """[n, K] row of the nearest usable point before row `at` in the same track (-1: none)."""
+    n, k = usable.shape
+    idx = np.maximum.accumulate(np.where(usable, np.arange(n)[:, None], -1), axis=0)
+    cols = np.broadcast_to(np.arange(k), at.shape)
+    out = np.where(at >= 1, idx[np.maximum(at - 1, 0), cols], -1)
+    return np.where((at >= 0) & (out >= first[:, None]), out, -1)
+
+
+def _next_usable(usable: np.ndarray, at: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """[n, K] row of the nearest usable point after row `at` in the same track (-1: none); `end` is the
+    first row after each row's track."""
+    n, k = usable.shape
+    idx = np.minimum.accumulate(np.where(usable, np.arange(n)[:, None], n)[::-1], axis=0)[::-1]
+    cols = np.broadcast_to(np.arange(k), at.shape)
+    out = np.where((at >= 0) & (at + 1 < n), idx[np.minimum(at + 1, n - 1), cols], n)
+    return np.where((at >= 0) & (out < end[:, None]), out, -1)
 
 
 @dataclass(frozen=True)
 class Flicker:
-    flagged: np.ndarray  # [n, K] bool: frames in a short visibility run between two equal states
+    flagged: np.ndarray  # [n, K] bool: frames in a short visibility run that differs from the runs around it
     run_length: np.ndarray  # [n, K] length of that run (0 where not flagged)
     before: np.ndarray  # [n, K] the state around the run (-1 where not flagged)
+    at_end: np.ndarray  # [n, K] bool: the run is a track's first or last frame (one neighbouring run only)
 
 
 def flicker(states: np.ndarray, new_track: np.ndarray, *, window: int) -> Flicker:
-    """Visibility runs of <= window frames whose state differs from the equal states on both sides."""
+    """Visibility runs of <= window frames whose state differs from the equal states on both sides, and
+    no longer than either of those runs (of 2,1,1,2 between long runs of 1, the single 2s are the odd
+    ones out, not the 1s between them); and a single frame at a track's end that differs from the
+    steady run (longer than `window`) beside it."""
     n, k = states.shape
     if n == 0:
-        return Flicker(np.zeros((0, k), bool), np.zeros((0, k), np.int64), np.zeros((0, k), np.int64))
+        empty = np.zeros((0, k), bool)
+        return Flicker(empty, np.zeros((0, k), np.int64), np.zeros((0, k), np.int64), empty)
     x = states.T.ravel()  # column by column: runs never cross keypoints (new_track[0] is True)
     starts_track = np.tile(new_track, k)
     change = starts_track.copy()
@@ -122,16 +160,22 @@ def flicker(states: np.ndarray, new_track: np.ndarray, *, window: int) -> Flicke
     length = np.diff(np.append(first, len(x)))
     val = x[first]
     opens_track = starts_track[first]
-    prev_val = np.r_[-2, val[:-1]]
-    next_val = np.r_[val[1:], -2]
     next_opens = np.r_[opens_track[1:], True]
-    bad = (
-        (length <= window) & ~opens_track & ~next_opens
-        & (prev_val == next_val) & (prev_val != val) & (val >= 0) & (prev_val >= 0)
+    prev_val, next_val = np.r_[-2, val[:-1]], np.r_[val[1:], -2]
+    prev_len, next_len = np.r_[0, length[:-1]], np.r_[length[1:], 0]
+    inner = (
+        (length <= window) & ~opens_track & ~next_opens & (prev_val == next_val) & (prev_val != val)
+        & (prev_len >= length) & (next_len >= length)
     )
-    flagged = bad[run].reshape(k, n).T
-    return Flicker(
-        flagged,
-        np.where(flagged, length[run].reshape(k, n).T, 0),
-        np.where(flagged, prev_val[run].reshape(k, n).T, -1),
-    )
+    # a track's end: only one side to compare with, so only a single frame against a steady run
+    start = opens_track & ~next_opens & (length == 1) & (next_len > window) & (next_val != val)
+    end = ~opens_track & next_opens & (length == 1) & (prev_len > window) & (prev_val != val)
+    bad = (inner | start | end) & (val >= 0) & (np.where(start, next_val, prev_val) >= 0)
+    around = np.where(start, next_val, prev_val)
+
+    def per_point(a):
+        return a[run].reshape(k, n).T
+
+    flagged = per_point(bad)
+    return Flicker(flagged, np.where(flagged, per_point(length), 0), np.where(flagged, per_point(around), -1),
+                   flagged & per_point(start | end))

@@ -84,3 +84,20 @@ def test_fast_motion_is_not_a_video_swap():
     new_track[0] = True
     flagged = track_swapped_pairs(kps, np.full(25, 17000.0), new_track, COCO17, pair_swap_gain=0.8)
     assert not flagged.any()
+
+
+def test_mirrored_last_frame_of_a_walker_is_one_swap_not_jitter():
+    # walking 14 px per frame, the last frame but one labeled mirrored; the ears exchange their flags too
+    # (one ear unlabeled), so the whole frame is the swap and nothing is left over as jumps or flicker
+    rng = np.random.default_rng(5)
+    labels = []
+    for f in range(20):
+        kps = noisy(pose(cx=200 + 14 * f), rng, 0.5)
+        kps[K["right_ear"]] = 0.0
+        if f == 18:
+            kps = kps[COCO17.flip_idx]
+        labels.append({"file": f"v/{f}.jpg", "track": 1, "frame": f, "kps": kps})
+    findings = run_deep_qa(make_dataset(labels)).findings
+    found = rows_of(findings, "qa.left_right_swap")
+    assert [(f["annotation_id"], f["keypoint"]) for f in found] == [(19, None)]  # every pair: no keypoint named
+    assert rows_of(findings, "qa.temporal_jitter") == []

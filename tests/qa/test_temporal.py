@@ -84,3 +84,36 @@ def test_tracks_of_different_export_files_stay_apart():
     ds.instances.extra["source"] = np.array(["v1.json"] * 20 + ["v2.json"] * 20, dtype=object)
     found = rows_of(run_deep_qa(ds).findings, "qa.temporal_jitter")
     assert [(f["annotation_id"], f["keypoint"], f["source"]) for f in found] == [(31, "nose", "v2.json")]
+
+
+def test_jump_in_the_last_frame_is_blamed_on_that_frame():
+    # at a track's end the path is carried on from two frames on one side: the jump must not be pinned
+    # on the frame before it, which the jump pulls off its interpolated path
+    rng = np.random.default_rng(6)
+    frames = [noisy(pose(cx=200 + 6 * f), rng, 0.4) for f in range(25)]
+    frames[24][K["left_wrist"], :2] += [12.0, 9.0]
+    found = rows_of(run_deep_qa(make_dataset(_track(frames))).findings, "qa.temporal_jitter")
+    assert [(f["annotation_id"], f["keypoint"]) for f in found] == [(25, "left_wrist")]
+
+
+def test_a_sudden_stop_is_not_a_jump():
+    # an ankle swings forward at 15 px per frame for 5 frames, then is planted for 5: its speed changes
+    # by 15 px per frame within one frame, a large kink in its path but no displacement the next frames undo
+    rng = np.random.default_rng(7)
+    frames = []
+    for f in range(30):
+        kps = pose()
+        kps[K["left_ankle"], 0] += 15.0 * (5 * (f // 10) + min(f % 10, 5))
+        frames.append(noisy(kps, rng, 0.4))
+    assert rows_of(run_deep_qa(make_dataset(_track(frames))).findings, "qa.temporal_jitter") == []
+
+
+def test_flicker_blames_the_odd_frames_and_sees_track_ends():
+    # 1 1 1 2 1 1 2 1 1 1: the two single 2s are the odd ones out, not the 1s between them; a single
+    # different frame at either end of a steady track is reported too
+    v = np.array([1, 1, 1, 2, 1, 1, 2, 1, 1, 1, 2, 2, 2, 2, 2, 2, 0])[:, None]
+    new_track = np.zeros(len(v), bool)
+    new_track[[0, 10]] = True
+    fl = flicker(v, new_track, window=2)
+    assert np.flatnonzero(fl.flagged[:, 0]).tolist() == [3, 6, 16]
+    assert fl.at_end[:, 0].tolist() == [i == 16 for i in range(len(v))]
