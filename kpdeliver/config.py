@@ -123,7 +123,7 @@ class DeepQASettings(_Model):
     jitter_z: float = Field(6.0, gt=0, description="robust z of a point's deviation from its neighbours")
     jitter_min: float = Field(0.03, ge=0, description="and at least this far (scale units)")
     flicker_window: int = Field(2, ge=1, description="visibility run this short between equal states = flicker")
-    drift_min_segment: int = Field(20, ge=5, description="reference items on each side of a drift's start")
+    drift_min_segment: int = Field(12, ge=5, description="reference items on each side of a drift's start")
     drift_threshold: float = Field(5.0, gt=0, description="standardised before/after difference that is drift")
     coverage_targets: tuple[CoverageBin, ...] = _COCO17_COVERAGE
     generic_bins: tuple[float, ...] = Field(
