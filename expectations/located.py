@@ -10,8 +10,12 @@ import numpy as np
 import pyarrow as pa
 
 from expectations.frames import image_sizes
-from kpdeliver.findings import findings_for
+from kpdeliver.findings import concat_findings, findings_for
 from kpdeliver.model import Dataset
+
+# One check's failing rows of one table, with the severity it reports at:
+# (check id, table "points" | "instances" | "images", row ids, severity).
+Failing = tuple[str, str, np.ndarray, str]
 
 
 def _fmt(a: np.ndarray) -> list[str]:
@@ -141,6 +145,12 @@ def image_findings(dataset: Dataset, check: str, rows: np.ndarray, *, severity: 
 
 
 LOCATORS = {"points": point_findings, "instances": instance_findings, "images": image_findings}
+
+
+def locate(dataset: Dataset, failing: list[Failing], *, source: str) -> pa.Table:
+    """The findings table for every failing row, in the order given."""
+    return concat_findings([LOCATORS[table](dataset, check, ids, severity=severity, source=source)
+                            for check, table, ids, severity in failing])
 
 
 def _annotators(dataset: Dataset, rows: np.ndarray) -> list:

@@ -11,10 +11,10 @@ import pyarrow as pa
 from great_expectations.execution_engine import pandas_execution_engine
 
 from expectations.frames import Frames, build_frames
-from expectations.located import LOCATORS
+from expectations.located import Failing, locate
 from expectations.suites import SUPERSEDES, Rule, build_rules, build_suites
 from kpdeliver.config import ValidationSettings
-from kpdeliver.findings import CHECKS, Severity, concat_findings
+from kpdeliver.findings import CHECKS, Severity
 from kpdeliver.model import Dataset
 
 DOCS_SITE = "kpdeliver"
@@ -61,19 +61,31 @@ def validate_dataset(
     still passes thanks to `settings.mostly` < 1 reports its rows as warnings, not errors.
     With `docs_dir`, GX Data Docs for this run are written there.
     """
-    frames = build_frames(dataset)
-    rules = build_rules(category_ids=[c.id for c in dataset.categories], settings=settings)
-    ctx = _context(docs_dir)
-    results = _run(ctx, rules, frames, schema_name=dataset.schema.name)
-    findings = concat_findings(_findings(dataset, rules, results, source=source))
-    docs_path = None
-    if docs_dir is not None:
-        ctx.build_data_docs(site_names=[DOCS_SITE])
-        docs_path = Path(docs_dir) / "index.html"
-    return ValidationReport(findings=findings, docs_path=docs_path, results=results)
+    ctx = make_context(docs_dir)
+    results, failing = run_suites(ctx, build_frames(dataset), category_ids=[c.id for c in dataset.categories],
+                                  settings=settings, schema_name=dataset.schema.name)
+    findings = locate(dataset, failing, source=source)
+    return ValidationReport(findings=findings, docs_path=build_docs(ctx, docs_dir), results=results)
 
 
-def _context(docs_dir: Path | None):
+def run_suites(ctx, frames: Frames, *, category_ids: list[int], settings: ValidationSettings,
+               schema_name: str) -> tuple[dict, list[Failing]]:
+    """GX validation results keyed by (suite, table), and every check's failing rows in report order."""
+    rules = build_rules(category_ids=category_ids, settings=settings)
+    results = _run(ctx, rules, frames, schema_name=schema_name)
+    return results, _failing(rules, results)
+
+
+def build_docs(ctx, docs_dir: Path | None) -> Path | None:
+    """Write the Data Docs of the runs made in `ctx` (a context from `make_context(docs_dir)`)."""
+    if docs_dir is None:
+        return None
+    ctx.build_data_docs(site_names=[DOCS_SITE])
+    return Path(docs_dir) / "index.html"
+
+
+def make_context(docs_dir: Path | None):
+    """An ephemeral GX context; with `docs_dir`, its Data Docs site writes there."""
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = {"globally": False}
@@ -99,7 +111,7 @@ def _run(ctx, rules: list[Rule], frames: Frames, *, schema_name: str) -> dict:
     return out
 
 
-def _findings(dataset: Dataset, rules: list[Rule], results: dict, *, source: str) -> list[pa.Table]:
+def _failing(rules: list[Rule], results: dict) -> list[Failing]:
     failing: dict[tuple[str, str], np.ndarray] = {}  # (check, table) -> failing row ids
     failed: set[tuple[str, str]] = set()  # checks with an expectation that failed outright
     for (_, table), result in results.items():
@@ -128,5 +140,5 @@ def _findings(dataset: Dataset, rules: list[Rule], results: dict, *, source: str
         severity = CHECKS[rule.check].value
         if (rule.check, rule.table) not in failed and severity == Severity.error.value:
             severity = Severity.warning.value  # tolerated by `mostly`
-        out.append(LOCATORS[rule.table](dataset, rule.check, ids, severity=severity, source=source))
+        out.append((rule.check, rule.table, ids, severity))
     return out

@@ -2,7 +2,8 @@
 
 Writes `findings.parquet`, `report.html` and the GX Data Docs (`data_docs/`) under --out.
 Exit code: 0 no error-severity finding, 1 errors found, 2 input unusable. Great Expectations
-is imported only inside the command, so the rest of the CLI starts fast.
+is imported only by the command's worker process (expectations.worker), so the rest of the CLI
+starts fast and the import overlaps with reading the input.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from expectations.worker import GXWorker
 from kpdeliver.codecs import CodecError, Decoded
 from kpdeliver.config import ConfigError, ValidationSettings, load_config
 from kpdeliver.findings import concat_findings, summary_by
@@ -113,51 +115,58 @@ def validate_command(
 ) -> None:
     """Validate annotations: schema conformance, visibility, bounds (Great Expectations), plus deep QA on request."""
     start = time.perf_counter()
-    try:
-        if images and sizes:
-            raise InputError("give --images or --sizes, not both")
-        cfg = load_config(config) if config else None
+    with GXWorker() as worker:  # imports Great Expectations in a second process while this one reads
+        try:
+            cfg, decoded, gold_ds = _read_inputs(input, schema=schema, images=images, sizes=sizes, config=config,
+                                                 annotation=annotation, gold=gold)
+        except (InputError, ConfigError) as e:
+            err.print(f"[bold red]error:[/] {e}")
+            raise typer.Exit(2)
         settings = cfg.validation if cfg else ValidationSettings()
-        inputs = [("", input), *_parse_annotations(annotation)]
-        decoded = [(name, path, read_input(path, schema_name=schema, images_dir=images, annotator=name)) for name, path in inputs]
-        if sizes:  # --images is handled by the reader, which reads sizes from the image headers
-            size_map = read_sizes(sizes)
-            for _, _, d in decoded:
-                fill_sizes(d.dataset, size_map)
-        gold_ds = read_input(gold, schema_name=schema, images_dir=images).dataset if gold else None
-    except (InputError, ConfigError) as e:
-        err.print(f"[bold red]error:[/] {e}")
-        raise typer.Exit(2)
+        out.mkdir(parents=True, exist_ok=True)
+        tables, annotators = [], None
+        for name, path, d in decoded:
+            tables += [d.findings, worker.validate(d.dataset, settings, docs_dir=out / "data_docs" / (name or ""),
+                                                   source=str(path))]
+        has_tracks = any((d.dataset.instances.track_id >= 0).any() for _, _, d in decoded)
+        if len(decoded) > 1 or gold_ds is not None or has_tracks:  # video alone: jitter, flicker, swaps in time
+            from kpdeliver.qa import run_deep_qa
 
-    from expectations import validate_dataset
-
-    out.mkdir(parents=True, exist_ok=True)
-    tables, annotators = [], None
-    for name, path, d in decoded:
-        docs = out / "data_docs" / (name or "")
-        report = validate_dataset(d.dataset, settings, docs_dir=docs, source=str(path))
-        tables += [d.findings, report.findings]
-    has_tracks = any((d.dataset.instances.track_id >= 0).any() for _, _, d in decoded)
-    if len(decoded) > 1 or gold_ds is not None or has_tracks:  # video alone: jitter, flicker, swaps in time
-        from kpdeliver.qa import run_deep_qa
-
-        # every annotator's instances in one dataset; QA pairs overlap images by file name
-        qa = run_deep_qa(merge_decoded([d for _, _, d in decoded]).dataset, gold=gold_ds,
-                         settings=cfg.deep_qa if cfg else None)
-        tables.append(qa.findings)
-        annotators = qa.annotators
-        pq.write_table(annotators, out / "annotators.parquet")
-    findings = concat_findings(tables)
-    pq.write_table(findings, out / "findings.parquet", compression="zstd")
-    ds = decoded[0][2].dataset
-    summary = {"input": str(input), "schema": ds.schema.name, "images": f"{len(ds.images):,}",
-               "instances": f"{sum(len(d.dataset.instances) for _, _, d in decoded):,}",
-               "held back at decode": f"{sum(d.rejected.num_rows for _, _, d in decoded):,}"}
-    (out / "report.html").write_text(render_report(findings, title=f"Validation of {input.name}", summary=summary, annotators=annotators))
+            # every annotator's instances in one dataset; QA pairs overlap images by file name
+            qa = run_deep_qa(merge_decoded([d for _, _, d in decoded]).dataset, gold=gold_ds,
+                             settings=cfg.deep_qa if cfg else None)
+            tables.append(qa.findings)
+            annotators = qa.annotators
+            pq.write_table(annotators, out / "annotators.parquet")
+        findings = concat_findings(tables)
+        pq.write_table(findings, out / "findings.parquet", compression="zstd")
+        ds = decoded[0][2].dataset
+        summary = {"input": str(input), "schema": ds.schema.name, "images": f"{len(ds.images):,}",
+                   "instances": f"{sum(len(d.dataset.instances) for _, _, d in decoded):,}",
+                   "held back at decode": f"{sum(d.rejected.num_rows for _, _, d in decoded):,}"}
+        (out / "report.html").write_text(render_report(findings, title=f"Validation of {input.name}", summary=summary,
+                                                       annotators=annotators))
+    # leaving the block waited for the worker's Data Docs
     n_err = pc.sum(pc.equal(findings["severity"], "error")).as_py() or 0
     _print_summary(findings, title=f"{input.name}: {'FAIL' if n_err else 'PASS'} ({findings.num_rows:,} findings)", out=out,
                    seconds=time.perf_counter() - start)
     raise typer.Exit(1 if n_err else 0)
+
+
+def _read_inputs(input: Path, *, schema: str, images: Path | None, sizes: Path | None, config: Path | None,
+                 annotation: list[str], gold: Path | None):
+    """(client config or None, [(annotator, path, Decoded)], gold dataset or None)."""
+    if images and sizes:
+        raise InputError("give --images or --sizes, not both")
+    cfg = load_config(config) if config else None
+    inputs = [("", input), *_parse_annotations(annotation)]
+    decoded = [(name, path, read_input(path, schema_name=schema, images_dir=images, annotator=name)) for name, path in inputs]
+    if sizes:  # --images is handled by the reader, which reads sizes from the image headers
+        size_map = read_sizes(sizes)
+        for _, _, d in decoded:
+            fill_sizes(d.dataset, size_map)
+    gold_ds = read_input(gold, schema_name=schema, images_dir=images).dataset if gold else None
+    return cfg, decoded, gold_ds
 
 
 def register(app: typer.Typer) -> None:

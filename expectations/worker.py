@@ -1,0 +1,90 @@
+"""Great Expectations in a second process, for the `validate` command.
+
+Importing GX takes 2.5-3 s, longer than reading a 100,000-instance file and building its
+frames. `GXWorker()` starts `python -m expectations.worker`, which imports GX meanwhile;
+`validate(...)` builds the frames here, sends them (one pickle over a pipe), gets back every
+check's failing rows, and locates the findings while the worker writes the Data Docs.
+Flows use the in-process `validate_dataset`: they import GX once and run many validations.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+
+from kpdeliver.config import ValidationSettings
+from kpdeliver.model import Dataset
+
+
+class WorkerError(RuntimeError):
+    """The validation worker died (its traceback is on stderr)."""
+
+
+class GXWorker:
+    """A worker process with GX imported; one `validate` call per dataset, then `close()`
+    (or use it as a context manager, which kills it when the block raises)."""
+
+    def __init__(self) -> None:
+        self._proc = subprocess.Popen([sys.executable, "-m", "expectations.worker"],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def validate(self, dataset: Dataset, settings: ValidationSettings, *, docs_dir: Path | None,
+                 source: str) -> pa.Table:
+        """The findings of `expectations.validate_dataset` for `dataset` (Data Docs to `docs_dir`)."""
+        from expectations.frames import build_frames  # pandas: not at CLI start-up
+        from expectations.located import locate
+
+        request = {"frames": build_frames(dataset), "category_ids": [c.id for c in dataset.categories],
+                   "settings": settings, "schema_name": dataset.schema.name, "docs_dir": docs_dir}
+        try:
+            pickle.dump(request, self._proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self._proc.stdin.flush()
+            failing = pickle.load(self._proc.stdout)
+        except (BrokenPipeError, EOFError):
+            raise WorkerError(f"the validation worker failed (exit code {self._proc.wait()})") from None
+        return locate(dataset, failing, source=source)
+
+    def close(self) -> None:
+        """Wait for the worker to finish the last Data Docs."""
+        self._proc.stdin.close()
+        if code := self._proc.wait():
+            raise WorkerError(f"the validation worker failed (exit code {code})")
+
+    def __enter__(self) -> GXWorker:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._proc.kill()
+            self._proc.wait()
+
+
+def main() -> None:
+    """Worker loop: one pickled request in, its failing rows out, then its Data Docs; until EOF."""
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything GX prints goes to stderr, never into the replies
+    from expectations import import_gx
+
+    v = import_gx()
+    while True:
+        try:
+            req = pickle.load(sys.stdin.buffer)
+        except EOFError:
+            break
+        ctx = v.make_context(req["docs_dir"])
+        _, failing = v.run_suites(ctx, req["frames"], category_ids=req["category_ids"],
+                                  settings=req["settings"], schema_name=req["schema_name"])
+        pickle.dump(failing, replies, protocol=pickle.HIGHEST_PROTOCOL)
+        replies.flush()
+        v.build_docs(ctx, req["docs_dir"])
+    os._exit(0)  # everything is written; tearing down GX's thousands of objects would take 0.4 s
+
+
+if __name__ == "__main__":
+    main()
