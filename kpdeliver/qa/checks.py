@@ -410,9 +410,7 @@ def drift_findings(ctx: Context, s: DeepQASettings, refs: RefStore) -> tuple[pa.
     """Drift per annotator, judged against each reference separately (gold, and each other annotator
     on shared items): an annotator drifts when gold says so, or when more than half of the other
     annotators it shares enough items with do (a single one only if gold, where it has enough items,
-    shows the change too). So one annotator's drift does not make a partner look like it drifted.
-    All of an annotator's references pooled see a change sooner than each alone; a pooled alarm
-    counts when gold, else most partners, show the same change at the same point."""
+    shows the change too). So one annotator's drift does not make a partner look like it drifted."""
     k, gold_code = ctx.schema.num_keypoints, len(ctx.annotator_names)
     if not refs.samples:
         return empty_findings(), {}
@@ -441,12 +439,7 @@ def drift_findings(ctx: Context, s: DeepQASettings, refs: RefStore) -> tuple[pa.
                                                      threshold=s.drift_threshold), sel)
         gold_alarm, gold_sel = verdicts.pop(gold_code, (None, None))
         hits = [v for v in verdicts.values() if v[0] is not None]
-        pooled = _pooled_alarm(code, ctx, rows, ref, series, spread, pos, s, gold_code)
-        if gold_alarm is None and len(hits) * 2 <= len(verdicts) and pooled is not None:
-            # every reference together sees the change earlier than each alone; it counts when the
-            # references that can judge it (gold, else most partners) show it at the same point
-            hits, against = [pooled], "all references pooled"
-        elif gold_alarm is not None:
+        if gold_alarm is not None:
             hits, against = [(gold_alarm, gold_sel)] + hits, "gold"
         elif hits and len(hits) * 2 > len(verdicts) and (len(hits) >= 2 or gold_sel is None
                                                           or _gold_agrees(hits[0], gold_sel, series, spread, rows, pos)):
@@ -462,28 +455,6 @@ def drift_findings(ctx: Context, s: DeepQASettings, refs: RefStore) -> tuple[pa.
                     f"in submission order (against {against}; before/after difference {alarm.statistic:.1f} "
                     f"standard errors): {_drift_what(ctx.schema, alarm.channel, alarm.shift, k)}")
     return ctx.table("qa.annotator_drift", np.asarray(rows_out, np.int64), value=values, message=msgs), starts
-
-
-def _pooled_alarm(code, ctx, rows, ref, series, spread, pos, s, gold_code):
-    """A change in all of one annotator's reference samples together, kept only if gold (where it
-    has the items) or more than half of the partners show it too, the same way at the same point."""
-    sel = np.flatnonzero(ctx.ann_code[rows] == code)
-    sel = sel[np.argsort(pos[rows[sel]], kind="stable")]
-    alarm = change_point(series[sel], spread, min_segment=s.drift_min_segment, threshold=s.drift_threshold)
-    if alarm is None:
-        return None
-    at = pos[rows[sel[alarm.start]]]
-    votes = {}
-    for other in np.unique(ref[sel]):
-        mine = sel[ref[sel] == other]
-        split = int(np.searchsorted(pos[rows[mine]], at))
-        if min(split, len(mine) - split) < s.drift_min_segment // 2:
-            continue
-        d = difference_at(series[mine], spread, split=split, channel=alarm.channel)
-        votes[int(other)] = bool(np.isfinite(d) and d * np.sign(alarm.shift) >= 2.0)
-    gold_vote = votes.pop(gold_code, None)
-    agreed = gold_vote if gold_vote is not None else (bool(votes) and sum(votes.values()) * 2 > len(votes))
-    return (alarm, sel) if agreed else None
 
 
 def _gold_agrees(hit, gold_sel, series, spread, rows, pos) -> bool:
