@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
 
@@ -163,10 +163,9 @@ class ReleasePlan:
     """Everything a release holds, before it is written anywhere."""
 
     files: dict[str, bytes]  # release-relative path -> bytes
-    copies: list[tuple[str, str, str, int]]  # (source key, release path, sha256, size)
+    copies: list[tuple[str, str, str]]  # (source key, release path, sha256)
     counts: dict
     verdict: dict
-    manifest_extra: dict = field(default_factory=dict)
 
 
 def images_index(dataset: Dataset, split: np.ndarray, status: np.ndarray, n_inst: np.ndarray, rejected: pa.Table) -> pa.Table:
@@ -256,7 +255,7 @@ def package_release(
     if config.yolo.copy_images:
         for src, name, s, sha in zip(im.source.tolist(), im.file_name.tolist(), split.tolist(), im.sha256.tolist()):
             ext = PurePosixPath(name).suffix
-            copies.append((src, f"yolo/images/{s}/{yolo_stem(name)}{ext}", sha, -1))
+            copies.append((src, f"yolo/images/{s}/{yolo_pose.yolo_stem(name)}{ext}", sha))
 
     all_im = dataset.images
     status = np.where(np.isin(all_im.id, im.id), "delivered", "quarantined").astype(object)
@@ -294,14 +293,10 @@ def package_release(
     return ReleasePlan(files=files, copies=copies, counts=counts, verdict=verdict)
 
 
-def yolo_stem(name: str) -> str:
-    return yolo_pose.yolo_stem(name)
-
-
 def finish_plan(plan: ReleasePlan, report_html: str) -> None:
     """Add the report and the sign-off. The sign-off carries the digest of every other file."""
     plan.files["qa/report.html"] = report_html.encode()
-    listing = {p: sha256_hex(b) for p, b in plan.files.items()} | {p: sha for _, p, sha, _ in plan.copies}
+    listing = {p: sha256_hex(b) for p, b in plan.files.items()} | {p: sha for _, p, sha in plan.copies}
     digest = sha256_hex(orjson.dumps(listing, option=orjson.OPT_SORT_KEYS))
     plan.files["qa/signoff.json"] = orjson.dumps({**plan.verdict, "content_sha256": digest}, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
 
@@ -321,7 +316,7 @@ def stage(plan: ReleasePlan, *, release_store: ObjectStore, source_store: Object
         listing[path] = {"size": len(data), "sha256": sha256_hex(data)}
         if progress:
             progress()
-    for src_key, path, sha, _ in plan.copies:
+    for src_key, path, sha in plan.copies:
         dst = join_key(prefix, path)
         release_store.copy_from(source_store, src_key, dst)
         copied = release_store.sha256(dst)

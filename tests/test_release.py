@@ -126,7 +126,7 @@ def test_staging_refuses_an_image_whose_bytes_changed_after_ingest(tmp_path):
     store = LocalStore(tmp_path)
     store.put("batch/images/a.jpg", b"changed bytes")
     p = plan("a")
-    p.copies.append(("batch/images/a.jpg", "yolo/images/train/a.jpg", release.sha256_hex(b"original bytes"), -1))
+    p.copies.append(("batch/images/a.jpg", "yolo/images/train/a.jpg", release.sha256_hex(b"original bytes")))
     with pytest.raises(release.PublishError, match="changed after ingest"):
         release.stage(p, release_store=store, source_store=store, prefix="stage")
     assert release.read_staged(store, "stage") is None

@@ -35,7 +35,7 @@ def published(request, tmp_path):
     source.put("images/a.jpg", image)
     plan = release.ReleasePlan(
         files={"coco/train.json": b'{"images": []}', "qa/report.html": b"<html>ok</html>"},
-        copies=[("images/a.jpg", "yolo/images/train/a.jpg", hashlib.sha256(image).hexdigest(), -1)],
+        copies=[("images/a.jpg", "yolo/images/train/a.jpg", hashlib.sha256(image).hexdigest())],
         counts={"images_delivered": 1}, verdict={"verdict": "pass", "reasons": [], "findings_by_check": {}})
     fp = "f0" * 32
     staged = release.staging_prefix("acme", "pose", fp)
