@@ -21,7 +21,7 @@ from kpdeliver.qa.agreement import (
     visibility_states,
 )
 from kpdeliver.qa.coverage import coverage
-from kpdeliver.qa.drift import change_point, channel_spread, difference_at
+from kpdeliver.qa.drift import Evidence, change_point, difference_at, drift_channels, pool_references
 from kpdeliver.qa.gold import match_gold, point_mismatches
 from kpdeliver.qa.oks import scale_sq
 from kpdeliver.qa.robust import MAD_TO_SD, group_count, group_median
@@ -407,71 +407,100 @@ def _unswap(kps: np.ndarray, swapped: np.ndarray, schema: KeypointSchema) -> np.
 
 
 def drift_findings(ctx: Context, s: DeepQASettings, refs: RefStore) -> tuple[pa.Table, dict[str, int]]:
-    """Drift per annotator, judged against each reference separately (gold, and each other annotator
-    on shared items): an annotator drifts when gold says so, or when more than half of the other
-    annotators it shares enough items with do (a single one only if gold, where it has enough items,
-    shows the change too). So one annotator's drift does not make a partner look like it drifted."""
-    k, gold_code = ctx.schema.num_keypoints, len(ctx.annotator_names)
+    """Drift per annotator, from all its references pooled (gold, and the other annotators of shared
+    images; see kpdeliver.qa.drift). A change seen against a partner may be the partner's: it is the
+    annotator's only if it stays, the same way at the same point, when any one partner is left out.
+    The clearest confirmed change is taken first, and an annotator found drifting stops being a
+    reference for the others, so its change is not seen again in its partners. Where one partner is
+    the only reference, both are told that either may have changed."""
+    gold_code = len(ctx.annotator_names)
     if not refs.samples:
         return empty_findings(), {}
     rows = np.concatenate([r for r, *_ in refs.samples])
     ref = np.concatenate([c for _, c, *_ in refs.samples])
-    series = np.concatenate([np.concatenate([o.reshape(len(o), 2 * k), b[:, None]], axis=1)
-                             for _, _, o, b in refs.samples])
+    pairs = flip_pairs_array(ctx.schema)
+    channels = np.concatenate([drift_channels(o, b, pairs) for _, _, o, b in refs.samples])
     # video frames are left out: a track's frames are one item seen many times (their differences from a
     # reference are strongly correlated, so they would pass for many independent samples), and video
     # labels are less noisy than stills, so a switch between the two would pass for a change
     still = ~((ctx.track_id[rows] >= 0) & (ctx.frame[rows] >= 0))
-    rows, ref, series = rows[still], ref[still], series[still]
-    spread = channel_spread(series)
+    rows, ref, channels = rows[still], ref[still], channels[still]
     pos = np.zeros(ctx.n, np.int64)  # position of each instance in its annotator's submission order
     for code in range(gold_code):
         mine = np.flatnonzero(ctx.ann_code == code)
         pos[mine] = np.arange(len(mine))
-    rows_out, msgs, values, starts = [], [], [], {}
-    for code, name in enumerate(ctx.annotator_names):
-        verdicts = {}  # reference -> (alarm or None, sample indices in submission order)
-        for other in np.unique(ref[ctx.ann_code[rows] == code]):
-            sel = np.flatnonzero((ctx.ann_code[rows] == code) & (ref == other))
-            sel = sel[np.argsort(pos[rows[sel]], kind="stable")]
-            if len(sel) >= 2 * s.drift_min_segment:
-                verdicts[int(other)] = (change_point(series[sel], spread, min_segment=s.drift_min_segment,
-                                                     threshold=s.drift_threshold), sel)
-        gold_alarm, gold_sel = verdicts.pop(gold_code, (None, None))
-        hits = [v for v in verdicts.values() if v[0] is not None]
-        if gold_alarm is not None:
-            hits, against = [(gold_alarm, gold_sel)] + hits, "gold"
-        elif hits and len(hits) * 2 > len(verdicts) and (len(hits) >= 2 or gold_sel is None
-                                                          or _gold_agrees(hits[0], gold_sel, series, spread, rows, pos)):
-            against = f"{len(hits)} of {len(verdicts)} other annotators"
+
+    def evidence(keep: np.ndarray) -> Evidence:
+        ev = pool_references(rows[keep], ref[keep], channels[keep], gold_ref=gold_code,
+                             min_group=2 * s.drift_min_segment)
+        order = np.argsort(pos[ev.rows], kind="stable")
+        return Evidence(ev.rows[order], ev.raw[order], ev.z[order])
+
+    def confirmed(code: int, usable: np.ndarray):
+        """(alarm, evidence, partners, partner that is the only reference or None), or None."""
+        mine = usable & (ctx.ann_code[rows] == code)
+        ev = evidence(mine)
+        alarm = change_point(ev.z, np.ones(ev.z.shape[1]), min_segment=s.drift_min_segment, threshold=s.drift_threshold)
+        if alarm is None:
+            return None
+        start = pos[ev.rows[alarm.start]]
+        partners = [int(p) for p in np.unique(ref[mine]) if p != gold_code]
+        only = None
+        for p in partners:
+            rest = evidence(mine & (ref != p))
+            d = difference_at(rest.z[:, alarm.channel], int(np.searchsorted(pos[rest.rows], start)))
+            if not np.isfinite(d):  # nothing left on one side: this partner is the only reference there
+                only = p
+            elif d * np.sign(alarm.shift) < _DRIFT_CONFIRM:
+                return None
+        return alarm, ev, partners, only
+
+    usable = np.ones(len(rows), bool)
+    found = {}
+    while True:
+        candidates = {c: r for c in range(gold_code) if c not in found and (r := confirmed(c, usable))}
+        if not candidates:
+            break
+        code = max(candidates, key=lambda c: candidates[c][0].statistic)
+        found[code] = candidates[code]
+        if candidates[code][3] is None:  # a drifting annotator is no reference for the others (unless
+            usable &= ref != code  # the change may as well be its only partner's: then both are told)
+
+    rows_out, msgs, starts = [], [], {}
+    for code, (alarm, ev, partners, only) in sorted(found.items()):
+        name, start_row = ctx.annotator_names[code], ev.rows[alarm.start]
+        if only is not None:
+            against = f"its only reference here is annotator {ctx.annotator_names[only]}: either of them may have changed"
         else:
-            continue
-        alarm, _ = max(hits, key=lambda v: v[0].statistic)  # the clearest change says what changed
-        start_row = min((rows[sel[a.start]] for a, sel in hits), key=lambda r: pos[r])  # the earliest says when
+            has_gold = bool(np.any(ref[ctx.ann_code[rows] == code] == gold_code))
+            who = ["gold"] * has_gold + [f"{len(partners)} other annotator{'s' * (len(partners) > 1)}"] * bool(partners)
+            against = f"against {' and '.join(who)}" + "; it stays when any one annotator is left out" * bool(partners)
+        with np.errstate(invalid="ignore"):
+            raw = ev.raw[:, alarm.channel]
+            shift = float(np.nanmean(raw[alarm.start:]) - np.nanmean(raw[: alarm.start]))
         starts[name] = int(pos[start_row])
         rows_out.append(start_row)
-        values.append(float(pos[start_row]))
         msgs.append(f"annotator {name} drifts from about item {pos[start_row]} of {int((ctx.ann_code == code).sum())} "
-                    f"in submission order (against {against}; before/after difference {alarm.statistic:.1f} "
-                    f"standard errors): {_drift_what(ctx.schema, alarm.channel, alarm.shift, k)}")
-    return ctx.table("qa.annotator_drift", np.asarray(rows_out, np.int64), value=values, message=msgs), starts
+                    f"in submission order ({against}; before/after difference {alarm.statistic:.1f} standard "
+                    f"errors): {_drift_what(ctx.schema, alarm.channel, shift)}")
+    return ctx.table("qa.annotator_drift", np.asarray(rows_out, np.int64), value=[float(v) for v in starts.values()],
+                     message=msgs), starts
 
 
-def _gold_agrees(hit, gold_sel, series, spread, rows, pos) -> bool:
-    """A change seen against one other annotator may be that annotator's: gold must show it too, the
-    same way at the same point (2 standard errors)."""
-    alarm, sel = hit
-    split = int(np.searchsorted(pos[rows[gold_sel]], pos[rows[sel[alarm.start]]]))
-    d = difference_at(series[gold_sel], spread, split=split, channel=alarm.channel)
-    return bool(np.isfinite(d) and d * np.sign(alarm.shift) >= 2.0)
+_DRIFT_CONFIRM = 3.0  # standard errors the change must keep, at its start, without any one partner
 
 
-def _drift_what(schema: KeypointSchema, channel: int, shift: float, k: int) -> str:
+def _drift_what(schema: KeypointSchema, channel: int, shift: float) -> str:
+    k = schema.num_keypoints
     if channel == 2 * k:
         return f"agreement with the reference changes by {-shift:+.2f} OKS against their earlier work"
-    name, axis = schema.keypoints[channel // 2], channel % 2
+    if channel < 2 * k:
+        what, axis = schema.keypoints[channel // 2], channel % 2
+    else:
+        a, b = flip_pairs_array(schema)[(channel - 2 * k - 1) // 2]
+        what, axis = f"{schema.keypoints[a]} and {schema.keypoints[b]}", (channel - 2 * k - 1) % 2
     word = ("further left" if shift < 0 else "further right") if axis == 0 else ("higher" if shift < 0 else "lower")
-    return f"{name} now placed {abs(shift):.2f} scale units {word} than in their earlier work"
+    return f"{what} now placed {abs(shift):.2f} scale units {word} than in their earlier work"
 
 
 def coverage_findings(ctx: Context, s: DeepQASettings) -> pa.Table:

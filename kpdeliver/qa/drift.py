@@ -1,13 +1,19 @@
 """Annotator drift: a sustained change in how one annotator labels, found by a two-window test.
 
-Each annotator's instances that have a reference (gold, else the consensus of the other annotators)
-form a series in submission order (the order of that annotator's rows). Channels: the signed offset
-of every keypoint from its reference, x and y (scale units), and 1 - OKS. Each channel is scaled by
-its robust spread over all annotators and clipped at +-4 (one wild point cannot fake a shift). For
-every split point t, the windows before and after t are compared (standardised difference of means,
-the CUSUM change-point statistic); the largest over split points and channels, if above the
-threshold, is the drift, and t is where it starts. A constant offset (the annotator's convention
-from day one) has no split point, so it is not drift; it is reported as a convention offset.
+Evidence: every instance of the annotator that has a reference (gold, or the other annotators of
+the same image) gives one sample per channel: the signed offset of each keypoint from the
+reference, x and y (scale units); 1 - OKS; and the mean offset of each left/right pair, since a
+convention usually moves both sides of a joint together ("hips placed higher"). Each reference's
+samples are centred on their own median (a partner's constant convention is not a change) and
+scaled by their own robust spread. An instance with gold uses gold alone; otherwise the mean of its
+partners. So every instance counts once however many references it has, and all references of an
+annotator together see a change sooner than any one of them.
+
+The samples in submission order are compared on either side of every split point (standardised
+difference of means, the CUSUM change-point statistic, each sample clipped at +-4 so one wild point
+cannot fake a shift); the largest over split points and channels, if above the threshold, is the
+drift and the split is where it starts. A constant offset has no split point: it is not drift but
+a convention offset, reported as such by the agreement checks.
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ from kpdeliver.qa.robust import MAD_TO_SD
 
 _SD_FLOOR = 1e-3
 _CLIP = 4.0
+_VAR_FLOOR = 1e-6
 
 
 @dataclass(frozen=True)
@@ -30,15 +37,73 @@ class DriftAlarm:
     statistic: float  # standardised difference of the two windows' means
 
 
-def channel_spread(series: np.ndarray) -> np.ndarray:
-    """Robust standard deviation of each channel (column) of series [n, C], floored."""
+@dataclass(frozen=True)
+class Evidence:
+    """One annotator's drift evidence, one sample per instance, in the order the rows were given."""
+
+    rows: np.ndarray  # [u] instance row of each sample
+    raw: np.ndarray  # [u, C] offsets from the reference(s), scale units, each reference centred
+    z: np.ndarray  # [u, C] the same, standardised
+
+
+def drift_channels(offsets: np.ndarray, oks_loss: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """Channels [m, 2K + 1 + 2P] from offsets [m, K, 2] (NaN = not measured), 1 - OKS [m] and the
+    schema's left/right pairs [P, 2]: each keypoint's x and y, 1 - OKS, each pair's mean x and y."""
+    m, k = offsets.shape[:2]
+    pair_mean = 0.5 * (offsets[:, pairs[:, 0]] + offsets[:, pairs[:, 1]])
+    return np.concatenate([offsets.reshape(m, 2 * k), oks_loss[:, None], pair_mean.reshape(m, 2 * len(pairs))], axis=1)
+
+
+def _centre_and_spread(series: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median and robust standard deviation (floored) of each channel (column) of series [n, C]."""
     if len(series) == 0:
-        return np.full(series.shape[1], _SD_FLOOR)
+        return np.zeros(series.shape[1]), np.full(series.shape[1], _SD_FLOOR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN channel: spread falls to the floor
         med = np.nanmedian(series, axis=0)
         mad = np.nanmedian(np.abs(series - med), axis=0)
-    return np.maximum(MAD_TO_SD * np.nan_to_num(mad, nan=0.0), _SD_FLOOR)
+    return np.nan_to_num(med, nan=0.0), np.maximum(MAD_TO_SD * np.nan_to_num(mad, nan=0.0), _SD_FLOOR)
+
+
+def pool_references(rows: np.ndarray, ref: np.ndarray, channels: np.ndarray, *, gold_ref: int,
+                    min_group: int) -> Evidence:
+    """One sample per instance from samples (instance row, reference code, channels [m, C]).
+
+    Each reference's samples are centred and scaled by their own median and robust spread; an
+    instance with a gold sample takes it alone, others the mean of their partners' samples. A mean
+    of m unit samples has a spread between 1/sqrt(m) and 1, so instances are rescaled by the spread
+    measured among those with the same number of partners (when at least `min_group` of them).
+    """
+    codes, r_inv = np.unique(ref, return_inverse=True)
+    centred = np.empty_like(channels)
+    z = np.empty_like(channels)
+    for j in range(len(codes)):  # a handful of references
+        sel = r_inv == j
+        med, sd = _centre_and_spread(channels[sel])
+        centred[sel] = channels[sel] - med
+        z[sel] = centred[sel] / sd
+    inst, i_inv = np.unique(rows, return_inverse=True)
+    is_gold = ref == gold_ref
+    has_gold = np.bincount(i_inv, weights=is_gold, minlength=len(inst)) > 0
+    use = is_gold | ~has_gold[i_inv]
+    raw = _nan_mean(centred[use], i_inv[use], len(inst))
+    zm = _nan_mean(z[use], i_inv[use], len(inst))
+    kind = np.where(has_gold, 0, np.bincount(i_inv[use], minlength=len(inst)))  # gold, or how many partners
+    for g in np.unique(kind):
+        sel = kind == g
+        if g >= 2 and sel.sum() >= min_group:
+            zm[sel] /= np.clip(_centre_and_spread(zm[sel])[1], 1.0 / np.sqrt(g), 1.0)
+    return Evidence(inst, raw, zm)
+
+
+def _nan_mean(x: np.ndarray, group: np.ndarray, n: int) -> np.ndarray:
+    ok = np.isfinite(x)
+    total = np.zeros((n, x.shape[1]))
+    count = np.zeros((n, x.shape[1]))
+    np.add.at(total, group, np.where(ok, x, 0.0))
+    np.add.at(count, group, ok)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan)
 
 
 def change_point(series: np.ndarray, spread: np.ndarray, *, min_segment: int, threshold: float) -> DriftAlarm | None:
@@ -51,12 +116,8 @@ def change_point(series: np.ndarray, spread: np.ndarray, *, min_segment: int, th
         warnings.simplefilter("ignore", RuntimeWarning)
         centre = np.nanmedian(series, axis=0)
     z = np.clip(np.where(measured, (series - centre) / spread, 0.0), -_CLIP, _CLIP)
-    s, c = np.cumsum(z, axis=0), np.cumsum(measured, axis=0)
-    n1, n2 = c[:-1], c[-1] - c[:-1]  # split after row t: [0..t] | [t+1..]
-    ok = (n1 >= min_segment) & (n2 >= min_segment)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        diff = (s[-1] - s[:-1]) / n2 - s[:-1] / n1
-        stat = np.where(ok, np.abs(diff) / np.sqrt(1.0 / n1 + 1.0 / n2), 0.0)
+    c = np.cumsum(measured, axis=0)
+    stat = _t_statistic(np.cumsum(z, axis=0), np.cumsum(z * z, axis=0), c, min_segment)
     t, ch = np.unravel_index(np.argmax(stat), stat.shape)
     if stat[t, ch] < threshold:
         return None
@@ -66,14 +127,30 @@ def change_point(series: np.ndarray, spread: np.ndarray, *, min_segment: int, th
     return DriftAlarm(int(t + 1), int(ch), float(shift), float(stat[t, ch]))
 
 
-def difference_at(series: np.ndarray, spread: np.ndarray, *, split: int, channel: int) -> float:
-    """Signed standardised difference (after minus before) of one channel at a given split row:
-    used to check, on another reference, a change found elsewhere. NaN when a side is empty."""
-    x = series[:, channel]
-    before, after = x[:split][np.isfinite(x[:split])], x[split:][np.isfinite(x[split:])]
-    if len(before) == 0 or len(after) == 0:
+def _t_statistic(s: np.ndarray, q: np.ndarray, c: np.ndarray, min_segment: int) -> np.ndarray:
+    """|t| of the two windows on either side of every split (after row t: [0..t] | [t+1..]), from the
+    running sums s, sums of squares q and counts c of a series; the variance is pooled within the two
+    windows, so a channel with heavier tails than its robust spread suggests is not read as a change.
+    0 where a window is shorter than min_segment."""
+    n1, n2 = c[:-1], c[-1] - c[:-1]
+    s1, s2, q1, q2 = s[:-1], s[-1] - s[:-1], q[:-1], q[-1] - q[:-1]
+    ok = (n1 >= min_segment) & (n2 >= min_segment)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        within = (q1 - s1 * s1 / n1 + q2 - s2 * s2 / n2) / (n1 + n2 - 2)
+        t = np.abs(s2 / n2 - s1 / n1) / np.sqrt(np.maximum(within, _VAR_FLOOR) * (1.0 / n1 + 1.0 / n2))
+    return np.where(ok, t, 0.0)
+
+
+def difference_at(x: np.ndarray, split: int) -> float:
+    """Signed t (after minus before) of a standardised series x [n] at a given split, the statistic
+    change_point maximises: used to check a change found elsewhere. NaN when a side has no measured
+    sample."""
+    ok = np.isfinite(x)
+    n1, n = int(ok[:split].sum()), int(ok.sum())
+    if n1 == 0 or n1 == n:
         return float("nan")
-    z = np.clip((np.concatenate([before, after]) - np.median(np.concatenate([before, after]))) / spread[channel],
-                -_CLIP, _CLIP)
-    zb, za = z[: len(before)], z[len(before):]
-    return float((za.mean() - zb.mean()) / np.sqrt(1.0 / len(zb) + 1.0 / len(za)))
+    z = np.clip(np.where(ok, x - np.median(x[ok]), 0.0), -_CLIP, _CLIP)
+    s = np.array([[z[:split].sum()], [z.sum()]])
+    q = np.array([[np.square(z[:split]).sum()], [np.square(z).sum()]])
+    t = _t_statistic(s, q, np.array([[n1], [n]]), 1)[0, 0]
+    return float(np.sign((s[1, 0] - s[0, 0]) / (n - n1) - s[0, 0] / n1) * t)
