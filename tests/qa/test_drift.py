@@ -27,54 +27,55 @@ def test_no_drift_in_noise_or_in_a_constant_offset():
         assert change_point(x, np.ones(35), min_segment=20, threshold=5.0) is None
 
 
-def test_drift_against_gold_is_reported_with_its_start():
-    rng = np.random.default_rng(2)
+def team(n_items: int, annotators: str, seed: int, edit) -> tuple[list[dict], list[dict]]:
+    """Every annotator labels every item (noise 3 px); edit(annotator, item, kps) changes a label in
+    place. Returns the labels and the gold (the truth) of every item."""
+    rng = np.random.default_rng(seed)
     labels, gold = [], []
-    for i in range(240):
+    for i in range(n_items):
         truth = pose(cx=200 + i % 7 * 100)
-        mine = noisy(truth, rng, 3.0)
-        if i >= 150:
-            mine[[K["left_hip"], K["right_hip"]], 1] += 12.0  # from item 150 on, hips sit lower
-        labels.append({"file": f"{i}.jpg", "annotator": "B", "kps": mine})
-        labels.append({"file": f"{i}.jpg", "annotator": "A", "kps": noisy(truth, rng, 3.0)})
+        for a in annotators:
+            kps = noisy(truth, rng, 3.0)
+            edit(a, i, kps)
+            labels.append({"file": f"{i}.jpg", "annotator": a, "kps": kps})
         gold.append({"file": f"{i}.jpg", "kps": truth})
-    result = run_deep_qa(make_dataset(labels), gold=make_dataset(gold, id_offset=1000))
-    found = rows_of(result.findings, "qa.annotator_drift")
+    return labels, gold
+
+
+def drift_of(labels: list[dict], gold: list[dict] | None = None):
+    result = run_deep_qa(make_dataset(labels), gold=make_dataset(gold, id_offset=1000) if gold else None)
+    return rows_of(result.findings, "qa.annotator_drift"), {r["annotator"]: r for r in result.annotators.to_pylist()}
+
+
+def test_drift_against_gold_is_reported_with_its_start():
+    def edit(a, i, kps):
+        if a == "B" and i >= 150:  # from item 150 on, B's hips sit lower
+            kps[[K["left_hip"], K["right_hip"]], 1] += 12.0
+
+    found, cards = drift_of(*team(240, "AB", 2, edit))
     assert [f["annotator"] for f in found] == ["B"]
     assert abs(found[0]["value"] - 150) <= 10 and "hip" in found[0]["message"] and "lower" in found[0]["message"]
-    cards = {r["annotator"]: r for r in result.annotators.to_pylist()}
     assert cards["A"]["drift_start"] is None and abs(cards["B"]["drift_start"] - 150) <= 10
 
 
 def test_without_gold_the_annotator_all_partners_disagree_with_is_the_one_drifting():
-    # A, B and C label every image; from item 120 on C's knees sit lower. Against C, A and B change
-    # too, but each of them still agrees with the other: only C drifts.
-    rng = np.random.default_rng(3)
-    labels = []
-    for i in range(240):
-        truth = pose(cx=200 + i % 7 * 100)
-        for a in "ABC":
-            kps = noisy(truth, rng, 3.0)
-            if a == "C" and i >= 120:
-                kps[[K["left_knee"], K["right_knee"]], 1] += 12.0
-            labels.append({"file": f"{i}.jpg", "annotator": a, "kps": kps})
-    result = run_deep_qa(make_dataset(labels))
-    found = rows_of(result.findings, "qa.annotator_drift")
+    # from item 120 on C's knees sit lower. Against C, A and B change too, but each of them still
+    # agrees with the other: only C drifts.
+    def edit(a, i, kps):
+        if a == "C" and i >= 120:
+            kps[[K["left_knee"], K["right_knee"]], 1] += 12.0
+
+    found, _ = drift_of(team(240, "ABC", 3, edit)[0])
     assert [f["annotator"] for f in found] == ["C"]
     assert abs(found[0]["value"] - 120) <= 10 and "against 2 other annotators" in found[0]["message"]
 
 
 def test_with_two_annotators_and_no_gold_both_are_told_either_may_have_changed():
-    rng = np.random.default_rng(4)
-    labels = []
-    for i in range(200):
-        truth = pose(cx=200 + i % 7 * 100)
-        for a in "AB":
-            kps = noisy(truth, rng, 3.0)
-            if a == "B" and i >= 100:
-                kps[K["left_elbow"], 0] += 15.0
-            labels.append({"file": f"{i}.jpg", "annotator": a, "kps": kps})
-    found = rows_of(run_deep_qa(make_dataset(labels)).findings, "qa.annotator_drift")
+    def edit(a, i, kps):
+        if a == "B" and i >= 100:
+            kps[K["left_elbow"], 0] += 15.0
+
+    found, _ = drift_of(team(200, "AB", 4, edit)[0])
     assert sorted(f["annotator"] for f in found) == ["A", "B"]
     for f in found:
         assert abs(f["value"] - 100) <= 10 and "either of them may have changed" in f["message"]
@@ -83,31 +84,20 @@ def test_with_two_annotators_and_no_gold_both_are_told_either_may_have_changed()
 
 def test_a_partners_constant_convention_is_neither_drift_nor_blamed_on_others():
     # B places the nose 20 px higher on every item: against B, A and C see a constant offset, no change
-    rng = np.random.default_rng(5)
-    labels = []
-    for i in range(240):
-        truth = pose(cx=200 + i % 7 * 100)
-        for a in "ABC":
-            kps = noisy(truth, rng, 3.0)
-            if a == "B":
-                kps[K["nose"], 1] -= 20.0
-            labels.append({"file": f"{i}.jpg", "annotator": a, "kps": kps})
-    assert rows_of(run_deep_qa(make_dataset(labels)).findings, "qa.annotator_drift") == []
+    def edit(a, i, kps):
+        if a == "B":
+            kps[K["nose"], 1] -= 20.0
+
+    assert drift_of(team(240, "ABC", 5, edit)[0])[0] == []
 
 
 def test_a_shift_shared_by_a_left_right_pair_is_named_as_the_pair():
     # from item 150 on both shoulders sit 4 px higher: each alone is a weak change, together a clear one
-    rng = np.random.default_rng(6)
-    labels, gold = [], []
-    for i in range(300):
-        truth = pose(cx=200 + i % 7 * 100)
-        mine = noisy(truth, rng, 3.0)
+    def edit(a, i, kps):
         if i >= 150:
-            mine[[K["left_shoulder"], K["right_shoulder"]], 1] -= 4.0
-        labels.append({"file": f"{i}.jpg", "annotator": "B", "kps": mine})
-        gold.append({"file": f"{i}.jpg", "kps": truth})
-    found = rows_of(run_deep_qa(make_dataset(labels), gold=make_dataset(gold, id_offset=1000)).findings,
-                    "qa.annotator_drift")
+            kps[[K["left_shoulder"], K["right_shoulder"]], 1] -= 4.0
+
+    found, _ = drift_of(*team(300, "B", 6, edit))
     assert len(found) == 1 and abs(found[0]["value"] - 150) <= 15
     assert "left_shoulder and right_shoulder now placed" in found[0]["message"] and "higher" in found[0]["message"]
 
