@@ -86,7 +86,9 @@ def build_docs(ctx, docs_dir: Path | None) -> Path | None:
 
 def make_context(docs_dir: Path | None):
     """An ephemeral GX context; with `docs_dir`, its Data Docs site writes there."""
-    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    for name in ["great_expectations", *logging.root.manager.loggerDict]:  # GX sets some of its own to INFO
+        if name.split(".")[0] == "great_expectations":
+            logging.getLogger(name).setLevel(logging.ERROR)
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = {"globally": False}
     if docs_dir is not None:

@@ -1,6 +1,8 @@
 """Each rule, broken alone on a clean dataset, gives exactly its findings and no others."""
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -144,3 +146,12 @@ def test_data_docs_written(tmp_path):
     html = report.docs_path.read_text()
     assert "coco17.bounds.points" in html and "coco17.visibility.points" in html
     assert len(list((tmp_path / "docs" / "validations").rglob("*.html"))) == 7
+
+
+def test_a_validation_run_logs_nothing_from_great_expectations(tmp_path, caplog):
+    # GX sets some of its modules' loggers to INFO; the demo's and the CLI's output must stay ours
+    from expectations import validate_dataset
+
+    with caplog.at_level(logging.DEBUG):
+        validate_dataset(clean_dataset(), ValidationSettings(), docs_dir=tmp_path / "docs")
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("great_expectations")] == []
