@@ -406,6 +406,9 @@ def _unswap(kps: np.ndarray, swapped: np.ndarray, schema: KeypointSchema) -> np.
     return out
 
 
+_DRIFT_CONFIRM = 3.0  # standard errors the change must keep, at its start, without any one partner
+
+
 def drift_findings(ctx: Context, s: DeepQASettings, refs: RefStore) -> tuple[pa.Table, dict[str, int]]:
     """Drift per annotator, from all its references pooled (gold, and the other annotators of shared
     images; see kpdeliver.qa.drift). A change seen against a partner may be the partner's: it is the
@@ -485,9 +488,6 @@ def drift_findings(ctx: Context, s: DeepQASettings, refs: RefStore) -> tuple[pa.
                     f"errors): {_drift_what(ctx.schema, alarm.channel, shift)}")
     return ctx.table("qa.annotator_drift", np.asarray(rows_out, np.int64), value=[float(v) for v in starts.values()],
                      message=msgs), starts
-
-
-_DRIFT_CONFIRM = 3.0  # standard errors the change must keep, at its start, without any one partner
 
 
 def _drift_what(schema: KeypointSchema, channel: int, shift: float) -> str:
