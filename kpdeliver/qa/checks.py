@@ -21,7 +21,7 @@ from kpdeliver.qa.agreement import (
     visibility_states,
 )
 from kpdeliver.qa.coverage import coverage
-from kpdeliver.qa.drift import Evidence, change_point, difference_at, drift_channels, pool_references
+from kpdeliver.qa.drift import DriftAlarm, Evidence, change_point, difference_at, drift_channels, pool_references
 from kpdeliver.qa.gold import match_gold, point_mismatches
 from kpdeliver.qa.oks import scale_sq
 from kpdeliver.qa.robust import MAD_TO_SD, group_count, group_median
@@ -409,6 +409,14 @@ def _unswap(kps: np.ndarray, swapped: np.ndarray, schema: KeypointSchema) -> np.
 _DRIFT_CONFIRM = 3.0  # standard errors the change must keep, at its start, without any one partner
 
 
+@dataclass(frozen=True)
+class _Drift:
+    alarm: DriftAlarm
+    evidence: Evidence
+    partners: list[int]  # annotator codes the change was judged against (besides gold)
+    only: int | None  # a partner that is the only reference around the change: either may have changed
+
+
 def drift_findings(ctx: Context, s: DeepQASettings, refs: RefStore) -> tuple[pa.Table, dict[str, int]]:
     """Drift per annotator, from all its references pooled (gold, and the other annotators of shared
     images; see kpdeliver.qa.drift). A change seen against a partner may be the partner's: it is the
@@ -439,11 +447,10 @@ def drift_findings(ctx: Context, s: DeepQASettings, refs: RefStore) -> tuple[pa.
         order = np.argsort(pos[ev.rows], kind="stable")
         return Evidence(ev.rows[order], ev.raw[order], ev.z[order])
 
-    def confirmed(code: int, usable: np.ndarray):
-        """(alarm, evidence, partners, partner that is the only reference or None), or None."""
+    def confirmed(code: int, usable: np.ndarray) -> _Drift | None:
         mine = usable & (ctx.ann_code[rows] == code)
         ev = evidence(mine)
-        alarm = change_point(ev.z, np.ones(ev.z.shape[1]), min_segment=s.drift_min_segment, threshold=s.drift_threshold)
+        alarm = change_point(ev.z, min_segment=s.drift_min_segment, threshold=s.drift_threshold)
         if alarm is None:
             return None
         start = pos[ev.rows[alarm.start]]
@@ -456,7 +463,7 @@ def drift_findings(ctx: Context, s: DeepQASettings, refs: RefStore) -> tuple[pa.
                 only = p
             elif d * np.sign(alarm.shift) < _DRIFT_CONFIRM:
                 return None
-        return alarm, ev, partners, only
+        return _Drift(alarm, ev, partners, only)
 
     usable = np.ones(len(rows), bool)
     found = {}
@@ -464,13 +471,14 @@ def drift_findings(ctx: Context, s: DeepQASettings, refs: RefStore) -> tuple[pa.
         candidates = {c: r for c in range(gold_code) if c not in found and (r := confirmed(c, usable))}
         if not candidates:
             break
-        code = max(candidates, key=lambda c: candidates[c][0].statistic)
+        code = max(candidates, key=lambda c: candidates[c].alarm.statistic)
         found[code] = candidates[code]
-        if candidates[code][3] is None:  # a drifting annotator is no reference for the others (unless
+        if found[code].only is None:  # a drifting annotator is no reference for the others (unless
             usable &= ref != code  # the change may as well be its only partner's: then both are told)
 
     rows_out, msgs, starts = [], [], {}
-    for code, (alarm, ev, partners, only) in sorted(found.items()):
+    for code, drift in sorted(found.items()):
+        alarm, ev, partners, only = drift.alarm, drift.evidence, drift.partners, drift.only
         name, start_row = ctx.annotator_names[code], ev.rows[alarm.start]
         if only is not None:
             against = f"its only reference here is annotator {ctx.annotator_names[only]}: either of them may have changed"
@@ -486,7 +494,7 @@ def drift_findings(ctx: Context, s: DeepQASettings, refs: RefStore) -> tuple[pa.
         msgs.append(f"annotator {name} drifts from about item {pos[start_row]} of {int((ctx.ann_code == code).sum())} "
                     f"in submission order ({against}; before/after difference {alarm.statistic:.1f} standard "
                     f"errors): {_drift_what(ctx.schema, alarm.channel, shift)}")
-    return ctx.table("qa.annotator_drift", np.asarray(rows_out, np.int64), value=[float(v) for v in starts.values()],
+    return ctx.table("qa.annotator_drift", np.asarray(rows_out, np.int64), value=pos[rows_out].astype(np.float64),
                      message=msgs), starts
 
 

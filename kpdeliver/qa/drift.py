@@ -9,9 +9,9 @@ scaled by their own robust spread. An instance with gold uses gold alone; otherw
 partners. So every instance counts once however many references it has, and all references of an
 annotator together see a change sooner than any one of them.
 
-The samples in submission order are compared on either side of every split point (standardised
-difference of means, the CUSUM change-point statistic, each sample clipped at +-4 so one wild point
-cannot fake a shift); the largest over split points and channels, if above the threshold, is the
+The samples in submission order are compared on either side of every split point (a two-sample t
+with the variance pooled within the windows, each sample clipped at +-4 so one wild point cannot
+fake a shift); the largest over split points and channels, if above the threshold, is the
 drift and the split is where it starts. A constant offset has no split point: it is not drift but
 a convention offset, reported as such by the agreement checks.
 """
@@ -106,8 +106,8 @@ def _nan_mean(x: np.ndarray, group: np.ndarray, n: int) -> np.ndarray:
         return np.where(count > 0, total / count, np.nan)
 
 
-def change_point(series: np.ndarray, spread: np.ndarray, *, min_segment: int, threshold: float) -> DriftAlarm | None:
-    """The strongest change in one annotator's series [n, C] (NaN = not measured), or None."""
+def change_point(series: np.ndarray, *, min_segment: int, threshold: float) -> DriftAlarm | None:
+    """The strongest change in one annotator's standardised series [n, C] (NaN = not measured), or None."""
     n = len(series)
     if n < 2 * min_segment:
         return None
@@ -115,7 +115,7 @@ def change_point(series: np.ndarray, spread: np.ndarray, *, min_segment: int, th
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         centre = np.nanmedian(series, axis=0)
-    z = np.clip(np.where(measured, (series - centre) / spread, 0.0), -_CLIP, _CLIP)
+    z = np.clip(np.where(measured, series - centre, 0.0), -_CLIP, _CLIP)
     c = np.cumsum(measured, axis=0)
     stat = _t_statistic(np.cumsum(z, axis=0), np.cumsum(z * z, axis=0), c, min_segment)
     t, ch = np.unravel_index(np.argmax(stat), stat.shape)
