@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 WORK   ?= .work
 
-.PHONY: demo test bench bench-deps install clean
+.PHONY: demo test test-fast lint bench bench-deps install clean
 
 install: $(STAMP)
 
@@ -19,7 +19,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/kpdeliver demo --work $(WORK)/demo
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/lint-imports
+
+test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)

@@ -8,13 +8,14 @@ import pyarrow as pa
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from kpdeliver import release
-from kpdeliver.collect import assignment_findings, delivery_candidates
+from kpdeliver.release import package as release
+from kpdeliver.collect.exports import assignment_findings, delivery_candidates
 from kpdeliver.config import ClientConfig
 from kpdeliver.findings import concat_findings, summary_by
 from kpdeliver.model import Dataset, Instances
-from kpdeliver.report import render_report
-from kpdeliver.schema import get_schema
+from kpdeliver.report.html import render_report
+from kpdeliver.codecs.resolve import resolve_schema
+
 from kpdeliver.storage import open_store
 from tasks import compute, io
 
@@ -46,7 +47,7 @@ def delivery_run(config: ClientConfig) -> dict:
     options = config.storage.model_dump(exclude_none=True)
     source = open_store(config.source, options)
     releases = open_store(config.releases, options)
-    schema = get_schema(config.schema_name)
+    schema = resolve_schema(config.schema_name)
 
     ingested = io.ingest_batch(source)
     batch = Dataset(schema, ingested.images, Instances.empty(schema.num_keypoints))

@@ -281,28 +281,15 @@ HAND21 = KeypointSchema(
 BUILTIN_SCHEMAS: dict[str, KeypointSchema] = {s.name: s for s in (COCO17, FACE68, FACE98, HAND21)}
 
 
-def load_schema_cvat(path: str | Path) -> KeypointSchema:
-    """A custom schema from the skeleton label defined in a CVAT XML file's `<meta>`."""
-    from kpdeliver.codecs import CodecError
-    from kpdeliver.codecs.cvat import schema_from_cvat_xml
-
-    p = Path(path)
-    try:
-        return schema_from_cvat_xml(p.read_bytes(), source=str(p))
-    except OSError as e:
-        raise SchemaError(f"cannot read schema file {p}: {e.strerror}") from None
-    except CodecError as e:
-        raise SchemaError(str(e)) from None
-
-
 def get_schema(name_or_path: str | Path) -> KeypointSchema:
-    """A built-in schema by name, or a custom one from a YAML file or a CVAT XML skeleton."""
+    """A built-in schema by name, or a custom one from a YAML file.
+
+    A CVAT XML skeleton is read by the CVAT codec: `kpdeliver.codecs.resolve.resolve_schema`
+    takes every form."""
     key = str(name_or_path)
     if key in BUILTIN_SCHEMAS:
         return BUILTIN_SCHEMAS[key]
     if key.endswith((".yaml", ".yml")):
         return load_schema_yaml(key)
-    if key.endswith(".xml"):
-        return load_schema_cvat(key)
     known = ", ".join(sorted(BUILTIN_SCHEMAS))
     raise SchemaError(f"unknown schema {key!r}: use one of {known}, a .yaml schema file or a CVAT .xml with a skeleton")

@@ -7,7 +7,8 @@ import pyarrow as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from kpdeliver import assign, release
+from kpdeliver.assign import assignments as assign
+from kpdeliver.release import package as release
 from kpdeliver.config import ClientConfig, ValidationSettings
 from kpdeliver.model import Dataset, Images
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from kpdeliver import collect, ingest, release
+from kpdeliver.collect import exports as collect
+from kpdeliver.ingest import batch as ingest
+from kpdeliver.release import package as release
 from kpdeliver.model import Dataset
 from kpdeliver.storage import ObjectStore
 

@@ -3,7 +3,7 @@ import orjson
 import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
-from kpdeliver.assign import assign_annotators, split_images
+from kpdeliver.assign.assignments import assign_annotators, split_images
 from kpdeliver.cli import app
 from kpdeliver.codecs import cvat
 from kpdeliver.config import Assignment, Splits

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from kpdeliver.codecs import coco, cvat, label_studio
-from kpdeliver.collect import collect_exports
-from kpdeliver.ingest import ingest_images
+from kpdeliver.collect.exports import collect_exports
+from kpdeliver.ingest.batch import ingest_images
 from kpdeliver.model import Dataset, Instances
 from kpdeliver.storage import LocalStore
 from kpdeliver.synth import synthetic_dataset

@@ -4,7 +4,7 @@ import io
 import pyarrow.compute as pc
 from PIL import Image
 
-from kpdeliver.ingest import ingest_images
+from kpdeliver.ingest.batch import ingest_images
 from kpdeliver.storage import LocalStore
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kpdeliver.mapping import map_keypoint_names, normalise_name
+from kpdeliver.names import map_keypoint_names, normalise_name
 from kpdeliver.schema import COCO17, HAND21, SchemaError
 
 

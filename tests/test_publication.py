@@ -25,9 +25,9 @@ import yaml
 from typer.testing import CliRunner
 
 from kpdeliver.config import load_config
-from kpdeliver.release import published_versions, read_manifest
+from kpdeliver.release.package import published_versions, read_manifest
 from kpdeliver.storage import LocalStore, open_store
-from kpdeliver.verify import verify_release
+from kpdeliver.release.verify import verify_release
 
 pytestmark = pytest.mark.slow
 

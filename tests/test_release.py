@@ -6,7 +6,7 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from kpdeliver import release
+from kpdeliver.release import package as release
 from kpdeliver.codecs import REJECTED_SCHEMA
 from kpdeliver.config import QuarantineScope
 from kpdeliver.findings import concat_findings, findings_for

@@ -273,7 +273,7 @@ def _export(demo: Path, annotator: str) -> dict:
 
 
 def test_demo_exports_follow_the_assignment_and_load_in_pycocotools(demo):
-    from kpdeliver.assign import assign_annotators
+    from kpdeliver.assign.assignments import assign_annotators
     from kpdeliver.model import Images
 
     cfg = load_config(demo / "client.yaml")

@@ -15,17 +15,17 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from kpdeliver import release
-from kpdeliver.share import parse_duration, split_release_location
+from kpdeliver.release import package as release
+from kpdeliver.release.share import parse_duration, split_release_location
 from kpdeliver.storage import LocalStore, open_store
-from kpdeliver.verify import verify_release
+from kpdeliver.release.verify import verify_release
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(params=["local", "s3"])
 def published(request, tmp_path):
-    """(release store, release-folder location) of a small release published by kpdeliver.release."""
+    """(release store, release-folder location) of a small release published by kpdeliver.release.package."""
     if request.param == "local":
         store, source = LocalStore(tmp_path / "releases"), LocalStore(tmp_path / "batch")
     else:

@@ -391,7 +391,7 @@ def _name_order(cats: list[dict], schema: KeypointSchema, source: str) -> np.nda
     names = [str(n) for n in named[0]["keypoints"]]
     if tuple(names) == schema.keypoints:
         return None
-    from kpdeliver.mapping import map_keypoint_names
+    from kpdeliver.names import map_keypoint_names
 
     try:
         perm = map_keypoint_names(names, schema)

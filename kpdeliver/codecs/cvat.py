@@ -219,7 +219,7 @@ def _element_order(sk: SkeletonDef, schema: KeypointSchema, source: str) -> dict
     as a string when this skeleton does not map onto the schema."""
     if sk.elements == schema.keypoints:
         return {n: i for i, n in enumerate(sk.elements)}
-    from kpdeliver.mapping import map_keypoint_names
+    from kpdeliver.names import map_keypoint_names
 
     try:
         perm = map_keypoint_names(list(sk.elements), schema)

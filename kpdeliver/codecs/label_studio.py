@@ -142,7 +142,7 @@ def decode(
 def _builtin_by_names(tasks: list[dict], st: "_State", source: str) -> KeypointSchema:
     """With no labeling config: the one built-in schema that names every keypoint label used.
     Chosen by name only, and said in a finding; refused when none or several fit."""
-    from kpdeliver.mapping import normalise_name
+    from kpdeliver.names import normalise_name
     from kpdeliver.schema import BUILTIN_SCHEMAS
 
     used = {normalise_name(lab) for t in tasks for w in _list(t.get("annotations")) + _list(t.get("predictions"))
@@ -183,7 +183,7 @@ def _task_size(task: dict, sizes, ref: str) -> tuple[int, int]:
 
 def _label_index(schema: KeypointSchema, label_config, source: str) -> dict[str, int]:
     """Label value -> schema index. With a config, its names are mapped onto the schema by name."""
-    from kpdeliver.mapping import map_keypoint_names, normalise_name
+    from kpdeliver.names import map_keypoint_names, normalise_name
 
     if label_config is not None:
         names, _ = config_keypoint_names(label_config, source=source)
@@ -246,7 +246,7 @@ class _State:
 
 def _decode_results(results: list, st: _State, *, index: dict, image_id: int, who: str, where: str,
                     size: tuple[int, int]) -> None:
-    from kpdeliver.mapping import normalise_name
+    from kpdeliver.names import normalise_name
 
     regions = [r for r in results if isinstance(r, dict)]
     boxes = {_rid(r, "id"): r for r in regions if r.get("type") == "rectanglelabels"}

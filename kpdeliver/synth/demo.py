@@ -205,14 +205,14 @@ def make_demo_batch(
 ) -> Path:
     """Write a realistic synthetic client batch under `root` and return its `client.yaml`.
 
-    Images are dealt to annotators by `kpdeliver.assign.assign_annotators` with the config's
+    Images are dealt to annotators by `kpdeliver.assign.assignments.assign_annotators` with the config's
     own assignment settings (so the delivery flow sees the same split), a fraction `overlap`
     going to two annotators and `n_gold` gold images to all. Each annotator labels their images
     with careful placement noise; then a handful of mistakes (MISTAKES: a left/right swap and
     visibility flips on gold images, a visible point outside the frame, a point moved off the
     image, an unlabeled point with coordinates, a wrong keypoint count, an unknown image id)
     are made and listed in `root/truth.json` with the check that should catch each."""
-    from kpdeliver.assign import assign_annotators
+    from kpdeliver.assign.assignments import assign_annotators
 
     root = Path(root)
     batch = root / "batch"

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kpdeliver.assign import assign_annotators
+from kpdeliver.assign.assignments import assign_annotators
 from kpdeliver.config import Assignment
 from kpdeliver.model import Dataset, Images, concat_instances
 from kpdeliver.synth.annotators import ErrorRates, simulate_annotator

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from kpdeliver.codecs import CodecError, cvat
-from kpdeliver.schema import COCO17, get_schema
+from kpdeliver.codecs.resolve import resolve_schema
+from kpdeliver.schema import COCO17
 from tests.codecs.conformance import CodecConformance, assert_same_keypoints, make_dataset
 
 
@@ -106,7 +107,7 @@ def test_entity_expansion_is_refused():
 def test_schema_from_cvat_file(tmp_path):
     p = tmp_path / "skeleton.xml"
     p.write_bytes(_image_xml(""))
-    assert get_schema(str(p)).keypoints == ("tip", "base")
+    assert resolve_schema(str(p)).keypoints == ("tip", "base")
 
 
 def test_a_second_skeleton_that_does_not_fit_the_schema_is_held_back_not_the_file():

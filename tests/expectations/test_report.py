@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 
 from kpdeliver.findings import concat_findings, empty_findings, findings_for
-from kpdeliver.report import MAX_LISTED, render_report
+from kpdeliver.report.html import MAX_LISTED, render_report
 
 
 def _findings(n_err: int, n_warn: int) -> pa.Table:
@@ -40,7 +40,7 @@ def test_a_delivery_report_shows_the_sign_off_verdict_not_the_raw_error_count():
     import pyarrow as pa
 
     from kpdeliver.findings import findings_for
-    from kpdeliver.report import render_report
+    from kpdeliver.report.html import render_report
 
     f = findings_for("bounds.visible_outside_image", message="quarantined item", annotation_id=[1], n=1)
     ok = render_report(f, title="t", summary={"verdict": "pass", "reasons": []})

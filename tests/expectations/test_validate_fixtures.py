@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kpdeliver.cli import app
-from kpdeliver.formats import detect_format, read_annotations
+from kpdeliver.collect.files import detect_format, read_annotations
 from tests.conftest import EXTERNAL
 
 runner = CliRunner()

@@ -10,7 +10,7 @@ import os
 import pytest
 from PIL import Image
 
-from kpdeliver.ingest import ingest_images
+from kpdeliver.ingest.batch import ingest_images
 from kpdeliver.storage import StorageError, open_store
 from kpdeliver.storage.s3 import S3Store
 

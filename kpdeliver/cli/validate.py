@@ -23,10 +23,11 @@ from expectations.worker import GXWorker
 from kpdeliver.codecs import CodecError, Decoded
 from kpdeliver.config import ConfigError, ValidationSettings, load_config
 from kpdeliver.findings import concat_findings, summary_by
-from kpdeliver.formats import merge_decoded, read_annotations
+from kpdeliver.collect.files import merge_decoded, read_annotations
 from kpdeliver.model import Dataset
-from kpdeliver.report import render_report
-from kpdeliver.schema import SchemaError, get_schema
+from kpdeliver.report.html import render_report
+from kpdeliver.codecs.resolve import resolve_schema
+from kpdeliver.schema import SchemaError
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # one sentence stays one line
@@ -43,7 +44,7 @@ def read_input(path: Path, *, schema_name: str, images_dir: Path | None, annotat
     if not path.exists():
         raise InputError(f"input {path} does not exist")
     try:
-        schema = None if schema_name == FROM_FILE else get_schema(schema_name)
+        schema = None if schema_name == FROM_FILE else resolve_schema(schema_name)
         decoded = read_annotations(path, schema=schema, images_dir=images_dir, annotator=annotator)
     except (CodecError, SchemaError) as e:
         raise InputError(str(e)) from None

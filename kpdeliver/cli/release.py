@@ -24,7 +24,7 @@ def _options(endpoint_url: Optional[str], region: Optional[str], profile: Option
 
 
 def _open_parent(release: str, options: dict):
-    from kpdeliver.share import split_release_location
+    from kpdeliver.release.share import split_release_location
     from kpdeliver.storage import open_store
 
     parent, name = split_release_location(release)
@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Re-hash every file of a published release against its manifest.json (exit 1 on any difference)."""
         from kpdeliver.storage import StorageError
-        from kpdeliver.verify import verify_release
+        from kpdeliver.release.verify import verify_release
 
         try:
             store, name = _open_parent(release, _options(endpoint_url, region, profile))
@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
 
         The archive `<version>.zip` beside the release folder is built on first use, from a
         release that verifies against its manifest."""
-        from kpdeliver.share import UnverifiedRelease, parse_duration, share_links
+        from kpdeliver.release.share import UnverifiedRelease, parse_duration, share_links
         from kpdeliver.storage import StorageError
 
         try:

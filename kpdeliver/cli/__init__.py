@@ -20,10 +20,10 @@ app = typer.Typer(
 
 # Modules that add commands; each defines register(app: typer.Typer) -> None.
 COMMAND_MODULES = (
-    "kpdeliver.cli_delivery",  # demo, deliver
-    "kpdeliver.cli_formats",  # convert, inspect, schemas
-    "kpdeliver.cli_validate",  # validate
-    "kpdeliver.cli_release",  # verify, share
+    "kpdeliver.cli.delivery",  # demo, deliver
+    "kpdeliver.cli.formats",  # convert, inspect, schemas
+    "kpdeliver.cli.validate",  # validate
+    "kpdeliver.cli.release",  # verify, share
 )
 
 for _name in COMMAND_MODULES:

@@ -19,7 +19,7 @@ def _fail(message: str, code: int = 2) -> None:
 
 def preflight(config) -> None:
     """Fail fast, before Prefect starts, when the source cannot be used."""
-    from kpdeliver.ingest import list_image_keys
+    from kpdeliver.ingest.batch import list_image_keys
     from kpdeliver.storage import StorageError, open_store
 
     if "://" not in config.source and not Path(config.source).is_dir():
@@ -33,7 +33,7 @@ def preflight(config) -> None:
 
 
 def run_delivery(config, work: Path) -> dict:
-    from kpdeliver.runtime import configure_prefect
+    from kpdeliver.cli.runtime import configure_prefect
 
     configure_prefect(work)
     from flows.delivery import delivery_run
@@ -98,11 +98,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Split the batch among annotators and write their CVAT / Label Studio task packages
         under the source's tasks/ prefix (no Prefect needed)."""
-        from kpdeliver.assign import assign_annotators, task_packages
+        from kpdeliver.assign.assignments import assign_annotators, task_packages
         from kpdeliver.config import ConfigError, load_config
-        from kpdeliver.ingest import ingest_images
+        from kpdeliver.ingest.batch import ingest_images
         from kpdeliver.model import Dataset, Instances
-        from kpdeliver.schema import get_schema
+        from kpdeliver.codecs.resolve import resolve_schema
         from kpdeliver.storage import open_store
 
         try:
@@ -111,7 +111,7 @@ def register(app: typer.Typer) -> None:
             _fail(str(e))
         preflight(cfg)
         store = open_store(cfg.source, cfg.storage.model_dump(exclude_none=True))
-        schema = get_schema(cfg.schema_name)
+        schema = resolve_schema(cfg.schema_name)
         images = ingest_images(store).images
         table = assign_annotators(images, cfg.annotators, cfg.assignment)
         files = task_packages(Dataset(schema, images, Instances.empty(schema.num_keypoints)), table)

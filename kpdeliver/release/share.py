@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from kpdeliver.storage import ObjectStore, StorageError
-from kpdeliver.verify import MANIFEST, Problem, read_manifest, verify_release
+from kpdeliver.release.verify import MANIFEST, Problem, read_manifest, verify_release
 
 _UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _STORED = (".jpg", ".jpeg", ".png", ".webp", ".parquet", ".zip")  # already compressed

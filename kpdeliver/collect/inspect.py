@@ -34,7 +34,7 @@ class Report:
 
 def match_schema(schema: KeypointSchema) -> str:
     """Which built-in a decoded schema is: by names when it has them, else only a hint by count."""
-    from kpdeliver.mapping import map_keypoint_names
+    from kpdeliver.names import map_keypoint_names
 
     unnamed = all(n == f"kp{i}" for i, n in enumerate(schema.keypoints))
     if schema.name in BUILTIN_SCHEMAS and BUILTIN_SCHEMAS[schema.name] is schema:
@@ -114,7 +114,7 @@ def report(decoded: Decoded, *, path: str, fmt: str) -> Report:
 
 def inspect_path(path: str | Path, *, schema: KeypointSchema | None = None) -> list[Report]:
     """One report per annotation file (a YOLO folder is one report); unreadable files carry `error`."""
-    from kpdeliver import formats
+    from kpdeliver.collect import files as formats
 
     p = Path(path)
     fmt = formats.detect_format(p)

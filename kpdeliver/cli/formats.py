@@ -28,12 +28,13 @@ class InFormat(str, Enum):
 
 
 def _schema(name: Optional[str]):
-    from kpdeliver.schema import SchemaError, get_schema
+    from kpdeliver.codecs.resolve import resolve_schema
+    from kpdeliver.schema import SchemaError
 
     if name is None:
         return None
     try:
-        return get_schema(name)
+        return resolve_schema(name)
     except SchemaError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
@@ -52,7 +53,7 @@ def convert(
 ) -> None:
     """Convert keypoint annotations between formats (nothing is validated or dropped silently)."""
     from kpdeliver.codecs import CodecError
-    from kpdeliver.formats import read_annotations, write_dataset
+    from kpdeliver.collect.files import read_annotations, write_dataset
 
     if outside not in ("clip", "zero"):
         typer.echo("error: --outside must be 'clip' or 'zero'", err=True)
@@ -78,7 +79,7 @@ def inspect(
     as_json: bool = typer.Option(False, "--json", help="Print the reports as JSON."),
 ) -> None:
     """Say which format and schema a file or folder holds, its counts, visibility histogram and oddities."""
-    from kpdeliver.inspect import inspect_path
+    from kpdeliver.collect.inspect import inspect_path
 
     if not path.exists():
         typer.echo(f"error: {path}: no such file or folder", err=True)

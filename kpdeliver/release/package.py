@@ -238,7 +238,7 @@ def package_release(
     row = delivered.image_index()
     tracked = delivered.instances.track_id >= 0
     has_track[row[tracked & (row >= 0)]] = True
-    from kpdeliver.assign import split_images
+    from kpdeliver.assign.assignments import split_images
 
     split = split_images(im.file_name.tolist(), has_track, config.splits)
     n_inst = np.bincount(row[row >= 0], minlength=len(im)) if len(im) else np.zeros(0, np.int64)

@@ -1,0 +1,31 @@
+"""Resolve a schema name or file, including formats whose own metadata defines a skeleton.
+
+`kpdeliver.schema` sits on the ground floor and knows built-ins and YAML files; a CVAT XML
+skeleton is read by the CVAT codec, so the resolver that accepts every form lives here, above
+the codecs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from kpdeliver.codecs import CodecError
+from kpdeliver.schema import KeypointSchema, SchemaError, get_schema
+
+
+def load_schema_cvat(path: str | Path) -> KeypointSchema:
+    """A custom schema from the skeleton label defined in a CVAT XML file's `<meta>`."""
+    from kpdeliver.codecs.cvat import schema_from_cvat_xml
+
+    p = Path(path)
+    try:
+        return schema_from_cvat_xml(p.read_bytes(), source=str(p))
+    except OSError as e:
+        raise SchemaError(f"cannot read schema file {p}: {e.strerror}") from None
+    except CodecError as e:
+        raise SchemaError(str(e)) from None
+
+
+def resolve_schema(name_or_path: str | Path) -> KeypointSchema:
+    """A built-in schema by name, or a custom one from a YAML file or a CVAT XML skeleton."""
+    if str(name_or_path).endswith(".xml"):
+        return load_schema_cvat(name_or_path)
+    return get_schema(name_or_path)
