@@ -8,27 +8,33 @@ The dataset holds every annotator's instances (`Instances.annotator`). Overlap i
 matched by file name; video is every instance with track_id >= 0 and frame >= 0. Where an instance
 has a gold match, gold is its reference and the consensus-based swap, visibility and agreement
 findings are not repeated for it.
+
+One module per check family, each a function from the run's Context (and the results it needs from
+earlier checks) to its findings and a frozen result for the later ones:
+  gold.gold_findings        -> GoldResult (matched instances, gold OKS, visibility, drift samples)
+  overlap.overlap_findings  (gold's matched instances) -> OverlapResult (agreement, visibility,
+                               per-keypoint stats, drift samples)
+  temporal.video_findings   -> findings
+  drift.drift_findings      (gold's and overlap's drift samples) -> DriftResult (findings, starts)
+  coverage.coverage_findings -> findings
+  scorecards                (gold, overlap, drift and all findings) -> the two tables
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pyarrow as pa
 
 from kpdeliver.config import DeepQASettings
 from kpdeliver.findings import concat_findings
 from kpdeliver.model import Dataset
-from kpdeliver.qa.agreement import cohen_kappa
-from kpdeliver.qa.checks import (
-    Context,
-    RefStore,
-    coverage_findings,
-    drift_findings,
-    gold_findings,
-    overlap_findings,
-    video_findings,
-)
+from kpdeliver.qa.context import Context
+from kpdeliver.qa.coverage import coverage_findings
+from kpdeliver.qa.drift import drift_findings
+from kpdeliver.qa.gold import GoldResult, gold_findings
+from kpdeliver.qa.overlap import overlap_findings
+from kpdeliver.qa.scorecards import annotator_scorecards, keypoint_table
+from kpdeliver.qa.temporal import video_findings
 
 __all__ = ["DeepQAResult", "run_deep_qa"]
 
@@ -49,56 +55,11 @@ def run_deep_qa(
     """
     s = settings or DeepQASettings()
     ctx = Context.of(dataset)
-    refs = RefStore.empty(ctx)
-    parts = []
-    if gold is not None and len(gold.instances):
-        parts.append(gold_findings(ctx, gold, s, refs))
-    parts.append(overlap_findings(ctx, s, refs))
-    parts.append(video_findings(ctx, s))
-    drift_tab, drift_start = drift_findings(ctx, s, refs)
-    parts.append(drift_tab)
-    parts.append(coverage_findings(ctx, s))
-    findings = concat_findings(parts)
-    return DeepQAResult(findings, _scorecards(ctx, refs, findings, drift_start), refs.keypoint_table(ctx))
-
-
-_COUNTED = ("low_agreement", "gold_mismatch", "left_right_swap", "temporal_jitter", "annotator_drift")
-
-
-def _scorecards(ctx: Context, refs: RefStore, findings: pa.Table, drift_start: dict[str, int]) -> pa.Table:
-    names = ctx.annotator_names
-    code = ctx.ann_code
-
-    def per_annotator_mean(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        ok = np.isfinite(values)
-        n = np.bincount(code[ok], minlength=len(names))
-        total = np.bincount(code[ok], weights=values[ok], minlength=len(names))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return n, np.where(n > 0, total / n, np.nan)
-
-    n_overlap, agree = per_annotator_mean(refs.agree_oks)
-    n_gold, gold = per_annotator_mean(refs.gold_oks)
-    cols = {
-        "annotator": pa.array(list(names), pa.string()),
-        "n_instances": pa.array(np.bincount(code, minlength=len(names)).astype(np.int64)),
-        "n_overlap": pa.array(n_overlap.astype(np.int64)),
-        "agreement_oks": _nullable(agree),
-        "visibility_kappa": _nullable(cohen_kappa(refs.consensus_conf.sum(axis=1))),
-        "n_gold": pa.array(n_gold.astype(np.int64)),
-        "gold_oks": _nullable(gold),
-        "gold_visibility_kappa": _nullable(cohen_kappa(refs.gold_conf.sum(axis=1))),
-    }
-    ann = np.asarray(findings["annotator"].to_pylist(), dtype=object)
-    check = np.asarray(findings["check"].to_pylist(), dtype=object)
-    sev = np.asarray(findings["severity"].to_pylist(), dtype=object)
-    for severity in ("error", "warning"):
-        cols[f"n_{severity}"] = pa.array([int(np.sum((ann == a) & (sev == severity))) for a in names], pa.int64())
-    for c in _COUNTED:
-        cols[f"n_{c}"] = pa.array([int(np.sum((ann == a) & (check == f"qa.{c}"))) for a in names], pa.int64())
-    cols["drift_start"] = pa.array([drift_start.get(a) for a in names], pa.int64())
-    return pa.table(cols)
-
-
-def _nullable(values: np.ndarray) -> pa.Array:
-    values = np.asarray(values, np.float64)
-    return pa.array(values, pa.float64(), mask=~np.isfinite(values))
+    gold_result = gold_findings(ctx, gold, s) if gold is not None and len(gold.instances) else GoldResult.none(ctx)
+    overlap = overlap_findings(ctx, s, gold_matched=gold_result.matched)
+    video = video_findings(ctx, s)
+    drift = drift_findings(ctx, s, samples=(gold_result.drift_samples, overlap.drift_samples))
+    coverage = coverage_findings(ctx, s)
+    findings = concat_findings([gold_result.findings, overlap.findings, video, drift.findings, coverage])
+    return DeepQAResult(findings, annotator_scorecards(ctx, gold_result, overlap, drift, findings),
+                        keypoint_table(ctx, gold_result, overlap))

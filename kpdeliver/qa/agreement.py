@@ -22,6 +22,7 @@ from kpdeliver.qa.swaps import swap_evidence
 from kpdeliver.schema import KeypointSchema
 
 N_STATES = 3  # visibility 0, 1, 2
+STATE_WORDS = np.array(["not labeled", "occluded", "visible"], dtype=object)  # per state, for messages
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,18 @@ Measures (degrees, per instance; NaN where the points are not labeled):
 - trunk_lean: angle of mid-hip -> mid-shoulder from image-up;
 - angle:<keypoint>: flexion at every keypoint with exactly two skeleton edges, for any schema.
 The named measures exist for any schema that has the COCO names they need.
+`coverage_findings` reports each bin short of its target; it needs nothing from the other checks.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 
-from kpdeliver.config import CoverageBin
+from kpdeliver.config import CoverageBin, DeepQASettings
+from kpdeliver.findings import empty_findings, findings_for
+from kpdeliver.qa.context import Context
 from kpdeliver.schema import KeypointSchema
 
 _LIMBS = {
@@ -89,3 +93,14 @@ def coverage(
         inside = ((vals >= t.low) & (vals <= t.high)).any(axis=1)
         out.append(BinCount(t, int(inside.sum()), int(np.isfinite(vals).any(axis=1).sum())))
     return out
+
+
+def coverage_findings(ctx: Context, s: DeepQASettings) -> pa.Table:
+    if ctx.n == 0:  # nothing delivered, nothing to cover
+        return empty_findings()
+    bins = coverage(ctx.kps, ctx.schema, targets=s.coverage_targets, generic_bins=s.generic_bins)
+    short = [b for b in bins if b.count < b.target.min_count]
+    msgs = [f"{'no' if b.count == 0 else f'only {b.count}'} {b.target.name} ({b.target.measure} "
+            f"{b.target.low:g}-{b.target.high:g} degrees) among {b.measured} measured instances "
+            f"(target {b.target.min_count})" for b in short]
+    return findings_for("qa.pose_coverage", value=[float(b.count) for b in short], message=msgs, n=len(short))

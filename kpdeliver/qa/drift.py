@@ -13,20 +13,32 @@ The samples in submission order are compared on either side of every split point
 with the variance pooled within the windows, each sample clipped at +-4 so one wild point cannot
 fake a shift); the largest over split points and channels, if above the threshold, is the
 drift and the split is where it starts. A constant offset has no split point: it is not drift but
-a convention offset, reported as such by the agreement checks.
+a convention offset, reported as such by the overlap checks.
+
+`drift_findings` takes the samples the reference checks measured (gold first, then overlap) as
+arguments and hands on where each drifting annotator's change starts (scorecards).
 """
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
 
-import numpy as np
+from typing import Sequence
 
+import numpy as np
+import pyarrow as pa
+
+from kpdeliver.config import DeepQASettings
+from kpdeliver.findings import empty_findings
+from kpdeliver.qa.context import Context, DriftSamples
 from kpdeliver.qa.robust import MAD_TO_SD
+from kpdeliver.qa.swaps import flip_pairs_array
+from kpdeliver.schema import KeypointSchema
 
 _SD_FLOOR = 1e-3
 _CLIP = 4.0
 _VAR_FLOOR = 1e-6
+_CONFIRM = 3.0  # standard errors a change must keep, at its start, without any one partner
 
 
 @dataclass(frozen=True)
@@ -154,3 +166,112 @@ def difference_at(x: np.ndarray, split: int) -> float:
     q = np.array([[np.square(z[:split]).sum()], [np.square(z).sum()]])
     t = _t_statistic(s, q, np.array([[n1], [n]]), 1)[0, 0]
     return float(np.sign((s[1, 0] - s[0, 0]) / (n - n1) - s[0, 0] / n1) * t)
+
+
+@dataclass(frozen=True)
+class _Drift:
+    alarm: DriftAlarm
+    evidence: Evidence
+    partners: list[int]  # annotator codes the change was judged against (besides gold)
+    only: int | None  # a partner that is the only reference around the change: either may have changed
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    findings: pa.Table
+    starts: dict[str, int]  # drifting annotator -> position in its submission order where the change starts
+
+
+def drift_findings(ctx: Context, s: DeepQASettings, samples: Sequence[DriftSamples]) -> DriftResult:
+    """Drift per annotator, from all its references pooled (gold, and the other annotators of shared
+    images). A change seen against a partner may be the partner's: it is the annotator's only if it
+    stays, the same way at the same point, when any one partner is left out. The clearest confirmed
+    change is taken first, and an annotator found drifting stops being a reference for the others, so
+    its change is not seen again in its partners. Where one partner is the only reference, both are
+    told that either may have changed."""
+    gold_code = ctx.n_annotators
+    if not sum(len(x.rows) for x in samples):
+        return DriftResult(empty_findings(), {})
+    rows = np.concatenate([x.rows for x in samples])
+    ref = np.concatenate([x.reference for x in samples])
+    pairs = flip_pairs_array(ctx.schema)
+    channels = np.concatenate([drift_channels(x.offsets, x.oks_loss, pairs) for x in samples])
+    # video frames are left out: a track's frames are one item seen many times (their differences from a
+    # reference are strongly correlated, so they would pass for many independent samples), and video
+    # labels are less noisy than stills, so a switch between the two would pass for a change
+    still = ~ctx.in_video[rows]
+    rows, ref, channels = rows[still], ref[still], channels[still]
+    pos = np.zeros(ctx.n, np.int64)  # position of each instance in its annotator's submission order
+    for code in range(gold_code):
+        mine = np.flatnonzero(ctx.ann_code == code)
+        pos[mine] = np.arange(len(mine))
+
+    def evidence(keep: np.ndarray) -> Evidence:
+        ev = pool_references(rows[keep], ref[keep], channels[keep], gold_ref=gold_code,
+                             min_group=2 * s.drift_min_segment)
+        order = np.argsort(pos[ev.rows], kind="stable")
+        return Evidence(ev.rows[order], ev.raw[order], ev.z[order])
+
+    def confirmed(code: int, usable: np.ndarray) -> _Drift | None:
+        mine = usable & (ctx.ann_code[rows] == code)
+        ev = evidence(mine)
+        alarm = change_point(ev.z, min_segment=s.drift_min_segment, threshold=s.drift_threshold)
+        if alarm is None:
+            return None
+        start = pos[ev.rows[alarm.start]]
+        partners = [int(p) for p in np.unique(ref[mine]) if p != gold_code]
+        only = None
+        for p in partners:
+            rest = evidence(mine & (ref != p))
+            d = difference_at(rest.z[:, alarm.channel], int(np.searchsorted(pos[rest.rows], start)))
+            if not np.isfinite(d):  # nothing left on one side: this partner is the only reference there
+                only = p
+            elif d * np.sign(alarm.shift) < _CONFIRM:
+                return None
+        return _Drift(alarm, ev, partners, only)
+
+    usable = np.ones(len(rows), bool)
+    found = {}
+    while True:
+        candidates = {c: r for c in range(gold_code) if c not in found and (r := confirmed(c, usable))}
+        if not candidates:
+            break
+        code = max(candidates, key=lambda c: candidates[c].alarm.statistic)
+        found[code] = candidates[code]
+        if found[code].only is None:  # a drifting annotator is no reference for the others (unless
+            usable &= ref != code  # the change may as well be its only partner's: then both are told)
+
+    rows_out, msgs, starts = [], [], {}
+    for code, drift in sorted(found.items()):
+        alarm, ev, partners, only = drift.alarm, drift.evidence, drift.partners, drift.only
+        name, start_row = ctx.annotator_names[code], ev.rows[alarm.start]
+        if only is not None:
+            against = f"its only reference here is annotator {ctx.annotator_names[only]}: either of them may have changed"
+        else:
+            has_gold = bool(np.any(ref[ctx.ann_code[rows] == code] == gold_code))
+            who = ["gold"] * has_gold + [f"{len(partners)} other annotator{'s' * (len(partners) > 1)}"] * bool(partners)
+            against = f"against {' and '.join(who)}" + "; it stays when any one annotator is left out" * bool(partners)
+        with np.errstate(invalid="ignore"):
+            raw = ev.raw[:, alarm.channel]
+            shift = float(np.nanmean(raw[alarm.start:]) - np.nanmean(raw[: alarm.start]))
+        starts[name] = int(pos[start_row])
+        rows_out.append(start_row)
+        msgs.append(f"annotator {name} drifts from about item {pos[start_row]} of {int((ctx.ann_code == code).sum())} "
+                    f"in submission order ({against}; before/after difference {alarm.statistic:.1f} standard "
+                    f"errors): {_drift_what(ctx.schema, alarm.channel, shift)}")
+    findings = ctx.table("qa.annotator_drift", np.asarray(rows_out, np.int64), value=pos[rows_out].astype(np.float64),
+                         message=msgs)
+    return DriftResult(findings, starts)
+
+
+def _drift_what(schema: KeypointSchema, channel: int, shift: float) -> str:
+    k = schema.num_keypoints
+    if channel == 2 * k:
+        return f"agreement with the reference changes by {-shift:+.2f} OKS against their earlier work"
+    if channel < 2 * k:
+        what, axis = schema.keypoints[channel // 2], channel % 2
+    else:
+        a, b = flip_pairs_array(schema)[(channel - 2 * k - 1) // 2]
+        what, axis = f"{schema.keypoints[a]} and {schema.keypoints[b]}", (channel - 2 * k - 1) % 2
+    word = ("further left" if shift < 0 else "further right") if axis == 0 else ("higher" if shift < 0 else "lower")
+    return f"{what} now placed {abs(shift):.2f} scale units {word} than in their earlier work"

@@ -4,6 +4,10 @@ On each gold image, each annotator's instances are matched to the gold instances
 OKS against gold (Hungarian; a pair scores the better of as-labeled and mirrored, so a swapped
 instance still meets its gold). Then, point by point: a point farther from gold than
 `tolerance` * kappa * s, or whose visibility flag differs from gold's, is a mismatch.
+
+`gold_findings` reports swaps against gold and the mismatches, and hands on what the later checks
+need: which instances gold judged (the overlap checks leave them alone), gold OKS and visibility
+agreement (scorecards), and each instance's offsets from gold (drift).
 """
 from __future__ import annotations
 
@@ -11,8 +15,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kpdeliver.qa.agreement import visibility_states
+import pyarrow as pa
+
+from kpdeliver.config import DeepQASettings
+from kpdeliver.findings import concat_findings, empty_findings, findings_for
+from kpdeliver.model import Dataset
+from kpdeliver.qa.agreement import N_STATES, STATE_WORDS, visibility_confusion, visibility_states
+from kpdeliver.qa.context import Context, DriftSamples
 from kpdeliver.qa.oks import match_max_total, oks_matrix
+from kpdeliver.qa.swaps import blame_pairs, pairs_to_keypoints, swap_evidence, swap_keypoint, swap_message
 from kpdeliver.schema import KeypointSchema
 
 
@@ -76,3 +87,75 @@ def point_mismatches(
     mine, ref = visibility_states(kps[..., 2]), visibility_states(gold[..., 2])
     vis = (mine >= 0) & (ref >= 0) & (mine != ref)
     return dist, far, vis
+
+
+@dataclass(frozen=True)
+class GoldResult:
+    findings: pa.Table
+    matched: np.ndarray  # [n] bool: the instance met a gold instance (gold is its reference)
+    oks: np.ndarray  # [n] OKS against its gold instance (NaN: none)
+    visibility: np.ndarray  # [A, K, 3, 3] confusion of own flag x gold flag
+    drift_samples: DriftSamples  # offsets from gold of the matched instances not swapped
+
+    @classmethod
+    def none(cls, ctx: Context) -> "GoldResult":
+        """No gold: nothing judged."""
+        k = ctx.schema.num_keypoints
+        return cls(empty_findings(), np.zeros(ctx.n, bool), np.full(ctx.n, np.nan),
+                   np.zeros((ctx.n_annotators, k, N_STATES, N_STATES), np.int64), DriftSamples.none(k))
+
+
+def gold_findings(ctx: Context, gold: Dataset, s: DeepQASettings) -> GoldResult:
+    schema = ctx.schema
+    gctx = Context.of(gold)
+    gm = match_gold(ctx.keys, ctx.ann, ctx.kps, gctx.keys, gctx.kps, gctx.s2, schema, match_min=s.match_min_oks)
+    rows, grows = gm.rows, gm.gold_rows
+    kps, gk, gs2 = ctx.kps[rows], gctx.kps[grows], gctx.s2[grows]
+    ev = swap_evidence(kps, gk, gs2, schema)
+    swap = ev.is_swap(swap_gain=s.swap_gain, pair_swap_gain=s.pair_swap_gain)
+    pair_mask = blame_pairs(ev.exchanged_pairs(swap_gain=s.swap_gain, pair_swap_gain=s.pair_swap_gain))
+    in_swap = pairs_to_keypoints(schema, pair_mask)
+    dist, far, vis = point_mismatches(kps, gk, gs2, schema.sigma_array, tolerance=s.point_tolerance)
+    far &= ~in_swap
+    vis &= ~in_swap
+    scale = np.sqrt(gs2)
+    matched = np.zeros(ctx.n, bool)
+    matched[rows] = True
+    oks = np.full(ctx.n, np.nan)
+    oks[rows] = ev.oks
+    offset = np.where((kps[..., 2:] > 0) & (gk[..., 2:] > 0), (kps[..., :2] - gk[..., :2]) / scale[:, None, None], np.nan)
+    samples = DriftSamples(rows[~swap], np.full((~swap).sum(), ctx.n_annotators), offset[~swap], 1.0 - ev.oks[~swap])
+    mine, theirs = visibility_states(kps[..., 2]), visibility_states(gk[..., 2])
+    k = schema.num_keypoints
+    confusion = visibility_confusion(np.repeat(ctx.ann_code[rows], k), np.tile(np.arange(k), len(rows)),
+                                     mine.ravel(), theirs.ravel(), ctx.n_annotators, k)
+    names = np.asarray(schema.keypoints, dtype=object)
+    tables = []
+    sw = np.flatnonzero(swap)
+    tables.append(ctx.table(
+        "qa.left_right_swap", rows[sw], keypoint=swap_keypoint(schema, pair_mask[sw]),
+        value=(ev.oks_flipped - ev.oks)[sw],
+        message=swap_message(schema, ctx.ann[rows[sw]], pair_mask[sw], ["gold"] * len(sw))))
+    i, j = np.nonzero(far)
+    px = dist[i, j] * 2 * schema.sigma_array[j] * scale[i]
+    tables.append(ctx.table(
+        "qa.gold_mismatch", rows[i], keypoint=names[j], value=dist[i, j],
+        message=[f"annotator {a} places {n} {d:.1f} kappa units ({p:.0f} px) from gold "
+                 f"(tolerance {s.point_tolerance:g})" for a, n, d, p in zip(ctx.ann[rows[i]], names[j], dist[i, j], px)]))
+    i, j = np.nonzero(vis)
+    tables.append(ctx.table(
+        "qa.gold_mismatch", rows[i], keypoint=names[j], value=mine[i, j].astype(np.float64),
+        message=[f"visibility: annotator {a} marks {n} {STATE_WORDS[m]}; gold has it {STATE_WORDS[g]}"
+                 for a, n, m, g in zip(ctx.ann[rows[i]], names[j], mine[i, j], theirs[i, j])]))
+    tables.append(ctx.table(
+        "qa.gold_mismatch", gm.extra_rows,
+        message=[f"annotator {a} labeled an instance that matches no gold instance of this image"
+                 for a in ctx.ann[gm.extra_rows]]))
+    if len(gm.missed_gold):
+        keys = gctx.keys[gm.missed_gold]
+        tables.append(findings_for(
+            "qa.gold_mismatch", image_id=np.array([ctx.image_key_ids.get(kk, -1) for kk in keys]),
+            file_name=list(keys), annotator=list(gm.missed_by),
+            message=[f"annotator {a} did not label gold instance {g} of this image"
+                     for a, g in zip(gm.missed_by, gctx.ann_id[gm.missed_gold])]))
+    return GoldResult(concat_findings(tables), matched, oks, confusion, samples)

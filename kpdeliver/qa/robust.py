@@ -1,4 +1,4 @@
-"""Grouped robust statistics (median, MAD) without a Python loop over groups."""
+"""Grouped statistics (mean, and the robust median and MAD) without a Python loop over groups."""
 from __future__ import annotations
 
 import numpy as np
@@ -32,3 +32,12 @@ def robust_scale(values: np.ndarray, groups: np.ndarray, n_groups: int, *, floor
     mad = group_median(np.abs(values - med[groups]), groups, n_groups)
     return med, np.maximum(MAD_TO_SD * np.nan_to_num(mad, nan=0.0), floor)
 
+
+
+def group_mean(values: np.ndarray, groups: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per group: how many finite values, and their mean (NaN for a group with none)."""
+    ok = np.isfinite(values)
+    n = np.bincount(groups[ok], minlength=n_groups)
+    total = np.bincount(groups[ok], weights=values[ok], minlength=n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return n, np.where(n > 0, total / n, np.nan)

@@ -1,4 +1,5 @@
-"""Left/right swaps: against a reference (consensus or gold), and between consecutive video frames.
+"""Left/right swaps: against a reference (consensus or gold), and between consecutive video frames;
+and how an exchange is put right and told.
 
 An exchanged pair (a, b) shows as a gain when the pair is flipped back:
 gain = term(a'->a) + term(b'->b) - term(a->a) - term(b->b) with a' = b and b' = a, in OKS terms
@@ -126,3 +127,59 @@ def _neighbour_median(h: np.ndarray, track: np.ndarray, window: int) -> tuple[np
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # no labeled neighbour: no verdict
         return np.nanmedian(near, axis=0), np.sum(~np.isnan(near[..., 0]), axis=0)
+
+
+# --- from exchanged pairs to findings (gold, overlap and video checks report swaps alike) ---
+
+def mirrored_whole(pair_mask: np.ndarray) -> np.ndarray:
+    """[n] bool: most of the instance's pairs [n, P] are exchanged, i.e. it is labeled mirrored."""
+    return pair_mask.sum(axis=1) * 2 > pair_mask.shape[1]
+
+
+def blame_pairs(pair_mask: np.ndarray) -> np.ndarray:
+    """Most pairs exchanged = the instance is mirrored: its close-together pairs (e.g. the shoulders of a
+    side view, which show no gain) were exchanged too, flags included."""
+    return pair_mask | mirrored_whole(pair_mask)[:, None]
+
+
+def pairs_to_keypoints(schema: KeypointSchema, pair_mask: np.ndarray) -> np.ndarray:
+    """[n, K] bool: the keypoints of the exchanged pairs [n, P]."""
+    out = np.zeros((len(pair_mask), schema.num_keypoints), bool)
+    pairs = flip_pairs_array(schema)
+    out[:, pairs[:, 0]] = pair_mask
+    out[:, pairs[:, 1]] |= pair_mask
+    return out
+
+
+def exchange_pairs(kps: np.ndarray, pair_mask: np.ndarray, schema: KeypointSchema) -> np.ndarray:
+    """kps [n, K, 3] with the pairs in pair_mask [n, P] exchanged (puts a swap right)."""
+    pairs = flip_pairs_array(schema)
+    a, b = pairs[:, 0], pairs[:, 1]
+    m = pair_mask[..., None]
+    out = kps.copy()
+    out[:, a] = np.where(m, kps[:, b], kps[:, a])
+    out[:, b] = np.where(m, kps[:, a], kps[:, b])
+    return out
+
+
+def pair_names(schema: KeypointSchema, pair_mask: np.ndarray) -> list[str]:
+    """Per instance, its exchanged pairs in words ("left_wrist/right_wrist, ...")."""
+    pairs = flip_pairs_array(schema)
+    names = np.array([f"{schema.keypoints[a]}/{schema.keypoints[b]}" for a, b in pairs], dtype=object)
+    return [", ".join(names[m]) for m in pair_mask]
+
+
+def swap_keypoint(schema: KeypointSchema, pair_mask: np.ndarray) -> list:
+    """Finding keypoint of a swap: the first exchanged pair's first point; null for a mirrored instance."""
+    pairs = flip_pairs_array(schema)
+    whole = mirrored_whole(pair_mask)
+    first = np.argmax(pair_mask, axis=1) if len(pairs) else np.zeros(len(pair_mask), np.int64)
+    return [None if w or not m.any() else schema.keypoints[pairs[f, 0]] for w, m, f in zip(whole, pair_mask, first)]
+
+
+def swap_message(schema: KeypointSchema, who: np.ndarray, pair_mask: np.ndarray, against: list[str]) -> list[str]:
+    return [
+        f"annotator {w} labeled this instance mirrored (left and right exchanged) against {g}" if m
+        else f"annotator {w} exchanged {p or 'left and right'} against {g}"
+        for w, m, p, g in zip(who, mirrored_whole(pair_mask), pair_names(schema, pair_mask), against)
+    ]

@@ -9,14 +9,31 @@ track's median instance scale and of that prediction's noise, and gets a robust 
 within its (track, keypoint) series. A point is a jump when that z-score and the distance are both
 high and its neighbours, once it is left out of their paths, fit them (DeepLabCut's outlier "jump"
 test, made to blame the right frame and to pass a sudden change of speed).
+
+`video_findings` reports, per track, left/right swaps against the frames around them
+(kpdeliver.qa.swaps), then jumps and flicker on the swap-corrected track. It needs nothing from
+the other checks and hands nothing on.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 
+from kpdeliver.config import DeepQASettings
+from kpdeliver.findings import concat_findings, empty_findings
+from kpdeliver.qa.agreement import STATE_WORDS, visibility_states
+from kpdeliver.qa.context import Context
 from kpdeliver.qa.robust import group_median, robust_scale
+from kpdeliver.qa.swaps import (
+    blame_pairs,
+    exchange_pairs,
+    mirrored_whole,
+    pair_names,
+    swap_keypoint,
+    track_swapped_pairs,
+)
 
 
 @dataclass(frozen=True)
@@ -179,3 +196,41 @@ def flicker(states: np.ndarray, new_track: np.ndarray, *, window: int) -> Flicke
     flagged = per_point(bad)
     return Flicker(flagged, np.where(flagged, per_point(length), 0), np.where(flagged, per_point(around), -1),
                    flagged & per_point(start | end))
+
+
+def video_findings(ctx: Context, s: DeepQASettings) -> pa.Table:
+    schema = ctx.schema
+    # a track is one annotator's track id within one export file (track ids restart per video)
+    owner = ctx.ann if ctx.source is None else np.char.add(np.char.add(ctx.ann.astype(str), "\0"),
+                                                           ctx.source.astype(str))
+    to = track_order(owner, ctx.track_id, ctx.frame)
+    if len(to.rows) == 0:
+        return empty_findings()
+    rows = to.rows
+    kps, s2, frame = ctx.kps[rows], ctx.s2[rows], ctx.frame[rows]
+    swapped = blame_pairs(track_swapped_pairs(kps, s2, to.new_track, schema, pair_swap_gain=s.pair_swap_gain))
+    fixed = exchange_pairs(kps, swapped, schema)  # jitter and flicker are judged on the swap-corrected track
+    where = [f"frame {f} of track {t} (annotator {a})" for f, t, a in zip(frame, ctx.track_id[rows], ctx.ann[rows])]
+    names = np.asarray(schema.keypoints, dtype=object)
+    tables = []
+    sw = np.flatnonzero(swapped.any(axis=1))
+    tables.append(ctx.table(
+        "qa.left_right_swap", rows[sw], keypoint=swap_keypoint(schema, swapped[sw]), value=swapped[sw].sum(axis=1),
+        message=[f"{'left and right (every pair)' if whole else p} exchanged in {where[i]} compared with the frames "
+                 f"around it" for i, p, whole in zip(sw, pair_names(schema, swapped[sw]), mirrored_whole(swapped[sw]))]))
+    jit = jitter(fixed, s2, frame, to, z_min=s.jitter_z, min_dev=s.jitter_min)
+    i, j = np.nonzero(jit.flagged)
+    tables.append(ctx.table(
+        "qa.temporal_jitter", rows[i], keypoint=names[j], value=jit.deviation[i, j],
+        message=[f"{n} jumps {d:.2f} scale units off its path in {where[r]} (robust z {z:.1f})"
+                 for r, n, d, z in zip(i, names[j], jit.deviation[i, j], jit.z[i, j])]))
+    states = visibility_states(fixed[..., 2])
+    fl = flicker(states, to.new_track, window=s.flicker_window)
+    i, j = np.nonzero(fl.flagged)
+    tables.append(ctx.table(
+        "qa.temporal_jitter", rows[i], keypoint=names[j], value=fl.run_length[i, j].astype(np.float64),
+        message=[f"visibility of {n} is {STATE_WORDS[v]} in {where[r]}, at the track's end, and "
+                 f"{STATE_WORDS[b]} in the frames beside it" if e else
+                 f"visibility of {n} flickers {STATE_WORDS[b]} -> {STATE_WORDS[v]} -> {STATE_WORDS[b]} in {where[r]}"
+                 for r, n, b, v, e in zip(i, names[j], fl.before[i, j], states[i, j], fl.at_end[i, j])]))
+    return concat_findings(tables)

@@ -1,6 +1,9 @@
 """The entry point: findings in the shared schema, scorecards, and no crash on odd input."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
 from kpdeliver.findings import CHECKS, FINDINGS_SCHEMA
@@ -8,6 +11,7 @@ from kpdeliver.model import Dataset
 from kpdeliver.qa import run_deep_qa
 from kpdeliver.schema import COCO17
 from tests.qa._poses import make_dataset, noisy, pose, swapped
+from tests.qa._team import plain_rows, team_batch
 
 SCORECARD = ["annotator", "n_instances", "n_overlap", "agreement_oks", "visibility_kappa", "n_gold", "gold_oks",
              "gold_visibility_kappa", "n_error", "n_warning", "n_low_agreement", "n_gold_mismatch",
@@ -37,3 +41,16 @@ def test_empty_and_odd_input_does_not_crash():
     result = run_deep_qa(make_dataset(odd), gold=Dataset.empty(COCO17))
     assert result.findings.schema == FINDINGS_SCHEMA
     assert "(unnamed)" in result.annotators["annotator"].to_pylist()
+
+
+def test_checks_give_the_stored_result_on_a_simulated_team():
+    """tests/qa/data/team_seed7.json holds the findings and both tables as the deep QA gave them before
+    the checks were split by family: same rows, same order, same numbers."""
+    dataset, gold = team_batch(seed=7)
+    result = run_deep_qa(dataset, gold=gold)
+    stored = json.loads((Path(__file__).parent / "data" / "team_seed7.json").read_text())
+    checks = {r["check"] for r in stored["findings"]}
+    assert {"qa.left_right_swap", "qa.gold_mismatch", "qa.low_agreement", "qa.temporal_jitter",
+            "qa.annotator_drift", "qa.pose_coverage"} <= checks  # every family has a say
+    for name in ("findings", "annotators", "keypoints"):
+        assert plain_rows(getattr(result, name)) == stored[name], name  # JSON keeps a float exactly
