@@ -217,7 +217,8 @@ def video_findings(ctx: Context, s: DeepQASettings) -> pa.Table:
     tables.append(ctx.table(
         "qa.left_right_swap", rows[sw], keypoint=swap_keypoint(schema, swapped[sw]), value=swapped[sw].sum(axis=1),
         message=[f"{'left and right (every pair)' if whole else p} exchanged in {where[i]} compared with the frames "
-                 f"around it" for i, p, whole in zip(sw, pair_names(schema, swapped[sw]), mirrored_whole(swapped[sw]))]))
+                 f"around it"
+                 for i, p, whole in zip(sw, pair_names(schema, swapped[sw]), mirrored_whole(swapped[sw]))]))
     jit = jitter(fixed, s2, frame, to, z_min=s.jitter_z, min_dev=s.jitter_min)
     i, j = np.nonzero(jit.flagged)
     tables.append(ctx.table(
