@@ -1,3 +1,3 @@
-"""Thin Prefect tasks over kpdeliver's domain functions. Retries on I/O tasks only; no result
-caching on compute tasks (their inputs are large in-memory tables; resumption is handled by
-the release's staging area, keyed on the input fingerprint)."""
+"""Thin Prefect tasks over kpdeliver's domain functions: `tasks.store` touches stores (each task
+retried), `tasks.compute` computes (deterministic, not retried). Tasks take typed values: a config
+section, store handles, keys, small records."""

@@ -1,39 +1,95 @@
-"""Tasks that compute: split, validate, deep QA, package. No retries (deterministic)."""
+"""Tasks that compute: assignment, validation, quarantine, packaging. Deterministic, so not
+retried; not cached either (their inputs are large in-memory tables; a killed run resumes from
+the release's staging area, keyed on the input fingerprint)."""
 from __future__ import annotations
 
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from kpdeliver.assign import assignments as assign
+from kpdeliver.collect.exports import CollectResult, assignment_findings, delivery_candidates
+from kpdeliver.config import Assignment, ClientConfig, DeepQASettings, QuarantineScope, ValidationSettings
+from kpdeliver.findings import concat_findings
+from kpdeliver.model import Dataset, Images, parquet_bytes
 from kpdeliver.release import package as release
-from kpdeliver.config import ClientConfig, ValidationSettings
-from kpdeliver.model import Dataset, Images
+from kpdeliver.report.html import render_report
+from kpdeliver.validation import AnnotationSet, InProcessRules, Validation, validate_annotations
 
 COMPUTE = dict(cache_policy=NO_CACHE)
 
 
-@task(name="split", **COMPUTE)
-def split_work(images: Images, config: ClientConfig) -> pa.Table:
-    return assign.assign_annotators(images, config.annotators, config.assignment)
+@dataclass(frozen=True)
+class Validated:
+    """A batch's validation, with its GX Data Docs as release files (the docs are written to a
+    folder of the worker that ran the task; only their bytes travel)."""
+
+    validation: Validation
+    data_docs: dict[str, bytes]  # release path -> bytes
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """What a run may deliver and what it holds back."""
+
+    candidates: Dataset  # the instances up for delivery (review-only overlap labels left out)
+    delivered: Dataset
+    table: pa.Table  # qa/quarantine.parquet: every held-back instance with its checks and raw form
+    images: np.ndarray  # mask over the candidates' images held back whole (quarantine scope: image)
+    review_only: int  # overlap labels kept for agreement only
+    instances_in: int  # every instance collected, gold and held back at decode included
+
+
+@task(name="assign-work", **COMPUTE)
+def assign_work(images: Images, annotators: list[str], assignment: Assignment) -> pa.Table:
+    """Which annotator labels which image, in which role (primary, overlap, gold)."""
+    return assign.assign_annotators(images, annotators, assignment)
 
 
 @task(name="validate", **COMPUTE)
-def validate_rules(dataset: Dataset, settings: ValidationSettings, docs_dir: Path | None):
-    from expectations import validate_dataset
+def validate(collected: CollectResult, ingest_findings: pa.Table, assignments: pa.Table,
+             settings: ValidationSettings, deep_qa: DeepQASettings) -> Validated:
+    """Row rules on every collected instance (gold included), deep QA across annotators; the
+    findings of ingest, collection and assignment come first in the table."""
+    known = concat_findings([ingest_findings, collected.findings, assignment_findings(collected.dataset, assignments)])
+    with tempfile.TemporaryDirectory(prefix="kpdeliver-docs-") as docs:
+        validation = validate_annotations(
+            [AnnotationSet(collected.everything, known, docs_dir=Path(docs))], rules=InProcessRules(),
+            settings=settings, deep_qa_on=collected.dataset, gold=collected.gold, deep_qa=deep_qa)
+        data_docs = {f"qa/data_docs/{p.relative_to(docs).as_posix()}": p.read_bytes()
+                     for p in Path(docs).rglob("*") if p.is_file()}
+    return Validated(validation, data_docs)
 
-    return validate_dataset(dataset, settings, docs_dir=docs_dir)
 
-
-@task(name="deep-qa", **COMPUTE)
-def deep_qa(dataset: Dataset, gold: Dataset | None, config: ClientConfig):
-    from kpdeliver.qa import run_deep_qa
-
-    return run_deep_qa(dataset, gold=gold, settings=config.deep_qa)
+@task(name="quarantine", **COMPUTE)
+def quarantine(collected: CollectResult, assignments: pa.Table, findings: pa.Table,
+               scope: QuarantineScope) -> Quarantined:
+    """Hold back the instances (or whole images, by `scope`) with error findings."""
+    candidates, review_only = delivery_candidates(collected, assignments)
+    delivered, table, images = release.split_quarantine(candidates, findings, collected.rejected, scope)
+    gold = len(collected.gold.instances) if collected.gold is not None else 0
+    return Quarantined(candidates, delivered, table, images, review_only,
+                       instances_in=len(collected.dataset.instances) + collected.rejected.num_rows + gold)
 
 
 @task(name="package", **COMPUTE)
-def package(**kwargs) -> release.ReleasePlan:
-    return release.package_release(**kwargs)
+def package(config: ClientConfig, held: Quarantined, validated: Validated, refused: pa.Table,
+            assignments: pa.Table) -> release.ReleasePlan:
+    """Every release file in memory, the QA report and sign-off included (images become copies).
+    `refused`: the images refused at ingest (file_name, status)."""
+    qa = validated.validation
+    plan = release.package_release(
+        config=config, dataset=held.candidates, delivered=held.delivered, findings=qa.findings,
+        quarantine=held.table, image_quarantined=held.images, ingest_rejected=refused, assignments=assignments,
+        annotators=qa.annotators, extra_files={**validated.data_docs, "qa/keypoints.parquet": parquet_bytes(qa.keypoints)},
+        instances_in=held.instances_in, review_only=held.review_only)
+    release.finish_plan(plan, render_report(
+        qa.findings, title=f"{config.client} / {config.dataset} — QA report",
+        summary={**plan.counts, "verdict": plan.verdict["verdict"], "reasons": plan.verdict["reasons"]},
+        annotators=qa.annotators))
+    return plan

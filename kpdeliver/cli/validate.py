@@ -13,7 +13,6 @@ from typing import Optional
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import typer
 from rich.console import Console
@@ -22,12 +21,13 @@ from rich.table import Table
 from expectations.worker import GXWorker
 from kpdeliver.codecs import CodecError, Decoded
 from kpdeliver.config import ConfigError, ValidationSettings, load_config
-from kpdeliver.findings import concat_findings, summary_by
+from kpdeliver.findings import summary_by
 from kpdeliver.collect.files import merge_decoded, read_annotations
 from kpdeliver.model import Dataset
 from kpdeliver.report.html import render_report
 from kpdeliver.codecs.resolve import resolve_schema
 from kpdeliver.schema import SchemaError
+from kpdeliver.validation import AnnotationSet, validate_annotations
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # one sentence stays one line
@@ -123,32 +123,28 @@ def validate_command(
         except (InputError, ConfigError) as e:
             err.print(f"[bold red]error:[/] {e}")
             raise typer.Exit(2)
-        settings = cfg.validation if cfg else ValidationSettings()
         out.mkdir(parents=True, exist_ok=True)
-        tables, annotators = [], None
-        for name, path, d in decoded:
-            tables += [d.findings, worker.validate(d.dataset, settings, docs_dir=out / "data_docs" / (name or ""),
-                                                   source=str(path))]
+        sets = [AnnotationSet(d.dataset, d.findings, source=str(path), docs_dir=out / "data_docs" / (name or ""))
+                for name, path, d in decoded]
         has_tracks = any((d.dataset.instances.track_id >= 0).any() for _, _, d in decoded)
-        if len(decoded) > 1 or gold_ds is not None or has_tracks:  # video alone: jitter, flicker, swaps in time
-            from kpdeliver.qa import run_deep_qa
-
-            # every annotator's instances in one dataset; QA pairs overlap images by file name
-            qa = run_deep_qa(merge_decoded([d for _, _, d in decoded]).dataset, gold=gold_ds,
-                             settings=cfg.deep_qa if cfg else None)
-            tables.append(qa.findings)
-            annotators = qa.annotators
-            pq.write_table(annotators, out / "annotators.parquet")
-        findings = concat_findings(tables)
+        deep = len(decoded) > 1 or gold_ds is not None or has_tracks  # video alone: jitter, flicker, swaps in time
+        # every annotator's instances in one dataset; QA pairs overlap images by file name
+        result = validate_annotations(
+            sets, rules=worker, settings=cfg.validation if cfg else ValidationSettings(),
+            deep_qa_on=merge_decoded([d for _, _, d in decoded]).dataset if deep else None, gold=gold_ds,
+            deep_qa=cfg.deep_qa if cfg else None)
+        findings = result.findings
+        if result.annotators is not None:
+            pq.write_table(result.annotators, out / "annotators.parquet")
         pq.write_table(findings, out / "findings.parquet", compression="zstd")
         ds = decoded[0][2].dataset
         summary = {"input": str(input), "schema": ds.schema.name, "images": f"{len(ds.images):,}",
                    "instances": f"{sum(len(d.dataset.instances) for _, _, d in decoded):,}",
                    "held back at decode": f"{sum(d.rejected.num_rows for _, _, d in decoded):,}"}
         (out / "report.html").write_text(render_report(findings, title=f"Validation of {input.name}", summary=summary,
-                                                       annotators=annotators))
+                                                       annotators=result.annotators))
     # leaving the block waited for the worker's Data Docs
-    n_err = pc.sum(pc.equal(findings["severity"], "error")).as_py() or 0
+    n_err = result.n_errors
     _print_summary(findings, title=f"{input.name}: {'FAIL' if n_err else 'PASS'} ({findings.num_rows:,} findings)", out=out,
                    seconds=time.perf_counter() - start)
     raise typer.Exit(1 if n_err else 0)

@@ -26,12 +26,15 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 CHECKSUMS_KEY = "checksums.sha256"
 
 
+REFUSED_SCHEMA = pa.schema([("key", pa.string()), ("file_name", pa.string()), ("status", pa.string())])
+
+
 @dataclass
 class IngestResult:
     images: Images  # accepted images; file_name is the key below images/
     findings: pa.Table
     listed: int  # every image key found, accepted or not (for the accounting)
-    rejected_keys: list[str]
+    refused: pa.Table  # REFUSED_SCHEMA: each refused image's key, file_name and status (its ingest check)
 
 
 def image_size(data: bytes) -> tuple[int, int]:
@@ -60,13 +63,16 @@ def ingest_images(store: ObjectStore, keys: list[str] | None = None) -> IngestRe
     """Hash and size every image; the first of identical images (by sorted key) is kept."""
     keys = sorted(keys if keys is not None else list_image_keys(store))
     expected = read_checksums(store)
-    findings, rejected = [], []
+    findings, refused = [], []
     ids, names, widths, heights, shas, sources = [], [], [], [], [], []
     first_of: dict[str, str] = {}
 
+    def refuse(check: str, key: str, message: str) -> None:
+        refused.append((key, check.removeprefix("ingest.")))
+        findings.append(findings_for(check, message=message, file_name=key, source=key, n=1))
+
     def reject(check: str, key: str, why: str) -> None:
-        rejected.append(key)
-        findings.append(findings_for(check, message=f"{store.location(key)}: {why}", file_name=key, source=key, n=1))
+        refuse(check, key, f"{store.location(key)}: {why}")
 
     for key in keys:
         try:
@@ -90,9 +96,7 @@ def ingest_images(store: ObjectStore, keys: list[str] | None = None) -> IngestRe
             reject("ingest.unreadable_image", key, f"not a readable image ({e})")
             continue
         if sha in first_of:
-            rejected.append(key)
-            findings.append(findings_for("ingest.duplicate_image", file_name=key, source=key, n=1,
-                                         message=f"{key} is byte-identical to {first_of[sha]}; dropped as a duplicate"))
+            refuse("ingest.duplicate_image", key, f"{key} is byte-identical to {first_of[sha]}; dropped as a duplicate")
             continue
         first_of[sha] = key
         ids.append(len(ids) + 1)
@@ -102,4 +106,7 @@ def ingest_images(store: ObjectStore, keys: list[str] | None = None) -> IngestRe
         shas.append(sha)
         sources.append(key)
     images = Images.build(id=np.asarray(ids, np.int64), file_name=names, width=widths, height=heights, sha256=shas, source=sources)
-    return IngestResult(images, concat_findings(findings), len(keys), rejected)
+    refused_keys = [k for k, _ in refused]
+    refused_table = pa.table({"key": refused_keys, "file_name": [k.removeprefix(IMAGE_PREFIX) for k in refused_keys],
+                              "status": [status for _, status in refused]}, schema=REFUSED_SCHEMA)
+    return IngestResult(images, concat_findings(findings), len(keys), refused_table)

@@ -1,0 +1,176 @@
+"""The delivery's tasks, called through `task.fn()` in the flow's order, against real stores: a
+local folder and S3 (the moto server on loopback). No Prefect server is needed for `.fn()`."""
+from __future__ import annotations
+
+import hashlib
+import io
+
+import numpy as np
+import orjson
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+from prefect import Task
+
+from kpdeliver.codecs.resolve import resolve_schema
+from kpdeliver.config import Assignment, QuarantineScope, load_config
+from kpdeliver.findings import findings_for
+from kpdeliver.release.package import input_fingerprint, published_versions
+from kpdeliver.storage import LocalStore, open_store
+from kpdeliver.synth import make_demo_batch
+from tasks import compute, store
+
+pytestmark = pytest.mark.slow
+
+
+def _tasks(module) -> list[Task]:
+    return [v for v in vars(module).values() if isinstance(v, Task)]
+
+
+def test_every_store_task_is_retried_and_no_compute_task_is():
+    assert {t.name for t in _tasks(store)} == {
+        "ingest", "collect", "find-published", "is-staged", "stage", "publish", "catalog", "clean-staging"}
+    for t in _tasks(store):
+        assert t.retries >= 2, t.name
+        assert 0 < max(t.retry_delay_seconds) <= 10, t.name
+    assert {t.name for t in _tasks(compute)} == {"assign-work", "validate", "quarantine", "package"}
+    assert all(not t.retries for t in _tasks(compute))
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    config = load_config(make_demo_batch(root, seed=5, n_images=16))
+    return root, config
+
+
+def _upload(folder, bucket: str) -> str:
+    url = f"s3://{bucket}/batch"
+    s3 = open_store(url)
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            s3.put(p.relative_to(folder).as_posix(), p.read_bytes())
+    return url
+
+
+@pytest.fixture(params=["local", "s3"])
+def stores(request, demo, tmp_path):
+    """(source store, releases store) of the demo batch, on a local folder or on S3."""
+    root, config = demo
+    if request.param == "local":
+        return LocalStore(config.source), LocalStore(tmp_path / "releases")
+    bucket = request.getfixturevalue("s3_bucket")
+    return open_store(_upload(root / "batch", bucket)), open_store(f"s3://{bucket}/releases")
+
+
+def test_the_tasks_in_the_flows_order_publish_one_release(demo, stores):
+    _, config = demo
+    source, releases = stores
+    schema = resolve_schema(config.schema_name)
+
+    ingested = store.ingest_batch.fn(source)
+    assignments = compute.assign_work.fn(ingested.images, config.annotators, config.assignment)
+    collected = store.collect_exports.fn(source, ingested.images, schema, config.annotators)
+    key = store.ReleaseKey(config.client, config.dataset,
+                           input_fingerprint(config, ingested.images.sha256.tolist(), collected.files))
+    assert store.find_published.fn(releases, key) is None
+    assert not store.is_staged.fn(releases, key)
+
+    validated = compute.validate.fn(collected, ingested.findings, assignments, config.validation, config.deep_qa)
+    held = compute.quarantine.fn(collected, assignments, validated.validation.findings, config.validation.quarantine)
+    plan = compute.package.fn(config, held, validated, ingested.refused, assignments)
+    store.stage_release.fn(plan, releases, source, key)
+    store.stage_release.fn(plan, releases, source, key)  # a retried stage writes the same bytes again
+    assert store.is_staged.fn(releases, key)
+
+    published = store.publish_release.fn(releases, key, {"schema": schema.to_dict()})
+    assert store.rebuild_catalog.fn(releases, config.client) == 1
+    store.clean_staging.fn(releases, key)
+
+    assert published.version == 1 and published_versions(releases, config.client, config.dataset) == [1]
+    assert not store.is_staged.fn(releases, key)
+    assert not list(releases.list(".staging/"))
+    again = store.find_published.fn(releases, key)  # the next run with these inputs finds it
+    assert (again.version, again.location, again.manifest) == (1, published.location, published.manifest)
+    manifest = published.manifest
+    for path, meta in manifest["files"].items():
+        data = releases.get(f"{published.prefix}/{path}")
+        assert meta["sha256"] == hashlib.sha256(data).hexdigest(), path
+    assert "qa/data_docs/index.html" in manifest["files"] and "qa/keypoints.parquet" in manifest["files"]
+    c = manifest["counts"]
+    assert c["instances_delivered"] + c["instances_quarantined"] + c["instances_review_only"] == c["instances_in"]
+
+
+def _jpeg(w: int, h: int, colour) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (w, h), colour).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_ingest_returns_each_refused_images_status(tmp_path):
+    source = LocalStore(tmp_path)
+    a = _jpeg(40, 30, (10, 20, 30))
+    source.put("images/a.jpg", a)
+    source.put("images/sub/copy.jpg", a)
+    source.put("images/broken.png", b"not a png")
+    ingested = store.ingest_batch.fn(source)
+    assert ingested.images.file_name.tolist() == ["a.jpg"]
+    assert sorted(ingested.refused.select(["file_name", "status"]).to_pylist(), key=lambda r: r["file_name"]) == [
+        {"file_name": "broken.png", "status": "unreadable_image"},
+        {"file_name": "sub/copy.jpg", "status": "duplicate_image"},
+    ]
+
+
+def test_assign_work_uses_only_the_assignment_section(demo):
+    _, config = demo
+    images = store.ingest_batch.fn(LocalStore(config.source)).images
+    table = compute.assign_work.fn(images, ["x", "y"], Assignment(seed=1, overlap=0.5))
+    assert table == compute.assign_work.fn(images, ["x", "y"], Assignment(seed=1, overlap=0.5))
+    primary = table.filter(np.asarray(table["role"].to_pylist()) == "primary")
+    assert sorted(primary["image_id"].to_pylist()) == sorted(images.id.tolist())
+    assert set(table["annotator"].to_pylist()) == {"x", "y"}
+    assert "overlap" in table["role"].to_pylist()
+
+
+def test_validate_keeps_earlier_findings_first_and_returns_docs_and_scorecards(demo):
+    _, config = demo
+    source = LocalStore(config.source)
+    ingested = store.ingest_batch.fn(source)
+    collected = store.collect_exports.fn(source, ingested.images, resolve_schema(config.schema_name), config.annotators)
+    assignments = compute.assign_work.fn(ingested.images, config.annotators, config.assignment)
+    earlier = findings_for("ingest.duplicate_image", message="an earlier finding", source="images/x.jpg", n=1)
+    validated = compute.validate.fn(collected, earlier, assignments, config.validation, config.deep_qa)
+    findings = validated.validation.findings
+    assert findings.slice(0, 1).to_pylist() == earlier.to_pylist()
+    checks = findings["check"].to_pylist()
+    assert any(c.startswith("qa.") for c in checks) and any(c.startswith(("visibility.", "bounds.")) for c in checks)
+    first_qa = next(i for i, c in enumerate(checks) if c.startswith("qa."))
+    assert all(c.startswith("qa.") for c in checks[first_qa:])  # deep QA's findings come last
+    assert set(validated.validation.annotators["annotator"].to_pylist()) >= set(config.annotators)
+    assert "qa/data_docs/index.html" in validated.data_docs
+
+    held = compute.quarantine.fn(collected, assignments, validated.validation.findings, QuarantineScope.image)
+    assert held.images.any()  # image scope: an error holds its whole image back
+    kept = set(held.delivered.images.id.tolist())
+    assert kept.isdisjoint(held.candidates.images.id[held.images].tolist())
+    assert len(held.delivered.instances) + held.table.num_rows + held.review_only == held.instances_in
+
+
+def test_package_writes_the_refused_images_into_the_index(demo, tmp_path):
+    _, config = demo
+    source = LocalStore(tmp_path / "batch")
+    for key in LocalStore(config.source).list(""):
+        source.put(key, LocalStore(config.source).get(key))
+    first = sorted(k for k in source.list("images/"))[0]
+    source.put("images/zz_copy.jpg", source.get(first))
+    ingested = store.ingest_batch.fn(source)
+    collected = store.collect_exports.fn(source, ingested.images, resolve_schema(config.schema_name), config.annotators)
+    assignments = compute.assign_work.fn(ingested.images, config.annotators, config.assignment)
+    validated = compute.validate.fn(collected, ingested.findings, assignments, config.validation, config.deep_qa)
+    held = compute.quarantine.fn(collected, assignments, validated.validation.findings, config.validation.quarantine)
+    plan = compute.package.fn(config, held, validated, ingested.refused, assignments)
+    index = pq.read_table(io.BytesIO(plan.files["index/images.parquet"])).to_pylist()
+    assert {"file_name": "zz_copy.jpg", "status": "duplicate_image"} in [
+        {k: r[k] for k in ("file_name", "status")} for r in index]
+    assert plan.counts["images_rejected_at_ingest"] == 1
+    assert orjson.loads(plan.files["qa/signoff.json"])["verdict"] == plan.verdict["verdict"]
