@@ -8,11 +8,14 @@ import pyarrow as pa
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from kpdeliver.release import package as release
+from kpdeliver.release.layout import read_manifest, release_prefix
+from kpdeliver.release.package import finish_plan
+from kpdeliver.release.publish import clean_staging, find_duplicate, input_fingerprint, read_staged, staging_prefix
+from kpdeliver.release.quarantine import hold_back
 from kpdeliver.collect.exports import assignment_findings, delivery_candidates
 from kpdeliver.config import ClientConfig
 from kpdeliver.findings import concat_findings, summary_by
-from kpdeliver.model import Dataset, Instances
+from kpdeliver.model import Dataset, Instances, parquet_bytes
 from kpdeliver.report.html import render_report
 from kpdeliver.codecs.resolve import resolve_schema
 
@@ -54,18 +57,18 @@ def delivery_run(config: ClientConfig) -> dict:
     assignments = compute.split_work(ingested.images, config)
     collected = io.collect_exports(source, batch, config.annotators)
 
-    fingerprint = release.input_fingerprint(config, ingested.images.sha256.tolist(), collected.files)
-    duplicate = release.find_duplicate(releases, config.client, config.dataset, fingerprint)
+    fingerprint = input_fingerprint(config, ingested.images.sha256.tolist(), collected.files)
+    duplicate = find_duplicate(releases, config.client, config.dataset, fingerprint)
     if duplicate is not None:
-        manifest = release.read_manifest(releases, config.client, config.dataset, duplicate)
+        manifest = read_manifest(releases, release_prefix(config.client, config.dataset, duplicate))
         log.warning("inputs identical to published v%04d; not publishing a duplicate", duplicate)
         # a run killed after publishing but before these two steps is finished here
         io.rebuild_catalog(releases, config.client)
-        release.clean_staging(releases, release.staging_prefix(config.client, config.dataset, fingerprint))
+        clean_staging(releases, staging_prefix(config.client, config.dataset, fingerprint))
         return _summary(releases, config, duplicate, manifest, duplicate=True)
 
-    staged = release.staging_prefix(config.client, config.dataset, fingerprint)
-    if release.read_staged(releases, staged) is None:
+    staged = staging_prefix(config.client, config.dataset, fingerprint)
+    if read_staged(releases, staged) is None:
         with tempfile.TemporaryDirectory(prefix="kpdeliver-docs-") as docs:
             report = compute.validate_rules(collected.everything, config.validation, Path(docs))
             qa = compute.deep_qa(collected.dataset, collected.gold, config)
@@ -74,23 +77,23 @@ def delivery_run(config: ClientConfig) -> dict:
         findings = concat_findings([ingested.findings, collected.findings,
                                     assignment_findings(collected.dataset, assignments), report.findings, qa.findings])
         candidates, review_only = delivery_candidates(collected, assignments)
-        delivered, quarantine, image_q = release.split_quarantine(
+        delivered, quarantine, image_q = hold_back(
             candidates, findings, collected.rejected, config.validation.quarantine)
         plan = compute.package(
             config=config, dataset=candidates, delivered=delivered, findings=findings, quarantine=quarantine,
             image_quarantined=image_q, ingest_rejected=_ingest_rejected(ingested.findings, ingested.rejected_keys),
             assignments=assignments, annotators=qa.annotators,
-            extra_files={**docs_files, "qa/keypoints.parquet": release.parquet_bytes(qa.keypoints)},
+            extra_files={**docs_files, "qa/keypoints.parquet": parquet_bytes(qa.keypoints)},
             instances_in=len(collected.dataset.instances) + collected.rejected.num_rows
             + (len(collected.gold.instances) if collected.gold is not None else 0),
             review_only=review_only,
         )
-        release.finish_plan(plan, render_report(
+        finish_plan(plan, render_report(
             findings, title=f"{config.client} / {config.dataset} — QA report",
-            summary={**plan.counts, "verdict": plan.verdict["verdict"], "reasons": plan.verdict["reasons"]},
+            summary={**plan.counts.to_dict(), "verdict": plan.verdict.verdict, "reasons": list(plan.verdict.reasons)},
             annotators=qa.annotators))
         io.stage_release(plan, releases, source, staged)
-        _artifacts(findings, qa.annotators, plan.verdict)
+        _artifacts(findings, qa.annotators, plan.verdict.to_dict())
     else:
         log.warning("resuming from a complete staging area for these inputs")
 
@@ -98,7 +101,7 @@ def delivery_run(config: ClientConfig) -> dict:
                                    {"source": {"location": config.source, "images_listed": ingested.listed,
                                                "exports": collected.files}, "schema": schema.to_dict()})
     io.rebuild_catalog(releases, config.client)
-    release.clean_staging(releases, staged)
+    clean_staging(releases, staged)
     return _summary(releases, config, published.version, published.manifest, duplicate=False)
 
 

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from kpdeliver.assign import assignments as assign
-from kpdeliver.release import package as release
+from kpdeliver.release.package import ReleasePlan, package_release
 from kpdeliver.config import ClientConfig, ValidationSettings
 from kpdeliver.model import Dataset, Images
 
@@ -35,5 +36,23 @@ def deep_qa(dataset: Dataset, gold: Dataset | None, config: ClientConfig):
 
 
 @task(name="package", **COMPUTE)
-def package(**kwargs) -> release.ReleasePlan:
-    return release.package_release(**kwargs)
+def package(
+    *,
+    config: ClientConfig,
+    dataset: Dataset,
+    delivered: Dataset,
+    findings: pa.Table,
+    quarantine: pa.Table,
+    image_quarantined: np.ndarray,
+    ingest_rejected: pa.Table,
+    assignments: pa.Table,
+    annotators: pa.Table | None = None,
+    extra_files: dict[str, bytes] | None = None,
+    instances_in: int,
+    review_only: int = 0,
+) -> ReleasePlan:
+    return package_release(
+        config=config, dataset=dataset, delivered=delivered, findings=findings, quarantine=quarantine,
+        image_quarantined=image_quarantined, ingest_rejected=ingest_rejected, assignments=assignments,
+        annotators=annotators, extra_files=extra_files, instances_in=instances_in, review_only=review_only,
+    )

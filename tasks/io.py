@@ -6,7 +6,8 @@ from prefect.cache_policies import NO_CACHE
 
 from kpdeliver.collect import exports as collect
 from kpdeliver.ingest import batch as ingest
-from kpdeliver.release import package as release
+from kpdeliver.release import catalog, publish
+from kpdeliver.release.package import ReleasePlan
 from kpdeliver.model import Dataset
 from kpdeliver.storage import ObjectStore
 
@@ -24,17 +25,17 @@ def collect_exports(store: ObjectStore, batch: Dataset, annotators: list[str]) -
 
 
 @task(name="stage", **IO)
-def stage_release(plan: release.ReleasePlan, release_store: ObjectStore, source_store: ObjectStore, prefix: str) -> dict:
-    return release.stage(plan, release_store=release_store, source_store=source_store, prefix=prefix)
+def stage_release(plan: ReleasePlan, release_store: ObjectStore, source_store: ObjectStore, prefix: str) -> dict:
+    return publish.stage(plan, release_store=release_store, source_store=source_store, prefix=prefix)
 
 
 @task(name="publish", **IO)
 def publish_release(store: ObjectStore, client: str, dataset: str, fingerprint: str, staged_prefix: str,
-                    manifest_fields: dict) -> release.Published:
-    return release.publish(store=store, client=client, dataset=dataset, fingerprint=fingerprint,
+                    manifest_fields: dict) -> publish.Published:
+    return publish.publish(store=store, client=client, dataset=dataset, fingerprint=fingerprint,
                            staged_prefix=staged_prefix, manifest_fields=manifest_fields)
 
 
 @task(name="catalog", **IO)
 def rebuild_catalog(store: ObjectStore, client: str) -> int:
-    return release.rebuild_catalog(store, client).num_rows
+    return catalog.rebuild_catalog(store, client).num_rows
