@@ -141,3 +141,45 @@ def test_staging_refuses_an_image_whose_bytes_changed_after_ingest(tmp_path):
     with pytest.raises(PublishError, match="changed after ingest"):
         stage(p, release_store=store, source_store=store, prefix="stage")
     assert read_staged(store, "stage") is None
+
+
+def test_package_counts_and_signoff_are_written_as_the_documented_json(tmp_path):
+    from kpdeliver.config import ClientConfig
+    from kpdeliver.release.package import finish_plan, package_release
+
+    ds = _dataset()
+    f = concat_findings([
+        findings_for("visibility.invalid_flag", message="bad", annotation_id=11, image_id=1, n=1),
+        findings_for("bounds.keypoint_outside_bbox", message="meh", annotation_id=13, image_id=2, n=1),
+    ])
+    delivered, q, img_q = hold_back(ds, f, pa.Table.from_pylist([], schema=REJECTED_SCHEMA), QuarantineScope.instance)
+    config = ClientConfig(client="acme", dataset="pose", source="s", releases="r", annotators=["x", "y"])
+    p = package_release(
+        config=config, dataset=ds, delivered=delivered, findings=f, quarantine=q, image_quarantined=img_q,
+        ingest_rejected=pa.table({"file_name": pa.array([], pa.string()), "status": pa.array([], pa.string())}),
+        assignments=pa.table({"image_id": [1, 2]}), annotators=pa.table({"annotator": ["x", "y"], "agreement_oks": [0.5, 0.7]}),
+        instances_in=3)
+    finish_plan(p, "<html></html>")
+    signoff = orjson.loads(p.files["qa/signoff.json"])
+    assert list(signoff) == sorted(signoff) and len(signoff.pop("content_sha256")) == 64
+    assert signoff == {
+        "findings_by_check": {"bounds.keypoint_outside_bbox": {"error": 0, "info": 0, "warning": 1},
+                              "visibility.invalid_flag": {"error": 1, "info": 0, "warning": 0}},
+        "measured": {"delivered_error_findings": 0, "mean_agreement_oks": 0.6, "quarantined_fraction": 0.333333},
+        "reasons": ["33.3% of instances quarantined (max 10.0%)", "mean agreement OKS 0.600 below 0.75"],
+        "thresholds": {"max_error_findings": 0, "max_quarantined_fraction": 0.1, "min_oks": 0.75},
+        "verdict": "fail",
+    }
+    store = LocalStore(tmp_path)
+    prefix = staging_prefix("acme", "pose", "ab" * 16)
+    p.copies.clear()  # the test images have no bytes to copy
+    stage(p, release_store=store, source_store=store, prefix=prefix)
+    publish(store=store, client="acme", dataset="pose", fingerprint="ab" * 16, staged_prefix=prefix, manifest_fields={})
+    m = read_manifest(store, release_prefix("acme", "pose", 1))
+    assert (m["verdict"], m["qa"]["reasons"]) == ("fail", signoff["reasons"])
+    assert m["counts"] == {
+        "delivered_error_findings": 0, "findings": 2, "images_delivered": 2, "images_listed": 2, "images_quarantined": 0,
+        "images_rejected_at_ingest": 0, "instances_delivered": 2, "instances_in": 3, "instances_quarantined": 1,
+        "instances_review_only": 0, "splits": {"train": 1, "val": 1},
+    }
+    assert list(m["counts"]) == sorted(m["counts"])
