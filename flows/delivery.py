@@ -9,7 +9,7 @@ from prefect.artifacts import create_table_artifact
 from kpdeliver.codecs.resolve import resolve_schema
 from kpdeliver.config import ClientConfig
 from kpdeliver.findings import summary_by
-from kpdeliver.release.package import Published, input_fingerprint
+from kpdeliver.release.publish import Published, input_fingerprint
 from kpdeliver.storage import open_store
 from tasks import compute, store
 
@@ -43,7 +43,7 @@ def delivery_run(config: ClientConfig) -> dict:
         held = compute.quarantine(collected, assignments, validated.validation.findings, config.validation.quarantine)
         plan = compute.package(config, held, validated, ingested.refused, assignments)
         store.stage_release(plan, releases, source, key)
-        _artifacts(validated.validation.findings, validated.validation.annotators, plan.verdict)
+        _artifacts(validated.validation.findings, validated.validation.annotators, plan.verdict.to_dict())
 
     published = store.publish_release(releases, key, {
         "source": {"location": config.source, "images_listed": ingested.listed, "exports": collected.files},

@@ -17,7 +17,8 @@ from kpdeliver.collect.exports import CollectResult, assignment_findings, delive
 from kpdeliver.config import Assignment, ClientConfig, DeepQASettings, QuarantineScope, ValidationSettings
 from kpdeliver.findings import concat_findings
 from kpdeliver.model import Dataset, Images, parquet_bytes
-from kpdeliver.release import package as release
+from kpdeliver.release.package import ReleasePlan, finish_plan, package_release
+from kpdeliver.release.quarantine import hold_back
 from kpdeliver.report.html import render_report
 from kpdeliver.validation import AnnotationSet, InProcessRules, Validation, validate_annotations
 
@@ -71,7 +72,7 @@ def quarantine(collected: CollectResult, assignments: pa.Table, findings: pa.Tab
                scope: QuarantineScope) -> Quarantined:
     """Hold back the instances (or whole images, by `scope`) with error findings."""
     candidates, review_only = delivery_candidates(collected, assignments)
-    delivered, table, images = release.split_quarantine(candidates, findings, collected.rejected, scope)
+    delivered, table, images = hold_back(candidates, findings, collected.rejected, scope)
     gold = len(collected.gold.instances) if collected.gold is not None else 0
     return Quarantined(candidates, delivered, table, images, review_only,
                        instances_in=len(collected.dataset.instances) + collected.rejected.num_rows + gold)
@@ -79,17 +80,17 @@ def quarantine(collected: CollectResult, assignments: pa.Table, findings: pa.Tab
 
 @task(name="package", **COMPUTE)
 def package(config: ClientConfig, held: Quarantined, validated: Validated, refused: pa.Table,
-            assignments: pa.Table) -> release.ReleasePlan:
+            assignments: pa.Table) -> ReleasePlan:
     """Every release file in memory, the QA report and sign-off included (images become copies).
     `refused`: the images refused at ingest (file_name, status)."""
     qa = validated.validation
-    plan = release.package_release(
+    plan = package_release(
         config=config, dataset=held.candidates, delivered=held.delivered, findings=qa.findings,
         quarantine=held.table, image_quarantined=held.images, ingest_rejected=refused, assignments=assignments,
         annotators=qa.annotators, extra_files={**validated.data_docs, "qa/keypoints.parquet": parquet_bytes(qa.keypoints)},
         instances_in=held.instances_in, review_only=held.review_only)
-    release.finish_plan(plan, render_report(
+    finish_plan(plan, render_report(
         qa.findings, title=f"{config.client} / {config.dataset} — QA report",
-        summary={**plan.counts, "verdict": plan.verdict["verdict"], "reasons": plan.verdict["reasons"]},
+        summary={**plan.counts.to_dict(), "verdict": plan.verdict.verdict, "reasons": list(plan.verdict.reasons)},
         annotators=qa.annotators))
     return plan

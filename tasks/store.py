@@ -11,7 +11,9 @@ from prefect.cache_policies import NO_CACHE
 from kpdeliver.collect import exports as collect
 from kpdeliver.ingest import batch as ingest
 from kpdeliver.model import Dataset, Images, Instances
-from kpdeliver.release import package as release
+from kpdeliver.release import catalog, publish
+from kpdeliver.release.layout import read_manifest, release_prefix
+from kpdeliver.release.package import ReleasePlan
 from kpdeliver.schema import KeypointSchema
 from kpdeliver.storage import ObjectStore, join_key
 
@@ -28,7 +30,7 @@ class ReleaseKey:
 
     @property
     def staging(self) -> str:
-        return release.staging_prefix(self.client, self.dataset, self.fingerprint)
+        return publish.staging_prefix(self.client, self.dataset, self.fingerprint)
 
 
 @task(name="ingest", **STORE)
@@ -44,39 +46,39 @@ def collect_exports(source: ObjectStore, images: Images, schema: KeypointSchema,
 
 
 @task(name="find-published", **STORE)
-def find_published(releases: ObjectStore, key: ReleaseKey) -> release.Published | None:
+def find_published(releases: ObjectStore, key: ReleaseKey) -> publish.Published | None:
     """The release already published from exactly these inputs, if any."""
-    version = release.find_duplicate(releases, key.client, key.dataset, key.fingerprint)
+    version = publish.find_duplicate(releases, key.client, key.dataset, key.fingerprint)
     if version is None:
         return None
     prefix = join_key(key.client, key.dataset, f"v{version:04d}")
-    return release.Published(version, prefix, releases.location(prefix),
-                             release.read_manifest(releases, key.client, key.dataset, version))
+    return publish.Published(version, prefix, releases.location(prefix),
+                             read_manifest(releases, release_prefix(key.client, key.dataset, version)))
 
 
 @task(name="is-staged", **STORE)
 def is_staged(releases: ObjectStore, key: ReleaseKey) -> bool:
     """Whether a complete staging area for these inputs exists (a killed run's, to resume from)."""
-    return release.read_staged(releases, key.staging) is not None
+    return publish.read_staged(releases, key.staging) is not None
 
 
 @task(name="stage", **STORE)
-def stage_release(plan: release.ReleasePlan, releases: ObjectStore, source: ObjectStore, key: ReleaseKey) -> None:
-    release.stage(plan, release_store=releases, source_store=source, prefix=key.staging)
+def stage_release(plan: ReleasePlan, releases: ObjectStore, source: ObjectStore, key: ReleaseKey) -> None:
+    publish.stage(plan, release_store=releases, source_store=source, prefix=key.staging)
 
 
 @task(name="publish", **STORE)
-def publish_release(releases: ObjectStore, key: ReleaseKey, manifest_fields: dict) -> release.Published:
-    return release.publish(store=releases, client=key.client, dataset=key.dataset, fingerprint=key.fingerprint,
+def publish_release(releases: ObjectStore, key: ReleaseKey, manifest_fields: dict) -> publish.Published:
+    return publish.publish(store=releases, client=key.client, dataset=key.dataset, fingerprint=key.fingerprint,
                            staged_prefix=key.staging, manifest_fields=manifest_fields)
 
 
 @task(name="catalog", **STORE)
 def rebuild_catalog(releases: ObjectStore, client: str) -> int:
     """Rewrite the client's catalogue from the published manifests; the number of releases."""
-    return release.rebuild_catalog(releases, client).num_rows
+    return catalog.rebuild_catalog(releases, client).num_rows
 
 
 @task(name="clean-staging", **STORE)
 def clean_staging(releases: ObjectStore, key: ReleaseKey) -> None:
-    release.clean_staging(releases, key.staging)
+    publish.clean_staging(releases, key.staging)

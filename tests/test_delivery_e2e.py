@@ -15,7 +15,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from kpdeliver.config import load_config
-from kpdeliver.release.package import published_versions
+from kpdeliver.release.publish import published_versions
 from kpdeliver.schema import COCO17
 from kpdeliver.storage import LocalStore
 from tests.yolo_rules import check_yolo_pose_tree

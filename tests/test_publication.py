@@ -25,7 +25,8 @@ import yaml
 from typer.testing import CliRunner
 
 from kpdeliver.config import load_config
-from kpdeliver.release.package import published_versions, read_manifest
+from kpdeliver.release.layout import read_manifest, release_prefix
+from kpdeliver.release.publish import published_versions
 from kpdeliver.storage import LocalStore, open_store
 from kpdeliver.release.verify import verify_release
 
@@ -99,7 +100,7 @@ def assert_published_once_and_whole(store, *, images: int) -> dict:
     assert published_versions(store, CLIENT, DATASET) == [1]
     prefix = f"{CLIENT}/{DATASET}/v0001"
     assert verify_release(store, prefix) == []
-    manifest = read_manifest(store, CLIENT, DATASET, 1)
+    manifest = read_manifest(store, release_prefix(CLIENT, DATASET, 1))
     c = manifest["counts"]
     assert c["images_listed"] == images  # every image of the batch is accounted for
     assert c["images_delivered"] + c["images_quarantined"] + c["images_rejected_at_ingest"] == images
@@ -272,7 +273,7 @@ def test_two_deliveries_racing_for_the_same_version_exactly_one_wins(
     fingerprints = set()
     for v in (1, 2):
         assert verify_release(store, f"{CLIENT}/{DATASET}/v{v:04d}") == []
-        m = read_manifest(store, CLIENT, DATASET, v)
+        m = read_manifest(store, release_prefix(CLIENT, DATASET, v))
         fingerprints.add(m["fingerprint"])
         assert store.get(f"{CLIENT}/{DATASET}/.claims/v{v:04d}").decode() == m["fingerprint"]
     assert len(fingerprints) == 2

@@ -6,7 +6,14 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from kpdeliver.release import package as release
+from kpdeliver.release.catalog import rebuild_catalog
+from kpdeliver.release.layout import read_manifest, release_prefix, sha256_hex
+from kpdeliver.release.package import ReleasePlan
+from kpdeliver.release.publish import (
+    PublishError, find_duplicate, publish, published_versions, read_staged, stage, staging_prefix,
+)
+from kpdeliver.release.quarantine import hold_back
+from kpdeliver.release.signoff import Counts, Verdict
 from kpdeliver.codecs import REJECTED_SCHEMA
 from kpdeliver.config import QuarantineScope
 from kpdeliver.findings import concat_findings, findings_for
@@ -15,16 +22,20 @@ from kpdeliver.schema import COCO17
 from kpdeliver.storage import LocalStore
 
 
-def plan(tag: str) -> release.ReleasePlan:
-    return release.ReleasePlan(files={"coco/train.json": f'{{"t": "{tag}"}}'.encode(), "qa/x.txt": b"x"},
-                               copies=[], counts={"n": 1},
-                               verdict={"verdict": "pass", "reasons": [], "findings_by_check": {}})
+COUNTS = Counts(images_listed=1, images_delivered=1, images_quarantined=0, images_rejected_at_ingest=0,
+                instances_in=1, instances_delivered=1, instances_quarantined=0, instances_review_only=0,
+                splits={"train": 1}, delivered_error_findings=0, findings=0)
+
+
+def plan(tag: str) -> ReleasePlan:
+    return ReleasePlan(files={"coco/train.json": f'{{"t": "{tag}"}}'.encode(), "qa/x.txt": b"x"},
+                       copies=[], counts=COUNTS, verdict=Verdict("pass"))
 
 
 def stage_and_publish(store, fp, tag="a"):
-    prefix = release.staging_prefix("acme", "pose", fp)
-    release.stage(plan(tag), release_store=store, source_store=store, prefix=prefix)
-    return release.publish(store=store, client="acme", dataset="pose", fingerprint=fp, staged_prefix=prefix,
+    prefix = staging_prefix("acme", "pose", fp)
+    stage(plan(tag), release_store=store, source_store=store, prefix=prefix)
+    return publish(store=store, client="acme", dataset="pose", fingerprint=fp, staged_prefix=prefix,
                            manifest_fields={})
 
 
@@ -33,25 +44,25 @@ def test_versions_increase_and_manifest_lists_every_file(tmp_path):
     p1 = stage_and_publish(store, "f1" * 16)
     p2 = stage_and_publish(store, "f2" * 16, tag="b")
     assert (p1.version, p2.version) == (1, 2)
-    m = release.read_manifest(store, "acme", "pose", 2)
+    m = read_manifest(store, release_prefix("acme", "pose", 2))
     assert set(m["files"]) == {"coco/train.json", "qa/x.txt"}
-    assert m["files"]["coco/train.json"]["sha256"] == release.sha256_hex(b'{"t": "b"}')
-    assert release.published_versions(store, "acme", "pose") == [1, 2]
-    assert release.find_duplicate(store, "acme", "pose", "f1" * 16) == 1
-    cat = release.rebuild_catalog(store, "acme")
+    assert m["files"]["coco/train.json"]["sha256"] == sha256_hex(b'{"t": "b"}')
+    assert published_versions(store, "acme", "pose") == [1, 2]
+    assert find_duplicate(store, "acme", "pose", "f1" * 16) == 1
+    cat = rebuild_catalog(store, "acme")
     assert cat["version"].to_pylist() == [1, 2]
 
 
 def test_a_killed_publication_is_invisible_and_resumes_into_the_same_version(tmp_path):
     store = LocalStore(tmp_path)
     fp = "ab" * 16
-    prefix = release.staging_prefix("acme", "pose", fp)
-    release.stage(plan("a"), release_store=store, source_store=store, prefix=prefix)
+    prefix = staging_prefix("acme", "pose", fp)
+    stage(plan("a"), release_store=store, source_store=store, prefix=prefix)
     # simulate a run that claimed v0001 and copied one file, then died before the manifest
     store.put_if_absent("acme/pose/.claims/v0001", fp.encode())
     store.put("acme/pose/v0001/coco/train.json", b"partial")
-    assert release.published_versions(store, "acme", "pose") == []
-    done = release.publish(store=store, client="acme", dataset="pose", fingerprint=fp, staged_prefix=prefix, manifest_fields={})
+    assert published_versions(store, "acme", "pose") == []
+    done = publish(store=store, client="acme", dataset="pose", fingerprint=fp, staged_prefix=prefix, manifest_fields={})
     assert done.version == 1 and done.resumed
     assert store.get("acme/pose/v0001/coco/train.json") == b'{"t": "a"}'
 
@@ -78,7 +89,7 @@ def test_racing_publications_never_share_a_version(tmp_path):
     assert not errors
     assert sorted(results) == [1, 2, 3, 4, 5, 6]
     for v in results:
-        m = release.read_manifest(store, "acme", "pose", v)
+        m = read_manifest(store, release_prefix("acme", "pose", v))
         tag = m["fingerprint"][:2]
         assert store.get(f"acme/pose/v{v:04d}/coco/train.json") == f'{{"t": "{int(tag)}"}}'.encode()
 
@@ -112,7 +123,7 @@ def test_quarantine_scope_and_accounting(scope, delivered_ids, quarantined_image
     rejected = pa.Table.from_pylist([{"annotation_id": 99, "image_id": 5, "annotator": "y", "source": "f.json",
                                       "check": "schema.keypoint_count", "reason": "16 keypoints", "raw": "{}"}],
                                     schema=REJECTED_SCHEMA)
-    delivered, q, img_q = release.split_quarantine(ds, f, rejected, scope)
+    delivered, q, img_q = hold_back(ds, f, rejected, scope)
     assert delivered.instances.id.tolist() == delivered_ids
     assert int(img_q.sum()) == quarantined_images
     assert len(delivered.instances) + q.num_rows == len(ds.instances) + rejected.num_rows
@@ -126,7 +137,49 @@ def test_staging_refuses_an_image_whose_bytes_changed_after_ingest(tmp_path):
     store = LocalStore(tmp_path)
     store.put("batch/images/a.jpg", b"changed bytes")
     p = plan("a")
-    p.copies.append(("batch/images/a.jpg", "yolo/images/train/a.jpg", release.sha256_hex(b"original bytes")))
-    with pytest.raises(release.PublishError, match="changed after ingest"):
-        release.stage(p, release_store=store, source_store=store, prefix="stage")
-    assert release.read_staged(store, "stage") is None
+    p.copies.append(("batch/images/a.jpg", "yolo/images/train/a.jpg", sha256_hex(b"original bytes")))
+    with pytest.raises(PublishError, match="changed after ingest"):
+        stage(p, release_store=store, source_store=store, prefix="stage")
+    assert read_staged(store, "stage") is None
+
+
+def test_package_counts_and_signoff_are_written_as_the_documented_json(tmp_path):
+    from kpdeliver.config import ClientConfig
+    from kpdeliver.release.package import finish_plan, package_release
+
+    ds = _dataset()
+    f = concat_findings([
+        findings_for("visibility.invalid_flag", message="bad", annotation_id=11, image_id=1, n=1),
+        findings_for("bounds.keypoint_outside_bbox", message="meh", annotation_id=13, image_id=2, n=1),
+    ])
+    delivered, q, img_q = hold_back(ds, f, pa.Table.from_pylist([], schema=REJECTED_SCHEMA), QuarantineScope.instance)
+    config = ClientConfig(client="acme", dataset="pose", source="s", releases="r", annotators=["x", "y"])
+    p = package_release(
+        config=config, dataset=ds, delivered=delivered, findings=f, quarantine=q, image_quarantined=img_q,
+        ingest_rejected=pa.table({"file_name": pa.array([], pa.string()), "status": pa.array([], pa.string())}),
+        assignments=pa.table({"image_id": [1, 2]}), annotators=pa.table({"annotator": ["x", "y"], "agreement_oks": [0.5, 0.7]}),
+        instances_in=3)
+    finish_plan(p, "<html></html>")
+    signoff = orjson.loads(p.files["qa/signoff.json"])
+    assert list(signoff) == sorted(signoff) and len(signoff.pop("content_sha256")) == 64
+    assert signoff == {
+        "findings_by_check": {"bounds.keypoint_outside_bbox": {"error": 0, "info": 0, "warning": 1},
+                              "visibility.invalid_flag": {"error": 1, "info": 0, "warning": 0}},
+        "measured": {"delivered_error_findings": 0, "mean_agreement_oks": 0.6, "quarantined_fraction": 0.333333},
+        "reasons": ["33.3% of instances quarantined (max 10.0%)", "mean agreement OKS 0.600 below 0.75"],
+        "thresholds": {"max_error_findings": 0, "max_quarantined_fraction": 0.1, "min_oks": 0.75},
+        "verdict": "fail",
+    }
+    store = LocalStore(tmp_path)
+    prefix = staging_prefix("acme", "pose", "ab" * 16)
+    p.copies.clear()  # the test images have no bytes to copy
+    stage(p, release_store=store, source_store=store, prefix=prefix)
+    publish(store=store, client="acme", dataset="pose", fingerprint="ab" * 16, staged_prefix=prefix, manifest_fields={})
+    m = read_manifest(store, release_prefix("acme", "pose", 1))
+    assert (m["verdict"], m["qa"]["reasons"]) == ("fail", signoff["reasons"])
+    assert m["counts"] == {
+        "delivered_error_findings": 0, "findings": 2, "images_delivered": 2, "images_listed": 2, "images_quarantined": 0,
+        "images_rejected_at_ingest": 0, "instances_delivered": 2, "instances_in": 3, "instances_quarantined": 1,
+        "instances_review_only": 0, "splits": {"train": 1, "val": 1},
+    }
+    assert list(m["counts"]) == sorted(m["counts"])

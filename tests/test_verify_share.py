@@ -15,8 +15,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from kpdeliver.release import package as release
-from kpdeliver.release.share import parse_duration, split_release_location
+from kpdeliver.release.layout import release_parent_and_name
+from kpdeliver.release.package import ReleasePlan
+from kpdeliver.release.publish import clean_staging, publish, stage, staging_prefix
+from kpdeliver.release.share import parse_duration
+from kpdeliver.release.signoff import Counts, Verdict
 from kpdeliver.storage import LocalStore, open_store
 from kpdeliver.release.verify import verify_release
 
@@ -25,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(params=["local", "s3"])
 def published(request, tmp_path):
-    """(release store, release-folder location) of a small release published by kpdeliver.release.package."""
+    """(release store, release-folder location) of a small release published by kpdeliver.release.publish."""
     if request.param == "local":
         store, source = LocalStore(tmp_path / "releases"), LocalStore(tmp_path / "batch")
     else:
@@ -33,16 +36,19 @@ def published(request, tmp_path):
         store, source = open_store(f"s3://{bucket}/releases"), open_store(f"s3://{bucket}/batches/acme")
     image = b"\xff\xd8" + os.urandom(5000)
     source.put("images/a.jpg", image)
-    plan = release.ReleasePlan(
+    plan = ReleasePlan(
         files={"coco/train.json": b'{"images": []}', "qa/report.html": b"<html>ok</html>"},
         copies=[("images/a.jpg", "yolo/images/train/a.jpg", hashlib.sha256(image).hexdigest())],
-        counts={"images_delivered": 1}, verdict={"verdict": "pass", "reasons": [], "findings_by_check": {}})
+        counts=Counts(images_listed=1, images_delivered=1, images_quarantined=0, images_rejected_at_ingest=0,
+                      instances_in=0, instances_delivered=0, instances_quarantined=0, instances_review_only=0,
+                      splits={"train": 1}, delivered_error_findings=0, findings=0),
+        verdict=Verdict("pass"))
     fp = "f0" * 32
-    staged = release.staging_prefix("acme", "pose", fp)
-    release.stage(plan, release_store=store, source_store=source, prefix=staged)
-    pub = release.publish(store=store, client="acme", dataset="pose", fingerprint=fp, staged_prefix=staged,
+    staged = staging_prefix("acme", "pose", fp)
+    stage(plan, release_store=store, source_store=source, prefix=staged)
+    pub = publish(store=store, client="acme", dataset="pose", fingerprint=fp, staged_prefix=staged,
                           manifest_fields={})
-    release.clean_staging(store, staged)
+    clean_staging(store, staged)
     return store, pub.location, pub.prefix
 
 
@@ -127,7 +133,7 @@ def test_durations_and_locations():
     assert parse_duration("7d") == 604800 and parse_duration("1d12h") == 129600 and parse_duration("90") == 90
     with pytest.raises(ValueError):
         parse_duration("seven days")
-    assert split_release_location("s3://b/rel/acme/pose/v0003/") == ("s3://b/rel/acme/pose", "v0003")
+    assert release_parent_and_name("s3://b/rel/acme/pose/v0003/") == ("s3://b/rel/acme/pose", "v0003")
 
 
 def test_verify_and_share_start_without_prefect_or_great_expectations(tmp_path):

@@ -24,10 +24,10 @@ def _options(endpoint_url: Optional[str], region: Optional[str], profile: Option
 
 
 def _open_parent(release: str, options: dict):
-    from kpdeliver.release.share import split_release_location
+    from kpdeliver.release.layout import release_parent_and_name
     from kpdeliver.storage import open_store
 
-    parent, name = split_release_location(release)
+    parent, name = release_parent_and_name(release)
     return open_store(parent, options if parent.startswith("s3://") else None), name
 
 

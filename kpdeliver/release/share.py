@@ -13,8 +13,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from kpdeliver.release.layout import MANIFEST, archive_key, read_manifest
+from kpdeliver.release.verify import Problem, verify_release
 from kpdeliver.storage import ObjectStore, StorageError
-from kpdeliver.release.verify import MANIFEST, Problem, read_manifest, verify_release
 
 _UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _STORED = (".jpg", ".jpeg", ".png", ".webp", ".parquet", ".zip")  # already compressed
@@ -30,19 +31,6 @@ def parse_duration(text: str) -> int:
     if not parts or re.sub(r"\s+", "", text) != "".join(n + u for n, u in parts):
         raise ValueError(f"cannot read duration {text!r}: use e.g. 7d, 12h, 30m or seconds")
     return sum(int(n) * _UNITS[u] for n, u in parts)
-
-
-def split_release_location(location: str) -> tuple[str, str]:
-    """('.../<dataset>', 'v0007') from the location of a release folder (URL or path)."""
-    if "://" in location and not location.startswith("file://"):
-        parent, _, name = location.rstrip("/").rpartition("/")
-        return parent, name
-    path = Path(location.removeprefix("file://")).expanduser().resolve()
-    return str(path.parent), path.name
-
-
-def archive_key(name: str) -> str:
-    return f"{name}.zip"
 
 
 def write_archive(store: ObjectStore, name: str, manifest: dict, out) -> None:

@@ -7,11 +7,9 @@ import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import orjson
-
+from kpdeliver.release.layout import MANIFEST, read_manifest
 from kpdeliver.storage import ObjectStore, StorageError, UnsafeKeyError, check_key, join_key
 
-MANIFEST = "manifest.json"
 _CHUNK = 1024 * 1024
 
 
@@ -35,20 +33,6 @@ def file_digest(store: ObjectStore, key: str) -> tuple[str, int]:
             h.update(chunk)
             size += len(chunk)
     return h.hexdigest(), size
-
-
-def read_manifest(store: ObjectStore, prefix: str = "") -> dict:
-    """The release's manifest; StorageError naming it when absent or not a manifest."""
-    key = join_key(prefix, MANIFEST)
-    if not store.exists(key):
-        raise StorageError(f"{store.location(key)} does not exist: not a published release (or not yet published)")
-    try:
-        manifest = orjson.loads(store.get(key))
-    except orjson.JSONDecodeError as e:
-        raise StorageError(f"{store.location(key)} is not valid JSON ({e})") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
-        raise StorageError(f"{store.location(key)} has no 'files' mapping")
-    return manifest
 
 
 def _check_file(store: ObjectStore, prefix: str, path: str, meta: dict) -> Problem | None:

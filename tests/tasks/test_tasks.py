@@ -15,7 +15,7 @@ from prefect import Task
 from kpdeliver.codecs.resolve import resolve_schema
 from kpdeliver.config import Assignment, QuarantineScope, load_config
 from kpdeliver.findings import findings_for
-from kpdeliver.release.package import input_fingerprint, published_versions
+from kpdeliver.release.publish import input_fingerprint, published_versions
 from kpdeliver.storage import LocalStore, open_store
 from kpdeliver.synth import make_demo_batch
 from tasks import compute, store
@@ -172,5 +172,5 @@ def test_package_writes_the_refused_images_into_the_index(demo, tmp_path):
     index = pq.read_table(io.BytesIO(plan.files["index/images.parquet"])).to_pylist()
     assert {"file_name": "zz_copy.jpg", "status": "duplicate_image"} in [
         {k: r[k] for k in ("file_name", "status")} for r in index]
-    assert plan.counts["images_rejected_at_ingest"] == 1
-    assert orjson.loads(plan.files["qa/signoff.json"])["verdict"] == plan.verdict["verdict"]
+    assert plan.counts.images_rejected_at_ingest == 1
+    assert orjson.loads(plan.files["qa/signoff.json"])["verdict"] == plan.verdict.verdict

@@ -1,0 +1,79 @@
+"""The release layout that publication, verification and sharing all read (DESIGN.md):
+
+    <releases>/<client>/catalog.parquet
+    <releases>/<client>/<dataset>/v<NNNN>/manifest.json   (and every file it lists)
+    <releases>/<client>/<dataset>/v<NNNN>.zip              (the shared archive, beside the folder)
+    <releases>/<client>/<dataset>/.claims/v<NNNN>          (who claimed a version number)
+    <releases>/.staging/<client>/<dataset>/<fingerprint>/  (files before publication, STAGED marker)
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import orjson
+
+from kpdeliver.storage import ObjectStore, StorageError, join_key
+
+MANIFEST = "manifest.json"
+STAGED = "STAGED"
+CATALOG = "catalog.parquet"
+CLAIMS = ".claims"
+STAGING = ".staging"
+
+_VERSION_FOLDER = re.compile(r"^v(\d{4,})$")
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def version_folder(version: int) -> str:
+    """'v0007' for version 7."""
+    return f"v{version:04d}"
+
+
+def version_number(name: str) -> int | None:
+    """7 for 'v0007'; None when `name` is not a version folder name."""
+    m = _VERSION_FOLDER.match(name)
+    return int(m.group(1)) if m else None
+
+
+def release_prefix(client: str, dataset: str, version: int) -> str:
+    """Key of a release folder, relative to the release store root."""
+    return join_key(client, dataset, version_folder(version))
+
+
+def manifest_version(relative_key: str) -> int | None:
+    """The version whose manifest `relative_key` ('v0007/manifest.json', relative to a dataset) is."""
+    folder, _, name = relative_key.partition("/")
+    return version_number(folder) if name == MANIFEST else None
+
+
+def read_manifest(store: ObjectStore, prefix: str = "") -> dict:
+    """The manifest of the release folder `prefix`; StorageError naming it when absent or not a manifest."""
+    key = join_key(prefix, MANIFEST)
+    if not store.exists(key):
+        raise StorageError(f"{store.location(key)} does not exist: not a published release (or not yet published)")
+    try:
+        manifest = orjson.loads(store.get(key))
+    except orjson.JSONDecodeError as e:
+        raise StorageError(f"{store.location(key)} is not valid JSON ({e})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise StorageError(f"{store.location(key)} has no 'files' mapping")
+    return manifest
+
+
+def release_parent_and_name(location: str) -> tuple[str, str]:
+    """('.../<dataset>', 'v0007') from the location of a release folder (URL or path)."""
+    if "://" in location and not location.startswith("file://"):
+        parent, _, name = location.rstrip("/").rpartition("/")
+        return parent, name
+    path = Path(location.removeprefix("file://")).expanduser().resolve()
+    return str(path.parent), path.name
+
+
+def archive_key(name: str) -> str:
+    """The shared archive of release folder `name`, beside it (never inside: a published folder is immutable)."""
+    return f"{name}.zip"
