@@ -70,10 +70,6 @@ def read_image_header(data: bytes) -> ImageHeader:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as im:
                 width, height, fmt = *im.size, im.format or "?"
-                try:
-                    orientation = int(im.getexif().get(0x0112, 1))
-                except Exception:  # a malformed EXIF block leaves the pixels as stored
-                    orientation = 1
                 if fmt in ("JPEG", "MPO"):
                     im.draft("RGB", (max(width // 8, 1), max(height // 8, 1)))
                     im.load()
@@ -81,6 +77,13 @@ def read_image_header(data: bytes) -> ImageHeader:
                     im.load()
                 else:
                     im.verify()
+            with Image.open(io.BytesIO(data)) as im:  # verify() spends the first handle
+                try:
+                    # a PNG's getexif() decodes every pixel to look past IDAT: only an early eXIf chunk counts
+                    exif = im.getexif() if fmt != "PNG" or "exif" in im.info else {}
+                    orientation = int(exif.get(0x0112, 1))
+                except Exception:  # a malformed EXIF block leaves the pixels as stored
+                    orientation = 1
     except Image.DecompressionBombError as e:  # not an OSError: it would otherwise end the run
         raise ImageProblem("ingest.image_too_large", f"refused: {e}") from None
     except Image.UnidentifiedImageError:
