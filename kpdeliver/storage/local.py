@@ -24,6 +24,13 @@ _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0
 _TEMP = ".kp-tmp"
 
 
+def _is_link(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
 class LinkError(StorageError):
     """A key passes through a symbolic link (or names something that is not a regular file)."""
 
@@ -68,7 +75,8 @@ class LocalStore(ObjectStore):
                 try:
                     fd = os.open(name, _DIR, dir_fd=fds[-1])
                 except OSError as e:
-                    if e.errno == errno.ELOOP:
+                    # O_DIRECTORY|O_NOFOLLOW on a link to a folder fails ENOTDIR, on any other link ELOOP
+                    if e.errno == errno.ELOOP or e.errno == errno.ENOTDIR and _is_link(name, fds[-1]):
                         link = "/".join(parts[:i + 1])
                         raise LinkError(f"cannot use {self.location(key)}: {self.location(link)} is a "
                                         "symbolic link; links are never followed", link) from None
