@@ -4,9 +4,11 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.delivery import delivery_run
-from kpdeliver.config import load_config
+from kpdeliver.isolation import load_isolated_config
 
 
 @flow(name="deliver-from-file")
 def deliver_from_file(config_path: str) -> dict:
-    return delivery_run(load_config(config_path))
+    """Refuses (IsolationError, before any read or write) a config whose locations reach into
+    those of a client configured beside it."""
+    return delivery_run(load_isolated_config(config_path))

@@ -50,6 +50,10 @@ CHECKS: dict[str, Severity] = {
     "ingest.unreadable_image": Severity.error,
     "ingest.checksum_mismatch": Severity.error,
     "ingest.unsafe_key": Severity.error,
+    "ingest.symlink": Severity.error,  # a symbolic link in a batch: never followed, never read
+    "ingest.corrupt_image": Severity.error,  # the image's bytes do not decode (truncated, damaged)
+    "ingest.extension_mismatch": Severity.info,  # e.g. a .jpg holding a PNG; delivered as it is
+    "ingest.image_too_large": Severity.error,  # the header declares more pixels than is safe to decode
     "collect.unreadable_file": Severity.error,
     "collect.unassigned_image": Severity.warning,
     "decode.quirk": Severity.info,

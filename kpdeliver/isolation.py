@@ -1,14 +1,23 @@
 """Client isolation.
 
-A client owns two prefixes: its batch (`source`) and its release folder (`<releases>/<client>`).
-A run is refused when one of them overlaps a prefix another client owns (either contains the
-other), so one client's run can neither read nor write another client's data. Object keys and
-`file_name`s that would climb out of their prefix (`..`, absolute paths) or hold control
-characters are refused with an `ingest.unsafe_key` finding naming them.
+A client owns three prefixes: its batch (`source`), its release folder (`<releases>/<client>`)
+and its staging folder (`<releases>/.staging/<client>`). A run is refused when one of them
+equals, contains or lies inside a prefix another client owns, so one client's run can neither
+read nor write another client's data. Locations are compared by what they resolve to, not by
+their spelling: a local path through its links; an S3 location by the server boto3 would reach
+(the configured or environment endpoint, its host resolved once, every loopback form as one,
+default ports filled in), the bucket and the prefix without empty parts.
+
+Object keys and `file_name`s that would climb out of their prefix (`..`, absolute paths) or hold
+control characters are refused with an `ingest.unsafe_key` finding naming them.
 """
 from __future__ import annotations
 
+import ipaddress
+import os
+import socket
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Sequence
 from urllib.parse import urlsplit
@@ -17,8 +26,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kpdeliver.config import ClientConfig, ConfigError
+from kpdeliver.config import ClientConfig, ConfigError, StorageOptions, load_config
 from kpdeliver.findings import findings_for
+from kpdeliver.storage import StorageError, open_store
+
+STAGING = ".staging"
 
 
 class IsolationError(ConfigError):
@@ -27,33 +39,92 @@ class IsolationError(ConfigError):
 
 @dataclass(frozen=True)
 class Place:
-    """A location reduced to what decides overlap: which namespace, and the path in it."""
+    """A location reduced to what decides overlap."""
 
-    namespace: str  # "file" or "s3:<endpoint>:<bucket>"
+    scheme: str  # "file" or "s3"
+    server: frozenset[str]  # S3: the addresses:port the endpoint reaches ("aws" for AWS); empty for files
+    bucket: str
     parts: tuple[str, ...]
     text: str
 
     def overlaps(self, other: "Place") -> bool:
         n = min(len(self.parts), len(other.parts))
-        return self.namespace == other.namespace and self.parts[:n] == other.parts[:n]
+        same_server = self.scheme == "file" or bool(self.server & other.server)
+        return (self.scheme, self.bucket) == (other.scheme, other.bucket) and same_server \
+            and self.parts[:n] == other.parts[:n]
 
 
-def place(location: str, *, endpoint_url: str | None = None, sub: str = "") -> Place:
-    """Normalise a local path, file:// or s3:// location (plus an optional sub-folder)."""
+@lru_cache(maxsize=None)
+def _local_addresses() -> frozenset[str]:
+    """This machine's own addresses: an endpoint on any of them is the local server."""
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None)
+    except OSError:
+        return frozenset()
+    return frozenset(_address(info[4][0]) for info in infos)
+
+
+def _address(text: str) -> str:
+    ip = ipaddress.ip_address(text.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return "loopback" if ip.is_loopback or ip.is_unspecified else str(ip)
+
+
+@lru_cache(maxsize=None)
+def _host_addresses(host: str) -> frozenset[str]:
+    """Every address `host` resolves to, loopback forms ('localhost', 127.1, [::1]) as one."""
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return frozenset({host})  # unresolvable now: compare by name
+    found = {_address(info[4][0]) for info in infos}
+    return frozenset("loopback" if a in _local_addresses() else a for a in found)
+
+
+@lru_cache(maxsize=None)
+def _s3_endpoint(options: tuple, env: tuple) -> str:
+    """The endpoint URL boto3 would use (config, environment or profile); `env` keys the cache."""
+    try:
+        return open_store("s3://isolation-probe", dict(options)).client.meta.endpoint_url
+    except StorageError as e:
+        raise IsolationError(f"cannot tell which S3 server is meant: {e}") from None
+
+
+def server_identity(storage: StorageOptions) -> frozenset[str]:
+    options = tuple(sorted(storage.model_dump(exclude_none=True, include={"endpoint_url", "region", "profile"}).items()))
+    env = tuple(os.environ.get(k) for k in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_CONFIG_FILE"))
+    url = _s3_endpoint(options, env)
+    u = urlsplit(url if "://" in url else f"https://{url}")
+    host = (u.hostname or "").lower().rstrip(".")
+    if host == "amazonaws.com" or host.endswith(".amazonaws.com"):
+        return frozenset({"aws"})  # bucket names are global across AWS regions
+    try:
+        port = u.port or (443 if u.scheme == "https" else 80)
+    except ValueError:
+        raise IsolationError(f"S3 endpoint {url!r} has an invalid port") from None
+    return frozenset(f"{a}:{port}" for a in _host_addresses(host))
+
+
+def place(location: str, *, storage: StorageOptions | None = None, sub: str = "") -> Place:
+    """The canonical place of a local path, file:// or s3:// location (plus an optional sub-folder)."""
     if location.startswith("s3://"):
         u = urlsplit(location)
         parts = tuple(p for p in f"{u.path}/{sub}".split("/") if p)
-        endpoint = (endpoint_url or "aws").rstrip("/").lower()
-        return Place(f"s3:{endpoint}:{u.netloc}", parts, f"s3://{u.netloc}/{'/'.join(parts)}".rstrip("/"))
-    path = Path(location.removeprefix("file://")).expanduser().resolve() / sub
-    return Place("file", path.parts, str(path))
+        if any(p in (".", "..") for p in parts):
+            raise IsolationError(f"S3 location {location} holds a '.' or '..' part; give the prefix plainly")
+        bucket = u.netloc.lower()
+        return Place("s3", server_identity(storage or StorageOptions()), bucket, parts,
+                     f"s3://{bucket}/{'/'.join(parts)}".rstrip("/"))
+    path = (Path(location.removeprefix("file://")).expanduser() / sub).resolve()  # through every link
+    return Place("file", frozenset(), "", path.parts, str(path))
 
 
 def owned_places(config: ClientConfig) -> dict[str, Place]:
-    endpoint = config.storage.endpoint_url
     return {
-        "source": place(config.source, endpoint_url=endpoint),
-        "release folder": place(config.releases, endpoint_url=endpoint, sub=config.client),
+        "source": place(config.source, storage=config.storage),
+        "release folder": place(config.releases, storage=config.storage, sub=config.client),
+        "staging folder": place(config.releases, storage=config.storage, sub=f"{STAGING}/{config.client}"),
     }
 
 
@@ -85,8 +156,6 @@ def configs_beside(config_path: str | Path) -> list[ClientConfig]:
     key), so `deliver --config clients/acme.yaml` can be checked against its neighbours."""
     import yaml
 
-    from kpdeliver.config import load_config
-
     here = Path(config_path).resolve()
     out = []
     for p in sorted(here.parent.glob("*.y*ml")):
@@ -99,6 +168,15 @@ def configs_beside(config_path: str | Path) -> list[ClientConfig]:
         if isinstance(doc, dict) and "client" in doc:
             out.append(load_config(p))
     return out
+
+
+def load_isolated_config(config_path: str | Path) -> ClientConfig:
+    """The client config at `config_path`, refused (IsolationError) if its locations reach into
+    those of a client configured beside it. Every command that touches a client's locations
+    loads its config through here."""
+    config = load_config(config_path)
+    check_isolation(config, configs_beside(config_path))
+    return config
 
 
 # --------------------------------------------------------------------------- unsafe keys

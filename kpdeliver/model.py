@@ -45,15 +45,19 @@ class Images:
     height: np.ndarray  # int64; 0 when unknown
     sha256: np.ndarray  # object (str or None)
     source: np.ndarray  # object (str): where the image came from (key or path)
+    # int64 EXIF orientation (1 = as stored); width/height are the displayed sides
+    orientation: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.id)
+        if self.orientation is None:
+            self.orientation = np.ones(n, np.int64)
         for f in fields(self):
             if len(getattr(self, f.name)) != n:
                 raise ValueError(f"Images.{f.name} has {len(getattr(self, f.name))} rows, expected {n}")
 
     @classmethod
-    def build(cls, *, id, file_name, width=None, height=None, sha256=None, source=None) -> "Images":
+    def build(cls, *, id, file_name, width=None, height=None, sha256=None, source=None, orientation=None) -> "Images":
         n = len(id)
         return cls(
             id=_col(id, np.int64),
@@ -62,6 +66,7 @@ class Images:
             height=_col(height if height is not None else np.zeros(n), np.int64),
             sha256=_str_col(sha256 if sha256 is not None else [None] * n),
             source=_str_col(source if source is not None else [""] * n),
+            orientation=_col(orientation if orientation is not None else np.ones(n), np.int64),
         )
 
     @classmethod

@@ -84,3 +84,76 @@ def test_configs_beside_a_config_are_its_neighbours(tmp_path):
     assert [c.client for c in others] == ["acme"]
     with pytest.raises(IsolationError, match="source s3://batches/acme/borrowed overlaps the source s3://batches/acme"):
         check_isolation(load_config(tmp_path / "globex.yaml"), others)
+
+
+# --------------------------------------------------------------------------- canonical places
+
+LOCAL = "http://localhost:9000"
+
+
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:9000", "http://127.1:9000", "http://[::1]:9000",
+                                      "http://LOCALHOST:9000/", "http://0.0.0.0:9000"])
+def test_every_loopback_spelling_is_the_same_server(endpoint):
+    mine = cfg("globex", "s3://batches/globex", "s3://deliveries/releases", endpoint=LOCAL)
+    evil = cfg("evil", "s3://Batches/globex/", "s3://x/r", endpoint=endpoint)
+    assert "overlaps the source s3://batches/globex of client 'globex'" in isolation_problems(evil, [mine])[0]
+
+
+def test_an_endpoint_left_to_the_environment_is_the_one_boto3_would_use(monkeypatch):
+    mine = cfg("globex", "s3://batches/globex", "s3://deliveries/releases", endpoint=LOCAL)
+    evil = cfg("evil", "s3://batches//globex//stolen/", "s3://x/r")  # no endpoint in the config
+    assert isolation_problems(evil, [mine]) == []  # AWS itself is another server
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9000")
+    assert isolation_problems(evil, [mine])
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9001")  # another port, another server
+    assert isolation_problems(evil, [mine]) == []
+
+
+def test_default_ports_are_filled_in():
+    a = cfg("a", "s3://b/a", "s3://r/r", endpoint="http://localhost")
+    b = cfg("b", "s3://b/a/x", "s3://r/r", endpoint="http://127.0.0.1:80")
+    assert isolation_problems(b, [a])
+
+
+def test_dot_parts_in_an_s3_prefix_are_refused():
+    evil = cfg("evil", "s3://batches/x/../globex", "s3://x/r")
+    with pytest.raises(IsolationError, match=r"'\.' or '\.\.'"):
+        isolation_problems(evil, [GLOBEX])
+
+
+def test_another_clients_staging_folder_is_refused(tmp_path):
+    local = cfg("globex", str(tmp_path / "b/globex"), str(tmp_path / "releases"))
+    evil = cfg("evil", str(tmp_path / "releases/.staging/globex/"), str(tmp_path / "releases"))
+    assert "overlaps the staging folder" in isolation_problems(evil, [local])[0]
+    s3 = cfg("evil", "s3://deliveries/releases/.staging/globex/pose", "s3://x/r")
+    assert "staging folder s3://deliveries/releases/.staging/globex of client 'globex'" in isolation_problems(s3, [ACME, GLOBEX])[0]
+
+
+def test_a_symlinked_folder_into_another_clients_batch_is_refused(tmp_path):
+    (tmp_path / "batches/globex").mkdir(parents=True)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine/batch").symlink_to(tmp_path / "batches/globex")
+    globex = cfg("globex", str(tmp_path / "batches/globex"), str(tmp_path / "releases"))
+    evil = cfg("evil", str(tmp_path / "mine/batch"), str(tmp_path / "releases"))
+    assert "overlaps the source" in isolation_problems(evil, [globex])[0]
+    (tmp_path / "rel_evil").mkdir()
+    (tmp_path / "rel_evil/evil").symlink_to(tmp_path / "batches/globex")  # the release folder itself
+    evil = cfg("evil", str(tmp_path / "mine/other"), str(tmp_path / "rel_evil"))
+    assert "release folder" in isolation_problems(evil, [globex])[0]
+
+
+def test_assign_and_deliver_refuse_with_one_sentence_and_exit_2(tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from kpdeliver.cli import app
+
+    (tmp_path / "batches/globex/images").mkdir(parents=True)
+    for name, source in (("globex", "./batches/globex"), ("evil", "./batches/globex/")):
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump({
+            "client": name, "dataset": "pose", "source": source, "releases": "./releases", "annotators": ["a"]}))
+    for command in ("assign", "deliver"):
+        result = CliRunner().invoke(app, [command, "--config", str(tmp_path / "evil.yaml")])
+        assert result.exit_code == 2, result.output
+        assert "refusing to run: client 'evil': source" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "batches/globex/tasks").exists()

@@ -79,13 +79,11 @@ def register(app: typer.Typer) -> None:
         work: Path = typer.Option(Path(".work"), help="folder for Prefect's home and temporary files"),
     ) -> None:
         """Run a full delivery for one client config and publish a release."""
-        from kpdeliver.config import ConfigError, load_config
-
-        from kpdeliver.isolation import check_isolation, configs_beside
+        from kpdeliver.config import ConfigError
+        from kpdeliver.isolation import load_isolated_config
 
         try:
-            cfg = load_config(config)
-            check_isolation(cfg, configs_beside(config))
+            cfg = load_isolated_config(config)
         except ConfigError as e:
             _fail(str(e))
         preflight(cfg)
@@ -99,14 +97,15 @@ def register(app: typer.Typer) -> None:
         """Split the batch among annotators and write their CVAT / Label Studio task packages
         under the source's tasks/ prefix (no Prefect needed)."""
         from kpdeliver.assign.assignments import assign_annotators, task_packages
-        from kpdeliver.config import ConfigError, load_config
+        from kpdeliver.config import ConfigError
         from kpdeliver.ingest.batch import ingest_images
+        from kpdeliver.isolation import load_isolated_config
         from kpdeliver.model import Dataset, Instances
         from kpdeliver.codecs.resolve import resolve_schema
         from kpdeliver.storage import open_store
 
         try:
-            cfg = load_config(config)
+            cfg = load_isolated_config(config)
         except ConfigError as e:
             _fail(str(e))
         preflight(cfg)
@@ -133,13 +132,17 @@ def register(app: typer.Typer) -> None:
         images: Optional[int] = typer.Option(None, help="number of images (default: the generator's)"),
     ) -> None:
         """Generate a synthetic client batch with realistic annotator mistakes and deliver it."""
-        from kpdeliver.config import load_config
+        from kpdeliver.config import ConfigError
+        from kpdeliver.isolation import load_isolated_config
         from kpdeliver.synth import make_demo_batch
 
         kwargs = {"seed": seed} | ({"n_images": images} if images else {})
         root = work.resolve()
         make_demo_batch(root, **kwargs)
-        cfg = load_config(root / "client.yaml")
+        try:
+            cfg = load_isolated_config(root / "client.yaml")
+        except ConfigError as e:
+            _fail(str(e))
         console.print(f"synthetic batch written to {cfg.source}")
         summary = run_delivery(cfg, root)
         print_summary(summary)

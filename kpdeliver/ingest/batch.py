@@ -1,5 +1,6 @@
-"""Ingest a client batch: list its images, hash them, read their size from the header (no full
-decode), drop exact duplicates and refuse unsafe keys — each with a finding, nothing silent.
+"""Ingest a client batch: list its images, hash them, read their displayed size from the header
+and check they decode (cheaply, never a full decode of a large image), drop exact duplicates and
+refuse unsafe keys and symbolic links — each with a finding, nothing silent.
 
 Batch layout under the source location:
     images/...                      the images (any depth)
@@ -11,15 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import io
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from kpdeliver.findings import concat_findings, findings_for
 from kpdeliver.model import Images
-from kpdeliver.storage import ObjectStore, StorageError, UnsafeKeyError, check_key
+from kpdeliver.storage import LinkError, ObjectStore, StorageError, UnsafeKeyError, check_key
 
 IMAGE_PREFIX = "images/"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -37,10 +39,65 @@ class IngestResult:
     refused: pa.Table  # REFUSED_SCHEMA: each refused image's key, file_name and status (its ingest check)
 
 
-def image_size(data: bytes) -> tuple[int, int]:
-    """(width, height) from the image header; Pillow does not decode pixels for `.size`."""
-    with Image.open(io.BytesIO(data)) as im:
-        return im.size
+# Pillow format -> the extensions a file of that format may carry (phones write JPEGs as MPO)
+FORMAT_EXTENSIONS = {"JPEG": (".jpg", ".jpeg"), "MPO": (".jpg", ".jpeg"), "PNG": (".png",), "BMP": (".bmp",),
+                     "WEBP": (".webp",), "TIFF": (".tif", ".tiff")}
+_SWAPS_SIDES = (5, 6, 7, 8)  # EXIF orientations that turn the stored image by 90 degrees
+_FULL_DECODE_MAX_PIXELS = 4_000_000  # formats without a cheap check are decoded whole up to this size
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    width: int  # as displayed: EXIF orientations 5-8 swap the stored sides, as viewers, CVAT and Ultralytics do
+    height: int
+    orientation: int  # the EXIF orientation tag, 1 when absent
+    format: str  # Pillow's name of the format the bytes hold
+
+
+class ImageProblem(ValueError):
+    """The bytes are not a deliverable image; `check` is the finding's check id."""
+
+    def __init__(self, check: str, why: str) -> None:
+        super().__init__(why)
+        self.check = check
+
+
+def read_image_header(data: bytes) -> ImageHeader:
+    """The displayed size, orientation and format of an image, after checking it decodes.
+
+    JPEGs are decoded in draft mode (DCT scaling, about 1/64 of the work) so truncation shows;
+    PNGs are verified chunk by chunk (CRCs, up to IEND) without inflating pixels; other formats
+    are decoded whole only when small. Raises ImageProblem."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                width, height, fmt = *im.size, im.format or "?"
+                if fmt in ("JPEG", "MPO"):
+                    im.draft("RGB", (max(width // 8, 1), max(height // 8, 1)))
+                    im.load()
+                elif fmt != "PNG" and width * height <= _FULL_DECODE_MAX_PIXELS:
+                    im.load()
+                else:
+                    im.verify()
+            with Image.open(io.BytesIO(data)) as im:  # verify() spends the first handle
+                try:
+                    # a PNG's getexif() decodes every pixel to look past IDAT: only an early eXIf chunk counts
+                    exif = im.getexif() if fmt != "PNG" or "exif" in im.info else {}
+                    orientation = int(exif.get(0x0112, 1))
+                except Exception:  # a malformed EXIF block leaves the pixels as stored
+                    orientation = 1
+    except Image.DecompressionBombError as e:  # not an OSError: it would otherwise end the run
+        raise ImageProblem("ingest.image_too_large", f"refused: {e}") from None
+    except Image.UnidentifiedImageError:
+        raise ImageProblem("ingest.unreadable_image", "not a readable image (unknown format)") from None
+    except Exception as e:  # Pillow's decoders raise OSError, SyntaxError, ValueError, EOFError... on bad bytes
+        raise ImageProblem("ingest.corrupt_image", f"does not decode ({type(e).__name__}: {e})") from None
+    if orientation not in range(1, 9):
+        orientation = 1
+    if orientation in _SWAPS_SIDES:
+        width, height = height, width
+    return ImageHeader(width, height, orientation, fmt)
 
 
 def read_checksums(store: ObjectStore) -> dict[str, str]:
@@ -61,11 +118,13 @@ def list_image_keys(store: ObjectStore) -> list[str]:
 
 def ingest_images(store: ObjectStore, keys: list[str] | None = None) -> IngestResult:
     """Hash and size every image; the first of identical images (by sorted key) is kept."""
+    explicit_keys = keys
     keys = sorted(keys if keys is not None else list_image_keys(store))
     expected = read_checksums(store)
     findings, refused = [], []
-    ids, names, widths, heights, shas, sources = [], [], [], [], [], []
+    ids, names, widths, heights, orientations, shas, sources = [], [], [], [], [], [], []
     first_of: dict[str, str] = {}
+    listed = len(keys)
 
     def refuse(check: str, key: str, message: str) -> None:
         refused.append((key, check.removeprefix("ingest.")))
@@ -73,6 +132,17 @@ def ingest_images(store: ObjectStore, keys: list[str] | None = None) -> IngestRe
 
     def reject(check: str, key: str, why: str) -> None:
         refuse(check, key, f"{store.location(key)}: {why}")
+
+    if explicit_keys is None:
+        # links anywhere in the batch (images, exports, gold, checksums) are never read: each is a finding
+        for key, why in store.skipped():
+            check = "ingest.symlink" if "link" in why else "ingest.unreadable_image"
+            if key.startswith(IMAGE_PREFIX):
+                listed += 1
+                reject(check, key, f"{why}; refused, never read")
+            else:
+                findings.append(findings_for(check, message=f"{store.location(key)}: {why}; refused, never read",
+                                             file_name=key, source=key, n=1))
 
     for key in keys:
         try:
@@ -82,6 +152,9 @@ def ingest_images(store: ObjectStore, keys: list[str] | None = None) -> IngestRe
             continue
         try:
             data = store.get(key)
+        except LinkError as e:
+            reject("ingest.symlink", key, f"refused, never read ({e})")
+            continue
         except StorageError as e:
             reject("ingest.unreadable_image", key, f"cannot be read ({e})")
             continue
@@ -91,22 +164,29 @@ def ingest_images(store: ObjectStore, keys: list[str] | None = None) -> IngestRe
                    f"sha256 {sha[:12]}… differs from {expected[key][:12]}… in {CHECKSUMS_KEY}; the object changed after the batch was taken")
             continue
         try:
-            w, h = image_size(data)
-        except (UnidentifiedImageError, OSError) as e:
-            reject("ingest.unreadable_image", key, f"not a readable image ({e})")
+            header = read_image_header(data)
+        except ImageProblem as e:
+            reject(e.check, key, str(e))
             continue
+        allowed = FORMAT_EXTENSIONS.get(header.format, ())
+        if not key.lower().endswith(allowed):
+            findings.append(findings_for("ingest.extension_mismatch", file_name=key, source=key, n=1,
+                                         message=f"{store.location(key)}: holds a {header.format} image, not what "
+                                                 "its extension says; delivered as it is"))
         if sha in first_of:
             refuse("ingest.duplicate_image", key, f"{key} is byte-identical to {first_of[sha]}; dropped as a duplicate")
             continue
         first_of[sha] = key
         ids.append(len(ids) + 1)
         names.append(key[len(IMAGE_PREFIX):])
-        widths.append(w)
-        heights.append(h)
+        widths.append(header.width)
+        heights.append(header.height)
+        orientations.append(header.orientation)
         shas.append(sha)
         sources.append(key)
-    images = Images.build(id=np.asarray(ids, np.int64), file_name=names, width=widths, height=heights, sha256=shas, source=sources)
+    images = Images.build(id=np.asarray(ids, np.int64), file_name=names, width=widths, height=heights, sha256=shas,
+                          source=sources, orientation=orientations)
     refused_keys = [k for k, _ in refused]
     refused_table = pa.table({"key": refused_keys, "file_name": [k.removeprefix(IMAGE_PREFIX) for k in refused_keys],
                               "status": [status for _, status in refused]}, schema=REFUSED_SCHEMA)
-    return IngestResult(images, concat_findings(findings), len(keys), refused_table)
+    return IngestResult(images, concat_findings(findings), listed, refused_table)

@@ -49,6 +49,7 @@ def images_index(dataset: Dataset, split: np.ndarray, status: np.ndarray, n_inst
         "sha256": pa.array(im.sha256.tolist(), pa.string()), "width": im.width, "height": im.height,
         "split": pa.array(split.tolist(), pa.string()), "n_instances": n_inst.astype(np.int64),
         "status": pa.array(status.tolist(), pa.string()),
+        "exif_orientation": im.orientation.astype(np.int64),  # 1 = as stored; 5-8: width/height are swapped
     })
     if rejected.num_rows == 0:
         return main
@@ -57,6 +58,7 @@ def images_index(dataset: Dataset, split: np.ndarray, status: np.ndarray, n_inst
         "sha256": pa.nulls(rejected.num_rows, pa.string()), "width": pa.nulls(rejected.num_rows, pa.int64()),
         "height": pa.nulls(rejected.num_rows, pa.int64()), "split": pa.nulls(rejected.num_rows, pa.string()),
         "n_instances": pa.array(np.zeros(rejected.num_rows, np.int64)), "status": rejected["status"],
+        "exif_orientation": pa.nulls(rejected.num_rows, pa.int64()),
     })
     return pa.concat_tables([main, extra.cast(main.schema)])
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from kpdeliver.storage.base import ObjectStore, StorageError, UnsafeKeyError, check_key, join_key
-from kpdeliver.storage.local import LocalStore
+from kpdeliver.storage.local import LinkError, LocalStore
 
-__all__ = ["ObjectStore", "StorageError", "UnsafeKeyError", "check_key", "join_key", "LocalStore", "open_store"]
+__all__ = ["ObjectStore", "StorageError", "UnsafeKeyError", "check_key", "join_key", "LinkError", "LocalStore", "open_store"]
 
 
 def open_store(location: str, options: Mapping[str, Any] | None = None) -> ObjectStore:

@@ -48,6 +48,11 @@ class ObjectStore(ABC):
     def list(self, prefix: str = "") -> Iterator[str]:
         """Keys under `prefix`, sorted, relative to the store root."""
 
+    def skipped(self, prefix: str = "") -> list[tuple[str, str]]:
+        """(key, why) for entries under `prefix` that exist but are not listed as objects because
+        reading them could leave the store (symbolic links, special files). S3 has none."""
+        return []
+
     @abstractmethod
     def get(self, key: str) -> bytes: ...
 

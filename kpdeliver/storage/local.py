@@ -1,13 +1,42 @@
-"""A local folder as an ObjectStore (the embedded default)."""
+"""A local folder as an ObjectStore (the embedded default).
+
+The store never follows a symbolic link below its root. Every path is walked one component at
+a time from a descriptor of the root (`openat` with O_NOFOLLOW), so a link planted anywhere in
+a key — a file, a folder, a dangling link, a loop — is refused at the moment it is met, and a
+link swapped in between a check and a read cannot redirect the read (no check-then-use race).
+Links are not listed; `skipped()` names them so ingest can turn each into a finding.
+"""
 from __future__ import annotations
 
+import errno
 import os
-import shutil
-import tempfile
+import secrets
+import stat
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from kpdeliver.storage.base import ObjectStore, StorageError, check_key
+
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+# O_NONBLOCK: opening a FIFO planted in a batch must not hang the run; it is refused after fstat
+_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_TEMP = ".kp-tmp"
+
+
+def _is_link(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+class LinkError(StorageError):
+    """A key passes through a symbolic link (or names something that is not a regular file)."""
+
+    def __init__(self, message: str, key: str) -> None:
+        super().__init__(message)
+        self.key = key  # the link itself, which may be a folder above the key asked for
 
 
 class LocalStore(ObjectStore):
@@ -15,95 +44,244 @@ class LocalStore(ObjectStore):
         self.root = Path(root).expanduser().resolve()
         self.url = str(self.root)
 
-    def _path(self, key: str) -> Path:
-        return self.root / check_key(key)
+    def _parts(self, key: str) -> list[str]:
+        return [p for p in check_key(key).split("/") if p not in ("", ".")]
+
+    # ------------------------------------------------------------------ the descriptor walk
+
+    def _root_fd(self, create: bool) -> int:
+        if create:
+            self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            return os.open(self.root, _DIR)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise LinkError(f"store root {self.url} was replaced by a symbolic link; refused", "") from None
+            raise
+
+    @contextmanager
+    def _folder(self, parts: list[str], key: str, *, create: bool = False) -> Iterator[list[int]]:
+        """Descriptors of the root and of each folder in `parts`, opened without following links.
+        Raises FileNotFoundError (or NotADirectoryError) when a folder is missing and not created."""
+        with ExitStack() as stack:
+            fds = [self._root_fd(create)]
+            stack.callback(os.close, fds[0])
+            for i, name in enumerate(parts):
+                if create:
+                    try:
+                        os.mkdir(name, dir_fd=fds[-1])
+                    except FileExistsError:
+                        pass
+                try:
+                    fd = os.open(name, _DIR, dir_fd=fds[-1])
+                except OSError as e:
+                    # O_DIRECTORY|O_NOFOLLOW on a link to a folder fails ENOTDIR, on any other link ELOOP
+                    if e.errno == errno.ELOOP or e.errno == errno.ENOTDIR and _is_link(name, fds[-1]):
+                        link = "/".join(parts[:i + 1])
+                        raise LinkError(f"cannot use {self.location(key)}: {self.location(link)} is a "
+                                        "symbolic link; links are never followed", link) from None
+                    raise
+                stack.callback(os.close, fd)
+                fds.append(fd)
+            yield fds
+
+    def _open_fd(self, key: str) -> int:
+        """A read descriptor of the regular file at `key`, reached without following any link."""
+        parts = self._parts(key)
+        try:
+            with self._folder(parts[:-1], key) as fds:
+                fd = os.open(parts[-1], _FILE, dir_fd=fds[-1])
+        except (FileNotFoundError, NotADirectoryError):
+            raise StorageError(f"no object {self.location(key)}") from None
+        except LinkError:
+            raise
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise LinkError(f"cannot read {self.location(key)}: it is a symbolic link; "
+                                "links are never followed", key) from None
+            raise StorageError(f"cannot read {self.location(key)}: {e.strerror}") from None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise StorageError(f"no object {self.location(key)} (it is a folder)")
+            raise LinkError(f"cannot read {self.location(key)}: not a regular file; refused", key)
+        os.set_blocking(fd, True)
+        return fd
+
+    # ------------------------------------------------------------------ listing
+
+    def _walk(self, dir_fd: int, rel: str, files: list[str], skipped: list[tuple[str, str]]) -> None:
+        with os.scandir(dir_fd) as entries:
+            items = sorted((e.name, e) for e in entries)
+        for name, entry in items:
+            key = f"{rel}{name}"
+            if entry.is_symlink():
+                skipped.append((key, "is a symbolic link"))
+            elif entry.is_dir(follow_symlinks=False):
+                if name.startswith(_TEMP):
+                    continue
+                try:
+                    fd = os.open(name, _DIR, dir_fd=dir_fd)
+                except OSError as e:  # swapped for a link (ELOOP) or removed since scandir
+                    if e.errno == errno.ELOOP:
+                        skipped.append((key, "is a symbolic link"))
+                    continue
+                try:
+                    self._walk(fd, key + "/", files, skipped)
+                finally:
+                    os.close(fd)
+            elif entry.is_file(follow_symlinks=False):
+                if not name.startswith(_TEMP):
+                    files.append(key)
+            else:
+                skipped.append((key, "is not a regular file (FIFO, socket or device)"))
+
+    def _scan(self, prefix: str) -> tuple[list[str], list[tuple[str, str]]]:
+        parts = self._parts(prefix.rstrip("/")) if prefix.strip("/") else []
+        files: list[str] = []
+        skipped: list[tuple[str, str]] = []
+        try:
+            with self._folder(parts[:-1], prefix) as fds:
+                if not parts:
+                    self._walk(fds[-1], "", files, skipped)
+                    return files, skipped
+                st = os.stat(parts[-1], dir_fd=fds[-1], follow_symlinks=False)
+                key = "/".join(parts)
+                if stat.S_ISLNK(st.st_mode):
+                    skipped.append((key, "is a symbolic link"))
+                elif stat.S_ISREG(st.st_mode):
+                    files.append(prefix)
+                elif stat.S_ISDIR(st.st_mode):
+                    fd = os.open(parts[-1], _DIR, dir_fd=fds[-1])
+                    try:
+                        self._walk(fd, key + "/", files, skipped)
+                    finally:
+                        os.close(fd)
+        except LinkError as e:
+            skipped.append((e.key, "is a symbolic link"))
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        except OSError as e:
+            if e.errno != errno.ELOOP:  # anything but a link swapped in mid-walk
+                raise StorageError(f"cannot list {self.location(prefix)}: {e.strerror}") from None
+        return sorted(files), sorted(skipped)
 
     def list(self, prefix: str = "") -> Iterator[str]:
-        base = self._path(prefix.rstrip("/")) if prefix.strip("/") else self.root
-        if base.is_file():
-            yield prefix
-            return
-        if not base.is_dir():
-            return
-        found = []
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".kp-tmp")]
-            for f in filenames:
-                if f.startswith(".kp-tmp"):
-                    continue
-                found.append(Path(dirpath, f).relative_to(self.root).as_posix())
-        yield from sorted(found)
+        yield from self._scan(prefix)[0]
+
+    def skipped(self, prefix: str = "") -> list[tuple[str, str]]:
+        return self._scan(prefix)[1]
+
+    # ------------------------------------------------------------------ reading
 
     def get(self, key: str) -> bytes:
-        try:
-            return self._path(key).read_bytes()
-        except FileNotFoundError:
-            raise StorageError(f"no object {self.location(key)}") from None
-        except OSError as e:
-            raise StorageError(f"cannot read {self.location(key)}: {e.strerror}") from None
+        with self.open(key) as fh:
+            try:
+                return fh.read()
+            except OSError as e:
+                raise StorageError(f"cannot read {self.location(key)}: {e.strerror}") from None
 
     def open(self, key: str) -> BinaryIO:
-        try:
-            return self._path(key).open("rb")
-        except FileNotFoundError:
-            raise StorageError(f"no object {self.location(key)}") from None
-
-    def _write_temp(self, path: Path, data: bytes) -> str:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".kp-tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        return tmp
-
-    def put(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        os.replace(self._write_temp(path, data), path)
-
-    def put_if_absent(self, key: str, data: bytes) -> bool:
-        path = self._path(key)
-        tmp = self._write_temp(path, data)
-        try:
-            os.link(tmp, path)  # atomic and exclusive: fails if the name exists
-            return True
-        except FileExistsError:
-            return False
-        finally:
-            os.unlink(tmp)
+        return os.fdopen(self._open_fd(key), "rb")
 
     def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
+        check_key(key)  # an unsafe key is an error, not a missing object
+        try:
+            os.close(self._open_fd(key))
+            return True
+        except StorageError:
+            return False
 
     def size(self, key: str) -> int:
-        return self._path(key).stat().st_size
+        fd = self._open_fd(key)
+        try:
+            return os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+
+    # ------------------------------------------------------------------ writing
+
+    @contextmanager
+    def _temp(self, key: str) -> Iterator[tuple[int, str, str, int]]:
+        """(folder descriptor, temp name, final name, temp write descriptor) for writing `key`.
+
+        Created 0o666 so the kernel applies the process umask (mkstemp would force 0600); the
+        temp file is removed unless the caller renamed it away."""
+        parts = self._parts(key)
+        with self._folder(parts[:-1], key, create=True) as fds:
+            tmp = f"{_TEMP}{secrets.token_hex(8)}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
+                         0o666, dir_fd=fds[-1])
+            try:
+                yield fds[-1], tmp, parts[-1], fd
+            finally:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+                try:
+                    os.unlink(tmp, dir_fd=fds[-1])
+                except FileNotFoundError:
+                    pass
+
+    @staticmethod
+    def _write_all(fd: int, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+
+    def put(self, key: str, data: bytes) -> None:
+        with self._temp(key) as (dir_fd, tmp, name, fd):
+            self._write_all(fd, data)
+            os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        with self._temp(key) as (dir_fd, tmp, name, fd):
+            self._write_all(fd, data)
+            try:
+                # atomic and exclusive: fails if the name exists (a link there included)
+                os.link(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+                return True
+            except FileExistsError:
+                return False
 
     def delete(self, key: str) -> None:
-        path = self._path(key)
-        path.unlink(missing_ok=True)
-        # folders are implicit in an object store: drop the ones this delete left empty
-        for parent in path.parents:
-            if parent == self.root or not parent.is_relative_to(self.root):
-                break
-            try:
-                parent.rmdir()
-            except OSError:
-                break
+        parts = self._parts(key)
+        try:
+            with self._folder(parts[:-1], key) as fds:
+                try:
+                    os.unlink(parts[-1], dir_fd=fds[-1])
+                except FileNotFoundError:
+                    return
+                # folders are implicit in an object store: drop the ones this delete left empty
+                for i in range(len(parts) - 2, -1, -1):
+                    try:
+                        os.rmdir(parts[i], dir_fd=fds[i])
+                    except OSError:
+                        break
+        except (FileNotFoundError, NotADirectoryError):
+            return
 
     def copy(self, src_key: str, dst_key: str) -> None:
         self.copy_from(self, src_key, dst_key)
 
     def copy_from(self, src: ObjectStore, src_key: str, dst_key: str) -> None:
-        if isinstance(src, LocalStore):
-            dst = self._path(dst_key)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self._write_temp(dst, b"")
-            try:
-                shutil.copyfile(src._path(src_key), tmp)
-            except FileNotFoundError:
-                os.unlink(tmp)
-                raise StorageError(f"no object {src.location(src_key)}") from None
-            os.replace(tmp, dst)
-        else:
+        if not isinstance(src, LocalStore):
             with src.open(src_key) as fh:
                 self.put(dst_key, fh.read())
+            return
+        in_fd = src._open_fd(src_key)
+        try:
+            with self._temp(dst_key) as (dir_fd, tmp, name, out_fd):
+                size, offset = os.fstat(in_fd).st_size, 0
+                while offset < size:
+                    sent = os.sendfile(out_fd, in_fd, offset, min(size - offset, 1 << 30))
+                    if sent == 0:
+                        break
+                    offset += sent
+                os.fsync(out_fd)
+                os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        finally:
+            os.close(in_fd)
