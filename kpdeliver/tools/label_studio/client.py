@@ -164,7 +164,8 @@ class LabelStudioClient:
         pile exports up in the tool."""
         snap = self._call("POST", f"/api/projects/{project}/exports/", json={
             "title": "kpdeliver pull", "serialization_options": FULL_SERIALIZATION,
-            "task_filter_options": {"annotated": None, "skipped": None}})
+            # skipped ones too, so a pull can count them
+            "annotation_filter_options": {"usual": True, "ground_truth": True, "skipped": True}})
         export_id = snap["id"]
         try:
             deadline = time.monotonic() + timeout

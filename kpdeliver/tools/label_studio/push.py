@@ -25,8 +25,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kpdeliver.codecs import label_studio as ls_codec
+from kpdeliver.collect.exports import rekey_onto_batch
 from kpdeliver.config import ClientConfig
-from kpdeliver.model import Dataset, Images
+from kpdeliver.model import Dataset
+from kpdeliver.schema import KeypointSchema
 from kpdeliver.tools.label_studio.client import LabelStudioClient, ToolError
 from kpdeliver.tools.label_studio.labeling_config import labeling_config, project_description
 
@@ -68,6 +70,13 @@ def batch_dirs(config: ClientConfig) -> tuple[Path, Path]:
     if not batch.is_relative_to(root):
         raise ToolError(f"batch folder {batch} is not under the document root {root} (LOCAL_FILES_DOCUMENT_ROOT)")
     return batch, root
+
+
+def prelabels_on_batch(labels: Dataset, batch: Dataset, *, source: str) -> Dataset:
+    """Pre-labels from any export, moved onto the batch's images (matched by file name the way
+    collect matches exports); instances on images the batch does not have are dropped."""
+    ins = rekey_onto_batch(labels, batch, source=source)
+    return batch.replace(instances=ins.take(np.flatnonzero(ins.image_id >= 0)))
 
 
 def _prelabel_results(prelabels: Dataset | None) -> dict[str, list[dict]]:
@@ -119,17 +128,15 @@ def push_annotator(client: LabelStudioClient, config: ClientConfig, annotator: s
     return report
 
 
-def push_batch(client: LabelStudioClient, config: ClientConfig, images: Images, assignments: pa.Table, *,
-               schema, prelabels: Dataset | None = None) -> list[ProjectPush]:
-    """Push every annotator's assignment (`assign_annotators` rows) to their project."""
+def push_batch(client: LabelStudioClient, config: ClientConfig, assignments: pa.Table, *, schema: KeypointSchema,
+               prelabels: Dataset | None = None) -> list[ProjectPush]:
+    """Push every annotator's assignment (`assign_annotators` rows) to their project;
+    `prelabels` (on the batch's images, see `prelabels_on_batch`) become predictions of new tasks."""
     if config.tool is None:
         raise ToolError("the client config has no tool: section")
     batch, root = batch_dirs(config)
     label_config = labeling_config(schema)
     description = project_description(schema, batch=f"{config.client}/{config.dataset} ({PurePosixPath(batch).name})")
-    if prelabels is not None:  # pre-labels are keyed by the batch file name, like tasks
-        keep = np.isin(prelabels.images.file_name, images.file_name)
-        prelabels = prelabels.subset_images(keep)
     regions = _prelabel_results(prelabels)
     return [push_annotator(client, config, a, assignments.filter(pc.equal(assignments["annotator"], a)),
                            label_config=label_config, description=description, batch=batch, root=root,
