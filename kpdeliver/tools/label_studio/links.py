@@ -37,8 +37,9 @@ def instance_links(dataset: Dataset, url: str) -> np.ndarray:
 
 
 def with_task_links(findings: pa.Table, dataset: Dataset, url: str) -> pa.Table:
-    """`findings` with a nullable `link` column: the task of the finding's annotation, else of
-    its image and annotator (findings on an image, e.g. an annotator's missing person)."""
+    """`findings` (FINDINGS_SCHEMA) with their `link` set to the task of the finding's annotation, else of its image
+    and annotator (findings on an image, e.g. an annotator's missing person); links a finding
+    already has are kept."""
     links = instance_links(dataset, url)
     ins = dataset.instances
     by_id = {int(i): l for i, l in zip(ins.id.tolist(), links) if l is not None}
@@ -46,7 +47,6 @@ def with_task_links(findings: pa.Table, dataset: Dataset, url: str) -> pa.Table:
                if l is not None}
     ann_ids = findings["annotation_id"].to_pylist()
     items = zip(findings["image_id"].to_pylist(), findings["annotator"].to_pylist())
-    column = [by_id.get(a) if a is not None and a in by_id else by_item.get((im, who)) for a, (im, who) in zip(ann_ids, items)]
-    if "link" in findings.column_names:
-        findings = findings.drop_columns(["link"])
-    return findings.append_column(LINK_FIELD, pa.array(column, pa.string()))
+    column = [old or (by_id.get(a) if a in by_id else by_item.get((im, who)))
+              for old, a, (im, who) in zip(findings["link"].to_pylist(), ann_ids, items)]
+    return findings.set_column(findings.column_names.index("link"), LINK_FIELD, pa.array(column, pa.string()))
