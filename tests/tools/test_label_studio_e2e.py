@@ -184,3 +184,21 @@ def test_a_new_image_is_added_once(world, label_studio):
     for p in added:
         names = [t["data"]["file_name"] for t in client.tasks(p.project)]
         assert len(names) == len(set(names)) == before[p.annotator] + p.tasks_added
+
+
+def test_a_delivery_reads_the_pulled_work(world, prefect_harness):
+    """The release of a delivery run after the pull: both annotators' labels, the swap caught
+    against gold, findings pointing at the pulled export files."""
+    import pyarrow.parquet as pq
+
+    from flows.delivery import delivery_run
+
+    release = Path(delivery_run(world["config"])["release"])
+    delivered = pq.read_table(release / "index" / "annotations.parquet")
+    assert set(USERS) <= set(delivered["annotator"].to_pylist())
+    findings = pq.read_table(release / "qa" / "findings.parquet").to_pylist()
+    swap = next(m for m in world["truth"]["mistakes"] if m["kind"] == "left_right_swap")
+    caught = [f for f in findings if f["check"] == "qa.left_right_swap" and f["annotator"] == swap["annotator"]
+              and f["file_name"] == swap["file_name"]]
+    assert caught and caught[0]["source"].startswith(f"annotations/{swap['annotator']}/label-studio-")
+    assert any(f["check"] == "qa.gold_mismatch" for f in findings), "gold labels were compared"
