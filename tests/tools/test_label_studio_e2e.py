@@ -202,3 +202,35 @@ def test_a_delivery_reads_the_pulled_work(world, prefect_harness):
               and f["file_name"] == swap["file_name"]]
     assert caught and caught[0]["source"].startswith(f"annotations/{swap['annotator']}/label-studio-")
     assert any(f["check"] == "qa.gold_mismatch" for f in findings), "gold labels were compared"
+
+
+def test_the_commands_repeat_as_no_ops(world):
+    """`kpdeliver push` / `pull` on an up-to-date tool change nothing, and say so."""
+    import typer
+    from typer.testing import CliRunner
+
+    from kpdeliver.cli import tool
+
+    app = typer.Typer()
+    tool.register(app)
+    config = str(world["root"] / "client.yaml")
+    pushed = CliRunner().invoke(app, ["push", "--config", config])
+    assert pushed.exit_code == 0, pushed.output
+    assert "nothing to change" in pushed.output
+    pulled = CliRunner().invoke(app, ["pull", "--config", config])
+    assert pulled.exit_code == 0, pulled.output
+    assert "nothing new: 2 export(s) unchanged" in pulled.output
+
+
+def test_a_missing_token_is_one_clear_sentence(world, monkeypatch):
+    import typer
+    from typer.testing import CliRunner
+
+    from kpdeliver.cli import tool
+
+    app = typer.Typer()
+    tool.register(app)
+    monkeypatch.delenv(TOKEN_ENV)
+    out = CliRunner().invoke(app, ["pull", "--config", str(world["root"] / "client.yaml")])
+    assert out.exit_code == 2
+    assert f"environment variable {TOKEN_ENV} is not set" in out.output
