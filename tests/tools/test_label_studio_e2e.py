@@ -25,6 +25,7 @@ from kpdeliver.storage import open_store
 from kpdeliver.synth import make_demo_batch
 from kpdeliver.tools.label_studio import LabelStudioClient, pull_batch, push_batch, with_task_links
 from kpdeliver.tools.label_studio.pull import BOX_ID_BASE
+from kpdeliver.tools.label_studio.push import PRELABEL_VERSION, prelabels_on_batch
 
 pytestmark = pytest.mark.slow
 
@@ -64,12 +65,22 @@ def monkeypatch_module():
     mp.undo()
 
 
-def _push(world, schema):
+def _push(world, schema, *, prelabels: Path | None = None):
     config = world["config"]
     store = open_store(config.source)
     images = ingest_images(store).images
+    labels = None
+    if prelabels is not None:
+        batch = Dataset(schema, images, Instances.empty(schema.num_keypoints))
+        labels = prelabels_on_batch(coco.decode(prelabels.read_bytes(), schema=schema).dataset, batch, source="model")
     return push_batch(world["client"], config, assign_annotators(images, config.annotators, config.assignment),
-                      schema=schema)
+                      schema=schema, prelabels=labels)
+
+
+def _gold_instances(config, file_name: str, schema) -> int:
+    gold = coco.decode((Path(config.source) / "gold" / "person_keypoints.json").read_bytes(), schema=schema).dataset
+    image_ids = gold.images.id[gold.images.file_name == file_name]
+    return int(np.isin(gold.instances.image_id, image_ids).sum())
 
 
 def _annotate(world, schema) -> dict[str, int]:
@@ -106,14 +117,22 @@ def test_push_annotate_pull_collect_and_qa(world, label_studio):
     images = ingest_images(store).images
     assignments = assign_annotators(images, config.annotators, config.assignment)
 
-    pushed = _push(world, schema)
+    gold_file = Path(config.source) / "gold" / "person_keypoints.json"  # stands in for a model's output
+    pushed = _push(world, schema, prelabels=gold_file)
     assert [p.created for p in pushed] == [True, True]
+    assert [p.predictions for p in pushed] == [len(config.assignment.gold)] * 2
     for p in pushed:
         mine = assignments.filter(pc.equal(assignments["annotator"], p.annotator))
         tasks = client.tasks(p.project)
         assert sorted(t["data"]["file_name"] for t in tasks) == sorted(mine["file_name"].to_pylist())
         roles = {t["data"]["file_name"]: t["data"]["role"] for t in tasks}
         assert {n for n, r in roles.items() if r == "gold"} == set(config.assignment.gold)
+        for t in tasks:
+            predictions = client._call("GET", "/api/predictions/", params={"task": t["id"]})
+            assert [x["model_version"] for x in predictions] == ([PRELABEL_VERSION] if roles[t["data"]["file_name"]] == "gold" else [])
+            if predictions:
+                decoded = ls_codec.decode(orjson.dumps([{**t, "predictions": predictions}]), schema=schema).dataset
+                assert len(decoded.instances) == _gold_instances(config, t["data"]["file_name"], schema)
     # the tool serves the batch's own bytes through the local-files storage
     task = client.tasks(pushed[0].project)[0]
     served = httpx.get(label_studio.url + task["data"]["image"], headers={"Authorization": f"Token {label_studio.token}"})
