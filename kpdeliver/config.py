@@ -18,6 +18,8 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from kpdeliver.tool_settings import ToolSettings
+
 
 class ConfigError(ValueError):
     """The client config cannot be used; the message is one plain sentence."""
@@ -158,6 +160,7 @@ class ClientConfig(_Model):
     deep_qa: DeepQASettings = DeepQASettings()
     yolo: YoloOptions = YoloOptions()
     storage: StorageOptions = StorageOptions()
+    tool: Optional[ToolSettings] = None  # the live annotation tool (kpdeliver.tool_settings)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

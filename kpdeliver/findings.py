@@ -71,6 +71,7 @@ FINDINGS_SCHEMA = pa.schema(
         ("value", pa.float64()),
         ("message", pa.string()),
         ("source", pa.string()),  # the file the item came from (the "file" of file/item/field)
+        ("link", pa.string()),  # where a person opens the item in the annotation tool (pulled items), else null
     ]
 )
 
@@ -106,6 +107,7 @@ def findings_for(
     annotator=None,
     value=None,
     source=None,
+    link=None,
     severity: Severity | str | None = None,
     n: int | None = None,
 ) -> pa.Table:
@@ -135,6 +137,7 @@ def findings_for(
             _column(value, n, pa.float64()),
             _column(message, n, pa.string()),
             _column(source, n, pa.string()),
+            _column(link, n, pa.string()),
         ],
         schema=FINDINGS_SCHEMA,
     )

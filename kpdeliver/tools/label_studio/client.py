@@ -1,0 +1,189 @@
+"""A small REST client for the parts of Label Studio's API kpdeliver drives (checked against
+Label Studio 1.23): projects, local-files import storage, task import, predictions, and
+snapshot exports. Plain httpx, no SDK: the SDK pulls the whole Label Studio model layer.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import httpx
+import orjson
+
+# A snapshot export with predictions and annotators in full (the plain export gives ids only).
+FULL_SERIALIZATION = {
+    "predictions": {"only_id": False},
+    "annotations__completed_by": {"only_id": False},
+    "drafts": {"only_id": False},
+}
+
+
+class ToolError(RuntimeError):
+    """The annotation tool refused or could not be reached; the message names the call."""
+
+
+@dataclass(frozen=True)
+class Project:
+    id: int
+    title: str
+    label_config: str
+
+
+class LabelStudioClient:
+    """One authenticated session with a Label Studio server."""
+
+    def __init__(self, url: str, token: str, *, timeout: float = 60.0, transport: httpx.BaseTransport | None = None):
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, headers={"Authorization": f"Token {token}"},
+                                  timeout=timeout, transport=transport, follow_redirects=True)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "LabelStudioClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _call(self, method: str, path: str, **kwargs) -> Any:
+        try:
+            resp = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as e:
+            raise ToolError(f"Label Studio at {self.url} cannot be reached ({method} {path}: {e})") from None
+        if resp.status_code in (401, 403):
+            raise ToolError(f"Label Studio at {self.url} refused the token ({method} {path}: HTTP {resp.status_code})")
+        if resp.status_code >= 400:
+            raise ToolError(f"Label Studio {method} {path}: HTTP {resp.status_code}: {resp.text[:300]}")
+        if not resp.content:
+            return None
+        if "json" not in resp.headers.get("content-type", ""):
+            return resp.content
+        return orjson.loads(resp.content)
+
+    def _pages(self, path: str, params: dict, key: str = "results") -> Iterator[dict]:
+        """Every item of a page-numbered list (DRF `results`, or `tasks` for the task list)."""
+        page = 1
+        while True:
+            try:
+                body = self._call("GET", path, params={**params, "page": page, "page_size": 100})
+            except ToolError as e:
+                if "HTTP 404" in str(e) and page > 1:  # DRF answers 404 past the last page
+                    return
+                raise
+            items = body.get(key, []) if isinstance(body, dict) else body
+            yield from items
+            more = body.get("next") if isinstance(body, dict) and "next" in body else len(items) == 100
+            if not more or not items:
+                return
+            page += 1
+
+    # ------------------------------------------------------------------ server
+
+    def health(self) -> bool:
+        try:
+            body = self._call("GET", "/health")
+        except ToolError:
+            return False
+        return isinstance(body, dict) and body.get("status") == "UP"
+
+    def users(self) -> list[dict]:
+        return list(self._call("GET", "/api/users/") or [])
+
+    def task_url(self, project: int, task: int) -> str:
+        """The page that opens one task in the data manager."""
+        return f"{self.url}/projects/{project}/data?task={task}"
+
+    # ------------------------------------------------------------------ projects
+
+    def projects(self) -> list[Project]:
+        return [Project(p["id"], p["title"], p.get("label_config", ""))
+                for p in self._pages("/api/projects/", {})]
+
+    def project_by_title(self, title: str) -> Project | None:
+        found = [p for p in self.projects() if p.title == title]
+        if len(found) > 1:
+            raise ToolError(f"Label Studio has {len(found)} projects titled {title!r} (ids "
+                            f"{[p.id for p in found]}); kpdeliver keys projects by title: rename or remove the extra ones")
+        return found[0] if found else None
+
+    def create_project(self, title: str, label_config: str, description: str = "") -> Project:
+        body = self._call("POST", "/api/projects/", json={"title": title, "label_config": label_config,
+                                                          "description": description})
+        return Project(body["id"], body["title"], body.get("label_config", label_config))
+
+    def update_project(self, project: int, **fields) -> None:
+        self._call("PATCH", f"/api/projects/{project}/", json=fields)
+
+    # ------------------------------------------------------------------ storage and tasks
+
+    def local_storages(self, project: int) -> list[dict]:
+        return list(self._call("GET", "/api/storages/localfiles/", params={"project": project}) or [])
+
+    def create_local_storage(self, project: int, path: str, title: str) -> dict:
+        """Connect a folder (under the server's LOCAL_FILES_DOCUMENT_ROOT). Not synced: kpdeliver
+        imports its own tasks so each carries the batch's file name."""
+        return self._call("POST", "/api/storages/localfiles/", json={
+            "project": project, "path": path, "title": title, "use_blob_urls": True, "regex_filter": ""})
+
+    def tasks(self, project: int) -> list[dict]:
+        return list(self._pages("/api/tasks/", {"project": project, "fields": "all"}, key="tasks"))
+
+    def import_tasks(self, project: int, tasks: list[dict]) -> int:
+        if not tasks:
+            return 0
+        body = self._call("POST", f"/api/projects/{project}/import", params={"commit_to_project": "true"},
+                          content=orjson.dumps(tasks), headers={"Content-Type": "application/json"})
+        return int(body.get("task_count", len(tasks))) if isinstance(body, dict) else len(tasks)
+
+    def update_task_data(self, task: int, data: dict) -> None:
+        self._call("PATCH", f"/api/tasks/{task}/", json={"data": data})
+
+    def create_prediction(self, task: int, result: list[dict], *, model_version: str, score: float | None = None) -> dict:
+        payload = {"task": task, "result": result, "model_version": model_version}
+        if score is not None:
+            payload["score"] = score
+        return self._call("POST", "/api/predictions/", json=payload)
+
+    def create_annotation(self, task: int, result: list[dict], *, completed_by: int | None = None,
+                          was_cancelled: bool = False) -> dict:
+        payload: dict[str, Any] = {"result": result, "was_cancelled": was_cancelled}
+        if completed_by is not None:
+            payload["completed_by"] = completed_by
+        return self._call("POST", f"/api/tasks/{task}/annotations/", json=payload)
+
+    # ------------------------------------------------------------------ export
+
+    def export_snapshot(self, project: int, *, poll: float = 0.5, timeout: float = 600.0) -> list[dict]:
+        """Every task of the project with its annotations, drafts and predictions in full.
+
+        A snapshot is made, waited for, downloaded and deleted again, so repeated pulls do not
+        pile exports up in the tool."""
+        snap = self._call("POST", f"/api/projects/{project}/exports/", json={
+            "title": "kpdeliver pull", "serialization_options": FULL_SERIALIZATION,
+            # skipped ones too, so a pull can count them
+            "annotation_filter_options": {"usual": True, "ground_truth": True, "skipped": True}})
+        export_id = snap["id"]
+        try:
+            deadline = time.monotonic() + timeout
+            while snap.get("status") not in ("completed", "failed"):
+                if time.monotonic() > deadline:
+                    raise ToolError(f"Label Studio export {export_id} of project {project} not ready after {timeout:g} s")
+                time.sleep(poll)
+                snap = self._call("GET", f"/api/projects/{project}/exports/{export_id}")
+            if snap["status"] == "failed":
+                raise ToolError(f"Label Studio export {export_id} of project {project} failed")
+            data = self._call("GET", f"/api/projects/{project}/exports/{export_id}/download",
+                              params={"exportType": "JSON"})
+        finally:
+            try:
+                self._call("DELETE", f"/api/projects/{project}/exports/{export_id}")
+            except ToolError:
+                pass  # a leftover snapshot is harmless; the pull itself succeeded or already failed
+        doc = orjson.loads(data) if isinstance(data, (bytes, bytearray)) else data
+        if not isinstance(doc, list):
+            raise ToolError(f"Label Studio export {export_id} of project {project} is not a list of tasks")
+        return doc
