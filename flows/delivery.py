@@ -39,7 +39,8 @@ def delivery_run(config: ClientConfig) -> dict:
     if store.is_staged(releases, key):
         log.warning("resuming from a complete staging area for these inputs")
     else:
-        validated = compute.validate(collected, ingested.findings, assignments, config.validation, config.deep_qa)
+        validated = compute.validate(collected, ingested.findings, assignments, config.validation, config.deep_qa,
+                                     tool_url=config.tool.url if config.tool else None)
         held = compute.quarantine(collected, assignments, validated.validation.findings, config.validation.quarantine)
         plan = compute.package(config, held, validated, ingested.refused, assignments)
         store.stage_release(plan, releases, source, key)

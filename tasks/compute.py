@@ -4,7 +4,7 @@ the release's staging area, keyed on the input fingerprint)."""
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from kpdeliver.model import Dataset, Images, parquet_bytes
 from kpdeliver.release.package import ReleasePlan, finish_plan, package_release
 from kpdeliver.release.quarantine import hold_back
 from kpdeliver.report.html import render_report
+from kpdeliver.tools.label_studio import with_task_links
 from kpdeliver.validation import AnnotationSet, InProcessRules, Validation, validate_annotations
 
 COMPUTE = dict(cache_policy=NO_CACHE)
@@ -54,9 +55,10 @@ def assign_work(images: Images, annotators: list[str], assignment: Assignment) -
 
 @task(name="validate", **COMPUTE)
 def validate(collected: CollectResult, ingest_findings: pa.Table, assignments: pa.Table,
-             settings: ValidationSettings, deep_qa: DeepQASettings) -> Validated:
+             settings: ValidationSettings, deep_qa: DeepQASettings, tool_url: str | None = None) -> Validated:
     """Row rules on every collected instance (gold included), deep QA across annotators; the
-    findings of ingest, collection and assignment come first in the table."""
+    findings of ingest, collection and assignment come first in the table. With a live annotation
+    tool (`tool_url`), each finding on an item pulled from it links to that item's task."""
     known = concat_findings([ingest_findings, collected.findings, assignment_findings(collected.dataset, assignments)])
     with tempfile.TemporaryDirectory(prefix="kpdeliver-docs-") as docs:
         validation = validate_annotations(
@@ -64,6 +66,8 @@ def validate(collected: CollectResult, ingest_findings: pa.Table, assignments: p
             settings=settings, deep_qa_on=collected.dataset, gold=collected.gold, deep_qa=deep_qa)
         data_docs = {f"qa/data_docs/{p.relative_to(docs).as_posix()}": p.read_bytes()
                      for p in Path(docs).rglob("*") if p.is_file()}
+    if tool_url:
+        validation = replace(validation, findings=with_task_links(validation.findings, collected.everything, tool_url))
     return Validated(validation, data_docs)
 
 
