@@ -57,6 +57,9 @@ def track_order(owners: np.ndarray, track_id: np.ndarray, frame: np.ndarray) -> 
     return TrackOrder(rows, new_track, np.cumsum(new_track) - 1)
 
 
+RETURN_SHARE = 0.75  # an excursion's frames are at least this share of their distance from the bridge off each side's path
+
+
 @dataclass(frozen=True)
 class Jitter:
     flagged: np.ndarray  # [n, K] bool: first frame of an excursion, rows in track order
@@ -107,8 +110,12 @@ def jitter(
     _, score = path(window[0], p1, nxt(window[0]), max_gap)
     groups = (tracks.track[:, None] * k + np.arange(k)[None, :]).ravel()
     med, sd = robust_scale(score.ravel(), groups, n_tracks * k, floor=min_dev / z_min)
+    # a keypoint's spread is floored at the middle one of its track's keypoints: fifty frames of a point
+    # that barely moves can give too narrow a spread, and then a plain placement error reads as a jump
+    sd = np.maximum(sd, np.median(sd.reshape(n_tracks, k), axis=1).repeat(k))
     med, sd = med[groups].reshape(n, k), sd[groups].reshape(n, k)
     cols = np.broadcast_to(np.arange(k), (n, k))
+    none = (np.full((n, k), -1), np.full((n, k), -1))
     out = Jitter(np.zeros((n, k), bool), np.full((n, k), -1), np.zeros((n, k), np.int64), np.full((n, k), np.nan),
                  np.full((n, k), np.nan))
     taken = np.zeros((n, k), bool)  # frames already in a reported excursion
@@ -116,6 +123,11 @@ def jitter(
         gap = max_gap + w - 1
         win, r1 = window[:w], nxt(window[w - 1])
         devs, scores = zip(*(path(at, p1, r1, gap) for at in win))
+        # and off where each side, carried on alone, puts it: a step that stays, or a sharp turn, leaves the
+        # window on one side's path (or on both), however far it is from the bridge
+        sides = [_off_path(kps, frames, at, side, far, scale, gap)[0]
+                 for at in win for side, far in (((p1, prev(p1)), none), (none, (r1, nxt(r1))))]
+        away = np.all([np.nan_to_num(d, nan=np.inf) >= RETURN_SHARE * devs[i // 2] for i, d in enumerate(sides)], axis=0)
         low = np.nan_to_num(np.min(scores, axis=0), nan=-np.inf)
         z = (low - med) / sd
         # each neighbour judged with the window left out (its own path then skips over it)
@@ -123,7 +135,7 @@ def jitter(
         _, after = path(r1, p1, nxt(r1), gap)
         fits = np.maximum(low / 3, med + sd * z_min / 2)
         settled = (np.nan_to_num(before, nan=-np.inf) <= fits) & (np.nan_to_num(after, nan=-np.inf) <= fits)
-        found = (win[-1] >= 0) & (z >= z_min) & (low >= min_dev) & settled
+        found = (win[-1] >= 0) & (z >= z_min) & (low >= min_dev) & settled & away
         if w > 1:
             found &= (p1 >= 0) & (r1 >= 0)
         for at in win:
