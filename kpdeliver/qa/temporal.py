@@ -57,7 +57,7 @@ def track_order(owners: np.ndarray, track_id: np.ndarray, frame: np.ndarray) -> 
     return TrackOrder(rows, new_track, np.cumsum(new_track) - 1)
 
 
-RETURN_SHARE = 0.75  # an excursion's frames are at least this share of their distance from the bridge off each side's path
+RETURN_SHARE = 0.6  # an excursion's frames are at least this share of their distance from the bridge off each side's path
 
 
 @dataclass(frozen=True)
