@@ -7,12 +7,15 @@ Data (all from kpdeliver.synth): still images (`synthetic_dataset`) and video tr
 also labeled by a second annotator, gold images by everyone and carrying trusted labels, each
 video kept whole). `simulate_annotator` injects each failure mode at a known rate into known
 items and records every injection: left/right swaps, visibility flips (visible <-> occluded),
-visibility flicker and single-frame jumps in video, a convention offset (ann_b places
+visibility flicker and jumps in video (excursions of 1, 2 or 3 frames that come back), a convention offset (ann_b places
 left_shoulder higher on every item), a drift that starts half-way through ann_c's stills (hips
 placed higher), and visible points moved out of the frame. The QA (`run_deep_qa`, and the rule
 checks for the out-of-frame points) runs once on the corrupted labels and once on clean labels
 of the same items; the script prints precision and recall per check, the drift detection delay
-and the error findings on clean data, per seed and over all seeds.
+and the error findings on clean data, per seed and over all seeds; the jumps also per excursion
+length (precision of the findings naming that many frames). A second clean video set checks that fast
+motion raises nothing: the same motions at 8 frames a second, each track's travel reversed at once,
+and one keypoint per track that steps to a new place and stays (see `fast_motion`).
 
 Label noise: stills get placement noise 0.5 (a careful annotator: half COCO's measured spread).
 Video frames get `--video-noise` (default 0.15) per frame: annotation tools for video interpolate
@@ -30,9 +33,10 @@ QA reports ann_c's drift, minus the onset. Runs in about 10 s per seed.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +62,10 @@ DRIFTER = "ann_c"
 DRIFT = Drift(start=0.5, keypoints=("left_hip", "right_hip"), offset=(0.0, -0.08))
 CONVENTION = {"left_shoulder": (0.0, -0.05)}  # ann_b, on every item
 STILL_ERRORS = {"swap": 0.03, "to_visible": 0.03, "to_occluded": 0.03, "outside": 0.01}
-VIDEO_ERRORS = {"swap": 0.01, "to_visible": 0.01, "to_occluded": 0.01, "jump": 0.02, "flicker": 0.01}
+VIDEO_ERRORS = {"swap": 0.01, "to_visible": 0.01, "to_occluded": 0.01, "jump": 0.02, "jump_frames": (1, 2, 3),
+                "flicker": 0.01}
+EXCURSION_FRAMES = (1, 2, 3)
+FAST_FPS = 8.0  # the clean fast-motion videos: the same motions sampled at 8 frames a second, not 25
 VISIBILITY_KINDS = ("to_visible", "to_occluded", "flicker")
 TARGETS = {"swaps": "R>=0.95 at P>=0.90", "visibility": "R>=0.95 at P>=0.90", "jitter": "R>=0.95 at P>=0.90",
            "offsets": "found"}
@@ -103,6 +110,33 @@ def make_batch(seed: int, *, stills: int, images: int, videos: int, frames: int,
     return Batch(dataset, still.gold, inj, onset)
 
 
+def fast_motion(seed: int, *, videos: int, frames: int) -> Dataset:
+    """Clean but fast motion: `video_dataset`'s motions sampled at FAST_FPS (limbs swing and walkers
+    cross three times as far per frame), each track's travel reversed at once from a frame in its second
+    half on (a sudden, sustained change of direction back over ground it covered), and on each track one
+    visible keypoint that steps 0.2-0.4 scale units to a new place at some frame and stays there."""
+    truth = video_dataset(videos, n_frames=frames, seed=seed + 5, fps=FAST_FPS, first_image_id=2 * 10**6,
+                          first_instance_id=2 * 10**6, first_track_id=10**4)
+    ins, rng = truth.instances, np.random.default_rng(seed + 6)
+    kps = ins.keypoints.copy()
+    lab, vis = kps[..., 2] > 0, kps[..., 2] == 2
+    _, first, track = np.unique(ins.track_id, return_index=True, return_inverse=True)  # rows: track, frame
+    centre = np.nanmean(np.where(lab[..., None], kps[..., :2], np.nan), axis=1)
+    turn = first + rng.integers(frames // 2, frames - 4, len(first))
+    back = ins.frame > ins.frame[turn][track]
+    kps[back, :, :2] -= 2 * (centre[back] - centre[turn[track][back]])[:, None, :]
+    point = np.where(vis[first], rng.random((len(first), kps.shape[1])), -1).argmax(axis=1)
+    angle = rng.uniform(0, 2 * np.pi, len(first))
+    size = rng.uniform(0.2, 0.4, len(first)) * np.sqrt(ins.area[first])
+    moved = np.flatnonzero(ins.frame >= rng.integers(4, frames - 4, len(first))[track])
+    kps[moved, point[track[moved]], :2] += (size[:, None] * np.stack([np.cos(angle), np.sin(angle)], 1))[track[moved]]
+    w, h = truth.images.width[truth.image_index()], truth.images.height[truth.image_index()]
+    for axis, side in ((0, w), (1, h)):  # visible points stay in the frame
+        kps[..., axis] = np.where(vis, np.clip(kps[..., axis], 0, side[:, None] - 0.01), kps[..., axis])
+    kps[..., :2] = np.where(lab[..., None], kps[..., :2], 0.0)
+    return truth.replace(instances=replace(ins, keypoints=kps))
+
+
 def truth_sets(batch: Batch) -> dict[str, set]:
     ins = batch.dataset.instances
     image_name = dict(zip(batch.dataset.images.id.tolist(), batch.dataset.images.file_name.tolist()))
@@ -114,7 +148,7 @@ def truth_sets(batch: Batch) -> dict[str, set]:
         "swaps": {i["annotation_id"] for i in inj if i["kind"] == "left_right_swap" and i["annotation_id"] in decidable},
         "visibility": {(i["annotation_id"], i["keypoint"]) for i in inj
                        if i["kind"] in VISIBILITY_KINDS and i["annotation_id"] in decidable},
-        "jitter": {(i["annotation_id"], i["keypoint"]) for i in inj if i["kind"] == "jump"},
+        "jitter": set(excursions(batch)),
         "offsets": {("ann_b", k) for k in CONVENTION},
         "outside": {(i["annotation_id"], i["keypoint"]) for i in inj if i["kind"] == "outside_image"},
     }
@@ -130,10 +164,46 @@ def found_sets(findings: pa.Table) -> dict[str, set]:
         "swaps": {x["annotation_id"] for x in f if x["check"] == "qa.left_right_swap" and x["severity"] == "error"},
         "visibility": {(x["annotation_id"], x["keypoint"]) for x in f
                        if x["message"].startswith("visibility") and x["annotation_id"] is not None},
-        "jitter": {(x["annotation_id"], x["keypoint"]) for x in f
-                   if x["check"] == "qa.temporal_jitter" and not x["message"].startswith("visibility")},
+        "jitter": set(jitter_found(findings)),
         "offsets": offsets,
     }
+
+
+def excursions(batch: Batch) -> dict[tuple[int, str], int]:
+    """The injected excursions: (annotation id of the first frame, keypoint) -> number of frames. An
+    excursion is one `jump` record per frame, on consecutive frames of one track (consecutive ids)."""
+    ins = batch.dataset.instances
+    track = dict(zip(ins.id.tolist(), ins.track_id.tolist()))
+    jumps = sorted((i["keypoint"], i["annotation_id"]) for i in batch.injections.to_pylist() if i["kind"] == "jump")
+    out: dict[tuple[int, str], int] = {}
+    prev = None
+    for kp, a in jumps:
+        if prev is not None and prev[0] == kp and prev[1] == a - 1 and track[a] == track[a - 1]:
+            out[start] += 1
+        else:
+            start = (a, kp)
+            out[start] = 1
+        prev = (kp, a)
+    return out
+
+
+def jitter_found(findings: pa.Table) -> dict[tuple[int, str], int]:
+    """The reported jumps: (annotation id of the first frame, keypoint) -> number of frames named."""
+    return {(x["annotation_id"], x["keypoint"]): int(m.group(1)) if (m := re.search(r"for (\d+) frames", x["message"]))
+            else 1 for x in findings.to_pylist()
+            if x["check"] == "qa.temporal_jitter" and not x["message"].startswith("visibility")}
+
+
+def per_length(found: dict, truth: dict) -> dict[int, tuple[float, float, int, int]]:
+    """Per number of frames m: precision of the findings naming m frames (a hit starts where an excursion
+    starts), recall of the excursions m frames long."""
+    out = {}
+    for m in EXCURSION_FRAMES:
+        claimed = [k for k, v in found.items() if v == m]
+        true = [k for k, v in truth.items() if v == m]
+        out[m] = (sum(k in truth for k in claimed) / len(claimed) if claimed else float("nan"),
+                  sum(k in found for k in true) / len(true) if true else float("nan"), len(claimed), len(true))
+    return out
 
 
 def pr(found: set, truth: set) -> tuple[float, float, int, int]:
@@ -188,6 +258,12 @@ def run_seed(seed: int, args, settings: DeepQASettings) -> dict:
     res_clean = run_deep_qa(clean.dataset, gold=clean.gold, settings=settings)
     truth, found = truth_sets(batch), found_sets(res.findings)
     out = {k: pr(found[k], truth[k]) for k in TARGETS}
+    out["excursions"] = per_length(jitter_found(res.findings), excursions(batch))
+    fast = simulate_team(fast_motion(seed, videos=args.videos, frames=args.frames), annotators=ANNOTATORS,
+                         overlap=args.overlap, noise=args.video_noise, seed=seed + 7).dataset
+    f_fast = run_deep_qa(fast).findings
+    out["fast"] = (len(jitter_found(f_fast)), int(pc.sum(pc.equal(f_fast["check"], "qa.left_right_swap")).as_py() or 0),
+                   f"{len(fast.instances)} frames in {len(np.unique(fast.instances.track_id))} tracks")
     out["outside"] = out_of_frame(batch, truth["outside"])
     drift = {x["annotator"]: int(x["value"]) for x in res.findings.to_pylist() if x["check"] == "qa.annotator_drift"}
     seen_at = first_detection(batch, settings)
@@ -212,12 +288,16 @@ def print_seed(seed: int, r: dict) -> None:
                       ("temporal jitter (jumps)", "jitter"), ("convention offsets", "offsets")):
         p, rec, nf, nt = r[key]
         print(f"  {name:<26}{p:>10.3f}{rec:>8.3f}{nf:>7}{nt:>6}   {TARGETS[key]}")
+    for m, (p, rec, nf, nt) in r["excursions"].items():
+        print(f"  {f'  excursions of {m} frame' + 's' * (m > 1):<26}{p:>10.3f}{rec:>8.3f}{nf:>7}{nt:>6}")
     if r["outside"] is not None:
         p, rec, nf, nt = r["outside"]
         print(f"  {'out of frame (rule check)':<26}{p:>10.3f}{rec:>8.3f}{nf:>7}{nt:>6}")
     print(f"  drift of {DRIFTER}: onset item {r['onset']}, reported start {r['reported']}, detection delay "
           f"{r['delay']} items (target <= 50); false drift alarms: {r['false_drift'] or 'none'}")
     print(f"  clean data: error findings {r['clean_errors'] or 'none'} (target none); all findings {r['clean_all']}")
+    print(f"  clean fast motion ({r['fast'][2]}, {FAST_FPS:g} fps, direction reversals, steps that stay): "
+          f"jumps reported {r['fast'][0]}, swaps reported {r['fast'][1]} (target 0)")
 
 
 def print_summary(results: dict[int, dict]) -> None:
@@ -228,6 +308,12 @@ def print_summary(results: dict[int, dict]) -> None:
         rec = np.array([r[key][1] for r in results.values()])
         print(f"  {name:<26} precision {p.min():.3f} / {p.mean():.3f} / {p.max():.3f}   "
               f"recall {rec.min():.3f} / {rec.mean():.3f} / {rec.max():.3f}")
+    for m in EXCURSION_FRAMES:
+        p = np.array([r["excursions"][m][0] for r in results.values()])
+        rec = np.array([r["excursions"][m][1] for r in results.values()])
+        print(f"  {f'  excursions of {m} frame' + 's' * (m > 1):<26} precision {p.min():.3f} / {p.mean():.3f} / "
+              f"{p.max():.3f}   recall {rec.min():.3f} / {rec.mean():.3f} / {rec.max():.3f}")
+    print(f"  clean fast motion, jumps reported: {[r['fast'][0] for r in results.values()]}")
     delays = [r["delay"] for r in results.values()]
     print(f"  drift detection delay (items): {delays}")
     print(f"  convention offset found (recall 1): {[r['offsets'][1] == 1.0 for r in results.values()]}; "

@@ -57,28 +57,37 @@ def track_order(owners: np.ndarray, track_id: np.ndarray, frame: np.ndarray) -> 
     return TrackOrder(rows, new_track, np.cumsum(new_track) - 1)
 
 
+RETURN_SHARE = 0.6  # an excursion's frames are at least this share of their distance from the bridge off each side's path
+
+
 @dataclass(frozen=True)
 class Jitter:
-    flagged: np.ndarray  # [n, K] bool, rows in track order
-    deviation: np.ndarray  # [n, K] distance from the path predicted by the neighbours, scale units
-    z: np.ndarray  # [n, K] its robust z-score
+    flagged: np.ndarray  # [n, K] bool: first frame of an excursion, rows in track order
+    last: np.ndarray  # [n, K] row of the excursion's last frame (-1 where not flagged)
+    frames: np.ndarray  # [n, K] its number of frames (0 where not flagged)
+    deviation: np.ndarray  # [n, K] mean distance from the path bridging it, scale units
+    z: np.ndarray  # [n, K] the smallest robust z-score over its frames
 
 
 def jitter(
     kps: np.ndarray, s2: np.ndarray, frames: np.ndarray, tracks: TrackOrder, *, z_min: float, min_dev: float,
-    max_gap: int = 3,
+    max_gap: int = 3, max_frames: int = 3,
 ) -> Jitter:
-    """Jumps in tracks; kps/s2/frames are already in track order.
+    """Excursions in tracks: a point that leaves its path for 1..max_frames labeled frames in a row and
+    comes back; kps/s2/frames are already in track order.
 
-    A point is a jump when it is far off the path through its neighbours (robust z and distance) and
-    leaving it out makes its neighbours fit their own paths: a displaced point pulls each neighbour's
-    path (residuals -J/2, J, -J/2), so the neighbour of a jump is far off too but does not pass this
-    test, and neither does a sudden change of speed (a foot planted), which bends the paths around
-    it either way. This also decides a track's end, where a jump in the last frame and one in the
-    frame before look alike from one side."""
+    Every frame of an excursion is far off the straight path bridging it (from the point before to the
+    point after, robust z and distance), and leaving the excursion out makes the points on either side
+    fit their own paths: displaced points pull the neighbours' paths, so a neighbour of an excursion is
+    far off too but does not pass this test, nor does a window that holds only part of an excursion
+    (its neighbour is displaced), nor a smooth but fast curve, a sudden change of speed or direction, or
+    a step to a new place that stays, which all bend the neighbours' paths as much as the window's.
+    Longer excursions need a point on both sides (only a return tells them from a step); a single
+    frame at a track's end is judged from the two points on one side."""
     n, k = kps.shape[:2]
     if n == 0:
-        return Jitter(np.zeros((0, k), bool), np.zeros((0, k)), np.zeros((0, k)))
+        empty = np.zeros((0, k))
+        return Jitter(empty.astype(bool), empty.astype(np.int64), empty.astype(np.int64), empty, empty)
     n_tracks = int(tracks.track.max()) + 1
     scale = group_median(np.sqrt(s2), tracks.track, n_tracks)[tracks.track]
     lab = kps[..., 2] > 0
@@ -91,23 +100,54 @@ def jitter(
     def nxt(at):
         return _next_usable(lab, at, end)
 
-    def path(at, l1, r1):
-        return _off_path(kps, frames, at, (l1, prev(l1)), (r1, nxt(r1)), scale, max_gap)
+    def path(at, l1, r1, gap):
+        return _off_path(kps, frames, at, (l1, prev(l1)), (r1, nxt(r1)), scale, gap)
 
-    rows = np.where(lab, np.arange(n)[:, None], -1)
-    p1, n1 = prev(rows), nxt(rows)
-    dev, score = path(rows, p1, n1)
+    window = [np.where(lab, np.arange(n)[:, None], -1)]  # window[i]: the i-th frame of a window opening at each row
+    for _ in range(max_frames - 1):
+        window.append(nxt(window[-1]))
+    p1 = prev(window[0])
+    _, score = path(window[0], p1, nxt(window[0]), max_gap)
     groups = (tracks.track[:, None] * k + np.arange(k)[None, :]).ravel()
     med, sd = robust_scale(score.ravel(), groups, n_tracks * k, floor=min_dev / z_min)
+    # a keypoint's spread is floored at the middle one of its track's keypoints: fifty frames of a point
+    # that barely moves can give too narrow a spread, and then a plain placement error reads as a jump
+    sd = np.maximum(sd, np.median(sd.reshape(n_tracks, k), axis=1).repeat(k))
     med, sd = med[groups].reshape(n, k), sd[groups].reshape(n, k)
-    z = (score - med) / sd
-    # each neighbour judged with this point left out (its own path then skips over it)
-    _, before = path(p1, prev(p1), n1)
-    _, after = path(n1, p1, nxt(n1))
-    fits = np.maximum(score / 3, med + sd * z_min / 2)
-    settled = (np.nan_to_num(before, nan=-np.inf) <= fits) & (np.nan_to_num(after, nan=-np.inf) <= fits)
-    flagged = lab & (np.nan_to_num(z) >= z_min) & (np.nan_to_num(score) >= min_dev) & settled
-    return Jitter(flagged, dev, z)
+    cols = np.broadcast_to(np.arange(k), (n, k))
+    none = (np.full((n, k), -1), np.full((n, k), -1))
+    out = Jitter(np.zeros((n, k), bool), np.full((n, k), -1), np.zeros((n, k), np.int64), np.full((n, k), np.nan),
+                 np.full((n, k), np.nan))
+    taken = np.zeros((n, k), bool)  # frames already in a reported excursion
+    for w in range(max_frames, 0, -1):  # longest first: a window inside a found excursion is not reported again
+        gap = max_gap + w - 1
+        win, r1 = window[:w], nxt(window[w - 1])
+        devs, scores = zip(*(path(at, p1, r1, gap) for at in win))
+        # and off where each side, carried on alone, puts it: a step that stays, or a sharp turn, leaves the
+        # window on one side's path (or on both), however far it is from the bridge
+        sides = [_off_path(kps, frames, at, side, far, scale, gap)[0]
+                 for at in win for side, far in (((p1, prev(p1)), none), (none, (r1, nxt(r1))))]
+        away = np.all([np.nan_to_num(d, nan=np.inf) >= RETURN_SHARE * devs[i // 2] for i, d in enumerate(sides)], axis=0)
+        low = np.nan_to_num(np.min(scores, axis=0), nan=-np.inf)
+        z = (low - med) / sd
+        # each neighbour judged with the window left out (its own path then skips over it)
+        _, before = path(p1, prev(p1), r1, gap)
+        _, after = path(r1, p1, nxt(r1), gap)
+        fits = np.maximum(low / 3, med + sd * z_min / 2)
+        settled = (np.nan_to_num(before, nan=-np.inf) <= fits) & (np.nan_to_num(after, nan=-np.inf) <= fits)
+        found = (win[-1] >= 0) & (z >= z_min) & (low >= min_dev) & settled & away
+        if w > 1:
+            found &= (p1 >= 0) & (r1 >= 0)
+        for at in win:
+            found &= ~taken[np.maximum(at, 0), cols]
+        for at in win:
+            taken[at[found], cols[found]] = True
+        out.flagged[found] = True
+        out.last[found] = win[-1][found]
+        out.frames[found] = w
+        out.deviation[found] = np.mean(devs, axis=0)[found]
+        out.z[found] = z[found]
+    return out
 
 
 def _off_path(kps, frames, at, left, right, scale, max_gap):
@@ -221,10 +261,13 @@ def video_findings(ctx: Context, s: DeepQASettings) -> pa.Table:
                  for i, p, whole in zip(sw, pair_names(schema, swapped[sw]), mirrored_whole(swapped[sw]))]))
     jit = jitter(fixed, s2, frame, to, z_min=s.jitter_z, min_dev=s.jitter_min)
     i, j = np.nonzero(jit.flagged)
+    last = jit.last[i, j]
     tables.append(ctx.table(
         "qa.temporal_jitter", rows[i], keypoint=names[j], value=jit.deviation[i, j],
-        message=[f"{n} jumps {d:.2f} scale units off its path in {where[r]} (robust z {z:.1f})"
-                 for r, n, d, z in zip(i, names[j], jit.deviation[i, j], jit.z[i, j])]))
+        message=[f"{n} jumps {d:.2f} scale units off its path in {where[r]} (robust z {z:.1f})" if m == 1 else
+                 f"{n} jumps {d:.2f} scale units off its path for {m} frames, frames {frame[r]}-{frame[e]} of track "
+                 f"{ctx.track_id[rows[r]]} (annotator {ctx.ann[rows[r]]}), and comes back (robust z {z:.1f})"
+                 for r, e, n, d, z, m in zip(i, last, names[j], jit.deviation[i, j], jit.z[i, j], jit.frames[i, j])]))
     states = visibility_states(fixed[..., 2])
     fl = flicker(states, to.new_track, window=s.flicker_window)
     i, j = np.nonzero(fl.flagged)

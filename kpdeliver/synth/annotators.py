@@ -10,7 +10,8 @@ Kinds:
 - `to_occluded`   a visible point marked occluded (2 -> 1)
 - `left_right_swap`  every left/right pair of the instance exchanged (schema flip_idx)
 - `outside_image` a visible point moved outside the image, still marked visible
-- `jump`          one point of one tracked frame displaced (temporal jitter)
+- `jump`          one point of a tracked frame displaced (temporal jitter); an excursion of several
+                  frames is one record per frame, on consecutive frames of one track and keypoint
 - `flicker`       one visible point of one tracked frame marked unlabeled (v=0, x=y=0)
 - `convention`    a systematic offset of one keypoint on every item of this annotator
 - `drift`         a systematic offset that starts part-way through the annotator's items
@@ -66,6 +67,7 @@ class ErrorRates:
     jump: float = 0.0
     flicker: float = 0.0
     jump_size: tuple[float, float] = (0.2, 0.4)  # instance-scale units
+    jump_frames: tuple[int, ...] = (1,)  # an excursion lasts one of these numbers of frames, drawn evenly
     convention: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     drift: Drift | None = None
 
@@ -206,6 +208,8 @@ def simulate_annotator(
     centre = np.stack([w[rows], h[rows]], axis=1) / 2 - start
     toward = centre / np.maximum(np.linalg.norm(centre, axis=1, keepdims=True), 1e-9) * size[:, None]
     step = np.where(ok.any(axis=1)[:, None], dest[np.arange(len(rows)), ok.argmax(axis=1)] - start, toward)
+    if rates.jump_frames != (1,):  # (only then more draws: the default keeps every other draw as it was)
+        rows, cols, step = _excursions(ins, visible, free, rows, cols, step, rng.choice(rates.jump_frames, len(rows)))
     _move(kps, rows, cols, step, w, h, log, "jump")
 
     rows = choose((ins.track_id >= 0) & visible.any(axis=1), rates.flicker)
@@ -220,6 +224,26 @@ def simulate_annotator(
     out = replace(ins, keypoints=kps, bbox=bbox, annotator=np.full(n, annotator, dtype=object),
                   num_keypoints=(kps[..., 2] > 0).sum(axis=1).astype(np.int64), extra=dict(ins.extra))
     return truth.replace(instances=out), log.table()
+
+
+def _excursions(ins: Instances, visible, free, rows, cols, step, frames):
+    """The chosen jumps carried on over the next frames of their track, each up to its drawn number of
+    frames: the same displacement, while the track goes on frame by frame with the point visible and
+    the instance free of other mistakes (those frames are then taken). Rows of a track are in frame
+    order, as `video_dataset` makes them."""
+    n = len(ins)
+    go = np.ones(len(rows), bool)
+    parts = [(rows, cols, step)]
+    for i in range(1, int(frames.max(initial=1))):
+        at = rows + i
+        inside = at < n
+        at = np.minimum(at, n - 1)
+        go &= inside & (frames > i) & (ins.track_id[at] == ins.track_id[rows]) & (ins.frame[at] == ins.frame[rows] + i)
+        go &= visible[at, cols] & free[at]
+        parts.append((at[go], cols[go], step[go]))
+    for at, _, _ in parts[1:]:
+        free[at] = False
+    return tuple(np.concatenate(p) for p in zip(*parts))
 
 
 def _flag(kps: np.ndarray, rows: np.ndarray, cols: np.ndarray, flag: float, log: _Log, kind: str) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from kpdeliver.qa import run_deep_qa
 from kpdeliver.qa.temporal import flicker
@@ -117,3 +118,54 @@ def test_flicker_blames_the_odd_frames_and_sees_track_ends():
     fl = flicker(v, new_track, window=2)
     assert np.flatnonzero(fl.flagged[:, 0]).tolist() == [3, 6, 16]
     assert fl.at_end[:, 0].tolist() == [i == 16 for i in range(len(v))]
+
+
+def _walk(n_frames=40, seed=10):
+    """A subject walking right at 6 px per frame with the arms swinging: smooth, moderately fast."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for f in range(n_frames):
+        xy = FRONT.copy()
+        xy[[K["left_wrist"], K["right_wrist"]], 0] += [25 * np.sin(f / 3), -25 * np.sin(f / 3)]
+        frames.append(noisy(pose(cx=200 + 6 * f, xy=xy), rng, 0.4))
+    return frames
+
+
+@pytest.mark.parametrize("length", [1, 2, 3])
+def test_an_excursion_of_one_to_three_frames_is_one_finding_naming_its_frames(length):
+    frames = _walk()
+    for f in range(20, 20 + length):
+        frames[f][K["left_elbow"], :2] += [14.0, -10.0]  # the point leaves its path and comes back
+    found = rows_of(run_deep_qa(make_dataset(_track(frames))).findings, "qa.temporal_jitter")
+    assert [(f["annotation_id"], f["keypoint"]) for f in found] == [(21, "left_elbow")]
+    named = "frame 20 of track 1" if length == 1 else f"for {length} frames, frames 20-{19 + length} of track 1"
+    assert named in found[0]["message"] and found[0]["value"] > 0.05
+
+
+def test_fast_turns_and_a_step_that_stays_are_motion_not_excursions():
+    # the body rushes right at 30 px per frame and turns back at once at frame 18 (sustained), the arms
+    # swing fast, and at frame 28 the left wrist moves 17 px to a new place and stays there
+    rng = np.random.default_rng(11)
+    frames = []
+    for f in range(40):
+        xy = FRONT.copy()
+        xy[[K["left_wrist"], K["right_wrist"]], 0] += [40 * np.sin(f / 2), -40 * np.sin(f / 2)]
+        if f >= 28:
+            xy[K["left_wrist"]] += [15.0, -8.0]
+        cx = 200 + 30 * f if f <= 18 else 200 + 30 * 18 - 30 * (f - 18)
+        frames.append(noisy(pose(cx=cx, cy=400 + 0.3 * f * f, xy=xy), rng, 0.4))
+    result = run_deep_qa(make_dataset(_track(frames)))
+    assert rows_of(result.findings, "qa.temporal_jitter") == []
+    assert rows_of(result.findings, "qa.left_right_swap") == []
+
+
+def test_a_step_that_stays_is_not_an_excursion_but_a_step_that_returns_is():
+    frames = _walk(seed=12)
+    for f in range(20, 40):
+        frames[f][K["right_knee"], :2] += [15.0, 10.0]  # moved at frame 20 and never back
+    assert rows_of(run_deep_qa(make_dataset(_track(frames))).findings, "qa.temporal_jitter") == []
+    for f in range(23, 40):
+        frames[f][K["right_knee"], :2] -= [15.0, 10.0]  # back after three frames: an excursion
+    found = rows_of(run_deep_qa(make_dataset(_track(frames))).findings, "qa.temporal_jitter")
+    assert [(f["annotation_id"], f["keypoint"]) for f in found] == [(21, "right_knee")]
+    assert "frames 20-22 of track 1" in found[0]["message"]
