@@ -18,11 +18,11 @@ import pyarrow as pa
 
 from kpdeliver.codecs import REJECTED_SCHEMA, CodecError, Decoded
 from kpdeliver.findings import concat_findings, findings_for
+from kpdeliver.images import IMAGE_EXTENSIONS, image_size
 from kpdeliver.model import NONE, Dataset, Images, Instances, concat_images, concat_instances
 from kpdeliver.schema import KeypointSchema
 
 FORMATS = ("coco", "cvat", "label-studio", "yolo")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 _SNIFF = 4096
 
 
@@ -152,14 +152,6 @@ def image_index(folder: Path) -> dict[str, Path]:
             for key in (rel, f.name, f.stem):
                 index.setdefault(key, f)
     return index
-
-
-def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) from the image header (Pillow reads no pixels for `.size`)."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return im.size
 
 
 class _HeaderSizes(Mapping):

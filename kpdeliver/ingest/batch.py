@@ -10,19 +10,17 @@ Batch layout under the source location:
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-from PIL import Image, UnidentifiedImageError
 
 from kpdeliver.findings import concat_findings, findings_for
+from kpdeliver.images import IMAGE_EXTENSIONS, image_size
 from kpdeliver.model import Images
 from kpdeliver.storage import ObjectStore, StorageError, UnsafeKeyError, check_key
 
 IMAGE_PREFIX = "images/"
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 CHECKSUMS_KEY = "checksums.sha256"
 
 
@@ -32,12 +30,6 @@ class IngestResult:
     findings: pa.Table
     listed: int  # every image key found, accepted or not (for the accounting)
     rejected_keys: list[str]
-
-
-def image_size(data: bytes) -> tuple[int, int]:
-    """(width, height) from the image header; Pillow does not decode pixels for `.size`."""
-    with Image.open(io.BytesIO(data)) as im:
-        return im.size
 
 
 def read_checksums(store: ObjectStore) -> dict[str, str]:
@@ -86,7 +78,7 @@ def ingest_images(store: ObjectStore, keys: list[str] | None = None) -> IngestRe
             continue
         try:
             w, h = image_size(data)
-        except (UnidentifiedImageError, OSError) as e:
+        except OSError as e:
             reject("ingest.unreadable_image", key, f"not a readable image ({e})")
             continue
         if sha in first_of:
