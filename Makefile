@@ -25,10 +25,15 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# The inner loop, under a minute: no Prefect, no moto, no Great Expectations (tests/conftest.py).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
+
 bench: $(STAMP)
 	$(BIN)/python bench/convert.py
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/qa_detection.py
+	$(BIN)/python bench/synth.py
 
 clean:
 	rm -rf $(WORK) $(VENV) *.egg-info
