@@ -33,32 +33,35 @@ STARTS_PROCESSES = {"prefect_harness": "a Prefect API server", "s3_endpoint": "t
 SLOW_MODULES = ("prefect", "great_expectations", "moto", "expectations.worker")
 
 
-def in_fast_lane(config: pytest.Config) -> bool:
-    return config.getoption("markexpr") == FAST_LANE
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_fixture_setup(fixturedef, request) -> None:
-    # catches fixtures reached through request.getfixturevalue, which collection cannot see
-    if fixturedef.argname in STARTS_PROCESSES and in_fast_lane(request.config):
-        pytest.fail(f"the fast lane would start {STARTS_PROCESSES[fixturedef.argname]}: mark this test (or its "
-                    f"parameter) slow", pytrace=False)
+class FastLaneGuard:
+    """Fails a test of the fast lane that starts a slow part after all."""
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_fixture_setup(self, fixturedef, request) -> None:
+        # catches fixtures reached through request.getfixturevalue, which collection cannot see
+        if fixturedef.argname in STARTS_PROCESSES:
+            pytest.fail(f"the fast lane would start {STARTS_PROCESSES[fixturedef.argname]}: mark this test (or its "
+                        f"parameter) slow", pytrace=False)
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_call(item: pytest.Item):
-    before = set(sys.modules)
-    yield
-    if in_fast_lane(item.config):
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item):
+        before = set(sys.modules)
+        yield
         loaded = [m for m in SLOW_MODULES if m in sys.modules and m not in before]
         if loaded:
             pytest.fail(f"{item.nodeid} imported {', '.join(loaded)} in the fast lane: mark it slow", pytrace=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # a plugin, not conftest hooks: conftest hooks do not see session-scoped fixtures being set up
+    if config.getoption("markexpr") == FAST_LANE:
+        config.pluginmanager.register(FastLaneGuard(), "kpdeliver-fast-lane")
 
 
 @pytest.fixture(scope="session")
