@@ -12,11 +12,12 @@ splits: {train: 0.8, val: 0.2, test: 0.0, seed: 7}
 """
 from __future__ import annotations
 
+import warnings
 from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from kpdeliver.tool_settings import ToolSettings
 
@@ -25,8 +26,23 @@ class ConfigError(ValueError):
     """The client config cannot be used; the message is one plain sentence."""
 
 
+class DeprecatedConfigKey(FutureWarning):
+    """A client config uses a key's old name; it still works, the warning names the new one."""
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _rename_key(data: Any, info: ValidationInfo, section: str, old: str, new: str) -> Any:
+    """`data` with the deprecated key `old` read as `new`, and a warning naming the config file."""
+    if not isinstance(data, dict) or old not in data:
+        return data
+    if new in data:
+        raise ValueError(f"give only {section}.{new}; {section}.{old} is its deprecated name")
+    origin = (info.context or {}).get("origin", "<config>")
+    warnings.warn(f"{origin}: {section}.{old} is deprecated, write {section}.{new}", DeprecatedConfigKey, stacklevel=2)
+    return {new if k == old else k: v for k, v in data.items()}
 
 
 class OutsidePolicy(str, Enum):
@@ -73,9 +89,17 @@ class ValidationSettings(_Model):
 
 
 class QAThresholds(_Model):
-    min_oks: float = Field(0.75, ge=0, le=1)
+    """The client's sign-off thresholds on a whole delivery."""
+
+    min_mean_oks: float = Field(0.75, ge=0, le=1, description="sign-off fails when the annotators' mean agreement "
+                                                              "OKS is below this")
     max_error_findings: int = Field(0, ge=0, description="sign-off fails above this many delivered errors")
     max_quarantined_fraction: float = Field(0.1, ge=0, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any, info: ValidationInfo) -> Any:
+        return _rename_key(data, info, "qa", "min_oks", "min_mean_oks")
 
 
 class CoverageBin(_Model):
@@ -114,7 +138,8 @@ class DeepQASettings(_Model):
     """Thresholds of the deep QA (agreement, gold, swaps, jitter, drift, coverage). Scale units are
     fractions of the instance scale s = sqrt(area); tolerances in kappa units are multiples of kappa * s."""
 
-    min_oks: float = Field(0.75, ge=0, le=1, description="instance agreement below this -> qa.low_agreement")
+    low_agreement_oks: float = Field(0.75, ge=0, le=1, description="an instance whose agreement OKS with the "
+                                                                   "other annotators is below this -> qa.low_agreement")
     match_min_oks: float = Field(0.1, ge=0, le=1, description="instances of two annotators pair up above this")
     point_tolerance: float = Field(1.5, gt=0, description="point farther than this (kappa units) from gold")
     offset_min: float = Field(0.02, ge=0, description="smallest convention offset reported (scale units)")
@@ -131,6 +156,11 @@ class DeepQASettings(_Model):
     generic_bins: tuple[float, ...] = Field(
         (0, 45, 90, 135, 180), description="bin edges (degrees) for angle:<keypoint> of schemas without targets"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any, info: ValidationInfo) -> Any:
+        return _rename_key(data, info, "deep_qa", "min_oks", "low_agreement_oks")
 
 
 class StorageOptions(_Model):
@@ -200,7 +230,7 @@ def config_from_dict(data: Any, *, origin: str = "<config>") -> ClientConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: a client config must be a YAML mapping")
     try:
-        return ClientConfig.model_validate(data)
+        return ClientConfig.model_validate(data, context={"origin": origin})
     except ValidationError as e:
         raise ConfigError(_explain(e, origin)) from None
 

@@ -26,7 +26,7 @@ from kpdeliver.release.verify import verify_release
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.slow)])
 def published(request, tmp_path):
     """(release store, release-folder location) of a small release published by kpdeliver.release.publish."""
     if request.param == "local":

@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+app = typer.Typer()
 console = Console()
 err = Console(stderr=True)
 
@@ -37,66 +38,66 @@ def _print_problems(problems) -> None:
         err.print(str(p), markup=False, highlight=False, soft_wrap=True)
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def verify(
-        release: str = typer.Argument(..., help="release folder: local path or s3://bucket/.../v0007"),
-        endpoint_url: Optional[str] = ENDPOINT,
-        region: Optional[str] = REGION,
-        profile: Optional[str] = PROFILE,
-    ) -> None:
-        """Re-hash every file of a published release against its manifest.json (exit 1 on any difference)."""
-        from kpdeliver.storage import StorageError
-        from kpdeliver.release.verify import verify_release
+@app.command()
+def verify(
+    release: str = typer.Argument(..., help="release folder: local path or s3://bucket/.../v0007"),
+    endpoint_url: Optional[str] = ENDPOINT,
+    region: Optional[str] = REGION,
+    profile: Optional[str] = PROFILE,
+) -> None:
+    """Re-hash every file of a published release against its manifest.json (exit 1 on any difference)."""
+    from kpdeliver.storage import StorageError
+    from kpdeliver.release.verify import verify_release
 
-        try:
-            store, name = _open_parent(release, _options(endpoint_url, region, profile))
-            problems = verify_release(store, name)
-        except StorageError as e:
-            err.print(f"[bold red]error:[/] {e}")
-            raise typer.Exit(1)
-        if problems:
-            _print_problems(problems)
-            err.print(f"[bold red]{len(problems)} problems[/] in {store.location(name)}", soft_wrap=True)
-            raise typer.Exit(1)
-        console.print(f"OK {store.location(name)}: every file matches manifest.json (sha256), nothing extra",
-                      soft_wrap=True)
+    try:
+        store, name = _open_parent(release, _options(endpoint_url, region, profile))
+        problems = verify_release(store, name)
+    except StorageError as e:
+        err.print(f"[bold red]error:[/] {e}")
+        raise typer.Exit(1)
+    if problems:
+        _print_problems(problems)
+        err.print(f"[bold red]{len(problems)} problems[/] in {store.location(name)}", soft_wrap=True)
+        raise typer.Exit(1)
+    console.print(f"OK {store.location(name)}: every file matches manifest.json (sha256), nothing extra",
+                  soft_wrap=True)
 
-    @app.command()
-    def share(
-        release: str = typer.Argument(..., help="release folder: local path or s3://bucket/.../v0007"),
-        expires: str = typer.Option("7d", "--expires", help="link lifetime: 7d, 12h, 30m... (S3 allows at most 7d)"),
-        endpoint_url: Optional[str] = ENDPOINT,
-        region: Optional[str] = REGION,
-        profile: Optional[str] = PROFILE,
-    ) -> None:
-        """Print links to a release's archive and manifest (presigned URLs on S3).
 
-        The archive `<version>.zip` beside the release folder is built on first use, from a
-        release that verifies against its manifest."""
-        from kpdeliver.release.share import UnverifiedRelease, parse_duration, share_links
-        from kpdeliver.storage import StorageError
+@app.command()
+def share(
+    release: str = typer.Argument(..., help="release folder: local path or s3://bucket/.../v0007"),
+    expires: str = typer.Option("7d", "--expires", help="link lifetime: 7d, 12h, 30m... (S3 allows at most 7d)"),
+    endpoint_url: Optional[str] = ENDPOINT,
+    region: Optional[str] = REGION,
+    profile: Optional[str] = PROFILE,
+) -> None:
+    """Print links to a release's archive and manifest (presigned URLs on S3).
 
-        try:
-            seconds = parse_duration(expires)
-        except ValueError as e:
-            err.print(f"[bold red]error:[/] {e}")
-            raise typer.Exit(2)
-        try:
-            store, name = _open_parent(release, _options(endpoint_url, region, profile))
-            links = share_links(store, name, expires_seconds=seconds)
-        except UnverifiedRelease as e:
-            err.print(f"[bold red]error:[/] {e}")
-            _print_problems(e.problems)
-            raise typer.Exit(1)
-        except StorageError as e:
-            err.print(f"[bold red]error:[/] {e}")
-            raise typer.Exit(1)
-        if links.archive_created:
-            console.print(f"built archive {store.location(name + '.zip')}")
-        console.print(f"archive:  {links.archive}", soft_wrap=True)
-        console.print(f"manifest: {links.manifest}", soft_wrap=True)
-        if links.presigned:
-            console.print(f"links expire in {expires} ({seconds} s)")
-        else:
-            console.print("local release: these are file paths; presigned links need the release on S3")
+    The archive `<version>.zip` beside the release folder is built on first use, from a
+    release that verifies against its manifest."""
+    from kpdeliver.release.share import UnverifiedRelease, parse_duration, share_links
+    from kpdeliver.storage import StorageError
+
+    try:
+        seconds = parse_duration(expires)
+    except ValueError as e:
+        err.print(f"[bold red]error:[/] {e}")
+        raise typer.Exit(2)
+    try:
+        store, name = _open_parent(release, _options(endpoint_url, region, profile))
+        links = share_links(store, name, expires_seconds=seconds)
+    except UnverifiedRelease as e:
+        err.print(f"[bold red]error:[/] {e}")
+        _print_problems(e.problems)
+        raise typer.Exit(1)
+    except StorageError as e:
+        err.print(f"[bold red]error:[/] {e}")
+        raise typer.Exit(1)
+    if links.archive_created:
+        console.print(f"built archive {store.location(name + '.zip')}")
+    console.print(f"archive:  {links.archive}", soft_wrap=True)
+    console.print(f"manifest: {links.manifest}", soft_wrap=True)
+    if links.presigned:
+        console.print(f"links expire in {expires} ({seconds} s)")
+    else:
+        console.print("local release: these are file paths; presigned links need the release on S3")

@@ -9,26 +9,18 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from expectations.worker import GXWorker
-from kpdeliver.codecs import CodecError, Decoded
-from kpdeliver.config import ConfigError, ValidationSettings, load_config
-from kpdeliver.findings import summary_by
-from kpdeliver.collect.files import merge_decoded, read_annotations
-from kpdeliver.model import Dataset
-from kpdeliver.report.html import render_report
-from kpdeliver.codecs.resolve import resolve_schema
-from kpdeliver.schema import SchemaError
-from kpdeliver.validation import AnnotationSet, validate_annotations
+if TYPE_CHECKING:
+    import pyarrow as pa
 
+    from kpdeliver.codecs import Decoded
+    from kpdeliver.model import Dataset
+
+app = typer.Typer()
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # one sentence stays one line
 
@@ -41,6 +33,11 @@ class InputError(ValueError):
 
 def read_input(path: Path, *, schema_name: str, images_dir: Path | None, annotator: str = "") -> Decoded:
     """Decode any supported annotation format into the canonical model."""
+    from kpdeliver.codecs import CodecError
+    from kpdeliver.codecs.resolve import resolve_schema
+    from kpdeliver.collect.files import read_annotations
+    from kpdeliver.schema import SchemaError
+
     if not path.exists():
         raise InputError(f"input {path} does not exist")
     try:
@@ -58,6 +55,8 @@ def read_input(path: Path, *, schema_name: str, images_dir: Path | None, annotat
 def read_sizes(path: Path) -> dict[str, tuple[int, int]]:
     """`file_name -> (width, height)` from a CSV (columns file_name, width, height) or a JSON object
     `{"file_name": [width, height]}`."""
+    import pyarrow as pa
+
     try:
         if path.suffix.lower() == ".json":
             import orjson
@@ -73,6 +72,8 @@ def read_sizes(path: Path) -> dict[str, tuple[int, int]]:
 
 def fill_sizes(dataset: Dataset, sizes: dict[str, tuple[int, int]]) -> None:
     """Set width/height of the images whose size is unknown (0) from `sizes`, in place."""
+    import numpy as np
+
     im = dataset.images
     for i in np.flatnonzero((im.width <= 0) | (im.height <= 0)).tolist():
         wh = sizes.get(im.file_name[i])
@@ -91,6 +92,10 @@ def _parse_annotations(items: list[str]) -> list[tuple[str, Path]]:
 
 
 def _print_summary(findings: pa.Table, *, title: str, out: Path, seconds: float) -> None:
+    from rich.table import Table
+
+    from kpdeliver.findings import summary_by
+
     t = Table(title=title)
     for col, just in (("check", "left"), ("severity", "left"), ("count", "right")):
         t.add_column(col, justify=just)
@@ -104,6 +109,7 @@ def _print_summary(findings: pa.Table, *, title: str, out: Path, seconds: float)
     console.print(f"done in {seconds:.1f} s")
 
 
+@app.command("validate")
 def validate_command(
     input: Path = typer.Argument(..., help="annotation file (COCO, CVAT XML, Label Studio JSON, YOLO data.yaml)"),
     schema: str = typer.Option(..., "--schema", help=f"built-in schema name, a schema .yaml, or '{FROM_FILE}' (the file's own category)"),
@@ -115,6 +121,14 @@ def validate_command(
     gold: Optional[Path] = typer.Option(None, "--gold", help="trusted reference labels (enables deep QA)"),
 ) -> None:
     """Validate annotations: schema conformance, visibility, bounds (Great Expectations), plus deep QA on request."""
+    import pyarrow.parquet as pq
+
+    from expectations.worker import GXWorker
+    from kpdeliver.collect.files import merge_decoded
+    from kpdeliver.config import ConfigError, ValidationSettings
+    from kpdeliver.report.html import render_report
+    from kpdeliver.validation import AnnotationSet, validate_annotations
+
     start = time.perf_counter()
     with GXWorker() as worker:  # imports Great Expectations in a second process while this one reads
         try:
@@ -153,6 +167,8 @@ def validate_command(
 def _read_inputs(input: Path, *, schema: str, images: Path | None, sizes: Path | None, config: Path | None,
                  annotation: list[str], gold: Path | None):
     """(client config or None, [(annotator, path, Decoded)], gold dataset or None)."""
+    from kpdeliver.config import load_config
+
     if images and sizes:
         raise InputError("give --images or --sizes, not both")
     cfg = load_config(config) if config else None
@@ -165,6 +181,3 @@ def _read_inputs(input: Path, *, schema: str, images: Path | None, sizes: Path |
     gold_ds = read_input(gold, schema_name=schema, images_dir=images).dataset if gold else None
     return cfg, decoded, gold_ds
 
-
-def register(app: typer.Typer) -> None:
-    app.command("validate")(validate_command)

@@ -59,8 +59,8 @@ def signoff(thresholds: QAThresholds, counts: Counts, findings: pa.Table, annota
         if vals:
             mean_oks = float(np.mean(vals))
             measured["mean_agreement_oks"] = round(mean_oks, 6)
-            if mean_oks < thresholds.min_oks:
-                reasons.append(f"mean agreement OKS {mean_oks:.3f} below {thresholds.min_oks}")
+            if mean_oks < thresholds.min_mean_oks:
+                reasons.append(f"mean agreement OKS {mean_oks:.3f} below {thresholds.min_mean_oks}")
     by_check = {}
     for c, s in zip(findings["check"].to_pylist(), findings["severity"].to_pylist()):
         by_check.setdefault(c, {"error": 0, "warning": 0, "info": 0})[s] += 1

@@ -265,6 +265,7 @@ def make_demo_batch(
         "source": "./batch", "releases": "./releases", "annotators": list(annotators),
         "splits": {"train": 0.75, "val": 0.25, "test": 0.0, "seed": seed},
         "assignment": {"seed": seed, "overlap": overlap, "gold": gold},
+        "qa": {"min_mean_oks": 0.75}, "deep_qa": {"low_agreement_oks": 0.75},
     }
     (root / "client.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     for m in mistakes:

@@ -10,6 +10,8 @@ from tests.expectations.expectation_helpers import NAMES, clean_dataset, finding
 from kpdeliver.config import ValidationSettings
 from kpdeliver.findings import FINDINGS_SCHEMA
 
+pytestmark = pytest.mark.slow  # Great Expectations
+
 
 def test_clean_dataset_has_no_findings():
     report = run(clean_dataset())

@@ -13,6 +13,8 @@ from kpdeliver.codecs.coco import encode
 from kpdeliver.findings import FINDINGS_SCHEMA
 from tests.expectations.expectation_helpers import clean_dataset
 
+pytestmark = pytest.mark.slow  # Great Expectations
+
 runner = CliRunner()
 
 

@@ -15,6 +15,8 @@ from kpdeliver.cli import app
 from kpdeliver.collect.files import detect_format, read_annotations
 from tests.conftest import EXTERNAL
 
+pytestmark = pytest.mark.slow  # Great Expectations
+
 runner = CliRunner()
 COCO_FILES = sorted(p.relative_to(EXTERNAL).as_posix() for p in EXTERNAL.rglob("*.json") if detect_format(p) == "coco")
 LISTS = {  # JSON lists, not COCO datasets: unusable on their own
