@@ -70,6 +70,11 @@ def ingest_images(store: ObjectStore, keys: list[str] | None = None) -> IngestRe
         refuse(check, key, f"{store.location(key)}: {why}")
 
     if explicit_keys is None:
+        # a file under images/ that is no image format we deliver (.gif, .heic, .avif, a stray .txt) is named, not lost
+        for key in sorted(set(store.list(IMAGE_PREFIX)) - set(keys)):
+            listed += 1
+            reject("ingest.unsupported_format", key, "not an image format the release delivers "
+                   f"({', '.join(e.lstrip('.') for e in IMAGE_EXTENSIONS)}); not delivered")
         # links anywhere in the batch (images, exports, gold, checksums) are never read: each is a finding
         for key, why in store.skipped():
             check = "ingest.symlink" if "link" in why else "ingest.unreadable_image"
