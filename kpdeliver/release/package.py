@@ -135,7 +135,8 @@ def package_release(
         delivered_error_findings=int(np.isin(errs["annotation_id"].drop_null().to_numpy(), delivered_ids).sum()),
         findings=findings.num_rows,
     )
-    verdict = signoff(config.qa, counts, findings, annotators)
+    names, per_name = np.unique(delivered.instances.annotator.astype(str), return_counts=True)
+    verdict = signoff(config.qa, counts, findings, annotators, dict(zip(names.tolist(), per_name.tolist())))
     return ReleasePlan(files=files, copies=copies, counts=counts, verdict=verdict)
 
 
