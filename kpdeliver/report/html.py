@@ -21,7 +21,7 @@ h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.2em;margin-top:1.8em;border
 table{border-collapse:collapse;width:100%;margin:.5em 0}th,td{text-align:left;padding:.3em .6em;border-bottom:1px solid #eef;vertical-align:top}
 th{background:#f4f6fa;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .verdict{display:inline-block;padding:.35em .9em;border-radius:4px;font-weight:700;color:#fff;margin:.6em 0}
-.pass{background:#2e7d32}.fail{background:#c62828}.sev{padding:.05em .45em;border-radius:3px;font-size:.85em;color:#fff}
+.pass{background:#2e7d32}.conditional{background:#b26a00}.fail{background:#c62828}.sev{padding:.05em .45em;border-radius:3px;font-size:.85em;color:#fff}
 .error{background:#c62828}.warning{background:#b26a00}.info{background:#546e7a}.muted{color:#667}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:1.2em}
 code{font-size:.92em}
