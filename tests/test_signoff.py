@@ -75,7 +75,7 @@ def test_gold_oks_is_judged_per_annotator_and_names_the_one_below():
     assert v.verdict == "conditional"
     assert v.reasons == (low.message,)
     assert low.message.startswith("annotator ann_b: gold OKS 0.686 on 3 gold instances, below 0.75")
-    assert "their 12 instances are delivered" in low.message
+    assert "their 12 instances delivered" in low.message
 
 
 def test_gold_oks_below_fails_when_the_client_says_so_and_the_mean_alone_would_pass():

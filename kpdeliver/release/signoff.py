@@ -142,8 +142,8 @@ def _annotator_rules(judge: _Judge, annotators: pa.Table | None, delivered: dict
                 message = f"annotator {name}: {what} {value:.3f}{on} (min {least:g})"
             else:
                 message = (f"annotator {name}: {what} {value:.3f}{on}, below {least:g} — their "
-                           f"{delivered.get(name, 0)} instances are delivered (annotator {name} in "
-                           f"index/annotations.parquet), their findings are in qa/findings.parquet")
+                           f"{_plural(delivered.get(name, 0), 'instance')} delivered (annotator {name} in "
+                           f"index/annotations.parquet), their findings in qa/findings.parquet")
             judge(rule, name, least, value, value is not None and value >= least, message)
 
 
