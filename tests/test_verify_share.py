@@ -48,7 +48,7 @@ def published(request, tmp_path):
     stage(plan, release_store=store, source_store=source, prefix=staged)
     pub = publish(store=store, client="acme", dataset="pose", fingerprint=fp, staged_prefix=staged,
                           manifest_fields={})
-    clean_staging(store, staged)
+    clean_staging(store, "acme", "pose", fp)
     return store, pub.location, pub.prefix
 
 
