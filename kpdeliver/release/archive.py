@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import zipfile
+import zlib
 from pathlib import PurePosixPath
 from typing import BinaryIO
 
@@ -100,8 +101,11 @@ def archive_differences(store: ObjectStore, prefix: str, manifest: dict, archive
                             if _digest(fh) != _digest(want):
                                 found.append((member, "differs from the release's file"))
                 found += [(f"{top}/{p}", "missing from the archive") for p in expected if f"{top}/{p}" not in names]
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as e:
-            return [(name, f"is not a readable zip archive ({e})")]
+        except StorageError:
+            raise
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, ValueError, RuntimeError,
+                NotImplementedError) as e:  # whatever a damaged zip makes the reader raise
+            return [(name, f"is not a readable zip archive ({type(e).__name__}: {e})")]
         if found:
             return found
         held.seek(0)

@@ -203,7 +203,8 @@ def check_release(store: ObjectStore, prefix: str = "", *, public_key: Ed25519Pu
     zip_key = join_key(parent, archive_key(name))
     if archive and store.exists(zip_key):
         try:
-            problems += [Problem("archive", what, detail)
+            zip_name = PurePosixPath(zip_key).name
+            problems += [Problem("archive", zip_name, detail if what == zip_name else f"member {what} {detail}")
                          for what, detail in archive_differences(store, prefix, manifest, zip_key)]
         except UnsafeKeyError:
             pass  # the manifest's unsafe paths are already problems
