@@ -3,7 +3,8 @@
 RELEASE is a published release folder: a local path or `s3://bucket/.../<client>/<dataset>/v0007`.
 Both open the client's folder (where the catalogue and the vendor's public key live). Neither
 command imports Prefect or Great Expectations. Exit codes: 0 whole, 1 the release differs (or
-is not one), 2 the store cannot be reached or an option is wrong.
+is not one), 2 the release could not be checked (store unreachable or
+unreadable: no credentials, access denied) or an option is wrong.
 """
 from __future__ import annotations
 
@@ -82,14 +83,16 @@ def register(app: typer.Typer) -> None:
             result = check_release(store, name, public_key=key)
         except StoreUnreachable as e:
             _unreachable(e)
-        except StorageError as e:
+        except StorageError as e:  # credentials, access: the release could not be checked
             err.print(f"[bold red]error:[/] {e}", soft_wrap=True)
-            raise typer.Exit(1)
+            err.print("the release was not checked (exit 2)")
+            raise typer.Exit(2)
         for note in result.notes:
             console.print(note, markup=False, highlight=False, soft_wrap=True)
         if result.problems:
             _print_problems(result.problems)
-            err.print(f"[bold red]{len(result.problems)} problems[/] in {store.location(name)}", soft_wrap=True)
+            n = len(result.problems)
+            err.print(f"[bold red]{n} problem{'s' if n > 1 else ''}[/] in {store.location(name)}", soft_wrap=True)
             raise typer.Exit(1)
         signed = f"signature valid (Ed25519, key {result.signed_by})" if result.signed_by else "UNSIGNED"
         console.print(f"OK {store.location(name)}: {signed}; every file matches manifest.json (sha256), "

@@ -4,7 +4,8 @@ when the caller expects it signed); the catalogue's record of the manifest's sha
 and the counts against the manifest; and the archive beside the release, when there is one.
 Works on any ObjectStore (folder or S3); files are streamed, never held whole in memory.
 
-An unreachable store raises StoreUnreachable: it says nothing about the release."""
+A store that cannot be read at all (StoreUnreachable, no credentials, access denied) raises its
+StorageError: that says nothing about the release."""
 from __future__ import annotations
 
 import hashlib
@@ -170,6 +171,7 @@ def check_release(store: ObjectStore, prefix: str = "", *, public_key: Ed25519Pu
                   workers: int = 8, archive: bool = True) -> Verification:
     """Every problem of the release under `prefix` (sorted by path), what its signature says, and notes."""
     result = Verification([])
+    store.exists(join_key(prefix, MANIFEST))  # a store that cannot be read at all raises: nothing was checked
     try:
         manifest = read_manifest(store, prefix)
         raw = store.get(join_key(prefix, MANIFEST))
