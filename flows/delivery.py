@@ -48,7 +48,7 @@ def delivery_run(config: ClientConfig) -> dict:
 
     published = store.publish_release(releases, key, {
         "source": {"location": config.source, "images_listed": ingested.listed, "exports": collected.files},
-        "schema": schema.to_dict()})
+        "schema": schema.to_dict()}, config.signing_key_secret)
     store.rebuild_catalog(releases, config.client)
     store.clean_staging(releases, key)
     return _summary(published, duplicate=False)

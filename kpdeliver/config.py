@@ -244,6 +244,9 @@ class ClientConfig(_Model):
     yolo: YoloOptions = YoloOptions()
     storage: StorageOptions = StorageOptions()
     tool: Optional[ToolSettings] = None  # the live annotation tool (kpdeliver.tool_settings)
+    # name of a Prefect Secret block holding the vendor's Ed25519 signing key (PEM); without it the
+    # key comes from KPDELIVER_SIGNING_KEY / KPDELIVER_SIGNING_KEY_FILE, or releases are unsigned
+    signing_key_secret: Optional[str] = Field(None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
