@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pyarrow as pa
+import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -18,7 +20,9 @@ from kpdeliver.config import Assignment, ClientConfig, DeepQASettings, Quarantin
 from kpdeliver.findings import concat_findings
 from kpdeliver.model import Dataset, Images, parquet_bytes
 from kpdeliver.release import package as release
+from kpdeliver.report.changes import ReleaseTables, release_changes
 from kpdeliver.report.html import render_report
+from kpdeliver.storage import join_key, open_store
 from kpdeliver.validation import AnnotationSet, InProcessRules, Validation, validate_annotations
 
 COMPUTE = dict(cache_policy=NO_CACHE)
@@ -26,11 +30,11 @@ COMPUTE = dict(cache_policy=NO_CACHE)
 
 @dataclass(frozen=True)
 class Validated:
-    """A batch's validation, with its GX Data Docs as release files (the docs are written to a
-    folder of the worker that ran the task; only their bytes travel)."""
+    """A batch's validation, with the row rules' results as a release file (written to a folder
+    of the worker that ran the task; only their bytes travel)."""
 
     validation: Validation
-    data_docs: dict[str, bytes]  # release path -> bytes
+    results_json: bytes  # qa/validation_results.json: the GX validation results, summarised
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,7 @@ class Quarantined:
     """What a run may deliver and what it holds back."""
 
     candidates: Dataset  # the instances up for delivery (review-only overlap labels left out)
+    reviewed: Dataset  # every label QA saw, annotators' and gold (the report's pictures)
     delivered: Dataset
     table: pa.Table  # qa/quarantine.parquet: every held-back instance with its checks and raw form
     images: np.ndarray  # mask over the candidates' images held back whole (quarantine scope: image)
@@ -61,9 +66,9 @@ def validate(collected: CollectResult, ingest_findings: pa.Table, assignments: p
         validation = validate_annotations(
             [AnnotationSet(collected.everything, known, docs_dir=Path(docs))], rules=InProcessRules(),
             settings=settings, deep_qa_on=collected.dataset, gold=collected.gold, deep_qa=deep_qa)
-        data_docs = {f"qa/data_docs/{p.relative_to(docs).as_posix()}": p.read_bytes()
-                     for p in Path(docs).rglob("*") if p.is_file()}
-    return Validated(validation, data_docs)
+        results = Path(docs) / "validation_results.json"
+        results_json = results.read_bytes() if results.is_file() else b"[]"
+    return Validated(validation, results_json)
 
 
 @task(name="quarantine", **COMPUTE)
@@ -73,7 +78,7 @@ def quarantine(collected: CollectResult, assignments: pa.Table, findings: pa.Tab
     candidates, review_only = delivery_candidates(collected, assignments)
     delivered, table, images = release.split_quarantine(candidates, findings, collected.rejected, scope)
     gold = len(collected.gold.instances) if collected.gold is not None else 0
-    return Quarantined(candidates, delivered, table, images, review_only,
+    return Quarantined(candidates, collected.everything, delivered, table, images, review_only,
                        instances_in=len(collected.dataset.instances) + collected.rejected.num_rows + gold)
 
 
@@ -86,10 +91,32 @@ def package(config: ClientConfig, held: Quarantined, validated: Validated, refus
     plan = release.package_release(
         config=config, dataset=held.candidates, delivered=held.delivered, findings=qa.findings,
         quarantine=held.table, image_quarantined=held.images, ingest_rejected=refused, assignments=assignments,
-        annotators=qa.annotators, extra_files={**validated.data_docs, "qa/keypoints.parquet": parquet_bytes(qa.keypoints)},
+        annotators=qa.annotators, extra_files={"qa/validation_results.json": validated.results_json,
+                                               "qa/keypoints.parquet": parquet_bytes(qa.keypoints)},
         instances_in=held.instances_in, review_only=held.review_only)
+    options = config.storage.model_dump(exclude_none=True)
+    source, releases = open_store(config.source, options), open_store(config.releases, options)
+    previous_version, previous = _previous_release(releases, config.client, config.dataset)
+    changes = release_changes(ReleaseTables(pq.read_table(pa.BufferReader(plan.files["index/images.parquet"])),
+                                            pq.read_table(pa.BufferReader(plan.files["index/annotations.parquet"]))),
+                              previous)
+    plan.files["qa/changes.parquet"] = parquet_bytes(changes)
+    source_key = dict(zip(held.reviewed.images.file_name.tolist(), held.reviewed.images.source.tolist()))
     release.finish_plan(plan, render_report(
         qa.findings, title=f"{config.client} / {config.dataset} — QA report",
         summary={**plan.counts, "verdict": plan.verdict["verdict"], "reasons": plan.verdict["reasons"]},
-        annotators=qa.annotators))
+        annotators=qa.annotators, keypoints=qa.keypoints, reviewed=held.reviewed, delivered=held.delivered,
+        image_bytes=lambda name: source.get(source_key[name]), changes=changes, previous_version=previous_version,
+        validation_results=orjson.loads(validated.results_json), min_gold_oks=config.qa.min_oks,
+        deep_qa=config.deep_qa, seed=config.assignment.seed))
     return plan
+
+
+def _previous_release(store, client: str, dataset: str) -> tuple[int | None, ReleaseTables | None]:
+    """The newest published release of this dataset's index tables (what the release notes compare with)."""
+    versions = release.published_versions(store, client, dataset)
+    if not versions:
+        return None, None
+    prefix = join_key(client, dataset, f"v{versions[-1]:04d}", "index")
+    read = lambda name: pq.read_table(pa.BufferReader(store.get(join_key(prefix, name))))  # noqa: E731
+    return versions[-1], ReleaseTables(read("images.parquet"), read("annotations.parquet"))

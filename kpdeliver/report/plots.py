@@ -21,10 +21,11 @@ class Bar:
     short: bool = False  # the value misses its target: drawn red
 
 
-def bar_chart(bars: list[Bar], *, vmax: float, label_width: int = 170, width: int = 520, row: int = 18) -> Markup:
+def bar_chart(bars: list[Bar], *, vmax: float, label_width: int = 170, width: int = 540, row: int = 18,
+              text_width: int = 100) -> Markup:
     """Horizontal bars, one row each, with the value written after the bar and a target tick."""
     vmax = vmax if vmax > 0 else 1.0
-    plot = width - label_width - 60
+    plot = width - label_width - text_width
     height = row * len(bars) + 6
     parts = [f'<svg class=chart width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" role="img">']
@@ -39,13 +40,14 @@ def bar_chart(bars: list[Bar], *, vmax: float, label_width: int = 170, width: in
         if b.target is not None:
             x = label_width + plot * min(max(b.target, 0.0) / vmax, 1.0)
             parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y}" y2="{y + row - 1}" stroke="{_TARGET}" stroke-width="2"/>')
-        parts.append(f'<text x="{label_width + plot + 6}" y="{y + row * 0.7:.1f}">{escape(b.text)}</text>')
+        colour = f' fill="{_SHORT}"' if b.short else ""
+        parts.append(f'<text x="{label_width + plot + 6}" y="{y + row * 0.7:.1f}"{colour}>{escape(b.text)}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
 
 
 def meter(value: float | None, *, vmax: float = 1.0, target: float | None = None, short: bool = False,
-          width: int = 120) -> Markup:
+          width: int = 90) -> Markup:
     """A one-line bar for a table cell or a card (value against an optional threshold tick)."""
     parts = [f'<svg class=meter width="{width}" height="10" viewBox="0 0 {width} 10">',
              f'<rect width="{width}" height="10" fill="#eef1f6"/>']

@@ -96,7 +96,8 @@ def test_the_tasks_in_the_flows_order_publish_one_release(demo, stores):
     for path, meta in manifest["files"].items():
         data = releases.get(f"{published.prefix}/{path}")
         assert meta["sha256"] == hashlib.sha256(data).hexdigest(), path
-    assert "qa/data_docs/index.html" in manifest["files"] and "qa/keypoints.parquet" in manifest["files"]
+    assert {"qa/validation_results.json", "qa/keypoints.parquet", "qa/changes.parquet"} <= set(manifest["files"])
+    assert not any(p.startswith("qa/data_docs/") for p in manifest["files"])  # GX's CDN-bound pages are not shipped
     c = manifest["counts"]
     assert c["instances_delivered"] + c["instances_quarantined"] + c["instances_review_only"] == c["instances_in"]
 
@@ -147,7 +148,7 @@ def test_validate_keeps_earlier_findings_first_and_returns_docs_and_scorecards(d
     first_qa = next(i for i, c in enumerate(checks) if c.startswith("qa."))
     assert all(c.startswith("qa.") for c in checks[first_qa:])  # deep QA's findings come last
     assert set(validated.validation.annotators["annotator"].to_pylist()) >= set(config.annotators)
-    assert "qa/data_docs/index.html" in validated.data_docs
+    assert orjson.loads(validated.results_json)[0]["expectations"]  # the row rules' results travel as JSON
 
     held = compute.quarantine.fn(collected, assignments, validated.validation.findings, QuarantineScope.image)
     assert held.images.any()  # image scope: an error holds its whole image back
