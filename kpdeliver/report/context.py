@@ -187,7 +187,7 @@ def _coverage_chart(delivered: Dataset | None, deep_qa: DeepQASettings | None) -
     if not bins:
         return ""
     vmax = max(max(b.count for b in bins), max(b.target.min_count for b in bins), 1)
-    return plots.bar_chart([plots.Bar(b.target.name, b.count, f"{b.count} of {b.target.min_count} wanted",
+    return plots.bar_chart([plots.Bar(b.target.name, b.count, f"{b.count} (want {b.target.min_count}+)",
                                       target=b.target.min_count, short=b.count < b.target.min_count) for b in bins],
                            vmax=vmax * 1.05, label_width=220, width=560, text_width=110)
 

@@ -40,7 +40,7 @@ def bar_chart(bars: list[Bar], *, vmax: float, label_width: int = 170, width: in
         if b.target is not None:
             x = label_width + plot * min(max(b.target, 0.0) / vmax, 1.0)
             parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y}" y2="{y + row - 1}" stroke="{_TARGET}" stroke-width="2"/>')
-        colour = f' fill="{_SHORT}"' if b.short else ""
+        colour = f' style="fill:{_SHORT}"' if b.short else ""  # a style: the page's CSS sets text fill
         parts.append(f'<text x="{label_width + plot + 6}" y="{y + row * 0.7:.1f}"{colour}>{escape(b.text)}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
