@@ -4,14 +4,13 @@ the keypoint view cannot disagree."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from kpdeliver.config import DeepQASettings
-from kpdeliver.findings import CHECKS
 from kpdeliver.model import Dataset
 from kpdeliver.report import plots
 from kpdeliver.report.changes import change_counts
@@ -94,7 +93,6 @@ class ReportContext:
     validation: list[dict] | None
     listed: list[dict]
     not_listed: int
-    extra: dict = field(default_factory=dict)
 
 
 def _fmt_fact(value) -> str:
@@ -252,5 +250,4 @@ def build_context(
         title=title, verdict=_verdict(summary, counts, cards, min_gold_oks), facts=facts, counts=counts,
         checks=checks, annotators=by_ann, scorecards=cards, min_gold_oks=min_gold_oks,
         keypoint_annotators=kp_annotators, keypoint_rows=kp_rows, coverage_chart=_coverage_chart(delivered, deep_qa),
-        worst=worst, sample=sample, changes=notes, validation=validation_results, listed=listed, not_listed=not_listed,
-        extra={"glossary": [(c, check_title(c), CHECKS[c].value) for c in sorted(counts.by_check) if c in CHECKS]})
+        worst=worst, sample=sample, changes=notes, validation=validation_results, listed=listed, not_listed=not_listed)
