@@ -116,9 +116,12 @@ def _verdict(summary: dict, counts: FindingCounts, scorecards: list[Scorecard], 
     if "verdict" in summary:  # a delivery: error items were held back in quarantine, not delivered
         word = str(summary["verdict"]).upper()
         headline = ("Every sign-off threshold is met." if not reasons else "The sign-off thresholds are not met.")
-        if n_err:
-            headline += (f" {n_err:,} error finding{'s' if n_err != 1 else ''} held {'their' if n_err != 1 else 'its'} "
-                         "items back in quarantine; they are not in this delivery.")
+        held = summary.get("instances_quarantined")
+        if held:  # not the error count: one label can have several errors, review-only labels none delivered
+            headline += (f" {held:,} label{'s' if held != 1 else ''} with errors {'were' if held != 1 else 'was'} held "
+                         "back in quarantine and {} not in this delivery.".format("are" if held != 1 else "is"))
+        elif n_err and held is None:
+            headline += f" {n_err:,} error finding{'s' if n_err != 1 else ''}; the labels they name are not delivered."
         return Verdict(word, word.lower(), headline, reasons, notes)
     if n_err == 0:
         return Verdict("PASS", "pass", f"No error-severity findings ({n_warn:,} warnings).", reasons, notes)

@@ -44,7 +44,9 @@ def test_a_delivery_report_shows_the_sign_off_verdict_in_plain_words():
     f = findings_for("bounds.visible_outside_image", message="quarantined item", annotation_id=[1], n=1)
     ok = render_report(f, title="t", summary={"verdict": "pass", "reasons": [], "instances_delivered": 1200,
                                               "splits": {"train": 9, "val": 3}})
-    assert "Every sign-off threshold is met. 1 error finding held its items back in quarantine" in ok
+    assert "Every sign-off threshold is met. 1 error finding; the labels they name are not delivered." in ok
+    held = render_report(f, title="t", summary={"verdict": "pass", "reasons": [], "instances_quarantined": 4})
+    assert "4 labels with errors were held back in quarantine and are not in this delivery." in held
     assert "people (instances) delivered" in ok and "1,200" in ok and "train 9, val 3" in ok
     assert "instances_delivered" not in ok and "{" not in re.sub(r"<style>.*?</style>", "", ok, flags=re.S)
     bad = render_report(f, title="t", summary={"verdict": "fail", "reasons": ["too many quarantined"]})
