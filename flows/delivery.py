@@ -42,7 +42,8 @@ def delivery_run(config: ClientConfig) -> dict:
         validated = compute.validate(collected, ingested.findings, assignments, config.validation, config.deep_qa,
                                      tool_url=config.tool.url if config.tool else None)
         held = compute.quarantine(collected, assignments, validated.validation.findings, config.validation.quarantine)
-        plan = compute.package(config, held, validated, ingested.refused, assignments)
+        previous = store.previous_release(releases, config.client, config.dataset)
+        plan = compute.package(config, held, validated, ingested.refused, assignments, source, previous)
         store.stage_release(plan, releases, source, key)
         _artifacts(validated.validation.findings, validated.validation.annotators, plan.verdict.to_dict())
 

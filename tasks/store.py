@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -14,6 +16,7 @@ from kpdeliver.model import Dataset, Images, Instances
 from kpdeliver.release import catalog, publish, signing
 from kpdeliver.release.layout import read_manifest, release_prefix
 from kpdeliver.release.package import ReleasePlan
+from kpdeliver.report.changes import PreviousRelease, ReleaseTables
 from kpdeliver.schema import KeypointSchema
 from kpdeliver.storage import ObjectStore, join_key
 
@@ -86,6 +89,18 @@ def publish_release(releases: ObjectStore, key: ReleaseKey, manifest_fields: dic
     return publish.publish(store=releases, client=key.client, dataset=key.dataset, fingerprint=key.fingerprint,
                            staged_prefix=staged or key.staging, manifest_fields=manifest_fields,
                            signing_key=signing_key(signing_secret))
+
+
+@task(name="previous-release", **STORE)
+def previous_release(releases: ObjectStore, client: str, dataset: str) -> PreviousRelease | None:
+    """The index tables of the newest published release of this dataset (for the release notes)."""
+    versions = publish.published_versions(releases, client, dataset)
+    if not versions:
+        return None
+    prefix = join_key(release_prefix(client, dataset, versions[-1]), "index")
+    tables = [pq.read_table(pa.BufferReader(releases.get(join_key(prefix, name))))
+              for name in ("images.parquet", "annotations.parquet")]
+    return PreviousRelease(versions[-1], ReleaseTables(*tables))
 
 
 @task(name="catalog", **STORE)

@@ -217,7 +217,7 @@ def test_the_demo_batch_is_conditional_naming_the_annotator_below_gold(tmp_path)
     collected = store.collect_exports.fn(source, ingested.images, resolve_schema(config.schema_name), config.annotators)
     validated = compute.validate.fn(collected, ingested.findings, assignments, config.validation, config.deep_qa)
     held = compute.quarantine.fn(collected, assignments, validated.validation.findings, config.validation.quarantine)
-    plan = compute.package.fn(config, held, validated, ingested.refused, assignments)
+    plan = compute.package.fn(config, held, validated, ingested.refused, assignments, source, None)
 
     assert plan.verdict.verdict in ("conditional", "fail")
     gold = judged(plan.verdict, "min_gold_oks", swapper)

@@ -26,6 +26,7 @@ COMMANDS = {
     "validate": "kpdeliver.cli.validate",
     "verify": "kpdeliver.cli.release",
     "share": "kpdeliver.cli.release",
+    "sample": "kpdeliver.cli.sample",
     "push": "kpdeliver.cli.tool",
     "pull": "kpdeliver.cli.tool",
 }
