@@ -2,13 +2,15 @@
 
 A track is one owner's `track_id` (the owner: the annotator, and the export file when known), its
 frames ordered by `frame` (video = track_id >= 0 and frame >= 0). Jitter is judged against the
-track's own motion, so a fast but smooth movement is not flagged: each labeled point is compared with
-the straight path through its nearest labeled neighbours (one frame on each side, interpolated by
-frame number; at a track's end or beside a gap, carried on from the two on one side), in units of the
-track's median instance scale and of that prediction's noise, and gets a robust z-score (median, MAD)
-within its (track, keypoint) series. A point is a jump when that z-score and the distance are both
-high and its neighbours, once it is left out of their paths, fit them (DeepLabCut's outlier "jump"
-test, made to blame the right frame and to pass a sudden change of speed).
+track's own motion, so a fast but smooth movement is not flagged: a window of 1-3 labeled frames of
+one keypoint is compared with the straight path bridging it (from the labeled point before to the one
+after, by frame number; at a track's end a single frame is carried on from the two on one side), in
+units of the track's median instance scale, and its distance off that path, over all its frames at
+once, is weighed against the track's noise (estimated per track, keypoint and window length from
+the median of the same distance over the whole track). An excursion is far off, displaced the same
+way in every frame, off the path of each side alone, and its neighbours fit their paths once it is
+left out (DeepLabCut's outlier "jump" test, extended to a few frames, made to blame the right frames
+and to pass a sudden change of speed or direction and a step that stays).
 
 `video_findings` reports, per track, left/right swaps against the frames around them
 (kpdeliver.qa.swaps), then jumps and flicker on the swap-corrected track. It needs nothing from
