@@ -200,7 +200,7 @@ class DeepQASettings(_Model):
     offset_min_instances: int = Field(10, ge=2)
     swap_gain: float = Field(0.25, gt=0, le=1, description="OKS gain of the mirrored instance that means a swap")
     pair_swap_gain: float = Field(0.8, gt=0, le=2, description="gain of one exchanged pair (sum of 2 terms)")
-    jitter_z: float = Field(6.0, gt=0, description="robust z of a point's deviation from its neighbours")
+    jitter_z: float = Field(8.0, gt=0, description="a window's distance off its bridging path, in sigmas of the track's noise")
     jitter_min: float = Field(0.03, ge=0, description="and at least this far (scale units)")
     flicker_window: int = Field(2, ge=1, description="visibility run this short between equal states = flicker")
     drift_min_segment: int = Field(12, ge=5, description="reference items on each side of a drift's start")
