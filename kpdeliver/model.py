@@ -263,6 +263,13 @@ class Dataset:
         return self.replace(images=images, instances=self.instances.take(np.flatnonzero(keep)))
 
 
+def bbox_or_from_keypoints(instances: Instances) -> np.ndarray:
+    """[n, 4] boxes as held, the tight box around the labeled points where none is held, and
+    zeros where there is neither: what every writer puts in a file that needs a box."""
+    bbox = np.where(np.isnan(instances.bbox), instances.bbox_from_keypoints(), instances.bbox)
+    return np.nan_to_num(bbox, nan=0.0)
+
+
 def concat_instances(parts: list[Instances], num_kpts: int) -> Instances:
     parts = [p for p in parts if len(p)]
     if not parts:

@@ -13,6 +13,9 @@ from typing import Iterable, Mapping
 import numpy as np
 
 
+DEFAULT_SIGMA = 0.05  # OKS sigma for keypoints whose source declares none (CVAT, Label Studio, YOLO, bare COCO)
+
+
 class SchemaError(ValueError):
     """A keypoint schema (built-in, YAML or CVAT skeleton) breaks an invariant."""
 
@@ -115,9 +118,9 @@ def schema_from_dict(data: Mapping, *, origin: str = "<dict>") -> KeypointSchema
     )
     sigmas = data.get("sigmas")
     if sigmas is None:
-        sigmas = [float(data.get("default_sigma", 0.05))] * len(names)
+        sigmas = [float(data.get("default_sigma", DEFAULT_SIGMA))] * len(names)
     elif isinstance(sigmas, Mapping):
-        default = float(data.get("default_sigma", 0.05))
+        default = float(data.get("default_sigma", DEFAULT_SIGMA))
         sigmas = [float(sigmas.get(n, default)) for n in names]
     return KeypointSchema(
         name=str(data.get("name", Path(origin).stem)),

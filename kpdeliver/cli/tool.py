@@ -46,7 +46,7 @@ def _open(config_path: Path):
 
 def _read_prelabels(path: Path, batch, schema):
     from kpdeliver.codecs import CodecError
-    from kpdeliver.collect.files import decode_bytes
+    from kpdeliver.codecs.registry import decode_bytes
     from kpdeliver.tools.label_studio.push import prelabels_on_batch
 
     try:

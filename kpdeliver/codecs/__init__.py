@@ -1,25 +1,21 @@
 """Codecs: bytes in a keypoint format <-> the canonical model. No network, no Prefect,
-no file system beyond the bytes they are handed."""
+no file system beyond the bytes they are handed.
+
+One folder per format (`coco/`, `cvat/`, `label_studio/`, `yolo_pose/`), each exposing a
+`Codec` (protocol.py) as `CODEC`; `registry.py` finds the right one. Format folders are
+imported only when used, so `kpdeliver convert` loads one format, not four.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from kpdeliver.codecs.problems import REJECTED_SCHEMA, DecodeLog, ItemProblem
 from kpdeliver.findings import concat_findings, empty_findings
 from kpdeliver.model import Dataset
 
-REJECTED_SCHEMA = pa.schema(
-    [
-        ("annotation_id", pa.int64()),
-        ("image_id", pa.int64()),
-        ("annotator", pa.string()),
-        ("source", pa.string()),
-        ("check", pa.string()),
-        ("reason", pa.string()),
-        ("raw", pa.string()),  # the item as it came in (JSON), so nothing is lost
-    ]
-)
+__all__ = ["REJECTED_SCHEMA", "CodecError", "Decoded", "DecodeLog", "ItemProblem"]
 
 
 class CodecError(ValueError):
@@ -35,11 +31,10 @@ class Decoded:
     findings: pa.Table = field(default_factory=empty_findings)
     rejected: pa.Table = field(default_factory=REJECTED_SCHEMA.empty_table)
 
+    @classmethod
+    def logged(cls, dataset: Dataset, log: DecodeLog) -> "Decoded":
+        """The dataset with the findings and held-back items a decode logged."""
+        return cls(dataset, log.findings_table(), log.rejected_table())
+
     def merge_findings(self, *tables: pa.Table) -> None:
         self.findings = concat_findings([self.findings, *tables])
-
-
-def rejected_rows(rows: list[dict]) -> pa.Table:
-    if not rows:
-        return REJECTED_SCHEMA.empty_table()
-    return pa.Table.from_pylist(rows, schema=REJECTED_SCHEMA)

@@ -1,8 +1,8 @@
 """Resolve a schema name or file, including formats whose own metadata defines a skeleton.
 
 `kpdeliver.schema` sits on the ground floor and knows built-ins and YAML files; a CVAT XML
-skeleton is read by the CVAT codec, so the resolver that accepts every form lives here, above
-the codecs."""
+skeleton (or a Label Studio labeling config) is read by its codec's `schema_from_metadata`, so
+the resolver that accepts every form lives here, above the codecs."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,13 +11,14 @@ from kpdeliver.codecs import CodecError
 from kpdeliver.schema import KeypointSchema, SchemaError, get_schema
 
 
-def load_schema_cvat(path: str | Path) -> KeypointSchema:
-    """A custom schema from the skeleton label defined in a CVAT XML file's `<meta>`."""
-    from kpdeliver.codecs.cvat import schema_from_cvat_xml
+def load_schema_from_metadata(path: str | Path) -> KeypointSchema:
+    """A custom schema from a format's own metadata file (CVAT XML `<meta>` skeleton label,
+    Label Studio labeling config)."""
+    from kpdeliver.codecs.registry import schema_from_metadata
 
     p = Path(path)
     try:
-        return schema_from_cvat_xml(p.read_bytes(), source=str(p))
+        return schema_from_metadata(p.name, p.read_bytes(), source=str(p))
     except OSError as e:
         raise SchemaError(f"cannot read schema file {p}: {e.strerror}") from None
     except CodecError as e:
@@ -25,7 +26,7 @@ def load_schema_cvat(path: str | Path) -> KeypointSchema:
 
 
 def resolve_schema(name_or_path: str | Path) -> KeypointSchema:
-    """A built-in schema by name, or a custom one from a YAML file or a CVAT XML skeleton."""
+    """A built-in schema by name, or a custom one from a YAML file or an XML metadata file."""
     if str(name_or_path).endswith(".xml"):
-        return load_schema_cvat(name_or_path)
+        return load_schema_from_metadata(name_or_path)
     return get_schema(name_or_path)

@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kpdeliver.codecs import REJECTED_SCHEMA, CodecError
+from kpdeliver.codecs.registry import decode_bytes
 from kpdeliver.findings import concat_findings, findings_for
-from kpdeliver.collect.files import decode_bytes
 from kpdeliver.isolation import unsafe_key_findings
 from kpdeliver.model import NONE, Dataset, Instances, concat_instances
 from kpdeliver.schema import KeypointSchema

@@ -1,122 +1,54 @@
-"""Formats at the file and folder level: detect, read (with image sizes from image headers),
-decode sniffed bytes, and write a dataset in any format.
+"""Annotation files and folders: find them, read them (image sizes from image headers), merge
+what several files hold, and write a dataset's files to a folder.
 
-Codecs stay pure (bytes in, model out); this module is where files are found and opened.
-Codec modules are imported lazily so `kpdeliver convert` only loads what it uses.
+Codecs stay pure (bytes in, model out) and `kpdeliver.codecs.registry` picks the codec; this
+module is only where files are found, opened and written.
 """
 from __future__ import annotations
 
-import io
 import os
-import zipfile
-from dataclasses import fields
+from dataclasses import replace
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 import pyarrow as pa
 
-from kpdeliver.codecs import REJECTED_SCHEMA, CodecError, Decoded
+from kpdeliver.codecs import REJECTED_SCHEMA, CodecError, Decoded, registry
+from kpdeliver.codecs.protocol import Codec, EncodeOptions
 from kpdeliver.findings import concat_findings, findings_for
 from kpdeliver.images import IMAGE_EXTENSIONS, image_size
 from kpdeliver.model import NONE, Dataset, Images, Instances, concat_images, concat_instances
 from kpdeliver.schema import KeypointSchema
 
-FORMATS = ("coco", "cvat", "label-studio", "yolo")
-_SNIFF = 4096
 
 
-def sniff_bytes(name: str, data: bytes) -> str:
-    """`coco`, `cvat`, `label-studio`, `zip` or `unknown`, from the first bytes (never a full parse:
-    the COCO file may be large)."""
-    head = data[:_SNIFF].lstrip(b"\xef\xbb\xbf \t\r\n")
-    if head.startswith(b"PK\x03\x04"):
-        return "zip"
-    if head.startswith(b"<"):
-        return "label-studio-config" if b"<View" in head and b"<annotations" not in head else "cvat"
-    if head.startswith(b"["):
-        return "label-studio" if any(k in head for k in (b'"result"', b'"annotations"', b'"predictions"', b'"data"')) else "coco"
-    if head.startswith(b"{"):
-        if b'"data"' in head and b'"images"' not in head and (b'"annotations"' in head or b'"predictions"' in head):
-            return "label-studio"
-        return "coco"
-    return "unknown"
-
-
-def decode_bytes(
-    name: str,
-    data: bytes,
-    *,
-    schema: KeypointSchema | None = None,
-    annotator: str = "",
-    source: str = "",
-    label_config: bytes | None = None,
-    sizes: Mapping[str, tuple[int, int]] | None = None,
-) -> Decoded:
-    """Decode one annotation export whatever its format (COCO JSON, CVAT XML, Label Studio JSON,
-    or a .zip holding one of those), sniffed from its bytes. Raises CodecError naming `name`
-    when the bytes are no keypoint export we read.
-
-    `label_config` (a Label Studio labeling config) gives Label Studio's keypoint order when no
-    schema is given; `sizes` (image reference -> (width, height)) serves Label Studio regions
-    that carry no image size."""
-    source = source or name
-    kind = sniff_bytes(name, data)
-    if kind == "coco":
-        from kpdeliver.codecs import coco
-
-        return coco.decode(data, schema=schema, source=source, annotator=annotator)
-    if kind == "cvat":
-        from kpdeliver.codecs import cvat
-
-        return cvat.decode(data, schema=schema, source=source, annotator=annotator)
-    if kind == "label-studio":
-        from kpdeliver.codecs import label_studio
-
-        return label_studio.decode(data, schema=schema, source=source, annotator=annotator, label_config=label_config,
-                                   sizes=sizes)
-    if kind == "zip":
-        return _decode_zip(data, schema=schema, annotator=annotator, source=source)
-    if kind == "label-studio-config":
-        raise CodecError(f"{source}: a Label Studio labeling config, not annotations")
-    if name.lower().endswith(".pts"):
-        raise CodecError(f"{source}: an iBUG .pts landmark file (one face, no image reference, size or "
-                         "visibility flags) is not an annotation export kpdeliver reads; use its COCO-style JSON")
-    raise CodecError(f"{source}: not a keypoint export we read (COCO JSON, CVAT XML, Label Studio JSON, "
-                     "or a .zip of one; YOLO labels are read as a folder with data.yaml)")
-
-
-def _decode_zip(data: bytes, *, schema, annotator: str, source: str) -> Decoded:
-    """A CVAT / Label Studio download: the one annotation file inside (annotations.xml, *.json)."""
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as e:
-        raise CodecError(f"{source}: broken zip ({e})") from None
-    with zf:
-        inner = [n for n in zf.namelist() if n.lower().endswith((".xml", ".json")) and not n.endswith("/")]
-        if len(inner) != 1:
-            raise CodecError(f"{source}: zip holds {len(inner)} .xml/.json files {inner[:5]}; expected exactly one")
-        return decode_bytes(inner[0], zf.read(inner[0]), schema=schema, annotator=annotator,
-                            source=f"{source}!{inner[0]}")
+def _sniff_file(f: Path) -> str:
+    with f.open("rb") as fh:
+        return registry.sniff_bytes(f.name, fh.read(registry.SNIFF_BYTES))
 
 
 def detect_format(path: str | Path) -> str:
-    """The format a file or folder holds: one of FORMATS, or `unknown`."""
+    """The format a file or folder holds: one of `registry.FORMATS`, `mixed` or `unknown`."""
     p = Path(path)
     if p.is_dir():
-        if _data_yaml(p) is not None:
-            return "yolo"
+        whole = _folder_codec(p)
+        if whole is not None:
+            return whole.name
         kinds = {detect_format(f) for f in annotation_files(p)} - {"unknown"}
         return kinds.pop() if len(kinds) == 1 else ("mixed" if kinds else "unknown")
-    if p.name == "data.yaml":
-        return "yolo"
-    with p.open("rb") as fh:
-        kind = sniff_bytes(p.name, fh.read(_SNIFF))
-    return kind if kind in FORMATS else "unknown"
+    kind = _sniff_file(p)
+    return kind if kind in registry.FORMATS else "unknown"
 
 
-def _data_yaml(folder: Path) -> Path | None:
-    for name in ("data.yaml", "dataset.yaml", "data.yml"):
+def _folder_codec(folder: Path) -> Codec | None:
+    """The codec whose export is this whole folder (a YOLO folder with data.yaml)."""
+    return registry.folder_codec(lambda name: (folder / name).is_file())
+
+
+def _marker(folder: Path, codec: Codec) -> Path | None:
+    """The file that makes `folder` one export of `codec` (YOLO's data.yaml)."""
+    for name in codec.folder_markers:
         if (folder / name).is_file():
             return folder / name
     return None
@@ -128,17 +60,17 @@ def annotation_files(folder: Path) -> list[Path]:
     for f in sorted(folder.rglob("*")):
         if f.suffix.lower() not in (".json", ".xml", ".zip") or not f.is_file() or f.name.startswith("."):
             continue
-        with f.open("rb") as fh:
-            if sniff_bytes(f.name, fh.read(_SNIFF)) != "label-studio-config":
-                out.append(f)
+        if not registry.is_metadata(_sniff_file(f)):
+            out.append(f)
     return out
 
 
-def _label_config_near(path: Path) -> bytes | None:
-    """A Label Studio labeling config beside the export (the project's XML with a <View>)."""
+def _metadata_near(path: Path, fmt: str) -> bytes | None:
+    """The format's own metadata file beside the export (a Label Studio project's labeling
+    config, the XML with a <View>)."""
     for f in sorted(path.parent.glob("*.xml")):
         data = f.read_bytes()
-        if sniff_bytes(f.name, data) == "label-studio-config":
+        if registry.sniff_bytes(f.name, data) == fmt + registry.METADATA_SUFFIX:
             return data
     return None
 
@@ -226,8 +158,9 @@ def read_annotations(
     if not p.exists():
         raise CodecError(f"{p}: no such file or folder")
     fmt = fmt or detect_format(p)
-    if fmt == "yolo":
-        return _read_yolo(p if p.is_dir() else p.parent, schema=schema)
+    whole = registry.codec(fmt) if fmt in registry.FORMATS else None
+    if whole is not None and whole.folder_markers:
+        return _read_folder_export(p if p.is_dir() else p.parent, whole, schema=schema)
     files = annotation_files(p) if p.is_dir() else [p]
     if not files:
         raise CodecError(f"{p}: no annotation files (.json, .xml, .zip) found")
@@ -236,13 +169,16 @@ def read_annotations(
     parts, bad = [], []
     for f in files:
         data = f.read_bytes()
-        config = sizes = None
-        if sniff_bytes(f.name, data) == "label-studio":
-            config = _label_config_near(f)
-            sizes = _HeaderSizes(Path(images_dir) if images_dir else root)
+        metadata = sizes = None
+        kind = registry.sniff_bytes(f.name, data)
+        if kind in registry.FORMATS:
+            if registry.codec(kind).sniff_metadata is not None:
+                metadata = _metadata_near(f, kind)
+            if registry.codec(kind).needs_image_sizes:
+                sizes = _HeaderSizes(Path(images_dir) if images_dir else root)
         try:
-            d = decode_bytes(f.name, data, schema=schema, annotator=annotator, source=_rel(f, root),
-                             label_config=config, sizes=sizes)
+            d = registry.decode_bytes(f.name, data, schema=schema, annotator=annotator, source=_rel(f, root),
+                                      metadata=metadata, sizes=sizes)
         except CodecError as e:
             if len(files) == 1:
                 raise
@@ -282,13 +218,10 @@ def merge_decoded(parts: list[Decoded]) -> Decoded:
         ds = d.dataset
         im, ins = ds.images, ds.instances
         shift_img = next_img if np.intersect1d(im.id, np.concatenate([x.id for x in images] or [np.zeros(0, np.int64)])).size else 0
-        im = Images(**{f.name: getattr(im, f.name) for f in fields(Images)})
-        im.id = im.id + shift_img
+        im = replace(im, id=im.id + shift_img)
         all_ins = np.concatenate([x.id for x in instances] or [np.zeros(0, np.int64)])
         shift_ins = next_ins if np.intersect1d(ins.id, all_ins).size else 0
-        ins = ins.take(np.arange(len(ins)))
-        ins.id = ins.id + shift_ins
-        ins.image_id = np.where(ins.image_id == NONE, NONE, ins.image_id + shift_img)
+        ins = replace(ins, id=ins.id + shift_ins, image_id=np.where(ins.image_id == NONE, NONE, ins.image_id + shift_img))
         images.append(im)
         instances.append(ins)
         next_img = max(next_img, int(im.id.max(initial=0)) + 1)
@@ -304,12 +237,12 @@ def merge_decoded(parts: list[Decoded]) -> Decoded:
     return Decoded(ds, concat_findings([d.findings for d in parts]), rejected)
 
 
-def _read_yolo(folder: Path, *, schema: KeypointSchema | None) -> Decoded:
-    from kpdeliver.codecs import yolo_pose
-
-    yaml_path = _data_yaml(folder)
-    if yaml_path is None:
-        raise CodecError(f"{folder}: YOLO Pose folder without data.yaml")
+def _read_folder_export(folder: Path, codec: Codec, *, schema: KeypointSchema | None) -> Decoded:
+    """A format whose export is a folder (YOLO Pose): its marker file (data.yaml), the label
+    files under `labels/` (or beside it), and each label's image size and name found by stem."""
+    marker = _marker(folder, codec)
+    if marker is None:
+        raise CodecError(f"{folder}: {codec.name} folder without {' or '.join(codec.folder_markers)}")
     labels = {f.relative_to(folder).as_posix(): f.read_bytes() for f in sorted(folder.rglob("*.txt"))
               if "labels" in f.relative_to(folder).parts or f.parent == folder}
     index = image_index(folder)
@@ -323,8 +256,8 @@ def _read_yolo(folder: Path, *, schema: KeypointSchema | None) -> Decoded:
                 names[stem] = hit.relative_to(folder).as_posix()
             except (OSError, ValueError):  # unreadable, or not an image (ImageProblem)
                 continue
-    return yolo_pose.decode(labels, data_yaml_bytes=yaml_path.read_bytes(), sizes=sizes, schema=schema,
-                            source=yaml_path.relative_to(folder.parent).as_posix(), image_names=names)
+    return codec.decode(marker.read_bytes(), schema=schema, source=marker.relative_to(folder.parent).as_posix(),
+                        files=labels, sizes=sizes, image_names=names)
 
 
 def write_dataset(
@@ -338,27 +271,9 @@ def write_dataset(
 ) -> list[Path]:
     """Write a dataset as `coco` (annotations.json), `yolo` (data.yaml + labels/<split>/*.txt),
     `cvat` (annotations.xml) or `label-studio` (tasks.json + label_config.xml). Returns the paths."""
+    files = registry.encode_files(dataset, to, EncodeOptions(split_of=split_of, outside=outside, cvat_mode=cvat_mode))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if to == "coco":
-        from kpdeliver.codecs import coco
-
-        files = {"annotations.json": coco.encode(dataset)}
-    elif to == "yolo":
-        from kpdeliver.codecs import yolo_pose
-
-        files = yolo_pose.encode(dataset, split_of=split_of, outside=outside)
-    elif to == "cvat":
-        from kpdeliver.codecs import cvat
-
-        files = {"annotations.xml": cvat.encode(dataset, mode=cvat_mode)}
-    elif to == "label-studio":
-        from kpdeliver.codecs import label_studio
-
-        files = {"tasks.json": label_studio.encode(dataset),
-                 "label_config.xml": label_studio.label_config(dataset.schema).encode()}
-    else:
-        raise ValueError(f"unknown output format {to!r}; use one of {', '.join(FORMATS)}")
     return _write_files(out, files)
 
 

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 
 from kpdeliver.codecs import coco, cvat, label_studio
 from tests.codecs.conformance import assert_same_keypoints, datasets
-from tests.codecs.test_yolo_codec import yolo_roundtrip
+from tests.codecs.yolo_pose.test_yolo_codec import yolo_roundtrip
 
 STEPS = {
     "coco": lambda ds: coco.decode(coco.encode(ds), schema=ds.schema).dataset,

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from kpdeliver.codecs import CodecError, coco, cvat
-from kpdeliver.collect.files import decode_bytes, detect_format, read_annotations, sniff_bytes, write_dataset
+from kpdeliver.codecs.registry import decode_bytes, sniff_bytes
+from kpdeliver.collect.files import detect_format, read_annotations, write_dataset
 from kpdeliver.schema import COCO17, HAND21
 from tests.codecs.conformance import assert_same_keypoints, make_dataset
 

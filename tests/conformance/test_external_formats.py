@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 from kpdeliver.codecs import CodecError, coco, cvat, label_studio
-from kpdeliver.collect.files import decode_bytes, read_annotations
+from kpdeliver.codecs.registry import decode_bytes
+from kpdeliver.collect.files import read_annotations
 from kpdeliver.collect.inspect import visibility_histogram
 from kpdeliver.schema import COCO17
-from tests.codecs.test_yolo_codec import yolo_roundtrip
+from tests.codecs.yolo_pose.test_yolo_codec import yolo_roundtrip
 
 # path: (images, instances, K, visibility histogram, a quirk the findings must mention or None)
 COCO_FILES = {

@@ -1,0 +1,44 @@
+"""COCO Keypoints JSON <-> canonical model.
+
+`decoder` (JSON -> model, faithful to what is written), `encoder` (model -> JSON), `metadata`
+(a schema from the file's own categories), `columns` (JSON values -> numpy columns). The
+decoder and encoder load on first use (`from kpdeliver.codecs.coco import encode`)."""
+from __future__ import annotations
+
+import importlib
+
+from kpdeliver.codecs.protocol import Codec, EncodeOptions
+
+_PUBLIC = {  # name -> submodule that defines it, imported when first asked for
+    "decode": "decoder", "encode": "encoder",
+    "schema_from_coco_category": "metadata", "load_json": "kpdeliver.codecs.json_doc",
+}
+__all__ = ["CODEC", "sniff", *_PUBLIC]
+
+
+def __getattr__(name: str):
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module if "." in module else f"{__name__}.{module}"), name)
+
+
+def sniff(name: str, head: bytes) -> float:
+    """Any JSON object or list that no more specific JSON format claims (COCO files are large:
+    the first bytes are all there is to go on)."""
+    return 0.5 if head[:1] in (b"{", b"[") else 0.0
+
+
+def _decode(data: bytes, *, schema=None, annotator: str = "", source: str = "", **_hints):
+    from kpdeliver.codecs.coco.decoder import decode
+
+    return decode(data, schema=schema, source=source, annotator=annotator)
+
+
+def _encode(dataset, options: EncodeOptions) -> dict[str, bytes]:
+    from kpdeliver.codecs.coco.encoder import encode
+
+    return {"annotations.json": encode(dataset)}
+
+
+CODEC = Codec(name="coco", sniff=sniff, decode=_decode, encode=_encode)

@@ -1,0 +1,108 @@
+"""CVAT for video 1.1: tracks expanded to one instance per frame.
+
+Shapes listed in the file are used as written (CVAT dumps interpolated frames too), frames on
+the task's frame step between two listed shapes are linearly interpolated, and a track ends at
+an `outside` shape."""
+from __future__ import annotations
+
+import re
+from xml.etree.ElementTree import Element
+
+import numpy as np
+
+from kpdeliver.codecs.cvat.attributes import flag, int_attr, int_text, xy_pairs
+from kpdeliver.codecs.cvat.shapes import ShapeWalk
+from kpdeliver.model import NONE, Images
+
+
+def _frame_grid(root: Element) -> tuple[int, int]:
+    """(start_frame, step) of a video task."""
+    task = root.find("./meta/task")
+    if task is None:
+        task = root.find("./meta/job")
+    start = int_text(task.findtext("start_frame")) if task is not None else 0
+    filt = (task.findtext("frame_filter") or "") if task is not None else ""
+    m = re.search(r"step\s*=\s*(\d+)", filt)
+    return start, int(m.group(1)) if m else 1
+
+
+def _track_series(shapes: list[Element], frames: np.ndarray, xy_of, n_pts: int):
+    """For every frame: xy [F, n_pts, 2], present [F], outside [F], occluded [F].
+
+    Listed shapes are used as written; a gap between two listed shapes is interpolated
+    linearly, unless the earlier one is `outside` (the track ended there)."""
+    listed = sorted(((int_attr(s, "frame", 0), s) for s in shapes), key=lambda t: t[0])
+    lf = np.array([f for f, _ in listed], dtype=np.int64)
+    lxy = np.array([xy_of(s) for _, s in listed]).reshape(len(listed), n_pts, 2)
+    lout = np.array([flag(s, "outside") for _, s in listed], bool)
+    locc = np.array([flag(s, "occluded") for _, s in listed], bool)
+    prev = np.searchsorted(lf, frames, side="right") - 1
+    has_prev = prev >= 0
+    p = np.clip(prev, 0, len(lf) - 1)
+    nxt = np.clip(prev + 1, 0, len(lf) - 1)
+    exact = has_prev & (lf[p] == frames)
+    between = has_prev & ~exact & (prev + 1 < len(lf)) & ~lout[p]
+    t = np.where(between, (frames - lf[p]) / np.maximum(lf[nxt] - lf[p], 1), 0.0)
+    xy = lxy[p] + (lxy[nxt] - lxy[p]) * t[:, None, None]
+    present = exact | between
+    outside = present & lout[p]
+    return xy, present, outside, present & locc[p]
+
+
+def video_images(root: Element, walk: ShapeWalk) -> Images:
+    """Every track's instances added to `walk.rows`; one image per frame used."""
+    k = walk.k
+    size = root.find("./meta//original_size")
+    w = int_text(size.findtext("width")) if size is not None else 0
+    h = int_text(size.findtext("height")) if size is not None else 0
+    start, step = _frame_grid(root)
+    used: set[int] = set()
+    for tr in root.findall("track"):
+        tid = int_attr(tr, "id", NONE)
+        label = tr.get("label", "")
+        skel = tr.findall("skeleton")
+        pts = tr.findall("points")
+        if skel:
+            order = walk.skeleton_order(tr, f"track id={tid}", NONE)
+            if order is None:
+                continue
+            frames = _grid_frames([int_attr(s, "frame", 0) for s in skel], start, step)
+            _, alive, gone, occ = _track_series(skel, frames, lambda s: np.zeros((0, 2)), 0)
+            frames, occ = frames[alive & ~gone], occ[alive & ~gone]
+            xy = np.zeros((len(frames), k, 2))
+            present, outside, occluded = (np.zeros((len(frames), k), bool) for _ in range(3))
+            for sub in tr.findall("track"):
+                i = order.get(sub.get("label", ""))
+                if i is None or not sub.findall("points"):
+                    continue
+                sxy, sp, so, socc = _track_series(sub.findall("points"), frames, lambda s: xy_pairs(s.get("points"))[:1], 1)
+                xy[:, i], present[:, i], outside[:, i], occluded[:, i] = sxy[:, 0], sp, so, socc | occ
+        elif pts:
+            if any(len(xy_pairs(s.get("points"))) != k for s in pts):
+                for s in pts:
+                    walk.free_points(s, f"track id={tid} ({label!r}) frame {s.get('frame')}", int_attr(s, "frame", NONE))
+                continue
+            frames = _grid_frames([int_attr(s, "frame", 0) for s in pts], start, step)
+            sxy, sp, so, socc = _track_series(pts, frames, lambda s: xy_pairs(s.get("points")), k)
+            keep = sp & ~so
+            frames, xy = frames[keep], sxy[keep]
+            present = np.ones((len(frames), k), bool)
+            outside = np.zeros((len(frames), k), bool)
+            occluded = np.repeat(socc[keep][:, None], k, axis=1)
+        else:
+            continue
+        for j, f in enumerate(frames.tolist()):
+            used.add(f)
+            walk.rows.add(image_id=f, track_id=tid, frame=f, label=label, xy=xy[j], present=present[j],
+                          outside=outside[j], occluded=occluded[j])
+    frames = sorted(used)
+    return Images.build(id=frames, file_name=[f"frame_{f:06d}" for f in frames], width=[w] * len(frames),
+                        height=[h] * len(frames), source=[walk.source] * len(frames))
+
+
+def _grid_frames(listed: list[int], start: int, step: int) -> np.ndarray:
+    """Frames from the first listed shape to the last, on the task's frame step."""
+    lo, hi = min(listed), max(listed)
+    first = lo + (-(lo - start)) % step  # first grid frame at or after the first listed shape
+    grid = np.arange(first, hi + 1, step, dtype=np.int64)
+    return np.union1d(grid, np.asarray(listed, np.int64))

@@ -1,0 +1,67 @@
+"""The one shape every format takes: how it is recognised, decoded, encoded, and how its own
+metadata defines a schema. Each folder under `kpdeliver/codecs/` exposes one `Codec` as `CODEC`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Mapping, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from kpdeliver.codecs import Decoded
+    from kpdeliver.model import Dataset
+    from kpdeliver.schema import KeypointSchema
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """What a writer may be asked for; each format reads the options that concern it."""
+
+    split_of: np.ndarray | None = None  # per image row: train / val / test (YOLO folders)
+    outside: str = "clip"  # YOLO: a v=1 point outside the frame is clipped to the edge or written 0 0 0
+    cvat_mode: str = "images"  # CVAT: "images" or "video" (skeleton tracks)
+
+
+class Decode(Protocol):
+    def __call__(
+        self,
+        data: bytes,
+        *,
+        schema: KeypointSchema | None = None,
+        annotator: str = "",
+        source: str = "",
+        metadata: bytes | None = None,
+        sizes: Mapping[str, tuple[int, int]] | None = None,
+        files: Mapping[str, bytes] | None = None,
+        image_names: Mapping[str, str] | None = None,
+    ) -> Decoded:
+        """Bytes of one export -> the canonical model. `metadata` is the format's own metadata
+        file found beside the export (a Label Studio labeling config); `sizes` maps image
+        references to (width, height) read from image headers; `files` and `image_names` serve
+        formats that are a folder (YOLO: `data` is data.yaml, `files` the label files)."""
+
+
+@dataclass(frozen=True)
+class Codec:
+    """One keypoint format.
+
+    - `name`: as the CLI spells it (`--to coco`).
+    - `sniff(name, head) -> float`: confidence 0..1 that a file (its name and first bytes) is an
+      export of this format; never a full parse.
+    - `decode`: see `Decode`.
+    - `encode(dataset, options) -> {relative path: bytes}`: the files a writer puts in a folder.
+    - `sniff_metadata(name, head) -> bool`: the file is this format's metadata, not annotations.
+    - `schema_from_metadata(data, *, source) -> KeypointSchema`: a schema from the format's own
+      metadata (CVAT skeleton label, Label Studio labeling config), where it has one.
+    - `folder_markers`: file names that make a folder one export of this format (YOLO data.yaml).
+    - `needs_image_sizes`: its regions may lack image sizes, so the reader passes `sizes`.
+    """
+
+    name: str
+    sniff: Callable[[str, bytes], float]
+    decode: Decode
+    encode: Callable[[Dataset, EncodeOptions], dict[str, bytes]]
+    sniff_metadata: Callable[[str, bytes], bool] | None = None
+    schema_from_metadata: Callable[..., KeypointSchema] | None = None
+    folder_markers: tuple[str, ...] = ()
+    needs_image_sizes: bool = False

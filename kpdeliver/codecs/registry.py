@@ -1,0 +1,140 @@
+"""Which codec reads a file, and the dispatch that used to be `if`-chains over formats.
+
+A format is one folder under `kpdeliver/codecs/` exposing `CODEC`, plus one line in
+`CODEC_MODULES`. Codec folders are imported on first use; sniffing imports only their light
+`__init__` (a few byte checks), never a decoder.
+"""
+from __future__ import annotations
+
+import importlib
+import io
+import zipfile
+from typing import Callable, Iterable, Mapping
+
+from kpdeliver.codecs import CodecError, Decoded
+from kpdeliver.codecs.protocol import Codec, EncodeOptions
+from kpdeliver.model import Dataset
+from kpdeliver.schema import KeypointSchema
+
+CODEC_MODULES = {  # format name (as the CLI spells it) -> the folder that defines its CODEC
+    "coco": "kpdeliver.codecs.coco",
+    "cvat": "kpdeliver.codecs.cvat",
+    "label-studio": "kpdeliver.codecs.label_studio",
+    "yolo": "kpdeliver.codecs.yolo_pose",
+}
+FORMATS = tuple(CODEC_MODULES)
+SNIFF_BYTES = 4096  # how much of a file sniffing reads: a COCO file may be gigabytes
+ZIP = "zip"
+UNKNOWN = "unknown"
+METADATA_SUFFIX = "-config"  # sniff kind of a format's own metadata file, e.g. `label-studio-config`
+
+
+def codec(name: str) -> Codec:
+    """The codec of a format name; ValueError naming the formats there are."""
+    module = CODEC_MODULES.get(name)
+    if module is None:
+        raise ValueError(f"unknown output format {name!r}; use one of {', '.join(FORMATS)}")
+    return importlib.import_module(module).CODEC
+
+
+def _codecs() -> Iterable[Codec]:
+    return (codec(name) for name in CODEC_MODULES)
+
+
+def _head(data: bytes) -> bytes:
+    return data[:SNIFF_BYTES].lstrip(b"\xef\xbb\xbf \t\r\n")
+
+
+def sniff_bytes(name: str, data: bytes) -> str:
+    """A format name, `zip`, `<format>-config` (the format's metadata, not annotations) or
+    `unknown`, from a file's name and first bytes (never a full parse)."""
+    head = _head(data)
+    if head.startswith(b"PK\x03\x04"):
+        return ZIP
+    for c in _codecs():
+        if c.sniff_metadata is not None and c.sniff_metadata(name, head):
+            return c.name + METADATA_SUFFIX
+    best, score = UNKNOWN, 0.0
+    for c in _codecs():
+        s = c.sniff(name, head)
+        if s > score:
+            best, score = c.name, s
+    return best
+
+
+def is_metadata(kind: str) -> bool:
+    return kind.endswith(METADATA_SUFFIX)
+
+
+def folder_codec(has_file: Callable[[str], bool]) -> Codec | None:
+    """The codec whose export is a whole folder, for a folder that `has_file` one of its marker
+    names (YOLO's data.yaml); asked by name so a folder of many images is never listed."""
+    for c in _codecs():
+        if any(has_file(name) for name in c.folder_markers):
+            return c
+    return None
+
+
+def decode_bytes(
+    name: str,
+    data: bytes,
+    *,
+    schema: KeypointSchema | None = None,
+    annotator: str = "",
+    source: str = "",
+    metadata: bytes | None = None,
+    sizes: Mapping[str, tuple[int, int]] | None = None,
+) -> Decoded:
+    """Decode one annotation export whatever its format (COCO JSON, CVAT XML, Label Studio JSON,
+    or a .zip holding one of those), sniffed from its bytes. Raises CodecError naming `name`
+    when the bytes are no keypoint export we read.
+
+    `metadata` (the format's own metadata file, e.g. a Label Studio labeling config) gives the
+    keypoint order when no schema is given; `sizes` (image reference -> (width, height)) serves
+    formats whose regions may carry no image size."""
+    source = source or name
+    kind = sniff_bytes(name, data)
+    if kind == ZIP:
+        return _decode_zip(data, schema=schema, annotator=annotator, source=source)
+    if is_metadata(kind):
+        raise CodecError(f"{source}: a {kind.removesuffix(METADATA_SUFFIX).replace('-', ' ').title()} "
+                         "labeling config, not annotations")
+    if kind != UNKNOWN and not codec(kind).folder_markers:
+        return codec(kind).decode(data, schema=schema, annotator=annotator, source=source, metadata=metadata,
+                                  sizes=sizes)
+    if name.lower().endswith(".pts"):
+        raise CodecError(f"{source}: an iBUG .pts landmark file (one face, no image reference, size or "
+                         "visibility flags) is not an annotation export kpdeliver reads; use its COCO-style JSON")
+    raise CodecError(f"{source}: not a keypoint export we read (COCO JSON, CVAT XML, Label Studio JSON, "
+                     "or a .zip of one; YOLO labels are read as a folder with data.yaml)")
+
+
+def _decode_zip(data: bytes, *, schema: KeypointSchema | None, annotator: str, source: str) -> Decoded:
+    """A CVAT / Label Studio download: the one annotation file inside (annotations.xml, *.json)."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as e:
+        raise CodecError(f"{source}: broken zip ({e})") from None
+    with zf:
+        inner = [n for n in zf.namelist() if n.lower().endswith((".xml", ".json")) and not n.endswith("/")]
+        if len(inner) != 1:
+            raise CodecError(f"{source}: zip holds {len(inner)} .xml/.json files {inner[:5]}; expected exactly one")
+        return decode_bytes(inner[0], zf.read(inner[0]), schema=schema, annotator=annotator,
+                            source=f"{source}!{inner[0]}")
+
+
+def encode_files(dataset: Dataset, fmt: str, options: EncodeOptions = EncodeOptions()) -> dict[str, bytes]:
+    """The files (relative path -> bytes) that hold `dataset` in format `fmt`."""
+    return codec(fmt).encode(dataset, options)
+
+
+def schema_from_metadata(name: str, data: bytes, *, source: str = "") -> KeypointSchema:
+    """A schema from a format's own metadata (a CVAT XML skeleton, a Label Studio labeling
+    config), the format sniffed from the bytes. CodecError when the file is no such metadata."""
+    kind = sniff_bytes(name, data)
+    fmt = kind.removesuffix(METADATA_SUFFIX)
+    found = codec(fmt) if fmt in CODEC_MODULES else None
+    if found is None or found.schema_from_metadata is None:
+        raise CodecError(f"{source or name}: no keypoint schema in it (a CVAT XML skeleton or a Label Studio "
+                         "labeling config defines one)")
+    return found.schema_from_metadata(data, source=source or name)

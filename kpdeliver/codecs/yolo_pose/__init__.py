@@ -1,0 +1,49 @@
+"""Ultralytics YOLO Pose <-> canonical model. A YOLO export is a folder: `data.yaml` plus
+`labels/<split>/<stem>.txt`; the reader above hands the codec those files' bytes and the image
+sizes it read from image headers.
+
+`encoder` (label lines as fixed-width text in one numpy pass, data.yaml), `decoder` (label
+files and data.yaml). Loaded on first use."""
+from __future__ import annotations
+
+import importlib
+
+from kpdeliver.codecs.protocol import Codec, EncodeOptions
+
+_PUBLIC = {  # name -> submodule that defines it, imported when first asked for
+    "decode": "decoder", "schema_from_data_yaml": "decoder", "encode": "encoder", "label_lines": "encoder",
+    "data_yaml": "encoder", "yolo_stem": "encoder", "DECIMALS": "encoder",
+}
+__all__ = ["CODEC", "sniff", "DATA_YAML_NAMES", *_PUBLIC]
+
+DATA_YAML_NAMES = ("data.yaml", "dataset.yaml", "data.yml")
+
+
+def __getattr__(name: str):
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+def sniff(name: str, head: bytes) -> float:
+    """The dataset's data.yaml (label files alone say nothing about keypoints)."""
+    return 1.0 if name in DATA_YAML_NAMES else 0.0
+
+
+def _decode(data: bytes, *, schema=None, annotator: str = "", source: str = "", sizes=None, files=None,
+            image_names=None, **_hints):
+    """`data` is data.yaml; `files` the label files by relative path; `sizes` keyed by label stem."""
+    from kpdeliver.codecs.yolo_pose.decoder import decode
+
+    return decode(files or {}, data_yaml_bytes=data, sizes=sizes or {}, schema=schema, source=source,
+                  image_names=image_names)
+
+
+def _encode(dataset, options: EncodeOptions) -> dict[str, bytes]:
+    from kpdeliver.codecs.yolo_pose.encoder import encode
+
+    return encode(dataset, split_of=options.split_of, outside=options.outside)
+
+
+CODEC = Codec(name="yolo", sniff=sniff, decode=_decode, encode=_encode, folder_markers=DATA_YAML_NAMES)

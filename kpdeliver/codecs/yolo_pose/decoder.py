@@ -1,0 +1,118 @@
+"""Ultralytics YOLO Pose label files and data.yaml -> canonical model.
+
+A label whose image size is unknown is held back rather than guessed; with `kpt_shape [K, 2]`
+there is no flag, so a point at (0, 0) reads as v=0 and any other as v=2."""
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Mapping
+
+import numpy as np
+import yaml
+
+from kpdeliver.codecs import CodecError, Decoded, DecodeLog, ItemProblem
+from kpdeliver.model import Category, Dataset, Images, Instances
+from kpdeliver.schema import DEFAULT_SIGMA, KeypointSchema, pairs_by_prefix
+
+
+def schema_from_data_yaml(doc: Mapping, *, name: str = "yolo") -> KeypointSchema:
+    k = int(doc["kpt_shape"][0])
+    kpt_names = doc.get("kpt_names") or {}
+    names = list(kpt_names.get(0, kpt_names.get("0", []))) if isinstance(kpt_names, Mapping) else []
+    if len(names) != k:
+        names = [f"kp{i}" for i in range(k)]
+    flip = doc.get("flip_idx")
+    pairs = tuple((i, int(j)) for i, j in enumerate(flip) if int(j) > i) if flip else pairs_by_prefix(names)
+    return KeypointSchema(name=name, keypoints=tuple(names), skeleton=(), flip_pairs=pairs,
+                          sigmas=(DEFAULT_SIGMA,) * k, source=f"from YOLO data.yaml (sigmas {DEFAULT_SIGMA} by default)")
+
+
+def decode(
+    labels: Mapping[str, bytes],
+    *,
+    data_yaml_bytes: bytes,
+    sizes: Mapping[str, tuple[int, int]],
+    schema: KeypointSchema | None = None,
+    source: str = "",
+    image_names: Mapping[str, str] | None = None,
+) -> Decoded:
+    """Decode label files (key: path ending in `<stem>.txt`) given each stem's image size.
+
+    `sizes` maps label stems to (width, height); a label whose image size is unknown is held
+    back with a finding rather than guessed. `image_names` maps stems to the images' file
+    names (default: the label key). With `kpt_shape [K, 2]` there is no flag: a point at
+    (0, 0) reads as v=0, any other as v=2 (a finding says so).
+    """
+    try:
+        doc = yaml.safe_load(data_yaml_bytes) or {}
+        kshape = [int(x) for x in doc["kpt_shape"]]
+    except (yaml.YAMLError, KeyError, TypeError, ValueError):
+        raise CodecError(f"{source}: data.yaml has no valid 'kpt_shape: [K, 2|3]'") from None
+    k, dim = kshape
+    if dim not in (2, 3):
+        raise CodecError(f"{source}: data.yaml kpt_shape [{k}, {dim}]: dim must be 2 or 3")
+    schema = schema or schema_from_data_yaml(doc)
+    if schema.num_keypoints != k:
+        raise CodecError(f"{source}: data.yaml kpt_shape K={k} but schema {schema.name!r} has {schema.num_keypoints}")
+    names = doc.get("names") or {0: schema.category}
+    names = dict(enumerate(names)) if isinstance(names, list) else {int(a): str(b) for a, b in names.items()}
+    log = DecodeLog(source)
+    if dim == 2:
+        log.quirk(f"kpt_shape [{k}, 2] has no visibility; points at (0, 0) read as v=0, others as v=2")
+    if not doc.get("flip_idx"):
+        log.quirk("data.yaml has no flip_idx; horizontal-flip augmentation would swap left and right")
+
+    img_ids, fnames, ws, hs = [], [], [], []
+    rows, row_img = [], []
+    ncol = 5 + k * dim
+    for image_id, key in enumerate(sorted(labels), start=1):
+        stem = PurePosixPath(key).stem
+        text = labels[key].decode("utf-8", errors="replace")
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        if stem not in sizes:
+            # no image id: the image is not in the dataset, the file name says which label file
+            log.hold(ItemProblem("schema.missing_field", source, f"{source}: {key}: image size unknown (no image found "
+                                 f"for stem {stem!r}); labels held back", field="image size", file_name=key, raw=text))
+            continue
+        w, h = sizes[stem]
+        img_ids.append(image_id)
+        fnames.append((image_names or {}).get(stem, key))
+        ws.append(w)
+        hs.append(h)
+        for ln_no, ln in enumerate(lines, start=1):
+            parts = ln.split()
+            try:
+                vals = [float(x) for x in parts]
+            except ValueError:
+                vals = None
+            if vals is None or len(vals) != ncol:
+                what = "non-numeric values" if vals is None else f"{len(parts)} values, expected {ncol} (5 + {k}x{dim})"
+                log.hold(ItemProblem("schema.keypoint_count" if vals else "schema.bad_type", source,
+                                     f"{source}: {key} line {ln_no}: {what}", field=f"line {ln_no}", image_id=image_id,
+                                     file_name=key, value=float(len(parts)) if vals else None, raw=ln))
+                continue
+            rows.append(vals)
+            row_img.append(len(img_ids) - 1)
+    arr = np.asarray(rows, dtype=np.float64).reshape(len(rows), ncol)
+    row_img = np.asarray(row_img, dtype=np.int64)
+    w = np.asarray(ws, np.float64)[row_img]
+    h = np.asarray(hs, np.float64)[row_img]
+    kp = arr[:, 5:].reshape(len(rows), k, dim)
+    out = np.zeros((len(rows), k, 3))
+    out[..., 0] = kp[..., 0] * w[:, None]
+    out[..., 1] = kp[..., 1] * h[:, None]
+    if dim == 3:
+        out[..., 2] = kp[..., 2]
+    else:
+        out[..., 2] = np.where((kp[..., 0] == 0) & (kp[..., 1] == 0), 0, 2)
+    out[out[..., 2] == 0, :2] = 0.0
+    cx, cy, bw, bh = (arr[:, j] for j in range(1, 5))
+    bbox = np.stack([(cx - bw / 2) * w, (cy - bh / 2) * h, bw * w, bh * h], axis=1)
+    cls = arr[:, 0].astype(np.int64)
+    images = Images.build(id=img_ids, file_name=fnames, width=ws, height=hs, source=[source] * len(img_ids))
+    instances = Instances.build(
+        id=np.arange(1, len(rows) + 1), image_id=np.asarray(img_ids, np.int64)[row_img] if len(rows) else [],
+        category_id=cls + 1, bbox=bbox, keypoints=out, num_kpts=k,
+    )
+    categories = tuple(Category(i + 1, n) for i, n in sorted(names.items()))
+    return Decoded.logged(Dataset(schema, images, instances, categories), log)

@@ -1,0 +1,124 @@
+"""Ultralytics YOLO Pose <- canonical model: label lines and data.yaml.
+
+Label line: `cls cx cy w h  x1 y1 v1 ... xK yK vK`, all coordinates normalised to [0, 1].
+Ultralytics drops a whole image when any coordinate leaves [0, 1], so a v=1 point estimated
+outside the frame is clipped to the edge (or written `0 0 0`, per client config); its true
+position stays in the COCO file. `data.yaml` always carries `kpt_shape` and `flip_idx`.
+
+Lines are formatted as fixed-width text by numpy in one pass (no Python loop per value):
+formatting is the costly part of a naive converter.
+"""
+from __future__ import annotations
+
+import posixpath
+
+import numpy as np
+import yaml
+
+from kpdeliver.codecs import CodecError
+from kpdeliver.model import Category, Dataset, bbox_or_from_keypoints
+from kpdeliver.schema import KeypointSchema
+
+DECIMALS = 7  # 1e-7 of the image side: 1e-3 px up to 10,000 px images
+_SCALE = 10**DECIMALS
+
+
+def yolo_stem(file_name: str) -> str:
+    """A flat, unique stem for an image's label and image file in the YOLO tree."""
+    return posixpath.splitext(file_name.replace("\\", "/"))[0].replace("/", "__")
+
+
+def _fixed(values: np.ndarray) -> np.ndarray:
+    """[N] floats in [0, 1] -> [N, DECIMALS + 2] uint8 ASCII `d.ddddddd`."""
+    q = np.rint(np.clip(values, 0.0, 1.0) * _SCALE).astype(np.int32)
+    out = np.empty((len(q), DECIMALS + 2), np.uint8)
+    out[:, 1] = ord(".")
+    for pos in range(DECIMALS + 1, 1, -1):  # one pass per digit position, least significant first
+        out[:, pos] = q % 10 + ord("0")
+        q //= 10
+    out[:, 0] = q + ord("0")
+    return out
+
+
+def label_lines(
+    dataset: Dataset, *, outside: str = "clip"
+) -> tuple[np.ndarray, int]:
+    """All instances' label lines as one [n, L] uint8 matrix (each row ends in a newline)."""
+    ins, im = dataset.instances, dataset.images
+    n, k = len(ins), dataset.schema.num_keypoints
+    row = dataset.image_index()
+    w = im.width[row].astype(np.float64)
+    h = im.height[row].astype(np.float64)
+    if n and (np.any(row < 0) or np.any(w <= 0) or np.any(h <= 0)):
+        raise CodecError("YOLO encode needs every instance's image with a known width and height")
+    cat_ids = sorted(c.id for c in dataset.categories)
+    cls = np.searchsorted(np.asarray(cat_ids), ins.category_id)
+    cls_w = len(str(max(len(cat_ids) - 1, 0)))
+
+    bbox = bbox_or_from_keypoints(ins)
+    x0 = np.clip(bbox[:, 0], 0, w)
+    y0 = np.clip(bbox[:, 1], 0, h)
+    x1 = np.clip(bbox[:, 0] + bbox[:, 2], 0, w)
+    y1 = np.clip(bbox[:, 1] + bbox[:, 3], 0, h)
+    box = np.stack([(x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h], axis=1)
+
+    v = np.rint(ins.v).astype(np.int64)
+    xn = ins.keypoints[..., 0] / w[:, None]
+    yn = ins.keypoints[..., 1] / h[:, None]
+    off = (xn < 0) | (xn > 1) | (yn < 0) | (yn > 1)
+    drop = (v <= 0) | (off & (outside == "zero"))
+    v = np.where(drop, 0, np.clip(v, 0, 2))
+    xn = np.where(drop, 0.0, xn)
+    yn = np.where(drop, 0.0, yn)
+
+    field = DECIMALS + 3  # digits + separator
+    width = cls_w + 1 + 4 * field + k * (2 * field + 2)
+    buf = np.full((n, width), ord(" "), np.uint8)
+    cls_txt = np.char.rjust(cls.astype(str), cls_w).astype(f"S{cls_w}").view(np.uint8).reshape(n, cls_w) if n else np.zeros((0, cls_w), np.uint8)
+    buf[:, :cls_w] = cls_txt
+    pos = cls_w + 1
+    for j in range(4):
+        buf[:, pos:pos + field - 1] = _fixed(box[:, j])
+        pos += field
+    kp_block = buf[:, pos:].reshape(n, k, 2 * field + 2)
+    kp_block[:, :, : field - 1] = _fixed(xn.reshape(-1)).reshape(n, k, field - 1)
+    kp_block[:, :, field: 2 * field - 1] = _fixed(yn.reshape(-1)).reshape(n, k, field - 1)
+    kp_block[:, :, 2 * field] = ord("0") + v
+    buf[:, -1] = ord("\n")
+    return buf, width
+
+
+# No `path` key: Ultralytics resolves a relative `path` against the current directory, and an
+# absolute one would tie the release to one machine; without it the YAML's own folder is the root.
+def data_yaml(schema: KeypointSchema, categories: tuple[Category, ...], splits: list[str]) -> bytes:
+    doc = {
+        **{s: f"images/{s}" for s in splits},
+        "names": {i: c.name for i, c in enumerate(sorted(categories, key=lambda c: c.id))},
+        "kpt_shape": [schema.num_keypoints, 3],
+        "flip_idx": schema.flip_idx.tolist(),
+        "kpt_names": {0: list(schema.keypoints)},
+    }
+    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=None).encode()
+
+
+def encode(
+    dataset: Dataset, *, split_of: np.ndarray | None = None, outside: str = "clip"
+) -> dict[str, bytes]:
+    """`data.yaml` plus one `labels/<split>/<stem>.txt` per image (empty for background images).
+
+    `split_of` gives each image's split name (row-aligned with dataset.images); default "train".
+    """
+    im = dataset.images
+    splits = np.asarray(split_of if split_of is not None else ["train"] * len(im), dtype=object)
+    buf, width = label_lines(dataset, outside=outside)
+    row = dataset.image_index()
+    order = np.argsort(row, kind="stable")
+    starts = np.searchsorted(row[order], np.arange(len(im)))
+    ends = np.searchsorted(row[order], np.arange(len(im)), side="right")
+    sorted_buf = buf[order]
+    files: dict[str, bytes] = {}
+    for i, (name, split) in enumerate(zip(im.file_name.tolist(), splits.tolist())):
+        files[f"labels/{split}/{yolo_stem(name)}.txt"] = sorted_buf[starts[i]:ends[i]].tobytes()
+    used = [s for s in ("train", "val", "test") if s in set(splits.tolist())] or ["train"]
+    files["data.yaml"] = data_yaml(dataset.schema, dataset.categories, used)
+    return files
