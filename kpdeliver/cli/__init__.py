@@ -20,6 +20,7 @@ COMMANDS = {
     "deliver": "kpdeliver.cli.delivery",
     "assign": "kpdeliver.cli.delivery",
     "demo": "kpdeliver.cli.delivery",
+    "check": "kpdeliver.cli.check",
     "convert": "kpdeliver.cli.formats",
     "inspect": "kpdeliver.cli.formats",
     "schemas": "kpdeliver.cli.formats",

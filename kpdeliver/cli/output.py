@@ -1,0 +1,39 @@
+"""What every command prints the same way: errors and warnings as plain text (rich markup never
+eats a user's square brackets), one unwrapped line per sentence so paths never break mid-word."""
+from __future__ import annotations
+
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def _line(label: str, style: str, message: str) -> Text:
+    return Text.assemble((label, style), " ", message)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    err.print(_line("error:", "bold red", message))
+    raise typer.Exit(code)
+
+
+def warn(message: str) -> None:
+    err.print(_line("warning:", "yellow", message))
+
+
+def load_checked_config(path, *, source: bool = True):
+    """The client config at `path`, checked completely before anything runs (kpdeliver.isolation
+    `check_config`); every problem at once and exit 2 when there is any, warnings printed."""
+    from kpdeliver.config import ConfigError
+    from kpdeliver.isolation import check_config
+
+    check = check_config(path, source=source)
+    for w in check.warnings:
+        warn(w)
+    try:
+        return check.config_or_raise()
+    except ConfigError as e:
+        fail(str(e))
