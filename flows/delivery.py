@@ -32,7 +32,7 @@ def delivery_run(config: ClientConfig) -> dict:
     if duplicate is not None:
         log.warning("inputs identical to published v%04d; not publishing a duplicate", duplicate.version)
         # a run killed after publishing but before these two steps is finished here
-        store.rebuild_catalog(releases, config.client)
+        store.catalog_release(releases, key, duplicate.version)
         store.clean_staging(releases, key)
         return _summary(duplicate, duplicate=True)
 
@@ -49,7 +49,7 @@ def delivery_run(config: ClientConfig) -> dict:
     published = store.publish_release(releases, key, {
         "source": {"location": config.source, "images_listed": ingested.listed, "exports": collected.files},
         "schema": schema.to_dict()})
-    store.rebuild_catalog(releases, config.client)
+    store.catalog_release(releases, key, published.version)
     store.clean_staging(releases, key)
     return _summary(published, duplicate=False)
 

@@ -74,9 +74,10 @@ def publish_release(releases: ObjectStore, key: ReleaseKey, manifest_fields: dic
 
 
 @task(name="catalog", **STORE)
-def rebuild_catalog(releases: ObjectStore, client: str) -> int:
-    """Rewrite the client's catalogue from the published manifests; the number of releases."""
-    return catalog.rebuild_catalog(releases, client).num_rows
+def catalog_release(releases: ObjectStore, key: ReleaseKey, version: int) -> int:
+    """Append the published release to the client's catalogue (a conditional write, no listing);
+    the number of releases it lists."""
+    return catalog.append_release(releases, key.client, key.dataset, version).num_rows
 
 
 @task(name="clean-staging", **STORE)

@@ -27,6 +27,7 @@ COMMANDS = {
     "validate": "kpdeliver.cli.validate",
     "verify": "kpdeliver.cli.release",
     "share": "kpdeliver.cli.release",
+    "releases": "kpdeliver.cli.catalog",
     "push": "kpdeliver.cli.tool",
     "pull": "kpdeliver.cli.tool",
 }

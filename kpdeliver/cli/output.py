@@ -2,13 +2,22 @@
 eats a user's square brackets), one unwrapped line per sentence so paths never break mid-word."""
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import NoReturn, Optional
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
 err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+ENDPOINT = typer.Option(None, "--endpoint-url", envvar="AWS_ENDPOINT_URL",
+                        help="S3 endpoint (MinIO, moto...); default: AWS")
+REGION = typer.Option(None, "--region", envvar="AWS_REGION", help="S3 region")
+PROFILE = typer.Option(None, "--profile", envvar="AWS_PROFILE", help="AWS profile for credentials")
+
+
+def s3_options(endpoint_url: Optional[str], region: Optional[str], profile: Optional[str]) -> dict:
+    return {k: v for k, v in (("endpoint_url", endpoint_url), ("region", region), ("profile", profile)) if v}
 
 
 def _line(label: str, style: str, message: str) -> Text:

@@ -14,14 +14,8 @@ app = typer.Typer()
 console = Console()
 err = Console(stderr=True)
 
-ENDPOINT = typer.Option(None, "--endpoint-url", envvar="AWS_ENDPOINT_URL",
-                        help="S3 endpoint (MinIO, moto...); default: AWS")
-REGION = typer.Option(None, "--region", envvar="AWS_REGION", help="S3 region")
-PROFILE = typer.Option(None, "--profile", envvar="AWS_PROFILE", help="AWS profile for credentials")
-
-
-def _options(endpoint_url: Optional[str], region: Optional[str], profile: Optional[str]) -> dict:
-    return {k: v for k, v in (("endpoint_url", endpoint_url), ("region", region), ("profile", profile)) if v}
+from kpdeliver.cli.output import ENDPOINT, PROFILE, REGION
+from kpdeliver.cli.output import s3_options as _options
 
 
 def _open_parent(release: str, options: dict):
