@@ -35,8 +35,12 @@ COMMANDS = {
 
 @cache
 def sub_app_commands(module: str) -> dict[str, click.Command]:
-    """The click commands of the sub-app `module.app`, by name (imports the module)."""
-    return dict(typer.main.get_group(importlib.import_module(module).app).commands)
+    """The click commands of the sub-app `module.app`, by name (imports the module). Help text is
+    shown as written: rich markup would eat square brackets such as `{name: [w, h]}`."""
+    commands = dict(typer.main.get_group(importlib.import_module(module).app).commands)
+    for command in commands.values():
+        command.rich_markup_mode = None
+    return commands
 
 
 class LazyGroup(TyperGroup):

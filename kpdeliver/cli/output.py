@@ -20,6 +20,11 @@ def s3_options(endpoint_url: Optional[str], region: Optional[str], profile: Opti
     return {k: v for k, v in (("endpoint_url", endpoint_url), ("region", region), ("profile", profile)) if v}
 
 
+def plural(n: int, noun: str, plural_form: str | None = None) -> str:
+    """'1 problem', '2 problems' (the CLI's copy: kpdeliver.config is not loaded by light commands)."""
+    return f"{n} {noun if n == 1 else plural_form or noun + 's'}"
+
+
 def _line(label: str, style: str, message: str) -> Text:
     return Text.assemble((label, style), " ", message)
 

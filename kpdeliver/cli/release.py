@@ -9,12 +9,13 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 app = typer.Typer()
 console = Console()
 err = Console(stderr=True)
 
-from kpdeliver.cli.output import ENDPOINT, PROFILE, REGION
+from kpdeliver.cli.output import ENDPOINT, PROFILE, REGION, fail, plural
 from kpdeliver.cli.output import s3_options as _options
 
 
@@ -47,11 +48,11 @@ def verify(
         store, name = _open_parent(release, _options(endpoint_url, region, profile))
         problems = verify_release(store, name)
     except StorageError as e:
-        err.print(f"[bold red]error:[/] {e}")
-        raise typer.Exit(1)
+        fail(str(e), code=1)
     if problems:
         _print_problems(problems)
-        err.print(f"[bold red]{len(problems)} problems[/] in {store.location(name)}", soft_wrap=True)
+        err.print(Text.assemble((plural(len(problems), "problem"), "bold red"), f" in {store.location(name)}"),
+                  soft_wrap=True)
         raise typer.Exit(1)
     console.print(f"OK {store.location(name)}: every file matches manifest.json (sha256), nothing extra",
                   soft_wrap=True)
@@ -75,18 +76,15 @@ def share(
     try:
         seconds = parse_duration(expires)
     except ValueError as e:
-        err.print(f"[bold red]error:[/] {e}")
-        raise typer.Exit(2)
+        fail(str(e), code=2)
     try:
         store, name = _open_parent(release, _options(endpoint_url, region, profile))
         links = share_links(store, name, expires_seconds=seconds)
     except UnverifiedRelease as e:
-        err.print(f"[bold red]error:[/] {e}")
         _print_problems(e.problems)
-        raise typer.Exit(1)
+        fail(str(e), code=1)
     except StorageError as e:
-        err.print(f"[bold red]error:[/] {e}")
-        raise typer.Exit(1)
+        fail(str(e), code=1)
     if links.archive_created:
         console.print(f"built archive {store.location(name + '.zip')}")
     console.print(f"archive:  {links.archive}", soft_wrap=True)
