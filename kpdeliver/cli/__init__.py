@@ -28,6 +28,7 @@ COMMANDS = {
     "verify": "kpdeliver.cli.release",
     "share": "kpdeliver.cli.release",
     "releases": "kpdeliver.cli.catalog",
+    "deploy": "kpdeliver.cli.deploy",
     "push": "kpdeliver.cli.tool",
     "pull": "kpdeliver.cli.tool",
 }
