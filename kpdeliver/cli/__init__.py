@@ -29,6 +29,7 @@ COMMANDS = {
     "share": "kpdeliver.cli.release",
     "releases": "kpdeliver.cli.catalog",
     "deploy": "kpdeliver.cli.deploy",
+    "iam": "kpdeliver.cli.deploy",
     "push": "kpdeliver.cli.tool",
     "pull": "kpdeliver.cli.tool",
 }
