@@ -8,7 +8,6 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from kpdeliver.cli.output import fail, plural, warn
@@ -52,13 +51,10 @@ def deploy(
     registered, created = register(good, pool=pool, root=root or REPO_ROOT)
     if created:
         console.print(Text(f"created work pool {pool} (type process)"))
-    t = Table(title=f"{plural(len(registered), 'deployment')} on work pool {pool}", title_justify="left")
-    t.add_column("deployment", no_wrap=True)
-    t.add_column("schedule")
-    t.add_column("config", overflow="fold")  # a long path folds rather than vanish
-    for r in registered:
-        t.add_row(Text(r.name), Text(r.schedule or "none (run on demand)"), Text(r.config))
-    console.print(t)
+    console.print(Text(f"{plural(len(registered), 'deployment')} on work pool {pool}:", style="bold"))
+    for r in registered:  # one unwrapped line each: a path never breaks mid-word
+        console.print(Text(f"  {r.name}  schedule: {r.schedule or 'none (run on demand)'}  config: {r.config}"),
+                      soft_wrap=True)
     console.print(Text(f"start a worker: prefect worker start --pool {pool}"))
     if broken:
         raise typer.Exit(2)
