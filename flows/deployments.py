@@ -16,6 +16,7 @@ from prefect import flow, get_run_logger
 from flows.delivery import delivery_run, run_name
 from kpdeliver.config import ClientConfig
 from kpdeliver.isolation import check_config
+from kpdeliver.progress import LogProgress, reporting
 
 FLOW_NAME = "deliver-client"
 ENTRYPOINT = "flows/deployments.py:deliver_client"
@@ -43,7 +44,9 @@ def deliver_client(config_path: str) -> dict:
     check = check_config(config_path)
     for warning in check.warnings:
         log.warning(warning)
-    return delivery_run(check.config_or_raise())
+    config = check.config_or_raise()
+    with reporting(LogProgress(log, every=30)):  # stage counts and rates in the run's log
+        return delivery_run(config)
 
 
 @dataclass(frozen=True)

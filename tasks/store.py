@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from kpdeliver.collect import exports as collect
 from kpdeliver.ingest import batch as ingest
 from kpdeliver.model import Dataset, Images, Instances
+from kpdeliver.progress import stage
 from kpdeliver.release import catalog, publish
 from kpdeliver.release.layout import read_manifest, release_prefix
 from kpdeliver.release.package import ReleasePlan
@@ -64,13 +65,20 @@ def is_staged(releases: ObjectStore, key: ReleaseKey) -> bool:
 
 @task(name="stage", **STORE)
 def stage_release(plan: ReleasePlan, releases: ObjectStore, source: ObjectStore, key: ReleaseKey) -> None:
-    publish.stage(plan, release_store=releases, source_store=source, prefix=key.staging)
+    files = len(plan.files) + len(plan.copies)
+    with stage("staging", files) as staging:
+        publish.stage(plan, release_store=releases, source_store=source, prefix=key.staging)
+        staging.advance(files)
 
 
 @task(name="publish", **STORE)
 def publish_release(releases: ObjectStore, key: ReleaseKey, manifest_fields: dict) -> publish.Published:
-    return publish.publish(store=releases, client=key.client, dataset=key.dataset, fingerprint=key.fingerprint,
-                           staged_prefix=key.staging, manifest_fields=manifest_fields)
+    with stage("publishing", 1) as publishing:
+        published = publish.publish(store=releases, client=key.client, dataset=key.dataset,
+                                    fingerprint=key.fingerprint, staged_prefix=key.staging,
+                                    manifest_fields=manifest_fields)
+        publishing.advance()
+    return published
 
 
 @task(name="catalog", **STORE)

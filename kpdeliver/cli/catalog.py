@@ -7,11 +7,12 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from kpdeliver.cli.output import ENDPOINT, PROFILE, REGION, fail, s3_options
 
 app = typer.Typer()
-console = Console(highlight=False)
+console = Console(highlight=False, markup=False)
 
 
 def _clients(store, location: str) -> list[str]:
@@ -56,7 +57,7 @@ def releases(
     for r in rows:
         created = r["created_at"].strftime("%Y-%m-%d %H:%M") if r["created_at"] else ""
         oks = f"{r['mean_oks']:.3f}" if r["mean_oks"] is not None else "—"
-        verdict = f"[{style.get(r['verdict'], '')}]{r['verdict']}[/]" if r["verdict"] in style else str(r["verdict"])
+        verdict = Text(str(r["verdict"]), style=style.get(r["verdict"], ""))
         t.add_row(r["client"], r["dataset"], f"v{r['version']:04d}", created, verdict,
                   *(str(r[k]) if r[k] is not None else "" for k in ("images", "instances", "quarantined", "findings")),
                   oks)

@@ -8,11 +8,12 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from kpdeliver.cli.output import load_checked_config
+from kpdeliver.cli.output import load_checked_config, progress_shown
 
 app = typer.Typer()
-console = Console()
+console = Console(soft_wrap=True, highlight=False, markup=False)  # user text printed as written, paths never wrap
 
 
 def run_delivery(config, work: Path) -> dict:
@@ -21,7 +22,8 @@ def run_delivery(config, work: Path) -> dict:
     configure_prefect(work)
     from flows.delivery import delivery_run
 
-    with console.status(f"delivering {config.client}/{config.dataset} (Prefect flow running)…"):
+    console.print(Text(f"delivering {config.client}/{config.dataset} (Prefect flow)"))
+    with progress_shown():
         return delivery_run(config)
 
 
@@ -47,9 +49,9 @@ def print_summary(summary: dict) -> None:
             f.add_row(check, *(str(n[s]) if n[s] else "" for s in ("error", "warning", "info")))
         console.print(f)
     for reason in summary.get("qa", {}).get("reasons", []):
-        console.print(f"[red]sign-off:[/] {reason}")
+        console.print(Text.assemble(("sign-off:", "red"), f" {reason}"))
     if summary.get("duplicate_of_published"):
-        console.print("[yellow]inputs identical to this published release: no new version written[/]")
+        console.print(Text("inputs identical to this published release: no new version written", style="yellow"))
     console.print(f"release:  {summary['release']}")
     console.print(f"findings: {summary['findings']}")
     console.print(f"report:   {summary['report']}")

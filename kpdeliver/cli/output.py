@@ -2,10 +2,12 @@
 eats a user's square brackets), one unwrapped line per sentence so paths never break mid-word."""
 from __future__ import annotations
 
-from typing import NoReturn, Optional
+from contextlib import contextmanager
+from typing import Iterator, NoReturn, Optional
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -22,7 +24,7 @@ def s3_options(endpoint_url: Optional[str], region: Optional[str], profile: Opti
 
 def plural(n: int, noun: str, plural_form: str | None = None) -> str:
     """'1 problem', '2 problems' (the CLI's copy: kpdeliver.config is not loaded by light commands)."""
-    return f"{n} {noun if n == 1 else plural_form or noun + 's'}"
+    return f"{n:,} {noun if n == 1 else plural_form or noun + 's'}"
 
 
 def _line(label: str, style: str, message: str) -> Text:
@@ -51,3 +53,54 @@ def load_checked_config(path, *, source: bool = True):
         return check.config_or_raise()
     except ConfigError as e:
         fail(str(e))
+
+
+class _Rate(ProgressColumn):
+    def render(self, task) -> Text:
+        return Text(f"{task.speed:,.1f}/s" if task.speed else "", style="cyan")
+
+
+class BarProgress:
+    """kpdeliver.progress listener drawing one rich bar per stage (count, rate, elapsed)."""
+
+    def __init__(self, console: Console) -> None:
+        self.bars = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                             _Rate(), TimeElapsedColumn(), console=console, transient=False)
+        self.ids: dict[str, object] = {}
+
+    def started(self, stage: str, total: int | None) -> None:
+        self.ids[stage] = self.bars.add_task(stage, total=total)
+
+    def advanced(self, stage: str, done: int) -> None:
+        if stage in self.ids:
+            self.bars.advance(self.ids[stage], done)
+
+    def finished(self, stage: str) -> None:
+        task_id = self.ids.pop(stage, None)
+        task = next((t for t in self.bars.tasks if t.id == task_id), None)
+        if task is not None and task.total is None:  # an open-ended stage ends full
+            self.bars.update(task_id, total=task.completed)
+
+
+@contextmanager
+def progress_shown(every: float = 10.0) -> Iterator[None]:
+    """Show the progress of the stages run inside: bars on a terminal (stderr), else a plain log
+    line per stage start and end and at most every `every` seconds."""
+    import logging
+
+    from kpdeliver.progress import LogProgress, reporting
+
+    if err.is_terminal:
+        shown = BarProgress(err)
+        with shown.bars, reporting(shown):
+            yield
+        return
+    logger = logging.getLogger("kpdeliver.progress")
+    if not logger.handlers:
+        handler = logging.StreamHandler()  # stderr: stdout stays the command's result
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    with reporting(LogProgress(logger, every=every)):
+        yield

@@ -12,10 +12,10 @@ from rich.console import Console
 from rich.text import Text
 
 app = typer.Typer()
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True, highlight=False, markup=False)  # user text printed as written, paths never wrap
+err = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
 
-from kpdeliver.cli.output import ENDPOINT, PROFILE, REGION, fail, plural
+from kpdeliver.cli.output import ENDPOINT, PROFILE, REGION, fail, plural, progress_shown
 from kpdeliver.cli.output import s3_options as _options
 
 
@@ -46,7 +46,8 @@ def verify(
 
     try:
         store, name = _open_parent(release, _options(endpoint_url, region, profile))
-        problems = verify_release(store, name)
+        with progress_shown():
+            problems = verify_release(store, name)
     except StorageError as e:
         fail(str(e), code=1)
     if problems:
@@ -79,7 +80,8 @@ def share(
         fail(str(e), code=2)
     try:
         store, name = _open_parent(release, _options(endpoint_url, region, profile))
-        links = share_links(store, name, expires_seconds=seconds)
+        with progress_shown():
+            links = share_links(store, name, expires_seconds=seconds)
     except UnverifiedRelease as e:
         _print_problems(e.problems)
         fail(str(e), code=1)

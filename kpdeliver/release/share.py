@@ -13,6 +13,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from kpdeliver.progress import tracked
 from kpdeliver.release.layout import MANIFEST, archive_key, read_manifest
 from kpdeliver.release.verify import Problem, verify_release
 from kpdeliver.storage import ObjectStore, StorageError
@@ -36,7 +37,7 @@ def parse_duration(text: str) -> int:
 def write_archive(store: ObjectStore, name: str, manifest: dict, out) -> None:
     """Zip the manifest and every file it lists under a top folder `name/`, streaming members."""
     with zipfile.ZipFile(out, "w") as zf:
-        for path in [MANIFEST, *sorted(manifest["files"])]:
+        for path in tracked("archive", [MANIFEST, *sorted(manifest["files"])]):
             info = zipfile.ZipInfo(f"{name}/{path}", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_STORED if PurePosixPath(path).suffix.lower() in _STORED else zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16

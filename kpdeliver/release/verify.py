@@ -7,6 +7,7 @@ import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from kpdeliver.progress import tracked
 from kpdeliver.release.layout import MANIFEST, read_manifest
 from kpdeliver.storage import ObjectStore, StorageError, UnsafeKeyError, check_key, join_key
 
@@ -69,5 +70,6 @@ def verify_release(store: ObjectStore, prefix: str = "", *, workers: int = 8) ->
     problems += [Problem("missing", p, "listed in the manifest but absent") for p in safe if p not in present]
     problems += [Problem("extra", p, "present but not listed in the manifest") for p in present - set(files) - {MANIFEST}]
     with ThreadPoolExecutor(max_workers=workers) as pool:  # I/O bound: overlap the reads
-        problems += [p for p in pool.map(lambda p: _check_file(store, prefix, p, files[p]), listed) if p]
+        checked = pool.map(lambda p: _check_file(store, prefix, p, files[p]), listed)
+        problems += [p for p in tracked("verify", checked, total=len(listed)) if p]
     return sorted(problems, key=lambda p: (p.path, p.kind))
