@@ -166,3 +166,13 @@ def test_releases_command_lists_the_catalogue(release):
                            "--client", "nobody"], capture_output=True, text=True, timeout=120,
                           env={"PYTHONPATH": str(Path(__file__).parent.parent), "PATH": "/usr/bin:/bin"})
     assert none.returncode == 1 and "no published release" in none.stderr and "Traceback" not in none.stderr
+
+
+def test_a_run_killed_between_generation_and_copy_is_finished_by_the_next(tmp_path):
+    plain = LocalStore(tmp_path)
+    version = _twin_publish(plain, "aa" * 16, "pose")
+    catalog.append_release(plain, "acme", "pose", version)
+    plain.delete("acme/catalog.parquet")  # killed after the generation, before the copy
+    catalog.append_release(plain, "acme", "pose", version)  # the re-run finds its release published
+    table, generation = catalog.read_catalog(plain, "acme")
+    assert pq.read_table(io.BytesIO(plain.get("acme/catalog.parquet"))).num_rows == 1 == table.num_rows

@@ -79,9 +79,8 @@ def _bytes(table: pa.Table, generation: int) -> bytes:
     return parquet_bytes(table.replace_schema_metadata({_GENERATION: str(generation).encode()}))
 
 
-def read_catalog(store: ObjectStore, client: str) -> tuple[pa.Table, int]:
-    """The client's newest catalogue and its generation (0 and an empty table when none exists).
-    A catalogue of the older untyped layout is rebuilt once from the manifests."""
+def _newest(store: ObjectStore, client: str) -> tuple[pa.Table, int, bool]:
+    """The newest catalogue, its generation, and whether `catalog.parquet` is a copy of it."""
     key = join_key(client, CATALOG)
     if not store.exists(key):
         table, generation = _table([]), 0
@@ -89,21 +88,33 @@ def read_catalog(store: ObjectStore, client: str) -> tuple[pa.Table, int]:
         try:
             table, generation = _parse(store.get(key))
         except (ValueError, pa.ArrowInvalid):
-            return _table(_rows_from_manifests(store, client)), 0
+            return _table(_rows_from_manifests(store, client)), 0, False
+    current = store.exists(key)
     while store.exists(_generation_key(client, generation + 1)):  # a newer one whose copy came late or not at all
         generation += 1
         table, _ = _parse(store.get(_generation_key(client, generation)))
+        current = False
+    return table, generation, current
+
+
+def read_catalog(store: ObjectStore, client: str) -> tuple[pa.Table, int]:
+    """The client's newest catalogue and its generation (0 and an empty table when none exists).
+    A catalogue of the older untyped layout is rebuilt from the manifests."""
+    table, generation, _ = _newest(store, client)
     return table, generation
 
 
 def append_release(store: ObjectStore, client: str, dataset: str, version: int) -> pa.Table:
     """Add one published release to the client's catalogue under a conditional write; the new
-    catalogue. Safe to call again for the same release (its row is kept once)."""
+    catalogue. Safe to call again for the same release (its row is kept once), and it finishes
+    the copy of a run killed between writing a generation and copying it."""
     row = catalog_row(store, client, dataset, version)
-    table, generation = read_catalog(store, client)
+    table, generation, current = _newest(store, client)
     for _ in range(MAX_ATTEMPTS):
         present = pc.and_(pc.equal(table["dataset"], dataset), pc.equal(table["version"], row["version"]))
         if pc.any(present).as_py():
+            if not current and generation:
+                store.put(join_key(client, CATALOG), _bytes(table, generation))
             return table
         new = _table([*table.to_pylist(), row])
         data = _bytes(new, generation + 1)
@@ -112,6 +123,7 @@ def append_release(store: ObjectStore, client: str, dataset: str, version: int) 
             return new
         generation += 1  # a twin won this generation: build on its table
         table, _ = _parse(store.get(_generation_key(client, generation)))
+        current = False
     raise RuntimeError(f"catalogue of {client!r}: gave up after {MAX_ATTEMPTS} concurrent updates")
 
 
