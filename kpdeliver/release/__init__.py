@@ -4,7 +4,7 @@ quarantine  hold back instances (or images) with error findings, with their raw 
 package     build every release file in memory (ReleasePlan), with counts and sign-off
 signoff     Counts and Verdict: the counts judged against the client's QA thresholds
 publish     stage, claim a version, copy, write the manifest last
-catalog     rebuild `<client>/catalog.parquet` from the published manifests
+catalog     `<client>/catalog.parquet`, one typed row appended per release (conditional write)
 layout      the release layout (names, version folders, manifest reading) shared by
             publish, verify and share
 verify      re-hash a published release against its manifest
