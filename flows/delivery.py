@@ -64,13 +64,14 @@ def delivery_run(config: ClientConfig) -> dict:
         validated = compute.validate(collected, ingested.findings, assignments, config.validation, config.deep_qa,
                                      tool_url=config.tool.url if config.tool else None)
         held = compute.quarantine(collected, assignments, validated.validation.findings, config.validation.quarantine)
-        plan = compute.package(config, held, validated, ingested.refused, assignments)
+        previous = store.previous_release(releases, config.client, config.dataset)
+        plan = compute.package(config, held, validated, ingested.refused, assignments, source, previous)
         store.stage_release(plan, releases, source, key)
         _artifacts(config, validated.validation.findings, validated.validation.annotators, plan.verdict.to_dict())
 
     published = store.publish_release(releases, key, {
         "source": {"location": config.source, "images_listed": ingested.listed, "exports": collected.files},
-        "schema": schema.to_dict()})
+        "schema": schema.to_dict()}, config.signing_key_secret)
     store.catalog_release(releases, key, published.version)
     store.clean_staging(releases, key)
     return _summary(published, duplicate=False)

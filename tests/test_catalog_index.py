@@ -36,7 +36,7 @@ def release(tmp_path_factory) -> tuple[Path, object]:
                            input_fingerprint(config, ingested.images.sha256.tolist(), collected.files))
     validated = compute.validate.fn(collected, ingested.findings, assignments, config.validation, config.deep_qa)
     held = compute.quarantine.fn(collected, assignments, validated.validation.findings, config.validation.quarantine)
-    plan = compute.package.fn(config, held, validated, ingested.refused, assignments)
+    plan = compute.package.fn(config, held, validated, ingested.refused, assignments, source, None)
     store.stage_release.fn(plan, releases, source, key)
     published = store.publish_release.fn(releases, key, {"schema": schema.to_dict()})
     assert store.catalog_release.fn(releases, key, published.version) == 1
@@ -59,6 +59,8 @@ def test_catalogue_columns_are_typed_and_the_location_relative(release):
     manifest = (root / location / "manifest.json").read_bytes()
     import hashlib
     assert sha == hashlib.sha256(manifest).hexdigest()
+    # what verify cross-checks, read from the client folder it opens
+    assert catalog.catalogued_manifest(LocalStore(root / config.client), "", config.dataset, 1) == (sha, None)
     assert orjson.loads(manifest)["counts"]["images_delivered"] == images
 
 

@@ -38,14 +38,31 @@ def run_command(*args: str) -> tuple[int, set[str]]:
     return result["code"], set(result["loaded"])
 
 
-def a_release(folder: Path) -> Path:
-    """A folder that verifies: one file and the manifest that lists it (the release layout contract)."""
-    data = b'{"images": []}'
-    (folder / "coco").mkdir(parents=True)
-    (folder / "coco" / "train.json").write_bytes(data)
-    manifest = {"files": {"coco/train.json": {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}}}
-    (folder / "manifest.json").write_text(json.dumps(manifest))
-    return folder
+def a_release(root: Path) -> Path:
+    """A small release published by the release stage itself (the layout, manifest and sign-off
+    contracts that verify checks), unsigned."""
+    from kpdeliver.release.package import ReleasePlan
+    from kpdeliver.release.publish import clean_staging, publish, stage, staging_prefix
+    from kpdeliver.release.signoff import Counts, Verdict
+    from kpdeliver.storage import LocalStore
+
+    store, source = LocalStore(root / "releases"), LocalStore(root / "batch")
+    image = b"\xff\xd8" + bytes(range(256)) * 8
+    source.put("images/a.jpg", image)
+    plan = ReleasePlan(
+        files={"coco/train.json": b'{"images": []}', "qa/report.html": b"<html>ok</html>"},
+        copies=[("images/a.jpg", "yolo/images/train/a.jpg", hashlib.sha256(image).hexdigest())],
+        counts=Counts(images_listed=1, images_delivered=1, images_quarantined=0, images_rejected_at_ingest=0,
+                      instances_in=0, instances_delivered=0, instances_quarantined=0, instances_review_only=0,
+                      splits={"train": 1}, delivered_error_findings=0, findings=0),
+        verdict=Verdict("pass"))
+    fp = "f0" * 32
+    staged = staging_prefix("acme", "pose", fp)
+    stage(plan, release_store=store, source_store=source, prefix=staged)
+    published = publish(store=store, client="acme", dataset="pose", fingerprint=fp, staged_prefix=staged,
+                        manifest_fields={})
+    clean_staging(store, "acme", "pose", fp)
+    return Path(published.location)
 
 
 @pytest.mark.parametrize("command", ["convert", "inspect", "verify", "schemas"])
@@ -54,7 +71,7 @@ def test_a_light_command_imports_only_its_own_module(command, external, tmp_path
     args = {
         "convert": [coco, "--to", "yolo", "--schema", "coco17", "--out", str(tmp_path / "yolo")],
         "inspect": [coco, "--json"],
-        "verify": [str(a_release(tmp_path / "v0001"))],
+        "verify": [str(a_release(tmp_path))],
         "schemas": [],
     }[command]
     code, loaded = run_command(command, *args)

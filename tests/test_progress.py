@@ -67,13 +67,18 @@ def test_bars_render_counts_on_a_terminal():
     assert "5/5" in buf.getvalue() and "staging [v0001]" in buf.getvalue()
 
 
+COUNTS = ("images_listed", "images_delivered", "images_quarantined", "images_rejected_at_ingest", "instances_in",
+          "instances_delivered", "instances_quarantined", "instances_review_only")  # what verify cross-checks
+
+
 def test_verify_prints_plain_progress_lines_when_not_a_terminal_and_keeps_brackets(tmp_path):
     release = tmp_path / "[acme] v0001"
     (release / "coco").mkdir(parents=True)
     data = b"{}"
     (release / "coco" / "train.json").write_bytes(data)
     (release / "manifest.json").write_text(json.dumps(
-        {"files": {"coco/train.json": {"sha256": hashlib.sha256(data).hexdigest(), "size": 2}}}))
+        {"files": {"coco/train.json": {"sha256": hashlib.sha256(data).hexdigest(), "size": 2}},
+         "counts": dict.fromkeys(COUNTS, 0) | {"splits": {}}}))
     out = subprocess.run([sys.executable, "-c", "from kpdeliver.cli import main; main()", "verify", str(release)],
                          cwd=ROOT, capture_output=True, text=True, timeout=60,
                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "COLUMNS": "40"})

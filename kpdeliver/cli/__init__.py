@@ -30,6 +30,7 @@ COMMANDS = {
     "releases": "kpdeliver.cli.catalog",
     "deploy": "kpdeliver.cli.deploy",
     "iam": "kpdeliver.cli.deploy",
+    "sample": "kpdeliver.cli.sample",
     "push": "kpdeliver.cli.tool",
     "pull": "kpdeliver.cli.tool",
 }

@@ -2,6 +2,8 @@
 eats a user's square brackets), one unwrapped line per sentence so paths never break mid-word."""
 from __future__ import annotations
 
+import logging
+import sys
 from contextlib import contextmanager
 from typing import Iterator, NoReturn, Optional
 
@@ -82,12 +84,23 @@ class BarProgress:
             self.bars.update(task_id, total=task.completed)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is now: a command run twice in one process (tests, a
+    caller's redirect) never writes to the stream of an earlier run."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _) -> None:
+        pass
+
+
 @contextmanager
 def progress_shown(every: float = 10.0) -> Iterator[None]:
     """Show the progress of the stages run inside: bars on a terminal (stderr), else a plain log
     line per stage start and end and at most every `every` seconds."""
-    import logging
-
     from kpdeliver.progress import LogProgress, reporting
 
     if err.is_terminal:
@@ -97,7 +110,7 @@ def progress_shown(every: float = 10.0) -> Iterator[None]:
         return
     logger = logging.getLogger("kpdeliver.progress")
     if not logger.handlers:
-        handler = logging.StreamHandler()  # stderr: stdout stays the command's result
+        handler = _StderrHandler()  # stderr: stdout stays the command's result
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)

@@ -1,6 +1,7 @@
 """`kpdeliver validate`: run the validation suites (and, on request, deep QA) on one annotation file.
 
-Writes `findings.parquet`, `report.html` and the GX Data Docs (`data_docs/`) under --out.
+Writes `findings.parquet`, `report.html` and the row rules' GX results (`validation/**/validation_results.json`,
+shown in the report) under --out.
 Exit code: 0 no error-severity finding, 1 errors found, 2 input unusable. Great Expectations
 is imported only by the command's worker process (expectations.worker), so the rest of the CLI
 starts fast and the import overlaps with reading the input.
@@ -107,7 +108,7 @@ def _print_summary(findings: pa.Table, *, title: str, out: Path, seconds: float)
     if findings.num_rows == 0:
         t.add_row("(none)", "", "0")
     console.print(t)
-    console.print(f"findings: {out / 'findings.parquet'}\nreport:   {out / 'report.html'}\ndocs:     {out / 'data_docs' / 'index.html'}")
+    console.print(f"findings: {out / 'findings.parquet'}\nreport:   {out / 'report.html'}\nrules:    {out / 'validation'}")
     console.print(f"done in {seconds:.1f} s")
 
 
@@ -123,6 +124,7 @@ def validate_command(
     gold: Optional[Path] = typer.Option(None, "--gold", help="trusted reference labels (enables deep QA)"),
 ) -> None:
     """Validate annotations: schema conformance, visibility, bounds (Great Expectations), plus deep QA on request."""
+    import orjson
     import pyarrow.parquet as pq
 
     from expectations.worker import GXWorker
@@ -140,7 +142,7 @@ def validate_command(
         except (InputError, ConfigError) as e:
             fail(str(e))
         out.mkdir(parents=True, exist_ok=True)
-        sets = [AnnotationSet(d.dataset, d.findings, source=str(path), docs_dir=out / "data_docs" / (name or ""))
+        sets = [AnnotationSet(d.dataset, d.findings, source=str(path), docs_dir=out / "validation" / (name or ""))
                 for name, path, d in decoded]
         has_tracks = any((d.dataset.instances.track_id >= 0).any() for _, _, d in decoded)
         deep = len(decoded) > 1 or gold_ds is not None or has_tracks  # video alone: jitter, flicker, swaps in time
@@ -160,9 +162,13 @@ def validate_command(
         summary = {"input": str(input), "schema": ds.schema.name, "images": f"{len(ds.images):,}",
                    "instances": f"{sum(len(d.dataset.instances) for _, _, d in decoded):,}",
                    "held back at decode": f"{sum(d.rejected.num_rows for _, _, d in decoded):,}"}
-        (out / "report.html").write_text(render_report(findings, title=f"Validation of {input.name}", summary=summary,
-                                                       annotators=result.annotators))
-    # leaving the block waited for the worker's Data Docs
+    # leaving the block waited for the worker's validation results
+    rules = [suite for p in sorted((out / "validation").rglob("validation_results.json")) for suite in orjson.loads(p.read_bytes())]
+    (out / "report.html").write_text(render_report(
+        findings, title=f"Validation of {input.name}", summary=summary, annotators=result.annotators,
+        keypoints=result.keypoints, reviewed=merge_decoded([d for _, _, d in decoded]).dataset,
+        image_bytes=(lambda name: (images / name).read_bytes()) if images else None, validation_results=rules,
+        min_gold_oks=cfg.qa.min_gold_oks if cfg else None))
     n_err = result.n_errors
     _print_summary(findings, title=f"{input.name}: {'FAIL' if n_err else 'PASS'} ({plural(findings.num_rows, 'finding')})", out=out,
                    seconds=time.perf_counter() - start)

@@ -27,14 +27,16 @@ def _tasks(module) -> list[Task]:
     return [v for v in vars(module).values() if isinstance(v, Task)]
 
 
-def test_every_store_task_is_retried_and_no_compute_task_is():
+def test_every_task_that_reads_or_writes_a_store_is_retried_and_no_pure_compute_task_is():
     assert {t.name for t in _tasks(store)} == {
-        "ingest", "collect", "find-published", "is-staged", "stage", "publish", "catalog", "clean-staging"}
-    for t in _tasks(store):
+        "ingest", "collect", "find-published", "is-staged", "stage", "publish", "previous-release", "catalog",
+        "clean-staging"}
+    # packaging reads the images its report draws from the source store
+    for t in [*_tasks(store), compute.package]:
         assert t.retries >= 2, t.name
         assert 0 < max(t.retry_delay_seconds) <= 10, t.name
     assert {t.name for t in _tasks(compute)} == {"assign-work", "validate", "quarantine", "package"}
-    assert all(not t.retries for t in _tasks(compute))
+    assert all(not t.retries for t in _tasks(compute) if t is not compute.package)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +80,7 @@ def test_the_tasks_in_the_flows_order_publish_one_release(demo, stores):
 
     validated = compute.validate.fn(collected, ingested.findings, assignments, config.validation, config.deep_qa)
     held = compute.quarantine.fn(collected, assignments, validated.validation.findings, config.validation.quarantine)
-    plan = compute.package.fn(config, held, validated, ingested.refused, assignments)
+    plan = compute.package.fn(config, held, validated, ingested.refused, assignments, source, None)
     store.stage_release.fn(plan, releases, source, key)
     store.stage_release.fn(plan, releases, source, key)  # a retried stage writes the same bytes again
     assert store.is_staged.fn(releases, key)
@@ -96,7 +98,8 @@ def test_the_tasks_in_the_flows_order_publish_one_release(demo, stores):
     for path, meta in manifest["files"].items():
         data = releases.get(f"{published.prefix}/{path}")
         assert meta["sha256"] == hashlib.sha256(data).hexdigest(), path
-    assert "qa/data_docs/index.html" in manifest["files"] and "qa/keypoints.parquet" in manifest["files"]
+    assert {"qa/validation_results.json", "qa/keypoints.parquet", "qa/changes.parquet"} <= set(manifest["files"])
+    assert not any(p.startswith("qa/data_docs/") for p in manifest["files"])  # GX's CDN-bound pages are not shipped
     c = manifest["counts"]
     assert c["instances_delivered"] + c["instances_quarantined"] + c["instances_review_only"] == c["instances_in"]
 
@@ -147,7 +150,7 @@ def test_validate_keeps_earlier_findings_first_and_returns_docs_and_scorecards(d
     first_qa = next(i for i, c in enumerate(checks) if c.startswith("qa."))
     assert all(c.startswith("qa.") for c in checks[first_qa:])  # deep QA's findings come last
     assert set(validated.validation.annotators["annotator"].to_pylist()) >= set(config.annotators)
-    assert "qa/data_docs/index.html" in validated.data_docs
+    assert orjson.loads(validated.results_json)[0]["expectations"]  # the row rules' results travel as JSON
 
     held = compute.quarantine.fn(collected, assignments, validated.validation.findings, QuarantineScope.image)
     assert held.images.any()  # image scope: an error holds its whole image back
@@ -168,7 +171,7 @@ def test_package_writes_the_refused_images_into_the_index(demo, tmp_path):
     assignments = compute.assign_work.fn(ingested.images, config.annotators, config.assignment)
     validated = compute.validate.fn(collected, ingested.findings, assignments, config.validation, config.deep_qa)
     held = compute.quarantine.fn(collected, assignments, validated.validation.findings, config.validation.quarantine)
-    plan = compute.package.fn(config, held, validated, ingested.refused, assignments)
+    plan = compute.package.fn(config, held, validated, ingested.refused, assignments, source, None)
     index = pq.read_table(io.BytesIO(plan.files["index/images.parquet"])).to_pylist()
     assert {"file_name": "zz_copy.jpg", "status": "duplicate_image"} in [
         {k: r[k] for k in ("file_name", "status")} for r in index]
