@@ -2,6 +2,9 @@
 stage -> publish -> catalogue. Every store access is a retried task in `tasks.store`."""
 from __future__ import annotations
 
+import re
+from datetime import datetime, timezone
+
 import pyarrow as pa
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
@@ -14,7 +17,26 @@ from kpdeliver.storage import open_store
 from tasks import compute, store
 
 
-@flow(name="delivery-run")
+def run_name(client: str, dataset: str) -> str:
+    """`<client>-<dataset>-<UTC date>`: a flow run says whose delivery it is."""
+    return f"{client}-{dataset}-{datetime.now(timezone.utc):%Y-%m-%d}"
+
+
+def _delivery_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    config = flow_run.parameters.get("config")
+    get = config.get if isinstance(config, dict) else lambda k: getattr(config, k, None)
+    return run_name(str(get("client")), str(get("dataset")))
+
+
+def artifact_key(config: ClientConfig, what: str) -> str:
+    """`<client>-<dataset>-<what>`, so clients never share an artifact; Prefect keys allow
+    lowercase letters, digits and dashes only."""
+    return re.sub(r"[^a-z0-9-]+", "-", f"{config.client}-{config.dataset}-{what}".lower()).strip("-")
+
+
+@flow(name="delivery-run", flow_run_name=_delivery_run_name)
 def delivery_run(config: ClientConfig) -> dict:
     """One client delivery, from the batch at `config.source` to a published release."""
     log = get_run_logger()
@@ -32,7 +54,7 @@ def delivery_run(config: ClientConfig) -> dict:
     if duplicate is not None:
         log.warning("inputs identical to published v%04d; not publishing a duplicate", duplicate.version)
         # a run killed after publishing but before these two steps is finished here
-        store.rebuild_catalog(releases, config.client)
+        store.catalog_release(releases, key, duplicate.version)
         store.clean_staging(releases, key)
         return _summary(duplicate, duplicate=True)
 
@@ -45,24 +67,25 @@ def delivery_run(config: ClientConfig) -> dict:
         previous = store.previous_release(releases, config.client, config.dataset)
         plan = compute.package(config, held, validated, ingested.refused, assignments, source, previous)
         store.stage_release(plan, releases, source, key)
-        _artifacts(validated.validation.findings, validated.validation.annotators, plan.verdict.to_dict())
+        _artifacts(config, validated.validation.findings, validated.validation.annotators, plan.verdict.to_dict())
 
     published = store.publish_release(releases, key, {
         "source": {"location": config.source, "images_listed": ingested.listed, "exports": collected.files},
         "schema": schema.to_dict()}, config.signing_key_secret)
-    store.rebuild_catalog(releases, config.client)
+    store.catalog_release(releases, key, published.version)
     store.clean_staging(releases, key)
     return _summary(published, duplicate=False)
 
 
-def _artifacts(findings: pa.Table, annotators: pa.Table | None, verdict: dict) -> None:
+def _artifacts(config: ClientConfig, findings: pa.Table, annotators: pa.Table | None, verdict: dict) -> None:
     for key, cols in (("findings-by-check", ("check", "severity")), ("findings-by-annotator", ("annotator", "severity")),
                       ("findings-by-keypoint", ("keypoint", "check"))):
         table = summary_by(findings, *cols)
-        create_table_artifact(table=table.to_pylist() or [{c: None for c in (*cols, "count")}], key=key,
+        create_table_artifact(table=table.to_pylist() or [{c: None for c in (*cols, "count")}],
+                              key=artifact_key(config, key),
                               description=f"Findings by {cols[0]} (verdict: {verdict['verdict']})")
     if annotators is not None and annotators.num_rows:
-        create_table_artifact(table=annotators.to_pylist(), key="annotator-scorecards",
+        create_table_artifact(table=annotators.to_pylist(), key=artifact_key(config, "annotator-scorecards"),
                               description="Per-annotator agreement, gold score, flags and drift")
 
 

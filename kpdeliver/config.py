@@ -12,6 +12,7 @@ splits: {train: 0.8, val: 0.2, test: 0.0, seed: 7}
 """
 from __future__ import annotations
 
+import re
 import warnings
 from enum import Enum
 from pathlib import Path
@@ -20,11 +21,32 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from kpdeliver.findings import CHECKS
+from kpdeliver.schema import BUILTIN_SCHEMAS
 from kpdeliver.tool_settings import ToolSettings
+
+SCHEMA_FILE_SUFFIXES = (".yaml", ".yml", ".xml")
 
 
 class ConfigError(ValueError):
-    """The client config cannot be used; the message is one plain sentence."""
+    """The client config cannot be used. `problems` holds every problem found, one plain sentence
+    each; the message is that sentence when there is one, else a heading and the whole list."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
+
+
+def plural(n: int, noun: str, plural_form: str | None = None) -> str:
+    """'1 problem', '2 problems'."""
+    return f"{n} {noun if n == 1 else plural_form or noun + 's'}"
+
+
+def problems_error(origin: str, problems: list[str], *, lead: str = "") -> ConfigError:
+    """One ConfigError listing every problem of the config at `origin`."""
+    if len(problems) == 1:
+        return ConfigError(f"{lead}{origin}: {problems[0]}", [problems[0]])
+    listing = "\n".join(f"  - {p}" for p in problems)
+    return ConfigError(f"{lead}{origin} has {plural(len(problems), 'problem')}:\n{listing}", list(problems))
 
 
 class DeprecatedConfigKey(FutureWarning):
@@ -229,6 +251,31 @@ class YoloOptions(_Model):
     copy_images: bool = True
 
 
+class Schedule(_Model):
+    """When the client's deployment runs by itself (`kpdeliver deploy`): a cron line in a time zone."""
+
+    cron: str = Field(description="five fields: minute hour day-of-month month day-of-week, e.g. '0 6 * * 1'")
+    timezone: str = "UTC"
+
+    @field_validator("cron")
+    @classmethod
+    def _five_fields(cls, v: str) -> str:
+        if len(v.split()) != 5 or not re.fullmatch(r"[0-9A-Za-z*/,\-? ]+", v):
+            raise ValueError(f"cron {v!r} must have five fields (minute hour day month weekday), e.g. '0 6 * * 1'")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name such as UTC or Europe/Berlin)") from None
+        return v
+
+
 class ClientConfig(_Model):
     client: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
     dataset: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -244,6 +291,7 @@ class ClientConfig(_Model):
     yolo: YoloOptions = YoloOptions()
     storage: StorageOptions = StorageOptions()
     tool: Optional[ToolSettings] = None  # the live annotation tool (kpdeliver.tool_settings)
+    schedule: Optional[Schedule] = None  # when `kpdeliver deploy`'s deployment runs by itself
     # name of a Prefect Secret block holding the vendor's Ed25519 signing key (PEM); without it the
     # key comes from KPDELIVER_SIGNING_KEY / KPDELIVER_SIGNING_KEY_FILE, or releases are unsigned
     signing_key_secret: Optional[str] = Field(None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -253,9 +301,19 @@ class ClientConfig(_Model):
     @field_validator("annotators")
     @classmethod
     def _unique_annotators(cls, v: list[str]) -> list[str]:
-        if len(set(v)) != len(v):
-            raise ValueError("annotator names must be unique")
+        repeated = sorted({a for a in v if v.count(a) > 1})
+        if repeated:
+            raise ValueError(f"annotator names must be unique; listed more than once: {', '.join(repeated)}")
         return v
+
+    @field_validator("schema_")
+    @classmethod
+    def _known_schema(cls, v: str) -> str:
+        if v in BUILTIN_SCHEMAS or v.endswith(SCHEMA_FILE_SUFFIXES):
+            return v
+        known = ", ".join(sorted(BUILTIN_SCHEMAS))
+        raise ValueError(f"unknown schema {v!r}; the built-in schemas are {known} "
+                         f"(or give a .yaml schema file or a CVAT .xml with a skeleton)")
 
     @property
     def schema_name(self) -> str:
@@ -275,11 +333,23 @@ class ClientConfig(_Model):
         return self.model_copy(update={"source": fix(self.source), "releases": fix(self.releases), "schema_": schema})
 
 
-def _explain(err: ValidationError, origin: str) -> str:
-    first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    extra = f" (and {err.error_count() - 1} more problems)" if err.error_count() > 1 else ""
-    return f"{origin}: field '{where}': {first['msg']}{extra}"
+def _plain(error: dict) -> str:
+    """One pydantic error in plain words: which field, what is wrong, what was given."""
+    where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    kind, msg = error["type"], error["msg"]
+    if kind == "missing":
+        return f"field '{where}' is required but missing"
+    if kind == "extra_forbidden":
+        return f"field '{where}' is not a known setting (misspelt, or in the wrong section?)"
+    msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ").replace("Input should", "should", 1)
+    msg = msg[:1].lower() + msg[1:]
+    given = error.get("input")
+    shown = f" (given: {given!r})" if isinstance(given, (int, float, str)) and kind != "value_error" else ""
+    return f"field '{where}': {msg}{shown}"
+
+
+def _explain(err: ValidationError, origin: str) -> ConfigError:
+    return problems_error(origin, [_plain(e) for e in err.errors()])
 
 
 def config_from_dict(data: Any, *, origin: str = "<config>") -> ClientConfig:
@@ -288,7 +358,7 @@ def config_from_dict(data: Any, *, origin: str = "<config>") -> ClientConfig:
     try:
         return ClientConfig.model_validate(data, context={"origin": origin})
     except ValidationError as e:
-        raise ConfigError(_explain(e, origin)) from None
+        raise _explain(e, origin) from None
 
 
 def load_config(path: str | Path) -> ClientConfig:
@@ -299,13 +369,13 @@ def load_config(path: str | Path) -> ClientConfig:
     try:
         text = p.read_text()
     except FileNotFoundError:
-        raise ConfigError(f"config file {p} does not exist") from None
+        raise ConfigError(f"config file {p} does not exist", ["the config file does not exist"]) from None
     except OSError as e:
-        raise ConfigError(f"cannot read config file {p}: {e.strerror}") from None
+        raise ConfigError(f"cannot read config file {p}: {e.strerror}", [f"cannot be read: {e.strerror}"]) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"config file {p} is not valid YAML{where}") from None
+        raise ConfigError(f"config file {p} is not valid YAML{where}", [f"not valid YAML{where}"]) from None
     return config_from_dict(data, origin=str(p)).resolve_paths(p.parent.resolve())

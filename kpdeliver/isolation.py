@@ -26,15 +26,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kpdeliver.config import ClientConfig, ConfigError, StorageOptions, load_config
+from kpdeliver.config import ClientConfig, ConfigError, StorageOptions, load_config, plural, problems_error
 from kpdeliver.findings import findings_for
-from kpdeliver.storage import StorageError, open_store
+from kpdeliver.storage import StorageError, join_key, open_store
 
 STAGING = ".staging"
 
 
 class IsolationError(ConfigError):
     """The config reaches into another client's prefix."""
+
+
+class NeighbourConfigWarning(UserWarning):
+    """A config beside the one being run cannot be read; it is left out of the isolation check."""
 
 
 @dataclass(frozen=True)
@@ -147,13 +151,17 @@ def check_isolation(config: ClientConfig, others: Iterable[ClientConfig]) -> Non
     """Raise IsolationError (a ConfigError) if `config` reaches into another client's prefixes."""
     problems = isolation_problems(config, others)
     if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise IsolationError(f"refusing to run: {problems[0]}{more}")
+        error = problems_error(f"client {config.client!r}", problems, lead="refusing to run: ")
+        raise IsolationError(str(error), error.problems)
 
 
 def configs_beside(config_path: str | Path) -> list[ClientConfig]:
     """The other client configs in the same folder as `config_path` (YAML files with a `client`
-    key), so `deliver --config clients/acme.yaml` can be checked against its neighbours."""
+    key), so `deliver --config clients/acme.yaml` can be checked against its neighbours. A broken
+    neighbour is another client's problem: it is left out with a NeighbourConfigWarning naming it,
+    never a failure of this client."""
+    import warnings
+
     import yaml
 
     here = Path(config_path).resolve()
@@ -166,7 +174,12 @@ def configs_beside(config_path: str | Path) -> list[ClientConfig]:
         except (OSError, yaml.YAMLError):
             continue  # not a client config; load_config would say why if it were used as one
         if isinstance(doc, dict) and "client" in doc:
-            out.append(load_config(p))
+            try:
+                out.append(load_config(p))
+            except ConfigError as e:
+                warnings.warn(NeighbourConfigWarning(
+                    f"{p} is left out of the isolation check: it is not a usable client config "
+                    f"({plural(len(e.problems), 'problem')}: {'; '.join(e.problems)})"), stacklevel=2)
     return out
 
 
@@ -177,6 +190,98 @@ def load_isolated_config(config_path: str | Path) -> ClientConfig:
     config = load_config(config_path)
     check_isolation(config, configs_beside(config_path))
     return config
+
+
+def source_problems(config: ClientConfig) -> list[str]:
+    """Plain sentences for what would make a run fail late: a schema file that cannot be read, a
+    source that is missing, unreadable or has no images, gold names that match no image."""
+    return _schema_file_problems(config.schema_name) + _batch_problems(
+        config.source, config.storage.model_dump(exclude_none=True), config.assignment.gold)
+
+
+def _schema_file_problems(schema: str) -> list[str]:
+    from kpdeliver.schema import SchemaError, load_schema_yaml
+
+    if schema.endswith((".yaml", ".yml")):
+        try:
+            load_schema_yaml(schema)
+        except SchemaError as e:
+            return [f"field 'schema': {e}"]
+    elif schema.endswith(".xml") and not Path(schema).is_file():
+        return [f"field 'schema': schema file {schema} does not exist"]
+    return []
+
+
+def _batch_problems(source: str, options: dict, gold: Sequence[str]) -> list[str]:
+    if "://" not in source and not Path(source).is_dir():
+        return [f"field 'source': source folder {source} does not exist"]
+    problems = []
+    try:
+        store = open_store(source, options)
+        if next(iter(store.list("images/")), None) is None:
+            problems.append(f"field 'source': {source} has no images under images/ "
+                            "(expected images/… and annotations/<annotator>/…)")
+        missing = [g for g in gold if not store.exists(f"images/{g}")]
+    except StorageError as e:
+        return [*problems, f"field 'source': {source} cannot be read: {e}"]
+    if missing:
+        problems.append(f"field 'assignment.gold': {plural(len(missing), 'name')} match no image under "
+                        f"{source}/images/: {', '.join(missing)}")
+    return problems
+
+
+def _unloadable_source_problems(config_path: Path, error: ConfigError) -> list[str]:
+    """The batch problems of a config that failed validation elsewhere, so one message lists them
+    too: read from the raw YAML when its source, storage and gold fields are themselves sound."""
+    import yaml
+
+    if any(p.startswith(("field 'source'", "field 'storage", "field 'assignment")) or not p.startswith("field")
+           for p in error.problems):
+        return []
+    raw = yaml.safe_load(config_path.read_text())
+    source, gold = raw.get("source"), (raw.get("assignment") or {}).get("gold", [])
+    if not isinstance(source, str) or not isinstance(gold, list):
+        return []
+    if "://" not in source and not Path(source).is_absolute():
+        source = str((config_path.parent / source).resolve())
+    options = StorageOptions.model_validate(raw.get("storage") or {}).model_dump(exclude_none=True)
+    return _batch_problems(source, options, [str(g) for g in gold])
+
+
+@dataclass
+class ConfigCheck:
+    """Everything wrong with one client config, found before any run starts."""
+
+    path: str
+    config: ClientConfig | None
+    problems: list[str]
+    warnings: list[str]
+    overlaps: bool = False  # some problem is an overlap with another client's prefixes
+
+    def config_or_raise(self) -> ClientConfig:
+        if self.problems or self.config is None:
+            error = problems_error(self.path, self.problems, lead="refusing to run: " if self.overlaps else "")
+            raise (IsolationError(str(error), error.problems) if self.overlaps else error)
+        return self.config
+
+
+def check_config(config_path: str | Path, *, source: bool = True) -> ConfigCheck:
+    """Load the config at `config_path` and check it completely: every field problem, every overlap
+    with a neighbour's prefixes and (with `source`) the source, schema file and gold names. Warnings
+    (deprecated keys, unreadable neighbours) are collected, not raised."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            config = load_config(config_path)
+        except ConfigError as e:
+            extra = _unloadable_source_problems(Path(config_path), e) if source else []
+            return ConfigCheck(str(config_path), None, e.problems + extra, [str(w.message) for w in caught])
+        others = configs_beside(config_path)
+    overlaps = isolation_problems(config, others)
+    problems = overlaps + (source_problems(config) if source else [])
+    return ConfigCheck(str(config_path), config, problems, [str(w.message) for w in caught], bool(overlaps))
 
 
 # --------------------------------------------------------------------------- unsafe keys
@@ -210,3 +315,47 @@ def unsafe_key_findings(keys: Sequence[str | None] | pa.Array, *, location: str 
     where = f" under {location}" if location else ""
     messages = [f"{what} {k!r}{where} {r}; refused" for k, r in zip(names, reasons[bad].tolist())]
     return findings_for("ingest.unsafe_key", message=messages, file_name=names, source=names, n=len(bad))
+
+
+# --------------------------------------------------------------------------- per-client S3 policy
+
+def _s3_parts(location: str, what: str) -> tuple[str, str]:
+    if not location.startswith("s3://"):
+        raise ConfigError(f"field '{what}': {location} is not on S3; an IAM policy covers s3:// locations only")
+    bucket, _, prefix = location.removeprefix("s3://").partition("/")
+    return bucket, "/".join(p for p in prefix.split("/") if p)
+
+
+def iam_policy(config: ClientConfig) -> dict:
+    """The least S3 access one client's runs need, and nothing outside its prefixes: its source read
+    (plus `tasks/` written, for task packages), its release and staging folders read and written
+    (deleting only in staging: a published release is immutable). Listing is allowed on these
+    prefixes only (s3:prefix condition); multipart uploads (16 MiB and more) can be aborted."""
+    src_bucket, src = _s3_parts(config.source, "source")
+    rel_bucket, rel = _s3_parts(config.releases, "releases")
+    if not src:
+        raise ConfigError(f"field 'source': {config.source} is a whole bucket; give the client's batch prefix "
+                          "inside it, or its policy would reach other clients' batches")
+    client = config.client
+    releases = join_key(rel, client)
+    staging = join_key(rel, STAGING, client)
+
+    def objects(bucket: str, *prefixes: str) -> list[str]:
+        return [f"arn:aws:s3:::{bucket}/{p}/*" for p in prefixes]
+
+    def listing(sid: str, bucket: str, *prefixes: str) -> dict:
+        return {"Sid": sid, "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [f"arn:aws:s3:::{bucket}"],
+                "Condition": {"StringLike": {"s3:prefix": [form for p in prefixes for form in (p, f"{p}/*")]}}}
+
+    multipart = ["s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+    return {"Version": "2012-10-17", "Statement": [
+        listing("ListOwnSource", src_bucket, src),
+        {"Sid": "ReadOwnSource", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": objects(src_bucket, src)},
+        {"Sid": "WriteOwnTaskPackages", "Effect": "Allow", "Action": ["s3:PutObject", *multipart],
+         "Resource": objects(src_bucket, join_key(src, "tasks"))},
+        listing("ListOwnReleases", rel_bucket, releases, staging),
+        {"Sid": "ReadWriteOwnReleases", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", *multipart],
+         "Resource": objects(rel_bucket, releases, staging)},
+        {"Sid": "CleanOwnStagingOnly", "Effect": "Allow", "Action": ["s3:DeleteObject"],
+         "Resource": objects(rel_bucket, staging)},
+    ]}

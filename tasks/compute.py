@@ -19,6 +19,7 @@ from kpdeliver.collect.exports import CollectResult, assignment_findings, delive
 from kpdeliver.config import Assignment, ClientConfig, DeepQASettings, QuarantineScope, ValidationSettings
 from kpdeliver.findings import concat_findings
 from kpdeliver.model import Dataset, Images, parquet_bytes
+from kpdeliver.progress import stage
 from kpdeliver.release.package import ReleasePlan, finish_plan, package_release
 from kpdeliver.release.quarantine import hold_back
 from kpdeliver.report.changes import PreviousRelease, ReleaseTables, release_changes
@@ -65,12 +66,15 @@ def validate(collected: CollectResult, ingest_findings: pa.Table, assignments: p
     findings of ingest, collection and assignment come first in the table. With a live annotation
     tool (`tool_url`), each finding on an item pulled from it links to that item's task."""
     known = concat_findings([ingest_findings, collected.findings, assignment_findings(collected.dataset, assignments)])
-    with tempfile.TemporaryDirectory(prefix="kpdeliver-docs-") as docs:
+    everything = collected.everything
+    n = len(everything.instances)
+    with stage("validation", n) as validating, tempfile.TemporaryDirectory(prefix="kpdeliver-docs-") as docs:
         validation = validate_annotations(
-            [AnnotationSet(collected.everything, known, docs_dir=Path(docs))], rules=InProcessRules(),
+            [AnnotationSet(everything, known, docs_dir=Path(docs))], rules=InProcessRules(),
             settings=settings, deep_qa_on=collected.dataset, gold=collected.gold, deep_qa=deep_qa)
         results = Path(docs) / "validation_results.json"
         results_json = results.read_bytes() if results.is_file() else b"[]"
+        validating.advance(n)
     if tool_url:
         validation = replace(validation, findings=with_task_links(validation.findings, collected.everything, tool_url))
     return Validated(validation, results_json)

@@ -13,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from kpdeliver.collect import exports as collect
 from kpdeliver.ingest import batch as ingest
 from kpdeliver.model import Dataset, Images, Instances
+from kpdeliver.progress import stage
 from kpdeliver.release import catalog, publish, signing
 from kpdeliver.release.layout import read_manifest, release_prefix
 from kpdeliver.release.package import ReleasePlan
@@ -68,7 +69,10 @@ def is_staged(releases: ObjectStore, key: ReleaseKey) -> bool:
 
 @task(name="stage", **STORE)
 def stage_release(plan: ReleasePlan, releases: ObjectStore, source: ObjectStore, key: ReleaseKey) -> None:
-    publish.stage(plan, release_store=releases, source_store=source, prefix=key.staging)
+    files = len(plan.files) + len(plan.copies)
+    with stage("staging", files) as staging:
+        publish.stage(plan, release_store=releases, source_store=source, prefix=key.staging)
+        staging.advance(files)
 
 
 def signing_key(secret_block: str | None):
@@ -86,9 +90,12 @@ def signing_key(secret_block: str | None):
 def publish_release(releases: ObjectStore, key: ReleaseKey, manifest_fields: dict,
                     signing_secret: str | None = None) -> publish.Published:
     staged = publish.find_staged(releases, key.client, key.dataset, key.fingerprint, prefer=key.staging)
-    return publish.publish(store=releases, client=key.client, dataset=key.dataset, fingerprint=key.fingerprint,
-                           staged_prefix=staged or key.staging, manifest_fields=manifest_fields,
-                           signing_key=signing_key(signing_secret))
+    with stage("publishing", 1) as publishing:
+        published = publish.publish(store=releases, client=key.client, dataset=key.dataset,
+                                    fingerprint=key.fingerprint, staged_prefix=staged or key.staging,
+                                    manifest_fields=manifest_fields, signing_key=signing_key(signing_secret))
+        publishing.advance()
+    return published
 
 
 @task(name="previous-release", **STORE)
@@ -104,9 +111,10 @@ def previous_release(releases: ObjectStore, client: str, dataset: str) -> Previo
 
 
 @task(name="catalog", **STORE)
-def rebuild_catalog(releases: ObjectStore, client: str) -> int:
-    """Rewrite the client's catalogue from the published manifests; the number of releases."""
-    return catalog.rebuild_catalog(releases, client).num_rows
+def catalog_release(releases: ObjectStore, key: ReleaseKey, version: int) -> int:
+    """Append the published release to the client's catalogue (a conditional write, no listing);
+    the number of releases it lists."""
+    return catalog.append_release(releases, key.client, key.dataset, version).num_rows
 
 
 @task(name="clean-staging", **STORE)

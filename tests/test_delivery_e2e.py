@@ -147,11 +147,14 @@ def test_the_flow_run_carries_findings_and_scorecard_artifacts(demo):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-    keys = ["findings-by-check", "findings-by-annotator", "findings-by-keypoint", "annotator-scorecards"]
+    _, config, _, _ = demo
+    prefix = f"{config.client}-{config.dataset}-"  # artifact keys carry the client
+    keys = [prefix + k for k in ("findings-by-check", "findings-by-annotator", "findings-by-keypoint",
+                                 "annotator-scorecards")]
     with get_client(sync_client=True) as client:
         arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
     assert {a.key for a in arts} == set(keys)
-    by_check = json.loads(next(a for a in arts if a.key == "findings-by-check").data)
+    by_check = json.loads(next(a for a in arts if a.key == prefix + "findings-by-check").data)
     assert {"check", "severity", "count"} <= set(by_check[0])
 
 

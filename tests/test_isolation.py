@@ -155,5 +155,5 @@ def test_assign_and_deliver_refuse_with_one_sentence_and_exit_2(tmp_path):
     for command in ("assign", "deliver"):
         result = CliRunner().invoke(app, [command, "--config", str(tmp_path / "evil.yaml")])
         assert result.exit_code == 2, result.output
-        assert "refusing to run: client 'evil': source" in result.output and "Traceback" not in result.output
+        assert "refusing to run" in result.output and "client 'evil': source" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "batches/globex/tasks").exists()

@@ -249,7 +249,7 @@ def test_a_delivery_killed_during_publication_leaves_nothing_partial_and_resumes
         elif list(store.list(f"{CLIENT}/{DATASET}/v0001/")):  # copied files but no manifest: not a release
             assert verify_release(store, f"{CLIENT}/{DATASET}/v0001")[0].kind == "manifest"
     assert all(history[i][1] for i in (0, 1, 2)), history  # every run died where it was meant to
-    assert "/v0001/" in history[1][1] and history[2][1].endswith("/catalog.parquet"), history
+    assert "/v0001/" in history[1][1] and "catalog" in history[2][1], history
 
     killer.arm(None, None)
     proc = deliver_subprocess(config, tmp_path / "work", api_url)

@@ -179,7 +179,7 @@ def test_rewritten_metadata_of_an_unsigned_release_is_caught(stores, attack):
         manifest["counts"]["splits"] = {"train": 2}
     if attack != "signoff verdict":
         store.put(f"{PREFIX}/manifest.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-    rebuild_catalog(store, "acme")  # a later delivery rebuilds the catalogue: it keeps the first record
+    rebuild_catalog(store, "acme")  # the repair path rebuilds the catalogue: it keeps the first record
     code, out = cli("verify", store.location(PREFIX))
     assert code == 1, out
     if attack != "signoff verdict":

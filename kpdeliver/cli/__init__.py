@@ -20,12 +20,16 @@ COMMANDS = {
     "deliver": "kpdeliver.cli.delivery",
     "assign": "kpdeliver.cli.delivery",
     "demo": "kpdeliver.cli.delivery",
+    "check": "kpdeliver.cli.check",
     "convert": "kpdeliver.cli.formats",
     "inspect": "kpdeliver.cli.formats",
     "schemas": "kpdeliver.cli.formats",
     "validate": "kpdeliver.cli.validate",
     "verify": "kpdeliver.cli.release",
     "share": "kpdeliver.cli.release",
+    "releases": "kpdeliver.cli.catalog",
+    "deploy": "kpdeliver.cli.deploy",
+    "iam": "kpdeliver.cli.deploy",
     "sample": "kpdeliver.cli.sample",
     "push": "kpdeliver.cli.tool",
     "pull": "kpdeliver.cli.tool",
@@ -34,8 +38,12 @@ COMMANDS = {
 
 @cache
 def sub_app_commands(module: str) -> dict[str, click.Command]:
-    """The click commands of the sub-app `module.app`, by name (imports the module)."""
-    return dict(typer.main.get_group(importlib.import_module(module).app).commands)
+    """The click commands of the sub-app `module.app`, by name (imports the module). Help text is
+    shown as written: rich markup would eat square brackets such as `{name: [w, h]}`."""
+    commands = dict(typer.main.get_group(importlib.import_module(module).app).commands)
+    for command in commands.values():
+        command.rich_markup_mode = None
+    return commands
 
 
 class LazyGroup(TyperGroup):

@@ -1,5 +1,5 @@
 """`kpdeliver deliver` and `kpdeliver demo`, the two commands that run the Prefect flow, and
-`kpdeliver assign`, which shares their preflight check of the source."""
+`kpdeliver assign`. Each checks its config completely (kpdeliver check) before Prefect starts."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,30 +8,12 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+from kpdeliver.cli.output import load_checked_config, progress_shown
 
 app = typer.Typer()
-console = Console()
-err = Console(stderr=True, soft_wrap=True)  # one sentence stays one line
-
-
-def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
-
-
-def preflight(config) -> None:
-    """Fail fast, before Prefect starts, when the source cannot be used."""
-    from kpdeliver.ingest.batch import list_image_keys
-    from kpdeliver.storage import StorageError, open_store
-
-    if "://" not in config.source and not Path(config.source).is_dir():
-        _fail(f"source folder {config.source} does not exist")
-    try:
-        store = open_store(config.source, config.storage.model_dump(exclude_none=True))
-        if not list_image_keys(store):
-            _fail(f"source {config.source} has no images under images/ (expected images/… and annotations/<annotator>/…)")
-    except StorageError as e:
-        _fail(f"source {config.source} cannot be read: {e}")
+console = Console(soft_wrap=True, highlight=False, markup=False)  # user text printed as written, paths never wrap
 
 
 def run_delivery(config, work: Path) -> dict:
@@ -40,7 +22,8 @@ def run_delivery(config, work: Path) -> dict:
     configure_prefect(work)
     from flows.delivery import delivery_run
 
-    with console.status(f"delivering {config.client}/{config.dataset} (Prefect flow running)…"):
+    console.print(Text(f"delivering {config.client}/{config.dataset} (Prefect flow)"))
+    with progress_shown():
         return delivery_run(config)
 
 
@@ -66,9 +49,9 @@ def print_summary(summary: dict) -> None:
             f.add_row(check, *(str(n[s]) if n[s] else "" for s in ("error", "warning", "info")))
         console.print(f)
     for reason in summary.get("qa", {}).get("reasons", []):
-        console.print(f"[red]sign-off:[/] {reason}")
+        console.print(Text.assemble(("sign-off:", "red"), f" {reason}"))
     if summary.get("duplicate_of_published"):
-        console.print("[yellow]inputs identical to this published release: no new version written[/]")
+        console.print(Text("inputs identical to this published release: no new version written", style="yellow"))
     console.print(f"release:  {summary['release']}")
     console.print(f"findings: {summary['findings']}")
     console.print(f"report:   {summary['report']}")
@@ -80,14 +63,7 @@ def deliver(
     work: Path = typer.Option(Path(".work"), help="folder for Prefect's home and temporary files"),
 ) -> None:
     """Run a full delivery for one client config and publish a release."""
-    from kpdeliver.config import ConfigError
-    from kpdeliver.isolation import load_isolated_config
-
-    try:
-        cfg = load_isolated_config(config)
-    except ConfigError as e:
-        _fail(str(e))
-    preflight(cfg)
+    cfg = load_checked_config(config)
     summary = run_delivery(cfg, work)
     print_summary(summary)
 
@@ -99,18 +75,12 @@ def assign(
     """Assign the batch's images to annotators and write their CVAT / Label Studio task packages
     under the source's tasks/ prefix (no Prefect needed)."""
     from kpdeliver.assign.assignments import assign_annotators, task_packages
-    from kpdeliver.config import ConfigError
     from kpdeliver.ingest.batch import ingest_images
-    from kpdeliver.isolation import load_isolated_config
     from kpdeliver.model import Dataset, Instances
     from kpdeliver.codecs.resolve import resolve_schema
     from kpdeliver.storage import open_store
 
-    try:
-        cfg = load_isolated_config(config)
-    except ConfigError as e:
-        _fail(str(e))
-    preflight(cfg)
+    cfg = load_checked_config(config)
     store = open_store(cfg.source, cfg.storage.model_dump(exclude_none=True))
     schema = resolve_schema(cfg.schema_name)
     images = ingest_images(store).images
@@ -135,17 +105,12 @@ def demo(
     images: Optional[int] = typer.Option(None, help="number of images (default: the generator's)"),
 ) -> None:
     """Generate a synthetic client batch with realistic annotator mistakes and deliver it."""
-    from kpdeliver.config import ConfigError
-    from kpdeliver.isolation import load_isolated_config
     from kpdeliver.synth import make_demo_batch
 
     kwargs = {"seed": seed} | ({"n_images": images} if images else {})
     root = work.resolve()
     make_demo_batch(root, **kwargs)
-    try:
-        cfg = load_isolated_config(root / "client.yaml")
-    except ConfigError as e:
-        _fail(str(e))
+    cfg = load_checked_config(root / "client.yaml")
     console.print(f"synthetic batch written to {cfg.source}")
     summary = run_delivery(cfg, root)
     print_summary(summary)

@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.text import Text
+
+from kpdeliver.cli.output import plural
 
 app = typer.Typer()
 
@@ -72,7 +75,7 @@ def convert(
     typer.echo(f"{input} -> {out} ({to.value}): {len(ds.images)} images, {len(ds.instances)} instances, "
                f"schema {ds.schema.name} ({ds.schema.num_keypoints} keypoints), {len(paths)} files written")
     if decoded.findings.num_rows or decoded.rejected.num_rows:
-        typer.echo(f"{decoded.findings.num_rows} findings, {decoded.rejected.num_rows} items held back "
+        typer.echo(f"{plural(decoded.findings.num_rows, 'finding')}, {plural(decoded.rejected.num_rows, 'item')} held back "
                    f"(`kpdeliver inspect {input}` lists them)")
 
 
@@ -103,20 +106,20 @@ def _print_reports(reports) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=160)
+    console = Console(soft_wrap=False, highlight=False)
     table = Table(title="kpdeliver inspect")
     for col in ("file", "format", "schema", "K", "images", "instances", "labeled pts", "visibility"):
         table.add_column(col, overflow="fold")
     for r in reports:
         vis = " ".join(f"{k}:{v}" for k, v in r.visibility.items())
-        table.add_row(r.path, r.format, r.schema or "-", str(r.num_keypoints or "-"), str(r.images), str(r.instances),
+        table.add_row(Text(r.path), r.format, r.schema or "-", str(r.num_keypoints or "-"), str(r.images), str(r.instances),
                       str(r.labeled_points), vis or ("ERROR" if r.error else "-"))
     console.print(table)
     for r in reports:
         if r.error:
-            console.print(f"[red]{r.path}: cannot read:[/red] {r.error}", markup=True, highlight=False)
+            console.print(Text.assemble((f"{r.path}: cannot read:", "red"), f" {r.error}"), soft_wrap=True)
         elif r.oddities:
-            console.print(f"[bold]{r.path}[/bold]", markup=True, highlight=False)
+            console.print(Text(r.path, style="bold"), soft_wrap=True)
             for o in r.oddities:
                 console.print(f"  - {o}", markup=False, highlight=False)
 
@@ -134,6 +137,6 @@ def schemas() -> None:
         table.add_column(col, overflow="fold")
     for s in BUILTIN_SCHEMAS.values():
         table.add_row(s.name, s.category, str(s.num_keypoints), str(len(s.skeleton)), str(len(s.flip_pairs)), s.source)
-    Console(width=160).print(table)
+    Console(highlight=False).print(table)
     typer.echo("Custom schemas: --schema path/to/schema.yaml, or a CVAT XML whose <meta> defines a skeleton.")
 

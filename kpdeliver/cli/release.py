@@ -9,25 +9,21 @@ unreadable: no credentials, access denied) or an option is wrong.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
+
+from kpdeliver.cli.output import ENDPOINT, PROFILE, REGION, fail, plural, progress_shown
+from kpdeliver.cli.output import s3_options as _options
 
 app = typer.Typer()
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True, highlight=False, markup=False)  # user text printed as written, paths never wrap
+err = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
 
-ENDPOINT = typer.Option(None, "--endpoint-url", envvar="AWS_ENDPOINT_URL",
-                        help="S3 endpoint (MinIO, moto...); default: AWS")
-REGION = typer.Option(None, "--region", envvar="AWS_REGION", help="S3 region")
-PROFILE = typer.Option(None, "--profile", envvar="AWS_PROFILE", help="AWS profile for credentials")
 PUBLIC_KEY = typer.Option(None, "--public-key", help="the vendor's Ed25519 public key (PEM): the release must be "
                                                     "signed with it (default: the key published beside the catalogue)")
-
-
-def _options(endpoint_url: Optional[str], region: Optional[str], profile: Optional[str]) -> dict:
-    return {k: v for k, v in (("endpoint_url", endpoint_url), ("region", region), ("profile", profile)) if v}
 
 
 def _open_client(release: str, options: dict):
@@ -46,21 +42,20 @@ def _public_key(path: Optional[Path]):
     try:
         return public_key_from_pem(path.read_bytes(), origin=str(path))
     except OSError as e:
-        err.print(f"[bold red]error:[/] cannot read {path}: {e.strerror}")
+        fail(f"cannot read {path}: {e.strerror}")
     except SigningKeyError as e:
-        err.print(f"[bold red]error:[/] {e}")
-    raise typer.Exit(2)
+        fail(str(e))
 
 
 def _print_problems(problems) -> None:
     # one unwrapped line per problem: easy to read and to grep
     for p in problems:
-        err.print(str(p), markup=False, highlight=False, soft_wrap=True)
+        err.print(str(p))
 
 
-def _unreachable(e) -> None:
-    err.print(f"[bold red]store unreachable:[/] {e}", soft_wrap=True)
-    err.print("the release was not checked (exit 2); this says nothing about its content", soft_wrap=True)
+def _unreachable(e) -> NoReturn:
+    err.print(Text.assemble(("store unreachable:", "bold red"), f" {e}"))
+    err.print("the release was not checked (exit 2); this says nothing about its content")
     raise typer.Exit(2)
 
 
@@ -80,23 +75,20 @@ def verify(
     key = _public_key(public_key)
     try:
         store, name = _open_client(release, _options(endpoint_url, region, profile))
-        result = check_release(store, name, public_key=key)
+        with progress_shown():
+            result = check_release(store, name, public_key=key)
     except StoreUnreachable as e:
         _unreachable(e)
     except StorageError as e:  # credentials, access: the release could not be checked
-        err.print(f"[bold red]error:[/] {e}", soft_wrap=True)
-        err.print("the release was not checked (exit 2)")
-        raise typer.Exit(2)
+        fail(f"{e}\nthe release was not checked (exit 2)")
     for note in result.notes:
-        console.print(note, markup=False, highlight=False, soft_wrap=True)
+        console.print(note)
     if result.problems:
         _print_problems(result.problems)
-        n = len(result.problems)
-        err.print(f"[bold red]{n} problem{'s' if n > 1 else ''}[/] in {store.location(name)}", soft_wrap=True)
+        err.print(Text.assemble((plural(len(result.problems), "problem"), "bold red"), f" in {store.location(name)}"))
         raise typer.Exit(1)
     signed = f"signature valid (Ed25519, key {result.signed_by})" if result.signed_by else "UNSIGNED"
-    console.print(f"OK {store.location(name)}: {signed}; every file matches manifest.json (sha256), "
-                  "nothing extra", soft_wrap=True)
+    console.print(f"OK {store.location(name)}: {signed}; every file matches manifest.json (sha256), nothing extra")
 
 
 @app.command()
@@ -118,32 +110,31 @@ def share(
     try:
         seconds = parse_duration(expires)
     except ValueError as e:
-        err.print(f"[bold red]error:[/] {e}")
-        raise typer.Exit(2)
+        fail(str(e), code=2)
     key = _public_key(public_key)
     try:
         store, name = _open_client(release, _options(endpoint_url, region, profile))
-        links = share_links(store, name, expires_seconds=seconds, public_key=key)
+        with progress_shown():
+            links = share_links(store, name, expires_seconds=seconds, public_key=key)
     except UnverifiedRelease as e:
-        err.print(f"[bold red]error:[/] {e}", soft_wrap=True)
+        err.print(Text.assemble(("error:", "bold red"), f" {e}"))
         _print_problems(e.problems)
         raise typer.Exit(1)
     except StoreUnreachable as e:
         _unreachable(e)
     except StorageError as e:
-        err.print(f"[bold red]error:[/] {e}", soft_wrap=True)
-        raise typer.Exit(1)
+        fail(str(e), code=1)
     if links.archive_state == "built":
-        console.print(f"built archive {store.location(name + '.zip')}", soft_wrap=True)
+        console.print(f"built archive {store.location(name + '.zip')}")
     elif links.archive_state == "replaced":
-        console.print(f"[yellow]replaced archive {store.location(name + '.zip')}: it was not the release's "
-                      "own (planted or damaged)[/]", soft_wrap=True)
-    console.print(f"archive:  {links.archive}", soft_wrap=True)
-    console.print(f"manifest: {links.manifest}", soft_wrap=True)
+        console.print(Text(f"replaced archive {store.location(name + '.zip')}: it was not the release's "
+                           "own (planted or damaged)", style="yellow"))
+    console.print(f"archive:  {links.archive}")
+    console.print(f"manifest: {links.manifest}")
     if links.public_key:
-        console.print(f"signed by key {links.signed_by}; public key: {links.public_key}", soft_wrap=True)
+        console.print(f"signed by key {links.signed_by}; public key: {links.public_key}")
     else:
-        console.print("unsigned release: no signature to check", soft_wrap=True)
+        console.print("unsigned release: no signature to check")
     if links.presigned:
         console.print(f"links expire in {expires} ({seconds} s)")
     else:

@@ -15,7 +15,8 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from kpdeliver.cli.delivery import _fail, console, preflight, print_summary, run_delivery
+from kpdeliver.cli.delivery import console, print_summary, run_delivery
+from kpdeliver.cli.output import fail, load_checked_config
 
 app = typer.Typer()
 
@@ -59,24 +60,18 @@ def sample(
     from kpdeliver.assign.sample import choose_sample
     from kpdeliver.codecs.resolve import resolve_schema
     from kpdeliver.collect.exports import collect_exports
-    from kpdeliver.config import ConfigError
-    from kpdeliver.isolation import load_isolated_config
     from kpdeliver.ingest.batch import ingest_images
     from kpdeliver.model import Dataset, Instances
     from kpdeliver.storage import open_store
 
-    try:
-        cfg = load_isolated_config(config)
-    except ConfigError as e:
-        _fail(str(e))
-    preflight(cfg)
+    cfg = load_checked_config(config)  # every problem at once, the source included
     store = open_store(cfg.source, cfg.storage.model_dump(exclude_none=True))
     schema = resolve_schema(cfg.schema_name)
     with console.status("reading the batch and choosing the sample…"):
         images = ingest_images(store).images
         collected = collect_exports(store, Dataset(schema, images, Instances.empty(schema.num_keypoints)), cfg.annotators)
         if not len(collected.dataset.instances):
-            _fail(f"no labels found under {cfg.source}/annotations/: a sample is chosen by its poses")
+            fail(f"no labels found under {cfg.source}/annotations/: a sample is chosen by its poses")
         choice = choose_sample(collected.dataset, n, seed=seed, gold=collected.gold)
         name = sample_dataset_name(cfg.dataset)
         folder = (work / "sample" / cfg.client / name / "batch").resolve()

@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
+
+from kpdeliver.cli.output import fail, plural, progress_shown
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -22,8 +25,7 @@ if TYPE_CHECKING:
     from kpdeliver.model import Dataset
 
 app = typer.Typer()
-console = Console()
-err = Console(stderr=True, soft_wrap=True)  # one sentence stays one line
+console = Console(soft_wrap=True, highlight=False, markup=False)  # user text printed as written, paths never wrap
 
 FROM_FILE = "file"  # --schema file: the input's own COCO category defines the keypoints
 
@@ -102,7 +104,7 @@ def _print_summary(findings: pa.Table, *, title: str, out: Path, seconds: float)
         t.add_column(col, justify=just)
     for row in summary_by(findings, "check", "severity").to_pylist():
         style = {"error": "red", "warning": "yellow"}.get(row["severity"], "")
-        t.add_row(row["check"], f"[{style}]{row['severity']}[/]" if style else row["severity"], f"{row['count']:,}")
+        t.add_row(row["check"], Text(row["severity"], style=style or ""), f"{row['count']:,}")
     if findings.num_rows == 0:
         t.add_row("(none)", "", "0")
     console.print(t)
@@ -128,6 +130,7 @@ def validate_command(
     from expectations.worker import GXWorker
     from kpdeliver.collect.files import merge_decoded
     from kpdeliver.config import ConfigError, ValidationSettings
+    from kpdeliver.progress import stage
     from kpdeliver.report.html import render_report
     from kpdeliver.validation import AnnotationSet, validate_annotations
 
@@ -137,18 +140,20 @@ def validate_command(
             cfg, decoded, gold_ds = _read_inputs(input, schema=schema, images=images, sizes=sizes, config=config,
                                                  annotation=annotation, gold=gold)
         except (InputError, ConfigError) as e:
-            err.print(f"[bold red]error:[/] {e}")
-            raise typer.Exit(2)
+            fail(str(e))
         out.mkdir(parents=True, exist_ok=True)
         sets = [AnnotationSet(d.dataset, d.findings, source=str(path), docs_dir=out / "validation" / (name or ""))
                 for name, path, d in decoded]
         has_tracks = any((d.dataset.instances.track_id >= 0).any() for _, _, d in decoded)
         deep = len(decoded) > 1 or gold_ds is not None or has_tracks  # video alone: jitter, flicker, swaps in time
         # every annotator's instances in one dataset; QA pairs overlap images by file name
-        result = validate_annotations(
-            sets, rules=worker, settings=cfg.validation if cfg else ValidationSettings(),
-            deep_qa_on=merge_decoded([d for _, _, d in decoded]).dataset if deep else None, gold=gold_ds,
-            deep_qa=cfg.deep_qa if cfg else None)
+        n = sum(len(s.dataset.instances) for s in sets)
+        with progress_shown(), stage("validation", n) as validating:
+            result = validate_annotations(
+                sets, rules=worker, settings=cfg.validation if cfg else ValidationSettings(),
+                deep_qa_on=merge_decoded([d for _, _, d in decoded]).dataset if deep else None, gold=gold_ds,
+                deep_qa=cfg.deep_qa if cfg else None)
+            validating.advance(n)
         findings = result.findings
         if result.annotators is not None:
             pq.write_table(result.annotators, out / "annotators.parquet")
@@ -165,7 +170,7 @@ def validate_command(
         image_bytes=(lambda name: (images / name).read_bytes()) if images else None, validation_results=rules,
         min_gold_oks=cfg.qa.min_gold_oks if cfg else None))
     n_err = result.n_errors
-    _print_summary(findings, title=f"{input.name}: {'FAIL' if n_err else 'PASS'} ({findings.num_rows:,} findings)", out=out,
+    _print_summary(findings, title=f"{input.name}: {'FAIL' if n_err else 'PASS'} ({plural(findings.num_rows, 'finding')})", out=out,
                    seconds=time.perf_counter() - start)
     raise typer.Exit(1 if n_err else 0)
 

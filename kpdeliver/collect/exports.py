@@ -21,6 +21,7 @@ from kpdeliver.codecs.registry import decode_bytes
 from kpdeliver.findings import concat_findings, findings_for
 from kpdeliver.isolation import unsafe_key_findings
 from kpdeliver.model import NONE, Dataset, Instances, concat_instances
+from kpdeliver.progress import tracked
 from kpdeliver.schema import KeypointSchema
 from kpdeliver.storage import ObjectStore, StorageError
 
@@ -129,7 +130,7 @@ def collect_exports(store: ObjectStore, batch: Dataset, annotators: list[str]) -
     for who in sorted(present - set(annotators)):
         findings.append(findings_for("collect.unreadable_file", annotator=who, source=f"{ANNOTATIONS_PREFIX}{who}/", n=1,
                                      message=f"{ANNOTATIONS_PREFIX}{who}/: annotator {who!r} is not in the client config; exports not used"))
-    for annotator in annotators:
+    for annotator in tracked("collect", annotators):  # one annotator's exports at a time
         p, f, r, fl = _decode_prefix(store, f"{ANNOTATIONS_PREFIX}{annotator}/", annotator, schema, batch)
         parts += p
         findings += f

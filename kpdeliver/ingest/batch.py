@@ -19,6 +19,7 @@ import pyarrow as pa
 from kpdeliver.findings import concat_findings, findings_for
 from kpdeliver.images import FORMAT_EXTENSIONS, IMAGE_EXTENSIONS, ImageProblem, read_image_header
 from kpdeliver.model import Images
+from kpdeliver.progress import tracked
 from kpdeliver.storage import LinkError, ObjectStore, StorageError, UnsafeKeyError, check_key
 
 IMAGE_PREFIX = "images/"
@@ -85,7 +86,7 @@ def ingest_images(store: ObjectStore, keys: list[str] | None = None) -> IngestRe
                 findings.append(findings_for(check, message=f"{store.location(key)}: {why}; refused, never read",
                                              file_name=key, source=key, n=1))
 
-    for key in keys:
+    for key in tracked("ingest", keys):
         try:
             check_key(key)
         except UnsafeKeyError as e:

@@ -2,11 +2,12 @@
 
 quarantine  hold back instances (or images) with error findings, with their raw form
 package     build every release file in memory (ReleasePlan), with counts and sign-off
-signoff     Counts and Verdict: the counts judged against the client's QA thresholds
+signoff     Counts and Verdict: the counts judged against the client's sign-off rules
 publish     stage (one folder per run), claim the inputs, claim a version, copy, sign,
             write the manifest last: one release per input fingerprint
 signing     Ed25519 signature of the manifest, keys from the environment or the caller
-catalog     rebuild `<client>/catalog.parquet` from the published manifests
+catalog     `<client>/catalog.parquet`, one typed row appended per release (conditional write),
+            recording the manifest's sha256 and signing key as published
 layout      the release layout (names, version folders, manifest reading) shared by
             publish, verify and share
 verify      re-hash a published release against its manifest; check its signature, the

@@ -15,6 +15,7 @@ import zlib
 from pathlib import PurePosixPath
 from typing import BinaryIO
 
+from kpdeliver.progress import tracked
 from kpdeliver.release.layout import MANIFEST, client_key, sha256_hex
 from kpdeliver.release.signing import PUBLIC_KEY, SIGNATURE
 from kpdeliver.storage import ObjectStore, StorageError, UnsafeKeyError, check_key, join_key
@@ -40,7 +41,7 @@ def write_archive(store: ObjectStore, prefix: str, manifest: dict, out: BinaryIO
     """Zip the release under a top folder named after it, streaming members."""
     top = PurePosixPath(prefix).name
     with zipfile.ZipFile(out, "w") as zf:
-        for path, key in archive_members(store, prefix, manifest).items():
+        for path, key in tracked("archive", archive_members(store, prefix, manifest).items()):
             info = zipfile.ZipInfo(f"{top}/{path}", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_STORED if PurePosixPath(path).suffix.lower() in _STORED else zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16

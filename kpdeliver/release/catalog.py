@@ -1,60 +1,208 @@
-"""`<client>/catalog.parquet`: one row per published release of a client."""
+"""`<client>/catalog.parquet`: one row per published release of a client, typed so people query it.
+
+A publication appends its release's row; it never lists the client's releases. Appends race
+(twin runs, several datasets of one client), so each catalogue state is a numbered generation
+`<client>/.catalog/<n>.parquet` (dotted: never a dataset's name) written with `put_if_absent`: the writer that loses generation n
+reads the winner's table and tries n + 1 with its row added. `catalog.parquet` is a copy of the
+newest generation, for readers; the metadata key `kpdeliver.generation` says which, and readers
+step forward past it (a copy written late by a slower twin is never the last word).
+
+A row records the manifest's sha256 and signing key as they were at publication; `verify` checks
+the manifest against it, so no later write (append or repair) changes a row once recorded.
+"""
 from __future__ import annotations
+
+import io
+from datetime import datetime
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kpdeliver.model import parquet_bytes
-from kpdeliver.release.layout import CATALOG, manifest_version, sha256_hex
+from kpdeliver.release.layout import (
+    CATALOG, MANIFEST, SIGNOFF, manifest_version, release_prefix, sha256_hex, version_number,
+)
 from kpdeliver.storage import ObjectStore, join_key
+
+GENERATIONS = ".catalog"
+_GENERATION = b"kpdeliver.generation"
+MAX_ATTEMPTS = 50
+_RECORD = ("manifest_sha256", "signing_key_id")  # what an untyped catalogue of an older layout passes on
+
+CATALOG_SCHEMA = pa.schema([
+    ("client", pa.string()), ("dataset", pa.string()), ("version", pa.int32()),
+    ("created_at", pa.timestamp("us", tz="UTC")),  # Parquet has no second unit
+    ("location", pa.string()),  # relative to the releases root: '<client>/<dataset>/v0007'
+    ("verdict", pa.string()), ("reasons", pa.list_(pa.string())), ("schema", pa.string()),
+    ("images", pa.int64()), ("instances", pa.int64()), ("quarantined", pa.int64()), ("findings", pa.int64()),
+    ("mean_oks", pa.float64()),  # mean agreement OKS of the annotators; null without overlap items
+    ("fingerprint", pa.string()), ("manifest_sha256", pa.string()),
+    ("signing_key_id", pa.string()),  # null: published unsigned
+])
+
+
+class _OlderLayout(ValueError):
+    """A catalogue written before the typed layout; `table` is what it holds."""
+
+    def __init__(self, table: pa.Table) -> None:
+        super().__init__("catalogue of an older layout")
+        self.table = table
+
+
+def _mean_oks(signoff: dict) -> float | None:
+    """The sign-off's measured mean agreement OKS (its delivery-wide `min_mean_oks` rule)."""
+    for rule in signoff.get("rules") or []:
+        if isinstance(rule, dict) and rule.get("rule") == "min_mean_oks" and rule.get("subject") is None:
+            return rule.get("measured")
+    return None
+
+
+def catalog_row(store: ObjectStore, client: str, dataset: str, version: int) -> dict:
+    """The catalogue row of one published release, from its manifest (and its sign-off for the OKS)."""
+    prefix = release_prefix(client, dataset, version)
+    raw = store.get(join_key(prefix, MANIFEST))
+    m = orjson.loads(raw)
+    counts, qa = m.get("counts", {}), m.get("qa", {})
+    signoff_key = join_key(prefix, SIGNOFF)
+    signoff = orjson.loads(store.get(signoff_key)) if store.exists(signoff_key) else {}
+    created = m.get("created_at")
+    return {
+        "client": client, "dataset": dataset, "version": int(m.get("version", version)),
+        "created_at": datetime.fromisoformat(created) if created else None, "location": prefix,
+        "verdict": m.get("verdict"), "reasons": list(qa.get("reasons", [])),
+        "schema": (m.get("schema") or {}).get("name"), "images": counts.get("images_delivered"),
+        "instances": counts.get("instances_delivered"), "quarantined": counts.get("instances_quarantined"),
+        "findings": counts.get("findings"), "mean_oks": _mean_oks(signoff if isinstance(signoff, dict) else {}),
+        "fingerprint": m.get("fingerprint"), "manifest_sha256": sha256_hex(raw),
+        "signing_key_id": (m.get("signature") or {}).get("key_id"),
+    }
+
+
+def _table(rows: list[dict]) -> pa.Table:
+    table = pa.Table.from_pylist(rows, schema=CATALOG_SCHEMA)
+    return table.sort_by([("dataset", "ascending"), ("version", "ascending")]) if rows else table
+
+
+def _generation_key(client: str, n: int) -> str:
+    return join_key(client, GENERATIONS, f"{n:08d}.parquet")
+
+
+def _parse(data: bytes) -> tuple[pa.Table, int]:
+    table = pq.read_table(io.BytesIO(data))
+    meta = table.schema.metadata or {}
+    generation = int(meta.get(_GENERATION, b"0"))
+    if table.schema.names != CATALOG_SCHEMA.names:
+        raise _OlderLayout(table)
+    return table.cast(CATALOG_SCHEMA), generation
+
+
+def _bytes(table: pa.Table, generation: int) -> bytes:
+    return parquet_bytes(table.replace_schema_metadata({_GENERATION: str(generation).encode()}))
+
+
+def _recorded(table: pa.Table) -> dict[tuple[str, int], dict]:
+    """What `table` recorded of each release, by (dataset, version): whole rows of a typed
+    catalogue, the manifest sha256 and signing key of an older one."""
+    if table.schema.names == CATALOG_SCHEMA.names:
+        return {(r["dataset"], r["version"]): r for r in table.to_pylist()}
+    if not {"dataset", "version", "manifest_sha256"} <= set(table.column_names):
+        return {}
+    return {(r["dataset"], r["version"]): {k: r.get(k) for k in _RECORD} for r in table.to_pylist()}
+
+
+def _step_forward(store: ObjectStore, client: str, table: pa.Table, generation: int) -> tuple[pa.Table, int, bool]:
+    """The newest generation from `generation` on, and whether it is a later one than given."""
+    stepped = False
+    while store.exists(_generation_key(client, generation + 1)):  # a newer one whose copy came late or not at all
+        generation += 1
+        table, _ = _parse(store.get(_generation_key(client, generation)))
+        stepped = True
+    return table, generation, stepped
+
+
+def _newest(store: ObjectStore, client: str) -> tuple[pa.Table, int, bool]:
+    """The newest catalogue, its generation, and whether `catalog.parquet` is a copy of it."""
+    key = join_key(client, CATALOG)
+    if not store.exists(key):
+        table, generation = _table([]), 0
+    else:
+        try:
+            table, generation = _parse(store.get(key))
+        except _OlderLayout as e:  # migrated, keeping what it recorded at publication
+            return _table(_rows_from_manifests(store, client, _recorded(e.table))), 0, False
+    table, generation, stepped = _step_forward(store, client, table, generation)
+    return table, generation, store.exists(key) and not stepped
+
+
+def read_catalog(store: ObjectStore, client: str) -> tuple[pa.Table, int]:
+    """The client's newest catalogue and its generation (0 and an empty table when none exists).
+    A catalogue of the older untyped layout is rebuilt from the manifests."""
+    table, generation, _ = _newest(store, client)
+    return table, generation
 
 
 def catalogued_manifest(store: ObjectStore, client_key: str, dataset: str,
                         version: int) -> tuple[str | None, str | None] | None:
     """(manifest sha256, signing key id) that the catalogue of the client folder `client_key`
-    records for a release; None when the catalogue does not list it (or there is none)."""
+    recorded for a release when it was published; None when the catalogue does not list it (or
+    there is none). Never rebuilt from the manifests: a damaged catalogue raises."""
     key = join_key(client_key, CATALOG)
-    if not store.exists(key):
+    if not store.exists(key) and not store.exists(_generation_key(client_key, 1)):
         return None
-    table = pq.read_table(pa.BufferReader(store.get(key)))
-    if "manifest_sha256" not in table.column_names:
-        return None
-    for row in table.to_pylist():
-        if row.get("dataset") == dataset and row.get("version") == version:
-            return row["manifest_sha256"], row.get("signing_key_id")
-    return None
+    try:
+        table, generation = _parse(store.get(key)) if store.exists(key) else (_table([]), 0)
+        table, _, _ = _step_forward(store, client_key, table, generation)
+    except _OlderLayout as e:
+        table = e.table
+    row = _recorded(table).get((dataset, version))
+    return None if row is None else (row["manifest_sha256"], row.get("signing_key_id"))
 
 
-def rebuild_catalog(store: ObjectStore, client: str) -> pa.Table:
-    """Rebuilt from the manifests, so it is always consistent with what is published, whatever runs raced.
+def append_release(store: ObjectStore, client: str, dataset: str, version: int) -> pa.Table:
+    """Add one published release to the client's catalogue under a conditional write; the new
+    catalogue. Safe to call again for the same release (its row is kept once, as first recorded),
+    and it finishes the copy of a run killed between writing a generation and copying it."""
+    row = catalog_row(store, client, dataset, version)
+    table, generation, current = _newest(store, client)
+    for _ in range(MAX_ATTEMPTS):
+        present = pc.and_(pc.equal(table["dataset"], dataset), pc.equal(table["version"], row["version"]))
+        if pc.any(present).as_py():
+            if not current and generation:
+                store.put(join_key(client, CATALOG), _bytes(table, generation))
+            return table
+        new = _table([*table.to_pylist(), row])
+        data = _bytes(new, generation + 1)
+        if store.put_if_absent(_generation_key(client, generation + 1), data):
+            store.put(join_key(client, CATALOG), data)
+            return new
+        generation += 1  # a twin won this generation: build on its table
+        table, _ = _parse(store.get(_generation_key(client, generation)))
+        current = False
+    raise RuntimeError(f"catalogue of {client!r}: gave up after {MAX_ATTEMPTS} concurrent updates")
 
-    A release already catalogued keeps the row recorded when it was first listed (its manifest
-    sha256 and signing key): a manifest rewritten since then stays caught by `verify`."""
-    recorded = {}
-    if store.exists(join_key(client, CATALOG)):
-        old = pq.read_table(pa.BufferReader(store.get(join_key(client, CATALOG))))
-        if "manifest_sha256" in old.column_names:
-            recorded = {(r["dataset"], r["version"]): r for r in old.to_pylist()}
+
+def _rows_from_manifests(store: ObjectStore, client: str, recorded: dict[tuple[str, int], dict]) -> list[dict]:
+    """A row per published manifest; a release in `recorded` keeps what was recorded of it."""
     rows = []
     for key in store.list(client + "/"):
         parts = key.split("/")
         if len(parts) == 4 and manifest_version("/".join(parts[2:])) is not None:
-            raw = store.get(key)
-            m = orjson.loads(raw)
-            c = m.get("counts", {})
-            if (parts[1], int(m["version"])) in recorded:  # as first catalogued, whatever the manifest says now
-                rows.append(recorded[(parts[1], int(m["version"]))])
-                continue
-            rows.append({
-                "client": client, "dataset": parts[1], "version": int(m["version"]), "created_at": m.get("created_at"),
-                "location": store.location("/".join(parts[:3])), "fingerprint": m.get("fingerprint"),
-                "verdict": m.get("verdict"), "images": c.get("images_delivered"), "instances": c.get("instances_delivered"),
-                "quarantined": c.get("instances_quarantined"), "manifest_sha256": sha256_hex(raw),
-                "signing_key_id": (m.get("signature") or {}).get("key_id"),
-            })
-    table = pa.Table.from_pylist(rows) if rows else pa.table({"client": pa.array([], pa.string())})
-    if rows:
-        table = table.sort_by([("dataset", "ascending"), ("version", "ascending")])
-    store.put(join_key(client, CATALOG), parquet_bytes(table))
-    return table
+            row = catalog_row(store, client, parts[1], version_number(parts[2]))
+            rows.append({**row, **recorded.get((row["dataset"], row["version"]), {})})
+    return rows
+
+
+def rebuild_catalog(store: ObjectStore, client: str) -> pa.Table:
+    """The repair path: the catalogue rebuilt from every published manifest (lists the client's
+    keys), written as the next generation. A release already catalogued keeps its row as first
+    recorded, so a manifest rewritten since stays caught by `verify`. Deliveries use `append_release`."""
+    for _ in range(MAX_ATTEMPTS):
+        current, generation = read_catalog(store, client)
+        table = _table(_rows_from_manifests(store, client, _recorded(current)))
+        data = _bytes(table, generation + 1)
+        if store.put_if_absent(_generation_key(client, generation + 1), data):
+            store.put(join_key(client, CATALOG), data)
+            return table
+    raise RuntimeError(f"catalogue of {client!r}: gave up after {MAX_ATTEMPTS} concurrent updates")

@@ -63,6 +63,32 @@ def images_index(dataset: Dataset, split: np.ndarray, status: np.ndarray, n_inst
     return pa.concat_tables([main, extra.cast(main.schema)])
 
 
+def annotations_index(delivered: Dataset, split: np.ndarray) -> pa.Table:
+    """One row per delivered instance, readable without the manifest: the image's file name and
+    split beside the ids, `keypoints` [K, 3] as COCO triplets, `visibility` [K] as integers, and the
+    keypoint names (in column order) and schema in the Parquet schema's metadata."""
+    table = delivered.instances.to_arrow()
+    row = delivered.image_index()
+    known = row >= 0
+    names = np.full(len(row), None, dtype=object)
+    splits = np.full(len(row), None, dtype=object)
+    names[known] = delivered.images.file_name[row[known]]
+    splits[known] = split[row[known]]
+    k = delivered.schema.num_keypoints
+    v = delivered.instances.keypoints[..., 2].astype(np.int8).reshape(-1)
+    visibility = pa.FixedSizeListArray.from_arrays(pa.array(v, pa.int8()), k) if len(row) \
+        else pa.array([], pa.list_(pa.int8(), k))
+    table = table.add_column(2, "file_name", pa.array(names.tolist(), pa.string()))
+    table = table.add_column(3, "split", pa.array(splits.tolist(), pa.string()))
+    table = table.append_column("visibility", visibility)
+    return table.replace_schema_metadata({
+        "kpdeliver.schema": delivered.schema.name,
+        "kpdeliver.keypoint_names": orjson.dumps(list(delivered.schema.keypoints)),
+        "kpdeliver.keypoints": "keypoints[i] = [x, y, v] of keypoint_names[i]; visibility[i] = v "
+                               "(0 not labeled, 1 labeled not visible, 2 visible)",
+    })
+
+
 def package_release(
     *,
     config: ClientConfig,
@@ -112,7 +138,7 @@ def package_release(
     n_all = np.zeros(len(all_im), np.int64)
     n_all[np.isin(all_im.id, im.id)] = n_inst
     files["index/images.parquet"] = parquet_bytes(images_index(dataset, split_all, status, n_all, ingest_rejected))
-    files["index/annotations.parquet"] = parquet_bytes(delivered.instances.to_arrow())
+    files["index/annotations.parquet"] = parquet_bytes(annotations_index(delivered, split))
     files["index/assignments.parquet"] = parquet_bytes(assignments)
     files["qa/findings.parquet"] = parquet_bytes(findings.cast(FINDINGS_SCHEMA))
     files["qa/quarantine.parquet"] = parquet_bytes(quarantine)

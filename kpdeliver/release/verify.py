@@ -16,6 +16,7 @@ from pathlib import PurePosixPath
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from kpdeliver.progress import tracked
 from kpdeliver.release import signing
 from kpdeliver.release.archive import archive_differences
 from kpdeliver.release.catalog import catalogued_manifest
@@ -84,7 +85,8 @@ def _files(store: ObjectStore, prefix: str, files: dict, workers: int) -> list[P
     problems += [Problem("extra", p, "present but not listed in the manifest")
                  for p in present - set(files) - {MANIFEST, signing.SIGNATURE}]
     with ThreadPoolExecutor(max_workers=workers) as pool:  # I/O bound: overlap the reads
-        problems += [p for p in pool.map(lambda p: _check_file(store, prefix, p, files[p]), listed) if p]
+        checked = pool.map(lambda p: _check_file(store, prefix, p, files[p]), listed)
+        problems += [p for p in tracked("verify", checked, total=len(listed)) if p]
     return problems
 
 

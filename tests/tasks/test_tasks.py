@@ -86,7 +86,7 @@ def test_the_tasks_in_the_flows_order_publish_one_release(demo, stores):
     assert store.is_staged.fn(releases, key)
 
     published = store.publish_release.fn(releases, key, {"schema": schema.to_dict()})
-    assert store.rebuild_catalog.fn(releases, config.client) == 1
+    assert store.catalog_release.fn(releases, key, published.version) == 1
     store.clean_staging.fn(releases, key)
 
     assert published.version == 1 and published_versions(releases, config.client, config.dataset) == [1]
