@@ -18,6 +18,7 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from kpdeliver.runner_settings import RunnerSettings
 from kpdeliver.tool_settings import ToolSettings
 
 
@@ -161,6 +162,7 @@ class ClientConfig(_Model):
     yolo: YoloOptions = YoloOptions()
     storage: StorageOptions = StorageOptions()
     tool: Optional[ToolSettings] = None  # the live annotation tool (kpdeliver.tool_settings)
+    runner: RunnerSettings = RunnerSettings()  # where the tasks run (kpdeliver.runner_settings)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -33,7 +33,7 @@ class PublishError(RuntimeError):
 def input_fingerprint(config: ClientConfig, image_shas: list[str], export_shas: dict[str, str]) -> str:
     """What makes two runs the same delivery: config, image bytes, export bytes, code version."""
     doc = {
-        "config": config.model_dump(mode="json", exclude={"source", "releases", "storage"}),
+        "config": config.model_dump(mode="json", exclude={"source", "releases", "storage", "runner"}),
         "images": sorted(image_shas),
         "exports": sorted(export_shas.items()),
         "kpdeliver": __version__,
