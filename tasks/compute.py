@@ -16,10 +16,13 @@ from kpdeliver.assign import assignments as assign
 from kpdeliver.collect.exports import CollectResult, assignment_findings, delivery_candidates
 from kpdeliver.config import Assignment, ClientConfig, DeepQASettings, QuarantineScope, ValidationSettings
 from kpdeliver.findings import concat_findings
+from kpdeliver.ingest import batch as ingest
+from kpdeliver.ingest.batch import IngestResult
 from kpdeliver.model import Dataset, Images, parquet_bytes
 from kpdeliver.release.package import ReleasePlan, finish_plan, package_release
 from kpdeliver.release.quarantine import hold_back
 from kpdeliver.report.html import render_report
+from kpdeliver.storage import ObjectStore
 from kpdeliver.tools.label_studio import with_task_links
 from kpdeliver.validation import AnnotationSet, InProcessRules, Validation, validate_annotations
 
@@ -45,6 +48,12 @@ class Quarantined:
     images: np.ndarray  # mask over the candidates' images held back whole (quarantine scope: image)
     review_only: int  # overlap labels kept for agreement only
     instances_in: int  # every instance collected, gold and held back at decode included
+
+
+@task(name="assemble-ingest", **COMPUTE)
+def assemble_ingest(probes: list[pa.Table], skipped: list[tuple[str, str, str]], source: ObjectStore) -> IngestResult:
+    """The batch from its shards' probes: duplicates dropped, ids numbered in key order."""
+    return ingest.assemble_ingest(pa.concat_tables(probes), skipped=skipped, location=source.location)
 
 
 @task(name="assign-work", **COMPUTE)

@@ -3,7 +3,10 @@ safe to run again (reads, overwrites of the same bytes, the publication's claim 
 Stores travel as `ObjectStore` handles, which pickle as their location without a connection."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
+
+import pyarrow as pa
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -11,9 +14,9 @@ from prefect.cache_policies import NO_CACHE
 from kpdeliver.collect import exports as collect
 from kpdeliver.ingest import batch as ingest
 from kpdeliver.model import Dataset, Images, Instances
-from kpdeliver.release import catalog, publish
+from kpdeliver.release import catalog, publish, stage
 from kpdeliver.release.layout import read_manifest, release_prefix
-from kpdeliver.release.package import ReleasePlan
+from kpdeliver.release.signoff import Counts, Verdict
 from kpdeliver.schema import KeypointSchema
 from kpdeliver.storage import ObjectStore, join_key
 
@@ -33,9 +36,34 @@ class ReleaseKey:
         return publish.staging_prefix(self.client, self.dataset, self.fingerprint)
 
 
-@task(name="ingest", **STORE)
-def ingest_batch(source: ObjectStore) -> ingest.IngestResult:
-    return ingest.ingest_images(source)
+@dataclass(frozen=True)
+class BatchListing:
+    """What ingest reads, before any image is: the image keys, the entries never read (links,
+    special files: `ingest.skipped_entries`) and the expected sha256 per key of `checksums.sha256`."""
+
+    keys: list[str]
+    skipped: list[tuple[str, str, str]]
+    checksums: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    """A mapped task's result, with the process that made it (which worker ran the shard)."""
+
+    value: object
+    pid: int = field(default_factory=os.getpid)
+
+
+@task(name="list-batch", **STORE)
+def list_batch(source: ObjectStore) -> BatchListing:
+    return BatchListing(ingest.list_image_keys(source), ingest.skipped_entries(source), ingest.read_checksums(source))
+
+
+@task(name="probe-images", **STORE)
+def probe_images(source: ObjectStore, keys: list[str], checksums: dict[str, str]) -> ShardResult:
+    """Hash and header-check one shard of the batch's images: a small `ingest.PROBE_SCHEMA` table."""
+    probes: pa.Table = ingest.probe_images(source, keys, checksums)
+    return ShardResult(probes)
 
 
 @task(name="collect", **STORE)
@@ -62,9 +90,23 @@ def is_staged(releases: ObjectStore, key: ReleaseKey) -> bool:
     return publish.read_staged(releases, key.staging) is not None
 
 
-@task(name="stage", **STORE)
-def stage_release(plan: ReleasePlan, releases: ObjectStore, source: ObjectStore, key: ReleaseKey) -> None:
-    publish.stage(plan, release_store=releases, source_store=source, prefix=key.staging)
+@task(name="stage-files", **STORE)
+def stage_files(releases: ObjectStore, key: ReleaseKey, files: dict[str, bytes]) -> dict[str, dict]:
+    """The release's global files (COCO, indexes, QA); their STAGED listing entries."""
+    return stage.stage_files(releases, key.staging, files)
+
+
+@task(name="stage-shard", **STORE)
+def stage_shard(releases: ObjectStore, source: ObjectStore, key: ReleaseKey, shard: stage.StageShard) -> ShardResult:
+    """One shard's images (read once, checked against ingest's hash) and YOLO label files; the listing."""
+    listing = stage.stage_copies(releases, source, key.staging, shard.copies)
+    return ShardResult(listing | stage.stage_files(releases, key.staging, shard.files))
+
+
+@task(name="mark-staged", **STORE)
+def mark_staged(releases: ObjectStore, key: ReleaseKey, counts: Counts, verdict: Verdict,
+                listing: dict[str, dict]) -> None:
+    stage.mark_staged(releases, key.staging, counts, verdict, listing)
 
 
 @task(name="publish", **STORE)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import posixpath
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -215,3 +216,21 @@ def ingest_images(store: ObjectStore, keys: list[str] | None = None) -> IngestRe
     skipped = skipped_entries(store) if keys is None else []
     keys = sorted(keys if keys is not None else list_image_keys(store))
     return assemble_ingest(probe_images(store, keys, read_checksums(store)), skipped=skipped, location=store.location)
+
+
+def shard_keys(keys: list[str], shard_size: int) -> list[list[str]]:
+    """The keys in shards of about `shard_size`, each sorted. A folder's images stay in one shard (a
+    video's frames) unless the folder alone outgrows a shard; units are laid out in the order of
+    their name's hash, so a shard is a sample of the batch, and the same keys always shard alike."""
+    units: dict[str, list[str]] = {}
+    for key in sorted(keys):
+        folder = posixpath.dirname(key)
+        units.setdefault(key if folder == IMAGE_PREFIX.rstrip("/") else folder, []).append(key)
+    for name in [n for n, members in units.items() if len(members) > shard_size]:
+        units.update({key: [key] for key in units.pop(name)})
+    shards: list[list[str]] = [[]]
+    for name in sorted(units, key=lambda n: hashlib.blake2b(n.encode(), digest_size=8).digest()):
+        if len(shards[-1]) >= shard_size:
+            shards.append([])
+        shards[-1].extend(units[name])
+    return [sorted(s) for s in shards if s]
