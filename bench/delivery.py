@@ -46,11 +46,13 @@ def stage_table(flow_run_id) -> dict[str, tuple[int, float]]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
+    runs, only = [], FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=10_000)
+        while page := client.read_task_runs(flow_run_filter=only, limit=200, offset=len(runs)):  # the API's page cap
+            runs += page
     table: dict[str, list] = defaultdict(lambda: [0, 0.0])
     for tr in runs:
-        name = re.sub(r"-\d+$", "", tr.name)
+        name = re.sub(r"-[0-9a-f]{3}$", "", tr.name)  # a run's name is its task's plus 3 hex digits
         table[name][0] += 1
         table[name][1] += tr.total_run_time.total_seconds()
     return {k: (n, s) for k, (n, s) in table.items()}

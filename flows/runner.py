@@ -2,6 +2,7 @@
 workers report to."""
 from __future__ import annotations
 
+import logging
 import os
 from contextlib import contextmanager
 from typing import Iterator
@@ -20,7 +21,7 @@ def task_runner_for(settings: RunnerSettings) -> TaskRunner:
         return DaskTaskRunner(address=settings.address)
     return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs={
         "n_workers": settings.workers or 2, "processes": True, "threads_per_worker": settings.threads_per_worker,
-        "dashboard_address": None})
+        "dashboard_address": None, "silence_logs": logging.WARNING})
 
 
 @contextmanager
