@@ -19,9 +19,10 @@ def task_runner_for(settings: RunnerSettings) -> TaskRunner:
 
     if settings.address:
         return DaskTaskRunner(address=settings.address)
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # the scheduler runs in this process
     return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs={
         "n_workers": settings.workers or 2, "processes": True, "threads_per_worker": settings.threads_per_worker,
-        "dashboard_address": None, "silence_logs": logging.WARNING})
+        "dashboard_address": None})
 
 
 @contextmanager

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from kpdeliver.config import load_config
+from kpdeliver.config import ConfigError, config_from_dict, load_config
+from kpdeliver.release.publish import input_fingerprint
 from kpdeliver.runner_settings import RunnerSettings
-
-pytestmark = pytest.mark.slow
 
 DATA = ("coco", "yolo", "index", "qa")
 
@@ -27,6 +26,25 @@ def _data_files(release: Path) -> dict[str, bytes]:
     return out
 
 
+BASE = {"client": "acme", "dataset": "pose", "source": "/b", "releases": "/r", "annotators": ["a"]}
+
+
+def test_the_runner_section_is_typed_and_leaves_the_fingerprint_alone():
+    default = config_from_dict(BASE)
+    assert default.runner == RunnerSettings() and default.runner.kind.value == "threads"
+    remote = config_from_dict({**BASE, "runner": {"kind": "dask", "address": "tcp://sched:8786", "shard_size": 50}})
+    local = config_from_dict({**BASE, "runner": {"kind": "dask", "workers": 3}})
+    assert (remote.runner.address, remote.runner.shard_size, local.runner.workers) == ("tcp://sched:8786", 50, 3)
+    assert len({input_fingerprint(c, ["ab"], {"x": "cd"}) for c in (default, remote, local)}) == 1
+    for bad, says in (({"kind": "dask", "address": "tcp://s:1", "workers": 2}, "not both"),
+                      ({"kind": "threads", "workers": 2}, "for kind: dask"),
+                      ({"kind": "ray"}, "runner.kind"), ({"shard_size": 0}, "runner.shard_size"),
+                      ({"kind": "dask", "address": "http://s"}, "runner.address")):
+        with pytest.raises(ConfigError, match=says):
+            config_from_dict({**BASE, "runner": bad}, origin="client.yaml")
+
+
+@pytest.mark.slow
 def test_dask_workers_build_the_release_the_thread_runner_builds(tmp_path, prefect_harness):
     from flows.delivery import delivery_run
     from kpdeliver.synth import make_demo_batch
