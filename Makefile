@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 WORK   ?= .work
 
-.PHONY: demo test test-fast lint bench bench-deps install clean
+.PHONY: demo test test-fast test-deps lint bench bench-deps install clean
 
 install: $(STAMP)
 
@@ -22,19 +22,35 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/lint-imports
 
-test: lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+# What the whole suite needs beside the project's venv, each made once: Label Studio (its own venv and
+# a migrated template database) and Ultralytics (its own venv, the consumer check of YOLO trees).
+test-deps: $(STAMP) ls-template bench-deps
+
+test: lint test-deps
+	KPDELIVER_LS_VENV=$(abspath $(LS_VENV)) KPDELIVER_LS_TEMPLATE=$(abspath $(LS_TEMPLATE)) \
+		$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The inner loop, under a minute: no Prefect, no moto, no Great Expectations (tests/conftest.py).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python bench/convert.py
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/qa_detection.py
+	$(BIN)/python bench/synth.py
 
 clean:
 	rm -rf $(WORK) $(VENV) *.egg-info
 
-# Ultralytics (AGPL) only as a benchmark reference, in its own venv, CPU torch (no CUDA packages).
-bench-deps:
+# Ultralytics (AGPL) only as a benchmark reference and a consumer check, never imported by the
+# product: its own venv, CPU torch (no CUDA packages).
+bench-deps: $(WORK)/ultra-venv/.installed-stamp
+
+$(WORK)/ultra-venv/.installed-stamp:
 	$(PYTHON) -m venv $(WORK)/ultra-venv
 	echo "torch==2.13.0" > $(WORK)/torch-constraint.txt
 	$(WORK)/ultra-venv/bin/pip install --quiet -c $(WORK)/torch-constraint.txt torch==2.13.0 ultralytics
+	touch $@
+
+include infra/label-studio/ls.mk

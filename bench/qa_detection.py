@@ -7,7 +7,8 @@ Data (all from kpdeliver.synth): still images (`synthetic_dataset`) and video tr
 also labeled by a second annotator, gold images by everyone and carrying trusted labels, each
 video kept whole). `simulate_annotator` injects each failure mode at a known rate into known
 items and records every injection: left/right swaps, visibility flips (visible <-> occluded),
-visibility flicker and jumps in video (excursions of 1, 2 or 3 frames that come back), a convention offset (ann_b places
+visibility flicker and jumps in video (excursions of 1, 2 or 3 frames that come back: each at least
+10 times the placement noise, with clean frames around it, see kpdeliver.synth.annotators), a convention offset (ann_b places
 left_shoulder higher on every item), a drift that starts half-way through ann_c's stills (hips
 placed higher), and visible points moved out of the frame. The QA (`run_deep_qa`, and the rule
 checks for the out-of-frame points) runs once on the corrupted labels and once on clean labels

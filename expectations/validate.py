@@ -7,6 +7,7 @@ from pathlib import Path
 
 import great_expectations as gx
 import numpy as np
+import orjson
 import pyarrow as pa
 from great_expectations.execution_engine import pandas_execution_engine
 
@@ -17,7 +18,7 @@ from kpdeliver.config import ValidationSettings
 from kpdeliver.findings import CHECKS, Severity
 from kpdeliver.model import Dataset
 
-DOCS_SITE = "kpdeliver"
+RESULTS_FILE = "validation_results.json"
 # Every failing row's index (COMPLETE), as one compact list per expectation rather than one dict per
 # row with its value: the values are re-read from the model when findings are located.
 RESULT_FORMAT = {"result_format": "COMPLETE", "exclude_unexpected_values": True}
@@ -34,13 +35,14 @@ class SuiteError(RuntimeError):
 class ValidationReport:
     """Outcome of one validation run.
 
-    `findings` holds every failing item (FINDINGS_SCHEMA columns, no truncation); `docs_path` is
-    the GX Data Docs index page when a docs folder was given; `results` the GX validation
-    results keyed by (suite, table) (each `.success` is GX's verdict, with `mostly` applied).
+    `findings` holds every failing item (FINDINGS_SCHEMA columns, no truncation); `results_path`
+    the JSON summary of the GX validation results when a results folder was given; `results` the
+    GX validation results keyed by (suite, table) (each `.success` is GX's verdict, with `mostly`
+    applied).
     """
 
     findings: pa.Table
-    docs_path: Path | None = None
+    results_path: Path | None = None
     results: dict = field(default_factory=dict)
 
     @property
@@ -59,13 +61,15 @@ def validate_dataset(
 
     Every unexpected row becomes a finding with its stable check id. A check whose expectation
     still passes thanks to `settings.mostly` < 1 reports its rows as warnings, not errors.
-    With `docs_dir`, GX Data Docs for this run are written there.
+    With `docs_dir`, the run's validation results are written there as `validation_results.json`
+    (what the QA report renders; GX's own Data Docs are not built: they load their styles and
+    scripts from CDNs and show nothing offline).
     """
-    ctx = make_context(docs_dir)
+    ctx = make_context()
     results, failing = run_suites(ctx, build_frames(dataset), category_ids=[c.id for c in dataset.categories],
                                   settings=settings, schema_name=dataset.schema.name)
     findings = locate(dataset, failing, source=source)
-    return ValidationReport(findings=findings, docs_path=build_docs(ctx, docs_dir), results=results)
+    return ValidationReport(findings=findings, results_path=write_results(results, docs_dir), results=results)
 
 
 def run_suites(ctx, frames: Frames, *, category_ids: list[int], settings: ValidationSettings,
@@ -76,28 +80,45 @@ def run_suites(ctx, frames: Frames, *, category_ids: list[int], settings: Valida
     return results, _failing(rules, results)
 
 
-def build_docs(ctx, docs_dir: Path | None) -> Path | None:
-    """Write the Data Docs of the runs made in `ctx` (a context from `make_context(docs_dir)`)."""
+def results_summary(results: dict) -> list[dict]:
+    """The GX validation results as plain JSON: per suite, each expectation's rule, outcome and
+    counts (the failing rows themselves are in the findings, not repeated here)."""
+    out = []
+    for (family, table), result in results.items():
+        rows = []
+        for r in result.results:
+            cfg, res = r.expectation_config, r.result or {}
+            rows.append({
+                "expectation": cfg.type, "check": (cfg.meta or {}).get("check"),
+                "description": getattr(cfg, "description", None) or (cfg.meta or {}).get("description"),
+                "column": cfg.kwargs.get("column"), "mostly": cfg.kwargs.get("mostly"), "success": bool(r.success),
+                "element_count": res.get("element_count"), "unexpected_count": res.get("unexpected_count"),
+                "unexpected_percent": res.get("unexpected_percent"),
+            })
+        stats = result.statistics or {}
+        out.append({"suite": result.suite_name, "family": family, "table": table, "success": bool(result.success),
+                     "evaluated": stats.get("evaluated_expectations"), "successful": stats.get("successful_expectations"),
+                     "expectations": rows})
+    return out
+
+
+def write_results(results: dict, docs_dir: Path | None) -> Path | None:
+    """Write `results_summary(results)` to `docs_dir/validation_results.json`."""
     if docs_dir is None:
         return None
-    ctx.build_data_docs(site_names=[DOCS_SITE])
-    return Path(docs_dir) / "index.html"
+    path = Path(docs_dir) / RESULTS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(results_summary(results), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    return path
 
 
-def make_context(docs_dir: Path | None):
-    """An ephemeral GX context; with `docs_dir`, its Data Docs site writes there."""
+def make_context():
+    """An ephemeral GX context, quiet."""
     for name in ["great_expectations", *logging.root.manager.loggerDict]:  # GX sets some of its own to INFO
         if name.split(".")[0] == "great_expectations":
             logging.getLogger(name).setLevel(logging.ERROR)
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = {"globally": False}
-    if docs_dir is not None:
-        Path(docs_dir).mkdir(parents=True, exist_ok=True)
-        ctx.add_data_docs_site(
-            DOCS_SITE,
-            {"class_name": "SiteBuilder",
-             "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(Path(docs_dir).resolve())}},
-        )
     return ctx
 
 

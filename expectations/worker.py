@@ -3,7 +3,7 @@
 Importing GX takes 2.5-3 s, longer than reading a 100,000-instance file and building its
 frames. `GXWorker()` starts `python -m expectations.worker`, which imports GX meanwhile;
 `validate(...)` builds the frames here, sends them (one pickle over a pipe), gets back every
-check's failing rows, and locates the findings while the worker writes the Data Docs.
+check's failing rows, and locates the findings while the worker writes the validation results.
 Flows use the in-process `validate_dataset`: they import GX once and run many validations.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ class GXWorker:
 
     def validate(self, dataset: Dataset, settings: ValidationSettings, *, docs_dir: Path | None,
                  source: str) -> pa.Table:
-        """The findings of `expectations.validate_dataset` for `dataset` (Data Docs to `docs_dir`)."""
+        """The findings of `expectations.validate_dataset` for `dataset` (validation results JSON to `docs_dir`)."""
         from expectations.frames import build_frames  # pandas: not at CLI start-up
         from expectations.located import locate
 
@@ -49,7 +49,7 @@ class GXWorker:
         return locate(dataset, failing, source=source)
 
     def close(self) -> None:
-        """Wait for the worker to finish the last Data Docs."""
+        """Wait for the worker to write the last validation results."""
         self._proc.stdin.close()
         if code := self._proc.wait():
             raise WorkerError(f"the validation worker failed (exit code {code})")
@@ -66,7 +66,7 @@ class GXWorker:
 
 
 def main() -> None:
-    """Worker loop: one pickled request in, its failing rows out, then its Data Docs; until EOF."""
+    """Worker loop: one pickled request in, its failing rows out, then its validation results JSON; until EOF."""
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything GX prints goes to stderr, never into the replies
     from expectations import import_gx
@@ -77,12 +77,12 @@ def main() -> None:
             req = pickle.load(sys.stdin.buffer)
         except EOFError:
             break
-        ctx = v.make_context(req["docs_dir"])
-        _, failing = v.run_suites(ctx, req["frames"], category_ids=req["category_ids"],
+        ctx = v.make_context()
+        results, failing = v.run_suites(ctx, req["frames"], category_ids=req["category_ids"],
                                   settings=req["settings"], schema_name=req["schema_name"])
         pickle.dump(failing, replies, protocol=pickle.HIGHEST_PROTOCOL)
         replies.flush()
-        v.build_docs(ctx, req["docs_dir"])
+        v.write_results(results, req["docs_dir"])
     os._exit(0)  # everything is written; tearing down GX's thousands of objects would take 0.4 s
 
 

@@ -15,6 +15,7 @@ from kpdeliver.config import ClientConfig
 from kpdeliver.findings import summary_by
 from kpdeliver.ingest.batch import shard_keys
 from kpdeliver.release import stage
+from kpdeliver.release.layout import SIGNOFF
 from kpdeliver.release.publish import Published, input_fingerprint
 from kpdeliver.storage import open_store
 from flows import runner
@@ -64,7 +65,8 @@ def delivery_flow(config: ClientConfig) -> dict:
                                             config.deep_qa, tool_url=config.tool.url if config.tool else None)
         findings = validated.result().validation.findings
         held = compute.quarantine.submit(collected, assignments, findings, config.validation.quarantine)
-        plan = compute.package.submit(config, held, validated, ingested.refused, assignments).result()
+        previous = store.previous_release.submit(releases, config.client, config.dataset)
+        plan = compute.package.submit(config, held, validated, ingested.refused, assignments, source, previous).result()
         files, image_shards = stage.split_plan(plan, size)
         staged = store.stage_files.submit(releases, key, files)
         shard_results = _results(store.stage_shard.map(unmapped(releases), unmapped(source), unmapped(key), image_shards))
@@ -72,12 +74,12 @@ def delivery_flow(config: ClientConfig) -> dict:
         listed = staged.result()
         for r in shard_results:
             listed |= r.value
-        store.mark_staged.submit(releases, key, plan.counts, plan.verdict, listed).result()
+        store.mark_staged.submit(releases, key, plan.counts, plan.verdict, listed, plan.files.get(SIGNOFF)).result()
         _artifacts(findings, validated.result().validation.annotators, plan.verdict.to_dict())
 
     published = store.publish_release.submit(releases, key, {
         "source": {"location": config.source, "images_listed": ingested.listed, "exports": exports},
-        "schema": schema.to_dict()}).result()
+        "schema": schema.to_dict()}, config.signing_key_secret).result()
     store.rebuild_catalog.submit(releases, config.client).result()
     store.clean_staging.submit(releases, key).result()
     return _summary(published, duplicate=False, pids=pids)

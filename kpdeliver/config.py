@@ -12,12 +12,14 @@ splits: {train: 0.8, val: 0.2, test: 0.0, seed: 7}
 """
 from __future__ import annotations
 
+import warnings
 from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from kpdeliver.findings import CHECKS
 from kpdeliver.runner_settings import RunnerSettings
 from kpdeliver.tool_settings import ToolSettings
 
@@ -26,8 +28,23 @@ class ConfigError(ValueError):
     """The client config cannot be used; the message is one plain sentence."""
 
 
+class DeprecatedConfigKey(FutureWarning):
+    """A client config uses a key's old name; it still works, the warning names the new one."""
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _rename_key(data: Any, info: ValidationInfo, section: str, old: str, new: str) -> Any:
+    """`data` with the deprecated key `old` read as `new`, and a warning naming the config file."""
+    if not isinstance(data, dict) or old not in data:
+        return data
+    if new in data:
+        raise ValueError(f"give only {section}.{new}; {section}.{old} is its deprecated name")
+    origin = (info.context or {}).get("origin", "<config>")
+    warnings.warn(f"{origin}: {section}.{old} is deprecated, write {section}.{new}", DeprecatedConfigKey, stacklevel=2)
+    return {new if k == old else k: v for k, v in data.items()}
 
 
 class OutsidePolicy(str, Enum):
@@ -73,10 +90,70 @@ class ValidationSettings(_Model):
     quarantine: QuarantineScope = QuarantineScope.instance
 
 
+class RuleSeverity(str, Enum):
+    """What a sign-off rule that is not met makes of the verdict."""
+
+    fail = "fail"  # the release is published with verdict `fail`
+    conditional = "conditional"  # delivered with this exception named: verdict `conditional`
+
+
+class RuleSeverities(_Model):
+    """Per sign-off rule, whether missing it fails the delivery or makes it conditional.
+    Rules left out keep these defaults."""
+
+    max_error_findings: RuleSeverity = RuleSeverity.fail
+    max_quarantined_fraction: RuleSeverity = RuleSeverity.fail
+    min_mean_oks: RuleSeverity = RuleSeverity.fail
+    min_agreement_oks: RuleSeverity = RuleSeverity.conditional
+    min_gold_oks: RuleSeverity = RuleSeverity.conditional
+    max_rate: RuleSeverity = RuleSeverity.conditional
+    max_coverage_bins_short: RuleSeverity = RuleSeverity.conditional
+
+
+# Findings of a check per delivered instance that a demanding client accepts. A swap corrupts
+# flip augmentation, so none is accepted; points off the image are clear labelling slips. Gold and
+# agreement are judged per annotator (min_gold_oks, min_agreement_oks), not as rates.
+_DEMANDING_MAX_RATE = {
+    "qa.left_right_swap": 0.0,
+    "bounds.visible_outside_image": 0.01,
+    "bounds.occluded_far_outside": 0.01,
+    "qa.temporal_jitter": 0.02,
+}
+
+
 class QAThresholds(_Model):
-    min_oks: float = Field(0.75, ge=0, le=1)
-    max_error_findings: int = Field(0, ge=0, description="sign-off fails above this many delivered errors")
-    max_quarantined_fraction: float = Field(0.1, ge=0, le=1)
+    """The client's sign-off rules on a whole delivery (the config's `qa:` section). A rule set to
+    null is not checked; `severity` says which rules fail a delivery and which make it conditional."""
+
+    min_mean_oks: float = Field(0.75, ge=0, le=1, description="the annotators' mean agreement OKS is at least this")
+    min_agreement_oks: Optional[float] = Field(0.75, ge=0, le=1, description="each annotator's agreement OKS with "
+                                                                             "the others (overlap images)")
+    min_gold_oks: Optional[float] = Field(0.75, ge=0, le=1, description="each annotator's OKS against gold labels")
+    max_error_findings: int = Field(0, ge=0, description="error findings left on delivered items")
+    max_quarantined_fraction: float = Field(0.1, ge=0, le=1, description="instances held back / instances in")
+    max_rate: dict[str, float] = Field(
+        default_factory=lambda: dict(_DEMANDING_MAX_RATE),
+        description="check id -> most findings of that check (delivered or held back) per delivered instance; "
+                    "replaces the default map, {} checks no rate")
+    max_coverage_bins_short: Optional[int] = Field(0, ge=0, description="pose coverage targets (deep_qa."
+                                                                        "coverage_targets) not met")
+    severity: RuleSeverities = RuleSeverities()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any, info: ValidationInfo) -> Any:
+        return _rename_key(data, info, "qa", "min_oks", "min_mean_oks")
+
+    @field_validator("max_rate")
+    @classmethod
+    def _known_checks(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(v) - set(CHECKS))
+        if unknown:
+            raise ValueError(f"unknown check id {', '.join(map(repr, unknown))}; known: {', '.join(sorted(CHECKS))}")
+        negative = sorted(c for c, r in v.items() if not r >= 0)
+        if negative:
+            raise ValueError(f"rate of {', '.join(negative)} must be 0 or more")
+        return dict(sorted(v.items()))
 
 
 class CoverageBin(_Model):
@@ -115,7 +192,8 @@ class DeepQASettings(_Model):
     """Thresholds of the deep QA (agreement, gold, swaps, jitter, drift, coverage). Scale units are
     fractions of the instance scale s = sqrt(area); tolerances in kappa units are multiples of kappa * s."""
 
-    min_oks: float = Field(0.75, ge=0, le=1, description="instance agreement below this -> qa.low_agreement")
+    low_agreement_oks: float = Field(0.75, ge=0, le=1, description="an instance whose agreement OKS with the "
+                                                                   "other annotators is below this -> qa.low_agreement")
     match_min_oks: float = Field(0.1, ge=0, le=1, description="instances of two annotators pair up above this")
     point_tolerance: float = Field(1.5, gt=0, description="point farther than this (kappa units) from gold")
     offset_min: float = Field(0.02, ge=0, description="smallest convention offset reported (scale units)")
@@ -123,7 +201,7 @@ class DeepQASettings(_Model):
     offset_min_instances: int = Field(10, ge=2)
     swap_gain: float = Field(0.25, gt=0, le=1, description="OKS gain of the mirrored instance that means a swap")
     pair_swap_gain: float = Field(0.8, gt=0, le=2, description="gain of one exchanged pair (sum of 2 terms)")
-    jitter_z: float = Field(6.0, gt=0, description="robust z of a point's deviation from its neighbours")
+    jitter_z: float = Field(8.0, gt=0, description="a window's distance off its bridging path, in sigmas of the track's noise")
     jitter_min: float = Field(0.03, ge=0, description="and at least this far (scale units)")
     flicker_window: int = Field(2, ge=1, description="visibility run this short between equal states = flicker")
     drift_min_segment: int = Field(12, ge=5, description="reference items on each side of a drift's start")
@@ -132,6 +210,11 @@ class DeepQASettings(_Model):
     generic_bins: tuple[float, ...] = Field(
         (0, 45, 90, 135, 180), description="bin edges (degrees) for angle:<keypoint> of schemas without targets"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any, info: ValidationInfo) -> Any:
+        return _rename_key(data, info, "deep_qa", "min_oks", "low_agreement_oks")
 
 
 class StorageOptions(_Model):
@@ -163,6 +246,9 @@ class ClientConfig(_Model):
     storage: StorageOptions = StorageOptions()
     tool: Optional[ToolSettings] = None  # the live annotation tool (kpdeliver.tool_settings)
     runner: RunnerSettings = RunnerSettings()  # where the tasks run (kpdeliver.runner_settings)
+    # name of a Prefect Secret block holding the vendor's Ed25519 signing key (PEM); without it the
+    # key comes from KPDELIVER_SIGNING_KEY / KPDELIVER_SIGNING_KEY_FILE, or releases are unsigned
+    signing_key_secret: Optional[str] = Field(None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -202,7 +288,7 @@ def config_from_dict(data: Any, *, origin: str = "<config>") -> ClientConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: a client config must be a YAML mapping")
     try:
-        return ClientConfig.model_validate(data)
+        return ClientConfig.model_validate(data, context={"origin": origin})
     except ValidationError as e:
         raise ConfigError(_explain(e, origin)) from None
 

@@ -54,6 +54,7 @@ CHECKS: dict[str, Severity] = {
     "ingest.corrupt_image": Severity.error,  # the image's bytes do not decode (truncated, damaged)
     "ingest.extension_mismatch": Severity.info,  # e.g. a .jpg holding a PNG; delivered as it is
     "ingest.image_too_large": Severity.error,  # the header declares more pixels than is safe to decode
+    "ingest.unsupported_format": Severity.error,  # a file under images/ in no format the release delivers
     "collect.unreadable_file": Severity.error,
     "collect.unassigned_image": Severity.warning,
     "decode.quirk": Severity.info,

@@ -8,7 +8,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pyarrow as pa
+import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -21,6 +23,7 @@ from kpdeliver.ingest.batch import IngestResult
 from kpdeliver.model import Dataset, Images, parquet_bytes
 from kpdeliver.release.package import ReleasePlan, finish_plan, package_release
 from kpdeliver.release.quarantine import hold_back
+from kpdeliver.report.changes import PreviousRelease, ReleaseTables, release_changes
 from kpdeliver.report.html import render_report
 from kpdeliver.storage import ObjectStore
 from kpdeliver.tools.label_studio import with_task_links
@@ -31,11 +34,11 @@ COMPUTE = dict(cache_policy=NO_CACHE)
 
 @dataclass(frozen=True)
 class Validated:
-    """A batch's validation, with its GX Data Docs as release files (the docs are written to a
-    folder of the worker that ran the task; only their bytes travel)."""
+    """A batch's validation, with the row rules' results as a release file (written to a folder
+    of the worker that ran the task; only their bytes travel)."""
 
     validation: Validation
-    data_docs: dict[str, bytes]  # release path -> bytes
+    results_json: bytes  # qa/validation_results.json: the GX validation results, summarised
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class Quarantined:
     """What a run may deliver and what it holds back."""
 
     candidates: Dataset  # the instances up for delivery (review-only overlap labels left out)
+    reviewed: Dataset  # every label QA saw, annotators' and gold (the report's pictures)
     delivered: Dataset
     table: pa.Table  # qa/quarantine.parquet: every held-back instance with its checks and raw form
     images: np.ndarray  # mask over the candidates' images held back whole (quarantine scope: image)
@@ -73,11 +77,11 @@ def validate(collected: CollectResult, ingest_findings: pa.Table, assignments: p
         validation = validate_annotations(
             [AnnotationSet(collected.everything, known, docs_dir=Path(docs))], rules=InProcessRules(),
             settings=settings, deep_qa_on=collected.dataset, gold=collected.gold, deep_qa=deep_qa)
-        data_docs = {f"qa/data_docs/{p.relative_to(docs).as_posix()}": p.read_bytes()
-                     for p in Path(docs).rglob("*") if p.is_file()}
+        results = Path(docs) / "validation_results.json"
+        results_json = results.read_bytes() if results.is_file() else b"[]"
     if tool_url:
         validation = replace(validation, findings=with_task_links(validation.findings, collected.everything, tool_url))
-    return Validated(validation, data_docs)
+    return Validated(validation, results_json)
 
 
 @task(name="quarantine", **COMPUTE)
@@ -87,23 +91,37 @@ def quarantine(collected: CollectResult, assignments: pa.Table, findings: pa.Tab
     candidates, review_only = delivery_candidates(collected, assignments)
     delivered, table, images = hold_back(candidates, findings, collected.rejected, scope)
     gold = len(collected.gold.instances) if collected.gold is not None else 0
-    return Quarantined(candidates, delivered, table, images, review_only,
+    return Quarantined(candidates, collected.everything, delivered, table, images, review_only,
                        instances_in=len(collected.dataset.instances) + collected.rejected.num_rows + gold)
 
 
-@task(name="package", **COMPUTE)
+# Packaging reads the images it draws in the report from the source store: retried like the store tasks
+# (it is deterministic, so a retry writes the same plan).
+@task(name="package", retries=3, retry_delay_seconds=[1, 4, 10], cache_policy=NO_CACHE)
 def package(config: ClientConfig, held: Quarantined, validated: Validated, refused: pa.Table,
-            assignments: pa.Table) -> ReleasePlan:
+            assignments: pa.Table, source: ObjectStore, previous: PreviousRelease | None) -> ReleasePlan:
     """Every release file in memory, the QA report and sign-off included (images become copies).
-    `refused`: the images refused at ingest (file_name, status)."""
+    `refused`: the images refused at ingest (file_name, status); `previous`: the newest published
+    release of this dataset, which the release notes compare with."""
     qa = validated.validation
     plan = package_release(
         config=config, dataset=held.candidates, delivered=held.delivered, findings=qa.findings,
         quarantine=held.table, image_quarantined=held.images, ingest_rejected=refused, assignments=assignments,
-        annotators=qa.annotators, extra_files={**validated.data_docs, "qa/keypoints.parquet": parquet_bytes(qa.keypoints)},
+        annotators=qa.annotators, extra_files={"qa/validation_results.json": validated.results_json,
+                                               "qa/keypoints.parquet": parquet_bytes(qa.keypoints)},
         instances_in=held.instances_in, review_only=held.review_only)
+    changes = release_changes(ReleaseTables(pq.read_table(pa.BufferReader(plan.files["index/images.parquet"])),
+                                            pq.read_table(pa.BufferReader(plan.files["index/annotations.parquet"]))),
+                              previous.tables if previous else None)
+    plan.files["qa/changes.parquet"] = parquet_bytes(changes)
+    source_key = dict(zip(held.reviewed.images.file_name.tolist(), held.reviewed.images.source.tolist()))
     finish_plan(plan, render_report(
         qa.findings, title=f"{config.client} / {config.dataset} — QA report",
         summary={**plan.counts.to_dict(), "verdict": plan.verdict.verdict, "reasons": list(plan.verdict.reasons)},
-        annotators=qa.annotators))
+        annotators=qa.annotators, keypoints=qa.keypoints, reviewed=held.reviewed, delivered=held.delivered,
+        image_bytes=lambda name: source.get(source_key[name]), changes=changes,
+        previous_version=previous.version if previous else None,
+        validation_results=orjson.loads(validated.results_json), min_gold_oks=config.qa.min_gold_oks,
+        deep_qa=config.deep_qa, seed=config.assignment.seed))
     return plan
+

@@ -7,16 +7,17 @@ import os
 from dataclasses import dataclass, field
 
 import pyarrow as pa
-
+import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from kpdeliver.collect import exports as collect
 from kpdeliver.ingest import batch as ingest
 from kpdeliver.model import Dataset, Images, Instances
-from kpdeliver.release import catalog, publish, stage
+from kpdeliver.release import catalog, publish, signing, stage
 from kpdeliver.release.layout import read_manifest, release_prefix
 from kpdeliver.release.signoff import Counts, Verdict
+from kpdeliver.report.changes import PreviousRelease, ReleaseTables
 from kpdeliver.schema import KeypointSchema
 from kpdeliver.storage import ObjectStore, join_key
 
@@ -30,10 +31,11 @@ class ReleaseKey:
     client: str
     dataset: str
     fingerprint: str
+    run: str = field(default_factory=publish.new_run_id)  # this run's own staging folder
 
     @property
     def staging(self) -> str:
-        return publish.staging_prefix(self.client, self.dataset, self.fingerprint)
+        return publish.staging_prefix(self.client, self.dataset, self.fingerprint, self.run)
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ def find_published(releases: ObjectStore, key: ReleaseKey) -> publish.Published 
 @task(name="is-staged", **STORE)
 def is_staged(releases: ObjectStore, key: ReleaseKey) -> bool:
     """Whether a complete staging area for these inputs exists (a killed run's, to resume from)."""
-    return publish.read_staged(releases, key.staging) is not None
+    return publish.find_staged(releases, key.client, key.dataset, key.fingerprint, prefer=key.staging) is not None
 
 
 @task(name="stage-files", **STORE)
@@ -105,14 +107,41 @@ def stage_shard(releases: ObjectStore, source: ObjectStore, key: ReleaseKey, sha
 
 @task(name="mark-staged", **STORE)
 def mark_staged(releases: ObjectStore, key: ReleaseKey, counts: Counts, verdict: Verdict,
-                listing: dict[str, dict]) -> None:
-    stage.mark_staged(releases, key.staging, counts, verdict, listing)
+                listing: dict[str, dict], signoff: bytes | None) -> None:
+    """The STAGED marker of this run's staging folder, once every shard is in (`signoff`: the plan's qa/signoff.json)."""
+    stage.mark_staged(releases, key.staging, counts, verdict, listing, signoff)
+
+
+def signing_key(secret_block: str | None):
+    """The vendor's signing key: from the Prefect Secret block `secret_block` when the config names
+    one, else from the environment (None: releases are published unsigned). Looked up inside the
+    task, so the key is never a task parameter, a result or a log line."""
+    if not secret_block:
+        return signing.key_from_environment()
+    from prefect.blocks.system import Secret
+
+    return signing.private_key_from_pem(Secret.load(secret_block).get(), origin=f"Prefect Secret block {secret_block!r}")
 
 
 @task(name="publish", **STORE)
-def publish_release(releases: ObjectStore, key: ReleaseKey, manifest_fields: dict) -> publish.Published:
+def publish_release(releases: ObjectStore, key: ReleaseKey, manifest_fields: dict,
+                    signing_secret: str | None = None) -> publish.Published:
+    staged = publish.find_staged(releases, key.client, key.dataset, key.fingerprint, prefer=key.staging)
     return publish.publish(store=releases, client=key.client, dataset=key.dataset, fingerprint=key.fingerprint,
-                           staged_prefix=key.staging, manifest_fields=manifest_fields)
+                           staged_prefix=staged or key.staging, manifest_fields=manifest_fields,
+                           signing_key=signing_key(signing_secret))
+
+
+@task(name="previous-release", **STORE)
+def previous_release(releases: ObjectStore, client: str, dataset: str) -> PreviousRelease | None:
+    """The index tables of the newest published release of this dataset (for the release notes)."""
+    versions = publish.published_versions(releases, client, dataset)
+    if not versions:
+        return None
+    prefix = join_key(release_prefix(client, dataset, versions[-1]), "index")
+    tables = [pq.read_table(pa.BufferReader(releases.get(join_key(prefix, name))))
+              for name in ("images.parquet", "annotations.parquet")]
+    return PreviousRelease(versions[-1], ReleaseTables(*tables))
 
 
 @task(name="catalog", **STORE)
@@ -123,4 +152,4 @@ def rebuild_catalog(releases: ObjectStore, client: str) -> int:
 
 @task(name="clean-staging", **STORE)
 def clean_staging(releases: ObjectStore, key: ReleaseKey) -> None:
-    publish.clean_staging(releases, key.staging)
+    publish.clean_staging(releases, key.client, key.dataset, key.fingerprint)

@@ -1,9 +1,8 @@
-"""`kpdeliver convert`, `inspect` and `schemas` from the command line, on every fixture folder."""
+"""`kpdeliver convert`, `inspect` and `schemas` from the command line, on every fixture folder
+(what each command imports: tests/test_cli_imports.py)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -86,16 +85,3 @@ def test_bad_schema_and_missing_input_fail_in_one_sentence(tmp_path):
     res = runner.invoke(app, ["convert", str(tmp_path), "--to", "yolo", "--schema", "coco99", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "unknown schema" in res.output
 
-
-def test_convert_process_stays_light(external, tmp_path):
-    """The benchmarked path: the real entry point, without Prefect, Great Expectations or pandas
-    (pyarrow imports pandas whenever a table is built with pa.array / Schema.empty_table)."""
-    code = ("import sys; from kpdeliver.cli import main; sys.argv = ['kpdeliver'] + sys.argv[1:]\n"
-            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-            "heavy = [m for m in ('prefect', 'great_expectations', 'pandas') if m in sys.modules]\n"
-            "assert not heavy, heavy")
-    src = external / "mmpose/coco/test_coco.json"
-    out = subprocess.run([sys.executable, "-c", code, "convert", str(src), "--to", "yolo", "--schema", "coco17",
-                          "--out", str(tmp_path)], capture_output=True, text=True, cwd=Path(__file__).parent.parent)
-    assert out.returncode == 0, out.stderr
-    assert len(list((tmp_path / "labels" / "train").glob("*.txt"))) == 4

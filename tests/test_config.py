@@ -76,3 +76,20 @@ def test_deliver_with_a_missing_source_fails_fast_in_one_sentence(tmp_path):
     assert "does not exist" in res.output and "Traceback" not in res.output
     assert len(res.output.strip().splitlines()) == 1
     assert not (tmp_path / "releases").exists()
+
+
+def test_the_two_oks_thresholds_have_their_own_names(tmp_path):
+    cfg = load_config(write(tmp_path, GOOD + "qa: {min_mean_oks: 0.6}\ndeep_qa: {low_agreement_oks: 0.4}\n"))
+    assert (cfg.qa.min_mean_oks, cfg.deep_qa.low_agreement_oks) == (0.6, 0.4)
+
+
+@pytest.mark.parametrize("section, new", [("qa", "min_mean_oks"), ("deep_qa", "low_agreement_oks")])
+def test_the_old_min_oks_key_still_works_with_a_warning_naming_the_file_and_the_new_key(tmp_path, section, new):
+    from kpdeliver.config import DeprecatedConfigKey
+
+    path = write(tmp_path, GOOD + f"{section}: {{min_oks: 0.55}}\n")
+    with pytest.warns(DeprecatedConfigKey, match=rf"{path}: {section}\.min_oks is deprecated, write {section}\.{new}"):
+        cfg = load_config(path)
+    assert getattr(getattr(cfg, section), new) == 0.55
+    with pytest.raises(ConfigError, match=rf"give only {section}\.{new}"):
+        load_config(write(tmp_path, GOOD + f"{section}: {{min_oks: 0.55, {new}: 0.5}}\n"))

@@ -103,7 +103,8 @@ def test_manifest_hashes_every_file_and_counts_add_up(demo):
     c = manifest["counts"]
     assert c["instances_delivered"] + c["instances_quarantined"] + c["instances_review_only"] == c["instances_in"]
     signoff = json.loads((rel / "qa/signoff.json").read_text())
-    assert signoff["verdict"] in ("pass", "fail") and "content_sha256" in signoff
+    assert signoff["verdict"] in ("pass", "conditional", "fail") and "content_sha256" in signoff
+    assert manifest["verdict"] == signoff["verdict"] and manifest["qa"]["reasons"] == signoff["reasons"]
 
 
 def test_the_same_delivery_twice_is_refused_as_a_duplicate(demo):
@@ -112,6 +113,7 @@ def test_the_same_delivery_twice_is_refused_as_a_duplicate(demo):
     assert published_versions(LocalStore(config.releases), config.client, config.dataset) == [1]
     catalog = pq.read_table(Path(config.releases) / config.client / "catalog.parquet")
     assert catalog["version"].to_pylist() == [1]
+    assert catalog["verdict"].to_pylist() == [first["verdict"]] and first["verdict"] in ("conditional", "fail")
 
 
 def test_a_changed_batch_publishes_the_next_version_with_stable_content(demo, prefect_harness):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kpdeliver.ingest.batch import ImageProblem, ingest_images, read_image_header
+from kpdeliver.images import ImageProblem, read_image_header
+from kpdeliver.ingest.batch import ingest_images
 from kpdeliver.storage import LocalStore
 from tests.photo_fixtures import jpeg, png, png_bomb, truncated_jpeg
 

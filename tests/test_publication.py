@@ -4,7 +4,9 @@
 - transient S3 faults (500/503/dropped connections) while delivering: every image accounted for;
 - SIGKILL of the delivering process at random points of staging and publication: no partial
   release is ever listed, and the next run publishes exactly one release equal to a clean run's;
-- two deliveries racing for the same version: exactly one wins it, the other takes the next.
+- two deliveries racing for the same version: exactly one wins it, the other takes the next;
+- twin deliveries of the same inputs racing: one release, and both runs name it;
+- a release signed with the key held in a Prefect Secret block.
 """
 from __future__ import annotations
 
@@ -92,8 +94,8 @@ def data_files(manifest: dict) -> dict:
     return {p: m["sha256"] for p, m in manifest["files"].items() if DATA_FILES.match(p)}
 
 
-def kpdeliver_verify(location: str) -> subprocess.CompletedProcess:
-    return subprocess.run([KPDELIVER, "verify", location], capture_output=True, text=True, timeout=120)
+def kpdeliver_verify(location: str, *options: str) -> subprocess.CompletedProcess:
+    return subprocess.run([KPDELIVER, "verify", location, *options], capture_output=True, text=True, timeout=120)
 
 
 def assert_published_once_and_whole(store, *, images: int) -> dict:
@@ -111,9 +113,19 @@ def assert_published_once_and_whole(store, *, images: int) -> dict:
 
 
 @pytest.mark.parametrize("backend", ["local", "s3"])
-def test_the_same_delivery_on_the_local_store_and_on_s3(backend, batches, tmp_path, request, prefect_harness):
+def test_the_same_delivery_on_the_local_store_and_on_s3(backend, batches, tmp_path, request, prefect_harness,
+                                                         monkeypatch):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     root = batches[3]
+    key = Ed25519PrivateKey.generate()  # the local delivery is signed, with the key in the environment
+    public = tmp_path / "vendor.pub"
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
     if backend == "local":
+        monkeypatch.setenv("KPDELIVER_SIGNING_KEY", key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode())
         config = write_config(root, tmp_path / "local.yaml", source=str(root / "batch"), releases=str(tmp_path / "releases"))
     else:
         bucket = request.getfixturevalue("s3_bucket")
@@ -125,8 +137,9 @@ def test_the_same_delivery_on_the_local_store_and_on_s3(backend, batches, tmp_pa
     location = store.location(f"{CLIENT}/{DATASET}/v0001")
     assert location in out.replace("\n", "")
 
-    ok = kpdeliver_verify(location)
+    ok = kpdeliver_verify(location, *(["--public-key", str(public)] if backend == "local" else []))
     assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ("signature valid" if backend == "local" else "UNSIGNED") in ok.stdout, ok.stdout
     key = f"{CLIENT}/{DATASET}/v0001/coco/train.json"
     data = bytearray(store.get(key))
     data[len(data) // 2] ^= 0x20  # one byte of one file
@@ -185,7 +198,8 @@ class Killer:
     def __call__(self, method: str, path: str) -> None:
         if method not in ("PUT", "POST", "DELETE") or "/releases/" not in path or self.proc is None:
             return
-        phase = "staging" if "/.staging/" in path else "publish" if re.search(r"/v\d{4}/", path) else "other"
+        phase = ("staging" if "/.staging/" in path else "publish" if re.search(r"/v\d{4}/", path)
+                 else "catalog" if path.split("?")[0].endswith("/catalog.parquet") else "other")
         with self.lock:
             self.counts[phase] += 1
             self.counts["any"] += 1
@@ -217,7 +231,7 @@ def test_a_delivery_killed_during_publication_leaves_nothing_partial_and_resumes
     rng = random.Random(int(os.environ.get("KP_KILL_SEED", "20261125")))
     # Where each run dies: at a random write of the staging area, at a random copy into v0001
     # (claimed, no manifest yet), and at the catalog write (published, not yet tidied up).
-    triggers = [("staging", rng.randint(1, 60)), ("publish", rng.randint(1, 60)), ("other", 2)]
+    triggers = [("staging", rng.randint(1, 60)), ("publish", rng.randint(1, 60)), ("catalog", 1)]
     history = []
     for trigger in triggers:
         proc = deliver_subprocess(config, tmp_path / "work", api_url)
@@ -242,7 +256,8 @@ def test_a_delivery_killed_during_publication_leaves_nothing_partial_and_resumes
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     manifest = assert_published_once_and_whole(store, images=24)
-    assert [k.rsplit("/", 1)[-1] for k in store.list(f"{CLIENT}/{DATASET}/.claims/")] == ["v0001"]
+    claims = [k.rsplit("/", 1)[-1] for k in store.list(f"{CLIENT}/{DATASET}/.claims/")]
+    assert claims == [f"fp-{manifest['fingerprint']}", "v0001"]
     assert pq.read_table(io.BytesIO(store.get(f"{CLIENT}/catalog.parquet")))["version"].to_pylist() == [1]
     if "local" in RUNS:  # equal to an uninterrupted run's content
         assert data_files(manifest) == data_files(RUNS["local"])
@@ -277,3 +292,46 @@ def test_two_deliveries_racing_for_the_same_version_exactly_one_wins(
         fingerprints.add(m["fingerprint"])
         assert store.get(f"{CLIENT}/{DATASET}/.claims/v{v:04d}").decode() == m["fingerprint"]
     assert len(fingerprints) == 2
+
+
+def test_twin_deliveries_of_the_same_batch_publish_one_release_and_both_name_it(
+        batches, tmp_path, s3_bucket, s3_endpoint, fault_proxy, api_url):
+    barrier, lock = threading.Barrier(2, timeout=240), threading.Lock()
+    held: list[str] = []
+
+    def hold_fingerprint_claims(method: str, path: str) -> None:
+        # Both runs' conditional puts of the claim on their (identical) inputs are released together.
+        if method == "PUT" and "/.claims/fp-" in path.split("?")[0]:
+            with lock:  # the first two are the conditional puts; later ones record the version
+                held.append(path)
+                first_two = len(held) <= 2
+            if first_two:
+                barrier.wait()
+
+    proxy = fault_proxy(rate=0.0, hook=hold_fingerprint_claims)
+    config = s3_config(batches[4], tmp_path, s3_bucket, s3_endpoint, via=proxy.url)
+    procs = [deliver_subprocess(config, tmp_path / f"work{i}", api_url) for i in range(2)]
+    outs = [p.communicate(timeout=400)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert len(held) >= 2  # both runs were publishing at the same moment
+    store = open_store(f"s3://{s3_bucket}/releases")
+    manifest = assert_published_once_and_whole(store, images=24)
+    location = store.location(f"{CLIENT}/{DATASET}/v0001")
+    for out in outs:
+        assert "release v0001" in out and location in out.replace("\n", ""), out
+    assert manifest["fingerprint"] == store.get(f"{CLIENT}/{DATASET}/.claims/v0001").decode()
+
+
+def test_a_release_signed_with_the_key_in_a_prefect_secret_block(prefect_harness, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from prefect.blocks.system import Secret
+
+    from kpdeliver.release import signing
+    from tasks.store import signing_key
+
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    Secret(value=pem.decode()).save("kp-test-signing", overwrite=True)
+    assert signing.key_id(signing_key("kp-test-signing")) == signing.key_id(key)
+    assert signing_key(None) is None or "KPDELIVER_SIGNING_KEY" in os.environ

@@ -162,14 +162,21 @@ def test_package_counts_and_signoff_are_written_as_the_documented_json(tmp_path)
     finish_plan(p, "<html></html>")
     signoff = orjson.loads(p.files["qa/signoff.json"])
     assert list(signoff) == sorted(signoff) and len(signoff.pop("content_sha256")) == 64
+    assert signoff.pop("thresholds") == config.qa.model_dump(mode="json")
+    rules = signoff.pop("rules")
     assert signoff == {
         "findings_by_check": {"bounds.keypoint_outside_bbox": {"error": 0, "info": 0, "warning": 1},
                               "visibility.invalid_flag": {"error": 1, "info": 0, "warning": 0}},
-        "measured": {"delivered_error_findings": 0, "mean_agreement_oks": 0.6, "quarantined_fraction": 0.333333},
-        "reasons": ["33.3% of instances quarantined (max 10.0%)", "mean agreement OKS 0.600 below 0.75"],
-        "thresholds": {"max_error_findings": 0, "max_quarantined_fraction": 0.1, "min_oks": 0.75},
+        "reasons": ["33.3% of instances quarantined (max 10.0%)", "mean agreement OKS 0.600 below 0.75",
+                    "annotator x: agreement OKS with the others 0.500, below 0.75 — their 1 instance delivered "
+                    "(annotator x in index/annotations.parquet), their findings in qa/findings.parquet",
+                    "annotator y: agreement OKS with the others 0.700, below 0.75 — their 1 instance delivered "
+                    "(annotator y in index/annotations.parquet), their findings in qa/findings.parquet"],
         "verdict": "fail",
     }
+    assert [(r["rule"], r["subject"], r["threshold"], r["measured"], r["outcome"]) for r in rules[:4]] == [
+        ("max_error_findings", None, 0, 0, "pass"), ("max_quarantined_fraction", None, 0.1, 0.333333, "fail"),
+        ("min_mean_oks", None, 0.75, 0.6, "fail"), ("min_agreement_oks", "x", 0.75, 0.5, "conditional")]
     store = LocalStore(tmp_path)
     prefix = staging_prefix("acme", "pose", "ab" * 16)
     p.copies.clear()  # the test images have no bytes to copy

@@ -6,7 +6,6 @@ import contextlib
 import hashlib
 import io
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -120,13 +119,10 @@ def test_synthetic_coco_loads_in_pycocotools_and_is_clean(tmp_path):
     assert coco.dataset["categories"][0]["keypoints"] == list(COCO17.keypoints)
 
 
-def test_synthetic_coco_of_100k_instances_builds_in_seconds():
-    start = time.perf_counter()
-    data = synthetic_coco(20_000, 100_000, seed=0)
-    took = time.perf_counter() - start
-    doc = orjson.loads(data)
-    assert len(doc["annotations"]) == 100_000 and len(doc["images"]) == 20_000
-    assert took < 15, f"{took:.1f} s"
+def test_synthetic_coco_has_the_counts_asked_for():
+    # its speed at 100k instances is bench/synth.py's business, not a test's
+    doc = orjson.loads(synthetic_coco(2_000, 10_000, seed=0))
+    assert len(doc["annotations"]) == 10_000 and len(doc["images"]) == 2_000
 
 
 def test_tracks_move_smoothly_with_steady_visibility():

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 from typer.testing import CliRunner
 
 from kpdeliver.cli import app
 from kpdeliver.codecs import coco
 from kpdeliver.synth import video_dataset
+
+pytestmark = pytest.mark.slow  # Great Expectations
 
 
 def test_a_jump_in_one_frame_is_located_by_validate(tmp_path):

@@ -26,7 +26,7 @@ from kpdeliver.release.verify import verify_release
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.slow)])
 def published(request, tmp_path):
     """(release store, release-folder location) of a small release published by kpdeliver.release.publish."""
     if request.param == "local":
@@ -48,7 +48,7 @@ def published(request, tmp_path):
     stage(plan, release_store=store, source_store=source, prefix=staged)
     pub = publish(store=store, client="acme", dataset="pose", fingerprint=fp, staged_prefix=staged,
                           manifest_fields={})
-    clean_staging(store, staged)
+    clean_staging(store, "acme", "pose", fp)
     return store, pub.location, pub.prefix
 
 
@@ -143,3 +143,57 @@ def test_verify_and_share_start_without_prefect_or_great_expectations(tmp_path):
             "print(r.exit_code, bad)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["1", "[]"], out.stderr
+
+
+def planted_archive(top: str) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr(f"{top}/manifest.json", b"{}")
+        zf.writestr("../../evil.sh", b"#!/bin/sh\nrm -rf ~\n")
+    return buf.getvalue()
+
+
+def test_share_replaces_a_planted_archive_and_verify_names_it(published):
+    store, location, prefix = published
+    store.put(prefix + ".zip", planted_archive("v0001"))
+    code, out = cli("verify", location)
+    assert code == 1 and "archive: v0001.zip — member ../../evil.sh unsafe member name" in out, out
+    code, out = cli("share", location)
+    assert code == 0 and "replaced archive" in out, out
+    with zipfile.ZipFile(io.BytesIO(store.get(prefix + ".zip"))) as zf:
+        names = zf.namelist()
+    assert "../../evil.sh" not in names and all(n.startswith("v0001/") for n in names)
+    assert cli("verify", location)[0] == 0
+    code, again = cli("share", location)  # the rebuilt archive is kept, byte for byte
+    assert code == 0 and "replaced" not in again and "built" not in again
+
+
+def test_an_archive_with_a_changed_member_is_caught_and_rebuilt(published):
+    store, location, prefix = published
+    assert cli("share", location)[0] == 0
+    good = store.get(prefix + ".zip")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(good)) as src, zipfile.ZipFile(buf, "w") as dst:
+        for info in src.infolist():  # a well-formed zip whose one member holds other bytes
+            data = src.read(info)
+            dst.writestr(info, b'{"images": ["swapped"]}' if info.filename.endswith("coco/train.json") else data)
+    store.put(prefix + ".zip", buf.getvalue())
+    code, out = cli("verify", location)
+    assert code == 1 and "member v0001/coco/train.json differs from the release's file" in out, out
+    code, out = cli("share", location)
+    assert code == 0 and "replaced archive" in out and store.get(prefix + ".zip") == good
+
+
+def test_verify_of_an_unreachable_store_is_exit_2_not_tampering(monkeypatch):
+    import socket
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    for command in ("verify", "share"):
+        code, out = cli(command, "s3://bucket/releases/acme/pose/v0001", "--endpoint-url", f"http://127.0.0.1:{port}")
+        assert code == 2, out
+        assert "store unreachable" in out and "cannot be reached" in out and "does not match" not in out, out

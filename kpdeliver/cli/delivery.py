@@ -1,4 +1,5 @@
-"""`kpdeliver deliver` and `kpdeliver demo`: the two commands that run the Prefect flow."""
+"""`kpdeliver deliver` and `kpdeliver demo`, the two commands that run the Prefect flow, and
+`kpdeliver assign`, which shares their preflight check of the source."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+app = typer.Typer()
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # one sentence stays one line
 
@@ -72,77 +74,78 @@ def print_summary(summary: dict) -> None:
     console.print(f"report:   {summary['report']}")
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def deliver(
-        config: Path = typer.Option(..., "--config", "-c", help="client YAML"),
-        work: Path = typer.Option(Path(".work"), help="folder for Prefect's home and temporary files"),
-    ) -> None:
-        """Run a full delivery for one client config and publish a release."""
-        from kpdeliver.config import ConfigError
-        from kpdeliver.isolation import load_isolated_config
+@app.command()
+def deliver(
+    config: Path = typer.Option(..., "--config", "-c", help="client YAML"),
+    work: Path = typer.Option(Path(".work"), help="folder for Prefect's home and temporary files"),
+) -> None:
+    """Run a full delivery for one client config and publish a release."""
+    from kpdeliver.config import ConfigError
+    from kpdeliver.isolation import load_isolated_config
 
-        try:
-            cfg = load_isolated_config(config)
-        except ConfigError as e:
-            _fail(str(e))
-        preflight(cfg)
-        summary = run_delivery(cfg, work)
-        print_summary(summary)
+    try:
+        cfg = load_isolated_config(config)
+    except ConfigError as e:
+        _fail(str(e))
+    preflight(cfg)
+    summary = run_delivery(cfg, work)
+    print_summary(summary)
 
-    @app.command()
-    def assign(
-        config: Path = typer.Option(..., "--config", "-c", help="client YAML"),
-    ) -> None:
-        """Split the batch among annotators and write their CVAT / Label Studio task packages
-        under the source's tasks/ prefix (no Prefect needed)."""
-        from kpdeliver.assign.assignments import assign_annotators, task_packages
-        from kpdeliver.config import ConfigError
-        from kpdeliver.ingest.batch import ingest_images
-        from kpdeliver.isolation import load_isolated_config
-        from kpdeliver.model import Dataset, Instances
-        from kpdeliver.codecs.resolve import resolve_schema
-        from kpdeliver.storage import open_store
 
-        try:
-            cfg = load_isolated_config(config)
-        except ConfigError as e:
-            _fail(str(e))
-        preflight(cfg)
-        store = open_store(cfg.source, cfg.storage.model_dump(exclude_none=True))
-        schema = resolve_schema(cfg.schema_name)
-        images = ingest_images(store).images
-        table = assign_annotators(images, cfg.annotators, cfg.assignment)
-        files = task_packages(Dataset(schema, images, Instances.empty(schema.num_keypoints)), table)
-        for key, data in files.items():
-            store.put(key, data)
-        t = Table(title=f"assignments for {cfg.client}/{cfg.dataset}")
-        for col in ("annotator", "primary", "overlap", "gold"):
-            t.add_column(col, justify="left" if col == "annotator" else "right")
-        rows = table.to_pylist()
-        for a in cfg.annotators:
-            t.add_row(a, *(str(sum(r["annotator"] == a and r["role"] == role for r in rows)) for role in ("primary", "overlap", "gold")))
-        console.print(t)
-        console.print(f"task packages written under {store.location('tasks')}")
+@app.command()
+def assign(
+    config: Path = typer.Option(..., "--config", "-c", help="client YAML"),
+) -> None:
+    """Assign the batch's images to annotators and write their CVAT / Label Studio task packages
+    under the source's tasks/ prefix (no Prefect needed)."""
+    from kpdeliver.assign.assignments import assign_annotators, task_packages
+    from kpdeliver.config import ConfigError
+    from kpdeliver.ingest.batch import ingest_images
+    from kpdeliver.isolation import load_isolated_config
+    from kpdeliver.model import Dataset, Instances
+    from kpdeliver.codecs.resolve import resolve_schema
+    from kpdeliver.storage import open_store
 
-    @app.command()
-    def demo(
-        work: Path = typer.Option(Path(".work/demo"), help="where the synthetic batch and releases go"),
-        seed: int = typer.Option(0, help="seed of the synthetic batch"),
-        images: Optional[int] = typer.Option(None, help="number of images (default: the generator's)"),
-    ) -> None:
-        """Generate a synthetic client batch with realistic annotator mistakes and deliver it."""
-        from kpdeliver.config import ConfigError
-        from kpdeliver.isolation import load_isolated_config
-        from kpdeliver.synth import make_demo_batch
+    try:
+        cfg = load_isolated_config(config)
+    except ConfigError as e:
+        _fail(str(e))
+    preflight(cfg)
+    store = open_store(cfg.source, cfg.storage.model_dump(exclude_none=True))
+    schema = resolve_schema(cfg.schema_name)
+    images = ingest_images(store).images
+    table = assign_annotators(images, cfg.annotators, cfg.assignment)
+    files = task_packages(Dataset(schema, images, Instances.empty(schema.num_keypoints)), table)
+    for key, data in files.items():
+        store.put(key, data)
+    t = Table(title=f"assignments for {cfg.client}/{cfg.dataset}")
+    for col in ("annotator", "primary", "overlap", "gold"):
+        t.add_column(col, justify="left" if col == "annotator" else "right")
+    rows = table.to_pylist()
+    for a in cfg.annotators:
+        t.add_row(a, *(str(sum(r["annotator"] == a and r["role"] == role for r in rows)) for role in ("primary", "overlap", "gold")))
+    console.print(t)
+    console.print(f"task packages written under {store.location('tasks')}")
 
-        kwargs = {"seed": seed} | ({"n_images": images} if images else {})
-        root = work.resolve()
-        make_demo_batch(root, **kwargs)
-        try:
-            cfg = load_isolated_config(root / "client.yaml")
-        except ConfigError as e:
-            _fail(str(e))
-        console.print(f"synthetic batch written to {cfg.source}")
-        summary = run_delivery(cfg, root)
-        print_summary(summary)
+
+@app.command()
+def demo(
+    work: Path = typer.Option(Path(".work/demo"), help="where the synthetic batch and releases go"),
+    seed: int = typer.Option(0, help="seed of the synthetic batch"),
+    images: Optional[int] = typer.Option(None, help="number of images (default: the generator's)"),
+) -> None:
+    """Generate a synthetic client batch with realistic annotator mistakes and deliver it."""
+    from kpdeliver.config import ConfigError
+    from kpdeliver.isolation import load_isolated_config
+    from kpdeliver.synth import make_demo_batch
+
+    kwargs = {"seed": seed} | ({"n_images": images} if images else {})
+    root = work.resolve()
+    make_demo_batch(root, **kwargs)
+    try:
+        cfg = load_isolated_config(root / "client.yaml")
+    except ConfigError as e:
+        _fail(str(e))
+    console.print(f"synthetic batch written to {cfg.source}")
+    summary = run_delivery(cfg, root)
+    print_summary(summary)

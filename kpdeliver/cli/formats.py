@@ -11,6 +11,8 @@ from typing import Optional
 
 import typer
 
+app = typer.Typer()
+
 
 class OutFormat(str, Enum):
     coco = "coco"
@@ -40,6 +42,7 @@ def _schema(name: Optional[str]):
         raise typer.Exit(2) from None
 
 
+@app.command()
 def convert(
     input: Path = typer.Argument(..., help="Annotation file or folder (COCO, CVAT XML, Label Studio, YOLO folder)."),
     to: OutFormat = typer.Option(..., "--to", help="Output format."),
@@ -73,6 +76,7 @@ def convert(
                    f"(`kpdeliver inspect {input}` lists them)")
 
 
+@app.command()
 def inspect(
     path: Path = typer.Argument(..., help="Annotation file or folder."),
     schema: Optional[str] = typer.Option(None, "--schema", help="Read against this schema instead of the file's own."),
@@ -117,6 +121,7 @@ def _print_reports(reports) -> None:
                 console.print(f"  - {o}", markup=False, highlight=False)
 
 
+@app.command()
 def schemas() -> None:
     """List the built-in keypoint schemas with their keypoint counts and sources."""
     from rich.console import Console
@@ -132,8 +137,3 @@ def schemas() -> None:
     Console(width=160).print(table)
     typer.echo("Custom schemas: --schema path/to/schema.yaml, or a CVAT XML whose <meta> defines a skeleton.")
 
-
-def register(app: typer.Typer) -> None:
-    app.command("convert")(convert)
-    app.command("inspect")(inspect)
-    app.command("schemas")(schemas)

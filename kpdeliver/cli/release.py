@@ -1,15 +1,20 @@
 """`kpdeliver verify RELEASE` and `kpdeliver share RELEASE --expires 7d`.
 
-RELEASE is a published release folder: a local path or `s3://bucket/.../<dataset>/v0007`.
-Neither command imports Prefect or Great Expectations.
+RELEASE is a published release folder: a local path or `s3://bucket/.../<client>/<dataset>/v0007`.
+Both open the client's folder (where the catalogue and the vendor's public key live). Neither
+command imports Prefect or Great Expectations. Exit codes: 0 whole, 1 the release differs (or
+is not one), 2 the release could not be checked (store unreachable or
+unreadable: no credentials, access denied) or an option is wrong.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
 
+app = typer.Typer()
 console = Console()
 err = Console(stderr=True)
 
@@ -17,18 +22,34 @@ ENDPOINT = typer.Option(None, "--endpoint-url", envvar="AWS_ENDPOINT_URL",
                         help="S3 endpoint (MinIO, moto...); default: AWS")
 REGION = typer.Option(None, "--region", envvar="AWS_REGION", help="S3 region")
 PROFILE = typer.Option(None, "--profile", envvar="AWS_PROFILE", help="AWS profile for credentials")
+PUBLIC_KEY = typer.Option(None, "--public-key", help="the vendor's Ed25519 public key (PEM): the release must be "
+                                                    "signed with it (default: the key published beside the catalogue)")
 
 
 def _options(endpoint_url: Optional[str], region: Optional[str], profile: Optional[str]) -> dict:
     return {k: v for k, v in (("endpoint_url", endpoint_url), ("region", region), ("profile", profile)) if v}
 
 
-def _open_parent(release: str, options: dict):
-    from kpdeliver.release.layout import release_parent_and_name
+def _open_client(release: str, options: dict):
+    from kpdeliver.release.layout import release_client_and_key
     from kpdeliver.storage import open_store
 
-    parent, name = release_parent_and_name(release)
-    return open_store(parent, options if parent.startswith("s3://") else None), name
+    client, name = release_client_and_key(release)
+    return open_store(client, options if client.startswith("s3://") else None), name
+
+
+def _public_key(path: Optional[Path]):
+    from kpdeliver.release.signing import SigningKeyError, public_key_from_pem
+
+    if path is None:
+        return None
+    try:
+        return public_key_from_pem(path.read_bytes(), origin=str(path))
+    except OSError as e:
+        err.print(f"[bold red]error:[/] cannot read {path}: {e.strerror}")
+    except SigningKeyError as e:
+        err.print(f"[bold red]error:[/] {e}")
+    raise typer.Exit(2)
 
 
 def _print_problems(problems) -> None:
@@ -37,66 +58,93 @@ def _print_problems(problems) -> None:
         err.print(str(p), markup=False, highlight=False, soft_wrap=True)
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def verify(
-        release: str = typer.Argument(..., help="release folder: local path or s3://bucket/.../v0007"),
-        endpoint_url: Optional[str] = ENDPOINT,
-        region: Optional[str] = REGION,
-        profile: Optional[str] = PROFILE,
-    ) -> None:
-        """Re-hash every file of a published release against its manifest.json (exit 1 on any difference)."""
-        from kpdeliver.storage import StorageError
-        from kpdeliver.release.verify import verify_release
+def _unreachable(e) -> None:
+    err.print(f"[bold red]store unreachable:[/] {e}", soft_wrap=True)
+    err.print("the release was not checked (exit 2); this says nothing about its content", soft_wrap=True)
+    raise typer.Exit(2)
 
-        try:
-            store, name = _open_parent(release, _options(endpoint_url, region, profile))
-            problems = verify_release(store, name)
-        except StorageError as e:
-            err.print(f"[bold red]error:[/] {e}")
-            raise typer.Exit(1)
-        if problems:
-            _print_problems(problems)
-            err.print(f"[bold red]{len(problems)} problems[/] in {store.location(name)}", soft_wrap=True)
-            raise typer.Exit(1)
-        console.print(f"OK {store.location(name)}: every file matches manifest.json (sha256), nothing extra",
-                      soft_wrap=True)
 
-    @app.command()
-    def share(
-        release: str = typer.Argument(..., help="release folder: local path or s3://bucket/.../v0007"),
-        expires: str = typer.Option("7d", "--expires", help="link lifetime: 7d, 12h, 30m... (S3 allows at most 7d)"),
-        endpoint_url: Optional[str] = ENDPOINT,
-        region: Optional[str] = REGION,
-        profile: Optional[str] = PROFILE,
-    ) -> None:
-        """Print links to a release's archive and manifest (presigned URLs on S3).
+@app.command()
+def verify(
+    release: str = typer.Argument(..., help="release folder: local path or s3://bucket/.../v0007"),
+    public_key: Optional[Path] = PUBLIC_KEY,
+    endpoint_url: Optional[str] = ENDPOINT,
+    region: Optional[str] = REGION,
+    profile: Optional[str] = PROFILE,
+) -> None:
+    """Check a published release: its signature, the catalogue's record of its manifest, the
+    sign-off against the manifest, and every file re-hashed (exit 1 on any difference)."""
+    from kpdeliver.release.verify import check_release
+    from kpdeliver.storage import StorageError, StoreUnreachable
 
-        The archive `<version>.zip` beside the release folder is built on first use, from a
-        release that verifies against its manifest."""
-        from kpdeliver.release.share import UnverifiedRelease, parse_duration, share_links
-        from kpdeliver.storage import StorageError
+    key = _public_key(public_key)
+    try:
+        store, name = _open_client(release, _options(endpoint_url, region, profile))
+        result = check_release(store, name, public_key=key)
+    except StoreUnreachable as e:
+        _unreachable(e)
+    except StorageError as e:  # credentials, access: the release could not be checked
+        err.print(f"[bold red]error:[/] {e}", soft_wrap=True)
+        err.print("the release was not checked (exit 2)")
+        raise typer.Exit(2)
+    for note in result.notes:
+        console.print(note, markup=False, highlight=False, soft_wrap=True)
+    if result.problems:
+        _print_problems(result.problems)
+        n = len(result.problems)
+        err.print(f"[bold red]{n} problem{'s' if n > 1 else ''}[/] in {store.location(name)}", soft_wrap=True)
+        raise typer.Exit(1)
+    signed = f"signature valid (Ed25519, key {result.signed_by})" if result.signed_by else "UNSIGNED"
+    console.print(f"OK {store.location(name)}: {signed}; every file matches manifest.json (sha256), "
+                  "nothing extra", soft_wrap=True)
 
-        try:
-            seconds = parse_duration(expires)
-        except ValueError as e:
-            err.print(f"[bold red]error:[/] {e}")
-            raise typer.Exit(2)
-        try:
-            store, name = _open_parent(release, _options(endpoint_url, region, profile))
-            links = share_links(store, name, expires_seconds=seconds)
-        except UnverifiedRelease as e:
-            err.print(f"[bold red]error:[/] {e}")
-            _print_problems(e.problems)
-            raise typer.Exit(1)
-        except StorageError as e:
-            err.print(f"[bold red]error:[/] {e}")
-            raise typer.Exit(1)
-        if links.archive_created:
-            console.print(f"built archive {store.location(name + '.zip')}")
-        console.print(f"archive:  {links.archive}", soft_wrap=True)
-        console.print(f"manifest: {links.manifest}", soft_wrap=True)
-        if links.presigned:
-            console.print(f"links expire in {expires} ({seconds} s)")
-        else:
-            console.print("local release: these are file paths; presigned links need the release on S3")
+
+@app.command()
+def share(
+    release: str = typer.Argument(..., help="release folder: local path or s3://bucket/.../v0007"),
+    expires: str = typer.Option("7d", "--expires", help="link lifetime: 7d, 12h, 30m... (S3 allows at most 7d)"),
+    public_key: Optional[Path] = PUBLIC_KEY,
+    endpoint_url: Optional[str] = ENDPOINT,
+    region: Optional[str] = REGION,
+    profile: Optional[str] = PROFILE,
+) -> None:
+    """Print links to a release's archive and manifest (presigned URLs on S3).
+
+    The release is verified first; its archive `<version>.zip` beside the folder is rebuilt
+    from it, and one found there is replaced unless it is byte for byte the release's."""
+    from kpdeliver.release.share import UnverifiedRelease, parse_duration, share_links
+    from kpdeliver.storage import StorageError, StoreUnreachable
+
+    try:
+        seconds = parse_duration(expires)
+    except ValueError as e:
+        err.print(f"[bold red]error:[/] {e}")
+        raise typer.Exit(2)
+    key = _public_key(public_key)
+    try:
+        store, name = _open_client(release, _options(endpoint_url, region, profile))
+        links = share_links(store, name, expires_seconds=seconds, public_key=key)
+    except UnverifiedRelease as e:
+        err.print(f"[bold red]error:[/] {e}", soft_wrap=True)
+        _print_problems(e.problems)
+        raise typer.Exit(1)
+    except StoreUnreachable as e:
+        _unreachable(e)
+    except StorageError as e:
+        err.print(f"[bold red]error:[/] {e}", soft_wrap=True)
+        raise typer.Exit(1)
+    if links.archive_state == "built":
+        console.print(f"built archive {store.location(name + '.zip')}", soft_wrap=True)
+    elif links.archive_state == "replaced":
+        console.print(f"[yellow]replaced archive {store.location(name + '.zip')}: it was not the release's "
+                      "own (planted or damaged)[/]", soft_wrap=True)
+    console.print(f"archive:  {links.archive}", soft_wrap=True)
+    console.print(f"manifest: {links.manifest}", soft_wrap=True)
+    if links.public_key:
+        console.print(f"signed by key {links.signed_by}; public key: {links.public_key}", soft_wrap=True)
+    else:
+        console.print("unsigned release: no signature to check", soft_wrap=True)
+    if links.presigned:
+        console.print(f"links expire in {expires} ({seconds} s)")
+    else:
+        console.print("local release: these are file paths; presigned links need the release on S3")

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+app = typer.Typer()
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
@@ -55,70 +56,70 @@ def _read_prelabels(path: Path, batch, schema):
     return prelabels_on_batch(decoded.dataset, batch, source=str(path))
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def push(
-        config: Path = typer.Option(..., "--config", "-c", help="client YAML with a tool: section"),
-        prelabels: Optional[Path] = typer.Option(None, help="labels (any supported format) loaded as predictions"),
-    ) -> None:
-        """Create or update one Label Studio project per annotator with their assigned images
-        (primary, overlap, gold). Safe to repeat: only new images are added."""
-        from kpdeliver.assign.assignments import assign_annotators
-        from kpdeliver.codecs.resolve import resolve_schema
-        from kpdeliver.ingest.batch import ingest_images
-        from kpdeliver.model import Dataset, Instances
-        from kpdeliver.tools.label_studio import ToolError, push_batch
+@app.command()
+def push(
+    config: Path = typer.Option(..., "--config", "-c", help="client YAML with a tool: section"),
+    prelabels: Optional[Path] = typer.Option(None, help="labels (any supported format) loaded as predictions"),
+) -> None:
+    """Create or update one Label Studio project per annotator with their assigned images
+    (primary, overlap, gold). Safe to repeat: only new images are added."""
+    from kpdeliver.assign.assignments import assign_annotators
+    from kpdeliver.codecs.resolve import resolve_schema
+    from kpdeliver.ingest.batch import ingest_images
+    from kpdeliver.model import Dataset, Instances
+    from kpdeliver.tools.label_studio import ToolError, push_batch
 
-        cfg, store, client = _open(config)
-        schema = resolve_schema(cfg.schema_name)
-        images = ingest_images(store).images
-        if not len(images):
-            _fail(f"source {cfg.source} has no images under images/")
-        batch = Dataset(schema, images, Instances.empty(schema.num_keypoints))
-        labels = _read_prelabels(prelabels, batch, schema) if prelabels else None
-        try:
-            with client:
-                pushed = push_batch(client, cfg, assign_annotators(images, cfg.annotators, cfg.assignment),
-                                    schema=schema, prelabels=labels)
-        except ToolError as e:
-            _fail(str(e))
-        t = Table(title=f"pushed {cfg.client}/{cfg.dataset} to {cfg.tool.url}")
-        for col in ("annotator", "project", "tasks added", "kept", "role changed", "pre-labels", "note"):
-            t.add_column(col, justify="left" if col in ("annotator", "note") else "right")
-        for p in pushed:
-            note = "created" if p.created else ("config updated" if p.config_updated else "")
-            if p.not_assigned_any_more:
-                note += f" {len(p.not_assigned_any_more)} task(s) no longer assigned (left in the tool)"
-            t.add_row(p.annotator, f"{p.project} {p.title}", str(p.tasks_added), str(p.tasks_kept), str(p.tasks_updated),
-                      str(p.predictions), note.strip())
-        console.print(t)
-        console.print("changed" if any(p.changed for p in pushed) else "nothing to change: the tool is up to date")
+    cfg, store, client = _open(config)
+    schema = resolve_schema(cfg.schema_name)
+    images = ingest_images(store).images
+    if not len(images):
+        _fail(f"source {cfg.source} has no images under images/")
+    batch = Dataset(schema, images, Instances.empty(schema.num_keypoints))
+    labels = _read_prelabels(prelabels, batch, schema) if prelabels else None
+    try:
+        with client:
+            pushed = push_batch(client, cfg, assign_annotators(images, cfg.annotators, cfg.assignment),
+                                schema=schema, prelabels=labels)
+    except ToolError as e:
+        _fail(str(e))
+    t = Table(title=f"pushed {cfg.client}/{cfg.dataset} to {cfg.tool.url}")
+    for col in ("annotator", "project", "tasks added", "kept", "role changed", "pre-labels", "note"):
+        t.add_column(col, justify="left" if col in ("annotator", "note") else "right")
+    for p in pushed:
+        note = "created" if p.created else ("config updated" if p.config_updated else "")
+        if p.not_assigned_any_more:
+            note += f" {len(p.not_assigned_any_more)} task(s) no longer assigned (left in the tool)"
+        t.add_row(p.annotator, f"{p.project} {p.title}", str(p.tasks_added), str(p.tasks_kept), str(p.tasks_updated),
+                  str(p.predictions), note.strip())
+    console.print(t)
+    console.print("changed" if any(p.changed for p in pushed) else "nothing to change: the tool is up to date")
 
-    @app.command()
-    def pull(
-        config: Path = typer.Option(..., "--config", "-c", help="client YAML with a tool: section"),
-    ) -> None:
-        """Write the annotators' finished work from the tool into the batch's annotations/ (drafts
-        and skipped tasks are counted, not collected). Safe to repeat."""
-        from kpdeliver.tools.label_studio import ToolError, pull_batch
 
-        cfg, store, client = _open(config)
-        try:
-            with client:
-                report = pull_batch(client, cfg, store)
-        except ToolError as e:
-            _fail(str(e))
-        t = Table(title=f"pulled {cfg.client}/{cfg.dataset} from {cfg.tool.url}")
-        for col in ("annotator", "project", "finished", "drafts", "skipped", "unmapped e-mails"):
-            t.add_column(col, justify="left" if col in ("annotator", "unmapped e-mails") else "right")
-        for p in report.projects:
-            unmapped = ", ".join(f"{e} ({n})" for e, n in sorted(p.unmapped.items()))
-            t.add_row(p.annotator, str(p.project) if p.project > 0 else "not pushed", str(p.finished), str(p.drafts),
-                      str(p.skipped), unmapped)
-        console.print(t)
-        for key in report.written:
-            console.print(f"written   {store.location(key)}")
-        for key in report.removed:
-            console.print(f"removed   {store.location(key)} (no finished work left in the tool)")
-        if not report.changed:
-            console.print(f"nothing new: {len(report.unchanged)} export(s) unchanged")
+@app.command()
+def pull(
+    config: Path = typer.Option(..., "--config", "-c", help="client YAML with a tool: section"),
+) -> None:
+    """Write the annotators' finished work from the tool into the batch's annotations/ (drafts
+    and skipped tasks are counted, not collected). Safe to repeat."""
+    from kpdeliver.tools.label_studio import ToolError, pull_batch
+
+    cfg, store, client = _open(config)
+    try:
+        with client:
+            report = pull_batch(client, cfg, store)
+    except ToolError as e:
+        _fail(str(e))
+    t = Table(title=f"pulled {cfg.client}/{cfg.dataset} from {cfg.tool.url}")
+    for col in ("annotator", "project", "finished", "drafts", "skipped", "unmapped e-mails"):
+        t.add_column(col, justify="left" if col in ("annotator", "unmapped e-mails") else "right")
+    for p in report.projects:
+        unmapped = ", ".join(f"{e} ({n})" for e, n in sorted(p.unmapped.items()))
+        t.add_row(p.annotator, str(p.project) if p.project > 0 else "not pushed", str(p.finished), str(p.drafts),
+                  str(p.skipped), unmapped)
+    console.print(t)
+    for key in report.written:
+        console.print(f"written   {store.location(key)}")
+    for key in report.removed:
+        console.print(f"removed   {store.location(key)} (no finished work left in the tool)")
+    if not report.changed:
+        console.print(f"nothing new: {len(report.unchanged)} export(s) unchanged")

@@ -1,6 +1,7 @@
 """`kpdeliver validate`: run the validation suites (and, on request, deep QA) on one annotation file.
 
-Writes `findings.parquet`, `report.html` and the GX Data Docs (`data_docs/`) under --out.
+Writes `findings.parquet`, `report.html` and the row rules' GX results (`validation/**/validation_results.json`,
+shown in the report) under --out.
 Exit code: 0 no error-severity finding, 1 errors found, 2 input unusable. Great Expectations
 is imported only by the command's worker process (expectations.worker), so the rest of the CLI
 starts fast and the import overlaps with reading the input.
@@ -9,26 +10,18 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from expectations.worker import GXWorker
-from kpdeliver.codecs import CodecError, Decoded
-from kpdeliver.config import ConfigError, ValidationSettings, load_config
-from kpdeliver.findings import summary_by
-from kpdeliver.collect.files import merge_decoded, read_annotations
-from kpdeliver.model import Dataset
-from kpdeliver.report.html import render_report
-from kpdeliver.codecs.resolve import resolve_schema
-from kpdeliver.schema import SchemaError
-from kpdeliver.validation import AnnotationSet, validate_annotations
+if TYPE_CHECKING:
+    import pyarrow as pa
 
+    from kpdeliver.codecs import Decoded
+    from kpdeliver.model import Dataset
+
+app = typer.Typer()
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # one sentence stays one line
 
@@ -41,6 +34,11 @@ class InputError(ValueError):
 
 def read_input(path: Path, *, schema_name: str, images_dir: Path | None, annotator: str = "") -> Decoded:
     """Decode any supported annotation format into the canonical model."""
+    from kpdeliver.codecs import CodecError
+    from kpdeliver.codecs.resolve import resolve_schema
+    from kpdeliver.collect.files import read_annotations
+    from kpdeliver.schema import SchemaError
+
     if not path.exists():
         raise InputError(f"input {path} does not exist")
     try:
@@ -58,6 +56,8 @@ def read_input(path: Path, *, schema_name: str, images_dir: Path | None, annotat
 def read_sizes(path: Path) -> dict[str, tuple[int, int]]:
     """`file_name -> (width, height)` from a CSV (columns file_name, width, height) or a JSON object
     `{"file_name": [width, height]}`."""
+    import pyarrow as pa
+
     try:
         if path.suffix.lower() == ".json":
             import orjson
@@ -73,6 +73,8 @@ def read_sizes(path: Path) -> dict[str, tuple[int, int]]:
 
 def fill_sizes(dataset: Dataset, sizes: dict[str, tuple[int, int]]) -> None:
     """Set width/height of the images whose size is unknown (0) from `sizes`, in place."""
+    import numpy as np
+
     im = dataset.images
     for i in np.flatnonzero((im.width <= 0) | (im.height <= 0)).tolist():
         wh = sizes.get(im.file_name[i])
@@ -91,6 +93,10 @@ def _parse_annotations(items: list[str]) -> list[tuple[str, Path]]:
 
 
 def _print_summary(findings: pa.Table, *, title: str, out: Path, seconds: float) -> None:
+    from rich.table import Table
+
+    from kpdeliver.findings import summary_by
+
     t = Table(title=title)
     for col, just in (("check", "left"), ("severity", "left"), ("count", "right")):
         t.add_column(col, justify=just)
@@ -100,10 +106,11 @@ def _print_summary(findings: pa.Table, *, title: str, out: Path, seconds: float)
     if findings.num_rows == 0:
         t.add_row("(none)", "", "0")
     console.print(t)
-    console.print(f"findings: {out / 'findings.parquet'}\nreport:   {out / 'report.html'}\ndocs:     {out / 'data_docs' / 'index.html'}")
+    console.print(f"findings: {out / 'findings.parquet'}\nreport:   {out / 'report.html'}\nrules:    {out / 'validation'}")
     console.print(f"done in {seconds:.1f} s")
 
 
+@app.command("validate")
 def validate_command(
     input: Path = typer.Argument(..., help="annotation file (COCO, CVAT XML, Label Studio JSON, YOLO data.yaml)"),
     schema: str = typer.Option(..., "--schema", help=f"built-in schema name, a schema .yaml, or '{FROM_FILE}' (the file's own category)"),
@@ -115,6 +122,15 @@ def validate_command(
     gold: Optional[Path] = typer.Option(None, "--gold", help="trusted reference labels (enables deep QA)"),
 ) -> None:
     """Validate annotations: schema conformance, visibility, bounds (Great Expectations), plus deep QA on request."""
+    import orjson
+    import pyarrow.parquet as pq
+
+    from expectations.worker import GXWorker
+    from kpdeliver.collect.files import merge_decoded
+    from kpdeliver.config import ConfigError, ValidationSettings
+    from kpdeliver.report.html import render_report
+    from kpdeliver.validation import AnnotationSet, validate_annotations
+
     start = time.perf_counter()
     with GXWorker() as worker:  # imports Great Expectations in a second process while this one reads
         try:
@@ -124,7 +140,7 @@ def validate_command(
             err.print(f"[bold red]error:[/] {e}")
             raise typer.Exit(2)
         out.mkdir(parents=True, exist_ok=True)
-        sets = [AnnotationSet(d.dataset, d.findings, source=str(path), docs_dir=out / "data_docs" / (name or ""))
+        sets = [AnnotationSet(d.dataset, d.findings, source=str(path), docs_dir=out / "validation" / (name or ""))
                 for name, path, d in decoded]
         has_tracks = any((d.dataset.instances.track_id >= 0).any() for _, _, d in decoded)
         deep = len(decoded) > 1 or gold_ds is not None or has_tracks  # video alone: jitter, flicker, swaps in time
@@ -141,9 +157,13 @@ def validate_command(
         summary = {"input": str(input), "schema": ds.schema.name, "images": f"{len(ds.images):,}",
                    "instances": f"{sum(len(d.dataset.instances) for _, _, d in decoded):,}",
                    "held back at decode": f"{sum(d.rejected.num_rows for _, _, d in decoded):,}"}
-        (out / "report.html").write_text(render_report(findings, title=f"Validation of {input.name}", summary=summary,
-                                                       annotators=result.annotators))
-    # leaving the block waited for the worker's Data Docs
+    # leaving the block waited for the worker's validation results
+    rules = [suite for p in sorted((out / "validation").rglob("validation_results.json")) for suite in orjson.loads(p.read_bytes())]
+    (out / "report.html").write_text(render_report(
+        findings, title=f"Validation of {input.name}", summary=summary, annotators=result.annotators,
+        keypoints=result.keypoints, reviewed=merge_decoded([d for _, _, d in decoded]).dataset,
+        image_bytes=(lambda name: (images / name).read_bytes()) if images else None, validation_results=rules,
+        min_gold_oks=cfg.qa.min_gold_oks if cfg else None))
     n_err = result.n_errors
     _print_summary(findings, title=f"{input.name}: {'FAIL' if n_err else 'PASS'} ({findings.num_rows:,} findings)", out=out,
                    seconds=time.perf_counter() - start)
@@ -153,6 +173,8 @@ def validate_command(
 def _read_inputs(input: Path, *, schema: str, images: Path | None, sizes: Path | None, config: Path | None,
                  annotation: list[str], gold: Path | None):
     """(client config or None, [(annotator, path, Decoded)], gold dataset or None)."""
+    from kpdeliver.config import load_config
+
     if images and sizes:
         raise InputError("give --images or --sizes, not both")
     cfg = load_config(config) if config else None
@@ -165,6 +187,3 @@ def _read_inputs(input: Path, *, schema: str, images: Path | None, sizes: Path |
     gold_ds = read_input(gold, schema_name=schema, images_dir=images).dataset if gold else None
     return cfg, decoded, gold_ds
 
-
-def register(app: typer.Typer) -> None:
-    app.command("validate")(validate_command)

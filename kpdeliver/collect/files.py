@@ -18,11 +18,11 @@ import pyarrow as pa
 
 from kpdeliver.codecs import REJECTED_SCHEMA, CodecError, Decoded
 from kpdeliver.findings import concat_findings, findings_for
+from kpdeliver.images import IMAGE_EXTENSIONS, image_size
 from kpdeliver.model import NONE, Dataset, Images, Instances, concat_images, concat_instances
 from kpdeliver.schema import KeypointSchema
 
 FORMATS = ("coco", "cvat", "label-studio", "yolo")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 _SNIFF = 4096
 
 
@@ -154,14 +154,6 @@ def image_index(folder: Path) -> dict[str, Path]:
     return index
 
 
-def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) from the image header (Pillow reads no pixels for `.size`)."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return im.size
-
-
 class _HeaderSizes(Mapping):
     """Image sizes read from image headers on demand, looked up by a reference's file name
     (Label Studio refers to `/data/upload/<project>/<name>`); the folder is scanned on first use."""
@@ -212,7 +204,7 @@ def _resolve_images(images: Images, index: Mapping[str, Path]) -> None:
         if images.width[r] <= 0 or images.height[r] <= 0:
             try:
                 images.width[r], images.height[r] = image_size(hit)
-            except OSError:
+            except (OSError, ValueError):  # unreadable, or not an image (ImageProblem)
                 continue
 
 
@@ -329,7 +321,7 @@ def _read_yolo(folder: Path, *, schema: KeypointSchema | None) -> Decoded:
             try:
                 sizes[stem] = image_size(hit)
                 names[stem] = hit.relative_to(folder).as_posix()
-            except OSError:
+            except (OSError, ValueError):  # unreadable, or not an image (ImageProblem)
                 continue
     return yolo_pose.decode(labels, data_yaml_bytes=yaml_path.read_bytes(), sizes=sizes, schema=schema,
                             source=yaml_path.relative_to(folder.parent).as_posix(), image_names=names)

@@ -11,22 +11,19 @@ Batch layout under the source location:
 from __future__ import annotations
 
 import hashlib
-import io
 import posixpath
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-from PIL import Image
 
 from kpdeliver.findings import concat_findings, findings_for
+from kpdeliver.images import FORMAT_EXTENSIONS, IMAGE_EXTENSIONS, ImageProblem, read_image_header
 from kpdeliver.model import Images
 from kpdeliver.storage import LinkError, ObjectStore, StorageError, UnsafeKeyError, check_key
 
 IMAGE_PREFIX = "images/"
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 CHECKSUMS_KEY = "checksums.sha256"
 
 
@@ -39,67 +36,6 @@ class IngestResult:
     findings: pa.Table
     listed: int  # every image key found, accepted or not (for the accounting)
     refused: pa.Table  # REFUSED_SCHEMA: each refused image's key, file_name and status (its ingest check)
-
-
-# Pillow format -> the extensions a file of that format may carry (phones write JPEGs as MPO)
-FORMAT_EXTENSIONS = {"JPEG": (".jpg", ".jpeg"), "MPO": (".jpg", ".jpeg"), "PNG": (".png",), "BMP": (".bmp",),
-                     "WEBP": (".webp",), "TIFF": (".tif", ".tiff")}
-_SWAPS_SIDES = (5, 6, 7, 8)  # EXIF orientations that turn the stored image by 90 degrees
-_FULL_DECODE_MAX_PIXELS = 4_000_000  # formats without a cheap check are decoded whole up to this size
-
-
-@dataclass(frozen=True)
-class ImageHeader:
-    width: int  # as displayed: EXIF orientations 5-8 swap the stored sides, as viewers, CVAT and Ultralytics do
-    height: int
-    orientation: int  # the EXIF orientation tag, 1 when absent
-    format: str  # Pillow's name of the format the bytes hold
-
-
-class ImageProblem(ValueError):
-    """The bytes are not a deliverable image; `check` is the finding's check id."""
-
-    def __init__(self, check: str, why: str) -> None:
-        super().__init__(why)
-        self.check = check
-
-
-def read_image_header(data: bytes) -> ImageHeader:
-    """The displayed size, orientation and format of an image, after checking it decodes.
-
-    JPEGs are decoded in draft mode (DCT scaling, about 1/64 of the work) so truncation shows;
-    PNGs are verified chunk by chunk (CRCs, up to IEND) without inflating pixels; other formats
-    are decoded whole only when small. Raises ImageProblem."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
-                width, height, fmt = *im.size, im.format or "?"
-                if fmt in ("JPEG", "MPO"):
-                    im.draft("RGB", (max(width // 8, 1), max(height // 8, 1)))
-                    im.load()
-                elif fmt != "PNG" and width * height <= _FULL_DECODE_MAX_PIXELS:
-                    im.load()
-                else:
-                    im.verify()
-            with Image.open(io.BytesIO(data)) as im:  # verify() spends the first handle
-                try:
-                    # a PNG's getexif() decodes every pixel to look past IDAT: only an early eXIf chunk counts
-                    exif = im.getexif() if fmt != "PNG" or "exif" in im.info else {}
-                    orientation = int(exif.get(0x0112, 1))
-                except Exception:  # a malformed EXIF block leaves the pixels as stored
-                    orientation = 1
-    except Image.DecompressionBombError as e:  # not an OSError: it would otherwise end the run
-        raise ImageProblem("ingest.image_too_large", f"refused: {e}") from None
-    except Image.UnidentifiedImageError:
-        raise ImageProblem("ingest.unreadable_image", "not a readable image (unknown format)") from None
-    except Exception as e:  # Pillow's decoders raise OSError, SyntaxError, ValueError, EOFError... on bad bytes
-        raise ImageProblem("ingest.corrupt_image", f"does not decode ({type(e).__name__}: {e})") from None
-    if orientation not in range(1, 9):
-        orientation = 1
-    if orientation in _SWAPS_SIDES:
-        width, height = height, width
-    return ImageHeader(width, height, orientation, fmt)
 
 
 def read_checksums(store: ObjectStore) -> dict[str, str]:
@@ -159,9 +95,16 @@ def probe_images(store: ObjectStore, keys: list[str], expected: dict[str, str]) 
 
 
 def skipped_entries(store: ObjectStore) -> list[tuple[str, str, str]]:
-    """(key, check, message) of each link or special file anywhere in the batch: never read."""
-    return [(key, "ingest.symlink" if "link" in why else "ingest.unreadable_image",
-             f"{store.location(key)}: {why}; refused, never read") for key, why in store.skipped()]
+    """(key, check, message) of each entry of the batch that is never probed: first each file under
+    images/ in no format we deliver (.gif, .heic, .avif, a stray .txt: named, not lost), then each
+    link or special file anywhere in the batch (images, exports, gold, checksums), never read."""
+    formats = ", ".join(e.lstrip(".") for e in IMAGE_EXTENSIONS)
+    unsupported = [(key, "ingest.unsupported_format",
+                    f"{store.location(key)}: not an image format the release delivers ({formats}); not delivered")
+                   for key in sorted(store.list(IMAGE_PREFIX)) if not key.lower().endswith(IMAGE_EXTENSIONS)]
+    links = [(key, "ingest.symlink" if "link" in why else "ingest.unreadable_image",
+              f"{store.location(key)}: {why}; refused, never read") for key, why in store.skipped()]
+    return unsupported + links
 
 
 def assemble_ingest(probes: pa.Table, *, skipped: list[tuple[str, str, str]] = (),

@@ -81,7 +81,7 @@ def overlap_findings(ctx: Context, s: DeepQASettings, gold_matched: np.ndarray) 
     pair_oks = np.where(swap[:, None], cmp.pair_oks[present], cmp2.pair_oks[present])
     with np.errstate(invalid="ignore"):
         oks = np.nanmean(pair_oks, axis=1) if len(rows) else np.zeros(0)
-    low = (oks < s.min_oks) & (np.sum(pair_oks < s.min_oks, axis=1) * 2 > n_oth) & ~swap
+    low = (oks < s.low_agreement_oks) & (np.sum(pair_oks < s.low_agreement_oks, axis=1) * 2 > n_oth) & ~swap
     own = ~gold_matched[rows]  # gold, where present, already judged this instance
     agreement_oks[rows] = oks
     mine = visibility_states(fixed[rows][..., 2])
@@ -110,7 +110,7 @@ def overlap_findings(ctx: Context, s: DeepQASettings, gold_matched: np.ndarray) 
     tables.append(ctx.table(
         "qa.low_agreement", rows[lo], value=oks[lo],
         message=[f"annotator {ctx.ann[rows[i]]}'s instance agrees with {others[i]} at OKS {oks[i]:.2f} "
-                 f"(threshold {s.min_oks:g})" for i in lo]))
+                 f"(threshold {s.low_agreement_oks:g})" for i in lo]))
     unanimous = cmp2.others_unanimous_v[present]
     i, j = np.nonzero((unanimous >= 0) & (mine >= 0) & (mine != unanimous) & own[:, None])
     tables.append(ctx.table(

@@ -2,13 +2,15 @@
 
 A track is one owner's `track_id` (the owner: the annotator, and the export file when known), its
 frames ordered by `frame` (video = track_id >= 0 and frame >= 0). Jitter is judged against the
-track's own motion, so a fast but smooth movement is not flagged: each labeled point is compared with
-the straight path through its nearest labeled neighbours (one frame on each side, interpolated by
-frame number; at a track's end or beside a gap, carried on from the two on one side), in units of the
-track's median instance scale and of that prediction's noise, and gets a robust z-score (median, MAD)
-within its (track, keypoint) series. A point is a jump when that z-score and the distance are both
-high and its neighbours, once it is left out of their paths, fit them (DeepLabCut's outlier "jump"
-test, made to blame the right frame and to pass a sudden change of speed).
+track's own motion, so a fast but smooth movement is not flagged: a window of 1-3 labeled frames of
+one keypoint is compared with the straight path bridging it (from the labeled point before to the one
+after, by frame number; at a track's end a single frame is carried on from the two on one side), in
+units of the track's median instance scale, and its distance off that path, over all its frames at
+once, is weighed against the track's noise (estimated per track, keypoint and window length from
+the median of the same distance over the whole track). An excursion is far off, displaced the same
+way in every frame, off the path of each side alone, and its neighbours fit their paths once it is
+left out (DeepLabCut's outlier "jump" test, extended to a few frames, made to blame the right frames
+and to pass a sudden change of speed or direction and a step that stays).
 
 `video_findings` reports, per track, left/right swaps against the frames around them
 (kpdeliver.qa.swaps), then jumps and flicker on the swap-corrected track. It needs nothing from
@@ -20,12 +22,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+from scipy.stats import chi2 as chi2_dist
 
 from kpdeliver.config import DeepQASettings
 from kpdeliver.findings import concat_findings, empty_findings
 from kpdeliver.qa.agreement import STATE_WORDS, visibility_states
 from kpdeliver.qa.context import Context
-from kpdeliver.qa.robust import group_median, robust_scale
+from kpdeliver.qa.robust import group_median
 from kpdeliver.qa.swaps import (
     blame_pairs,
     exchange_pairs,
@@ -57,7 +60,11 @@ def track_order(owners: np.ndarray, track_id: np.ndarray, frame: np.ndarray) -> 
     return TrackOrder(rows, new_track, np.cumsum(new_track) - 1)
 
 
-RETURN_SHARE = 0.6  # an excursion's frames are at least this share of their distance from the bridge off each side's path
+RETURN_SHARE = 0.6  # an excursion is at least this share of its distance from the bridge off each side's own path
+SETTLE_SHARE = 0.3  # with the window left out, its neighbours are at most this share of its deviation off their path
+# (a step that stays, seen as a window of 3, 2 or 1 frames before it, leaves them 0.37, 0.47, 0.65 of it)
+FRAME_SHARE = 0.5  # every frame of an excursion is displaced at least this share of its mean displacement, its way
+RAYLEIGH_MEDIAN = float(np.sqrt(2 * np.log(2)))  # median distance of a 2-D normal point from its centre, in sigmas
 
 
 @dataclass(frozen=True)
@@ -65,25 +72,34 @@ class Jitter:
     flagged: np.ndarray  # [n, K] bool: first frame of an excursion, rows in track order
     last: np.ndarray  # [n, K] row of the excursion's last frame (-1 where not flagged)
     frames: np.ndarray  # [n, K] its number of frames (0 where not flagged)
-    deviation: np.ndarray  # [n, K] mean distance from the path bridging it, scale units
-    z: np.ndarray  # [n, K] the smallest robust z-score over its frames
+    deviation: np.ndarray  # [n, K] its mean displacement off the path bridging it, scale units
+    z: np.ndarray  # [n, K] its distance from that path in noise sigmas (Mahalanobis, over its frames)
 
 
 def jitter(
-    kps: np.ndarray, s2: np.ndarray, frames: np.ndarray, tracks: TrackOrder, *, z_min: float, min_dev: float,
-    max_gap: int = 3, max_frames: int = 3,
+    kps: np.ndarray, s2: np.ndarray, frames: np.ndarray, tracks: TrackOrder, sigmas: np.ndarray, *, z_min: float,
+    min_dev: float, max_gap: int = 3, max_frames: int = 3,
 ) -> Jitter:
     """Excursions in tracks: a point that leaves its path for 1..max_frames labeled frames in a row and
-    comes back; kps/s2/frames are already in track order.
+    comes back; kps/s2/frames are already in track order, sigmas are the schema's per-keypoint spreads.
 
-    Every frame of an excursion is far off the straight path bridging it (from the point before to the
-    point after, robust z and distance), and leaving the excursion out makes the points on either side
-    fit their own paths: displaced points pull the neighbours' paths, so a neighbour of an excursion is
-    far off too but does not pass this test, nor does a window that holds only part of an excursion
-    (its neighbour is displaced), nor a smooth but fast curve, a sudden change of speed or direction, or
-    a step to a new place that stays, which all bend the neighbours' paths as much as the window's.
-    Longer excursions need a point on both sides (only a return tells them from a step); a single
-    frame at a track's end is judged from the two points on one side."""
+    A window of frames is an excursion when, judged on the track's own noise, it is far off the straight
+    path bridging it (from the point before to the point after): the Mahalanobis distance of all its
+    frames together from that bridge (the bridge's ends are noisy too, so its frames' residuals are
+    correlated), against the chi-square with two degrees of freedom per frame at the tail a single
+    frame reaches at z_min sigmas; at least min_dev scale units on average; every frame displaced (one
+    stretch, not one spike); off each side's own path (a step that stays, or a sharp turn, leaves the
+    window on one side's path); and leaving it out makes the points on either side fit their own paths
+    (displaced points pull the neighbours' paths, so a neighbour of an excursion, or a window holding
+    part of one, is off too but does not pass this, nor does a smooth fast curve or a sudden change of
+    speed, which bend the neighbours' paths as much as the window's). Longer excursions need two points
+    on each side (only a return, seen against a path, tells them from a step); a single frame at a
+    track's end is judged from the two points on one side.
+
+    The noise is a per-axis sigma per track and keypoint, from the distances of single points off their
+    neighbours' bridge (robust: their median, as a 2-D normal's), and at least the track's pooled noise
+    in units of each keypoint's sigma (fifty frames of one point can give too narrow a spread, and then a
+    plain placement error reads as a jump)."""
     n, k = kps.shape[:2]
     if n == 0:
         empty = np.zeros((0, k))
@@ -107,13 +123,7 @@ def jitter(
     for _ in range(max_frames - 1):
         window.append(nxt(window[-1]))
     p1 = prev(window[0])
-    _, score = path(window[0], p1, nxt(window[0]), max_gap)
-    groups = (tracks.track[:, None] * k + np.arange(k)[None, :]).ravel()
-    med, sd = robust_scale(score.ravel(), groups, n_tracks * k, floor=min_dev / z_min)
-    # a keypoint's spread is floored at the middle one of its track's keypoints: fifty frames of a point
-    # that barely moves can give too narrow a spread, and then a plain placement error reads as a jump
-    sd = np.maximum(sd, np.median(sd.reshape(n_tracks, k), axis=1).repeat(k))
-    med, sd = med[groups].reshape(n, k), sd[groups].reshape(n, k)
+    tail = np.exp(-z_min**2 / 2)  # a single frame's chi-square (2 degrees of freedom) beyond z_min sigmas
     cols = np.broadcast_to(np.arange(k), (n, k))
     none = (np.full((n, k), -1), np.full((n, k), -1))
     out = Jitter(np.zeros((n, k), bool), np.full((n, k), -1), np.zeros((n, k), np.int64), np.full((n, k), np.nan),
@@ -122,40 +132,106 @@ def jitter(
     for w in range(max_frames, 0, -1):  # longest first: a window inside a found excursion is not reported again
         gap = max_gap + w - 1
         win, r1 = window[:w], nxt(window[w - 1])
-        devs, scores = zip(*(path(at, p1, r1, gap) for at in win))
-        # and off where each side, carried on alone, puts it: a step that stays, or a sharp turn, leaves the
-        # window on one side's path (or on both), however far it is from the bridge
-        sides = [_off_path(kps, frames, at, side, far, scale, gap)[0]
-                 for at in win for side, far in (((p1, prev(p1)), none), (none, (r1, nxt(r1))))]
-        away = np.all([np.nan_to_num(d, nan=np.inf) >= RETURN_SHARE * devs[i // 2] for i, d in enumerate(sides)], axis=0)
-        low = np.nan_to_num(np.min(scores, axis=0), nan=-np.inf)
-        z = (low - med) / sd
+        bridge = [path(at, p1, r1, gap) for at in win]
+        res = np.stack([b.residual for b in bridge])  # [w, n, K, 2]
+        shift = res.mean(axis=0)  # the window's displacement off its bridge
+        mean_dev = np.nan_to_num(np.hypot(shift[..., 0], shift[..., 1]), nan=-np.inf)
+        # every frame displaced the same way: one stretch, not a spike, nor a kink the bridge cuts across
+        along = np.nan_to_num((res * shift).sum(axis=-1), nan=-np.inf) / np.maximum(mean_dev, 1e-12)
+        raw = _mahalanobis(bridge)
+        noise = _track_noise(raw, 2 * w, tracks, sigmas, floor=min_dev / z_min)
+        chi2 = np.nan_to_num(raw / noise**2)
+        strength = np.nan_to_num(np.stack([b.score for b in bridge]).mean(axis=0), nan=-np.inf) / noise
+        # off each side's own path, every frame and the window as a whole beyond the noise: a smooth swing's
+        # peak sags off its bridge like an excursion, but the frames entering and leaving it stay on the
+        # paths of the sides they are next to, and a step that stays leaves the window on one side's path
+        thr = chi2_dist.isf(tail, 2 * w)
+        off_side = chi2_dist.isf(np.exp(-z_min**2 / 8), 2 * w)  # (z_min / 2 for one frame: carrying a path on is noisy)
+        away = np.ones((n, k), bool)
+        for ends in (((p1, prev(p1)), none), (none, (r1, nxt(r1)))):
+            side = [_off_path(kps, frames, at, *ends, scale, gap) for at in win]
+            away &= np.nan_to_num(_mahalanobis(side) / noise**2, nan=np.inf) >= off_side
+            for b, o in zip(bridge, side):
+                away &= np.nan_to_num(o.dev, nan=np.inf) >= RETURN_SHARE * np.nan_to_num(b.dev, nan=np.inf)
         # each neighbour judged with the window left out (its own path then skips over it)
-        _, before = path(p1, prev(p1), r1, gap)
-        _, after = path(r1, p1, nxt(r1), gap)
-        fits = np.maximum(low / 3, med + sd * z_min / 2)
-        settled = (np.nan_to_num(before, nan=-np.inf) <= fits) & (np.nan_to_num(after, nan=-np.inf) <= fits)
-        found = (win[-1] >= 0) & (z >= z_min) & (low >= min_dev) & settled & away
+        fits = np.maximum(SETTLE_SHARE * strength, z_min / 2) * noise
+        settled = [np.nan_to_num(path(p1, prev(p1), r1, gap).score, nan=-np.inf) <= fits,
+                   np.nan_to_num(path(r1, p1, nxt(r1), gap).score, nan=-np.inf) <= fits]
+        found = ((win[-1] >= 0) & (chi2 >= thr) & (mean_dev >= min_dev)
+                 & np.all(along >= FRAME_SHARE * mean_dev, axis=0)
+                 & settled[0] & settled[1] & away)
         if w > 1:
-            found &= (p1 >= 0) & (r1 >= 0)
+            found &= (p1 >= 0) & (prev(p1) >= 0) & (r1 >= 0) & (nxt(r1) >= 0)
+        # a window's frames and the points bridging it belong to no longer excursion found before, nor to
+        # a stronger window of this length: the clean frames just before an excursion sag toward it
+        claim = np.where(taken, np.inf, 0.0)
         for at in win:
-            found &= ~taken[np.maximum(at, 0), cols]
+            np.maximum.at(claim, (at[found], cols[found]), chi2[found])
+        for at in (*win, p1, r1):
+            found &= ~(claim[np.maximum(at, 0), cols] > chi2) | (at < 0)
         for at in win:
             taken[at[found], cols[found]] = True
         out.flagged[found] = True
         out.last[found] = win[-1][found]
         out.frames[found] = w
-        out.deviation[found] = np.mean(devs, axis=0)[found]
-        out.z[found] = z[found]
+        out.deviation[found] = mean_dev[found]
+        out.z[found] = np.sqrt(chi2[found])
     return out
 
 
-def _off_path(kps, frames, at, left, right, scale, max_gap):
-    """Distance of the points at rows `at` ([n, K], -1: none) from the straight path through the
-    nearest given neighbours (left and right: the two nearest rows on each side, -1 where none): one
-    on each side, else the two on one side (a track's end), in scale units; and that distance divided
-    by the prediction's noise relative to plain interpolation's (label noise sigma: interpolation
-    leaves 1.5 sigma^2, carrying on from one side 6 sigma^2), so every point is judged on one scale."""
+def _track_noise(raw: np.ndarray, dof: int, tracks: TrackOrder, sigmas: np.ndarray, *, floor: float) -> np.ndarray:
+    """[n, K] per-axis noise sigma (scale units) of each row's track and keypoint, for windows whose
+    squared Mahalanobis distances in scale units (`raw`, with `dof` degrees of freedom) are given: the
+    median of a chi-square is known, so the windows' median gives the sigma (robust: the few windows on
+    an excursion do not move it). It holds the track's motion as well as its noise: the longer the
+    bridge, the more a fast curve sags off it. At least the track's median in units of each keypoint's
+    spread (fifty frames of one point can give too narrow a spread, and then a plain placement error
+    reads as a jump), and at least `floor`."""
+    n, k = raw.shape
+    n_tracks = int(tracks.track.max()) + 1
+    expected = chi2_dist.median(dof)
+    groups = (tracks.track[:, None] * k + np.arange(k)[None, :]).ravel()
+    own = group_median(raw.ravel(), groups, n_tracks * k).reshape(n_tracks, k) / expected
+    pooled = group_median((raw / sigmas**2).ravel(), np.repeat(tracks.track, k), n_tracks) / expected
+    noise = np.sqrt(np.fmax(np.fmax(own, pooled[:, None] * sigmas**2), floor**2))
+    return np.nan_to_num(noise, nan=floor)[tracks.track]
+
+
+def _mahalanobis(bridge: list["Residual"]) -> np.ndarray:
+    """[n, K] squared Mahalanobis distance of a window's points from the path bridging them, in units of
+    the per-axis noise sigma squared: each residual is its point's noise minus the bridge ends' noise
+    weighted (wa, wb), so their covariance is sigma^2 (I + A A^T), A the frames' (wa, wb) rows, and its
+    inverse I - A (I + A^T A)^-1 A^T (Woodbury) needs only a 2 x 2 inverse per window."""
+    e = np.stack([b.residual for b in bridge])  # [m, n, K, 2]
+    wa, wb = np.stack([b.wa for b in bridge]), np.stack([b.wb for b in bridge])  # [m, n, K]
+    ua, ub = (wa[..., None] * e).sum(axis=0), (wb[..., None] * e).sum(axis=0)  # A^T e, [n, K, 2]
+    m11, m22, m12 = 1 + (wa**2).sum(axis=0), 1 + (wb**2).sum(axis=0), (wa * wb).sum(axis=0)
+    det = m11 * m22 - m12**2
+    back = ((m22[..., None] * ua**2 - 2 * m12[..., None] * ua * ub + m11[..., None] * ub**2) / det[..., None]).sum(-1)
+    return (e**2).sum(axis=(0, -1)) - back
+
+
+@dataclass(frozen=True)
+class Residual:
+    residual: np.ndarray  # [..., 2] point minus the path's prediction, scale units (NaN where no path)
+    wa: np.ndarray  # weights of the path's two ends in that prediction
+    wb: np.ndarray
+
+    @property
+    def dev(self) -> np.ndarray:
+        return np.hypot(self.residual[..., 0], self.residual[..., 1])
+
+    @property
+    def score(self) -> np.ndarray:
+        """dev in units of the per-axis noise sigma: the prediction's own noise counted (interpolation
+        midway adds half a sigma^2, carrying on from one side five)."""
+        return self.dev / np.sqrt(1.0 + self.wa**2 + self.wb**2)
+
+
+def _off_path(kps, frames, at, left, right, scale, max_gap) -> Residual:
+    """The points at rows `at` ([n, K], -1: none) against the straight path through the nearest given
+    neighbours (left and right: the two nearest rows on each side, -1 where none): one on each side,
+    else the two on one side (a track's end), in scale units."""
     k = at.shape[1]
     (l1, l2), (r1, r2) = left, right
     a = np.where(l1 >= 0, np.where(r1 >= 0, l1, l2), r1)
@@ -168,8 +244,8 @@ def _off_path(kps, frames, at, left, right, scale, max_gap):
     wa = 1.0 - wb
     cols = np.broadcast_to(np.arange(k), at.shape)
     pred = wa[..., None] * kps[a, cols, :2] + wb[..., None] * kps[b, cols, :2]
-    dev = np.where(ok, np.hypot(*np.moveaxis(kps[at, cols, :2] - pred, -1, 0)) / scale[at], np.nan)
-    return dev, dev / np.sqrt((1.0 + wa**2 + wb**2) / 1.5)
+    res = (kps[at, cols, :2] - pred) / scale[at][..., None]
+    return Residual(np.where(ok[..., None], res, np.nan), wa, wb)
 
 
 def _prev_usable(usable: np.ndarray, at: np.ndarray, first: np.ndarray) -> np.ndarray:
@@ -259,14 +335,14 @@ def video_findings(ctx: Context, s: DeepQASettings) -> pa.Table:
         message=[f"{'left and right (every pair)' if whole else p} exchanged in {where[i]} compared with the frames "
                  f"around it"
                  for i, p, whole in zip(sw, pair_names(schema, swapped[sw]), mirrored_whole(swapped[sw]))]))
-    jit = jitter(fixed, s2, frame, to, z_min=s.jitter_z, min_dev=s.jitter_min)
+    jit = jitter(fixed, s2, frame, to, schema.sigma_array, z_min=s.jitter_z, min_dev=s.jitter_min)
     i, j = np.nonzero(jit.flagged)
     last = jit.last[i, j]
     tables.append(ctx.table(
         "qa.temporal_jitter", rows[i], keypoint=names[j], value=jit.deviation[i, j],
-        message=[f"{n} jumps {d:.2f} scale units off its path in {where[r]} (robust z {z:.1f})" if m == 1 else
+        message=[f"{n} jumps {d:.2f} scale units off its path in {where[r]} ({z:.1f} sigma of its noise)" if m == 1 else
                  f"{n} jumps {d:.2f} scale units off its path for {m} frames, frames {frame[r]}-{frame[e]} of track "
-                 f"{ctx.track_id[rows[r]]} (annotator {ctx.ann[rows[r]]}), and comes back (robust z {z:.1f})"
+                 f"{ctx.track_id[rows[r]]} (annotator {ctx.ann[rows[r]]}), and comes back ({z:.1f} sigma of its noise)"
                  for r, e, n, d, z, m in zip(i, last, names[j], jit.deviation[i, j], jit.z[i, j], jit.frames[i, j])]))
     states = visibility_states(fixed[..., 2])
     fl = flicker(states, to.new_track, window=s.flicker_window)

@@ -3,8 +3,11 @@
     <releases>/<client>/catalog.parquet
     <releases>/<client>/<dataset>/v<NNNN>/manifest.json   (and every file it lists)
     <releases>/<client>/<dataset>/v<NNNN>.zip              (the shared archive, beside the folder)
+    <releases>/<client>/<dataset>/v<NNNN>/manifest.sig    (Ed25519 signature of manifest.json, when signed)
+    <releases>/<client>/signing-key.pub                    (the vendor's public key, PEM)
     <releases>/<client>/<dataset>/.claims/v<NNNN>          (who claimed a version number)
-    <releases>/.staging/<client>/<dataset>/<fingerprint>/  (files before publication, STAGED marker)
+    <releases>/<client>/<dataset>/.claims/fp-<fingerprint> (which run publishes these inputs, and as which version)
+    <releases>/.staging/<client>/<dataset>/<fingerprint>/<run>/  (files before publication, STAGED marker)
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import orjson
 from kpdeliver.storage import ObjectStore, StorageError, join_key
 
 MANIFEST = "manifest.json"
+SIGNOFF = "qa/signoff.json"
 STAGED = "STAGED"
 CATALOG = "catalog.parquet"
 CLAIMS = ".claims"
@@ -27,6 +31,11 @@ _VERSION_FOLDER = re.compile(r"^v(\d{4,})$")
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def content_digest(listing: dict[str, str]) -> str:
+    """The sign-off's digest of a release: sha256 of {path: sha256} of every file but the sign-off."""
+    return sha256_hex(orjson.dumps({p: sha for p, sha in listing.items() if p != SIGNOFF}, option=orjson.OPT_SORT_KEYS))
 
 
 def version_folder(version: int) -> str:
@@ -72,6 +81,21 @@ def release_parent_and_name(location: str) -> tuple[str, str]:
         return parent, name
     path = Path(location.removeprefix("file://")).expanduser().resolve()
     return str(path.parent), path.name
+
+
+def release_client_and_key(location: str) -> tuple[str, str]:
+    """('.../<client>', '<dataset>/v0007') from the location of a release folder: verify and share
+    open the client's folder, where the catalogue and the public key live."""
+    dataset_location, name = release_parent_and_name(location)
+    client_location, dataset = release_parent_and_name(dataset_location)
+    return client_location, f"{dataset}/{name}"
+
+
+def client_key(prefix: str) -> str | None:
+    """The client folder's key for release prefix '<...>/<client>/<dataset>/v0007' (None when the
+    prefix does not reach up to the client)."""
+    parts = [p for p in prefix.split("/") if p]
+    return "/".join(parts[:-2]) if len(parts) >= 2 else None
 
 
 def archive_key(name: str) -> str:

@@ -19,7 +19,7 @@ from kpdeliver.codecs import coco, yolo_pose
 from kpdeliver.config import ClientConfig
 from kpdeliver.findings import FINDINGS_SCHEMA
 from kpdeliver.model import Dataset, parquet_bytes
-from kpdeliver.release.layout import sha256_hex
+from kpdeliver.release.layout import SIGNOFF, content_digest, sha256_hex
 from kpdeliver.release.signoff import Counts, Verdict, signoff
 
 
@@ -135,7 +135,8 @@ def package_release(
         delivered_error_findings=int(np.isin(errs["annotation_id"].drop_null().to_numpy(), delivered_ids).sum()),
         findings=findings.num_rows,
     )
-    verdict = signoff(config.qa, counts, findings, annotators)
+    names, per_name = np.unique(delivered.instances.annotator.astype(str), return_counts=True)
+    verdict = signoff(config.qa, counts, findings, annotators, dict(zip(names.tolist(), per_name.tolist())))
     return ReleasePlan(files=files, copies=copies, counts=counts, verdict=verdict)
 
 
@@ -143,6 +144,6 @@ def finish_plan(plan: ReleasePlan, report_html: str) -> None:
     """Add the report and the sign-off. The sign-off carries the digest of every other file."""
     plan.files["qa/report.html"] = report_html.encode()
     listing = {p: sha256_hex(b) for p, b in plan.files.items()} | {p: sha for _, p, sha in plan.copies}
-    digest = sha256_hex(orjson.dumps(listing, option=orjson.OPT_SORT_KEYS))
-    plan.files["qa/signoff.json"] = orjson.dumps({**plan.verdict.to_dict(), "content_sha256": digest},
+    digest = content_digest(listing)
+    plan.files[SIGNOFF] = orjson.dumps({**plan.verdict.to_dict(), "content_sha256": digest},
                                                  option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)

@@ -1,29 +1,42 @@
 """Publish a release plan atomically, on a folder or on S3, under `<releases>/<client>/<dataset>/v<NNNN>/`.
 
-1. every file is staged under `.staging/<client>/<dataset>/<fingerprint>/`, then a `STAGED`
-   marker listing them is written; a killed run can resume from a complete staging area;
-2. a version is claimed with a conditional put of `<client>/<dataset>/.claims/v<NNNN>`
-   holding the run's fingerprint; a lost claim moves on to the next number;
-3. staged files are copied (server-side on S3) into `v<NNNN>/`;
-4. `v<NNNN>/manifest.json` is written with a conditional put. Only then is the version
-   visible: readers list versions by their manifests, so a run that dies earlier leaves no
-   visible release, and a version, once it has a manifest, is never written again.
+1. every file is staged under `.staging/<client>/<dataset>/<fingerprint>/<run>/` (one folder per
+   run, so twin runs never write into each other's), then a `STAGED` marker listing them; a
+   killed run's complete staging folder is resumed from by the next run of the same inputs;
+2. the inputs are claimed with a conditional put of `<client>/<dataset>/.claims/fp-<fingerprint>`
+   naming the staging folder (and the manifest fields) to publish from. Whoever loses reads the
+   winner's claim and from then on acts on the winner's behalf: every run of these inputs
+   copies the same staged bytes and builds the same manifest, so twins, and a run resuming a
+   killed one, can all complete the release together and there is exactly one;
+3. a version is claimed with a conditional put of `<client>/<dataset>/.claims/v<NNNN>` holding
+   the fingerprint; a claim holding our fingerprint is ours, a foreign one moves us on to the
+   next number, so every run of the same inputs lands on the same version (claims are never
+   deleted); the version is then recorded in the fingerprint's claim;
+4. staged files are copied (server-side on S3) into `v<NNNN>/`, the signature `manifest.sig`
+   is written when a key is given, and `v<NNNN>/manifest.json` last, with a conditional put.
+   Only then is the version visible: readers list versions by their manifests, so a run that
+   dies earlier leaves no visible release, and a version, once it has a manifest, is never
+   written again.
 """
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kpdeliver import __version__
 from kpdeliver.config import ClientConfig
 from kpdeliver.release.layout import (
-    CLAIMS, MANIFEST, STAGED, STAGING, manifest_version, read_manifest, release_prefix, sha256_hex, version_folder,
+    CLAIMS, MANIFEST, SIGNOFF, STAGED, STAGING, manifest_version, read_manifest, release_prefix, sha256_hex, version_folder,
     version_number,
 )
 from kpdeliver.release.package import ReleasePlan
-from kpdeliver.storage import ObjectStore, join_key
+from kpdeliver.release.stage import staged_marker
+from kpdeliver.release.signing import PUBLIC_KEY, SIGNATURE, key_id, public_pem, sign
+from kpdeliver.storage import ObjectStore, StorageError, join_key
 
 
 class PublishError(RuntimeError):
@@ -33,7 +46,7 @@ class PublishError(RuntimeError):
 def input_fingerprint(config: ClientConfig, image_shas: list[str], export_shas: dict[str, str]) -> str:
     """What makes two runs the same delivery: config, image bytes, export bytes, code version."""
     doc = {
-        "config": config.model_dump(mode="json", exclude={"source", "releases", "storage", "runner"}),
+        "config": config.model_dump(mode="json", exclude={"source", "releases", "storage", "runner", "signing_key_secret"}),
         "images": sorted(image_shas),
         "exports": sorted(export_shas.items()),
         "kpdeliver": __version__,
@@ -41,8 +54,22 @@ def input_fingerprint(config: ClientConfig, image_shas: list[str], export_shas: 
     return sha256_hex(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS))
 
 
-def staging_prefix(client: str, dataset: str, fingerprint: str) -> str:
+def new_run_id() -> str:
+    """Names one run's staging folder: sortable by start time, unique among twins."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(4)
+
+
+def staging_root(client: str, dataset: str, fingerprint: str) -> str:
+    """Where every run of these inputs stages, each in its own folder."""
     return join_key(STAGING, client, dataset, fingerprint[:24])
+
+
+def staging_prefix(client: str, dataset: str, fingerprint: str, run: str | None = None) -> str:
+    return join_key(staging_root(client, dataset, fingerprint), run or new_run_id())
+
+
+def fingerprint_claim(client: str, dataset: str, fingerprint: str) -> str:
+    return join_key(client, dataset, CLAIMS, f"fp-{fingerprint}")
 
 
 def stage(plan: ReleasePlan, *, release_store: ObjectStore, source_store: ObjectStore, prefix: str, progress=None) -> dict:
@@ -63,8 +90,7 @@ def stage(plan: ReleasePlan, *, release_store: ObjectStore, source_store: Object
         listing[path] = {"size": release_store.size(dst), "sha256": sha}
         if progress:
             progress()
-    marker = {"files": dict(sorted(listing.items())), "counts": plan.counts.to_dict(), "verdict": plan.verdict.verdict,
-              "qa": {"reasons": list(plan.verdict.reasons), "findings_by_check": plan.verdict.findings_by_check}}
+    marker = staged_marker(listing, plan.counts, plan.verdict, plan.files.get(SIGNOFF))
     release_store.put(join_key(prefix, STAGED), orjson.dumps(marker, option=orjson.OPT_SORT_KEYS))
     return marker
 
@@ -72,6 +98,18 @@ def stage(plan: ReleasePlan, *, release_store: ObjectStore, source_store: Object
 def read_staged(store: ObjectStore, prefix: str) -> dict | None:
     key = join_key(prefix, STAGED)
     return orjson.loads(store.get(key)) if store.exists(key) else None
+
+
+def find_staged(store: ObjectStore, client: str, dataset: str, fingerprint: str, prefer: str | None = None) -> str | None:
+    """A complete staging folder of these inputs (`prefer` if complete, else the oldest run's), or None."""
+    if prefer and read_staged(store, prefer) is not None:
+        return prefer
+    root = staging_root(client, dataset, fingerprint) + "/"
+    for key in store.list(root):
+        folder, _, name = key[len(root):].partition("/")
+        if name == STAGED:
+            return root + folder
+    return None
 
 
 def published_versions(store: ObjectStore, client: str, dataset: str) -> list[int]:
@@ -94,48 +132,99 @@ class Published:
     prefix: str  # release folder key, relative to the release store root
     location: str  # full URL or path
     manifest: dict
-    resumed: bool = False
+    resumed: bool = False  # completed from another run's staging (a killed run's, or a twin's)
 
 
-def publish(
-    *, store: ObjectStore, client: str, dataset: str, fingerprint: str, staged_prefix: str, manifest_fields: dict,
-    max_attempts: int = 50,
-) -> Published:
-    """Claim the next free version, copy the staged files in, write the manifest last."""
-    marker = read_staged(store, staged_prefix)
-    if marker is None:
-        raise PublishError(f"nothing staged at {store.location(staged_prefix)}")
+def _claim_inputs(store: ObjectStore, key: str, mine: dict) -> dict:
+    """The claim on these inputs: ours if the conditional put wins, else the winner's."""
+    store.put_if_absent(key, orjson.dumps(mine, option=orjson.OPT_SORT_KEYS))
+    # read back either way: a lost S3 response makes our own write read as taken
+    return orjson.loads(store.get(key))
+
+
+def _claim_version(store: ObjectStore, client: str, dataset: str, fingerprint: str,
+                   max_attempts: int) -> tuple[int, bool]:
+    """(version, whether it was already claimed for these inputs before this call)."""
     claims = join_key(client, dataset, CLAIMS)
     taken = published_versions(store, client, dataset)
     claimed = sorted(v for v in (version_number(k.rsplit("/", 1)[-1]) for k in store.list(claims + "/")) if v is not None)
-    # resume our own unfinished claim first (a run killed after claiming)
-    candidates = [v for v in claimed
-                  if v not in taken and store.get(join_key(claims, version_folder(v))).decode() == fingerprint]
-    version = candidates[0] if candidates else max(taken + claimed + [0]) + 1
+    ours = [v for v in claimed if store.get(join_key(claims, version_folder(v))).decode() == fingerprint]
+    version = ours[0] if ours else max(taken + claimed + [0]) + 1
     for _ in range(max_attempts):
         claim_key = join_key(claims, version_folder(version))
-        mine = store.put_if_absent(claim_key, fingerprint.encode()) or store.get(claim_key).decode() == fingerprint
-        prefix = release_prefix(client, dataset, version)
-        if mine and not store.exists(join_key(prefix, MANIFEST)):
-            for path in marker["files"]:
-                store.copy(join_key(staged_prefix, path), join_key(prefix, path))
-            manifest = {
-                "kpdeliver": __version__, "client": client, "dataset": dataset, "version": version,
-                "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "fingerprint": fingerprint, **manifest_fields,
-                "counts": marker["counts"], "verdict": marker["verdict"], "qa": marker.get("qa", {}),
-                "files": marker["files"],
-            }
-            body = orjson.dumps(manifest, option=orjson.OPT_INDENT_2)
-            if store.put_if_absent(join_key(prefix, MANIFEST), body):
-                return Published(version, prefix, store.location(prefix), manifest, resumed=bool(candidates))
-        if mine:
-            existing = read_manifest(store, prefix)
-            if existing.get("fingerprint") == fingerprint:  # a twin run of the same inputs won
-                return Published(version, prefix, store.location(prefix), existing, resumed=True)
+        if store.put_if_absent(claim_key, fingerprint.encode()) or store.get(claim_key).decode() == fingerprint:
+            return version, bool(ours)
         version += 1
     raise PublishError(f"could not claim a version for {client}/{dataset} after {max_attempts} attempts")
 
 
-def clean_staging(store: ObjectStore, prefix: str) -> None:
-    store.delete_prefix(prefix + "/")
+def _already_published(store: ObjectStore, prefix: str, fingerprint: str) -> dict | None:
+    if not store.exists(join_key(prefix, MANIFEST)):
+        return None
+    manifest = read_manifest(store, prefix)
+    if manifest.get("fingerprint") != fingerprint:
+        raise PublishError(f"{store.location(prefix)} was claimed for inputs {fingerprint[:12]}… but holds "
+                           f"the release of {str(manifest.get('fingerprint'))[:12]}…")
+    return manifest
+
+
+def publish(
+    *, store: ObjectStore, client: str, dataset: str, fingerprint: str, staged_prefix: str, manifest_fields: dict,
+    signing_key: Ed25519PrivateKey | None = None, max_attempts: int = 50,
+) -> Published:
+    """Claim these inputs and a version, copy the staged files in, sign, write the manifest last.
+
+    Returns the one release of `fingerprint`, whichever run of these inputs completed it."""
+    if read_staged(store, staged_prefix) is None:
+        raise PublishError(f"nothing staged at {store.location(staged_prefix)}")
+    signer = key_id(signing_key) if signing_key else None
+    claim_key = fingerprint_claim(client, dataset, fingerprint)
+    claim = _claim_inputs(store, claim_key, {"staging": staged_prefix, "fields": manifest_fields, "key_id": signer})
+    version, reclaimed = _claim_version(store, client, dataset, fingerprint, max_attempts)
+    if claim.get("version") != version:  # every run of these inputs records the same number
+        claim = {**claim, "version": version}
+        store.put(claim_key, orjson.dumps(claim, option=orjson.OPT_SORT_KEYS))
+    prefix = release_prefix(client, dataset, version)
+
+    def done(manifest: dict) -> Published:
+        return Published(version, prefix, store.location(prefix), manifest, resumed=reclaimed or claim["staging"] != staged_prefix)
+
+    if (existing := _already_published(store, prefix, fingerprint)) is not None:
+        return done(existing)
+    if claim.get("key_id") != signer:
+        raise PublishError(f"{client}/{dataset} v{version:04d} (these inputs) is being published "
+                           f"{'signed by key ' + claim['key_id'] if claim.get('key_id') else 'unsigned'}, but this run "
+                           f"{'signs with key ' + signer if signer else 'has no signing key'}; configure the same key")
+    marker = read_staged(store, claim["staging"])
+    try:
+        if marker is None:
+            raise PublishError(f"the staging folder {store.location(claim['staging'])} claimed for these inputs is gone")
+        for path in marker["files"]:  # the same staged bytes, whichever run copies them
+            store.copy(join_key(claim["staging"], path), join_key(prefix, path))
+    except (StorageError, PublishError):
+        # a twin may have published and cleaned its staging meanwhile
+        if (existing := _already_published(store, prefix, fingerprint)) is not None:
+            return done(existing)
+        raise
+    manifest = {
+        "kpdeliver": __version__, "client": client, "dataset": dataset, "version": version,
+        "created_at": marker.get("staged_at") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "fingerprint": fingerprint, **claim.get("fields", {}),
+        "counts": marker["counts"], "verdict": marker["verdict"], "qa": marker.get("qa", {}),
+        "files": marker["files"],
+    }
+    if signing_key is not None:
+        manifest["signature"] = {"algorithm": "Ed25519", "key_id": signer, "file": SIGNATURE, "public_key": PUBLIC_KEY}
+    body = orjson.dumps(manifest, option=orjson.OPT_INDENT_2)
+    if signing_key is not None:
+        store.put(join_key(client, PUBLIC_KEY), public_pem(signing_key))  # beside the catalogue, for clients
+        # every run builds the same manifest bytes and Ed25519 is deterministic: the same signature
+        store.put(join_key(prefix, SIGNATURE), sign(signing_key, body))
+    if store.put_if_absent(join_key(prefix, MANIFEST), body):
+        return done(manifest)
+    return done(_already_published(store, prefix, fingerprint))
+
+
+def clean_staging(store: ObjectStore, client: str, dataset: str, fingerprint: str) -> None:
+    """Remove every run's staging folder of these inputs (once their release is published)."""
+    store.delete_prefix(staging_root(client, dataset, fingerprint) + "/")

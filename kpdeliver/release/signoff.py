@@ -1,13 +1,22 @@
-"""The sign-off: a release's counts judged against the client's QA thresholds."""
+"""The sign-off: a release judged against the client's sign-off rules (the config's `qa:` section).
+
+Every rule yields one outcome per subject (the delivery, an annotator or a check id) with its
+threshold and measured value. A rule not met fails the delivery or makes it conditional, as the
+client's `qa.severity` says; the verdict is the worst outcome: `fail`, else `conditional` (delivered,
+with the exceptions named in `reasons`), else `pass`.
+"""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Literal, Optional
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from kpdeliver.config import QAThresholds
+
+Outcome = Literal["pass", "conditional", "fail", "not_measured"]
 
 
 @dataclass(frozen=True)
@@ -31,43 +40,150 @@ class Counts:
 
 
 @dataclass(frozen=True)
+class RuleResult:
+    """One rule judged on one subject: a line of `rules` in qa/signoff.json."""
+
+    rule: str  # the rule's key in the config's `qa:` section
+    subject: Optional[str]  # the annotator or check id judged; None for the whole delivery
+    threshold: float
+    measured: Optional[float]  # None: nothing to measure (e.g. an annotator without gold images)
+    outcome: Outcome
+    message: str  # plain words, naming the subject and where its items are
+
+
+@dataclass(frozen=True)
 class Verdict:
     """`qa/signoff.json` without its content digest, in this field order."""
 
-    verdict: Literal["pass", "fail"]
-    reasons: tuple[str, ...] = ()
-    thresholds: dict = field(default_factory=dict)  # the client's QA thresholds, as configured
-    measured: dict = field(default_factory=dict)  # every measured value that a threshold judged
+    verdict: Literal["pass", "conditional", "fail"]
+    reasons: tuple[str, ...] = ()  # the message of every rule not met, failures first
+    thresholds: dict = field(default_factory=dict)  # the client's sign-off rules, as configured
+    rules: tuple[RuleResult, ...] = ()
     findings_by_check: dict[str, dict[str, int]] = field(default_factory=dict)  # check -> severity -> n
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "reasons": list(self.reasons)}
+        return {**asdict(self), "reasons": list(self.reasons), "rules": [asdict(r) for r in self.rules]}
 
 
-def signoff(thresholds: QAThresholds, counts: Counts, findings: pa.Table, annotators: pa.Table | None) -> Verdict:
-    """Verdict against the client's thresholds, with every measured value that decided it."""
-    delivered_errors = counts.delivered_error_findings
-    q_frac = counts.instances_quarantined / max(counts.instances_in, 1)
-    measured = {"delivered_error_findings": delivered_errors, "quarantined_fraction": round(q_frac, 6)}
-    reasons = []
-    if delivered_errors > thresholds.max_error_findings:
-        reasons.append(f"{delivered_errors} error findings on delivered items (max {thresholds.max_error_findings})")
-    if q_frac > thresholds.max_quarantined_fraction:
-        reasons.append(f"{q_frac:.1%} of instances quarantined (max {thresholds.max_quarantined_fraction:.1%})")
-    if annotators is not None and annotators.num_rows and "agreement_oks" in annotators.column_names:
-        vals = [v for v in annotators["agreement_oks"].to_pylist() if v is not None]
-        if vals:
-            mean_oks = float(np.mean(vals))
-            measured["mean_agreement_oks"] = round(mean_oks, 6)
-            if mean_oks < thresholds.min_oks:
-                reasons.append(f"mean agreement OKS {mean_oks:.3f} below {thresholds.min_oks}")
-    by_check = {}
-    for c, s in zip(findings["check"].to_pylist(), findings["severity"].to_pylist()):
-        by_check.setdefault(c, {"error": 0, "warning": 0, "info": 0})[s] += 1
+def signoff(rules: QAThresholds, counts: Counts, findings: pa.Table, annotators: pa.Table | None,
+            delivered_by_annotator: dict[str, int] | None = None) -> Verdict:
+    """Judge a release against the client's rules. `annotators`: the scorecards of the deep QA
+    (qa/annotators.parquet); `delivered_by_annotator`: delivered instances per annotator, named in
+    the exceptions."""
+    judge = _Judge(rules)
+    _delivery_rules(judge, counts)
+    _annotator_rules(judge, annotators, delivered_by_annotator or {})
+    _rate_rules(judge, counts, findings)
+    _coverage_rule(judge, findings)
+    results = judge.results
+    outcomes = {r.outcome for r in results}
+    verdict = "fail" if "fail" in outcomes else "conditional" if "conditional" in outcomes else "pass"
+    broken = [r for r in results if r.outcome == "fail"] + [r for r in results if r.outcome == "conditional"]
     return Verdict(
-        verdict="pass" if not reasons else "fail",
-        reasons=tuple(reasons),
-        thresholds=thresholds.model_dump(mode="json"),
-        measured=measured,
-        findings_by_check=dict(sorted(by_check.items())),
+        verdict=verdict,
+        reasons=tuple(r.message for r in broken),
+        thresholds=rules.model_dump(mode="json"),
+        rules=tuple(results),
+        findings_by_check=_findings_by_check(findings),
     )
+
+
+class _Judge:
+    def __init__(self, rules: QAThresholds):
+        self.rules = rules
+        self.results: list[RuleResult] = []
+
+    def __call__(self, rule: str, subject: str | None, threshold: float, measured: float | None, met: bool,
+                 message: str) -> None:
+        outcome = ("not_measured" if measured is None else "pass" if met
+                   else getattr(self.rules.severity, rule).value)
+        value = None if measured is None else round(float(measured), 6) if isinstance(measured, float) else measured
+        self.results.append(RuleResult(rule, subject, threshold, value, outcome, message))
+
+
+def _delivery_rules(judge: _Judge, counts: Counts) -> None:
+    rules = judge.rules
+    errors, most = counts.delivered_error_findings, rules.max_error_findings
+    judge("max_error_findings", None, most, errors, errors <= most,
+          f"{_plural(errors, 'error finding')} on delivered items (max {most})")
+    q_frac = counts.instances_quarantined / max(counts.instances_in, 1)
+    judge("max_quarantined_fraction", None, rules.max_quarantined_fraction, q_frac,
+          q_frac <= rules.max_quarantined_fraction,
+          f"{q_frac:.1%} of instances quarantined (max {rules.max_quarantined_fraction:.1%})")
+
+
+def _column(table: pa.Table | None, name: str) -> list:
+    return table[name].to_pylist() if table is not None and name in table.column_names else []
+
+
+def _annotator_rules(judge: _Judge, annotators: pa.Table | None, delivered: dict[str, int]) -> None:
+    rules = judge.rules
+    names = _column(annotators, "annotator")
+    agreement = _column(annotators, "agreement_oks")
+    mean = float(np.mean([v for v in agreement if v is not None])) if any(v is not None for v in agreement) else None
+    judge("min_mean_oks", None, rules.min_mean_oks, mean, mean is not None and mean >= rules.min_mean_oks,
+          "no overlap images: mean agreement OKS not measured" if mean is None else
+          f"mean agreement OKS {mean:.3f} below {rules.min_mean_oks:g}" if mean < rules.min_mean_oks else
+          f"mean agreement OKS {mean:.3f} (min {rules.min_mean_oks:g})")
+    per_annotator = (
+        ("min_agreement_oks", rules.min_agreement_oks, "agreement_oks", "n_overlap", "agreement OKS with the others",
+         "overlap"),
+        ("min_gold_oks", rules.min_gold_oks, "gold_oks", "n_gold", "gold OKS", "gold"),
+    )
+    for rule, least, column, n_column, what, kind in per_annotator:
+        if least is None:
+            continue
+        n_measured = _column(annotators, n_column) or [None] * len(names)
+        for name, value, n in zip(names, _column(annotators, column) or [None] * len(names), n_measured):
+            on = f" on {n} {kind} instances" if n is not None else ""
+            if value is None:
+                message = f"annotator {name}: no {kind} instances, {what} not measured"
+            elif value >= least:
+                message = f"annotator {name}: {what} {value:.3f}{on} (min {least:g})"
+            else:
+                message = (f"annotator {name}: {what} {value:.3f}{on}, below {least:g} — their "
+                           f"{_plural(delivered.get(name, 0), 'instance')} delivered (annotator {name} in "
+                           f"index/annotations.parquet), their findings in qa/findings.parquet")
+            judge(rule, name, least, value, value is not None and value >= least, message)
+
+
+def _rate_rules(judge: _Judge, counts: Counts, findings: pa.Table) -> None:
+    per = max(counts.instances_delivered, 1)
+    for check, most in judge.rules.max_rate.items():
+        of_check = findings.filter(pc.equal(findings["check"], check))
+        n = of_check.num_rows
+        rate = n / per
+        by_annotator = ", ".join(f"{a} {k}" for a, k in sorted(_counts(of_check["annotator"]).items()))
+        who = f" ({by_annotator})" if by_annotator else ""
+        message = (f"{check}: {_plural(n, 'finding')}{who}, {rate:.3f} per delivered instance"
+                   + (f" (max {most:g})" if rate <= most else f", above {most:g} — listed in qa/findings.parquet"))
+        judge("max_rate", check, most, rate, rate <= most, message)
+
+
+def _coverage_rule(judge: _Judge, findings: pa.Table) -> None:
+    most = judge.rules.max_coverage_bins_short
+    if most is None:
+        return
+    short = findings.filter(pc.equal(findings["check"], "qa.pose_coverage"))["message"].to_pylist()
+    detail = ": " + "; ".join(short) if short else ""
+    judge("max_coverage_bins_short", None, most, len(short), len(short) <= most,
+          f"{_plural(len(short), 'pose coverage target')} not met (max {most}){detail}")
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _counts(column: pa.ChunkedArray) -> dict[str, int]:
+    counted = pc.value_counts(column.drop_null())
+    return dict(zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()))
+
+
+def _findings_by_check(findings: pa.Table) -> dict[str, dict[str, int]]:
+    if not findings.num_rows:
+        return {}
+    grouped = findings.group_by(["check", "severity"]).aggregate([([], "count_all")]).to_pylist()
+    by_check: dict[str, dict[str, int]] = {}
+    for row in grouped:
+        by_check.setdefault(row["check"], {"error": 0, "warning": 0, "info": 0})[row["severity"]] = row["count_all"]
+    return dict(sorted(by_check.items()))

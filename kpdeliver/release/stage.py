@@ -9,6 +9,7 @@ from __future__ import annotations
 import posixpath
 import sys
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import orjson
 
@@ -89,12 +90,22 @@ def stage_copies(release: ObjectStore, source: ObjectStore, prefix: str,
     return listing
 
 
-def mark_staged(release: ObjectStore, prefix: str, counts: Counts, verdict: Verdict, listing: dict[str, dict]) -> dict:
-    """Make the staged files durable, then write the STAGED marker (the file list): the staging
-    area is complete, and a killed run resumes from it."""
+def staged_marker(listing: dict[str, dict], counts: Counts, verdict: Verdict, signoff: bytes | None) -> dict:
+    """The STAGED marker `publish` reads: the file list, counts, verdict and QA (the manifest carries
+    the sign-off's digest, so a signature covers it)."""
+    qa = {"reasons": list(verdict.reasons), "findings_by_check": verdict.findings_by_check}
+    if signoff is not None:
+        qa["signoff_content_sha256"] = orjson.loads(signoff).get("content_sha256")
+    return {"files": dict(sorted(listing.items())), "counts": counts.to_dict(), "verdict": verdict.verdict,
+            "qa": qa, "staged_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def mark_staged(release: ObjectStore, prefix: str, counts: Counts, verdict: Verdict, listing: dict[str, dict],
+                signoff: bytes | None = None) -> dict:
+    """Make the staged files durable, then write the STAGED marker: the staging area is complete,
+    and a killed run resumes from it."""
     if isinstance(release, LocalStore):
         release.sync()
-    marker = {"files": dict(sorted(listing.items())), "counts": counts.to_dict(), "verdict": verdict.verdict,
-              "qa": {"reasons": list(verdict.reasons), "findings_by_check": verdict.findings_by_check}}
+    marker = staged_marker(listing, counts, verdict, signoff)
     release.put(join_key(prefix, STAGED), orjson.dumps(marker, option=orjson.OPT_SORT_KEYS))
     return marker

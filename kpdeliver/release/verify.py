@@ -1,28 +1,49 @@
-"""Check a published release against its manifest: every listed file present with the recorded
-size and sha256, and nothing unlisted beside them. Works on any ObjectStore (folder or S3);
-files are streamed, never held whole in memory."""
+"""Check a published release: every file the manifest lists present with the recorded size and
+sha256 and nothing unlisted beside them; the Ed25519 signature of the manifest (when signed, or
+when the caller expects it signed); the catalogue's record of the manifest's sha256; the sign-off
+and the counts against the manifest; and the archive beside the release, when there is one.
+Works on any ObjectStore (folder or S3); files are streamed, never held whole in memory.
+
+A store that cannot be read at all (StoreUnreachable, no credentials, access denied) raises its
+StorageError: that says nothing about the release."""
 from __future__ import annotations
 
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 
-from kpdeliver.release.layout import MANIFEST, read_manifest
-from kpdeliver.storage import ObjectStore, StorageError, UnsafeKeyError, check_key, join_key
+import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from kpdeliver.release import signing
+from kpdeliver.release.archive import archive_differences
+from kpdeliver.release.catalog import catalogued_manifest
+from kpdeliver.release.layout import (
+    MANIFEST, SIGNOFF, archive_key, client_key, content_digest, read_manifest, sha256_hex, version_number,
+)
+from kpdeliver.storage import ObjectStore, StorageError, StoreUnreachable, UnsafeKeyError, check_key, join_key
 
 _CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One difference between a release and its manifest."""
+    """One difference between a release and its manifest, signature, catalogue or sign-off."""
 
-    kind: str  # manifest | missing | changed | extra | unreadable
-    path: str  # release-relative
+    kind: str  # manifest | missing | changed | extra | unreadable | signature | catalogue | signoff | counts | archive
+    path: str  # release-relative (or the archive's name)
     detail: str
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.path} — {self.detail}"
+
+
+@dataclass
+class Verification:
+    problems: list[Problem]
+    signed_by: str | None = None  # key id whose signature held
+    notes: list[str] = field(default_factory=list)  # what was and was not checked, in plain words
 
 
 def file_digest(store: ObjectStore, key: str) -> tuple[str, int]:
@@ -38,6 +59,8 @@ def file_digest(store: ObjectStore, key: str) -> tuple[str, int]:
 def _check_file(store: ObjectStore, prefix: str, path: str, meta: dict) -> Problem | None:
     try:
         sha, size = file_digest(store, join_key(prefix, path))
+    except StoreUnreachable:
+        raise
     except StorageError as e:
         return Problem("unreadable", path, str(e))
     want_sha, want_size = meta.get("sha256"), meta.get("size")
@@ -47,16 +70,7 @@ def _check_file(store: ObjectStore, prefix: str, path: str, meta: dict) -> Probl
     return None
 
 
-def verify_release(store: ObjectStore, prefix: str = "", *, workers: int = 8) -> list[Problem]:
-    """Every difference between the release under `prefix` and its manifest, sorted by path.
-
-    An empty list means every listed file was re-hashed and matched, and nothing else is there.
-    """
-    try:
-        manifest = read_manifest(store, prefix)
-    except StorageError as e:
-        return [Problem("manifest", MANIFEST, str(e))]
-    files: dict[str, dict] = manifest["files"]
+def _files(store: ObjectStore, prefix: str, files: dict, workers: int) -> list[Problem]:
     base = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
     present = {k[len(base):] for k in store.list(base)}
     problems, safe = [], []
@@ -67,7 +81,147 @@ def verify_release(store: ObjectStore, prefix: str = "", *, workers: int = 8) ->
             problems.append(Problem("manifest", path, f"the manifest lists an unsafe path: {e}"))
     listed = [p for p in safe if p in present]
     problems += [Problem("missing", p, "listed in the manifest but absent") for p in safe if p not in present]
-    problems += [Problem("extra", p, "present but not listed in the manifest") for p in present - set(files) - {MANIFEST}]
+    problems += [Problem("extra", p, "present but not listed in the manifest")
+                 for p in present - set(files) - {MANIFEST, signing.SIGNATURE}]
     with ThreadPoolExecutor(max_workers=workers) as pool:  # I/O bound: overlap the reads
         problems += [p for p in pool.map(lambda p: _check_file(store, prefix, p, files[p]), listed) if p]
-    return sorted(problems, key=lambda p: (p.path, p.kind))
+    return problems
+
+
+def _signature(store: ObjectStore, prefix: str, manifest: dict, raw: bytes, public_key: Ed25519PublicKey | None,
+               catalogued_key: str | None, result: Verification) -> list[Problem]:
+    sig_key = join_key(prefix, signing.SIGNATURE)
+    recorded = (manifest.get("signature") or {}).get("key_id") or catalogued_key
+    has_sig = store.exists(sig_key)
+    client = client_key(prefix)
+    if public_key is None and (has_sig or recorded) and client is not None \
+            and store.exists(join_key(client, signing.PUBLIC_KEY)):
+        public_key = signing.public_key_from_pem(store.get(join_key(client, signing.PUBLIC_KEY)),
+                                                 origin=store.location(join_key(client, signing.PUBLIC_KEY)))
+        result.notes.append(f"public key taken from {store.location(join_key(client, signing.PUBLIC_KEY))} "
+                            "(pass --public-key with the vendor's key to rely on it)")
+    if not (has_sig or recorded or public_key):
+        result.notes.append("UNSIGNED release: it has no manifest.sig and no signing key is recorded for it; "
+                            "its integrity rests on the catalogue's manifest sha256 and the cross-checks")
+        return []
+    if not has_sig:
+        why = f"recorded as signed by key {recorded}" if recorded else "a public key was given"
+        return [Problem("signature", signing.SIGNATURE, f"missing: the release is not signed ({why})")]
+    if public_key is None:
+        return [Problem("signature", signing.SIGNATURE, "no public key to check it with: pass --public-key FILE")]
+    if not signing.signature_holds(public_key, raw, store.get(sig_key)):
+        return [Problem("signature", signing.SIGNATURE,
+                        f"does not verify with key {signing.key_id(public_key)}: manifest.json or manifest.sig "
+                        "was changed" + (f" (the manifest names key {recorded})" if recorded and recorded !=
+                                         signing.key_id(public_key) else ""))]
+    result.signed_by = signing.key_id(public_key)
+    return []
+
+
+def _signoff(store: ObjectStore, prefix: str, manifest: dict) -> list[Problem]:
+    """The sign-off and the counts, against the manifest and each other (what a signature would cover)."""
+    problems = []
+    counts, qa = manifest.get("counts") or {}, manifest.get("qa") or {}
+    try:
+        c = {k: int(v) for k, v in counts.items() if k != "splits"}
+        splits = sum(int(v) for v in (counts.get("splits") or {}).values())
+        if splits != c["images_delivered"]:
+            problems.append(Problem("counts", MANIFEST, f"splits add up to {splits} images but images_delivered "
+                                                        f"is {c['images_delivered']}"))
+        if c["images_delivered"] + c["images_quarantined"] + c["images_rejected_at_ingest"] != c["images_listed"]:
+            problems.append(Problem("counts", MANIFEST, "images delivered + quarantined + rejected at ingest "
+                                                        f"differ from images_listed ({c['images_listed']})"))
+        if c["instances_delivered"] + c["instances_quarantined"] + c["instances_review_only"] != c["instances_in"]:
+            problems.append(Problem("counts", MANIFEST, "instances delivered + quarantined + review-only "
+                                                        f"differ from instances_in ({c['instances_in']})"))
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        problems.append(Problem("counts", MANIFEST, f"the counts are incomplete or not numbers ({e})"))
+        c = {}
+    if SIGNOFF not in manifest["files"]:
+        return problems
+    try:
+        signoff = orjson.loads(store.get(join_key(prefix, SIGNOFF)))
+    except (StorageError, orjson.JSONDecodeError) as e:
+        return problems + [Problem("signoff", SIGNOFF, f"cannot be read as JSON ({e})")]
+    if not isinstance(signoff, dict):
+        return problems + [Problem("signoff", SIGNOFF, "is not a JSON object")]
+    pairs = [("verdict", signoff.get("verdict"), manifest.get("verdict")),
+             ("reasons", signoff.get("reasons"), qa.get("reasons")),
+             ("findings by check", signoff.get("findings_by_check"), qa.get("findings_by_check"))]
+    rules = signoff.get("rules") if isinstance(signoff.get("rules"), list) else []
+    measured = {r.get("rule"): r.get("measured") for r in rules if isinstance(r, dict) and r.get("subject") is None}
+    if c:
+        if "max_error_findings" in measured:  # a rule switched off (null) is not judged, nor listed
+            pairs.append(("delivered error findings", measured["max_error_findings"], c.get("delivered_error_findings")))
+        if "max_quarantined_fraction" in measured:
+            pairs.append(("quarantined fraction", measured["max_quarantined_fraction"],
+                          round(c.get("instances_quarantined", 0) / max(c.get("instances_in", 0), 1), 6)))
+        by_check = signoff.get("findings_by_check") or {}
+        n_findings = sum(int(n) for sev in by_check.values() for n in sev.values()) if isinstance(by_check, dict) else None
+        pairs.append(("number of findings", n_findings, c.get("findings")))
+    for what, said, want in pairs:
+        if want is not None and said != want:
+            problems.append(Problem("signoff", SIGNOFF, f"{what} {said!r} but the manifest records {want!r}"))
+    digest = content_digest({p: m.get("sha256") for p, m in manifest["files"].items()})
+    if signoff.get("content_sha256") != digest:
+        problems.append(Problem("signoff", SIGNOFF, "its content digest does not match the files the manifest lists"))
+    if qa.get("signoff_content_sha256") not in (None, signoff.get("content_sha256")):
+        problems.append(Problem("signoff", SIGNOFF, "its content digest differs from the one the manifest records"))
+    return problems
+
+
+def check_release(store: ObjectStore, prefix: str = "", *, public_key: Ed25519PublicKey | None = None,
+                  workers: int = 8, archive: bool = True) -> Verification:
+    """Every problem of the release under `prefix` (sorted by path), what its signature says, and notes."""
+    result = Verification([])
+    store.exists(join_key(prefix, MANIFEST))  # a store that cannot be read at all raises: nothing was checked
+    try:
+        manifest = read_manifest(store, prefix)
+        raw = store.get(join_key(prefix, MANIFEST))
+    except StoreUnreachable:
+        raise
+    except StorageError as e:
+        result.problems = [Problem("manifest", MANIFEST, str(e))]
+        return result
+    problems = _files(store, prefix, manifest["files"], workers)
+    client = client_key(prefix)
+    parts = [p for p in prefix.split("/") if p]
+    record = None
+    if client is not None and version_number(parts[-1]) is not None:
+        try:
+            record = catalogued_manifest(store, client, parts[-2], version_number(parts[-1]))
+        except StoreUnreachable:
+            raise
+        except Exception as e:  # a damaged catalogue is a finding, not a crash
+            problems.append(Problem("catalogue", "catalog.parquet", f"cannot be read ({e})"))
+    if record is None:
+        result.notes.append("the catalogue does not list this release: its manifest hash was not cross-checked")
+    elif record[0] != sha256_hex(raw):
+        problems.append(Problem("manifest", MANIFEST, f"sha256 {sha256_hex(raw)[:16]}… but the catalogue recorded "
+                                                      f"{str(record[0])[:16]}… when it was published: it was rewritten"))
+    try:
+        problems += _signature(store, prefix, manifest, raw, public_key, record[1] if record else None, result)
+    except signing.SigningKeyError as e:
+        problems.append(Problem("signature", signing.PUBLIC_KEY, str(e)))
+    problems += _signoff(store, prefix, manifest)
+    parent, name = prefix.rstrip("/").rpartition("/")[::2]
+    zip_key = join_key(parent, archive_key(name))
+    if archive and store.exists(zip_key):
+        try:
+            zip_name = PurePosixPath(zip_key).name
+            problems += [Problem("archive", zip_name, detail if what == zip_name else f"member {what} {detail}")
+                         for what, detail in archive_differences(store, prefix, manifest, zip_key)]
+        except UnsafeKeyError:
+            pass  # the manifest's unsafe paths are already problems
+        except StoreUnreachable:
+            raise
+        except StorageError as e:
+            problems.append(Problem("archive", PurePosixPath(zip_key).name, f"cannot be checked ({e})"))
+    result.problems = sorted(problems, key=lambda p: (p.path, p.kind))
+    return result
+
+
+def verify_release(store: ObjectStore, prefix: str = "", *, workers: int = 8,
+                   public_key: Ed25519PublicKey | None = None) -> list[Problem]:
+    """Every difference found by `check_release`; empty when the release is whole."""
+    return check_release(store, prefix, public_key=public_key, workers=workers).problems

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from kpdeliver.storage.base import ObjectStore, StorageError, UnsafeKeyError, check_key, join_key
+from kpdeliver.storage.base import ObjectStore, StorageError, StoreUnreachable, UnsafeKeyError, check_key, join_key
 from kpdeliver.storage.local import LinkError, LocalStore
 
-__all__ = ["ObjectStore", "StorageError", "UnsafeKeyError", "check_key", "join_key", "LinkError", "LocalStore", "open_store"]
+__all__ = ["ObjectStore", "StorageError", "StoreUnreachable", "UnsafeKeyError", "check_key", "join_key", "LinkError", "LocalStore", "open_store"]
 
 
 def open_store(location: str, options: Mapping[str, Any] | None = None) -> ObjectStore:

@@ -17,6 +17,10 @@ class StorageError(RuntimeError):
     """A storage operation failed; the message names the location and key."""
 
 
+class StoreUnreachable(StorageError):
+    """The store could not be reached at all (no endpoint answering): says nothing about its content."""
+
+
 class UnsafeKeyError(StorageError):
     """A key or file_name would escape its prefix (path traversal) or holds control characters."""
 

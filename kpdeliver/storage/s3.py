@@ -24,10 +24,10 @@ from urllib.parse import urlsplit
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import (BotoCoreError, ClientError, FlexibleChecksumError, NoCredentialsError,
-                                 PartialCredentialsError, ProfileNotFound)
+from botocore.exceptions import (BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError,
+                                 FlexibleChecksumError, NoCredentialsError, PartialCredentialsError, ProfileNotFound)
 
-from kpdeliver.storage.base import ObjectStore, StorageError, check_key
+from kpdeliver.storage.base import ObjectStore, StorageError, StoreUnreachable, check_key
 
 MiB = 1024 * 1024
 MAX_SINGLE_COPY = 5 * 1024 * MiB  # CopyObject's limit; larger objects are copied part by part
@@ -146,6 +146,10 @@ class S3Store(ObjectStore):
         except FlexibleChecksumError:
             raise StorageError(f"cannot {action} {where}: the bytes received do not match the object's "
                                "checksum (corrupted in transit or in the store)") from None
+        except (EndpointConnectionError, ConnectTimeoutError) as e:
+            endpoint = self.settings.endpoint_url or _env_endpoint() or "AWS S3"
+            raise StoreUnreachable(f"cannot {action} {where}: the S3 endpoint {endpoint} cannot be reached "
+                                   f"({type(e).__name__}); nothing was checked") from None
         except BotoCoreError as e:
             raise StorageError(f"cannot {action} {where}: {type(e).__name__}: {e}") from None
 

@@ -11,7 +11,10 @@ Kinds:
 - `left_right_swap`  every left/right pair of the instance exchanged (schema flip_idx)
 - `outside_image` a visible point moved outside the image, still marked visible
 - `jump`          one point of a tracked frame displaced (temporal jitter); an excursion of several
-                  frames is one record per frame, on consecutive frames of one track and keypoint
+                  frames is one record per frame, on consecutive frames of one track and keypoint;
+                  with `jump_frames` other than (1,), every excursion is a mistake a reviewer can see:
+                  at least JUMP_NOISE_MULTIPLE times the placement noise, and with clean frames
+                  around it (two on each side of a longer one, where it leaves and comes back)
 - `flicker`       one visible point of one tracked frame marked unlabeled (v=0, x=y=0)
 - `convention`    a systematic offset of one keypoint on every item of this annotator
 - `drift`         a systematic offset that starts part-way through the annotator's items
@@ -70,6 +73,9 @@ class ErrorRates:
     jump_frames: tuple[int, ...] = (1,)  # an excursion lasts one of these numbers of frames, drawn evenly
     convention: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     drift: Drift | None = None
+
+
+JUMP_NOISE_MULTIPLE = 10.0  # a jump moves a point at least this many times its per-axis placement noise
 
 
 def instance_scale(instances: Instances) -> np.ndarray:
@@ -199,6 +205,8 @@ def simulate_annotator(
     rows = choose((ins.track_id >= 0) & visible.any(axis=1), rates.jump)
     cols = _pick_point(rng, visible[rows])
     size = rng.uniform(*rates.jump_size, len(rows)) * scale[rows]
+    if rates.jump_frames != (1,):  # far above the noise: a displacement no one could tell from noise is no mistake
+        size = np.maximum(size, JUMP_NOISE_MULTIPLE * std[rows, cols])
     start = kps[rows, cols, :2]
     # a jump lands inside the frame: the first of a few random directions that stays in it,
     # else straight toward the image centre
@@ -209,7 +217,8 @@ def simulate_annotator(
     toward = centre / np.maximum(np.linalg.norm(centre, axis=1, keepdims=True), 1e-9) * size[:, None]
     step = np.where(ok.any(axis=1)[:, None], dest[np.arange(len(rows)), ok.argmax(axis=1)] - start, toward)
     if rates.jump_frames != (1,):  # (only then more draws: the default keeps every other draw as it was)
-        rows, cols, step = _excursions(ins, visible, free, rows, cols, step, rng.choice(rates.jump_frames, len(rows)))
+        rows, cols, step = _excursions(ins, labeled, visible, free, rows, cols, step,
+                                       rng.choice(rates.jump_frames, len(rows)))
     _move(kps, rows, cols, step, w, h, log, "jump")
 
     rows = choose((ins.track_id >= 0) & visible.any(axis=1), rates.flicker)
@@ -226,24 +235,57 @@ def simulate_annotator(
     return truth.replace(instances=out), log.table()
 
 
-def _excursions(ins: Instances, visible, free, rows, cols, step, frames):
-    """The chosen jumps carried on over the next frames of their track, each up to its drawn number of
-    frames: the same displacement, while the track goes on frame by frame with the point visible and
-    the instance free of other mistakes (those frames are then taken). Rows of a track are in frame
-    order, as `video_dataset` makes them."""
+def _excursions(ins: Instances, labeled, visible, free, rows, cols, step, frames):
+    """The chosen jumps carried on over the next frames of their track, each for its drawn number of
+    frames (the same displacement), where the track shows the point leave and come back: the frames of
+    the excursion follow each other with the point visible and the instance free of other mistakes, and
+    the two frames on each side of it (both sides for a longer excursion; at a track's end, a single
+    frame needs two on one side) are labeled, free, and outside any other excursion's frames and
+    context. An excursion that does not fit is shortened, down to one frame, or dropped: at a track's
+    end a longer one is a step no one can tell from motion, and two excursions that touch are one.
+    Rows of a track are in frame order, as `video_dataset` makes them."""
     n = len(ins)
-    go = np.ones(len(rows), bool)
-    parts = [(rows, cols, step)]
-    for i in range(1, int(frames.max(initial=1))):
-        at = rows + i
-        inside = at < n
-        at = np.minimum(at, n - 1)
-        go &= inside & (frames > i) & (ins.track_id[at] == ins.track_id[rows]) & (ins.frame[at] == ins.frame[rows] + i)
-        go &= visible[at, cols] & free[at]
-        parts.append((at[go], cols[go], step[go]))
-    for at, _, _ in parts[1:]:
-        free[at] = False
-    return tuple(np.concatenate(p) for p in zip(*parts))
+    taken = ~free
+    taken[rows] = False  # the chosen rows themselves: each is judged below, in row order
+    reserved = np.zeros(n, bool)  # frames of excursions placed so far, and their context
+    chosen = np.zeros(n, bool)
+    chosen[rows] = True
+
+    def run(start, lo, hi):
+        """Rows start+lo..start+hi-1 if they are all consecutive frames of start's track, else None."""
+        at = np.arange(start + lo, start + hi)
+        if len(at) == 0:
+            return at
+        if at[0] < 0 or at[-1] >= n:
+            return None
+        ok = (ins.track_id[at] == ins.track_id[start]) & (ins.frame[at] == ins.frame[start] + at - start)
+        return at if ok.all() else None
+
+    keep, length = [], []
+    for r, c, m in zip(rows, cols, frames):
+        placed = 0
+        for size in range(int(m), 0, -1):
+            body = run(r, 0, size)
+            if body is None or not visible[body, c].all() or (taken | reserved)[body].any() or chosen[body[1:]].any():
+                continue
+            left, right = run(r, -2, 0), run(r, size, size + 2)
+            sides = [s for s in (left, right) if s is not None]
+            if size > 1 and len(sides) < 2 or not sides:
+                continue
+            ctx = np.concatenate(sides)
+            if (~labeled[ctx, c]).any() or (taken | reserved | chosen)[ctx].any():
+                continue
+            placed = size
+            reserved[np.concatenate([body, ctx])] = True
+            break
+        keep.append(placed > 0)
+        length.append(placed)
+    keep, length = np.asarray(keep, bool), np.asarray(length, np.int64)
+    rows, cols, step, length = rows[keep], cols[keep], step[keep], length[keep]
+    at = np.concatenate([r + np.arange(m) for r, m in zip(rows, length)]) if len(rows) else rows
+    rep = np.repeat(np.arange(len(rows)), length)
+    free[reserved] = False  # the frames around an excursion stay clean: later mistakes go elsewhere
+    return at, cols[rep], step[rep]
 
 
 def _flag(kps: np.ndarray, rows: np.ndarray, cols: np.ndarray, flag: float, log: _Log, kind: str) -> None:

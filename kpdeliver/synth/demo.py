@@ -130,6 +130,23 @@ MISTAKES = (
 )
 
 
+# The sign-off rules of the demo client, written out in full (they are the defaults) so that its
+# client.yaml shows what a client can set; README's sign-off section quotes them.
+DEMO_SIGNOFF_RULES = {
+    "min_mean_oks": 0.75,
+    "min_agreement_oks": 0.75,
+    "min_gold_oks": 0.75,
+    "max_error_findings": 0,
+    "max_quarantined_fraction": 0.1,
+    "max_rate": {"qa.left_right_swap": 0.0, "bounds.visible_outside_image": 0.01,
+                 "bounds.occluded_far_outside": 0.01, "qa.temporal_jitter": 0.02},
+    "max_coverage_bins_short": 0,
+    "severity": {"max_error_findings": "fail", "max_quarantined_fraction": "fail", "min_mean_oks": "fail",
+                 "min_agreement_oks": "conditional", "min_gold_oks": "conditional", "max_rate": "conditional",
+                 "max_coverage_bins_short": "conditional"},
+}
+
+
 def _pick_gold(truth: Dataset, n_gold: int, rng: np.random.Generator) -> list[str]:
     """Gold file names; the first holds a person whose left/right swap would show and who has
     an occluded point in the frame, so the gold mistakes of MISTAKES have somewhere to go."""
@@ -265,6 +282,7 @@ def make_demo_batch(
         "source": "./batch", "releases": "./releases", "annotators": list(annotators),
         "splits": {"train": 0.75, "val": 0.25, "test": 0.0, "seed": seed},
         "assignment": {"seed": seed, "overlap": overlap, "gold": gold},
+        "qa": DEMO_SIGNOFF_RULES, "deep_qa": {"low_agreement_oks": 0.75},
     }
     (root / "client.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     for m in mistakes:

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 REAL = ROOT / "tests" / "fixtures" / "real"
 KPDELIVER = Path(sys.executable).with_name("kpdeliver")
 ULTRA_PY = Path("/work/main/.work/ultra-venv/bin/python")
+PHOTOS_DIR = "pillow/"
 
 
 def xfail(cls: str):
@@ -50,14 +51,16 @@ FIXTURES = {
     # CVAT video example, skeleton track in the documented layout: keyframes 0, 6, 13 visible,
     # 1, 7, 14 entirely outside (no instance there).
     "cvat/xml_format.example-video.xml": (3, 3, {"2": 9}),
+    # CrowdPose ground truth in COCO form (xtcocoapi demo): 4 images, 10 people, 14 points, every
+    # 'num_keypoints' but one differs from its v>0 count, skeleton written with COCO-17 indices
+    # (3 edges point past the 14 keypoints), 'crowdIndex' on each image.
+    "xtcocoapi/example_crowdpose_val.json": (10, 14, {"0": 21, "1": 77, "2": 42}),
+    # A 30-image slice of COCO val2017 person keypoints (super-gradients test data): 65 people, 25
+    # of them with no labelled point at all (num_keypoints 0, all zeros), 10 images with no person.
+    "super-gradients/person_keypoints_val2017.json": (65, 17, {"0": 789, "1": 33, "2": 283}),
     # Not annotation exports: an mmpose dataset_info file and a single Label Studio result object.
     "deeplabcut/quadruped_dataset.json": None,
     "label-studio/keypointlabels.example.json": None,
-    # A data.yaml alone is not a dataset (the YOLO trees built from these are tested below).
-    "ultralytics/coco8-pose.yaml": None,
-    "ultralytics/dog-pose.yaml": None,
-    "ultralytics/hand-keypoints.yaml": None,
-    "ultralytics/tiger-pose.yaml": None,
 }
 
 INSPECT_XFAIL = {
@@ -68,10 +71,6 @@ INSPECT_XFAIL = {
     "all-outside frames kept)",
     "deeplabcut/quadruped_dataset.json": "inspect exits 1, not 2, on a file it refuses",
     "label-studio/keypointlabels.example.json": "inspect exits 1, not 2, on a file it refuses",
-    "ultralytics/coco8-pose.yaml": "inspect exits 1, not 2, on a file it refuses",
-    "ultralytics/dog-pose.yaml": "inspect exits 1, not 2, on a file it refuses",
-    "ultralytics/hand-keypoints.yaml": "inspect exits 1, not 2, on a file it refuses",
-    "ultralytics/tiger-pose.yaml": "inspect exits 1, not 2, on a file it refuses",
 }
 
 DECODABLE = [rel for rel, exp in FIXTURES.items() if exp is not None]
@@ -97,9 +96,11 @@ def params(rels, xfails):
 
 
 def test_every_real_fixture_is_listed_and_has_provenance():
-    files = {p.relative_to(REAL).as_posix() for p in REAL.rglob("*") if p.is_file() and p.name != "PROVENANCE.md"}
+    """Annotation files are listed here; the photos under pillow/ in test_real_photos.py."""
+    files = {p.relative_to(REAL).as_posix() for p in REAL.rglob("*")
+             if p.is_file() and p.name != "PROVENANCE.md" and not p.relative_to(REAL).as_posix().startswith(PHOTOS_DIR)}
     assert files == set(FIXTURES)
-    for project in {Path(r).parts[0] for r in FIXTURES}:
+    for project in {Path(r).parts[0] for r in FIXTURES} | {PHOTOS_DIR.rstrip("/")}:
         assert (REAL / project / "PROVENANCE.md").is_file(), project
 
 
@@ -175,11 +176,20 @@ def test_to_coco_and_back_keeps_instances_order_flags_and_coordinates(rel, tmp_p
     assert_same(original, read_annotations(back).dataset)
 
 
-# --- YOLO trees laid out as Ultralytics' own dataset YAMLs say -------------------------------------
-# The YAMLs are real; Ultralytics ships their labels only as downloads, so the label rows here are
-# made by the test (deterministic, every visibility value, 2 images per split).
-YOLO_YAMLS = ["coco8-pose.yaml", "dog-pose.yaml", "hand-keypoints.yaml", "tiger-pose.yaml"]
-YOLO_XFAIL = dict.fromkeys(YOLO_YAMLS, "YOLO tree written by convert carries no images (and there is no --sizes), "
+# --- YOLO trees in the layouts Ultralytics' own dataset YAMLs use ------------------------------------
+# Ultralytics is AGPL-3.0, so none of its files is vendored here; its dataset layouts are facts,
+# written out by the test: tiger-pose (`kpt_shape: [12, 2]`, no visibility column, `train: train`
+# meaning train/images + train/labels), dog-pose (`[24, 3]` with no flip_idx at all) and coco8-pose
+# (`images/train` folders, COCO flip_idx, an empty `test:` key). Label rows are deterministic, every
+# visibility value, 2 images per split.
+COCO_FLIP = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
+YOLO_LAYOUTS = {
+    "xy-only-no-flip-split-dirs": ({"kpt_shape": [12, 2]}, "train", "val", ""),
+    "no-flip-idx-split-dirs": ({"kpt_shape": [24, 3]}, "train", "val", ""),
+    "images-dirs-empty-test-key": ({"kpt_shape": [17, 3], "flip_idx": COCO_FLIP}, "images/train", "images/val",
+                                   "test: # no test split\n"),
+}
+YOLO_XFAIL = dict.fromkeys(YOLO_LAYOUTS, "YOLO tree written by convert carries no images (and there is no --sizes), "
                            "so reading it back holds every label back")
 
 
@@ -190,16 +200,18 @@ def split_dirs(spec: str) -> tuple[str, str]:
     return f"{spec}/images", f"{spec}/labels"
 
 
-def build_yolo_tree(yaml_name: str, root: Path) -> tuple[int, int]:
-    text = (REAL / "ultralytics" / yaml_name).read_text()
-    cfg = yaml.safe_load(text)
-    k, dims = cfg["kpt_shape"]
-    (root / "data.yaml").parent.mkdir(parents=True, exist_ok=True)
-    (root / "data.yaml").write_text(text)
-    rng = np.random.default_rng(len(yaml_name))
+def build_yolo_tree(layout: str, root: Path) -> tuple[int, int]:
+    keys, train, val, extra = YOLO_LAYOUTS[layout]
+    k, dims = keys["kpt_shape"]
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "data.yaml").write_text(
+        f"train: {train}\nval: {val}\n{extra}kpt_shape: [{k}, {dims}]\n"
+        + (f"flip_idx: {keys['flip_idx']}\n" if "flip_idx" in keys else "")
+        + "names:\n  0: animal\n")
+    rng = np.random.default_rng(k * 10 + dims)
     rows = 0
-    for split in ("train", "val"):
-        img_dir, lbl_dir = split_dirs(cfg[split])
+    for split, spec in (("train", train), ("val", val)):
+        img_dir, lbl_dir = split_dirs(spec)
         for j in range(2):
             lines = []
             for _ in range(j + 1):
@@ -226,10 +238,10 @@ def write_jpeg(path: Path, w: int, h: int) -> None:
     Image.new("RGB", (max(int(w), 10), max(int(h), 10)), (90, 120, 150)).save(path, quality=70)
 
 
-@pytest.mark.parametrize("yaml_name", params(YOLO_YAMLS, YOLO_XFAIL))
-def test_yolo_tree_from_ultralytics_yaml_reads_and_roundtrips(yaml_name, tmp_path):
-    root = tmp_path / Path(yaml_name).stem
-    rows, k = build_yolo_tree(yaml_name, root)
+@pytest.mark.parametrize("layout", params(YOLO_LAYOUTS, YOLO_XFAIL))
+def test_yolo_tree_in_ultralytics_layouts_reads_and_roundtrips(layout, tmp_path):
+    root = tmp_path / layout
+    rows, k = build_yolo_tree(layout, root)
     proc = run_cli("inspect", "--json", str(root))
     no_traceback(proc)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -6,12 +6,15 @@ datasets at once, side by side under disjoint ids, in one run."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from kpdeliver.model import Dataset, Images, Instances, concat_images, concat_instances
 from kpdeliver.schema import COCO17
 from tests.expectations.expectation_helpers import NAMES, findings_set
+
+pytestmark = pytest.mark.slow  # Great Expectations
 
 K = COCO17.num_keypoints
 SIZES = [(640, 480), (320, 240), (1280, 720)]

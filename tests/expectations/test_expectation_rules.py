@@ -10,6 +10,8 @@ from tests.expectations.expectation_helpers import NAMES, clean_dataset, finding
 from kpdeliver.config import ValidationSettings
 from kpdeliver.findings import FINDINGS_SCHEMA
 
+pytestmark = pytest.mark.slow  # Great Expectations
+
 
 def test_clean_dataset_has_no_findings():
     report = run(clean_dataset())
@@ -138,14 +140,18 @@ def test_mostly_turns_tolerated_errors_into_warnings():
     assert lenient["annotation_id"].to_pylist() == [12]
 
 
-def test_data_docs_written(tmp_path):
+def test_validation_results_written_as_json_not_data_docs(tmp_path):
+    import orjson
+
     from expectations import validate_dataset
 
     report = validate_dataset(clean_dataset(), ValidationSettings(), docs_dir=tmp_path / "docs")
-    assert report.docs_path == tmp_path / "docs" / "index.html"
-    html = report.docs_path.read_text()
-    assert "coco17.bounds.points" in html and "coco17.visibility.points" in html
-    assert len(list((tmp_path / "docs" / "validations").rglob("*.html"))) == 7
+    assert report.results_path == tmp_path / "docs" / "validation_results.json"
+    suites = orjson.loads(report.results_path.read_bytes())
+    assert {s["suite"] for s in suites} >= {"coco17.bounds.points", "coco17.visibility.points"}
+    assert len(suites) == 7 and all(s["success"] and s["expectations"] for s in suites)
+    assert all(e["element_count"] is not None for s in suites for e in s["expectations"])
+    assert not list((tmp_path / "docs").rglob("*.html"))  # no CDN-bound GX pages
 
 
 def test_a_validation_run_logs_nothing_from_great_expectations(tmp_path, caplog):

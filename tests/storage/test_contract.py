@@ -13,7 +13,7 @@ from kpdeliver.storage import LocalStore, ObjectStore, StorageError, UnsafeKeyEr
 MiB = 1024 * 1024
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.slow)])
 def store(request, tmp_path) -> ObjectStore:
     if request.param == "local":
         return LocalStore(tmp_path / "root")

@@ -116,3 +116,20 @@ def test_no_secret_in_repr_pickle_or_messages(s3_bucket, s3_endpoint, monkeypatc
         store.size("nothing-here")
     for text in (repr(store), str(info.value), pickle.dumps(store).decode("latin-1")):
         assert "s3cr3t" not in text
+
+
+def test_an_unreachable_endpoint_is_its_own_error(monkeypatch):
+    import socket
+
+    from kpdeliver.storage import StoreUnreachable
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    store = open_store("s3://bucket/x", {"endpoint_url": f"http://127.0.0.1:{port}", "max_attempts": 1})
+    for call in (lambda: store.get("a"), lambda: store.exists("a"), lambda: list(store.list("")),
+                 lambda: store.put_if_absent("a", b"x")):
+        with pytest.raises(StoreUnreachable, match=f"127.0.0.1:{port} cannot be reached"):
+            call()

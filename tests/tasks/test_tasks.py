@@ -15,7 +15,8 @@ from prefect import Task
 from kpdeliver.codecs.resolve import resolve_schema
 from kpdeliver.config import Assignment, QuarantineScope, load_config
 from kpdeliver.findings import findings_for
-from kpdeliver.ingest.batch import ingest_images, shard_keys
+from kpdeliver.ingest.batch import ingest_images, list_image_keys, shard_keys
+from kpdeliver.release.layout import SIGNOFF
 from kpdeliver.release.stage import SourceChanged, split_plan
 from kpdeliver.release.publish import input_fingerprint, published_versions
 from kpdeliver.storage import LocalStore, open_store
@@ -29,15 +30,16 @@ def _tasks(module) -> list[Task]:
     return [v for v in vars(module).values() if isinstance(v, Task)]
 
 
-def test_every_store_task_is_retried_and_no_compute_task_is():
+def test_every_task_that_reads_or_writes_a_store_is_retried_and_no_pure_compute_task_is():
     assert {t.name for t in _tasks(store)} == {
         "list-batch", "probe-images", "collect", "find-published", "is-staged", "stage-files", "stage-shard",
-        "mark-staged", "publish", "catalog", "clean-staging"}
-    for t in _tasks(store):
+        "mark-staged", "publish", "previous-release", "catalog", "clean-staging"}
+    # packaging reads the images its report draws from the source store
+    for t in [*_tasks(store), compute.package]:
         assert t.retries >= 2, t.name
         assert 0 < max(t.retry_delay_seconds) <= 10, t.name
     assert {t.name for t in _tasks(compute)} == {"assemble-ingest", "assign-work", "validate", "quarantine", "package"}
-    assert all(not t.retries for t in _tasks(compute))
+    assert all(not t.retries for t in _tasks(compute) if t is not compute.package)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +80,7 @@ def _stage(plan, releases, source, key, shard_size: int = 5) -> None:
     listed = store.stage_files.fn(releases, key, files)
     for shard in shards:
         listed |= store.stage_shard.fn(releases, source, key, shard).value
-    store.mark_staged.fn(releases, key, plan.counts, plan.verdict, listed)
+    store.mark_staged.fn(releases, key, plan.counts, plan.verdict, listed, plan.files.get(SIGNOFF))
 
 
 def test_the_tasks_in_the_flows_order_publish_one_release(demo, stores):
@@ -96,10 +98,12 @@ def test_the_tasks_in_the_flows_order_publish_one_release(demo, stores):
 
     validated = compute.validate.fn(collected, ingested.findings, assignments, config.validation, config.deep_qa)
     held = compute.quarantine.fn(collected, assignments, validated.validation.findings, config.validation.quarantine)
-    plan = compute.package.fn(config, held, validated, ingested.refused, assignments)
+    plan = compute.package.fn(config, held, validated, ingested.refused, assignments, source, None)
     _stage(plan, releases, source, key)
     _stage(plan, releases, source, key, shard_size=3)  # a retried stage writes the same bytes again
     assert store.is_staged.fn(releases, key)
+    staged = [k for k in releases.list(".staging/")]
+    assert staged and all(k.startswith(key.staging + "/") for k in staged)  # only this run's own folder
 
     published = store.publish_release.fn(releases, key, {"schema": schema.to_dict()})
     assert store.rebuild_catalog.fn(releases, config.client) == 1
@@ -114,7 +118,10 @@ def test_the_tasks_in_the_flows_order_publish_one_release(demo, stores):
     for path, meta in manifest["files"].items():
         data = releases.get(f"{published.prefix}/{path}")
         assert meta["sha256"] == hashlib.sha256(data).hexdigest(), path
-    assert "qa/data_docs/index.html" in manifest["files"] and "qa/keypoints.parquet" in manifest["files"]
+    assert {"qa/validation_results.json", "qa/keypoints.parquet", "qa/changes.parquet"} <= set(manifest["files"])
+    assert not any(p.startswith("qa/data_docs/") for p in manifest["files"])  # GX's CDN-bound pages are not shipped
+    signoff = orjson.loads(releases.get(f"{published.prefix}/{SIGNOFF}"))
+    assert manifest["qa"]["signoff_content_sha256"] == signoff["content_sha256"]
     c = manifest["counts"]
     assert c["instances_delivered"] + c["instances_quarantined"] + c["instances_review_only"] == c["instances_in"]
 
@@ -165,7 +172,7 @@ def test_validate_keeps_earlier_findings_first_and_returns_docs_and_scorecards(d
     first_qa = next(i for i, c in enumerate(checks) if c.startswith("qa."))
     assert all(c.startswith("qa.") for c in checks[first_qa:])  # deep QA's findings come last
     assert set(validated.validation.annotators["annotator"].to_pylist()) >= set(config.annotators)
-    assert "qa/data_docs/index.html" in validated.data_docs
+    assert orjson.loads(validated.results_json)[0]["expectations"]  # the row rules' results travel as JSON
 
     held = compute.quarantine.fn(collected, assignments, validated.validation.findings, QuarantineScope.image)
     assert held.images.any()  # image scope: an error holds its whole image back
@@ -186,7 +193,7 @@ def test_package_writes_the_refused_images_into_the_index(demo, tmp_path):
     assignments = compute.assign_work.fn(ingested.images, config.annotators, config.assignment)
     validated = compute.validate.fn(collected, ingested.findings, assignments, config.validation, config.deep_qa)
     held = compute.quarantine.fn(collected, assignments, validated.validation.findings, config.validation.quarantine)
-    plan = compute.package.fn(config, held, validated, ingested.refused, assignments)
+    plan = compute.package.fn(config, held, validated, ingested.refused, assignments, source, None)
     index = pq.read_table(io.BytesIO(plan.files["index/images.parquet"])).to_pylist()
     assert {"file_name": "zz_copy.jpg", "status": "duplicate_image"} in [
         {k: r[k] for k in ("file_name", "status")} for r in index]
@@ -203,13 +210,15 @@ def test_sharded_ingest_equals_the_whole_batchs_and_shards_keep_folders_whole(de
     source.put("images/video/f1.jpg", source.get(first))  # a duplicate in a later shard
     source.put("images/video/f2.jpg", _jpeg(8, 6, (1, 2, 3)))
     source.put("images/broken.png", b"not a png")
+    source.put("images/notes.txt", b"not an image format")
     whole = ingest_images(source)
+    assert "ingest.unsupported_format" in whole.findings["check"].to_pylist()
     for size in (1, 2, 1000):
         sharded = _ingest(source, size)
         assert sharded.images.to_arrow() == whole.images.to_arrow(), size
         assert sharded.findings == whole.findings and sharded.refused == whole.refused, size
-    shards = shard_keys(list(source.list("images/")), 2)
-    assert sorted(k for s in shards for k in s) == sorted(source.list("images/"))
+    shards = shard_keys(list_image_keys(source), 2)  # what the flow shards: the images in a delivered format
+    assert sorted(k for s in shards for k in s) == sorted(set(source.list("images/")) - {"images/notes.txt"})
     assert any(s[:2] == ["images/video/f1.jpg", "images/video/f2.jpg"] or
                {"images/video/f1.jpg", "images/video/f2.jpg"} <= set(s) for s in shards)
     assert all(len(s) <= 2 for s in shards)
@@ -225,7 +234,7 @@ def test_a_shard_refuses_an_image_changed_after_ingest(demo, tmp_path):
     assignments = compute.assign_work.fn(ingested.images, config.annotators, config.assignment)
     validated = compute.validate.fn(collected, ingested.findings, assignments, config.validation, config.deep_qa)
     held = compute.quarantine.fn(collected, assignments, validated.validation.findings, config.validation.quarantine)
-    plan = compute.package.fn(config, held, validated, ingested.refused, assignments)
+    plan = compute.package.fn(config, held, validated, ingested.refused, assignments, source, None)
     src, _, _ = plan.copies[0]
     source.put(src, _jpeg(9, 9, (9, 9, 9)))
     shard = next(s for s in split_plan(plan, 4)[1] if any(c[0] == src for c in s.copies))

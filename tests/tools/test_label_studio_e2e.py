@@ -225,13 +225,9 @@ def test_a_delivery_reads_the_pulled_work(world, prefect_harness):
 
 def test_the_commands_repeat_as_no_ops(world):
     """`kpdeliver push` / `pull` on an up-to-date tool change nothing, and say so."""
-    import typer
     from typer.testing import CliRunner
 
-    from kpdeliver.cli import tool
-
-    app = typer.Typer()
-    tool.register(app)
+    from kpdeliver.cli import app
     config = str(world["root"] / "client.yaml")
     pushed = CliRunner().invoke(app, ["push", "--config", config])
     assert pushed.exit_code == 0, pushed.output
@@ -242,13 +238,9 @@ def test_the_commands_repeat_as_no_ops(world):
 
 
 def test_a_missing_token_is_one_clear_sentence(world, monkeypatch):
-    import typer
     from typer.testing import CliRunner
 
-    from kpdeliver.cli import tool
-
-    app = typer.Typer()
-    tool.register(app)
+    from kpdeliver.cli import app
     monkeypatch.delenv(TOKEN_ENV)
     out = CliRunner().invoke(app, ["pull", "--config", str(world["root"] / "client.yaml")])
     assert out.exit_code == 2
