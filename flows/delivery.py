@@ -1,19 +1,26 @@
 """The delivery run, as a recipe: ingest -> assign -> collect -> validate -> quarantine -> package ->
-stage -> publish -> catalogue. Every store access is a retried task in `tasks.store`."""
+stage -> publish -> catalogue. Every store access is a retried task in `tasks.store`. Every task is
+submitted, so it runs where the task runner puts it (a thread, or a Dask worker that needs only
+the stores); tasks pass keys and small values, the mapped ones report their process id."""
 from __future__ import annotations
 
+import os
 import re
 from datetime import datetime, timezone
 
 import pyarrow as pa
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import create_table_artifact
 
 from kpdeliver.codecs.resolve import resolve_schema
 from kpdeliver.config import ClientConfig
 from kpdeliver.findings import summary_by
+from kpdeliver.ingest.batch import shard_keys
+from kpdeliver.release import stage
+from kpdeliver.release.layout import SIGNOFF
 from kpdeliver.release.publish import Published, input_fingerprint
 from kpdeliver.storage import open_store
+from flows import runner
 from tasks import compute, store
 
 
@@ -36,45 +43,71 @@ def artifact_key(config: ClientConfig, what: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", f"{config.client}-{config.dataset}-{what}".lower()).strip("-")
 
 
-@flow(name="delivery-run", flow_run_name=_delivery_run_name)
 def delivery_run(config: ClientConfig) -> dict:
-    """One client delivery, from the batch at `config.source` to a published release."""
+    """One client delivery, on the task runner its `runner:` section names (threads by default)."""
+    with runner.one_prefect_api(config.runner):
+        return delivery_flow.with_options(task_runner=runner.task_runner_for(config.runner))(config)
+
+
+@flow(name="delivery-run", flow_run_name=_delivery_run_name)
+def delivery_flow(config: ClientConfig) -> dict:
+    """From the batch at `config.source` to a published release. Ingest and staging map over
+    shards of the images; the steps that need the whole batch run once."""
     log = get_run_logger()
     options = config.storage.model_dump(exclude_none=True)
     source, releases = open_store(config.source, options), open_store(config.releases, options)
     schema = resolve_schema(config.schema_name)
+    size = config.runner.shard_size
 
-    ingested = store.ingest_batch(source)
-    assignments = compute.assign_work(ingested.images, config.annotators, config.assignment)
-    collected = store.collect_exports(source, ingested.images, schema, config.annotators)
+    listing = store.list_batch.submit(source).result()
+    shards = shard_keys(listing.keys, size)
+    probed = _results(store.probe_images.map(
+        unmapped(source), shards, [{k: listing.checksums[k] for k in s if k in listing.checksums} for s in shards]))
+    ingested = compute.assemble_ingest.submit([p.value for p in probed], listing.skipped, source).result()
+    assignments = compute.assign_work.submit(ingested.images, config.annotators, config.assignment)
+    collected = store.collect_exports.submit(source, ingested.images, schema, config.annotators)
+    exports = collected.result().files
     key = store.ReleaseKey(config.client, config.dataset,
-                           input_fingerprint(config, ingested.images.sha256.tolist(), collected.files))
+                           input_fingerprint(config, ingested.images.sha256.tolist(), exports))
+    pids = {p.pid for p in probed}
 
-    duplicate = store.find_published(releases, key)
+    duplicate = store.find_published.submit(releases, key).result()
     if duplicate is not None:
         log.warning("inputs identical to published v%04d; not publishing a duplicate", duplicate.version)
         # a run killed after publishing but before these two steps is finished here
-        store.catalog_release(releases, key, duplicate.version)
-        store.clean_staging(releases, key)
-        return _summary(duplicate, duplicate=True)
+        store.catalog_release.submit(releases, key, duplicate.version).result()
+        store.clean_staging.submit(releases, key).result()
+        return _summary(duplicate, duplicate=True, pids=pids)
 
-    if store.is_staged(releases, key):
+    if store.is_staged.submit(releases, key).result():
         log.warning("resuming from a complete staging area for these inputs")
     else:
-        validated = compute.validate(collected, ingested.findings, assignments, config.validation, config.deep_qa,
-                                     tool_url=config.tool.url if config.tool else None)
-        held = compute.quarantine(collected, assignments, validated.validation.findings, config.validation.quarantine)
-        previous = store.previous_release(releases, config.client, config.dataset)
-        plan = compute.package(config, held, validated, ingested.refused, assignments, source, previous)
-        store.stage_release(plan, releases, source, key)
-        _artifacts(config, validated.validation.findings, validated.validation.annotators, plan.verdict.to_dict())
+        validated = compute.validate.submit(collected, ingested.findings, assignments, config.validation,
+                                            config.deep_qa, tool_url=config.tool.url if config.tool else None)
+        findings = validated.result().validation.findings
+        held = compute.quarantine.submit(collected, assignments, findings, config.validation.quarantine)
+        previous = store.previous_release.submit(releases, config.client, config.dataset)
+        plan = compute.package.submit(config, held, validated, ingested.refused, assignments, source, previous).result()
+        files, image_shards = stage.split_plan(plan, size)
+        staged = store.stage_files.submit(releases, key, files)
+        shard_results = _results(store.stage_shard.map(unmapped(releases), unmapped(source), unmapped(key), image_shards))
+        pids |= {r.pid for r in shard_results}
+        listed = staged.result()
+        for r in shard_results:
+            listed |= r.value
+        store.mark_staged.submit(releases, key, plan.counts, plan.verdict, listed, plan.files.get(SIGNOFF)).result()
+        _artifacts(config, findings, validated.result().validation.annotators, plan.verdict.to_dict())
 
-    published = store.publish_release(releases, key, {
-        "source": {"location": config.source, "images_listed": ingested.listed, "exports": collected.files},
-        "schema": schema.to_dict()}, config.signing_key_secret)
-    store.catalog_release(releases, key, published.version)
-    store.clean_staging(releases, key)
-    return _summary(published, duplicate=False)
+    published = store.publish_release.submit(releases, key, {
+        "source": {"location": config.source, "images_listed": ingested.listed, "exports": exports},
+        "schema": schema.to_dict()}, config.signing_key_secret).result()
+    store.catalog_release.submit(releases, key, published.version).result()
+    store.clean_staging.submit(releases, key).result()
+    return _summary(published, duplicate=False, pids=pids)
+
+
+def _results(futures) -> list:
+    return [f.result() for f in futures]
 
 
 def _artifacts(config: ClientConfig, findings: pa.Table, annotators: pa.Table | None, verdict: dict) -> None:
@@ -89,7 +122,7 @@ def _artifacts(config: ClientConfig, findings: pa.Table, annotators: pa.Table | 
                               description="Per-annotator agreement, gold score, flags and drift")
 
 
-def _summary(release: Published, *, duplicate: bool) -> dict:
+def _summary(release: Published, *, duplicate: bool, pids: set[int]) -> dict:
     manifest = release.manifest
     return {
         "release": release.location,
@@ -101,4 +134,5 @@ def _summary(release: Published, *, duplicate: bool) -> dict:
         "findings": f"{release.location}/qa/findings.parquet",
         "report": f"{release.location}/qa/report.html",
         "fingerprint": manifest.get("fingerprint"),
+        "processes": {"flow": os.getpid(), "shards": sorted(pids)},  # where the mapped tasks ran
     }

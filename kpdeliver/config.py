@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from kpdeliver.findings import CHECKS
 from kpdeliver.schema import BUILTIN_SCHEMAS
+from kpdeliver.runner_settings import RunnerSettings
 from kpdeliver.tool_settings import ToolSettings
 
 SCHEMA_FILE_SUFFIXES = (".yaml", ".yml", ".xml")
@@ -292,6 +293,7 @@ class ClientConfig(_Model):
     storage: StorageOptions = StorageOptions()
     tool: Optional[ToolSettings] = None  # the live annotation tool (kpdeliver.tool_settings)
     schedule: Optional[Schedule] = None  # when `kpdeliver deploy`'s deployment runs by itself
+    runner: RunnerSettings = RunnerSettings()  # where the tasks run (kpdeliver.runner_settings)
     # name of a Prefect Secret block holding the vendor's Ed25519 signing key (PEM); without it the
     # key comes from KPDELIVER_SIGNING_KEY / KPDELIVER_SIGNING_KEY_FILE, or releases are unsigned
     signing_key_secret: Optional[str] = Field(None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")

@@ -18,6 +18,8 @@ from kpdeliver.assign import assignments as assign
 from kpdeliver.collect.exports import CollectResult, assignment_findings, delivery_candidates
 from kpdeliver.config import Assignment, ClientConfig, DeepQASettings, QuarantineScope, ValidationSettings
 from kpdeliver.findings import concat_findings
+from kpdeliver.ingest import batch as ingest
+from kpdeliver.ingest.batch import IngestResult
 from kpdeliver.model import Dataset, Images, parquet_bytes
 from kpdeliver.progress import stage
 from kpdeliver.release.package import ReleasePlan, finish_plan, package_release
@@ -51,6 +53,12 @@ class Quarantined:
     images: np.ndarray  # mask over the candidates' images held back whole (quarantine scope: image)
     review_only: int  # overlap labels kept for agreement only
     instances_in: int  # every instance collected, gold and held back at decode included
+
+
+@task(name="assemble-ingest", **COMPUTE)
+def assemble_ingest(probes: list[pa.Table], skipped: list[tuple[str, str, str]], source: ObjectStore) -> IngestResult:
+    """The batch from its shards' probes: duplicates dropped, ids numbered in key order."""
+    return ingest.assemble_ingest(pa.concat_tables(probes), skipped=skipped, location=source.location)
 
 
 @task(name="assign-work", **COMPUTE)

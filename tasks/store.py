@@ -3,6 +3,7 @@ safe to run again (reads, overwrites of the same bytes, the publication's claim 
 Stores travel as `ObjectStore` handles, which pickle as their location without a connection."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -13,10 +14,10 @@ from prefect.cache_policies import NO_CACHE
 from kpdeliver.collect import exports as collect
 from kpdeliver.ingest import batch as ingest
 from kpdeliver.model import Dataset, Images, Instances
-from kpdeliver.progress import stage
-from kpdeliver.release import catalog, publish, signing
+from kpdeliver.progress import stage as progress_stage
+from kpdeliver.release import catalog, publish, signing, stage
 from kpdeliver.release.layout import read_manifest, release_prefix
-from kpdeliver.release.package import ReleasePlan
+from kpdeliver.release.signoff import Counts, Verdict
 from kpdeliver.report.changes import PreviousRelease, ReleaseTables
 from kpdeliver.schema import KeypointSchema
 from kpdeliver.storage import ObjectStore, join_key
@@ -38,9 +39,34 @@ class ReleaseKey:
         return publish.staging_prefix(self.client, self.dataset, self.fingerprint, self.run)
 
 
-@task(name="ingest", **STORE)
-def ingest_batch(source: ObjectStore) -> ingest.IngestResult:
-    return ingest.ingest_images(source)
+@dataclass(frozen=True)
+class BatchListing:
+    """What ingest reads, before any image is: the image keys, the entries never read (links,
+    special files: `ingest.skipped_entries`) and the expected sha256 per key of `checksums.sha256`."""
+
+    keys: list[str]
+    skipped: list[tuple[str, str, str]]
+    checksums: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    """A mapped task's result, with the process that made it (which worker ran the shard)."""
+
+    value: object
+    pid: int = field(default_factory=os.getpid)
+
+
+@task(name="list-batch", **STORE)
+def list_batch(source: ObjectStore) -> BatchListing:
+    return BatchListing(ingest.list_image_keys(source), ingest.skipped_entries(source), ingest.read_checksums(source))
+
+
+@task(name="probe-images", **STORE)
+def probe_images(source: ObjectStore, keys: list[str], checksums: dict[str, str]) -> ShardResult:
+    """Hash and header-check one shard of the batch's images: a small `ingest.PROBE_SCHEMA` table."""
+    probes: pa.Table = ingest.probe_images(source, keys, checksums)
+    return ShardResult(probes)
 
 
 @task(name="collect", **STORE)
@@ -67,12 +93,26 @@ def is_staged(releases: ObjectStore, key: ReleaseKey) -> bool:
     return publish.find_staged(releases, key.client, key.dataset, key.fingerprint, prefer=key.staging) is not None
 
 
-@task(name="stage", **STORE)
-def stage_release(plan: ReleasePlan, releases: ObjectStore, source: ObjectStore, key: ReleaseKey) -> None:
-    files = len(plan.files) + len(plan.copies)
-    with stage("staging", files) as staging:
-        publish.stage(plan, release_store=releases, source_store=source, prefix=key.staging)
-        staging.advance(files)
+@task(name="stage-files", **STORE)
+def stage_files(releases: ObjectStore, key: ReleaseKey, files: dict[str, bytes]) -> dict[str, dict]:
+    """The release's global files (COCO, indexes, QA); their STAGED listing entries."""
+    return stage.stage_files(releases, key.staging, files)
+
+
+@task(name="stage-shard", **STORE)
+def stage_shard(releases: ObjectStore, source: ObjectStore, key: ReleaseKey, shard: stage.StageShard) -> ShardResult:
+    """One shard's images (read once, checked against ingest's hash) and YOLO label files; the listing."""
+    with progress_stage("staging", len(shard.copies)) as staging:
+        listing = stage.stage_copies(releases, source, key.staging, shard.copies)
+        staging.advance(len(shard.copies))
+    return ShardResult(listing | stage.stage_files(releases, key.staging, shard.files))
+
+
+@task(name="mark-staged", **STORE)
+def mark_staged(releases: ObjectStore, key: ReleaseKey, counts: Counts, verdict: Verdict,
+                listing: dict[str, dict], signoff: bytes | None) -> None:
+    """The STAGED marker of this run's staging folder, once every shard is in (`signoff`: the plan's qa/signoff.json)."""
+    stage.mark_staged(releases, key.staging, counts, verdict, listing, signoff)
 
 
 def signing_key(secret_block: str | None):
@@ -90,7 +130,7 @@ def signing_key(secret_block: str | None):
 def publish_release(releases: ObjectStore, key: ReleaseKey, manifest_fields: dict,
                     signing_secret: str | None = None) -> publish.Published:
     staged = publish.find_staged(releases, key.client, key.dataset, key.fingerprint, prefer=key.staging)
-    with stage("publishing", 1) as publishing:
+    with progress_stage("publishing", 1) as publishing:
         published = publish.publish(store=releases, client=key.client, dataset=key.dataset,
                                     fingerprint=key.fingerprint, staged_prefix=staged or key.staging,
                                     manifest_fields=manifest_fields, signing_key=signing_key(signing_secret))

@@ -13,6 +13,7 @@ import pytest
 from kpdeliver.codecs.resolve import resolve_schema
 from kpdeliver.config import load_config
 from kpdeliver.release import catalog
+from kpdeliver.ingest.batch import ingest_images
 from kpdeliver.release.publish import input_fingerprint, publish, stage, staging_prefix
 from kpdeliver.storage import LocalStore
 from kpdeliver.synth import make_demo_batch
@@ -29,7 +30,7 @@ def release(tmp_path_factory) -> tuple[Path, object]:
     config = load_config(make_demo_batch(root, seed=3, n_images=16))
     source, releases = LocalStore(config.source), LocalStore(config.releases)
     schema = resolve_schema(config.schema_name)
-    ingested = store.ingest_batch.fn(source)
+    ingested = ingest_images(source)
     assignments = compute.assign_work.fn(ingested.images, config.annotators, config.assignment)
     collected = store.collect_exports.fn(source, ingested.images, schema, config.annotators)
     key = store.ReleaseKey(config.client, config.dataset,
@@ -37,7 +38,7 @@ def release(tmp_path_factory) -> tuple[Path, object]:
     validated = compute.validate.fn(collected, ingested.findings, assignments, config.validation, config.deep_qa)
     held = compute.quarantine.fn(collected, assignments, validated.validation.findings, config.validation.quarantine)
     plan = compute.package.fn(config, held, validated, ingested.refused, assignments, source, None)
-    store.stage_release.fn(plan, releases, source, key)
+    stage(plan, release_store=releases, source_store=source, prefix=key.staging)
     published = store.publish_release.fn(releases, key, {"schema": schema.to_dict()})
     assert store.catalog_release.fn(releases, key, published.version) == 1
     assert store.catalog_release.fn(releases, key, published.version) == 1  # a retried task adds no row

@@ -204,6 +204,7 @@ def test_the_demo_batch_is_conditional_naming_the_annotator_below_gold(tmp_path)
 
     from kpdeliver.codecs.resolve import resolve_schema
     from kpdeliver.config import load_config
+    from kpdeliver.ingest.batch import ingest_images
     from kpdeliver.storage import LocalStore
     from kpdeliver.synth import make_demo_batch
     from tasks import compute, store
@@ -212,7 +213,7 @@ def test_the_demo_batch_is_conditional_naming_the_annotator_below_gold(tmp_path)
     truth = orjson.loads((tmp_path / "truth.json").read_bytes())
     [swapper] = [m["annotator"] for m in truth["mistakes"] if m["kind"] == "left_right_swap"]
     source = LocalStore(config.source)
-    ingested = store.ingest_batch.fn(source)
+    ingested = ingest_images(source)
     assignments = compute.assign_work.fn(ingested.images, config.annotators, config.assignment)
     collected = store.collect_exports.fn(source, ingested.images, resolve_schema(config.schema_name), config.annotators)
     validated = compute.validate.fn(collected, ingested.findings, assignments, config.validation, config.deep_qa)

@@ -11,6 +11,8 @@ Batch layout under the source location:
 from __future__ import annotations
 
 import hashlib
+import posixpath
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,67 +55,84 @@ def list_image_keys(store: ObjectStore) -> list[str]:
     return [k for k in store.list(IMAGE_PREFIX) if k.lower().endswith(IMAGE_EXTENSIONS)]
 
 
-def ingest_images(store: ObjectStore, keys: list[str] | None = None) -> IngestResult:
-    """Hash and size every image; the first of identical images (by sorted key) is kept."""
-    explicit_keys = keys
-    keys = sorted(keys if keys is not None else list_image_keys(store))
-    expected = read_checksums(store)
+PROBE_SCHEMA = pa.schema([("key", pa.string()), ("sha256", pa.string()), ("width", pa.int64()), ("height", pa.int64()),
+                          ("orientation", pa.int64()), ("format", pa.string()), ("check", pa.string()),
+                          ("message", pa.string())])
+_PROBE_THREADS = 8  # hashing and Pillow's decoders release the GIL; reads wait on the store
+
+
+def _probe(store: ObjectStore, key: str, expected: str | None) -> tuple:
+    """One image's row of PROBE_SCHEMA: its hash and header, or the check that refuses it."""
+    def refused(check: str, why: str) -> tuple:
+        return key, None, None, None, None, None, check, f"{store.location(key)}: {why}"
+
+    try:
+        check_key(key)
+    except UnsafeKeyError as e:
+        return refused("ingest.unsafe_key", f"refused: {e}")
+    try:
+        data = store.get(key)
+    except LinkError as e:
+        return refused("ingest.symlink", f"refused, never read ({e})")
+    except StorageError as e:
+        return refused("ingest.unreadable_image", f"cannot be read ({e})")
+    sha = hashlib.sha256(data).hexdigest()
+    if expected is not None and expected != sha:
+        return refused("ingest.checksum_mismatch", f"sha256 {sha[:12]}… differs from {expected[:12]}… in "
+                                                   f"{CHECKSUMS_KEY}; the object changed after the batch was taken")
+    try:
+        header = read_image_header(data)
+    except ImageProblem as e:
+        return refused(e.check, str(e))
+    return key, sha, header.width, header.height, header.orientation, header.format, None, None
+
+
+def probe_images(store: ObjectStore, keys: list[str], expected: dict[str, str]) -> pa.Table:
+    """Read, hash and header-check each image (a thread pool); one PROBE_SCHEMA row per key, in order.
+    Independent per key, so a batch's keys may be probed in shards anywhere the store is reachable."""
+    with ThreadPoolExecutor(min(_PROBE_THREADS, max(len(keys), 1))) as pool:
+        rows = list(tracked("ingest", pool.map(lambda k: _probe(store, k, expected.get(k)), keys), total=len(keys)))
+    return pa.Table.from_pylist([dict(zip(PROBE_SCHEMA.names, r)) for r in rows], schema=PROBE_SCHEMA)
+
+
+def skipped_entries(store: ObjectStore) -> list[tuple[str, str, str]]:
+    """(key, check, message) of each entry of the batch that is never probed: first each file under
+    images/ in no format we deliver (.gif, .heic, .avif, a stray .txt: named, not lost), then each
+    link or special file anywhere in the batch (images, exports, gold, checksums), never read."""
+    formats = ", ".join(e.lstrip(".") for e in IMAGE_EXTENSIONS)
+    unsupported = [(key, "ingest.unsupported_format",
+                    f"{store.location(key)}: not an image format the release delivers ({formats}); not delivered")
+                   for key in sorted(store.list(IMAGE_PREFIX)) if not key.lower().endswith(IMAGE_EXTENSIONS)]
+    links = [(key, "ingest.symlink" if "link" in why else "ingest.unreadable_image",
+              f"{store.location(key)}: {why}; refused, never read") for key, why in store.skipped()]
+    return unsupported + links
+
+
+def assemble_ingest(probes: pa.Table, *, skipped: list[tuple[str, str, str]] = (),
+                    location=lambda key: key) -> IngestResult:
+    """The batch from its probes (any order) and its `skipped_entries`: sorted by key, the first
+    of identical images kept, ids numbered in key order. `location` names a key in messages."""
     findings, refused = [], []
     ids, names, widths, heights, orientations, shas, sources = [], [], [], [], [], [], []
     first_of: dict[str, str] = {}
-    listed = len(keys)
 
     def refuse(check: str, key: str, message: str) -> None:
         refused.append((key, check.removeprefix("ingest.")))
         findings.append(findings_for(check, message=message, file_name=key, source=key, n=1))
 
-    def reject(check: str, key: str, why: str) -> None:
-        refuse(check, key, f"{store.location(key)}: {why}")
-
-    if explicit_keys is None:
-        # a file under images/ that is no image format we deliver (.gif, .heic, .avif, a stray .txt) is named, not lost
-        for key in sorted(set(store.list(IMAGE_PREFIX)) - set(keys)):
-            listed += 1
-            reject("ingest.unsupported_format", key, "not an image format the release delivers "
-                   f"({', '.join(e.lstrip('.') for e in IMAGE_EXTENSIONS)}); not delivered")
-        # links anywhere in the batch (images, exports, gold, checksums) are never read: each is a finding
-        for key, why in store.skipped():
-            check = "ingest.symlink" if "link" in why else "ingest.unreadable_image"
-            if key.startswith(IMAGE_PREFIX):
-                listed += 1
-                reject(check, key, f"{why}; refused, never read")
-            else:
-                findings.append(findings_for(check, message=f"{store.location(key)}: {why}; refused, never read",
-                                             file_name=key, source=key, n=1))
-
-    for key in tracked("ingest", keys):
-        try:
-            check_key(key)
-        except UnsafeKeyError as e:
-            reject("ingest.unsafe_key", key, f"refused: {e}")
+    for key, check, message in skipped:
+        if key.startswith(IMAGE_PREFIX):
+            refuse(check, key, message)
+        else:
+            findings.append(findings_for(check, message=message, file_name=key, source=key, n=1))
+    probes = probes.sort_by("key")
+    for key, sha, width, height, orientation, fmt, check, message in zip(*(probes[c].to_pylist() for c in PROBE_SCHEMA.names)):
+        if check is not None:
+            refuse(check, key, message)
             continue
-        try:
-            data = store.get(key)
-        except LinkError as e:
-            reject("ingest.symlink", key, f"refused, never read ({e})")
-            continue
-        except StorageError as e:
-            reject("ingest.unreadable_image", key, f"cannot be read ({e})")
-            continue
-        sha = hashlib.sha256(data).hexdigest()
-        if key in expected and expected[key] != sha:
-            reject("ingest.checksum_mismatch", key,
-                   f"sha256 {sha[:12]}… differs from {expected[key][:12]}… in {CHECKSUMS_KEY}; the object changed after the batch was taken")
-            continue
-        try:
-            header = read_image_header(data)
-        except ImageProblem as e:
-            reject(e.check, key, str(e))
-            continue
-        allowed = FORMAT_EXTENSIONS.get(header.format, ())
-        if not key.lower().endswith(allowed):
+        if not key.lower().endswith(FORMAT_EXTENSIONS.get(fmt, ())):
             findings.append(findings_for("ingest.extension_mismatch", file_name=key, source=key, n=1,
-                                         message=f"{store.location(key)}: holds a {header.format} image, not what "
+                                         message=f"{location(key)}: holds a {fmt} image, not what "
                                                  "its extension says; delivered as it is"))
         if sha in first_of:
             refuse("ingest.duplicate_image", key, f"{key} is byte-identical to {first_of[sha]}; dropped as a duplicate")
@@ -121,9 +140,9 @@ def ingest_images(store: ObjectStore, keys: list[str] | None = None) -> IngestRe
         first_of[sha] = key
         ids.append(len(ids) + 1)
         names.append(key[len(IMAGE_PREFIX):])
-        widths.append(header.width)
-        heights.append(header.height)
-        orientations.append(header.orientation)
+        widths.append(width)
+        heights.append(height)
+        orientations.append(orientation)
         shas.append(sha)
         sources.append(key)
     images = Images.build(id=np.asarray(ids, np.int64), file_name=names, width=widths, height=heights, sha256=shas,
@@ -131,4 +150,31 @@ def ingest_images(store: ObjectStore, keys: list[str] | None = None) -> IngestRe
     refused_keys = [k for k, _ in refused]
     refused_table = pa.table({"key": refused_keys, "file_name": [k.removeprefix(IMAGE_PREFIX) for k in refused_keys],
                               "status": [status for _, status in refused]}, schema=REFUSED_SCHEMA)
+    listed = probes.num_rows + sum(key.startswith(IMAGE_PREFIX) for key, _, _ in skipped)
     return IngestResult(images, concat_findings(findings), listed, refused_table)
+
+
+def ingest_images(store: ObjectStore, keys: list[str] | None = None) -> IngestResult:
+    """Hash and size every image; the first of identical images (by sorted key) is kept. With
+    explicit `keys`, links elsewhere in the batch are not looked for."""
+    skipped = skipped_entries(store) if keys is None else []
+    keys = sorted(keys if keys is not None else list_image_keys(store))
+    return assemble_ingest(probe_images(store, keys, read_checksums(store)), skipped=skipped, location=store.location)
+
+
+def shard_keys(keys: list[str], shard_size: int) -> list[list[str]]:
+    """The keys in shards of about `shard_size`, each sorted. A folder's images stay in one shard (a
+    video's frames) unless the folder alone outgrows a shard; units are laid out in the order of
+    their name's hash, so a shard is a sample of the batch, and the same keys always shard alike."""
+    units: dict[str, list[str]] = {}
+    for key in sorted(keys):
+        folder = posixpath.dirname(key)
+        units.setdefault(key if folder == IMAGE_PREFIX.rstrip("/") else folder, []).append(key)
+    for name in [n for n, members in units.items() if len(members) > shard_size]:
+        units.update({key: [key] for key in units.pop(name)})
+    shards: list[list[str]] = [[]]
+    for name in sorted(units, key=lambda n: hashlib.blake2b(n.encode(), digest_size=8).digest()):
+        if len(shards[-1]) >= shard_size:
+            shards.append([])
+        shards[-1].extend(units[name])
+    return [sorted(s) for s in shards if s]

@@ -34,6 +34,7 @@ from kpdeliver.release.layout import (
     version_number,
 )
 from kpdeliver.release.package import ReleasePlan
+from kpdeliver.release.stage import staged_marker
 from kpdeliver.release.signing import PUBLIC_KEY, SIGNATURE, key_id, public_pem, sign
 from kpdeliver.storage import ObjectStore, StorageError, join_key
 
@@ -45,7 +46,7 @@ class PublishError(RuntimeError):
 def input_fingerprint(config: ClientConfig, image_shas: list[str], export_shas: dict[str, str]) -> str:
     """What makes two runs the same delivery: config, image bytes, export bytes, code version."""
     doc = {
-        "config": config.model_dump(mode="json", exclude={"source", "releases", "storage", "signing_key_secret"}),
+        "config": config.model_dump(mode="json", exclude={"source", "releases", "storage", "runner", "signing_key_secret"}),
         "images": sorted(image_shas),
         "exports": sorted(export_shas.items()),
         "kpdeliver": __version__,
@@ -89,11 +90,7 @@ def stage(plan: ReleasePlan, *, release_store: ObjectStore, source_store: Object
         listing[path] = {"size": release_store.size(dst), "sha256": sha}
         if progress:
             progress()
-    qa = {"reasons": list(plan.verdict.reasons), "findings_by_check": plan.verdict.findings_by_check}
-    if SIGNOFF in plan.files:  # the manifest carries the sign-off's digest, so a signature covers it
-        qa["signoff_content_sha256"] = orjson.loads(plan.files[SIGNOFF]).get("content_sha256")
-    marker = {"files": dict(sorted(listing.items())), "counts": plan.counts.to_dict(), "verdict": plan.verdict.verdict,
-              "qa": qa, "staged_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    marker = staged_marker(listing, plan.counts, plan.verdict, plan.files.get(SIGNOFF))
     release_store.put(join_key(prefix, STAGED), orjson.dumps(marker, option=orjson.OPT_SORT_KEYS))
     return marker
 

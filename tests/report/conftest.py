@@ -9,6 +9,7 @@ import pytest
 
 from kpdeliver.codecs.resolve import resolve_schema
 from kpdeliver.config import ClientConfig, load_config
+from kpdeliver.ingest.batch import ingest_images
 from kpdeliver.release.package import ReleasePlan
 from kpdeliver.storage import LocalStore
 from kpdeliver.synth import make_demo_batch
@@ -27,7 +28,7 @@ def package_demo(config: ClientConfig) -> tuple[ReleasePlan, object]:
     from tasks import compute, store
 
     source = LocalStore(config.source)
-    ingested = store.ingest_batch.fn(source)
+    ingested = ingest_images(source)
     assignments = compute.assign_work.fn(ingested.images, config.annotators, config.assignment)
     collected = store.collect_exports.fn(source, ingested.images, resolve_schema(config.schema_name), config.annotators)
     validated = compute.validate.fn(collected, ingested.findings, assignments, config.validation, config.deep_qa)

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from kpdeliver.config import load_config
-from kpdeliver.release.publish import input_fingerprint
+from kpdeliver.release.publish import input_fingerprint, stage
 from kpdeliver.report.changes import change_counts
 from kpdeliver.storage import LocalStore
 from kpdeliver.synth import make_demo_batch
@@ -22,7 +22,7 @@ def _publish(config, plan) -> None:
 
     source, releases = LocalStore(config.source), LocalStore(config.releases)
     key = store.ReleaseKey(config.client, config.dataset, input_fingerprint(config, ["first"], {}))
-    store.stage_release.fn(plan, releases, source, key)
+    stage(plan, release_store=releases, source_store=source, prefix=key.staging)
     store.publish_release.fn(releases, key, {})
 
 

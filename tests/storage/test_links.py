@@ -57,6 +57,9 @@ def test_reads_through_any_link_are_refused(planted, key):
     with pytest.raises(LinkError):
         other.copy_from(planted, key, "stolen.jpg")
     assert not (planted.root.parent / "copy" / "stolen.jpg").exists()
+    with pytest.raises(LinkError):  # a copy within the store is a hard link: never of a link, nor through one
+        planted.copy(key, "stolen.jpg")
+    assert not planted.exists("stolen.jpg") and not [n for n in os.listdir(planted.root) if "stolen" in n or n.startswith(".kp-tmp")]
 
 
 def test_writes_and_deletes_through_a_folder_link_are_refused(planted):

@@ -15,6 +15,9 @@ from prefect import Task
 from kpdeliver.codecs.resolve import resolve_schema
 from kpdeliver.config import Assignment, QuarantineScope, load_config
 from kpdeliver.findings import findings_for
+from kpdeliver.ingest.batch import ingest_images, list_image_keys, shard_keys
+from kpdeliver.release.layout import SIGNOFF
+from kpdeliver.release.stage import SourceChanged, split_plan
 from kpdeliver.release.publish import input_fingerprint, published_versions
 from kpdeliver.storage import LocalStore, open_store
 from kpdeliver.synth import make_demo_batch
@@ -29,13 +32,13 @@ def _tasks(module) -> list[Task]:
 
 def test_every_task_that_reads_or_writes_a_store_is_retried_and_no_pure_compute_task_is():
     assert {t.name for t in _tasks(store)} == {
-        "ingest", "collect", "find-published", "is-staged", "stage", "publish", "previous-release", "catalog",
-        "clean-staging"}
+        "list-batch", "probe-images", "collect", "find-published", "is-staged", "stage-files", "stage-shard",
+        "mark-staged", "publish", "previous-release", "catalog", "clean-staging"}
     # packaging reads the images its report draws from the source store
     for t in [*_tasks(store), compute.package]:
         assert t.retries >= 2, t.name
         assert 0 < max(t.retry_delay_seconds) <= 10, t.name
-    assert {t.name for t in _tasks(compute)} == {"assign-work", "validate", "quarantine", "package"}
+    assert {t.name for t in _tasks(compute)} == {"assemble-ingest", "assign-work", "validate", "quarantine", "package"}
     assert all(not t.retries for t in _tasks(compute) if t is not compute.package)
 
 
@@ -65,12 +68,27 @@ def stores(request, demo, tmp_path):
     return open_store(_upload(root / "batch", bucket)), open_store(f"s3://{bucket}/releases")
 
 
+def _ingest(source, shard_size: int = 5):
+    """Ingest as the flow maps it: list, probe each shard, assemble."""
+    listing = store.list_batch.fn(source)
+    probed = [store.probe_images.fn(source, keys, listing.checksums) for keys in shard_keys(listing.keys, shard_size)]
+    return compute.assemble_ingest.fn([p.value for p in probed], listing.skipped, source)
+
+
+def _stage(plan, releases, source, key, shard_size: int = 5) -> None:
+    files, shards = split_plan(plan, shard_size)
+    listed = store.stage_files.fn(releases, key, files)
+    for shard in shards:
+        listed |= store.stage_shard.fn(releases, source, key, shard).value
+    store.mark_staged.fn(releases, key, plan.counts, plan.verdict, listed, plan.files.get(SIGNOFF))
+
+
 def test_the_tasks_in_the_flows_order_publish_one_release(demo, stores):
     _, config = demo
     source, releases = stores
     schema = resolve_schema(config.schema_name)
 
-    ingested = store.ingest_batch.fn(source)
+    ingested = _ingest(source)
     assignments = compute.assign_work.fn(ingested.images, config.annotators, config.assignment)
     collected = store.collect_exports.fn(source, ingested.images, schema, config.annotators)
     key = store.ReleaseKey(config.client, config.dataset,
@@ -81,9 +99,11 @@ def test_the_tasks_in_the_flows_order_publish_one_release(demo, stores):
     validated = compute.validate.fn(collected, ingested.findings, assignments, config.validation, config.deep_qa)
     held = compute.quarantine.fn(collected, assignments, validated.validation.findings, config.validation.quarantine)
     plan = compute.package.fn(config, held, validated, ingested.refused, assignments, source, None)
-    store.stage_release.fn(plan, releases, source, key)
-    store.stage_release.fn(plan, releases, source, key)  # a retried stage writes the same bytes again
+    _stage(plan, releases, source, key)
+    _stage(plan, releases, source, key, shard_size=3)  # a retried stage writes the same bytes again
     assert store.is_staged.fn(releases, key)
+    staged = [k for k in releases.list(".staging/")]
+    assert staged and all(k.startswith(key.staging + "/") for k in staged)  # only this run's own folder
 
     published = store.publish_release.fn(releases, key, {"schema": schema.to_dict()})
     assert store.catalog_release.fn(releases, key, published.version) == 1
@@ -100,6 +120,8 @@ def test_the_tasks_in_the_flows_order_publish_one_release(demo, stores):
         assert meta["sha256"] == hashlib.sha256(data).hexdigest(), path
     assert {"qa/validation_results.json", "qa/keypoints.parquet", "qa/changes.parquet"} <= set(manifest["files"])
     assert not any(p.startswith("qa/data_docs/") for p in manifest["files"])  # GX's CDN-bound pages are not shipped
+    signoff = orjson.loads(releases.get(f"{published.prefix}/{SIGNOFF}"))
+    assert manifest["qa"]["signoff_content_sha256"] == signoff["content_sha256"]
     c = manifest["counts"]
     assert c["instances_delivered"] + c["instances_quarantined"] + c["instances_review_only"] == c["instances_in"]
 
@@ -116,7 +138,7 @@ def test_ingest_returns_each_refused_images_status(tmp_path):
     source.put("images/a.jpg", a)
     source.put("images/sub/copy.jpg", a)
     source.put("images/broken.png", b"not a png")
-    ingested = store.ingest_batch.fn(source)
+    ingested = _ingest(source)
     assert ingested.images.file_name.tolist() == ["a.jpg"]
     assert sorted(ingested.refused.select(["file_name", "status"]).to_pylist(), key=lambda r: r["file_name"]) == [
         {"file_name": "broken.png", "status": "unreadable_image"},
@@ -126,7 +148,7 @@ def test_ingest_returns_each_refused_images_status(tmp_path):
 
 def test_assign_work_uses_only_the_assignment_section(demo):
     _, config = demo
-    images = store.ingest_batch.fn(LocalStore(config.source)).images
+    images = _ingest(LocalStore(config.source)).images
     table = compute.assign_work.fn(images, ["x", "y"], Assignment(seed=1, overlap=0.5))
     assert table == compute.assign_work.fn(images, ["x", "y"], Assignment(seed=1, overlap=0.5))
     primary = table.filter(np.asarray(table["role"].to_pylist()) == "primary")
@@ -138,7 +160,7 @@ def test_assign_work_uses_only_the_assignment_section(demo):
 def test_validate_keeps_earlier_findings_first_and_returns_docs_and_scorecards(demo):
     _, config = demo
     source = LocalStore(config.source)
-    ingested = store.ingest_batch.fn(source)
+    ingested = _ingest(source)
     collected = store.collect_exports.fn(source, ingested.images, resolve_schema(config.schema_name), config.annotators)
     assignments = compute.assign_work.fn(ingested.images, config.annotators, config.assignment)
     earlier = findings_for("ingest.duplicate_image", message="an earlier finding", source="images/x.jpg", n=1)
@@ -166,7 +188,7 @@ def test_package_writes_the_refused_images_into_the_index(demo, tmp_path):
         source.put(key, LocalStore(config.source).get(key))
     first = sorted(k for k in source.list("images/"))[0]
     source.put("images/zz_copy.jpg", source.get(first))
-    ingested = store.ingest_batch.fn(source)
+    ingested = _ingest(source)
     collected = store.collect_exports.fn(source, ingested.images, resolve_schema(config.schema_name), config.annotators)
     assignments = compute.assign_work.fn(ingested.images, config.annotators, config.assignment)
     validated = compute.validate.fn(collected, ingested.findings, assignments, config.validation, config.deep_qa)
@@ -177,3 +199,47 @@ def test_package_writes_the_refused_images_into_the_index(demo, tmp_path):
         {k: r[k] for k in ("file_name", "status")} for r in index]
     assert plan.counts.images_rejected_at_ingest == 1
     assert orjson.loads(plan.files["qa/signoff.json"])["verdict"] == plan.verdict.verdict
+
+
+def test_sharded_ingest_equals_the_whole_batchs_and_shards_keep_folders_whole(demo, tmp_path):
+    _, config = demo
+    source = LocalStore(tmp_path / "batch")
+    for k in LocalStore(config.source).list(""):
+        source.put(k, LocalStore(config.source).get(k))
+    first = sorted(source.list("images/"))[0]
+    source.put("images/video/f1.jpg", source.get(first))  # a duplicate in a later shard
+    source.put("images/video/f2.jpg", _jpeg(8, 6, (1, 2, 3)))
+    source.put("images/broken.png", b"not a png")
+    source.put("images/notes.txt", b"not an image format")
+    whole = ingest_images(source)
+    assert "ingest.unsupported_format" in whole.findings["check"].to_pylist()
+    for size in (1, 2, 1000):
+        sharded = _ingest(source, size)
+        assert sharded.images.to_arrow() == whole.images.to_arrow(), size
+        assert sharded.findings == whole.findings and sharded.refused == whole.refused, size
+    shards = shard_keys(list_image_keys(source), 2)  # what the flow shards: the images in a delivered format
+    assert sorted(k for s in shards for k in s) == sorted(set(source.list("images/")) - {"images/notes.txt"})
+    assert any(s[:2] == ["images/video/f1.jpg", "images/video/f2.jpg"] or
+               {"images/video/f1.jpg", "images/video/f2.jpg"} <= set(s) for s in shards)
+    assert all(len(s) <= 2 for s in shards)
+
+
+def test_a_shard_refuses_an_image_changed_after_ingest(demo, tmp_path):
+    _, config = demo
+    source = LocalStore(tmp_path / "batch")
+    for k in LocalStore(config.source).list(""):
+        source.put(k, LocalStore(config.source).get(k))
+    ingested = _ingest(source)
+    collected = store.collect_exports.fn(source, ingested.images, resolve_schema(config.schema_name), config.annotators)
+    assignments = compute.assign_work.fn(ingested.images, config.annotators, config.assignment)
+    validated = compute.validate.fn(collected, ingested.findings, assignments, config.validation, config.deep_qa)
+    held = compute.quarantine.fn(collected, assignments, validated.validation.findings, config.validation.quarantine)
+    plan = compute.package.fn(config, held, validated, ingested.refused, assignments, source, None)
+    src, _, _ = plan.copies[0]
+    source.put(src, _jpeg(9, 9, (9, 9, 9)))
+    shard = next(s for s in split_plan(plan, 4)[1] if any(c[0] == src for c in s.copies))
+    key = store.ReleaseKey(config.client, config.dataset, "f" * 64)
+    releases = LocalStore(tmp_path / "releases")
+    with pytest.raises(SourceChanged, match="changed after ingest"):
+        store.stage_shard.fn(releases, source, key, shard)
+    assert not [k for k in releases.list("") if k.endswith(src.rsplit("/", 1)[-1])]

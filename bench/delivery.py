@@ -1,0 +1,133 @@
+"""Benchmark: a whole delivery of the synthetic demo batch, with a per-stage table, on the default
+thread runner and on Dask LocalClusters of 1 and 2 worker processes.
+
+Every run publishes a fresh release of the same batch (one Prefect server for all of them). Per
+stage: the summed run time of that task's runs, from Prefect's API. The reference, measured in
+the same run: the floor of the I/O a delivery cannot avoid — read, hash and copy every image once
+in one process. Machine load (`uptime`) is printed first and last: the machine is shared.
+
+    python bench/delivery.py [--images 1000 5000] [--dask 1 2] [--dask-images 1000] [--keep DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def load() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def floor_seconds(batch: Path, out: Path) -> float:
+    """Read, hash and write every image once (no Prefect, no validation): the I/O floor."""
+    t0 = time.perf_counter()
+    for p in sorted((batch / "images").rglob("*")):
+        if p.is_file():
+            data = p.read_bytes()
+            hashlib.sha256(data).hexdigest()
+            (out / p.name).write_bytes(data)
+    return time.perf_counter() - t0
+
+
+def stage_table(flow_run_id) -> dict[str, tuple[int, float]]:
+    """task name -> (runs, summed run seconds) of one flow run."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    runs, only = [], FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+    with get_client(sync_client=True) as client:
+        while page := client.read_task_runs(flow_run_filter=only, limit=200, offset=len(runs)):  # the API's page cap
+            runs += page
+    table: dict[str, list] = defaultdict(lambda: [0, 0.0])
+    for tr in runs:
+        name = re.sub(r"-[0-9a-f]{3}$", "", tr.name)  # a run's name is its task's plus 3 hex digits
+        table[name][0] += 1
+        table[name][1] += tr.total_run_time.total_seconds()
+    return {k: (n, s) for k, (n, s) in table.items()}
+
+
+def latest_flow_run_id():
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)[0].id
+
+
+def deliver(config, releases: Path, runner) -> tuple[float, float, dict]:
+    from flows.delivery import delivery_run
+
+    cfg = config.model_copy(update={"releases": str(releases), "runner": runner})
+    t0, c0 = time.perf_counter(), time.process_time()
+    summary = delivery_run(cfg)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    assert not summary["duplicate_of_published"]
+    return wall, cpu, stage_table(latest_flow_run_id())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, nargs="*", default=[1000, 5000])
+    ap.add_argument("--dask", type=int, nargs="*", default=[1, 2], help="LocalCluster worker counts")
+    ap.add_argument("--dask-images", type=int, default=1000)
+    ap.add_argument("--shard-size", type=int, default=500)
+    ap.add_argument("--keep", type=Path)
+    args = ap.parse_args()
+    work = Path(args.keep or tempfile.mkdtemp(prefix="kpdeliver-bench-delivery-"))
+    work.mkdir(parents=True, exist_ok=True)
+
+    from kpdeliver.cli.runtime import configure_prefect
+
+    configure_prefect(work)
+    from flows.runner import one_prefect_api
+    from kpdeliver.config import load_config
+    from kpdeliver.runner_settings import RunnerSettings
+    from kpdeliver.synth import make_demo_batch
+
+    print(f"load before: {load()}")
+    rows = []
+    with one_prefect_api(RunnerSettings(kind="dask")):  # one server for every run and worker
+        sizes = sorted(set(args.images) | ({args.dask_images} if args.dask else set()))
+        for n in sizes:
+            root = work / f"batch-{n}"
+            if not (root / "client.yaml").exists():
+                make_demo_batch(root, seed=1, n_images=n)
+            config = load_config(root / "client.yaml")
+            floor_out = work / f"floor-{n}"
+            floor_out.mkdir(exist_ok=True)
+            floor = floor_seconds(Path(config.source), floor_out)
+            shutil.rmtree(floor_out)
+            runners = ([("threads", RunnerSettings(shard_size=args.shard_size))] if n in args.images else []) + [
+                (f"dask x{w}", RunnerSettings(kind="dask", workers=w, shard_size=args.shard_size))
+                for w in (args.dask if n == args.dask_images else [])]
+            for label, runner in runners:
+                releases = work / f"releases-{n}-{label.replace(' ', '')}"
+                shutil.rmtree(releases, ignore_errors=True)
+                wall, cpu, stages = deliver(config, releases, runner)
+                rows.append((n, label, wall, cpu, floor, stages))
+                print(f"\n{n} images, {label}: wall {wall:.1f} s, flow-process CPU {cpu:.1f} s; "
+                      f"reference (read+hash+copy every image once, one process) {floor:.2f} s")
+                print(f"  {'task':<18}{'runs':>6}{'run s':>9}")
+                for name, (runs, secs) in sorted(stages.items(), key=lambda kv: -kv[1][1]):
+                    print(f"  {name:<18}{runs:>6}{secs:>9.2f}")
+    print("\nsummary: images, runner, wall s, flow CPU s, task run s (sum), reference s")
+    for n, label, wall, cpu, floor, stages in rows:
+        print(f"  {n:>6} {label:<9} {wall:7.1f} {cpu:7.1f} {sum(s for _, s in stages.values()):7.1f} {floor:7.2f}")
+    print(f"load after: {load()}")
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":  # LocalCluster workers re-import this module
+    main()
