@@ -67,8 +67,6 @@ INSPECT_XFAIL = {
     "sleap-io/coco/mixed_animals/annotations.json": "multi-category COCO (one category kept, the other held back)",
     "sleap-io/labelstudio/multi_animal_from_dlc.json": "Label Studio export without labeling config "
     "(schema not taken from the keypoint labels; several KeyPointLabels tags; points tied to boxes by relations)",
-    "cvat/xml_format.example-video.xml": "CVAT track layout <skeleton frame=> (decodes to empty instances, "
-    "all-outside frames kept)",
     "deeplabcut/quadruped_dataset.json": "inspect exits 1, not 2, on a file it refuses",
     "label-studio/keypointlabels.example.json": "inspect exits 1, not 2, on a file it refuses",
 }
@@ -77,7 +75,6 @@ DECODABLE = [rel for rel, exp in FIXTURES.items() if exp is not None]
 ROUNDTRIP_XFAIL = {
     "sleap-io/coco/mixed_animals/annotations.json": INSPECT_XFAIL["sleap-io/coco/mixed_animals/annotations.json"],
     "sleap-io/labelstudio/multi_animal_from_dlc.json": INSPECT_XFAIL["sleap-io/labelstudio/multi_animal_from_dlc.json"],
-    "cvat/xml_format.example-video.xml": INSPECT_XFAIL["cvat/xml_format.example-video.xml"],
 }
 
 
