@@ -57,6 +57,7 @@ def convert(
     """Convert keypoint annotations between formats (nothing is validated or dropped silently)."""
     from kpdeliver.codecs import CodecError
     from kpdeliver.collect.files import read_annotations, write_dataset
+    from kpdeliver.schema import unpaired_side_names
 
     if outside not in ("clip", "zero"):
         typer.echo("error: --outside must be 'clip' or 'zero'", err=True)
@@ -71,6 +72,10 @@ def convert(
     ds = decoded.dataset
     typer.echo(f"{input} -> {out} ({to.value}): {len(ds.images)} images, {len(ds.instances)} instances, "
                f"schema {ds.schema.name} ({ds.schema.num_keypoints} keypoints), {len(paths)} files written")
+    unpaired = unpaired_side_names(ds.schema)
+    if unpaired:
+        typer.echo(f"warning: left/right names in no flip pair, flip_idx keeps them in place: {unpaired} "
+                   "(state the pairs as flip_pairs in a schema YAML)")
     if decoded.findings.num_rows or decoded.rejected.num_rows:
         typer.echo(f"{decoded.findings.num_rows} findings, {decoded.rejected.num_rows} items held back "
                    f"(`kpdeliver inspect {input}` lists them)")

@@ -312,7 +312,6 @@ def test_yolo_written_by_convert_passes_ultralytics_checks(rel, tmp_path):
 
 
 # --- left/right pairs from real names ---------------------------------------------------------------
-@xfail("left/right pairing by names (front_left_paw, mouth_end_right, body_middle_left)")
 def test_flip_idx_from_deeplabcut_quadruped_names_matches_its_swap_table(tmp_path):
     info = json.loads((REAL / "deeplabcut/quadruped_dataset.json").read_text())["dataset_info"]["keypoint_info"]
     names = [info[str(i)]["name"] for i in range(len(info))]
