@@ -83,3 +83,21 @@ def test_a_reference_that_climbs_out_after_decoding_is_refused(batch):
     on_first_two = np.isin(truth.instances.image_id, truth.images.id[:2])
     assert (res.dataset.instances.image_id[on_first_two] == -1).all()
     assert (res.dataset.instances.image_id[~on_first_two] > 0).all()
+
+
+def test_convert_with_images_finds_sizes_for_server_references(tmp_path):
+    from kpdeliver.collect.files import read_annotations
+
+    truth = synthetic_dataset(2, 5, seed=3, first_image_id=1)
+    for name, w, h in zip(("a.png", "b.png"), truth.images.width, truth.images.height):
+        (tmp_path / "photos").mkdir(exist_ok=True)
+        (tmp_path / "photos" / name).write_bytes(_png(int(w), int(h), 0))
+    export = truth.replace(images=truth.images.take(np.arange(2)))
+    export.images.file_name[:] = ["/data/upload/4/1a2b3c4d-a.png", "/data/local-files/?d=shoot%2Fb.png"]
+    doc = label_studio.encode(export, as_predictions=False)
+    for key in (b'"original_width"', b'"original_height"'):  # an export without sizes: they must come from the images
+        doc = doc.replace(key, b'"dropped_' + key[1:])
+    (tmp_path / "tasks.json").write_bytes(doc)
+    got = read_annotations(tmp_path / "tasks.json", images_dir=tmp_path / "photos").dataset
+    assert got.images.width.tolist() == truth.images.width.tolist()
+    assert len(got.instances) == len(truth.instances)

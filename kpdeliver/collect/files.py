@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from kpdeliver.codecs import REJECTED_SCHEMA, CodecError, Decoded, registry
+from kpdeliver.codecs.label_studio.paths import image_path
 from kpdeliver.codecs.protocol import Codec, EncodeOptions
 from kpdeliver.findings import concat_findings, findings_for
 from kpdeliver.images import IMAGE_EXTENSIONS, image_size
@@ -88,7 +89,8 @@ def image_index(folder: Path) -> dict[str, Path]:
 
 class _HeaderSizes(Mapping):
     """Image sizes read from image headers on demand, looked up by a reference's file name
-    (Label Studio refers to `/data/upload/<project>/<name>`); the folder is scanned on first use."""
+    (Label Studio refers to `/data/upload/<project>/<hex>-<name>`, `/data/local-files/?d=<path>` or a
+    storage URL: codecs/label_studio/paths.py); the folder is scanned on first use."""
 
     def __init__(self, folder: Path) -> None:
         self._folder = folder
@@ -97,7 +99,8 @@ class _HeaderSizes(Mapping):
     def _find(self, ref: str) -> Path | None:
         if self._index is None:
             self._index = image_index(self._folder)
-        return self._index.get(str(ref).replace("\\", "/").rsplit("/", 1)[-1])
+        raw = str(ref).replace("\\", "/").rsplit("/", 1)[-1]
+        return self._index.get(image_path(str(ref)).replace("\\", "/").rsplit("/", 1)[-1]) or self._index.get(raw)
 
     def __contains__(self, ref) -> bool:
         return self._find(ref) is not None
