@@ -6,6 +6,7 @@ half-way through a delivery.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -97,7 +98,9 @@ def schema_from_dict(data: Mapping, *, origin: str = "<dict>") -> KeypointSchema
     """Build a schema from a plain mapping (a YAML file's content).
 
     Pairs and edges may be given by name or by 0-based index. A YAML file says
-    `skeleton_base: 1` when its edge indices are 1-based (COCO's convention).
+    `skeleton_base: 1` when its edge indices are 1-based (COCO's convention). Left/right pairs are
+    stated as `flip_pairs:` (or `pairs:`); a file that states none has its names paired by their
+    left/right token (`flip_pairs: []` says there are none).
     """
     try:
         names = tuple(str(n) for n in data["keypoints"])
@@ -113,9 +116,16 @@ def schema_from_dict(data: Mapping, *, origin: str = "<dict>") -> KeypointSchema
         return int(v) - base
 
     skeleton = tuple((as_index(a, "skeleton"), as_index(b, "skeleton")) for a, b in data.get("skeleton", ()))
-    pairs = tuple(
-        (as_index(a, "flip_pairs"), as_index(b, "flip_pairs")) for a, b in data.get("flip_pairs", ())
-    )
+    if "flip_pairs" in data and "pairs" in data:
+        raise SchemaError(f"{origin}: give left/right pairs once, as 'flip_pairs' or as 'pairs'")
+    stated = data.get("flip_pairs", data.get("pairs"))
+    if stated is None:  # not stated: pair the names by their left/right token
+        pairs = pairs_by_side(names)
+    else:
+        try:
+            pairs = tuple((as_index(a, "flip_pairs"), as_index(b, "flip_pairs")) for a, b in stated)
+        except (TypeError, ValueError):
+            raise SchemaError(f"{origin}: 'flip_pairs' must be a list of [left, right] names or indices") from None
     sigmas = data.get("sigmas")
     if sigmas is None:
         sigmas = [float(data.get("default_sigma", DEFAULT_SIGMA))] * len(names)
@@ -148,15 +158,45 @@ def load_schema_yaml(path: str | Path) -> KeypointSchema:
     return schema_from_dict(data, origin=str(p))
 
 
-def pairs_by_prefix(names: Iterable[str], left: str = "left_", right: str = "right_") -> tuple[tuple[int, int], ...]:
-    """Left/right pairs of a name list whose names differ only by a left/right prefix."""
-    names = list(names)
-    pos = {n: i for i, n in enumerate(names)}
-    return tuple(
-        (i, pos[right + n[len(left):]])
-        for i, n in enumerate(names)
-        if n.startswith(left) and right + n[len(left):] in pos
-    )
+_SIDE = {"left": "l", "l": "l", "right": "r", "r": "r"}
+
+
+def _side_tokens(name: str) -> list[str]:
+    """Lower-case word tokens of a name: split at separators and camelCase humps (`LeftHand`,
+    `LShoulder` -> left hand, l shoulder)."""
+    s = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", name.strip())
+    return [t for t in re.split(r"[\s_\-.:/]+", s.lower()) if t]
+
+
+def _side_key(name: str) -> tuple[str, tuple[str, ...]] | None:
+    """(side, the name with its side token blanked) when exactly one token says left or right."""
+    tokens = _side_tokens(name)
+    at = [i for i, t in enumerate(tokens) if t in _SIDE]
+    if len(at) != 1:
+        return None
+    i = at[0]
+    return _SIDE[tokens[i]], tuple(tokens[:i]) + ("*",) + tuple(tokens[i + 1:])
+
+
+def pairs_by_side(names: Iterable[str]) -> tuple[tuple[int, int], ...]:
+    """Left/right pairs of names that differ only by their side token, wherever it stands and however
+    it is spelt: `left_eye`/`right_eye`, `l_eye`/`r_eye`, `LeftHand`/`RightHand`, `front_left_paw`/
+    `front_right_paw`, `mouth_end_right`/`mouth_end_left`. A side with two candidates pairs nothing.
+    Pairs are (left index, right index), in the order of the left names."""
+    slots: dict[tuple[str, ...], dict[str, list[int]]] = {}
+    for i, n in enumerate(names):
+        key = _side_key(n)
+        if key is not None:
+            slots.setdefault(key[1], {"l": [], "r": []})[key[0]].append(i)
+    pairs = [(s["l"][0], s["r"][0]) for s in slots.values() if len(s["l"]) == 1 and len(s["r"]) == 1]
+    return tuple(sorted(pairs))
+
+
+def unpaired_side_names(schema: KeypointSchema) -> list[str]:
+    """Names that say left or right but are in no flip pair: a horizontal flip would keep their
+    labels on the wrong side, so inspect and convert name them."""
+    paired = {i for p in schema.flip_pairs for i in p}
+    return [n for i, n in enumerate(schema.keypoints) if i not in paired and _side_key(n) is not None]
 
 
 _COCO17_NAMES = (
@@ -183,7 +223,7 @@ COCO17 = KeypointSchema(
     name="coco17",
     keypoints=_COCO17_NAMES,
     skeleton=_COCO17_SKELETON,
-    flip_pairs=pairs_by_prefix(_COCO17_NAMES),
+    flip_pairs=pairs_by_side(_COCO17_NAMES),
     sigmas=_COCO17_SIGMAS,
     category="person",
     source="COCO 2017 person keypoints; sigmas from cocoapi COCOeval",

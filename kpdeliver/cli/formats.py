@@ -53,27 +53,50 @@ def convert(
     schema: Optional[str] = typer.Option(None, "--schema", help="Built-in schema name or schema YAML/CVAT XML path; "
                                          "default: the file's own keypoints."),
     from_: InFormat = typer.Option(InFormat.auto, "--from", help="Input format (default: detected)."),
-    images: Optional[Path] = typer.Option(None, "--images", help="Folder of the images (for sizes the input lacks)."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Folder of the images (for sizes the input lacks; "
+                                          "a YOLO output gets them linked or copied into images/<split>/)."),
+    sizes: Optional[Path] = typer.Option(None, "--sizes", help="Image sizes the input lacks: CSV file_name,width,height "
+                                         "or JSON {name: [w, h]}."),
     outside: str = typer.Option("clip", "--outside", help="YOLO: v=1 points outside the frame are 'clip'ped or 'zero'ed."),
     cvat_mode: str = typer.Option("images", "--cvat-mode", help="CVAT output: 'images' or 'video' (tracks)."),
 ) -> None:
     """Convert keypoint annotations between formats (nothing is validated or dropped silently)."""
     from kpdeliver.codecs import CodecError
     from kpdeliver.collect.files import read_annotations, write_dataset
+    from kpdeliver.cli.validate import read_sizes
+    from kpdeliver.codecs.yolo_pose import DATA_YAML_NAMES
+    from kpdeliver.collect.yolo_tree import place_images
+    from kpdeliver.schema import unpaired_side_names
 
     if outside not in ("clip", "zero"):
         typer.echo("error: --outside must be 'clip' or 'zero'", err=True)
         raise typer.Exit(2)
     try:
+        size_map = read_sizes(sizes) if sizes else None
         decoded = read_annotations(input, schema=_schema(schema), fmt=None if from_ is InFormat.auto else from_.value,
-                                   images_dir=images)
+                                   images_dir=images, sizes=size_map)
         paths = write_dataset(decoded.dataset, out, to=to.value, outside=outside, cvat_mode=cvat_mode)
+        # a YOLO tree is trained on with its images: the given ones, or a YOLO input's own
+        yolo_input = input.is_dir() and any((input / n).is_file() for n in DATA_YAML_NAMES)
+        image_src = images or (input if yolo_input else None)
+        if to is OutFormat.yolo and image_src is not None:
+            placed, missing = place_images(decoded.dataset, out, image_src)
+            paths += placed
+            if missing:
+                typer.echo(f"warning: {len(missing)} images not found under {image_src} (e.g. {missing[0]!r}); "
+                           "their labels have no image in the tree", err=True)
+        elif to is OutFormat.yolo:
+            typer.echo("note: labels only; give --images DIR to put the images into the tree for training", err=True)
     except (CodecError, ValueError, OSError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
     ds = decoded.dataset
     typer.echo(f"{input} -> {out} ({to.value}): {len(ds.images)} images, {len(ds.instances)} instances, "
                f"schema {ds.schema.name} ({ds.schema.num_keypoints} keypoints), {len(paths)} files written")
+    unpaired = unpaired_side_names(ds.schema)
+    if unpaired:
+        typer.echo(f"warning: left/right names in no flip pair, flip_idx keeps them in place: {unpaired} "
+                   "(state the pairs as flip_pairs in a schema YAML)")
     if decoded.findings.num_rows or decoded.rejected.num_rows:
         typer.echo(f"{plural(decoded.findings.num_rows, 'finding')}, {plural(decoded.rejected.num_rows, 'item')} held back "
                    f"(`kpdeliver inspect {input}` lists them)")

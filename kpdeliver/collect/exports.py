@@ -19,7 +19,8 @@ import pyarrow.compute as pc
 from kpdeliver.codecs import REJECTED_SCHEMA, CodecError
 from kpdeliver.codecs.registry import decode_bytes
 from kpdeliver.findings import concat_findings, findings_for
-from kpdeliver.isolation import unsafe_key_findings
+from kpdeliver.codecs.label_studio.paths import image_path
+from kpdeliver.isolation import unsafe_reasons
 from kpdeliver.model import NONE, Dataset, Instances, concat_instances
 from kpdeliver.progress import tracked
 from kpdeliver.schema import KeypointSchema
@@ -57,26 +58,33 @@ def _unique_index(keys: list[str]) -> dict[str, int]:
     return {k: v for k, v in index.items() if k not in clash}
 
 
-def _name_lookups(file_names: list[str]) -> list[tuple[Callable[[str], str], dict[str, int]]]:
-    """Ways to match an export's image name to the batch, most exact first: the relative path,
-    the base name, the stem (CVAT video exports name frames `frame_000010`, no extension)."""
-    ways: list[Callable[[str], str]] = [
-        lambda n: n.removeprefix("images/"), basename, lambda n: splitext(basename(n))[0]]
-    return [(way, _unique_index([way(n) for n in file_names])) for way in ways]
+def _name_lookups(file_names: list[str]) -> tuple[dict[str, int], list[tuple[Callable[[str], str], dict[str, int]]]]:
+    """Ways to match an export's image path to the batch, most exact first: the path relative to
+    the batch's images/ (also as the tail of a longer path: a bucket key, a storage root), the base
+    name, the stem (CVAT video exports name frames `frame_000010`, no extension)."""
+    relative = _unique_index([n.removeprefix("images/") for n in file_names])
+    ways: list[Callable[[str], str]] = [basename, lambda n: splitext(basename(n))[0]]
+    return relative, [(way, _unique_index([way(n) for n in file_names])) for way in ways]
+
+
+def _batch_row(path: str, relative: dict[str, int], lookups) -> int | None:
+    parts = path.split("/")
+    for start in range(len(parts)):  # the longest tail that is a batch image's relative path
+        row = relative.get("/".join(parts[start:]))
+        if row is not None:
+            return row
+    return next((index[way(path)] for way, index in lookups if way(path) in index), None)
 
 
 def rekey_onto_batch(part: Dataset, batch: Dataset, *, source: str) -> Instances:
     """The export's instances with image ids of the batch (-1 where no batch image matches)."""
-    lookups = _name_lookups(batch.images.file_name.tolist())
+    relative, lookups = _name_lookups(batch.images.file_name.tolist())
     export_names = dict(zip(part.images.id.tolist(), part.images.file_name.tolist()))
     batch_ids = batch.images.id
     new_ids = []
     for img_id in part.instances.image_id.tolist():
         name = export_names.get(img_id)
-        row = None
-        if name is not None:
-            name = name.replace("\\", "/")
-            row = next((index[way(name)] for way, index in lookups if way(name) in index), None)
+        row = None if name is None else _batch_row(name.replace("\\", "/"), relative, lookups)
         new_ids.append(int(batch_ids[row]) if row is not None else NONE)
     ins = part.instances
     extra = dict(ins.extra)
@@ -86,6 +94,23 @@ def rekey_onto_batch(part: Dataset, batch: Dataset, *, source: str) -> Instances
     return Instances(**{**{f: getattr(ins, f) for f in (
         "id", "category_id", "bbox", "area", "iscrowd", "annotator", "track_id", "frame", "num_keypoints", "keypoints")},
         "image_id": np.asarray(new_ids, dtype=np.int64)}, extra=extra)
+
+
+def _image_paths(decoded_images, location: str) -> tuple[np.ndarray, pa.Table]:
+    """The path each export image reference denotes (Label Studio server forms and storage URLs
+    mapped back, see codecs/label_studio/paths.py), and `ingest.unsafe_key` findings for those
+    that are absolute or climb out after decoding; those become ''."""
+    refs = [str(n) for n in decoded_images.file_name.tolist()]
+    paths = [image_path(r) for r in refs]
+    reasons = unsafe_reasons(paths)
+    bad = np.flatnonzero(reasons != "")
+    messages = [f"file_name {refs[i]!r} under {location}"
+                + (f" (the image {paths[i]!r})" if paths[i] != refs[i] else "") + f" {reasons[i]}; refused"
+                for i in bad.tolist()]
+    names = [refs[i] for i in bad.tolist()]
+    out = np.asarray(paths, dtype=object)
+    out[bad] = ""
+    return out, findings_for("ingest.unsafe_key", message=messages, file_name=names, source=names, n=len(bad))
 
 
 def _decode_prefix(store: ObjectStore, prefix: str, annotator: str, schema: KeypointSchema, batch: Dataset):
@@ -101,11 +126,12 @@ def _decode_prefix(store: ObjectStore, prefix: str, annotator: str, schema: Keyp
             findings.append(findings_for("collect.unreadable_file", annotator=annotator, source=key, n=1,
                                          message=f"{key}: export of {annotator} not used: {e}"))
             continue
-        unsafe = unsafe_key_findings(decoded.dataset.images.file_name, location=key, what="file_name")
+        paths, unsafe = _image_paths(decoded.dataset.images, key)
         if unsafe.num_rows:  # such an image never matches a batch image: its instances stay unplaced
             findings.append(unsafe)
-            safe = ~np.isin(decoded.dataset.images.file_name, unsafe["file_name"].to_numpy(zero_copy_only=False))
-            decoded.dataset = decoded.dataset.replace(images=decoded.dataset.images.take(np.flatnonzero(safe)))
+        images = decoded.dataset.images.take(np.flatnonzero(paths != ""))
+        images.file_name = paths[paths != ""]
+        decoded.dataset = decoded.dataset.replace(images=images)
         instances = rekey_onto_batch(decoded.dataset, batch, source=key)
         instances.annotator[:] = annotator
         parts.append(instances)

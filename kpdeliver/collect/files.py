@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from kpdeliver.codecs import REJECTED_SCHEMA, CodecError, Decoded, registry
+from kpdeliver.codecs.label_studio.paths import image_path
 from kpdeliver.codecs.protocol import Codec, EncodeOptions
 from kpdeliver.findings import concat_findings, findings_for
 from kpdeliver.images import IMAGE_EXTENSIONS, image_size
@@ -88,7 +89,8 @@ def image_index(folder: Path) -> dict[str, Path]:
 
 class _HeaderSizes(Mapping):
     """Image sizes read from image headers on demand, looked up by a reference's file name
-    (Label Studio refers to `/data/upload/<project>/<name>`); the folder is scanned on first use."""
+    (Label Studio refers to `/data/upload/<project>/<hex>-<name>`, `/data/local-files/?d=<path>` or a
+    storage URL: codecs/label_studio/paths.py); the folder is scanned on first use."""
 
     def __init__(self, folder: Path) -> None:
         self._folder = folder
@@ -97,7 +99,8 @@ class _HeaderSizes(Mapping):
     def _find(self, ref: str) -> Path | None:
         if self._index is None:
             self._index = image_index(self._folder)
-        return self._index.get(str(ref).replace("\\", "/").rsplit("/", 1)[-1])
+        raw = str(ref).replace("\\", "/").rsplit("/", 1)[-1]
+        return self._index.get(image_path(str(ref)).replace("\\", "/").rsplit("/", 1)[-1]) or self._index.get(raw)
 
     def __contains__(self, ref) -> bool:
         return self._find(ref) is not None
@@ -147,20 +150,22 @@ def read_annotations(
     fmt: str | None = None,
     images_dir: str | Path | None = None,
     annotator: str = "",
+    sizes: Mapping[str, tuple[int, int]] | None = None,
 ) -> Decoded:
     """Read a file or folder of annotations into the canonical model.
 
     A folder with `data.yaml` is YOLO Pose; any other folder has each of its annotation files
     decoded and merged (files that cannot be read become `collect.unreadable_file` findings).
     Image sizes missing from the annotations are read from image headers found beside them
-    (or under `images_dir`)."""
+    (or under `images_dir`), or taken from `sizes` (file name -> (width, height))."""
     p = Path(path)
     if not p.exists():
         raise CodecError(f"{p}: no such file or folder")
     fmt = fmt or detect_format(p)
     whole = registry.codec(fmt) if fmt in registry.FORMATS else None
     if whole is not None and whole.folder_markers:
-        return _read_folder_export(p if p.is_dir() else p.parent, whole, schema=schema)
+        return _read_folder_export(p if p.is_dir() else p.parent, whole, schema=schema, images_dir=images_dir,
+                                   sizes=sizes)
     files = annotation_files(p) if p.is_dir() else [p]
     if not files:
         raise CodecError(f"{p}: no annotation files (.json, .xml, .zip) found")
@@ -189,6 +194,8 @@ def read_annotations(
             # scanned only when needed: the folder beside a large COCO file may hold thousands of files
             index = index if index is not None else image_index(Path(images_dir) if images_dir else root)
             _resolve_images(d.dataset.images, index)
+        if sizes:
+            _sizes_by_name(d.dataset.images, sizes)
         parts.append(d)
     if not parts:
         raise CodecError(f"{p}: none of its {len(files)} annotation files could be read: "
@@ -237,27 +244,48 @@ def merge_decoded(parts: list[Decoded]) -> Decoded:
     return Decoded(ds, concat_findings([d.findings for d in parts]), rejected)
 
 
-def _read_folder_export(folder: Path, codec: Codec, *, schema: KeypointSchema | None) -> Decoded:
+def _sizes_by_name(images: Images, sizes: Mapping[str, tuple[int, int]]) -> None:
+    """Unknown image sizes from a sizes table, by file name, then base name, then stem."""
+    for r in np.flatnonzero((images.width <= 0) | (images.height <= 0)).tolist():
+        wh = _size_of(str(images.file_name[r]), sizes)
+        if wh:
+            images.width[r], images.height[r] = wh
+
+
+def _size_of(name: str, sizes: Mapping[str, tuple[int, int]]) -> tuple[int, int] | None:
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return sizes.get(name) or sizes.get(base) or sizes.get(Path(base).stem)
+
+
+def _read_folder_export(folder: Path, codec: Codec, *, schema: KeypointSchema | None,
+                        images_dir: str | Path | None = None,
+                        sizes: Mapping[str, tuple[int, int]] | None = None) -> Decoded:
     """A format whose export is a folder (YOLO Pose): its marker file (data.yaml), the label
-    files under `labels/` (or beside it), and each label's image size and name found by stem."""
+    files under `labels/` (or beside it), and each label's image size and name found by stem:
+    in the folder, under `images_dir`, or in `sizes` (by file name or stem)."""
     marker = _marker(folder, codec)
     if marker is None:
         raise CodecError(f"{folder}: {codec.name} folder without {' or '.join(codec.folder_markers)}")
     labels = {f.relative_to(folder).as_posix(): f.read_bytes() for f in sorted(folder.rglob("*.txt"))
               if "labels" in f.relative_to(folder).parts or f.parent == folder}
     index = image_index(folder)
-    sizes, names = {}, {}
+    if images_dir is not None:
+        index = {**image_index(Path(images_dir)), **index}
+    stem_sizes, names = {}, {}
+    sized = {Path(n.replace("\\", "/")).stem: (n, wh) for n, wh in (sizes or {}).items()}
     for key in labels:
         stem = Path(key).stem
         hit = index.get(stem)
         if hit is not None:
             try:
-                sizes[stem] = image_size(hit)
-                names[stem] = hit.relative_to(folder).as_posix()
+                stem_sizes[stem] = image_size(hit)
+                names[stem] = hit.relative_to(folder).as_posix() if hit.is_relative_to(folder) else hit.name
             except (OSError, ValueError):  # unreadable, or not an image (ImageProblem)
                 continue
+        elif stem in sized:
+            names[stem], stem_sizes[stem] = sized[stem]
     return codec.decode(marker.read_bytes(), schema=schema, source=marker.relative_to(folder.parent).as_posix(),
-                        files=labels, sizes=sizes, image_names=names)
+                        files=labels, sizes=stem_sizes, image_names=names)
 
 
 def write_dataset(

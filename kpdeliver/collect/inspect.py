@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from kpdeliver.codecs import CodecError, Decoded
-from kpdeliver.schema import BUILTIN_SCHEMAS, KeypointSchema, SchemaError
+from kpdeliver.schema import BUILTIN_SCHEMAS, KeypointSchema, SchemaError, unpaired_side_names
 
 
 @dataclass
@@ -96,6 +96,9 @@ def oddities(decoded: Decoded, *, fmt: str = "coco") -> list[str]:
         out.append(f"{no_size} images with unknown width/height")
     if ds.schema.num_keypoints and not len(ds.schema.flip_pairs):
         out.append("schema has no left/right pairs (flip_idx is the identity)")
+    unpaired = unpaired_side_names(ds.schema)
+    if unpaired:
+        out.append(f"left/right names in no flip pair (a horizontal flip leaves them on the wrong side): {unpaired}")
     if decoded.rejected.num_rows:
         out.append(f"{decoded.rejected.num_rows} items held back at decode")
     out += [f"[{c}] {m}" for c, m in zip(decoded.findings["check"].to_pylist(), decoded.findings["message"].to_pylist())]

@@ -11,14 +11,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kpdeliver.model import Category, Dataset, Images, Instances
-from kpdeliver.schema import BUILTIN_SCHEMAS, KeypointSchema, pairs_by_prefix
+from kpdeliver.schema import BUILTIN_SCHEMAS, KeypointSchema, pairs_by_side
 
 _CUSTOM_NAMES = ("snout", "left_ear_tip", "right_ear_tip", "withers", "left_paw", "right_paw", "tail_base")
 CUSTOM = KeypointSchema(
     name="quadruped7",
     keypoints=_CUSTOM_NAMES,
     skeleton=((0, 1), (0, 2), (0, 3), (3, 4), (3, 5), (3, 6)),
-    flip_pairs=pairs_by_prefix(_CUSTOM_NAMES),
+    flip_pairs=pairs_by_side(_CUSTOM_NAMES),
     sigmas=(0.05,) * 7,
     category="dog",
     source="test",

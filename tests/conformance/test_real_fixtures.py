@@ -65,10 +65,6 @@ FIXTURES = {
 
 INSPECT_XFAIL = {
     "sleap-io/coco/mixed_animals/annotations.json": "multi-category COCO (one category kept, the other held back)",
-    "sleap-io/labelstudio/multi_animal_from_dlc.json": "Label Studio export without labeling config "
-    "(schema not taken from the keypoint labels; several KeyPointLabels tags; points tied to boxes by relations)",
-    "cvat/xml_format.example-video.xml": "CVAT track layout <skeleton frame=> (decodes to empty instances, "
-    "all-outside frames kept)",
     "deeplabcut/quadruped_dataset.json": "inspect exits 1, not 2, on a file it refuses",
     "label-studio/keypointlabels.example.json": "inspect exits 1, not 2, on a file it refuses",
 }
@@ -76,8 +72,6 @@ INSPECT_XFAIL = {
 DECODABLE = [rel for rel, exp in FIXTURES.items() if exp is not None]
 ROUNDTRIP_XFAIL = {
     "sleap-io/coco/mixed_animals/annotations.json": INSPECT_XFAIL["sleap-io/coco/mixed_animals/annotations.json"],
-    "sleap-io/labelstudio/multi_animal_from_dlc.json": INSPECT_XFAIL["sleap-io/labelstudio/multi_animal_from_dlc.json"],
-    "cvat/xml_format.example-video.xml": INSPECT_XFAIL["cvat/xml_format.example-video.xml"],
 }
 
 
@@ -160,7 +154,7 @@ def convert(src: Path, to: str, out: Path, *extra: str) -> Path:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     if to == "yolo":
         return out
-    [written] = [p for p in out.rglob("*") if p.suffix in (".json", ".xml")]
+    [written] = [p for p in out.rglob("*") if p.suffix in (".json", ".xml") and p.name != "label_config.xml"]
     return written
 
 
@@ -189,8 +183,6 @@ YOLO_LAYOUTS = {
     "images-dirs-empty-test-key": ({"kpt_shape": [17, 3], "flip_idx": COCO_FLIP}, "images/train", "images/val",
                                    "test: # no test split\n"),
 }
-YOLO_XFAIL = dict.fromkeys(YOLO_LAYOUTS, "YOLO tree written by convert carries no images (and there is no --sizes), "
-                           "so reading it back holds every label back")
 
 
 def split_dirs(spec: str) -> tuple[str, str]:
@@ -238,7 +230,7 @@ def write_jpeg(path: Path, w: int, h: int) -> None:
     Image.new("RGB", (max(int(w), 10), max(int(h), 10)), (90, 120, 150)).save(path, quality=70)
 
 
-@pytest.mark.parametrize("layout", params(YOLO_LAYOUTS, YOLO_XFAIL))
+@pytest.mark.parametrize("layout", sorted(YOLO_LAYOUTS))
 def test_yolo_tree_in_ultralytics_layouts_reads_and_roundtrips(layout, tmp_path):
     root = tmp_path / layout
     rows, k = build_yolo_tree(layout, root)
@@ -250,8 +242,17 @@ def test_yolo_tree_in_ultralytics_layouts_reads_and_roundtrips(layout, tmp_path)
     original = read_annotations(root).dataset
     as_coco = convert(root, "coco", tmp_path / "coco")
     assert_same(original, read_annotations(as_coco).dataset)
-    back = convert(as_coco, "yolo", tmp_path / "back")
+    back = convert(as_coco, "yolo", tmp_path / "back", "--images", str(root))
     assert_same(original, read_annotations(back).dataset)
+    # the source's splits are kept: what was val stays val
+    split_of = {p.stem: p.parent.name for p in back.rglob("*.txt")}
+    assert split_of == {f"{s}_{j}": s for s in ("train", "val") for j in range(2)}
+    again = convert(root, "yolo", tmp_path / "again")  # YOLO -> YOLO, its own images carried along
+    assert {p.relative_to(again).as_posix() for p in again.rglob("*.jpg")} == \
+        {f"images/{s}/{s}_{j}.jpg" for s in ("train", "val") for j in range(2)}
+    assert_same(original, read_annotations(again).dataset)
+    if ULTRA_PY.exists():
+        assert ultralytics_verdict(again / "data.yaml", tmp_path) == {"check": "", "bad": []}
 
 
 # --- Ultralytics' own checks on what `convert --to yolo` writes -------------------------------------
@@ -291,31 +292,25 @@ def ultralytics_verdict(data_yaml: Path, tmp_path: Path) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def add_images_for_labels(tree: Path, sizes: dict[str, tuple[int, int]]) -> None:
-    """Tiny JPEGs where Ultralytics looks for each label's image (convert copies none)."""
-    for label in tree.rglob("*.txt"):
-        parts = list(label.relative_to(tree).parts)
-        parts[parts.index("labels")] = "images"
-        w, h = sizes.get(label.stem, (64, 48))
-        write_jpeg(tree.joinpath(*parts).with_suffix(".jpg"), w, h)
-
-
 ULTRA_SOURCES = [rel for rel in DECODABLE if rel not in ROUNDTRIP_XFAIL]
 
 
-@pytest.mark.parametrize("rel", [pytest.param(r, marks=xfail("Ultralytics data.yaml without val:")) for r in ULTRA_SOURCES])
+@pytest.mark.parametrize("rel", ULTRA_SOURCES)
 def test_yolo_written_by_convert_passes_ultralytics_checks(rel, tmp_path):
+    """The fixtures come without images: tiny JPEGs of each image's size stand in for them, and
+    `convert --images` puts them into the tree."""
+    from kpdeliver.codecs.label_studio.paths import image_path
+
     ds = read_annotations(REAL / rel).dataset
-    tree = convert(REAL / rel, "yolo", tmp_path / "yolo")
-    sizes = {Path(str(n)).stem: (int(w), int(h)) for n, w, h in
-             zip(ds.images.file_name.tolist(), ds.images.width.tolist(), ds.images.height.tolist())}
-    add_images_for_labels(tree, sizes)
+    for n, w, h in zip(ds.images.file_name.tolist(), ds.images.width.tolist(), ds.images.height.tolist()):
+        write_jpeg(tmp_path / "photos" / (Path(image_path(str(n))).stem + ".jpg"), w, h)
+    tree = convert(REAL / rel, "yolo", tmp_path / "yolo", "--images", str(tmp_path / "photos"))
+    assert len(list(tree.rglob("*.jpg"))) == len(ds.images)
     verdict = ultralytics_verdict(tree / "data.yaml", tmp_path)
     assert verdict == {"check": "", "bad": []}
 
 
 # --- left/right pairs from real names ---------------------------------------------------------------
-@xfail("left/right pairing by names (front_left_paw, mouth_end_right, body_middle_left)")
 def test_flip_idx_from_deeplabcut_quadruped_names_matches_its_swap_table(tmp_path):
     info = json.loads((REAL / "deeplabcut/quadruped_dataset.json").read_text())["dataset_info"]["keypoint_info"]
     names = [info[str(i)]["name"] for i in range(len(info))]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from kpdeliver.codecs import CodecError
-from kpdeliver.schema import DEFAULT_SIGMA, KeypointSchema, SchemaError, pairs_by_prefix
+from kpdeliver.schema import DEFAULT_SIGMA, KeypointSchema, SchemaError, pairs_by_side
 
 
 def schema_from_coco_category(cat: dict, num_kpts: int, *, name: str = "custom") -> KeypointSchema:
@@ -25,7 +25,7 @@ def schema_from_coco_category(cat: dict, num_kpts: int, *, name: str = "custom")
         name=str(cat.get("name") or name),
         keypoints=tuple(names),
         skeleton=edges,
-        flip_pairs=pairs_by_prefix(names),
+        flip_pairs=pairs_by_side(names),
         sigmas=(DEFAULT_SIGMA,) * num_kpts,
         category=str(cat.get("name") or "object"),
         source=f"from the file's COCO category (sigmas {DEFAULT_SIGMA} by default)",

@@ -57,18 +57,21 @@ def _meta(root: Element, dataset: Dataset, *, mode: str, size: tuple[int, int] |
         _text(original, "height", str(size[1]))
     if frames is not None and len(frames):
         # the frame step tells a reader which frames lie between two keyframes
-        step = int(np.gcd.reduce(np.diff(frames))) if len(frames) > 1 else 1
         _text(task, "start_frame", str(int(frames[0])))
         _text(task, "stop_frame", str(int(frames[-1])))
-        _text(task, "frame_filter", f"step={max(step, 1)}")
+        _text(task, "frame_filter", f"step={_frame_step(frames)}")
+
+
+def _frame_step(frames: np.ndarray) -> int:
+    return max(int(np.gcd.reduce(np.diff(frames))), 1) if len(frames) > 1 else 1
 
 
 def _element_points(parent: Element, kp: np.ndarray, ox: float, oy: float, *, label: str | None = None,
-                    frame: int | None = None) -> None:
+                    frame: int | None = None, ends: bool = False) -> None:
     """One skeleton element's `<points>`: labelled in images mode, frame-stamped in a video track."""
     x, y, v = kp
-    outside = v <= 0
-    if outside and np.isfinite(ox):
+    outside = v <= 0 or ends
+    if v <= 0 and np.isfinite(ox):
         x, y = ox, oy
     attrs = {"label": label} if label is not None else {"frame": str(frame), "keyframe": "1"}
     attrs.update(outside=str(int(outside)), occluded=str(int(v == 1)), points=f"{_num(x)},{_num(y)}")
@@ -95,7 +98,7 @@ def encode(dataset: Dataset, *, mode: str = "images") -> bytes:
             raise CodecError("CVAT video encode needs a frame number on every instance")
         size = (int(im.width.max(initial=0)), int(im.height.max(initial=0)))
         _meta(root, dataset, mode=mode, size=size, frames=np.unique(ins.frame))
-        _track_body(root, dataset, cat_name, ox, oy)
+        _track_body(root, dataset, cat_name, ox, oy, _frame_step(np.unique(ins.frame)))
     ET.indent(root, space="")
     return ET.tostring(root, encoding="utf-8", xml_declaration=True, short_empty_elements=False) + b"\n"
 
@@ -116,7 +119,9 @@ def _image_body(root: Element, dataset: Dataset, cat_name: dict[int, str], ox, o
                 _element_points(skeleton, ins.keypoints[i, j], ox[i, j], oy[i, j], label=name)
 
 
-def _track_body(root: Element, dataset: Dataset, cat_name: dict[int, str], ox, oy) -> None:
+def _track_body(root: Element, dataset: Dataset, cat_name: dict[int, str], ox, oy, step: int) -> None:
+    """One skeleton track per track id. Where a track skips a frame of the grid, an `outside`
+    keyframe on the next grid frame ends it there, or a reader would interpolate across the gap."""
     schema, ins = dataset.schema, dataset.instances
     n = len(ins)
     tracks = np.where(ins.track_id >= 0, ins.track_id, ins.track_id.max(initial=0) + 1 + np.arange(n))
@@ -125,10 +130,15 @@ def _track_body(root: Element, dataset: Dataset, cat_name: dict[int, str], ox, o
         sel = sel[np.argsort(ins.frame[sel], kind="stable")]
         label = cat_name.get(int(ins.category_id[sel[0]]), schema.category)
         track = SubElement(root, "track", {"id": str(tid), "label": label})
-        for i in sel.tolist():
-            SubElement(track, "skeleton", {"frame": str(int(ins.frame[i])), "keyframe": "1", "outside": "0",
+        frames = ins.frame[sel]
+        gap = np.append(np.diff(frames) > step, False)
+        keys = [(i, int(f), False) for i, f in zip(sel.tolist(), frames.tolist())]
+        keys += [(i, int(f) + step, True) for i, f in zip(sel[gap].tolist(), frames[gap].tolist())]
+        keys.sort(key=lambda t: t[1])
+        for _, f, ends in keys:
+            SubElement(track, "skeleton", {"frame": str(f), "keyframe": "1", "outside": str(int(ends)),
                                            "occluded": "0", "points": ""})
         for j, name in enumerate(schema.keypoints):
             element = SubElement(track, "track", {"id": str(j), "label": name})
-            for i in sel.tolist():
-                _element_points(element, ins.keypoints[i, j], ox[i, j], oy[i, j], frame=int(ins.frame[i]))
+            for i, f, ends in keys:
+                _element_points(element, ins.keypoints[i, j], ox[i, j], oy[i, j], frame=f, ends=ends)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from xml.etree.ElementTree import Element
 
 from kpdeliver.codecs.cvat.attributes import parse_cvat
-from kpdeliver.schema import DEFAULT_SIGMA, KeypointSchema, SchemaError, pairs_by_prefix
+from kpdeliver.schema import DEFAULT_SIGMA, KeypointSchema, SchemaError, pairs_by_side
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def schema_from_skeleton(sk: SkeletonDef, *, sigma: float = DEFAULT_SIGMA) -> Ke
         name=sk.name or "cvat_skeleton",
         keypoints=sk.elements,
         skeleton=sk.edges,
-        flip_pairs=pairs_by_prefix(sk.elements),
+        flip_pairs=pairs_by_side(sk.elements),
         sigmas=(sigma,) * len(sk.elements),
         category=sk.name or "object",
         source=f"CVAT skeleton definition {sk.name!r} (sigmas {sigma} by default)",

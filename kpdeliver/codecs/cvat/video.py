@@ -2,7 +2,12 @@
 
 Shapes listed in the file are used as written (CVAT dumps interpolated frames too), frames on
 the task's frame step between two listed shapes are linearly interpolated, and a track ends at
-an `outside` shape."""
+an `outside` shape.
+
+A skeleton track comes in two layouts: CVAT/Datumaro exports hold one sub-`<track>` per element
+(its `<points frame=>` listed there), CVAT's documentation shows each `<skeleton frame=>` holding
+its elements' `<points>`. Both give the same series per element. A frame where no element is
+labelled (the whole track `outside`) is no instance."""
 from __future__ import annotations
 
 import re
@@ -71,12 +76,14 @@ def video_images(root: Element, walk: ShapeWalk) -> Images:
             frames, occ = frames[alive & ~gone], occ[alive & ~gone]
             xy = np.zeros((len(frames), k, 2))
             present, outside, occluded = (np.zeros((len(frames), k), bool) for _ in range(3))
-            for sub in tr.findall("track"):
-                i = order.get(sub.get("label", ""))
-                if i is None or not sub.findall("points"):
+            for element, shapes in _element_series(tr, skel).items():
+                i = order.get(element)
+                if i is None or not shapes:
                     continue
-                sxy, sp, so, socc = _track_series(sub.findall("points"), frames, lambda s: xy_pairs(s.get("points"))[:1], 1)
+                sxy, sp, so, socc = _track_series(shapes, frames, lambda s: xy_pairs(s.get("points"))[:1], 1)
                 xy[:, i], present[:, i], outside[:, i], occluded[:, i] = sxy[:, 0], sp, so, socc | occ
+            labelled = (present & ~outside).any(axis=1)
+            frames, xy, present, outside, occluded = (a[labelled] for a in (frames, xy, present, outside, occluded))
         elif pts:
             if any(len(xy_pairs(s.get("points"))) != k for s in pts):
                 for s in pts:
@@ -98,6 +105,22 @@ def video_images(root: Element, walk: ShapeWalk) -> Images:
     frames = sorted(used)
     return Images.build(id=frames, file_name=[f"frame_{f:06d}" for f in frames], width=[w] * len(frames),
                         height=[h] * len(frames), source=[walk.source] * len(frames))
+
+
+def _element_series(track: Element, skeletons: list[Element]) -> dict[str, list[Element]]:
+    """Each element's `<points frame=>` shapes of one skeleton track, in either layout."""
+    subs = {sub.get("label", ""): sub.findall("points") for sub in track.findall("track")}
+    if subs:
+        return subs
+    by_element: dict[str, list[Element]] = {}
+    for sk in skeletons:
+        for pt in sk.findall("points"):
+            # the frame and the skeleton's own occluded flag move onto the point, as in the export layout
+            attrs = {**pt.attrib, "frame": sk.get("frame", "0")}
+            if flag(sk, "occluded"):
+                attrs["occluded"] = "1"
+            by_element.setdefault(pt.get("label", ""), []).append(Element("points", attrs))
+    return by_element
 
 
 def _grid_frames(listed: list[int], start: int, step: int) -> np.ndarray:

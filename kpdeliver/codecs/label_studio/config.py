@@ -7,7 +7,7 @@ from xml.sax.saxutils import quoteattr
 from defusedxml import ElementTree as SafeET
 
 from kpdeliver.codecs import CodecError
-from kpdeliver.schema import DEFAULT_SIGMA, KeypointSchema, pairs_by_prefix
+from kpdeliver.schema import DEFAULT_SIGMA, KeypointSchema, pairs_by_side
 
 OCCLUDED_CHOICES = frozenset({"occluded", "not visible", "invisible", "hidden"})
 VISIBILITY_CONTROL = "visibility"
@@ -37,7 +37,7 @@ def config_keypoint_names(label_config: bytes | str, *, source: str = "") -> tup
 
 def schema_from_config(label_config: bytes | str, *, source: str = "") -> KeypointSchema:
     names, category = config_keypoint_names(label_config, source=source)
-    return KeypointSchema(name=category, keypoints=names, skeleton=(), flip_pairs=pairs_by_prefix(names),
+    return KeypointSchema(name=category, keypoints=names, skeleton=(), flip_pairs=pairs_by_side(names),
                           sigmas=(DEFAULT_SIGMA,) * len(names), category=category,
                           source=f"Label Studio labeling config (sigmas {DEFAULT_SIGMA} by default)")
 

@@ -23,9 +23,9 @@ import numpy as np
 from kpdeliver.codecs import CodecError, Decoded
 from kpdeliver.codecs.json_doc import load_json
 from kpdeliver.codecs.label_studio.config import config_keypoint_names, schema_from_config
-from kpdeliver.codecs.label_studio.regions import Gathered, as_dict, as_list, decode_results, size_of
+from kpdeliver.codecs.label_studio.regions import Gathered, as_dict, as_list, decode_results, region_id, size_of
 from kpdeliver.model import Category, Dataset, Images, Instances
-from kpdeliver.schema import KeypointSchema, SchemaError
+from kpdeliver.schema import DEFAULT_SIGMA, KeypointSchema, SchemaError, pairs_by_side
 
 
 def _tasks(doc: Any, source: str) -> list[dict]:
@@ -68,7 +68,7 @@ def decode(
     st = Gathered(0, source, annotator)
     if schema is None:
         schema = schema_from_config(label_config, source=source) if label_config is not None \
-            else _builtin_by_names(tasks, st, source)
+            else _schema_from_labels(tasks, st, source)
     index = _label_index(schema, label_config, source)
     st.k = k = schema.num_keypoints
     img_ids, names, ws, hs = [], [], [], []
@@ -105,21 +105,53 @@ def decode(
     return Decoded.logged(ds, st.log)
 
 
-def _builtin_by_names(tasks: list[dict], st: Gathered, source: str) -> KeypointSchema:
-    """With no labeling config: the one built-in schema that names every keypoint label used.
-    Chosen by name only, and said in a finding; refused when none or several fit."""
+def _schema_from_labels(tasks: list[dict], st: Gathered, source: str) -> KeypointSchema:
+    """With no labeling config: the one built-in schema that names every keypoint label used,
+    else a schema whose order is the labels' as first seen (as `--schema file` takes a file's own
+    category). Keypoints under several KeyPointLabels controls: the one control whose points are
+    tied to boxes is the schema (the others' points are held back by the decoder, with findings);
+    otherwise the file is refused. Whatever is chosen is said in a finding."""
     from kpdeliver.names import normalise_name
     from kpdeliver.schema import BUILTIN_SCHEMAS
 
-    used = {normalise_name(lab) for t in tasks for w in as_list(t.get("annotations")) + as_list(t.get("predictions"))
-            if isinstance(w, dict) for r in as_list(w.get("result")) if isinstance(r, dict)
-            for lab in as_list(as_dict(r.get("value")).get("keypointlabels")) if isinstance(lab, str)}
-    fits = [s for s in BUILTIN_SCHEMAS.values() if used and used <= {normalise_name(n) for n in s.keypoints}]
-    if len(fits) != 1:
-        raise CodecError(f"{source}: no labeling config and no schema given, and the keypoint labels "
-                         f"{sorted(used)[:6]} fit {len(fits)} built-in schemas; pass the labeling config or a schema")
-    st.quirk(f"no labeling config: schema {fits[0].name!r} chosen because it names every keypoint label used")
-    return fits[0]
+    seen: dict[str, dict[str, None]] = {}  # control -> labels in first-seen order
+    tied: set[str] = set()
+    for t in tasks:
+        for w in as_list(t.get("annotations")) + as_list(t.get("completions")) + as_list(t.get("predictions")):
+            results = [r for r in as_list(w.get("result")) if isinstance(r, dict)] if isinstance(w, dict) else []
+            boxes = {region_id(r, "id") for r in results if r.get("type") == "rectanglelabels"} - {None}
+            linked = {a if b in boxes else b for r in results if r.get("type") == "relation"
+                      for a, b in [(region_id(r, "from_id"), region_id(r, "to_id"))] if (a in boxes) != (b in boxes)}
+            for r in results:
+                labels = [lab for lab in as_list(as_dict(r.get("value")).get("keypointlabels")) if isinstance(lab, str)]
+                if not labels:
+                    continue
+                control = str(r.get("from_name") or "keypoints")
+                seen.setdefault(control, {}).update(dict.fromkeys(labels))
+                if region_id(r, "parentID") in boxes or region_id(r, "id") in linked:
+                    tied.add(control)
+    if not seen:
+        raise CodecError(f"{source}: no labeling config, no schema given, and no keypoint labels to take one from")
+    controls = sorted(seen) if len(seen) == 1 else sorted(tied)
+    if len(controls) != 1:
+        raise CodecError(f"{source}: no labeling config and no schema given, and the keypoint labels come from "
+                         f"{len(seen)} KeyPointLabels controls {sorted(seen)}, not one of them tied to boxes; "
+                         "pass the labeling config or a schema")
+    control = controls[0]
+    names = tuple(seen[control])
+    used = {normalise_name(n) for n in names}
+    fits = [s for s in BUILTIN_SCHEMAS.values() if used <= {normalise_name(n) for n in s.keypoints}]
+    others = sorted(set(seen) - {control})
+    also = f"; points of the other controls {others} are not keypoints of it" if others else ""
+    if len(fits) == 1:
+        st.quirk(f"no labeling config: schema {fits[0].name!r} chosen because it names every keypoint label "
+                 f"of control {control!r}{also}")
+        return fits[0]
+    st.quirk(f"no labeling config: keypoints of control {control!r} in the order first seen {list(names)}{also}; "
+             "pass the labeling config or a schema to fix the order")
+    return KeypointSchema(name=control, keypoints=names, skeleton=(), flip_pairs=pairs_by_side(names),
+                          sigmas=(DEFAULT_SIGMA,) * len(names), category=control,
+                          source=f"Label Studio keypoint labels of control {control!r} (no labeling config)")
 
 
 def _ids(ids: list[int | None]) -> np.ndarray:

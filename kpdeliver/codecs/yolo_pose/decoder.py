@@ -12,7 +12,7 @@ import yaml
 
 from kpdeliver.codecs import CodecError, Decoded, DecodeLog, ItemProblem
 from kpdeliver.model import Category, Dataset, Images, Instances
-from kpdeliver.schema import DEFAULT_SIGMA, KeypointSchema, pairs_by_prefix
+from kpdeliver.schema import DEFAULT_SIGMA, KeypointSchema, pairs_by_side
 
 
 def schema_from_data_yaml(doc: Mapping, *, name: str = "yolo") -> KeypointSchema:
@@ -22,7 +22,7 @@ def schema_from_data_yaml(doc: Mapping, *, name: str = "yolo") -> KeypointSchema
     if len(names) != k:
         names = [f"kp{i}" for i in range(k)]
     flip = doc.get("flip_idx")
-    pairs = tuple((i, int(j)) for i, j in enumerate(flip) if int(j) > i) if flip else pairs_by_prefix(names)
+    pairs = tuple((i, int(j)) for i, j in enumerate(flip) if int(j) > i) if flip else pairs_by_side(names)
     return KeypointSchema(name=name, keypoints=tuple(names), skeleton=(), flip_pairs=pairs,
                           sigmas=(DEFAULT_SIGMA,) * k, source=f"from YOLO data.yaml (sigmas {DEFAULT_SIGMA} by default)")
 

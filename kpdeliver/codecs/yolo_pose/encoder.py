@@ -23,9 +23,34 @@ DECIMALS = 7  # 1e-7 of the image side: 1e-3 px up to 10,000 px images
 _SCALE = 10**DECIMALS
 
 
+_SPLIT_WORDS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+_LAYOUT_WORDS = frozenset({"images", "labels", *_SPLIT_WORDS})
+
+
 def yolo_stem(file_name: str) -> str:
-    """A flat, unique stem for an image's label and image file in the YOLO tree."""
-    return posixpath.splitext(file_name.replace("\\", "/"))[0].replace("/", "__")
+    """A flat, unique stem for an image's label and image file in the YOLO tree: the path without
+    its extension, folders joined by `__`, leading YOLO layout folders (`images/train/`,
+    `val/images/`) dropped, since the tree's own split folders say that again."""
+    parts = posixpath.splitext(file_name.replace("\\", "/"))[0].split("/")
+    while len(parts) > 1 and parts[0].lower() in _LAYOUT_WORDS:
+        parts = parts[1:]
+    return "__".join(parts)
+
+
+def splits_from_names(file_names) -> np.ndarray:
+    """Each image's split as its path says (`images/val/…`, `valid/images/…`: YOLO and Roboflow
+    layouts, kept through COCO file names), else train."""
+    out = []
+    for name in file_names:
+        folders = str(name).replace("\\", "/").lower().split("/")[:-1]
+        out.append(next((_SPLIT_WORDS[f] for f in folders if f in _SPLIT_WORDS), "train"))
+    return np.asarray(out, dtype=object)
+
+
+def image_paths(dataset: Dataset, split_of: np.ndarray | None = None) -> list[str]:
+    """Where each image (row) belongs in the tree, without its extension: `images/<split>/<stem>`."""
+    splits = split_of if split_of is not None else splits_from_names(dataset.images.file_name.tolist())
+    return [f"images/{s}/{yolo_stem(n)}" for n, s in zip(dataset.images.file_name.tolist(), splits)]
 
 
 def _fixed(values: np.ndarray) -> np.ndarray:
@@ -91,14 +116,22 @@ def label_lines(
 # No `path` key: Ultralytics resolves a relative `path` against the current directory, and an
 # absolute one would tie the release to one machine; without it the YAML's own folder is the root.
 def data_yaml(schema: KeypointSchema, categories: tuple[Category, ...], splits: list[str]) -> bytes:
+    """Ultralytics refuses a data.yaml without `train` and `val` (check_det_dataset); with no val
+    split, `val` names the train images and a comment says so."""
+    folders = {s: f"images/{s}" for s in splits}
+    folders.setdefault("train", "images/train")
+    note = b""
+    if "val" not in folders:
+        folders["val"] = folders["train"]
+        note = b"# no val split in this dataset: val is the train images (metrics on them are not held out)\n"
     doc = {
-        **{s: f"images/{s}" for s in splits},
+        **{s: folders[s] for s in ("train", "val", "test") if s in folders},
         "names": {i: c.name for i, c in enumerate(sorted(categories, key=lambda c: c.id))},
         "kpt_shape": [schema.num_keypoints, 3],
         "flip_idx": schema.flip_idx.tolist(),
         "kpt_names": {0: list(schema.keypoints)},
     }
-    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=None).encode()
+    return note + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None).encode()
 
 
 def encode(
@@ -106,10 +139,11 @@ def encode(
 ) -> dict[str, bytes]:
     """`data.yaml` plus one `labels/<split>/<stem>.txt` per image (empty for background images).
 
-    `split_of` gives each image's split name (row-aligned with dataset.images); default "train".
+    `split_of` gives each image's split name (row-aligned with dataset.images); default: the split
+    its path names (`images/val/…`), else "train".
     """
     im = dataset.images
-    splits = np.asarray(split_of if split_of is not None else ["train"] * len(im), dtype=object)
+    splits = np.asarray(split_of if split_of is not None else splits_from_names(im.file_name.tolist()), dtype=object)
     buf, width = label_lines(dataset, outside=outside)
     row = dataset.image_index()
     order = np.argsort(row, kind="stable")

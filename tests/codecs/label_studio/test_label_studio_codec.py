@@ -100,14 +100,27 @@ def test_encode_is_an_import_file_with_predictions_and_a_matching_config():
     assert back.dataset.schema.keypoints == HAND21.keypoints
 
 
-def test_no_config_no_schema_picks_the_builtin_naming_every_label_or_refuses():
+def test_no_config_no_schema_picks_the_builtin_naming_every_label_or_takes_the_labels_order():
     d = label_studio.decode(_export([_kp("a", "left_knee", 1, 1)]))
     assert d.dataset.schema.name == "coco17"
-    with pytest.raises(CodecError, match="labeling config"):
-        label_studio.decode(_export([_kp("a", "widget", 1, 1)]))
+    d = label_studio.decode(_export([_kp("a", "widget", 1, 1), _kp("b", "LeftFin", 2, 2), _kp("c", "RightFin", 3, 3)]))
+    assert d.dataset.schema.keypoints == ("widget", "LeftFin", "RightFin")
+    assert d.dataset.schema.flip_pairs == ((1, 2),)
+    assert "order first seen" in " ".join(d.findings["message"].to_pylist())
 
 
 def test_predictions_list_from_an_ml_backend():
     preds = [{"model_version": "yolo", "result": [_kp("a", "nose", 10, 10), _kp("b", "left_eye", 20, 20)]}]
     d = label_studio.decode(json.dumps(preds).encode(), schema=COCO17)
     assert len(d.dataset.instances) == 1 and np.count_nonzero(d.dataset.instances.v) == 2
+
+
+def test_no_config_several_controls_take_the_one_tied_to_boxes_and_hold_the_rest_back():
+    moth = dict(_kp("m", "moth_nose", 5, 5), from_name="uniqbp")
+    pup = [dict(_kp(f"p{i}", n, 10 + i, 10), from_name="mabp") for i, n in enumerate(("snout", "tail"))]
+    rel = [{"type": "relation", "from_id": f"p{i}", "to_id": "b"} for i in range(2)]
+    d = label_studio.decode(_export([moth, _box("b"), *pup, *rel]))
+    assert d.dataset.schema.keypoints == ("snout", "tail") and len(d.dataset.instances) == 1
+    assert d.rejected.num_rows == 1 and "moth_nose" in d.findings.to_pylist()[-1]["message"]
+    with pytest.raises(CodecError, match="2 KeyPointLabels controls"):
+        label_studio.decode(_export([moth, *pup]))
