@@ -53,27 +53,52 @@ def convert(
     images: Optional[Path] = typer.Option(None, "--images", help="Folder of the images (for sizes the input lacks)."),
     outside: str = typer.Option("clip", "--outside", help="YOLO: v=1 points outside the frame are 'clip'ped or 'zero'ed."),
     cvat_mode: str = typer.Option("images", "--cvat-mode", help="CVAT output: 'images' or 'video' (tracks)."),
+    category: Optional[str] = typer.Option(None, "--category", help="COCO input with several keypoint categories: "
+                                           "the one to convert (default: each into a sub-folder named by it)."),
 ) -> None:
     """Convert keypoint annotations between formats (nothing is validated or dropped silently)."""
     from kpdeliver.codecs import CodecError
-    from kpdeliver.collect.files import read_annotations, write_dataset
+    from kpdeliver.codecs.coco.categories import SeveralCategories
 
     if outside not in ("clip", "zero"):
         typer.echo("error: --outside must be 'clip' or 'zero'", err=True)
         raise typer.Exit(2)
+    fmt = None if from_ is InFormat.auto else from_.value
+    parsed_schema = _schema(schema)
     try:
-        decoded = read_annotations(input, schema=_schema(schema), fmt=None if from_ is InFormat.auto else from_.value,
-                                   images_dir=images)
-        paths = write_dataset(decoded.dataset, out, to=to.value, outside=outside, cvat_mode=cvat_mode)
+        try:
+            _convert_one(input, out, to=to.value, schema=parsed_schema, fmt=fmt, images=images, outside=outside,
+                         cvat_mode=cvat_mode, category=category)
+        except SeveralCategories as several:  # each category is its own schema: one output each
+            typer.echo(f"{several}: writing each into a sub-folder of {out}")
+            for name in several.categories:
+                _convert_one(input, out / _folder_name(name), to=to.value, schema=parsed_schema, fmt=fmt,
+                             images=images, outside=outside, cvat_mode=cvat_mode, category=name)
     except (CodecError, ValueError, OSError) as e:
         typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(2) from None
+
+
+def _folder_name(category: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", category).strip("._") or "category"
+
+
+def _convert_one(input: Path, out: Path, *, to: str, schema, fmt, images, outside: str, cvat_mode: str,
+                 category: Optional[str]) -> None:
+    from kpdeliver.collect.files import hold_non_finite, read_annotations, write_dataset
+
+    decoded = hold_non_finite(read_annotations(input, schema=schema, fmt=fmt, images_dir=images, category=category))
+    paths = write_dataset(decoded.dataset, out, to=to, outside=outside, cvat_mode=cvat_mode)
     ds = decoded.dataset
-    typer.echo(f"{input} -> {out} ({to.value}): {len(ds.images)} images, {len(ds.instances)} instances, "
+    typer.echo(f"{input} -> {out} ({to}): {len(ds.images)} images, {len(ds.instances)} instances, "
                f"schema {ds.schema.name} ({ds.schema.num_keypoints} keypoints), {len(paths)} files written")
     if decoded.findings.num_rows or decoded.rejected.num_rows:
         typer.echo(f"{decoded.findings.num_rows} findings, {decoded.rejected.num_rows} items held back "
                    f"(`kpdeliver inspect {input}` lists them)")
+        for message in decoded.rejected["reason"].to_pylist()[:10]:
+            typer.echo(f"  held back: {message}")
 
 
 @app.command()
@@ -87,7 +112,7 @@ def inspect(
 
     if not path.exists():
         typer.echo(f"error: {path}: no such file or folder", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(2)
     reports = inspect_path(path, schema=_schema(schema))
     if as_json:
         import orjson
@@ -95,8 +120,8 @@ def inspect(
         typer.echo(orjson.dumps([r.to_dict() for r in reports], option=orjson.OPT_INDENT_2).decode())
     else:
         _print_reports(reports)
-    if all(r.error for r in reports):
-        raise typer.Exit(1)
+    if all(r.error for r in reports):  # refused, as `validate` refuses an unusable input
+        raise typer.Exit(2)
 
 
 def _print_reports(reports) -> None:

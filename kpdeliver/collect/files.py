@@ -12,9 +12,12 @@ from pathlib import Path
 from typing import Mapping
 
 import numpy as np
+import orjson
 import pyarrow as pa
 
 from kpdeliver.codecs import REJECTED_SCHEMA, CodecError, Decoded, registry
+from kpdeliver.codecs.coco.categories import SeveralCategories
+from kpdeliver.codecs.problems import DecodeLog, ItemProblem
 from kpdeliver.codecs.protocol import Codec, EncodeOptions
 from kpdeliver.findings import concat_findings, findings_for
 from kpdeliver.images import IMAGE_EXTENSIONS, image_size
@@ -147,8 +150,10 @@ def read_annotations(
     fmt: str | None = None,
     images_dir: str | Path | None = None,
     annotator: str = "",
+    category: str | None = None,
 ) -> Decoded:
-    """Read a file or folder of annotations into the canonical model.
+    """Read a file or folder of annotations into the canonical model (`category`: the keypoint
+    category to read from COCO files that hold several).
 
     A folder with `data.yaml` is YOLO Pose; any other folder has each of its annotation files
     decoded and merged (files that cannot be read become `collect.unreadable_file` findings).
@@ -178,9 +183,9 @@ def read_annotations(
                 sizes = _HeaderSizes(Path(images_dir) if images_dir else root)
         try:
             d = registry.decode_bytes(f.name, data, schema=schema, annotator=annotator, source=_rel(f, root),
-                                      metadata=metadata, sizes=sizes)
+                                      metadata=metadata, sizes=sizes, category=category)
         except CodecError as e:
-            if len(files) == 1:
+            if len(files) == 1 or isinstance(e, SeveralCategories):
                 raise
             bad.append(findings_for("collect.unreadable_file", message=str(e), source=_rel(f, root), n=1))
             continue
@@ -270,7 +275,12 @@ def write_dataset(
     cvat_mode: str = "images",
 ) -> list[Path]:
     """Write a dataset as `coco` (annotations.json), `yolo` (data.yaml + labels/<split>/*.txt),
-    `cvat` (annotations.xml) or `label-studio` (tasks.json + label_config.xml). Returns the paths."""
+    `cvat` (annotations.xml) or `label-studio` (tasks.json + label_config.xml). Returns the paths.
+    A dataset holding non-finite numbers is refused: `hold_non_finite` takes those items out first."""
+    bad = non_finite_rows(dataset)
+    if bad.any():
+        raise ValueError(f"{int(bad.sum())} instances hold NaN/infinite numbers; no format's consumers accept them "
+                         "(hold_non_finite holds them back)")
     files = registry.encode_files(dataset, to, EncodeOptions(split_of=split_of, outside=outside, cvat_mode=cvat_mode))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -294,3 +304,47 @@ def _write_files(out: Path, files: Mapping[str, bytes]) -> list[Path]:
             os.close(fd)
         paths.append(path)
     return paths
+
+
+def non_finite_rows(dataset: Dataset) -> np.ndarray:
+    """Instances no consumer accepts: a NaN/infinite keypoint number, an infinite or partly
+    absent bbox (all-NaN means absent and is derived from the points), an infinite area, or a
+    bbox whose area overflows."""
+    ins = dataset.instances
+    bbox = ins.bbox
+    nan_box = np.isnan(bbox)
+    with np.errstate(over="ignore", invalid="ignore"):
+        box_area = np.where(nan_box.all(axis=1), 0.0, bbox[:, 2] * bbox[:, 3])
+    return ((~np.isfinite(ins.keypoints)).any(axis=(1, 2)) | np.isinf(bbox).any(axis=1)
+            | (nan_box.any(axis=1) & ~nan_box.all(axis=1)) | np.isinf(ins.area) | ~np.isfinite(box_area))
+
+
+def hold_non_finite(decoded: Decoded) -> Decoded:
+    """`decoded` with the instances that hold non-finite numbers moved to `rejected`, each with a
+    `schema.non_finite` finding naming file, item and field, so no writer meets them."""
+    bad = non_finite_rows(decoded.dataset)
+    if not bad.any():
+        return decoded
+    ds = decoded.dataset
+    ins, names = ds.instances, dict(zip(ds.images.id.tolist(), ds.images.file_name.tolist()))
+    log = DecodeLog("")
+    for i in np.flatnonzero(bad).tolist():
+        field = "keypoints" if not np.isfinite(ins.keypoints[i]).all() else ("area" if np.isinf(ins.area[i]) else "bbox")
+        source = str(ins.extra["source"][i]) if "source" in ins.extra else _image_source(ds, int(ins.image_id[i]))
+        values = ins.keypoints[i].reshape(-1) if field == "keypoints" else (ins.bbox[i] if field == "bbox" else ins.area[i:i + 1])
+        log.hold(ItemProblem(
+            "schema.non_finite", source, f"{source}: annotation id={int(ins.id[i])}, field {field!r}: holds NaN or "
+            "infinite numbers, which no consumer of a written file accepts; held back", field=field,
+            image_id=int(ins.image_id[i]), annotation_id=int(ins.id[i]), file_name=names.get(int(ins.image_id[i])),
+            annotator=str(ins.annotator[i] or ""),
+            raw=orjson.dumps({"id": int(ins.id[i]), field: [None if not np.isfinite(x) else float(x) for x in values],
+                              "nonfinite": [repr(float(x)) for x in values if not np.isfinite(x)]}).decode()))
+    kept = Decoded(ds.subset_instances(~bad), decoded.findings, decoded.rejected)
+    kept.merge_findings(log.findings_table())
+    kept.rejected = pa.concat_tables([decoded.rejected.cast(REJECTED_SCHEMA), log.rejected_table()])
+    return kept
+
+
+def _image_source(ds: Dataset, image_id: int) -> str:
+    rows = np.flatnonzero(ds.images.id == image_id)
+    return str(ds.images.source[rows[0]]) if len(rows) else ""
