@@ -24,7 +24,7 @@ def delivery_run(config: ClientConfig) -> dict:
 
     ingested = store.ingest_batch(source)
     assignments = compute.assign_work(ingested.images, config.annotators, config.assignment)
-    collected = store.collect_exports(source, ingested.images, schema, config.annotators)
+    collected = store.collect_exports(source, ingested.images, schema, config.annotators, config.category)
     key = store.ReleaseKey(config.client, config.dataset,
                            input_fingerprint(config, ingested.images.sha256.tolist(), collected.files))
 

@@ -87,7 +87,8 @@ def rekey_onto_batch(part: Dataset, batch: Dataset, *, source: str) -> Instances
         "image_id": np.asarray(new_ids, dtype=np.int64)}, extra=extra)
 
 
-def _decode_prefix(store: ObjectStore, prefix: str, annotator: str, schema: KeypointSchema, batch: Dataset):
+def _decode_prefix(store: ObjectStore, prefix: str, annotator: str, schema: KeypointSchema, batch: Dataset,
+                   category: str | None = None):
     parts, findings, rejected, files = [], [], [], {}
     for key in store.list(prefix):
         if key.rsplit("/", 1)[-1].startswith("."):
@@ -95,7 +96,7 @@ def _decode_prefix(store: ObjectStore, prefix: str, annotator: str, schema: Keyp
         try:
             data = store.get(key)
             files[key] = hashlib.sha256(data).hexdigest()
-            decoded = decode_bytes(key, data, schema=schema, annotator=annotator, source=key)
+            decoded = decode_bytes(key, data, schema=schema, annotator=annotator, source=key, category=category)
         except (CodecError, StorageError, ValueError) as e:
             findings.append(findings_for("collect.unreadable_file", annotator=annotator, source=key, n=1,
                                          message=f"{key}: export of {annotator} not used: {e}"))
@@ -121,8 +122,10 @@ def _unique_ids(instances: Instances) -> Instances:
     return instances
 
 
-def collect_exports(store: ObjectStore, batch: Dataset, annotators: list[str]) -> CollectResult:
-    """Decode and merge every annotator's exports (and the batch's gold labels, if any)."""
+def collect_exports(store: ObjectStore, batch: Dataset, annotators: list[str], *,
+                    category: str | None = None) -> CollectResult:
+    """Decode and merge every annotator's exports (and the batch's gold labels, if any); `category`:
+    the keypoint category delivered, read from COCO exports that hold several."""
     schema = batch.schema
     parts, findings, rejected, files = [], [], [], {}
     present = {k[len(ANNOTATIONS_PREFIX):].split("/", 1)[0] for k in store.list(ANNOTATIONS_PREFIX)}
@@ -130,7 +133,7 @@ def collect_exports(store: ObjectStore, batch: Dataset, annotators: list[str]) -
         findings.append(findings_for("collect.unreadable_file", annotator=who, source=f"{ANNOTATIONS_PREFIX}{who}/", n=1,
                                      message=f"{ANNOTATIONS_PREFIX}{who}/: annotator {who!r} is not in the client config; exports not used"))
     for annotator in annotators:
-        p, f, r, fl = _decode_prefix(store, f"{ANNOTATIONS_PREFIX}{annotator}/", annotator, schema, batch)
+        p, f, r, fl = _decode_prefix(store, f"{ANNOTATIONS_PREFIX}{annotator}/", annotator, schema, batch, category)
         parts += p
         findings += f
         rejected += r
@@ -138,7 +141,7 @@ def collect_exports(store: ObjectStore, batch: Dataset, annotators: list[str]) -
     instances = _unique_ids(concat_instances(parts, schema.num_keypoints))
     dataset = batch.replace(instances=instances)
 
-    gold_parts, gf, gr, gfiles = _decode_prefix(store, GOLD_PREFIX, "gold", schema, batch)
+    gold_parts, gf, gr, gfiles = _decode_prefix(store, GOLD_PREFIX, "gold", schema, batch, category)
     gold = None
     if gold_parts:
         gold_ins = concat_instances(gold_parts, schema.num_keypoints)
