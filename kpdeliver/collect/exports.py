@@ -115,9 +115,10 @@ def _decode_prefix(store: ObjectStore, prefix: str, annotator: str, schema: Keyp
 
 
 def _unique_ids(instances: Instances) -> Instances:
-    """Keep the exports' annotation ids when they are unique across the merge; renumber all
-    (1..n, stable order) when they collide. The originals stay in `source_id`."""
-    if len(np.unique(instances.id)) != len(instances.id):
+    """Keep the exports' annotation ids when they are unique across the merge and all >= 1;
+    renumber all (1..n, stable order) when they collide or one is 0 (COCOeval reads a matched
+    id 0 as unmatched). The originals stay in `source_id`."""
+    if len(np.unique(instances.id)) != len(instances.id) or (instances.id < 1).any():
         instances.id = np.arange(1, len(instances) + 1, dtype=np.int64)
     return instances
 
