@@ -75,7 +75,7 @@ def _decode(data: bytes, *, schema: KeypointSchema | None, source: str, annotato
     chosen = choose_category(cats, anns, schema=schema, category=category, source=source)
     if chosen is not None:
         anns = of_category(anns, cats, chosen, log, annotator=annotator)
-        cats = [chosen]
+        cats = chosen
 
     uniform = uniform_block(anns)
     if uniform is not None:
@@ -85,7 +85,7 @@ def _decode(data: bytes, *, schema: KeypointSchema | None, source: str, annotato
                               np.int64, len(anns))
     _quirks(doc, cats, anns, lengths, log)
     if schema is None:
-        schema = schema_from_coco_category(chosen, len(chosen["keypoints"])) if chosen else \
+        schema = schema_from_coco_category(chosen[0], len(chosen[0]["keypoints"])) if chosen else \
             schema_from_file(cats, lengths, source)
     k = schema.num_keypoints
     order = name_order(cats, schema, source)
@@ -151,6 +151,8 @@ def _decode(data: bytes, *, schema: KeypointSchema | None, source: str, annotato
         num_keypoints=_ints("annotations", "num_keypoints", col("num_keypoints")),
         keypoints=kps,
         num_kpts=k,
+        # a file kpdeliver renumbered (an id 0) keeps each annotation's former id as `source_id`
+        extra={"source_id": _ints("annotations", "source_id", col("source_id"))} if good and "source_id" in good[0] else None,
     )
     _fill_frames_from_images(instances, raw_images)
     categories = tuple(Category(as_int(c.get("id"), 1), str(c.get("name", "")), str(c.get("supercategory", ""))) for c in cats)
