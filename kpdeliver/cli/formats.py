@@ -121,6 +121,9 @@ def inspect(
     else:
         _print_reports(reports)
     if all(r.error for r in reports):  # refused, as `validate` refuses an unusable input
+        if as_json:  # stdout stays JSON; the refusal is said in words on stderr
+            for r in reports:
+                typer.echo(f"error: {r.path}: cannot read: {r.error}", err=True)
         raise typer.Exit(2)
 
 

@@ -64,18 +64,14 @@ FIXTURES = {
 }
 
 INSPECT_XFAIL = {
-    "sleap-io/coco/mixed_animals/annotations.json": "multi-category COCO (one category kept, the other held back)",
     "sleap-io/labelstudio/multi_animal_from_dlc.json": "Label Studio export without labeling config "
     "(schema not taken from the keypoint labels; several KeyPointLabels tags; points tied to boxes by relations)",
     "cvat/xml_format.example-video.xml": "CVAT track layout <skeleton frame=> (decodes to empty instances, "
     "all-outside frames kept)",
-    "deeplabcut/quadruped_dataset.json": "inspect exits 1, not 2, on a file it refuses",
-    "label-studio/keypointlabels.example.json": "inspect exits 1, not 2, on a file it refuses",
 }
 
 DECODABLE = [rel for rel, exp in FIXTURES.items() if exp is not None]
 ROUNDTRIP_XFAIL = {
-    "sleap-io/coco/mixed_animals/annotations.json": INSPECT_XFAIL["sleap-io/coco/mixed_animals/annotations.json"],
     "sleap-io/labelstudio/multi_animal_from_dlc.json": INSPECT_XFAIL["sleap-io/labelstudio/multi_animal_from_dlc.json"],
     "cvat/xml_format.example-video.xml": INSPECT_XFAIL["cvat/xml_format.example-video.xml"],
 }
@@ -114,14 +110,18 @@ def test_inspect_gives_counts_or_a_clear_refusal(rel):
         assert "cannot read" in proc.stdout + proc.stderr
         return
     assert proc.returncode == 0, proc.stderr
-    [report] = json.loads(proc.stdout)
+    reports = json.loads(proc.stdout)  # one per keypoint category: a mouse and a fly are two schemas
     instances, k, hist = expected
-    assert report["error"] == ""
-    assert report["instances"] == instances
+    assert [r["error"] for r in reports] == [""] * len(reports)
+    assert sum(r["instances"] for r in reports) == instances
     if k is not None:
-        assert report["num_keypoints"] == k
+        assert [r["num_keypoints"] for r in reports] == [k]
     if hist is not None:
-        assert report["visibility"] == hist
+        total: dict[str, int] = {}
+        for r in reports:
+            for flag, n in r["visibility"].items():
+                total[flag] = total.get(flag, 0) + n
+        assert total == hist
 
 
 def canonical(ds) -> dict[str, np.ndarray]:
@@ -167,13 +167,21 @@ def convert(src: Path, to: str, out: Path, *extra: str) -> Path:
 @pytest.mark.parametrize("rel", params(DECODABLE, ROUNDTRIP_XFAIL))
 def test_to_coco_and_back_keeps_instances_order_flags_and_coordinates(rel, tmp_path):
     src = REAL / rel
-    original = read_annotations(src).dataset
-    assert len(original.instances) == FIXTURES[rel][0]
-    as_coco = convert(src, "coco", tmp_path / "coco")
-    assert_same(original, read_annotations(as_coco).dataset)
-    extra = ("--cvat-mode", "video") if "video" in rel else ()
-    back = convert(as_coco, own_format(rel), tmp_path / "back", *extra)
-    assert_same(original, read_annotations(back).dataset)
+    categories = CATEGORIES.get(rel, [None])
+    total = 0
+    for category in categories:  # a file of several keypoint categories: each is its own schema
+        original = read_annotations(src, category=category).dataset
+        total += len(original.instances)
+        by = ("--category", category) if category else ()
+        as_coco = convert(src, "coco", tmp_path / f"coco{category}", *by)
+        assert_same(original, read_annotations(as_coco).dataset)
+        extra = ("--cvat-mode", "video") if "video" in rel else ()
+        back = convert(as_coco, own_format(rel), tmp_path / f"back{category}", *extra)
+        assert_same(original, read_annotations(back).dataset)
+    assert total == FIXTURES[rel][0]
+
+
+CATEGORIES = {"sleap-io/coco/mixed_animals/annotations.json": ["mouse", "fly"]}
 
 
 # --- YOLO trees in the layouts Ultralytics' own dataset YAMLs use ------------------------------------
