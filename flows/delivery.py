@@ -65,7 +65,7 @@ def delivery_flow(config: ClientConfig) -> dict:
         unmapped(source), shards, [{k: listing.checksums[k] for k in s if k in listing.checksums} for s in shards]))
     ingested = compute.assemble_ingest.submit([p.value for p in probed], listing.skipped, source).result()
     assignments = compute.assign_work.submit(ingested.images, config.annotators, config.assignment)
-    collected = store.collect_exports.submit(source, ingested.images, schema, config.annotators)
+    collected = store.collect_exports.submit(source, ingested.images, schema, config.annotators, config.category)
     exports = collected.result().files
     key = store.ReleaseKey(config.client, config.dataset,
                            input_fingerprint(config, ingested.images.sha256.tolist(), exports))

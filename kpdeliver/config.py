@@ -18,7 +18,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_serializer, model_validator,
+)
 
 from kpdeliver.findings import CHECKS
 from kpdeliver.schema import BUILTIN_SCHEMAS
@@ -294,11 +296,22 @@ class ClientConfig(_Model):
     tool: Optional[ToolSettings] = None  # the live annotation tool (kpdeliver.tool_settings)
     schedule: Optional[Schedule] = None  # when `kpdeliver deploy`'s deployment runs by itself
     runner: RunnerSettings = RunnerSettings()  # where the tasks run (kpdeliver.runner_settings)
+    # the keypoint category delivered, for COCO exports that hold several (a mouse and a fly):
+    # only it is read, the others are reported (decode.quirk); unset, a file with several is refused
+    category: Optional[str] = Field(None, min_length=1)
     # name of a Prefect Secret block holding the vendor's Ed25519 signing key (PEM); without it the
     # key comes from KPDELIVER_SIGNING_KEY / KPDELIVER_SIGNING_KEY_FILE, or releases are unsigned
     signing_key_secret: Optional[str] = Field(None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # an unset category is left out, so configs written before it existed keep their fingerprint
+        out = handler(self)
+        if out.get("category", "") is None:
+            del out["category"]
+        return out
 
     @field_validator("annotators")
     @classmethod

@@ -71,9 +71,9 @@ def probe_images(source: ObjectStore, keys: list[str], checksums: dict[str, str]
 
 @task(name="collect", **STORE)
 def collect_exports(source: ObjectStore, images: Images, schema: KeypointSchema,
-                    annotators: list[str]) -> collect.CollectResult:
+                    annotators: list[str], category: str | None = None) -> collect.CollectResult:
     batch = Dataset(schema, images, Instances.empty(schema.num_keypoints))
-    return collect.collect_exports(source, batch, annotators)
+    return collect.collect_exports(source, batch, annotators, category=category)
 
 
 @task(name="find-published", **STORE)

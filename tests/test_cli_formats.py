@@ -30,7 +30,7 @@ REFUSED_ONLY = {str(Path(r).parent) for r in REFUSED} - {str(Path(r).parent) for
 def test_inspect_every_fixture_folder(external, folder):
     res = runner.invoke(app, ["inspect", str(external / folder), "--json"])
     if folder in REFUSED_ONLY:
-        assert res.exit_code == 1, res.output
+        assert res.exit_code == 2, res.output
         return
     assert res.exit_code == 0, res.output
     reports = json.loads(res.stdout)
@@ -50,7 +50,7 @@ def test_inspect_every_fixture_folder(external, folder):
 def test_convert_every_fixture_folder(external, tmp_path, folder, to):
     res = runner.invoke(app, ["convert", str(external / folder), "--to", to, "--out", str(tmp_path)])
     if folder in REFUSED_ONLY:
-        assert res.exit_code == 1 and "error:" in res.output, res.output
+        assert res.exit_code == 2 and "error:" in res.output, res.output
         return
     assert res.exit_code == 0, res.output
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
@@ -81,7 +81,7 @@ def test_schemas_lists_builtins_with_counts_and_sources():
 
 def test_bad_schema_and_missing_input_fail_in_one_sentence(tmp_path):
     res = runner.invoke(app, ["convert", str(tmp_path / "nope.json"), "--to", "yolo", "--out", str(tmp_path)])
-    assert res.exit_code == 1 and "no such file" in res.output
+    assert res.exit_code == 2 and "no such file" in res.output
     res = runner.invoke(app, ["convert", str(tmp_path), "--to", "yolo", "--schema", "coco99", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "unknown schema" in res.output
 

@@ -59,39 +59,63 @@ def convert(
                                          "or JSON {name: [w, h]}."),
     outside: str = typer.Option("clip", "--outside", help="YOLO: v=1 points outside the frame are 'clip'ped or 'zero'ed."),
     cvat_mode: str = typer.Option("images", "--cvat-mode", help="CVAT output: 'images' or 'video' (tracks)."),
+    category: Optional[str] = typer.Option(None, "--category", help="COCO input with several keypoint categories: "
+                                           "the one to convert (default: each into a sub-folder named by it)."),
 ) -> None:
     """Convert keypoint annotations between formats (nothing is validated or dropped silently)."""
     from kpdeliver.codecs import CodecError
-    from kpdeliver.collect.files import read_annotations, write_dataset
-    from kpdeliver.cli.validate import read_sizes
-    from kpdeliver.codecs.yolo_pose import DATA_YAML_NAMES
-    from kpdeliver.collect.yolo_tree import place_images
-    from kpdeliver.schema import unpaired_side_names
+    from kpdeliver.codecs.coco.categories import SeveralCategories
+    from kpdeliver.collect.files import read_size_table
 
     if outside not in ("clip", "zero"):
         typer.echo("error: --outside must be 'clip' or 'zero'", err=True)
         raise typer.Exit(2)
+    fmt = None if from_ is InFormat.auto else from_.value
+    parsed_schema = _schema(schema)
     try:
-        size_map = read_sizes(sizes) if sizes else None
-        decoded = read_annotations(input, schema=_schema(schema), fmt=None if from_ is InFormat.auto else from_.value,
-                                   images_dir=images, sizes=size_map)
-        paths = write_dataset(decoded.dataset, out, to=to.value, outside=outside, cvat_mode=cvat_mode)
-        # a YOLO tree is trained on with its images: the given ones, or a YOLO input's own
-        yolo_input = input.is_dir() and any((input / n).is_file() for n in DATA_YAML_NAMES)
-        image_src = images or (input if yolo_input else None)
-        if to is OutFormat.yolo and image_src is not None:
-            placed, missing = place_images(decoded.dataset, out, image_src)
-            paths += placed
-            if missing:
-                typer.echo(f"warning: {len(missing)} images not found under {image_src} (e.g. {missing[0]!r}); "
-                           "their labels have no image in the tree", err=True)
-        elif to is OutFormat.yolo:
-            typer.echo("note: labels only; give --images DIR to put the images into the tree for training", err=True)
+        size_map = read_size_table(sizes) if sizes else None
+        try:
+            _convert_one(input, out, to=to.value, schema=parsed_schema, fmt=fmt, images=images, sizes=size_map,
+                         outside=outside, cvat_mode=cvat_mode, category=category)
+        except SeveralCategories as several:  # each category is its own schema: one output each
+            typer.echo(f"{several}: writing each into a sub-folder of {out}")
+            for name in several.categories:
+                _convert_one(input, out / _folder_name(name), to=to.value, schema=parsed_schema, fmt=fmt,
+                             images=images, sizes=size_map, outside=outside, cvat_mode=cvat_mode, category=name)
     except (CodecError, ValueError, OSError) as e:
         typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(2) from None
+
+
+def _folder_name(category: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", category).strip("._") or "category"
+
+
+def _convert_one(input: Path, out: Path, *, to: str, schema, fmt, images, sizes, outside: str, cvat_mode: str,
+                 category: Optional[str]) -> None:
+    from kpdeliver.codecs.yolo_pose import DATA_YAML_NAMES
+    from kpdeliver.collect.files import hold_non_finite, read_annotations, write_dataset
+    from kpdeliver.collect.yolo_tree import place_images
+    from kpdeliver.schema import unpaired_side_names
+
+    decoded = hold_non_finite(read_annotations(input, schema=schema, fmt=fmt, images_dir=images, sizes=sizes,
+                                               category=category))
+    paths = write_dataset(decoded.dataset, out, to=to, outside=outside, cvat_mode=cvat_mode)
+    # a YOLO tree is trained on with its images: the given ones, or a YOLO input's own
+    yolo_input = input.is_dir() and any((input / n).is_file() for n in DATA_YAML_NAMES)
+    image_src = images or (input if yolo_input else None)
+    if to == "yolo" and image_src is not None:
+        placed, missing = place_images(decoded.dataset, out, image_src)
+        paths += placed
+        if missing:
+            typer.echo(f"warning: {len(missing)} images not found under {image_src} (e.g. {missing[0]!r}); "
+                       "their labels have no image in the tree", err=True)
+    elif to == "yolo":
+        typer.echo("note: labels only; give --images DIR to put the images into the tree for training", err=True)
     ds = decoded.dataset
-    typer.echo(f"{input} -> {out} ({to.value}): {len(ds.images)} images, {len(ds.instances)} instances, "
+    typer.echo(f"{input} -> {out} ({to}): {len(ds.images)} images, {len(ds.instances)} instances, "
                f"schema {ds.schema.name} ({ds.schema.num_keypoints} keypoints), {len(paths)} files written")
     unpaired = unpaired_side_names(ds.schema)
     if unpaired:
@@ -100,6 +124,8 @@ def convert(
     if decoded.findings.num_rows or decoded.rejected.num_rows:
         typer.echo(f"{plural(decoded.findings.num_rows, 'finding')}, {plural(decoded.rejected.num_rows, 'item')} held back "
                    f"(`kpdeliver inspect {input}` lists them)")
+        for message in decoded.rejected["reason"].to_pylist()[:10]:
+            typer.echo(f"  held back: {message}")
 
 
 @app.command()
@@ -113,7 +139,7 @@ def inspect(
 
     if not path.exists():
         typer.echo(f"error: {path}: no such file or folder", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(2)
     reports = inspect_path(path, schema=_schema(schema))
     if as_json:
         import orjson
@@ -121,8 +147,11 @@ def inspect(
         typer.echo(orjson.dumps([r.to_dict() for r in reports], option=orjson.OPT_INDENT_2).decode())
     else:
         _print_reports(reports)
-    if all(r.error for r in reports):
-        raise typer.Exit(1)
+    if all(r.error for r in reports):  # refused, as `validate` refuses an unusable input
+        if as_json:  # stdout stays JSON; the refusal is said in words on stderr
+            for r in reports:
+                typer.echo(f"error: {r.path}: cannot read: {r.error}", err=True)
+        raise typer.Exit(2)
 
 
 def _print_reports(reports) -> None:

@@ -34,43 +34,39 @@ class InputError(ValueError):
     """The input cannot be used at all; the message is one sentence."""
 
 
-def read_input(path: Path, *, schema_name: str, images_dir: Path | None, annotator: str = "") -> Decoded:
+def read_input(path: Path, *, schema_name: str, images_dir: Path | None, annotator: str = "",
+               category: str | None = None) -> Decoded:
     """Decode any supported annotation format into the canonical model."""
     from kpdeliver.codecs import CodecError
     from kpdeliver.codecs.resolve import resolve_schema
-    from kpdeliver.collect.files import read_annotations
+    from kpdeliver.collect.files import hold_non_finite, read_annotations
     from kpdeliver.schema import SchemaError
 
     if not path.exists():
         raise InputError(f"input {path} does not exist")
     try:
         schema = None if schema_name == FROM_FILE else resolve_schema(schema_name)
-        decoded = read_annotations(path, schema=schema, images_dir=images_dir, annotator=annotator)
+        decoded = read_annotations(path, schema=schema, images_dir=images_dir, annotator=annotator, category=category)
     except (CodecError, SchemaError) as e:
         raise InputError(str(e)) from None
     except OSError as e:
         raise InputError(f"cannot read {path}: {e.strerror or e}") from None
+    # a NaN/infinite number is held back with its finding (schema.non_finite) like any item that
+    # cannot be modelled, so neither the rules nor the report's drawings meet it
+    decoded = hold_non_finite(decoded)
     if annotator:  # the name given on the command line wins over names inside the file
         decoded.dataset.instances.annotator[:] = annotator
     return decoded
 
 
 def read_sizes(path: Path) -> dict[str, tuple[int, int]]:
-    """`file_name -> (width, height)` from a CSV (columns file_name, width, height) or a JSON object
-    `{"file_name": [width, height]}`."""
-    import pyarrow as pa
+    """`file_name -> (width, height)` from a sizes file (`kpdeliver.collect.files.read_size_table`)."""
+    from kpdeliver.collect.files import read_size_table
 
     try:
-        if path.suffix.lower() == ".json":
-            import orjson
-
-            return {str(k): (int(v[0]), int(v[1])) for k, v in orjson.loads(path.read_bytes()).items()}
-        import pyarrow.csv as pcsv
-
-        t = pcsv.read_csv(path)
-        return dict(zip(t["file_name"].to_pylist(), zip(t["width"].to_pylist(), t["height"].to_pylist())))
-    except (OSError, ValueError, KeyError, TypeError, IndexError, pa.ArrowInvalid) as e:
-        raise InputError(f"sizes file {path} is unusable (want CSV file_name,width,height or JSON {{name: [w, h]}}): {e}") from None
+        return read_size_table(path)
+    except ValueError as e:
+        raise InputError(str(e)) from None
 
 
 def fill_sizes(dataset: Dataset, sizes: dict[str, tuple[int, int]]) -> None:
@@ -122,6 +118,8 @@ def validate_command(
     config: Optional[Path] = typer.Option(None, "--config", help="client YAML whose validation settings to use"),
     annotation: list[str] = typer.Option([], "--annotation", help="another annotator's export, NAME=PATH (repeatable; enables deep QA)"),
     gold: Optional[Path] = typer.Option(None, "--gold", help="trusted reference labels (enables deep QA)"),
+    category: Optional[str] = typer.Option(None, "--category", help="COCO input with several keypoint categories: "
+                                           "the one to validate (default: the client config's `category`)"),
 ) -> None:
     """Validate annotations: schema conformance, visibility, bounds (Great Expectations), plus deep QA on request."""
     import orjson
@@ -138,7 +136,7 @@ def validate_command(
     with GXWorker() as worker:  # imports Great Expectations in a second process while this one reads
         try:
             cfg, decoded, gold_ds = _read_inputs(input, schema=schema, images=images, sizes=sizes, config=config,
-                                                 annotation=annotation, gold=gold)
+                                                 annotation=annotation, gold=gold, category=category)
         except (InputError, ConfigError) as e:
             fail(str(e))
         out.mkdir(parents=True, exist_ok=True)
@@ -176,19 +174,21 @@ def validate_command(
 
 
 def _read_inputs(input: Path, *, schema: str, images: Path | None, sizes: Path | None, config: Path | None,
-                 annotation: list[str], gold: Path | None):
+                 annotation: list[str], gold: Path | None, category: str | None = None):
     """(client config or None, [(annotator, path, Decoded)], gold dataset or None)."""
     from kpdeliver.config import load_config
 
     if images and sizes:
         raise InputError("give --images or --sizes, not both")
     cfg = load_config(config) if config else None
+    category = category or (cfg.category if cfg else None)
     inputs = [("", input), *_parse_annotations(annotation)]
-    decoded = [(name, path, read_input(path, schema_name=schema, images_dir=images, annotator=name)) for name, path in inputs]
+    decoded = [(name, path, read_input(path, schema_name=schema, images_dir=images, annotator=name,
+                                                   category=category)) for name, path in inputs]
     if sizes:  # --images is handled by the reader, which reads sizes from the image headers
         size_map = read_sizes(sizes)
         for _, _, d in decoded:
             fill_sizes(d.dataset, size_map)
-    gold_ds = read_input(gold, schema_name=schema, images_dir=images).dataset if gold else None
+    gold_ds = read_input(gold, schema_name=schema, images_dir=images, category=category).dataset if gold else None
     return cfg, decoded, gold_ds
 

@@ -84,6 +84,7 @@ def decode_bytes(
     source: str = "",
     metadata: bytes | None = None,
     sizes: Mapping[str, tuple[int, int]] | None = None,
+    category: str | None = None,
 ) -> Decoded:
     """Decode one annotation export whatever its format (COCO JSON, CVAT XML, Label Studio JSON,
     or a .zip holding one of those), sniffed from its bytes. Raises CodecError naming `name`
@@ -91,17 +92,19 @@ def decode_bytes(
 
     `metadata` (the format's own metadata file, e.g. a Label Studio labeling config) gives the
     keypoint order when no schema is given; `sizes` (image reference -> (width, height)) serves
-    formats whose regions may carry no image size."""
+    formats whose regions may carry no image size; `category` names the keypoint category to
+    read from a COCO file that holds several (other formats hold one skeleton per export)."""
     source = source or name
     kind = sniff_bytes(name, data)
     if kind == ZIP:
-        return _decode_zip(data, schema=schema, annotator=annotator, source=source)
+        return _decode_zip(data, schema=schema, annotator=annotator, source=source, category=category)
     if is_metadata(kind):
         raise CodecError(f"{source}: a {kind.removesuffix(METADATA_SUFFIX).replace('-', ' ').title()} "
                          "labeling config, not annotations")
     if kind != UNKNOWN and not codec(kind).folder_markers:
+        by_category = {"category": category} if category is not None and kind == "coco" else {}
         return codec(kind).decode(data, schema=schema, annotator=annotator, source=source, metadata=metadata,
-                                  sizes=sizes)
+                                  sizes=sizes, **by_category)
     if name.lower().endswith(".pts"):
         raise CodecError(f"{source}: an iBUG .pts landmark file (one face, no image reference, size or "
                          "visibility flags) is not an annotation export kpdeliver reads; use its COCO-style JSON")
@@ -109,7 +112,8 @@ def decode_bytes(
                      "or a .zip of one; YOLO labels are read as a folder with data.yaml)")
 
 
-def _decode_zip(data: bytes, *, schema: KeypointSchema | None, annotator: str, source: str) -> Decoded:
+def _decode_zip(data: bytes, *, schema: KeypointSchema | None, annotator: str, source: str,
+                category: str | None) -> Decoded:
     """A CVAT / Label Studio download: the one annotation file inside (annotations.xml, *.json)."""
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
@@ -120,7 +124,7 @@ def _decode_zip(data: bytes, *, schema: KeypointSchema | None, annotator: str, s
         if len(inner) != 1:
             raise CodecError(f"{source}: zip holds {len(inner)} .xml/.json files {inner[:5]}; expected exactly one")
         return decode_bytes(inner[0], zf.read(inner[0]), schema=schema, annotator=annotator,
-                            source=f"{source}!{inner[0]}")
+                            source=f"{source}!{inner[0]}", category=category)
 
 
 def encode_files(dataset: Dataset, fmt: str, options: EncodeOptions = EncodeOptions()) -> dict[str, bytes]:

@@ -113,7 +113,8 @@ def _image_paths(decoded_images, location: str) -> tuple[np.ndarray, pa.Table]:
     return out, findings_for("ingest.unsafe_key", message=messages, file_name=names, source=names, n=len(bad))
 
 
-def _decode_prefix(store: ObjectStore, prefix: str, annotator: str, schema: KeypointSchema, batch: Dataset):
+def _decode_prefix(store: ObjectStore, prefix: str, annotator: str, schema: KeypointSchema, batch: Dataset,
+                   category: str | None = None):
     parts, findings, rejected, files = [], [], [], {}
     for key in store.list(prefix):
         if key.rsplit("/", 1)[-1].startswith("."):
@@ -121,7 +122,7 @@ def _decode_prefix(store: ObjectStore, prefix: str, annotator: str, schema: Keyp
         try:
             data = store.get(key)
             files[key] = hashlib.sha256(data).hexdigest()
-            decoded = decode_bytes(key, data, schema=schema, annotator=annotator, source=key)
+            decoded = decode_bytes(key, data, schema=schema, annotator=annotator, source=key, category=category)
         except (CodecError, StorageError, ValueError) as e:
             findings.append(findings_for("collect.unreadable_file", annotator=annotator, source=key, n=1,
                                          message=f"{key}: export of {annotator} not used: {e}"))
@@ -141,15 +142,18 @@ def _decode_prefix(store: ObjectStore, prefix: str, annotator: str, schema: Keyp
 
 
 def _unique_ids(instances: Instances) -> Instances:
-    """Keep the exports' annotation ids when they are unique across the merge; renumber all
-    (1..n, stable order) when they collide. The originals stay in `source_id`."""
-    if len(np.unique(instances.id)) != len(instances.id):
+    """Keep the exports' annotation ids when they are unique across the merge and all >= 1;
+    renumber all (1..n, stable order) when they collide or one is 0 (COCOeval reads a matched
+    id 0 as unmatched). The originals stay in `source_id`."""
+    if len(np.unique(instances.id)) != len(instances.id) or (instances.id < 1).any():
         instances.id = np.arange(1, len(instances) + 1, dtype=np.int64)
     return instances
 
 
-def collect_exports(store: ObjectStore, batch: Dataset, annotators: list[str]) -> CollectResult:
-    """Decode and merge every annotator's exports (and the batch's gold labels, if any)."""
+def collect_exports(store: ObjectStore, batch: Dataset, annotators: list[str], *,
+                    category: str | None = None) -> CollectResult:
+    """Decode and merge every annotator's exports (and the batch's gold labels, if any); `category`:
+    the keypoint category delivered, read from COCO exports that hold several."""
     schema = batch.schema
     parts, findings, rejected, files = [], [], [], {}
     present = {k[len(ANNOTATIONS_PREFIX):].split("/", 1)[0] for k in store.list(ANNOTATIONS_PREFIX)}
@@ -157,7 +161,7 @@ def collect_exports(store: ObjectStore, batch: Dataset, annotators: list[str]) -
         findings.append(findings_for("collect.unreadable_file", annotator=who, source=f"{ANNOTATIONS_PREFIX}{who}/", n=1,
                                      message=f"{ANNOTATIONS_PREFIX}{who}/: annotator {who!r} is not in the client config; exports not used"))
     for annotator in tracked("collect", annotators):  # one annotator's exports at a time
-        p, f, r, fl = _decode_prefix(store, f"{ANNOTATIONS_PREFIX}{annotator}/", annotator, schema, batch)
+        p, f, r, fl = _decode_prefix(store, f"{ANNOTATIONS_PREFIX}{annotator}/", annotator, schema, batch, category)
         parts += p
         findings += f
         rejected += r
@@ -165,7 +169,7 @@ def collect_exports(store: ObjectStore, batch: Dataset, annotators: list[str]) -
     instances = _unique_ids(concat_instances(parts, schema.num_keypoints))
     dataset = batch.replace(instances=instances)
 
-    gold_parts, gf, gr, gfiles = _decode_prefix(store, GOLD_PREFIX, "gold", schema, batch)
+    gold_parts, gf, gr, gfiles = _decode_prefix(store, GOLD_PREFIX, "gold", schema, batch, category)
     gold = None
     if gold_parts:
         gold_ins = concat_instances(gold_parts, schema.num_keypoints)

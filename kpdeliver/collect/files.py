@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Mapping
 
 import numpy as np
+import orjson
 import pyarrow as pa
 
 from kpdeliver.codecs import REJECTED_SCHEMA, CodecError, Decoded, registry
 from kpdeliver.codecs.label_studio.paths import image_path
+from kpdeliver.codecs.coco.categories import SeveralCategories
+from kpdeliver.codecs.problems import DecodeLog, ItemProblem
 from kpdeliver.codecs.protocol import Codec, EncodeOptions
 from kpdeliver.findings import concat_findings, findings_for
 from kpdeliver.images import IMAGE_EXTENSIONS, image_size
@@ -151,8 +154,10 @@ def read_annotations(
     images_dir: str | Path | None = None,
     annotator: str = "",
     sizes: Mapping[str, tuple[int, int]] | None = None,
+    category: str | None = None,
 ) -> Decoded:
-    """Read a file or folder of annotations into the canonical model.
+    """Read a file or folder of annotations into the canonical model (`category`: the keypoint
+    category to read from COCO files that hold several).
 
     A folder with `data.yaml` is YOLO Pose; any other folder has each of its annotation files
     decoded and merged (files that cannot be read become `collect.unreadable_file` findings).
@@ -172,6 +177,7 @@ def read_annotations(
     root = p if p.is_dir() else p.parent
     index: dict[str, Path] | None = None
     parts, bad = [], []
+    given = sizes  # --sizes: file name -> (width, height), wins over image headers
     for f in files:
         data = f.read_bytes()
         metadata = sizes = None
@@ -180,12 +186,12 @@ def read_annotations(
             if registry.codec(kind).sniff_metadata is not None:
                 metadata = _metadata_near(f, kind)
             if registry.codec(kind).needs_image_sizes:
-                sizes = _HeaderSizes(Path(images_dir) if images_dir else root)
+                sizes = given or _HeaderSizes(Path(images_dir) if images_dir else root)
         try:
             d = registry.decode_bytes(f.name, data, schema=schema, annotator=annotator, source=_rel(f, root),
-                                      metadata=metadata, sizes=sizes)
+                                      metadata=metadata, sizes=sizes, category=category)
         except CodecError as e:
-            if len(files) == 1:
+            if len(files) == 1 or isinstance(e, SeveralCategories):
                 raise
             bad.append(findings_for("collect.unreadable_file", message=str(e), source=_rel(f, root), n=1))
             continue
@@ -194,8 +200,9 @@ def read_annotations(
             # scanned only when needed: the folder beside a large COCO file may hold thousands of files
             index = index if index is not None else image_index(Path(images_dir) if images_dir else root)
             _resolve_images(d.dataset.images, index)
-        if sizes:
-            _sizes_by_name(d.dataset.images, sizes)
+        for table in (given, sizes):
+            if table:
+                _sizes_by_name(d.dataset.images, table)
         parts.append(d)
     if not parts:
         raise CodecError(f"{p}: none of its {len(files)} annotation files could be read: "
@@ -298,7 +305,12 @@ def write_dataset(
     cvat_mode: str = "images",
 ) -> list[Path]:
     """Write a dataset as `coco` (annotations.json), `yolo` (data.yaml + labels/<split>/*.txt),
-    `cvat` (annotations.xml) or `label-studio` (tasks.json + label_config.xml). Returns the paths."""
+    `cvat` (annotations.xml) or `label-studio` (tasks.json + label_config.xml). Returns the paths.
+    A dataset holding non-finite numbers is refused: `hold_non_finite` takes those items out first."""
+    bad = non_finite_rows(dataset)
+    if bad.any():
+        raise ValueError(f"{int(bad.sum())} instances hold NaN/infinite numbers; no format's consumers accept them "
+                         "(hold_non_finite holds them back)")
     files = registry.encode_files(dataset, to, EncodeOptions(split_of=split_of, outside=outside, cvat_mode=cvat_mode))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -322,3 +334,64 @@ def _write_files(out: Path, files: Mapping[str, bytes]) -> list[Path]:
             os.close(fd)
         paths.append(path)
     return paths
+
+
+def non_finite_rows(dataset: Dataset) -> np.ndarray:
+    """Instances no consumer accepts: a NaN/infinite keypoint number, an infinite or partly
+    absent bbox (all-NaN means absent and is derived from the points), an infinite area, or a
+    bbox whose area overflows."""
+    ins = dataset.instances
+    bbox = ins.bbox
+    nan_box = np.isnan(bbox)
+    with np.errstate(over="ignore", invalid="ignore"):
+        box_area = np.where(nan_box.all(axis=1), 0.0, bbox[:, 2] * bbox[:, 3])
+    return ((~np.isfinite(ins.keypoints)).any(axis=(1, 2)) | np.isinf(bbox).any(axis=1)
+            | (nan_box.any(axis=1) & ~nan_box.all(axis=1)) | np.isinf(ins.area) | ~np.isfinite(box_area))
+
+
+def hold_non_finite(decoded: Decoded) -> Decoded:
+    """`decoded` with the instances that hold non-finite numbers moved to `rejected`, each with a
+    `schema.non_finite` finding naming file, item and field, so no writer meets them."""
+    bad = non_finite_rows(decoded.dataset)
+    if not bad.any():
+        return decoded
+    ds = decoded.dataset
+    ins, names = ds.instances, dict(zip(ds.images.id.tolist(), ds.images.file_name.tolist()))
+    log = DecodeLog("")
+    for i in np.flatnonzero(bad).tolist():
+        field = "keypoints" if not np.isfinite(ins.keypoints[i]).all() else ("area" if np.isinf(ins.area[i]) else "bbox")
+        source = str(ins.extra["source"][i]) if "source" in ins.extra else _image_source(ds, int(ins.image_id[i]))
+        values = ins.keypoints[i].reshape(-1) if field == "keypoints" else (ins.bbox[i] if field == "bbox" else ins.area[i:i + 1])
+        log.hold(ItemProblem(
+            "schema.non_finite", source, f"{source}: annotation id={int(ins.id[i])}, field {field!r}: holds NaN or "
+            "infinite numbers, which no consumer of a written file accepts; held back", field=field,
+            image_id=int(ins.image_id[i]), annotation_id=int(ins.id[i]), file_name=names.get(int(ins.image_id[i])),
+            annotator=str(ins.annotator[i] or ""),
+            raw=orjson.dumps({"id": int(ins.id[i]), field: [None if not np.isfinite(x) else float(x) for x in values],
+                              "nonfinite": [repr(float(x)) for x in values if not np.isfinite(x)]}).decode()))
+    kept = Decoded(ds.subset_instances(~bad), decoded.findings, decoded.rejected)
+    kept.merge_findings(log.findings_table())
+    kept.rejected = pa.concat_tables([decoded.rejected.cast(REJECTED_SCHEMA), log.rejected_table()])
+    return kept
+
+
+def _image_source(ds: Dataset, image_id: int) -> str:
+    rows = np.flatnonzero(ds.images.id == image_id)
+    return str(ds.images.source[rows[0]]) if len(rows) else ""
+
+
+def read_size_table(path: Path) -> dict[str, tuple[int, int]]:
+    """`file_name -> (width, height)` from a CSV (columns file_name, width, height) or a JSON object
+    `{"file_name": [width, height]}`; ValueError naming the file when it is unusable."""
+    try:
+        if Path(path).suffix.lower() == ".json":
+            import orjson
+
+            return {str(k): (int(v[0]), int(v[1])) for k, v in orjson.loads(Path(path).read_bytes()).items()}
+        import pyarrow.csv as pcsv
+
+        t = pcsv.read_csv(path)
+        return dict(zip(t["file_name"].to_pylist(), zip(t["width"].to_pylist(), t["height"].to_pylist())))
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, pa.ArrowInvalid) as e:
+        raise ValueError(f"sizes file {path} is unusable (want CSV file_name,width,height or JSON "
+                         f"{{name: [w, h]}}): {e}") from None

@@ -130,10 +130,28 @@ def inspect_path(path: str | Path, *, schema: KeypointSchema | None = None) -> l
     out = []
     for t in targets:
         t_fmt = formats.detect_format(t)
-        try:
-            decoded = formats.read_annotations(t, schema=schema, fmt=t_fmt if t_fmt != "unknown" else None)
-        except (CodecError, SchemaError, OSError) as e:
-            out.append(Report(path=str(t), format=t_fmt, error=str(e)))
-            continue
-        out.append(report(decoded, path=str(t), fmt=t_fmt))
+        out += _inspect_file(t, t_fmt, schema=schema)
     return out
+
+
+def _inspect_file(t: Path, fmt: str, *, schema: KeypointSchema | None) -> list[Report]:
+    """One report, or one per keypoint category of a COCO file that holds several (each its own
+    schema; the report's path names the category as `file#category`)."""
+    from kpdeliver.codecs.coco.categories import SeveralCategories
+    from kpdeliver.collect import files as formats
+
+    read_fmt = fmt if fmt != "unknown" else None
+    try:
+        return [report(formats.read_annotations(t, schema=schema, fmt=read_fmt), path=str(t), fmt=fmt)]
+    except SeveralCategories as several:
+        out = []
+        for name in several.categories:
+            try:
+                decoded = formats.read_annotations(t, schema=schema, fmt=read_fmt, category=name)
+            except (CodecError, SchemaError, OSError) as e:
+                out.append(Report(path=f"{t}#{name}", format=fmt, error=str(e)))
+                continue
+            out.append(report(decoded, path=f"{t}#{name}", fmt=fmt))
+        return out
+    except (CodecError, SchemaError, OSError) as e:
+        return [Report(path=str(t), format=fmt, error=str(e))]

@@ -64,14 +64,10 @@ FIXTURES = {
 }
 
 INSPECT_XFAIL = {
-    "sleap-io/coco/mixed_animals/annotations.json": "multi-category COCO (one category kept, the other held back)",
-    "deeplabcut/quadruped_dataset.json": "inspect exits 1, not 2, on a file it refuses",
-    "label-studio/keypointlabels.example.json": "inspect exits 1, not 2, on a file it refuses",
 }
 
 DECODABLE = [rel for rel, exp in FIXTURES.items() if exp is not None]
 ROUNDTRIP_XFAIL = {
-    "sleap-io/coco/mixed_animals/annotations.json": INSPECT_XFAIL["sleap-io/coco/mixed_animals/annotations.json"],
 }
 
 
@@ -108,14 +104,18 @@ def test_inspect_gives_counts_or_a_clear_refusal(rel):
         assert "cannot read" in proc.stdout + proc.stderr
         return
     assert proc.returncode == 0, proc.stderr
-    [report] = json.loads(proc.stdout)
+    reports = json.loads(proc.stdout)  # one per keypoint category: a mouse and a fly are two schemas
     instances, k, hist = expected
-    assert report["error"] == ""
-    assert report["instances"] == instances
+    assert [r["error"] for r in reports] == [""] * len(reports)
+    assert sum(r["instances"] for r in reports) == instances
     if k is not None:
-        assert report["num_keypoints"] == k
+        assert [r["num_keypoints"] for r in reports] == [k]
     if hist is not None:
-        assert report["visibility"] == hist
+        total: dict[str, int] = {}
+        for r in reports:
+            for flag, n in r["visibility"].items():
+                total[flag] = total.get(flag, 0) + n
+        assert total == hist
 
 
 def canonical(ds) -> dict[str, np.ndarray]:
@@ -161,13 +161,21 @@ def convert(src: Path, to: str, out: Path, *extra: str) -> Path:
 @pytest.mark.parametrize("rel", params(DECODABLE, ROUNDTRIP_XFAIL))
 def test_to_coco_and_back_keeps_instances_order_flags_and_coordinates(rel, tmp_path):
     src = REAL / rel
-    original = read_annotations(src).dataset
-    assert len(original.instances) == FIXTURES[rel][0]
-    as_coco = convert(src, "coco", tmp_path / "coco")
-    assert_same(original, read_annotations(as_coco).dataset)
-    extra = ("--cvat-mode", "video") if "video" in rel else ()
-    back = convert(as_coco, own_format(rel), tmp_path / "back", *extra)
-    assert_same(original, read_annotations(back).dataset)
+    categories = CATEGORIES.get(rel, [None])
+    total = 0
+    for category in categories:  # a file of several keypoint categories: each is its own schema
+        original = read_annotations(src, category=category).dataset
+        total += len(original.instances)
+        by = ("--category", category) if category else ()
+        as_coco = convert(src, "coco", tmp_path / f"coco{category}", *by)
+        assert_same(original, read_annotations(as_coco).dataset)
+        extra = ("--cvat-mode", "video") if "video" in rel else ()
+        back = convert(as_coco, own_format(rel), tmp_path / f"back{category}", *extra)
+        assert_same(original, read_annotations(back).dataset)
+    assert total == FIXTURES[rel][0]
+
+
+CATEGORIES = {"sleap-io/coco/mixed_animals/annotations.json": ["mouse", "fly"]}
 
 
 # --- YOLO trees in the layouts Ultralytics' own dataset YAMLs use ------------------------------------
@@ -299,15 +307,24 @@ ULTRA_SOURCES = [rel for rel in DECODABLE if rel not in ROUNDTRIP_XFAIL]
 def test_yolo_written_by_convert_passes_ultralytics_checks(rel, tmp_path):
     """The fixtures come without images: tiny JPEGs of each image's size stand in for them, and
     `convert --images` puts them into the tree."""
+    from kpdeliver.codecs.coco.categories import SeveralCategories
     from kpdeliver.codecs.label_studio.paths import image_path
 
-    ds = read_annotations(REAL / rel).dataset
-    for n, w, h in zip(ds.images.file_name.tolist(), ds.images.width.tolist(), ds.images.height.tolist()):
-        write_jpeg(tmp_path / "photos" / (Path(image_path(str(n))).stem + ".jpg"), w, h)
-    tree = convert(REAL / rel, "yolo", tmp_path / "yolo", "--images", str(tmp_path / "photos"))
-    assert len(list(tree.rglob("*.jpg"))) == len(ds.images)
-    verdict = ultralytics_verdict(tree / "data.yaml", tmp_path)
-    assert verdict == {"check": "", "bad": []}
+    try:
+        categories = [None]
+        read_annotations(REAL / rel)
+    except SeveralCategories as several:  # each category is its own schema, so its own YOLO tree
+        categories = list(several.categories)
+    for category in categories:
+        option = ["--category", category] if category else []
+        ds = read_annotations(REAL / rel, category=category).dataset
+        photos, out = tmp_path / f"photos-{category}", tmp_path / f"yolo-{category}"
+        for n, w, h in zip(ds.images.file_name.tolist(), ds.images.width.tolist(), ds.images.height.tolist()):
+            write_jpeg(photos / (Path(image_path(str(n))).stem + ".jpg"), w, h)
+        tree = convert(REAL / rel, "yolo", out, "--images", str(photos), *option)
+        assert len(list(tree.rglob("*.jpg"))) == len(ds.images)
+        verdict = ultralytics_verdict(tree / "data.yaml", tmp_path)
+        assert verdict == {"check": "", "bad": []}, category
 
 
 # --- left/right pairs from real names ---------------------------------------------------------------

@@ -29,10 +29,11 @@ def sniff(name: str, head: bytes) -> float:
     return 0.5 if head[:1] in (b"{", b"[") else 0.0
 
 
-def _decode(data: bytes, *, schema=None, annotator: str = "", source: str = "", **_hints):
+def _decode(data: bytes, *, schema=None, annotator: str = "", source: str = "", category: str | None = None,
+            **_hints):
     from kpdeliver.codecs.coco.decoder import decode
 
-    return decode(data, schema=schema, source=source, annotator=annotator)
+    return decode(data, schema=schema, source=source, annotator=annotator, category=category)
 
 
 def _encode(dataset, options: EncodeOptions) -> dict[str, bytes]:

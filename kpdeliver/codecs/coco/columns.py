@@ -8,6 +8,8 @@ import numpy as np
 
 from kpdeliver.model import NONE
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
 
 def as_float(v: Any, default: float = np.nan) -> float:
     if v is None or isinstance(v, bool):
@@ -18,11 +20,18 @@ def as_float(v: Any, default: float = np.nan) -> float:
 
 
 def as_int(v: Any, default: int = NONE) -> int:
+    """An integer in int64 range, or `default` (a stand-in for messages; `int_col` refuses
+    out-of-range values instead)."""
+    out = unbounded_int(v, default)
+    return out if INT64_MIN <= out <= INT64_MAX else default
+
+
+def unbounded_int(v: Any, default: int = NONE) -> int:
     if isinstance(v, bool):
         return int(v)
     if isinstance(v, int):
         return v
-    if isinstance(v, float) and v.is_integer():
+    if isinstance(v, float) and v.is_integer():  # a 20-digit id reaches orjson as a float: int_col refuses it
         return int(v)
     if isinstance(v, str) and v.strip().lstrip("-").isdigit():
         return int(v)
@@ -90,9 +99,13 @@ def int_col(values: list, default: int = NONE) -> np.ndarray:
     if values.count(None) == len(values):
         return np.full(len(values), default, np.int64)
     arr = try_array(values) if values else np.zeros(0, np.int64)
-    if arr.ndim == 1 and arr.dtype.kind in "iu":
+    if arr.ndim == 1 and arr.dtype.kind in "iu" and not (arr.dtype.kind == "u" and arr.size and arr.max() > INT64_MAX):
         return arr.astype(np.int64)
-    return np.fromiter((as_int(v, default) for v in values), np.int64, len(values))
+    ints = [unbounded_int(v, default) for v in values]
+    too_big = next((v for v in ints if not INT64_MIN <= v <= INT64_MAX), None)
+    if too_big is not None:
+        raise OverflowError(f"value {too_big} is beyond 64-bit integers")
+    return np.fromiter(ints, np.int64, len(values))
 
 
 def float_col(values: list, width: int = 0) -> np.ndarray:

@@ -18,7 +18,8 @@ from kpdeliver.codecs import CodecError, Decoded, DecodeLog, ItemProblem
 from kpdeliver.codecs.coco.columns import (
     as_int, float_col, int_col, keypoint_array, kp_length, numeric_block, uniform_block, valid_numbers,
 )
-from kpdeliver.codecs.coco.metadata import name_order, schema_from_file, skeleton_edges
+from kpdeliver.codecs.coco.categories import choose_category, of_category
+from kpdeliver.codecs.coco.metadata import name_order, schema_from_coco_category, schema_from_file, skeleton_edges
 from kpdeliver.codecs.json_doc import load_json, raw_json
 from kpdeliver.findings import findings_for
 from kpdeliver.model import NONE, Category, Dataset, Images, Instances
@@ -44,14 +45,24 @@ def decode(
     schema: KeypointSchema | None = None,
     source: str = "",
     annotator: str = "",
+    category: str | None = None,
 ) -> Decoded:
-    """Decode a COCO keypoints file. With no schema, the file's own category defines one."""
+    """Decode a COCO keypoints file. With no schema, the file's own category defines one.
+
+    A file with several keypoint categories (a mouse with 17 points, a fly with 13) holds one
+    schema per category: `category` names the one to read; without it the file is refused with
+    `SeveralCategories`, which lists them (unless `schema` fits exactly one of them)."""
     with _gc_paused():
-        return _decode(data, schema=schema, source=source, annotator=annotator)
+        try:
+            return _decode(data, schema=schema, source=source, annotator=annotator, category=category)
+        except OverflowError as e:
+            raise CodecError(f"{source}: {e}; ids and integer fields must fit 64-bit integers") from None
 
 
-def _decode(data: bytes, *, schema: KeypointSchema | None, source: str, annotator: str) -> Decoded:
-    doc = load_json(data, source)
+def _decode(data: bytes, *, schema: KeypointSchema | None, source: str, annotator: str,
+            category: str | None) -> Decoded:
+    log = DecodeLog(source)
+    doc = load_json(data, source, log)
     if isinstance(doc, list):
         raise CodecError(f"{source}: a JSON list, not a COCO dataset ({_list_kind(doc)})")
     if not isinstance(doc, dict) or "annotations" not in doc:
@@ -61,6 +72,10 @@ def _decode(data: bytes, *, schema: KeypointSchema | None, source: str, annotato
     cats = [c for c in (doc.get("categories") or []) if isinstance(c, dict)]
     if not isinstance(anns, list) or not isinstance(raw_images, list):
         raise CodecError(f"{source}: fields 'images' and 'annotations' must be lists")
+    chosen = choose_category(cats, anns, schema=schema, category=category, source=source)
+    if chosen is not None:
+        anns = of_category(anns, cats, chosen, log, annotator=annotator)
+        cats = chosen
 
     uniform = uniform_block(anns)
     if uniform is not None:
@@ -68,10 +83,10 @@ def _decode(data: bytes, *, schema: KeypointSchema | None, source: str, annotato
     else:
         lengths = np.fromiter((kp_length(a.get("keypoints")) if isinstance(a, dict) else -1 for a in anns),
                               np.int64, len(anns))
-    log = DecodeLog(source)
     _quirks(doc, cats, anns, lengths, log)
     if schema is None:
-        schema = schema_from_file(cats, lengths, source)
+        schema = schema_from_coco_category(chosen[0], len(chosen[0]["keypoints"])) if chosen else \
+            schema_from_file(cats, lengths, source)
     k = schema.num_keypoints
     order = name_order(cats, schema, source)
 
@@ -124,23 +139,32 @@ def _decode(data: bytes, *, schema: KeypointSchema | None, source: str, annotato
         return [a.get(key) for a in good]
 
     instances = Instances.build(
-        id=int_col(col("id")),
-        image_id=int_col(col("image_id")),
-        category_id=int_col(col("category_id"), 1),
+        id=_ints("annotations", "id", col("id")),
+        image_id=_ints("annotations", "image_id", col("image_id")),
+        category_id=_ints("annotations", "category_id", col("category_id"), 1),
         bbox=float_col(col("bbox"), 4),
         area=float_col(col("area")),
-        iscrowd=int_col(col("iscrowd"), 0),
+        iscrowd=_ints("annotations", "iscrowd", col("iscrowd"), 0),
         annotator=[str(a.get("annotator") or annotator) for a in good],
-        track_id=int_col(col("track_id")),
-        frame=int_col([a.get("frame_id", a.get("frame")) for a in good]),
-        num_keypoints=int_col(col("num_keypoints")),
+        track_id=_ints("annotations", "track_id", col("track_id")),
+        frame=_ints("annotations", "frame_id", [a.get("frame_id", a.get("frame")) for a in good]),
+        num_keypoints=_ints("annotations", "num_keypoints", col("num_keypoints")),
         keypoints=kps,
         num_kpts=k,
+        # a file kpdeliver renumbered (an id 0) keeps each annotation's former id as `source_id`
+        extra={"source_id": _ints("annotations", "source_id", col("source_id"))} if good and "source_id" in good[0] else None,
     )
     _fill_frames_from_images(instances, raw_images)
     categories = tuple(Category(as_int(c.get("id"), 1), str(c.get("name", "")), str(c.get("supercategory", ""))) for c in cats)
     dataset = Dataset(schema, images, instances, categories)
     return Decoded.logged(dataset, log)
+
+
+def _ints(where: str, key: str, values: list, default: int = NONE) -> np.ndarray:
+    try:
+        return int_col(values, default)
+    except OverflowError as e:
+        raise OverflowError(f"{where}, field {key!r}: {e}") from None
 
 
 def _list_kind(doc: list) -> str:
@@ -186,7 +210,7 @@ def _quirks(doc: dict, cats: list[dict], anns: list, lengths: np.ndarray, log: D
 
 def _decode_images(raw: list, source: str, img_of: dict[int, str], log: DecodeLog) -> Images:
     objs = [im if isinstance(im, dict) else {} for im in raw]
-    ids = int_col([im.get("id") for im in objs])
+    ids = _ints("images", "id", [im.get("id") for im in objs])
     for i in np.flatnonzero(ids == NONE).tolist():
         log.note(findings_for("schema.missing_field", message=f"{source}: image #{i}, field 'id': missing or not an integer",
                               source=source, n=1))
@@ -194,8 +218,8 @@ def _decode_images(raw: list, source: str, img_of: dict[int, str], log: DecodeLo
     objs = [objs[i] for i in keep.tolist()] if len(keep) < len(objs) else objs
     names = [str(im.get("file_name", "")) for im in objs]
     img_of.update(zip(ids[keep].tolist(), names))
-    return Images.build(id=ids[keep], file_name=names, width=int_col([im.get("width") for im in objs], 0),
-                        height=int_col([im.get("height") for im in objs], 0), source=[source] * len(objs))
+    return Images.build(id=ids[keep], file_name=names, width=_ints("images", "width", [im.get("width") for im in objs], 0),
+                        height=_ints("images", "height", [im.get("height") for im in objs], 0), source=[source] * len(objs))
 
 
 def _fill_frames_from_images(instances: Instances, raw_images: list) -> None:

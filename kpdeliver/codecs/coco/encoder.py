@@ -9,7 +9,9 @@ from kpdeliver.model import NONE, Dataset, bbox_or_from_keypoints
 
 def encode(dataset: Dataset, *, indent: bool = False) -> bytes:
     """COCO keypoints JSON. Ids, flags and coordinates are written as held; `num_keypoints` and
-    `area` are computed when the model has none."""
+    `area` are computed when the model has none. Annotation ids are renumbered 1..n when any is
+    below 1 or repeated (pycocotools' COCOeval takes a matched id 0 for "unmatched", so a file
+    with id 0 scores itself AP 0.25, not 1.0); each annotation then keeps its id as `source_id`."""
     schema = dataset.schema
     ins = dataset.instances
     n, k = len(ins), schema.num_keypoints
@@ -21,7 +23,8 @@ def encode(dataset: Dataset, *, indent: bool = False) -> bytes:
     bbox = bbox_or_from_keypoints(ins)
     area = np.where(np.isnan(ins.area), bbox[:, 2] * bbox[:, 3], ins.area).tolist()
     bbox_l = bbox.tolist()
-    ids, img_ids, cat_ids = ins.id.tolist(), ins.image_id.tolist(), ins.category_id.tolist()
+    ids, source_ids = coco_annotation_ids(ins.id)
+    img_ids, cat_ids = ins.image_id.tolist(), ins.category_id.tolist()
     crowd, tracks, frames, annot = ins.iscrowd.tolist(), ins.track_id.tolist(), ins.frame.tolist(), ins.annotator.tolist()
     annotations = []
     for i in range(n):
@@ -31,6 +34,8 @@ def encode(dataset: Dataset, *, indent: bool = False) -> bytes:
             "id": ids[i], "image_id": img_ids[i], "category_id": cat_ids[i], "iscrowd": crowd[i],
             "keypoints": row, "num_keypoints": num_kp[i], "bbox": bbox_l[i], "area": area[i],
         }
+        if source_ids is not None:
+            a["source_id"] = source_ids[i]
         if tracks[i] != NONE:
             a["track_id"] = tracks[i]
         if frames[i] != NONE:
@@ -52,3 +57,10 @@ def encode(dataset: Dataset, *, indent: bool = False) -> bytes:
     doc = {"info": {"description": f"kpdeliver export ({schema.name})"}, "images": images,
            "annotations": annotations, "categories": categories}
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2 if indent else 0)
+
+
+def coco_annotation_ids(ids: np.ndarray) -> tuple[list[int], list[int] | None]:
+    """The ids to write, and the held ids when they had to be renumbered (else None)."""
+    if not len(ids) or (ids.min() >= 1 and len(np.unique(ids)) == len(ids)):
+        return ids.tolist(), None
+    return list(range(1, len(ids) + 1)), ids.tolist()
