@@ -26,14 +26,11 @@ def _fail(message: str, code: int = 2) -> None:
 
 def _open(config_path: Path):
     """(config, batch store, client) or a clear one-line error."""
-    from kpdeliver.config import ConfigError, load_config
+    from kpdeliver.cli.output import load_checked_config
     from kpdeliver.storage import open_store
     from kpdeliver.tools.label_studio import LabelStudioClient
 
-    try:
-        cfg = load_config(config_path)
-    except ConfigError as e:
-        _fail(str(e))
+    cfg = load_checked_config(config_path)  # every problem at once; another client's locations refused
     if cfg.tool is None:
         _fail(f"{config_path}: no tool: section (kind, url, token_env, users); see README 'Label Studio'")
     try:

@@ -45,7 +45,7 @@ class Crop:
         larger than the image itself plus a quarter on each side."""
         xs, ys = [], []
         for k in keypoints:
-            lab = k[:, 2] > 0
+            lab = (k[:, 2] > 0) & np.isfinite(k).all(axis=1)  # a held-back non-finite point is not drawn
             xs += k[lab, 0].tolist()
             ys += k[lab, 1].tolist()
         for b in bboxes:
@@ -62,14 +62,14 @@ class Crop:
 
 
 def edge_colours(schema: KeypointSchema) -> list[tuple[int, int, int]]:
-    """One colour per skeleton edge: left side, right side, or the middle."""
-    def side(name: str) -> int:
-        n = name.lower()
-        return 1 if n.startswith(("left", "l_")) else 2 if n.startswith(("right", "r_")) else 0
-
+    """One colour per skeleton edge: left side, right side, or the middle, by the schema's own
+    left/right pairs (`flip_pairs` are (left, right)), so every naming style colours alike."""
+    side = {}
+    for left, right in schema.flip_pairs:
+        side[left], side[right] = 1, 2
     out = []
     for a, b in schema.skeleton:
-        s = {side(schema.keypoints[a]), side(schema.keypoints[b])} - {0}
+        s = {side.get(a, 0), side.get(b, 0)} - {0}
         out.append(_LEFT if s == {1} else _RIGHT if s == {2} else _MIDDLE)
     return out
 
@@ -105,7 +105,7 @@ def draw_overlay(image: Image.Image, keypoints: np.ndarray, schema: KeypointSche
         if x1 > x0 and y1 > y0:
             d.rectangle([x0, y0, x1, y1], fill=_OUTSIDE)
     xy = (keypoints[:, :2] - [crop.x0, crop.y0]) * s
-    v = keypoints[:, 2]
+    v = np.where(np.isfinite(keypoints).all(axis=1), keypoints[:, 2], 0)  # non-finite points: not drawn
     line = max(2, THUMB_SIDE // 110)
     for (a, b), colour in zip(schema.skeleton, edge_colours(schema)):
         if v[a] > 0 and v[b] > 0:
