@@ -177,7 +177,7 @@ def excursions(batch: Batch) -> dict[tuple[int, str], int]:
     track = dict(zip(ins.id.tolist(), ins.track_id.tolist()))
     jumps = sorted((i["keypoint"], i["annotation_id"]) for i in batch.injections.to_pylist() if i["kind"] == "jump")
     out: dict[tuple[int, str], int] = {}
-    prev = None
+    prev = start = None
     for kp, a in jumps:
         if prev is not None and prev[0] == kp and prev[1] == a - 1 and track[a] == track[a - 1]:
             out[start] += 1

@@ -2,7 +2,6 @@
 which then holds no Prefect, Great Expectations, pandas, nor another command group's module."""
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
@@ -39,30 +38,11 @@ def run_command(*args: str) -> tuple[int, set[str]]:
 
 
 def a_release(root: Path) -> Path:
-    """A small release published by the release stage itself (the layout, manifest and sign-off
-    contracts that verify checks), unsigned."""
-    from kpdeliver.release.package import ReleasePlan
-    from kpdeliver.release.publish import clean_staging, publish, stage, staging_prefix
-    from kpdeliver.release.signoff import Counts, Verdict
+    """A small unsigned release, as the release stage publishes it."""
     from kpdeliver.storage import LocalStore
+    from tests.release_helpers import publish_small_release
 
-    store, source = LocalStore(root / "releases"), LocalStore(root / "batch")
-    image = b"\xff\xd8" + bytes(range(256)) * 8
-    source.put("images/a.jpg", image)
-    plan = ReleasePlan(
-        files={"coco/train.json": b'{"images": []}', "qa/report.html": b"<html>ok</html>"},
-        copies=[("images/a.jpg", "yolo/images/train/a.jpg", hashlib.sha256(image).hexdigest())],
-        counts=Counts(images_listed=1, images_delivered=1, images_quarantined=0, images_rejected_at_ingest=0,
-                      instances_in=0, instances_delivered=0, instances_quarantined=0, instances_review_only=0,
-                      splits={"train": 1}, delivered_error_findings=0, findings=0),
-        verdict=Verdict("pass"))
-    fp = "f0" * 32
-    staged = staging_prefix("acme", "pose", fp)
-    stage(plan, release_store=store, source_store=source, prefix=staged)
-    published = publish(store=store, client="acme", dataset="pose", fingerprint=fp, staged_prefix=staged,
-                        manifest_fields={})
-    clean_staging(store, "acme", "pose", fp)
-    return Path(published.location)
+    return Path(publish_small_release(LocalStore(root / "releases"), LocalStore(root / "batch")).location)
 
 
 @pytest.mark.parametrize("command", ["convert", "inspect", "verify", "schemas"])

@@ -26,7 +26,7 @@ REPEATS = 10
 
 
 def plan(inputs: str, run: int) -> ReleasePlan:
-    files = {f"coco/train.json": orjson.dumps({"inputs": inputs}), "index/images.parquet": inputs.encode() * 50,
+    files = {"coco/train.json": orjson.dumps({"inputs": inputs}), "index/images.parquet": inputs.encode() * 50,
              "qa/report.html": f"<html>run {run}</html>".encode()}  # what differs between twin runs
     return ReleasePlan(files=files, copies=[], counts=COUNTS, verdict=Verdict("pass"))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import subprocess
 import sys
 import urllib.request
@@ -16,11 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from kpdeliver.release.layout import release_parent_and_name
-from kpdeliver.release.package import ReleasePlan
-from kpdeliver.release.publish import clean_staging, publish, stage, staging_prefix
 from kpdeliver.release.share import parse_duration
-from kpdeliver.release.signoff import Counts, Verdict
 from kpdeliver.storage import LocalStore, open_store
+from tests.release_helpers import publish_small_release
 from kpdeliver.release.verify import verify_release
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,21 +31,7 @@ def published(request, tmp_path):
     else:
         bucket = request.getfixturevalue("s3_bucket")
         store, source = open_store(f"s3://{bucket}/releases"), open_store(f"s3://{bucket}/batches/acme")
-    image = b"\xff\xd8" + os.urandom(5000)
-    source.put("images/a.jpg", image)
-    plan = ReleasePlan(
-        files={"coco/train.json": b'{"images": []}', "qa/report.html": b"<html>ok</html>"},
-        copies=[("images/a.jpg", "yolo/images/train/a.jpg", hashlib.sha256(image).hexdigest())],
-        counts=Counts(images_listed=1, images_delivered=1, images_quarantined=0, images_rejected_at_ingest=0,
-                      instances_in=0, instances_delivered=0, instances_quarantined=0, instances_review_only=0,
-                      splits={"train": 1}, delivered_error_findings=0, findings=0),
-        verdict=Verdict("pass"))
-    fp = "f0" * 32
-    staged = staging_prefix("acme", "pose", fp)
-    stage(plan, release_store=store, source_store=source, prefix=staged)
-    pub = publish(store=store, client="acme", dataset="pose", fingerprint=fp, staged_prefix=staged,
-                          manifest_fields={})
-    clean_staging(store, "acme", "pose", fp)
+    pub = publish_small_release(store, source)
     return store, pub.location, pub.prefix
 
 

@@ -65,3 +65,18 @@ class Codec:
     schema_from_metadata: Callable[..., KeypointSchema] | None = None
     folder_markers: tuple[str, ...] = ()
     needs_image_sizes: bool = False
+
+
+def lazy_attributes(package: str, public: Mapping[str, str]) -> Callable[[str], object]:
+    """A module `__getattr__` (PEP 562) that imports a codec folder's submodule only when one of
+    its public names is first asked for: `public` maps name -> submodule (relative to `package`,
+    or absolute when dotted), so sniffing a file never loads a decoder."""
+    import importlib
+
+    def __getattr__(name: str):
+        module = public.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(module if "." in module else f"{package}.{module}"), name)
+
+    return __getattr__

@@ -111,7 +111,7 @@ def _annotate(world, schema) -> dict[str, int]:
 
 
 def test_push_annotate_pull_collect_and_qa(world, label_studio):
-    config, client, root = world["config"], world["client"], world["root"]
+    config, client = world["config"], world["client"]
     schema = resolve_schema(config.schema_name)
     store = open_store(config.source)
     images = ingest_images(store).images

@@ -5,9 +5,8 @@
 decoder and encoder load on first use (`from kpdeliver.codecs.coco import encode`)."""
 from __future__ import annotations
 
-import importlib
 
-from kpdeliver.codecs.protocol import Codec, EncodeOptions
+from kpdeliver.codecs.protocol import Codec, EncodeOptions, lazy_attributes
 
 _PUBLIC = {  # name -> submodule that defines it, imported when first asked for
     "decode": "decoder", "encode": "encoder",
@@ -16,11 +15,7 @@ _PUBLIC = {  # name -> submodule that defines it, imported when first asked for
 __all__ = ["CODEC", "sniff", *_PUBLIC]
 
 
-def __getattr__(name: str):
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module if "." in module else f"{__name__}.{module}"), name)
+__getattr__ = lazy_attributes(__name__, _PUBLIC)
 
 
 def sniff(name: str, head: bytes) -> float:

@@ -4,9 +4,8 @@
 (tasks and works), `regions` (grouping regions into instances), `encoder`. Loaded on first use."""
 from __future__ import annotations
 
-import importlib
 
-from kpdeliver.codecs.protocol import Codec, EncodeOptions
+from kpdeliver.codecs.protocol import Codec, EncodeOptions, lazy_attributes
 
 _PUBLIC = {  # name -> submodule that defines it, imported when first asked for
     "decode": "decoder", "encode": "encoder", "label_config": "config", "config_keypoint_names": "config",
@@ -17,11 +16,7 @@ __all__ = ["CODEC", "sniff", "sniff_config", *_PUBLIC]
 _EXPORT_KEYS = (b'"result"', b'"annotations"', b'"predictions"', b'"data"')
 
 
-def __getattr__(name: str):
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_attributes(__name__, _PUBLIC)
 
 
 def sniff(name: str, head: bytes) -> float:

@@ -6,9 +6,8 @@ sizes it read from image headers.
 files and data.yaml). Loaded on first use."""
 from __future__ import annotations
 
-import importlib
 
-from kpdeliver.codecs.protocol import Codec, EncodeOptions
+from kpdeliver.codecs.protocol import Codec, EncodeOptions, lazy_attributes
 
 _PUBLIC = {  # name -> submodule that defines it, imported when first asked for
     "decode": "decoder", "schema_from_data_yaml": "decoder", "encode": "encoder", "label_lines": "encoder",
@@ -19,11 +18,7 @@ __all__ = ["CODEC", "sniff", "DATA_YAML_NAMES", *_PUBLIC]
 DATA_YAML_NAMES = ("data.yaml", "dataset.yaml", "data.yml")
 
 
-def __getattr__(name: str):
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_attributes(__name__, _PUBLIC)
 
 
 def sniff(name: str, head: bytes) -> float:
