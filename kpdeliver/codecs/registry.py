@@ -112,17 +112,33 @@ def decode_bytes(
                      "or a .zip of one; YOLO labels are read as a folder with data.yaml)")
 
 
+BACKUP_MARKERS = {"task.json": "task", "project.json": "project"}  # at the root of a CVAT backup zip
+
+
+def _hidden(name: str) -> bool:
+    """macOS resource forks (`__MACOSX/`, `._x`) and other dot-files a re-zipped export carries."""
+    return any(part.startswith(".") or part == "__MACOSX" for part in name.split("/"))
+
+
 def _decode_zip(data: bytes, *, schema: KeypointSchema | None, annotator: str, source: str,
                 category: str | None) -> Decoded:
-    """A CVAT / Label Studio download: the one annotation file inside (annotations.xml, *.json)."""
+    """A CVAT / Label Studio download: the one annotation file inside (CVAT: annotations.xml at the
+    root; COCO Keypoints: annotations/person_keypoints_<subset>.json); images beside it are ignored."""
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as e:
         raise CodecError(f"{source}: broken zip ({e})") from None
     with zf:
-        inner = [n for n in zf.namelist() if n.lower().endswith((".xml", ".json")) and not n.endswith("/")]
+        names = [n for n in zf.namelist() if not n.endswith("/") and not _hidden(n)]
+        backup = next((BACKUP_MARKERS[n] for n in names if n in BACKUP_MARKERS), None)
+        if backup is not None:
+            raise CodecError(f"{source}: a CVAT {backup} backup ({backup}.json, annotations.json, data/), not an "
+                             "annotation export; export the task's annotations as 'CVAT for images 1.1', "
+                             "'CVAT for video 1.1' or 'COCO Keypoints 1.0' instead")
+        inner = [n for n in names if n.lower().endswith((".xml", ".json"))]
         if len(inner) != 1:
-            raise CodecError(f"{source}: zip holds {len(inner)} .xml/.json files {inner[:5]}; expected exactly one")
+            raise CodecError(f"{source}: zip holds {len(inner)} .xml/.json files {inner[:5]}; expected exactly one "
+                             "(one subset per export file)")
         return decode_bytes(inner[0], zf.read(inner[0]), schema=schema, annotator=annotator,
                             source=f"{source}!{inner[0]}", category=category)
 
