@@ -30,14 +30,17 @@ _MEASURE = (
 )
 # The floor: parse the file into Python objects, then write one file per image with the bytes of
 # its label lines (sizes taken from kpdeliver's output, so both write the same amount).
-_FLOOR = (
-    "import os, sys, orjson, collections;"
-    "doc = orjson.loads(open(sys.argv[1], 'rb').read());"
-    "per = collections.Counter(a['image_id'] for a in doc['annotations']);"
-    "line = int(sys.argv[3]); out = sys.argv[2]; os.makedirs(out);"
-    "[os.write(fd := os.open(f'{out}/{im[\"id\"]}.txt', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),"
-    " b'0' * (line * per[im['id']])) + os.close(fd) for im in doc['images']]"
-)
+_FLOOR = """
+import collections, os, sys, orjson
+doc = orjson.loads(open(sys.argv[1], "rb").read())
+per = collections.Counter(a["image_id"] for a in doc["annotations"])
+line, out = int(sys.argv[3]), sys.argv[2]
+os.makedirs(out)
+for im in doc["images"]:
+    fd = os.open(f"{out}/{im['id']}.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, b"0" * (line * per[im["id"]]))
+    os.close(fd)
+"""
 
 
 def measure(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
