@@ -6,7 +6,6 @@ module is only where files are found, opened and written.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Mapping
@@ -19,6 +18,7 @@ from kpdeliver.codecs import REJECTED_SCHEMA, CodecError, Decoded, registry
 from kpdeliver.codecs.label_studio.paths import image_path
 from kpdeliver.codecs.coco.categories import SeveralCategories
 from kpdeliver.codecs.problems import DecodeLog, ItemProblem
+from kpdeliver.collect.writing import write_files
 from kpdeliver.codecs.protocol import Codec, EncodeOptions
 from kpdeliver.findings import concat_findings, findings_for
 from kpdeliver.images import IMAGE_EXTENSIONS, image_size
@@ -314,26 +314,7 @@ def write_dataset(
     files = registry.encode_files(dataset, to, EncodeOptions(split_of=split_of, outside=outside, cvat_mode=cvat_mode))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    return _write_files(out, files)
-
-
-def _write_files(out: Path, files: Mapping[str, bytes]) -> list[Path]:
-    made: set[str] = set()
-    paths = []
-    for rel, data in files.items():
-        parent = rel.rpartition("/")[0]
-        if parent not in made:
-            (out / parent).mkdir(parents=True, exist_ok=True)
-            made.add(parent)
-        path = out / rel
-        # os-level calls: no buffered file object per label file (20,000 of them in the benchmark)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
-        paths.append(path)
-    return paths
+    return write_files(out, files)
 
 
 def non_finite_rows(dataset: Dataset) -> np.ndarray:

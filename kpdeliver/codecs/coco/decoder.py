@@ -9,6 +9,7 @@ every other item is still decoded.
 from __future__ import annotations
 
 import gc
+from operator import attrgetter
 import json
 from contextlib import contextmanager
 
@@ -18,6 +19,7 @@ from kpdeliver.codecs import CodecError, Decoded, DecodeLog, ItemProblem
 from kpdeliver.codecs.coco.columns import (
     as_int, float_col, int_col, keypoint_array, kp_length, numeric_block, uniform_block, valid_numbers,
 )
+from kpdeliver.codecs.coco import typed
 from kpdeliver.codecs.coco.categories import choose_category, of_category
 from kpdeliver.codecs.coco.metadata import name_order, schema_from_coco_category, schema_from_file, skeleton_edges
 from kpdeliver.codecs.json_doc import load_json, raw_json
@@ -54,6 +56,11 @@ def decode(
     `SeveralCategories`, which lists them (unless `schema` fits exactly one of them)."""
     with _gc_paused():
         try:
+            if category is None:
+                try:
+                    return _decode_typed(data, schema=schema, source=source, annotator=annotator)
+                except typed.NotTypical:
+                    pass  # read the generic way: every finding as always
             return _decode(data, schema=schema, source=source, annotator=annotator, category=category)
         except OverflowError as e:
             raise CodecError(f"{source}: {e}; ids and integer fields must fit 64-bit integers") from None
@@ -158,6 +165,70 @@ def _decode(data: bytes, *, schema: KeypointSchema | None, source: str, annotato
     categories = tuple(Category(as_int(c.get("id"), 1), str(c.get("name", "")), str(c.get("supercategory", ""))) for c in cats)
     dataset = Dataset(schema, images, instances, categories)
     return Decoded.logged(dataset, log)
+
+
+def _decode_typed(data: bytes, *, schema: KeypointSchema | None, source: str, annotator: str) -> Decoded:
+    """A well-formed file (see `typed`): the same dataset and findings as `_decode`, built from
+    typed structs and one numpy parse of the keypoints."""
+    doc = typed.read(data)
+    anns, raw_images = doc.annotations, doc.images
+    if doc.categories is typed.UNSET or doc.categories is None:
+        cats = []
+    elif isinstance(doc.categories, list):
+        cats = [c for c in doc.categories if isinstance(c, dict)]
+    else:
+        raise typed.NotTypical("categories not a list")
+    cat_values = [a.category_id for a in anns]
+    try:
+        used = [{"category_id": None if c is typed.UNSET else c} for c in set(cat_values)]
+        if choose_category(cats, used, schema=schema, category=None, source=source) is not None:
+            raise typed.NotTypical("several keypoint categories")
+    except CodecError:
+        raise typed.NotTypical("several keypoint categories") from None
+    raws, file_k = typed.keypoint_rows(anns)
+    lengths = np.full(len(anns), file_k, np.int64)
+    if schema is not None and schema.num_keypoints != file_k:
+        raise typed.NotTypical("keypoint count differs from the schema")
+    log = DecodeLog(source)
+    _quirks(None, cats, [], lengths, log)
+    if schema is None:
+        schema = schema_from_file(cats, lengths, source)
+    k = schema.num_keypoints
+    order = name_order(cats, schema, source)
+    kps = typed.keypoint_block(raws, k)
+    if order is not None:
+        kps = kps[:, order, :]
+
+    def col(key: str) -> list:
+        return list(map(attrgetter(key), anns))
+
+    frame = [a.frame_id if a.frame_id is not typed.UNSET else a.frame for a in anns]
+    instances = Instances.build(
+        id=typed.int_column(col("id")),
+        image_id=typed.int_column(col("image_id")),
+        category_id=typed.int_column(cat_values, 1),
+        bbox=typed.float_column(col("bbox"), 4),
+        area=typed.float_column(col("area")),
+        iscrowd=typed.int_column(col("iscrowd"), 0),
+        annotator=[a.annotator or annotator if a.annotator is not typed.UNSET else annotator for a in anns],
+        track_id=typed.int_column(col("track_id")),
+        frame=typed.int_column(frame),
+        num_keypoints=typed.int_column(col("num_keypoints")),
+        keypoints=kps,
+        num_kpts=k,
+        extra={"source_id": typed.int_column(col("source_id"))} if anns[0].source_id is not typed.UNSET else None,
+    )
+    images = Images.build(
+        id=typed.int_column([im.id for im in raw_images]),
+        file_name=["" if im.file_name is typed.UNSET else im.file_name for im in raw_images],
+        width=typed.int_column([im.width for im in raw_images], 0),
+        height=typed.int_column([im.height for im in raw_images], 0), source=[source] * len(raw_images))
+    frames = {im.id: im.frame_id for im in raw_images if im.frame_id is not typed.UNSET}
+    missing = instances.frame == NONE
+    if frames and missing.any():
+        instances.frame[missing] = [frames.get(i, NONE) for i in instances.image_id[missing].tolist()]
+    categories = tuple(Category(as_int(c.get("id"), 1), str(c.get("name", "")), str(c.get("supercategory", ""))) for c in cats)
+    return Decoded.logged(Dataset(schema, images, instances, categories), log)
 
 
 def _ints(where: str, key: str, values: list, default: int = NONE) -> np.ndarray:
