@@ -96,8 +96,15 @@ def stage(plan: ReleasePlan, *, release_store: ObjectStore, source_store: Object
 
 
 def read_staged(store: ObjectStore, prefix: str) -> dict | None:
+    """The STAGED marker of a staging folder, or None when there is none (read first, asked after:
+    a twin that published these inputs may remove the folder at any moment)."""
     key = join_key(prefix, STAGED)
-    return orjson.loads(store.get(key)) if store.exists(key) else None
+    try:
+        return orjson.loads(store.get(key))
+    except StorageError:
+        if store.exists(key):
+            raise
+        return None
 
 
 def find_staged(store: ObjectStore, client: str, dataset: str, fingerprint: str, prefer: str | None = None) -> str | None:
@@ -176,6 +183,10 @@ def publish(
 
     Returns the one release of `fingerprint`, whichever run of these inputs completed it."""
     if read_staged(store, staged_prefix) is None:
+        # a twin of these inputs that published first removes every run's staging folder
+        if (version := find_duplicate(store, client, dataset, fingerprint)) is not None:
+            prefix = release_prefix(client, dataset, version)
+            return Published(version, prefix, store.location(prefix), read_manifest(store, prefix), resumed=True)
         raise PublishError(f"nothing staged at {store.location(staged_prefix)}")
     signer = key_id(signing_key) if signing_key else None
     claim_key = fingerprint_claim(client, dataset, fingerprint)
