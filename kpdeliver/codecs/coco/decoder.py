@@ -69,9 +69,9 @@ def _decode(data: bytes, *, schema: KeypointSchema | None, source: str, annotato
         raise CodecError(f"{source}: field 'annotations' is missing; not a COCO keypoints file")
     anns = doc.get("annotations") or []
     raw_images = doc.get("images") or []
-    cats = [c for c in (doc.get("categories") or []) if isinstance(c, dict)]
-    if not isinstance(anns, list) or not isinstance(raw_images, list):
-        raise CodecError(f"{source}: fields 'images' and 'annotations' must be lists")
+    if not all(isinstance(doc.get(f) or [], list) for f in ("images", "annotations", "categories")):
+        raise CodecError(f"{source}: fields 'images', 'annotations' and 'categories' must be lists")
+    cats = _categories(doc.get("categories") or [], log)
     chosen = choose_category(cats, anns, schema=schema, category=category, source=source)
     if chosen is not None:
         anns = of_category(anns, cats, chosen, log, annotator=annotator)
@@ -158,6 +158,20 @@ def _decode(data: bytes, *, schema: KeypointSchema | None, source: str, annotato
     categories = tuple(Category(as_int(c.get("id"), 1), str(c.get("name", "")), str(c.get("supercategory", ""))) for c in cats)
     dataset = Dataset(schema, images, instances, categories)
     return Decoded.logged(dataset, log)
+
+
+def _categories(raw: list, log: DecodeLog) -> list[dict]:
+    """The category objects; one whose 'keypoints' or 'skeleton' is not a list is read without it."""
+    cats = []
+    for c in raw:
+        if not isinstance(c, dict):
+            continue
+        for key in ("keypoints", "skeleton"):
+            if c.get(key) is not None and not isinstance(c[key], list):
+                log.quirk(f"category {c.get('name')!r}, field {key!r}: not a list; ignored")
+                c = {**c, key: []}
+        cats.append(c)
+    return cats
 
 
 def _ints(where: str, key: str, values: list, default: int = NONE) -> np.ndarray:
