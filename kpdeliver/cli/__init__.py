@@ -9,6 +9,8 @@ light (typer, rich) and reach the heavy libraries inside the commands.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from functools import cache
 
 import click
@@ -75,5 +77,19 @@ def _root() -> None:
     pass
 
 
+DEBUG_ENV = "KPDELIVER_DEBUG"  # set (tests set it): an unexpected exception keeps its traceback
+
+
 def main() -> None:
-    app()
+    """The `kpdeliver` entry point. Every expected problem is already a finding or a one-sentence
+    refusal; anything else is a bug, said in one sentence with exit 2 rather than a traceback."""
+    try:
+        app()
+    except Exception as e:  # the last resort: click has already handled usage errors and exits
+        if os.environ.get(DEBUG_ENV):
+            raise
+        what = str(e).splitlines()[0][:300] if str(e) else ""
+        sys.stderr.write(f"internal error: {type(e).__name__}{': ' + what if what else ''} "
+                         f"(in `kpdeliver {' '.join(sys.argv[1:])[:300]}`); please report it with the input file "
+                         f"and this command ({DEBUG_ENV}=1 shows the traceback)\n")
+        sys.exit(2)

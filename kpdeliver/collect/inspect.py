@@ -79,8 +79,9 @@ def oddities(decoded: Decoded, *, fmt: str = "coco") -> list[str]:
         unknown = int((row < 0).sum())
         if unknown:
             out.append(f"{unknown} instances on images the file does not list")
-        w = np.where(row >= 0, im.width[row], 0)[:, None]
-        h = np.where(row >= 0, im.height[row], 0)[:, None]
+        known = row >= 0  # indexed only where known: a file may list no image at all
+        w, h = np.zeros((2, len(ins), 1), np.int64)
+        w[known, 0], h[known, 0] = im.width[row[known]], im.height[row[known]]
         sized = (w > 0) & (h > 0)
         out_img = (v == 2) & sized & ((xy[..., 0] < 0) | (xy[..., 1] < 0) | (xy[..., 0] > w) | (xy[..., 1] > h))
         if out_img.any():

@@ -58,6 +58,8 @@ class Crop:
         pad = 0.12 * max(x1 - x0, y1 - y0, 20.0)
         x0, x1 = max(x0 - pad, -0.25 * width), min(x1 + pad, 1.25 * width)
         y0, y1 = max(y0 - pad, -0.25 * height), min(y1 + pad, 1.25 * height)
+        if x1 <= x0 or y1 <= y0:  # every point far past the image (or its size unknown): show the image
+            return cls(0, 0, float(width), float(height))
         return cls(x0, y0, x1, y1)
 
 

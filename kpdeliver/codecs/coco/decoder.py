@@ -76,9 +76,9 @@ def _decode(data: bytes, *, schema: KeypointSchema | None, source: str, annotato
         raise CodecError(f"{source}: field 'annotations' is missing; not a COCO keypoints file")
     anns = doc.get("annotations") or []
     raw_images = doc.get("images") or []
-    cats = [c for c in (doc.get("categories") or []) if isinstance(c, dict)]
-    if not isinstance(anns, list) or not isinstance(raw_images, list):
-        raise CodecError(f"{source}: fields 'images' and 'annotations' must be lists")
+    if not all(isinstance(doc.get(f) or [], list) for f in ("images", "annotations", "categories")):
+        raise CodecError(f"{source}: fields 'images', 'annotations' and 'categories' must be lists")
+    cats = _categories(doc.get("categories") or [], log)
     chosen = choose_category(cats, anns, schema=schema, category=category, source=source)
     if chosen is not None:
         anns = of_category(anns, cats, chosen, log, annotator=annotator)
@@ -176,6 +176,8 @@ def _decode_typed(data: bytes, *, schema: KeypointSchema | None, source: str, an
         cats = []
     elif isinstance(doc.categories, list):
         cats = [c for c in doc.categories if isinstance(c, dict)]
+        if any(c.get(k) is not None and not isinstance(c[k], list) for c in cats for k in ("keypoints", "skeleton")):
+            raise typed.NotTypical("a category's keypoints or skeleton is not a list")
     else:
         raise typed.NotTypical("categories not a list")
     cat_values = [a.category_id for a in anns]
@@ -229,6 +231,20 @@ def _decode_typed(data: bytes, *, schema: KeypointSchema | None, source: str, an
         instances.frame[missing] = [frames.get(i, NONE) for i in instances.image_id[missing].tolist()]
     categories = tuple(Category(as_int(c.get("id"), 1), str(c.get("name", "")), str(c.get("supercategory", ""))) for c in cats)
     return Decoded.logged(Dataset(schema, images, instances, categories), log)
+
+
+def _categories(raw: list, log: DecodeLog) -> list[dict]:
+    """The category objects; one whose 'keypoints' or 'skeleton' is not a list is read without it."""
+    cats = []
+    for c in raw:
+        if not isinstance(c, dict):
+            continue
+        for key in ("keypoints", "skeleton"):
+            if c.get(key) is not None and not isinstance(c[key], list):
+                log.quirk(f"category {c.get('name')!r}, field {key!r}: not a list; ignored")
+                c = {**c, key: []}
+        cats.append(c)
+    return cats
 
 
 def _ints(where: str, key: str, values: list, default: int = NONE) -> np.ndarray:

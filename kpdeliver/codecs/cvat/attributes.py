@@ -25,18 +25,25 @@ def flag(el: Element, name: str) -> bool:
     return str(el.get(name, "0")).strip().lower() in ("1", "true")
 
 
+# CVAT keeps frames and sizes in 32-bit integer columns; a value past them (1e400, -5e9) is a broken
+# file, read as absent rather than overflowing int64 or sizing an array by it
+INT_LIMIT = 2**31 - 1
+
+
 def int_attr(el: Element, name: str, default: int) -> int:
-    try:
-        return int(float(el.get(name, default)))
-    except ValueError:
-        return default
+    return _bounded_int(el.get(name, default), default)
 
 
 def int_text(text: str | None) -> int:
+    return _bounded_int(text or 0, 0)
+
+
+def _bounded_int(text, default: int) -> int:
     try:
-        return int(float(text or 0))
-    except ValueError:
-        return 0
+        value = float(text)
+    except (TypeError, ValueError):
+        return default
+    return int(value) if abs(value) <= INT_LIMIT else default
 
 
 def coord(text: str) -> float:
@@ -44,6 +51,12 @@ def coord(text: str) -> float:
         return float(text)
     except ValueError:
         return np.nan  # kept as NaN so validation reports it (schema.non_finite), never a crash
+
+
+def first_xy(text: str | None) -> np.ndarray:
+    """The first point of `"x1,y1;..."` as [1, 2]; NaN when there is none (held back as non-finite)."""
+    xy = xy_pairs(text)[:1]
+    return xy if len(xy) else np.full((1, 2), np.nan)
 
 
 def xy_pairs(text: str | None) -> np.ndarray:

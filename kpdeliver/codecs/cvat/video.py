@@ -15,7 +15,8 @@ from xml.etree.ElementTree import Element
 
 import numpy as np
 
-from kpdeliver.codecs.cvat.attributes import flag, int_attr, int_text, xy_pairs
+from kpdeliver.codecs import CodecError
+from kpdeliver.codecs.cvat.attributes import first_xy, flag, int_attr, int_text, xy_pairs
 from kpdeliver.codecs.cvat.shapes import ShapeWalk
 from kpdeliver.model import NONE, Images
 
@@ -71,7 +72,7 @@ def video_images(root: Element, walk: ShapeWalk) -> Images:
             order = walk.skeleton_order(tr, f"track id={tid}", NONE)
             if order is None:
                 continue
-            frames = _grid_frames([int_attr(s, "frame", 0) for s in skel], start, step)
+            frames = _grid_frames([int_attr(s, "frame", 0) for s in skel], start, step, f"{walk.source}: track id={tid}")
             _, alive, gone, occ = _track_series(skel, frames, lambda s: np.zeros((0, 2)), 0)
             frames, occ = frames[alive & ~gone], occ[alive & ~gone]
             xy = np.zeros((len(frames), k, 2))
@@ -80,7 +81,7 @@ def video_images(root: Element, walk: ShapeWalk) -> Images:
                 i = order.get(element)
                 if i is None or not shapes:
                     continue
-                sxy, sp, so, socc = _track_series(shapes, frames, lambda s: xy_pairs(s.get("points"))[:1], 1)
+                sxy, sp, so, socc = _track_series(shapes, frames, lambda s: first_xy(s.get("points")), 1)
                 xy[:, i], present[:, i], outside[:, i], occluded[:, i] = sxy[:, 0], sp, so, socc | occ
             labelled = (present & ~outside).any(axis=1)
             frames, xy, present, outside, occluded = (a[labelled] for a in (frames, xy, present, outside, occluded))
@@ -89,7 +90,7 @@ def video_images(root: Element, walk: ShapeWalk) -> Images:
                 for s in pts:
                     walk.free_points(s, f"track id={tid} ({label!r}) frame {s.get('frame')}", int_attr(s, "frame", NONE))
                 continue
-            frames = _grid_frames([int_attr(s, "frame", 0) for s in pts], start, step)
+            frames = _grid_frames([int_attr(s, "frame", 0) for s in pts], start, step, f"{walk.source}: track id={tid}")
             sxy, sp, so, socc = _track_series(pts, frames, lambda s: xy_pairs(s.get("points")), k)
             keep = sp & ~so
             frames, xy = frames[keep], sxy[keep]
@@ -123,9 +124,15 @@ def _element_series(track: Element, skeletons: list[Element]) -> dict[str, list[
     return by_element
 
 
-def _grid_frames(listed: list[int], start: int, step: int) -> np.ndarray:
+MAX_TRACK_FRAMES = 10_000_000  # days of video; a longer track has a broken frame number, not that many frames
+
+
+def _grid_frames(listed: list[int], start: int, step: int, where: str) -> np.ndarray:
     """Frames from the first listed shape to the last, on the task's frame step."""
     lo, hi = min(listed), max(listed)
+    if (hi - lo) // step > MAX_TRACK_FRAMES:
+        raise CodecError(f"{where}: shapes from frame {lo} to {hi}, more than {MAX_TRACK_FRAMES:,} frames; "
+                         "a frame number is wrong")
     first = lo + (-(lo - start)) % step  # first grid frame at or after the first listed shape
     grid = np.arange(first, hi + 1, step, dtype=np.int64)
     return np.union1d(grid, np.asarray(listed, np.int64))

@@ -30,9 +30,12 @@ def as_dict(v: Any) -> dict:
     return v if isinstance(v, dict) else {}
 
 
+MAX_SIDE = 2**31 - 1  # no image is wider; a larger "size" (1e308) would overflow the int64 size columns
+
+
 def size_of(v: Any) -> float:
-    """A region's original_width/height when it is a positive number, else 0 (unknown)."""
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else 0.0
+    """A region's original_width/height when it is a positive number of pixels, else 0 (unknown)."""
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= MAX_SIDE else 0.0
 
 
 def percent(v: Any) -> float:
@@ -97,7 +100,7 @@ def decode_results(results: list, st: Gathered, *, index: dict, image_id: int, w
         if any(not (size_of(p.get("original_width")) and size_of(p.get("original_height"))) for p in pts):
             if not (w > 0 and h > 0):
                 st.hold("schema.missing_field", f"{where}, region group {key if key != ('loose', None) else 'loose'}: "
-                        "field 'original_width'/'original_height' missing and the image size is unknown; "
+                        "field 'original_width'/'original_height' missing or not a pixel count and the image size is unknown; "
                         "percent coordinates cannot be converted", fld="original_width", image_id=image_id, who=who,
                         raw=pts)
                 continue

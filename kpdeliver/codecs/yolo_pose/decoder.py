@@ -15,10 +15,42 @@ from kpdeliver.model import Category, Dataset, Images, Instances
 from kpdeliver.schema import DEFAULT_SIGMA, KeypointSchema, pairs_by_side
 
 
+MAX_KEYPOINTS = 10_000  # far above any real skeleton (COCO-WholeBody has 133); a K past it is a typo or an attack
+
+
+def read_data_yaml(data: bytes, source: str) -> tuple[dict, int, int]:
+    """(the data.yaml mapping, K, 2 or 3), or a one-sentence refusal naming the field."""
+    try:
+        doc = yaml.safe_load(data) or {}
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as e:
+        raise CodecError(f"{source}: data.yaml is not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(doc, dict):
+        raise CodecError(f"{source}: data.yaml is not a mapping of fields")
+    shape = doc.get("kpt_shape")
+    if not (isinstance(shape, list) and len(shape) == 2 and all(type(x) is int for x in shape)
+            and 0 < shape[0] <= MAX_KEYPOINTS and shape[1] in (2, 3)):
+        raise CodecError(f"{source}: data.yaml field 'kpt_shape' is {shape!r}, not [K, 2|3] with 0 < K <= {MAX_KEYPOINTS}")
+    names = doc.get("names")
+    if names is not None and not isinstance(names, (list, dict)):
+        raise CodecError(f"{source}: data.yaml field 'names' is {names!r}, not a list or a mapping of class ids")
+    flip = doc.get("flip_idx")
+    if flip is not None and not (isinstance(flip, list) and sorted(flip) == list(range(shape[0]))):
+        raise CodecError(f"{source}: data.yaml field 'flip_idx' is not a permutation of 0..{shape[0] - 1}")
+    return doc, shape[0], shape[1]
+
+
+def as_class(key, source: str) -> int:
+    try:
+        return int(key)
+    except (TypeError, ValueError):
+        raise CodecError(f"{source}: data.yaml field 'names': class id {key!r} is not an integer") from None
+
+
 def schema_from_data_yaml(doc: Mapping, *, name: str = "yolo") -> KeypointSchema:
     k = int(doc["kpt_shape"][0])
     kpt_names = doc.get("kpt_names") or {}
-    names = list(kpt_names.get(0, kpt_names.get("0", []))) if isinstance(kpt_names, Mapping) else []
+    names = kpt_names.get(0, kpt_names.get("0", [])) if isinstance(kpt_names, Mapping) else []
+    names = [str(n) for n in names] if isinstance(names, list) else []
     if len(names) != k:
         names = [f"kp{i}" for i in range(k)]
     flip = doc.get("flip_idx")
@@ -43,19 +75,12 @@ def decode(
     names (default: the label key). With `kpt_shape [K, 2]` there is no flag: a point at
     (0, 0) reads as v=0, any other as v=2 (a finding says so).
     """
-    try:
-        doc = yaml.safe_load(data_yaml_bytes) or {}
-        kshape = [int(x) for x in doc["kpt_shape"]]
-    except (yaml.YAMLError, KeyError, TypeError, ValueError):
-        raise CodecError(f"{source}: data.yaml has no valid 'kpt_shape: [K, 2|3]'") from None
-    k, dim = kshape
-    if dim not in (2, 3):
-        raise CodecError(f"{source}: data.yaml kpt_shape [{k}, {dim}]: dim must be 2 or 3")
+    doc, k, dim = read_data_yaml(data_yaml_bytes, source)
     schema = schema or schema_from_data_yaml(doc)
     if schema.num_keypoints != k:
         raise CodecError(f"{source}: data.yaml kpt_shape K={k} but schema {schema.name!r} has {schema.num_keypoints}")
     names = doc.get("names") or {0: schema.category}
-    names = dict(enumerate(names)) if isinstance(names, list) else {int(a): str(b) for a, b in names.items()}
+    names = dict(enumerate(names)) if isinstance(names, list) else {as_class(a, source): str(b) for a, b in names.items()}
     log = DecodeLog(source)
     if dim == 2:
         log.quirk(f"kpt_shape [{k}, 2] has no visibility; points at (0, 0) read as v=0, others as v=2")

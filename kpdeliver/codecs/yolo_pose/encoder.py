@@ -72,9 +72,12 @@ def label_lines(
     ins, im = dataset.instances, dataset.images
     n, k = len(ins), dataset.schema.num_keypoints
     row = dataset.image_index()
+    if n and np.any(row < 0):
+        raise CodecError("YOLO encode needs every instance's image with a known width and height; "
+                         f"{int((row < 0).sum())} instances are on images the input does not list")
     w = im.width[row].astype(np.float64)
     h = im.height[row].astype(np.float64)
-    if n and (np.any(row < 0) or np.any(w <= 0) or np.any(h <= 0)):
+    if n and (np.any(w <= 0) or np.any(h <= 0)):
         raise CodecError("YOLO encode needs every instance's image with a known width and height")
     cat_ids = sorted(c.id for c in dataset.categories)
     cls = np.searchsorted(np.asarray(cat_ids), ins.category_id)
