@@ -30,9 +30,10 @@ test: lint test-deps
 	KPDELIVER_LS_VENV=$(abspath $(LS_VENV)) KPDELIVER_LS_TEMPLATE=$(abspath $(LS_TEMPLATE)) \
 		$(BIN)/python -m pytest -q -p no:cacheprovider
 
-# The inner loop, under a minute: no Prefect, no moto, no Great Expectations (tests/conftest.py).
+# The inner loop, under a minute on two cores (pytest-xdist): no Prefect, no moto, no Great Expectations
+# (tests/conftest.py).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" -n 2
 
 bench: $(STAMP)
 	$(BIN)/python bench/convert.py

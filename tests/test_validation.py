@@ -2,11 +2,15 @@
 worker process or the flow's in-process GX), each set's earlier findings first, deep QA last."""
 from __future__ import annotations
 
+import pytest
+
 from expectations.worker import GXWorker
 from kpdeliver.config import ValidationSettings
 from kpdeliver.findings import findings_for
 from kpdeliver.validation import AnnotationSet, InProcessRules, validate_annotations
 from tests.expectations.expectation_helpers import clean_dataset
+
+pytestmark = pytest.mark.slow  # both run Great Expectations (a worker process, or in this one)
 
 
 def _broken():
