@@ -83,6 +83,10 @@ DEBUG_ENV = "KPDELIVER_DEBUG"  # set (tests set it): an unexpected exception kee
 def main() -> None:
     """The `kpdeliver` entry point. Every expected problem is already a finding or a one-sentence
     refusal; anything else is a bug, said in one sentence with exit 2 rather than a traceback."""
+    if sys.argv[1:2] == ["validate"] and not {"--help", "-h"} & set(sys.argv):
+        from expectations.worker import prestart
+
+        prestart()  # Great Expectations takes about 2 s to import: its worker starts first
     try:
         app()
     except Exception as e:  # the last resort: click has already handled usage errors and exits

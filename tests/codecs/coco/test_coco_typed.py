@@ -1,0 +1,128 @@
+"""The typed COCO fast path (msgspec structs, keypoints parsed by Arrow's CSV reader) gives
+exactly what the generic decoder gives, and hands every file it does not recognise exactly to
+the generic decoder instead of guessing."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kpdeliver.codecs.coco import decoder, typed
+from kpdeliver.schema import COCO17
+
+ROOT = Path(__file__).resolve().parents[3]
+REAL = sorted(
+    p for base in (ROOT / "tests/fixtures/real", ROOT.parent / "shared/fixtures/external") if base.exists()
+    for p in base.rglob("*.json") if b'"annotations"' in p.read_bytes()[:2_000_000])
+
+
+def assert_same_columns(a, b, where: str) -> None:
+    for f in dataclasses.fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, dict):
+            assert x.keys() == y.keys(), f"{where}.{f.name}"
+            for key in x:
+                np.testing.assert_array_equal(x[key], y[key], err_msg=f"{where}.{f.name}[{key}]")
+        elif x is None or y is None:
+            assert x is None and y is None, f"{where}.{f.name}"
+        else:
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=f"{where}.{f.name}")
+            assert np.asarray(x).dtype == np.asarray(y).dtype, f"{where}.{f.name} dtype"
+
+
+def assert_same_decoded(a, b) -> None:
+    assert a.dataset.schema.keypoints == b.dataset.schema.keypoints
+    assert a.dataset.categories == b.dataset.categories
+    assert_same_columns(a.dataset.images, b.dataset.images, "images")
+    assert_same_columns(a.dataset.instances, b.dataset.instances, "instances")
+    assert a.findings.equals(b.findings)
+    assert a.rejected.equals(b.rejected)
+
+
+def both(data: bytes, schema=None):
+    """(typed, generic) decodes of `data`; typed is None when it hands the file on."""
+    try:
+        fast = decoder._decode_typed(data, schema=schema, source="f.json", annotator="")
+    except typed.NotTypical:
+        fast = None
+    slow = decoder._decode(data, schema=schema, source="f.json", annotator="", category=None)
+    return fast, slow
+
+
+@pytest.mark.parametrize("path", REAL, ids=lambda p: p.parent.name + "/" + p.name)
+def test_real_files_decode_the_same_either_way(path):
+    try:
+        fast, slow = both(path.read_bytes())
+    except Exception as e:  # noqa: BLE001 - a file neither path reads (results file, several categories)
+        pytest.skip(f"not a single-category COCO keypoints file: {type(e).__name__}")
+    if fast is not None:
+        assert_same_decoded(fast, slow)
+
+
+def test_most_real_files_take_the_fast_path():
+    taken = 0
+    for path in REAL:
+        try:
+            decoder._decode_typed(path.read_bytes(), schema=None, source="f", annotator="")
+            taken += 1
+        except Exception:  # noqa: BLE001
+            pass
+    assert taken >= 10, taken
+
+
+def _doc(rows: list, *, indent=None) -> bytes:
+    anns = [{"id": i + 1, "image_id": 1, "category_id": 1, "keypoints": kp} for i, kp in enumerate(rows)]
+    return json.dumps({"images": [{"id": 1, "file_name": "a.jpg", "width": 640, "height": 480}],
+                       "annotations": anns,
+                       "categories": [{"id": 1, "name": "person", "keypoints": list(COCO17.keypoints)}]},
+                      indent=indent).encode()
+
+
+def _row(seed: int) -> list:
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform(0, 600, size=(17, 2)).round(3)
+    return [v for (x, y), f in zip(xy.tolist(), rng.integers(0, 3, 17).tolist()) for v in (x, y, f)]
+
+
+def test_pretty_printed_and_exponent_numbers_take_the_fast_path_unchanged():
+    rows = [_row(1), _row(2)]
+    rows[1][0] = 1.5e2
+    rows[1][3] = -0.0
+    for indent in (None, 2):
+        fast, slow = both(_doc(rows, indent=indent), schema=COCO17)
+        assert fast is not None
+        assert_same_decoded(fast, slow)
+    assert fast.dataset.instances.keypoints[1, 0, 0] == 150.0
+
+
+ODD_ROWS = {
+    "nested triplets": lambda r: [r[i:i + 3] for i in range(0, 51, 3)],
+    "null value": lambda r: [None, *r[1:]],
+    "string value": lambda r: ["12", *r[1:]],
+    "string nan": lambda r: ["nan", *r[1:]],
+    "boolean value": lambda r: [True, *r[1:]],
+    "short row": lambda r: r[:48],
+    "long row": lambda r: [*r, 1, 2, 2],
+    "a number, not a list": lambda r: 5,
+    "empty list": lambda r: [],
+}
+
+
+@pytest.mark.parametrize("name", ODD_ROWS)
+def test_odd_keypoint_rows_go_the_generic_way(name):
+    rows = [_row(1), ODD_ROWS[name](_row(2)), _row(3)]
+    data = _doc(rows)
+    with pytest.raises(typed.NotTypical):
+        decoder._decode_typed(data, schema=COCO17, source="f.json", annotator="")
+
+
+def test_number_past_float64_goes_the_generic_way():
+    text = _doc([_row(1)]).decode()
+    first = json.loads(text)["annotations"][0]["keypoints"][0]
+    data = text.replace(f'"keypoints": [{first}', '"keypoints": [1e999', 1).encode()
+    assert b"[1e999" in data
+    with pytest.raises(typed.NotTypical):
+        decoder._decode_typed(data, schema=COCO17, source="f.json", annotator="")
