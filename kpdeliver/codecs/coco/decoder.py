@@ -187,7 +187,7 @@ def _decode_typed(data: bytes, *, schema: KeypointSchema | None, source: str, an
             raise typed.NotTypical("several keypoint categories")
     except CodecError:
         raise typed.NotTypical("several keypoint categories") from None
-    raws, file_k = typed.keypoint_rows(anns)
+    file_k = typed.keypoint_count(anns)
     lengths = np.full(len(anns), file_k, np.int64)
     if schema is not None and schema.num_keypoints != file_k:
         raise typed.NotTypical("keypoint count differs from the schema")
@@ -197,7 +197,7 @@ def _decode_typed(data: bytes, *, schema: KeypointSchema | None, source: str, an
         schema = schema_from_file(cats, lengths, source)
     k = schema.num_keypoints
     order = name_order(cats, schema, source)
-    kps = typed.keypoint_block(raws, k)
+    kps = typed.keypoint_block(anns, k)
     if order is not None:
         kps = kps[:, order, :]
 

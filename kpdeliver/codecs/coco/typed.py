@@ -91,16 +91,15 @@ def _present(items: list, fields: tuple[str, ...]) -> int:
     return n
 
 
-def keypoint_rows(anns: list[_Annotation]) -> tuple[list[bytes], int]:
-    """Each annotation's raw `[x, y, v, ...]` text and the keypoint count of the first; whether
-    every row is a flat list of that length is checked when they are parsed (`keypoint_block`)."""
-    raws = list(map(bytes, map(attrgetter("keypoints"), anns)))
-    if not raws:
+def keypoint_count(anns: list[_Annotation]) -> int:
+    """The keypoint count of the first annotation's raw `[x, y, v, ...]`; whether every row is
+    a flat list of that length is checked when they are parsed (`keypoint_block`)."""
+    if not anns:
         raise NotTypical("no annotations")
-    values = raws[0].count(b",") + 1
+    values = bytes(anns[0].keypoints).count(b",") + 1
     if values % 3:
         raise NotTypical("keypoints not x, y, v triplets")
-    return raws, values // 3
+    return values // 3
 
 
 # A chunk of rows becomes CSV text, one line per annotation: rows joined by ";" (never in JSON
@@ -108,7 +107,7 @@ def keypoint_rows(anns: list[_Annotation]) -> tuple[list[bytes], int]:
 _TO_CSV = bytes.maketrans(b";", b"\n"), b" \t\r\n[]"
 
 
-def keypoint_block(raws: list[bytes], k: int) -> np.ndarray:
+def keypoint_block(anns: list[_Annotation], k: int) -> np.ndarray:
     """[n, K, 3] float64, Arrow's CSV reader parsing a chunk of rows at a time as n lines of 3K
     numbers (on all cores, correctly rounded). NotTypical unless every row is a flat list of
     exactly 3K JSON numbers: a nested list or a bare number changes the bracket count; a row of
@@ -120,10 +119,10 @@ def keypoint_block(raws: list[bytes], k: int) -> np.ndarray:
     read = pcsv.ReadOptions(column_names=names, block_size=1 << 22)
     parse = pcsv.ParseOptions(quote_char=False, ignore_empty_lines=False)
     convert = pcsv.ConvertOptions(column_types=dict.fromkeys(names, pa.float64()), strings_can_be_null=False)
-    out = np.empty((len(raws), 3 * k))
-    for start in range(0, len(raws), _CHUNK):
-        rows = raws[start:start + _CHUNK]
-        joined = b";".join(rows)
+    out = np.empty((len(anns), 3 * k))
+    for start in range(0, len(anns), _CHUNK):
+        rows = anns[start:start + _CHUNK]
+        joined = b";".join(map(bytes, map(attrgetter("keypoints"), rows)))
         if joined.count(b"[") != len(rows) or joined.count(b"]") != len(rows):
             raise NotTypical("keypoints nested, or not a list")
         try:
@@ -135,10 +134,13 @@ def keypoint_block(raws: list[bytes], k: int) -> np.ndarray:
             raise NotTypical("keypoints with null values")
         block = out[start:start + len(rows)]
         for j, column in enumerate(table.columns):
-            block[:, j] = column.to_numpy()
+            at = 0
+            for piece in column.chunks:  # the values buffer as is (no nulls): to_numpy imports pandas
+                block[at:at + len(piece), j] = np.frombuffer(piece.buffers()[1], np.float64, len(piece), piece.offset * 8)
+                at += len(piece)
     if np.isinf(out).any():  # a literal past float64 (1e999): the generic path says which
         raise NotTypical("keypoint value out of range")
-    return out.reshape(len(raws), k, 3)
+    return out.reshape(len(anns), k, 3)
 
 
 def int_column(values: list, default: int = NONE) -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 import yaml
 
 from kpdeliver.codecs import CodecError
-from kpdeliver.model import Category, Dataset, bbox_or_from_keypoints
+from kpdeliver.model import Category, Dataset, Instances, bbox_or_from_keypoints
 from kpdeliver.schema import KeypointSchema
 
 DECIMALS = 7  # 1e-7 of the image side: 1e-3 px up to 10,000 px images
@@ -53,15 +53,20 @@ def image_paths(dataset: Dataset, split_of: np.ndarray | None = None) -> list[st
     return [f"images/{s}/{yolo_stem(n)}" for n, s in zip(dataset.images.file_name.tolist(), splits)]
 
 
+# `d.ddddddd` as two table lookups: the head `d.ddd` (q // 10^4) and the tail `dddd` (q % 10^4)
+_TAIL_DIGITS = 4
+_HEAD = np.array([f"{h // 10 ** (DECIMALS - _TAIL_DIGITS)}.{h % 10 ** (DECIMALS - _TAIL_DIGITS):0{DECIMALS - _TAIL_DIGITS}d}"
+                  for h in range(10 ** (DECIMALS - _TAIL_DIGITS) + 1)], dtype=f"S{DECIMALS - _TAIL_DIGITS + 2}")
+_TAIL = np.array([f"{t:0{_TAIL_DIGITS}d}" for t in range(10 ** _TAIL_DIGITS)], dtype=f"S{_TAIL_DIGITS}")
+
+
 def _fixed(values: np.ndarray) -> np.ndarray:
     """[N] floats in [0, 1] -> [N, DECIMALS + 2] uint8 ASCII `d.ddddddd`."""
-    q = np.rint(np.clip(values, 0.0, 1.0) * _SCALE).astype(np.int32)
+    q = np.rint(np.clip(values, 0.0, 1.0) * _SCALE).astype(np.int64)
+    head, tail = np.divmod(q, 10 ** _TAIL_DIGITS)
     out = np.empty((len(q), DECIMALS + 2), np.uint8)
-    out[:, 1] = ord(".")
-    for pos in range(DECIMALS + 1, 1, -1):  # one pass per digit position, least significant first
-        out[:, pos] = q % 10 + ord("0")
-        q //= 10
-    out[:, 0] = q + ord("0")
+    out[:, :-_TAIL_DIGITS] = _HEAD[head].view(np.uint8).reshape(len(q), -1)
+    out[:, -_TAIL_DIGITS:] = _TAIL[tail].view(np.uint8).reshape(len(q), -1)
     return out
 
 
@@ -83,6 +88,23 @@ def label_lines(
     cls = np.searchsorted(np.asarray(cat_ids), ins.category_id)
     cls_w = len(str(max(len(cat_ids) - 1, 0)))
 
+    field = DECIMALS + 3  # digits + separator
+    width = cls_w + 1 + 4 * field + k * (2 * field + 2)
+    buf = np.empty((n, width), np.uint8)
+    for start in range(0, n, _ROWS):
+        end = min(n, start + _ROWS)
+        _format(buf[start:end], ins.take(slice(start, end)), w[start:end], h[start:end], cls[start:end],
+                cls_w=cls_w, outside=outside)
+    return buf, width
+
+
+_ROWS = 65_536  # instances formatted at a time: their temporaries stay near 100 MB at any size
+
+
+def _format(buf: np.ndarray, ins: Instances, w: np.ndarray, h: np.ndarray, cls: np.ndarray, *,
+            cls_w: int, outside: str) -> None:
+    """Fill `buf` ([n, L] uint8) with the label lines of `ins` (images' sides `w`, `h`; class `cls`)."""
+    n, k = ins.keypoints.shape[:2]
     bbox = bbox_or_from_keypoints(ins)
     x0 = np.clip(bbox[:, 0], 0, w)
     y0 = np.clip(bbox[:, 1], 0, h)
@@ -99,11 +121,9 @@ def label_lines(
     xn = np.where(drop, 0.0, xn)
     yn = np.where(drop, 0.0, yn)
 
-    field = DECIMALS + 3  # digits + separator
-    width = cls_w + 1 + 4 * field + k * (2 * field + 2)
-    buf = np.full((n, width), ord(" "), np.uint8)
-    cls_txt = np.char.rjust(cls.astype(str), cls_w).astype(f"S{cls_w}").view(np.uint8).reshape(n, cls_w) if n else np.zeros((0, cls_w), np.uint8)
-    buf[:, :cls_w] = cls_txt
+    field = DECIMALS + 3
+    buf[:] = ord(" ")
+    buf[:, :cls_w] = np.char.rjust(cls.astype(str), cls_w).astype(f"S{cls_w}").view(np.uint8).reshape(n, cls_w)
     pos = cls_w + 1
     for j in range(4):
         buf[:, pos:pos + field - 1] = _fixed(box[:, j])
@@ -113,7 +133,6 @@ def label_lines(
     kp_block[:, :, field: 2 * field - 1] = _fixed(yn.reshape(-1)).reshape(n, k, field - 1)
     kp_block[:, :, 2 * field] = ord("0") + v
     buf[:, -1] = ord("\n")
-    return buf, width
 
 
 # No `path` key: Ultralytics resolves a relative `path` against the current directory, and an
@@ -149,13 +168,14 @@ def encode(
     splits = np.asarray(split_of if split_of is not None else splits_from_names(im.file_name.tolist()), dtype=object)
     buf, width = label_lines(dataset, outside=outside)
     row = dataset.image_index()
-    order = np.argsort(row, kind="stable")
-    starts = np.searchsorted(row[order], np.arange(len(im)))
-    ends = np.searchsorted(row[order], np.arange(len(im)), side="right")
-    sorted_buf = buf[order]
+    if len(row) and np.any(row[1:] < row[:-1]):  # files list their instances grouped by image as a rule
+        order = np.argsort(row, kind="stable")
+        buf, row = buf[order], row[order]
+    starts = np.searchsorted(row, np.arange(len(im)))
+    ends = np.searchsorted(row, np.arange(len(im)), side="right")
     files: dict[str, bytes] = {}
     for i, (name, split) in enumerate(zip(im.file_name.tolist(), splits.tolist())):
-        files[f"labels/{split}/{yolo_stem(name)}.txt"] = sorted_buf[starts[i]:ends[i]].tobytes()
+        files[f"labels/{split}/{yolo_stem(name)}.txt"] = buf[starts[i]:ends[i]].tobytes()
     used = [s for s in ("train", "val", "test") if s in set(splits.tolist())] or ["train"]
     files["data.yaml"] = data_yaml(dataset.schema, dataset.categories, used)
     return files
