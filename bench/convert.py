@@ -1,19 +1,25 @@
 """COCO keypoints -> YOLO Pose conversion speed, as whole processes, in one run.
 
-Generates a synthetic COCO-17 file (100,000 instances over 20,000 images by default), then
-times `kpdeliver convert --to yolo` beside the floor (one process: orjson parse of the file plus
-writing as many label files of the same sizes) and Ultralytics' `convert_coco(use_keypoints=True)`
-on the same file when an Ultralytics interpreter is available (ULTRALYTICS_PYTHON, default
-.work/ultra-venv/bin/python, then the main checkout's; see `make bench-deps`), else beside
-`pycocotools.COCO(path)`'s bare load. Prints wall time, peak RSS and the ratios.
+Generates a synthetic COCO-17 file (100,000 instances over 20,000 images by default; `--instances
+1000000 --images 200000` for the 1M case), then times, alternating, `kpdeliver convert --to yolo`,
+the floor (one process: orjson parse of the file plus writing as many label files of the same
+sizes) and Ultralytics' `convert_coco(use_keypoints=True)` on the same file, when an Ultralytics
+interpreter is available (ULTRALYTICS_PYTHON, default .work/ultra-venv/bin/python; `make bench-deps`).
+Prints, per tool, the median wall time, CPU time (user + system) and peak RSS, then the ratios
+and the machine's load.
 
-    python bench/convert.py [--instances 100000] [--images 20000] [--repeat 3]
+Outputs go to `--out-dir`, by default a folder in /dev/shm (tmpfs): on this VM's ext4 disk,
+creating a file costs 30-400 us of kernel time and swings 10x from minute to minute, which would
+measure the disk rather than the converters. `--out-dir /tmp` measures on the disk.
+
+    python bench/convert.py [--instances 100000] [--images 20000] [--repeat 5] [--out-dir DIR]
 """
 from __future__ import annotations
 
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,12 +27,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# Runs a command and prints its own peak RSS (kB): the wrapper has exactly one child.
+# Runs a command; prints its exit code, peak RSS (kB) and CPU seconds (the wrapper has one child).
 _MEASURE = (
     "import resource, subprocess, sys;"
     "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE);"
     "sys.stderr.write(r.stderr.decode()[-2000:]) if r.returncode else None;"
-    "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN);"
+    "print(r.returncode, u.ru_maxrss, u.ru_utime + u.ru_stime)"
 )
 # The floor: parse the file into Python objects, then write one file per image with the bytes of
 # its label lines (sizes taken from kpdeliver's output, so both write the same amount).
@@ -41,38 +48,43 @@ for im in doc["images"]:
     os.write(fd, b"0" * (line * per[im["id"]]))
     os.close(fd)
 """
+_ULTRALYTICS = ("import sys; from ultralytics.data.converter import convert_coco;"
+                "convert_coco(labels_dir=sys.argv[1], save_dir=sys.argv[2], use_keypoints=True)")
 
 
-def measure(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
-    """(wall seconds, peak RSS MB) of a whole process."""
+def load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "?"
+
+
+def measure(cmd: list[str], env: dict | None = None) -> tuple[float, float, float]:
+    """(wall s, CPU s, peak RSS MB) of a whole process."""
     t0 = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
-    code, rss = out.stdout.split()
+    code, rss, cpu = out.stdout.split()
     if int(code) != 0:
         raise SystemExit(f"command failed: {' '.join(cmd)}\n{out.stderr}")
-    return wall, int(rss) / 1024
+    return wall, float(cpu), int(rss) / 1024
 
 
-def best(cmd: list[str], repeat: int, env: dict | None = None, before=None) -> tuple[float, float]:
-    runs = []
-    for _ in range(repeat):
-        if before:
-            before()
-        runs.append(measure(cmd, env))
-    return min(r[0] for r in runs), max(r[1] for r in runs)
+def default_out_dir() -> Path:
+    shm = Path("/dev/shm")
+    return shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--instances", type=int, default=100_000)
     ap.add_argument("--images", type=int, default=20_000)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--out-dir", type=Path, default=None, help="where the outputs go (default: tmpfs)")
+    ap.add_argument("--no-ultralytics", action="store_true", help="skip Ultralytics (it takes ~80 s per run at 1M)")
     args = ap.parse_args()
 
     from kpdeliver.synth import synthetic_coco
 
     work = Path(tempfile.mkdtemp(prefix="kp-bench-convert-"))
+    outs = Path(tempfile.mkdtemp(prefix="kp-bench-convert-out-", dir=args.out_dir or default_out_dir()))
     try:
         ann_dir = work / "annotations"
         ann_dir.mkdir()
@@ -80,42 +92,51 @@ def main() -> None:
         t0 = time.perf_counter()
         src.write_bytes(synthetic_coco(args.images, args.instances, seed=0))
         print(f"synthetic COCO-17: {args.instances:,} instances, {args.images:,} images, "
-              f"{src.stat().st_size / 1e6:.1f} MB (built in {time.perf_counter() - t0:.1f} s)")
+              f"{src.stat().st_size / 1e6:.1f} MB (built in {time.perf_counter() - t0:.1f} s); outputs in {outs}")
+        print(f"load before: {load()}")
 
-        out = work / "kp_yolo"
-        kp_cmd = [str(Path(sys.executable).with_name("kpdeliver")), "convert", str(src), "--to", "yolo",
-                  "--schema", "coco17", "--out", str(out)]
-        kp_wall, kp_rss = best(kp_cmd, args.repeat, before=lambda: shutil.rmtree(out, ignore_errors=True))
-        n_labels = sum(1 for _ in (out / "labels").rglob("*.txt"))
-        print(f"kpdeliver convert --to yolo : {kp_wall:6.2f} s  peak RSS {kp_rss:7.0f} MB  ({n_labels:,} label files)")
-        line = len(next(p for p in (out / "labels").rglob("*.txt") if p.stat().st_size).read_bytes().split(b"\n")[0]) + 1
-        fl_out = work / "floor"
-        fl_wall, fl_rss = best([sys.executable, "-c", _FLOOR, str(src), str(fl_out), str(line)], args.repeat,
-                               before=lambda: shutil.rmtree(fl_out, ignore_errors=True))
-        print(f"floor (orjson parse + write): {fl_wall:6.2f} s  peak RSS {fl_rss:7.0f} MB")
-        print(f"ratio: kpdeliver takes {kp_wall / fl_wall:.2f}x the floor (target <= 1.2)")
+        kp_bin = str(Path(sys.executable).with_name("kpdeliver"))
+        # one kpdeliver run first: the floor writes label files of its line length
+        first = outs / "kp-first"
+        measure([kp_bin, "convert", str(src), "--to", "yolo", "--schema", "coco17", "--out", str(first)])
+        line = len(next(p for p in (first / "labels").rglob("*.txt") if p.stat().st_size).read_bytes().split(b"\n")[0]) + 1
+        shutil.rmtree(first)
 
         ultra_py = os.environ.get("ULTRALYTICS_PYTHON") or next(
             (str(p) for p in (ROOT / ".work/ultra-venv/bin/python", Path("/work/main/.work/ultra-venv/bin/python"))
              if p.exists()), "")
-        if ultra_py and Path(ultra_py).exists():
-            ul_out = work / "ul_yolo"
-            code = ("import sys; from ultralytics.data.converter import convert_coco;"
-                    "convert_coco(labels_dir=sys.argv[1], save_dir=sys.argv[2], use_keypoints=True)")
-            env = {**os.environ, "YOLO_CONFIG_DIR": str(work / "ul_cfg"), "YOLO_OFFLINE": "1"}
-            ul_wall, ul_rss = best([ultra_py, "-c", code, str(ann_dir), str(ul_out)], args.repeat, env,
-                                   before=lambda: shutil.rmtree(ul_out, ignore_errors=True))
-            print(f"ultralytics convert_coco    : {ul_wall:6.2f} s  peak RSS {ul_rss:7.0f} MB")
-            print(f"ratio: kpdeliver is {ul_wall / kp_wall:.1f}x faster than Ultralytics (target >= 5x), "
-                  f"peak memory {kp_rss / ul_rss:.2f}x of Ultralytics'")
-        else:
-            code = "import sys; from pycocotools.coco import COCO; COCO(sys.argv[1])"
-            ref_wall, ref_rss = best([sys.executable, "-c", code, str(src)], args.repeat)
-            print(f"pycocotools COCO(path) load : {ref_wall:6.2f} s  peak RSS {ref_rss:7.0f} MB")
-            print(f"ratio: kpdeliver convert takes {kp_wall / ref_wall:.2f}x pycocotools' bare load "
-                  "(Ultralytics not installed: `make bench-deps`)")
+        ultra = bool(ultra_py) and Path(ultra_py).exists() and not args.no_ultralytics
+        env = {**os.environ, "YOLO_CONFIG_DIR": str(work / "ul_cfg"), "YOLO_OFFLINE": "1"}
+        tools = {
+            "kpdeliver convert --to yolo": lambda o: ([kp_bin, "convert", str(src), "--to", "yolo", "--schema", "coco17",
+                                                       "--out", str(o)], None),
+            "floor (orjson parse + write)": lambda o: ([sys.executable, "-c", _FLOOR, str(src), str(o), str(line)], None),
+        }
+        if ultra:
+            tools["ultralytics convert_coco"] = lambda o: ([ultra_py, "-c", _ULTRALYTICS, str(ann_dir), str(o)], env)
+        runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in tools}
+        for i in range(args.repeat):  # alternating: a slow minute hits every tool alike
+            for name, cmd_of in tools.items():
+                out = outs / f"{len(runs[name])}-{name.split()[0]}"
+                cmd, cmd_env = cmd_of(out)
+                runs[name].append(measure(cmd, cmd_env))
+                shutil.rmtree(out, ignore_errors=True)
+
+        med = {name: tuple(statistics.median(r[j] for r in rs) for j in range(3)) for name, rs in runs.items()}
+        print(f"\nmedians of {args.repeat} alternating runs (whole processes):")
+        print(f"  {'':30}{'wall s':>8}{'CPU s':>8}{'peak RSS MB':>13}")
+        for name, (wall, cpu, rss) in med.items():
+            print(f"  {name:30}{wall:8.2f}{cpu:8.2f}{rss:13.0f}")
+        kp, fl = med["kpdeliver convert --to yolo"], med["floor (orjson parse + write)"]
+        print(f"\nkpdeliver / floor: {kp[0] / fl[0]:.2f}x wall, {kp[1] / fl[1]:.2f}x CPU (target <= 1.2)")
+        if ultra:
+            ul = med["ultralytics convert_coco"]
+            print(f"Ultralytics / kpdeliver: {ul[0] / kp[0]:.1f}x wall, {ul[1] / kp[1]:.1f}x CPU (target >= 5)")
+        print(f"kpdeliver peak RSS: {kp[2]:.0f} MB (target at 1M instances <= 2048 MB)")
+        print(f"load after: {load()}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(outs, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from typing import Mapping
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from kpdeliver.schema import KeypointSchema
 
@@ -303,6 +302,8 @@ def concat_images(parts: list[Images]) -> Images:
 
 def parquet_bytes(table: pa.Table) -> bytes:
     """A table as zstd-compressed Parquet bytes (what stores are handed)."""
+    import pyarrow.parquet as pq  # 45 ms with the file systems it brings: not for `convert`
+
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="zstd")
     return sink.getvalue()

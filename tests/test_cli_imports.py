@@ -18,7 +18,9 @@ HEAVY = ("prefect", "great_expectations", "pandas", "flows", "expectations")
 # prints the heavy modules and the command modules this process imported, after the command ran
 PROBE = """
 import json, sys
+import kpdeliver.cli
 from kpdeliver.cli import COMMANDS, main
+kpdeliver.cli._quick_exit = sys.exit  # raise SystemExit instead of os._exit: this probe reports after the command
 sys.argv = ["kpdeliver", *sys.argv[1:]]
 try:
     main()

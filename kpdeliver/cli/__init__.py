@@ -78,6 +78,10 @@ def _root() -> None:
 
 
 DEBUG_ENV = "KPDELIVER_DEBUG"  # set (tests set it): an unexpected exception keeps its traceback
+# Commands that start no servers, threads that outlive them or temporary state: once their output
+# is flushed they leave by os._exit, skipping the interpreter's teardown of every object they
+# built (0.15 s after converting 100,000 instances, a tenth of the command).
+QUICK_EXIT = frozenset({"convert", "inspect", "validate"})
 
 
 def main() -> None:
@@ -89,6 +93,10 @@ def main() -> None:
         prestart()  # Great Expectations takes about 2 s to import: its worker starts first
     try:
         app()
+    except SystemExit as e:
+        if sys.argv[1:2] and sys.argv[1] in QUICK_EXIT and (e.code is None or isinstance(e.code, int)):
+            _quick_exit(e.code or 0)
+        raise
     except Exception as e:  # the last resort: click has already handled usage errors and exits
         if os.environ.get(DEBUG_ENV):
             raise
@@ -97,3 +105,12 @@ def main() -> None:
                          f"(in `kpdeliver {' '.join(sys.argv[1:])[:300]}`); please report it with the input file "
                          f"and this command ({DEBUG_ENV}=1 shows the traceback)\n")
         sys.exit(2)
+
+
+def _quick_exit(code: int) -> None:
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -102,13 +102,13 @@ def _convert_one(input: Path, out: Path, *, to: str, schema, fmt, images, sizes,
 
     decoded = hold_non_finite(read_annotations(input, schema=schema, fmt=fmt, images_dir=images, sizes=sizes,
                                                category=category))
-    paths = write_dataset(decoded.dataset, out, to=to, outside=outside, cvat_mode=cvat_mode)
+    written = write_dataset(decoded.dataset, out, to=to, outside=outside, cvat_mode=cvat_mode)
     # a YOLO tree is trained on with its images: the given ones, or a YOLO input's own
     yolo_input = input.is_dir() and any((input / n).is_file() for n in DATA_YAML_NAMES)
     image_src = images or (input if yolo_input else None)
     if to == "yolo" and image_src is not None:
         placed, missing = place_images(decoded.dataset, out, image_src)
-        paths += placed
+        written += len(placed)
         if missing:
             typer.echo(f"warning: {len(missing)} images not found under {image_src} (e.g. {missing[0]!r}); "
                        "their labels have no image in the tree", err=True)
@@ -116,7 +116,7 @@ def _convert_one(input: Path, out: Path, *, to: str, schema, fmt, images, sizes,
         typer.echo("note: labels only; give --images DIR to put the images into the tree for training", err=True)
     ds = decoded.dataset
     typer.echo(f"{input} -> {out} ({to}): {len(ds.images)} images, {len(ds.instances)} instances, "
-               f"schema {ds.schema.name} ({ds.schema.num_keypoints} keypoints), {len(paths)} files written")
+               f"schema {ds.schema.name} ({ds.schema.num_keypoints} keypoints), {written} files written")
     unpaired = unpaired_side_names(ds.schema)
     if unpaired:
         typer.echo(f"warning: left/right names in no flip pair, flip_idx keeps them in place: {unpaired} "

@@ -303,9 +303,10 @@ def write_dataset(
     split_of: np.ndarray | None = None,
     outside: str = "clip",
     cvat_mode: str = "images",
-) -> list[Path]:
+) -> int:
     """Write a dataset as `coco` (annotations.json), `yolo` (data.yaml + labels/<split>/*.txt),
-    `cvat` (annotations.xml) or `label-studio` (tasks.json + label_config.xml). Returns the paths.
+    `cvat` (annotations.xml) or `label-studio` (tasks.json + label_config.xml). Returns how many
+    files were written.
     A dataset holding non-finite numbers is refused: `hold_non_finite` takes those items out first."""
     bad = non_finite_rows(dataset)
     if bad.any():

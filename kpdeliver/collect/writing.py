@@ -10,10 +10,10 @@ _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 _BATCH = 512  # files per pool task: small enough to spread, large enough that dispatch is cheap
 
 
-def write_files(out: Path, files: Mapping[str, bytes]) -> list[Path]:
+def write_files(out: Path, files: Mapping[str, bytes]) -> int:
     """Each `rel -> bytes` under `out`, in a thread pool: os.write releases the GIL, and names
     are opened relative to their folder's descriptor (`dir_fd`), so the kernel does not walk the
-    whole path again for each file. Returns the paths in `files` order."""
+    whole path again for each file. Returns how many files were written."""
     folders: dict[str, int] = {}
     jobs: list[tuple[int, str, bytes]] = []
     try:
@@ -33,7 +33,7 @@ def write_files(out: Path, files: Mapping[str, bytes]) -> list[Path]:
     finally:
         for fd in folders.values():
             os.close(fd)
-    return [out / rel for rel in files]
+    return len(files)
 
 
 def _write_batch(batch: list[tuple[int, str, bytes]]) -> None:

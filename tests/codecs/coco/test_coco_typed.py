@@ -126,3 +126,24 @@ def test_number_past_float64_goes_the_generic_way():
     assert b"[1e999" in data
     with pytest.raises(typed.NotTypical):
         decoder._decode_typed(data, schema=COCO17, source="f.json", annotator="")
+
+
+@pytest.mark.parametrize("where", ["image", "annotation", "category", "top level"])
+def test_a_duplicate_key_goes_the_generic_way(where):
+    text = _doc([_row(1)]).decode()
+    dup = {"image": ('"file_name": "a.jpg"', '"file_name": "a.jpg", "file_name": "b.jpg"'),
+           "annotation": ('"image_id": 1', '"image_id": 1, "image_id": 1'),
+           "category": ('"name": "person"', '"name": "person", "name": "cat"'),
+           "top level": ('{"images"', '{"info": {}, "info": {}, "images"')}[where]
+    assert dup[0] in text
+    data = text.replace(*dup, 1).encode()
+    with pytest.raises(typed.NotTypical):
+        typed.read(data)
+    assert decoder.decode(data, schema=COCO17).findings.num_rows  # the generic path names it
+
+
+def test_keys_spaced_before_the_colon_take_the_fast_path():
+    data = _doc([_row(1), _row(2)]).replace(b'":', b'" :')
+    fast, slow = both(data, schema=COCO17)
+    assert fast is not None
+    assert_same_decoded(fast, slow)
