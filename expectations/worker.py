@@ -95,7 +95,7 @@ def main() -> None:
     os.dup2(2, 1)  # anything GX prints goes to stderr, never into the replies
     from expectations import import_gx
 
-    v = import_gx(lean=True)
+    v = import_gx(without_sql=True)
     while True:
         try:
             req = pickle.load(sys.stdin.buffer)

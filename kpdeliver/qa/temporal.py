@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-from scipy.stats import chi2 as chi2_dist
+from scipy.special import chdtri, gammaincinv  # chi-square quantiles, as scipy.stats.chi2 computes them
 
 from kpdeliver.config import DeepQASettings
 from kpdeliver.findings import concat_findings, empty_findings
@@ -145,8 +145,8 @@ def jitter(
         # off each side's own path, every frame and the window as a whole beyond the noise: a smooth swing's
         # peak sags off its bridge like an excursion, but the frames entering and leaving it stay on the
         # paths of the sides they are next to, and a step that stays leaves the window on one side's path
-        thr = chi2_dist.isf(tail, 2 * w)
-        off_side = chi2_dist.isf(np.exp(-z_min**2 / 8), 2 * w)  # (z_min / 2 for one frame: carrying a path on is noisy)
+        thr = chdtri(2 * w, tail)  # chi2.isf
+        off_side = chdtri(2 * w, np.exp(-z_min**2 / 8))  # (z_min / 2 for one frame: carrying a path on is noisy)
         away = np.ones((n, k), bool)
         for ends in (((p1, prev(p1)), none), (none, (r1, nxt(r1)))):
             side = [_off_path(kps, frames, at, *ends, scale, gap) for at in win]
@@ -189,7 +189,7 @@ def _track_noise(raw: np.ndarray, dof: int, tracks: TrackOrder, sigmas: np.ndarr
     reads as a jump), and at least `floor`."""
     n, k = raw.shape
     n_tracks = int(tracks.track.max()) + 1
-    expected = chi2_dist.median(dof)
+    expected = 2 * gammaincinv(dof / 2, 0.5)  # chi2.median
     groups = (tracks.track[:, None] * k + np.arange(k)[None, :]).ravel()
     own = group_median(raw.ravel(), groups, n_tracks * k).reshape(n_tracks, k) / expected
     pooled = group_median((raw / sigmas**2).ravel(), np.repeat(tracks.track, k), n_tracks) / expected
