@@ -4,7 +4,7 @@ a release is built, never what it holds (the input fingerprint leaves it out).
 ```yaml
 runner:
   kind: threads            # default: Prefect's thread pool in the flow's process
-  max_workers: 4           # threads only; default Prefect's
+  max_workers: 4           # threads only; default: one per core
   shard_size: 500          # images per shard of the mapped steps (ingest, staging)
 
 runner: {kind: dask, address: "tcp://scheduler:8786"}   # an external Dask scheduler
@@ -34,7 +34,7 @@ class RunnerSettings(BaseModel):
                                    description="an external Dask scheduler (kind: dask)")
     workers: Optional[int] = Field(None, ge=1, le=256, description="LocalCluster worker processes (kind: dask)")
     threads_per_worker: int = Field(1, ge=1, le=64, description="threads in each LocalCluster worker")
-    max_workers: Optional[int] = Field(None, ge=1, le=256, description="threads of the pool (kind: threads)")
+    max_workers: Optional[int] = Field(None, ge=1, le=256, description="threads of the pool (kind: threads); default one per core")
     shard_size: int = Field(500, ge=1, le=1_000_000, description="images per shard of the mapped steps")
 
     @model_validator(mode="after")

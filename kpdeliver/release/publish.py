@@ -210,8 +210,9 @@ def publish(
     try:
         if marker is None:
             raise PublishError(f"the staging folder {store.location(claim['staging'])} claimed for these inputs is gone")
-        for path in marker["files"]:  # the same staged bytes, whichever run copies them
-            store.copy(join_key(claim["staging"], path), join_key(prefix, path))
+        with store.holding_folders():
+            for path in marker["files"]:  # the same staged bytes, whichever run copies them
+                store.copy(join_key(claim["staging"], path), join_key(prefix, path))
     except (StorageError, PublishError):
         # a twin may have published and cleaned its staging meanwhile
         if (existing := _already_published(store, prefix, fingerprint)) is not None:

@@ -63,9 +63,10 @@ def _server_side(release: ObjectStore, source: ObjectStore) -> bool:
 def stage_files(release: ObjectStore, prefix: str, files: dict[str, bytes]) -> dict[str, dict]:
     """Write files under `prefix`; their STAGED listing entries."""
     listing = {}
-    for path, data in files.items():
-        _put(release, join_key(prefix, path), data)
-        listing[path] = {"size": len(data), "sha256": sha256_hex(data)}
+    with release.holding_folders():
+        for path, data in files.items():
+            _put(release, join_key(prefix, path), data)
+            listing[path] = {"size": len(data), "sha256": sha256_hex(data)}
     return listing
 
 
@@ -73,21 +74,26 @@ def stage_copies(release: ObjectStore, source: ObjectStore, prefix: str,
                  copies: list[tuple[str, str, str]]) -> dict[str, dict]:
     """Copy images under `prefix`, each checked against its ingest sha256; their listing entries."""
     listing = {}
-    for src_key, path, sha in copies:
-        dst = join_key(prefix, path)
-        if _server_side(release, source):
-            release.copy_from(source, src_key, dst)
-            got, size, data = release.sha256(dst), release.size(dst), None
-        else:
-            data = source.get(src_key)
-            got, size = sha256_hex(data), len(data)
-        if got != sha:
-            raise SourceChanged(f"{source.location(src_key)} changed after ingest (sha256 {got[:12]}… instead of "
-                                f"{sha[:12]}…); run the delivery again to re-ingest it")
-        if data is not None:
-            _put(release, dst, data)
-        listing[path] = {"size": size, "sha256": sha}
+    with release.holding_folders(), source.holding_folders():
+        for src_key, path, sha in copies:
+            listing[path] = _stage_copy(release, source, src_key, join_key(prefix, path), sha)
     return listing
+
+
+def _stage_copy(release: ObjectStore, source: ObjectStore, src_key: str, dst: str, sha: str) -> dict:
+    """One image copied to `dst` (read once, checked against its ingest sha256); its listing entry."""
+    if _server_side(release, source):
+        release.copy_from(source, src_key, dst)
+        got, size, data = release.sha256(dst), release.size(dst), None
+    else:
+        data = source.get(src_key)
+        got, size = sha256_hex(data), len(data)
+    if got != sha:
+        raise SourceChanged(f"{source.location(src_key)} changed after ingest (sha256 {got[:12]}… instead of "
+                            f"{sha[:12]}…); run the delivery again to re-ingest it")
+    if data is not None:
+        _put(release, dst, data)
+    return {"size": size, "sha256": sha}
 
 
 def staged_marker(listing: dict[str, dict], counts: Counts, verdict: Verdict, signoff: bytes | None) -> dict:

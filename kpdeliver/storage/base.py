@@ -8,7 +8,8 @@ from __future__ import annotations
 import hashlib
 import re
 from abc import ABC, abstractmethod
-from typing import BinaryIO, Iterator
+from contextlib import nullcontext
+from typing import BinaryIO, ContextManager, Iterator
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -51,6 +52,10 @@ class ObjectStore(ABC):
     @abstractmethod
     def list(self, prefix: str = "") -> Iterator[str]:
         """Keys under `prefix`, sorted, relative to the store root."""
+
+    def holding_folders(self) -> ContextManager[None]:
+        """A block of many reads and writes (see LocalStore's); S3 has no folders to hold."""
+        return nullcontext()
 
     def skipped(self, prefix: str = "") -> list[tuple[str, str]]:
         """(key, why) for entries under `prefix` that exist but are not listed as objects because
