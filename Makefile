@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 WORK   ?= .work
 
-.PHONY: demo test test-fast test-deps lint bench bench-deps install clean
+.PHONY: demo test test-fast test-deps lint bench bench-large bench-deps install clean
 
 install: $(STAMP)
 
@@ -44,6 +44,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/qa_detection.py
 	$(BIN)/python bench/synth.py
+
+bench-large: $(STAMP)
+	$(BIN)/python bench/convert.py --instances 1000000 --images 200000 --repeat 3
+	$(BIN)/python bench/validate.py --instances 1000000 --images 200000 --runs 3
 
 clean:
 	rm -rf $(WORK) $(VENV) *.egg-info

@@ -75,9 +75,36 @@ def validate_dataset(
 def run_suites(ctx, frames: Frames, *, category_ids: list[int], settings: ValidationSettings,
                schema_name: str) -> tuple[dict, list[Failing]]:
     """GX validation results keyed by (suite, table), and every check's failing rows in report order."""
-    rules = build_rules(category_ids=category_ids, settings=settings)
-    results = _run(ctx, rules, frames, schema_name=schema_name)
-    return results, _failing(rules, results)
+    runner = SuiteRunner(ctx, category_ids=category_ids, settings=settings, schema_name=schema_name)
+    for key, frame in frames.items():
+        runner.run(key, frame)
+    return runner.finish()
+
+
+class SuiteRunner:
+    """The suites of one dataset, run a table at a time as its frame arrives (the `validate`
+    worker drops each frame once its suite has run). `Batch.validate` returns the results
+    without adding them to the context's results store: storing serialises every failing row
+    once more, a third of the run, for an ephemeral context nobody reads."""
+
+    def __init__(self, ctx, *, category_ids: list[int], settings: ValidationSettings, schema_name: str) -> None:
+        self.rules = build_rules(category_ids=category_ids, settings=settings)
+        self.suites = build_suites(self.rules, schema_name=schema_name)
+        self.source = ctx.data_sources.add_pandas("kpdeliver")
+        self.results: dict = {}
+
+    def run(self, key: tuple[str, str], frame) -> None:
+        batch = self.source.add_dataframe_asset(".".join(key)).add_batch_definition_whole_dataframe("all")
+        self.results[key] = batch.get_batch(batch_parameters={"dataframe": frame}).validate(
+            self.suites[key], result_format=RESULT_FORMAT)
+
+    def finish(self) -> tuple[dict, list[Failing]]:
+        """The results in suite order, and every check's failing rows in report order."""
+        missing = [".".join(key) for key in self.suites if key not in self.results]
+        if missing:
+            raise SuiteError(f"no rows were given for the suites {missing}")
+        results = {key: self.results[key] for key in self.suites}
+        return results, _failing(self.rules, results)
 
 
 def results_summary(results: dict) -> list[dict]:
@@ -120,19 +147,6 @@ def make_context():
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = {"globally": False}
     return ctx
-
-
-def _run(ctx, rules: list[Rule], frames: Frames, *, schema_name: str) -> dict:
-    """GX validation results keyed by (suite, table). `Batch.validate` returns the results
-    without adding them to the context's results store: storing serialises every failing row
-    once more, a third of the run, for an ephemeral context nobody reads."""
-    source = ctx.data_sources.add_pandas("kpdeliver")
-    out = {}
-    for key, suite in build_suites(rules, schema_name=schema_name).items():
-        batch = source.add_dataframe_asset(".".join(key)).add_batch_definition_whole_dataframe("all")
-        out[key] = batch.get_batch(batch_parameters={"dataframe": frames[key]}).validate(
-            suite, result_format=RESULT_FORMAT)
-    return out
 
 
 def _failing(rules: list[Rule], results: dict) -> list[Failing]:

@@ -1,10 +1,12 @@
 """Great Expectations in a second process, for the `validate` command.
 
-Importing GX takes 2.5-3 s, longer than reading a 100,000-instance file and building its
-frames. `GXWorker()` starts `python -m expectations.worker`, which imports GX meanwhile;
-`validate(...)` builds the frames here, sends them (one pickle over a pipe), gets back every
-check's failing rows, and locates the findings while the worker writes the validation results.
-Flows use the in-process `validate_dataset`: they import GX once and run many validations.
+Importing GX takes about 2 s (lean: see `expectations.import_gx`), longer than reading a
+100,000-instance file. `prestart()` or `GXWorker()` starts `python -m expectations.worker`,
+which imports GX meanwhile; `validate(...)` sends the dataset's frames one at a time (a pickle
+each over a wide pipe), the worker runs each table's suite as it arrives and drops it, so neither
+process holds all the frames of a million instances at once; then the worker returns every
+check's failing rows, and this process locates the findings while it writes the validation
+results. Flows use the in-process `validate_dataset`: they import GX once and run many validations.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import os
 import pickle
 import subprocess
 import sys
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,13 +62,15 @@ class GXWorker:
     def validate(self, dataset: Dataset, settings: ValidationSettings, *, docs_dir: Path | None,
                  source: str) -> pa.Table:
         """The findings of `expectations.validate_dataset` for `dataset` (validation results JSON to `docs_dir`)."""
-        from expectations.frames import build_frames  # pandas: not at CLI start-up
+        from expectations.frames import iter_frames  # pandas: not at CLI start-up
         from expectations.located import locate
 
-        request = {"frames": build_frames(dataset), "category_ids": [c.id for c in dataset.categories],
-                   "settings": settings, "schema_name": dataset.schema.name, "docs_dir": docs_dir}
+        header = {"category_ids": [c.id for c in dataset.categories], "settings": settings,
+                  "schema_name": dataset.schema.name, "docs_dir": docs_dir}
         try:
-            pickle.dump(request, self._proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            for message in chain([header], iter_frames(dataset), [None]):  # one frame alive at a time
+                pickle.dump(message, self._proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                del message
             self._proc.stdin.flush()
             failing = pickle.load(self._proc.stdout)
         except (BrokenPipeError, EOFError):
@@ -90,7 +95,8 @@ class GXWorker:
 
 
 def main() -> None:
-    """Worker loop: one pickled request in, its failing rows out, then its validation results JSON; until EOF."""
+    """Worker loop, until EOF: a header, then (key, frame) messages up to None; each table's suite
+    runs as its frame arrives; then the failing rows out, and the validation results JSON written."""
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything GX prints goes to stderr, never into the replies
     from expectations import import_gx
@@ -101,9 +107,12 @@ def main() -> None:
             req = pickle.load(sys.stdin.buffer)
         except EOFError:
             break
-        ctx = v.make_context()
-        results, failing = v.run_suites(ctx, req["frames"], category_ids=req["category_ids"],
-                                  settings=req["settings"], schema_name=req["schema_name"])
+        runner = v.SuiteRunner(v.make_context(), category_ids=req["category_ids"], settings=req["settings"],
+                               schema_name=req["schema_name"])
+        while (item := pickle.load(sys.stdin.buffer)) is not None:
+            runner.run(*item)
+            del item  # the frame: only its failing rows are kept
+        results, failing = runner.finish()
         pickle.dump(failing, replies, protocol=pickle.HIGHEST_PROTOCOL)
         replies.flush()
         v.write_results(results, req["docs_dir"])
