@@ -124,9 +124,9 @@ def main() -> None:
 
     # every run publishes into a folder of its own, and the last bench's are removed before any
     # timing: on this VM's ext4, deleting 50,000 files slows the file creations of the next minute
-    runs = work / "runs"
-    shutil.rmtree(runs, ignore_errors=True)
-    runs.mkdir()
+    run_dir = work / "runs"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir()
     os.sync()
     print(f"load before: {load()}")
     rows = []
@@ -137,14 +137,14 @@ def main() -> None:
             if not (root / "client.yaml").exists():
                 make_demo_batch(root, seed=1, n_images=n)
             config = load_config(root / "client.yaml")
-            floor_out = runs / f"floor-{n}"
+            floor_out = run_dir / f"floor-{n}"
             floor_out.mkdir()
             floor = floor_seconds(Path(config.source), floor_out)
             runners = ([("threads", RunnerSettings(shard_size=args.shard_size))] if n in args.images else []) + [
                 (f"dask x{w}", RunnerSettings(kind="dask", workers=w, shard_size=args.shard_size))
                 for w in (args.dask if n == args.dask_images else [])]
             for label, runner in runners:
-                releases = runs / f"{n}-{label.replace(' ', '')}"
+                releases = run_dir / f"{n}-{label.replace(' ', '')}"
                 wall, cpu, stages = deliver(config, releases, runner)
                 rows.append((n, label, wall, cpu, floor, stages))
                 print(f"\n{n} images, {label}: wall {wall:.1f} s, CPU of all processes {cpu:.1f} s; "
