@@ -24,6 +24,7 @@ _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0
 _READ_MAX = 1 << 30  # Linux returns at most 2 GiB - 4 KiB per read; below that a short read means the end
 _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _TEMP = ".kp-tmp"
+_HELD_MAX = 128  # folder descriptors one store keeps at most (the usual limit is 1,024 per process)
 
 
 def _remove(name: str, dir_fd: int) -> None:
@@ -107,12 +108,15 @@ class LocalStore(ObjectStore):
     def _last_folder(self, parts: list[str], key: str, *, create: bool = False) -> Iterator[int]:
         """The descriptor of the folder `parts` (see `_folder`), a kept one inside `holding_folders`."""
         held = self._use_held()
+        folder = tuple(parts)
+        if held is not None and folder not in held.fds and len(held.fds) >= _HELD_MAX:
+            self._unuse(held)  # a batch of many folders (a video per folder): the rest are walked
+            held = None
         if held is None:
             with self._folder(parts, key, create=create) as fds:
                 yield fds[-1]
             return
         try:
-            folder = tuple(parts)
             fd = held.fds.get(folder)
             if fd is None:
                 with self._folder(parts, key, create=create) as fds:

@@ -62,6 +62,7 @@ class _File(Struct, forbid_unknown_fields=True):
 
 _DECODER = msgspec.json.Decoder(_File)
 _CHUNK = 50_000  # rows parsed at a time: bounds the text and table alive at once
+_MAX_K = 2048  # keypoints per instance the typed path parses as CSV columns (whole-body 133, face meshes 478)
 
 
 _ENCODER = msgspec.json.Encoder()
@@ -91,8 +92,8 @@ def keypoint_count(anns: list[_Annotation]) -> int:
     if not anns:
         raise NotTypical("no annotations")
     values = bytes(anns[0].keypoints).count(b",") + 1
-    if values % 3:
-        raise NotTypical("keypoints not x, y, v triplets")
+    if values % 3 or values > 3 * _MAX_K:
+        raise NotTypical("keypoints not x, y, v triplets, or more than the typed path's columns")
     return values // 3
 
 

@@ -147,3 +147,13 @@ def test_keys_spaced_before_the_colon_take_the_fast_path():
     fast, slow = both(data, schema=COCO17)
     assert fast is not None
     assert_same_decoded(fast, slow)
+
+
+def test_more_keypoints_than_the_typed_columns_go_the_generic_way():
+    k = typed._MAX_K + 1
+    data = json.dumps({"images": [{"id": 1, "file_name": "a.jpg", "width": 9, "height": 9}],
+                       "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "keypoints": [1.0, 2.0, 2] * k}],
+                       "categories": [{"id": 1, "name": "mesh"}]}).encode()
+    with pytest.raises(typed.NotTypical):
+        decoder._decode_typed(data, schema=None, source="f.json", annotator="")
+    assert decoder.decode(data).dataset.instances.keypoints.shape == (1, k, 3)
