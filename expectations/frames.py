@@ -26,17 +26,13 @@ import pandas as pd
 
 from kpdeliver.model import Dataset
 
-Frames = dict[tuple[str, str], pd.DataFrame]  # (suite, table) -> its rows
+Frame = tuple[tuple[str, str], pd.DataFrame]  # (suite, table) and rows of that table
 
 
-def build_frames(dataset: Dataset) -> Frames:
-    """Every (suite, table) frame for one dataset."""
-    return dict(iter_frames(dataset))
-
-
-def iter_frames(dataset: Dataset) -> Iterator[tuple[tuple[str, str], pd.DataFrame]]:
-    """The frames one at a time, the small ones first, so a caller holds one big frame at a time
-    (a million instances make 1.3 GB of point frames)."""
+def iter_frames(dataset: Dataset) -> Iterator[Frame]:
+    """The tables one at a time, the small ones first; a points table in pieces of at most
+    `_PIECE` rows (its rules are all per row), so that neither the builder nor GX ever holds a
+    whole points table of a million instances (1.3 GB, and GX works in three times its input)."""
     with np.errstate(divide="ignore", invalid="ignore"):  # a zero side or absent box gives inf/NaN on purpose
         yield from _images(dataset).items()
         yield from _instances(dataset).items()
@@ -52,28 +48,33 @@ def image_sizes(dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return img, sides[img, 0], sides[img, 1]
 
 
-def _frame(n: int, columns: list[str], fill, index: np.ndarray, name: str) -> pd.DataFrame:
-    """Float columns as one [columns, rows] block that pandas keeps as is (a dict of columns would
-    be copied into one), NaN where a column does not apply. `fill(rows, block)` writes the
-    columns of the points `rows` (a slice) into `block` ([columns, len(rows)], all NaN); it is
-    called a chunk at a time, so its temporaries stay small at any size."""
-    block = np.full((len(columns), n), np.nan)
-    for start in range(0, n, _CHUNK):
-        rows = slice(start, min(n, start + _CHUNK))
-        fill(rows, block[:, rows])
-    return pd.DataFrame(block.T, columns=columns, index=pd.Index(index, name=name), copy=False)
+def _pieces(key: tuple[str, str], columns: list[str], fill, index: np.ndarray, name: str) -> Iterator[Frame]:
+    """Float columns in pieces of `_PIECE` rows, each one [columns, rows] block that pandas keeps
+    as is (a dict of columns would be copied into one), NaN where a column does not apply.
+    `fill(rows, block)` writes the columns of the points `rows` (a slice) into `block`
+    ([columns, len(rows)], all NaN), `_CHUNK` points at a time, so its temporaries stay small."""
+    for first in range(0, max(len(index), 1), _PIECE):
+        last = min(len(index), first + _PIECE)
+        block = np.full((len(columns), last - first), np.nan)
+        for start in range(first, last, _CHUNK):
+            rows = slice(start, min(last, start + _CHUNK))
+            fill(rows, block[:, rows.start - first:rows.stop - first])
+        yield key, pd.DataFrame(block.T, columns=columns, index=pd.Index(index[first:last], name=name), copy=False)
 
 
 _CHUNK = 1 << 20  # points computed at a time: about 100 MB of temporaries
+_PIECE = 4 * _CHUNK  # rows of a points table handed on at a time
 
 
-def _points(dataset: Dataset) -> Iterator[tuple[tuple[str, str], pd.DataFrame]]:
+def _points(dataset: Dataset) -> Iterator[Frame]:
     ins = dataset.instances
     k = dataset.schema.num_keypoints
     kp = ins.keypoints.reshape(-1, 3)
     pt = np.flatnonzero(kp.any(axis=1))  # points written exactly (0, 0, 0) are left out
     finite = np.isfinite(kp[pt]).all(axis=1)
-    yield ("schema", "points"), pd.DataFrame({"finite": finite}, index=pd.Index(pt, name="pt"))
+    for first in range(0, max(len(pt), 1), _PIECE):
+        yield ("schema", "points"), pd.DataFrame({"finite": finite[first:first + _PIECE]},
+                                                 index=pd.Index(pt[first:first + _PIECE], name="pt"))
 
     def visibility(rows: slice, block: np.ndarray) -> None:
         x, y, v = kp[pt[rows]].T
@@ -82,8 +83,8 @@ def _points(dataset: Dataset) -> Iterator[tuple[tuple[str, str], pd.DataFrame]]:
         np.copyto(block[1], np.maximum(np.abs(x), np.abs(y)), where=ok & (v == 0))
         np.copyto(block[2], np.abs(x) + np.abs(y), where=ok & (v > 0))
 
-    yield ("visibility", "points"), _frame(len(pt), ["v", "unlabeled_offset", "labeled_origin_distance"],
-                                           visibility, pt, "pt")
+    yield from _pieces(("visibility", "points"), ["v", "unlabeled_offset", "labeled_origin_distance"],
+                       visibility, pt, "pt")
 
     labeled = pt[finite & (kp[pt, 2] > 0)]
     _, w_i, h_i = image_sizes(dataset)
@@ -101,11 +102,11 @@ def _points(dataset: Dataset) -> Iterator[tuple[tuple[str, str], pd.DataFrame]]:
         np.copyto(block[2], np.maximum(-lo, hi - 1), where=v == 1)
         np.copyto(block[3], np.maximum(-np.minimum(bu, bv), np.maximum(bu, bv) - 1), where=np.isfinite(bbox).all(axis=1))
 
-    yield ("bounds", "points"), _frame(len(labeled), ["visible_min", "visible_max", "occluded_outside", "box_outside"],
-                                       bounds, labeled, "pt")
+    yield from _pieces(("bounds", "points"), ["visible_min", "visible_max", "occluded_outside", "box_outside"],
+                       bounds, labeled, "pt")
 
 
-def _instances(dataset: Dataset) -> Frames:
+def _instances(dataset: Dataset) -> dict[tuple[str, str], pd.DataFrame]:
     ins = dataset.instances
     img, w, h = image_sizes(dataset)
     declared = ins.num_keypoints
@@ -125,7 +126,7 @@ def _instances(dataset: Dataset) -> Frames:
     }
 
 
-def _images(dataset: Dataset) -> Frames:
+def _images(dataset: Dataset) -> dict[tuple[str, str], pd.DataFrame]:
     im = dataset.images
     return {("schema", "images"): pd.DataFrame(
         {"image_id": im.id, "size_known": (im.width > 0) & (im.height > 0)},

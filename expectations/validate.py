@@ -11,7 +11,7 @@ import orjson
 import pyarrow as pa
 from great_expectations.execution_engine import pandas_execution_engine
 
-from expectations.frames import Frames, build_frames
+from expectations.frames import iter_frames
 from expectations.located import Failing, locate
 from expectations.suites import SUPERSEDES, Rule, build_rules, build_suites
 from kpdeliver.config import ValidationSettings
@@ -65,25 +65,19 @@ def validate_dataset(
     (what the QA report renders; GX's own Data Docs are not built: they load their styles and
     scripts from CDNs and show nothing offline).
     """
-    ctx = make_context()
-    results, failing = run_suites(ctx, build_frames(dataset), category_ids=[c.id for c in dataset.categories],
-                                  settings=settings, schema_name=dataset.schema.name)
+    runner = SuiteRunner(make_context(), category_ids=[c.id for c in dataset.categories], settings=settings,
+                         schema_name=dataset.schema.name)
+    for key, rows in iter_frames(dataset):
+        runner.run(key, rows)
+    results, failing = runner.finish()
     findings = locate(dataset, failing, source=source)
     return ValidationReport(findings=findings, results_path=write_results(results, docs_dir), results=results)
 
 
-def run_suites(ctx, frames: Frames, *, category_ids: list[int], settings: ValidationSettings,
-               schema_name: str) -> tuple[dict, list[Failing]]:
-    """GX validation results keyed by (suite, table), and every check's failing rows in report order."""
-    runner = SuiteRunner(ctx, category_ids=category_ids, settings=settings, schema_name=schema_name)
-    for key, frame in frames.items():
-        runner.run(key, frame)
-    return runner.finish()
-
-
 class SuiteRunner:
-    """The suites of one dataset, run a table at a time as its frame arrives (the `validate`
-    worker drops each frame once its suite has run). `Batch.validate` returns the results
+    """The suites of one dataset, run on each table's rows as they arrive: a points table comes
+    in pieces (its rules are all per row), and their results are merged in `finish`. The
+    `validate` worker drops each piece once validated. `Batch.validate` returns the results
     without adding them to the context's results store: storing serialises every failing row
     once more, a third of the run, for an ephemeral context nobody reads."""
 
@@ -91,20 +85,79 @@ class SuiteRunner:
         self.rules = build_rules(category_ids=category_ids, settings=settings)
         self.suites = build_suites(self.rules, schema_name=schema_name)
         self.source = ctx.data_sources.add_pandas("kpdeliver")
-        self.results: dict = {}
+        self.assets: dict = {}
+        self.parts: dict = {}
 
-    def run(self, key: tuple[str, str], frame) -> None:
-        batch = self.source.add_dataframe_asset(".".join(key)).add_batch_definition_whole_dataframe("all")
-        self.results[key] = batch.get_batch(batch_parameters={"dataframe": frame}).validate(
-            self.suites[key], result_format=RESULT_FORMAT)
+    def run(self, key: tuple[str, str], rows) -> None:
+        if key not in self.assets:
+            self.assets[key] = self.source.add_dataframe_asset(".".join(key)).add_batch_definition_whole_dataframe("all")
+        self.parts.setdefault(key, []).append(self.assets[key].get_batch(batch_parameters={"dataframe": rows}).validate(
+            self.suites[key], result_format=RESULT_FORMAT))
+        # the engine keeps every batch it loaded, and the rows with it
+        batches = self.source.get_execution_engine().batch_manager
+        batches.reset_batch_cache()
+        batches.batch_data_cache.clear()
 
     def finish(self) -> tuple[dict, list[Failing]]:
         """The results in suite order, and every check's failing rows in report order."""
-        missing = [".".join(key) for key in self.suites if key not in self.results]
+        missing = [".".join(key) for key in self.suites if key not in self.parts]
         if missing:
             raise SuiteError(f"no rows were given for the suites {missing}")
-        results = {key: self.results[key] for key in self.suites}
+        results = {key: _merged(self.parts[key]) for key in self.suites}
         return results, _failing(self.rules, results)
+
+
+_SUMMED = ("element_count", "unexpected_count", "missing_count")
+_PARTIAL = 20  # GX's default partial_unexpected_count
+
+
+def _merged(parts: list):
+    """One suite result from the results of the pieces of one table (per-row rules):
+    counts summed, failing rows concatenated, percentages and each expectation's `mostly`
+    verdict recomputed the way GX computes them (`_mostly_success`), the suite's statistics too."""
+    merged = parts[0]
+    if len(parts) == 1:
+        return merged
+    same = [{_expectation_key(q): q for q in p.results} for p in parts]  # GX orders results freely
+    for i, r in enumerate(merged.results):
+        pieces = [by_key[_expectation_key(r)] for by_key in same]
+        failed_to_run = next((q for q in pieces if (q.exception_info or {}).get("raised_exception")), None)
+        if failed_to_run is not None:
+            merged.results[i] = failed_to_run
+            continue
+        res = r.result
+        for name in _SUMMED:
+            if name in res:
+                res[name] = sum(q.result.get(name) or 0 for q in pieces)
+        for name in ("unexpected_index_list", "partial_unexpected_index_list"):
+            if name in res:
+                res[name] = [row for q in pieces for row in q.result.get(name) or []]
+        if "partial_unexpected_index_list" in res:
+            res["partial_unexpected_index_list"] = res["partial_unexpected_index_list"][:_PARTIAL]
+        res.pop("unexpected_index_query", None)  # a query over one part's rows would mislead
+        total, unexpected, missing = (res.get(n) or 0 for n in ("element_count", "unexpected_count", "missing_count"))
+        considered = total - missing
+        if "missing_percent" in res:
+            res["missing_percent"] = missing / total * 100 if total else None
+        if "unexpected_percent_total" in res:
+            res["unexpected_percent_total"] = unexpected / total * 100 if total else None
+        for name in ("unexpected_percent", "unexpected_percent_nonmissing"):
+            if name in res:
+                res[name] = unexpected / considered * 100 if considered else None
+        mostly = r.expectation_config.kwargs.get("mostly", 1)
+        r.success = True if considered == 0 else (considered - unexpected) / considered >= mostly
+    successful = sum(bool(r.success) for r in merged.results)
+    merged.success = successful == len(merged.results)
+    stats = merged.statistics
+    stats["successful_expectations"] = successful
+    stats["unsuccessful_expectations"] = len(merged.results) - successful
+    stats["success_percent"] = successful / len(merged.results) * 100 if merged.results else None
+    return merged
+
+
+def _expectation_key(r) -> tuple[str, str]:
+    cfg = r.expectation_config
+    return cfg.type, repr(sorted(cfg.kwargs.items()))
 
 
 def results_summary(results: dict) -> list[dict]:

@@ -2,9 +2,9 @@
 
 Importing GX takes about 2 s (lean: see `expectations.import_gx`), longer than reading a
 100,000-instance file. `prestart()` or `GXWorker()` starts `python -m expectations.worker`,
-which imports GX meanwhile; `validate(...)` sends the dataset's frames one at a time (a pickle
-each over a wide pipe), the worker runs each table's suite as it arrives and drops it, so neither
-process holds all the frames of a million instances at once; then the worker returns every
+which imports GX meanwhile; `validate(...)` sends the dataset's tables one piece at a time (a
+pickle each over a wide pipe), the worker validates each piece as it arrives and drops it, so
+neither process holds a whole points table of a million instances; then the worker returns every
 check's failing rows, and this process locates the findings while it writes the validation
 results. Flows use the in-process `validate_dataset`: they import GX once and run many validations.
 """

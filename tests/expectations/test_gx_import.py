@@ -46,3 +46,28 @@ def test_lean_worker_import_gives_the_same_findings():
         assert result["deferred"] == {"scipy.stats": "_LazyModule", "altair": "_LazyModule"}
     assert worker["findings"] == flow["findings"]
     assert {"visibility.unlabeled_with_coords", "bounds.visible_outside_image"} <= set(worker["findings"])
+
+
+@pytest.mark.parametrize("mostly", [1.0, 0.995])
+def test_points_validated_in_pieces_give_the_whole_tables_results(monkeypatch, mostly):
+    import orjson
+
+    from expectations import import_gx
+    from kpdeliver.config import ValidationSettings
+    from kpdeliver.synth.datasets import synthetic_dataset
+
+    v = import_gx()
+    ds = synthetic_dataset(200, 600, seed=5)
+    ins = ds.instances
+    ins.keypoints[::97, 0] = (3.0, 4.0, 0)  # v=0 with coordinates
+    ins.keypoints[::89, 5] = (-50.0, 10.0, 2)  # visible outside the image
+    settings = ValidationSettings(mostly=mostly)
+    whole = v.validate_dataset(ds, settings)
+    from expectations import frames
+
+    monkeypatch.setattr(frames, "_CHUNK", 331)
+    monkeypatch.setattr(frames, "_PIECE", 997)  # a dozen uneven pieces per points table, filled in thirds
+    parts = v.validate_dataset(ds, settings)
+    assert parts.findings.equals(whole.findings)
+    assert orjson.dumps(v.results_summary(parts.results)) == orjson.dumps(v.results_summary(whole.results))
+    assert {"visibility.unlabeled_with_coords", "bounds.visible_outside_image"} <= set(whole.findings["check"].to_pylist())
