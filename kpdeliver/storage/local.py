@@ -12,12 +12,12 @@ import errno
 import os
 import secrets
 import stat
-import threading
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, ContextManager, Iterator
 
 from kpdeliver.storage.base import ObjectStore, StorageError, check_key
+from kpdeliver.storage.held import HeldFolders
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 # O_NONBLOCK: opening a FIFO planted in a batch must not hang the run; it is refused after fstat
@@ -49,20 +49,11 @@ class LinkError(StorageError):
         self.key = key  # the link itself, which may be a folder above the key asked for
 
 
-class _Held:
-    """Folder descriptors kept open while anyone uses them (see `LocalStore.holding_folders`)."""
-
-    def __init__(self) -> None:
-        self.fds: dict[tuple[str, ...], int] = {}
-        self.users = 0
-
-
 class LocalStore(ObjectStore):
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().resolve()
         self.url = str(self.root)
-        self._held: _Held | None = None
-        self._lock = threading.Lock()
+        self._held = HeldFolders(_HELD_MAX)
 
     def __getstate__(self) -> dict:  # descriptors and locks stay in their process
         return {"root": self.root, "url": self.url}
@@ -70,63 +61,17 @@ class LocalStore(ObjectStore):
     def __setstate__(self, state: dict) -> None:
         self.__init__(state["root"])
 
-    def _use_held(self) -> _Held | None:
-        with self._lock:
-            if self._held is not None:
-                self._held.users += 1
-            return self._held
-
-    def _unuse(self, held: _Held) -> None:
-        with self._lock:
-            held.users -= 1
-            if held.users:
-                return
-            if self._held is held:
-                self._held = None
-        for fd in held.fds.values():
-            os.close(fd)
-
-    @contextmanager
-    def holding_folders(self) -> Iterator[None]:
+    def holding_folders(self) -> ContextManager[None]:
         """Within the block (in any thread), each folder's descriptor is opened once and kept for
-        the reads and writes below it, instead of walking from the root again for every object: a
-        batch of 20,000 images then opens each folder once, not 20,000 times. The folders are
-        still reached without following links; a folder replaced by a link afterwards is never
-        entered (the kept descriptor is the folder as it was). Not for blocks that delete folders.
-        The descriptors are closed when the last block, and the last access using them, ends."""
-        with self._lock:
-            if self._held is None:
-                self._held = _Held()
-            held = self._held
-            held.users += 1
-        try:
-            yield
-        finally:
-            self._unuse(held)
+        the reads and writes below it, instead of walking from the root again for every object
+        (`storage.held`). The folders are still reached without following links; a folder
+        replaced by a link afterwards is never entered (the kept descriptor is the folder as it
+        was). Not for blocks that delete folders."""
+        return self._held.holding()
 
-    @contextmanager
-    def _last_folder(self, parts: list[str], key: str, *, create: bool = False) -> Iterator[int]:
+    def _last_folder(self, parts: list[str], key: str, *, create: bool = False) -> ContextManager[int]:
         """The descriptor of the folder `parts` (see `_folder`), a kept one inside `holding_folders`."""
-        held = self._use_held()
-        folder = tuple(parts)
-        if held is not None and folder not in held.fds and len(held.fds) >= _HELD_MAX:
-            self._unuse(held)  # a batch of many folders (a video per folder): the rest are walked
-            held = None
-        if held is None:
-            with self._folder(parts, key, create=create) as fds:
-                yield fds[-1]
-            return
-        try:
-            fd = held.fds.get(folder)
-            if fd is None:
-                with self._folder(parts, key, create=create) as fds:
-                    with self._lock:
-                        fd = held.fds.get(folder)
-                        if fd is None:
-                            fd = held.fds[folder] = os.dup(fds[-1])
-            yield fd
-        finally:
-            self._unuse(held)
+        return self._held.folder(tuple(parts), lambda: self._folder(parts, key, create=create))
 
     def _parts(self, key: str) -> list[str]:
         return [p for p in check_key(key).split("/") if p not in ("", ".")]
