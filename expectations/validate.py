@@ -129,13 +129,11 @@ def _merged(parts: list):
         for name in _SUMMED:
             if name in res:
                 res[name] = sum(q.result.get(name) or 0 for q in pieces)
-        for name in ("unexpected_index_list", "partial_unexpected_index_list"):
+        for name, keep in (("unexpected_index_list", None), ("partial_unexpected_index_list", _PARTIAL)):
             if name in res:
-                res[name] = [row for q in pieces for row in q.result.get(name) or []]
-        if "partial_unexpected_index_list" in res:
-            res["partial_unexpected_index_list"] = res["partial_unexpected_index_list"][:_PARTIAL]
+                res[name] = [row for q in pieces for row in q.result.get(name) or []][:keep]
         res.pop("unexpected_index_query", None)  # a query over one part's rows would mislead
-        total, unexpected, missing = (res.get(n) or 0 for n in ("element_count", "unexpected_count", "missing_count"))
+        total, unexpected, missing = (res.get(name) or 0 for name in _SUMMED)
         considered = total - missing
         if "missing_percent" in res:
             res["missing_percent"] = missing / total * 100 if total else None

@@ -21,6 +21,7 @@ from kpdeliver.schema import KeypointSchema
 
 DECIMALS = 7  # 1e-7 of the image side: 1e-3 px up to 10,000 px images
 _SCALE = 10**DECIMALS
+_FIELD = DECIMALS + 3  # a number's width in a label line: `d.ddddddd` and its separator
 
 
 _SPLIT_WORDS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
@@ -88,8 +89,7 @@ def label_lines(
     cls = np.searchsorted(np.asarray(cat_ids), ins.category_id)
     cls_w = len(str(max(len(cat_ids) - 1, 0)))
 
-    field = DECIMALS + 3  # digits + separator
-    width = cls_w + 1 + 4 * field + k * (2 * field + 2)
+    width = cls_w + 1 + 4 * _FIELD + k * (2 * _FIELD + 2)
     buf = np.empty((n, width), np.uint8)
     for start in range(0, n, _ROWS):
         end = min(n, start + _ROWS)
@@ -121,17 +121,16 @@ def _format(buf: np.ndarray, ins: Instances, w: np.ndarray, h: np.ndarray, cls: 
     xn = np.where(drop, 0.0, xn)
     yn = np.where(drop, 0.0, yn)
 
-    field = DECIMALS + 3
     buf[:] = ord(" ")
     buf[:, :cls_w] = np.char.rjust(cls.astype(str), cls_w).astype(f"S{cls_w}").view(np.uint8).reshape(n, cls_w)
     pos = cls_w + 1
     for j in range(4):
-        buf[:, pos:pos + field - 1] = _fixed(box[:, j])
-        pos += field
-    kp_block = buf[:, pos:].reshape(n, k, 2 * field + 2)
-    kp_block[:, :, : field - 1] = _fixed(xn.reshape(-1)).reshape(n, k, field - 1)
-    kp_block[:, :, field: 2 * field - 1] = _fixed(yn.reshape(-1)).reshape(n, k, field - 1)
-    kp_block[:, :, 2 * field] = ord("0") + v
+        buf[:, pos:pos + _FIELD - 1] = _fixed(box[:, j])
+        pos += _FIELD
+    kp_block = buf[:, pos:].reshape(n, k, 2 * _FIELD + 2)
+    kp_block[:, :, : _FIELD - 1] = _fixed(xn.reshape(-1)).reshape(n, k, _FIELD - 1)
+    kp_block[:, :, _FIELD: 2 * _FIELD - 1] = _fixed(yn.reshape(-1)).reshape(n, k, _FIELD - 1)
+    kp_block[:, :, 2 * _FIELD] = ord("0") + v
     buf[:, -1] = ord("\n")
 
 
