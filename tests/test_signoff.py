@@ -202,23 +202,14 @@ def test_the_demo_batch_is_conditional_naming_the_annotator_below_gold(tmp_path)
     left/right swap sinks their gold OKS is named in the verdict's reasons."""
     import orjson
 
-    from kpdeliver.codecs.resolve import resolve_schema
     from kpdeliver.config import load_config
-    from kpdeliver.ingest.batch import ingest_images
-    from kpdeliver.storage import LocalStore
     from kpdeliver.synth import make_demo_batch
-    from tasks import compute, store
+    from tests.release_helpers import package_demo
 
     config = load_config(make_demo_batch(tmp_path, seed=0))
     truth = orjson.loads((tmp_path / "truth.json").read_bytes())
     [swapper] = [m["annotator"] for m in truth["mistakes"] if m["kind"] == "left_right_swap"]
-    source = LocalStore(config.source)
-    ingested = ingest_images(source)
-    assignments = compute.assign_work.fn(ingested.images, config.annotators, config.assignment)
-    collected = store.collect_exports.fn(source, ingested.images, resolve_schema(config.schema_name), config.annotators)
-    validated = compute.validate.fn(collected, ingested.findings, assignments, config.validation, config.deep_qa)
-    held = compute.quarantine.fn(collected, assignments, validated.validation.findings, config.validation.quarantine)
-    plan = compute.package.fn(config, held, validated, ingested.refused, assignments, source, None)
+    plan, _ = package_demo(config)
 
     assert plan.verdict.verdict in ("conditional", "fail")
     gold = judged(plan.verdict, "min_gold_oks", swapper)
