@@ -102,9 +102,7 @@ def main() -> None:
         line = len(next(p for p in (first / "labels").rglob("*.txt") if p.stat().st_size).read_bytes().split(b"\n")[0]) + 1
         shutil.rmtree(first)
 
-        ultra_py = os.environ.get("ULTRALYTICS_PYTHON") or next(
-            (str(p) for p in (ROOT / ".work/ultra-venv/bin/python", Path("/work/main/.work/ultra-venv/bin/python"))
-             if p.exists()), "")
+        ultra_py = os.environ.get("ULTRALYTICS_PYTHON") or str(ROOT / ".work/ultra-venv/bin/python")
         ultra = bool(ultra_py) and Path(ultra_py).exists() and not args.no_ultralytics
         env = {**os.environ, "YOLO_CONFIG_DIR": str(work / "ul_cfg"), "YOLO_OFFLINE": "1"}
         tools = {

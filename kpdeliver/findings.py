@@ -1,4 +1,4 @@
-"""The findings table: one row per problem found, with a stable check id (see DESIGN.md).
+"""The findings table: one row per problem found, with a stable check id (docs/qa-checks.md).
 
 Findings are built a whole column at a time (`findings_for`) so a check that fails on
 100,000 rows costs one vectorised call, not 100,000 Python objects.

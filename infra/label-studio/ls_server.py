@@ -7,7 +7,7 @@ fixture and the command line share it).
     python infra/label-studio/ls_server.py start --root BATCHES [--port 8080]
         start on a copy of the template (about 15 s) and print the URL and token; Ctrl-C stops it
 
-Known traps (see ../shared/STACK.md): without LABEL_STUDIO_BASE_DATA_DIR even `--help` writes
+Known traps: without LABEL_STUDIO_BASE_DATA_DIR even `--help` writes
 into the home folder; a busy port makes Label Studio move to the next one silently, so the port
 is checked; the legacy token works only when the organisation was created with the legacy flag,
 which the template is.

@@ -32,7 +32,8 @@ def _open(config_path: Path):
 
     cfg = load_checked_config(config_path)  # every problem at once; another client's locations refused
     if cfg.tool is None:
-        _fail(f"{config_path}: no tool: section (kind, url, token_env, users); see README 'Label Studio'")
+        _fail(f"{config_path}: no tool: section (kind, url, token_env, users); "
+              "see docs/operations.md, 'Label Studio in the loop'")
     try:
         token = cfg.tool.token()
     except KeyError as e:

@@ -1,4 +1,4 @@
-"""The release layout that publication, verification and sharing all read (DESIGN.md):
+"""The release layout that publication, verification and sharing all read (docs/release.md):
 
     <releases>/<client>/catalog.parquet
     <releases>/<client>/<dataset>/v<NNNN>/manifest.json   (and every file it lists)

@@ -1,7 +1,7 @@
 """Package a validated dataset as a release, in memory: every file's bytes, the images to copy,
 the counts and the sign-off. Writing it anywhere is `publish`'s job.
 
-What a release holds (DESIGN.md): coco/<split>.json, yolo/{data.yaml,images/,labels/},
+What a release holds (docs/release.md): coco/<split>.json, yolo/{data.yaml,images/,labels/},
 index/*.parquet, qa/{findings,quarantine,annotators}.parquet, qa/report.html, qa/signoff.json.
 """
 from __future__ import annotations

@@ -131,7 +131,7 @@ MISTAKES = (
 
 
 # The sign-off rules of the demo client, written out in full (they are the defaults) so that its
-# client.yaml shows what a client can set; README's sign-off section quotes them.
+# client.yaml shows what a client can set; docs/release.md's sign-off section quotes them.
 DEMO_SIGNOFF_RULES = {
     "min_mean_oks": 0.75,
     "min_agreement_oks": 0.75,

@@ -28,7 +28,8 @@ from kpdeliver.collect.files import read_annotations
 ROOT = Path(__file__).resolve().parents[2]
 REAL = ROOT / "tests" / "fixtures" / "real"
 KPDELIVER = Path(sys.executable).with_name("kpdeliver")
-ULTRA_PY = Path("/work/main/.work/ultra-venv/bin/python")
+# the Ultralytics venv `make bench-deps` builds in the repository (ULTRALYTICS_PYTHON: one elsewhere)
+ULTRA_PY = Path(os.environ.get("ULTRALYTICS_PYTHON") or ROOT / ".work" / "ultra-venv" / "bin" / "python")
 PHOTOS_DIR = "pillow/"
 
 
