@@ -1,0 +1,14 @@
+"""The README is a front page a newcomer reads whole: short, and it leads to every docs/ page."""
+from __future__ import annotations
+
+from tests.docs.docs_helpers import DOCS, ROOT
+
+
+def test_readme_is_at_most_200_lines():
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 200
+
+
+def test_readme_links_every_docs_page():
+    readme = (ROOT / "README.md").read_text()
+    missing = [p.name for p in sorted(DOCS.glob("*.md")) if f"(docs/{p.name})" not in readme]
+    assert missing == []
