@@ -233,9 +233,8 @@ def undescribed() -> list[str]:
 
 
 def _doc(model: type) -> str:
-    doc = model.__doc__ or ""
-    if doc.startswith(("Usage docs:", "!!!")) or not doc.strip():  # pydantic's own BaseModel docstring
-        return ""
+    """The model's own docstring as one paragraph ("" when it has none)."""
+    doc = model.__dict__.get("__doc__") or ""
     return " ".join(line.strip() for line in doc.strip().splitlines() if line.strip())
 
 
@@ -243,7 +242,7 @@ def _section(path: str, model: type, links: dict[type, str]) -> list[str]:
     title = path or "Top-level keys"
     lines = [f"## {title}", ""]
     if _doc(model):
-        lines += [_doc(model).replace("\n", " "), ""]
+        lines += [_doc(model), ""]
     lines += ["| key | type | default | description |", "|---|---|---|---|"]
     listed = []
     for name, field in model.model_fields.items():
