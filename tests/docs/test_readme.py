@@ -12,3 +12,15 @@ def test_readme_links_every_docs_page():
     readme = (ROOT / "README.md").read_text()
     missing = [p.name for p in sorted(DOCS.glob("*.md")) if f"(docs/{p.name})" not in readme]
     assert missing == []
+
+
+def test_readme_minimal_config_is_a_valid_config():
+    import re
+
+    import yaml
+
+    from kpdeliver.config import config_from_dict
+
+    block = re.search(r"## A minimal config\n.*?```yaml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    config = config_from_dict(yaml.safe_load(block.group(1)), origin="README.md")
+    assert config.client == "acme"
