@@ -1,6 +1,12 @@
-"""The README is a front page a newcomer reads whole: short, and it leads to every docs/ page."""
+"""The README is a front page a newcomer reads whole: short, it leads to every docs/ page, and
+its minimal config is one kpdeliver accepts."""
 from __future__ import annotations
 
+import re
+
+import yaml
+
+from kpdeliver.config import config_from_dict
 from tests.docs.docs_helpers import DOCS, ROOT
 
 
@@ -15,12 +21,6 @@ def test_readme_links_every_docs_page():
 
 
 def test_readme_minimal_config_is_a_valid_config():
-    import re
-
-    import yaml
-
-    from kpdeliver.config import config_from_dict
-
     block = re.search(r"## A minimal config\n.*?```yaml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
     config = config_from_dict(yaml.safe_load(block.group(1)), origin="README.md")
     assert config.client == "acme"
