@@ -247,8 +247,8 @@ def _section(path: str, model: type, links: dict[type, str]) -> list[str]:
     listed = []
     for name, field in model.model_fields.items():
         key = field.alias or name
-        lines.append(f"| `{key}` | {type_text(field.annotation, links)} | {default_text(field, links)} | "
-                     f"{description(model, name, field).replace('|', chr(92) + '|')} |")
+        text = description(model, name, field).replace("|", "\\|")
+        lines.append(f"| `{key}` | {type_text(field.annotation, links)} | {default_text(field, links)} | {text} |")
         if not field.is_required() and field.default_factory is None and isinstance(field.default, tuple) \
                 and field.default and is_model(type(field.default[0])):
             listed.append((key, field.default))
