@@ -184,13 +184,19 @@ def plain(value):
     return value
 
 
+def listed_default(field) -> tuple | None:
+    """A default that is a list of models (coverage targets): shown as a table of its own."""
+    value = None if field.is_required() or field.default_factory is not None else field.default
+    return value if isinstance(value, tuple) and value and is_model(type(value[0])) else None
+
+
 def default_text(field, links: dict[type, str]) -> str:
     if field.is_required():
         return "required"
     value = field.default_factory() if field.default_factory is not None else field.default
     if is_model(type(value)):
         return f"see [{links[type(value)]}](#{anchor(links[type(value)])})"
-    if isinstance(value, tuple) and value and is_model(type(value[0])):
+    if listed_default(field):
         return f"the {len(value)} listed below"
     text = value.value if isinstance(value, enum.Enum) else value
     text = text if isinstance(text, str) else json.dumps(plain(value), ensure_ascii=False)
@@ -249,9 +255,8 @@ def _section(path: str, model: type, links: dict[type, str]) -> list[str]:
         key = field.alias or name
         text = description(model, name, field).replace("|", "\\|")
         lines.append(f"| `{key}` | {type_text(field.annotation, links)} | {default_text(field, links)} | {text} |")
-        if not field.is_required() and field.default_factory is None and isinstance(field.default, tuple) \
-                and field.default and is_model(type(field.default[0])):
-            listed.append((key, field.default))
+        if listed_default(field):
+            listed.append((key, listed_default(field)))
     for key, items in listed:
         names = list(type(items[0]).model_fields)
         lines += ["", f"`{key}` by default:", "", "| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
