@@ -24,6 +24,7 @@ from kpdeliver.qa.agreement import (
     visibility_states,
 )
 from kpdeliver.qa.context import Context, DriftSamples
+from kpdeliver.qa.oks import oks_from_terms
 from kpdeliver.qa.robust import MAD_TO_SD, group_count, group_mean, group_median
 from kpdeliver.qa.swaps import blame_pairs, exchange_pairs, swap_keypoint, swap_message
 
@@ -57,7 +58,7 @@ def overlap_findings(ctx: Context, s: DeepQASettings, gold_matched: np.ndarray) 
     member's swap does not make an innocent member look like the odd one out)."""
     schema = ctx.schema
     k, a = schema.num_keypoints, ctx.n_annotators
-    groups = overlap_groups(ctx.keys, ctx.ann, ctx.kps, ctx.s2, schema, match_min=s.match_min_oks)
+    groups = overlap_groups(ctx.keys, ctx.ann, ctx.kps, ctx.s2, ctx.box, schema, match_min=s.match_min_oks)
     um = groups.unmatched
     unmatched = ctx.table(
         "qa.low_agreement", um,
@@ -79,8 +80,7 @@ def overlap_findings(ctx: Context, s: DeepQASettings, gold_matched: np.ndarray) 
     fixed[rows[swap]] = exchange_pairs(ctx.kps[rows[swap]], pair_mask[swap], schema)
     cmp2 = compare_members(fixed, ctx.s2, groups.rows, schema, **gains)
     pair_oks = np.where(swap[:, None], cmp.pair_oks[present], cmp2.pair_oks[present])
-    with np.errstate(invalid="ignore"):
-        oks = np.nanmean(pair_oks, axis=1) if len(rows) else np.zeros(0)
+    oks = oks_from_terms(pair_oks)  # mean over the others it has points to compare with (NaN: none)
     low = (oks < s.low_agreement_oks) & (np.sum(pair_oks < s.low_agreement_oks, axis=1) * 2 > n_oth) & ~swap
     own = ~gold_matched[rows]  # gold, where present, already judged this instance
     agreement_oks[rows] = oks
