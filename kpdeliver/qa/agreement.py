@@ -8,9 +8,10 @@ In each overlap image, one annotator (the one with most instances) is the pivot;
 annotator's instances are matched to the pivot's by maximum total OKS (Hungarian), scoring a pair by
 the better of its OKS and its mirrored OKS so that a left/right-swapped instance still finds its
 partner; a pair with no labeled point to score (a person labeled with a box only) is scored by
-the IoU of its boxes, so identical instances always pair up. A group is one object as labeled by each annotator. Every member is compared with the
-others of its group ("leave one out"): pairwise OKS, per-keypoint OKS terms, the median position of
-the others (the consensus), their visibility flags, and pairwise swap evidence.
+the IoU of its boxes, so identical instances always pair up. A group is one object as labeled by
+each annotator. Every member is compared with the others of its group ("leave one out"): pairwise
+OKS, per-keypoint OKS terms, the median position of the others (the consensus), their visibility
+flags, and pairwise swap evidence.
 """
 from __future__ import annotations
 
