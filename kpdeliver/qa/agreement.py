@@ -134,7 +134,6 @@ class MemberComparison:
     kp_agreement: np.ndarray  # [G, A, K] mean OKS term of j's point against each other's
     pair_offset: np.ndarray  # [G, A, A, K, 2] (xy of j - xy of i) / s of i
     others_mode_v: np.ndarray  # [G, A, K] most frequent flag among the others, -1 on ties or none
-    others_unanimous_v: np.ndarray  # [G, A, K] the others' flag when >= 2 others all agree, else -1
     n_others: np.ndarray  # [G, A]
     swap_votes: np.ndarray  # [G, A] others against which j looks left/right swapped
     swap_pair_votes: np.ndarray  # [G, A, P] same, per flip pair (all pairs when mirrored as a whole)
@@ -185,28 +184,23 @@ def compare_members(
     with np.errstate(invalid="ignore", divide="ignore"):
         kp_agree = np.where(term_n > 0, term_sum / term_n, np.nan)
         gain = gain_sum / np.maximum(n_others, 1)[..., None]
-    mode_v, unanimous_v = _consensus_flags(pk, present)
-    return MemberComparison(sym, kp_agree, pair_offset, mode_v, unanimous_v, n_others, votes, pair_votes, gain)
+    return MemberComparison(sym, kp_agree, pair_offset, _others_mode(pk, present), n_others, votes, pair_votes, gain)
 
 
-def _consensus_flags(pk, present):
-    """The others' most frequent flag (-1 on ties) and their unanimous flag (-1 unless >= 2 others agree)."""
+def _others_mode(pk, present):
+    """Per member, the others' most frequent flag (-1 on ties or none)."""
     g, a, k, _ = pk.shape
     states = np.where(present[..., None], visibility_states(np.nan_to_num(pk[..., 2], nan=-1)), -1)
     counts = np.stack([(states == s).sum(axis=1) for s in range(N_STATES)], -1)  # [G, K, 3]
     mode_v = np.full((g, a, k), -1, np.int64)
-    unanimous_v = np.full((g, a, k), -1, np.int64)
     for j in range(a):
         own = np.stack([states[:, j] == s for s in range(N_STATES)], -1)
         c = counts - own  # [G, K, 3]
         top = c.max(axis=-1)
         unique_top = (c == top[..., None]).sum(axis=-1) == 1
-        n_oth = c.sum(axis=-1)
-        best = c.argmax(axis=-1)
         ok = present[:, j, None] & (top > 0) & unique_top
-        mode_v[:, j] = np.where(ok, best, -1)
-        unanimous_v[:, j] = np.where(ok & (n_oth >= 2) & (top == n_oth), best, -1)
-    return mode_v, unanimous_v
+        mode_v[:, j] = np.where(ok, c.argmax(axis=-1), -1)
+    return mode_v
 
 
 def cohen_kappa(confusion: np.ndarray) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Overlap checks: each instance of an image labeled by two or more annotators against the others'
 (kpdeliver.qa.agreement groups and compares them): left/right swaps, low agreement, visibility
-the others all disagree with, and per annotator and keypoint, agreement and convention offsets.
+flags the group disagrees on, and per annotator and keypoint, agreement and convention offsets.
+Where only two labels meet, neither can be told right: a disagreement warns both annotators.
 
 Instances gold already judged (`gold_matched`) are measured but not reported again. The result
 hands on each instance's agreement and the visibility confusion (scorecards), the per-keypoint
@@ -111,15 +112,45 @@ def overlap_findings(ctx: Context, s: DeepQASettings, gold_matched: np.ndarray) 
         "qa.low_agreement", rows[lo], value=oks[lo],
         message=[f"annotator {ctx.ann[rows[i]]}'s instance agrees with {others[i]} at OKS {oks[i]:.2f} "
                  f"(threshold {s.low_agreement_oks:g})" for i in lo]))
-    unanimous = cmp2.others_unanimous_v[present]
-    i, j = np.nonzero((unanimous >= 0) & (mine >= 0) & (mine != unanimous) & own[:, None])
-    tables.append(ctx.table(
-        "qa.low_agreement", rows[i], keypoint=names[j], value=mine[i, j].astype(np.float64),
-        message=[f"visibility: annotator {ctx.ann[rows[r]]} marks {n} {STATE_WORDS[m]}; "
-                 f"{others[r]} mark it {STATE_WORDS[u]}" for r, n, m, u in zip(i, names[j], mine[i, j], unanimous[i, j])]))
+    tables.append(_visibility_findings(ctx, groups.rows, mine, own, n_oth, others))
     tables.append(unmatched)
     tables.append(_offset_findings(ctx, stats, s))
     return OverlapResult(concat_findings(tables), agreement_oks, visibility, stats, samples)
+
+
+def _visibility_findings(ctx: Context, slots: np.ndarray, mine: np.ndarray, own: np.ndarray,
+                         n_oth: np.ndarray, others: list) -> pa.Table:
+    """Keypoints whose visibility the members of a group do not all give alike. Where one flag has a
+    majority, the members who differ from it are told; where none has (two labels that disagree, or a
+    tie), every member is, as no one can tell who is right. mine: [m, K] flags of the members
+    (slots[slots >= 0]); own: [m] the member is not judged by gold already; n_oth, others: [m] how many
+    other members it has, and who they are in words."""
+    members, g_idx = slots[slots >= 0], np.nonzero(slots >= 0)[0]
+    m_i, kp = np.nonzero(mine >= 0)
+    counts = np.zeros((len(slots), mine.shape[1], N_STATES), np.int64)
+    np.add.at(counts, (g_idx[m_i], kp, mine[m_i, kp]), 1)
+    counts = counts[g_idx]  # [m, K, 3] per member: the flags of its group, its own included
+    n_valid, top = counts.sum(axis=-1), counts.max(axis=-1)
+    majority = np.where(top * 2 > n_valid, counts.argmax(axis=-1), -1)
+    told = (mine >= 0) & (top < n_valid) & ((majority < 0) | (mine != majority)) & own[:, None]
+    i, j = np.nonzero(told)
+    theirs = counts[i, j] - (np.arange(N_STATES) == mine[i, j][:, None])  # the others' flags
+    tail = np.where(majority[i, j] >= 0, "", np.where(n_oth[i] < 2, "; with two labels only, either one may be wrong",
+                                                       "; no flag has a majority, so each of them is told"))
+    names = np.asarray(ctx.schema.keypoints, dtype=object)
+    return ctx.table(
+        "qa.low_agreement", members[i], keypoint=names[j], value=mine[i, j].astype(np.float64),
+        message=[f"visibility: annotator {ctx.ann[members[r]]} marks {names[k]} {STATE_WORDS[f]}; "
+                 f"{others[r]} {'mark' if n_oth[r] > 1 else 'marks'} it {_flag_words(t)}{e}"
+                 for r, k, f, t, e in zip(i, j, mine[i, j], theirs, tail)])
+
+
+def _flag_words(counts: np.ndarray) -> str:
+    """The others' flags in words: "visible", or "visible (2), occluded (1)" when they differ."""
+    states = [s for s in np.argsort(-counts, kind="stable") if counts[s] > 0]
+    if len(states) == 1:
+        return str(STATE_WORDS[states[0]])
+    return ", ".join(f"{STATE_WORDS[s]} ({counts[s]})" for s in states)
 
 
 def _soften(table: pa.Table, mask: np.ndarray, note: str) -> pa.Table:
