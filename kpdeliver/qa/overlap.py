@@ -18,6 +18,7 @@ from kpdeliver.config import DeepQASettings
 from kpdeliver.findings import concat_findings, findings_for
 from kpdeliver.qa.agreement import (
     N_STATES,
+    Groups,
     STATE_WORDS,
     compare_members,
     overlap_groups,
@@ -60,10 +61,11 @@ def overlap_findings(ctx: Context, s: DeepQASettings, gold_matched: np.ndarray) 
     schema = ctx.schema
     k, a = schema.num_keypoints, ctx.n_annotators
     groups = overlap_groups(ctx.keys, ctx.ann, ctx.kps, ctx.s2, ctx.box, schema, match_min=s.match_min_oks)
-    um = groups.unmatched
-    unmatched = ctx.table(
+    um = groups.unmatched[~gold_matched[groups.unmatched]]  # gold found those real: gold tells who missed them
+    unmatched = concat_findings([ctx.table(
         "qa.low_agreement", um,
-        message=[f"annotator {w} labeled an instance no other annotator of this image labeled" for w in ctx.ann[um]])
+        message=[f"annotator {w} labeled an instance no other annotator of this image labeled" for w in ctx.ann[um]]),
+        _missed_findings(ctx, groups, gold_matched)])
     agreement_oks = np.full(ctx.n, np.nan)
     if not (groups.rows >= 0).any():
         return OverlapResult(unmatched, agreement_oks, np.zeros((a, k, N_STATES, N_STATES), np.int64),
@@ -116,6 +118,34 @@ def overlap_findings(ctx: Context, s: DeepQASettings, gold_matched: np.ndarray) 
     tables.append(unmatched)
     tables.append(_offset_findings(ctx, stats, s))
     return OverlapResult(concat_findings(tables), agreement_oks, visibility, stats, samples)
+
+
+def _missed_findings(ctx: Context, groups: Groups, gold_matched: np.ndarray) -> pa.Table:
+    """An annotator of an overlap image who labeled nothing matching an object the others labeled is told,
+    when those who labeled it are at least as many as those who did not (with two labels only, both the
+    one who labeled it and the one who did not are told: either may be wrong). Objects gold judged are
+    left to gold (it names the gold instances an annotator missed)."""
+    width = groups.rows.shape[1]
+    objects = np.vstack([groups.rows, np.pad(groups.unmatched[:, None], ((0, 0), (0, width - 1)), constant_values=-1)])
+    objects = objects[~(gold_matched[np.maximum(objects, 0)] & (objects >= 0)).any(axis=1)]
+    first = objects[:, 0]
+    _, key_code = np.unique(ctx.keys.astype(str), return_inverse=True)
+    on_image = np.zeros((key_code.max(initial=-1) + 1, ctx.n_annotators), bool)
+    on_image[key_code, ctx.ann_code] = True
+    labeled = np.zeros((len(objects), ctx.n_annotators), bool)
+    o_i, slot = np.nonzero(objects >= 0)
+    labeled[o_i, ctx.ann_code[objects[o_i, slot]]] = True
+    absent = on_image[key_code[first]] & ~labeled
+    n_lab, n_abs = labeled.sum(axis=1), absent.sum(axis=1)
+    o, a = np.nonzero(absent & (n_lab >= n_abs)[:, None])
+    who = [", ".join(f"{ctx.ann[r]}'s instance {ctx.ann_id[r]}" for r in objects[i][objects[i] >= 0]) for i in o]
+    image_id = [ctx.image_key_ids.get(kk, i) for kk, i in zip(ctx.keys[first[o]], ctx.image_id[first[o]])]
+    return findings_for(
+        "qa.low_agreement", image_id=np.array(image_id, np.int64), file_name=ctx.file_name[first[o]],
+        annotator=np.asarray(ctx.annotator_names, dtype=object)[a],
+        message=[f"annotator {ctx.annotator_names[w]} labeled nothing on this image matching {m}"
+                 + ("; with two labels only, either one may be wrong" if n_lab[i] == 1 else "")
+                 for w, m, i in zip(a, who, o)], n=len(o))
 
 
 def _visibility_findings(ctx: Context, slots: np.ndarray, mine: np.ndarray, own: np.ndarray,

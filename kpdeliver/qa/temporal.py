@@ -345,8 +345,8 @@ def video_findings(ctx: Context, s: DeepQASettings) -> pa.Table:
         "qa.temporal_jitter", rows[at], keypoint=names[j], value=jit.deviation[i, j],
         message=[f"{n} jumps {d:.2f} scale units off its path in {where[r]} ({z:.1f} sigma of its noise)" if m == 1 else
                  f"{n} jumps {d:.2f} scale units off its path for {m} frames, frames {frame[r]}-{frame[e]} of track "
-                 f"{ctx.track_id[rows[r]]} (annotator {ctx.ann[rows[r]]}), and comes back ({z:.1f} sigma of its noise); "
-                 f"this is frame {frame[t]}"
+                 f"{ctx.track_id[rows[r]]} (annotator {ctx.ann[rows[r]]}), and comes back ({z:.1f} sigma of its "
+                 f"noise); this is frame {frame[t]}"
                  for t, r, e, n, d, z, m in zip(at, i, last, names[j], jit.deviation[i, j], jit.z[i, j],
                                                 jit.frames[i, j])]))
     states = visibility_states(fixed[..., 2])

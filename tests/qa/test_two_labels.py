@@ -71,3 +71,36 @@ def test_two_labels_far_apart_warn_both_annotators():
                                               {"file": "x.jpg", "annotator": "B", "kps": b}])).findings,
                     "qa.low_agreement")
     assert sorted(f["annotator"] for f in found) == ["A", "B"]
+
+
+def _people(who: dict[str, list[int]]) -> list[dict]:
+    """Annotators labeling some of three people standing apart on one image."""
+    rng = np.random.default_rng(7)
+    return [{"file": "x.jpg", "annotator": a, "kps": noisy(pose(cx=200 + 400 * p), rng, 1.0)}
+            for a, persons in who.items() for p in persons]
+
+
+def _missed(findings) -> list[tuple]:
+    return sorted((f["annotator"], f["annotation_id"], f["message"]) for f in rows_of(findings, "qa.low_agreement"))
+
+
+def test_a_person_only_one_of_two_annotators_labeled_warns_both():
+    found = _missed(run_deep_qa(make_dataset(_people({"A": [0, 1], "B": [0]}))).findings)
+    assert found == [
+        ("A", 2, "annotator A labeled an instance no other annotator of this image labeled"),
+        ("B", None, "annotator B labeled nothing on this image matching A's instance 2; "
+                    "with two labels only, either one may be wrong")]
+
+
+def test_a_person_most_annotators_labeled_tells_the_one_who_did_not():
+    found = _missed(run_deep_qa(make_dataset(_people({"A": [0, 1], "B": [0, 1], "C": [0]}))).findings)
+    assert found == [("C", None, "annotator C labeled nothing on this image matching A's instance 2, B's instance 4")]
+    lone = _missed(run_deep_qa(make_dataset(_people({"A": [0, 1], "B": [0], "C": [0]}))).findings)
+    assert [(a, i) for a, i, _ in lone] == [("A", 2)]  # the majority did not label it: only A is told
+
+
+def test_a_person_gold_judged_is_left_to_gold():
+    gold = make_dataset([{"file": "x.jpg", "kps": pose(cx=200 + 400 * p)} for p in (0, 1)], id_offset=100)
+    findings = run_deep_qa(make_dataset(_people({"A": [0, 1], "B": [0]})), gold=gold).findings
+    assert _missed(findings) == []
+    assert [(f["annotator"], f["annotation_id"]) for f in rows_of(findings, "qa.gold_mismatch")] == [("B", None)]
