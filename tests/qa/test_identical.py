@@ -22,6 +22,9 @@ REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real"
 # CrowdPose crowd images (one person with a box only among overlapping people), and a COCO slice with
 # 25 of 65 people labeled with a box only
 CROWD_EXPORTS = ["xtcocoapi/example_crowdpose_val.json", "super-gradients/person_keypoints_val2017.json"]
+# the shared real exports: CrowdPose and OCHuman crowds, COCO and Halpe with people labeled by a box only
+SHARED_EXPORTS = ["mmpose/crowdpose/test_crowdpose.json", "mmpose/ochuman/test_ochuman.json",
+                  "mmpose/coco/test_coco.json", "mmpose/halpe/test_halpe.json"]
 
 
 def twice(dataset: Dataset) -> Dataset:
@@ -46,6 +49,15 @@ def test_the_same_crowd_export_under_two_annotators_agrees_fully(export):
     overlap = overlap_findings(ctx, DeepQASettings(), gold_matched=np.zeros(ctx.n, bool))
     has_points = (ctx.kps[..., 2] > 0).any(axis=1)
     np.testing.assert_array_equal(overlap.agreement_oks[has_points], 1.0)
+
+
+@pytest.mark.parametrize("export", SHARED_EXPORTS)
+def test_the_same_shared_export_under_two_annotators_and_as_gold_agrees_fully(export, external):
+    original = read_annotations(external / export).dataset
+    dataset = twice(original)
+    for result in (run_deep_qa(dataset), run_deep_qa(dataset, gold=original)):
+        assert judged(result.findings) == []
+        assert [c["agreement_oks"] for c in result.annotators.to_pylist()] == [1.0, 1.0]
 
 
 @pytest.mark.parametrize("export", CROWD_EXPORTS)
