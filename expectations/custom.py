@@ -48,7 +48,8 @@ class ExpectVisiblePointsInsideImage(gxe.ExpectColumnValuesToBeBetween):
     column: str = "visible_min"
     min_value: Optional[float] = 0
     description: str = (
-        "A visible point (v=2) lies inside the image: 0 <= x < width and 0 <= y < height "
+        "A visible point (v=2) lies inside the image, its edges included (CVAT clamps points to the edge, "
+        "YOLO's range includes 1.0): 0 <= x <= width and 0 <= y <= height, as for an occluded point "
         "(columns: the smaller and larger of x/width and y/height)."
     )
 

@@ -51,7 +51,7 @@ def build_rules(*, category_ids: Iterable[int], settings: ValidationSettings) ->
         rule("visibility", "instances", "visibility.num_keypoints_mismatch", c.ExpectDeclaredNumKeypointsMatch(**m)),
         rule("bounds", "points", "bounds.visible_outside_image", c.ExpectVisiblePointsInsideImage(**m)),
         rule("bounds", "points", "bounds.visible_outside_image",
-             c.ExpectVisiblePointsInsideImage(column="visible_max", min_value=None, max_value=1, strict_max=True, **m)),
+             c.ExpectVisiblePointsInsideImage(column="visible_max", min_value=None, max_value=1, **m)),
         rule("bounds", "points", "bounds.occluded_far_outside", c.ExpectOccludedPointsNearImage(max_value=margin, **m)),
         rule("bounds", "points", "bounds.occluded_outside_image", c.ExpectOccludedPointsInsideImage(**m)),
         rule("bounds", "points", "bounds.keypoint_outside_bbox", c.ExpectLabeledPointsInsideBox(max_value=tol, **m)),

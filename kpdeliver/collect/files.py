@@ -20,7 +20,7 @@ from kpdeliver.codecs.coco.categories import SeveralCategories
 from kpdeliver.codecs.problems import DecodeLog, ItemProblem
 from kpdeliver.collect.writing import write_files
 from kpdeliver.codecs.protocol import Codec, EncodeOptions
-from kpdeliver.findings import concat_findings, findings_for
+from kpdeliver.findings import concat_findings, findings_for, non_finite_keypoint_findings
 from kpdeliver.images import IMAGE_EXTENSIONS, image_size
 from kpdeliver.model import NONE, Dataset, Images, Instances, concat_images, concat_instances
 from kpdeliver.schema import KeypointSchema
@@ -332,8 +332,9 @@ def non_finite_rows(dataset: Dataset) -> np.ndarray:
 
 
 def hold_non_finite(decoded: Decoded) -> Decoded:
-    """`decoded` with the instances that hold non-finite numbers moved to `rejected`, each with a
-    `schema.non_finite` finding naming file, item and field, so no writer meets them."""
+    """`decoded` with the instances that hold non-finite numbers moved to `rejected`, so no writer meets
+    them, with `schema.non_finite` findings naming file, item and field: one per bad keypoint, naming it,
+    or one for the instance's bbox or area."""
     bad = non_finite_rows(decoded.dataset)
     if not bad.any():
         return decoded
@@ -344,13 +345,19 @@ def hold_non_finite(decoded: Decoded) -> Decoded:
         field = "keypoints" if not np.isfinite(ins.keypoints[i]).all() else ("area" if np.isinf(ins.area[i]) else "bbox")
         source = str(ins.extra["source"][i]) if "source" in ins.extra else _image_source(ds, int(ins.image_id[i]))
         values = ins.keypoints[i].reshape(-1) if field == "keypoints" else (ins.bbox[i] if field == "bbox" else ins.area[i:i + 1])
-        log.hold(ItemProblem(
+        problem = ItemProblem(
             "schema.non_finite", source, f"{source}: annotation id={int(ins.id[i])}, field {field!r}: holds NaN or "
             "infinite numbers, which no consumer of a written file accepts; held back", field=field,
             image_id=int(ins.image_id[i]), annotation_id=int(ins.id[i]), file_name=names.get(int(ins.image_id[i])),
             annotator=str(ins.annotator[i] or ""),
             raw=orjson.dumps({"id": int(ins.id[i]), field: [None if not np.isfinite(x) else float(x) for x in values],
-                              "nonfinite": [repr(float(x)) for x in values if not np.isfinite(x)]}).decode()))
+                              "nonfinite": [repr(float(x)) for x in values if not np.isfinite(x)]}).decode())
+        log.problems.append(problem)  # the instance is held back whole; each bad keypoint is named
+        log.note(problem.finding() if field != "keypoints" else non_finite_keypoint_findings(
+            ins.keypoints[i], ds.schema.keypoints, where=f"{source}: annotation id={int(ins.id[i])}, field 'keypoints'",
+            held="is not finite, which no consumer of a written file accepts; the instance is held back",
+            image_id=problem.image_id, file_name=problem.file_name, annotation_id=problem.annotation_id,
+            annotator=problem.annotator or None, source=source))
     kept = Decoded(ds.subset_instances(~bad), decoded.findings, decoded.rejected)
     kept.merge_findings(log.findings_table())
     kept.rejected = pa.concat_tables([decoded.rejected.cast(REJECTED_SCHEMA), log.rejected_table()])

@@ -7,9 +7,11 @@ one file name per image, so both cases group the same way).
 In each overlap image, one annotator (the one with most instances) is the pivot; every other
 annotator's instances are matched to the pivot's by maximum total OKS (Hungarian), scoring a pair by
 the better of its OKS and its mirrored OKS so that a left/right-swapped instance still finds its
-partner. A group is one object as labeled by each annotator. Every member is compared with the
-others of its group ("leave one out"): pairwise OKS, per-keypoint OKS terms, the median position of
-the others (the consensus), their visibility flags, and pairwise swap evidence.
+partner; a pair with no labeled point to score (a person labeled with a box only) is scored by
+the IoU of its boxes, so identical instances always pair up. A group is one object as labeled by
+each annotator. Every member is compared with the others of its group ("leave one out"): pairwise
+OKS, per-keypoint OKS terms, the median position of the others (the consensus), their visibility
+flags, and pairwise swap evidence.
 """
 from __future__ import annotations
 
@@ -17,7 +19,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kpdeliver.qa.oks import keypoint_similarity, match_max_total, oks_from_terms, oks_matrix, oks_paired
+from kpdeliver.qa.oks import (
+    keypoint_similarity,
+    match_max_total,
+    oks_from_terms,
+    oks_matrix,
+    oks_or_box,
+    oks_paired,
+)
 from kpdeliver.qa.swaps import swap_evidence
 from kpdeliver.schema import KeypointSchema
 
@@ -32,10 +41,11 @@ class Groups:
 
 
 def overlap_groups(
-    keys: np.ndarray, annotators: np.ndarray, kps: np.ndarray, s2: np.ndarray, schema: KeypointSchema,
-    *, match_min: float,
+    keys: np.ndarray, annotators: np.ndarray, kps: np.ndarray, s2: np.ndarray, boxes: np.ndarray,
+    schema: KeypointSchema, *, match_min: float,
 ) -> Groups:
-    """Group the instances of images labeled by >= 2 annotators into one row per labeled object."""
+    """Group the instances of images labeled by >= 2 annotators into one row per labeled object
+    (boxes: [n, 4], NaN where absent, for pairs OKS cannot score)."""
     if len(keys) == 0:
         return Groups(np.full((0, 2), -1, np.int64), np.zeros(0, np.int64))
     _, key_code = np.unique(keys.astype(str), return_inverse=True)
@@ -47,19 +57,19 @@ def overlap_groups(
     n_rows = np.bincount(key_code, minlength=len(n_ann))
     width = int(n_ann.max())
     simple = (n_ann >= 2) & (n_rows == n_ann)  # one instance per annotator: no assignment problem
-    rows_arr, unmatched = _group_simple(np.flatnonzero(simple[key_code]), key_code, ann_code, kps, s2, schema,
-                                        match_min=match_min, width=width)
+    rows_arr, unmatched = _group_simple(np.flatnonzero(simple[key_code]), key_code, ann_code, kps, s2, boxes,
+                                        schema, match_min=match_min, width=width)
     groups: list[list[int]] = [rows_arr.tolist()] if len(rows_arr) else []
     for key in np.flatnonzero((n_ann >= 2) & ~simple):  # several persons per image: Hungarian per image
         rows = order[bounds[key]:bounds[key + 1]]
-        g, u = _group_image(rows, ann_code[rows], kps, s2, schema, match_min=match_min, width=width)
+        g, u = _group_image(rows, ann_code[rows], kps, s2, boxes, schema, match_min=match_min, width=width)
         groups.append(g)
         unmatched.append(u)
     rows_arr = np.asarray([r for g in groups for r in g], np.int64).reshape(-1, width)
     return Groups(rows_arr, np.concatenate(unmatched) if unmatched else np.zeros(0, np.int64))
 
 
-def _group_simple(rows, key_code, ann_code, kps, s2, schema, *, match_min, width):
+def _group_simple(rows, key_code, ann_code, kps, s2, boxes, schema, *, match_min, width):
     """Images where each annotator labeled one instance, all at once; a member too unlike the first is unmatched."""
     rows = rows[np.lexsort((ann_code[rows], key_code[rows]))]
     k = key_code[rows]
@@ -78,7 +88,7 @@ def _group_simple(rows, key_code, ann_code, kps, s2, schema, *, match_min, width
         def sym(x):
             return 0.5 * (oks_paired(x, kps[b], s2[b], sig) + oks_paired(kps[b], x, s2[a], sig))
 
-        score = np.fmax(sym(kps[a]), sym(kps[a][:, schema.flip_idx]))
+        score = oks_or_box(np.fmax(sym(kps[a]), sym(kps[a][:, schema.flip_idx])), boxes[a], boxes[b])
         weak = np.flatnonzero(m)[~(np.nan_to_num(score, nan=0.0) >= match_min)]
         unmatched.append(out[weak, j])
         out[weak, j] = -1
@@ -87,7 +97,7 @@ def _group_simple(rows, key_code, ann_code, kps, s2, schema, *, match_min, width
     return out[~alone], unmatched
 
 
-def _group_image(rows, anns, kps, s2, schema, *, match_min, width):
+def _group_image(rows, anns, kps, s2, boxes, schema, *, match_min, width):
     names, counts = np.unique(anns, return_counts=True)
     by_count = names[np.argsort(-counts, kind="stable")]
     pivot = rows[anns == by_count[0]]
@@ -96,7 +106,9 @@ def _group_image(rows, anns, kps, s2, schema, *, match_min, width):
     unmatched = []
     for slot, ann in enumerate(by_count[1:], start=1):
         other = rows[anns == ann]
-        r, c = match_max_total(_pair_score(kps[other], s2[other], kps[pivot], s2[pivot], schema), min_score=match_min)
+        score = oks_or_box(_pair_score(kps[other], s2[other], kps[pivot], s2[pivot], schema),
+                           boxes[other][:, None], boxes[pivot][None, :])
+        r, c = match_max_total(score, min_score=match_min)
         slots[c, slot] = other[r]
         unmatched.append(np.setdiff1d(other, other[r]))
     alone = (slots[:, 1:] < 0).all(axis=1)
@@ -122,7 +134,6 @@ class MemberComparison:
     kp_agreement: np.ndarray  # [G, A, K] mean OKS term of j's point against each other's
     pair_offset: np.ndarray  # [G, A, A, K, 2] (xy of j - xy of i) / s of i
     others_mode_v: np.ndarray  # [G, A, K] most frequent flag among the others, -1 on ties or none
-    others_unanimous_v: np.ndarray  # [G, A, K] the others' flag when >= 2 others all agree, else -1
     n_others: np.ndarray  # [G, A]
     swap_votes: np.ndarray  # [G, A] others against which j looks left/right swapped
     swap_pair_votes: np.ndarray  # [G, A, P] same, per flip pair (all pairs when mirrored as a whole)
@@ -173,28 +184,23 @@ def compare_members(
     with np.errstate(invalid="ignore", divide="ignore"):
         kp_agree = np.where(term_n > 0, term_sum / term_n, np.nan)
         gain = gain_sum / np.maximum(n_others, 1)[..., None]
-    mode_v, unanimous_v = _consensus_flags(pk, present)
-    return MemberComparison(sym, kp_agree, pair_offset, mode_v, unanimous_v, n_others, votes, pair_votes, gain)
+    return MemberComparison(sym, kp_agree, pair_offset, _others_mode(pk, present), n_others, votes, pair_votes, gain)
 
 
-def _consensus_flags(pk, present):
-    """The others' most frequent flag (-1 on ties) and their unanimous flag (-1 unless >= 2 others agree)."""
+def _others_mode(pk, present):
+    """Per member, the others' most frequent flag (-1 on ties or none)."""
     g, a, k, _ = pk.shape
     states = np.where(present[..., None], visibility_states(np.nan_to_num(pk[..., 2], nan=-1)), -1)
     counts = np.stack([(states == s).sum(axis=1) for s in range(N_STATES)], -1)  # [G, K, 3]
     mode_v = np.full((g, a, k), -1, np.int64)
-    unanimous_v = np.full((g, a, k), -1, np.int64)
     for j in range(a):
         own = np.stack([states[:, j] == s for s in range(N_STATES)], -1)
         c = counts - own  # [G, K, 3]
         top = c.max(axis=-1)
         unique_top = (c == top[..., None]).sum(axis=-1) == 1
-        n_oth = c.sum(axis=-1)
-        best = c.argmax(axis=-1)
         ok = present[:, j, None] & (top > 0) & unique_top
-        mode_v[:, j] = np.where(ok, best, -1)
-        unanimous_v[:, j] = np.where(ok & (n_oth >= 2) & (top == n_oth), best, -1)
-    return mode_v, unanimous_v
+        mode_v[:, j] = np.where(ok, c.argmax(axis=-1), -1)
+    return mode_v
 
 
 def cohen_kappa(confusion: np.ndarray) -> np.ndarray:

@@ -18,6 +18,7 @@ class Context:
     schema: KeypointSchema
     kps: np.ndarray
     s2: np.ndarray
+    box: np.ndarray  # [n, 4] the instance's box, else the tight box around its labeled points; NaN if neither
     ann: np.ndarray  # annotator name per instance
     annotator_names: tuple[str, ...]
     ann_code: np.ndarray
@@ -42,7 +43,9 @@ class Context:
         empty = len(ins) == 0  # an empty Instances may carry K = 0 columns
         kps = np.zeros((0, dataset.schema.num_keypoints, 3)) if empty else ins.keypoints
         return cls(
-            schema=dataset.schema, kps=kps, s2=np.zeros(0) if empty else scale_sq(ins), ann=ann,
+            schema=dataset.schema, kps=kps, s2=np.zeros(0) if empty else scale_sq(ins),
+            box=np.where(np.isnan(ins.bbox), ins.bbox_from_keypoints(), ins.bbox) if not empty else np.zeros((0, 4)),
+            ann=ann,
             annotator_names=tuple(names.tolist()), ann_code=code.astype(np.int64), keys=keys.astype(object),
             image_id=ins.image_id, file_name=file_name, ann_id=ins.id, source=ins.extra.get("source"),
             track_id=ins.track_id, frame=ins.frame,

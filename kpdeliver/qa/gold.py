@@ -2,7 +2,8 @@
 
 On each gold image, each annotator's instances are matched to the gold instances by maximum total
 OKS against gold (Hungarian; a pair scores the better of as-labeled and mirrored, so a swapped
-instance still meets its gold). Then, point by point: a point farther from gold than
+instance still meets its gold; where OKS is undefined, as for a gold person with a box only, the
+IoU of the boxes). Then, point by point: a point farther from gold than
 `tolerance` * kappa * s, or whose visibility flag differs from gold's, is a mismatch.
 
 `gold_findings` reports swaps against gold and the mismatches, and hands on what the later checks
@@ -22,7 +23,7 @@ from kpdeliver.findings import concat_findings, empty_findings, findings_for
 from kpdeliver.model import Dataset
 from kpdeliver.qa.agreement import N_STATES, STATE_WORDS, visibility_confusion, visibility_states
 from kpdeliver.qa.context import Context, DriftSamples
-from kpdeliver.qa.oks import match_max_total, oks_matrix
+from kpdeliver.qa.oks import match_max_total, oks_matrix, oks_or_box
 from kpdeliver.qa.swaps import blame_pairs, pairs_to_keypoints, swap_evidence, swap_keypoint, swap_message
 from kpdeliver.schema import KeypointSchema
 
@@ -39,7 +40,7 @@ class GoldMatch:
 def match_gold(
     keys: np.ndarray, annotators: np.ndarray, kps: np.ndarray,
     gold_keys: np.ndarray, gold_kps: np.ndarray, gold_s2: np.ndarray, schema: KeypointSchema,
-    *, match_min: float,
+    *, match_min: float, boxes: np.ndarray, gold_boxes: np.ndarray,
 ) -> GoldMatch:
     """Match every annotator's instances on gold images to the gold instances of the same file name."""
     keys, gold_keys, annotators = keys.astype(str), gold_keys.astype(str), annotators.astype(str)
@@ -57,10 +58,10 @@ def match_gold(
             continue
         key, ann = keys[mine[0]], annotators[mine[0]]
         ref = g_order[np.searchsorted(g_sorted, key, "left"):np.searchsorted(g_sorted, key, "right")]
-        score = np.fmax(
+        score = oks_or_box(np.fmax(
             oks_matrix(kps[mine], gold_kps[ref], gold_s2[ref], sig),
             oks_matrix(kps[mine][:, schema.flip_idx], gold_kps[ref], gold_s2[ref], sig),
-        )
+        ), boxes[mine][:, None], gold_boxes[ref][None, :])
         r, c = match_max_total(score, min_score=match_min)
         rows.append(mine[r])
         gold_rows.append(ref[c])
@@ -108,7 +109,8 @@ class GoldResult:
 def gold_findings(ctx: Context, gold: Dataset, s: DeepQASettings) -> GoldResult:
     schema = ctx.schema
     gctx = Context.of(gold)
-    gm = match_gold(ctx.keys, ctx.ann, ctx.kps, gctx.keys, gctx.kps, gctx.s2, schema, match_min=s.match_min_oks)
+    gm = match_gold(ctx.keys, ctx.ann, ctx.kps, gctx.keys, gctx.kps, gctx.s2, schema, match_min=s.match_min_oks,
+                    boxes=ctx.box, gold_boxes=gctx.box)
     rows, grows = gm.rows, gm.gold_rows
     kps, gk, gs2 = ctx.kps[rows], gctx.kps[grows], gctx.s2[grows]
     ev = swap_evidence(kps, gk, gs2, schema)

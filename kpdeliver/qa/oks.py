@@ -35,7 +35,10 @@ def keypoint_similarity(kps: np.ndarray, ref: np.ndarray, ref_s2: np.ndarray, si
     """
     var = (2.0 * np.asarray(sigmas, np.float64)) ** 2
     d2 = (kps[..., 0] - ref[..., 0]) ** 2 + (kps[..., 1] - ref[..., 1]) ** 2
-    e = d2 / var / (np.asarray(ref_s2, np.float64)[..., None] + _EPS) / 2.0
+    # a reference without a scale (one labeled point, no box) counts as area 0, as pycocotools counts it:
+    # the same point scores 1, any other 0
+    s2 = np.nan_to_num(np.asarray(ref_s2, np.float64), nan=0.0)
+    e = d2 / var / (s2[..., None] + _EPS) / 2.0
     terms = np.where(kps[..., 2] > 0, np.exp(-e), 0.0)
     return np.where(ref[..., 2] > 0, terms, np.nan)
 
@@ -83,6 +86,25 @@ def _oks_outside_box(kps: np.ndarray, bbox: np.ndarray, s2: np.ndarray, sigmas: 
     var = (2.0 * np.asarray(sigmas, np.float64)) ** 2
     e = (dx**2 + dy**2) / var / (s2[None, :, None] + _EPS) / 2.0
     return np.exp(-e).mean(axis=-1)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of boxes a [..., 4] and b [..., 4] (x, y, w, h), broadcasting over the
+    leading axes. Two equal boxes score 1, even of zero area; NaN where either box is absent."""
+    a0, b0 = a[..., :2], b[..., :2]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        inter = np.prod(np.clip(np.minimum(a0 + a[..., 2:], b0 + b[..., 2:]) - np.maximum(a0, b0), 0, None), axis=-1)
+        union = np.prod(a[..., 2:], axis=-1) + np.prod(b[..., 2:], axis=-1) - inter
+        iou = np.where(union > 0, inter / union, 0.0)
+    iou = np.where((a == b).all(axis=-1), 1.0, iou)
+    return np.where(np.isnan(a).any(axis=-1) | np.isnan(b).any(axis=-1), np.nan, iou)
+
+
+def oks_or_box(oks: np.ndarray, a_box: np.ndarray, b_box: np.ndarray) -> np.ndarray:
+    """A match score: the OKS, and where it is undefined (no labeled point to score, as for a person
+    labeled with a box only, in either direction) the IoU of the two instances' boxes; so identical
+    instances always score 1. oks [...], boxes broadcasting to [..., 4]."""
+    return np.where(np.isnan(oks), box_iou(a_box, b_box), oks)
 
 
 def match_max_total(score: np.ndarray, *, min_score: float) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,7 @@
 """Overlap checks: each instance of an image labeled by two or more annotators against the others'
 (kpdeliver.qa.agreement groups and compares them): left/right swaps, low agreement, visibility
-the others all disagree with, and per annotator and keypoint, agreement and convention offsets.
+flags the group disagrees on, and per annotator and keypoint, agreement and convention offsets.
+Where only two labels meet, neither can be told right: a disagreement warns both annotators.
 
 Instances gold already judged (`gold_matched`) are measured but not reported again. The result
 hands on each instance's agreement and the visibility confusion (scorecards), the per-keypoint
@@ -17,6 +18,7 @@ from kpdeliver.config import DeepQASettings
 from kpdeliver.findings import concat_findings, findings_for
 from kpdeliver.qa.agreement import (
     N_STATES,
+    Groups,
     STATE_WORDS,
     compare_members,
     overlap_groups,
@@ -24,6 +26,7 @@ from kpdeliver.qa.agreement import (
     visibility_states,
 )
 from kpdeliver.qa.context import Context, DriftSamples
+from kpdeliver.qa.oks import oks_from_terms
 from kpdeliver.qa.robust import MAD_TO_SD, group_count, group_mean, group_median
 from kpdeliver.qa.swaps import blame_pairs, exchange_pairs, swap_keypoint, swap_message
 
@@ -57,11 +60,12 @@ def overlap_findings(ctx: Context, s: DeepQASettings, gold_matched: np.ndarray) 
     member's swap does not make an innocent member look like the odd one out)."""
     schema = ctx.schema
     k, a = schema.num_keypoints, ctx.n_annotators
-    groups = overlap_groups(ctx.keys, ctx.ann, ctx.kps, ctx.s2, schema, match_min=s.match_min_oks)
-    um = groups.unmatched
-    unmatched = ctx.table(
+    groups = overlap_groups(ctx.keys, ctx.ann, ctx.kps, ctx.s2, ctx.box, schema, match_min=s.match_min_oks)
+    um = groups.unmatched[~gold_matched[groups.unmatched]]  # gold found those real: gold tells who missed them
+    unmatched = concat_findings([ctx.table(
         "qa.low_agreement", um,
-        message=[f"annotator {w} labeled an instance no other annotator of this image labeled" for w in ctx.ann[um]])
+        message=[f"annotator {w} labeled an instance no other annotator of this image labeled" for w in ctx.ann[um]]),
+        _missed_findings(ctx, groups, gold_matched)])
     agreement_oks = np.full(ctx.n, np.nan)
     if not (groups.rows >= 0).any():
         return OverlapResult(unmatched, agreement_oks, np.zeros((a, k, N_STATES, N_STATES), np.int64),
@@ -79,8 +83,7 @@ def overlap_findings(ctx: Context, s: DeepQASettings, gold_matched: np.ndarray) 
     fixed[rows[swap]] = exchange_pairs(ctx.kps[rows[swap]], pair_mask[swap], schema)
     cmp2 = compare_members(fixed, ctx.s2, groups.rows, schema, **gains)
     pair_oks = np.where(swap[:, None], cmp.pair_oks[present], cmp2.pair_oks[present])
-    with np.errstate(invalid="ignore"):
-        oks = np.nanmean(pair_oks, axis=1) if len(rows) else np.zeros(0)
+    oks = oks_from_terms(pair_oks)  # mean over the others it has points to compare with (NaN: none)
     low = (oks < s.low_agreement_oks) & (np.sum(pair_oks < s.low_agreement_oks, axis=1) * 2 > n_oth) & ~swap
     own = ~gold_matched[rows]  # gold, where present, already judged this instance
     agreement_oks[rows] = oks
@@ -111,15 +114,73 @@ def overlap_findings(ctx: Context, s: DeepQASettings, gold_matched: np.ndarray) 
         "qa.low_agreement", rows[lo], value=oks[lo],
         message=[f"annotator {ctx.ann[rows[i]]}'s instance agrees with {others[i]} at OKS {oks[i]:.2f} "
                  f"(threshold {s.low_agreement_oks:g})" for i in lo]))
-    unanimous = cmp2.others_unanimous_v[present]
-    i, j = np.nonzero((unanimous >= 0) & (mine >= 0) & (mine != unanimous) & own[:, None])
-    tables.append(ctx.table(
-        "qa.low_agreement", rows[i], keypoint=names[j], value=mine[i, j].astype(np.float64),
-        message=[f"visibility: annotator {ctx.ann[rows[r]]} marks {n} {STATE_WORDS[m]}; "
-                 f"{others[r]} mark it {STATE_WORDS[u]}" for r, n, m, u in zip(i, names[j], mine[i, j], unanimous[i, j])]))
+    tables.append(_visibility_findings(ctx, groups.rows, mine, own, n_oth, others))
     tables.append(unmatched)
     tables.append(_offset_findings(ctx, stats, s))
     return OverlapResult(concat_findings(tables), agreement_oks, visibility, stats, samples)
+
+
+def _missed_findings(ctx: Context, groups: Groups, gold_matched: np.ndarray) -> pa.Table:
+    """An annotator of an overlap image who labeled nothing matching an object the others labeled is told,
+    when those who labeled it are at least as many as those who did not (with two labels only, both the
+    one who labeled it and the one who did not are told: either may be wrong). Objects gold judged are
+    left to gold (it names the gold instances an annotator missed)."""
+    width = groups.rows.shape[1]
+    objects = np.vstack([groups.rows, np.pad(groups.unmatched[:, None], ((0, 0), (0, width - 1)), constant_values=-1)])
+    objects = objects[~(gold_matched[np.maximum(objects, 0)] & (objects >= 0)).any(axis=1)]
+    first = objects[:, 0]
+    _, key_code = np.unique(ctx.keys.astype(str), return_inverse=True)
+    on_image = np.zeros((key_code.max(initial=-1) + 1, ctx.n_annotators), bool)
+    on_image[key_code, ctx.ann_code] = True
+    labeled = np.zeros((len(objects), ctx.n_annotators), bool)
+    o_i, slot = np.nonzero(objects >= 0)
+    labeled[o_i, ctx.ann_code[objects[o_i, slot]]] = True
+    absent = on_image[key_code[first]] & ~labeled
+    n_lab, n_abs = labeled.sum(axis=1), absent.sum(axis=1)
+    o, a = np.nonzero(absent & (n_lab >= n_abs)[:, None])
+    who = [", ".join(f"{ctx.ann[r]}'s instance {ctx.ann_id[r]}" for r in objects[i][objects[i] >= 0]) for i in o]
+    image_id = [ctx.image_key_ids.get(kk, i) for kk, i in zip(ctx.keys[first[o]], ctx.image_id[first[o]])]
+    return findings_for(
+        "qa.low_agreement", image_id=np.array(image_id, np.int64), file_name=ctx.file_name[first[o]],
+        annotator=np.asarray(ctx.annotator_names, dtype=object)[a],
+        message=[f"annotator {ctx.annotator_names[w]} labeled nothing on this image matching {m}"
+                 + ("; with two labels only, either one may be wrong" if n_lab[i] == 1 else "")
+                 for w, m, i in zip(a, who, o)], n=len(o))
+
+
+def _visibility_findings(ctx: Context, slots: np.ndarray, mine: np.ndarray, own: np.ndarray,
+                         n_oth: np.ndarray, others: list) -> pa.Table:
+    """Keypoints whose visibility the members of a group do not all give alike. Where one flag has a
+    majority, the members who differ from it are told; where none has (two labels that disagree, or a
+    tie), every member is, as no one can tell who is right. mine: [m, K] flags of the members
+    (slots[slots >= 0]); own: [m] the member is not judged by gold already; n_oth, others: [m] how many
+    other members it has, and who they are in words."""
+    members, g_idx = slots[slots >= 0], np.nonzero(slots >= 0)[0]
+    m_i, kp = np.nonzero(mine >= 0)
+    counts = np.zeros((len(slots), mine.shape[1], N_STATES), np.int64)
+    np.add.at(counts, (g_idx[m_i], kp, mine[m_i, kp]), 1)
+    counts = counts[g_idx]  # [m, K, 3] per member: the flags of its group, its own included
+    n_valid, top = counts.sum(axis=-1), counts.max(axis=-1)
+    majority = np.where(top * 2 > n_valid, counts.argmax(axis=-1), -1)
+    told = (mine >= 0) & (top < n_valid) & ((majority < 0) | (mine != majority)) & own[:, None]
+    i, j = np.nonzero(told)
+    theirs = counts[i, j] - (np.arange(N_STATES) == mine[i, j][:, None])  # the others' flags
+    tail = np.where(majority[i, j] >= 0, "", np.where(n_oth[i] < 2, "; with two labels only, either one may be wrong",
+                                                       "; no flag has a majority, so each of them is told"))
+    names = np.asarray(ctx.schema.keypoints, dtype=object)
+    return ctx.table(
+        "qa.low_agreement", members[i], keypoint=names[j], value=mine[i, j].astype(np.float64),
+        message=[f"visibility: annotator {ctx.ann[members[r]]} marks {names[k]} {STATE_WORDS[f]}; "
+                 f"{others[r]} {'mark' if n_oth[r] > 1 else 'marks'} it {_flag_words(t)}{e}"
+                 for r, k, f, t, e in zip(i, j, mine[i, j], theirs, tail)])
+
+
+def _flag_words(counts: np.ndarray) -> str:
+    """The others' flags in words: "visible", or "visible (2), occluded (1)" when they differ."""
+    states = [s for s in np.argsort(-counts, kind="stable") if counts[s] > 0]
+    if len(states) == 1:
+        return str(STATE_WORDS[states[0]])
+    return ", ".join(f"{STATE_WORDS[s]} ({counts[s]})" for s in states)
 
 
 def _soften(table: pa.Table, mask: np.ndarray, note: str) -> pa.Table:

@@ -69,9 +69,10 @@ RAYLEIGH_MEDIAN = float(np.sqrt(2 * np.log(2)))  # median distance of a 2-D norm
 
 @dataclass(frozen=True)
 class Jitter:
-    flagged: np.ndarray  # [n, K] bool: first frame of an excursion, rows in track order
-    last: np.ndarray  # [n, K] row of the excursion's last frame (-1 where not flagged)
-    frames: np.ndarray  # [n, K] its number of frames (0 where not flagged)
+    first: np.ndarray  # [n, K] for every frame of an excursion, the row of its first frame (-1 elsewhere)
+    # at an excursion's first frame (rows in track order; -1, 0 or NaN at other rows):
+    last: np.ndarray  # [n, K] row of the excursion's last frame
+    frames: np.ndarray  # [n, K] its number of frames
     deviation: np.ndarray  # [n, K] its mean displacement off the path bridging it, scale units
     z: np.ndarray  # [n, K] its distance from that path in noise sigmas (Mahalanobis, over its frames)
 
@@ -103,7 +104,7 @@ def jitter(
     n, k = kps.shape[:2]
     if n == 0:
         empty = np.zeros((0, k))
-        return Jitter(empty.astype(bool), empty.astype(np.int64), empty.astype(np.int64), empty, empty)
+        return Jitter(empty.astype(np.int64), empty.astype(np.int64), empty.astype(np.int64), empty, empty)
     n_tracks = int(tracks.track.max()) + 1
     scale = group_median(np.sqrt(s2), tracks.track, n_tracks)[tracks.track]
     lab = kps[..., 2] > 0
@@ -126,7 +127,7 @@ def jitter(
     tail = np.exp(-z_min**2 / 2)  # a single frame's chi-square (2 degrees of freedom) beyond z_min sigmas
     cols = np.broadcast_to(np.arange(k), (n, k))
     none = (np.full((n, k), -1), np.full((n, k), -1))
-    out = Jitter(np.zeros((n, k), bool), np.full((n, k), -1), np.zeros((n, k), np.int64), np.full((n, k), np.nan),
+    out = Jitter(np.full((n, k), -1), np.full((n, k), -1), np.zeros((n, k), np.int64), np.full((n, k), np.nan),
                  np.full((n, k), np.nan))
     taken = np.zeros((n, k), bool)  # frames already in a reported excursion
     for w in range(max_frames, 0, -1):  # longest first: a window inside a found excursion is not reported again
@@ -171,7 +172,7 @@ def jitter(
             found &= ~(claim[np.maximum(at, 0), cols] > chi2) | (at < 0)
         for at in win:
             taken[at[found], cols[found]] = True
-        out.flagged[found] = True
+            out.first[at[found], cols[found]] = win[0][found]
         out.last[found] = win[-1][found]
         out.frames[found] = w
         out.deviation[found] = mean_dev[found]
@@ -336,14 +337,18 @@ def video_findings(ctx: Context, s: DeepQASettings) -> pa.Table:
                  f"around it"
                  for i, p, whole in zip(sw, pair_names(schema, swapped[sw]), mirrored_whole(swapped[sw]))]))
     jit = jitter(fixed, s2, frame, to, schema.sigma_array, z_min=s.jitter_z, min_dev=s.jitter_min)
-    i, j = np.nonzero(jit.flagged)
+    # every frame of an excursion carries the finding (each displaced point is one to correct)
+    at, j = np.nonzero(jit.first >= 0)
+    i = jit.first[at, j]
     last = jit.last[i, j]
     tables.append(ctx.table(
-        "qa.temporal_jitter", rows[i], keypoint=names[j], value=jit.deviation[i, j],
+        "qa.temporal_jitter", rows[at], keypoint=names[j], value=jit.deviation[i, j],
         message=[f"{n} jumps {d:.2f} scale units off its path in {where[r]} ({z:.1f} sigma of its noise)" if m == 1 else
                  f"{n} jumps {d:.2f} scale units off its path for {m} frames, frames {frame[r]}-{frame[e]} of track "
-                 f"{ctx.track_id[rows[r]]} (annotator {ctx.ann[rows[r]]}), and comes back ({z:.1f} sigma of its noise)"
-                 for r, e, n, d, z, m in zip(i, last, names[j], jit.deviation[i, j], jit.z[i, j], jit.frames[i, j])]))
+                 f"{ctx.track_id[rows[r]]} (annotator {ctx.ann[rows[r]]}), and comes back ({z:.1f} sigma of its "
+                 f"noise); this is frame {frame[t]}"
+                 for t, r, e, n, d, z, m in zip(at, i, last, names[j], jit.deviation[i, j], jit.z[i, j],
+                                                jit.frames[i, j])]))
     states = visibility_states(fixed[..., 2])
     fl = flicker(states, to.new_track, window=s.flicker_window)
     i, j = np.nonzero(fl.flagged)

@@ -104,7 +104,7 @@ def _candidates(k: np.ndarray, w: np.ndarray, h: np.ndarray, area: np.ndarray, k
     """[n, 17] points of each instance (as the annotator labeled it) where a mistake of this
     kind is possible and shows in the data; instance-level kinds mark every labeled point."""
     v = k[..., 2]
-    inside = (k[..., 0] >= 0) & (k[..., 0] < w[:, None]) & (k[..., 1] >= 0) & (k[..., 1] < h[:, None])
+    inside = (k[..., 0] >= 0) & (k[..., 0] <= w[:, None]) & (k[..., 1] >= 0) & (k[..., 1] <= h[:, None])  # edges in
     enough = ((v == 2).sum(axis=1) >= 6)[:, None]
     if kind == "left_right_swap":
         return (v > 0) & (swap_oks(k, COCO17.sigma_array, COCO17.flip_idx, area) < 0.3)[:, None]

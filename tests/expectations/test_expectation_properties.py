@@ -85,7 +85,8 @@ def mutated(draw):
     """(dataset with one mistake, the one finding expected)."""
     ds = draw(valid_datasets())
     ins = ds.instances
-    kind = draw(st.sampled_from(["flag", "nan", "unlabeled", "origin", "visible_out", "occluded_far", "num_kp", "category"]))
+    kind = draw(st.sampled_from(["flag", "nan", "unlabeled", "origin", "visible_out", "occluded_far", "num_kp", "category",
+                                 "on_edge"]))
     if kind in ("num_kp", "category"):
         row = draw(st.integers(0, len(ins) - 1))
         aid = int(ins.id[row])
@@ -114,8 +115,12 @@ def mutated(draw):
     if kind == "origin":
         ins.keypoints[row, kp, :2] = 0
         return ds, {("visibility.labeled_at_origin", aid, name)}
+    if kind == "on_edge":  # not a mistake: the frame's edge is inside, for every flag
+        corner = draw(st.sampled_from([(w, h / 2), (w / 2, h), (w, h), (0.5, 0.0)]))
+        ins.keypoints[row, kp] = (*corner, draw(st.sampled_from([1, 2])))
+        return ds, set()
     if kind == "visible_out":
-        ins.keypoints[row, kp] = (draw(st.sampled_from([-1.0, w, w + 30])), h / 2, 2)
+        ins.keypoints[row, kp] = (draw(st.sampled_from([-1.0, w + 0.5, w + 30])), h / 2, 2)
         return ds, {("bounds.visible_outside_image", aid, name)}
     ins.keypoints[row, kp] = (w / 2, draw(st.sampled_from([-0.6 * h, 1.7 * h])), 1)
     return ds, {("bounds.occluded_far_outside", aid, name)}

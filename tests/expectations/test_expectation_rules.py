@@ -56,7 +56,7 @@ CASES = {
     "unlabeled_minus_one": (lambda ds: _kp(ds, 0, "right_ear", x=-1, y=-1), {("visibility.unlabeled_with_coords", 10, "right_ear")}),
     "labeled_at_origin": (lambda ds: _kp(ds, 2, "nose", x=0, y=0), {("visibility.labeled_at_origin", 12, "nose")}),
     "num_keypoints_mismatch": (lambda ds: ds.instances.num_keypoints.__setitem__(1, 12), {("visibility.num_keypoints_mismatch", 11, None)}),
-    "visible_outside_right_edge": (lambda ds: _kp(ds, 2, "left_knee", x=640), {("bounds.visible_outside_image", 12, "left_knee")}),
+    "visible_past_right_edge": (lambda ds: _kp(ds, 2, "left_knee", x=641), {("bounds.visible_outside_image", 12, "left_knee")}),
     "visible_above_frame": (lambda ds: _kp(ds, 2, "nose", y=-3), {("bounds.visible_outside_image", 12, "nose")}),
     "occluded_outside_within_margin": (lambda ds: _kp(ds, 2, "nose", y=-25, v=1), {("bounds.occluded_outside_image", 12, "nose")}),
     "occluded_far_outside": (lambda ds: _kp(ds, 2, "nose", x=640 + 0.6 * 640, v=1), {("bounds.occluded_far_outside", 12, "nose")}),

@@ -53,7 +53,7 @@ def raw_counts(path: Path, k: int) -> Counter:
         out["visibility.invalid_flag"] += int((~np.isin(v, (0, 1, 2))).sum())
         w, h = sizes.get(a["image_id"], (0, 0))
         if w > 0 and h > 0:
-            out["bounds.visible_outside_image"] += int(((v == 2) & ((x < 0) | (x >= w) | (y < 0) | (y >= h))).sum())
+            out["bounds.visible_outside_image"] += int(((v == 2) & ((x < 0) | (x > w) | (y < 0) | (y > h))).sum())
     return out
 
 

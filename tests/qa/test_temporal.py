@@ -132,14 +132,27 @@ def _walk(n_frames=40, seed=10):
 
 
 @pytest.mark.parametrize("length", [1, 2, 3])
-def test_an_excursion_of_one_to_three_frames_is_one_finding_naming_its_frames(length):
+def test_an_excursion_of_one_to_three_frames_gives_a_finding_on_each_of_its_frames(length):
     frames = _walk()
     for f in range(20, 20 + length):
         frames[f][K["left_elbow"], :2] += [14.0, -10.0]  # the point leaves its path and comes back
     found = rows_of(run_deep_qa(make_dataset(_track(frames))).findings, "qa.temporal_jitter")
-    assert [(f["annotation_id"], f["keypoint"]) for f in found] == [(21, "left_elbow")]
+    # annotation ids are frame + 1: every displaced frame's annotation is told, naming the keypoint
+    assert [(f["annotation_id"], f["keypoint"]) for f in found] == [(21 + i, "left_elbow") for i in range(length)]
     named = "frame 20 of track 1" if length == 1 else f"for {length} frames, frames 20-{19 + length} of track 1"
-    assert named in found[0]["message"] and found[0]["value"] > 0.05
+    assert all(named in f["message"] and f["value"] > 0.05 for f in found)
+    if length > 1:
+        assert [f["message"].rsplit("; ", 1)[1] for f in found] == [f"this is frame {20 + i}" for i in range(length)]
+
+
+def test_each_frame_of_an_excursion_in_two_annotators_tracks_carries_its_own_finding():
+    frames = _walk(seed=3)
+    for f in (10, 11):
+        frames[f][K["right_wrist"], :2] += [-12.0, 12.0]
+    labels = _track(frames, annotator="A") + _track(frames, annotator="B")
+    found = rows_of(run_deep_qa(make_dataset(labels)).findings, "qa.temporal_jitter")
+    assert sorted((f["annotator"], f["annotation_id"], f["keypoint"]) for f in found) == [
+        ("A", 11, "right_wrist"), ("A", 12, "right_wrist"), ("B", 51, "right_wrist"), ("B", 52, "right_wrist")]
 
 
 def test_fast_turns_and_a_step_that_stays_are_motion_not_excursions():
@@ -167,5 +180,6 @@ def test_a_step_that_stays_is_not_an_excursion_but_a_step_that_returns_is():
     for f in range(23, 40):
         frames[f][K["right_knee"], :2] -= [15.0, 10.0]  # back after three frames: an excursion
     found = rows_of(run_deep_qa(make_dataset(_track(frames))).findings, "qa.temporal_jitter")
-    assert [(f["annotation_id"], f["keypoint"]) for f in found] == [(21, "right_knee")]
-    assert "frames 20-22 of track 1" in found[0]["message"]
+    assert [(f["annotation_id"], f["keypoint"]) for f in found] == [(21, "right_knee"), (22, "right_knee"),
+                                                                    (23, "right_knee")]
+    assert all("frames 20-22 of track 1" in f["message"] for f in found)
