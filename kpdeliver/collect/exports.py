@@ -20,6 +20,7 @@ from kpdeliver.codecs import REJECTED_SCHEMA, CodecError
 from kpdeliver.codecs.registry import decode_bytes
 from kpdeliver.findings import concat_findings, findings_for
 from kpdeliver.codecs.label_studio.paths import image_path
+from kpdeliver.collect.categories import merge_categories
 from kpdeliver.isolation import unsafe_reasons
 from kpdeliver.model import NONE, Dataset, Instances, concat_instances
 from kpdeliver.progress import tracked
@@ -135,7 +136,7 @@ def _decode_prefix(store: ObjectStore, prefix: str, annotator: str, schema: Keyp
         decoded.dataset = decoded.dataset.replace(images=images)
         instances = rekey_onto_batch(decoded.dataset, batch, source=key)
         instances.annotator[:] = annotator
-        parts.append(instances)
+        parts.append((instances, decoded.dataset.categories))
         findings.append(decoded.findings)
         rejected.append(decoded.rejected)
     return parts, findings, rejected, files
@@ -166,17 +167,18 @@ def collect_exports(store: ObjectStore, batch: Dataset, annotators: list[str], *
         findings += f
         rejected += r
         files.update(fl)
-    instances = _unique_ids(concat_instances(parts, schema.num_keypoints))
-    dataset = batch.replace(instances=instances)
-
     gold_parts, gf, gr, gfiles = _decode_prefix(store, GOLD_PREFIX, "gold", schema, batch, category)
+    merged, categories = merge_categories(parts + gold_parts, batch.categories)
+    parts, gold_parts = merged[:len(parts)], merged[len(parts):]
+    instances = _unique_ids(concat_instances(parts, schema.num_keypoints))
+    dataset = batch.replace(instances=instances, categories=categories)
     gold = None
     if gold_parts:
         gold_ins = concat_instances(gold_parts, schema.num_keypoints)
         if np.isin(gold_ins.id, instances.id).any() or len(np.unique(gold_ins.id)) != len(gold_ins):
             # one id space for the run: gold ids that collide are renumbered after the annotators'
             gold_ins.id = np.arange(1, len(gold_ins) + 1, dtype=np.int64) + (int(instances.id.max()) if len(instances) else 0)
-        gold = batch.replace(instances=gold_ins)
+        gold = dataset.replace(instances=gold_ins)
     rejected_all = pa.concat_tables([REJECTED_SCHEMA.empty_table(), *rejected, *gr])
     return CollectResult(dataset, gold, concat_findings(findings + gf), rejected_all, {**files, **gfiles})
 
