@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from kpdeliver.collect.exports import CollectResult, collect_exports
 from kpdeliver.ingest.batch import ingest_images
@@ -17,8 +17,15 @@ REAL = Path(__file__).resolve().parent.parent / "fixtures" / "real"
 
 
 def placeholder(width: int, height: int, index: int, fmt: str = "JPEG") -> bytes:
+    """A plain image whose bytes differ for every index (a JPEG comment, a PNG text chunk)."""
     buf = io.BytesIO()
-    Image.new("RGB", (width, height), (index % 251, index // 251 % 251, 90)).save(buf, fmt)
+    image = Image.new("RGB", (width, height), (index * 47 % 256, index * 91 % 256, 90))
+    if fmt == "JPEG":
+        image.save(buf, fmt, comment=f"placeholder {index}".encode())
+    else:
+        info = PngImagePlugin.PngInfo()
+        info.add_text("placeholder", str(index))
+        image.save(buf, fmt, pnginfo=info)
     return buf.getvalue()
 
 
