@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from functools import partial
 from dataclasses import dataclass
-from posixpath import basename, splitext
+from posixpath import basename, dirname, splitext
 from typing import Callable, Mapping
 
 import numpy as np
@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kpdeliver.codecs import REJECTED_SCHEMA, CodecError
+from kpdeliver.codecs import registry
 from kpdeliver.codecs.registry import decode_bytes
 from kpdeliver.findings import concat_findings, findings_for
 from kpdeliver.images import IMAGE_EXTENSIONS
@@ -167,10 +168,11 @@ def _decode_prefix(store: ObjectStore, prefix: str, annotator: str, schema: Keyp
     parts, findings, rejected, files = [], [], [], {}
     keys = [k for k in store.list(prefix) if not k.rsplit("/", 1)[-1].startswith(".")]
     trees, loose = split_by_tree(keys)
+    metadata, loose = _metadata_by_folder(store, loose, files)
     jobs = [(root, partial(decode_tree, store.get, root, trees[root], schema=schema, batch=lookup, files=files))
             for root in trees]
     jobs += [(key, partial(_decode_file, store, key, schema=schema, annotator=annotator, category=category,
-                           sizes=lookup, files=files)) for key in loose]
+                           sizes=lookup, files=files, metadata=metadata.get(dirname(key)))) for key in loose]
     for key, decode in sorted(jobs, key=lambda job: job[0]):
         try:
             decoded = decode()
@@ -193,10 +195,32 @@ def _decode_prefix(store: ObjectStore, prefix: str, annotator: str, schema: Keyp
 
 
 def _decode_file(store: ObjectStore, key: str, *, schema: KeypointSchema, annotator: str, category: str | None,
-                 sizes: BatchImages, files: dict[str, str]):
+                 sizes: BatchImages, files: dict[str, str], metadata: bytes | None):
     data = store.get(key)
     files[key] = hashlib.sha256(data).hexdigest()
-    return decode_bytes(key, data, schema=schema, annotator=annotator, source=key, category=category, sizes=sizes)
+    return decode_bytes(key, data, schema=schema, annotator=annotator, source=key, category=category, sizes=sizes,
+                        metadata=metadata)
+
+
+def _metadata_by_folder(store: ObjectStore, keys: list[str],
+                        files: dict[str, str]) -> tuple[dict[str, bytes], list[str]]:
+    """A format's own metadata among the exports (a Label Studio labeling config saved beside its
+    JSON export): by folder, given to the exports beside it, never read as annotations. Returns
+    (folder -> bytes, the other keys)."""
+    found, rest = {}, []
+    for key in keys:
+        if key.lower().endswith(".xml"):
+            try:
+                with store.open(key) as fh:
+                    kind = registry.sniff_bytes(basename(key), fh.read(registry.SNIFF_BYTES))
+                if registry.is_metadata(kind):
+                    found[dirname(key)] = store.get(key)
+                    files[key] = hashlib.sha256(found[dirname(key)]).hexdigest()
+                    continue
+            except StorageError:  # read again by the decode, which reports it
+                pass
+        rest.append(key)
+    return found, rest
 
 
 def _unique_ids(instances: Instances) -> Instances:

@@ -43,3 +43,23 @@ def test_a_label_studio_export_without_sizes_is_sized_from_the_batch(tmp_path):
     got = res.dataset.instances
     assert len(got) == len(truth.dataset.instances)
     assert np.allclose(got.keypoints, truth.dataset.instances.keypoints, atol=1e-6)
+
+
+def test_the_labeling_config_saved_beside_an_export_is_used_not_reported_unreadable(tmp_path):
+    """`convert --to label-studio` (like a project backup) writes tasks.json and label_config.xml."""
+    from kpdeliver.codecs.registry import encode_files
+    from kpdeliver.schema import COCO17
+
+    real = REAL / "super-gradients" / "person_keypoints_val2017.json"
+    doc = json.loads(real.read_bytes())
+    truth = decode_bytes("coco.json", real.read_bytes(), schema=COCO17).dataset
+    files = encode_files(truth, "label-studio")
+    assert any(name.endswith(".xml") for name in files)
+    store = LocalStore(tmp_path)
+    put_images(store, {im["file_name"]: (im["width"], im["height"]) for im in doc["images"]})
+    for name, data in files.items():
+        store.put(f"annotations/ann_a/{name}", data)
+    res = collect(store, COCO17, ["ann_a"])
+    assert "collect.unreadable_file" not in res.findings["check"].to_pylist(), res.findings["message"].to_pylist()
+    assert len(res.dataset.instances) == len(truth.instances)
+    assert set(res.files) == {f"annotations/ann_a/{name}" for name in files}
