@@ -8,6 +8,7 @@ batch's image ids. The export's own ids and file stay in audit columns (`source_
 from __future__ import annotations
 
 import hashlib
+import re
 from functools import partial
 from dataclasses import dataclass
 from posixpath import basename, dirname, splitext
@@ -81,6 +82,9 @@ def _batch_row(path: str, relative: dict[str, int], lookups) -> int | None:
     return next((index[way(path)] for way, index in lookups if way(path) in index), None)
 
 
+_ROBOFLOW = re.compile(r"(?P<stem>.+)_(?P<ext>[A-Za-z0-9]{2,5})\.rf\.[0-9a-fA-F]{8,}(\.[A-Za-z0-9]{2,5})?")
+
+
 class BatchImages(Mapping):
     """The batch's images by any reference an export makes to one (a relative path, a tail of a
     longer path, a Label Studio server or storage form, a base name or stem; a YOLO label's image
@@ -102,7 +106,11 @@ class BatchImages(Mapping):
                             if "/".join(cand[i:]) in self._bare), None)
                 if row is not None:
                     return row
-        return _batch_row(path, self._relative, self._lookups)
+        row = _batch_row(path, self._relative, self._lookups)
+        original = _ROBOFLOW.fullmatch(path.rsplit("/", 1)[-1])
+        if row is None and original:  # Roboflow renames `x.jpg` to `x_jpg.rf.<hash>.jpg`
+            return self.row(f"{original['stem']}.{original['ext']}")
+        return row
 
     def size(self, row: int) -> tuple[int, int]:
         return int(self._w[row]), int(self._h[row])

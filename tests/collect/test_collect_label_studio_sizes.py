@@ -32,7 +32,8 @@ def _without_sizes(tasks: list[dict]) -> bytes:
 def test_a_label_studio_export_without_sizes_is_sized_from_the_batch(tmp_path):
     data = LS_REAL.read_bytes()
     tasks = json.loads(data)
-    truth = decode_bytes("export.json", data, source="annotations/ann_a/export.json")  # the file as written, sizes included
+    # the file as written, sizes included
+    truth = decode_bytes("export.json", data, source="annotations/ann_a/export.json")
     assert len(truth.dataset.instances)
     store = LocalStore(tmp_path)
     put_images(store, {t["data"]["image"].rsplit("/", 1)[-1]: _size(t) for t in tasks})

@@ -9,6 +9,8 @@ repository's fixtures.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import yaml
@@ -54,6 +56,16 @@ def roboflow(put) -> None:
         put(f"{split}/labels/{name[:-4]}.txt", _line(i))
 
 
+def roboflow_renamed(put) -> None:
+    """Roboflow as it names files: `cat_01.jpg` becomes `cat_01_jpg.rf.<hash>.jpg`, its images in the tree."""
+    roboflow(lambda rel, text: None if "/labels/" in rel else put(rel, text))
+    for i, name in enumerate(_labeled()):
+        split = "valid" if i == 1 else "train"
+        renamed = f"{name[:-4]}_jpg.rf.{i:02d}5f0c1e8d2b7a9c4e6f1a3b5d7c9e0f2a"
+        put(f"{split}/labels/{renamed}.txt", _line(i))
+        put(f"{split}/images/{renamed}.jpg", placeholder(*SIZES[name], 100 + i))
+
+
 def cvat(put) -> None:
     """CVAT's "Ultralytics YOLO Pose 1.0": data.yaml naming one list file per subset, images/<subset>/,
     labels/<subset>/ (no label file for an image without shapes)."""
@@ -75,14 +87,18 @@ def sleap(put) -> None:
         put(f"{'val' if i == 1 else 'train'}/labels/{name[:-4]}.txt", _line(i))
 
 
-LAYOUTS = {"roboflow": roboflow, "cvat": cvat, "sleap": sleap}
+def _bytes(data: str | bytes) -> bytes:
+    return data if isinstance(data, bytes) else data.encode()
+
+
+LAYOUTS = {"roboflow": roboflow, "roboflow-renamed": roboflow_renamed, "cvat": cvat, "sleap": sleap}
 
 
 @pytest.mark.parametrize("tool", sorted(LAYOUTS))
 def test_a_tool_yolo_tree_under_an_annotator_is_collected_and_sized_from_the_batch(tmp_path, tool):
     store = LocalStore(tmp_path)
     put_images(store, SIZES)
-    LAYOUTS[tool](lambda rel, text: store.put(f"annotations/ann_a/{tool}_export/{rel}", text.encode()))
+    LAYOUTS[tool](lambda rel, data: store.put(f"annotations/ann_a/{tool}_export/{rel}", _bytes(data)))
     res = collect(store, SCHEMA, ["ann_a"])
     assert "error" not in res.findings["severity"].to_pylist(), res.findings["message"].to_pylist()
     assert res.rejected.num_rows == 0
@@ -102,9 +118,9 @@ def test_a_tool_yolo_tree_under_an_annotator_is_collected_and_sized_from_the_bat
 def test_convert_reads_the_same_tree_without_reading_lists_or_readmes_as_labels(tmp_path, tool):
     root = tmp_path / "export"
 
-    def put(rel: str, text: str) -> None:
+    def put(rel: str, data: str | bytes) -> None:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
+        (root / rel).write_bytes(_bytes(data))
 
     LAYOUTS[tool](put)
     images = tmp_path / "images"
@@ -115,13 +131,14 @@ def test_convert_reads_the_same_tree_without_reading_lists_or_readmes_as_labels(
     assert decoded.rejected.num_rows == 0, decoded.rejected["reason"].to_pylist()
     assert len(decoded.dataset.instances) == len(_labeled())
     listed = {BACKGROUND} if tool == "cvat" else set()  # the split list's background image is kept
-    assert {n.rsplit("/", 1)[-1] for n in decoded.dataset.images.file_name.tolist()} == set(_labeled()) | listed
+    names = {re.sub(r"_jpg\.rf\.\w+\.jpg$", ".jpg", n.rsplit("/", 1)[-1]) for n in decoded.dataset.images.file_name}
+    assert names == set(_labeled()) | listed
 
 
 def test_fractional_visibility_flags_in_a_yolo_label_are_named_not_silently_kept(tmp_path):
     store = LocalStore(tmp_path)
     put_images(store, SIZES)
-    sleap(lambda rel, text: store.put(f"annotations/ann_a/ultralytics/{rel}", text.encode()))
+    sleap(lambda rel, data: store.put(f"annotations/ann_a/ultralytics/{rel}", _bytes(data)))
     store.put("annotations/ann_a/ultralytics/train/labels/cat_01.txt",
               b"0 0.5 0.5 0.8 0.8 0.1 0.2 0.37 0.3 0.4 2 0.5 0.6 0.04\n")
     res = collect(store, SCHEMA, ["ann_a"])
