@@ -8,7 +8,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from kpdeliver.codecs import REJECTED_SCHEMA, Decoded
+from kpdeliver.codecs import REJECTED_SCHEMA, CodecError, Decoded
 from kpdeliver.codecs.problems import DecodeLog, ItemProblem, no_rows
 from kpdeliver.findings import FINDINGS_SCHEMA, findings_for
 from kpdeliver.model import Dataset
@@ -25,12 +25,17 @@ def _source(ds: Dataset, row: int) -> str:
 
 def hold_orphans(decoded: Decoded) -> Decoded:
     """`decoded` with the instances whose image the file does not list moved to `rejected`, one
-    `schema.unknown_image` finding each (file, annotation id, image id)."""
+    `schema.unknown_image` finding each (file, annotation id, image id); CodecError when that is
+    every instance (nothing would be converted)."""
     ds = decoded.dataset
     orphan = ds.image_index() < 0
     if not orphan.any():
         return decoded
     ins = ds.instances
+    if orphan.all():
+        where = f"{_source(ds, 0)}: " if _source(ds, 0) else ""
+        raise CodecError(f"{where}all {len(ins)} instances are on images the input does not list "
+                         f"(first: annotation id={int(ins.id[0])}, image id {int(ins.image_id[0])}); nothing to convert")
     log = DecodeLog("")
     for i in np.flatnonzero(orphan).tolist():
         source, aid, iid = _source(ds, i), int(ins.id[i]), int(ins.image_id[i])
