@@ -35,7 +35,8 @@ def hold_orphans(decoded: Decoded) -> Decoded:
     if orphan.all():
         where = f"{_source(ds, 0)}: " if _source(ds, 0) else ""
         raise CodecError(f"{where}all {len(ins)} instances are on images the input does not list "
-                         f"(first: annotation id={int(ins.id[0])}, image id {int(ins.image_id[0])}); nothing to convert")
+                         f"(first: annotation id={int(ins.id[0])}, image id {int(ins.image_id[0])}); "
+                         "nothing to convert")
     log = DecodeLog("")
     for i in np.flatnonzero(orphan).tolist():
         source, aid, iid = _source(ds, i), int(ins.id[i]), int(ins.image_id[i])
