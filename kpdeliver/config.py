@@ -342,8 +342,8 @@ class ClientConfig(_Model):
                 return loc
             return str((base / loc).resolve())
 
-        schema = self.schema_
-        if schema.endswith((".yaml", ".yml")) and not Path(schema).is_absolute():
+        schema = self.schema_  # a schema file of any kind (YAML, CVAT XML, ...): relative to the config
+        if schema not in BUILTIN_SCHEMAS and not Path(schema).is_absolute():
             schema = str((base / schema).resolve())
         return self.model_copy(update={"source": fix(self.source), "releases": fix(self.releases), "schema_": schema})
 

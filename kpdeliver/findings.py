@@ -57,6 +57,7 @@ CHECKS: dict[str, Severity] = {
     "collect.unreadable_file": Severity.error,
     "collect.unassigned_image": Severity.warning,
     "decode.quirk": Severity.info,
+    "decode.other_label": Severity.warning,  # a shape of a label that is not the schema's keypoints (CVAT free points)
 }
 
 FINDINGS_SCHEMA = pa.schema(

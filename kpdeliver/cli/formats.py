@@ -97,11 +97,15 @@ def _convert_one(input: Path, out: Path, *, to: str, schema, fmt, images, sizes,
                  category: Optional[str]) -> None:
     from kpdeliver.codecs.yolo_pose import DATA_YAML_NAMES
     from kpdeliver.collect.files import hold_non_finite, read_annotations, write_dataset
+    from kpdeliver.collect.writable import hold_orphans, odd_flags
     from kpdeliver.collect.yolo_tree import place_images
     from kpdeliver.schema import unpaired_side_names
 
-    decoded = hold_non_finite(read_annotations(input, schema=schema, fmt=fmt, images_dir=images, sizes=sizes,
-                                               category=category))
+    decoded = hold_orphans(hold_non_finite(read_annotations(input, schema=schema, fmt=fmt, images_dir=images,
+                                                            sizes=sizes, category=category)))
+    flags = odd_flags(decoded.dataset, to)
+    if flags.num_rows:
+        decoded.merge_findings(flags)
     written = write_dataset(decoded.dataset, out, to=to, outside=outside, cvat_mode=cvat_mode)
     # a YOLO tree is trained on with its images: the given ones, or a YOLO input's own
     yolo_input = input.is_dir() and any((input / n).is_file() for n in DATA_YAML_NAMES)
@@ -126,6 +130,8 @@ def _convert_one(input: Path, out: Path, *, to: str, schema, fmt, images, sizes,
                    f"(`kpdeliver inspect {input}` lists them)")
         for message in decoded.rejected["reason"].to_pylist()[:10]:
             typer.echo(f"  held back: {message}")
+        for message in flags["message"].to_pylist()[:10]:
+            typer.echo(f"  warning: {message}")
 
 
 @app.command()

@@ -97,7 +97,7 @@ def decode_bytes(
     source = source or name
     kind = sniff_bytes(name, data)
     if kind == ZIP:
-        return _decode_zip(data, schema=schema, annotator=annotator, source=source, category=category)
+        return _decode_zip(data, schema=schema, annotator=annotator, source=source, category=category, sizes=sizes)
     if is_metadata(kind):
         raise CodecError(f"{source}: a {kind.removesuffix(METADATA_SUFFIX).replace('-', ' ').title()} "
                          "labeling config, not annotations")
@@ -121,7 +121,7 @@ def _hidden(name: str) -> bool:
 
 
 def _decode_zip(data: bytes, *, schema: KeypointSchema | None, annotator: str, source: str,
-                category: str | None) -> Decoded:
+                category: str | None, sizes: Mapping[str, tuple[int, int]] | None = None) -> Decoded:
     """A CVAT / Label Studio download: the one annotation file inside (CVAT: annotations.xml at the
     root; COCO Keypoints: annotations/person_keypoints_<subset>.json); images beside it are ignored."""
     try:
@@ -140,7 +140,7 @@ def _decode_zip(data: bytes, *, schema: KeypointSchema | None, annotator: str, s
             raise CodecError(f"{source}: zip holds {len(inner)} .xml/.json files {inner[:5]}; expected exactly one "
                              "(one subset per export file)")
         return decode_bytes(inner[0], zf.read(inner[0]), schema=schema, annotator=annotator,
-                            source=f"{source}!{inner[0]}", category=category)
+                            source=f"{source}!{inner[0]}", category=category, sizes=sizes)
 
 
 def encode_files(dataset: Dataset, fmt: str, options: EncodeOptions = EncodeOptions()) -> dict[str, bytes]:

@@ -8,18 +8,24 @@ batch's image ids. The export's own ids and file stay in audit columns (`source_
 from __future__ import annotations
 
 import hashlib
+import re
+from functools import partial
 from dataclasses import dataclass
-from posixpath import basename, splitext
-from typing import Callable
+from posixpath import basename, dirname, splitext
+from typing import Callable, Mapping
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from kpdeliver.codecs import REJECTED_SCHEMA, CodecError
+from kpdeliver.codecs import registry
 from kpdeliver.codecs.registry import decode_bytes
 from kpdeliver.findings import concat_findings, findings_for
+from kpdeliver.images import IMAGE_EXTENSIONS
 from kpdeliver.codecs.label_studio.paths import image_path
+from kpdeliver.collect.categories import merge_categories
+from kpdeliver.collect.yolo_store import decode_tree, split_by_tree
 from kpdeliver.isolation import unsafe_reasons
 from kpdeliver.model import NONE, Dataset, Instances, concat_instances
 from kpdeliver.progress import tracked
@@ -76,6 +82,56 @@ def _batch_row(path: str, relative: dict[str, int], lookups) -> int | None:
     return next((index[way(path)] for way, index in lookups if way(path) in index), None)
 
 
+_ROBOFLOW = re.compile(r"(?P<stem>.+)_(?P<ext>[A-Za-z0-9]{2,5})\.rf\.[0-9a-fA-F]{8,}(\.[A-Za-z0-9]{2,5})?")
+
+
+class BatchImages(Mapping):
+    """The batch's images by any reference an export makes to one (a relative path, a tail of a
+    longer path, a Label Studio server or storage form, a base name or stem; a YOLO label's image
+    path without extension): `row(ref)`, and the (width, height) ingest measured, so an export
+    that states no size (Label Studio without original_width, YOLO) is sized from the batch."""
+
+    def __init__(self, batch: Dataset) -> None:
+        self.names = [str(n) for n in batch.images.file_name.tolist()]
+        self._relative, self._lookups = _name_lookups(self.names)
+        self._bare = _unique_index([splitext(n.removeprefix("images/"))[0] for n in self.names])
+        self._w, self._h = batch.images.width, batch.images.height
+
+    def row(self, ref: str) -> int | None:
+        path = image_path(str(ref)).replace("\\", "/")
+        if splitext(path)[1].lower() not in IMAGE_EXTENSIONS:  # a YOLO label's image: no extension known
+            parts = [p for p in path.split("/") if p]
+            for cand in (parts, [p for p in parts if p not in ("images", "labels")]):
+                row = next((self._bare["/".join(cand[i:])] for i in range(len(cand))
+                            if "/".join(cand[i:]) in self._bare), None)
+                if row is not None:
+                    return row
+        row = _batch_row(path, self._relative, self._lookups)
+        original = _ROBOFLOW.fullmatch(path.rsplit("/", 1)[-1])
+        if row is None and original:  # Roboflow renames `x.jpg` to `x_jpg.rf.<hash>.jpg`
+            return self.row(f"{original['stem']}.{original['ext']}")
+        return row
+
+    def size(self, row: int) -> tuple[int, int]:
+        return int(self._w[row]), int(self._h[row])
+
+    def __getitem__(self, ref) -> tuple[int, int]:
+        row = self.row(ref)
+        if row is None or min(self.size(row)) <= 0:
+            raise KeyError(ref)
+        return self.size(row)
+
+    def __contains__(self, ref) -> bool:
+        row = self.row(ref)
+        return row is not None and min(self.size(row)) > 0
+
+    def __iter__(self):
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
 def rekey_onto_batch(part: Dataset, batch: Dataset, *, source: str) -> Instances:
     """The export's instances with image ids of the batch (-1 where no batch image matches)."""
     relative, lookups = _name_lookups(batch.images.file_name.tolist())
@@ -114,15 +170,20 @@ def _image_paths(decoded_images, location: str) -> tuple[np.ndarray, pa.Table]:
 
 
 def _decode_prefix(store: ObjectStore, prefix: str, annotator: str, schema: KeypointSchema, batch: Dataset,
-                   category: str | None = None):
+                   category: str | None = None, lookup: BatchImages | None = None):
+    """Every export under `prefix`: each file, and each YOLO tree (a folder with data.yaml) as one."""
+    lookup = lookup if lookup is not None else BatchImages(batch)
     parts, findings, rejected, files = [], [], [], {}
-    for key in store.list(prefix):
-        if key.rsplit("/", 1)[-1].startswith("."):
-            continue
+    keys = [k for k in store.list(prefix) if not k.rsplit("/", 1)[-1].startswith(".")]
+    trees, loose = split_by_tree(keys)
+    metadata, loose = _metadata_by_folder(store, loose, files)
+    jobs = [(root, partial(decode_tree, store.get, root, trees[root], schema=schema, batch=lookup, files=files))
+            for root in trees]
+    jobs += [(key, partial(_decode_file, store, key, schema=schema, annotator=annotator, category=category,
+                           sizes=lookup, files=files, metadata=metadata.get(dirname(key)))) for key in loose]
+    for key, decode in sorted(jobs, key=lambda job: job[0]):
         try:
-            data = store.get(key)
-            files[key] = hashlib.sha256(data).hexdigest()
-            decoded = decode_bytes(key, data, schema=schema, annotator=annotator, source=key, category=category)
+            decoded = decode()
         except (CodecError, StorageError, ValueError) as e:
             findings.append(findings_for("collect.unreadable_file", annotator=annotator, source=key, n=1,
                                          message=f"{key}: export of {annotator} not used: {e}"))
@@ -135,10 +196,39 @@ def _decode_prefix(store: ObjectStore, prefix: str, annotator: str, schema: Keyp
         decoded.dataset = decoded.dataset.replace(images=images)
         instances = rekey_onto_batch(decoded.dataset, batch, source=key)
         instances.annotator[:] = annotator
-        parts.append(instances)
+        parts.append((instances, decoded.dataset.categories))
         findings.append(decoded.findings)
         rejected.append(decoded.rejected)
     return parts, findings, rejected, files
+
+
+def _decode_file(store: ObjectStore, key: str, *, schema: KeypointSchema, annotator: str, category: str | None,
+                 sizes: BatchImages, files: dict[str, str], metadata: bytes | None):
+    data = store.get(key)
+    files[key] = hashlib.sha256(data).hexdigest()
+    return decode_bytes(key, data, schema=schema, annotator=annotator, source=key, category=category, sizes=sizes,
+                        metadata=metadata)
+
+
+def _metadata_by_folder(store: ObjectStore, keys: list[str],
+                        files: dict[str, str]) -> tuple[dict[str, bytes], list[str]]:
+    """A format's own metadata among the exports (a Label Studio labeling config saved beside its
+    JSON export): by folder, given to the exports beside it, never read as annotations. Returns
+    (folder -> bytes, the other keys)."""
+    found, rest = {}, []
+    for key in keys:
+        if key.lower().endswith(".xml"):
+            try:
+                with store.open(key) as fh:
+                    kind = registry.sniff_bytes(basename(key), fh.read(registry.SNIFF_BYTES))
+                if registry.is_metadata(kind):
+                    found[dirname(key)] = store.get(key)
+                    files[key] = hashlib.sha256(found[dirname(key)]).hexdigest()
+                    continue
+            except StorageError:  # read again by the decode, which reports it
+                pass
+        rest.append(key)
+    return found, rest
 
 
 def _unique_ids(instances: Instances) -> Instances:
@@ -160,23 +250,26 @@ def collect_exports(store: ObjectStore, batch: Dataset, annotators: list[str], *
     for who in sorted(present - set(annotators)):
         findings.append(findings_for("collect.unreadable_file", annotator=who, source=f"{ANNOTATIONS_PREFIX}{who}/", n=1,
                                      message=f"{ANNOTATIONS_PREFIX}{who}/: annotator {who!r} is not in the client config; exports not used"))
+    lookup = BatchImages(batch)
     for annotator in tracked("collect", annotators):  # one annotator's exports at a time
-        p, f, r, fl = _decode_prefix(store, f"{ANNOTATIONS_PREFIX}{annotator}/", annotator, schema, batch, category)
+        p, f, r, fl = _decode_prefix(store, f"{ANNOTATIONS_PREFIX}{annotator}/", annotator, schema, batch, category,
+                                     lookup)
         parts += p
         findings += f
         rejected += r
         files.update(fl)
+    gold_parts, gf, gr, gfiles = _decode_prefix(store, GOLD_PREFIX, "gold", schema, batch, category, lookup)
+    merged, categories = merge_categories(parts + gold_parts, batch.categories)
+    parts, gold_parts = merged[:len(parts)], merged[len(parts):]
     instances = _unique_ids(concat_instances(parts, schema.num_keypoints))
-    dataset = batch.replace(instances=instances)
-
-    gold_parts, gf, gr, gfiles = _decode_prefix(store, GOLD_PREFIX, "gold", schema, batch, category)
+    dataset = batch.replace(instances=instances, categories=categories)
     gold = None
     if gold_parts:
         gold_ins = concat_instances(gold_parts, schema.num_keypoints)
         if np.isin(gold_ins.id, instances.id).any() or len(np.unique(gold_ins.id)) != len(gold_ins):
             # one id space for the run: gold ids that collide are renumbered after the annotators'
             gold_ins.id = np.arange(1, len(gold_ins) + 1, dtype=np.int64) + (int(instances.id.max()) if len(instances) else 0)
-        gold = batch.replace(instances=gold_ins)
+        gold = dataset.replace(instances=gold_ins)
     rejected_all = pa.concat_tables([REJECTED_SCHEMA.empty_table(), *rejected, *gr])
     return CollectResult(dataset, gold, concat_findings(findings + gf), rejected_all, {**files, **gfiles})
 

@@ -19,6 +19,8 @@ from kpdeliver.codecs.label_studio.paths import image_path
 from kpdeliver.codecs.coco.categories import SeveralCategories
 from kpdeliver.codecs.problems import DecodeLog, ItemProblem
 from kpdeliver.collect.writing import write_files
+from kpdeliver.collect.yolo_layout import tree_layout
+from kpdeliver.codecs.yolo_pose.decoder import read_data_yaml
 from kpdeliver.codecs.protocol import Codec, EncodeOptions
 from kpdeliver.findings import concat_findings, findings_for, non_finite_keypoint_findings
 from kpdeliver.images import IMAGE_EXTENSIONS, image_size
@@ -267,32 +269,46 @@ def _size_of(name: str, sizes: Mapping[str, tuple[int, int]]) -> tuple[int, int]
 def _read_folder_export(folder: Path, codec: Codec, *, schema: KeypointSchema | None,
                         images_dir: str | Path | None = None,
                         sizes: Mapping[str, tuple[int, int]] | None = None) -> Decoded:
-    """A format whose export is a folder (YOLO Pose): its marker file (data.yaml), the label
-    files under `labels/` (or beside it), and each label's image size and name found by stem:
-    in the folder, under `images_dir`, or in `sizes` (by file name or stem)."""
+    """A format whose export is a folder (YOLO Pose): its marker file (data.yaml), the label files
+    and background images its layout names (collect/yolo_layout.py), and each one's image size and
+    name: in the folder, under `images_dir`, or in `sizes` (by file name or stem)."""
     marker = _marker(folder, codec)
     if marker is None:
         raise CodecError(f"{folder}: {codec.name} folder without {' or '.join(codec.folder_markers)}")
-    labels = {f.relative_to(folder).as_posix(): f.read_bytes() for f in sorted(folder.rglob("*.txt"))
-              if "labels" in f.relative_to(folder).parts or f.parent == folder}
+    source = marker.relative_to(folder.parent).as_posix()
+    files = [f.relative_to(folder).as_posix() for f in sorted(folder.rglob("*")) if f.is_file()]
+    layout = tree_layout(read_data_yaml(marker.read_bytes(), source)[0], files, lambda rel: (folder / rel).read_bytes())
     index = image_index(folder)
     if images_dir is not None:
         index = {**image_index(Path(images_dir)), **index}
-    stem_sizes, names = {}, {}
-    sized = {Path(n.replace("\\", "/")).stem: (n, wh) for n, wh in (sizes or {}).items()}
-    for key in labels:
-        stem = Path(key).stem
-        hit = index.get(stem)
-        if hit is not None:
-            try:
-                stem_sizes[stem] = image_size(hit)
-                names[stem] = hit.relative_to(folder).as_posix() if hit.is_relative_to(folder) else hit.name
-            except (OSError, ValueError):  # unreadable, or not an image (ImageProblem)
-                continue
-        elif stem in sized:
-            names[stem], stem_sizes[stem] = sized[stem]
-    return codec.decode(marker.read_bytes(), schema=schema, source=marker.relative_to(folder.parent).as_posix(),
-                        files=labels, sizes=stem_sizes, image_names=names)
+    names = layout.image_names()
+    found = _tree_sizes(names, index, folder, sizes or {})
+    return codec.decode(marker.read_bytes(), schema=schema, source=source, files=layout.label_files(
+        lambda rel: (folder / rel).read_bytes()), sizes=found, image_names=names)
+
+
+def _tree_sizes(names: dict[str, str], index: Mapping[str, Path], folder: Path,
+                sizes: Mapping[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+    """Each label's image size (label key -> (w, h)) from the image found by path, name or stem,
+    else from `sizes`; a name the tree gave without extension becomes the found image's."""
+    by_stem = {Path(n.replace("\\", "/")).stem: (n, wh) for n, wh in sizes.items()}
+    found = {}
+    for key, image in names.items():
+        base = image.rsplit("/", 1)[-1]
+        hit = index.get(image) or index.get(base) or index.get(Path(base).stem)
+        if hit is None:
+            given = _size_of(image, sizes)
+            name, wh = (image, given) if given else by_stem.get(Path(base).stem, (image, None))
+            if wh:
+                found[key], names[key] = wh, name
+            continue
+        try:
+            found[key] = image_size(hit)
+        except (OSError, ValueError):  # unreadable, or not an image (ImageProblem)
+            continue
+        if not Path(base).suffix:
+            names[key] = hit.relative_to(folder).as_posix() if hit.is_relative_to(folder) else hit.name
+    return found
 
 
 def write_dataset(

@@ -64,11 +64,12 @@ COCO_FILES = {
 }
 
 # CVAT, counted in the XML: images has 2 skeletons (4 elements, one outside each) and a free
-# 3-point shape (held back: a 4-point schema); video has one skeleton track listed at frames
-# 10, 13, 16 whose element "3" is outside from 13 on, and a 3-point points track (held back).
+# 3-point shape of label2 (another label: reported, not an instance nor held back); video has one
+# skeleton track listed at frames 10, 13, 16 whose element "3" is outside from 13 on, and a 3-point
+# points track of another label (reported likewise).
 OTHER_FILES = {
-    "datumaro-cvat-ai/cvat_for_images/train.xml": (2, 2, 4, {0: 2, 2: 6}, "box/polygon/polyline", 1),
-    "datumaro-cvat-ai/cvat_for_video/annotations.xml": (3, 3, 4, {0: 2, 2: 10}, "box/polygon/polyline", 2),
+    "datumaro-cvat-ai/cvat_for_images/train.xml": (2, 2, 4, {0: 2, 2: 6}, "box/polygon/polyline", 0),
+    "datumaro-cvat-ai/cvat_for_video/annotations.xml": (3, 3, 4, {0: 2, 2: 10}, "box/polygon/polyline", 0),
     "datumaro-cvat-ai/yolov8_pose": (1, 1, 3, {2: 3}, "no flip_idx", 0),
     "datumaro-cvat-ai/yolov8_pose_two_values_per_point": (1, 1, 3, {2: 3}, "no visibility", 0),
     # Label Studio, counted in the JSON: 3 of 17 COCO keypoints under one box (a self-loop relation);
@@ -135,6 +136,8 @@ def test_cvat_yolo_label_studio_files_decode_and_roundtrip(external, rel):
     decoded = read_annotations(external / rel)
     _check(decoded, OTHER_FILES[rel])
     assert decoded.rejected.num_rows == OTHER_FILES[rel][5]
+    if rel.endswith(".xml"):  # the free points of another label are reported
+        assert "decode.other_label" in decoded.findings["check"].to_pylist()
     ds = decoded.dataset
     if rel.endswith(".xml"):
         back = cvat.decode(cvat.encode(ds, mode="video" if "video" in rel else "images"), schema=ds.schema).dataset

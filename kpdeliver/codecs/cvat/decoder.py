@@ -7,9 +7,10 @@ Visibility mapping (CVAT has flags, not a 0/1/2 value):
 - otherwise      -> v=2.
 A skeleton element that is absent altogether is v=0 with no audit value.
 
-Tracks (video) are expanded to one instance per frame (video.py). Free `<points>` shapes become
-instances only when they hold exactly K points (no names exist to map them by); otherwise they
-are held back with a finding. Boxes, polygons and polylines are not keypoints and are counted
+Tracks (video) are expanded to one instance per frame (video.py). In a file with skeleton labels
+a free `<points>` shape of another label is reported (`decode.other_label`), never an instance;
+otherwise free points become instances only when they hold exactly K points (no names exist to
+map them by), and are held back with a finding when they do not. Boxes, polygons and polylines are not keypoints and are counted
 in an info finding.
 """
 from __future__ import annotations
@@ -48,7 +49,7 @@ def decode(
     if sks and all(isinstance(v, str) for v in orders.values()):
         raise CodecError(next(iter(orders.values())))
     k = schema.num_keypoints
-    walk = ShapeWalk(k=k, source=source, annotator=annotator, orders=orders)
+    walk = ShapeWalk(k=k, source=source, annotator=annotator, orders=orders, category=schema.category)
 
     video = root.find("track") is not None or root.find("image") is None
     images = video_images(root, walk) if video else _image_shapes(root, walk)

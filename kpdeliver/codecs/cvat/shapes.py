@@ -9,6 +9,7 @@ import numpy as np
 
 from kpdeliver.codecs import DecodeLog, ItemProblem
 from kpdeliver.codecs.cvat.attributes import flag, xy_pairs
+from kpdeliver.findings import findings_for
 
 
 class Rows:
@@ -41,8 +42,9 @@ class ShapeWalk:
     """What walking one file's shapes needs: the rows so far, the element order of every
     skeleton label (or why it does not map), and the log of held-back shapes."""
 
-    def __init__(self, *, k: int, source: str, annotator: str, orders: dict[str, dict[str, int] | str]) -> None:
-        self.k, self.source, self.annotator, self.orders = k, source, annotator, orders
+    def __init__(self, *, k: int, source: str, annotator: str, orders: dict[str, dict[str, int] | str],
+                 category: str = "") -> None:
+        self.k, self.source, self.annotator, self.orders, self.category = k, source, annotator, orders, category
         self.rows = Rows(k)
         self.log = DecodeLog(source)
 
@@ -60,10 +62,26 @@ class ShapeWalk:
         self.hold("schema.unknown_category", f"{order} ({where})", image_id, shape, fld="label")
         return None
 
+    def stray(self, label: str, where: str, image_id: int, n_points: int) -> bool:
+        """Whether a free points shape (or track) of `label` is of another label than the keypoints
+        read here: a file with skeleton labels keeps its keypoints in skeletons, so its free points
+        (a wheel, a landmark) are reported, never read as an instance, whatever their count."""
+        if not self.orders or label == self.category:
+            return False
+        self.log.note(findings_for(
+            "decode.other_label", source=self.source, image_id=image_id if image_id >= 0 else None, n=1,
+            value=float(n_points), annotator=self.annotator or None,
+            message=f"{self.source}: {where}, <points label={label!r}>: a free points shape ({n_points} points) of a "
+                    "label that is not a skeleton of this schema; not read as an instance"))
+        return True
+
     def free_points(self, shape: Element, where: str, image_id: int):
-        """A free `<points>` shape: used only when it holds exactly K points (it has no names to map)."""
+        """A free `<points>` shape: used only when it is of a keypoint label (`stray`) and holds exactly
+        K points (it has no names to map)."""
         k = self.k
         xy = xy_pairs(shape.get("points"))
+        if self.stray(shape.get("label", ""), where, image_id, len(xy)):
+            return None
         if len(xy) == k:
             ones = np.ones(k, bool)
             return xy, ones, np.zeros(k, bool) | flag(shape, "outside"), ones & flag(shape, "occluded")

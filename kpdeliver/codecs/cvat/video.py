@@ -86,6 +86,9 @@ def video_images(root: Element, walk: ShapeWalk) -> Images:
             labelled = (present & ~outside).any(axis=1)
             frames, xy, present, outside, occluded = (a[labelled] for a in (frames, xy, present, outside, occluded))
         elif pts:
+            if walk.stray(label, f"track id={tid} ({len(pts)} shapes)", int_attr(pts[0], "frame", NONE),
+                          len(xy_pairs(pts[0].get("points")))):
+                continue
             if any(len(xy_pairs(s.get("points"))) != k for s in pts):
                 for s in pts:
                     walk.free_points(s, f"track id={tid} ({label!r}) frame {s.get('frame')}", int_attr(s, "frame", NONE))

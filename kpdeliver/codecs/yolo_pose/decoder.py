@@ -11,6 +11,7 @@ import numpy as np
 import yaml
 
 from kpdeliver.codecs import CodecError, Decoded, DecodeLog, ItemProblem
+from kpdeliver.findings import findings_for
 from kpdeliver.model import Category, Dataset, Images, Instances
 from kpdeliver.schema import DEFAULT_SIGMA, KeypointSchema, pairs_by_side
 
@@ -88,23 +89,25 @@ def decode(
         log.quirk("data.yaml has no flip_idx; horizontal-flip augmentation would swap left and right")
 
     img_ids, fnames, ws, hs = [], [], [], []
-    rows, row_img = [], []
+    rows, row_img, row_line = [], [], []
     ncol = 5 + k * dim
     for image_id, key in enumerate(sorted(labels), start=1):
         stem = PurePosixPath(key).stem
         text = labels[key].decode("utf-8", errors="replace")
-        lines = [ln for ln in text.splitlines() if ln.strip()]
-        if stem not in sizes:
+        lines = [(no, ln) for no, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
+        size = sizes.get(key) or sizes.get(stem)
+        if size is None:
             # no image id: the image is not in the dataset, the file name says which label file
             log.hold(ItemProblem("schema.missing_field", source, f"{source}: {key}: image size unknown (no image found "
                                  f"for stem {stem!r}); labels held back", field="image size", file_name=key, raw=text))
             continue
-        w, h = sizes[stem]
+        w, h = size
         img_ids.append(image_id)
-        fnames.append((image_names or {}).get(stem, key))
+        names_of = image_names or {}
+        fnames.append(names_of.get(key) or names_of.get(stem, key))
         ws.append(w)
         hs.append(h)
-        for ln_no, ln in enumerate(lines, start=1):
+        for ln_no, ln in lines:
             parts = ln.split()
             try:
                 vals = [float(x) for x in parts]
@@ -118,6 +121,7 @@ def decode(
                 continue
             rows.append(vals)
             row_img.append(len(img_ids) - 1)
+            row_line.append(ln_no)
     arr = np.asarray(rows, dtype=np.float64).reshape(len(rows), ncol)
     row_img = np.asarray(row_img, dtype=np.int64)
     w = np.asarray(ws, np.float64)[row_img]
@@ -128,6 +132,8 @@ def decode(
     out[..., 1] = kp[..., 1] * h[:, None]
     if dim == 3:
         out[..., 2] = kp[..., 2]
+        _odd_flags(kp[..., 2], np.asarray(img_ids, np.int64)[row_img], [fnames[i] for i in row_img.tolist()],
+                   row_line, schema, log)
     else:
         out[..., 2] = np.where((kp[..., 0] == 0) & (kp[..., 1] == 0), 0, 2)
     out[out[..., 2] == 0, :2] = 0.0
@@ -141,3 +147,20 @@ def decode(
     )
     categories = tuple(Category(i + 1, n) for i, n in sorted(names.items()))
     return Decoded.logged(Dataset(schema, images, instances, categories), log)
+
+
+def _odd_flags(v: np.ndarray, image_ids: np.ndarray, files: list[str], lines: list[int], schema: KeypointSchema,
+               log: DecodeLog) -> None:
+    """A warning per label line whose visibility flags are not 0, 1 or 2 (a score written as a
+    flag, 0.37): kept as read, so the delivery's flag rule and every writer meet them."""
+    odd = ~np.isin(v, (0, 1, 2))
+    for r in np.flatnonzero(odd.any(axis=1)).tolist():
+        cols = np.flatnonzero(odd[r])
+        points = ", ".join(f"{schema.keypoints[j]}={v[r, j]:g}" for j in cols[:5].tolist())
+        more = f" and {len(cols) - 5} more" if len(cols) > 5 else ""
+        log.note(findings_for(
+            "visibility.invalid_flag", severity="warning", file_name=files[r], image_id=int(image_ids[r]),
+            annotation_id=r + 1, keypoint=schema.keypoints[int(cols[0])], value=float(v[r, cols[0]]),
+            source=log.source, n=1,
+            message=f"{log.source}: {files[r]}, label line {lines[r]}: visibility flags not 0, 1 or 2 "
+                    f"({points}{more}); kept as read, not turned into a flag"))

@@ -90,9 +90,9 @@ def test_element_names_map_onto_a_schema_by_alias():
     assert_same_keypoints(ds, back)
 
 
-def test_free_points_with_wrong_count_are_held_back():
+def test_free_points_of_the_schema_label_with_wrong_count_are_held_back():
     xml = (f'<annotations><version>1.1</version>{_META.format(filt="")}<image id="0" name="a.jpg" width="9" height="9">'
-           '<points label="x" points="1,2;3,4;5,6"/></image></annotations>').encode()
+           '<points label="hand" points="1,2;3,4;5,6"/></image></annotations>').encode()
     d = cvat.decode(xml, source="t.xml")
     assert len(d.dataset.instances) == 0 and d.rejected.num_rows == 1
     assert "t.xml" in d.findings["message"][0].as_py() and "field 'points'" in d.findings["message"][0].as_py()
