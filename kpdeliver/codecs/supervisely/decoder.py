@@ -67,9 +67,9 @@ def decode(meta: bytes, files: Mapping[str, bytes], *, schema: KeypointSchema | 
         if not graphs:
             raise CodecError(f"{source}: no class of geometry 'graph' (keypoints) in 'classes'; pass a schema")
         schema = schema_from_graph(graphs[0], source)
-    orders = {g.title: node_order(g, schema, source) for g in graphs}
+    orders = {g.title: node_order(g, schema) for g in graphs}
     if graphs and all(isinstance(o, str) for o in orders.values()):
-        raise CodecError(next(iter(orders.values())))
+        raise CodecError(f"{source or 'meta.json'}: {next(iter(orders.values()))}")
     walk = _Walk(schema.num_keypoints, source, annotator, orders, shapes)
     ann_files = sorted(r for r in files if r.endswith(".json") and r != "meta.json"
                        and not (project_file(r) and r.split("/")[-2] != "ann"))
@@ -135,7 +135,7 @@ class _Walk:
                 self.other[(geometry or "unknown", title)] = self.other.get((geometry or "unknown", title), 0) + 1
             return
         if isinstance(order, str):
-            self.hold("schema.keypoint_count", f"{order} ({where}); held back", image_id, obj, fld="nodes", who=who)
+            self.hold("schema.keypoint_count", f"{where}: {order}; held back", image_id, obj, fld="nodes", who=who)
             return
         kp = np.zeros((self.k, 3))
         nodes = _dict(obj.get("nodes"))

@@ -76,7 +76,7 @@ def schema_from_meta(data: bytes, *, source: str = "") -> KeypointSchema:
     return schema_from_graph(graphs[0], source)
 
 
-def node_order(g: GraphClass, schema: KeypointSchema, source: str) -> dict[str, int] | str:
+def node_order(g: GraphClass, schema: KeypointSchema) -> dict[str, int] | str:
     """Node id -> schema index, by label (exact, or through the alias table); the reason as a
     string when this class does not map onto the schema."""
     if g.labels == schema.keypoints:
@@ -86,7 +86,7 @@ def node_order(g: GraphClass, schema: KeypointSchema, source: str) -> dict[str, 
     try:
         perm = map_keypoint_names(list(g.labels), schema)
     except SchemaError as e:
-        return f"{source}: class {g.title!r}, field 'geometry_config.nodes': {e}"
+        return f"class {g.title!r}, field 'geometry_config.nodes': {e}"
     return {g.node_ids[j]: i for i, j in enumerate(perm.tolist())}
 
 
