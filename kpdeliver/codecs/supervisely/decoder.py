@@ -26,7 +26,7 @@ import numpy as np
 from kpdeliver.codecs import CodecError, Decoded, DecodeLog, ItemProblem
 from kpdeliver.codecs.json_doc import load_json, raw_json
 from kpdeliver.codecs.supervisely.meta import GRAPH, GraphClass, node_order, read_meta, schema_from_graph
-from kpdeliver.codecs.supervisely.paths import RECORD, image_name, item_meta_path, parse_ann_path, project_file
+from kpdeliver.codecs.supervisely.paths import EMPTY, RECORD, image_name, item_meta_path, parse_ann_path, project_file
 from kpdeliver.model import Category, Dataset, Images, Instances
 from kpdeliver.schema import KeypointSchema
 
@@ -81,29 +81,37 @@ def decode(meta: bytes, files: Mapping[str, bytes], *, schema: KeypointSchema | 
             walk.hold("schema.bad_type", f"{rel}: not a Supervisely annotation (a JSON object with 'size' and "
                       "'objects'); file not read", len(ids) + 1, doc, fld="objects")
             continue
-        size = _dict(doc.get("size"))
+        size, record = _dict(doc.get("size")), _record(files, folder, item)
         ids.append(len(ids) + 1)
-        names.append(_file_name(files, folder, item))
+        names.append(record.get("file_name") if isinstance(record.get("file_name"), str) and record["file_name"]
+                     else image_name(folder, item))
         ws.append(_side(size.get("width")))
         hs.append(_side(size.get("height")))
-        for o_no, obj in enumerate(doc.get("objects") if isinstance(doc.get("objects"), list) else []):
+        for o_no, obj in enumerate(_objects(doc, record)):
             walk.object(_dict(obj), f"{rel}, object {_dict(obj).get('id', o_no)}", ids[-1])
     walk.summarise()
     return walk.decoded(schema, graphs, Images.build(id=ids, file_name=names, width=ws, height=hs,
                                                      source=[source] * len(ids)))
 
 
-def _file_name(files: Mapping[str, bytes], folder: str, item: str) -> str:
-    """The exact name kept in the item's meta file by `encode`, else `<dataset>/<item>`."""
-    record = files.get(item_meta_path(folder, item))
-    if record is not None:
-        try:
-            kept = _dict(_dict(load_json(record, item_meta_path(folder, item))).get(RECORD)).get("file_name")
-        except CodecError:
-            kept = None
-        if isinstance(kept, str) and kept:
-            return kept
-    return image_name(folder, item)
+def _record(files: Mapping[str, bytes], folder: str, item: str) -> dict:
+    """What `encode` kept in the item's meta file (the exact file name, objects with no node)."""
+    kept = files.get(item_meta_path(folder, item))
+    if kept is None:
+        return {}
+    try:
+        return _dict(_dict(load_json(kept, item_meta_path(folder, item))).get(RECORD))
+    except CodecError:
+        return {}
+
+
+def _objects(doc: dict, record: dict) -> list:
+    """The file's objects, with the kept objects that have no node back in their places."""
+    objects = list(doc.get("objects")) if isinstance(doc.get("objects"), list) else []
+    empty = [o for o in record.get(EMPTY, []) if isinstance(o, dict)] if isinstance(record.get(EMPTY), list) else []
+    for obj in sorted(empty, key=lambda o: _side(o.get("index"))):
+        objects.insert(_side(obj.get("index")), {**obj, "nodes": {}})
+    return objects
 
 
 class _Walk:

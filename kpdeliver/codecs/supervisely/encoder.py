@@ -2,7 +2,8 @@
 the keypoint names, the skeleton as edges) and `<dataset>/ann/<item>.json` per image (paths.py).
 
 v=2 points are written as nodes, v=1 as nodes marked `"disabled": true` (coordinates kept), v=0
-points are left out. Coordinates are written as floats (Supervisely's SDK floors them to whole
+points are left out. Supervisely has no graph object without nodes, so an instance with no
+labelled point is kept (with its place among the image's objects) in the item's meta file. Coordinates are written as floats (Supervisely's SDK floors them to whole
 pixels when it builds its own objects; the JSON format holds them as written)."""
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import orjson
 
 from kpdeliver.codecs.supervisely.meta import GRAPH, meta_json
-from kpdeliver.codecs.supervisely.paths import ANN, RECORD, image_name, item_meta_path, place
+from kpdeliver.codecs.supervisely.paths import ANN, EMPTY, RECORD, image_name, item_meta_path, place
 from kpdeliver.model import Dataset
 
 
@@ -34,12 +35,17 @@ def encode(dataset: Dataset) -> dict[str, bytes]:
     taken: set[tuple[str, str]] = set()
     for r, (name, image_id) in enumerate(zip(im.file_name.tolist(), im.id.tolist())):
         folder, item = place(str(name), int(image_id), taken)
-        objects = [{"id": ids[i], "classTitle": title.get(cats[i], schema.category), "description": "", "tags": [],
-                    **({"labelerLogin": who[i]} if who[i] else {}), "geometryType": GRAPH, "shape": GRAPH,
-                    "nodes": _nodes(schema.keypoints, kps[i])} for i in by_image.get(r, [])]
+        objects, empty = [], []
+        for pos, i in enumerate(by_image.get(r, [])):
+            obj = {"id": ids[i], "classTitle": title.get(cats[i], schema.category), "description": "", "tags": [],
+                   **({"labelerLogin": who[i]} if who[i] else {}), "geometryType": GRAPH, "shape": GRAPH,
+                   "nodes": _nodes(schema.keypoints, kps[i])}
+            (objects if obj["nodes"] else empty).append(obj if obj["nodes"] else {**obj, "index": pos})
         doc = {"description": "", "size": {"height": int(im.height[r]), "width": int(im.width[r])}, "tags": [],
                "objects": objects}
         files[f"{folder}/{ANN}/{item}.json"] = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
-        if image_name(folder, item) != str(name):
-            files[item_meta_path(folder, item)] = orjson.dumps({RECORD: {"file_name": str(name)}})
+        record = {**({"file_name": str(name)} if image_name(folder, item) != str(name) else {}),
+                  **({EMPTY: empty} if empty else {})}
+        if record:
+            files[item_meta_path(folder, item)] = orjson.dumps({RECORD: record})
     return files

@@ -5,7 +5,8 @@ a nested dataset sits under its parent's `datasets/` folder. An image's file nam
 `<dataset>/<item>` (nested datasets joined by `/`, without the `datasets/` folders), so images of
 the same name in two datasets stay apart and a batch image is matched by its tail or base name.
 A file name that no dataset path can spell (no folder, a URL, `..`) goes to dataset `ds0`, and the
-exact name is kept in the item's `meta/<item>.json` under `kpdeliver.file_name`."""
+exact name is kept in the item's `meta/<item>.json` under `kpdeliver.file_name` (and instances with no
+labelled point, which no graph object can hold, under `kpdeliver.empty_objects`)."""
 from __future__ import annotations
 
 import re
@@ -14,6 +15,7 @@ from posixpath import basename
 ANN, ITEM_META, NESTED = "ann", "meta", "datasets"
 DEFAULT_DATASET = "ds0"
 RECORD = "kpdeliver"  # key of our own record in an item's meta/<item>.json
+EMPTY = "empty_objects"  # in the record: instances with no labelled point (no graph object can hold them)
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
 
 

@@ -131,3 +131,15 @@ def test_broken_values_are_findings_or_nan_never_a_crash():
     assert any("not in their class's template" in m for m in d.findings["message"].to_pylist())
     with pytest.raises(CodecError, match="meta.json"):
         SLY.decode(b'{"classes": "no"}', files={})
+
+
+def test_an_instance_with_no_labelled_point_keeps_its_place_outside_the_graph_objects():
+    ds = next(d for d in (make_dataset(COCO17, seed, n_images=1, max_per_image=3) for seed in range(100))
+              if len(d.instances) == 3)
+    ds.instances.keypoints[1] = 0.0  # COCO holds such people (num_keypoints 0); Supervisely's SDK refuses a
+    files = SLY.encode(ds, None)     # graph object without nodes, so none is written
+    [ann] = [json.loads(v) for k, v in files.items() if "/ann/" in k]
+    assert len(ann["objects"]) == 2 and all(o["nodes"] for o in ann["objects"])
+    back = decode(files).dataset
+    np.testing.assert_array_equal(back.instances.keypoints, ds.instances.keypoints)
+    assert back.instances.id.tolist() == ds.instances.id.tolist()
