@@ -25,7 +25,7 @@ def is_tar(data: bytes) -> bool:
 
 
 def folder_export(codecs: Iterable[Codec], names: list[str], read: Callable[[str], bytes], *, source: str,
-                  schema: KeypointSchema | None, annotator: str) -> Decoded | None:
+                  schema: KeypointSchema | None, annotator: str, category: str | None = None) -> Decoded | None:
     """The folder export among an archive's member `names`, decoded; None when there is none."""
     for c in codecs:
         if c.folder_files is None or c.sniff_metadata is None:
@@ -37,7 +37,9 @@ def folder_export(codecs: Iterable[Codec], names: list[str], read: Callable[[str
                 continue
             root = marker[: len(marker) - len(basename(marker))]
             files = {n[len(root):]: read(n) for n in names if n.startswith(root) and c.folder_files(n[len(root):])}
-            return c.decode(data, schema=schema, annotator=annotator, source=f"{source}!{marker}", files=files)
+            by_category = {"category": category} if category is not None else {}
+            return c.decode(data, schema=schema, annotator=annotator, source=f"{source}!{marker}", files=files,
+                            **by_category)
     return None
 
 

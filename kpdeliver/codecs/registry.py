@@ -109,7 +109,7 @@ def decode_bytes(
     if kind == ZIP:
         return _decode_zip(data, schema=schema, annotator=annotator, source=source, category=category)
     if kind == TAR:
-        return _decode_tar(data, schema=schema, annotator=annotator, source=source)
+        return _decode_tar(data, schema=schema, annotator=annotator, source=source, category=category)
     if is_metadata(kind) and codec(kind.removesuffix(METADATA_SUFFIX)).folder_files is not None:
         c = codec(kind.removesuffix(METADATA_SUFFIX))
         raise CodecError(f"{source}: the {c.name.title()} project's {c.folder_markers[0]}, not annotations; read the "
@@ -118,7 +118,8 @@ def decode_bytes(
         raise CodecError(f"{source}: a {kind.removesuffix(METADATA_SUFFIX).replace('-', ' ').title()} "
                          "labeling config, not annotations")
     if kind != UNKNOWN and (not codec(kind).folder_markers or codec(kind).folder_files is not None):
-        by_category = {"category": category} if category is not None and kind == "coco" else {}
+        takes = kind == "coco" or codec(kind).folder_files is not None  # formats with several keypoint classes
+        by_category = {"category": category} if category is not None and takes else {}
         return codec(kind).decode(data, schema=schema, annotator=annotator, source=source, metadata=metadata,
                                   sizes=sizes, **by_category)
     if name.lower().endswith(".pts"):
@@ -147,7 +148,7 @@ def _decode_zip(data: bytes, *, schema: KeypointSchema | None, annotator: str, s
         raise CodecError(f"{source}: broken zip ({e})") from None
     with zf:
         names = [n for n in zf.namelist() if not n.endswith("/") and not _hidden(n)]
-        project = _folder_export(names, zf.read, schema=schema, annotator=annotator, source=source)
+        project = _folder_export(names, zf.read, schema=schema, annotator=annotator, source=source, category=category)
         if project is not None:
             return project
         backup = next((BACKUP_MARKERS[n] for n in names if n in BACKUP_MARKERS), None)
@@ -164,20 +165,22 @@ def _decode_zip(data: bytes, *, schema: KeypointSchema | None, annotator: str, s
 
 
 def _folder_export(names: list[str], read: Callable[[str], bytes], *, schema: KeypointSchema | None,
-                   annotator: str, source: str) -> Decoded | None:
+                   annotator: str, source: str, category: str | None = None) -> Decoded | None:
     """A folder export (a Supervisely project) among an archive's members, decoded; else None."""
     from kpdeliver.codecs.archives import folder_export
 
-    return folder_export(_codecs(), names, read, source=source, schema=schema, annotator=annotator)
+    return folder_export(_codecs(), names, read, source=source, schema=schema, annotator=annotator,
+                         category=category)
 
 
-def _decode_tar(data: bytes, *, schema: KeypointSchema | None, annotator: str, source: str) -> Decoded:
+def _decode_tar(data: bytes, *, schema: KeypointSchema | None, annotator: str, source: str,
+                category: str | None = None) -> Decoded:
     """A .tar / .tar.gz download of a folder export (Supervisely's own project download)."""
     from kpdeliver.codecs.archives import tar_members
 
     names, read = tar_members(data, source)
     project = _folder_export([n for n in names if not _hidden(n)], read, schema=schema, annotator=annotator,
-                             source=source)
+                             source=source, category=category)
     if project is None:
         raise CodecError(f"{source}: tar archive holds no Supervisely project (meta.json with <dataset>/ann/*.json); "
                          "other exports are read unpacked or as a .zip")

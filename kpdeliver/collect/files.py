@@ -173,7 +173,7 @@ def read_annotations(
     if whole is not None and whole.folder_files is not None:  # a Supervisely project, or one file of it
         from kpdeliver.collect.projects import read_folder_export
 
-        return read_folder_export(p, whole, schema=schema, annotator=annotator)
+        return read_folder_export(p, whole, schema=schema, annotator=annotator, category=category)
     if whole is not None and whole.folder_markers:
         return _read_folder_export(p if p.is_dir() else p.parent, whole, schema=schema, images_dir=images_dir,
                                    sizes=sizes)

@@ -44,7 +44,8 @@ def export_root(path: Path, codec: Codec) -> tuple[Path, Path]:
                      f"of its project in the {len(folders)} folders above it; read it with its project")
 
 
-def read_folder_export(path: Path, codec: Codec, *, schema: KeypointSchema | None, annotator: str = "") -> Decoded:
+def read_folder_export(path: Path, codec: Codec, *, schema: KeypointSchema | None, annotator: str = "",
+                       category: str | None = None) -> Decoded:
     """A whole export folder, or one of its files with the export's marker."""
     root, marker = export_root(path, codec)
     wanted = codec.folder_files or (lambda rel: False)
@@ -56,5 +57,6 @@ def read_folder_export(path: Path, codec: Codec, *, schema: KeypointSchema | Non
         kept = root / item_meta_path(*parse_ann_path(path.relative_to(root).as_posix()))
         found = [path] + ([kept] if kept.is_file() else [])
     files = {f.relative_to(root).as_posix(): f.read_bytes() for f in found}
+    by_category = {"category": category} if category is not None else {}
     return codec.decode(marker.read_bytes(), schema=schema, annotator=annotator,
-                        source=marker.relative_to(root.parent).as_posix(), files=files)
+                        source=marker.relative_to(root.parent).as_posix(), files=files, **by_category)

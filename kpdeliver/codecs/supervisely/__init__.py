@@ -33,20 +33,20 @@ def sniff_meta(name: str, head: bytes) -> bool:
 
 
 def _decode(data: bytes, *, schema=None, annotator: str = "", source: str = "", metadata: bytes | None = None,
-            files=None, **_hints):
+            files=None, category: str | None = None, **_hints):
     """`data` is meta.json and `files` the project's annotation files; or `data` is one annotation
-    file and `metadata` its project's meta.json."""
+    file and `metadata` its project's meta.json. `category` names the graph class that is the schema."""
     from kpdeliver.codecs import CodecError
     from kpdeliver.codecs.supervisely.decoder import decode
 
     if files is not None:
-        return decode(data, files, schema=schema, source=source, annotator=annotator)
+        return decode(data, files, schema=schema, source=source, annotator=annotator, category=category)
     if metadata is None:
         raise CodecError(f"{source}: a Supervisely annotation file is read with its project's meta.json (the "
                          "project folder, or a .zip/.tar of it)")
     parts = source.replace("\\", "/").rsplit("!", 1)[-1].split("/")
     name = "/".join(parts[-3:] if len(parts) >= 3 and parts[-2] == "ann" else parts[-1:]) or "item.json"
-    return decode(metadata, {name: data}, schema=schema, source=source, annotator=annotator)
+    return decode(metadata, {name: data}, schema=schema, source=source, annotator=annotator, category=category)
 
 
 def _encode(dataset, options: EncodeOptions) -> dict[str, bytes]:

@@ -1,6 +1,7 @@
 """Supervisely project (meta.json + `<dataset>/ann/<item>.json`) -> canonical model.
 
-Schema: with none given, the first class of geometry `graph` in meta.json defines it (node
+Schema: with none given, the first class of geometry `graph` in meta.json (or the one `category`
+names, `--category` on the command line) defines it (node
 labels in template order, edges as the skeleton, class title as category); objects of other
 graph classes are mapped onto it by node label, or held back with a finding when they do not map.
 
@@ -59,14 +60,13 @@ class _Rows:
 
 
 def decode(meta: bytes, files: Mapping[str, bytes], *, schema: KeypointSchema | None = None, source: str = "",
-           annotator: str = "") -> Decoded:
+           annotator: str = "", category: str | None = None) -> Decoded:
     """Decode a project: `meta` is meta.json, `files` its annotation (and item meta) files by path
-    relative to the project root. A loose `<item>.json` (no `ann/` folder) is one annotation file."""
+    relative to the project root. A loose `<item>.json` (no `ann/` folder) is one annotation file.
+    `category` names the graph class whose objects are read when no schema is given (default: the first)."""
     graphs, shapes = read_meta(meta, source or "meta.json")
     if schema is None:
-        if not graphs:
-            raise CodecError(f"{source}: no class of geometry 'graph' (keypoints) in 'classes'; pass a schema")
-        schema = schema_from_graph(graphs[0], source)
+        schema = schema_from_graph(_schema_class(graphs, category, source or "meta.json"), source)
     orders = {g.title: node_order(g, schema) for g in graphs}
     if graphs and all(isinstance(o, str) for o in orders.values()):
         raise CodecError(f"{source or 'meta.json'}: {next(iter(orders.values()))}")
@@ -92,6 +92,15 @@ def decode(meta: bytes, files: Mapping[str, bytes], *, schema: KeypointSchema | 
     walk.summarise()
     return walk.decoded(schema, graphs, Images.build(id=ids, file_name=names, width=ws, height=hs,
                                                      source=[source] * len(ids)))
+
+
+def _schema_class(graphs: list[GraphClass], category: str | None, source: str) -> GraphClass:
+    titles = [g.title for g in graphs]
+    if not graphs:
+        raise CodecError(f"{source}: no class of geometry 'graph' (keypoints) in 'classes'; pass a schema")
+    if category is not None and category not in titles:
+        raise CodecError(f"{source}: no graph class {category!r}; its graph classes are {titles}")
+    return graphs[titles.index(category) if category is not None else 0]
 
 
 def _record(files: Mapping[str, bytes], folder: str, item: str) -> dict:

@@ -135,3 +135,14 @@ def test_a_project_downloaded_as_tar_gz_reads_like_the_folder(tmp_path):
     with tarfile.open(packed, "w:gz") as tar:
         tar.add(SLY / "crowdpose", arcname="crowdpose")
     assert_same(read_annotations(SLY / "crowdpose").dataset, read_annotations(packed).dataset)
+
+
+def test_category_reads_the_other_graph_class_of_a_mixed_project(tmp_path):
+    flies = read_annotations(SLY / "mixed_animals.tar", category="fly")
+    assert (flies.dataset.schema.num_keypoints, len(flies.dataset.instances)) == (13, 3)
+    assert flies.rejected.num_rows == 3 and flies.dataset.schema.category == "fly"  # now the mice are held back
+    as_coco = convert(SLY / "mixed_animals.tar", "coco", tmp_path / "coco", "--category", "fly")
+    assert_same(flies.dataset, read_annotations(as_coco).dataset)
+    proc = run_cli("convert", str(SLY / "mixed_animals.tar"), "--to", "coco", "--out", str(tmp_path / "x"),
+                   "--category", "bird")
+    assert proc.returncode == 2 and "no graph class 'bird'" in proc.stderr
