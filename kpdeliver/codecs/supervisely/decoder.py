@@ -154,8 +154,12 @@ class _Walk:
         if isinstance(order, str):
             self.hold("schema.keypoint_count", f"{where}: {order}; held back", image_id, obj, fld="nodes", who=who)
             return
+        if not isinstance(obj.get("nodes"), dict):
+            self.hold("schema.missing_field", f"{where}: class {title!r} is a graph class, but field 'nodes' is missing "
+                      "or not an object; held back", image_id, obj, fld="nodes", who=who)
+            return
         kp = np.zeros((self.k, 3))
-        nodes = _dict(obj.get("nodes"))
+        nodes = obj["nodes"]
         for node_id, node in nodes.items():
             i = order.get(node_id)
             if i is None:

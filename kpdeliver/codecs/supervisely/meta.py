@@ -13,6 +13,7 @@ from kpdeliver.codecs.json_doc import load_json
 from kpdeliver.schema import DEFAULT_SIGMA, KeypointSchema, SchemaError, pairs_by_side
 
 GRAPH = "graph"
+MAX_NODES = 10_000  # far above any real skeleton (COCO-WholeBody has 133); more is a broken or hostile meta
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,10 @@ def read_meta(data: bytes, source: str) -> tuple[list[GraphClass], dict[str, str
     doc = load_json(data, source)
     if not isinstance(doc, dict) or not isinstance(doc.get("classes"), list):
         raise CodecError(f"{source}: not a Supervisely project meta (no 'classes' list)")
+    kind = doc.get("projectType", "images")
+    if kind != "images":
+        raise CodecError(f"{source}: field 'projectType' is {kind!r}; kpdeliver reads Supervisely image projects "
+                         "(videos: export frames as images, or use CVAT for video)")
     graphs, shapes = [], {}
     for c in doc["classes"]:
         c = _as_dict(c)
@@ -47,6 +52,9 @@ def read_meta(data: bytes, source: str) -> tuple[list[GraphClass], dict[str, str
             continue
         config = _as_dict(c.get("geometry_config"))
         nodes = _as_dict(config.get("nodes"))
+        if len(nodes) > MAX_NODES:
+            raise CodecError(f"{source}: class {title!r}, field 'geometry_config.nodes': {len(nodes)} nodes, more than "
+                             f"{MAX_NODES:,}; refused")
         ids = tuple(str(i) for i in nodes)
         labels = tuple(str(_as_dict(n).get("label") or i) for i, n in zip(ids, nodes.values()))
         index = {i: j for j, i in enumerate(ids)}

@@ -143,3 +143,19 @@ def test_an_instance_with_no_labelled_point_keeps_its_place_outside_the_graph_ob
     back = decode(files).dataset
     np.testing.assert_array_equal(back.instances.keypoints, ds.instances.keypoints)
     assert back.instances.id.tolist() == ds.instances.id.tolist()
+
+
+def test_video_projects_hostile_metas_and_objects_without_nodes_are_refused_or_held_back():
+    video = json.loads(sly_docs.meta())
+    video["projectType"] = "videos"
+    with pytest.raises(CodecError, match="'projectType' is 'videos'"):
+        SLY.decode(json.dumps(video).encode(), files={})
+    huge = {"nodes": {str(i): {"label": f"k{i}"} for i in range(10_001)}, "edges": []}
+    with pytest.raises(CodecError, match="10001 nodes"):
+        SLY.decode(json.dumps({"classes": [{"title": "x", "shape": "graph", "geometry_config": huge}]}).encode(),
+                   files={})
+    files = {"meta.json": sly_docs.meta(),
+             "ds0/ann/a.jpg.json": sly_docs.ann([{"id": 5, "classTitle": "person", "geometryType": "graph",
+                                                  "geometry": {"nodes": {}}}])}
+    d = decode(files)
+    assert len(d.dataset.instances) == 0 and "field 'nodes' is missing" in d.rejected["reason"][0].as_py()
