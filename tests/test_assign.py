@@ -6,6 +6,7 @@ from typer.testing import CliRunner
 from kpdeliver.assign.assignments import assign_annotators, split_images
 from kpdeliver.cli import app
 from kpdeliver.codecs import cvat
+from kpdeliver.collect.files import read_annotations
 from kpdeliver.config import Assignment, Splits
 from kpdeliver.model import Images
 from kpdeliver.schema import COCO17
@@ -80,3 +81,6 @@ def test_assign_command_writes_task_packages_each_tool_can_read(tmp_path):
         assert sorted(decoded.dataset.images.file_name) == mine
         assert len(orjson.loads((tasks / ann / "tasks.json").read_bytes())) == len(mine)
         assert b"KeyPointLabels" in (tasks / ann / "label_config.xml").read_bytes()
+        project = read_annotations(tasks / ann / "supervisely", schema=COCO17).dataset
+        assert sorted(project.images.file_name) == mine
+        assert len(project.instances) == 0 and len(project.images) == len(mine)

@@ -82,10 +82,11 @@ def split_images(file_names: list[str], has_track: np.ndarray, splits: Splits) -
 
 def task_packages(batch: Dataset, assignments: pa.Table, *, prelabels: Dataset | None = None) -> dict[str, bytes]:
     """What each annotator imports into their tool: `tasks/<annotator>/annotations.xml` (CVAT
-    1.1, with the schema's skeleton) and `tasks/<annotator>/tasks.json` + `label_config.xml`
-    (Label Studio), over the images assigned to them, pre-labeled where `prelabels` has
-    instances for them."""
-    from kpdeliver.codecs import cvat, label_studio
+    1.1, with the schema's skeleton), `tasks/<annotator>/tasks.json` + `label_config.xml`
+    (Label Studio) and `tasks/<annotator>/supervisely/` (a project: meta.json with the schema as a
+    keypoint class, one annotation file per image), over the images assigned to them, pre-labeled
+    where `prelabels` has instances for them."""
+    from kpdeliver.codecs import cvat, label_studio, supervisely
 
     files: dict[str, bytes] = {"tasks/assignments.parquet": parquet_bytes(assignments)}
     source = prelabels if prelabels is not None else batch
@@ -96,5 +97,6 @@ def task_packages(batch: Dataset, assignments: pa.Table, *, prelabels: Dataset |
         files[f"tasks/{annotator}/annotations.xml"] = cvat.encode(part)
         files[f"tasks/{annotator}/tasks.json"] = label_studio.encode(part)
         files[f"tasks/{annotator}/label_config.xml"] = config
+        files.update({f"tasks/{annotator}/supervisely/{rel}": data for rel, data in supervisely.encode(part).items()})
     return files
 

@@ -72,8 +72,8 @@ def deliver(
 def assign(
     config: Path = typer.Option(..., "--config", "-c", help="client YAML"),
 ) -> None:
-    """Assign the batch's images to annotators and write their CVAT / Label Studio task packages
-    under the source's tasks/ prefix (no Prefect needed)."""
+    """Assign the batch's images to annotators and write their CVAT / Label Studio / Supervisely task
+    packages under the source's tasks/ prefix (no Prefect needed)."""
     from kpdeliver.assign.assignments import assign_annotators, task_packages
     from kpdeliver.ingest.batch import ingest_images
     from kpdeliver.model import Dataset, Instances

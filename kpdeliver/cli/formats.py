@@ -22,6 +22,7 @@ class OutFormat(str, Enum):
     yolo = "yolo"
     cvat = "cvat"
     label_studio = "label-studio"
+    supervisely = "supervisely"
 
 
 class InFormat(str, Enum):
@@ -30,6 +31,7 @@ class InFormat(str, Enum):
     yolo = "yolo"
     cvat = "cvat"
     label_studio = "label-studio"
+    supervisely = "supervisely"
 
 
 def _schema(name: Optional[str]):
@@ -47,7 +49,8 @@ def _schema(name: Optional[str]):
 
 @app.command()
 def convert(
-    input: Path = typer.Argument(..., help="Annotation file or folder (COCO, CVAT XML, Label Studio, YOLO folder)."),
+    input: Path = typer.Argument(..., help="Annotation file or folder (COCO, CVAT XML, Label Studio, YOLO folder, "
+                          "Supervisely project)."),
     to: OutFormat = typer.Option(..., "--to", help="Output format."),
     out: Path = typer.Option(..., "--out", help="Output folder."),
     schema: Optional[str] = typer.Option(None, "--schema", help="Built-in schema name or schema YAML/CVAT XML path; "

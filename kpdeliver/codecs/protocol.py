@@ -55,6 +55,9 @@ class Codec:
       metadata (CVAT skeleton label, Label Studio labeling config), where it has one.
     - `folder_markers`: file names that make a folder one export of this format (YOLO data.yaml).
     - `needs_image_sizes`: its regions may lack image sizes, so the reader passes `sizes`.
+    - `folder_files(rel) -> bool`: which files of a folder export (path relative to the folder
+      holding the marker) the decoder is handed as `files`, the marker's bytes as `data`; a
+      format that sets it is read the same way from a folder and from inside an archive.
     """
 
     name: str
@@ -65,6 +68,7 @@ class Codec:
     schema_from_metadata: Callable[..., KeypointSchema] | None = None
     folder_markers: tuple[str, ...] = ()
     needs_image_sizes: bool = False
+    folder_files: Callable[[str], bool] | None = None
 
 
 def lazy_attributes(package: str, public: Mapping[str, str]) -> Callable[[str], object]:

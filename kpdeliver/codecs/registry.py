@@ -21,10 +21,12 @@ CODEC_MODULES = {  # format name (as the CLI spells it) -> the folder that defin
     "cvat": "kpdeliver.codecs.cvat",
     "label-studio": "kpdeliver.codecs.label_studio",
     "yolo": "kpdeliver.codecs.yolo_pose",
+    "supervisely": "kpdeliver.codecs.supervisely",
 }
 FORMATS = tuple(CODEC_MODULES)
 SNIFF_BYTES = 4096  # how much of a file sniffing reads: a COCO file may be gigabytes
 ZIP = "zip"
+TAR = "tar"  # a .tar or .tar.gz: read when it holds a folder export (a Supervisely project)
 UNKNOWN = "unknown"
 METADATA_SUFFIX = "-config"  # sniff kind of a format's own metadata file, e.g. `label-studio-config`
 
@@ -51,6 +53,10 @@ def sniff_bytes(name: str, data: bytes) -> str:
     head = _head(data)
     if head.startswith(b"PK\x03\x04"):
         return ZIP
+    from kpdeliver.codecs.archives import is_tar
+
+    if is_tar(data):
+        return TAR
     for c in _codecs():
         if c.sniff_metadata is not None and c.sniff_metadata(name, head):
             return c.name + METADATA_SUFFIX
@@ -66,12 +72,16 @@ def is_metadata(kind: str) -> bool:
     return kind.endswith(METADATA_SUFFIX)
 
 
-def folder_codec(has_file: Callable[[str], bool]) -> Codec | None:
+def folder_codec(has_file: Callable[[str], bool], head: Callable[[str], bytes] | None = None) -> Codec | None:
     """The codec whose export is a whole folder, for a folder that `has_file` one of its marker
-    names (YOLO's data.yaml); asked by name so a folder of many images is never listed."""
+    names (YOLO's data.yaml); asked by name so a folder of many images is never listed. With
+    `head` (a marker's first bytes), a marker a format also sniffs (Supervisely's meta.json, a
+    common name) counts only when its bytes are that format's."""
     for c in _codecs():
-        if any(has_file(name) for name in c.folder_markers):
-            return c
+        for name in c.folder_markers:
+            by_name_only = head is None or c.sniff_metadata is None
+            if has_file(name) and (by_name_only or c.sniff_metadata(name, _head(head(name)))):
+                return c
     return None
 
 
@@ -98,18 +108,26 @@ def decode_bytes(
     kind = sniff_bytes(name, data)
     if kind == ZIP:
         return _decode_zip(data, schema=schema, annotator=annotator, source=source, category=category, sizes=sizes)
+    if kind == TAR:
+        return _decode_tar(data, schema=schema, annotator=annotator, source=source, category=category)
+    if is_metadata(kind) and codec(kind.removesuffix(METADATA_SUFFIX)).folder_files is not None:
+        c = codec(kind.removesuffix(METADATA_SUFFIX))
+        raise CodecError(f"{source}: the {c.name.title()} project's {c.folder_markers[0]}, not annotations; read the "
+                         "project folder, or a .zip/.tar of it")
     if is_metadata(kind):
         raise CodecError(f"{source}: a {kind.removesuffix(METADATA_SUFFIX).replace('-', ' ').title()} "
                          "labeling config, not annotations")
-    if kind != UNKNOWN and not codec(kind).folder_markers:
-        by_category = {"category": category} if category is not None and kind == "coco" else {}
+    if kind != UNKNOWN and (not codec(kind).folder_markers or codec(kind).folder_files is not None):
+        takes = kind == "coco" or codec(kind).folder_files is not None  # formats with several keypoint classes
+        by_category = {"category": category} if category is not None and takes else {}
         return codec(kind).decode(data, schema=schema, annotator=annotator, source=source, metadata=metadata,
                                   sizes=sizes, **by_category)
     if name.lower().endswith(".pts"):
         raise CodecError(f"{source}: an iBUG .pts landmark file (one face, no image reference, size or "
                          "visibility flags) is not an annotation export kpdeliver reads; use its COCO-style JSON")
     raise CodecError(f"{source}: not a keypoint export we read (COCO JSON, CVAT XML, Label Studio JSON, "
-                     "or a .zip of one; YOLO labels are read as a folder with data.yaml)")
+                     "or a .zip of one; YOLO labels are read as a folder with data.yaml, a Supervisely project "
+                     "as a folder with meta.json or a .zip/.tar of one)")
 
 
 BACKUP_MARKERS = {"task.json": "task", "project.json": "project"}  # at the root of a CVAT backup zip
@@ -130,6 +148,9 @@ def _decode_zip(data: bytes, *, schema: KeypointSchema | None, annotator: str, s
         raise CodecError(f"{source}: broken zip ({e})") from None
     with zf:
         names = [n for n in zf.namelist() if not n.endswith("/") and not _hidden(n)]
+        project = _folder_export(names, zf.read, schema=schema, annotator=annotator, source=source, category=category)
+        if project is not None:
+            return project
         backup = next((BACKUP_MARKERS[n] for n in names if n in BACKUP_MARKERS), None)
         if backup is not None:
             raise CodecError(f"{source}: a CVAT {backup} backup ({backup}.json, annotations.json, data/), not an "
@@ -141,6 +162,29 @@ def _decode_zip(data: bytes, *, schema: KeypointSchema | None, annotator: str, s
                              "(one subset per export file)")
         return decode_bytes(inner[0], zf.read(inner[0]), schema=schema, annotator=annotator,
                             source=f"{source}!{inner[0]}", category=category, sizes=sizes)
+
+
+def _folder_export(names: list[str], read: Callable[[str], bytes], *, schema: KeypointSchema | None,
+                   annotator: str, source: str, category: str | None = None) -> Decoded | None:
+    """A folder export (a Supervisely project) among an archive's members, decoded; else None."""
+    from kpdeliver.codecs.archives import folder_export
+
+    return folder_export(_codecs(), names, read, source=source, schema=schema, annotator=annotator,
+                         category=category)
+
+
+def _decode_tar(data: bytes, *, schema: KeypointSchema | None, annotator: str, source: str,
+                category: str | None = None) -> Decoded:
+    """A .tar / .tar.gz download of a folder export (Supervisely's own project download)."""
+    from kpdeliver.codecs.archives import tar_members
+
+    names, read = tar_members(data, source)
+    project = _folder_export([n for n in names if not _hidden(n)], read, schema=schema, annotator=annotator,
+                             source=source, category=category)
+    if project is None:
+        raise CodecError(f"{source}: tar archive holds no Supervisely project (meta.json with <dataset>/ann/*.json); "
+                         "other exports are read unpacked or as a .zip")
+    return project
 
 
 def encode_files(dataset: Dataset, fmt: str, options: EncodeOptions = EncodeOptions()) -> dict[str, bytes]:

@@ -49,7 +49,9 @@ def detect_format(path: str | Path) -> str:
 
 def _folder_codec(folder: Path) -> Codec | None:
     """The codec whose export is this whole folder (a YOLO folder with data.yaml)."""
-    return registry.folder_codec(lambda name: (folder / name).is_file())
+    from kpdeliver.collect.projects import folder_codec
+
+    return folder_codec(folder)
 
 
 def _marker(folder: Path, codec: Codec) -> Path | None:
@@ -170,6 +172,10 @@ def read_annotations(
         raise CodecError(f"{p}: no such file or folder")
     fmt = fmt or detect_format(p)
     whole = registry.codec(fmt) if fmt in registry.FORMATS else None
+    if whole is not None and whole.folder_files is not None:  # a Supervisely project, or one file of it
+        from kpdeliver.collect.projects import read_folder_export
+
+        return read_folder_export(p, whole, schema=schema, annotator=annotator, category=category)
     if whole is not None and whole.folder_markers:
         return _read_folder_export(p if p.is_dir() else p.parent, whole, schema=schema, images_dir=images_dir,
                                    sizes=sizes)

@@ -119,10 +119,11 @@ def report(decoded: Decoded, *, path: str, fmt: str) -> Report:
 def inspect_path(path: str | Path, *, schema: KeypointSchema | None = None) -> list[Report]:
     """One report per annotation file (a YOLO folder is one report); unreadable files carry `error`."""
     from kpdeliver.collect import files as formats
+    from kpdeliver.collect.projects import folder_codec
 
     p = Path(path)
     fmt = formats.detect_format(p)
-    if p.is_file() or fmt == "yolo":
+    if p.is_file() or (p.is_dir() and folder_codec(p) is not None):  # a YOLO folder, a Supervisely project
         targets = [p]
     else:
         targets = formats.annotation_files(p)

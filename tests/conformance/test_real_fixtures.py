@@ -31,6 +31,7 @@ KPDELIVER = Path(sys.executable).with_name("kpdeliver")
 # the Ultralytics venv `make bench-deps` builds in the repository (ULTRALYTICS_PYTHON: one elsewhere)
 ULTRA_PY = Path(os.environ.get("ULTRALYTICS_PYTHON") or ROOT / ".work" / "ultra-venv" / "bin" / "python")
 PHOTOS_DIR = "pillow/"
+PROJECTS_DIR = "supervisely/"  # Supervisely projects: tests/codecs/supervisely/test_supervisely_real.py
 
 
 def xfail(cls: str):
@@ -89,9 +90,10 @@ def params(rels, xfails):
 def test_every_real_fixture_is_listed_and_has_provenance():
     """Annotation files are listed here; the photos under pillow/ in test_real_photos.py."""
     files = {p.relative_to(REAL).as_posix() for p in REAL.rglob("*")
-             if p.is_file() and p.name != "PROVENANCE.md" and not p.relative_to(REAL).as_posix().startswith(PHOTOS_DIR)}
+             if p.is_file() and p.name != "PROVENANCE.md"
+             and not p.relative_to(REAL).as_posix().startswith((PHOTOS_DIR, PROJECTS_DIR))}
     assert files == set(FIXTURES)
-    for project in {Path(r).parts[0] for r in FIXTURES} | {PHOTOS_DIR.rstrip("/")}:
+    for project in {Path(r).parts[0] for r in FIXTURES} | {PHOTOS_DIR.rstrip("/"), PROJECTS_DIR.rstrip("/")}:
         assert (REAL / project / "PROVENANCE.md").is_file(), project
 
 
