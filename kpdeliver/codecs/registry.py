@@ -43,6 +43,11 @@ def _codecs() -> Iterable[Codec]:
     return (codec(name) for name in CODEC_MODULES)
 
 
+def folder_codecs() -> list[Codec]:
+    """The codecs whose export is a whole folder (they name `folder_markers`)."""
+    return [c for c in _codecs() if c.folder_markers]
+
+
 def _head(data: bytes) -> bytes:
     return data[:SNIFF_BYTES].lstrip(b"\xef\xbb\xbf \t\r\n")
 

@@ -25,6 +25,7 @@ from kpdeliver.findings import concat_findings, findings_for
 from kpdeliver.images import IMAGE_EXTENSIONS
 from kpdeliver.codecs.label_studio.paths import image_path
 from kpdeliver.collect.categories import merge_categories
+from kpdeliver.collect.projects import decode_store_project, split_store_projects
 from kpdeliver.collect.yolo_store import decode_tree, split_by_tree
 from kpdeliver.isolation import unsafe_reasons
 from kpdeliver.model import NONE, Dataset, Instances, concat_instances
@@ -176,9 +177,12 @@ def _decode_prefix(store: ObjectStore, prefix: str, annotator: str, schema: Keyp
     parts, findings, rejected, files = [], [], [], {}
     keys = [k for k in store.list(prefix) if not k.rsplit("/", 1)[-1].startswith(".")]
     trees, loose = split_by_tree(keys)
+    projects, loose = split_store_projects(loose, partial(_head, store))
     metadata, loose = _metadata_by_folder(store, loose, files)
     jobs = [(root, partial(decode_tree, store.get, root, trees[root], schema=schema, batch=lookup, files=files))
             for root in trees]
+    jobs += [(marker, partial(decode_store_project, partial(_hashed, store, files), marker, project, schema=schema,
+                              annotator=annotator, category=category)) for marker, project in projects.items()]
     jobs += [(key, partial(_decode_file, store, key, schema=schema, annotator=annotator, category=category,
                            sizes=lookup, files=files, metadata=metadata.get(dirname(key)))) for key in loose]
     for key, decode in sorted(jobs, key=lambda job: job[0]):
@@ -202,10 +206,20 @@ def _decode_prefix(store: ObjectStore, prefix: str, annotator: str, schema: Keyp
     return parts, findings, rejected, files
 
 
-def _decode_file(store: ObjectStore, key: str, *, schema: KeypointSchema, annotator: str, category: str | None,
-                 sizes: BatchImages, files: dict[str, str], metadata: bytes | None):
+def _head(store: ObjectStore, key: str) -> bytes:
+    with store.open(key) as fh:
+        return fh.read(registry.SNIFF_BYTES)
+
+
+def _hashed(store: ObjectStore, files: dict[str, str], key: str) -> bytes:
     data = store.get(key)
     files[key] = hashlib.sha256(data).hexdigest()
+    return data
+
+
+def _decode_file(store: ObjectStore, key: str, *, schema: KeypointSchema, annotator: str, category: str | None,
+                 sizes: BatchImages, files: dict[str, str], metadata: bytes | None):
+    data = _hashed(store, files, key)
     return decode_bytes(key, data, schema=schema, annotator=annotator, source=key, category=category, sizes=sizes,
                         metadata=metadata)
 

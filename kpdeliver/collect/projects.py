@@ -3,6 +3,8 @@ annotation files), or one annotation file of it, read with the meta.json of its 
 from __future__ import annotations
 
 from pathlib import Path
+from posixpath import basename
+from typing import Callable
 
 from kpdeliver.codecs import CodecError, Decoded, registry
 from kpdeliver.codecs.protocol import Codec
@@ -60,3 +62,38 @@ def read_folder_export(path: Path, codec: Codec, *, schema: KeypointSchema | Non
     by_category = {"category": category} if category is not None else {}
     return codec.decode(marker.read_bytes(), schema=schema, annotator=annotator,
                         source=marker.relative_to(root.parent).as_posix(), files=files, **by_category)
+
+
+def split_store_projects(keys: list[str], head: Callable[[str], bytes]) -> tuple[dict[str, list[str]], list[str]]:
+    """Folder exports among a store's keys (a Supervisely project dropped unpacked under
+    `annotations/<annotator>/`): (marker key -> the project's files, the keys in no project). A
+    folder is a project when its marker's first bytes are the format's (`head(key)`); every key
+    under it belongs to it (its images and other files are not exports of their own)."""
+    keyset = set(keys)
+    markers = {n for c in registry.folder_codecs() for n in c.folder_markers}
+    roots = sorted({k[: len(k) - len(basename(k))] for k in keys if basename(k) in markers}, key=len)
+    projects: dict[str, list[str]] = {}
+    taken: set[str] = set()
+    for root in roots:
+        if any(root.startswith(r) for r in taken):
+            continue
+        c = registry.folder_codec(lambda name: root + name in keyset, lambda name: head(root + name))
+        if c is None or c.folder_files is None:
+            continue
+        marker = next(root + n for n in c.folder_markers if root + n in keyset)
+        projects[marker] = [k for k in keys if k.startswith(root)]
+        taken.add(root)
+    return projects, [k for k in keys if not any(k.startswith(r) for r in taken)]
+
+
+def decode_store_project(read: Callable[[str], bytes], marker: str, keys: list[str], *,
+                         schema: KeypointSchema | None, annotator: str, category: str | None = None) -> Decoded:
+    """One project of `split_store_projects`, decoded as its folder would be."""
+    root = marker[: len(marker) - len(basename(marker))]
+    data = read(marker)
+    c = registry.folder_codec(lambda name: root + name == marker, lambda name: data)
+    if c is None or c.folder_files is None:
+        raise CodecError(f"{marker}: not a project marker of a format we read")
+    files = {k[len(root):]: read(k) for k in keys if k != marker and c.folder_files(k[len(root):])}
+    by_category = {"category": category} if category is not None else {}
+    return c.decode(data, schema=schema, annotator=annotator, source=marker, files=files, **by_category)

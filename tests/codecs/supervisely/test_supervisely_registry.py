@@ -97,7 +97,8 @@ def test_write_read_back_and_one_file_of_the_written_project(tmp_path):
         read_annotations(lost)
 
 
-def test_a_project_tar_under_annotations_annotator_is_collected(tmp_path):
+@pytest.mark.parametrize("packed", [True, False], ids=["tar", "unpacked"])
+def test_a_project_under_annotations_annotator_is_collected(tmp_path, packed):
     from kpdeliver.collect.exports import collect_exports
     from kpdeliver.ingest.batch import ingest_images
     from kpdeliver.model import Dataset, Instances
@@ -106,11 +107,17 @@ def test_a_project_tar_under_annotations_annotator_is_collected(tmp_path):
 
     store = LocalStore(tmp_path)
     truth = make_dataset(HAND21, 9, n_images=3, max_per_image=2)
-    for name, w, h in zip(truth.images.file_name, truth.images.width, truth.images.height):
+    for i, (name, w, h) in enumerate(zip(truth.images.file_name, truth.images.width, truth.images.height)):
         buf = io.BytesIO()
-        Image.new("RGB", (int(w), int(h))).save(buf, "PNG")
+        Image.new("RGB", (int(w), int(h)), (i, 0, 0)).save(buf, "PNG")
         store.put(f"images/{name}", buf.getvalue())
-    store.put("annotations/ann_a/project.tar", _tar(registry.encode_files(truth, "supervisely")))
+    project = registry.encode_files(truth, "supervisely")
+    if packed:
+        store.put("annotations/ann_a/project.tar", _tar(project))
+    else:  # as Supervisely's download unpacks: meta.json, <ds>/ann/*.json, <ds>/img/* beside them
+        for rel, data in project.items():
+            store.put(f"annotations/ann_a/proj/{rel}", data)
+        store.put("annotations/ann_a/proj/ds0/img/a.png", b"not an export")
     batch = ingest_images(store)
     res = collect_exports(store, Dataset(HAND21, batch.images, Instances.empty(21)), ["ann_a"])
     assert "error" not in res.findings["severity"].to_pylist()
