@@ -39,16 +39,16 @@ _FAILED_ON_STORE = re.compile(r"encountered (?:an|unexpected) exception:? \W*(\w
 
 
 class StoreFailureLogs(logging.Filter):
-    """Prefect logs a task's exception with its traceback, and its final state, at ERROR. For a store
-    failure (a StorageError, whose one sentence is the whole story, said once by the flow's state
-    and the command line) the traceback goes and the repeated final state is not logged."""
+    """Prefect logs a task's exception with its traceback, and its final state, at ERROR. A store
+    failure (a StorageError) is said once, by the flow run's Failed state and the command line,
+    in its own sentence: those records are left out."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, StorageError):
-            record.msg, record.args, record.exc_info, record.exc_text = describe(exc), (), None, None
+        if record.levelno < logging.ERROR:
             return True
-        found = _FAILED_ON_STORE.search(record.getMessage()) if record.levelno >= logging.ERROR else None
+        if record.exc_info and isinstance(record.exc_info[1], StorageError):
+            return False
+        found = _FAILED_ON_STORE.search(record.getMessage())
         return not (found and found.group(1) in _store_error_names(StorageError))
 
 

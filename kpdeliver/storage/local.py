@@ -46,8 +46,11 @@ class LinkError(StorageError):
     """A key passes through a symbolic link (or names something that is not a regular file)."""
 
     def __init__(self, message: str, key: str) -> None:
-        super().__init__(message)
+        super().__init__(message, key)  # both in args: the error pickles (Dask workers)
         self.key = key  # the link itself, which may be a folder above the key asked for
+
+    def __str__(self) -> str:
+        return self.args[0]
 
 
 class LocalStore(ObjectStore):
