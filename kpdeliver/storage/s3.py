@@ -139,8 +139,8 @@ class S3Store(ObjectStore):
                 raise StoreFault(f"cannot {action} {where}: bucket {self.bucket!r} does not exist", NOT_FOUND) from None
             raise s3_fault(code, status, str(err.get("Message", "")), action, where) from None
         except (NoCredentialsError, PartialCredentialsError):
-            raise StoreFault(f"cannot {action} {where}: no AWS credentials found (set a profile, or "
-                             "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment)", NO_CREDENTIALS) from None
+            raise StoreFault(f"cannot {action} {where}: no AWS credentials found (set a profile, or AWS_ACCESS_KEY_ID "
+                             "and AWS_SECRET_ACCESS_KEY in the environment)", NO_CREDENTIALS) from None
         except FlexibleChecksumError:
             raise StoreFault(f"cannot {action} {where}: the bytes received do not match the object's "
                              "checksum (corrupted in transit or in the store)", CORRUPTED) from None

@@ -99,7 +99,8 @@ def test_s3_access_denied_names_the_object_and_is_not_retried(s3_bucket, fault_p
     with pytest.raises(StoreFault) as e:
         store.put("acme/v0001/manifest.json", b"{}")
     assert e.value.cause == "access denied" and not retryable(e.value)
-    assert str(e.value) == f"cannot write s3://{s3_bucket}/releases/acme/v0001/manifest.json: access denied (AccessDenied)"
+    where = f"s3://{s3_bucket}/releases/acme/v0001/manifest.json"
+    assert str(e.value) == f"cannot write {where}: access denied (AccessDenied)"
 
 
 def test_s3_without_credentials(monkeypatch):

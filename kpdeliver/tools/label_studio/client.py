@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import httpx
 import orjson
 
-from kpdeliver.tools.label_studio.untrusted import ToolError, load_json, positive_id, shown
+from kpdeliver.tools.label_studio.untrusted import ToolError, load_json, objects, positive_id, shown
 
 # A snapshot export with predictions and annotators in full (the plain export gives ids only).
 FULL_SERIALIZATION = {
@@ -105,7 +105,7 @@ class LabelStudioClient:
         return isinstance(body, dict) and body.get("status") == "UP"
 
     def users(self) -> list[dict]:
-        return list(self._call("GET", "/api/users/") or [])
+        return objects(self._call("GET", "/api/users/"))
 
     def task_url(self, project: int, task: int) -> str:
         """The page that opens one task in the data manager."""
@@ -127,8 +127,8 @@ class LabelStudioClient:
     def project_by_title(self, title: str) -> Project | None:
         found = [p for p in self.projects() if p.title == title]
         if len(found) > 1:
-            raise ToolError(f"Label Studio has {len(found)} projects titled {title!r} (ids "
-                            f"{[p.id for p in found]}); kpdeliver keys projects by title: rename or remove the extra ones")
+            raise ToolError(f"Label Studio has {len(found)} projects titled {title!r} (ids {[p.id for p in found]}); "
+                            "kpdeliver keys projects by title: rename or remove the extra ones")
         return found[0] if found else None
 
     def create_project(self, title: str, label_config: str, description: str = "") -> Project:
@@ -142,7 +142,8 @@ class LabelStudioClient:
     # ------------------------------------------------------------------ storage and tasks
 
     def local_storages(self, project: int) -> list[dict]:
-        return list(self._call("GET", "/api/storages/localfiles/", params={"project": project}) or [])
+        project = positive_id(project, "project id")
+        return objects(self._call("GET", "/api/storages/localfiles/", params={"project": project}))
 
     def create_local_storage(self, project: int, path: str, title: str) -> dict:
         """Connect a folder (under the server's LOCAL_FILES_DOCUMENT_ROOT). Not synced: kpdeliver
@@ -156,9 +157,11 @@ class LabelStudioClient:
     def import_tasks(self, project: int, tasks: list[dict]) -> int:
         if not tasks:
             return 0
-        body = self._call("POST", f"/api/projects/{positive_id(project, 'project id')}/import", params={"commit_to_project": "true"},
+        project = positive_id(project, "project id")
+        body = self._call("POST", f"/api/projects/{project}/import", params={"commit_to_project": "true"},
                           content=orjson.dumps(tasks), headers={"Content-Type": "application/json"})
-        return int(body.get("task_count", len(tasks))) if isinstance(body, dict) else len(tasks)
+        count = body.get("task_count") if isinstance(body, dict) else None
+        return count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else len(tasks)
 
     def update_task_data(self, task: int, data: dict) -> None:
         self._call("PATCH", f"/api/tasks/{positive_id(task, 'task id')}/", json={"data": data})
@@ -213,3 +216,4 @@ class LabelStudioClient:
         if not isinstance(doc, list):
             raise ToolError(f"Label Studio export {export_id} of project {project} is not a list of tasks")
         return doc
+

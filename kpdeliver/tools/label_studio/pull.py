@@ -26,7 +26,7 @@ from kpdeliver.collect.exports import ANNOTATIONS_PREFIX
 from kpdeliver.config import ClientConfig
 from kpdeliver.storage import ObjectStore
 from kpdeliver.tools.label_studio.client import LabelStudioClient, ToolError
-from kpdeliver.tools.label_studio.untrusted import dump_json, positive_id
+from kpdeliver.tools.label_studio.untrusted import dump_json, objects, positive_id
 
 EXPORT_NAME = re.compile(r"^label-studio-(\d+)\.json$")
 BOX_ID_BASE = 1000  # boxes per annotation that ids can tell apart
@@ -72,11 +72,6 @@ def batch_file_name(data: dict) -> str:
     return unquote(m.group(1)) if m else ref
 
 
-def _items(value) -> list[dict]:
-    """The objects of a list a server sent (anything else in it, or instead of it, is no item)."""
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
 def _email(by) -> str:
     return str(by.get("email", "")).strip().lower() if isinstance(by, dict) else ""
 
@@ -103,13 +98,13 @@ def audit_regions(result: list, annotation_id: int) -> list[dict]:
 def split_by_annotator(tasks: list[dict], users: dict[str, str], report: ProjectPull) -> dict[str, list[dict]]:
     """annotator -> tasks holding only that annotator's finished annotations."""
     by_who: dict[str, list[dict]] = {}
-    tasks = [t for t in tasks if isinstance(t, dict)]
+    tasks = objects(tasks)
     for task in sorted(tasks, key=lambda t: positive_id(t.get("id"), "a task id")):
         data = task.get("data") if isinstance(task.get("data"), dict) else {}
-        report.drafts += len(_items(task.get("drafts")))
+        report.drafts += len(objects(task.get("drafts")))
         name = batch_file_name(data)
         mine: dict[str, list[dict]] = {}
-        for ann in _items(task.get("annotations")):
+        for ann in objects(task.get("annotations")):
             if ann.get("was_cancelled"):
                 report.skipped += 1
                 continue
@@ -122,7 +117,8 @@ def split_by_annotator(tasks: list[dict], users: dict[str, str], report: Project
             ann_id = positive_id(ann.get("id"), f"task {task['id']}: an annotation id")
             mine.setdefault(who, []).append({
                 "id": ann_id, "completed_by": {"email": email}, "updated_at": ann.get("updated_at"),
-                "ground_truth": bool(ann.get("ground_truth")), "result": audit_regions(_items(ann.get("result")), ann_id)})
+                "ground_truth": bool(ann.get("ground_truth")),
+                "result": audit_regions(objects(ann.get("result")), ann_id)})
         for who, anns in mine.items():
             by_who.setdefault(who, []).append({
                 "id": task["id"], "annotations": anns,

@@ -68,3 +68,8 @@ def load_json(data: bytes) -> Any:
 def dump_json(doc: Any) -> bytes:
     """`doc` as indented JSON, NaN and Infinity kept as literals (orjson would write them as null)."""
     return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False).encode()
+
+
+def objects(value: Any) -> list[dict]:
+    """The objects of a list a server sent (anything else in it, or instead of it, is no object)."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
