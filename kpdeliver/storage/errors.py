@@ -7,6 +7,7 @@ reads, and orchestration retries only the faults that may pass (`transient`).
 from __future__ import annotations
 
 import errno
+import re
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -57,6 +58,7 @@ _S3_CODES = {
     "QuotaExceeded": (DISK_FULL, "the storage quota is used up"),
     "EntityTooLarge": (TOO_LARGE, "the object is larger than the server accepts"),
 }
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _TRANSIENT_ERRNO = {errno.EIO, errno.ENOTCONN, errno.ETIMEDOUT, errno.EHOSTDOWN, errno.EMFILE, errno.ENFILE}
 
 
@@ -110,8 +112,9 @@ def retryable(exc: BaseException) -> bool:
 
 
 def describe(exc: BaseException) -> str:
-    """One line for a store failure: its own sentence (no control characters), at most 500 characters."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    """One line for a store failure: its own sentence, at most 500 characters, without the control
+    characters (escape sequences included) a server's message may carry."""
+    text = " ".join(_CONTROL.sub(" ", str(exc)).split()) or type(exc).__name__
     return text if len(text) <= 500 else text[:499] + "…"
 
 

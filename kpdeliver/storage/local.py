@@ -250,6 +250,8 @@ class LocalStore(ObjectStore):
         try:
             os.close(self._open_fd(key))
             return True
+        except StoreFault:  # denied, not a folder...: the store cannot say, which is not "absent"
+            raise
         except StorageError:
             return False
 

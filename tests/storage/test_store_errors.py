@@ -23,15 +23,18 @@ import sys
 from kpdeliver.storage import LocalStore, StorageError
 store, op = LocalStore(sys.argv[1]), sys.argv[2]
 try:
-    store.put("a/b.bin", b"x" * 300_000) if op == "put" else list(store.list(""))
-    print("ok")
+    if op == "exists":
+        print(store.exists("annotations/ann_c/export.json"))
+    else:
+        store.put("a/b.bin", b"x" * 300_000) if op == "put" else list(store.list(""))
+        print("ok")
 except StorageError as e:
     print(e.cause, str(e), sep="|")
 """
 
 
 def probe(root: Path, op: str, *, wrap: tuple[str, ...] = (), preexec_fn=None) -> tuple[str, str]:
-    """(cause, sentence) of a put or a listing of a LocalStore at `root`, run in a child process."""
+    """(cause, sentence) of a put, a listing or an `exists` of a LocalStore at `root`, in a child process."""
     out = subprocess.run([*wrap, sys.executable, "-c", PROBE, str(root), op], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, preexec_fn=preexec_fn, timeout=120)
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
@@ -76,11 +79,13 @@ def test_permission_denied_on_write_and_on_an_unreadable_folder(tmp_path):
     (batch / "annotations" / "ann_c").mkdir(parents=True)
     (batch / "annotations" / "ann_c" / "export.json").write_text("[]")
     (batch / "annotations" / "ann_c").chmod(0)
-    try:  # a listing used to skip the folder it could not open, silently
-        cause, sentence = probe(batch, "list", preexec_fn=without_dac_override)
+    try:  # a listing used to skip the folder it could not open, and `exists` to say "absent", silently
+        listed = probe(batch, "list", preexec_fn=without_dac_override)
+        exists = probe(batch, "exists", preexec_fn=without_dac_override)
     finally:
         (batch / "annotations" / "ann_c").chmod(0o755)
-    assert (cause, sentence) == ("permission denied", f"cannot list {batch}/annotations/ann_c: permission denied")
+    assert listed == ("permission denied", f"cannot list {batch}/annotations/ann_c: permission denied")
+    assert exists[0] == "permission denied" and "annotations/ann_c/export.json" in exists[1]
 
 
 def test_a_store_path_that_is_a_file(tmp_path):
@@ -129,3 +134,12 @@ def test_s3_server_errors_are_retried_refusals_are_not(s3_bucket, fault_proxy):
 def test_faults_travel_between_processes_whole():
     fault = pickle.loads(pickle.dumps(StoreFault("cannot write /r/x: the disk is full", "disk full")))
     assert (str(fault), fault.cause, fault.transient) == ("cannot write /r/x: the disk is full", "disk full", False)
+
+
+def test_a_servers_message_reaches_the_terminal_as_one_plain_line():
+    from kpdeliver.storage.errors import describe, s3_fault
+
+    fault = s3_fault("Weird", 400, "bad\x1b[2J\x1b]0;title\x07\r\nnext line" + "x" * 900, "read", "s3://b/k")
+    line = describe(fault)
+    assert line.startswith("cannot read s3://b/k: Weird (HTTP 400) bad") and "next line" in line
+    assert line.isprintable() and len(line) <= 500
