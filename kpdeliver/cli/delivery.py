@@ -75,12 +75,11 @@ def assign(
     """Assign the batch's images to annotators and write their CVAT / Label Studio task packages
     under the source's tasks/ prefix (no Prefect needed)."""
     from kpdeliver.assign.assignments import assign_annotators, task_packages
+    from kpdeliver.cli.runtime import store_failures_said
     from kpdeliver.ingest.batch import ingest_images
     from kpdeliver.model import Dataset, Instances
     from kpdeliver.codecs.resolve import resolve_schema
     from kpdeliver.storage import open_store
-
-    from kpdeliver.cli.runtime import store_failures_said
 
     cfg = load_checked_config(config)
     with store_failures_said():

@@ -57,12 +57,11 @@ def push(
     """Create or update one Label Studio project per annotator with their assigned images
     (primary, overlap, gold). Safe to repeat: only new images are added."""
     from kpdeliver.assign.assignments import assign_annotators
+    from kpdeliver.cli.runtime import store_failures_said
     from kpdeliver.codecs.resolve import resolve_schema
     from kpdeliver.ingest.batch import ingest_images
     from kpdeliver.model import Dataset, Instances
     from kpdeliver.tools.label_studio import ToolError, push_batch
-
-    from kpdeliver.cli.runtime import store_failures_said
 
     cfg, store, client = _open(config)
     schema = resolve_schema(cfg.schema_name)

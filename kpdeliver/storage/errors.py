@@ -50,7 +50,6 @@ _S3_CODES = {
     "SignatureDoesNotMatch": (NO_CREDENTIALS, "the AWS secret key does not match the access key id"),
     "ExpiredToken": (NO_CREDENTIALS, "the AWS session token has expired"),
     "InvalidToken": (NO_CREDENTIALS, "the AWS session token is not valid"),
-    "NoSuchBucket": (NOT_FOUND, "the bucket does not exist"),
     "NoSuchKey": (NOT_FOUND, "no such object"),
     "404": (NOT_FOUND, "no such object"),
     "NotFound": (NOT_FOUND, "no such object"),

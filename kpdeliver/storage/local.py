@@ -303,8 +303,7 @@ class LocalStore(ObjectStore):
 
     def sync(self) -> None:
         """Flush every write not yet durable (those of `put(..., durable=False)`) to disk."""
-        with os_errors("flush writes to", self.url):
-            os.sync()
+        os.sync()
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         with os_errors("write", self.location(key)), self._temp(key) as (dir_fd, tmp, name, fd):
