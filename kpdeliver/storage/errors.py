@@ -1,7 +1,7 @@
 """Why a store operation failed, said in one sentence that names the place and the cause.
 
 The stores turn the operating system's errors (errno) and S3's error codes into a `StoreFault`
-whose `cause` is one of `CAUSES`; the command line prints its message as the one line a person
+whose `cause` is one of the names below; the command line prints its message as the one line a person
 reads, and orchestration retries only the faults that may pass (`transient`).
 """
 from __future__ import annotations
@@ -11,14 +11,12 @@ import re
 from contextlib import contextmanager
 from typing import Iterator
 
-from kpdeliver.storage.base import StorageError, StoreUnreachable
+from kpdeliver.storage.base import StorageError
 
 DISK_FULL, READ_ONLY, PERMISSION = "disk full", "read-only", "permission denied"
 ACCESS_DENIED, CHANGED, UNREACHABLE = "access denied", "changed under us", "unreachable"
 NO_CREDENTIALS, NOT_FOUND, NOT_A_FOLDER = "no credentials", "not found", "not a folder"
 TOO_LARGE, CORRUPTED, FAILED = "too large", "corrupted", "failed"
-CAUSES = (DISK_FULL, READ_ONLY, PERMISSION, ACCESS_DENIED, CHANGED, UNREACHABLE, NO_CREDENTIALS, NOT_FOUND,
-          NOT_A_FOLDER, TOO_LARGE, CORRUPTED, FAILED)
 
 # errno -> (cause, what the person reads after "cannot <action> <location>: ")
 _ERRNO = {
@@ -63,7 +61,7 @@ _TRANSIENT_ERRNO = {errno.EIO, errno.ENOTCONN, errno.ETIMEDOUT, errno.EHOSTDOWN,
 
 class StoreFault(StorageError):
     """A store operation failed for a reason outside kpdeliver; the message is one sentence naming
-    the location and the cause, `cause` one of CAUSES, `transient` whether trying again may help."""
+    the location and the cause, `cause` one of this module's names (DISK_FULL...), `transient` whether trying again may help."""
 
     def __init__(self, message: str, cause: str = FAILED, transient: bool = False) -> None:
         super().__init__(message, cause, transient)  # all in args: the fault pickles (Dask workers)
@@ -94,8 +92,6 @@ def os_errors(action: str, location: str) -> Iterator[None]:
     """Turns an OSError raised inside the block into the StoreFault naming `location`."""
     try:
         yield
-    except StorageError:
-        raise
     except OSError as e:
         raise os_fault(e, action, location) from None
 
@@ -103,9 +99,7 @@ def os_errors(action: str, location: str) -> Iterator[None]:
 def retryable(exc: BaseException) -> bool:
     """Whether a store task that raised `exc` is worth running again: not for a store's definite
     refusal (disk full, read-only, denied, changed under us, a missing or refused object)."""
-    if isinstance(exc, StoreUnreachable):
-        return True
-    if isinstance(exc, StorageError):
+    if isinstance(exc, StorageError):  # StoreFault and StoreUnreachable say; the others are refusals
         return bool(getattr(exc, "transient", False))
     return not isinstance(exc, OSError) or exc.errno not in _ERRNO or exc.errno in _TRANSIENT_ERRNO
 
@@ -117,4 +111,4 @@ def describe(exc: BaseException) -> str:
     return text if len(text) <= 500 else text[:499] + "…"
 
 
-__all__ = ["CAUSES", "StoreFault", "describe", "os_errors", "os_fault", "retryable", "s3_fault"]
+__all__ = ["StoreFault", "describe", "os_errors", "os_fault", "retryable", "s3_fault"]
