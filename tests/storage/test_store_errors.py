@@ -44,11 +44,14 @@ def probe(root: Path, op: str, *, wrap: tuple[str, ...] = (), preexec_fn=None) -
 
 def in_tmpfs(folder: Path, options: str) -> tuple[str, ...]:
     folder.mkdir(parents=True, exist_ok=True)
-    return ("unshare", "--mount", "--propagation", "private", "sh", "-c",
+    user = () if os.geteuid() == 0 else ("--user", "--map-root-user")  # unprivileged: in a user namespace
+    return ("unshare", *user, "--mount", "--propagation", "private", "sh", "-c",
             'mount -t tmpfs -o "$1" tmpfs "$2" && shift 2 && exec "$@"', "sh", options, str(folder))
 
 
 def without_dac_override() -> None:
+    if os.geteuid() != 0:  # permission bits already apply
+        return
     libc = ctypes.CDLL(None, use_errno=True)
     for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
         if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
