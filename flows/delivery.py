@@ -50,6 +50,7 @@ def delivery_run(config: ClientConfig) -> dict:
 
 
 @flow(name="delivery-run", flow_run_name=_delivery_run_name)
+@store.store_failures_fail_the_run
 def delivery_flow(config: ClientConfig) -> dict:
     """From the batch at `config.source` to a published release. Ingest and staging map over
     shards of the images; the steps that need the whole batch run once."""

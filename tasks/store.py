@@ -3,13 +3,18 @@ safe to run again (reads, overwrites of the same bytes, the publication's claim 
 Stores travel as `ObjectStore` handles, which pickle as their location without a connection."""
 from __future__ import annotations
 
+import functools
+import inspect
+import logging
 import os
+import re
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed
 
 from kpdeliver.collect import exports as collect
 from kpdeliver.ingest import batch as ingest
@@ -20,9 +25,61 @@ from kpdeliver.release.layout import read_manifest, release_prefix
 from kpdeliver.release.signoff import Counts, Verdict
 from kpdeliver.report.changes import PreviousRelease, ReleaseTables
 from kpdeliver.schema import KeypointSchema
-from kpdeliver.storage import ObjectStore, join_key
+from kpdeliver.storage import ObjectStore, StorageError, join_key
+from kpdeliver.storage.errors import describe, retryable
 
-STORE = dict(retries=3, retry_delay_seconds=[1, 4, 10], cache_policy=NO_CACHE)
+
+def _worth_retrying(task, task_run, state) -> bool:
+    """Retry what may pass (an unreachable store, a server error), never a store's definite refusal."""
+    return not isinstance(state.data, BaseException) or retryable(state.data)
+
+
+STORE = dict(retries=3, retry_delay_seconds=[1, 4, 10], cache_policy=NO_CACHE, retry_condition_fn=_worth_retrying)
+_FAILED_ON_STORE = re.compile(r"encountered (?:an|unexpected) exception:? \W*(\w+)")
+
+
+class StoreFailureLogs(logging.Filter):
+    """Prefect logs a task's exception with its traceback, and its final state, at ERROR. A store
+    failure (a StorageError) is said once, by the flow run's Failed state and the command line,
+    in its own sentence: those records are left out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR:
+            return True
+        if record.exc_info and isinstance(record.exc_info[1], StorageError):
+            return False
+        found = _FAILED_ON_STORE.search(record.getMessage())
+        return not (found and found.group(1) in _store_error_names(StorageError))
+
+
+def _store_error_names(cls: type) -> set[str]:
+    return {cls.__name__}.union(*(_store_error_names(sub) for sub in cls.__subclasses__()))
+
+
+def quiet_store_tracebacks() -> None:
+    """Install StoreFailureLogs on Prefect's run loggers (once per process)."""
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, StoreFailureLogs) for f in logger.filters):
+            logger.addFilter(StoreFailureLogs())
+
+
+def store_failures_fail_the_run(flow_fn):
+    """Decorates a flow function: a store failure inside ends the flow run Failed with the failure's
+    one sentence as its message, no traceback logged; calling the flow raises the StorageError."""
+    @functools.wraps(flow_fn)
+    def run(*args, **kwargs):
+        quiet_store_tracebacks()
+        try:
+            return flow_fn(*args, **kwargs)
+        except StorageError as e:
+            return Failed(message=describe(e), data=e)
+    # the flow's parameters, their annotations resolved where it was written (Prefect validates them)
+    run.__signature__ = inspect.signature(flow_fn, eval_str=True)
+    return run
+
+
+quiet_store_tracebacks()  # also in worker processes (Dask), which import this module to run its tasks
 
 
 @dataclass(frozen=True)

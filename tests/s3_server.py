@@ -118,6 +118,7 @@ _HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te
 _ERRORS = {
     500: b"<Error><Code>InternalError</Code><Message>injected fault</Message></Error>",
     503: b"<Error><Code>SlowDown</Code><Message>injected fault</Message></Error>",
+    403: b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
 }
 
 
@@ -135,16 +136,18 @@ class FaultProxy:
     server applies it) and closes the connection before the response — the nastiest case for a
     conditional write. `corrupt_gets` flips one byte of that fraction of object bodies; `first`
     scripts the faults of the first requests; `hook(method, path)` sees every request first
-    (to count, hold or kill a client at a chosen request).
+    (to count, hold or kill a client at a chosen request); `deny(method, path)` true answers 403
+    AccessDenied without reaching the server (a bucket policy refusing those requests).
     """
 
     def __init__(self, upstream: str, *, rate: float = 0.2, seed: int = 0,
                  kinds: tuple[str, ...] = ("500", "503", "drop", "drop_after"), corrupt_gets: float = 0.0,
-                 first: tuple[str, ...] = (), hook=None) -> None:
+                 first: tuple[str, ...] = (), hook=None, deny=None) -> None:
         self.upstream = http.client.urlsplit(upstream).netloc
         self.rate, self.kinds, self.corrupt_gets = rate, kinds, corrupt_gets
         self.first = list(first)  # faults for the first requests, in order, before the random ones
         self.hook = hook  # called as hook(method, path) before each request is forwarded
+        self.deny = deny
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         self.stats: Counter = Counter()
@@ -207,8 +210,8 @@ class FaultProxy:
                 body = self._body()
                 if proxy.hook:
                     proxy.hook(self.command, self.path)
-                fault = proxy.draw(self.command)
-                if fault in ("500", "503"):
+                fault = "403" if proxy.deny and proxy.deny(self.command, self.path) else proxy.draw(self.command)
+                if fault in ("500", "503", "403"):
                     msg = _ERRORS[int(fault)]
                     self.send_response(int(fault))
                     self.send_header("Content-Type", "application/xml")

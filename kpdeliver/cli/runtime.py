@@ -4,7 +4,11 @@ small machines. Call before the first `import prefect`."""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
+
+from kpdeliver.cli.output import fail
 
 
 def configure_prefect(work_dir: str | Path) -> None:
@@ -19,3 +23,17 @@ def configure_prefect(work_dir: str | Path) -> None:
     }
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
+
+
+@contextmanager
+def store_failures_said() -> Iterator[None]:
+    """The one place a store failure (a StorageError: disk full, read-only, permission, access
+    denied, changed under us, unreachable, no credentials) becomes one sentence and exit 2: the
+    sentence the flow run's Failed state carries too."""
+    from kpdeliver.storage import StorageError
+    from kpdeliver.storage.errors import describe
+
+    try:
+        yield
+    except StorageError as e:
+        fail(describe(e))

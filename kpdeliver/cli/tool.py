@@ -14,14 +14,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from kpdeliver.cli.output import fail
+
 app = typer.Typer()
-console = Console()
-err = Console(stderr=True, soft_wrap=True)
-
-
-def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
+console = Console(highlight=False, markup=False)  # what a server sent is never read as markup
 
 
 def _open(config_path: Path):
@@ -32,12 +28,12 @@ def _open(config_path: Path):
 
     cfg = load_checked_config(config_path)  # every problem at once; another client's locations refused
     if cfg.tool is None:
-        _fail(f"{config_path}: no tool: section (kind, url, token_env, users); "
-              "see docs/operations.md, 'Label Studio in the loop'")
+        fail(f"{config_path}: no tool: section (kind, url, token_env, users); "
+             "see docs/operations.md, 'Label Studio in the loop'")
     try:
         token = cfg.tool.token()
     except KeyError as e:
-        _fail(f"environment variable {e.args[0]} is not set; it must hold the {cfg.tool.kind.value} API token")
+        fail(f"environment variable {e.args[0]} is not set; it must hold the {cfg.tool.kind.value} API token")
     store = open_store(cfg.source, cfg.storage.model_dump(exclude_none=True))
     return cfg, store, LabelStudioClient(cfg.tool.url, token)
 
@@ -50,7 +46,7 @@ def _read_prelabels(path: Path, batch, schema):
     try:
         decoded = decode_bytes(path.name, path.read_bytes(), schema=schema, source=str(path))
     except (CodecError, OSError, ValueError) as e:
-        _fail(f"pre-labels {path} cannot be read: {e}")
+        fail(f"pre-labels {path} cannot be read: {e}")
     return prelabels_on_batch(decoded.dataset, batch, source=str(path))
 
 
@@ -62,6 +58,7 @@ def push(
     """Create or update one Label Studio project per annotator with their assigned images
     (primary, overlap, gold). Safe to repeat: only new images are added."""
     from kpdeliver.assign.assignments import assign_annotators
+    from kpdeliver.cli.runtime import store_failures_said
     from kpdeliver.codecs.resolve import resolve_schema
     from kpdeliver.ingest.batch import ingest_images
     from kpdeliver.model import Dataset, Instances
@@ -69,9 +66,10 @@ def push(
 
     cfg, store, client = _open(config)
     schema = resolve_schema(cfg.schema_name)
-    images = ingest_images(store).images
+    with store_failures_said():
+        images = ingest_images(store).images
     if not len(images):
-        _fail(f"source {cfg.source} has no images under images/")
+        fail(f"source {cfg.source} has no images under images/")
     batch = Dataset(schema, images, Instances.empty(schema.num_keypoints))
     labels = _read_prelabels(prelabels, batch, schema) if prelabels else None
     try:
@@ -79,7 +77,7 @@ def push(
             pushed = push_batch(client, cfg, assign_annotators(images, cfg.annotators, cfg.assignment),
                                 schema=schema, prelabels=labels)
     except ToolError as e:
-        _fail(str(e))
+        fail(str(e))
     t = Table(title=f"pushed {cfg.client}/{cfg.dataset} to {cfg.tool.url}")
     for col in ("annotator", "project", "tasks added", "kept", "role changed", "pre-labels", "note"):
         t.add_column(col, justify="left" if col in ("annotator", "note") else "right")
@@ -99,19 +97,21 @@ def pull(
 ) -> None:
     """Write the annotators' finished work from the tool into the batch's annotations/ (drafts
     and skipped tasks are counted, not collected). Safe to repeat."""
+    from kpdeliver.cli.runtime import store_failures_said
     from kpdeliver.tools.label_studio import ToolError, pull_batch
+    from kpdeliver.tools.label_studio.untrusted import shown
 
     cfg, store, client = _open(config)
     try:
-        with client:
+        with client, store_failures_said():
             report = pull_batch(client, cfg, store)
     except ToolError as e:
-        _fail(str(e))
+        fail(str(e))
     t = Table(title=f"pulled {cfg.client}/{cfg.dataset} from {cfg.tool.url}")
     for col in ("annotator", "project", "finished", "drafts", "skipped", "unmapped e-mails"):
         t.add_column(col, justify="left" if col in ("annotator", "unmapped e-mails") else "right")
     for p in report.projects:
-        unmapped = ", ".join(f"{e} ({n})" for e, n in sorted(p.unmapped.items()))
+        unmapped = ", ".join(f"{shown(e, limit=80)} ({n})" for e, n in sorted(p.unmapped.items()))
         t.add_row(p.annotator, str(p.project) if p.project > 0 else "not pushed", str(p.finished), str(p.drafts),
                   str(p.skipped), unmapped)
     console.print(t)

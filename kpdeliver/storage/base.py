@@ -21,6 +21,8 @@ class StorageError(RuntimeError):
 class StoreUnreachable(StorageError):
     """The store could not be reached at all (no endpoint answering): says nothing about its content."""
 
+    cause, transient = "unreachable", True  # as a StoreFault (kpdeliver.storage.errors) says it
+
 
 class UnsafeKeyError(StorageError):
     """A key or file_name would escape its prefix (path traversal) or holds control characters."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import BinaryIO, ContextManager, Iterator
 
 from kpdeliver.storage.base import ObjectStore, StorageError, check_key
+from kpdeliver.storage.errors import NOT_A_FOLDER, StoreFault, os_errors, os_fault
 from kpdeliver.storage.held import HeldFolders
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
@@ -45,8 +46,11 @@ class LinkError(StorageError):
     """A key passes through a symbolic link (or names something that is not a regular file)."""
 
     def __init__(self, message: str, key: str) -> None:
-        super().__init__(message)
+        super().__init__(message, key)  # both in args: the error pickles (Dask workers)
         self.key = key  # the link itself, which may be a folder above the key asked for
+
+    def __str__(self) -> str:
+        return self.args[0]
 
 
 class LocalStore(ObjectStore):
@@ -79,14 +83,18 @@ class LocalStore(ObjectStore):
     # ------------------------------------------------------------------ the descriptor walk
 
     def _root_fd(self, create: bool) -> int:
-        if create:
-            self.root.mkdir(parents=True, exist_ok=True)
         try:
+            if create:
+                self.root.mkdir(parents=True, exist_ok=True)
             return os.open(self.root, _DIR)
         except OSError as e:
             if e.errno == errno.ELOOP:
                 raise LinkError(f"store root {self.url} was replaced by a symbolic link; refused", "") from None
-            raise
+            if e.errno in (errno.EEXIST, errno.ENOTDIR) and self.root.exists():
+                raise StoreFault(f"cannot use {self.url}: it is a file, not a folder", NOT_A_FOLDER) from None
+            if e.errno == errno.ENOENT and not create:
+                raise
+            raise os_fault(e, "write to" if create else "open", self.url) from None
 
     @contextmanager
     def _folder(self, parts: list[str], key: str, *, create: bool = False) -> Iterator[list[int]]:
@@ -138,7 +146,7 @@ class LocalStore(ObjectStore):
             if e.errno == errno.ELOOP:
                 raise LinkError(f"cannot read {self.location(key)}: it is a symbolic link; "
                                 "links are never followed", key) from None
-            raise StorageError(f"cannot read {self.location(key)}: {e.strerror}") from None
+            raise os_fault(e, "read", self.location(key)) from None
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             os.close(fd)
@@ -161,9 +169,11 @@ class LocalStore(ObjectStore):
                     continue
                 try:
                     fd = os.open(name, _DIR, dir_fd=dir_fd)
-                except OSError as e:  # swapped for a link (ELOOP) or removed since scandir
+                except OSError as e:  # swapped for a link (ELOOP) or removed since scandir; else unreadable
                     if e.errno == errno.ELOOP:
                         skipped.append((key, "is a symbolic link"))
+                    elif e.errno != errno.ENOENT:
+                        raise os_fault(e, "list", self.location(key)) from None
                     continue
                 try:
                     self._walk(fd, key + "/", files, skipped)
@@ -202,7 +212,7 @@ class LocalStore(ObjectStore):
             pass
         except OSError as e:
             if e.errno != errno.ELOOP:  # anything but a link swapped in mid-walk
-                raise StorageError(f"cannot list {self.location(prefix)}: {e.strerror}") from None
+                raise os_fault(e, "list", self.location(prefix)) from None
         return sorted(files), sorted(skipped)
 
     def list(self, prefix: str = "") -> Iterator[str]:
@@ -226,7 +236,7 @@ class LocalStore(ObjectStore):
                 want = _READ_MAX
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
         except OSError as e:
-            raise StorageError(f"cannot read {self.location(key)}: {e.strerror}") from None
+            raise os_fault(e, "read", self.location(key)) from None
         finally:
             os.close(fd)
 
@@ -240,6 +250,8 @@ class LocalStore(ObjectStore):
         try:
             os.close(self._open_fd(key))
             return True
+        except StoreFault:  # denied, not a folder...: the store cannot say, which is not "absent"
+            raise
         except StorageError:
             return False
 
@@ -285,7 +297,7 @@ class LocalStore(ObjectStore):
     def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
         """`durable=False` skips the fsync, for many files that one `sync()` makes durable together
         (a release's staging area, before its STAGED marker)."""
-        with self._temp(key) as (dir_fd, tmp, name, fd):
+        with os_errors("write", self.location(key)), self._temp(key) as (dir_fd, tmp, name, fd):
             self._write_all(fd, data, durable)
             os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
@@ -294,7 +306,7 @@ class LocalStore(ObjectStore):
         os.sync()
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
-        with self._temp(key) as (dir_fd, tmp, name, fd):
+        with os_errors("write", self.location(key)), self._temp(key) as (dir_fd, tmp, name, fd):
             self._write_all(fd, data)
             try:
                 # atomic and exclusive: fails if the name exists (a link there included)
@@ -307,20 +319,21 @@ class LocalStore(ObjectStore):
 
     def delete(self, key: str) -> None:
         parts = self._parts(key)
-        try:
-            with self._folder(parts[:-1], key) as fds:
-                try:
-                    os.unlink(parts[-1], dir_fd=fds[-1])
-                except FileNotFoundError:
-                    return
-                # folders are implicit in an object store: drop the ones this delete left empty
-                for i in range(len(parts) - 2, -1, -1):
+        with os_errors("delete", self.location(key)):
+            try:
+                with self._folder(parts[:-1], key) as fds:
                     try:
-                        os.rmdir(parts[i], dir_fd=fds[i])
-                    except OSError:
-                        break
-        except (FileNotFoundError, NotADirectoryError):
-            return
+                        os.unlink(parts[-1], dir_fd=fds[-1])
+                    except FileNotFoundError:
+                        return
+                    # folders are implicit in an object store: drop the ones this delete left empty
+                    for i in range(len(parts) - 2, -1, -1):
+                        try:
+                            os.rmdir(parts[i], dir_fd=fds[i])
+                        except OSError:
+                            break
+            except (FileNotFoundError, NotADirectoryError):
+                return
 
     def copy(self, src_key: str, dst_key: str) -> None:
         """Within the store a copy is a hard link: no object is changed in place (every write renames
@@ -344,7 +357,7 @@ class LocalStore(ObjectStore):
             raise StorageError(f"no object {self.location(src_key)}") from None
         except OSError as e:
             if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP):
-                raise StorageError(f"cannot copy {self.location(src_key)}: {e.strerror}") from None
+                raise os_fault(e, f"copy {self.location(src_key)} to", self.location(dst_key)) from None
         self.copy_from(self, src_key, dst_key)
 
     def copy_from(self, src: ObjectStore, src_key: str, dst_key: str) -> None:
@@ -354,7 +367,7 @@ class LocalStore(ObjectStore):
             return
         in_fd = src._open_fd(src_key)
         try:
-            with self._temp(dst_key) as (dir_fd, tmp, name, out_fd):
+            with os_errors("write", self.location(dst_key)), self._temp(dst_key) as (dir_fd, tmp, name, out_fd):
                 size, offset = os.fstat(in_fd).st_size, 0
                 while offset < size:
                     sent = os.sendfile(out_fd, in_fd, offset, min(size - offset, 1 << 30))

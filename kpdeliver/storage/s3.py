@@ -28,6 +28,7 @@ from botocore.exceptions import (BotoCoreError, ClientError, ConnectTimeoutError
                                  FlexibleChecksumError, NoCredentialsError, PartialCredentialsError, ProfileNotFound)
 
 from kpdeliver.storage.base import ObjectStore, StorageError, StoreUnreachable, check_key
+from kpdeliver.storage.errors import CORRUPTED, NO_CREDENTIALS, NOT_FOUND, StoreFault, s3_fault
 
 MiB = 1024 * 1024
 MAX_SINGLE_COPY = 5 * 1024 * MiB  # CopyObject's limit; larger objects are copied part by part
@@ -104,7 +105,8 @@ class S3Store(ObjectStore):
                 try:
                     session = boto3.Session(profile_name=s.profile)
                 except ProfileNotFound:
-                    raise StorageError(f"AWS profile {s.profile!r} is not configured (for {self.url})") from None
+                    raise StoreFault(f"cannot use {self.url}: AWS profile {s.profile!r} is not configured",
+                                     NO_CREDENTIALS) from None
                 config = Config(
                     region_name=s.region,
                     signature_version="s3v4",
@@ -134,24 +136,20 @@ class S3Store(ObjectStore):
             err = e.response.get("Error", {})
             code, status = str(err.get("Code", "?")), e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if code == "NoSuchBucket":
-                raise StorageError(f"cannot {action} {where}: bucket {self.bucket!r} does not exist") from None
-            if code in _MISSING:
-                raise StorageError(f"cannot {action} {where}: no such object") from None
-            if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-                raise StorageError(f"cannot {action} {where}: access denied ({code})") from None
-            raise StorageError(f"cannot {action} {where}: {code} (HTTP {status}) {err.get('Message', '')}".rstrip()) from None
+                raise StoreFault(f"cannot {action} {where}: bucket {self.bucket!r} does not exist", NOT_FOUND) from None
+            raise s3_fault(code, status, str(err.get("Message", "")), action, where) from None
         except (NoCredentialsError, PartialCredentialsError):
-            raise StorageError(f"cannot {action} {where}: no AWS credentials found (set a profile, or "
-                               "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment)") from None
+            raise StoreFault(f"cannot {action} {where}: no AWS credentials found (set a profile, or AWS_ACCESS_KEY_ID "
+                             "and AWS_SECRET_ACCESS_KEY in the environment)", NO_CREDENTIALS) from None
         except FlexibleChecksumError:
-            raise StorageError(f"cannot {action} {where}: the bytes received do not match the object's "
-                               "checksum (corrupted in transit or in the store)") from None
+            raise StoreFault(f"cannot {action} {where}: the bytes received do not match the object's "
+                             "checksum (corrupted in transit or in the store)", CORRUPTED) from None
         except (EndpointConnectionError, ConnectTimeoutError) as e:
             endpoint = self.settings.endpoint_url or _env_endpoint() or "AWS S3"
             raise StoreUnreachable(f"cannot {action} {where}: the S3 endpoint {endpoint} cannot be reached "
                                    f"({type(e).__name__}); nothing was checked") from None
         except BotoCoreError as e:
-            raise StorageError(f"cannot {action} {where}: {type(e).__name__}: {e}") from None
+            raise StoreFault(f"cannot {action} {where}: {type(e).__name__}: {e}", transient=True) from None
 
     @staticmethod
     def _code(e: ClientError) -> str:

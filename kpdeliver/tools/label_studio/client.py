@@ -1,6 +1,9 @@
 """A small REST client for the parts of Label Studio's API kpdeliver drives (checked against
 Label Studio 1.23): projects, local-files import storage, task import, predictions, and
 snapshot exports. Plain httpx, no SDK: the SDK pulls the whole Label Studio model layer.
+
+Nothing a server answers is trusted (`untrusted`): its text is cleaned before a person sees it,
+the ids it gives are checked before they go into a URL, and NaN in its JSON is read, not a crash.
 """
 from __future__ import annotations
 
@@ -11,16 +14,14 @@ from typing import Any, Iterator
 import httpx
 import orjson
 
+from kpdeliver.tools.label_studio.untrusted import ToolError, load_json, objects, positive_id, shown
+
 # A snapshot export with predictions and annotators in full (the plain export gives ids only).
 FULL_SERIALIZATION = {
     "predictions": {"only_id": False},
     "annotations__completed_by": {"only_id": False},
     "drafts": {"only_id": False},
 }
-
-
-class ToolError(RuntimeError):
-    """The annotation tool refused or could not be reached; the message names the call."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class LabelStudioClient:
 
     def __init__(self, url: str, token: str, *, timeout: float = 60.0, transport: httpx.BaseTransport | None = None):
         self.url = url.rstrip("/")
+        self._token = token
         self._http = httpx.Client(base_url=self.url, headers={"Authorization": f"Token {token}"},
                                   timeout=timeout, transport=transport, follow_redirects=True)
 
@@ -53,16 +55,26 @@ class LabelStudioClient:
         try:
             resp = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as e:
-            raise ToolError(f"Label Studio at {self.url} cannot be reached ({method} {path}: {e})") from None
+            raise ToolError(f"Label Studio at {self.url} cannot be reached ({method} {path}: "
+                            f"{shown(e, self._token)})") from None
         if resp.status_code in (401, 403):
             raise ToolError(f"Label Studio at {self.url} refused the token ({method} {path}: HTTP {resp.status_code})")
         if resp.status_code >= 400:
-            raise ToolError(f"Label Studio {method} {path}: HTTP {resp.status_code}: {resp.text[:300]}")
+            raise ToolError(f"Label Studio {method} {path}: HTTP {resp.status_code}: "
+                            f"{shown(resp.content.decode(errors='replace'), self._token)}")
         if not resp.content:
             return None
         if "json" not in resp.headers.get("content-type", ""):
             return resp.content
-        return orjson.loads(resp.content)
+        try:
+            return load_json(resp.content)
+        except ValueError as e:
+            raise ToolError(f"Label Studio {method} {path}: the answer is not JSON ({shown(e, self._token)})") from None
+
+    def _object(self, body: Any, what: str) -> dict:
+        if not isinstance(body, dict):
+            raise ToolError(f"Label Studio at {self.url} answered {what} with {type(body).__name__}, not an object")
+        return body
 
     def _pages(self, path: str, params: dict, key: str = "results") -> Iterator[dict]:
         """Every item of a page-numbered list (DRF `results`, or `tasks` for the task list)."""
@@ -75,6 +87,8 @@ class LabelStudioClient:
                     return
                 raise
             items = body.get(key, []) if isinstance(body, dict) else body
+            if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+                raise ToolError(f"Label Studio GET {path}: page {page} is not a list of objects")
             yield from items
             more = body.get("next") if isinstance(body, dict) and "next" in body else len(items) == 100
             if not more or not items:
@@ -91,37 +105,45 @@ class LabelStudioClient:
         return isinstance(body, dict) and body.get("status") == "UP"
 
     def users(self) -> list[dict]:
-        return list(self._call("GET", "/api/users/") or [])
+        return objects(self._call("GET", "/api/users/"))
 
     def task_url(self, project: int, task: int) -> str:
         """The page that opens one task in the data manager."""
-        return f"{self.url}/projects/{project}/data?task={task}"
+        return f"{self.url}/projects/{positive_id(project, 'project id')}/data?task={positive_id(task, 'task id')}"
 
     # ------------------------------------------------------------------ projects
 
     def projects(self) -> list[Project]:
-        return [Project(p["id"], p["title"], p.get("label_config", ""))
-                for p in self._pages("/api/projects/", {})]
+        return [self._project(p) for p in self._pages("/api/projects/", {})]
+
+    @staticmethod
+    def _project(body: dict) -> Project:
+        title, label_config = body.get("title"), body.get("label_config", "")
+        if not isinstance(title, str) or not isinstance(label_config, str):
+            raise ToolError(f"Label Studio gave project {shown(body.get('id'), limit=60)} without a text title "
+                            "and labeling config")
+        return Project(positive_id(body.get("id"), "a project id"), title, label_config)
 
     def project_by_title(self, title: str) -> Project | None:
         found = [p for p in self.projects() if p.title == title]
         if len(found) > 1:
-            raise ToolError(f"Label Studio has {len(found)} projects titled {title!r} (ids "
-                            f"{[p.id for p in found]}); kpdeliver keys projects by title: rename or remove the extra ones")
+            raise ToolError(f"Label Studio has {len(found)} projects titled {title!r} (ids {[p.id for p in found]}); "
+                            "kpdeliver keys projects by title: rename or remove the extra ones")
         return found[0] if found else None
 
     def create_project(self, title: str, label_config: str, description: str = "") -> Project:
         body = self._call("POST", "/api/projects/", json={"title": title, "label_config": label_config,
                                                           "description": description})
-        return Project(body["id"], body["title"], body.get("label_config", label_config))
+        return self._project({"title": title, "label_config": label_config, **self._object(body, "a new project")})
 
     def update_project(self, project: int, **fields) -> None:
-        self._call("PATCH", f"/api/projects/{project}/", json=fields)
+        self._call("PATCH", f"/api/projects/{positive_id(project, 'project id')}/", json=fields)
 
     # ------------------------------------------------------------------ storage and tasks
 
     def local_storages(self, project: int) -> list[dict]:
-        return list(self._call("GET", "/api/storages/localfiles/", params={"project": project}) or [])
+        project = positive_id(project, "project id")
+        return objects(self._call("GET", "/api/storages/localfiles/", params={"project": project}))
 
     def create_local_storage(self, project: int, path: str, title: str) -> dict:
         """Connect a folder (under the server's LOCAL_FILES_DOCUMENT_ROOT). Not synced: kpdeliver
@@ -135,12 +157,14 @@ class LabelStudioClient:
     def import_tasks(self, project: int, tasks: list[dict]) -> int:
         if not tasks:
             return 0
+        project = positive_id(project, "project id")
         body = self._call("POST", f"/api/projects/{project}/import", params={"commit_to_project": "true"},
                           content=orjson.dumps(tasks), headers={"Content-Type": "application/json"})
-        return int(body.get("task_count", len(tasks))) if isinstance(body, dict) else len(tasks)
+        count = body.get("task_count") if isinstance(body, dict) else None
+        return count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else len(tasks)
 
     def update_task_data(self, task: int, data: dict) -> None:
-        self._call("PATCH", f"/api/tasks/{task}/", json={"data": data})
+        self._call("PATCH", f"/api/tasks/{positive_id(task, 'task id')}/", json={"data": data})
 
     def create_prediction(self, task: int, result: list[dict], *, model_version: str, score: float | None = None) -> dict:
         payload = {"task": task, "result": result, "model_version": model_version}
@@ -153,7 +177,7 @@ class LabelStudioClient:
         payload: dict[str, Any] = {"result": result, "was_cancelled": was_cancelled}
         if completed_by is not None:
             payload["completed_by"] = completed_by
-        return self._call("POST", f"/api/tasks/{task}/annotations/", json=payload)
+        return self._call("POST", f"/api/tasks/{positive_id(task, 'task id')}/annotations/", json=payload)
 
     # ------------------------------------------------------------------ export
 
@@ -162,18 +186,20 @@ class LabelStudioClient:
 
         A snapshot is made, waited for, downloaded and deleted again, so repeated pulls do not
         pile exports up in the tool."""
+        project = positive_id(project, "project id")
         snap = self._call("POST", f"/api/projects/{project}/exports/", json={
             "title": "kpdeliver pull", "serialization_options": FULL_SERIALIZATION,
             # skipped ones too, so a pull can count them
             "annotation_filter_options": {"usual": True, "ground_truth": True, "skipped": True}})
-        export_id = snap["id"]
+        snap = self._object(snap, "an export request")
+        export_id = positive_id(snap.get("id"), "an export id")
         try:
             deadline = time.monotonic() + timeout
             while snap.get("status") not in ("completed", "failed"):
                 if time.monotonic() > deadline:
                     raise ToolError(f"Label Studio export {export_id} of project {project} not ready after {timeout:g} s")
                 time.sleep(poll)
-                snap = self._call("GET", f"/api/projects/{project}/exports/{export_id}")
+                snap = self._object(self._call("GET", f"/api/projects/{project}/exports/{export_id}"), "an export")
             if snap["status"] == "failed":
                 raise ToolError(f"Label Studio export {export_id} of project {project} failed")
             data = self._call("GET", f"/api/projects/{project}/exports/{export_id}/download",
@@ -183,7 +209,11 @@ class LabelStudioClient:
                 self._call("DELETE", f"/api/projects/{project}/exports/{export_id}")
             except ToolError:
                 pass  # a leftover snapshot is harmless; the pull itself succeeded or already failed
-        doc = orjson.loads(data) if isinstance(data, (bytes, bytearray)) else data
+        try:
+            doc = load_json(data) if isinstance(data, (bytes, bytearray)) else data
+        except ValueError as e:
+            raise ToolError(f"Label Studio export {export_id} of project {project} is not JSON ({shown(e)})") from None
         if not isinstance(doc, list):
             raise ToolError(f"Label Studio export {export_id} of project {project} is not a list of tasks")
         return doc
+

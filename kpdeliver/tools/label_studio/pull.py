@@ -22,12 +22,11 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlparse
 
-import orjson
-
 from kpdeliver.collect.exports import ANNOTATIONS_PREFIX
 from kpdeliver.config import ClientConfig
 from kpdeliver.storage import ObjectStore
 from kpdeliver.tools.label_studio.client import LabelStudioClient, ToolError
+from kpdeliver.tools.label_studio.untrusted import dump_json, objects, positive_id
 
 EXPORT_NAME = re.compile(r"^label-studio-(\d+)\.json$")
 BOX_ID_BASE = 1000  # boxes per annotation that ids can tell apart
@@ -99,12 +98,13 @@ def audit_regions(result: list, annotation_id: int) -> list[dict]:
 def split_by_annotator(tasks: list[dict], users: dict[str, str], report: ProjectPull) -> dict[str, list[dict]]:
     """annotator -> tasks holding only that annotator's finished annotations."""
     by_who: dict[str, list[dict]] = {}
-    for task in sorted(tasks, key=lambda t: t.get("id", 0)):
+    tasks = objects(tasks)
+    for task in sorted(tasks, key=lambda t: positive_id(t.get("id"), "a task id")):
         data = task.get("data") if isinstance(task.get("data"), dict) else {}
-        report.drafts += len(task.get("drafts") or [])
+        report.drafts += len(objects(task.get("drafts")))
         name = batch_file_name(data)
         mine: dict[str, list[dict]] = {}
-        for ann in task.get("annotations") or []:
+        for ann in objects(task.get("annotations")):
             if ann.get("was_cancelled"):
                 report.skipped += 1
                 continue
@@ -114,9 +114,11 @@ def split_by_annotator(tasks: list[dict], users: dict[str, str], report: Project
                 report.unmapped[email or "(no e-mail)"] = report.unmapped.get(email or "(no e-mail)", 0) + 1
                 continue
             report.finished += 1
+            ann_id = positive_id(ann.get("id"), f"task {task['id']}: an annotation id")
             mine.setdefault(who, []).append({
-                "id": ann["id"], "completed_by": {"email": email}, "updated_at": ann.get("updated_at"),
-                "ground_truth": bool(ann.get("ground_truth")), "result": audit_regions(ann.get("result") or [], ann["id"])})
+                "id": ann_id, "completed_by": {"email": email}, "updated_at": ann.get("updated_at"),
+                "ground_truth": bool(ann.get("ground_truth")),
+                "result": audit_regions(objects(ann.get("result")), ann_id)})
         for who, anns in mine.items():
             by_who.setdefault(who, []).append({
                 "id": task["id"], "annotations": anns,
@@ -141,7 +143,7 @@ def pull_batch(client: LabelStudioClient, config: ClientConfig, store: ObjectSto
         entry.project = project.id
         pulled.add(project.id)
         for who, tasks in split_by_annotator(client.export_snapshot(project.id), config.tool.users, entry).items():
-            files[export_key(who, project.id)] = orjson.dumps(tasks, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+            files[export_key(who, project.id)] = dump_json(tasks)
 
     for key, data in sorted(files.items()):
         if store.exists(key) and store.get(key) == data:

@@ -106,7 +106,8 @@ def push_annotator(client: LabelStudioClient, config: ClientConfig, annotator: s
         client.create_local_storage(project.id, images_dir, title=f"{config.client}/{config.dataset} images")
         report.storage_created = True
 
-    existing = {t["data"].get("file_name"): t for t in client.tasks(project.id) if isinstance(t.get("data"), dict)}
+    existing = {t["data"]["file_name"]: t for t in client.tasks(project.id)
+                if isinstance(t.get("data"), dict) and isinstance(t["data"].get("file_name"), str)}
     wanted = dict(zip(mine["file_name"].to_pylist(), mine["role"].to_pylist()))
     new = []
     for name, role in sorted(wanted.items()):
@@ -124,7 +125,7 @@ def push_annotator(client: LabelStudioClient, config: ClientConfig, annotator: s
         else:
             report.tasks_kept += 1
     report.tasks_added = client.import_tasks(project.id, new)
-    report.not_assigned_any_more = sorted(n for n in existing if n not in wanted and n is not None)
+    report.not_assigned_any_more = sorted(n for n in existing if n not in wanted)
     return report
 
 
