@@ -23,6 +23,11 @@ from kpdeliver.release.layout import SIGNOFF, content_digest, sha256_hex
 from kpdeliver.release.signoff import Counts, Verdict, signoff
 
 
+# index/images.parquet status of an image held back whole because a label on it is held back for its own
+# findings (qa/quarantine.parquet says which): no image ships with one of its people missing from its labels
+HELD_WITH_LABEL = "held_back_with_label"
+
+
 @dataclass
 class ReleasePlan:
     """Everything a release holds, before it is written anywhere."""
@@ -125,12 +130,15 @@ def package_release(
 
     copies = []
     if config.yolo.copy_images:
-        for src, name, s, sha in zip(im.source.tolist(), im.file_name.tolist(), split.tolist(), im.sha256.tolist()):
-            ext = PurePosixPath(name).suffix
-            copies.append((src, f"yolo/images/{s}/{yolo_pose.yolo_stem(name)}{ext}", sha))
+        stems = yolo_pose.unique_stems(im.file_name.tolist())
+        for src, name, stem, s, sha in zip(im.source.tolist(), im.file_name.tolist(), stems, split.tolist(),
+                                           im.sha256.tolist()):
+            copies.append((src, f"yolo/images/{s}/{stem}{PurePosixPath(name).suffix}", sha))
 
     all_im = dataset.images
     status = np.where(np.isin(all_im.id, im.id), "delivered", "quarantined").astype(object)
+    own = quarantine.filter(pc.not_equal(quarantine["checks"], "image"))["image_id"].drop_null().to_numpy()
+    status[(status == "quarantined") & np.isin(all_im.id, own)] = HELD_WITH_LABEL
     labeled = np.isin(all_im.id, delivered.instances.image_id)
     status[(status == "delivered") & ~labeled] = "unlabeled"
     split_all = np.full(len(all_im), None, dtype=object)

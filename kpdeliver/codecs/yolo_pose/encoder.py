@@ -25,17 +25,34 @@ _FIELD = DECIMALS + 3  # a number's width in a label line: `d.ddddddd` and its s
 
 
 _SPLIT_WORDS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
-_LAYOUT_WORDS = frozenset({"images", "labels", *_SPLIT_WORDS})
+_PLAIN_EXT = ".jpg"  # the one extension that stays out of the stem (most batches' images keep their names)
+_ESCAPES = str.maketrans({"%": "%25", "/": "%2F", "\\": "%5C"})
 
 
 def yolo_stem(file_name: str) -> str:
-    """A flat, unique stem for an image's label and image file in the YOLO tree: the path without
-    its extension, folders joined by `__`, leading YOLO layout folders (`images/train/`,
-    `val/images/`) dropped, since the tree's own split folders say that again."""
-    parts = posixpath.splitext(file_name.replace("\\", "/"))[0].split("/")
-    while len(parts) > 1 and parts[0].lower() in _LAYOUT_WORDS:
-        parts = parts[1:]
-    return "__".join(parts)
+    """The stem of an image's label and image file in the YOLO tree, one-to-one with the batch key:
+    the key without its extension, percent-escaped (`%` as `%25`, `/` as `%2F`, `\\` as `%5C`, a leading
+    `.` as `%2E`), then `%2E<ext>` for any extension but `.jpg`. So `scene_001.jpg` stays `scene_001`,
+    `sub/x.jpg` is `sub%2Fx`, `sub__x.jpg` is `sub__x`, `x.png` is `x%2Epng`: two keys never share a stem."""
+    base, ext = posixpath.splitext(file_name)
+    stem = base.translate(_ESCAPES)
+    if stem.startswith("."):
+        stem = "%2E" + stem[1:]
+    return stem if ext == _PLAIN_EXT else f"{stem}%2E{ext[1:].translate(_ESCAPES)}"
+
+
+def unique_stems(file_names) -> list[str]:
+    """Each image's YOLO stem; CodecError naming both images if two ever share one (the same key
+    listed twice: distinct keys never do)."""
+    names = [str(n) for n in file_names]
+    stems = [yolo_stem(n) for n in names]
+    first: dict[str, int] = {}
+    for i, stem in enumerate(stems):
+        j = first.setdefault(stem, i)
+        if j != i:
+            raise CodecError(f"images {names[j]!r} and {names[i]!r} (rows {j} and {i}) would share the YOLO "
+                             f"file name {stem!r}; refusing to name either")
+    return stems
 
 
 def splits_from_names(file_names) -> np.ndarray:
@@ -51,7 +68,7 @@ def splits_from_names(file_names) -> np.ndarray:
 def image_paths(dataset: Dataset, split_of: np.ndarray | None = None) -> list[str]:
     """Where each image (row) belongs in the tree, without its extension: `images/<split>/<stem>`."""
     splits = split_of if split_of is not None else splits_from_names(dataset.images.file_name.tolist())
-    return [f"images/{s}/{yolo_stem(n)}" for n, s in zip(dataset.images.file_name.tolist(), splits)]
+    return [f"images/{s}/{stem}" for stem, s in zip(unique_stems(dataset.images.file_name.tolist()), splits)]
 
 
 # `d.ddddddd` as two table lookups: the head `d.ddd` (q // 10^4) and the tail `dddd` (q % 10^4)
@@ -173,8 +190,8 @@ def encode(
     starts = np.searchsorted(row, np.arange(len(im)))
     ends = np.searchsorted(row, np.arange(len(im)), side="right")
     files: dict[str, bytes] = {}
-    for i, (name, split) in enumerate(zip(im.file_name.tolist(), splits.tolist())):
-        files[f"labels/{split}/{yolo_stem(name)}.txt"] = buf[starts[i]:ends[i]].tobytes()
+    for i, (stem, split) in enumerate(zip(unique_stems(im.file_name.tolist()), splits.tolist())):
+        files[f"labels/{split}/{stem}.txt"] = buf[starts[i]:ends[i]].tobytes()
     used = [s for s in ("train", "val", "test") if s in set(splits.tolist())] or ["train"]
     files["data.yaml"] = data_yaml(dataset.schema, dataset.categories, used)
     return files
