@@ -20,7 +20,7 @@ from kpdeliver.config import ClientConfig
 from kpdeliver.findings import FINDINGS_SCHEMA
 from kpdeliver.model import Dataset, parquet_bytes
 from kpdeliver.release.layout import SIGNOFF, content_digest, sha256_hex
-from kpdeliver.release.signoff import Counts, Verdict, signoff
+from kpdeliver.release.signoff import Collected, Counts, Verdict, signoff
 
 
 # index/images.parquet status of an image held back whole because a label on it is held back for its own
@@ -94,6 +94,17 @@ def annotations_index(delivered: Dataset, split: np.ndarray) -> pa.Table:
     })
 
 
+def labels_by_annotator(annotators: list[str], reviewed: Dataset, quarantine: pa.Table) -> dict[str, int]:
+    """Labels collected from each configured annotator: those QA saw, plus those held back at decode."""
+    out = {}
+    for name in annotators:
+        seen = reviewed.instances.id[reviewed.instances.annotator == name]
+        held = quarantine.filter(pc.equal(quarantine["annotator"], name))["annotation_id"]
+        held = held.to_numpy(zero_copy_only=False)
+        out[name] = len(seen) + int((~np.isin(held, seen)).sum())
+    return out
+
+
 def package_release(
     *,
     config: ClientConfig,
@@ -108,8 +119,10 @@ def package_release(
     extra_files: dict[str, bytes] | None = None,
     instances_in: int,
     review_only: int = 0,
+    reviewed: Dataset | None = None,
 ) -> ReleasePlan:
-    """Build every release file in memory (images become copy instructions)."""
+    """Build every release file in memory (images become copy instructions). `reviewed`: every label
+    collected (review-only ones included; default `dataset`), for the sign-off's per-annotator rule."""
     delivered = normalise_for_delivery(delivered)
     im = delivered.images
     has_track = np.zeros(len(im), bool)
@@ -170,7 +183,9 @@ def package_release(
         findings=findings.num_rows,
     )
     names, per_name = np.unique(delivered.instances.annotator.astype(str), return_counts=True)
-    verdict = signoff(config.qa, counts, findings, annotators, dict(zip(names.tolist(), per_name.tolist())))
+    collected = Collected(labels_by_annotator(config.annotators, reviewed or dataset, quarantine),
+                          labeled_images=int((n_inst > 0).sum()))
+    verdict = signoff(config.qa, counts, findings, annotators, dict(zip(names.tolist(), per_name.tolist())), collected)
     return ReleasePlan(files=files, copies=copies, counts=counts, verdict=verdict)
 
 
