@@ -138,7 +138,7 @@ def package_release(
     for s in split_names:
         part = delivered.subset_images(split == s)
         files[f"coco/{s}.json"] = coco.encode(part)
-    yolo_files = yolo_pose.encode(delivered, split_of=split, outside=config.yolo.outside.value)
+    yolo_files = yolo_pose.encode(delivered, split_of=split, outside=config.yolo.outside.value, one_to_one=True)
     files.update({f"yolo/{k}": v for k, v in yolo_files.items()})
 
     copies = []

@@ -28,7 +28,7 @@ def _dataset(names: list[str]) -> Dataset:
 
 def test_images_whose_names_used_to_flatten_alike_each_keep_their_own_label_file():
     ds = _dataset(CLASHING)
-    files = encode(ds, split_of=np.array(["train"] * len(CLASHING), dtype=object))
+    files = encode(ds, split_of=np.array(["train"] * len(CLASHING), dtype=object), one_to_one=True)
     labels = {k: v for k, v in files.items() if k.startswith("labels/")}
     assert len(labels) == len(CLASHING)  # before: 5 label files for 13 images
     for name, stem, people in zip(CLASHING, unique_stems(CLASHING), np.arange(len(CLASHING)) % 3 + 1):
@@ -47,6 +47,13 @@ def test_distinct_keys_never_share_a_stem(names):
     assert len(set(unique_stems(names))) == len(names)
 
 
-def test_a_key_listed_twice_is_refused_naming_both_images():
-    with pytest.raises(CodecError, match=r"images 'sub/x\.jpg' and 'sub/x\.jpg' \(rows 0 and 2\)"):
-        unique_stems(["sub/x.jpg", "y.jpg", "sub/x.jpg"])
+def test_an_image_listed_twice_keeps_the_lines_of_both_rows_in_one_file():
+    ds = _dataset(["sub/x.jpg", "y.jpg", "sub/x.jpg"])  # 1, 2 and 3 people
+    files = encode(ds, split_of=np.array(["train"] * 3, dtype=object), one_to_one=True)
+    assert files["labels/train/sub%2Fx.txt"].count(b"\n") == 4 and files["labels/train/y.txt"].count(b"\n") == 2
+
+
+def test_convert_keeps_the_users_stems_and_refuses_two_images_that_would_share_one():
+    assert unique_stems(["images/val/e.png", "sub/x.jpg"], one_to_one=False) == ["e", "sub__x"]
+    with pytest.raises(CodecError, match=r"images 'x\.jpg' and 'train/x\.jpg' .* share the YOLO file name 'x'"):
+        encode(_dataset(["x.jpg", "train/x.jpg"]))
