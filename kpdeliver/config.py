@@ -165,14 +165,10 @@ class QAThresholds(_Model):
                     "replaces the default map, {} checks no rate")
     max_coverage_bins_short: Optional[int] = Field(0, ge=0, description="pose coverage targets (deep_qa."
                                                                         "coverage_targets) not met")
-    min_instances_delivered: Optional[int] = Field(1, ge=0, description="instances delivered: at least this "
-                                                                        "(an empty delivery never passes)")
-    max_unreadable_exports: Optional[int] = Field(0, ge=0, description="export files (or annotator folders) "
-                                                                       "not read: at most this")
-    min_labels_per_annotator: Optional[int] = Field(1, ge=0, description="labels collected from each configured "
-                                                                         "annotator's exports: at least this")
-    min_labeled_images_fraction: Optional[float] = Field(
-        0.5, ge=0, le=1, description="delivered images with at least one label / delivered images")
+    min_instances_delivered: Optional[int] = Field(1, ge=0, description="instances delivered: at least this")
+    max_unreadable_exports: Optional[int] = Field(0, ge=0, description="export files (or folders) not read: at most")
+    min_labels_per_annotator: Optional[int] = Field(1, ge=0, description="labels from each configured annotator")
+    min_labeled_images_fraction: Optional[float] = Field(0.5, ge=0, le=1, description="delivered images with a label")
     severity: RuleSeverities = RuleSeverities()
 
     @model_validator(mode="before")

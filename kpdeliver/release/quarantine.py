@@ -42,6 +42,27 @@ def _located(rejected: pa.Table) -> np.ndarray:
     return labels["image_id"].to_numpy()
 
 
+def _why(dataset: Dataset, idx: np.ndarray, errs: pa.Table, row: np.ndarray) -> tuple[list[str], list[str]]:
+    """The checks and reasons of each held-back instance (`idx`): its error findings, else why it goes."""
+    ins = dataset.instances
+    by_ann: dict[int, list[tuple[str, str]]] = {}
+    for a, c, m in zip(errs["annotation_id"].to_pylist(), errs["check"].to_pylist(), errs["message"].to_pylist()):
+        if a is not None:
+            by_ann.setdefault(a, []).append((c, m))
+    checks, reasons = [], []
+    for i in idx.tolist():
+        hits = by_ann.get(int(ins.id[i]), [])
+        if not hits and row[i] < 0:
+            hits = [("schema.unknown_image",
+                     f"image id {ins.extra.get('source_image_id', ins.image_id)[i]} is not in the batch")]
+        elif not hits:
+            hits = [("image", "held back with its image: the image has a held-back label or an image error, "
+                              "and ships whole or not at all")]
+        checks.append(",".join(sorted({c for c, _ in hits})))
+        reasons.append(" | ".join(m for _, m in hits))
+    return checks, reasons
+
+
 def hold_back(
     dataset: Dataset, findings: pa.Table, rejected: pa.Table, scope: QuarantineScope
 ) -> tuple[Dataset, pa.Table, np.ndarray]:
@@ -64,24 +85,10 @@ def hold_back(
     bad |= np.isin(ins.image_id, dataset.images.id[image_err])
     idx = np.flatnonzero(bad)
 
-    by_ann: dict[int, list[tuple[str, str]]] = {}
-    for a, c, m in zip(errs["annotation_id"].to_pylist(), errs["check"].to_pylist(), errs["message"].to_pylist()):
-        if a is not None:
-            by_ann.setdefault(a, []).append((c, m))
     row = dataset.image_index()
     names = np.where(row >= 0, dataset.images.file_name[np.clip(row, 0, None)] if len(dataset.images) else None, None)
     source = ins.extra.get("source", np.full(len(ins), "", dtype=object))
-    checks, reasons = [], []
-    for i in idx.tolist():
-        hits = by_ann.get(int(ins.id[i]), [])
-        if not hits:
-            if row[i] < 0:
-                hits = [("schema.unknown_image", f"image id {ins.extra.get('source_image_id', ins.image_id)[i]} is not in the batch")]
-            else:
-                hits = [("image", "held back with its image: the image has a held-back label or an image error, "
-                                  "and ships whole or not at all")]
-        checks.append(",".join(sorted({c for c, _ in hits})))
-        reasons.append(" | ".join(m for _, m in hits))
+    checks, reasons = _why(dataset, idx, errs, row)
     quarantined = pa.table(
         {
             "annotation_id": ins.id[idx], "image_id": ins.image_id[idx],
