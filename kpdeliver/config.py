@@ -132,6 +132,10 @@ class RuleSeverities(_Model):
     min_gold_oks: RuleSeverity = RuleSeverity.conditional
     max_rate: RuleSeverity = RuleSeverity.conditional
     max_coverage_bins_short: RuleSeverity = RuleSeverity.conditional
+    min_instances_delivered: RuleSeverity = RuleSeverity.fail
+    max_unreadable_exports: RuleSeverity = RuleSeverity.fail
+    min_labels_per_annotator: RuleSeverity = RuleSeverity.fail
+    min_labeled_images_fraction: RuleSeverity = RuleSeverity.conditional
 
 
 # Findings of a check per delivered instance that a demanding client accepts. A swap corrupts
@@ -161,6 +165,10 @@ class QAThresholds(_Model):
                     "replaces the default map, {} checks no rate")
     max_coverage_bins_short: Optional[int] = Field(0, ge=0, description="pose coverage targets (deep_qa."
                                                                         "coverage_targets) not met")
+    min_instances_delivered: Optional[int] = Field(1, ge=0, description="instances delivered: at least this")
+    max_unreadable_exports: Optional[int] = Field(0, ge=0, description="export files (or folders) not read: at most")
+    min_labels_per_annotator: Optional[int] = Field(1, ge=0, description="labels from each configured annotator")
+    min_labeled_images_fraction: Optional[float] = Field(0.5, ge=0, le=1, description="delivered images with a label")
     severity: RuleSeverities = RuleSeverities()
 
     @model_validator(mode="before")

@@ -53,7 +53,7 @@ class AnnotationSet:
 @dataclass(frozen=True)
 class Validation:
     """Every finding (each set's own then its rules', in order, then deep QA's) and, when deep QA
-    ran, its per-annotator scorecards and per-keypoint table."""
+    ran, its per-annotator scorecards (their finding counts over every finding) and per-keypoint table."""
 
     findings: pa.Table
     annotators: pa.Table | None = None
@@ -81,6 +81,8 @@ def validate_annotations(
     if deep_qa_on is None:
         return Validation(concat_findings(tables))
     from kpdeliver.qa import run_deep_qa  # scipy: only when deep QA runs
+    from kpdeliver.qa.scorecards import with_finding_counts
 
     qa = run_deep_qa(deep_qa_on, gold=gold, settings=deep_qa)
-    return Validation(concat_findings([*tables, qa.findings]), qa.annotators, qa.keypoints)
+    findings = concat_findings([*tables, qa.findings])
+    return Validation(findings, with_finding_counts(qa.annotators, findings), qa.keypoints)

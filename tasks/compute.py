@@ -113,7 +113,8 @@ def package(config: ClientConfig, held: Quarantined, validated: Validated, refus
         quarantine=held.table, image_quarantined=held.images, ingest_rejected=refused, assignments=assignments,
         annotators=qa.annotators, extra_files={"qa/validation_results.json": validated.results_json,
                                                "qa/keypoints.parquet": parquet_bytes(qa.keypoints)},
-        instances_in=held.instances_in, review_only=held.review_only)
+        instances_in=held.instances_in, review_only=held.review_only,
+        reviewed=held.reviewed.subset_instances(held.reviewed.instances.annotator != "gold"))
     changes = release_changes(ReleaseTables(pq.read_table(pa.BufferReader(plan.files["index/images.parquet"])),
                                             pq.read_table(pa.BufferReader(plan.files["index/annotations.parquet"]))),
                               previous.tables if previous else None)

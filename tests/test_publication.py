@@ -231,7 +231,7 @@ def test_a_delivery_killed_during_publication_leaves_nothing_partial_and_resumes
     rng = random.Random(int(os.environ.get("KP_KILL_SEED", "20261125")))
     # Where each run dies: at a random write of the staging area, at a random copy into v0001
     # (claimed, no manifest yet), and at the catalog write (published, not yet tidied up).
-    triggers = [("staging", rng.randint(1, 60)), ("publish", rng.randint(1, 60)), ("catalog", 1)]
+    triggers = [("staging", rng.randint(1, 60)), ("publish", rng.randint(1, 45)), ("catalog", 1)]
     history = []
     for trigger in triggers:
         proc = deliver_subprocess(config, tmp_path / "work", api_url)

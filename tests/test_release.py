@@ -102,16 +102,18 @@ def test_published_manifest_is_never_overwritten(tmp_path):
     assert store.get("acme/pose/v0001/manifest.json") == before
 
 
-def _dataset():
+def _dataset(image_ids=(1, 1, 2)):
     kps = np.zeros((3, 17, 3))
     kps[:, :, :] = [10, 10, 2]
-    images = Images.build(id=[1, 2], file_name=["a.jpg", "b.jpg"], width=[100, 100], height=[100, 100])
-    ins = Instances.build(id=[11, 12, 13], image_id=[1, 1, 2], keypoints=kps, annotator=["x", "x", "y"])
+    n = max(image_ids)
+    images = Images.build(id=list(range(1, n + 1)), file_name=[f"{c}.jpg" for c in "abc"[:n]], width=[100] * n,
+                          height=[100] * n)
+    ins = Instances.build(id=[11, 12, 13], image_id=list(image_ids), keypoints=kps, annotator=["x", "x", "y"])
     return Dataset(COCO17, images, ins)
 
 
 @pytest.mark.parametrize("scope, delivered_ids, quarantined_images", [
-    (QuarantineScope.instance, [12, 13], 0),
+    (QuarantineScope.instance, [13], 1),  # label 12 goes with its image: 11, on the same image, is held back
     (QuarantineScope.image, [13], 1),
 ])
 def test_quarantine_scope_and_accounting(scope, delivered_ids, quarantined_images):
@@ -147,7 +149,7 @@ def test_package_counts_and_signoff_are_written_as_the_documented_json(tmp_path)
     from kpdeliver.config import ClientConfig
     from kpdeliver.release.package import finish_plan, package_release
 
-    ds = _dataset()
+    ds = _dataset((1, 2, 3))  # label 11 alone on its image: the image is held back with it
     f = concat_findings([
         findings_for("visibility.invalid_flag", message="bad", annotation_id=11, image_id=1, n=1),
         findings_for("bounds.keypoint_outside_bbox", message="meh", annotation_id=13, image_id=2, n=1),
@@ -185,7 +187,7 @@ def test_package_counts_and_signoff_are_written_as_the_documented_json(tmp_path)
     m = read_manifest(store, release_prefix("acme", "pose", 1))
     assert (m["verdict"], m["qa"]["reasons"]) == ("fail", signoff["reasons"])
     assert m["counts"] == {
-        "delivered_error_findings": 0, "findings": 2, "images_delivered": 2, "images_listed": 2, "images_quarantined": 0,
+        "delivered_error_findings": 0, "findings": 2, "images_delivered": 2, "images_listed": 3, "images_quarantined": 1,
         "images_rejected_at_ingest": 0, "instances_delivered": 2, "instances_in": 3, "instances_quarantined": 1,
         "instances_review_only": 0, "splits": {"train": 1, "val": 1},
     }

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import random
 import zipfile
 
@@ -21,9 +20,10 @@ from kpdeliver.release.catalog import rebuild_catalog
 from kpdeliver.release.package import ReleasePlan, finish_plan
 from kpdeliver.release.publish import PublishError, clean_staging, publish, stage, staging_prefix
 from kpdeliver.release.share import share_links
-from kpdeliver.release.signoff import Counts, RuleResult, Verdict
+from kpdeliver.release.signoff import RuleResult, Verdict
 from kpdeliver.release.verify import check_release
 from kpdeliver.storage import LocalStore, open_store
+from tests.release_helpers import tiny_release_plan
 
 PREFIX = "acme/pose/v0001"
 
@@ -34,18 +34,12 @@ def private_pem(key: Ed25519PrivateKey) -> bytes:
 
 
 def release_plan(source, verdict: str = "pass") -> ReleasePlan:
-    image = b"\xff\xd8" + os.urandom(3000)
-    source.put("images/a.jpg", image)
-    plan = ReleasePlan(
-        files={"coco/train.json": b'{"images": [{"id": 1}]}', "index/images.parquet": os.urandom(700)},
-        copies=[("images/a.jpg", "yolo/images/train/a.jpg", hashlib.sha256(image).hexdigest())],
-        counts=Counts(images_listed=2, images_delivered=1, images_quarantined=1, images_rejected_at_ingest=0,
-                      instances_in=3, instances_delivered=2, instances_quarantined=1, instances_review_only=0,
-                      splits={"train": 1}, delivered_error_findings=0, findings=1),
-        verdict=Verdict(verdict, rules=(
-            RuleResult("max_error_findings", None, 0, 0, "pass", "0 error findings on delivered items (max 0)"),
-            RuleResult("max_quarantined_fraction", None, 0.5, 0.333333, "pass", "33.3% of instances quarantined")),
-                        findings_by_check={"qa.low_agreement": {"error": 0, "warning": 1, "info": 0}}))
+    plan = tiny_release_plan(source)  # images listed 2, delivered 1; instances in 3, held back 1; 1 finding
+    plan.verdict = Verdict(verdict, rules=(
+        RuleResult("max_error_findings", None, 0, 0, "pass", "0 error findings on delivered items (max 0)"),
+        RuleResult("max_quarantined_fraction", None, 0.5, 0.333333, "pass", "33.3% of instances quarantined")),
+        findings_by_check={"qa.low_agreement": {"error": 0, "warning": 1, "info": 0}})
+    plan.files.pop("qa/signoff.json")
     finish_plan(plan, "<html>report</html>")
     return plan
 

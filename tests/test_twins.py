@@ -4,31 +4,34 @@ every run names it, on the local store and on S3 (moto_server). Each run stages 
 the Prefect flow itself is raced in tests/test_publication.py."""
 from __future__ import annotations
 
+import tempfile
 import threading
 
 import orjson
 import pytest
 
 from kpdeliver.release.catalog import rebuild_catalog
-from kpdeliver.release.layout import read_manifest, release_prefix
-from kpdeliver.release.package import ReleasePlan
+from kpdeliver.release.layout import SIGNOFF, read_manifest, release_prefix
+from kpdeliver.release.package import ReleasePlan, finish_plan
 from kpdeliver.release.publish import (
     clean_staging, find_duplicate, fingerprint_claim, publish, published_versions, stage, staging_prefix,
 )
-from kpdeliver.release.signoff import Counts, Verdict
 from kpdeliver.release.verify import verify_release
 from kpdeliver.storage import LocalStore, open_store
+from tests.release_helpers import tiny_release_plan
 
-COUNTS = Counts(images_listed=2, images_delivered=2, images_quarantined=0, images_rejected_at_ingest=0,
-                instances_in=2, instances_delivered=2, instances_quarantined=0, instances_review_only=0,
-                splits={"train": 2}, delivered_error_findings=0, findings=0)
 REPEATS = 10
 
 
 def plan(inputs: str, run: int) -> ReleasePlan:
-    files = {"coco/train.json": orjson.dumps({"inputs": inputs}), "index/images.parquet": inputs.encode() * 50,
-             "qa/report.html": f"<html>run {run}</html>".encode()}  # what differs between twin runs
-    return ReleasePlan(files=files, copies=[], counts=COUNTS, verdict=Verdict("pass"))
+    """The tiny release (images not copied), with what differs between inputs and between twin runs."""
+    with tempfile.TemporaryDirectory() as source:
+        made = tiny_release_plan(LocalStore(source))
+    made.copies.clear()
+    made.files["qa/inputs.txt"] = inputs.encode() * 50
+    del made.files[SIGNOFF]
+    finish_plan(made, f"<html>run {run}</html>")  # what differs between twin runs
+    return made
 
 
 def run_twins(store, dataset: str, fingerprint: str, n: int, *, inputs: str = "same") -> list:

@@ -23,6 +23,7 @@ How the choice works:
 """
 from __future__ import annotations
 
+import hashlib
 import warnings
 from dataclasses import dataclass
 
@@ -45,6 +46,12 @@ class SampleChoice:
     n_clusters: int
     tags: dict[str, int]  # tag -> chosen images carrying it (every tag of the batch, zeros included)
     batch_tags: dict[str, int]  # tag -> images of the batch carrying it
+
+    @property
+    def digest(self) -> str:
+        """12 hex digits naming this choice of images (whatever their order): each sample gets a batch
+        folder of its own."""
+        return hashlib.sha256("\n".join(sorted(self.file_names)).encode()).hexdigest()[:12]
 
 
 def normalised_poses(kps: np.ndarray, schema: KeypointSchema | None = None) -> tuple[np.ndarray, np.ndarray]:

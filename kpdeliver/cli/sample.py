@@ -3,12 +3,15 @@
 Chooses `n` images that show the range of the batch (`kpdeliver.assign.sample.choose_sample`:
 pose clusters, occluded and out-of-frame points, crowd levels, image sizes, the hard cases),
 writes them with every annotator's and the gold labels of those images as a batch of their own
-under `<work>/sample/<client>/<dataset>-sample/batch/` (labels re-encoded as COCO from the
-canonical model, so items refused at decode are not in the sample), and runs the whole delivery
+under `<work>/sample/<client>/<dataset>-sample/batch-<digest of the chosen images>/` (a fresh folder:
+earlier samples' batch folders are removed, so a sample publishes exactly its own images; labels
+re-encoded as COCO from the canonical model, so items refused at decode are not in the sample),
+and runs the whole delivery
 on it: a release of its own dataset, `<dataset>-sample`, with its report and sign-off.
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +29,19 @@ SAMPLE_SUFFIX = "-sample"
 def sample_dataset_name(dataset: str) -> str:
     """`<dataset>-sample`, within the 63 characters a dataset name may have."""
     return dataset[: 63 - len(SAMPLE_SUFFIX)] + SAMPLE_SUFFIX
+
+
+def fresh_batch_folder(parent: Path, digest: str) -> Path:
+    """`<parent>/batch-<digest>`, empty: the batch folders of earlier samples (and anything left in this
+    one by an interrupted run) are removed, so a sample publishes exactly its own images."""
+    for old in parent.glob("batch*") if parent.is_dir() else ():
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old)
+        else:
+            old.unlink()
+    folder = parent / f"batch-{digest}"
+    folder.mkdir(parents=True)
+    return folder
 
 
 def write_sample_batch(store, collected, file_names: list[str], folder: Path) -> None:
@@ -74,7 +90,7 @@ def sample(
             fail(f"no labels found under {cfg.source}/annotations/: a sample is chosen by its poses")
         choice = choose_sample(collected.dataset, n, seed=seed, gold=collected.gold)
         name = sample_dataset_name(cfg.dataset)
-        folder = (work / "sample" / cfg.client / name / "batch").resolve()
+        folder = fresh_batch_folder((work / "sample" / cfg.client / name).resolve(), choice.digest)
         write_sample_batch(store, collected, choice.file_names, folder)
     t = Table(title=f"sample of {cfg.client}/{cfg.dataset}: {len(choice.file_names)} of {len(images)} images")
     for col in ("what", "images in the sample", "images in the batch"):

@@ -202,7 +202,7 @@ def _decode_prefix(store: ObjectStore, prefix: str, annotator: str, schema: Keyp
         instances.annotator[:] = annotator
         parts.append((instances, decoded.dataset.categories))
         findings.append(decoded.findings)
-        rejected.append(decoded.rejected)
+        rejected.append(rejected_onto_batch(decoded.rejected, decoded.dataset, batch))
     return parts, findings, rejected, files
 
 
@@ -243,6 +243,19 @@ def _metadata_by_folder(store: ObjectStore, keys: list[str],
                 pass
         rest.append(key)
     return found, rest
+
+
+def rejected_onto_batch(rejected: pa.Table, part: Dataset, batch: Dataset) -> pa.Table:
+    """The items held back at decode with the batch's image ids (null where none matches), so the
+    image of a person held back at decode is held back with them."""
+    if not rejected.num_rows:
+        return rejected
+    n, k = rejected.num_rows, part.schema.num_keypoints
+    stand_ins = Instances.build(id=np.zeros(n), image_id=rejected["image_id"].fill_null(NONE).to_numpy(),
+                                keypoints=np.zeros((n, k, 3)), num_kpts=k)
+    located = rekey_onto_batch(part.replace(instances=stand_ins), batch, source="").image_id
+    column = pa.array(located, pa.int64(), mask=located == NONE)
+    return rejected.set_column(rejected.schema.get_field_index("image_id"), "image_id", column)
 
 
 def _unique_ids(instances: Instances) -> Instances:

@@ -33,15 +33,26 @@ def annotator_scorecards(
         "gold_oks": _nullable(gold_oks),
         "gold_visibility_kappa": _nullable(cohen_kappa(gold.visibility.sum(axis=1))),
     }
-    ann = np.asarray(findings["annotator"].to_pylist(), dtype=object)
-    check = np.asarray(findings["check"].to_pylist(), dtype=object)
-    sev = np.asarray(findings["severity"].to_pylist(), dtype=object)
-    for severity in ("error", "warning"):
-        cols[f"n_{severity}"] = pa.array([int(np.sum((ann == a) & (sev == severity))) for a in names], pa.int64())
-    for c in _COUNTED:
-        cols[f"n_{c}"] = pa.array([int(np.sum((ann == a) & (check == f"qa.{c}"))) for a in names], pa.int64())
     cols["drift_start"] = pa.array([drift.starts.get(a) for a in names], pa.int64())
-    return pa.table(cols)
+    return with_finding_counts(pa.table(cols), findings)
+
+
+def with_finding_counts(scorecards: pa.Table, findings: pa.Table) -> pa.Table:
+    """The scorecards with their finding columns (`n_error`, `n_warning`, `n_<check>`) counted from
+    `findings`, after `drift_start`. Given a run's whole findings table (ingest, collection, row rules
+    and deep QA), this is the one count the table, the report's cards and the flow's artifacts show."""
+    names = scorecards["annotator"].to_pylist()
+    counted = {}
+    for key, values in (("severity", ("error", "warning")), ("check", tuple(f"qa.{c}" for c in _COUNTED))):
+        grouped = findings.group_by(["annotator", key]).aggregate([([], "count_all")]).to_pylist()
+        per = {(g["annotator"], g[key]): g["count_all"] for g in grouped}
+        for v in values:
+            counted[f"n_{v.removeprefix('qa.')}"] = pa.array([per.get((a, v), 0) for a in names], pa.int64())
+    table = scorecards.drop_columns([c for c in counted if c in scorecards.column_names])
+    at = table.column_names.index("drift_start") if "drift_start" in table.column_names else table.num_columns
+    for offset, (name, column) in enumerate(counted.items()):
+        table = table.add_column(at + offset, name, column)
+    return table
 
 
 def keypoint_table(ctx: Context, gold: GoldResult, overlap: OverlapResult) -> pa.Table:

@@ -20,7 +20,12 @@ from kpdeliver.config import ClientConfig
 from kpdeliver.findings import FINDINGS_SCHEMA
 from kpdeliver.model import Dataset, parquet_bytes
 from kpdeliver.release.layout import SIGNOFF, content_digest, sha256_hex
-from kpdeliver.release.signoff import Counts, Verdict, signoff
+from kpdeliver.release.signoff import Collected, Counts, Verdict, signoff
+
+
+# index/images.parquet status of an image held back whole because a label on it is held back for its own
+# findings (qa/quarantine.parquet says which): no image ships with one of its people missing from its labels
+HELD_WITH_LABEL = "held_back_with_label"
 
 
 @dataclass
@@ -89,6 +94,43 @@ def annotations_index(delivered: Dataset, split: np.ndarray) -> pa.Table:
     })
 
 
+def _split_and_count(delivered: Dataset, config: ClientConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Each delivered image's split (a video's frames together) and number of delivered instances."""
+    im, row = delivered.images, delivered.image_index()
+    has_track = np.zeros(len(im), bool)
+    has_track[row[(delivered.instances.track_id >= 0) & (row >= 0)]] = True
+    n_inst = np.bincount(row[row >= 0], minlength=len(im)) if len(im) else np.zeros(0, np.int64)
+    return split_images(im.file_name.tolist(), has_track, config.splits), n_inst
+
+
+def _image_copies(im, split: np.ndarray) -> list[tuple[str, str, str]]:
+    """(source key, `yolo/images/<split>/<stem><ext>`, sha256) of each delivered image."""
+    stems = yolo_pose.unique_stems(im.file_name.tolist())
+    return [(src, f"yolo/images/{s}/{stem}{PurePosixPath(name).suffix}", sha) for src, name, stem, s, sha
+            in zip(im.source.tolist(), im.file_name.tolist(), stems, split.tolist(), im.sha256.tolist())]
+
+
+def image_status(images, delivered: Dataset, quarantine: pa.Table) -> np.ndarray:
+    """Each batch image's status in index/images.parquet: delivered, unlabeled (delivered without a
+    label), held_back_with_label (a label on it is held back for its own findings) or quarantined."""
+    status = np.where(np.isin(images.id, delivered.images.id), "delivered", "quarantined").astype(object)
+    own = quarantine.filter(pc.not_equal(quarantine["checks"], "image"))["image_id"].drop_null().to_numpy()
+    status[(status == "quarantined") & np.isin(images.id, own)] = HELD_WITH_LABEL
+    status[(status == "delivered") & ~np.isin(images.id, delivered.instances.image_id)] = "unlabeled"
+    return status
+
+
+def labels_by_annotator(annotators: list[str], reviewed: Dataset, quarantine: pa.Table) -> dict[str, int]:
+    """Labels collected from each configured annotator: those QA saw, plus those held back at decode."""
+    out = {}
+    for name in annotators:
+        seen = reviewed.instances.id[reviewed.instances.annotator == name]
+        held = quarantine.filter(pc.equal(quarantine["annotator"], name))["annotation_id"]
+        held = held.to_numpy(zero_copy_only=False)
+        out[name] = len(seen) + int((~np.isin(held, seen)).sum())
+    return out
+
+
 def package_release(
     *,
     config: ClientConfig,
@@ -103,66 +145,51 @@ def package_release(
     extra_files: dict[str, bytes] | None = None,
     instances_in: int,
     review_only: int = 0,
+    reviewed: Dataset | None = None,
 ) -> ReleasePlan:
-    """Build every release file in memory (images become copy instructions)."""
+    """Build every release file in memory (images become copy instructions). `reviewed`: every label
+    collected (review-only ones included; default `dataset`), for the sign-off's per-annotator rule."""
     delivered = normalise_for_delivery(delivered)
     im = delivered.images
-    has_track = np.zeros(len(im), bool)
-    row = delivered.image_index()
-    tracked = delivered.instances.track_id >= 0
-    has_track[row[tracked & (row >= 0)]] = True
-
-    split = split_images(im.file_name.tolist(), has_track, config.splits)
-    n_inst = np.bincount(row[row >= 0], minlength=len(im)) if len(im) else np.zeros(0, np.int64)
+    split, n_inst = _split_and_count(delivered, config)
 
     files: dict[str, bytes] = {}
     split_names = [s for s in config.splits.ratios() if (split == s).any()] or ["train"]
     for s in split_names:
         part = delivered.subset_images(split == s)
         files[f"coco/{s}.json"] = coco.encode(part)
-    yolo_files = yolo_pose.encode(delivered, split_of=split, outside=config.yolo.outside.value)
+    yolo_files = yolo_pose.encode(delivered, split_of=split, outside=config.yolo.outside.value, one_to_one=True)
     files.update({f"yolo/{k}": v for k, v in yolo_files.items()})
 
-    copies = []
-    if config.yolo.copy_images:
-        for src, name, s, sha in zip(im.source.tolist(), im.file_name.tolist(), split.tolist(), im.sha256.tolist()):
-            ext = PurePosixPath(name).suffix
-            copies.append((src, f"yolo/images/{s}/{yolo_pose.yolo_stem(name)}{ext}", sha))
-
+    copies = _image_copies(im, split) if config.yolo.copy_images else []
     all_im = dataset.images
-    status = np.where(np.isin(all_im.id, im.id), "delivered", "quarantined").astype(object)
-    labeled = np.isin(all_im.id, delivered.instances.image_id)
-    status[(status == "delivered") & ~labeled] = "unlabeled"
+    status = image_status(all_im, delivered, quarantine)
     split_all = np.full(len(all_im), None, dtype=object)
     split_all[np.isin(all_im.id, im.id)] = split
     n_all = np.zeros(len(all_im), np.int64)
     n_all[np.isin(all_im.id, im.id)] = n_inst
-    files["index/images.parquet"] = parquet_bytes(images_index(dataset, split_all, status, n_all, ingest_rejected))
-    files["index/annotations.parquet"] = parquet_bytes(annotations_index(delivered, split))
-    files["index/assignments.parquet"] = parquet_bytes(assignments)
-    files["qa/findings.parquet"] = parquet_bytes(findings.cast(FINDINGS_SCHEMA))
-    files["qa/quarantine.parquet"] = parquet_bytes(quarantine)
-    if annotators is not None:
-        files["qa/annotators.parquet"] = parquet_bytes(annotators)
-    files.update(extra_files or {})
+    tables = {"index/images.parquet": images_index(dataset, split_all, status, n_all, ingest_rejected),
+              "index/annotations.parquet": annotations_index(delivered, split),
+              "index/assignments.parquet": assignments,
+              "qa/findings.parquet": findings.cast(FINDINGS_SCHEMA), "qa/quarantine.parquet": quarantine,
+              "qa/annotators.parquet": annotators}
+    files.update({path: parquet_bytes(t) for path, t in tables.items() if t is not None} | (extra_files or {}))
 
     delivered_ids = delivered.instances.id
     errs = findings.filter(pc.equal(findings["severity"], "error"))
     counts = Counts(
-        images_listed=len(dataset.images) + ingest_rejected.num_rows,
-        images_delivered=int(len(im)),
-        images_quarantined=int(image_quarantined.sum()),
-        images_rejected_at_ingest=ingest_rejected.num_rows,
-        instances_in=instances_in,
-        instances_delivered=int(len(delivered_ids)),
-        instances_quarantined=int(quarantine.num_rows),
-        instances_review_only=review_only,
+        images_listed=len(dataset.images) + ingest_rejected.num_rows, images_delivered=int(len(im)),
+        images_quarantined=int(image_quarantined.sum()), images_rejected_at_ingest=ingest_rejected.num_rows,
+        instances_in=instances_in, instances_delivered=int(len(delivered_ids)),
+        instances_quarantined=int(quarantine.num_rows), instances_review_only=review_only,
         splits={s: int((split == s).sum()) for s in split_names},
         delivered_error_findings=int(np.isin(errs["annotation_id"].drop_null().to_numpy(), delivered_ids).sum()),
         findings=findings.num_rows,
     )
     names, per_name = np.unique(delivered.instances.annotator.astype(str), return_counts=True)
-    verdict = signoff(config.qa, counts, findings, annotators, dict(zip(names.tolist(), per_name.tolist())))
+    collected = Collected(labels_by_annotator(config.annotators, reviewed or dataset, quarantine),
+                          labeled_images=int((n_inst > 0).sum()))
+    verdict = signoff(config.qa, counts, findings, annotators, dict(zip(names.tolist(), per_name.tolist())), collected)
     return ReleasePlan(files=files, copies=copies, counts=counts, verdict=verdict)
 
 

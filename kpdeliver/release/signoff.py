@@ -40,6 +40,15 @@ class Counts:
 
 
 @dataclass(frozen=True)
+class Collected:
+    """What collection gave, beside the counts: labels collected per configured annotator (0: no usable
+    export; held-back and review-only labels count), and delivered images with at least one label."""
+
+    by_annotator: dict[str, int]
+    labeled_images: int
+
+
+@dataclass(frozen=True)
 class RuleResult:
     """One rule judged on one subject: a line of `rules` in qa/signoff.json."""
 
@@ -66,15 +75,17 @@ class Verdict:
 
 
 def signoff(rules: QAThresholds, counts: Counts, findings: pa.Table, annotators: pa.Table | None,
-            delivered_by_annotator: dict[str, int] | None = None) -> Verdict:
+            delivered_by_annotator: dict[str, int] | None = None, collected: Collected | None = None) -> Verdict:
     """Judge a release against the client's rules. `annotators`: the scorecards of the deep QA
     (qa/annotators.parquet); `delivered_by_annotator`: delivered instances per annotator, named in
-    the exceptions."""
+    the exceptions; `collected`: what the annotators' exports gave (the annotator and labeled-image
+    rules are not judged without it)."""
     judge = _Judge(rules)
     _delivery_rules(judge, counts)
     _annotator_rules(judge, annotators, delivered_by_annotator or {})
     _rate_rules(judge, counts, findings)
     _coverage_rule(judge, findings)
+    _collection_rules(judge, counts, findings, collected)
     results = judge.results
     outcomes = {r.outcome for r in results}
     verdict = "fail" if "fail" in outcomes else "conditional" if "conditional" in outcomes else "pass"
@@ -110,6 +121,44 @@ def _delivery_rules(judge: _Judge, counts: Counts) -> None:
     judge("max_quarantined_fraction", None, rules.max_quarantined_fraction, q_frac,
           q_frac <= rules.max_quarantined_fraction,
           f"{q_frac:.1%} of instances quarantined (max {rules.max_quarantined_fraction:.1%})")
+
+
+def _collection_rules(judge: _Judge, counts: Counts, findings: pa.Table, collected: Collected | None) -> None:
+    """Nothing the exports held is lost from sight: an empty delivery, export files not read, annotators
+    none of whose labels were collected, and deliveries of mostly unlabeled images are judged."""
+    rules = judge.rules
+    if rules.min_instances_delivered is not None:
+        n, least = counts.instances_delivered, rules.min_instances_delivered
+        what = "nothing" if n == 0 else f"only {_plural(n, 'instance')}"
+        judge("min_instances_delivered", None, least, n, n >= least,
+              f"{_plural(n, 'instance')} delivered (min {least})" if n >= least else
+              f"{what} delivered, below {least}: {counts.instances_in} came in from readable exports, "
+              f"{counts.instances_quarantined} held back (qa/quarantine.parquet), "
+              f"{counts.instances_review_only} review-only")
+    unread = findings.filter(pc.equal(findings["check"], "collect.unreadable_file"))
+    if rules.max_unreadable_exports is not None:
+        most, n = rules.max_unreadable_exports, unread.num_rows
+        shown = "; ".join(unread["message"].to_pylist()[:5]) + ("; …" if n > 5 else "")
+        judge("max_unreadable_exports", None, most, n, n <= most,
+              f"{_plural(n, 'export file')} not read (max {most})" + (f": {shown}" if n else ""))
+    if collected is None:
+        return
+    if rules.min_labels_per_annotator is not None:
+        least, unread_by = rules.min_labels_per_annotator, _counts(unread["annotator"])
+        for name, n in sorted(collected.by_annotator.items()):
+            why = f"; {_plural(unread_by[name], 'export file')} of theirs not read" if unread_by.get(name) else \
+                "; no export of theirs under annotations/" + name + "/"
+            judge("min_labels_per_annotator", name, least, n, n >= least,
+                  f"annotator {name}: {_plural(n, 'label')} collected (min {least})" if n >= least else
+                  f"annotator {name}: {_plural(n, 'label')} collected, below {least}{why} — the images assigned "
+                  "to them have none of their labels (index/assignments.parquet)")
+    if rules.min_labeled_images_fraction is not None and counts.images_delivered:
+        least, frac = rules.min_labeled_images_fraction, collected.labeled_images / counts.images_delivered
+        judge("min_labeled_images_fraction", None, least, frac, frac >= least,
+              f"{frac:.1%} of delivered images have a label (min {least:.1%})" if frac >= least else
+              f"only {collected.labeled_images} of {counts.images_delivered} delivered images have a label "
+              f"({frac:.1%}, below {least:.1%}): the rest ship as background (status unlabeled in "
+              "index/images.parquet)")
 
 
 def _column(table: pa.Table | None, name: str) -> list:

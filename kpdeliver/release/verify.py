@@ -20,6 +20,7 @@ from kpdeliver.progress import tracked
 from kpdeliver.release import signing
 from kpdeliver.release.archive import archive_differences
 from kpdeliver.release.catalog import catalogued_manifest
+from kpdeliver.release.invariant import check_invariant
 from kpdeliver.release.layout import (
     MANIFEST, SIGNOFF, archive_key, client_key, content_digest, read_manifest, sha256_hex, version_number,
 )
@@ -33,6 +34,7 @@ class Problem:
     """One difference between a release and its manifest, signature, catalogue or sign-off."""
 
     kind: str  # manifest | missing | changed | extra | unreadable | signature | catalogue | signoff | counts | archive
+    #          | invariant (release/invariant.py: a label lost, duplicated or swapped)
     path: str  # release-relative (or the archive's name)
     detail: str
 
@@ -206,6 +208,7 @@ def check_release(store: ObjectStore, prefix: str = "", *, public_key: Ed25519Pu
     except signing.SigningKeyError as e:
         problems.append(Problem("signature", signing.PUBLIC_KEY, str(e)))
     problems += _signoff(store, prefix, manifest)
+    problems += [Problem("invariant", path, detail) for path, detail in check_invariant(store, prefix, manifest)]
     parent, name = prefix.rstrip("/").rpartition("/")[::2]
     zip_key = join_key(parent, archive_key(name))
     if archive and store.exists(zip_key):

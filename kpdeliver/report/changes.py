@@ -41,7 +41,7 @@ class PreviousRelease:
 
 
 def _delivered_images(images: pa.Table) -> pa.Table:
-    keep = pc.and_(pc.is_valid(images["image_id"]), pc.not_equal(images["status"], "quarantined"))
+    keep = pc.and_(pc.is_valid(images["image_id"]), pc.is_in(images["status"], pa.array(["delivered", "unlabeled"])))
     return images.filter(keep)
 
 

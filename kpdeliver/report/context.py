@@ -143,11 +143,13 @@ def _scorecards(annotators: pa.Table | None, counts: FindingCounts, min_gold_oks
         gold = _value(row, "gold_oks")
         below = gold is not None and min_gold_oks is not None and gold < min_gold_oks
         agreement = _value(row, "agreement_oks")
+        # the table's own counts (qa/annotators.parquet, the flow's artifact) when it has them: one count
         out.append(Scorecard(
-            name=name, instances=_value(row, "n_instances"), errors=c["error"], warnings=c["warning"],
+            name=name, instances=_value(row, "n_instances"), errors=row.get("n_error", c["error"]),
+            warnings=row.get("n_warning", c["warning"]),
             gold_n=_value(row, "n_gold"), gold_oks=gold, below_gold=below, agreement_n=_value(row, "n_overlap"),
             agreement=agreement, kappa=_value(row, "visibility_kappa"), gold_kappa=_value(row, "gold_visibility_kappa"),
-            swaps=counts.annotator_check[(name, "qa.left_right_swap")],
+            swaps=row.get("n_left_right_swap", counts.annotator_check[(name, "qa.left_right_swap")]),
             drift_start=_value(row, "drift_start"),
             gold_meter=plots.meter(gold, target=min_gold_oks, short=below),
             agreement_meter=plots.meter(agreement, target=min_gold_oks)))

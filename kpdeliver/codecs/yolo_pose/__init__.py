@@ -11,7 +11,8 @@ from kpdeliver.codecs.protocol import Codec, EncodeOptions, lazy_attributes
 
 _PUBLIC = {  # name -> submodule that defines it, imported when first asked for
     "decode": "decoder", "schema_from_data_yaml": "decoder", "encode": "encoder", "label_lines": "encoder",
-    "data_yaml": "encoder", "yolo_stem": "encoder", "image_paths": "encoder", "splits_from_names": "encoder", "DECIMALS": "encoder",
+    "data_yaml": "encoder", "yolo_stem": "encoder", "tree_stem": "encoder", "unique_stems": "encoder",
+    "image_paths": "encoder", "splits_from_names": "encoder", "DECIMALS": "encoder",
 }
 __all__ = ["CODEC", "sniff", "DATA_YAML_NAMES", *_PUBLIC]
 

@@ -25,17 +25,48 @@ _FIELD = DECIMALS + 3  # a number's width in a label line: `d.ddddddd` and its s
 
 
 _SPLIT_WORDS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
-_LAYOUT_WORDS = frozenset({"images", "labels", *_SPLIT_WORDS})
+_PLAIN_EXT = ".jpg"  # the one extension that stays out of the stem (most batches' images keep their names)
+_ESCAPES = str.maketrans({"%": "%25", "/": "%2F", "\\": "%5C"})
 
 
 def yolo_stem(file_name: str) -> str:
-    """A flat, unique stem for an image's label and image file in the YOLO tree: the path without
-    its extension, folders joined by `__`, leading YOLO layout folders (`images/train/`,
-    `val/images/`) dropped, since the tree's own split folders say that again."""
+    """The stem of an image's label and image file in the YOLO tree, one-to-one with the batch key:
+    the key without its extension, percent-escaped (`%` as `%25`, `/` as `%2F`, `\\` as `%5C`, a leading
+    `.` as `%2E`), then `%2E<ext>` for any extension but `.jpg`. So `scene_001.jpg` stays `scene_001`,
+    `sub/x.jpg` is `sub%2Fx`, `sub__x.jpg` is `sub__x`, `x.png` is `x%2Epng`: two keys never share a stem."""
+    base, ext = posixpath.splitext(file_name)
+    stem = base.translate(_ESCAPES)
+    if stem.startswith("."):
+        stem = "%2E" + stem[1:]
+    return stem if ext == _PLAIN_EXT else f"{stem}%2E{ext[1:].translate(_ESCAPES)}"
+
+
+_LAYOUT_WORDS = frozenset({"images", "labels", *_SPLIT_WORDS})
+
+
+def tree_stem(file_name: str) -> str:
+    """The stem `convert` writes, beside the user's own images: the path without its extension, folders
+    joined by `__`, leading YOLO layout folders (`images/train/`, `val/images/`) dropped, since the tree's
+    own split folders say that again. Not one-to-one (`x.jpg`, `x.png` and `train/x.jpg` share `x`)."""
     parts = posixpath.splitext(file_name.replace("\\", "/"))[0].split("/")
     while len(parts) > 1 and parts[0].lower() in _LAYOUT_WORDS:
         parts = parts[1:]
     return "__".join(parts)
+
+
+def unique_stems(file_names, *, one_to_one: bool = True) -> list[str]:
+    """Each image's YOLO stem (`yolo_stem`, or `tree_stem` when not `one_to_one`); CodecError naming
+    both images if two different names ever share one (never with `yolo_stem`). The same name listed
+    twice is one image: its rows share the stem."""
+    names = [str(n) for n in file_names]
+    stems = [yolo_stem(n) if one_to_one else tree_stem(n) for n in names]
+    first: dict[str, str] = {}
+    for name, stem in zip(names, stems):
+        other = first.setdefault(stem, name)
+        if other != name:
+            raise CodecError(f"images {other!r} and {name!r} would share the YOLO file name {stem!r}; "
+                             "refusing to name either")
+    return stems
 
 
 def splits_from_names(file_names) -> np.ndarray:
@@ -48,10 +79,11 @@ def splits_from_names(file_names) -> np.ndarray:
     return np.asarray(out, dtype=object)
 
 
-def image_paths(dataset: Dataset, split_of: np.ndarray | None = None) -> list[str]:
+def image_paths(dataset: Dataset, split_of: np.ndarray | None = None, *, one_to_one: bool = False) -> list[str]:
     """Where each image (row) belongs in the tree, without its extension: `images/<split>/<stem>`."""
-    splits = split_of if split_of is not None else splits_from_names(dataset.images.file_name.tolist())
-    return [f"images/{s}/{yolo_stem(n)}" for n, s in zip(dataset.images.file_name.tolist(), splits)]
+    names = dataset.images.file_name.tolist()
+    splits = split_of if split_of is not None else splits_from_names(names)
+    return [f"images/{s}/{stem}" for stem, s in zip(unique_stems(names, one_to_one=one_to_one), splits)]
 
 
 # `d.ddddddd` as two table lookups: the head `d.ddd` (q // 10^4) and the tail `dddd` (q % 10^4)
@@ -156,12 +188,13 @@ def data_yaml(schema: KeypointSchema, categories: tuple[Category, ...], splits: 
 
 
 def encode(
-    dataset: Dataset, *, split_of: np.ndarray | None = None, outside: str = "clip"
+    dataset: Dataset, *, split_of: np.ndarray | None = None, outside: str = "clip", one_to_one: bool = False
 ) -> dict[str, bytes]:
     """`data.yaml` plus one `labels/<split>/<stem>.txt` per image (empty for background images).
 
     `split_of` gives each image's split name (row-aligned with dataset.images); default: the split
-    its path names (`images/val/…`), else "train".
+    its path names (`images/val/…`), else "train". Stems: `yolo_stem` when `one_to_one` (a release,
+    which writes the images too), else `tree_stem` (matching the user's own image names).
     """
     im = dataset.images
     splits = np.asarray(split_of if split_of is not None else splits_from_names(im.file_name.tolist()), dtype=object)
@@ -173,8 +206,10 @@ def encode(
     starts = np.searchsorted(row, np.arange(len(im)))
     ends = np.searchsorted(row, np.arange(len(im)), side="right")
     files: dict[str, bytes] = {}
-    for i, (name, split) in enumerate(zip(im.file_name.tolist(), splits.tolist())):
-        files[f"labels/{split}/{yolo_stem(name)}.txt"] = buf[starts[i]:ends[i]].tobytes()
+    stems = unique_stems(im.file_name.tolist(), one_to_one=one_to_one)
+    for i, (stem, split) in enumerate(zip(stems, splits.tolist())):
+        path = f"labels/{split}/{stem}.txt"  # an image listed twice: one file, every row's lines
+        files[path] = files.get(path, b"") + buf[starts[i]:ends[i]].tobytes()
     used = [s for s in ("train", "val", "test") if s in set(splits.tolist())] or ["train"]
     files["data.yaml"] = data_yaml(dataset.schema, dataset.categories, used)
     return files

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from kpdeliver.codecs import CodecError, yolo_pose
-from kpdeliver.codecs.yolo_pose import yolo_stem
+from kpdeliver.codecs.yolo_pose import tree_stem
 from kpdeliver.schema import BUILTIN_SCHEMAS, COCO17
 from tests.codecs.conformance import CodecConformance
 
@@ -14,9 +14,9 @@ from tests.codecs.conformance import CodecConformance
 def yolo_roundtrip(dataset):
     files = yolo_pose.encode(dataset)
     labels = {k: v for k, v in files.items() if k.startswith("labels/")}
-    sizes = {yolo_stem(n): (int(w), int(h)) for n, w, h in zip(dataset.images.file_name, dataset.images.width,
+    sizes = {tree_stem(n): (int(w), int(h)) for n, w, h in zip(dataset.images.file_name, dataset.images.width,
                                                                dataset.images.height)}
-    names = {yolo_stem(n): str(n) for n in dataset.images.file_name}
+    names = {tree_stem(n): str(n) for n in dataset.images.file_name}
     return yolo_pose.decode(labels, data_yaml_bytes=files["data.yaml"], sizes=sizes, schema=dataset.schema,
                             image_names=names).dataset
 
