@@ -58,7 +58,10 @@ def test_a_light_command_imports_only_its_own_module(command, external, tmp_path
     }[command]
     code, loaded = run_command(command, *args)
     assert code == 0
-    assert loaded == {COMMANDS[command]}
+    # verify reads the release's Parquet indexes (the delivery invariant); pyarrow's array
+    # constructors import pandas whenever it is installed, so pandas is allowed there, nothing else
+    allowed = {"pandas"} if command == "verify" else set()
+    assert loaded - allowed == {COMMANDS[command]}
 
 
 def test_the_lazy_index_names_every_command_of_every_sub_app():

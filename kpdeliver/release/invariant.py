@@ -44,7 +44,7 @@ def check_invariant(store: ObjectStore, prefix: str, manifest: dict, *, workers:
         if path not in files:
             return [(path, "not in the release: the delivery invariant cannot be checked")]
         try:
-            tables[path] = pq.read_table(pa.BufferReader(store.get(join_key(prefix, path))))
+            tables[path] = pq.ParquetFile(pa.BufferReader(store.get(join_key(prefix, path)))).read()
         except StoreUnreachable:
             raise
         except (StorageError, pa.ArrowException, OSError) as e:
