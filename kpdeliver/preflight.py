@@ -73,8 +73,7 @@ def _annotator_problems(store: ObjectStore, annotator: str) -> list[str]:
         for n, key in enumerate(store.list(prefix)):
             if n == PROBED_EXPORTS:
                 break
-            with store.open(key):
-                pass
+            store.size(key)  # opens the file; on S3 a HEAD, which needs the read permission
     except (StorageError, OSError) as e:
         return [f"field 'annotators': the exports of {annotator} under {store.location(prefix)} cannot be read: "
                 f"{_cause(e)}"]
@@ -85,8 +84,7 @@ def releases_problems(releases: str, options: dict, client: str) -> list[str]:
     """The releases location takes a write: a probe object written to the client's staging folder and
     removed again (on a local store, the folders it made go with it)."""
     key = join_key(STAGING, client, f"{PROBE_PREFIX}{secrets.token_hex(8)}")
-    root = None if "://" in releases else Path(releases)
-    made = root is not None and not root.exists()
+    made = [] if "://" in releases else _missing_folders(Path(releases))
     try:
         store = open_store(releases, options)
         store.put(key, b"kpdeliver pre-flight probe; removed at once\n")
@@ -94,16 +92,21 @@ def releases_problems(releases: str, options: dict, client: str) -> list[str]:
     except (StorageError, OSError) as e:
         return [f"field 'releases': {releases} does not take a write: {_cause(e)}"]
     finally:
-        if made:
-            _remove_empty(root)
+        for folder in made:  # deepest first; one that is not empty now stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
     return []
 
 
-def _remove_empty(folder: Path) -> None:
-    try:
-        folder.rmdir()
-    except OSError:
-        pass
+def _missing_folders(folder: Path) -> list[Path]:
+    """`folder` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
 
 
 def _cause(e: Exception) -> str:

@@ -71,8 +71,10 @@ def test_an_unreadable_source_image_is_named(clients):
     refused_by_check_and_deliver(clients, "field 'source'", "img_0001.jpg", permission_bits=True)
 
 
-@pytest.mark.parametrize("before", ["absent", "with a release"])
+@pytest.mark.parametrize("before", ["absent", "absent two levels deep", "with a release"])
 def test_the_probe_leaves_the_releases_location_as_it_was(clients, before):
+    if before == "absent two levels deep":
+        (clients / "acme.yaml").write_text(GOOD.replace("./releases", "./out/releases"))
     if before == "with a release":
         (clients / "releases" / "acme" / "pose-2026" / "v0001").mkdir(parents=True)
         (clients / "releases" / "acme" / "pose-2026" / "v0001" / "manifest.json").write_text("{}")
