@@ -170,7 +170,7 @@ def configs_beside(config_path: str | Path) -> list[ClientConfig]:
         try:  # bounded: a huge file or a FIFO beside the config never delays this client's check
             doc = read_yaml(p, what="config file", limit=CONFIG_MAX_BYTES)
         except (NotRegular, TooLarge) as e:
-            warnings.warn(NeighbourConfigWarning(f"{p} is left out of the isolation check: {e}"), stacklevel=2)
+            warnings.warn(NeighbourConfigWarning(f"{p} is left out of the isolation check: {e.problem}"), stacklevel=2)
             continue
         except BoundsError:
             continue  # not a client config; load_config would say why if it were used as one
