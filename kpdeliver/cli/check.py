@@ -21,8 +21,8 @@ def check(
 ) -> None:
     """Check a client config completely: fields, thresholds, schema, isolation from the clients
     configured beside it and (unless --no-source) the pre-flight: the schema file and source read,
-    every annotator's exports open, the releases location takes a write (a probe object in the
-    client's staging folder, removed again; on S3 this also proves the credentials). Exit 0 when
+    every annotator's exports open, and a probe object is written to the client's staging folder
+    under `releases:` and removed again (on S3 this also proves the credentials). Exit 0 when
     usable, 2 if not."""
     cfg = load_checked_config(config, source=source)
     console.print(f"{config}: usable ({cfg.client}/{cfg.dataset}, schema {cfg.schema_name})", markup=False)
