@@ -16,11 +16,14 @@ import re
 import warnings
 from enum import Enum
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 from pydantic import (
-    BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_serializer, model_validator,
+    AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_serializer,
+    model_validator,
 )
+
+from kpdeliver.bounded import CONFIG_MAX_BYTES, BoundsError, link_out_of, read_yaml, safe_name
 
 from kpdeliver.findings import CHECKS
 from kpdeliver.schema import BUILTIN_SCHEMAS
@@ -293,7 +296,7 @@ class ClientConfig(_Model):
     schema_: str = Field("coco17", alias="schema")
     source: str
     releases: str
-    annotators: list[str] = Field(min_length=1)
+    annotators: list[Annotated[str, AfterValidator(safe_name)]] = Field(min_length=1)  # folder names
     splits: Splits = Splits()
     assignment: Assignment = Assignment()
     validation: ValidationSettings = ValidationSettings()
@@ -386,19 +389,14 @@ def config_from_dict(data: Any, *, origin: str = "<config>") -> ClientConfig:
 
 def load_config(path: str | Path) -> ClientConfig:
     """Read and validate a client YAML; raise ConfigError with one clear sentence."""
-    import yaml
-
     p = Path(path)
     try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"config file {p} does not exist", ["the config file does not exist"]) from None
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {p}: {e.strerror}", [f"cannot be read: {e.strerror}"]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"config file {p} is not valid YAML{where}", [f"not valid YAML{where}"]) from None
-    return config_from_dict(data, origin=str(p)).resolve_paths(p.parent.resolve())
+        data = read_yaml(p, what="config file", limit=CONFIG_MAX_BYTES)  # a FIFO is refused, never waited on
+    except BoundsError as e:
+        raise ConfigError(str(e), [e.problem]) from None
+    config, base = config_from_dict(data, origin=str(p)), p.parent.resolve()
+    out = None if config.schema_ in BUILTIN_SCHEMAS else link_out_of(base, config.schema_)
+    if out is not None:
+        raise problems_error(str(p), [f"field 'schema': {config.schema_} is a symbolic link out of the config's "
+                                      f"folder (to {out}); links out of it are not followed"])
+    return config.resolve_paths(base)

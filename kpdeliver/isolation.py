@@ -26,11 +26,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kpdeliver.bounded import CONFIG_MAX_BYTES, BoundsError, NotRegular, TooLarge, read_yaml
 from kpdeliver.config import ClientConfig, ConfigError, StorageOptions, load_config, plural, problems_error
 from kpdeliver.findings import findings_for
+from kpdeliver.preflight import STAGING, batch_problems, preflight_problems
 from kpdeliver.storage import StorageError, join_key, open_store
-
-STAGING = ".staging"
 
 
 class IsolationError(ConfigError):
@@ -162,16 +162,17 @@ def configs_beside(config_path: str | Path) -> list[ClientConfig]:
     never a failure of this client."""
     import warnings
 
-    import yaml
-
     here = Path(config_path).resolve()
     out = []
     for p in sorted(here.parent.glob("*.y*ml")):
         if p.resolve() == here:
             continue
-        try:
-            doc = yaml.safe_load(p.read_text())
-        except (OSError, yaml.YAMLError):
+        try:  # bounded: a huge file or a FIFO beside the config never delays this client's check
+            doc = read_yaml(p, what="config file", limit=CONFIG_MAX_BYTES)
+        except (NotRegular, TooLarge) as e:
+            warnings.warn(NeighbourConfigWarning(f"{p} is left out of the isolation check: {e.problem}"), stacklevel=2)
+            continue
+        except BoundsError:
             continue  # not a client config; load_config would say why if it were used as one
         if isinstance(doc, dict) and "client" in doc:
             try:
@@ -192,60 +193,23 @@ def load_isolated_config(config_path: str | Path) -> ClientConfig:
     return config
 
 
-def source_problems(config: ClientConfig) -> list[str]:
-    """Plain sentences for what would make a run fail late: a schema file that cannot be read, a
-    source that is missing, unreadable or has no images, gold names that match no image."""
-    return _schema_file_problems(config.schema_name) + _batch_problems(
-        config.source, config.storage.model_dump(exclude_none=True), config.assignment.gold)
-
-
-def _schema_file_problems(schema: str) -> list[str]:
-    from kpdeliver.schema import SchemaError, load_schema_yaml
-
-    if schema.endswith((".yaml", ".yml")):
-        try:
-            load_schema_yaml(schema)
-        except SchemaError as e:
-            return [f"field 'schema': {e}"]
-    elif schema.endswith(".xml") and not Path(schema).is_file():
-        return [f"field 'schema': schema file {schema} does not exist"]
-    return []
-
-
-def _batch_problems(source: str, options: dict, gold: Sequence[str]) -> list[str]:
-    if "://" not in source and not Path(source).is_dir():
-        return [f"field 'source': source folder {source} does not exist"]
-    problems = []
-    try:
-        store = open_store(source, options)
-        if next(iter(store.list("images/")), None) is None:
-            problems.append(f"field 'source': {source} has no images under images/ "
-                            "(expected images/… and annotations/<annotator>/…)")
-        missing = [g for g in gold if not store.exists(f"images/{g}")]
-    except StorageError as e:
-        return [*problems, f"field 'source': {source} cannot be read: {e}"]
-    if missing:
-        problems.append(f"field 'assignment.gold': {plural(len(missing), 'name')} match no image under "
-                        f"{source}/images/: {', '.join(missing)}")
-    return problems
-
-
 def _unloadable_source_problems(config_path: Path, error: ConfigError) -> list[str]:
     """The batch problems of a config that failed validation elsewhere, so one message lists them
     too: read from the raw YAML when its source, storage and gold fields are themselves sound."""
-    import yaml
-
     if any(p.startswith(("field 'source'", "field 'storage", "field 'assignment")) or not p.startswith("field")
            for p in error.problems):
         return []
-    raw = yaml.safe_load(config_path.read_text())
+    try:
+        raw = read_yaml(config_path, what="config file", limit=CONFIG_MAX_BYTES)
+    except BoundsError:  # changed since it was loaded
+        return []
     source, gold = raw.get("source"), (raw.get("assignment") or {}).get("gold", [])
     if not isinstance(source, str) or not isinstance(gold, list):
         return []
     if "://" not in source and not Path(source).is_absolute():
         source = str((config_path.parent / source).resolve())
     options = StorageOptions.model_validate(raw.get("storage") or {}).model_dump(exclude_none=True)
-    return _batch_problems(source, options, [str(g) for g in gold])
+    return batch_problems(source, options, [str(g) for g in gold])
 
 
 @dataclass
@@ -267,7 +231,8 @@ class ConfigCheck:
 
 def check_config(config_path: str | Path, *, source: bool = True) -> ConfigCheck:
     """Load the config at `config_path` and check it completely: every field problem, every overlap
-    with a neighbour's prefixes and (with `source`) the source, schema file and gold names. Warnings
+    with a neighbour's prefixes and (with `source`) the pre-flight of `kpdeliver.preflight`: schema
+    file, source, gold names, annotators' exports, a write to the releases location. Warnings
     (deprecated keys, unreadable neighbours) are collected, not raised."""
     import warnings
 
@@ -280,7 +245,7 @@ def check_config(config_path: str | Path, *, source: bool = True) -> ConfigCheck
             return ConfigCheck(str(config_path), None, e.problems + extra, [str(w.message) for w in caught])
         others = configs_beside(config_path)
     overlaps = isolation_problems(config, others)
-    problems = overlaps + (source_problems(config) if source else [])
+    problems = overlaps + (preflight_problems(config) if source else [])
     return ConfigCheck(str(config_path), config, problems, [str(w.message) for w in caught], bool(overlaps))
 
 

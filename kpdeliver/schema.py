@@ -13,6 +13,8 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from kpdeliver.bounded import SCHEMA_MAX_BYTES, BoundsError, read_yaml
+
 
 DEFAULT_SIGMA = 0.05  # OKS sigma for keypoints whose source declares none (CVAT, Label Studio, YOLO, bare COCO)
 
@@ -144,15 +146,11 @@ def schema_from_dict(data: Mapping, *, origin: str = "<dict>") -> KeypointSchema
 
 
 def load_schema_yaml(path: str | Path) -> KeypointSchema:
-    import yaml
-
     p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text())
-    except OSError as e:
-        raise SchemaError(f"cannot read schema file {p}: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise SchemaError(f"schema file {p} is not valid YAML: {e}") from None
+    try:  # a regular file of bounded size: a FIFO or a device is refused, never waited on
+        data = read_yaml(p, what="schema file", limit=SCHEMA_MAX_BYTES)
+    except BoundsError as e:
+        raise SchemaError(str(e)) from None
     if not isinstance(data, Mapping):
         raise SchemaError(f"schema file {p} must hold a mapping")
     return schema_from_dict(data, origin=str(p))

@@ -11,12 +11,11 @@ import tarfile
 from posixpath import basename
 from typing import Callable, Iterable
 
+from kpdeliver.bounded import MEMBER_MAX_BYTES, MEMBER_MAX_RATIO, RATIO_FLOOR_BYTES, size_text
 from kpdeliver.codecs import CodecError, Decoded
 from kpdeliver.codecs.protocol import Codec
 from kpdeliver.schema import KeypointSchema
 
-MEMBER_MAX_BYTES = 1 << 30  # one annotation file inflated; a larger declared size is a bomb or a broken header
-TAR_MAX_BYTES = 4 << 30  # all members read from one tar together
 
 
 def is_tar(data: bytes) -> bool:
@@ -45,7 +44,8 @@ def folder_export(codecs: Iterable[Codec], names: list[str], read: Callable[[str
 
 def tar_members(data: bytes, source: str) -> tuple[list[str], Callable[[str], bytes]]:
     """The regular files of a tar (or .tar.gz) archive and a reader of one of them, which refuses a
-    member past `MEMBER_MAX_BYTES` or a total past `TAR_MAX_BYTES` (a CodecError naming it)."""
+    member past `MEMBER_MAX_BYTES`, or members read together past `MEMBER_MAX_RATIO` times the
+    archive's own size (beyond `RATIO_FLOOR_BYTES`): a CodecError naming it, the member unread."""
     try:
         tf = tarfile.open(fileobj=io.BytesIO(data), mode="r:*")
         members = {m.name.removeprefix("./"): m for m in tf.getmembers() if m.isfile()}
@@ -56,9 +56,11 @@ def tar_members(data: bytes, source: str) -> tuple[list[str], Callable[[str], by
     def read(name: str) -> bytes:
         m = members[name]
         read_so_far[0] += m.size
-        if m.size > MEMBER_MAX_BYTES or read_so_far[0] > TAR_MAX_BYTES:
-            raise CodecError(f"{source}: archive member {name!r} declares {m.size} bytes, past the "
-                             f"{MEMBER_MAX_BYTES >> 20} MiB an annotation file may be; refused unread")
+        total_cap = max(RATIO_FLOOR_BYTES, MEMBER_MAX_RATIO * len(data))
+        if m.size > MEMBER_MAX_BYTES or read_so_far[0] > total_cap:
+            raise CodecError(f"{source}: archive member {name!r} would inflate to {size_text(m.size)} "
+                             f"({size_text(read_so_far[0])} with the members before it, from this {size_text(len(data))} archive), past "
+                             f"{MEMBER_MAX_RATIO}:1 or {size_text(MEMBER_MAX_BYTES)}; refused, not inflated")
         try:
             fh = tf.extractfile(m)
             return fh.read(m.size) if fh is not None else b""

@@ -11,6 +11,7 @@ import io
 import zipfile
 from typing import Callable, Iterable, Mapping
 
+from kpdeliver.bounded import BoundsError, read_member
 from kpdeliver.codecs import CodecError, Decoded
 from kpdeliver.codecs.protocol import Codec, EncodeOptions
 from kpdeliver.model import Dataset
@@ -149,11 +150,12 @@ def _decode_zip(data: bytes, *, schema: KeypointSchema | None, annotator: str, s
     root; COCO Keypoints: annotations/person_keypoints_<subset>.json); images beside it are ignored."""
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as e:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError) as e:
         raise CodecError(f"{source}: broken zip ({e})") from None
     with zf:
         names = [n for n in zf.namelist() if not n.endswith("/") and not _hidden(n)]
-        project = _folder_export(names, zf.read, schema=schema, annotator=annotator, source=source, category=category)
+        project = _folder_export(names, lambda n: _member(zf, n, len(data), source), schema=schema,
+                                 annotator=annotator, source=source, category=category)
         if project is not None:
             return project
         backup = next((BACKUP_MARKERS[n] for n in names if n in BACKUP_MARKERS), None)
@@ -165,8 +167,20 @@ def _decode_zip(data: bytes, *, schema: KeypointSchema | None, annotator: str, s
         if len(inner) != 1:
             raise CodecError(f"{source}: zip holds {len(inner)} .xml/.json files {inner[:5]}; expected exactly one "
                              "(one subset per export file)")
-        return decode_bytes(inner[0], zf.read(inner[0]), schema=schema, annotator=annotator,
+        member = _member(zf, inner[0], len(data), source)
+        if sniff_bytes(inner[0], member) == ZIP:
+            raise CodecError(f"{source}: archive member {inner[0]!r} is itself an archive; archives inside "
+                             "archives are not opened")
+        return decode_bytes(inner[0], member, schema=schema, annotator=annotator,
                             source=f"{source}!{inner[0]}", category=category, sizes=sizes)
+
+
+def _member(zf: zipfile.ZipFile, name: str, archive_size: int, source: str) -> bytes:
+    """One member, inflated in pieces, refused unread past a size or ratio cap (a CodecError naming it)."""
+    try:
+        return read_member(zf, zf.getinfo(name), archive_size=archive_size, source=source)
+    except BoundsError as e:
+        raise CodecError(str(e)) from None
 
 
 def _folder_export(names: list[str], read: Callable[[str], bytes], *, schema: KeypointSchema | None,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kpdeliver.bounded import SCHEMA_MAX_BYTES, BoundsError, read_regular
 from kpdeliver.codecs import CodecError
 from kpdeliver.schema import KeypointSchema, SchemaError, get_schema
 
@@ -17,11 +18,12 @@ def load_schema_from_metadata(path: str | Path) -> KeypointSchema:
     from kpdeliver.codecs.registry import schema_from_metadata
 
     p = Path(path)
-    try:
-        return schema_from_metadata(p.name, p.read_bytes(), source=str(p))
+    try:  # a regular file of bounded size: a FIFO or a device is refused, never waited on
+        return schema_from_metadata(p.name, read_regular(p, what="schema file", limit=SCHEMA_MAX_BYTES),
+                                    source=str(p))
     except OSError as e:
         raise SchemaError(f"cannot read schema file {p}: {e.strerror}") from None
-    except CodecError as e:
+    except (CodecError, BoundsError) as e:
         raise SchemaError(str(e)) from None
 
 
