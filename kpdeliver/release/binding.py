@@ -95,8 +95,9 @@ def _chain_problems(gens: dict[int, bytes], copy: bytes | None, client: str, key
             continue
         previous = metas[n].get(catalog.PREVIOUS, b"").decode()
         if n - 1 in gens and previous and previous != sha256_hex(gens[n - 1]):
+            now = sha256_hex(gens[n - 1])
             problems.append(("catalogue", name(n - 1), f"altered: generation {n} recorded its sha256 as "
-                                                       f"{previous[:16]}…, it is now {sha256_hex(gens[n - 1])[:16]}…"))
+                                                       f"{previous[:16]}…, it is now {now[:16]}…"))
     if copy and copy not in gens.values():
         problems.append(("catalogue", CATALOG, f"is not a copy of any generation (it claims generation {copy_gen}): "
                                                "it was rewritten"))

@@ -194,7 +194,7 @@ def check_release(store: ObjectStore, prefix: str = "", *, public_key: Ed25519Pu
     record = bound.record
     if record is not None and record[0] != sha256_hex(raw):
         problems.append(Problem("manifest", MANIFEST, f"sha256 {sha256_hex(raw)[:16]}… but the catalogue recorded "
-                                                      f"{str(record[0])[:16]}… when it was published: it was rewritten"))
+                                                      f"{str(record[0])[:16]}… at publication: it was rewritten"))
     try:
         problems += _signature(store, prefix, manifest, raw, public_key, record[1] if record else None, result)
     except signing.SigningKeyError as e:

@@ -131,14 +131,16 @@ def test_an_altered_generation_is_named(releases, pinned):
     first = releases / CLIENT / ".catalog" / "00000001.parquet"
     first.write_bytes(_forged(first.read_bytes()))
     code, out = verify(releases / CLIENT / DATASET / "v0001", "--public-key", pinned)
-    assert code == 1 and "catalogue: .catalog/00000001.parquet — altered: generation 2 recorded its sha256" in out, out
+    assert code == 1, out
+    assert "catalogue: .catalog/00000001.parquet — altered: generation 2 recorded its sha256" in out, out
 
 
 def test_a_rewritten_catalogue_copy_is_named(releases, pinned):
     copy = releases / CLIENT / "catalog.parquet"
     copy.write_bytes(_forged(copy.read_bytes()))
     code, out = verify(releases / CLIENT / DATASET / "v0001", "--public-key", pinned)
-    assert code == 1 and "catalogue: catalog.parquet — is not a copy of any generation (it claims generation 2)" in out, out
+    assert code == 1, out
+    assert "catalogue: catalog.parquet — is not a copy of any generation (it claims generation 2)" in out, out
 
 
 def test_a_generation_appended_without_the_key_is_named(releases, pinned, tmp_path):
