@@ -76,7 +76,7 @@ def delivery_flow(config: ClientConfig) -> dict:
     if duplicate is not None:
         log.warning("inputs identical to published v%04d; not publishing a duplicate", duplicate.version)
         # a run killed after publishing but before these two steps is finished here
-        store.catalog_release.submit(releases, key, duplicate.version).result()
+        store.catalog_release.submit(releases, key, duplicate.version, config.signing_key_secret).result()
         store.clean_staging.submit(releases, key).result()
         return _summary(duplicate, duplicate=True, pids=pids)
 
@@ -102,7 +102,7 @@ def delivery_flow(config: ClientConfig) -> dict:
     published = store.publish_release.submit(releases, key, {
         "source": {"location": config.source, "images_listed": ingested.listed, "exports": exports},
         "schema": schema.to_dict()}, config.signing_key_secret).result()
-    store.catalog_release.submit(releases, key, published.version).result()
+    store.catalog_release.submit(releases, key, published.version, config.signing_key_secret).result()
     store.clean_staging.submit(releases, key).result()
     return _summary(published, duplicate=False, pids=pids)
 

@@ -208,10 +208,10 @@ def previous_release(releases: ObjectStore, client: str, dataset: str) -> Previo
 
 
 @task(name="catalog", **STORE)
-def catalog_release(releases: ObjectStore, key: ReleaseKey, version: int) -> int:
-    """Append the published release to the client's catalogue (a conditional write, no listing);
-    the number of releases it lists."""
-    return catalog.append_release(releases, key.client, key.dataset, version).num_rows
+def catalog_release(releases: ObjectStore, key: ReleaseKey, version: int, signing_secret: str | None = None) -> int:
+    """Append the published release to the client's catalogue (a conditional write, no listing),
+    signed with the release key when there is one; the number of releases it lists."""
+    return catalog.append_release(releases, key.client, key.dataset, version, signing_key(signing_secret)).num_rows
 
 
 @task(name="clean-staging", **STORE)

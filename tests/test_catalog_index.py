@@ -61,7 +61,8 @@ def test_catalogue_columns_are_typed_and_the_location_relative(release):
     import hashlib
     assert sha == hashlib.sha256(manifest).hexdigest()
     # what verify cross-checks, read from the client folder it opens
-    assert catalog.catalogued_manifest(LocalStore(root / config.client), "", config.dataset, 1) == (sha, None)
+    recorded = catalog.catalogued_row(LocalStore(root / config.client), "", config.dataset, 1)
+    assert (recorded["manifest_sha256"], recorded["signing_key_id"]) == (sha, None)
     assert orjson.loads(manifest)["counts"]["images_delivered"] == images
 
 

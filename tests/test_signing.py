@@ -51,7 +51,7 @@ def publish_one(store, source, key: Ed25519PrivateKey | None):
     pub = publish(store=store, client="acme", dataset="pose", fingerprint=fp, staged_prefix=staged,
                   manifest_fields={"source": {"location": "batch"}}, signing_key=key)
     clean_staging(store, "acme", "pose", fp)
-    rebuild_catalog(store, "acme")
+    rebuild_catalog(store, "acme", key)  # the catalogue of a signed release is signed too
     return pub
 
 

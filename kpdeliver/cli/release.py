@@ -89,6 +89,11 @@ def verify(
         raise typer.Exit(1)
     signed = f"signature valid (Ed25519, key {result.signed_by})" if result.signed_by else "UNSIGNED"
     console.print(f"OK {store.location(name)}: {signed}; every file matches manifest.json (sha256), nothing extra")
+    if result.fingerprint:
+        console.print(f"signing key fingerprint sha256:{result.fingerprint} " + (
+            "(pinned with --public-key)" if result.pinned else "(NOT pinned: taken from the release's own folder, "
+            "which proves nothing against a swapped signing-key.pub; compare it with the vendor's and pass "
+            "--public-key)"))
 
 
 @app.command()

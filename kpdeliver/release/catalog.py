@@ -9,10 +9,14 @@ step forward past it (a copy written late by a slower twin is never the last wor
 
 A row records the manifest's sha256 and signing key as they were at publication; `verify` checks
 the manifest against it, so no later write (append or repair) changes a row once recorded.
+
+The generations form a chain: each records the sha256 of the previous generation's bytes and,
+when a release key is configured, an Ed25519 signature of (client, generation, previous sha256,
+digest of its rows). `verify` walks the chain (release/binding.py), so a generation deleted,
+altered or rolled back is named.
 """
 from __future__ import annotations
 
-import io
 from datetime import datetime
 
 import orjson
@@ -20,14 +24,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from kpdeliver.model import parquet_bytes
 from kpdeliver.release.layout import (
     CATALOG, MANIFEST, SIGNOFF, manifest_version, release_prefix, sha256_hex, version_number,
 )
+from kpdeliver.release.signing import key_id
 from kpdeliver.storage import ObjectStore, join_key
 
 GENERATIONS = ".catalog"
 _GENERATION = b"kpdeliver.generation"
+PREVIOUS, SIGNATURE, SIGNER = b"kpdeliver.previous_sha256", b"kpdeliver.signature", b"kpdeliver.signing_key_id"
 MAX_ATTEMPTS = 50
 _RECORD = ("manifest_sha256", "signing_key_id")  # what an untyped catalogue of an older layout passes on
 
@@ -85,12 +93,15 @@ def _table(rows: list[dict]) -> pa.Table:
     return table.sort_by([("dataset", "ascending"), ("version", "ascending")]) if rows else table
 
 
-def _generation_key(client: str, n: int) -> str:
+def generation_key(client: str, n: int) -> str:
     return join_key(client, GENERATIONS, f"{n:08d}.parquet")
 
 
-def _parse(data: bytes) -> tuple[pa.Table, int]:
-    table = pq.read_table(io.BytesIO(data))
+def parse_generation(data: bytes) -> tuple[pa.Table, int]:
+    # in this thread only: Arrow's CPU and I/O pools (read_table's dataset scan, pre-buffering, a
+    # Python file object) start native threads that a short command (verify, releases) leaves alive
+    # at exit, where their teardown aborts the process (exit 134)
+    table = pq.ParquetFile(pa.BufferReader(data), pre_buffer=False).read(use_threads=False)
     meta = table.schema.metadata or {}
     generation = int(meta.get(_GENERATION, b"0"))
     if table.schema.names != CATALOG_SCHEMA.names:
@@ -98,8 +109,28 @@ def _parse(data: bytes) -> tuple[pa.Table, int]:
     return table.cast(CATALOG_SCHEMA), generation
 
 
-def _bytes(table: pa.Table, generation: int) -> bytes:
-    return parquet_bytes(table.replace_schema_metadata({_GENERATION: str(generation).encode()}))
+def statement(client: str, generation: int, previous: str, table: pa.Table) -> bytes:
+    """What a generation's signature covers: its client, number, predecessor and rows."""
+    rows = sha256_hex(orjson.dumps(table.to_pylist(), option=orjson.OPT_SORT_KEYS))
+    return orjson.dumps({"catalogue_of": client, "generation": generation, "previous_sha256": previous,
+                         "rows_sha256": rows}, option=orjson.OPT_SORT_KEYS)
+
+
+def generation_meta(data: bytes) -> dict[bytes, bytes]:
+    """The kpdeliver metadata of a generation's bytes (generation, previous sha256, signature, signer)."""
+    return pq.ParquetFile(pa.BufferReader(data), pre_buffer=False).schema_arrow.metadata or {}
+
+
+def _bytes(store: ObjectStore, client: str, table: pa.Table, generation: int,
+           key: Ed25519PrivateKey | None) -> bytes:
+    """Generation `generation` of the catalogue, chained to the previous one and signed with `key`."""
+    before = generation_key(client, generation - 1)
+    previous = sha256_hex(store.get(before)) if generation > 1 and store.exists(before) else ""
+    meta = {_GENERATION: str(generation).encode(), PREVIOUS: previous.encode()}
+    if key is not None:
+        meta |= {SIGNATURE: key.sign(statement(client.rsplit("/", 1)[-1], generation, previous, table)).hex().encode(),
+                 SIGNER: key_id(key).encode()}
+    return parquet_bytes(table.replace_schema_metadata(meta))
 
 
 def _recorded(table: pa.Table) -> dict[tuple[str, int], dict]:
@@ -115,9 +146,9 @@ def _recorded(table: pa.Table) -> dict[tuple[str, int], dict]:
 def _step_forward(store: ObjectStore, client: str, table: pa.Table, generation: int) -> tuple[pa.Table, int, bool]:
     """The newest generation from `generation` on, and whether it is a later one than given."""
     stepped = False
-    while store.exists(_generation_key(client, generation + 1)):  # a newer one whose copy came late or not at all
+    while store.exists(generation_key(client, generation + 1)):  # a newer one whose copy came late or not at all
         generation += 1
-        table, _ = _parse(store.get(_generation_key(client, generation)))
+        table, _ = parse_generation(store.get(generation_key(client, generation)))
         stepped = True
     return table, generation, stepped
 
@@ -129,7 +160,7 @@ def _newest(store: ObjectStore, client: str) -> tuple[pa.Table, int, bool]:
         table, generation = _table([]), 0
     else:
         try:
-            table, generation = _parse(store.get(key))
+            table, generation = parse_generation(store.get(key))
         except _OlderLayout as e:  # migrated, keeping what it recorded at publication
             return _table(_rows_from_manifests(store, client, _recorded(e.table))), 0, False
     table, generation, stepped = _step_forward(store, client, table, generation)
@@ -143,24 +174,23 @@ def read_catalog(store: ObjectStore, client: str) -> tuple[pa.Table, int]:
     return table, generation
 
 
-def catalogued_manifest(store: ObjectStore, client_key: str, dataset: str,
-                        version: int) -> tuple[str | None, str | None] | None:
-    """(manifest sha256, signing key id) that the catalogue of the client folder `client_key`
-    recorded for a release when it was published; None when the catalogue does not list it (or
-    there is none). Never rebuilt from the manifests: a damaged catalogue raises."""
+def catalogued_row(store: ObjectStore, client_key: str, dataset: str, version: int) -> dict | None:
+    """What the newest catalogue of the client folder `client_key` recorded of a release when it
+    was published (the whole row; manifest sha256 and signing key for an older layout); None when
+    it does not list it (or there is none). Never rebuilt from the manifests: a damaged catalogue raises."""
     key = join_key(client_key, CATALOG)
-    if not store.exists(key) and not store.exists(_generation_key(client_key, 1)):
+    if not store.exists(key) and not store.exists(generation_key(client_key, 1)):
         return None
     try:
-        table, generation = _parse(store.get(key)) if store.exists(key) else (_table([]), 0)
+        table, generation = parse_generation(store.get(key)) if store.exists(key) else (_table([]), 0)
         table, _, _ = _step_forward(store, client_key, table, generation)
     except _OlderLayout as e:
         table = e.table
-    row = _recorded(table).get((dataset, version))
-    return None if row is None else (row["manifest_sha256"], row.get("signing_key_id"))
+    return _recorded(table).get((dataset, version))
 
 
-def append_release(store: ObjectStore, client: str, dataset: str, version: int) -> pa.Table:
+def append_release(store: ObjectStore, client: str, dataset: str, version: int,
+                   signing_key: Ed25519PrivateKey | None = None) -> pa.Table:
     """Add one published release to the client's catalogue under a conditional write; the new
     catalogue. Safe to call again for the same release (its row is kept once, as first recorded),
     and it finishes the copy of a run killed between writing a generation and copying it."""
@@ -169,16 +199,16 @@ def append_release(store: ObjectStore, client: str, dataset: str, version: int) 
     for _ in range(MAX_ATTEMPTS):
         present = pc.and_(pc.equal(table["dataset"], dataset), pc.equal(table["version"], row["version"]))
         if pc.any(present).as_py():
-            if not current and generation:
-                store.put(join_key(client, CATALOG), _bytes(table, generation))
+            if not current and generation and store.exists(generation_key(client, generation)):
+                store.put(join_key(client, CATALOG), store.get(generation_key(client, generation)))
             return table
         new = _table([*table.to_pylist(), row])
-        data = _bytes(new, generation + 1)
-        if store.put_if_absent(_generation_key(client, generation + 1), data):
+        data = _bytes(store, client, new, generation + 1, signing_key)
+        if store.put_if_absent(generation_key(client, generation + 1), data):
             store.put(join_key(client, CATALOG), data)
             return new
         generation += 1  # a twin won this generation: build on its table
-        table, _ = _parse(store.get(_generation_key(client, generation)))
+        table, _ = parse_generation(store.get(generation_key(client, generation)))
         current = False
     raise RuntimeError(f"catalogue of {client!r}: gave up after {MAX_ATTEMPTS} concurrent updates")
 
@@ -194,15 +224,15 @@ def _rows_from_manifests(store: ObjectStore, client: str, recorded: dict[tuple[s
     return rows
 
 
-def rebuild_catalog(store: ObjectStore, client: str) -> pa.Table:
+def rebuild_catalog(store: ObjectStore, client: str, signing_key: Ed25519PrivateKey | None = None) -> pa.Table:
     """The repair path: the catalogue rebuilt from every published manifest (lists the client's
     keys), written as the next generation. A release already catalogued keeps its row as first
     recorded, so a manifest rewritten since stays caught by `verify`. Deliveries use `append_release`."""
     for _ in range(MAX_ATTEMPTS):
         current, generation = read_catalog(store, client)
         table = _table(_rows_from_manifests(store, client, _recorded(current)))
-        data = _bytes(table, generation + 1)
-        if store.put_if_absent(_generation_key(client, generation + 1), data):
+        data = _bytes(store, client, table, generation + 1, signing_key)
+        if store.put_if_absent(generation_key(client, generation + 1), data):
             store.put(join_key(client, CATALOG), data)
             return table
     raise RuntimeError(f"catalogue of {client!r}: gave up after {MAX_ATTEMPTS} concurrent updates")

@@ -59,10 +59,16 @@ def public_pem(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
     return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def key_id(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
-    """A short name of a key pair: the first 16 hex digits of the public key's sha256."""
+def fingerprint(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
+    """What a client pins and compares: sha256 of the 32 raw public key bytes, 64 hex digits
+    (`openssl pkey -pubin -in signing-key.pub -outform DER | tail -c 32 | sha256sum` prints the same)."""
     public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
-    return sha256_hex(public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))[:16]
+    return sha256_hex(public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
+
+
+def key_id(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
+    """A short name of a key pair: the first 16 hex digits of its fingerprint."""
+    return fingerprint(key)[:16]
 
 
 def public_key_from_pem(pem: bytes, *, origin: str) -> Ed25519PublicKey:

@@ -17,12 +17,11 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kpdeliver.progress import tracked
-from kpdeliver.release import signing
+from kpdeliver.release import binding, signing
 from kpdeliver.release.archive import archive_differences
-from kpdeliver.release.catalog import catalogued_manifest
 from kpdeliver.release.invariant import check_invariant
 from kpdeliver.release.layout import (
-    MANIFEST, SIGNOFF, archive_key, client_key, content_digest, read_manifest, sha256_hex, version_number,
+    MANIFEST, SIGNOFF, archive_key, client_key, content_digest, read_manifest, sha256_hex,
 )
 from kpdeliver.storage import ObjectStore, StorageError, StoreUnreachable, UnsafeKeyError, check_key, join_key
 
@@ -46,6 +45,8 @@ class Problem:
 class Verification:
     problems: list[Problem]
     signed_by: str | None = None  # key id whose signature held
+    fingerprint: str | None = None  # that key's sha256 (what a client pins)
+    pinned: bool = False  # the key was given (--public-key), not taken from the release's own folder
     notes: list[str] = field(default_factory=list)  # what was and was not checked, in plain words
 
 
@@ -102,8 +103,9 @@ def _signature(store: ObjectStore, prefix: str, manifest: dict, raw: bytes, publ
             and store.exists(join_key(client, signing.PUBLIC_KEY)):
         public_key = signing.public_key_from_pem(store.get(join_key(client, signing.PUBLIC_KEY)),
                                                  origin=store.location(join_key(client, signing.PUBLIC_KEY)))
-        result.notes.append(f"public key taken from {store.location(join_key(client, signing.PUBLIC_KEY))} "
-                            "(pass --public-key with the vendor's key to rely on it)")
+        result.notes.append(f"public key NOT pinned: taken from {store.location(join_key(client, signing.PUBLIC_KEY))},"
+                            " beside the release; this proves nothing against a swapped signing-key.pub (pass "
+                            "--public-key with the vendor's key)")
     if not (has_sig or recorded or public_key):
         result.notes.append("UNSIGNED release: it has no manifest.sig and no signing key is recorded for it; "
                             "its integrity rests on the catalogue's manifest sha256 and the cross-checks")
@@ -118,7 +120,7 @@ def _signature(store: ObjectStore, prefix: str, manifest: dict, raw: bytes, publ
                         f"does not verify with key {signing.key_id(public_key)}: manifest.json or manifest.sig "
                         "was changed" + (f" (the manifest names key {recorded})" if recorded and recorded !=
                                          signing.key_id(public_key) else ""))]
-    result.signed_by = signing.key_id(public_key)
+    result.signed_by, result.fingerprint = signing.key_id(public_key), signing.fingerprint(public_key)
     return []
 
 
@@ -177,7 +179,7 @@ def _signoff(store: ObjectStore, prefix: str, manifest: dict) -> list[Problem]:
 def check_release(store: ObjectStore, prefix: str = "", *, public_key: Ed25519PublicKey | None = None,
                   workers: int = 8, archive: bool = True) -> Verification:
     """Every problem of the release under `prefix` (sorted by path), what its signature says, and notes."""
-    result = Verification([])
+    result = Verification([], pinned=public_key is not None)
     store.exists(join_key(prefix, MANIFEST))  # a store that cannot be read at all raises: nothing was checked
     try:
         manifest = read_manifest(store, prefix)
@@ -188,21 +190,13 @@ def check_release(store: ObjectStore, prefix: str = "", *, public_key: Ed25519Pu
         result.problems = [Problem("manifest", MANIFEST, str(e))]
         return result
     problems = _files(store, prefix, manifest["files"], workers)
-    client = client_key(prefix)
-    parts = [p for p in prefix.split("/") if p]
-    record = None
-    if client is not None and version_number(parts[-1]) is not None:
-        try:
-            record = catalogued_manifest(store, client, parts[-2], version_number(parts[-1]))
-        except StoreUnreachable:
-            raise
-        except Exception as e:  # a damaged catalogue is a finding, not a crash
-            problems.append(Problem("catalogue", "catalog.parquet", f"cannot be read ({e})"))
-    if record is None:
-        result.notes.append("the catalogue does not list this release: its manifest hash was not cross-checked")
-    elif record[0] != sha256_hex(raw):
+    bound = binding.bind(store, prefix, manifest, public_key)  # the release's place, the catalogue's chain and row
+    problems += [Problem(*p) for p in bound.problems]
+    result.notes += bound.notes
+    record = bound.record
+    if record is not None and record[0] != sha256_hex(raw):
         problems.append(Problem("manifest", MANIFEST, f"sha256 {sha256_hex(raw)[:16]}… but the catalogue recorded "
-                                                      f"{str(record[0])[:16]}… when it was published: it was rewritten"))
+                                                      f"{str(record[0])[:16]}… at publication: it was rewritten"))
     try:
         problems += _signature(store, prefix, manifest, raw, public_key, record[1] if record else None, result)
     except signing.SigningKeyError as e:
