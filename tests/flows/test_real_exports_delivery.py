@@ -17,7 +17,6 @@ the export and lists every broken rule.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +31,8 @@ from PIL import Image, PngImagePlugin
 from kpdeliver.codecs import CodecError, Decoded
 from kpdeliver.codecs.coco.categories import SeveralCategories
 from kpdeliver.codecs.label_studio.paths import image_path
-from kpdeliver.collect.files import _folder_codec, annotation_files, read_annotations
+from kpdeliver.codecs.registry import folder_codec
+from kpdeliver.collect.files import annotation_files, read_annotations
 from kpdeliver.config import load_config
 from kpdeliver.model import Dataset
 
@@ -44,6 +44,7 @@ BASES = {"real": ROOT / "tests" / "fixtures" / "real", "external": ROOT.parent /
 UNDESERVED_CHECKS = {"schema.unknown_category", "collect.unreadable_file"}
 UNDESERVED_WORDS = ("not a keypoint export", "image size unknown")
 TWO = ("ann_a", "ann_b")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".JPG", ".PNG")  # a YOLO tree's own images stay out
 
 
 def export_targets() -> dict[str, Path]:
@@ -52,7 +53,7 @@ def export_targets() -> dict[str, Path]:
     for label, base in BASES.items():
         if not base.is_dir():
             continue
-        folders = [d for d in sorted(base.rglob("*")) if d.is_dir() and _folder_codec(d) is not None]
+        folders = [d for d in sorted(base.rglob("*")) if d.is_dir() and folder_codec(lambda n: (d / n).is_file())]
         files = [f for f in annotation_files(base) if not any(f.is_relative_to(d) for d in folders)]
         for t in folders + files:
             out[f"{label}/{t.relative_to(base).as_posix()}"] = t
@@ -112,8 +113,9 @@ def image_sizes(ds: Dataset) -> list[tuple[str, int, int]]:
 def write_batch(root: Path, target: Path, ds: Dataset, category: str | None, annotators: tuple[str, ...]) -> Path:
     """A client batch: placeholder images, the export under each annotator, a schema file, client.yaml."""
     batch = root / "batch"
-    for name, w, h in dict.fromkeys(image_sizes(ds)):
-        if name and not (batch / "images" / name).exists():  # an export may name no image at all
+    sizes = [(n, w, h) for n, w, h in dict.fromkeys(image_sizes(ds)) if n]
+    for name, w, h in sizes or [("unnamed.jpg", 640, 480)]:  # an export naming no image: the batch has one
+        if not (batch / "images" / name).exists():
             placeholder(batch / "images" / name, w, h, name)
     for a in annotators:
         dest = batch / "annotations" / a / target.name
@@ -130,9 +132,6 @@ def write_batch(root: Path, target: Path, ds: Dataset, category: str | None, ann
         config["category"] = category
     (root / "client.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return root / "client.yaml"
-
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".JPG", ".PNG")
 
 
 def exports() -> list:
