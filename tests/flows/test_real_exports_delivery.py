@@ -60,9 +60,6 @@ def export_targets() -> dict[str, Path]:
     return out
 
 
-TARGETS = export_targets()
-
-
 def decoded_parts(target: Path) -> list[tuple[str | None, Decoded]]:
     """(category, decoded) per keypoint category the export holds; [] when it is no export we read."""
     try:
