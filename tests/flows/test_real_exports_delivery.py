@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -261,36 +260,13 @@ def invariant_problems(summary: dict, decoded: Decoded, annotators: tuple[str, .
         + finding_problems(rel["findings"], two, unnamed="" in ds.images.file_name.tolist())
 
 
-DELIVERED = "test_a_real_export_is_delivered_whole"
-
-
-@pytest.fixture(scope="module")
-def deliveries(request, tmp_path_factory, prefect_harness) -> dict:
-    """Test id -> the summary of its delivery, or what the delivery raised: every delivery the selected tests
-    of this module ask for, run two at a time on the one Prefect API (a flow waits on it as much as it works)."""
-    from flows.delivery import delivery_run
-
-    def deliver(params: dict):
-        try:
-            root = tmp_path_factory.mktemp("delivery")
-            config = write_batch(root, params["target"], params["decoded"].dataset, params["category"],
-                                 params["annotators"])
-            return delivery_run(load_config(config))
-        except Exception as e:  # reported by the test of this delivery, not by the whole module
-            return e
-
-    jobs = {item.callspec.id: item.callspec.params for item in request.session.items
-            if getattr(item, "originalname", "") == DELIVERED and item.module is request.module}
-    with ThreadPoolExecutor(2) as pool:
-        return dict(zip(jobs, pool.map(deliver, jobs.values())))
-
-
 @pytest.mark.parametrize("annotators", [("ann_a",), TWO], ids=["one-annotator", "two-annotators"])
 @pytest.mark.parametrize(("target", "category", "decoded"), EXPORTS)
-def test_a_real_export_is_delivered_whole(target, category, decoded, annotators, deliveries, request):
-    summary = deliveries[request.node.callspec.id]
-    if isinstance(summary, Exception):
-        raise summary
+def test_a_real_export_is_delivered_whole(target, category, decoded, annotators, tmp_path, prefect_harness):
+    from flows.delivery import delivery_run
+
+    config = write_batch(tmp_path, target, decoded.dataset, category, annotators)
+    summary = delivery_run(load_config(config))
     problems = invariant_problems(summary, decoded, annotators)
     assert not problems, f"{target.name}{'#' + category if category else ''} as {len(annotators)} annotator(s): " \
         + "; ".join(problems)
