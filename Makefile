@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 WORK   ?= .work
 
-.PHONY: demo test test-fast test-deps lint bench bench-large bench-deps install clean
+.PHONY: demo test test-fast test-deps chromium lint bench bench-large bench-deps install clean
 
 install: $(STAMP)
 
@@ -27,11 +27,18 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 # What the whole suite needs beside the project's venv, each made once: Label Studio (its own venv and
-# a migrated template database) and Ultralytics (its own venv, the consumer check of YOLO trees).
-test-deps: $(STAMP) ls-template bench-deps
+# a migrated template database), Ultralytics (its own venv, the consumer check of YOLO trees) and
+# Debian's chromium (the report's browser test; installed only where it is missing).
+test-deps: $(STAMP) ls-template bench-deps chromium
 
+chromium:
+	infra/ci/install-chromium.sh
+
+# The tools are passed by their place in this checkout; a missing one fails its tests, and any skipped
+# test fails the run (KPDELIVER_NO_SKIPS, tests/conftest.py).
 test: lint test-deps
 	KPDELIVER_LS_VENV=$(abspath $(LS_VENV)) KPDELIVER_LS_TEMPLATE=$(abspath $(LS_TEMPLATE)) \
+	KPDELIVER_ULTRA_VENV=$(abspath $(WORK)/ultra-venv) KPDELIVER_NO_SKIPS=1 \
 		$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # The inner loop, under a minute on two cores (pytest-xdist): no Prefect, no moto, no Great Expectations

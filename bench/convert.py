@@ -4,7 +4,7 @@ Generates a synthetic COCO-17 file (100,000 instances over 20,000 images by defa
 1000000 --images 200000` for the 1M case), then times, alternating, `kpdeliver convert --to yolo`,
 the floor (one process: orjson parse of the file plus writing as many label files of the same
 sizes) and Ultralytics' `convert_coco(use_keypoints=True)` on the same file, when an Ultralytics
-interpreter is available (ULTRALYTICS_PYTHON, default .work/ultra-venv/bin/python; `make bench-deps`).
+interpreter is available (the venv KPDELIVER_ULTRA_VENV, default .work/ultra-venv; `make bench-deps`).
 Prints, per tool, the median wall time, CPU time (user + system) and peak RSS, then the ratios
 and the machine's load.
 
@@ -102,7 +102,7 @@ def main() -> None:
         line = len(next(p for p in (first / "labels").rglob("*.txt") if p.stat().st_size).read_bytes().split(b"\n")[0]) + 1
         shutil.rmtree(first)
 
-        ultra_py = os.environ.get("ULTRALYTICS_PYTHON") or str(ROOT / ".work/ultra-venv/bin/python")
+        ultra_py = str(Path(os.environ.get("KPDELIVER_ULTRA_VENV") or ROOT / ".work/ultra-venv") / "bin" / "python")
         ultra = bool(ultra_py) and Path(ultra_py).exists() and not args.no_ultralytics
         env = {**os.environ, "YOLO_CONFIG_DIR": str(work / "ul_cfg"), "YOLO_OFFLINE": "1"}
         tools = {

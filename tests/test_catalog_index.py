@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -19,7 +20,6 @@ from kpdeliver.storage import LocalStore
 from kpdeliver.synth import make_demo_batch
 from tasks import compute, store
 
-duckdb = pytest.importorskip("duckdb")
 pytestmark = pytest.mark.slow  # Great Expectations validates the demo batch
 
 

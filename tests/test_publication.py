@@ -38,7 +38,6 @@ CLIENT, DATASET = "demo", "people-demo"
 KPDELIVER = str(Path(sys.executable).with_name("kpdeliver"))
 # Release files that depend only on the inputs (the report and GX data docs carry run details).
 DATA_FILES = re.compile(r"^(coco/|yolo/|index/|qa/(findings|quarantine|annotators)\.parquet$)")
-RUNS: dict[str, dict] = {}  # backend -> manifest of its uninterrupted delivery
 
 
 @pytest.fixture(scope="module")
@@ -112,29 +111,47 @@ def assert_published_once_and_whole(store, *, images: int) -> dict:
     return manifest
 
 
-@pytest.mark.parametrize("backend", ["local", "s3"])
-def test_the_same_delivery_on_the_local_store_and_on_s3(backend, batches, tmp_path, request, prefect_harness,
-                                                         monkeypatch):
+@pytest.fixture(scope="module")
+def same_delivery(batches, tmp_path_factory, s3_endpoint, prefect_harness):
+    """deliver(backend) -> (store, location, output, public key, manifest): the demo batch delivered once
+    per backend, on the first test that asks (the local release signed with the key in the environment)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    root = batches[3]
-    key = Ed25519PrivateKey.generate()  # the local delivery is signed, with the key in the environment
-    public = tmp_path / "vendor.pub"
-    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
-    if backend == "local":
-        monkeypatch.setenv("KPDELIVER_SIGNING_KEY", key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode())
-        config = write_config(root, tmp_path / "local.yaml", source=str(root / "batch"), releases=str(tmp_path / "releases"))
-    else:
-        bucket = request.getfixturevalue("s3_bucket")
-        config = s3_config(root, tmp_path, bucket, request.getfixturevalue("s3_endpoint"))
-    out = deliver_in_process(config, tmp_path / "work")
+    from tests.s3_server import make_bucket
+
+    done: dict[str, tuple] = {}
+
+    def deliver(backend: str) -> tuple:
+        if backend in done:
+            return done[backend]
+        root, tmp = batches[3], tmp_path_factory.mktemp(backend)
+        key = Ed25519PrivateKey.generate()
+        public = tmp / "vendor.pub"
+        public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                         serialization.PublicFormat.SubjectPublicKeyInfo))
+        with pytest.MonkeyPatch.context() as mp:
+            if backend == "local":
+                mp.setenv("KPDELIVER_SIGNING_KEY", key.private_bytes(
+                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption()).decode())
+                config = write_config(root, tmp / "local.yaml", source=str(root / "batch"),
+                                      releases=str(tmp / "releases"))
+            else:
+                config = s3_config(root, tmp, make_bucket(s3_endpoint), s3_endpoint)
+            out = deliver_in_process(config, tmp / "work")
+        store = release_store(config)
+        manifest = assert_published_once_and_whole(store, images=24)
+        done[backend] = (store, store.location(f"{CLIENT}/{DATASET}/v0001"), out, public, manifest)
+        return done[backend]
+
+    return deliver
+
+
+@pytest.mark.parametrize("backend", ["local", "s3"])
+def test_the_same_delivery_on_the_local_store_and_on_s3(backend, same_delivery):
+    store, location, out, public, _ = same_delivery(backend)
     assert "release v0001" in out
-    store = release_store(config)
-    RUNS[backend] = assert_published_once_and_whole(store, images=24)
-    location = store.location(f"{CLIENT}/{DATASET}/v0001")
     assert location in out.replace("\n", "")
 
     ok = kpdeliver_verify(location, *(["--public-key", str(public)] if backend == "local" else []))
@@ -148,11 +165,10 @@ def test_the_same_delivery_on_the_local_store_and_on_s3(backend, batches, tmp_pa
     assert bad.returncode == 1 and "changed: coco/train.json" in bad.stderr, bad.stdout + bad.stderr
 
 
-def test_local_and_s3_deliveries_hold_the_same_content():
-    if set(RUNS) != {"local", "s3"}:
-        pytest.skip("needs both runs of test_the_same_delivery_on_the_local_store_and_on_s3")
-    assert RUNS["local"]["fingerprint"] == RUNS["s3"]["fingerprint"]
-    assert data_files(RUNS["local"]) == data_files(RUNS["s3"]) != {}
+def test_local_and_s3_deliveries_hold_the_same_content(same_delivery):
+    local, s3 = same_delivery("local")[-1], same_delivery("s3")[-1]
+    assert local["fingerprint"] == s3["fingerprint"]
+    assert data_files(local) == data_files(s3) != {}
 
 
 def test_a_delivery_through_transient_s3_faults_accounts_for_every_image(
@@ -223,7 +239,7 @@ def api_url(prefect_harness) -> str:
 
 
 def test_a_delivery_killed_during_publication_leaves_nothing_partial_and_resumes(
-        batches, tmp_path, s3_bucket, s3_endpoint, fault_proxy, api_url):
+        batches, tmp_path, s3_bucket, s3_endpoint, fault_proxy, api_url, same_delivery):
     killer = Killer()
     proxy = fault_proxy(rate=0.0, hook=killer)
     config = s3_config(batches[3], tmp_path, s3_bucket, s3_endpoint, via=proxy.url)
@@ -259,8 +275,7 @@ def test_a_delivery_killed_during_publication_leaves_nothing_partial_and_resumes
     claims = [k.rsplit("/", 1)[-1] for k in store.list(f"{CLIENT}/{DATASET}/.claims/")]
     assert claims == [f"fp-{manifest['fingerprint']}", "v0001"]
     assert pq.read_table(io.BytesIO(store.get(f"{CLIENT}/catalog.parquet")))["version"].to_pylist() == [1]
-    if "local" in RUNS:  # equal to an uninterrupted run's content
-        assert data_files(manifest) == data_files(RUNS["local"])
+    assert data_files(manifest) == data_files(same_delivery("local")[-1])  # an uninterrupted run's content
 
 
 def test_two_deliveries_racing_for_the_same_version_exactly_one_wins(

@@ -1,6 +1,6 @@
 #!/usr/bin/env sh
 # Debian's chromium for the report's browser test (tests/report/test_report_browser.py), installed
-# only where it is missing. Call from CI before the tests: infra/ci/install-chromium.sh
+# only where it is missing (idempotent). `make test-deps` (and so `make test`) runs it.
 set -eu
 if [ -x /usr/bin/chromium ]; then
     exit 0

@@ -4,7 +4,8 @@ run through the most stable surface, the CLI in a subprocess, as a new user woul
 For every fixture: `inspect` never shows a traceback and exits 0, or 2 with a clear error. Every file
 that decodes goes to COCO and back to its own format with instance counts, keypoint order,
 visibility flags and labelled coordinates (0.01 px) intact. YOLO trees that `convert` writes are
-handed to Ultralytics' own `check_det_dataset` and `verify_image_label` in the benchmark venv.
+handed to Ultralytics' own `check_det_dataset` and `verify_image_label` in the benchmark venv (the
+`ultralytics_python` fixture of tests/conftest.py finds it in the checkout; missing, those tests fail).
 
 The expected counts are independent of kpdeliver: they were counted by hand in the files (the
 comments say how). Known gaps of issue 11 are strict xfails named by their class; when a fix lands
@@ -28,8 +29,6 @@ from kpdeliver.collect.files import read_annotations
 ROOT = Path(__file__).resolve().parents[2]
 REAL = ROOT / "tests" / "fixtures" / "real"
 KPDELIVER = Path(sys.executable).with_name("kpdeliver")
-# the Ultralytics venv `make bench-deps` builds in the repository (ULTRALYTICS_PYTHON: one elsewhere)
-ULTRA_PY = Path(os.environ.get("ULTRALYTICS_PYTHON") or ROOT / ".work" / "ultra-venv" / "bin" / "python")
 PHOTOS_DIR = "pillow/"
 PROJECTS_DIR = "supervisely/"  # Supervisely projects: tests/codecs/supervisely/test_supervisely_real.py
 
@@ -262,8 +261,13 @@ def test_yolo_tree_in_ultralytics_layouts_reads_and_roundtrips(layout, tmp_path)
     assert {p.relative_to(again).as_posix() for p in again.rglob("*.jpg")} == \
         {f"images/{s}/{s}_{j}.jpg" for s in ("train", "val") for j in range(2)}
     assert_same(original, read_annotations(again).dataset)
-    if ULTRA_PY.exists():
-        assert ultralytics_verdict(again / "data.yaml", tmp_path) == {"check": "", "bad": []}
+
+
+@pytest.mark.parametrize("layout", sorted(YOLO_LAYOUTS))
+def test_yolo_from_a_tree_in_ultralytics_layouts_passes_ultralytics_checks(layout, tmp_path, ultralytics_python):
+    build_yolo_tree(layout, tmp_path / layout)
+    again = convert(tmp_path / layout, "yolo", tmp_path / "again")
+    assert ultralytics_verdict(ultralytics_python, again / "data.yaml", tmp_path) == {"check": "", "bad": []}
 
 
 # --- Ultralytics' own checks on what `convert --to yolo` writes -------------------------------------
@@ -292,12 +296,10 @@ ULTRA_CHECK = textwrap.dedent(
 )
 
 
-def ultralytics_verdict(data_yaml: Path, tmp_path: Path) -> dict:
-    if not ULTRA_PY.exists():
-        pytest.skip(f"the Ultralytics venv {ULTRA_PY} is missing (make bench-deps creates it)")
+def ultralytics_verdict(python: Path, data_yaml: Path, tmp_path: Path) -> dict:
     env = {**os.environ, "YOLO_CONFIG_DIR": str(tmp_path / "yolo-config"), "YOLO_OFFLINE": "1"}
     env.pop("PYTHONPATH", None)
-    proc = subprocess.run([str(ULTRA_PY), "-c", ULTRA_CHECK, str(data_yaml)], capture_output=True, text=True,
+    proc = subprocess.run([str(python), "-c", ULTRA_CHECK, str(data_yaml)], capture_output=True, text=True,
                           env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -307,7 +309,7 @@ ULTRA_SOURCES = [rel for rel in DECODABLE if rel not in ROUNDTRIP_XFAIL]
 
 
 @pytest.mark.parametrize("rel", ULTRA_SOURCES)
-def test_yolo_written_by_convert_passes_ultralytics_checks(rel, tmp_path):
+def test_yolo_written_by_convert_passes_ultralytics_checks(rel, tmp_path, ultralytics_python):
     """The fixtures come without images: tiny JPEGs of each image's size stand in for them, and
     `convert --images` puts them into the tree."""
     from kpdeliver.codecs.coco.categories import SeveralCategories
@@ -326,7 +328,7 @@ def test_yolo_written_by_convert_passes_ultralytics_checks(rel, tmp_path):
             write_jpeg(photos / (Path(image_path(str(n))).stem + ".jpg"), w, h)
         tree = convert(REAL / rel, "yolo", out, "--images", str(photos), *option)
         assert len(list(tree.rglob("*.jpg"))) == len(ds.images)
-        verdict = ultralytics_verdict(tree / "data.yaml", tmp_path)
+        verdict = ultralytics_verdict(ultralytics_python, tree / "data.yaml", tmp_path)
         assert verdict == {"check": "", "bad": []}, category
 
 

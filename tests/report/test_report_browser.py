@@ -1,11 +1,11 @@
 """The demo release's QA report in a real browser: Debian's chromium, headless and cut off from the
 network, renders it to a screenshot that is not blank; every overlay decodes as an image; the page
-asks for nothing from the network. (infra/ci/install-chromium.sh installs chromium in CI.)"""
+asks for nothing from the network. `make test-deps` installs chromium (infra/ci/install-chromium.sh);
+without it the browser tests fail (the `chromium` fixture of tests/conftest.py), they never skip."""
 from __future__ import annotations
 
 import base64
 import io
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -14,18 +14,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-CHROMIUM = Path("/usr/bin/chromium")
-# skipped on a workstation without chromium; in CI (CI set) a missing chromium fails the test
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CI"),
-                                                   reason="chromium missing: run infra/ci/install-chromium.sh")]
+pytestmark = pytest.mark.slow
 OFFLINE = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
            "--disable-background-networking", "--disable-component-update", "--disable-sync",
            '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost']
 REMOTE = re.compile(r"""(?:src|href|action|poster)\s*=\s*["']?\s*(?:https?:)?//|url\(\s*["']?\s*(?:https?:)?//|@import""", re.I)
 
 
-def chromium(tmp_path: Path, page: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CHROMIUM), *OFFLINE, f"--user-data-dir={tmp_path / 'profile'}", *args, page.as_uri()],
+def render(chromium: Path, tmp_path: Path, page: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(chromium), *OFFLINE, f"--user-data-dir={tmp_path / 'profile'}", *args, page.as_uri()],
                           capture_output=True, timeout=120, cwd=tmp_path)
 
 
@@ -52,9 +49,9 @@ def test_every_overlay_decodes_as_an_image(demo_release):
     assert demo_release.html.count('class="pic pair"') >= 1  # an annotator next to the reference
 
 
-def test_chromium_renders_a_screenshot_that_is_not_blank(page, tmp_path):
+def test_chromium_renders_a_screenshot_that_is_not_blank(chromium, page, tmp_path):
     shot = tmp_path / "report.png"
-    run = chromium(tmp_path, page, f"--screenshot={shot}", "--window-size=1400,2400")
+    run = render(chromium, tmp_path, page, f"--screenshot={shot}", "--window-size=1400,2400")
     assert shot.is_file(), run.stderr.decode(errors="replace")[-2000:]
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float64)
     assert pixels.shape == (2400, 1400)
@@ -63,8 +60,8 @@ def test_chromium_renders_a_screenshot_that_is_not_blank(page, tmp_path):
     assert (rows[1200:] > 0.01).sum() > 200
 
 
-def test_chromium_loads_the_whole_page_offline(page, tmp_path, demo_release):
-    run = chromium(tmp_path, page, "--dump-dom")
+def test_chromium_loads_the_whole_page_offline(chromium, page, tmp_path, demo_release):
+    run = render(chromium, tmp_path, page, "--dump-dom")
     dom = run.stdout.decode(errors="replace")
     assert "</body>" in dom, run.stderr.decode(errors="replace")[-2000:]
     for section in ('id="verdict"', 'id="annotators"', 'id="worst"', 'id="sample"', 'id="keypoints"', 'id="coverage"',
