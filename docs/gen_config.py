@@ -53,13 +53,6 @@ NOTES = {
     "Splits.seed": "seed of the deterministic split",
     "Assignment.seed": "seed of the deterministic assignment of images to annotators",
     "ValidationSettings.quarantine": "what an error finding holds back: the instance, or its whole image",
-    "RuleSeverities.max_error_findings": "severity of `qa.max_error_findings`",
-    "RuleSeverities.max_quarantined_fraction": "severity of `qa.max_quarantined_fraction`",
-    "RuleSeverities.min_mean_oks": "severity of `qa.min_mean_oks`",
-    "RuleSeverities.min_agreement_oks": "severity of `qa.min_agreement_oks`",
-    "RuleSeverities.min_gold_oks": "severity of `qa.min_gold_oks`",
-    "RuleSeverities.max_rate": "severity of `qa.max_rate`",
-    "RuleSeverities.max_coverage_bins_short": "severity of `qa.max_coverage_bins_short`",
     "DeepQASettings.offset_min_instances": "instances an annotator needs on a keypoint before a convention offset "
                                            "is reported",
     "DeepQASettings.coverage_targets": "the poses the client wants represented (`qa.pose_coverage`); the "
@@ -206,6 +199,8 @@ def default_text(field, links: dict[type, str]) -> str:
 def description(model: type, name: str, field) -> str:
     key = f"{model.__name__}.{field.alias or name}"
     text = field.description or NOTES.get(key, "")
+    if not text and model.__name__ == "RuleSeverities":  # one field per sign-off rule, named alike
+        text = f"severity of `qa.{name}`"
     limits = limits_text(field)
     return f"{text} ({limits})" if text and limits else text or limits
 

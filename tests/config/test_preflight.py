@@ -55,7 +55,7 @@ def test_releases_that_take_no_write_are_refused_before_the_run(clients, how):
 def test_an_unreadable_annotator_folder_is_named(clients):
     (clients / "batch" / "annotations" / "ann_b").chmod(0)
     try:
-        refused_by_check_and_deliver(clients, "field 'annotators'", "ann_b", "Permission denied",
+        refused_by_check_and_deliver(clients, "field 'annotators'", "ann_b", "permission denied",
                                      permission_bits=True)
     finally:
         (clients / "batch" / "annotations" / "ann_b").chmod(0o755)

@@ -4,7 +4,6 @@ deleted or an altered generation is named. `verify` says which key it checked an
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 from pathlib import Path
 
@@ -14,25 +13,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from kpdeliver.release import catalog, signing
-from kpdeliver.release.package import ReleasePlan
 from kpdeliver.release.publish import clean_staging, publish, stage, staging_prefix
-from kpdeliver.release.signoff import Counts, Verdict
 from kpdeliver.storage import LocalStore
+from tests.release_helpers import tiny_release_plan
 
 CLIENT, DATASET = "demo", "people-demo"
 
 
 def _publish(store: LocalStore, source: LocalStore, key: Ed25519PrivateKey, n: int, dataset: str = DATASET) -> None:
     """Release number `n` of `dataset` (new inputs each time), signed and catalogued with `key`."""
-    image = os.urandom(4000)
-    source.put(f"images/{n}.jpg", image)
-    plan = ReleasePlan(
-        files={"coco/train.json": orjson.dumps({"images": [{"id": n}]})},
-        copies=[(f"images/{n}.jpg", f"yolo/images/train/{n}.jpg", hashlib.sha256(image).hexdigest())],
-        counts=Counts(images_listed=1, images_delivered=1, images_quarantined=0, images_rejected_at_ingest=0,
-                      instances_in=0, instances_delivered=0, instances_quarantined=0, instances_review_only=0,
-                      splits={"train": 1}, delivered_error_findings=0, findings=0),
-        verdict=Verdict("pass"))
+    plan = tiny_release_plan(source)  # a real package: its images are new bytes each time
     fp = hashlib.sha256(f"{dataset}{n}".encode()).hexdigest()
     staged = staging_prefix(CLIENT, dataset, fp)
     stage(plan, release_store=store, source_store=source, prefix=staged)
@@ -122,7 +112,8 @@ def test_a_deleted_generation_is_named(releases, pinned):
 def _forged(data: bytes) -> bytes:
     """The generation `data` with the first release's verdict rewritten, its metadata kept."""
     table, _ = catalog.parse_generation(data)
-    verdicts = ["fail", *table["verdict"].to_pylist()[1:]]
+    verdicts = table["verdict"].to_pylist()
+    verdicts[0] = "pass" if verdicts[0] == "fail" else "fail"
     forged = table.set_column(table.schema.get_field_index("verdict"), "verdict", [verdicts])
     return catalog.parquet_bytes(forged.replace_schema_metadata(catalog.generation_meta(data)))
 

@@ -32,13 +32,17 @@ _ESCAPES = str.maketrans({"%": "%25", "/": "%2F", "\\": "%5C"})
 def yolo_stem(file_name: str) -> str:
     """The stem of an image's label and image file in the YOLO tree, one-to-one with the batch key:
     the key without its extension, percent-escaped (`%` as `%25`, `/` as `%2F`, `\\` as `%5C`, a leading
-    `.` as `%2E`), then `%2E<ext>` for any extension but `.jpg`. So `scene_001.jpg` stays `scene_001`,
-    `sub/x.jpg` is `sub%2Fx`, `sub__x.jpg` is `sub__x`, `x.png` is `x%2Epng`: two keys never share a stem."""
+    `.` as `%2E`), then `%2E<ext>` for any extension but `.jpg`, and `%00` for a name without one. So
+    `scene_001.jpg` stays `scene_001`, `sub/x.jpg` is `sub%2Fx`, `sub__x.jpg` is `sub__x`, `x.png` is
+    `x%2Epng`, `x.` is `x%2E` and `x` is `x%00`: two keys never share a stem (an escaped base holds `%2E`
+    only at its start, and never `%00`)."""
     base, ext = posixpath.splitext(file_name)
     stem = base.translate(_ESCAPES)
     if stem.startswith("."):
         stem = "%2E" + stem[1:]
-    return stem if ext == _PLAIN_EXT else f"{stem}%2E{ext[1:].translate(_ESCAPES)}"
+    if ext == _PLAIN_EXT:
+        return stem
+    return f"{stem}%2E{ext[1:].translate(_ESCAPES)}" if ext else f"{stem}%00"
 
 
 _LAYOUT_WORDS = frozenset({"images", "labels", *_SPLIT_WORDS})
