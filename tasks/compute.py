@@ -58,7 +58,8 @@ class Quarantined:
 @task(name="assemble-ingest", **COMPUTE)
 def assemble_ingest(probes: list[pa.Table], skipped: list[tuple[str, str, str]], source: ObjectStore) -> IngestResult:
     """The batch from its shards' probes: duplicates dropped, ids numbered in key order."""
-    return ingest.assemble_ingest(pa.concat_tables(probes), skipped=skipped, location=source.location)
+    table = pa.concat_tables(probes) if probes else ingest.PROBE_SCHEMA.empty_table()  # a batch with no image
+    return ingest.assemble_ingest(table, skipped=skipped, location=source.location)
 
 
 @task(name="assign-work", **COMPUTE)
