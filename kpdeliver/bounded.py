@@ -18,6 +18,7 @@ from typing import Any
 MiB = 1 << 20
 CONFIG_MAX_BYTES = 1 * MiB  # a client config is a few hundred bytes
 SCHEMA_MAX_BYTES = 16 * MiB  # a CVAT XML giving a skeleton may carry its annotations too
+INPUT_MAX_BYTES = 64 * 1024 * MiB  # an annotation file or table given on the command line (COCO's train set: 0.6 GiB)
 MEMBER_MAX_BYTES = 1024 * MiB  # one annotation file inside an archive, inflated
 MEMBER_MAX_RATIO = 200  # inflated / compressed; real exports compress at most about 50:1
 RATIO_FLOOR_BYTES = 1 * MiB  # a member inflating to less is never refused for its ratio

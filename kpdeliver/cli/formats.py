@@ -68,7 +68,7 @@ def convert(
     """Convert keypoint annotations between formats (nothing is validated or dropped silently)."""
     from kpdeliver.codecs import CodecError
     from kpdeliver.codecs.coco.categories import SeveralCategories
-    from kpdeliver.collect.files import read_size_table
+    from kpdeliver.collect.local import read_size_table
 
     if outside not in ("clip", "zero"):
         typer.echo("error: --outside must be 'clip' or 'zero'", err=True)

@@ -41,10 +41,11 @@ def _open(config_path: Path):
 def _read_prelabels(path: Path, batch, schema):
     from kpdeliver.codecs import CodecError
     from kpdeliver.codecs.registry import decode_bytes
+    from kpdeliver.collect.local import read_input
     from kpdeliver.tools.label_studio.push import prelabels_on_batch
 
     try:
-        decoded = decode_bytes(path.name, path.read_bytes(), schema=schema, source=str(path))
+        decoded = decode_bytes(path.name, read_input(path, "pre-labels file"), schema=schema, source=str(path))
     except (CodecError, OSError, ValueError) as e:
         fail(f"pre-labels {path} cannot be read: {e}")
     return prelabels_on_batch(decoded.dataset, batch, source=str(path))

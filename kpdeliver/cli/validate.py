@@ -60,8 +60,8 @@ def read_input(path: Path, *, schema_name: str, images_dir: Path | None, annotat
 
 
 def read_sizes(path: Path) -> dict[str, tuple[int, int]]:
-    """`file_name -> (width, height)` from a sizes file (`kpdeliver.collect.files.read_size_table`)."""
-    from kpdeliver.collect.files import read_size_table
+    """`file_name -> (width, height)` from a sizes file (`kpdeliver.collect.local.read_size_table`)."""
+    from kpdeliver.collect.local import read_size_table
 
     try:
         return read_size_table(path)

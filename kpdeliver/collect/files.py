@@ -18,6 +18,7 @@ from kpdeliver.codecs import REJECTED_SCHEMA, CodecError, Decoded, registry
 from kpdeliver.codecs.label_studio.paths import image_path
 from kpdeliver.codecs.coco.categories import SeveralCategories
 from kpdeliver.codecs.problems import DecodeLog, ItemProblem
+from kpdeliver.collect.local import read_input
 from kpdeliver.collect.writing import write_files
 from kpdeliver.collect.yolo_layout import tree_layout
 from kpdeliver.codecs.yolo_pose.decoder import read_data_yaml
@@ -30,6 +31,8 @@ from kpdeliver.schema import KeypointSchema
 
 
 def _sniff_file(f: Path) -> str:
+    if not f.is_file():  # a named pipe, a device: never opened
+        return registry.UNKNOWN
     with f.open("rb") as fh:
         return registry.sniff_bytes(f.name, fh.read(registry.SNIFF_BYTES))
 
@@ -77,7 +80,9 @@ def _metadata_near(path: Path, fmt: str) -> bytes | None:
     """The format's own metadata file beside the export (a Label Studio project's labeling
     config, the XML with a <View>)."""
     for f in sorted(path.parent.glob("*.xml")):
-        data = f.read_bytes()
+        if not f.is_file():  # a named pipe or a device named *.xml: never opened
+            continue
+        data = read_input(f)
         if registry.sniff_bytes(f.name, data) == fmt + registry.METADATA_SUFFIX:
             return data
     return None
@@ -187,7 +192,7 @@ def read_annotations(
     parts, bad = [], []
     given = sizes  # --sizes: file name -> (width, height), wins over image headers
     for f in files:
-        data = f.read_bytes()
+        data = read_input(f)
         metadata = sizes = None
         kind = registry.sniff_bytes(f.name, data)
         if kind in registry.FORMATS:
@@ -389,20 +394,3 @@ def hold_non_finite(decoded: Decoded) -> Decoded:
 def _image_source(ds: Dataset, image_id: int) -> str:
     rows = np.flatnonzero(ds.images.id == image_id)
     return str(ds.images.source[rows[0]]) if len(rows) else ""
-
-
-def read_size_table(path: Path) -> dict[str, tuple[int, int]]:
-    """`file_name -> (width, height)` from a CSV (columns file_name, width, height) or a JSON object
-    `{"file_name": [width, height]}`; ValueError naming the file when it is unusable."""
-    try:
-        if Path(path).suffix.lower() == ".json":
-            import orjson
-
-            return {str(k): (int(v[0]), int(v[1])) for k, v in orjson.loads(Path(path).read_bytes()).items()}
-        import pyarrow.csv as pcsv
-
-        t = pcsv.read_csv(path)
-        return dict(zip(t["file_name"].to_pylist(), zip(t["width"].to_pylist(), t["height"].to_pylist())))
-    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, pa.ArrowInvalid) as e:
-        raise ValueError(f"sizes file {path} is unusable (want CSV file_name,width,height or JSON "
-                         f"{{name: [w, h]}}): {e}") from None

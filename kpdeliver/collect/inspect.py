@@ -116,6 +116,17 @@ def report(decoded: Decoded, *, path: str, fmt: str) -> Report:
     )
 
 
+def _not_regular(p: Path) -> str:
+    from kpdeliver.codecs import CodecError
+    from kpdeliver.collect.local import read_input
+
+    try:
+        read_input(p)
+    except CodecError as e:
+        return str(e)
+    return "not a regular file"
+
+
 def inspect_path(path: str | Path, *, schema: KeypointSchema | None = None) -> list[Report]:
     """One report per annotation file (a YOLO folder is one report); unreadable files carry `error`."""
     from kpdeliver.collect import files as formats
@@ -125,6 +136,8 @@ def inspect_path(path: str | Path, *, schema: KeypointSchema | None = None) -> l
     fmt = formats.detect_format(p)
     if p.is_file() or (p.is_dir() and folder_codec(p) is not None):  # a YOLO folder, a Supervisely project
         targets = [p]
+    elif p.exists() and not p.is_dir():  # a named pipe, a device: said, never opened
+        return [Report(path=str(p), format="unknown", error=_not_regular(p))]
     else:
         targets = formats.annotation_files(p)
         if not targets:
