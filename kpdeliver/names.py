@@ -75,3 +75,12 @@ def map_keypoint_names(names: Sequence[str], schema: KeypointSchema) -> np.ndarr
             parts.append(f"schema keypoints with no match: {missing}")
         raise SchemaError("incomplete keypoint mapping: " + "; ".join(parts))
     return np.array([found[i] for i in range(schema.num_keypoints)], dtype=np.int64)
+
+
+def index_by_names(labels: Sequence[str], keys: Sequence, schema: KeypointSchema) -> dict:
+    """`keys[j]` (a format's own id of the point labelled `labels[j]`) -> schema index, by name:
+    exact, or through the alias table. SchemaError when the labels do not map onto the schema."""
+    if list(labels) == list(schema.keypoints):
+        return {k: i for i, k in enumerate(keys)}
+    perm = map_keypoint_names(list(labels), schema)
+    return {keys[j]: i for i, j in enumerate(perm.tolist())}

@@ -79,12 +79,9 @@ def schema_from_cvat_xml(data: bytes, *, label: str | None = None, source: str =
 def element_order(sk: SkeletonDef, schema: KeypointSchema, source: str) -> dict[str, int] | str:
     """Element name -> schema index, by name (exact, or through the alias table); the reason
     as a string when this skeleton does not map onto the schema."""
-    if sk.elements == schema.keypoints:
-        return {n: i for i, n in enumerate(sk.elements)}
-    from kpdeliver.names import map_keypoint_names
+    from kpdeliver.names import index_by_names
 
     try:
-        perm = map_keypoint_names(list(sk.elements), schema)
+        return index_by_names(sk.elements, sk.elements, schema)
     except SchemaError as e:
         return f"{source}: skeleton label {sk.name!r}, field 'elements': {e}"
-    return {sk.elements[j]: i for i, j in enumerate(perm.tolist())}

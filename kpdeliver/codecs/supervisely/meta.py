@@ -87,15 +87,12 @@ def schema_from_meta(data: bytes, *, source: str = "") -> KeypointSchema:
 def node_order(g: GraphClass, schema: KeypointSchema) -> dict[str, int] | str:
     """Node id -> schema index, by label (exact, or through the alias table); the reason as a
     string when this class does not map onto the schema."""
-    if g.labels == schema.keypoints:
-        return {i: j for j, i in enumerate(g.node_ids)}
-    from kpdeliver.names import map_keypoint_names
+    from kpdeliver.names import index_by_names
 
     try:
-        perm = map_keypoint_names(list(g.labels), schema)
+        return index_by_names(g.labels, g.node_ids, schema)
     except SchemaError as e:
         return f"class {g.title!r}, field 'geometry_config.nodes': {e}"
-    return {g.node_ids[j]: i for i, j in enumerate(perm.tolist())}
 
 
 def meta_json(schema: KeypointSchema, titles: Sequence[str]) -> bytes:
