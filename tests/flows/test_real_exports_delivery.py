@@ -10,9 +10,9 @@ annotator (every image given to both). After each delivery the release keeps the
 - no error finding the export does not deserve: its instances are of its own declared category,
   it is a keypoint export, its images are in the batch; two identical annotators agree.
 
-Exports are found as `convert` finds them (annotation files and YOLO folders, decoded by the codec
-registry); a file of several keypoint categories is delivered once per category. A failure names
-the export and lists every broken rule.
+Exports are found as `convert` finds them (annotation files, YOLO and Supervisely folders, project
+tars, decoded by the codec registry); a file of several keypoint categories is delivered once per
+category. A failure names the export and lists every broken rule.
 """
 from __future__ import annotations
 
@@ -54,6 +54,7 @@ def export_targets() -> dict[str, Path]:
             continue
         folders = [d for d in sorted(base.rglob("*")) if d.is_dir() and folder_codec(lambda n: (d / n).is_file())]
         files = [f for f in annotation_files(base) if not any(f.is_relative_to(d) for d in folders)]
+        files += sorted(base.rglob("*.tar"))  # a Supervisely project as its download
         for t in folders + files:
             out[f"{label}/{t.relative_to(base).as_posix()}"] = t
     return out
