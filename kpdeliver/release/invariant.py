@@ -21,6 +21,7 @@ from pathlib import PurePosixPath
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kpdeliver.codecs.yolo_pose import yolo_stem
@@ -50,7 +51,7 @@ def check_invariant(store: ObjectStore, prefix: str, manifest: dict, *, workers:
         except (StorageError, pa.ArrowException, OSError) as e:
             return [(path, f"cannot be read: the delivery invariant cannot be checked ({e})")]
     images, annotations, quarantine = tables[IMAGES], tables[ANNOTATIONS], tables[QUARANTINE]
-    delivered = images.filter(pa.compute.is_in(images["status"], pa.array(DELIVERED_STATUS)))
+    delivered = images.filter(pc.is_in(images["status"], pa.array(DELIVERED_STATUS)))
     breaches = _accounting(counts, annotations, quarantine)
     breaches += _background(delivered, quarantine)
     breaches += _unique_names(delivered)
@@ -87,7 +88,7 @@ def _accounting(counts: dict, annotations: pa.Table, quarantine: pa.Table) -> li
 
 def _background(delivered: pa.Table, quarantine: pa.Table) -> list[Breach]:
     """A delivered image with a held-back label would teach a model that person is background."""
-    held_on = quarantine.filter(pa.compute.is_valid(quarantine["image_id"]))
+    held_on = quarantine.filter(pc.is_valid(quarantine["image_id"]))
     shipped = np.isin(held_on["image_id"].to_numpy(), delivered["image_id"].to_numpy())
     names = np.asarray(held_on["file_name"].to_pylist(), dtype=object)[shipped]
     ids = held_on["annotation_id"].to_numpy()[shipped]
