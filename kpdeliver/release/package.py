@@ -187,7 +187,9 @@ def package_release(
         findings=findings.num_rows,
     )
     names, per_name = np.unique(delivered.instances.annotator.astype(str), return_counts=True)
-    collected = Collected(labels_by_annotator(config.annotators, reviewed or dataset, quarantine),
+    assigned = set(assignments["annotator"].to_pylist()) if "annotator" in assignments.column_names else set()
+    judged = [a for a in config.annotators if a in assigned]  # one given no image owes no label
+    collected = Collected(labels_by_annotator(judged, reviewed or dataset, quarantine),
                           labeled_images=int((n_inst > 0).sum()))
     verdict = signoff(config.qa, counts, findings, annotators, dict(zip(names.tolist(), per_name.tolist())), collected)
     return ReleasePlan(files=files, copies=copies, counts=counts, verdict=verdict)

@@ -4,6 +4,7 @@ whose exports could not be read at all signed off `pass` (max_error_findings cou
 delivered items)."""
 from __future__ import annotations
 
+import pyarrow.compute as pc
 import pytest
 
 from kpdeliver.config import QAThresholds, load_config
@@ -83,3 +84,25 @@ def test_a_batch_whose_exports_cannot_be_read_fails_the_signoff(tmp_path):
     for name in ("ann_a", "ann_b", "ann_c"):
         assert f"annotator {name}: 0 labels collected, below 1; 1 export file of theirs not read" in reasons
     assert "only 0 of 36 delivered images have a label" in reasons
+
+
+@pytest.mark.slow
+def test_an_annotator_given_no_image_owes_no_label(tmp_path, monkeypatch):
+    """A configured annotator the assignment gave no image (a batch smaller than the team) is not
+    judged for missing labels; one given images but no export still is."""
+    from tasks import compute
+
+    make_demo_batch(tmp_path, seed=3)
+    config = load_config(tmp_path / "client.yaml")
+    config = config.model_copy(update={"annotators": [*config.annotators, "ann_idle", "ann_absent"]})
+    assign = compute.assign_work.fn
+
+    def without_idle(images, annotators, settings):
+        table = assign(images, annotators, settings)
+        return table.filter(pc.not_equal(table["annotator"], "ann_idle"))
+
+    monkeypatch.setattr(compute.assign_work, "fn", without_idle)
+    plan, _ = package_demo(config)
+    reasons = " | ".join(plan.verdict.reasons)
+    assert "annotator ann_absent: 0 labels collected, below 1" in reasons
+    assert "ann_idle" not in reasons
