@@ -170,7 +170,7 @@ class QAThresholds(_Model):
                                                                         "coverage_targets) not met")
     min_instances_delivered: Optional[int] = Field(1, ge=0, description="instances delivered: at least this")
     max_unreadable_exports: Optional[int] = Field(0, ge=0, description="export files (or folders) not read: at most")
-    min_labels_per_annotator: Optional[int] = Field(1, ge=0, description="labels from each configured annotator")
+    min_labels_per_annotator: Optional[int] = Field(1, ge=0, description="labels from each annotator given work")
     min_labeled_images_fraction: Optional[float] = Field(0.5, ge=0, le=1, description="delivered images with a label")
     severity: RuleSeverities = RuleSeverities()
 
