@@ -18,13 +18,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
-from pydantic import (
-    AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_serializer,
-    model_validator,
-)
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_serializer, model_validator)
 
 from kpdeliver.bounded import CONFIG_MAX_BYTES, BoundsError, link_out_of, read_yaml, safe_name
-
 from kpdeliver.findings import CHECKS
 from kpdeliver.schema import BUILTIN_SCHEMAS
 from kpdeliver.runner_settings import RunnerSettings

@@ -88,40 +88,8 @@ def decode(
     if not doc.get("flip_idx"):
         log.quirk("data.yaml has no flip_idx; horizontal-flip augmentation would swap left and right")
 
-    img_ids, fnames, ws, hs = [], [], [], []
-    rows, row_img, row_line = [], [], []
     ncol = 5 + k * dim
-    for image_id, key in enumerate(sorted(labels), start=1):
-        stem = PurePosixPath(key).stem
-        text = labels[key].decode("utf-8", errors="replace")
-        lines = [(no, ln) for no, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
-        size = sizes.get(key) or sizes.get(stem)
-        if size is None:
-            # no image id: the image is not in the dataset, the file name says which label file
-            log.hold(ItemProblem("schema.missing_field", source, f"{source}: {key}: image size unknown (no image found "
-                                 f"for stem {stem!r}); labels held back", field="image size", file_name=key, raw=text))
-            continue
-        w, h = size
-        img_ids.append(image_id)
-        names_of = image_names or {}
-        fnames.append(names_of.get(key) or names_of.get(stem, key))
-        ws.append(w)
-        hs.append(h)
-        for ln_no, ln in lines:
-            parts = ln.split()
-            try:
-                vals = [float(x) for x in parts]
-            except ValueError:
-                vals = None
-            if vals is None or len(vals) != ncol:
-                what = "non-numeric values" if vals is None else f"{len(parts)} values, expected {ncol} (5 + {k}x{dim})"
-                log.hold(ItemProblem("schema.keypoint_count" if vals else "schema.bad_type", source,
-                                     f"{source}: {key} line {ln_no}: {what}", field=f"line {ln_no}", image_id=image_id,
-                                     file_name=key, value=float(len(parts)) if vals else None, raw=ln))
-                continue
-            rows.append(vals)
-            row_img.append(len(img_ids) - 1)
-            row_line.append(ln_no)
+    img_ids, fnames, ws, hs, rows, row_img, row_line = _label_rows(labels, sizes, image_names or {}, k, dim, log)
     arr = np.asarray(rows, dtype=np.float64).reshape(len(rows), ncol)
     row_img = np.asarray(row_img, dtype=np.int64)
     w = np.asarray(ws, np.float64)[row_img]
@@ -147,6 +115,47 @@ def decode(
     )
     categories = tuple(Category(i + 1, n) for i, n in sorted(names.items()))
     return Decoded.logged(Dataset(schema, images, instances, categories), log)
+
+
+def _label_rows(labels: Mapping[str, bytes], sizes: Mapping[str, tuple[int, int]], names_of: Mapping[str, str],
+                k: int, dim: int, log: DecodeLog) -> tuple[list, list, list, list, list, list, list]:
+    """The label files' numbers, one row per well-formed line: (image ids, file names, widths,
+    heights, rows, each row's image index, each row's line number). A file whose image size is
+    unknown and a malformed line are held back with a finding."""
+    source, ncol = log.source, 5 + k * dim
+    img_ids, fnames, ws, hs = [], [], [], []
+    rows, row_img, row_line = [], [], []
+    for image_id, key in enumerate(sorted(labels), start=1):
+        stem = PurePosixPath(key).stem
+        text = labels[key].decode("utf-8", errors="replace")
+        lines = [(no, ln) for no, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
+        size = sizes.get(key) or sizes.get(stem)
+        if size is None:
+            # no image id: the image is not in the dataset, the file name says which label file
+            log.hold(ItemProblem("schema.missing_field", source, f"{source}: {key}: image size unknown (no image found "
+                                 f"for stem {stem!r}); labels held back", field="image size", file_name=key, raw=text))
+            continue
+        w, h = size
+        img_ids.append(image_id)
+        fnames.append(names_of.get(key) or names_of.get(stem, key))
+        ws.append(w)
+        hs.append(h)
+        for ln_no, ln in lines:
+            parts = ln.split()
+            try:
+                vals = [float(x) for x in parts]
+            except ValueError:
+                vals = None
+            if vals is None or len(vals) != ncol:
+                what = "non-numeric values" if vals is None else f"{len(parts)} values, expected {ncol} (5 + {k}x{dim})"
+                log.hold(ItemProblem("schema.keypoint_count" if vals else "schema.bad_type", source,
+                                     f"{source}: {key} line {ln_no}: {what}", field=f"line {ln_no}", image_id=image_id,
+                                     file_name=key, value=float(len(parts)) if vals else None, raw=ln))
+                continue
+            rows.append(vals)
+            row_img.append(len(img_ids) - 1)
+            row_line.append(ln_no)
+    return img_ids, fnames, ws, hs, rows, row_img, row_line
 
 
 def _odd_flags(v: np.ndarray, image_ids: np.ndarray, files: list[str], lines: list[int], schema: KeypointSchema,
