@@ -20,7 +20,7 @@ from kpdeliver.release import stage
 from kpdeliver.release.layout import SIGNOFF
 from kpdeliver.release.publish import Published, input_fingerprint
 from kpdeliver.storage import open_store
-from flows import runner
+from flows import outcome, runner
 from tasks import compute, store
 
 
@@ -30,11 +30,15 @@ def run_name(client: str, dataset: str) -> str:
 
 
 def _delivery_run_name() -> str:
+    """`<client>-<dataset>-<date>`; as a deployment's subflow `…-delivery`, apart from its parent."""
+    from prefect.context import FlowRunContext
     from prefect.runtime import flow_run
 
     config = flow_run.parameters.get("config")
     get = config.get if isinstance(config, dict) else lambda k: getattr(config, k, None)
-    return run_name(str(get("client")), str(get("dataset")))
+    context = FlowRunContext.get()
+    subflow = context is not None and context.flow_run is not None and context.flow_run.parent_task_run_id is not None
+    return run_name(str(get("client")), str(get("dataset"))) + ("-delivery" if subflow else "")
 
 
 def artifact_key(config: ClientConfig, what: str) -> str:
@@ -50,6 +54,8 @@ def delivery_run(config: ClientConfig) -> dict:
 
 
 @flow(name="delivery-run", flow_run_name=_delivery_run_name)
+@outcome.reports_outcome(lambda config: outcome.Subject(
+    config.client, config.dataset, config.storage.model_dump(exclude_none=True)))
 @store.store_failures_fail_the_run
 def delivery_flow(config: ClientConfig) -> dict:
     """From the batch at `config.source` to a published release. Ingest and staging map over

@@ -14,6 +14,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from flows.delivery import delivery_run, run_name
+from flows.outcome import Subject, reports_outcome
 from kpdeliver.config import ClientConfig
 from kpdeliver.isolation import check_config
 from kpdeliver.progress import LogProgress, reporting
@@ -25,20 +26,27 @@ DEFAULT_POOL = "kpdeliver-process"
 REPO_ROOT = Path(__file__).resolve().parent.parent  # the folder a worker runs the entrypoint from
 
 
+def _subject(config_path: str) -> Subject:
+    """Whose delivery the config at `config_path` is, as far as it can be read."""
+    import yaml
+
+    path = Path(config_path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+        return Subject(str(doc["client"]), str(doc["dataset"]))
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return Subject("unreadable-config", path.stem or "unknown")
+
+
 def _run_name_from_path() -> str:
     from prefect.runtime import flow_run
 
-    import yaml
-
-    path = Path(flow_run.parameters.get("config_path", ""))
-    try:
-        doc = yaml.safe_load(path.read_text())
-        return run_name(str(doc["client"]), str(doc["dataset"]))
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
-        return run_name("unreadable-config", path.stem or "unknown")
+    subject = _subject(flow_run.parameters.get("config_path", ""))
+    return run_name(subject.client, subject.dataset)
 
 
 @flow(name=FLOW_NAME, flow_run_name=_run_name_from_path)
+@reports_outcome(_subject)
 @store_failures_fail_the_run
 def deliver_client(config_path: str) -> dict:
     """The deployments' entry point: check the client config completely, then deliver."""

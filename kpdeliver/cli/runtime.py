@@ -16,7 +16,8 @@ def configure_prefect(work_dir: str | Path) -> None:
     home.mkdir(parents=True, exist_ok=True)
     defaults = {
         "PREFECT_HOME": str(home),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # the server's telemetry: offline it logs "Failed to send"
+        "DO_NOT_TRACK": "1",  # the client's telemetry (and its first-run notice)
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
         "PREFECT_LOGGING_LEVEL": "WARNING",
         "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "false",

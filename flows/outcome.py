@@ -1,0 +1,139 @@
+"""What a delivery run tells the operator when it ends, in Prefect's own places: the final state's
+name and message (`Published v0003 · conditional` and a one-line summary; `Failed` and the run's
+one-sentence reason), one markdown artifact keyed `<client>-<dataset>-delivery` (release, verdict,
+sign-off reasons, counts, report), and the log's last line (Prefect's `Finished in state …`, which
+carries the state's name and message). The flow's return value stays the summary dict."""
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from prefect.artifacts import create_markdown_artifact
+from prefect.states import Completed, Failed, State
+
+from kpdeliver.config import ConfigError
+from kpdeliver.storage import StorageError, open_store
+
+REPORT = "qa/report.html"
+LINK_SECONDS = 7 * 24 * 3600  # the longest an S3 presigned URL lives
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Whose delivery a run is; `storage` (the config's store options) when the run can presign."""
+
+    client: str
+    dataset: str
+    storage: dict | None = None
+
+    @property
+    def artifact_key(self) -> str:
+        # Prefect keys allow lowercase letters, digits and dashes only
+        return re.sub(r"[^a-z0-9-]+", "-", f"{self.client}-{self.dataset}-delivery".lower()).strip("-")
+
+
+def state_name(summary: dict) -> str:
+    """`Published v0003 · conditional`, or `Already published v0003 · pass` for identical inputs."""
+    done = "Already published" if summary.get("duplicate_of_published") else "Published"
+    return f"{done} v{int(summary['version']):04d} · {summary.get('verdict')}"
+
+
+def report_link(summary: dict, storage: dict | None) -> str:
+    """The report's presigned link (7 days) when the release is on S3, else its path."""
+    release = str(summary["release"])
+    if storage is None or not release.startswith("s3://"):
+        return str(summary["report"])
+    try:
+        return str(open_store(release, storage).presign(REPORT, LINK_SECONDS))  # type: ignore[attr-defined]
+    except (StorageError, AttributeError):
+        return str(summary["report"])
+
+
+def _count(counts: dict, key: str) -> str:
+    value = counts.get(key)
+    return f"{value:,}" if isinstance(value, int) else "?"
+
+
+def state_message(summary: dict) -> str:
+    """One line: the verdict, where the release is, what it holds, where its report is."""
+    c = summary.get("counts", {})
+    reasons = len(summary.get("qa", {}).get("reasons", []))
+    duplicate = " (inputs identical: no new version)" if summary.get("duplicate_of_published") else ""
+    return (f"verdict {summary.get('verdict')}: release {summary['release']}{duplicate}; "
+            f"{_count(c, 'images_delivered')} images and {_count(c, 'instances_delivered')} instances delivered, "
+            f"{_count(c, 'images_quarantined')} images quarantined, {_count(c, 'findings')} findings, "
+            f"{reasons} sign-off reason{'' if reasons == 1 else 's'}; report {summary.get('report_link') or summary['report']}")
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def success_markdown(subject: Subject, summary: dict) -> str:
+    c = summary.get("counts", {})
+    link = summary.get("report_link") or summary["report"]
+    report = f"[report.html]({link})" if "://" in link else f"`{link}`"
+    lines = [f"# {subject.client}/{subject.dataset}: {state_name(summary)}", "",
+             "| | |", "|---|---|",
+             f"| release | `{_cell(summary['release'])}` |",
+             f"| version | v{int(summary['version']):04d}{' (inputs identical: no new version)' if summary.get('duplicate_of_published') else ''} |",
+             f"| verdict | **{_cell(summary.get('verdict'))}** |",
+             f"| report | {report} |",
+             f"| findings | `{_cell(summary.get('findings'))}` |", "",
+             "## Counts", "", "| what | delivered | quarantined | other |", "|---|---:|---:|---|",
+             f"| images | {_count(c, 'images_delivered')} | {_count(c, 'images_quarantined')} | "
+             f"{_count(c, 'images_rejected_at_ingest')} refused at ingest |",
+             f"| instances | {_count(c, 'instances_delivered')} | {_count(c, 'instances_quarantined')} | "
+             f"{_count(c, 'instances_review_only')} review-only (overlap) |",
+             f"| findings | {_count(c, 'findings')} | | |", "", "## Sign-off reasons", ""]
+    reasons = summary.get("qa", {}).get("reasons", [])
+    lines += [f"- {_cell(r)}" for r in reasons] or ["none: every sign-off rule passed"]
+    return "\n".join(lines) + "\n"
+
+
+def failure_markdown(subject: Subject, message: str) -> str:
+    return (f"# {subject.client}/{subject.dataset}: failed\n\nNothing was published by this run.\n\n"
+            f"**Reason:** {message}\n")
+
+
+def _say(subject: Subject, markdown: str, description: str) -> None:
+    create_markdown_artifact(markdown=markdown, key=subject.artifact_key, description=description)
+
+
+def succeeded(subject: Subject, summary: dict) -> State:
+    """The run's Completed state named by its outcome, its artifact written; `summary` is its result."""
+    if "report_link" not in summary:  # a parent run reuses its delivery subflow's link
+        summary = {**summary, "report_link": report_link(summary, subject.storage)}
+    name, message = state_name(summary), state_message(summary)
+    _say(subject, success_markdown(subject, summary), f"{name}: {message}")
+    return Completed(name=name, message=message, data=summary)
+
+
+def failed(subject: Subject, state: State) -> State:
+    """A Failed state keeps its one sentence; the run's artifact says it too."""
+    message = state.message or "the run failed"
+    _say(subject, failure_markdown(subject, message), f"Failed: {message}")
+    return state
+
+
+def reports_outcome(about: Callable[..., Subject]):
+    """Decorates a delivery flow function (returning the summary dict, or a Failed state for a
+    store failure): the run ends in the state of `succeeded`/`failed`. A config refused at the
+    start (ConfigError) fails the run with its sentence, no traceback; calling the flow raises it."""
+    def decorate(flow_fn):
+        @functools.wraps(flow_fn)
+        def run(*args, **kwargs):
+            subject = about(*args, **kwargs)
+            try:
+                result = flow_fn(*args, **kwargs)
+            except ConfigError as e:  # Prefect's last log line says it, once
+                result = Failed(message=" ".join(str(e).split()), data=e)
+            if isinstance(result, State):
+                return failed(subject, result)
+            return succeeded(subject, result)
+        run.__signature__ = inspect.signature(flow_fn, eval_str=True)
+        return run
+    return decorate
