@@ -131,7 +131,7 @@ def test_a_whole_bucket_or_local_source_gets_no_policy():
 
 def test_iam_command_prints_the_policy_of_the_example_config():
     out = subprocess.run([sys.executable, "-c", "from kpdeliver.cli import main; main()", "iam",
-                          "clients/example.yaml"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+                          "clients/templates/s3-client.yaml"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["Statement"][0]["Condition"]["StringLike"]["s3:prefix"] == [
         "example/2026-11", "example/2026-11/*"]

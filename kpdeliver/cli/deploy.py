@@ -22,10 +22,14 @@ def deploy(
     pool: str = typer.Option("kpdeliver-process", "--pool", help="process work pool (created when missing)"),
     root: Optional[Path] = typer.Option(None, help="folder the worker runs flows/deployments.py from "
                                                    "(default: this installation's repository root)"),
-    check_source: bool = typer.Option(False, help="also read each client's source before registering"),
+    check: bool = typer.Option(True, "--check/--no-check", "--check-source/--no-check-source",
+                               help="run each config's full `kpdeliver check` first (source and releases "
+                                    "reachable); --no-check checks its fields and isolation only"),
 ) -> None:
     """Create or update one deployment per client config (named <client>-<dataset>, scheduled by the
-    config's schedule: section). Broken configs are reported and skipped; exit 2 if there was one."""
+    config's schedule: section). Each config first passes `kpdeliver check` (fields, isolation, and
+    the pre-flight: schema file, source and exports read, releases location written); a config that
+    fails it is skipped with its reason, never registered. Exit 2 if one was skipped."""
     from kpdeliver.isolation import check_config
 
     if not os.environ.get("PREFECT_API_URL"):
@@ -35,19 +39,18 @@ def deploy(
         fail(f"clients folder {clients_dir} does not exist")
     from flows.deployments import REPO_ROOT, client_configs, register
 
-    good, broken = [], 0
+    good, skipped = [], 0
     for path in client_configs(clients_dir):
-        check = check_config(path, source=check_source)
-        if check.problems:
-            broken += 1
-            try:
-                check.config_or_raise()
-            except ValueError as e:
-                warn(f"not deployed: {e}")
-        else:
-            good.append((path, check.config))
+        checked = check_config(path, source=check)
+        for w in checked.warnings:
+            warn(w)
+        try:
+            good.append((path, checked.config_or_raise()))
+        except ValueError as e:
+            skipped += 1
+            warn(f"skipped, not deployed: {e}")
     if not good:
-        fail(f"no usable client config in {clients_dir}")
+        fail(f"no client config in {clients_dir} passed the check; nothing deployed")
     registered, created = register(good, pool=pool, root=root or REPO_ROOT)
     if created:
         console.print(Text(f"created work pool {pool} (type process)"))
@@ -56,7 +59,8 @@ def deploy(
         console.print(Text(f"  {r.name}  schedule: {r.schedule or 'none (run on demand)'}  config: {r.config}"),
                       soft_wrap=True)
     console.print(Text(f"start a worker: prefect worker start --pool {pool}"))
-    if broken:
+    if skipped:
+        console.print(Text(f"{plural(skipped, 'config')} skipped (see the warnings above)"))
         raise typer.Exit(2)
 
 
