@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 WORK   ?= .work
 
-.PHONY: demo test test-fast test-deps chromium lint bench bench-large bench-deps install clean
+.PHONY: demo test test-fast test-deps chromium postgresql lint bench bench-large bench-deps install clean
 
 install: $(STAMP)
 
@@ -28,11 +28,15 @@ lint: $(STAMP)
 
 # What the whole suite needs beside the project's venv, each made once: Label Studio (its own venv and
 # a migrated template database), Ultralytics (its own venv, the consumer check of YOLO trees) and
-# Debian's chromium (the report's browser test; installed only where it is missing).
-test-deps: $(STAMP) ls-template bench-deps chromium
+# Debian's chromium (the report's browser test) and PostgreSQL (Prefect's server on the production
+# database), each installed only where it is missing.
+test-deps: $(STAMP) ls-template bench-deps chromium postgresql
 
 chromium:
 	infra/ci/install-chromium.sh
+
+postgresql:
+	infra/ci/install-postgresql.sh
 
 # The tools are passed by their place in this checkout; a missing one fails its tests, and any skipped
 # test fails the run (KPDELIVER_NO_SKIPS, tests/conftest.py).
