@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -119,6 +120,22 @@ def failed(subject: Subject, state: State) -> State:
     return state
 
 
+class RefusedConfigLogs(logging.Filter):
+    """A run refused for its config ends Failed with the refusal's sentence; Prefect would also log
+    the ConfigError it re-raises with a traceback ("Engine execution exited with unexpected
+    exception"), in the run's log and the worker's output. That record is left out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno >= logging.ERROR and record.exc_info and isinstance(record.exc_info[1], ConfigError))
+
+
+def quiet_refusals() -> None:
+    """Install RefusedConfigLogs on Prefect's flow-run logger (once per process)."""
+    logger = logging.getLogger("prefect.flow_runs")
+    if not any(isinstance(f, RefusedConfigLogs) for f in logger.filters):
+        logger.addFilter(RefusedConfigLogs())
+
+
 def reports_outcome(about: Callable[..., Subject]):
     """Decorates a delivery flow function (returning the summary dict, or a Failed state for a
     store failure): the run ends in the state of `succeeded`/`failed`. A config refused at the
@@ -126,6 +143,7 @@ def reports_outcome(about: Callable[..., Subject]):
     def decorate(flow_fn):
         @functools.wraps(flow_fn)
         def run(*args, **kwargs):
+            quiet_refusals()
             subject = about(*args, **kwargs)
             try:
                 result = flow_fn(*args, **kwargs)

@@ -9,9 +9,9 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -47,7 +47,7 @@ def _run(args: list[str], owner: tuple[int, int] | None, **kwargs) -> subprocess
     env = {**os.environ, "LC_ALL": "C.UTF-8"}
     if owner is not None:
         env["HOME"] = "/tmp"
-    out = subprocess.run(args, preexec_fn=drop, env=env, capture_output=True, text=True, timeout=120, **kwargs)
+    out = subprocess.run(args, check=False, preexec_fn=drop, env=env, capture_output=True, text=True, timeout=120, **kwargs)
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(args[:2])} failed ({out.returncode}): {out.stdout}{out.stderr}")
     return out

@@ -3,9 +3,20 @@ summary: the words and the report link, without a server (the end-to-end run thr
 API is tests/test_deploy.py)."""
 from __future__ import annotations
 
+import logging
+import sys
 from urllib.parse import urlsplit
 
-from flows.outcome import Subject, failure_markdown, report_link, state_message, state_name, success_markdown
+from flows.outcome import (
+    RefusedConfigLogs,
+    Subject,
+    failure_markdown,
+    report_link,
+    state_message,
+    state_name,
+    success_markdown,
+)
+from kpdeliver.config import ConfigError
 
 SUMMARY = {
     "release": "/srv/releases/acme/pose/v0003", "version": 3, "duplicate_of_published": False,
@@ -60,3 +71,22 @@ def test_the_report_link_is_presigned_on_s3_and_the_path_locally(monkeypatch):
     assert (link.scheme, link.netloc, link.path) == ("http", "127.0.0.1:9", "/kp-rel/releases/acme/pose/v0003/qa/report.html")
     assert "X-Amz-Signature=" in link.query and "X-Amz-Expires=604800" in link.query
     assert report_link(on_s3, None) == on_s3["report"]  # a parent run without the store's settings
+
+
+def _record(exc: BaseException | None, level: int = logging.ERROR) -> logging.LogRecord:
+    try:
+        if exc is not None:
+            raise exc
+    except BaseException:
+        info = sys.exc_info()
+    else:
+        info = None
+    return logging.LogRecord("prefect.flow_runs", level, __file__, 1, "Engine execution exited with unexpected "
+                             "exception", (), info)
+
+
+def test_prefects_traceback_of_a_refused_config_is_left_out_and_a_bug_keeps_its_own():
+    keep = RefusedConfigLogs()
+    assert not keep.filter(_record(ConfigError("c.yaml: field 'source': source folder /b does not exist")))
+    assert keep.filter(_record(KeyError("a bug")))
+    assert keep.filter(_record(None, logging.INFO))
