@@ -3,8 +3,10 @@
 A deployment is named `<client>-<dataset>`, passes the config's path as its only parameter, runs on
 a `process` work pool (created when missing) and carries the config's `schedule:` as a cron
 schedule, or none. Registering again updates the same deployments: the server upserts by flow and
-name, schedules included. The flow checks its config completely (fields, isolation, source) before
-it reads anything, so a scheduled run with a broken config fails in one message, not 50 s later.
+name, schedules included. `kpdeliver deploy` registers only configs that pass the full check, and
+the flow checks its config again before it reads anything, so a run whose config broke since fails
+in one message (its Failed state's), not 50 s later; a run's final state, artifact and last log line
+say what it did (flows.outcome).
 """
 from __future__ import annotations
 
