@@ -85,7 +85,8 @@ def server(tmp_path_factory, database):
 
 @pytest.fixture(scope="module")
 def clients(tmp_path_factory) -> Path:
-    """Three clients, each with its own demo batch, sharing one releases root."""
+    """Three clients, each with its own demo batch, sharing one releases root; and the shipped
+    clients/example.yaml, verbatim, beside the demo batch `make demo` writes (.work/demo)."""
     root = tmp_path_factory.mktemp("ops")
     (root / "clients").mkdir()
     for name, seed, schedule in (("acme", 1, {"cron": "0 6 * * 1", "timezone": "UTC"}),
@@ -95,6 +96,8 @@ def clients(tmp_path_factory) -> Path:
         cfg.update(client=name, source=str(root / name / "batch"), releases=str(root / "releases"), schedule=schedule)
         (root / "clients" / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
     (root / "clients" / "notes.yaml").write_text("not: a client config\n")
+    (root / "clients" / "example.yaml").write_text((ROOT / "clients" / "example.yaml").read_text())
+    make_demo_batch(root / ".work" / "demo", seed=4, n_images=12)
     return root
 
 
@@ -166,7 +169,7 @@ def test_deploy_registers_one_scheduled_deployment_per_client_and_a_worker_runs_
     assert again.returncode == 0 and "created work pool" not in again.stdout, again.stderr
 
     found = _deployments(server)
-    assert set(found) == {"acme-people-demo", "globex-people-demo", "initech-people-demo"}
+    assert set(found) == {"acme-people-demo", "globex-people-demo", "initech-people-demo", "example-warehouse-pose"}
     assert found["acme-people-demo"]["crons"] == [["0 6 * * 1", "UTC"]]
     assert found["globex-people-demo"]["crons"] == [["30 5 * * *", "Europe/Berlin"]]
     assert found["initech-people-demo"]["crons"] == []
@@ -177,21 +180,22 @@ def test_deploy_registers_one_scheduled_deployment_per_client_and_a_worker_runs_
     shutil.rmtree(clients / "initech" / "batch")  # gone after registration: its run must say so
     worker = _worker(server, work)
     try:
-        run = _run_deployment(server, "acme-people-demo", work)
+        run = _run_deployment(server, "example-warehouse-pose", work)  # as docs/operations.md runs it
         broken = _run_deployment(server, "initech-people-demo", work)
     finally:
         _stop(worker, signals=2)
     told = run.stdout + run.stderr + (work / "worker.log").read_text()[-3000:]
     assert run.returncode == 0, told
-    assert "acme-people-demo-20" in run.stdout  # the run is named <client>-<dataset>-<date>
-    release = clients / "releases" / "acme" / "people-demo" / "v0001"
+    assert "example-warehouse-pose-20" in run.stdout  # the run is named <client>-<dataset>-<date>
+    releases = clients / ".work" / "demo" / "releases"
+    release = releases / "example" / "warehouse-pose" / "v0001"
     assert (release / "manifest.json").is_file()
-    assert (clients / "releases" / "acme" / "catalog.parquet").is_file()
-    assert not (clients / "releases" / "globex").exists()
+    assert (releases / "example" / "catalog.parquet").is_file()
+    assert not (clients / "releases").exists()  # no other client's run
     verdict = json.loads((release / "manifest.json").read_text())["verdict"]
 
     # what Prefect's API tells the operator about the run
-    done = _api(server, _RUN, "deliver-client/acme-people-demo")
+    done = _api(server, _RUN, "deliver-client/example-warehouse-pose")
     kind, name, message = done["state"]
     assert kind == "COMPLETED" and name == f"Published v0001 · {verdict}", done
     assert f"verdict {verdict}: release {release};" in message and f"report {release}/qa/report.html" in message
@@ -199,7 +203,7 @@ def test_deploy_registers_one_scheduled_deployment_per_client_and_a_worker_runs_
     (sub, (sub_state, _)), = done["subflows"].items()  # the delivery-run subflow, named apart from its parent
     assert sub == f"{done['name']}-delivery" and sub_state == name
     (kind, key, markdown), = done["artifacts"]
-    assert (kind, key) == ("markdown", "acme-people-demo-delivery")
+    assert (kind, key) == ("markdown", "example-warehouse-pose-delivery")
     assert f"`{release}`" in markdown and f"| verdict | **{verdict}** |" in markdown
     assert f"`{release}/qa/report.html`" in markdown and "## Sign-off reasons" in markdown
 
@@ -213,7 +217,7 @@ def test_deploy_registers_one_scheduled_deployment_per_client_and_a_worker_runs_
     assert key == "initech-people-demo-delivery" and reason in markdown
     worker_log = (work / "worker.log").read_text()
     assert "Traceback" not in worker_log and "Failed to send telemetry" not in worker_log, worker_log[-4000:]
-    assert not (clients / "releases" / "initech").exists()
+    assert not (clients / "releases").exists()
 
 
 def test_deploy_skips_configs_that_fail_the_check_and_deploys_the_others(server, clients, tmp_path):
