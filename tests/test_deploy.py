@@ -239,3 +239,8 @@ def test_deploy_skips_configs_that_fail_the_check_and_deploys_the_others(server,
     assert "s3://kp-offline/batch cannot be read" in skipped[0] and "cannot be reached" in skipped[0]
     assert "acme-people-demo" in out.stdout and "2 configs skipped" in out.stdout
     assert "offline-people-demo" not in _deployments(server)
+
+    (folder / "typo.yaml").unlink()  # --no-check: fields and isolation only, the source is not read
+    unchecked = _kpdeliver(env, "deploy", "--no-check", str(folder))
+    assert unchecked.returncode == 0 and "offline-people-demo" in unchecked.stdout, unchecked.stderr
+    assert "offline-people-demo" in _deployments(server)
