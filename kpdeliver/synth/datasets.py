@@ -9,7 +9,12 @@ import numpy as np
 from kpdeliver.model import Dataset, Images, Instances
 from kpdeliver.schema import COCO17
 from kpdeliver.synth.poses import (
-    apply_frame, bbox_around, forward_kinematics, sample_pose_params, sample_poses, static_visibility,
+    apply_frame,
+    bbox_around,
+    forward_kinematics,
+    sample_pose_params,
+    sample_poses,
+    static_visibility,
 )
 
 # (width, height) of typical photos and their shares
