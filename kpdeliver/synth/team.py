@@ -42,6 +42,7 @@ def simulate_team(
     gold: float = 0.05,
     noise: float = 0.5,
     seed: int = 0,
+    sigmas: np.ndarray | None = None,
 ) -> TeamLabels:
     """Deal `truth` out to `annotators` and simulate each one's labelling.
 
@@ -49,6 +50,7 @@ def simulate_team(
     annotator, a fraction `gold` of still images goes to everyone and is returned as clean gold
     labels. `rates` gives each annotator's injected mistakes (none by default); an annotator's
     submission order is their images' order in `truth`, so a drift starts part-way through it.
+    `sigmas`: each keypoint's placement spread (default: the schema's; see `simulate_annotator`).
     """
     rng = np.random.default_rng(seed)
     units = _work_units(truth)
@@ -73,7 +75,8 @@ def simulate_team(
         mine = np.isin(truth.images.id, truth.images.id[rows[[a == who for _, a, _ in img_rows]]])
         sub = truth.subset_images(mine)
         labels, inj = simulate_annotator(sub, annotator=who, rng=np.random.default_rng([seed, k]),
-                                         rates=(rates or {}).get(who, ErrorRates()), noise=noise)
+                                         rates=(rates or {}).get(who, ErrorRates()), noise=noise,
+                                         sigmas=sigmas)
         ins = labels.instances
         ins.extra["truth_id"] = ins.id.copy()
         ins.id = ins.id + (k + 1) * ID_STRIDE
