@@ -111,3 +111,31 @@ def sigmas_files(measured: MeasuredSigmas | None) -> dict[str, bytes]:
 
     return {"qa/sigmas.json": orjson.dumps(measured.to_json(), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY),
             "qa/sigmas.parquet": parquet_bytes(measured.table)}
+
+
+def adopt_measured(manifest: dict, measured: dict) -> tuple[dict, list[str]]:
+    """A schema file's content (YAML-ready): the release's schema (`manifest["schema"]`) with each
+    keypoint's sigma replaced by the measured one (`measured`: qa/sigmas.json) where one was measured,
+    and `sigmas_source: measured vNNNN`. Also the names that kept their schema sigma (too few pairs)."""
+    from kpdeliver.schema import BUILTIN_SCHEMAS
+
+    schema = manifest.get("schema")
+    if not isinstance(schema, dict) or not isinstance(schema.get("keypoints"), list):
+        raise ValueError("its manifest holds no schema")
+    names = [str(n) for n in schema["keypoints"]]
+    found = {r.get("keypoint"): r.get("sigma") for r in measured.get("keypoints", []) if isinstance(r, dict)}
+    old = list(schema.get("sigmas") or [])
+    if len(old) != len(names):
+        raise ValueError("its manifest's schema has no sigma per keypoint")
+    kept = [n for n in names if not isinstance(found.get(n), (int, float)) or not found[n] > 0]
+    sigmas = {n: round(float(found[n]), 4) if n not in kept else float(s) for n, s in zip(names, old, strict=True)}
+    version = f"v{int(manifest.get('version', 0)):04d}"
+    doc = {"name": schema.get("name", "schema"), "category": schema.get("category", "object"), "keypoints": names,
+           "skeleton": schema.get("skeleton", []), "flip_pairs": schema.get("flip_pairs", []), "sigmas": sigmas,
+           "sigmas_source": f"measured {version}",
+           "source": f"{schema.get('source', '')}; sigmas measured in {manifest.get('client')}/"
+                     f"{manifest.get('dataset')} {version}"}
+    builtin = BUILTIN_SCHEMAS.get(str(doc["name"]))
+    if builtin is not None and list(builtin.keypoints) == names and builtin.definitions:
+        doc["definitions"] = dict(builtin.definitions)
+    return doc, kept
