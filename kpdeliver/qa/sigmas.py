@@ -9,7 +9,8 @@ The pairs are the ones deep QA already formed (`DriftSamples`), swapped labels l
 - a **gold pair** (annotator vs gold) measures d^2/s^2 directly (gold is the reference);
 - an **overlap pair** (two annotators of one image) holds two placements, so its d^2/s^2 has twice
   the variance of one annotator's: it counts as d^2/(2 s^2). Overlap samples come once per
-  direction; each unordered pair is counted once (weight 1/2 per direction).
+  direction; each unordered pair is counted once (weight 1/2 per direction). An instance that has
+  a gold pair is measured against gold only (its overlap pairs would count its placement twice).
 Only points labeled (v > 0) in both count. Gross mistakes (a point on the wrong joint) are not
 placement spread: under Gaussian placement noise y = d^2/(c s^2) is exponential with mean sigma^2,
 so points above ln(1000) times a first estimate from the median (median / ln 2; 0.1 % of clean
@@ -87,7 +88,11 @@ def measure_sigmas(samples: Sequence[DriftSamples], n_annotators: int, schema: K
     (`DriftSamples.reference == n_annotators` marks a gold pair)."""
     offsets = np.concatenate([s.offsets for s in samples]) if samples else np.zeros((0, schema.num_keypoints, 2))
     ref = np.concatenate([s.reference for s in samples]) if samples else np.zeros(0, np.int64)
+    inst = np.concatenate([s.rows for s in samples]) if samples else np.zeros(0, np.int64)
     gold = ref == n_annotators
+    # an instance gold judged counts against gold only: its overlap pairs share its placement (not independent)
+    use = gold | ~np.isin(inst, inst[gold])
+    offsets, gold = offsets[use], gold[use]
     d2 = (offsets ** 2).sum(axis=-1)  # [m, K] (d/s)^2, NaN where not both labeled
     y_all = d2 / np.where(gold, 1.0, 2.0)[:, None]
     w_all = np.where(gold, 1.0, 0.5)

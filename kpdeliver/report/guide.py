@@ -80,7 +80,7 @@ def draw_reference(dataset: Dataset, row: int, image_bytes: ImageBytes | None) -
     crop = _GuideCrop(base.x0, base.y0, base.x1, base.y1)
     pic = draw_overlay(image, kps, dataset.schema, crop)
     d = ImageDraw.Draw(pic)
-    font = ImageFont.load_default(size=max(12, REFERENCE_SIDE // 40))
+    font = ImageFont.load_default(size=max(14, REFERENCE_SIDE // 32))
     xy = (kps[:, :2] - [crop.x0, crop.y0]) * crop.scale
     off = max(3, THUMB_SIDE // 70) + 2
     for i in np.flatnonzero((kps[:, 2] > 0) & np.isfinite(kps).all(axis=1)).tolist():
