@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -22,7 +21,7 @@ def guide(
     config: Path = typer.Option(..., "--config", "-c", help="client YAML"),
     out: Path = typer.Option(Path("."), "--out", help="folder the guide is written to"),
     pdf: bool = typer.Option(False, "--pdf", help="also print it to PDF with headless chromium"),
-    chromium: Optional[Path] = typer.Option(None, "--chromium", envvar="KPDELIVER_CHROMIUM",
+    chromium: Path | None = typer.Option(None, "--chromium", envvar="KPDELIVER_CHROMIUM",
                                             help="the chromium binary (default: chromium on PATH)"),
 ) -> None:
     """Write the labeling guide of the client's schema: keypoint definitions, left/right, visibility
@@ -60,7 +59,7 @@ def guide(
 @app.command()
 def schema(
     sigmas_from: str = typer.Option(..., "--sigmas-from", help="a published release (folder or s3:// location)"),
-    out: Optional[Path] = typer.Option(None, "--out", help="schema YAML to write (default: <schema>-measured-vNNNN.yaml)"),
+    out: Path | None = typer.Option(None, "--out", help="schema YAML to write (default: <schema>-measured-vNNNN.yaml)"),
 ) -> None:
     """Write a schema YAML file that adopts the OKS sigmas measured in a release (qa/sigmas.json):
     the release's own schema, each keypoint's sigma replaced by the measured one where enough pairs

@@ -128,11 +128,12 @@ def adopt_measured(manifest: dict, measured: dict) -> tuple[dict, list[str]]:
     if not isinstance(schema, dict) or not isinstance(schema.get("keypoints"), list):
         raise ValueError("its manifest holds no schema")
     names = [str(n) for n in schema["keypoints"]]
-    found = {r.get("keypoint"): r.get("sigma") for r in measured.get("keypoints", []) if isinstance(r, dict)}
+    found = {r.get("keypoint"): r["sigma"] for r in measured.get("keypoints", [])
+             if isinstance(r, dict) and isinstance(r.get("sigma"), (int, float)) and r["sigma"] > 0}
     old = list(schema.get("sigmas") or [])
     if len(old) != len(names):
         raise ValueError("its manifest's schema has no sigma per keypoint")
-    kept = [n for n in names if not isinstance(found.get(n), (int, float)) or not found[n] > 0]
+    kept = [n for n in names if n not in found]
     sigmas = {n: round(float(found[n]), 4) if n not in kept else float(s) for n, s in zip(names, old, strict=True)}
     version = f"v{int(manifest.get('version', 0)):04d}"
     doc = {"name": schema.get("name", "schema"), "category": schema.get("category", "object"), "keypoints": names,

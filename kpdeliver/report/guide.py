@@ -130,7 +130,7 @@ def print_pdf(html: Path, pdf: Path, *, chromium: Path, timeout: float = 120) ->
     try:
         run = subprocess.run([str(chromium), *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
                               f"--print-to-pdf={pdf}", html.resolve().as_uri()],
-                             capture_output=True, timeout=timeout, cwd=pdf.parent)
+                             capture_output=True, timeout=timeout, cwd=pdf.parent, check=False)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise GuideError(f"chromium ({chromium}) could not print the guide: {e}") from None
     finally:

@@ -3,7 +3,6 @@ delivered release of the dataset (its COCO files and its image copies)."""
 from __future__ import annotations
 
 from kpdeliver.model import Dataset, Instances
-from kpdeliver.release.layout import release_prefix
 from kpdeliver.report.guide import Reference, draw_reference, pick_references
 from kpdeliver.schema import KeypointSchema
 from kpdeliver.storage import ObjectStore, join_key
@@ -28,9 +27,9 @@ def gold_references(source: ObjectStore, schema: KeypointSchema) -> list[Referen
 def release_references(releases: ObjectStore, client: str, dataset: str, schema: KeypointSchema,
                        version: int = 1) -> list[Reference]:
     """Pictures of a delivered release's labels (none when it is not published), on its image copies."""
-    from kpdeliver.codecs.coco import decode
+    from kpdeliver.codecs.coco.decoder import decode
 
-    prefix = release_prefix(client, dataset, version)
+    prefix = join_key(client, dataset, f"v{version:04d}")  # the release layout's version folder
     if not releases.exists(join_key(prefix, "manifest.json")):
         return []
     out: list[Reference] = []

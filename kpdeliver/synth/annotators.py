@@ -255,7 +255,7 @@ def _jumps(kps, ins: Instances, rows, rates: ErrorRates, std, scale, labeled, vi
     ok = _inside(dest, w[rows], h[rows])
     centre = np.stack([w[rows], h[rows]], axis=1) / 2 - start
     toward = centre / np.maximum(np.linalg.norm(centre, axis=1, keepdims=True), 1e-9) * size[:, None]
-    step = np.where(ok.any(axis=1)[:, None], dest[np.arange(len(rows)), ok.argmax(axis=1)] - start, toward)
+    step = np.where(np.asarray(ok.any(axis=1))[:, None], dest[np.arange(len(rows)), ok.argmax(axis=1)] - start, toward)
     if rates.jump_frames != (1,):  # (only then more draws: the default keeps every other draw as it was)
         rows, cols, step = _excursions(ins, labeled, visible, free, rows, cols, step,
                                        rng.choice(rates.jump_frames, len(rows)))
@@ -288,7 +288,8 @@ def _excursions(ins: Instances, labeled, visible, free, rows, cols, step, frames
         ok = (ins.track_id[at] == ins.track_id[start]) & (ins.frame[at] == ins.frame[start] + at - start)
         return at if ok.all() else None
 
-    keep, length = [], []
+    kept: list[bool] = []
+    lengths: list[int] = []
     for r, c, m in zip(rows, cols, frames, strict=True):
         placed = 0
         for size in range(int(m), 0, -1):
@@ -305,9 +306,9 @@ def _excursions(ins: Instances, labeled, visible, free, rows, cols, step, frames
             placed = size
             reserved[np.concatenate([body, ctx])] = True
             break
-        keep.append(placed > 0)
-        length.append(placed)
-    keep, length = np.asarray(keep, bool), np.asarray(length, np.int64)
+        kept.append(placed > 0)
+        lengths.append(placed)
+    keep, length = np.asarray(kept, bool), np.asarray(lengths, np.int64)
     rows, cols, step, length = rows[keep], cols[keep], step[keep], length[keep]
     at = np.concatenate([r + np.arange(m) for r, m in zip(rows, length, strict=True)]) if len(rows) else rows
     rep = np.repeat(np.arange(len(rows)), length)

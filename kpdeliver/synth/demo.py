@@ -20,7 +20,7 @@ import orjson
 import yaml
 from PIL import Image, ImageDraw
 
-from kpdeliver.codecs.coco import encode
+from kpdeliver.codecs.coco.encoder import encode
 from kpdeliver.config import Assignment
 from kpdeliver.model import Dataset, Images, Instances
 from kpdeliver.schema import COCO17

@@ -8,7 +8,6 @@ import base64
 import io
 import re
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import orjson
@@ -19,8 +18,13 @@ from typer.testing import CliRunner
 
 from kpdeliver.cli import app
 from kpdeliver.codecs.coco import encode
-from kpdeliver.report.guide import guide_file_name, pick_references, render_guide, tool_instructions
-from kpdeliver.report.guide import draw_reference
+from kpdeliver.report.guide import (
+    draw_reference,
+    guide_file_name,
+    pick_references,
+    render_guide,
+    tool_instructions,
+)
 from kpdeliver.report.guide_refs import release_references
 from kpdeliver.schema import COCO17, SchemaError, schema_from_dict, schema_version
 from kpdeliver.storage import LocalStore
@@ -127,7 +131,7 @@ def test_guide_command_writes_a_page_chromium_renders_offline_and_a_pdf(chromium
     assert not list(out.glob(".*profile*"))  # the browser's profile is cleaned up
     offline = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost", f"--user-data-dir={tmp_path / 'p'}"]
-    dom = subprocess.run([str(chromium), *offline, "--dump-dom", page.as_uri()], capture_output=True, text=True,
+    dom = subprocess.run([str(chromium), *offline, "--dump-dom", page.as_uri()], capture_output=True, text=True, check=False,
                          timeout=120, cwd=tmp_path)
     assert dom.returncode == 0 and "left_ankle" in dom.stdout and schema_version(COCO17) in dom.stdout
     shot = tmp_path / "guide.png"
