@@ -1,7 +1,7 @@
 """`kpdeliver validate`: run the validation suites (and, on request, deep QA) on one annotation file.
 
-Writes `findings.parquet`, `report.html` and the row rules' GX results (`validation/**/validation_results.json`,
-shown in the report) under --out.
+Writes `findings.parquet`, `report.html`, `sigmas.json` (with deep QA) and the row rules' GX results
+(`validation/**/validation_results.json`, shown in the report) under --out.
 Exit code: 0 no error-severity finding, 1 errors found, 2 input unusable. Great Expectations
 is imported only by the command's worker process (expectations.worker), so the rest of the CLI
 starts fast and the import overlaps with reading the input.
@@ -160,6 +160,11 @@ def validate_command(
         summary = {"input": str(input), "schema": ds.schema.name, "images": f"{len(ds.images):,}",
                    "instances": f"{sum(len(d.dataset.instances) for _, _, d in decoded):,}",
                    "held back at decode": f"{sum(d.rejected.num_rows for _, _, d in decoded):,}"}
+        if result.sigmas is not None:  # which sigmas OKS used, and those measured from gold and overlap pairs
+            from kpdeliver.qa.sigmas import sigmas_files
+
+            (out / "sigmas.json").write_bytes(sigmas_files(result.sigmas)["qa/sigmas.json"])
+            summary["OKS sigmas"] = result.sigmas.oks_sigmas_source
     # leaving the block waited for the worker's validation results
     rules = [suite for p in sorted((out / "validation").rglob("validation_results.json")) for suite in orjson.loads(p.read_bytes())]
     (out / "report.html").write_text(render_report(
