@@ -163,9 +163,7 @@ def simulate_annotator(
     schema, ins = truth.schema, truth.instances
     n = len(ins)
     order = np.arange(n) if order is None else np.asarray(order, dtype=np.int64)
-    img_row = truth.image_index()
-    w = truth.images.width[img_row].astype(np.float64)
-    h = truth.images.height[img_row].astype(np.float64)
+    w, h = _frame_sizes(truth)
     scale = instance_scale(ins)
     log = _Log(ins, schema.keypoints, annotator, order)
     kps = ins.keypoints.copy()
@@ -202,6 +200,12 @@ def simulate_annotator(
     out = replace(ins, keypoints=kps, bbox=bbox, annotator=np.full(n, annotator, dtype=object),
                   num_keypoints=(kps[..., 2] > 0).sum(axis=1).astype(np.int64), extra=dict(ins.extra))
     return truth.replace(instances=out), log.table()
+
+
+def _frame_sizes(ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Width and height of each instance's image."""
+    img_row = ds.image_index()
+    return ds.images.width[img_row].astype(np.float64), ds.images.height[img_row].astype(np.float64)
 
 
 def _place(kps, std, labeled, visible, w, h, rng) -> None:
