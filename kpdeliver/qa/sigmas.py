@@ -46,6 +46,8 @@ SIGMAS_SCHEMA = pa.schema([
     ("n_overlap", pa.float64()),
     ("n_dropped", pa.float64()),  # gross mistakes left out
     ("oks_sigma", pa.float64()),  # the sigma OKS used in this QA run
+    ("oks_sigmas_source", pa.string()),  # which sigmas those are: schema | COCO default | measured vNNNN | default 0.05
+    ("confidence", pa.float64()),  # of the interval
 ])
 
 
@@ -96,14 +98,16 @@ def measure_sigmas(samples: Sequence[DriftSamples], n_annotators: int, schema: K
     d2 = (offsets ** 2).sum(axis=-1)  # [m, K] (d/s)^2, NaN where not both labeled
     y_all = d2 / np.where(gold, 1.0, 2.0)[:, None]
     w_all = np.where(gold, 1.0, 0.5)
+    origin = sigmas_origin(schema)
     rows = []
     for k, name in enumerate(schema.keypoints):
         ok = np.isfinite(y_all[:, k])
         sigma, low, high, n, n_gold, n_overlap, dropped = _one_keypoint(y_all[ok, k], w_all[ok], gold[ok])
         rows.append({"keypoint": name, "sigma": sigma, "low": low, "high": high, "n_pairs": n, "n_gold": n_gold,
-                     "n_overlap": n_overlap, "n_dropped": dropped, "oks_sigma": schema.sigmas[k]})
+                     "n_overlap": n_overlap, "n_dropped": dropped, "oks_sigma": schema.sigmas[k],
+                     "oks_sigmas_source": origin, "confidence": CONFIDENCE})
     table = pa.Table.from_pylist(rows, schema=SIGMAS_SCHEMA)
-    return MeasuredSigmas(table, sigmas_origin(schema))
+    return MeasuredSigmas(table, origin)
 
 
 def sigmas_files(measured: MeasuredSigmas | None) -> dict[str, bytes]:

@@ -1,7 +1,8 @@
 """The report's sigmas section: per keypoint, the OKS sigma measured from the batch's gold and
-overlap pairs (`kpdeliver.qa.sigmas`, the release's qa/sigmas.json) beside the one OKS used, and
-which sigmas those were. The page part is the template `templates/sigmas.html.j2`; it reads the
-variable `sigmas` (this module's `sigmas_view`), and shows nothing when it is None."""
+overlap pairs (`kpdeliver.qa.sigmas`: the rows of qa/sigmas.parquet, or of qa/sigmas.json's
+`keypoints`) beside the one OKS used, and which sigmas those were. The page part is the template
+`templates/sigmas.html.j2`: it reads those rows from the variable `sigmas` (or the report context's
+`c.sigmas`) and shows nothing when no keypoint has a measured sigma."""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -9,27 +10,11 @@ from functools import lru_cache
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 
-def _num(x) -> float | None:
-    return float(x) if isinstance(x, (int, float)) else None
-
-
-def sigmas_view(measured: dict | None) -> dict | None:
-    """What the section shows, from qa/sigmas.json's content (`MeasuredSigmas.to_json()`); None when
-    nothing was measured (no deep QA, or no keypoint with enough pairs)."""
-    if not measured or not measured.get("keypoints"):
-        return None
-    rows = []
-    for r in measured["keypoints"]:
-        sigma, used = _num(r.get("sigma")), _num(r.get("oks_sigma"))
-        rows.append({"keypoint": r.get("keypoint"), "sigma": sigma, "low": _num(r.get("low")),
-                     "high": _num(r.get("high")), "n_pairs": _num(r.get("n_pairs")) or 0.0,
-                     "n_gold": int(r.get("n_gold") or 0), "n_overlap": _num(r.get("n_overlap")) or 0.0,
-                     "n_dropped": _num(r.get("n_dropped")) or 0.0, "used": used,
-                     "ratio": sigma / used if sigma is not None and used else None})
-    if all(r["sigma"] is None for r in rows):
-        return None
-    return {"source": measured.get("oks_sigmas_source", "schema"), "confidence": measured.get("confidence", 0.95),
-            "rows": rows}
+def sigmas_view(measured: dict | None) -> list[dict] | None:
+    """The rows the section shows, from qa/sigmas.json's content (`MeasuredSigmas.to_json()`); None
+    when nothing was measured (no deep QA, or no keypoint with enough pairs)."""
+    rows = [r for r in (measured or {}).get("keypoints") or [] if isinstance(r, dict)]
+    return rows if any(isinstance(r.get("sigma"), (int, float)) for r in rows) else None
 
 
 @lru_cache(maxsize=1)
@@ -38,6 +23,6 @@ def _environment() -> Environment:
                        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
-def render_sigmas(view: dict | None) -> str:
-    """The section alone (an HTML fragment; empty when `view` is None)."""
-    return _environment().get_template("sigmas.html.j2").render(sigmas=view)
+def render_sigmas(rows: list[dict] | None) -> str:
+    """The section alone (an HTML fragment; empty when no keypoint has a measured sigma)."""
+    return _environment().get_template("sigmas.html.j2").render(sigmas=rows)

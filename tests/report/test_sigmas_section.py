@@ -29,7 +29,21 @@ def test_the_section_shows_measured_beside_used():
     assert f"{pairs} ({pairs} + 0)" in nose
 
 
+def test_the_report_context_s_rows_show_alike():
+    """The report passes the table's rows as c.sigmas and includes the partial."""
+    from jinja2 import ChoiceLoader, DictLoader, Environment, PackageLoader, StrictUndefined
+
+    env = Environment(loader=ChoiceLoader([DictLoader({"page": '{% include "sigmas.html.j2" %}'}),
+                                           PackageLoader("kpdeliver.report", "templates")]),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, autoescape=True)
+    rows = _measured().table.to_pylist()
+    html = env.get_template("page").render(c={"sigmas": rows})
+    assert html == render_sigmas(rows) and html.count("<tr><td>") == 17
+
+
 def test_nothing_measured_shows_nothing():
     assert render_sigmas(None).strip() == ""
+    empty = measure_sigmas([], 3, COCO17)
+    assert render_sigmas(empty.table.to_pylist()).strip() == ""
     assert sigmas_view(measure_sigmas([], 3, COCO17).to_json()) is None
     assert sigmas_view(None) is None
