@@ -39,6 +39,10 @@ class KeypointSchema:
     category: str = "object"
     source: str = ""
     aliases: Mapping[str, str] = field(default_factory=dict)
+    # what each keypoint is, for the labeling guide (name -> one or two sentences); not part of to_dict
+    definitions: Mapping[str, str] = field(default_factory=dict)
+    # where the sigmas come from when a file says so (`measured v0003`, written by `kpdeliver schema`)
+    sigmas_source: str = ""
 
     def __post_init__(self) -> None:
         k = len(self.keypoints)
@@ -61,6 +65,9 @@ class KeypointSchema:
             if a in seen or b in seen:
                 raise SchemaError(f"schema {self.name!r}: keypoint in more than one flip pair ({a}, {b})")
             seen.update((a, b))
+        unknown = sorted(set(self.definitions) - set(self.keypoints))
+        if unknown:
+            raise SchemaError(f"schema {self.name!r}: definitions for unknown keypoints {unknown}")
         flip = self.flip_idx
         if not np.array_equal(flip[flip], np.arange(k)):
             raise SchemaError(f"schema {self.name!r}: flip_idx is not an involution")
@@ -129,6 +136,9 @@ def schema_from_dict(data: Mapping, *, origin: str = "<dict>") -> KeypointSchema
         except (TypeError, ValueError):
             raise SchemaError(f"{origin}: 'flip_pairs' must be a list of [left, right] names or indices") from None
     sigmas = data.get("sigmas")
+    definitions = data.get("definitions") or {}
+    if not isinstance(definitions, Mapping):
+        raise SchemaError(f"{origin}: 'definitions' must map keypoint names to their descriptions")
     if sigmas is None:
         sigmas = [float(data.get("default_sigma", DEFAULT_SIGMA))] * len(names)
     elif isinstance(sigmas, Mapping):
@@ -142,6 +152,8 @@ def schema_from_dict(data: Mapping, *, origin: str = "<dict>") -> KeypointSchema
         sigmas=tuple(float(s) for s in sigmas),
         category=str(data.get("category", "object")),
         source=str(data.get("source", origin)),
+        definitions={str(n): str(d) for n, d in definitions.items()},
+        sigmas_source=str(data.get("sigmas_source", "")),
     )
 
 
@@ -217,6 +229,31 @@ _COCO17_SKELETON = tuple(
     )
 )
 
+# What each point is, for the labeling guide. Left and right are the person's own, never the image's.
+_COCO17_DEFINITIONS = {
+    "nose": "Tip of the nose: the most forward point of the nose, not the nostrils.",
+    "left_eye": "Centre of the person's left eye (the pupil when open, the middle of the lid line when closed).",
+    "right_eye": "Centre of the person's right eye (the pupil when open, the middle of the lid line when closed).",
+    "left_ear": "The person's left ear at the ear canal opening (the tragus), not the lobe or the top of the ear.",
+    "right_ear": "The person's right ear at the ear canal opening (the tragus), not the lobe or the top of the ear.",
+    "left_shoulder": "Centre of the person's left shoulder joint, where the upper arm meets the torso; not the "
+                     "edge of the clothing.",
+    "right_shoulder": "Centre of the person's right shoulder joint, where the upper arm meets the torso; not the "
+                      "edge of the clothing.",
+    "left_elbow": "Centre of the person's left elbow joint (the point the forearm turns about).",
+    "right_elbow": "Centre of the person's right elbow joint (the point the forearm turns about).",
+    "left_wrist": "Centre of the person's left wrist, where the forearm meets the hand; not the hand or fingers.",
+    "right_wrist": "Centre of the person's right wrist, where the forearm meets the hand; not the hand or fingers.",
+    "left_hip": "Centre of the person's left hip joint (the top of the thigh bone), inside the body outline, "
+                "not the edge of the clothing.",
+    "right_hip": "Centre of the person's right hip joint (the top of the thigh bone), inside the body outline, "
+                 "not the edge of the clothing.",
+    "left_knee": "Centre of the person's left knee joint (behind the kneecap).",
+    "right_knee": "Centre of the person's right knee joint (behind the kneecap).",
+    "left_ankle": "Centre of the person's left ankle joint (between the two ankle bones), not the heel or toes.",
+    "right_ankle": "Centre of the person's right ankle joint (between the two ankle bones), not the heel or toes.",
+}
+
 COCO17 = KeypointSchema(
     name="coco17",
     keypoints=_COCO17_NAMES,
@@ -225,6 +262,7 @@ COCO17 = KeypointSchema(
     sigmas=_COCO17_SIGMAS,
     category="person",
     source="COCO 2017 person keypoints; sigmas from cocoapi COCOeval",
+    definitions=_COCO17_DEFINITIONS,
 )
 
 
@@ -320,6 +358,31 @@ HAND21 = KeypointSchema(
 )
 
 BUILTIN_SCHEMAS: dict[str, KeypointSchema] = {s.name: s for s in (COCO17, FACE68, FACE98, HAND21)}
+
+
+def schema_version(schema: KeypointSchema) -> str:
+    """A short fingerprint of what labels must follow (names, skeleton, pairs, sigmas, definitions):
+    the labeling guide carries it, so a guide is known to match its schema."""
+    import hashlib
+    import json
+
+    doc = {**schema.to_dict(), "definitions": dict(schema.definitions)}
+    doc.pop("source", None)
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def sigmas_origin(schema: KeypointSchema) -> str:
+    """Which sigmas OKS uses with this schema, in words: a file's own `sigmas_source` (`measured
+    v0003`), `COCO default` (the published COCO/COCO-WholeBody values), `default 0.05` (none
+    declared) or `schema` (the schema file's own values)."""
+    if schema.sigmas_source:
+        return schema.sigmas_source
+    builtin = BUILTIN_SCHEMAS.get(schema.name)
+    if builtin is not None and builtin.sigmas == schema.sigmas:
+        return "COCO default"
+    if set(schema.sigmas) == {DEFAULT_SIGMA}:
+        return f"default {DEFAULT_SIGMA:g}"
+    return "schema"
 
 
 def get_schema(name_or_path: str | Path) -> KeypointSchema:

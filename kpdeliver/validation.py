@@ -8,9 +8,10 @@ on first use, once per process, and then validates many datasets.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -18,6 +19,9 @@ import pyarrow as pa
 from kpdeliver.config import DeepQASettings, ValidationSettings
 from kpdeliver.findings import Severity, concat_findings, empty_findings
 from kpdeliver.model import Dataset
+
+if TYPE_CHECKING:
+    from kpdeliver.qa.sigmas import MeasuredSigmas
 
 __all__ = ["AnnotationSet", "InProcessRules", "RuleRunner", "Validation", "validate_annotations"]
 
@@ -58,6 +62,7 @@ class Validation:
     findings: pa.Table
     annotators: pa.Table | None = None
     keypoints: pa.Table | None = None
+    sigmas: MeasuredSigmas | None = None  # measured from the gold and overlap pairs
 
     @property
     def n_errors(self) -> int:
@@ -85,4 +90,4 @@ def validate_annotations(
 
     qa = run_deep_qa(deep_qa_on, gold=gold, settings=deep_qa)
     findings = concat_findings([*tables, qa.findings])
-    return Validation(findings, with_finding_counts(qa.annotators, findings), qa.keypoints)
+    return Validation(findings, with_finding_counts(qa.annotators, findings), qa.keypoints, qa.sigmas)

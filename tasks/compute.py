@@ -108,12 +108,15 @@ def package(config: ClientConfig, held: Quarantined, validated: Validated, refus
     """Every release file in memory, the QA report and sign-off included (images become copies).
     `refused`: the images refused at ingest (file_name, status); `previous`: the newest published
     release of this dataset, which the release notes compare with."""
+    from kpdeliver.qa.sigmas import sigmas_files
+
     qa = validated.validation
     plan = package_release(
         config=config, dataset=held.candidates, delivered=held.delivered, findings=qa.findings,
         quarantine=held.table, image_quarantined=held.images, ingest_rejected=refused, assignments=assignments,
         annotators=qa.annotators, extra_files={"qa/validation_results.json": validated.results_json,
-                                               "qa/keypoints.parquet": parquet_bytes(qa.keypoints)},
+                                               "qa/keypoints.parquet": parquet_bytes(qa.keypoints),
+                                               **sigmas_files(qa.sigmas)},
         instances_in=held.instances_in, review_only=held.review_only,
         reviewed=held.reviewed.subset_instances(held.reviewed.instances.annotator != "gold"))
     changes = release_changes(ReleaseTables(pq.read_table(pa.BufferReader(plan.files["index/images.parquet"])),

@@ -35,6 +35,8 @@ COMMANDS = {
     "sample": "kpdeliver.cli.sample",
     "push": "kpdeliver.cli.tool",
     "pull": "kpdeliver.cli.tool",
+    "guide": "kpdeliver.cli.guide",
+    "schema": "kpdeliver.cli.guide",
 }
 
 

@@ -63,7 +63,9 @@ def push(
     from kpdeliver.codecs.resolve import resolve_schema
     from kpdeliver.ingest.batch import ingest_images
     from kpdeliver.model import Dataset, Instances
+    from kpdeliver.report.guide import tool_instructions
     from kpdeliver.tools.label_studio import ToolError, push_batch
+    from kpdeliver.tools.label_studio.guide import set_instructions
 
     cfg, store, client = _open(config)
     schema = resolve_schema(cfg.schema_name)
@@ -77,6 +79,8 @@ def push(
         with client:
             pushed = push_batch(client, cfg, assign_annotators(images, cfg.annotators, cfg.assignment),
                                 schema=schema, prelabels=labels)
+            set_instructions(client, [p.project for p in pushed], tool_instructions(schema, client=cfg.client,
+                                                                                    dataset=cfg.dataset))
     except ToolError as e:
         fail(str(e))
     t = Table(title=f"pushed {cfg.client}/{cfg.dataset} to {cfg.tool.url}")

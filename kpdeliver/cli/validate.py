@@ -1,7 +1,7 @@
 """`kpdeliver validate`: run the validation suites (and, on request, deep QA) on one annotation file.
 
-Writes `findings.parquet`, `report.html` and the row rules' GX results (`validation/**/validation_results.json`,
-shown in the report) under --out.
+Writes `findings.parquet`, `report.html`, `sigmas.json` (with deep QA) and the row rules' GX results
+(`validation/**/validation_results.json`, shown in the report) under --out.
 Exit code: 0 no error-severity finding, 1 errors found, 2 input unusable. Great Expectations
 is imported only by the command's worker process (expectations.worker), so the rest of the CLI
 starts fast and the import overlaps with reading the input.
@@ -160,6 +160,7 @@ def validate_command(
         summary = {"input": str(input), "schema": ds.schema.name, "images": f"{len(ds.images):,}",
                    "instances": f"{sum(len(d.dataset.instances) for _, _, d in decoded):,}",
                    "held back at decode": f"{sum(d.rejected.num_rows for _, _, d in decoded):,}"}
+        _write_sigmas(result, out, summary)
     # leaving the block waited for the worker's validation results
     rules = [suite for p in sorted((out / "validation").rglob("validation_results.json")) for suite in orjson.loads(p.read_bytes())]
     (out / "report.html").write_text(render_report(
@@ -192,3 +193,11 @@ def _read_inputs(input: Path, *, schema: str, images: Path | None, sizes: Path |
     gold_ds = read_input(gold, schema_name=schema, images_dir=images, category=category).dataset if gold else None
     return cfg, decoded, gold_ds
 
+
+def _write_sigmas(result, out: Path, summary: dict) -> None:
+    """With deep QA: sigmas.json (the sigmas measured from gold and overlap pairs) and which sigmas OKS used."""
+    if result.sigmas is not None:
+        from kpdeliver.qa.sigmas import sigmas_files
+
+        (out / "sigmas.json").write_bytes(sigmas_files(result.sigmas)["qa/sigmas.json"])
+        summary["OKS sigmas"] = result.sigmas.oks_sigmas_source

@@ -34,6 +34,7 @@ from kpdeliver.qa.drift import drift_findings
 from kpdeliver.qa.gold import GoldResult, gold_findings
 from kpdeliver.qa.overlap import overlap_findings
 from kpdeliver.qa.scorecards import annotator_scorecards, keypoint_table
+from kpdeliver.qa.sigmas import MeasuredSigmas, measure_sigmas
 from kpdeliver.qa.temporal import video_findings
 
 __all__ = ["DeepQAResult", "run_deep_qa"]
@@ -44,6 +45,7 @@ class DeepQAResult:
     findings: pa.Table  # FINDINGS_SCHEMA rows
     annotators: pa.Table  # one scorecard row per annotator (written to qa/annotators.parquet)
     keypoints: pa.Table  # per annotator and keypoint: agreement, visibility kappa, convention offset
+    sigmas: MeasuredSigmas | None = None  # per keypoint, from the gold and overlap pairs (qa/sigmas.json)
 
 
 def run_deep_qa(
@@ -61,5 +63,6 @@ def run_deep_qa(
     drift = drift_findings(ctx, s, samples=(gold_result.drift_samples, overlap.drift_samples))
     coverage = coverage_findings(ctx, s)
     findings = concat_findings([gold_result.findings, overlap.findings, video, drift.findings, coverage])
+    sigmas = measure_sigmas((gold_result.drift_samples, overlap.drift_samples), ctx.n_annotators, ctx.schema)
     return DeepQAResult(findings, annotator_scorecards(ctx, gold_result, overlap, drift, findings),
-                        keypoint_table(ctx, gold_result, overlap))
+                        keypoint_table(ctx, gold_result, overlap), sigmas)

@@ -23,8 +23,8 @@ Kinds:
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -148,61 +148,105 @@ def simulate_annotator(
     rates: ErrorRates = ErrorRates(),
     noise: float = 0.5,
     order: np.ndarray | None = None,
+    sigmas: np.ndarray | None = None,
 ) -> tuple[Dataset, pa.Table]:
     """One annotator's labelling of `truth`, and the table of mistakes injected into it.
 
     Placement noise is Gaussian per axis with std `noise * sigma_k * scale / sqrt(2)` (COCO's
     sigmas are the spread of human labels in units of scale = sqrt(area), so noise=1.0 matches
-    COCO's measured annotators; the default 0.5 is a careful annotator). `order` gives each
-    instance's position in the annotator's submission order (default: row order); drift starts
-    at that position. Instance ids, images and tracks are kept; bbox grows to hold the labels.
+    COCO's measured annotators; the default 0.5 is a careful annotator). `sigmas` replaces the
+    schema's per-keypoint sigmas in that formula (a team whose precision per keypoint is known).
+    `order` gives each instance's position in the annotator's submission order (default: row
+    order); drift starts at that position. Instance ids, images and tracks are kept; bbox grows to
+    hold the labels.
     """
     schema, ins = truth.schema, truth.instances
-    n, k = len(ins), schema.num_keypoints
+    n = len(ins)
     order = np.arange(n) if order is None else np.asarray(order, dtype=np.int64)
-    img_row = truth.image_index()
-    w = truth.images.width[img_row].astype(np.float64)
-    h = truth.images.height[img_row].astype(np.float64)
+    w, h = _frame_sizes(truth)
     scale = instance_scale(ins)
     log = _Log(ins, schema.keypoints, annotator, order)
     kps = ins.keypoints.copy()
     labeled, visible = kps[..., 2] > 0, kps[..., 2] == 2
-
-    std = noise * schema.sigma_array[None, :] * scale[:, None] / np.sqrt(2)
-    xy = kps[..., :2] + rng.normal(size=(n, k, 2)) * std[..., None]
-    # visible points stay in the frame (a visible point outside is a mistake of its own)
-    xy[..., 0] = np.where(visible, np.clip(xy[..., 0], 0, w[:, None] - 0.01), xy[..., 0])
-    xy[..., 1] = np.where(visible, np.clip(xy[..., 1], 0, h[:, None] - 0.01), xy[..., 1])
-    kps[..., :2] = np.where(labeled[..., None], np.round(xy, 2), 0.0)
-
-    all_rows = np.arange(n)
-    for name, off in rates.convention.items():
-        _offset(kps, all_rows, np.full(n, schema.index(name)), scale, off, w, h, log, "convention")
-    if rates.drift is not None:
-        late = all_rows[order >= int(np.ceil(rates.drift.start * n))]
-        for name in rates.drift.keypoints:
-            _offset(kps, late, np.full(len(late), schema.index(name)), scale, rates.drift.offset, w, h, log, "drift")
-
-    free = np.ones(n, bool)
-
-    def choose(eligible: np.ndarray, rate: float) -> np.ndarray:
-        cand = np.flatnonzero(eligible & free)
-        rows = np.sort(rng.choice(cand, int(round(rate * len(cand))), replace=False)) if len(cand) else cand
-        free[rows] = False
-        return rows
+    spread = schema.sigma_array if sigmas is None else np.asarray(sigmas, np.float64)
+    std = noise * spread[None, :] * scale[:, None] / np.sqrt(2)
+    _place(kps, std, labeled, visible, w, h, rng)
+    _systematic(kps, rates, order, scale, schema.index, w, h, log)
+    pick = _Chooser(rng, n)
 
     observable = swap_oks(ins.keypoints, schema.sigma_array, schema.flip_idx, scale**2) < 0.5
-    rows = choose(observable & (labeled.sum(axis=1) >= 4), rates.swap)
+    rows = pick(observable & (labeled.sum(axis=1) >= 4), rates.swap)
     kps[rows] = kps[rows][:, schema.flip_idx]
     log.add("left_right_swap", rows)
 
     occluded_in = (kps[..., 2] == 1) & _inside(kps[..., :2], w, h)
-    rows = choose(occluded_in.any(axis=1), rates.to_visible)
+    rows = pick(occluded_in.any(axis=1), rates.to_visible)
     _flag(kps, rows, _pick_point(rng, occluded_in[rows]), 2.0, log, "to_visible")
-    rows = choose(visible.any(axis=1), rates.to_occluded)
+    rows = pick(visible.any(axis=1), rates.to_occluded)
     _flag(kps, rows, _pick_point(rng, visible[rows]), 1.0, log, "to_occluded")
 
-    rows = choose((ins.track_id >= 0) & visible.any(axis=1), rates.jump)
+    rows = pick((ins.track_id >= 0) & visible.any(axis=1), rates.jump)
+    _jumps(kps, ins, rows, rates, std, scale, labeled, visible, pick.free, w, h, rng, log)
+
+    rows = pick((ins.track_id >= 0) & visible.any(axis=1), rates.flicker)
+    cols = _pick_point(rng, visible[rows])
+    kps[rows, cols] = 0.0
+    log.add("flicker", rows, cols)
+
+    bbox = _grow_bbox(ins.bbox, kps)
+    rows = pick(visible.any(axis=1), rates.outside)
+    _outside(kps, rows, _pick_point(rng, visible[rows]), w, h, rng, log)
+
+    out = replace(ins, keypoints=kps, bbox=bbox, annotator=np.full(n, annotator, dtype=object),
+                  num_keypoints=(kps[..., 2] > 0).sum(axis=1).astype(np.int64), extra=dict(ins.extra))
+    return truth.replace(instances=out), log.table()
+
+
+def _frame_sizes(ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Width and height of each instance's image."""
+    img_row = ds.image_index()
+    return ds.images.width[img_row].astype(np.float64), ds.images.height[img_row].astype(np.float64)
+
+
+def _place(kps, std, labeled, visible, w, h, rng) -> None:
+    """Gaussian placement noise on every labeled point, in place; visible points stay in the frame (a
+    visible point outside is a mistake of its own); coordinates rounded to 0.01 px."""
+    n, k = kps.shape[:2]
+    xy = kps[..., :2] + rng.normal(size=(n, k, 2)) * std[..., None]
+    xy[..., 0] = np.where(visible, np.clip(xy[..., 0], 0, w[:, None] - 0.01), xy[..., 0])
+    xy[..., 1] = np.where(visible, np.clip(xy[..., 1], 0, h[:, None] - 0.01), xy[..., 1])
+    kps[..., :2] = np.where(labeled[..., None], np.round(xy, 2), 0.0)
+
+
+def _systematic(kps, rates: ErrorRates, order, scale, index, w, h, log: _Log) -> None:
+    """The convention offsets (every item) and the drift (items from its start on), in place."""
+    n = len(kps)
+    all_rows = np.arange(n)
+    for name, off in rates.convention.items():
+        _offset(kps, all_rows, np.full(n, index(name)), scale, off, w, h, log, "convention")
+    if rates.drift is not None:
+        late = all_rows[order >= int(np.ceil(rates.drift.start * n))]
+        for name in rates.drift.keypoints:
+            _offset(kps, late, np.full(len(late), index(name)), scale, rates.drift.offset, w, h, log, "drift")
+
+
+class _Chooser:
+    """Draws the instances of each point mistake among those still free: an instance gets at most one."""
+
+    def __init__(self, rng: np.random.Generator, n: int):
+        self.rng, self.free = rng, np.ones(n, bool)
+
+    def __call__(self, eligible: np.ndarray, rate: float) -> np.ndarray:
+        cand = np.flatnonzero(eligible & self.free)
+        rows = np.sort(self.rng.choice(cand, round(rate * len(cand)), replace=False)) if len(cand) else cand
+        self.free[rows] = False
+        return rows
+
+
+def _jumps(kps, ins: Instances, rows, rates: ErrorRates, std, scale, labeled, visible, free, w, h, rng,
+           log: _Log) -> None:
+    """One visible point of each chosen tracked instance displaced (carried over several frames when
+    `rates.jump_frames` says so), in place."""
     cols = _pick_point(rng, visible[rows])
     size = rng.uniform(*rates.jump_size, len(rows)) * scale[rows]
     if rates.jump_frames != (1,):  # far above the noise: a displacement no one could tell from noise is no mistake
@@ -215,24 +259,11 @@ def simulate_annotator(
     ok = _inside(dest, w[rows], h[rows])
     centre = np.stack([w[rows], h[rows]], axis=1) / 2 - start
     toward = centre / np.maximum(np.linalg.norm(centre, axis=1, keepdims=True), 1e-9) * size[:, None]
-    step = np.where(ok.any(axis=1)[:, None], dest[np.arange(len(rows)), ok.argmax(axis=1)] - start, toward)
+    step = np.where(np.asarray(ok.any(axis=1))[:, None], dest[np.arange(len(rows)), ok.argmax(axis=1)] - start, toward)
     if rates.jump_frames != (1,):  # (only then more draws: the default keeps every other draw as it was)
         rows, cols, step = _excursions(ins, labeled, visible, free, rows, cols, step,
                                        rng.choice(rates.jump_frames, len(rows)))
     _move(kps, rows, cols, step, w, h, log, "jump")
-
-    rows = choose((ins.track_id >= 0) & visible.any(axis=1), rates.flicker)
-    cols = _pick_point(rng, visible[rows])
-    kps[rows, cols] = 0.0
-    log.add("flicker", rows, cols)
-
-    bbox = _grow_bbox(ins.bbox, kps)
-    rows = choose(visible.any(axis=1), rates.outside)
-    _outside(kps, rows, _pick_point(rng, visible[rows]), w, h, rng, log)
-
-    out = replace(ins, keypoints=kps, bbox=bbox, annotator=np.full(n, annotator, dtype=object),
-                  num_keypoints=(kps[..., 2] > 0).sum(axis=1).astype(np.int64), extra=dict(ins.extra))
-    return truth.replace(instances=out), log.table()
 
 
 def _excursions(ins: Instances, labeled, visible, free, rows, cols, step, frames):
@@ -261,8 +292,9 @@ def _excursions(ins: Instances, labeled, visible, free, rows, cols, step, frames
         ok = (ins.track_id[at] == ins.track_id[start]) & (ins.frame[at] == ins.frame[start] + at - start)
         return at if ok.all() else None
 
-    keep, length = [], []
-    for r, c, m in zip(rows, cols, frames):
+    kept: list[bool] = []
+    lengths: list[int] = []
+    for r, c, m in zip(rows, cols, frames, strict=True):
         placed = 0
         for size in range(int(m), 0, -1):
             body = run(r, 0, size)
@@ -270,7 +302,7 @@ def _excursions(ins: Instances, labeled, visible, free, rows, cols, step, frames
                 continue
             left, right = run(r, -2, 0), run(r, size, size + 2)
             sides = [s for s in (left, right) if s is not None]
-            if size > 1 and len(sides) < 2 or not sides:
+            if (size > 1 and len(sides) < 2) or not sides:
                 continue
             ctx = np.concatenate(sides)
             if (~labeled[ctx, c]).any() or (taken | reserved | chosen)[ctx].any():
@@ -278,11 +310,11 @@ def _excursions(ins: Instances, labeled, visible, free, rows, cols, step, frames
             placed = size
             reserved[np.concatenate([body, ctx])] = True
             break
-        keep.append(placed > 0)
-        length.append(placed)
-    keep, length = np.asarray(keep, bool), np.asarray(length, np.int64)
+        kept.append(placed > 0)
+        lengths.append(placed)
+    keep, length = np.asarray(kept, bool), np.asarray(lengths, np.int64)
     rows, cols, step, length = rows[keep], cols[keep], step[keep], length[keep]
-    at = np.concatenate([r + np.arange(m) for r, m in zip(rows, length)]) if len(rows) else rows
+    at = np.concatenate([r + np.arange(m) for r, m in zip(rows, length, strict=True)]) if len(rows) else rows
     rep = np.repeat(np.arange(len(rows)), length)
     free[reserved] = False  # the frames around an excursion stay clean: later mistakes go elsewhere
     return at, cols[rep], step[rep]

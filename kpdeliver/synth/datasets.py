@@ -9,7 +9,12 @@ import numpy as np
 from kpdeliver.model import Dataset, Images, Instances
 from kpdeliver.schema import COCO17
 from kpdeliver.synth.poses import (
-    apply_frame, bbox_around, forward_kinematics, sample_pose_params, sample_poses, static_visibility,
+    apply_frame,
+    bbox_around,
+    forward_kinematics,
+    sample_pose_params,
+    sample_poses,
+    static_visibility,
 )
 
 # (width, height) of typical photos and their shares
@@ -52,7 +57,7 @@ def synthetic_coco(n_images: int, n_instances: int, *, seed: int = 0) -> bytes:
     """COCO keypoints JSON (orjson) of `synthetic_dataset`: loads in pycocotools, integer flags,
     `num_keypoints` = count(v > 0), bbox and area on every annotation, v=0 points at 0, 0.
     100,000 instances over 20,000 images take about two seconds."""
-    from kpdeliver.codecs.coco import encode
+    from kpdeliver.codecs.coco.encoder import encode
 
     return encode(synthetic_dataset(n_images, n_instances, seed=seed))
 

@@ -20,7 +20,7 @@ import orjson
 import yaml
 from PIL import Image, ImageDraw
 
-from kpdeliver.codecs.coco import encode
+from kpdeliver.codecs.coco.encoder import encode
 from kpdeliver.config import Assignment
 from kpdeliver.model import Dataset, Images, Instances
 from kpdeliver.schema import COCO17
@@ -235,20 +235,10 @@ def make_demo_batch(
     batch = root / "batch"
     rng = np.random.default_rng(seed)
     truth = _truth(n_images, rng)
-    names = truth.images.file_name.tolist()
     gold = _pick_gold(truth, n_gold, rng)
     settings = Assignment(seed=seed, overlap=overlap, gold=gold)
     table = assign_annotators(truth.images, list(annotators), settings).to_pylist()
-
-    draw_rng = np.random.default_rng([seed, 1])
-    (batch / "images").mkdir(parents=True, exist_ok=True)
-    sums = []
-    for row, (iid, name) in enumerate(zip(truth.images.id.tolist(), names)):
-        kps = truth.instances.keypoints[truth.instances.image_id == iid]
-        data = _jpeg(draw_scene(kps, int(truth.images.width[row]), int(truth.images.height[row]), draw_rng))
-        (batch / "images" / name).write_bytes(data)
-        sums.append(f"{hashlib.sha256(data).hexdigest()}  images/{name}\n")
-    (batch / "checksums.sha256").write_text("".join(sums))
+    _write_images(batch, truth, np.random.default_rng([seed, 1]))
 
     labels, roles = {}, {}
     for n, a in enumerate(annotators):
@@ -257,20 +247,7 @@ def make_demo_batch(
         labels[a], _ = simulate_annotator(truth.subset_images(mine), annotator=a,
                                           rng=np.random.default_rng([seed, 2, n]))
     mistakes = _place_mistakes(labels, roles, rng)
-
-    for n, a in enumerate(annotators):
-        doc = _export(labels[a], id_base=(n + 1) * 1_000_000)
-        pos = {i: j for j, i in enumerate(labels[a].instances.id.tolist())}
-        for m in (m for m in mistakes if m["annotator"] == a):
-            ann = doc["annotations"][pos[m["instance"]]]
-            m["annotation_id"] = ann["id"]
-            if m["kind"] == "keypoint_count":
-                ann["keypoints"] = ann["keypoints"][:-3]
-            elif m["kind"] == "unknown_image":
-                ann["image_id"] = len(doc["images"]) + 100
-        out = batch / "annotations" / a / EXPORT_NAME
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    _write_exports(batch, labels, mistakes)
     if gold:
         gold_ds = truth.subset_images(np.isin(truth.images.file_name, gold))
         (batch / "gold").mkdir(exist_ok=True)
@@ -290,3 +267,33 @@ def make_demo_batch(
     report = {"seed": seed, "images": n_images, "instances": len(truth.instances), "gold": gold, "mistakes": mistakes}
     (root / "truth.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     return root / "client.yaml"
+
+
+def _write_images(batch: Path, truth: Dataset, draw_rng: np.random.Generator) -> None:
+    """Every image drawn as a JPEG under batch/images, and batch/checksums.sha256."""
+    (batch / "images").mkdir(parents=True, exist_ok=True)
+    sums = []
+    for row, (iid, name) in enumerate(zip(truth.images.id.tolist(), truth.images.file_name.tolist(), strict=True)):
+        kps = truth.instances.keypoints[truth.instances.image_id == iid]
+        data = _jpeg(draw_scene(kps, int(truth.images.width[row]), int(truth.images.height[row]), draw_rng))
+        (batch / "images" / name).write_bytes(data)
+        sums.append(f"{hashlib.sha256(data).hexdigest()}  images/{name}\n")
+    (batch / "checksums.sha256").write_text("".join(sums))
+
+
+def _write_exports(batch: Path, labels: dict[str, Dataset], mistakes: list[dict]) -> None:
+    """Each annotator's COCO export, with the file-level mistakes (a keypoint short, an unknown image)
+    made in the written document; each mistake gets the annotation id it carries in the export."""
+    for n, a in enumerate(labels):
+        doc = _export(labels[a], id_base=(n + 1) * 1_000_000)
+        pos = {i: j for j, i in enumerate(labels[a].instances.id.tolist())}
+        for m in (m for m in mistakes if m["annotator"] == a):
+            ann = doc["annotations"][pos[m["instance"]]]
+            m["annotation_id"] = ann["id"]
+            if m["kind"] == "keypoint_count":
+                ann["keypoints"] = ann["keypoints"][:-3]
+            elif m["kind"] == "unknown_image":
+                ann["image_id"] = len(doc["images"]) + 100
+        out = batch / "annotations" / a / EXPORT_NAME
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))

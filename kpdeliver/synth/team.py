@@ -3,9 +3,9 @@ items (video frames stay with one annotator), each annotator's labels with their
 mistakes, everything merged into one dataset the QA can run on and score against."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from posixpath import dirname
-from typing import Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -30,7 +30,7 @@ class TeamLabels:
 def _work_units(truth: Dataset) -> list[str]:
     """One unit per still image, one per video folder (images whose instances carry tracks)."""
     tracked = set(truth.instances.image_id[truth.instances.track_id >= 0].tolist())
-    return [dirname(f) if i in tracked else f for i, f in zip(truth.images.id.tolist(), truth.images.file_name.tolist())]
+    return [dirname(f) if i in tracked else f for i, f in zip(truth.images.id.tolist(), truth.images.file_name.tolist(), strict=True)]
 
 
 def simulate_team(
@@ -42,6 +42,7 @@ def simulate_team(
     gold: float = 0.05,
     noise: float = 0.5,
     seed: int = 0,
+    sigmas: np.ndarray | None = None,
 ) -> TeamLabels:
     """Deal `truth` out to `annotators` and simulate each one's labelling.
 
@@ -49,19 +50,20 @@ def simulate_team(
     annotator, a fraction `gold` of still images goes to everyone and is returned as clean gold
     labels. `rates` gives each annotator's injected mistakes (none by default); an annotator's
     submission order is their images' order in `truth`, so a drift starts part-way through it.
+    `sigmas`: each keypoint's placement spread (default: the schema's; see `simulate_annotator`).
     """
     rng = np.random.default_rng(seed)
     units = _work_units(truth)
     names = sorted(set(units))
     stills = [u for u in names if u in set(truth.images.file_name.tolist())]
-    gold_units = sorted(rng.choice(stills, int(round(gold * len(stills))), replace=False).tolist()) if stills else []
+    gold_units = sorted(rng.choice(stills, round(gold * len(stills)), replace=False).tolist()) if stills else []
     unit_images = Images.build(id=np.arange(len(names)), file_name=names)
     dealt = assign_annotators(unit_images, list(annotators), Assignment(seed=seed, overlap=overlap, gold=gold_units))
-    unit_rows = {n: [] for n in names}
+    unit_rows: dict[str, list[int]] = {n: [] for n in names}
     for row, u in enumerate(units):
         unit_rows[u].append(row)
     img_rows = [(r, a, role) for u, a, role in zip(dealt["file_name"].to_pylist(), dealt["annotator"].to_pylist(),
-                                                   dealt["role"].to_pylist()) for r in unit_rows[u]]
+                                                   dealt["role"].to_pylist(), strict=True) for r in unit_rows[u]]
     rows = np.array([r for r, _, _ in img_rows], dtype=np.int64)
     assignments = pa.table({
         "image_id": truth.images.id[rows], "file_name": pa.array(truth.images.file_name[rows].tolist(), pa.string()),
@@ -73,7 +75,8 @@ def simulate_team(
         mine = np.isin(truth.images.id, truth.images.id[rows[[a == who for _, a, _ in img_rows]]])
         sub = truth.subset_images(mine)
         labels, inj = simulate_annotator(sub, annotator=who, rng=np.random.default_rng([seed, k]),
-                                         rates=(rates or {}).get(who, ErrorRates()), noise=noise)
+                                         rates=(rates or {}).get(who, ErrorRates()), noise=noise,
+                                         sigmas=sigmas)
         ins = labels.instances
         ins.extra["truth_id"] = ins.id.copy()
         ins.id = ins.id + (k + 1) * ID_STRIDE

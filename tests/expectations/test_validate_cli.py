@@ -136,3 +136,5 @@ def test_second_annotator_runs_deep_qa(clean_coco, tmp_path):
     assert "ann_c" in swaps["annotator"].to_pylist()
     assert "ann_c" in pq.read_table(out / "annotators.parquet")["annotator"].to_pylist()
     assert "qa.left_right_swap" in (out / "report.html").read_text()
+    sigmas = json.loads((out / "sigmas.json").read_bytes())  # which sigmas OKS used, and the measured ones
+    assert sigmas["oks_sigmas_source"] == "COCO default" and len(sigmas["keypoints"]) == 17
