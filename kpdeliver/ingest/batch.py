@@ -121,6 +121,7 @@ def assemble_ingest(probes: pa.Table, *, skipped: Sequence[tuple[str, str, str]]
     """The batch from its probes (any order) and its `skipped_entries`: sorted by key, the first
     of identical images kept, ids numbered in key order. `location` names a key in messages."""
     findings, refused = [], []
+    ids: list[int]
     ids, names, widths, heights, orientations, shas, sources = [], [], [], [], [], [], []
     first_of: dict[str, str] = {}
 

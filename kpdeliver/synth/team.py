@@ -57,7 +57,7 @@ def simulate_team(
     gold_units = sorted(rng.choice(stills, int(round(gold * len(stills))), replace=False).tolist()) if stills else []
     unit_images = Images.build(id=np.arange(len(names)), file_name=names)
     dealt = assign_annotators(unit_images, list(annotators), Assignment(seed=seed, overlap=overlap, gold=gold_units))
-    unit_rows = {n: [] for n in names}
+    unit_rows: dict[str, list[int]] = {n: [] for n in names}
     for row, u in enumerate(units):
         unit_rows[u].append(row)
     img_rows = [(r, a, role) for u, a, role in zip(dealt["file_name"].to_pylist(), dealt["annotator"].to_pylist(),

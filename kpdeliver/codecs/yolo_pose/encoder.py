@@ -181,7 +181,7 @@ def data_yaml(schema: KeypointSchema, categories: tuple[Category, ...], splits: 
     if "val" not in folders:
         folders["val"] = folders["train"]
         note = b"# no val split in this dataset: val is the train images (metrics on them are not held out)\n"
-    doc = {
+    doc: dict[str, object] = {
         **{s: folders[s] for s in ("train", "val", "test") if s in folders},
         "names": {i: c.name for i, c in enumerate(sorted(categories, key=lambda c: c.id))},
         "kpt_shape": [schema.num_keypoints, 3],
