@@ -52,7 +52,7 @@ def write_archive(store: ObjectStore, prefix: str, manifest: dict, out: IO[bytes
 
 def build_archive(store: ObjectStore, prefix: str, manifest: dict) -> tempfile.SpooledTemporaryFile[bytes]:
     """The archive of release `prefix`, rewound, in a temporary file the caller closes."""
-    tmp = tempfile.SpooledTemporaryFile(max_size=64 * _CHUNK)
+    tmp = tempfile.SpooledTemporaryFile(max_size=64 * _CHUNK)  # noqa: SIM115 (returned open)
     write_archive(store, prefix, manifest, tmp)
     tmp.seek(0)
     return tmp

@@ -202,7 +202,7 @@ def encode(
     """
     im = dataset.images
     splits = np.asarray(split_of if split_of is not None else splits_from_names(im.file_name.tolist()), dtype=object)
-    buf, width = label_lines(dataset, outside=outside)
+    buf, _ = label_lines(dataset, outside=outside)
     row = dataset.image_index()
     if len(row) and np.any(row[1:] < row[:-1]):  # files list their instances grouped by image as a rule
         order = np.argsort(row, kind="stable")
