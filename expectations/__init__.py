@@ -51,7 +51,7 @@ def import_gx(*, without_sql: bool = False):
     finder = _Deferred()
     sys.meta_path.insert(0, finder)
     if without_sql:
-        sys.modules.setdefault("sqlalchemy", None)  # None: `import sqlalchemy` raises ImportError
+        sys.modules.setdefault("sqlalchemy", None)  # type: ignore[arg-type]  # None: `import sqlalchemy` raises ImportError
     try:
         return importlib.import_module("expectations.validate")
     finally:

@@ -6,6 +6,8 @@ problems found, not to the dataset.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 
@@ -22,7 +24,7 @@ def _fmt(a: np.ndarray) -> list[str]:
     return [f"{x:g}" for x in a.tolist()]
 
 
-def _outside(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+def _outside(x: np.ndarray, lo: np.ndarray | float, hi: np.ndarray | float) -> np.ndarray:
     """How far x lies outside [lo, hi] (0 inside)."""
     return np.maximum(np.maximum(lo - x, x - hi), 0)
 
@@ -34,7 +36,7 @@ _FRAME_MESSAGES = {
 }
 
 
-def _where(dataset: Dataset, rows: np.ndarray, source: str) -> tuple[list[str], object]:
+def _where(dataset: Dataset, rows: np.ndarray, source: str) -> tuple[list[str], Any]:
     """Where each instance came from. Collected instances carry their export's file and own
     ids (audit columns), so a finding points into the annotator's file, not only our ids."""
     ins = dataset.instances

@@ -7,7 +7,7 @@ A GX suite runs on one table, so each suite is split by table: `<schema>.<suite>
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 import great_expectations as gx
 from great_expectations.expectations import Expectation
@@ -30,7 +30,7 @@ class Rule:
 
 def build_rules(*, category_ids: Iterable[int], settings: ValidationSettings) -> list[Rule]:
     """Every row rule, in report order."""
-    m = {"mostly": settings.mostly}
+    m: dict[str, Any] = {"mostly": settings.mostly}
     margin, tol = settings.occluded_margin, settings.bbox_tolerance
 
     def rule(suite: str, table: str, check: str, exp: Expectation) -> Rule:

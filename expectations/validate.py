@@ -219,12 +219,12 @@ def _failing(rules: list[Rule], results: dict) -> list[Failing]:
                 failed.add(key)
     for (check, table), ids in list(failing.items()):
         loser = SUPERSEDES.get(check)
-        if (loser, table) in failing:
+        if loser is not None and (loser, table) in failing:
             failing[(loser, table)] = failing[(loser, table)][~np.isin(failing[(loser, table)], ids)]
     out = []
     for rule in rules:  # report order
-        ids = failing.pop((rule.check, rule.table), None)
-        if ids is None or not len(ids):
+        ids = failing.pop((rule.check, rule.table), np.empty(0, np.int64))
+        if not len(ids):
             continue
         severity = CHECKS[rule.check].value
         if (rule.check, rule.table) not in failed and severity == Severity.error.value:

@@ -50,8 +50,8 @@ def size_text(n: int) -> str:
     if n < 1024:
         return f"{n} bytes"
     value, unit = float(n), "bytes"
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        value /= 1024
+    for larger in ("KiB", "MiB", "GiB", "TiB"):
+        value, unit = value / 1024, larger
         if value < 1024:
             break
     return f"{value:.1f} {unit}"

@@ -16,6 +16,7 @@ import re
 import warnings
 from enum import Enum
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Annotated, Any, Optional
 
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
@@ -356,7 +357,7 @@ class ClientConfig(_Model):
         return self.model_copy(update={"source": fix(self.source), "releases": fix(self.releases), "schema_": schema})
 
 
-def _plain(error: dict) -> str:
+def _plain(error: Mapping[str, Any]) -> str:
     """One pydantic error in plain words: which field, what is wrong, what was given."""
     where = ".".join(str(p) for p in error["loc"]) or "(top level)"
     kind, msg = error["type"], error["msg"]

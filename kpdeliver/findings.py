@@ -174,7 +174,7 @@ def non_finite_keypoint_findings(keypoints: np.ndarray, names: Sequence[str], *,
     """One `schema.non_finite` finding per keypoint of one instance (`keypoints` [K, 3]) holding a NaN or
     infinite number, naming the keypoint: "{where}, keypoint 'nose': x, y, v = nan, 120, 2 {held}".
     `locate`: the instance's image_id, file_name, annotation_id, annotator and source."""
-    bad = np.flatnonzero(~np.isfinite(keypoints).all(axis=1))
+    bad = np.flatnonzero(~np.isfinite(keypoints).all(axis=1)).tolist()
     return findings_for(
         "schema.non_finite", keypoint=[names[j] for j in bad], n=len(bad), **locate,
         message=[f"{where}, keypoint '{names[j]}': x, y, v = {', '.join(f'{x:g}' for x in keypoints[j])} {held}"

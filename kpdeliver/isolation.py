@@ -19,7 +19,7 @@ import socket
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -65,7 +65,7 @@ def _local_addresses() -> frozenset[str]:
         infos = socket.getaddrinfo(socket.gethostname(), None)
     except OSError:
         return frozenset()
-    return frozenset(_address(info[4][0]) for info in infos)
+    return frozenset(_address(str(info[4][0])) for info in infos)
 
 
 def _address(text: str) -> str:
@@ -82,7 +82,7 @@ def _host_addresses(host: str) -> frozenset[str]:
         infos = socket.getaddrinfo(host, None)
     except (OSError, UnicodeError):
         return frozenset({host})  # unresolvable now: compare by name
-    found = {_address(info[4][0]) for info in infos}
+    found = {_address(str(info[4][0])) for info in infos}
     return frozenset("loopback" if a in _local_addresses() else a for a in found)
 
 
@@ -90,7 +90,8 @@ def _host_addresses(host: str) -> frozenset[str]:
 def _s3_endpoint(options: tuple, env: tuple) -> str:
     """The endpoint URL boto3 would use (config, environment or profile); `env` keys the cache."""
     try:
-        return open_store("s3://isolation-probe", dict(options)).client.meta.endpoint_url
+        probe: Any = open_store("s3://isolation-probe", dict(options))  # an S3Store: its boto3 client
+        return probe.client.meta.endpoint_url
     except StorageError as e:
         raise IsolationError(f"cannot tell which S3 server is meant: {e}") from None
 

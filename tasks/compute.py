@@ -4,6 +4,7 @@ the release's staging area, keyed on the input fingerprint)."""
 from __future__ import annotations
 
 import tempfile
+from typing import Any
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from kpdeliver.storage import ObjectStore
 from kpdeliver.tools.label_studio import with_task_links
 from kpdeliver.validation import AnnotationSet, InProcessRules, Validation, validate_annotations
 
-COMPUTE = dict(cache_policy=NO_CACHE)
+COMPUTE: dict[str, Any] = dict(cache_policy=NO_CACHE)
 
 
 @dataclass(frozen=True)

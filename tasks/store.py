@@ -9,6 +9,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -34,7 +35,7 @@ def _worth_retrying(task, task_run, state) -> bool:
     return not isinstance(state.data, BaseException) or retryable(state.data)
 
 
-STORE = dict(retries=3, retry_delay_seconds=[1, 4, 10], cache_policy=NO_CACHE, retry_condition_fn=_worth_retrying)
+STORE: dict[str, Any] = dict(retries=3, retry_delay_seconds=[1, 4, 10], cache_policy=NO_CACHE, retry_condition_fn=_worth_retrying)
 _FAILED_ON_STORE = re.compile(r"encountered (?:an|unexpected) exception:? \W*(\w+)")
 
 
@@ -53,7 +54,10 @@ class StoreFailureLogs(logging.Filter):
 
 
 def _store_error_names(cls: type) -> set[str]:
-    return {cls.__name__}.union(*(_store_error_names(sub) for sub in cls.__subclasses__()))
+    names = {cls.__name__}
+    for sub in cls.__subclasses__():
+        names |= _store_error_names(sub)
+    return names
 
 
 def quiet_store_tracebacks() -> None:
@@ -180,7 +184,8 @@ def signing_key(secret_block: str | None):
         return signing.key_from_environment()
     from prefect.blocks.system import Secret
 
-    return signing.private_key_from_pem(Secret.load(secret_block).get(), origin=f"Prefect Secret block {secret_block!r}")
+    block: Any = Secret.load(secret_block)  # sync here (Prefect's sync_compatible returns the block)
+    return signing.private_key_from_pem(block.get(), origin=f"Prefect Secret block {secret_block!r}")
 
 
 @task(name="publish", **STORE)

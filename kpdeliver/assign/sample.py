@@ -60,7 +60,7 @@ def normalised_poses(kps: np.ndarray, schema: KeypointSchema | None = None) -> t
     Upright: the body axis (mid-hips to mid-shoulders where the schema has them, else the main
     axis of the labeled points) is turned to point up, and the pose mirrored so its left side lies
     left, so that people differ by their pose and not by how they stand in the picture."""
-    lab = kps[..., 2] > 0
+    lab: np.ndarray = kps[..., 2] > 0
     n_lab = lab.sum(axis=1)
     ok = n_lab >= 3
     safe = np.maximum(n_lab, 1)[:, None]
@@ -76,7 +76,7 @@ def normalised_poses(kps: np.ndarray, schema: KeypointSchema | None = None) -> t
         h_idx = [schema.index("left_hip"), schema.index("right_hip")]
         torso = lab[:, s_idx].all(axis=1) & lab[:, h_idx].all(axis=1)
         up = xy[:, s_idx].mean(axis=1) - xy[:, h_idx].mean(axis=1)
-        axis = np.where(torso[:, None], up, axis)
+        axis = np.where(np.asarray(torso)[:, None], up, axis)
     first = np.arange(kps.shape[1]) < kps.shape[1] // 2
     towards = np.where((lab & first).any(axis=1)[:, None],
                        (d * (lab & first)[..., None]).sum(axis=1), axis)
@@ -110,7 +110,7 @@ def cluster_poses(kps: np.ndarray, k: int, *, seed: int, schema: KeypointSchema 
 
     k = max(1, min(k, int(ok.sum())))
     x = feats[ok]
-    best = None
+    best: tuple[float, np.ndarray, np.ndarray] | None = None
     rng = np.random.default_rng(seed)
     with warnings.catch_warnings():  # an empty cluster is fine: it just covers nothing
         warnings.simplefilter("ignore")
@@ -119,6 +119,7 @@ def cluster_poses(kps: np.ndarray, k: int, *, seed: int, schema: KeypointSchema 
             inertia = float(((x - centres[lab]) ** 2).sum())
             if best is None or inertia < best[0]:
                 best = (inertia, centres, lab)
+    assert best is not None  # RESTARTS ≥ 1
     _, centres, lab = best
     labels[ok] = lab
     dist[ok] = np.linalg.norm(feats[ok] - centres[lab], axis=1)
@@ -132,7 +133,7 @@ def one_label_per_image(dataset: Dataset, gold: Dataset | None = None) -> Datase
     chosen = np.zeros(len(ins), bool)
     if len(ins):
         order = np.lexsort((ins.annotator.astype(str), ins.image_id))
-        first = {}
+        first: dict[int, str] = {}
         for r in order.tolist():
             first.setdefault(int(ins.image_id[r]), ins.annotator[r])
         chosen = np.fromiter((first.get(int(i)) == a for i, a in zip(ins.image_id, ins.annotator)), bool, len(ins))

@@ -12,10 +12,13 @@ import importlib
 import os
 import sys
 from functools import cache
+from typing import TYPE_CHECKING
 
-import click
 import typer
 from typer.core import TyperGroup
+
+if TYPE_CHECKING:  # typer ≥ 0.29 carries its own click; its types are only needed for annotations
+    from typer._click import Command, Context
 
 # command -> the module whose sub-app defines it, in the order `--help` lists them
 COMMANDS = {
@@ -41,22 +44,22 @@ COMMANDS = {
 
 
 @cache
-def sub_app_commands(module: str) -> dict[str, click.Command]:
+def sub_app_commands(module: str) -> dict[str, Command]:
     """The click commands of the sub-app `module.app`, by name (imports the module). Help text is
     shown as written: rich markup would eat square brackets such as `{name: [w, h]}`."""
     commands = dict(typer.main.get_group(importlib.import_module(module).app).commands)
     for command in commands.values():
-        command.rich_markup_mode = None
+        command.rich_markup_mode = None  # type: ignore[attr-defined]
     return commands
 
 
 class LazyGroup(TyperGroup):
     """A root group that imports a command's module only when that command is asked for."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: Context) -> list[str]:
         return [*super().list_commands(ctx), *COMMANDS]
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
         if cmd_name in COMMANDS:
             return sub_app_commands(COMMANDS[cmd_name])[cmd_name]
         return super().get_command(ctx, cmd_name)

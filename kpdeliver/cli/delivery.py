@@ -109,9 +109,8 @@ def demo(
     """Generate a synthetic client batch with realistic annotator mistakes and deliver it."""
     from kpdeliver.synth import make_demo_batch
 
-    kwargs = {"seed": seed} | ({"n_images": images} if images else {})
     root = work.resolve()
-    make_demo_batch(root, **kwargs)
+    make_demo_batch(root, seed=seed, **({"n_images": images} if images else {}))
     cfg = load_checked_config(root / "client.yaml")
     console.print(f"synthetic batch written to {cfg.source}")
     summary = run_delivery(cfg, root)

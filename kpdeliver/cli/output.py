@@ -9,7 +9,8 @@ from typing import Iterator, NoReturn, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TaskID, TextColumn,
+                           TimeElapsedColumn)
 from rich.text import Text
 
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -68,7 +69,7 @@ class BarProgress:
     def __init__(self, console: Console) -> None:
         self.bars = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                              _Rate(), TimeElapsedColumn(), console=console, transient=False)
-        self.ids: dict[str, object] = {}
+        self.ids: dict[str, TaskID] = {}
 
     def started(self, stage: str, total: int | None) -> None:
         self.ids[stage] = self.bars.add_task(stage, total=total)
@@ -81,7 +82,7 @@ class BarProgress:
         task_id = self.ids.pop(stage, None)
         task = next((t for t in self.bars.tasks if t.id == task_id), None)
         if task is not None and task.total is None:  # an open-ended stage ends full
-            self.bars.update(task_id, total=task.completed)
+            self.bars.update(task.id, total=task.completed)
 
 
 class _StderrHandler(logging.StreamHandler):

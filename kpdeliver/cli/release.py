@@ -124,7 +124,7 @@ def share(
     except UnverifiedRelease as e:
         err.print(Text.assemble(("error:", "bold red"), f" {e}"))
         _print_problems(e.problems)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     except StoreUnreachable as e:
         _unreachable(e)
     except StorageError as e:

@@ -47,7 +47,7 @@ def tar_members(data: bytes, source: str) -> tuple[list[str], Callable[[str], by
     member past `MEMBER_MAX_BYTES`, or members read together past `MEMBER_MAX_RATIO` times the
     archive's own size (beyond `RATIO_FLOOR_BYTES`): a CodecError naming it, the member unread."""
     try:
-        tf = tarfile.open(fileobj=io.BytesIO(data), mode="r:*")
+        tf = tarfile.open(fileobj=io.BytesIO(data), mode="r:*")  # noqa: SIM115 (in memory; read by the closure below)
         members = {m.name.removeprefix("./"): m for m in tf.getmembers() if m.isfile()}
     except (tarfile.TarError, OSError, EOFError, ValueError) as e:
         raise CodecError(f"{source}: broken tar archive ({e})") from None

@@ -3,7 +3,7 @@ metadata defines a schema. Each folder under `kpdeliver/codecs/` exposes one `Co
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 import numpy as np
 
@@ -71,7 +71,7 @@ class Codec:
     folder_files: Callable[[str], bool] | None = None
 
 
-def lazy_attributes(package: str, public: Mapping[str, str]) -> Callable[[str], object]:
+def lazy_attributes(package: str, public: Mapping[str, str]) -> Callable[[str], Any]:
     """A module `__getattr__` (PEP 562) that imports a codec folder's submodule only when one of
     its public names is first asked for: `public` maps name -> submodule (relative to `package`,
     or absolute when dotted), so sniffing a file never loads a decoder."""

@@ -85,8 +85,8 @@ def folder_codec(has_file: Callable[[str], bool], head: Callable[[str], bytes] |
     common name) counts only when its bytes are that format's."""
     for c in _codecs():
         for name in c.folder_markers:
-            by_name_only = head is None or c.sniff_metadata is None
-            if has_file(name) and (by_name_only or c.sniff_metadata(name, _head(head(name)))):
+            sniff = c.sniff_metadata
+            if has_file(name) and (head is None or sniff is None or sniff(name, _head(head(name)))):
                 return c
     return None
 

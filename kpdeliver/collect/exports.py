@@ -174,6 +174,7 @@ def _decode_prefix(store: ObjectStore, prefix: str, annotator: str, schema: Keyp
                    category: str | None = None, lookup: BatchImages | None = None):
     """Every export under `prefix`: each file, and each YOLO tree (a folder with data.yaml) as one."""
     lookup = lookup if lookup is not None else BatchImages(batch)
+    files: dict[str, str]
     parts, findings, rejected, files = [], [], [], {}
     keys = [k for k in store.list(prefix) if not k.rsplit("/", 1)[-1].startswith(".")]
     trees, loose = split_by_tree(keys)

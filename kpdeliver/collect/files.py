@@ -25,7 +25,7 @@ from kpdeliver.codecs.yolo_pose.decoder import read_data_yaml
 from kpdeliver.codecs.protocol import Codec, EncodeOptions
 from kpdeliver.findings import concat_findings, findings_for, non_finite_keypoint_findings
 from kpdeliver.images import IMAGE_EXTENSIONS, image_size
-from kpdeliver.model import NONE, Dataset, Images, Instances, concat_images, concat_instances
+from kpdeliver.model import NONE, Category, Dataset, Images, Instances, concat_images, concat_instances
 from kpdeliver.schema import KeypointSchema
 
 
@@ -239,6 +239,9 @@ def merge_decoded(parts: list[Decoded]) -> Decoded:
     if len(parts) == 1:
         return parts[0]
     first = parts[0].dataset
+    images: list[Images]
+    instances: list[Instances]
+    cats: dict[int, Category]
     images, instances, cats = [], [], {}
     next_img = next_ins = 0
     for d in parts:

@@ -133,7 +133,7 @@ def inspect_path(path: str | Path, *, schema: KeypointSchema | None = None) -> l
     from kpdeliver.collect.projects import folder_codec
 
     p = Path(path)
-    fmt = formats.detect_format(p)
+    formats.detect_format(p)  # an unknown format stops here, with its sentence
     if p.is_file() or (p.is_dir() and folder_codec(p) is not None):  # a YOLO folder, a Supervisely project
         targets = [p]
     elif p.exists() and not p.is_dir():  # a named pipe, a device: said, never opened

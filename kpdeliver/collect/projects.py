@@ -77,7 +77,8 @@ def split_store_projects(keys: list[str], head: Callable[[str], bytes]) -> tuple
     for root in roots:
         if any(root.startswith(r) for r in taken):
             continue
-        c = registry.folder_codec(lambda name: root + name in keyset, lambda name: head(root + name))
+        c = registry.folder_codec(lambda name, root=root: root + name in keyset,
+                                  lambda name, root=root: head(root + name))
         if c is None or c.folder_files is None:
             continue
         marker = next(root + n for n in c.folder_markers if root + n in keyset)

@@ -81,10 +81,10 @@ def tree_layout(doc: dict, files: list[str], read: Callable[[str], bytes]) -> Tr
     image_files = set(images.values())
     for ref in _listed(lists, read):
         wanted = splitext(_swap(ref, IMAGES, LABELS))[0] + ".txt"
-        lab = _tail_in(wanted, label_set)
+        listed = _tail_in(wanted, label_set)
         image = _tail_in(ref, image_files) or ref
-        if lab is not None:
-            labels[lab] = image
+        if listed is not None:
+            labels[listed] = image
         else:
             background[wanted] = image
     return TreeLayout(labels, background, lists, sorted(set(texts) - label_set))

@@ -34,7 +34,7 @@ def split_by_tree(keys: list[str]) -> tuple[dict[str, list[str]], list[str]]:
     """(tree root -> the keys in it, the keys in no tree); a key belongs to its deepest tree."""
     roots = sorted(tree_roots(keys), key=len, reverse=True)
     trees: dict[str, list[str]] = {r: [] for r in roots}
-    loose = []
+    loose: list[str] = []
     for k in keys:
         root = next((r for r in roots if k.startswith(r)), None)
         (trees[root] if root is not None else loose).append(k)

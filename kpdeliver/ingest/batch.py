@@ -14,6 +14,7 @@ import hashlib
 import os
 import posixpath
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,11 +116,12 @@ def skipped_entries(store: ObjectStore) -> list[tuple[str, str, str]]:
     return unsupported + links
 
 
-def assemble_ingest(probes: pa.Table, *, skipped: list[tuple[str, str, str]] = (),
+def assemble_ingest(probes: pa.Table, *, skipped: Sequence[tuple[str, str, str]] = (),
                     location=lambda key: key) -> IngestResult:
     """The batch from its probes (any order) and its `skipped_entries`: sorted by key, the first
     of identical images kept, ids numbered in key order. `location` names a key in messages."""
     findings, refused = [], []
+    ids: list[int]
     ids, names, widths, heights, orientations, shas, sources = [], [], [], [], [], [], []
     first_of: dict[str, str] = {}
 

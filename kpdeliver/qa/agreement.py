@@ -85,7 +85,7 @@ def _group_simple(rows, key_code, ann_code, kps, s2, boxes, schema, *, match_min
         m = out[:, j] >= 0
         a, b = out[m, j], pivot[m]
 
-        def sym(x):
+        def sym(x, a=a, b=b):
             return 0.5 * (oks_paired(x, kps[b], s2[b], sig) + oks_paired(kps[b], x, s2[a], sig))
 
         score = oks_or_box(np.fmax(sym(kps[a]), sym(kps[a][:, schema.flip_idx])), boxes[a], boxes[b])

@@ -99,7 +99,6 @@ def overlap_findings(ctx: Context, s: DeepQASettings, gold_matched: np.ndarray) 
     m_idx, o_slot = np.nonzero((other_code >= 0) & ~swap[:, None])
     samples = DriftSamples(rows[m_idx], other_code[m_idx, o_slot], cmp2.pair_offset[present][m_idx, o_slot],
                            1.0 - cmp2.pair_oks[present][m_idx, o_slot])
-    names = np.asarray(schema.keypoints, dtype=object)
     others = [f"the {n} other annotators of this image" if n > 1 else "the other annotator of this image"
               for n in n_oth]
     sw = np.flatnonzero(swap & own)

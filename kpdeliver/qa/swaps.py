@@ -117,13 +117,13 @@ def _neighbour_median(h: np.ndarray, track: np.ndarray, window: int) -> tuple[np
     """Median of h [n, P, 2] over the rows within +-window of each row in the same track (the row
     itself left out), and how many such rows had a value."""
     n = len(h)
-    near = []
+    rows = []
     for d in (*range(-window, 0), *range(1, window + 1)):
         idx = np.arange(n) + d
         inside = (idx >= 0) & (idx < n)
         idx = np.clip(idx, 0, n - 1)
-        near.append(np.where((inside & (track[idx] == track))[:, None, None], h[idx], np.nan))
-    near = np.stack(near)
+        rows.append(np.where((inside & (track[idx] == track))[:, None, None], h[idx], np.nan))
+    near = np.stack(rows)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # no labeled neighbour: no verdict
         return np.nanmedian(near, axis=0), np.sum(~np.isnan(near[..., 0]), axis=0)

@@ -188,7 +188,7 @@ def _track_noise(raw: np.ndarray, dof: int, tracks: TrackOrder, sigmas: np.ndarr
     bridge, the more a fast curve sags off it. At least the track's median in units of each keypoint's
     spread (fifty frames of one point can give too narrow a spread, and then a plain placement error
     reads as a jump), and at least `floor`."""
-    n, k = raw.shape
+    k = raw.shape[1]
     n_tracks = int(tracks.track.max()) + 1
     expected = 2 * gammaincinv(dof / 2, 0.5)  # chi2.median
     groups = (tracks.track[:, None] * k + np.arange(k)[None, :]).ravel()

@@ -13,7 +13,7 @@ import tempfile
 import zipfile
 import zlib
 from pathlib import PurePosixPath
-from typing import BinaryIO
+from typing import IO
 
 from kpdeliver.progress import tracked
 from kpdeliver.release.layout import MANIFEST, client_key, sha256_hex
@@ -37,7 +37,7 @@ def archive_members(store: ObjectStore, prefix: str, manifest: dict) -> dict[str
     return members
 
 
-def write_archive(store: ObjectStore, prefix: str, manifest: dict, out: BinaryIO) -> None:
+def write_archive(store: ObjectStore, prefix: str, manifest: dict, out: IO[bytes]) -> None:
     """Zip the release under a top folder named after it, streaming members."""
     top = PurePosixPath(prefix).name
     with zipfile.ZipFile(out, "w") as zf:
@@ -50,15 +50,15 @@ def write_archive(store: ObjectStore, prefix: str, manifest: dict, out: BinaryIO
                     dst.write(chunk)
 
 
-def build_archive(store: ObjectStore, prefix: str, manifest: dict) -> tempfile.SpooledTemporaryFile:
+def build_archive(store: ObjectStore, prefix: str, manifest: dict) -> tempfile.SpooledTemporaryFile[bytes]:
     """The archive of release `prefix`, rewound, in a temporary file the caller closes."""
-    tmp = tempfile.SpooledTemporaryFile(max_size=64 * _CHUNK)
+    tmp = tempfile.SpooledTemporaryFile(max_size=64 * _CHUNK)  # noqa: SIM115 (returned open)
     write_archive(store, prefix, manifest, tmp)
     tmp.seek(0)
     return tmp
 
 
-def _digest(fh: BinaryIO) -> str:
+def _digest(fh: IO[bytes]) -> str:
     h = hashlib.sha256()
     for chunk in iter(lambda: fh.read(_CHUNK), b""):
         h.update(chunk)

@@ -55,9 +55,10 @@ class Binding:
 def place_of(store: ObjectStore, prefix: str) -> Place | None:
     """The release's place from its location (path or URL); None when it is not `…/<c>/<d>/v<NNNN>`."""
     parts = [p for p in store.location(prefix).rstrip("/").split("/") if p]
-    if len(parts) < 3 or version_number(parts[-1]) is None:
+    version = version_number(parts[-1]) if len(parts) >= 3 else None
+    if version is None:
         return None
-    return Place(parts[-3], parts[-2], version_number(parts[-1]))
+    return Place(parts[-3], parts[-2], version)
 
 
 def place_problems(manifest: dict, place: Place) -> list[tuple[str, str, str]]:

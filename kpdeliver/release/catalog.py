@@ -218,8 +218,9 @@ def _rows_from_manifests(store: ObjectStore, client: str, recorded: dict[tuple[s
     rows = []
     for key in store.list(client + "/"):
         parts = key.split("/")
-        if len(parts) == 4 and manifest_version("/".join(parts[2:])) is not None:
-            row = catalog_row(store, client, parts[1], version_number(parts[2]))
+        version = version_number(parts[2]) if len(parts) == 4 else None
+        if version is not None and manifest_version("/".join(parts[2:])) is not None:
+            row = catalog_row(store, client, parts[1], version)
             rows.append({**row, **recorded.get((row["dataset"], row["version"]), {})})
     return rows
 

@@ -234,7 +234,10 @@ def publish(
         store.put(join_key(prefix, SIGNATURE), sign(signing_key, body))
     if store.put_if_absent(join_key(prefix, MANIFEST), body):
         return done(manifest)
-    return done(_already_published(store, prefix, fingerprint))
+    held = _already_published(store, prefix, fingerprint)
+    if held is None:  # refused as present, then gone: someone is deleting releases under us
+        raise PublishError(f"{store.location(join_key(prefix, MANIFEST))} was refused as already present but cannot be read")
+    return done(held)
 
 
 def clean_staging(store: ObjectStore, client: str, dataset: str, fingerprint: str) -> None:

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from kpdeliver.config import QAThresholds
 
 Outcome = Literal["pass", "conditional", "fail", "not_measured"]
+VerdictName = Literal["pass", "conditional", "fail"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class RuleResult:
 class Verdict:
     """`qa/signoff.json` without its content digest, in this field order."""
 
-    verdict: Literal["pass", "conditional", "fail"]
+    verdict: VerdictName
     reasons: tuple[str, ...] = ()  # the message of every rule not met, failures first
     thresholds: dict = field(default_factory=dict)  # the client's sign-off rules, as configured
     rules: tuple[RuleResult, ...] = ()
@@ -88,7 +89,7 @@ def signoff(rules: QAThresholds, counts: Counts, findings: pa.Table, annotators:
     _collection_rules(judge, counts, findings, collected)
     results = judge.results
     outcomes = {r.outcome for r in results}
-    verdict = "fail" if "fail" in outcomes else "conditional" if "conditional" in outcomes else "pass"
+    verdict: VerdictName = "fail" if "fail" in outcomes else "conditional" if "conditional" in outcomes else "pass"
     broken = [r for r in results if r.outcome == "fail"] + [r for r in results if r.outcome == "conditional"]
     return Verdict(
         verdict=verdict,
@@ -106,7 +107,7 @@ class _Judge:
 
     def __call__(self, rule: str, subject: str | None, threshold: float, measured: float | None, met: bool,
                  message: str) -> None:
-        outcome = ("not_measured" if measured is None else "pass" if met
+        outcome: Outcome = ("not_measured" if measured is None else "pass" if met
                    else getattr(self.rules.severity, rule).value)
         value = None if measured is None else round(float(measured), 6) if isinstance(measured, float) else measured
         self.results.append(RuleResult(rule, subject, threshold, value, outcome, message))
@@ -153,11 +154,11 @@ def _collection_rules(judge: _Judge, counts: Counts, findings: pa.Table, collect
                   f"annotator {name}: {_plural(n, 'label')} collected, below {least}{why} — the images assigned "
                   "to them have none of their labels (index/assignments.parquet)")
     if rules.min_labeled_images_fraction is not None and counts.images_delivered:
-        least, frac = rules.min_labeled_images_fraction, collected.labeled_images / counts.images_delivered
-        judge("min_labeled_images_fraction", None, least, frac, frac >= least,
-              f"{frac:.1%} of delivered images have a label (min {least:.1%})" if frac >= least else
+        wanted, frac = rules.min_labeled_images_fraction, collected.labeled_images / counts.images_delivered
+        judge("min_labeled_images_fraction", None, wanted, frac, frac >= wanted,
+              f"{frac:.1%} of delivered images have a label (min {wanted:.1%})" if frac >= wanted else
               f"only {collected.labeled_images} of {counts.images_delivered} delivered images have a label "
-              f"({frac:.1%}, below {least:.1%}): the rest ship as background (status unlabeled in "
+              f"({frac:.1%}, below {wanted:.1%}): the rest ship as background (status unlabeled in "
               "index/images.parquet)")
 
 

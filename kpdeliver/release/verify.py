@@ -154,7 +154,7 @@ def _signoff(store: ObjectStore, prefix: str, manifest: dict) -> list[Problem]:
     pairs = [("verdict", signoff.get("verdict"), manifest.get("verdict")),
              ("reasons", signoff.get("reasons"), qa.get("reasons")),
              ("findings by check", signoff.get("findings_by_check"), qa.get("findings_by_check"))]
-    rules = signoff.get("rules") if isinstance(signoff.get("rules"), list) else []
+    rules = signoff["rules"] if isinstance(signoff.get("rules"), list) else []
     measured = {r.get("rule"): r.get("measured") for r in rules if isinstance(r, dict) and r.get("subject") is None}
     if c:
         if "max_error_findings" in measured:  # a rule switched off (null) is not judged, nor listed

@@ -109,8 +109,7 @@ def _differs(a: pa.ChunkedArray, b: pa.ChunkedArray) -> np.ndarray:
         y = np.asarray(b.to_pylist(), dtype=np.float64).reshape(len(b), -1)
         if x.shape != y.shape:
             return np.ones(len(a), bool)
-        same = np.isclose(x, y, atol=0.01, equal_nan=True).all(axis=1)
-        return ~same
+        return np.asarray(~np.isclose(x, y, atol=0.01, equal_nan=True).all(axis=1))
     one_missing = pc.xor(pc.is_null(a), pc.is_null(b))  # both missing: the same
     return np.asarray(pc.fill_null(pc.not_equal(a, b), one_missing).to_pylist(), bool)
 

@@ -236,7 +236,8 @@ def build_context(
               for c, n in sorted(counts.by_check.items(), key=lambda kv: (-kv[1]["error"], -sum(kv[1].values()), kv[0]))]
     by_ann = [{"name": a, **{s: n[s] for s in SEVERITIES}, "total": sum(n.values())}
               for a, n in sorted(counts.by_annotator.items())]
-    schema_names = list((reviewed or delivered).schema.keypoints) if (reviewed or delivered) is not None else []
+    shown = reviewed or delivered
+    schema_names = list(shown.schema.keypoints) if shown is not None else []
     n_reviewed = len(reviewed.instances) if reviewed is not None else None
     kp_annotators, kp_rows = _keypoint_view(keypoints, counts, schema_names, n_reviewed)
     worst, sample = [], []

@@ -115,7 +115,7 @@ def draw_overlay(image: Image.Image, keypoints: np.ndarray, schema: KeypointSche
     r = max(3, THUMB_SIDE // 70)
     for i in np.flatnonzero(v > 0).tolist():
         x, y = xy[i]
-        box = [x - r, y - r, x + r, y + r]
+        box = (x - r, y - r, x + r, y + r)
         if v[i] >= 2:
             d.ellipse(box, fill=(255, 255, 255), outline=(0, 0, 0))
         else:

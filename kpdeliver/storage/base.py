@@ -9,6 +9,7 @@ import hashlib
 import re
 from abc import ABC, abstractmethod
 from contextlib import nullcontext
+import builtins
 from typing import BinaryIO, ContextManager, Iterator
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -59,7 +60,7 @@ class ObjectStore(ABC):
         """A block of many reads and writes (see LocalStore's); S3 has no folders to hold."""
         return nullcontext()
 
-    def skipped(self, prefix: str = "") -> list[tuple[str, str]]:
+    def skipped(self, prefix: str = "") -> builtins.list[tuple[str, str]]:
         """(key, why) for entries under `prefix` that exist but are not listed as objects because
         reading them could leave the store (symbolic links, special files). S3 has none."""
         return []

@@ -14,6 +14,7 @@ import secrets
 import stat
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+import builtins
 from typing import BinaryIO, ContextManager, Iterator
 
 from kpdeliver.storage.base import ObjectStore, StorageError, check_key
@@ -63,7 +64,7 @@ class LocalStore(ObjectStore):
         return {"root": self.root, "url": self.url}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["root"])
+        LocalStore.__init__(self, state["root"])
 
     def holding_folders(self) -> ContextManager[None]:
         """Within the block (in any thread), each folder's descriptor is opened once and kept for
@@ -218,7 +219,7 @@ class LocalStore(ObjectStore):
     def list(self, prefix: str = "") -> Iterator[str]:
         yield from self._scan(prefix)[0]
 
-    def skipped(self, prefix: str = "") -> list[tuple[str, str]]:
+    def skipped(self, prefix: str = "") -> builtins.list[tuple[str, str]]:
         return self._scan(prefix)[1]
 
     # ------------------------------------------------------------------ reading

@@ -12,7 +12,7 @@ _PUBLIC = {  # name -> submodule that defines it, imported when first asked for
     "decode": "decoder", "encode": "encoder",
     "schema_from_coco_category": "metadata", "load_json": "kpdeliver.codecs.json_doc",
 }
-__all__ = ["CODEC", "sniff", *_PUBLIC]
+__all__ = ["CODEC", "sniff", *_PUBLIC]  # noqa: PLE0604 (the lazily loaded names)
 
 
 __getattr__ = lazy_attributes(__name__, _PUBLIC)

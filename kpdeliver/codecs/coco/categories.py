@@ -77,6 +77,7 @@ def of_category(anns: list, cats: list[dict], chosen: list[dict], log: DecodeLog
     finding per category; those whose category the file does not define are held back one by one."""
     want = {as_int(c.get("id")) for c in chosen}
     known = {as_int(c.get("id")): c for c in cats}
+    others: dict[int, int]
     keep, others = [], {}
     for i, a in enumerate(anns):
         cid = as_int(a.get("category_id")) if isinstance(a, dict) else NONE

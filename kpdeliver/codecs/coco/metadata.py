@@ -34,7 +34,7 @@ def schema_from_coco_category(cat: dict, num_kpts: int, *, name: str = "custom")
 
 def skeleton_edges(cat: dict) -> list[tuple[int, int]]:
     """A category's skeleton edges that are pairs of integers (anything else is not an edge)."""
-    raw = cat.get("skeleton") if isinstance(cat.get("skeleton"), list) else []
+    raw = cat["skeleton"] if isinstance(cat.get("skeleton"), list) else []
     return [(int(e[0]), int(e[1])) for e in raw if isinstance(e, (list, tuple)) and len(e) == 2
             and all(isinstance(x, (int, float)) and not isinstance(x, bool) and float(x).is_integer() for x in e)]
 

@@ -12,7 +12,7 @@ _PUBLIC = {  # name -> submodule that defines it, imported when first asked for
     "decode": "decoder", "encode": "encoder", "SkeletonDef": "skeleton", "skeleton_definitions": "skeleton",
     "schema_from_skeleton": "skeleton", "schema_from_cvat_xml": "skeleton",
 }
-__all__ = ["CODEC", "sniff", *_PUBLIC]
+__all__ = ["CODEC", "sniff", *_PUBLIC]  # noqa: PLE0604 (the lazily loaded names)
 
 
 __getattr__ = lazy_attributes(__name__, _PUBLIC)

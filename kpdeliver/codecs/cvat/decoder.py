@@ -72,6 +72,7 @@ def decode(
 
 
 def _image_shapes(root: Element, walk: ShapeWalk) -> Images:
+    ids: list[int]
     ids, names, ws, hs = [], [], [], []
     for im in root.findall("image"):
         iid = int_attr(im, "id", len(ids))

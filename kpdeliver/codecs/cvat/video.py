@@ -106,9 +106,9 @@ def video_images(root: Element, walk: ShapeWalk) -> Images:
             used.add(f)
             walk.rows.add(image_id=f, track_id=tid, frame=f, label=label, xy=xy[j], present=present[j],
                           outside=outside[j], occluded=occluded[j])
-    frames = sorted(used)
-    return Images.build(id=frames, file_name=[f"frame_{f:06d}" for f in frames], width=[w] * len(frames),
-                        height=[h] * len(frames), source=[walk.source] * len(frames))
+    numbers = sorted(used)
+    return Images.build(id=numbers, file_name=[f"frame_{f:06d}" for f in numbers], width=[w] * len(numbers),
+                        height=[h] * len(numbers), source=[walk.source] * len(numbers))
 
 
 def _element_series(track: Element, skeletons: list[Element]) -> dict[str, list[Element]]:

@@ -11,7 +11,7 @@ _PUBLIC = {  # name -> submodule that defines it, imported when first asked for
     "decode": "decoder", "encode": "encoder", "label_config": "config", "config_keypoint_names": "config",
     "schema_from_config": "config", "OCCLUDED_CHOICES": "config", "VISIBILITY_CONTROL": "config",
 }
-__all__ = ["CODEC", "sniff", "sniff_config", *_PUBLIC]
+__all__ = ["CODEC", "sniff", "sniff_config", *_PUBLIC]  # noqa: PLE0604 (the lazily loaded names)
 
 _EXPORT_KEYS = (b'"result"', b'"annotations"', b'"predictions"', b'"data"')
 

@@ -144,5 +144,5 @@ def decode_results(results: list, st: Gathered, *, index: dict, image_id: int, w
         st.image_id.append(image_id)
         st.who.append(who)
         st.ids.append(int(m.group(1)) if m else None)
-        scores = [p.get("score") for p in pts if isinstance(p.get("score"), (int, float))]
+        scores = [p["score"] for p in pts if isinstance(p.get("score"), (int, float))]
         st.score.append(float(np.mean(scores)) if scores else np.nan)

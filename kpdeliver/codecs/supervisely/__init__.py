@@ -12,7 +12,7 @@ from kpdeliver.codecs.protocol import Codec, EncodeOptions, lazy_attributes
 _PUBLIC = {  # name -> submodule that defines it, imported when first asked for
     "decode": "decoder", "encode": "encoder", "schema_from_meta": "meta", "project_file": "paths",
 }
-__all__ = ["CODEC", "sniff", "sniff_meta", "META_JSON", *_PUBLIC]
+__all__ = ["CODEC", "sniff", "sniff_meta", "META_JSON", *_PUBLIC]  # noqa: PLE0604 (the lazily loaded names)
 
 META_JSON = "meta.json"
 

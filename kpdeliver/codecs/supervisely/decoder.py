@@ -73,6 +73,7 @@ def decode(meta: bytes, files: Mapping[str, bytes], *, schema: KeypointSchema | 
     walk = _Walk(schema.num_keypoints, source, annotator, orders, shapes)
     ann_files = sorted(r for r in files if r.endswith(".json") and r != "meta.json"
                        and not (project_file(r) and r.split("/")[-2] != "ann"))
+    ids: list[int]
     ids, names, ws, hs = [], [], [], []
     for rel in ann_files:
         folder, item = parse_ann_path(rel)
@@ -116,7 +117,7 @@ def _record(files: Mapping[str, bytes], folder: str, item: str) -> dict:
 
 def _objects(doc: dict, record: dict) -> list:
     """The file's objects, with the kept objects that have no node back in their places."""
-    objects = list(doc.get("objects")) if isinstance(doc.get("objects"), list) else []
+    objects = list(doc["objects"]) if isinstance(doc.get("objects"), list) else []
     empty = [o for o in record.get(EMPTY, []) if isinstance(o, dict)] if isinstance(record.get(EMPTY), list) else []
     for obj in sorted(empty, key=lambda o: _side(o.get("index"))):
         objects.insert(_side(obj.get("index")), {**obj, "nodes": {}})
@@ -166,7 +167,7 @@ class _Walk:
                 self.stray_nodes += 1
                 continue
             node = _dict(node)
-            loc = node.get("loc") if isinstance(node.get("loc"), list) else []
+            loc = node["loc"] if isinstance(node.get("loc"), list) else []
             xy = [_num(v) for v in loc[:2]] + [np.nan] * (2 - len(loc[:2]))
             kp[i] = (xy[0], xy[1], 1.0 if node.get("disabled") is True else 2.0)
         oid = obj.get("id")

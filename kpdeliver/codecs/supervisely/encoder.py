@@ -35,6 +35,8 @@ def encode(dataset: Dataset) -> dict[str, bytes]:
     taken: set[tuple[str, str]] = set()
     for r, (name, image_id) in enumerate(zip(im.file_name.tolist(), im.id.tolist())):
         folder, item = place(str(name), int(image_id), taken)
+        objects: list[dict]
+        empty: list[dict]
         objects, empty = [], []
         for pos, i in enumerate(by_image.get(r, [])):
             obj = {"id": ids[i], "classTitle": title.get(cats[i], schema.category), "description": "", "tags": [],

@@ -14,7 +14,7 @@ _PUBLIC = {  # name -> submodule that defines it, imported when first asked for
     "data_yaml": "encoder", "yolo_stem": "encoder", "tree_stem": "encoder", "unique_stems": "encoder",
     "image_paths": "encoder", "splits_from_names": "encoder", "DECIMALS": "encoder",
 }
-__all__ = ["CODEC", "sniff", "DATA_YAML_NAMES", *_PUBLIC]
+__all__ = ["CODEC", "sniff", "DATA_YAML_NAMES", *_PUBLIC]  # noqa: PLE0604 (the lazily loaded names)
 
 DATA_YAML_NAMES = ("data.yaml", "dataset.yaml", "data.yml")
 

@@ -91,16 +91,16 @@ def decode(
     ncol = 5 + k * dim
     img_ids, fnames, ws, hs, rows, row_img, row_line = _label_rows(labels, sizes, image_names or {}, k, dim, log)
     arr = np.asarray(rows, dtype=np.float64).reshape(len(rows), ncol)
-    row_img = np.asarray(row_img, dtype=np.int64)
-    w = np.asarray(ws, np.float64)[row_img]
-    h = np.asarray(hs, np.float64)[row_img]
+    row_of = np.asarray(row_img, dtype=np.int64)
+    w = np.asarray(ws, np.float64)[row_of]
+    h = np.asarray(hs, np.float64)[row_of]
     kp = arr[:, 5:].reshape(len(rows), k, dim)
     out = np.zeros((len(rows), k, 3))
     out[..., 0] = kp[..., 0] * w[:, None]
     out[..., 1] = kp[..., 1] * h[:, None]
     if dim == 3:
         out[..., 2] = kp[..., 2]
-        _odd_flags(kp[..., 2], np.asarray(img_ids, np.int64)[row_img], [fnames[i] for i in row_img.tolist()],
+        _odd_flags(kp[..., 2], np.asarray(img_ids, np.int64)[row_of], [fnames[i] for i in row_of.tolist()],
                    row_line, schema, log)
     else:
         out[..., 2] = np.where((kp[..., 0] == 0) & (kp[..., 1] == 0), 0, 2)
@@ -110,7 +110,7 @@ def decode(
     cls = arr[:, 0].astype(np.int64)
     images = Images.build(id=img_ids, file_name=fnames, width=ws, height=hs, source=[source] * len(img_ids))
     instances = Instances.build(
-        id=np.arange(1, len(rows) + 1), image_id=np.asarray(img_ids, np.int64)[row_img] if len(rows) else [],
+        id=np.arange(1, len(rows) + 1), image_id=np.asarray(img_ids, np.int64)[row_of] if len(rows) else [],
         category_id=cls + 1, bbox=bbox, keypoints=out, num_kpts=k,
     )
     categories = tuple(Category(i + 1, n) for i, n in sorted(names.items()))

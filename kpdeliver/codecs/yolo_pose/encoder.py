@@ -181,7 +181,7 @@ def data_yaml(schema: KeypointSchema, categories: tuple[Category, ...], splits: 
     if "val" not in folders:
         folders["val"] = folders["train"]
         note = b"# no val split in this dataset: val is the train images (metrics on them are not held out)\n"
-    doc = {
+    doc: dict[str, object] = {
         **{s: folders[s] for s in ("train", "val", "test") if s in folders},
         "names": {i: c.name for i, c in enumerate(sorted(categories, key=lambda c: c.id))},
         "kpt_shape": [schema.num_keypoints, 3],
@@ -202,7 +202,7 @@ def encode(
     """
     im = dataset.images
     splits = np.asarray(split_of if split_of is not None else splits_from_names(im.file_name.tolist()), dtype=object)
-    buf, width = label_lines(dataset, outside=outside)
+    buf, _ = label_lines(dataset, outside=outside)
     row = dataset.image_index()
     if len(row) and np.any(row[1:] < row[:-1]):  # files list their instances grouped by image as a rule
         order = np.argsort(row, kind="stable")

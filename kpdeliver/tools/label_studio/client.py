@@ -210,7 +210,7 @@ class LabelStudioClient:
             except ToolError:
                 pass  # a leftover snapshot is harmless; the pull itself succeeded or already failed
         try:
-            doc = load_json(data) if isinstance(data, (bytes, bytearray)) else data
+            doc = load_json(bytes(data)) if isinstance(data, (bytes, bytearray)) else data
         except ValueError as e:
             raise ToolError(f"Label Studio export {export_id} of project {project} is not JSON ({shown(e)})") from None
         if not isinstance(doc, list):

@@ -42,9 +42,9 @@ def with_task_links(findings: pa.Table, dataset: Dataset, url: str) -> pa.Table:
     already has are kept."""
     links = instance_links(dataset, url)
     ins = dataset.instances
-    by_id = {int(i): l for i, l in zip(ins.id.tolist(), links) if l is not None}
-    by_item = {(int(im), str(a)): l for im, a, l in zip(ins.image_id.tolist(), ins.annotator.tolist(), links)
-               if l is not None}
+    by_id = {int(i): link for i, link in zip(ins.id.tolist(), links) if link is not None}
+    by_item = {(int(im), str(a)): link for im, a, link in zip(ins.image_id.tolist(), ins.annotator.tolist(), links)
+               if link is not None}
     ann_ids = findings["annotation_id"].to_pylist()
     items = zip(findings["image_id"].to_pylist(), findings["annotator"].to_pylist())
     column = [old or (by_id.get(a) if a in by_id else by_item.get((im, who)))

@@ -100,7 +100,7 @@ def split_by_annotator(tasks: list[dict], users: dict[str, str], report: Project
     by_who: dict[str, list[dict]] = {}
     tasks = objects(tasks)
     for task in sorted(tasks, key=lambda t: positive_id(t.get("id"), "a task id")):
-        data = task.get("data") if isinstance(task.get("data"), dict) else {}
+        data = task["data"] if isinstance(task.get("data"), dict) else {}
         report.drafts += len(objects(task.get("drafts")))
         name = batch_file_name(data)
         mine: dict[str, list[dict]] = {}
