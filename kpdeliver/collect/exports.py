@@ -26,6 +26,7 @@ from kpdeliver.images import IMAGE_EXTENSIONS
 from kpdeliver.codecs.label_studio.paths import image_path
 from kpdeliver.collect.categories import merge_categories
 from kpdeliver.collect.projects import decode_store_project, split_store_projects
+from kpdeliver.collect.superseded import supersede_reworked
 from kpdeliver.collect.yolo_store import decode_tree, split_by_tree
 from kpdeliver.isolation import unsafe_reasons
 from kpdeliver.model import NONE, Dataset, Instances, concat_instances
@@ -288,7 +289,7 @@ def collect_exports(store: ObjectStore, batch: Dataset, annotators: list[str], *
     gold_parts, gf, gr, gfiles = _decode_prefix(store, GOLD_PREFIX, "gold", schema, batch, category, lookup)
     merged, categories = merge_categories(parts + gold_parts, batch.categories)
     parts, gold_parts = merged[:len(parts)], merged[len(parts):]
-    instances = _unique_ids(concat_instances(parts, schema.num_keypoints))
+    instances = _unique_ids(supersede_reworked(concat_instances(parts, schema.num_keypoints)))
     dataset = batch.replace(instances=instances, categories=categories)
     gold = None
     if gold_parts:
