@@ -35,6 +35,7 @@ COMMANDS = {
     "sample": "kpdeliver.cli.sample",
     "push": "kpdeliver.cli.tool",
     "pull": "kpdeliver.cli.tool",
+    "rework": "kpdeliver.cli.rework",
 }
 
 
