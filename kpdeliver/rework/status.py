@@ -6,6 +6,7 @@ findings) or `still out` (nothing came back yet). Written as `qa/rework.parquet`
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -114,3 +115,24 @@ def with_rework_counts(annotators: pa.Table | None, status: pa.Table) -> pa.Tabl
         values = [counts.get(a, {}).get(key, 0) for a in names]
         annotators = annotators.append_column(col, pa.array(values, pa.int64()))
     return annotators
+
+
+@dataclass(frozen=True)
+class ReleaseRework:
+    """What a delivery says about rework: its status rows, counts, rate and report section."""
+
+    status: pa.Table  # qa/rework.parquet
+    rate: float | None
+    changes: pa.Table  # rows for qa/changes.parquet
+
+    @property
+    def report(self) -> dict:
+        """The report's rework section (templates/rework.html.j2)."""
+        rows = self.status.to_pylist()
+        return {"counts": rework_counts(self.status), "rate": self.rate, "rows": rows,
+                "feedback": [r for r in rows if r["feedback"]]}
+
+
+def release_rework(ledger: Ledger, reviewed: Dataset, quarantine: pa.Table, findings: pa.Table) -> ReleaseRework:
+    status = rework_status(ledger, reviewed, quarantine, findings)
+    return ReleaseRework(status, rework_rate(ledger, reviewed), status_changes(status, reviewed))
