@@ -7,10 +7,12 @@ is made right. A bad fix does that and then puts one visible point outside the i
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import orjson
+from PIL import Image
 
 from kpdeliver.codecs import coco
 from kpdeliver.model import Dataset, Instances, concat_instances
@@ -40,6 +42,9 @@ def _gold(batch: Path, file_name: str) -> np.ndarray:
 def fixed_labels(part: Dataset, annotator: str, batch: Path, *, bad: set[str] = frozenset()) -> Dataset:
     """The package's images with the annotator's labels put right (`bad`: file names fixed badly)."""
     parts, next_id = [], 1
+    sizes = [Image.open(batch / "images" / n).size for n in part.images.file_name.tolist()]
+    part = part.replace(images=replace(part.images, width=np.asarray([w for w, _ in sizes], np.int64),
+                                       height=np.asarray([h for _, h in sizes], np.int64)))
     for image_id, name, w, h in zip(part.images.id.tolist(), part.images.file_name.tolist(),
                                     part.images.width.tolist(), part.images.height.tolist(), strict=True):
         mine = part.instances.keypoints[(part.instances.image_id == image_id) & (part.instances.annotator == annotator)]
