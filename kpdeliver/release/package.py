@@ -145,8 +145,7 @@ def package_release(
     extra_files: dict[str, bytes] | None = None,
     instances_in: int,
     review_only: int = 0,
-    reviewed: Dataset | None = None,
-    rework_rate: float | None = None,
+    reviewed: Dataset | None = None, rework_rate: float | None = None,
 ) -> ReleasePlan:
     """Build every release file in memory (images become copy instructions). `reviewed`: every label
     collected (review-only ones included; default `dataset`), for the sign-off's per-annotator rule."""

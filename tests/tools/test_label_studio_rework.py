@@ -86,7 +86,7 @@ def test_rework_through_label_studio(world):
     tasks = {a: _rework_tasks(world, a, "r0001") for a in USERS}
     sent = {(a, t["data"]["file_name"]) for a, ts in tasks.items() for t in ts}
     assert expected <= sent, "every held-back label goes back to the annotator who made it"
-    for a, ts in tasks.items():
+    for ts in tasks.values():
         for t in ts:
             assert t["data"]["rework"].startswith("["), "the finding's words are on the task"
         preloaded = [p for t in ts for p in world["client"]._call("GET", "/api/predictions/", params={"task": t["id"]})]

@@ -12,12 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kpdeliver.codecs import label_studio as ls_codec
+from kpdeliver.codecs.label_studio.encoder import encode as ls_encode
 from kpdeliver.config import ClientConfig
 from kpdeliver.model import Dataset
 from kpdeliver.rework.packages import annotator_labels, texts_by_image
@@ -52,7 +53,7 @@ def _predictions(part: Dataset) -> dict[str, list[dict]]:
     """file name -> the annotator's labels as prediction regions (what the codec reads back)."""
     if not len(part.instances):
         return {}
-    tasks = orjson.loads(ls_codec.encode(part, as_predictions=True, model_version=REWORK_VERSION))
+    tasks = orjson.loads(ls_encode(part, as_predictions=True, model_version=REWORK_VERSION))
     return {t["data"]["image"]: t["predictions"][0]["result"] for t in tasks if t["predictions"][0]["result"]}
 
 
@@ -98,5 +99,9 @@ def rework_projects(client: LabelStudioClient,
         for project in sorted(projects, key=lambda p: p.title):
             round_ = project.title[len(prefix):] if project.title.startswith(prefix) else ""
             if _ROUND.match(round_):
-                yield annotator, project, (lambda who, r=round_, p=project.id:
-                                           f"annotations/{who}/rework/{r}/label-studio-{p}.json")
+                yield annotator, project, partial(rework_export_key, round_=round_, project=project.id)
+
+
+def rework_export_key(who: str, *, round_: str, project: int) -> str:
+    """Where pull writes a person's work in a rework project: collect takes it as rework of that round."""
+    return f"annotations/{who}/rework/{round_}/label-studio-{project}.json"
