@@ -39,7 +39,7 @@ def test_feedback_names_every_unknown_id_and_does_nothing():
 
 def test_feedback_rows_become_items_of_the_labels_owner():
     items = _items("fb.json", '[{"annotation_id": 11, "reason": "knee"}, {"file_name": "c.jpg", "reason": "hip"}]')
-    assert sorted(zip(items["annotator"].to_pylist(), items["file_name"].to_pylist())) == [("ann_a", "c.jpg"),
+    assert sorted(zip(items["annotator"].to_pylist(), items["file_name"].to_pylist(), strict=True)) == [("ann_a", "c.jpg"),
                                                                                            ("ann_b", "b.jpg")]
     assert all("fb.json" in r for r in items["reason"].to_pylist())
     with pytest.raises(FeedbackError, match="header"):
