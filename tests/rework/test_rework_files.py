@@ -60,10 +60,11 @@ def test_feedback_with_an_unknown_id_is_refused_naming_it(loop):
     root = loop["root"]
     bad = root / "feedback.csv"
     bad.write_text("file_name,annotation_id,reason\nscene_001.jpg,,elbow wrong\nnot_ours.jpg,,who?\n,987654,no\n")
+    before = sorted((root / "batch").rglob("*"))
     res = rework(root, "--from", str(bad))
     assert res.exit_code == 2
     assert "unknown file name not_ours.jpg" in res.output and "unknown annotation id 987654" in res.output
-    assert not (root / "batch" / "tasks" / "rework").exists(), "nothing is done"
+    assert sorted((root / "batch").rglob("*")) == before, "nothing is done"
 
 
 def test_file_route_round_trip(loop):
