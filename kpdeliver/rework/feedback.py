@@ -83,7 +83,7 @@ def feedback_items(name: str, rows: list[dict], *, images: pa.Table, annotations
             if r["file_name"] and r["file_name"] != file_name:
                 problems.append(f"{where}: annotation id {r['annotation_id']} is on {file_name}, not {r['file_name']}")
                 continue
-            out += [(who, file_name, f"annotation {r['annotation_id']}: {r['reason']}")]
+            out += [(who, file_name, int(r["annotation_id"]), r["reason"])]
         elif r["file_name"]:
             if r["file_name"] not in known_files:
                 problems.append(f"{where}: unknown file name {r['file_name']}")
@@ -91,13 +91,14 @@ def feedback_items(name: str, rows: list[dict], *, images: pa.Table, annotations
             owners = sorted(by_file.get(r["file_name"], ()))
             if not owners:
                 problems.append(f"{where}: {r['file_name']} has no annotator's label in this release")
-            out += [(who, r["file_name"], r["reason"]) for who in owners]
+            out += [(who, r["file_name"], None, r["reason"]) for who in owners]
         else:
             problems.append(f"{where} names neither a file_name nor an annotation_id")
     if problems:
         raise FeedbackError(f"{name}: " + "; ".join(problems) + "; nothing was done")
     n = len(out)
     return pa.table({"annotator": [o[0] for o in out], "file_name": [o[1] for o in out],
+                     "annotation_id": pa.array([o[2] for o in out], pa.int64()),
                      "origin": ["feedback"] * n, "check": [FEEDBACK_CHECK] * n, "keypoint": pa.nulls(n, pa.string()),
-                     "reason": [f"client feedback ({name}): {o[2]}" for o in out], "reference": [""] * n},
+                     "reason": [f"client feedback ({name}): {o[3]}" for o in out], "reference": [""] * n},
                     schema=ITEM_SCHEMA)

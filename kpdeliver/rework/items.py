@@ -16,6 +16,7 @@ from kpdeliver.model import Dataset
 ITEM_SCHEMA = pa.schema([
     ("annotator", pa.string()),
     ("file_name", pa.string()),
+    ("annotation_id", pa.int64()),  # the label (as the release numbered it), null for the whole image
     ("origin", pa.string()),  # finding | quarantine | feedback
     ("check", pa.string()),
     ("keypoint", pa.string()),
@@ -28,6 +29,7 @@ COMPARED_WITH_OTHERS = ("qa.gold_mismatch", "qa.low_agreement", "qa.left_right_s
 def _rows(origin: str, table: pa.Table, check: list, keypoint: list, reason: list) -> pa.Table:
     n = table.num_rows
     return pa.table({"annotator": table["annotator"], "file_name": table["file_name"],
+                     "annotation_id": table["annotation_id"].cast(pa.int64()),
                      "origin": pa.array([origin] * n, pa.string()), "check": pa.array(check, pa.string()),
                      "keypoint": pa.array(keypoint, pa.string()), "reason": pa.array(reason, pa.string()),
                      "reference": pa.array([""] * n, pa.string())}, schema=ITEM_SCHEMA)
@@ -105,7 +107,9 @@ def item_text(rows: list[dict]) -> str:
     """The finding's words an annotator reads on a rework task: one line per reason."""
     lines = []
     for r in rows:
-        what = f"{r['keypoint']}: " if r.get("keypoint") else ""
+        what = (f"instance {r['annotation_id']}" if r.get("annotation_id") is not None else "")
+        what += (", " if what and r.get("keypoint") else "") + (r.get("keypoint") or "")
+        what = f"{what}: " if what else ""
         ref = f" ({r['reference']})" if r.get("reference") else ""
         lines.append(f"[{r['check']}] {what}{r['reason']}{ref}")
     return "\n".join(lines)

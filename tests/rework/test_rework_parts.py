@@ -90,3 +90,26 @@ def test_rework_rate_rule_and_counts():
     c = rework_counts(status)
     assert c["total"] == {"sent": 3, "returned": 2, "fixed": 1, "still failing": 1, "still out": 1}
     assert c["annotators"]["ann_a"]["returned"] == 2 and c["checks"]["y"]["still out"] == 1
+
+
+def test_an_item_names_the_keypoint_the_reason_and_where_gold_has_it():
+    from kpdeliver.model import Dataset, Images
+    from kpdeliver.release.quarantine import QUARANTINE_SCHEMA
+    from kpdeliver.rework.items import item_text, rework_items
+    from kpdeliver.schema import COCO17
+
+    k = COCO17.num_keypoints
+    images = Images.build(id=[1], file_name=["a.jpg"], width=[100], height=[100])
+    mine, gold_kps = np.zeros((1, k, 3)), np.zeros((1, k, 3))
+    mine[0, :, :] = (10, 10, 2)
+    gold_kps[0, :, :] = (12, 11, 2)
+    gold_kps[0, 0] = (40, 30, 2)  # gold has the nose elsewhere
+    labels = Dataset(COCO17, images, Instances.build(id=[5], image_id=[1], keypoints=mine, annotator=["ann_a"]))
+    gold = Dataset(COCO17, images, Instances.build(id=[9], image_id=[1], keypoints=gold_kps, annotator=["gold"]))
+    found = findings_for("qa.gold_mismatch", severity="error", image_id=[1], file_name=["a.jpg"], annotation_id=[5],
+                         keypoint=["nose"], annotator=["ann_a"], message=["nose 30 px from gold"], n=1)
+    items = rework_items(QUARANTINE_SCHEMA.empty_table(), found, labels=labels, gold=gold).to_pylist()
+    assert [(i["annotator"], i["file_name"], i["annotation_id"], i["keypoint"]) for i in items] == \
+        [("ann_a", "a.jpg", 5, "nose")]
+    assert items[0]["reference"] == "gold has nose at (40.0, 30.0)"
+    assert item_text(items) == "[qa.gold_mismatch] instance 5, nose: nose 30 px from gold (gold has nose at (40.0, 30.0))"
