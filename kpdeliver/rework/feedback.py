@@ -70,7 +70,8 @@ def feedback_items(name: str, rows: list[dict], *, images: pa.Table, annotations
     naming every unknown id and every row without a reason or an item."""
     by_id, by_file = _label_owners(annotations, quarantine)
     known_files = {f for f in images["file_name"].to_pylist() if f}
-    problems, out = [], []
+    problems: list[str] = []
+    out: list[tuple[str, str, int | None, str]] = []
     for r in rows:
         where = f"row {r['line']}"
         if not r["reason"]:
