@@ -123,8 +123,7 @@ class RuleSeverity(str, Enum):
 
 
 class RuleSeverities(_Model):
-    """Per sign-off rule, whether missing it fails the delivery or makes it conditional.
-    Rules left out keep these defaults."""
+    """Per sign-off rule, whether missing it fails the delivery or makes it conditional (defaults below)."""
 
     max_error_findings: RuleSeverity = RuleSeverity.fail
     max_quarantined_fraction: RuleSeverity = RuleSeverity.fail
@@ -137,6 +136,7 @@ class RuleSeverities(_Model):
     max_unreadable_exports: RuleSeverity = RuleSeverity.fail
     min_labels_per_annotator: RuleSeverity = RuleSeverity.fail
     min_labeled_images_fraction: RuleSeverity = RuleSeverity.conditional
+    max_rework_rate: RuleSeverity = RuleSeverity.conditional
 
 
 # Findings of a check per delivered instance that a demanding client accepts. A swap corrupts
@@ -170,6 +170,7 @@ class QAThresholds(_Model):
     max_unreadable_exports: Optional[int] = Field(0, ge=0, description="export files (or folders) not read: at most")
     min_labels_per_annotator: Optional[int] = Field(1, ge=0, description="labels from each annotator given work")
     min_labeled_images_fraction: Optional[float] = Field(0.5, ge=0, le=1, description="delivered images with a label")
+    max_rework_rate: float | None = Field(None, ge=0, le=1, description="images sent back / images labeled")
     severity: RuleSeverities = RuleSeverities()
 
     @model_validator(mode="before")

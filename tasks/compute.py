@@ -27,6 +27,8 @@ from kpdeliver.release.package import ReleasePlan, finish_plan, package_release
 from kpdeliver.release.quarantine import hold_back
 from kpdeliver.report.changes import PreviousRelease, ReleaseTables, release_changes
 from kpdeliver.report.html import render_report
+from kpdeliver.rework.ledger import Ledger
+from kpdeliver.rework.status import release_rework, with_rework_counts
 from kpdeliver.storage import ObjectStore
 from kpdeliver.tools.label_studio import with_task_links
 from kpdeliver.validation import AnnotationSet, InProcessRules, Validation, validate_annotations
@@ -112,17 +114,20 @@ def package(config: ClientConfig, held: Quarantined, validated: Validated, refus
     from kpdeliver.qa.sigmas import sigmas_files
 
     qa = validated.validation
+    rework = release_rework(Ledger.load(source), held.reviewed, held.table, qa.findings)  # tasks/rework/ledger.json
     plan = package_release(
         config=config, dataset=held.candidates, delivered=held.delivered, findings=qa.findings,
         quarantine=held.table, image_quarantined=held.images, ingest_rejected=refused, assignments=assignments,
-        annotators=qa.annotators, extra_files={"qa/validation_results.json": validated.results_json,
-                                               "qa/keypoints.parquet": parquet_bytes(qa.keypoints),
-                                               **sigmas_files(qa.sigmas)},
+        annotators=with_rework_counts(qa.annotators, rework.status),
+        extra_files={"qa/validation_results.json": validated.results_json,
+                     "qa/keypoints.parquet": parquet_bytes(qa.keypoints), **sigmas_files(qa.sigmas)}
+        | ({"qa/rework.parquet": parquet_bytes(rework.status)} if rework.status.num_rows else {}),
         instances_in=held.instances_in, review_only=held.review_only,
-        reviewed=held.reviewed.subset_instances(held.reviewed.instances.annotator != "gold"))
+        reviewed=held.reviewed.subset_instances(held.reviewed.instances.annotator != "gold"), rework_rate=rework.rate)
     changes = release_changes(ReleaseTables(pq.read_table(pa.BufferReader(plan.files["index/images.parquet"])),
                                             pq.read_table(pa.BufferReader(plan.files["index/annotations.parquet"]))),
                               previous.tables if previous else None)
+    changes = pa.concat_tables([changes, rework.changes.cast(changes.schema)])
     plan.files["qa/changes.parquet"] = parquet_bytes(changes)
     source_key = dict(zip(held.reviewed.images.file_name.tolist(), held.reviewed.images.source.tolist()))
     finish_plan(plan, render_report(
@@ -132,6 +137,6 @@ def package(config: ClientConfig, held: Quarantined, validated: Validated, refus
         image_bytes=lambda name: source.get(source_key[name]), changes=changes,
         previous_version=previous.version if previous else None,
         validation_results=orjson.loads(validated.results_json), min_gold_oks=config.qa.min_gold_oks,
-        deep_qa=config.deep_qa, seed=config.assignment.seed))
+        deep_qa=config.deep_qa, seed=config.assignment.seed, rework=rework.report if rework.status.num_rows else None))
     return plan
 

@@ -40,6 +40,7 @@ COMMANDS = {
     "pull": "kpdeliver.cli.tool",
     "guide": "kpdeliver.cli.guide",
     "schema": "kpdeliver.cli.guide",
+    "rework": "kpdeliver.cli.rework",
 }
 
 

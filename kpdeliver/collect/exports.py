@@ -26,6 +26,7 @@ from kpdeliver.images import IMAGE_EXTENSIONS
 from kpdeliver.codecs.label_studio.paths import image_path
 from kpdeliver.collect.categories import merge_categories
 from kpdeliver.collect.projects import decode_store_project, split_store_projects
+from kpdeliver.collect.superseded import latest_rounds, supersede_reworked, supersede_rows
 from kpdeliver.collect.yolo_store import decode_tree, split_by_tree
 from kpdeliver.isolation import unsafe_reasons
 from kpdeliver.model import NONE, Dataset, Instances, concat_instances
@@ -289,7 +290,9 @@ def collect_exports(store: ObjectStore, batch: Dataset, annotators: list[str], *
     gold_parts, gf, gr, gfiles = _decode_prefix(store, GOLD_PREFIX, "gold", schema, batch, category, lookup)
     merged, categories = merge_categories(parts + gold_parts, batch.categories)
     parts, gold_parts = merged[:len(parts)], merged[len(parts):]
-    instances = _unique_ids(concat_instances(parts, schema.num_keypoints))
+    instances = concat_instances(parts, schema.num_keypoints)
+    latest = latest_rounds(instances)  # reworked labels replace the annotator's earlier ones (superseded.py)
+    instances = _unique_ids(supersede_reworked(instances, latest))
     dataset = batch.replace(instances=instances, categories=categories)
     gold = None
     if gold_parts:
@@ -299,7 +302,9 @@ def collect_exports(store: ObjectStore, batch: Dataset, annotators: list[str], *
             gold_ins.id = np.arange(1, len(gold_ins) + 1, dtype=np.int64) + (int(instances.id.max()) if len(instances) else 0)
         gold = dataset.replace(instances=gold_ins)
     rejected_all = pa.concat_tables([REJECTED_SCHEMA.empty_table(), *rejected, *gr])
-    return CollectResult(dataset, gold, concat_findings(findings + gf), rejected_all, {**files, **gfiles})
+    ids = dict(zip(batch.images.file_name.tolist(), batch.images.id.tolist()))
+    return CollectResult(dataset, gold, supersede_rows(concat_findings(findings + gf), latest, ids),
+                         supersede_rows(rejected_all, latest, ids), {**files, **gfiles})
 
 
 def assignment_findings(dataset: Dataset, assignments: pa.Table) -> pa.Table:

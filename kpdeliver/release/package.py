@@ -145,7 +145,7 @@ def package_release(
     extra_files: dict[str, bytes] | None = None,
     instances_in: int,
     review_only: int = 0,
-    reviewed: Dataset | None = None,
+    reviewed: Dataset | None = None, rework_rate: float | None = None,
 ) -> ReleasePlan:
     """Build every release file in memory (images become copy instructions). `reviewed`: every label
     collected (review-only ones included; default `dataset`), for the sign-off's per-annotator rule."""
@@ -191,7 +191,8 @@ def package_release(
     judged = [a for a in config.annotators if a in assigned]  # one given no image owes no label
     collected = Collected(labels_by_annotator(judged, reviewed or dataset, quarantine),
                           labeled_images=int((n_inst > 0).sum()))
-    verdict = signoff(config.qa, counts, findings, annotators, dict(zip(names.tolist(), per_name.tolist())), collected)
+    verdict = signoff(config.qa, counts, findings, annotators, dict(zip(names.tolist(), per_name.tolist())), collected,
+                      rework_rate)
     return ReleasePlan(files=files, copies=copies, counts=counts, verdict=verdict)
 
 

@@ -76,17 +76,19 @@ class Verdict:
 
 
 def signoff(rules: QAThresholds, counts: Counts, findings: pa.Table, annotators: pa.Table | None,
-            delivered_by_annotator: dict[str, int] | None = None, collected: Collected | None = None) -> Verdict:
+            delivered_by_annotator: dict[str, int] | None = None, collected: Collected | None = None,
+            rework_rate: float | None = None) -> Verdict:
     """Judge a release against the client's rules. `annotators`: the scorecards of the deep QA
     (qa/annotators.parquet); `delivered_by_annotator`: delivered instances per annotator, named in
     the exceptions; `collected`: what the annotators' exports gave (the annotator and labeled-image
-    rules are not judged without it)."""
+    rules are not judged without it); `rework_rate`: images sent back for rework / images labeled."""
     judge = _Judge(rules)
     _delivery_rules(judge, counts)
     _annotator_rules(judge, annotators, delivered_by_annotator or {})
     _rate_rules(judge, counts, findings)
     _coverage_rule(judge, findings)
     _collection_rules(judge, counts, findings, collected)
+    _rework_rule(judge, rework_rate)
     results = judge.results
     outcomes = {r.outcome for r in results}
     verdict: VerdictName = "fail" if "fail" in outcomes else "conditional" if "conditional" in outcomes else "pass"
@@ -218,6 +220,14 @@ def _coverage_rule(judge: _Judge, findings: pa.Table) -> None:
     detail = ": " + "; ".join(short) if short else ""
     judge("max_coverage_bins_short", None, most, len(short), len(short) <= most,
           f"{_plural(len(short), 'pose coverage target')} not met (max {most}){detail}")
+
+
+def _rework_rule(judge: _Judge, rate: float | None) -> None:
+    most = judge.rules.max_rework_rate
+    if most is not None:
+        said = f"{rate:.1%}" if rate is not None else "an unknown share"
+        judge("max_rework_rate", None, most, rate, rate is not None and rate <= most,
+              f"{said} of the labeled images were sent back for rework (max {most:.1%}; tasks/rework/ledger.json)")
 
 
 def _plural(n: int, noun: str) -> str:

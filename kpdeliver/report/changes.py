@@ -118,5 +118,6 @@ def change_counts(changes: pa.Table) -> dict[str, dict[str, int]]:
     """{item: {change: count}} with every combination present (zeros included)."""
     out = {item: {c: 0 for c in ("added", "removed", "changed")} for item in ("image", "instance")}
     for item, change in zip(changes["item"].to_pylist(), changes["change"].to_pylist()):
-        out[item][change] += 1
+        if item in out:  # rework rows (item `rework`) are counted by the report's rework section
+            out[item][change] += 1
     return out

@@ -30,5 +30,6 @@ def render_report(findings: pa.Table, *, title: str, summary: dict, annotators: 
     """The page for these findings. `summary`: the release's counts (and, for a delivery, its
     `verdict` and `reasons`); `more`: the optional inputs of `context.build_context` (keypoint
     table, reviewed and delivered datasets, `image_bytes`, changes, validation results, thresholds)."""
+    rework = more.pop("rework", None)  # the rework section (kpdeliver.rework.status), a partial of its own
     context = build_context(findings, title=title, summary=summary, annotators=annotators, **more)
-    return _environment().get_template("report.html.j2").render(c=context)
+    return _environment().get_template("report.html.j2").render(c=context, rework=rework)

@@ -26,6 +26,7 @@ from kpdeliver.collect.exports import ANNOTATIONS_PREFIX
 from kpdeliver.config import ClientConfig
 from kpdeliver.storage import ObjectStore
 from kpdeliver.tools.label_studio.client import LabelStudioClient, ToolError
+from kpdeliver.tools.label_studio.rework import rework_projects
 from kpdeliver.tools.label_studio.untrusted import dump_json, objects, positive_id
 
 EXPORT_NAME = re.compile(r"^label-studio-(\d+)\.json$")
@@ -144,6 +145,12 @@ def pull_batch(client: LabelStudioClient, config: ClientConfig, store: ObjectSto
         pulled.add(project.id)
         for who, tasks in split_by_annotator(client.export_snapshot(project.id), config.tool.users, entry).items():
             files[export_key(who, project.id)] = dump_json(tasks)
+    for annotator, project, key_of in rework_projects(client, config):  # rework rounds: tools/label_studio/rework.py
+        entry = ProjectPull(annotator, project.title, project.id)
+        report.projects.append(entry)
+        pulled.add(project.id)
+        for who, tasks in split_by_annotator(client.export_snapshot(project.id), config.tool.users, entry).items():
+            files[key_of(who)] = dump_json(tasks)
 
     for key, data in sorted(files.items()):
         if store.exists(key) and store.get(key) == data:
