@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 from kpdeliver.findings import concat_findings, empty_findings, findings_for
 from kpdeliver.report.changes import ReleaseTables, change_counts, release_changes
 from kpdeliver.report.context import FindingCounts
-from kpdeliver.report.html import MAX_LISTED, render_report
+from kpdeliver.report.html import MAX_LISTED, ReportInputs, render_report
 
 
 def _findings(n_err: int, n_warn: int) -> pa.Table:
@@ -24,14 +24,14 @@ def _findings(n_err: int, n_warn: int) -> pa.Table:
 
 
 def test_pass_page_is_self_contained():
-    html = render_report(empty_findings(), title="Batch <7>", summary={"images": 3})
+    html = render_report(ReportInputs(empty_findings(), title="Batch <7>", summary={"images": 3}))
     assert html.startswith("<!DOCTYPE html>") and "PASS" in html and "Batch &lt;7&gt;" in html
     assert not re.search(r"<script|<link|src=|https?://", html)
 
 
 def test_fail_page_groups_and_caps():
     t = _findings(MAX_LISTED + 20, 5)
-    html = render_report(t, title="t", summary={}, annotators=pa.table({"annotator": ["ann_a"], "n_error": [520]}))
+    html = render_report(ReportInputs(t, title="t", summary={}, annotators=pa.table({"annotator": ["ann_a"], "n_error": [520]})))
     assert f"<span class=\"word\">FAIL</span> — {MAX_LISTED + 20:,} error-severity findings (5 warnings)" in html
     assert "point &lt;0&gt; out" in html and "count &amp; flags disagree" not in html  # errors listed first
     assert "25 more findings not listed here" in html
@@ -42,14 +42,14 @@ def test_fail_page_groups_and_caps():
 
 def test_a_delivery_report_shows_the_sign_off_verdict_in_plain_words():
     f = findings_for("bounds.visible_outside_image", message="quarantined item", annotation_id=[1], n=1)
-    ok = render_report(f, title="t", summary={"verdict": "pass", "reasons": [], "instances_delivered": 1200,
-                                              "splits": {"train": 9, "val": 3}})
+    ok = render_report(ReportInputs(f, title="t", summary={"verdict": "pass", "reasons": [], "instances_delivered": 1200,
+                                              "splits": {"train": 9, "val": 3}}))
     assert "Every sign-off threshold is met. 1 error finding; the labels they name are not delivered." in ok
-    held = render_report(f, title="t", summary={"verdict": "pass", "reasons": [], "instances_quarantined": 4})
+    held = render_report(ReportInputs(f, title="t", summary={"verdict": "pass", "reasons": [], "instances_quarantined": 4}))
     assert "4 labels with errors were held back in quarantine and are not in this delivery." in held
     assert "people (instances) delivered" in ok and "1,200" in ok and "train 9, val 3" in ok
     assert "instances_delivered" not in ok and "{" not in re.sub(r"<style>.*?</style>", "", ok, flags=re.S)
-    bad = render_report(f, title="t", summary={"verdict": "fail", "reasons": ["too many quarantined"]})
+    bad = render_report(ReportInputs(f, title="t", summary={"verdict": "fail", "reasons": ["too many quarantined"]}))
     assert '<section class="verdict fail"' in bad and "<li>too many quarantined</li>" in bad
 
 
@@ -57,7 +57,7 @@ def test_an_annotator_below_the_gold_threshold_is_named_up_front():
     cards = pa.table({"annotator": ["ann_a", "ann_b"], "n_instances": [10, 10], "gold_oks": [0.686, 0.95],
                       "n_gold": [3, 3], "agreement_oks": [0.88, None]})
     f = findings_for("qa.left_right_swap", message="swapped", annotation_id=[4], annotator="ann_a", n=1)
-    html = render_report(f, title="t", summary={"verdict": "pass", "reasons": []}, annotators=cards, min_gold_oks=0.75)
+    html = render_report(ReportInputs(f, title="t", summary={"verdict": "pass", "reasons": []}, annotators=cards, min_gold_oks=0.75))
     verdict = html[html.index('id="verdict"'):html.index("</section>")]
     assert "ann_a scored 0.686 OKS against the gold labels, below the 0.75" in verdict
     assert "ann_a made 1 left/right swap" in verdict and "ann_b" not in verdict
@@ -114,5 +114,5 @@ def test_release_changes_between_two_versions():
     rows = {(r["item"], r["change"]): r for r in changes.to_pylist()}
     assert rows[("instance", "changed")]["annotation_id"] == 10 and rows[("instance", "changed")]["detail"] == "keypoints changed"
     assert rows[("image", "removed")]["file_name"] == "b.jpg" and rows[("instance", "removed")]["annotation_id"] == 11
-    html = render_report(empty_findings(), title="t", summary={}, changes=changes, previous_version=3)
+    html = render_report(ReportInputs(empty_findings(), title="t", summary={}, changes=changes, previous_version=3))
     assert "Compared with v0003" in html and '<tr data-changes="instance"><td>instances</td><td class="n">1</td>' in html
