@@ -21,7 +21,7 @@ from typer.core import TyperGroup
 COMMANDS = {
     "deliver": "kpdeliver.cli.delivery",
     "assign": "kpdeliver.cli.delivery",
-    "demo": "kpdeliver.cli.delivery",
+    "demo": "kpdeliver.cli.sample",
     "check": "kpdeliver.cli.check",
     "convert": "kpdeliver.cli.formats",
     "inspect": "kpdeliver.cli.formats",

@@ -107,10 +107,28 @@ def draw_overlay(image: Image.Image, keypoints: np.ndarray, schema: KeypointSche
         x0, y0, x1, y1 = ((box[0] - crop.x0) * s, (box[1] - crop.y0) * s, (box[2] - crop.x0) * s, (box[3] - crop.y0) * s)
         if x1 > x0 and y1 > y0:
             d.rectangle([x0, y0, x1, y1], fill=_OUTSIDE)
-    xy = (keypoints[:, :2] - [crop.x0, crop.y0]) * s
+    _draw_skeleton(d, (keypoints[:, :2] - [crop.x0, crop.y0]) * s, keypoints, schema, marked=marked)
+    return thumb
+
+
+def draw_people(image: Image.Image, keypoints: np.ndarray, schema: KeypointSchema) -> Image.Image:
+    """The whole image scaled to a THUMB_SIDE thumbnail with every person's skeleton drawn on it
+    (`keypoints`: [n, K, 3])."""
+    w, h = image.size
+    crop = Crop(0.0, 0.0, float(w), float(h))
+    thumb = image.resize((max(round(w * crop.scale), 1), max(round(h * crop.scale), 1)), Image.Resampling.BILINEAR)
+    d = ImageDraw.Draw(thumb)
+    for k in keypoints:
+        _draw_skeleton(d, k[:, :2] * crop.scale, k, schema)
+    return thumb
+
+
+def _draw_skeleton(d: ImageDraw.ImageDraw, xy: np.ndarray, keypoints: np.ndarray, schema: KeypointSchema,
+                   *, marked: int | None = None) -> None:
+    """One instance's edges and points at thumbnail coordinates `xy`."""
     v = np.where(np.isfinite(keypoints).all(axis=1), keypoints[:, 2], 0)  # non-finite points: not drawn
     line = max(2, THUMB_SIDE // 110)
-    for (a, b), colour in zip(schema.skeleton, edge_colours(schema)):
+    for (a, b), colour in zip(schema.skeleton, edge_colours(schema), strict=True):
         if v[a] > 0 and v[b] > 0:
             d.line([tuple(xy[a]), tuple(xy[b])], fill=colour, width=line)
     r = max(4, THUMB_SIDE // 75)
@@ -127,7 +145,6 @@ def draw_overlay(image: Image.Image, keypoints: np.ndarray, schema: KeypointSche
         x, y = xy[marked]
         R = r * 3
         d.ellipse([x - R, y - R, x + R, y + R], outline=_ERROR, width=3)
-    return thumb
 
 
 def data_uri(image: Image.Image, *, quality: int = 80) -> str:
