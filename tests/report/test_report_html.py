@@ -187,7 +187,7 @@ def test_row_rules_are_listed_once_with_warnings_counted_as_warnings():
 
 def test_the_demo_report_counts_images_held_back_whole_and_background_images(demo_release):
     html, counts = demo_release.html, demo_release.plan.counts
-    facts = dict((label, value) for value, label in re.findall(r'<div class="fact"><b>([^<]+)</b>([^<]+)</div>', html))
+    facts = {label: value for value, label in re.findall(r'<div class="fact"><b>([^<]+)</b>([^<]+)</div>', html)}
     assert facts["images held back whole"] == str(counts.images_quarantined) and counts.images_quarantined > 0
     images = pq.read_table(pa.BufferReader(demo_release.plan.files["index/images.parquet"]))
     background = images.filter(pa.compute.equal(images["status"], "unlabeled")).num_rows
