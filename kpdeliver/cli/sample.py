@@ -110,8 +110,16 @@ def demo(
     console.print(f"synthetic batch written to {cfg.source}")
     summary = run_delivery(cfg, root)
     print_summary(summary)
-    if sample:
-        make_sample(cfg, n=sample, seed=seed, work=root)
+    if sample:  # a process of its own: a second flow in this one would leave Prefect's event client
+        # talking to the first run's stopped API server until it gives up
+        import subprocess
+        import sys
+
+        done = subprocess.run([sys.executable, "-c", "from kpdeliver.cli import main; main()", "sample", "--config",
+                               str(root / "client.yaml"), "--n", str(sample), "--seed", str(seed), "--work", str(root)],
+                              check=False)
+        if done.returncode:
+            raise typer.Exit(done.returncode)
 
 
 def sample_package_folder(work: Path, client: str, dataset: str) -> Path:
