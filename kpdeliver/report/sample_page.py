@@ -137,7 +137,7 @@ def sample_pictures(inputs: SampleInputs, per_image: dict[str, list[str]]) -> li
     for name in inputs.choice.file_names:
         w, h = sizes.get(name, (0, 0))
         image, _ = load_image(inputs.image_bytes, name, int(w), int(h))
-        rows = np.flatnonzero(ds.images.file_name[row] == name) if len(row) else np.zeros(0, np.int64)
+        rows = np.flatnonzero((row >= 0) & (ds.images.file_name[row] == name)) if len(row) else np.zeros(0, np.int64)
         kps = ds.instances.keypoints[rows]
         state = status.get(name, "")
         if state in ("delivered", "unlabeled"):
