@@ -46,6 +46,8 @@ NOTES = {
     "ClientConfig.tool": "the live annotation tool (`kpdeliver push` / `pull`); optional",
     "ClientConfig.schedule": "when `kpdeliver deploy`'s deployment runs by itself; unset, on demand",
     "ClientConfig.runner": "where the delivery's tasks run; never changes what a release holds",
+    "ClientConfig.report": "how the client's QA report presents the release (left out of the input fingerprint "
+                           "at its defaults)",
     "QAThresholds.severity": "per rule, whether missing it fails the delivery or makes it conditional",
     "Splits.train": "fraction of the images in the train split",
     "Splits.val": "fraction of the images in the val split",

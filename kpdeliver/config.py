@@ -25,6 +25,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationEr
 from kpdeliver.bounded import CONFIG_MAX_BYTES, BoundsError, link_out_of, read_yaml, safe_name
 from kpdeliver.findings import CHECKS
 from kpdeliver.schema import BUILTIN_SCHEMAS
+from kpdeliver.report_settings import ReportSettings
 from kpdeliver.runner_settings import RunnerSettings
 from kpdeliver.tool_settings import ToolSettings
 
@@ -306,6 +307,7 @@ class ClientConfig(_Model):
     tool: Optional[ToolSettings] = None  # the live annotation tool (kpdeliver.tool_settings)
     schedule: Optional[Schedule] = None  # when `kpdeliver deploy`'s deployment runs by itself
     runner: RunnerSettings = RunnerSettings()  # where the tasks run (kpdeliver.runner_settings)
+    report: ReportSettings = Field(ReportSettings(), exclude_if=lambda r: r == ReportSettings())  # left out at defaults
     # the keypoint category delivered, for COCO exports that hold several (a mouse and a fly):
     # only it is read, the others are reported (decode.quirk); unset, a file with several is refused
     category: Optional[str] = Field(None, min_length=1)
@@ -317,8 +319,7 @@ class ClientConfig(_Model):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler):
-        # an unset category is left out, so configs written before it existed keep their fingerprint
-        out = handler(self)
+        out = handler(self)  # an unset category is left out, so configs written before it existed keep their fingerprint
         if out.get("category", "") is None:
             del out["category"]
         return out

@@ -26,7 +26,7 @@ from kpdeliver.progress import stage
 from kpdeliver.release.package import ReleasePlan, finish_plan, package_release
 from kpdeliver.release.quarantine import hold_back
 from kpdeliver.report.changes import PreviousRelease, ReleaseTables, release_changes
-from kpdeliver.report.html import render_report
+from kpdeliver.report.html import ReportHeader, ReportInputs, render_report
 from kpdeliver.rework.ledger import Ledger
 from kpdeliver.rework.status import release_rework, with_rework_counts
 from kpdeliver.storage import ObjectStore
@@ -103,6 +103,21 @@ def quarantine(collected: CollectResult, assignments: pa.Table, findings: pa.Tab
                        instances_in=len(collected.dataset.instances) + collected.rejected.num_rows + gold)
 
 
+def report_header(config: ClientConfig, previous: PreviousRelease | None) -> ReportHeader:
+    """The report's identity: the version publication takes next (manifest.json records the one it took),
+    today's date (UTC), the code version, and the signing key's fingerprint when one is configured."""
+    from datetime import UTC, datetime
+
+    from kpdeliver import __version__
+    from kpdeliver.release.signing import fingerprint
+    from tasks.store import signing_key
+
+    key = signing_key(config.signing_key_secret)
+    return ReportHeader(config.client, config.dataset, version=(previous.version + 1) if previous else 1,
+                        published=f"{datetime.now(UTC):%Y-%m-%d}", code_version=__version__,
+                        signed=key is not None, key_fingerprint=fingerprint(key) if key is not None else None)
+
+
 # Packaging reads the images it draws in the report from the source store: retried like the store tasks
 # (it is deterministic, so a retry writes the same plan).
 @task(name="package", retries=3, retry_delay_seconds=[1, 4, 10], cache_policy=NO_CACHE)
@@ -130,13 +145,15 @@ def package(config: ClientConfig, held: Quarantined, validated: Validated, refus
     changes = pa.concat_tables([changes, rework.changes.cast(changes.schema)])
     plan.files["qa/changes.parquet"] = parquet_bytes(changes)
     source_key = dict(zip(held.reviewed.images.file_name.tolist(), held.reviewed.images.source.tolist()))
-    finish_plan(plan, render_report(
-        qa.findings, title=f"{config.client} / {config.dataset} — QA report",
-        summary={**plan.counts.to_dict(), "verdict": plan.verdict.verdict, "reasons": list(plan.verdict.reasons)},
+    finish_plan(plan, render_report(ReportInputs(
+        qa.findings, title=f"{config.client} / {config.dataset} — QA report", summary=plan.counts.to_dict(),
+        header=report_header(config, previous), signoff=plan.verdict.to_dict(),
         annotators=qa.annotators, keypoints=qa.keypoints, reviewed=held.reviewed, delivered=held.delivered,
         image_bytes=lambda name: source.get(source_key[name]), changes=changes,
         previous_version=previous.version if previous else None,
         validation_results=orjson.loads(validated.results_json), min_gold_oks=config.qa.min_gold_oks,
-        deep_qa=config.deep_qa, seed=config.assignment.seed, rework=rework.report if rework.status.num_rows else None))
+        deep_qa=config.deep_qa, seed=config.assignment.seed, annotator_names=config.report.annotators,
+        known_annotators=tuple(config.annotators), rework=rework.report if rework.status.num_rows else None,
+        sigmas=qa.sigmas.table if qa.sigmas else None)))
     return plan
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # typer ≥ 0.29 carries its own click; its types are only ne
 COMMANDS = {
     "deliver": "kpdeliver.cli.delivery",
     "assign": "kpdeliver.cli.delivery",
-    "demo": "kpdeliver.cli.delivery",
+    "demo": "kpdeliver.cli.sample",
     "check": "kpdeliver.cli.check",
     "convert": "kpdeliver.cli.formats",
     "inspect": "kpdeliver.cli.formats",

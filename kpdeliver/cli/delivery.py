@@ -1,9 +1,9 @@
-"""`kpdeliver deliver` and `kpdeliver demo`, the two commands that run the Prefect flow, and
-`kpdeliver assign`. Each checks its config completely (kpdeliver check) before Prefect starts."""
+"""`kpdeliver deliver`, which runs the Prefect flow, and `kpdeliver assign` (`kpdeliver demo` and
+`sample`, which run it too, are in `sample.py`). Each checks its config completely (kpdeliver check)
+before Prefect starts."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -98,20 +98,3 @@ def assign(
         t.add_row(a, *(str(sum(r["annotator"] == a and r["role"] == role for r in rows)) for role in ("primary", "overlap", "gold")))
     console.print(t)
     console.print(f"task packages written under {store.location('tasks')}")
-
-
-@app.command()
-def demo(
-    work: Path = typer.Option(Path(".work/demo"), help="where the synthetic batch and releases go"),
-    seed: int = typer.Option(0, help="seed of the synthetic batch"),
-    images: Optional[int] = typer.Option(None, help="number of images (default: the generator's)"),
-) -> None:
-    """Generate a synthetic client batch with realistic annotator mistakes and deliver it."""
-    from kpdeliver.synth import make_demo_batch
-
-    root = work.resolve()
-    make_demo_batch(root, seed=seed, **({"n_images": images} if images else {}))
-    cfg = load_checked_config(root / "client.yaml")
-    console.print(f"synthetic batch written to {cfg.source}")
-    summary = run_delivery(cfg, root)
-    print_summary(summary)

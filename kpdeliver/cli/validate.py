@@ -129,7 +129,7 @@ def validate_command(
     from kpdeliver.collect.files import merge_decoded
     from kpdeliver.config import ConfigError, ValidationSettings
     from kpdeliver.progress import stage
-    from kpdeliver.report.html import render_report
+    from kpdeliver.report.html import ReportInputs, render_report
     from kpdeliver.validation import AnnotationSet, validate_annotations
 
     start = time.perf_counter()
@@ -163,11 +163,12 @@ def validate_command(
         _write_sigmas(result, out, summary)
     # leaving the block waited for the worker's validation results
     rules = [suite for p in sorted((out / "validation").rglob("validation_results.json")) for suite in orjson.loads(p.read_bytes())]
-    (out / "report.html").write_text(render_report(
+    (out / "report.html").write_text(render_report(ReportInputs(
         findings, title=f"Validation of {input.name}", summary=summary, annotators=result.annotators,
         keypoints=result.keypoints, reviewed=merge_decoded([d for _, _, d in decoded]).dataset,
         image_bytes=(lambda name: (images / name).read_bytes()) if images else None, validation_results=rules,
-        min_gold_oks=cfg.qa.min_gold_oks if cfg else None))
+        min_gold_oks=cfg.qa.min_gold_oks if cfg else None, annotator_names=cfg.report.annotators if cfg else "named",
+        known_annotators=tuple(cfg.annotators) if cfg else ())))
     n_err = result.n_errors
     _print_summary(findings, title=f"{input.name}: {'FAIL' if n_err else 'PASS'} ({plural(findings.num_rows, 'finding')})", out=out,
                    seconds=time.perf_counter() - start)

@@ -4,7 +4,7 @@ the keypoint view cannot disagree."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
@@ -15,7 +15,8 @@ from kpdeliver.model import Dataset
 from kpdeliver.report import plots
 from kpdeliver.report.changes import change_counts
 from kpdeliver.report.gallery import Gallery, Picture, random_delivered, worst_findings
-from kpdeliver.report.overlays import ImageBytes
+from kpdeliver.report.inputs import ReportHeader, ReportInputs
+from kpdeliver.report.rules import MEANINGS, row_rule_suites, signoff_rows
 from kpdeliver.report.titles import FACT_LABELS, check_title
 
 MAX_LISTED = 500
@@ -53,6 +54,8 @@ class Verdict:
     headline: str
     reasons: list[str]
     notes: list[str]  # what a reader should know even when the verdict passes
+    meaning: str = ""  # what the verdict means for the client (a delivery only)
+    next_step: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,9 @@ class Scorecard:
 @dataclass
 class ReportContext:
     title: str
+    header: ReportHeader | None
     verdict: Verdict
+    rules: list[dict]  # every sign-off rule and subject, met ones too
     facts: list[tuple[str, str]]
     counts: FindingCounts
     checks: list[dict]
@@ -90,9 +95,10 @@ class ReportContext:
     worst: list[Picture]
     sample: list[Picture]
     changes: dict | None
-    validation: list[dict] | None
+    validation: list[dict]
     listed: list[dict]
     not_listed: int
+    sigmas: list[dict] | None = None  # measured OKS sigmas per keypoint (the sigmas.html.j2 partial)
 
 
 def _fmt_fact(value) -> str:
@@ -206,32 +212,26 @@ def _listed(findings: pa.Table) -> tuple[list[dict], int]:
     return shown, findings.num_rows - len(shown)
 
 
-def build_context(
-    findings: pa.Table,
-    *,
-    title: str,
-    summary: dict,
-    annotators: pa.Table | None = None,
-    keypoints: pa.Table | None = None,
-    reviewed: Dataset | None = None,
-    delivered: Dataset | None = None,
-    image_bytes: ImageBytes | None = None,
-    changes: pa.Table | None = None,
-    previous_version: int | None = None,
-    validation_results: list[dict] | None = None,
-    min_gold_oks: float | None = None,
-    deep_qa: DeepQASettings | None = None,
-    n_pictures: int = 6,
-    seed: int = 0,
-) -> ReportContext:
-    """The report's content. `reviewed`: every label QA saw (annotators' and gold), for the
-    pictures; `delivered`: what the release delivers (random pictures, pose coverage);
-    `image_bytes(file_name)`: the image's bytes (no pictures of images it cannot give)."""
-    counts = FindingCounts.of(findings)
-    cards = _scorecards(annotators, counts, min_gold_oks)
-    facts_in = {k: v for k, v in summary.items() if k not in ("verdict", "reasons")}
+def _facts(inputs: ReportInputs, counts: FindingCounts) -> list[tuple[str, str]]:
+    facts_in = {k: v for k, v in inputs.summary.items() if k not in ("verdict", "reasons")}
+    delivered = inputs.delivered
+    if delivered is not None and "images_delivered" in facts_in:  # background: delivered without a label
+        facts_in["images_background"] = int((~np.isin(delivered.images.id, delivered.instances.image_id)).sum())
     facts_in["findings"] = counts.total
-    facts = [(FACT_LABELS.get(k, k.replace("_", " ")), _fmt_fact(v)) for k, v in facts_in.items()]
+    return [(FACT_LABELS.get(k, k.replace("_", " ")), _fmt_fact(v)) for k, v in facts_in.items()]
+
+
+def _with_meaning(verdict: Verdict, header: ReportHeader | None) -> Verdict:
+    meaning, step = MEANINGS.get(verdict.css, ("", ""))
+    client = header.client if header is not None else "the client"
+    return replace(verdict, meaning=meaning.format(client=client), next_step=step)
+
+
+def build_context(inputs: ReportInputs) -> ReportContext:
+    """The report's content (see `ReportInputs`; annotators are anonymised before this when asked)."""
+    findings, reviewed, delivered = inputs.findings, inputs.reviewed, inputs.delivered
+    counts = FindingCounts.of(findings)
+    cards = _scorecards(inputs.annotators, counts, inputs.min_gold_oks)
     checks = [{"id": c, "title": check_title(c), **{s: n[s] for s in SEVERITIES}, "total": sum(n.values())}
               for c, n in sorted(counts.by_check.items(), key=lambda kv: (-kv[1]["error"], -sum(kv[1].values()), kv[0]))]
     by_ann = [{"name": a, **{s: n[s] for s in SEVERITIES}, "total": sum(n.values())}
@@ -239,21 +239,29 @@ def build_context(
     shown = reviewed or delivered
     schema_names = list(shown.schema.keypoints) if shown is not None else []
     n_reviewed = len(reviewed.instances) if reviewed is not None else None
-    kp_annotators, kp_rows = _keypoint_view(keypoints, counts, schema_names, n_reviewed)
+    kp_annotators, kp_rows = _keypoint_view(inputs.keypoints, counts, schema_names, n_reviewed)
     worst, sample = [], []
     if reviewed is not None:
-        gallery = Gallery(reviewed, image_bytes)
-        worst = worst_findings(gallery, findings, n_pictures)
+        gallery = Gallery(reviewed, inputs.image_bytes)
+        worst = worst_findings(gallery, findings, inputs.n_pictures)
         if delivered is not None:
-            sample = random_delivered(gallery, delivered, n_pictures, seed=seed)
+            sample = random_delivered(gallery, delivered, inputs.n_pictures, seed=inputs.seed)
     notes = None
-    if changes is not None:
-        shown = changes.slice(0, MAX_CHANGES_LISTED).to_pylist()
-        notes = {"previous": previous_version, "counts": change_counts(changes), "rows": shown,
-                 "not_listed": changes.num_rows - len(shown)}
+    if inputs.changes is not None:
+        shown = inputs.changes.slice(0, MAX_CHANGES_LISTED).to_pylist()
+        notes = {"previous": inputs.previous_version, "counts": change_counts(inputs.changes), "rows": shown,
+                 "not_listed": inputs.changes.num_rows - len(shown)}
     listed, not_listed = _listed(findings)
+    verdict_in = inputs.summary
+    if inputs.signoff is not None:
+        verdict_in = {**inputs.summary, "verdict": inputs.signoff["verdict"], "reasons": inputs.signoff.get("reasons", [])}
+    verdict = _verdict(verdict_in, counts, cards, inputs.min_gold_oks)
     return ReportContext(
-        title=title, verdict=_verdict(summary, counts, cards, min_gold_oks), facts=facts, counts=counts,
-        checks=checks, annotators=by_ann, scorecards=cards, min_gold_oks=min_gold_oks,
-        keypoint_annotators=kp_annotators, keypoint_rows=kp_rows, coverage_chart=_coverage_chart(delivered, deep_qa),
-        worst=worst, sample=sample, changes=notes, validation=validation_results, listed=listed, not_listed=not_listed)
+        title=inputs.title, header=inputs.header,
+        verdict=_with_meaning(verdict, inputs.header) if "verdict" in verdict_in else verdict,
+        rules=signoff_rows(inputs.signoff), facts=_facts(inputs, counts), counts=counts, checks=checks,
+        annotators=by_ann, scorecards=cards, min_gold_oks=inputs.min_gold_oks,
+        keypoint_annotators=kp_annotators, keypoint_rows=kp_rows,
+        coverage_chart=_coverage_chart(delivered, inputs.deep_qa), worst=worst, sample=sample, changes=notes,
+        validation=row_rule_suites(inputs.validation_results), listed=listed, not_listed=not_listed,
+        sigmas=inputs.sigmas.to_pylist() if inputs.sigmas is not None and inputs.sigmas.num_rows else None)

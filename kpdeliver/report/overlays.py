@@ -1,8 +1,9 @@
 """Skeleton overlays: an instance's keypoints and the schema's edges drawn on its image, cropped to
 the person and scaled to a thumbnail, returned as a JPEG data URI the report embeds.
 
-Visible points (v=2) are filled dots, occluded ones (v=1) hollow rings, unlabeled ones (v=0) are
-not drawn; the point a finding names gets a red ring. Left limbs are orange, right limbs blue, the
+Visible points (v=2) are filled white dots, occluded ones (v=1) hollow white rings with a dark
+edge on both sides (the picture shows through, so the two differ at any size), unlabeled ones (v=0)
+are not drawn; the point a finding names gets a red ring. Left limbs are orange, right limbs blue, the
 rest green, so a left/right swap shows as crossed colours. The crop may reach past the image
 border (filled grey) so that occluded points estimated outside the frame stay in the picture.
 """
@@ -20,7 +21,7 @@ from kpdeliver.schema import KeypointSchema
 
 ImageBytes = Callable[[str], bytes]
 
-THUMB_SIDE = 260
+THUMB_SIDE = 520  # the long side of an overlay, in pixels (the page shows it as is; a click enlarges it)
 _LEFT, _RIGHT, _MIDDLE = (255, 140, 0), (30, 120, 255), (40, 200, 90)
 _ERROR = (230, 20, 20)
 _OUTSIDE = (90, 90, 96)
@@ -106,25 +107,44 @@ def draw_overlay(image: Image.Image, keypoints: np.ndarray, schema: KeypointSche
         x0, y0, x1, y1 = ((box[0] - crop.x0) * s, (box[1] - crop.y0) * s, (box[2] - crop.x0) * s, (box[3] - crop.y0) * s)
         if x1 > x0 and y1 > y0:
             d.rectangle([x0, y0, x1, y1], fill=_OUTSIDE)
-    xy = (keypoints[:, :2] - [crop.x0, crop.y0]) * s
+    _draw_skeleton(d, (keypoints[:, :2] - [crop.x0, crop.y0]) * s, keypoints, schema, marked=marked)
+    return thumb
+
+
+def draw_people(image: Image.Image, keypoints: np.ndarray, schema: KeypointSchema) -> Image.Image:
+    """The whole image scaled to a THUMB_SIDE thumbnail with every person's skeleton drawn on it
+    (`keypoints`: [n, K, 3])."""
+    w, h = image.size
+    crop = Crop(0.0, 0.0, float(w), float(h))
+    thumb = image.resize((max(round(w * crop.scale), 1), max(round(h * crop.scale), 1)), Image.Resampling.BILINEAR)
+    d = ImageDraw.Draw(thumb)
+    for k in keypoints:
+        _draw_skeleton(d, k[:, :2] * crop.scale, k, schema)
+    return thumb
+
+
+def _draw_skeleton(d: ImageDraw.ImageDraw, xy: np.ndarray, keypoints: np.ndarray, schema: KeypointSchema,
+                   *, marked: int | None = None) -> None:
+    """One instance's edges and points at thumbnail coordinates `xy`."""
     v = np.where(np.isfinite(keypoints).all(axis=1), keypoints[:, 2], 0)  # non-finite points: not drawn
     line = max(2, THUMB_SIDE // 110)
-    for (a, b), colour in zip(schema.skeleton, edge_colours(schema)):
+    for (a, b), colour in zip(schema.skeleton, edge_colours(schema), strict=True):
         if v[a] > 0 and v[b] > 0:
             d.line([tuple(xy[a]), tuple(xy[b])], fill=colour, width=line)
-    r = max(3, THUMB_SIDE // 70)
+    r = max(4, THUMB_SIDE // 75)
+    ring = max(2, r // 3)
     for i in np.flatnonzero(v > 0).tolist():
         x, y = xy[i]
         box = (x - r, y - r, x + r, y + r)
         if v[i] >= 2:
-            d.ellipse(box, fill=(255, 255, 255), outline=(0, 0, 0))
-        else:
-            d.ellipse(box, fill=None, outline=(255, 255, 255), width=2)
+            d.ellipse(box, fill=(255, 255, 255), outline=(0, 0, 0), width=2)
+        else:  # a white ring between two dark ones, hollow: the picture shows in its middle
+            d.ellipse([x - r - 1, y - r - 1, x + r + 1, y + r + 1], outline=(0, 0, 0), width=ring + 2)
+            d.ellipse(box, outline=(255, 255, 255), width=ring)
     if marked is not None and 0 <= marked < len(v):
         x, y = xy[marked]
         R = r * 3
         d.ellipse([x - R, y - R, x + R, y + R], outline=_ERROR, width=3)
-    return thumb
 
 
 def data_uri(image: Image.Image, *, quality: int = 80) -> str:

@@ -38,6 +38,7 @@ FACT_LABELS = {
     "images_listed": "images in the batch",
     "images_delivered": "images delivered",
     "images_quarantined": "images held back whole",
+    "images_background": "background images (delivered without a label)",
     "images_rejected_at_ingest": "images refused at ingest",
     "instances_in": "labels collected",
     "instances_delivered": "people (instances) delivered",

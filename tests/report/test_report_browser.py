@@ -45,7 +45,7 @@ def test_every_overlay_decodes_as_an_image(demo_release):
     for uri in uris:
         im = Image.open(io.BytesIO(base64.b64decode(uri)))
         im.load()
-        assert im.format == "JPEG" and min(im.size) >= 40 and max(im.size) <= 300
+        assert im.format == "JPEG" and min(im.size) >= 80 and max(im.size) == 520  # twice the first 260
     assert demo_release.html.count('class="pic pair"') >= 1  # an annotator next to the reference
 
 
