@@ -31,6 +31,30 @@ def _hidden(text: str, secrets: tuple[str, ...]) -> str:
     return text
 
 
+def _reason(body: bytes) -> str:
+    """The messages of a DRF error answer (`validation_errors`, else `detail`), else its text."""
+    try:
+        doc = load_json(body)
+    except ValueError:
+        return body.decode(errors="replace")
+    if not isinstance(doc, dict):
+        return body.decode(errors="replace")
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            found.append(value)
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    walk(doc.get("validation_errors") or doc.get("detail"))
+    return " ".join(found) or body.decode(errors="replace")
+
+
 @dataclass(frozen=True)
 class Project:
     id: int
@@ -175,10 +199,9 @@ class LabelStudioClient:
         resp = self._request("POST", path, json=body, hide=hide)
         if resp.status_code < 400:
             return None
-        said = shown(_hidden(resp.content.decode(errors="replace"), hide), self._token, limit=2000)
-        if resp.status_code == 400:
-            return said
-        raise ToolError(f"Label Studio POST {path}: HTTP {resp.status_code}: {said[:300]}")
+        # a refusal is HTTP 400, but some (an S3 prefix holding nothing) come as HTTP 500
+        said = shown(_hidden(_reason(resp.content), hide), self._token, limit=2000)
+        return said if resp.status_code == 400 else f"HTTP {resp.status_code}: {said}"
 
     def s3_storages(self, project: int) -> list[dict]:
         project = positive_id(project, "project id")

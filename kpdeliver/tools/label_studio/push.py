@@ -103,7 +103,8 @@ def push_annotator(client: LabelStudioClient, config: ClientConfig, annotator: s
                 report.predictions += 1
             new.append(item)
         elif task["data"].get("role") != role:
-            client.update_task_data(task["id"], {**task["data"], "role": role})
+            # the image as pushed: the task list shows it resolved (an S3 task's as a server URL)
+            client.update_task_data(task["id"], {**task["data"], "image": images.ref(name), "role": role})
             report.tasks_updated += 1
         else:
             report.tasks_kept += 1

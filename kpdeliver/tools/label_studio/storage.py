@@ -26,7 +26,7 @@ from kpdeliver.config import ClientConfig
 from kpdeliver.tool_settings import ToolS3
 from kpdeliver.tools.label_studio.client import LabelStudioClient, ToolError
 
-_SERVER_ROOT = re.compile(r'LOCAL_FILES_DOCUMENT_ROOT=\\?"(.*?)\\?"')
+_SERVER_ROOT = re.compile(r'LOCAL_FILES_DOCUMENT_ROOT="(.*?)"')
 
 
 def local_files_ref(file_name: str, *, batch_dir: Path, document_root: Path) -> str:
@@ -122,8 +122,9 @@ class S3Images:
         body = {"project": project, "bucket": self.bucket, "prefix": self.prefix, **self._fields(), **credentials}
         refused = client.storage_refusal("s3", body, hide=tuple(credentials.values()))
         if refused:
-            raise ToolError(f"Label Studio cannot read s3://{self.bucket}/{self.prefix}: {refused[:300]} "
-                            "(nothing was created)")
+            raise ToolError(f"Label Studio cannot read s3://{self.bucket}/{self.prefix} ({refused[:300]}): check "
+                            "the bucket, that images/ holds the batch, tool.s3's endpoint as the server reaches it, "
+                            "and the credentials; nothing was created")
         return self
 
     def connect(self, client: LabelStudioClient, project: int, title: str) -> bool:
