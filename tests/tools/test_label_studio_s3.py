@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from kpdeliver.assign.assignments import assign_annotators
-from kpdeliver.codecs import coco, label_studio as ls_codec
+from kpdeliver.codecs import coco
+from kpdeliver.codecs import label_studio as ls_codec
 from kpdeliver.codecs.resolve import resolve_schema
 from kpdeliver.config import load_config
 from kpdeliver.ingest.batch import ingest_images
