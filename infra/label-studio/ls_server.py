@@ -184,8 +184,9 @@ def serve(args: argparse.Namespace) -> None:
         make_template(args.dir.resolve(), venv=args.venv.resolve())
         data.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(args.dir.resolve() / DB_NAME, data / DB_NAME)
+    parent = os.getppid()
     _die_with_parent()
-    if os.getppid() == 1:
+    if os.getppid() != parent:
         sys.exit("the process that started Label Studio is gone")
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     signal.signal(signal.SIGHUP, signal.default_int_handler)
