@@ -8,6 +8,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -64,15 +65,8 @@ def test_ls_start_push_ls_stop_as_documented(tmp_path):
     assert f"the batch folder {batches / 'acme' / 'batch'} is not under LS_ROOT" in refused.stderr
     assert not (tmp_path / "ls-data" / "ls.pid").exists(), "nothing was started"
 
-    start = subprocess.Popen(_make("ls-start", tmp_path, LS_ROOT=str(batches), LS_PORT=str(port),
-                                   LS_CONFIGS=str(config)),
-                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    start, token = _start(tmp_path, batches, port, config)
     try:
-        lines, token = _lines(start), None
-        while token is None:
-            line = lines.get(timeout=600)
-            if line.startswith("export LABEL_STUDIO_TOKEN="):
-                token = line.split("=", 1)[1].strip()
         pid = int((tmp_path / "ls-data" / "ls.pid").read_text())
 
         pushed = _kpdeliver("push", "--config", str(config), token=token)
@@ -93,7 +87,32 @@ def test_ls_start_push_ls_stop_as_documented(tmp_path):
         assert stop.returncode == 0, stop.stderr
         assert start.wait(timeout=60) == 0
         assert not Path(f"/proc/{pid}").exists(), "Label Studio is gone"
+
+        start, _ = _start(tmp_path, batches, port, config)  # killing `make ls-start` stops it too
+        pid = int((tmp_path / "ls-data" / "ls.pid").read_text())
+        start.terminate()
+        start.wait(timeout=60)
+        deadline = time.monotonic() + 60
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not Path(f"/proc/{pid}").exists(), "Label Studio did not outlive make ls-start"
     finally:
         if start.poll() is None:
             start.terminate()
             start.wait(timeout=60)
+
+
+def _start(tmp: Path, batches: Path, port: int, config: Path) -> tuple[subprocess.Popen, str]:
+    """`make ls-start` running, and the token it printed."""
+    start = subprocess.Popen(_make("ls-start", tmp, LS_ROOT=str(batches), LS_PORT=str(port), LS_CONFIGS=str(config)),
+                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = _lines(start)
+    try:
+        while True:
+            line = lines.get(timeout=600)
+            if line.startswith("export LABEL_STUDIO_TOKEN="):
+                return start, line.split("=", 1)[1].strip()
+    except BaseException:
+        start.terminate()  # Label Studio goes with it
+        start.wait(timeout=60)
+        raise
