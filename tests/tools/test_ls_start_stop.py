@@ -107,9 +107,17 @@ def _start(tmp: Path, batches: Path, port: int, config: Path) -> tuple[subproces
     start = subprocess.Popen(_make("ls-start", tmp, LS_ROOT=str(batches), LS_PORT=str(port), LS_CONFIGS=str(config)),
                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = _lines(start)
+    said: list[str] = []
+    deadline = time.monotonic() + 600  # a first start may migrate the template database
     try:
         while True:
-            line = lines.get(timeout=600)
+            try:
+                line = lines.get(timeout=1)
+            except queue.Empty:
+                assert start.poll() is None, f"make ls-start ended: {''.join(said)}"
+                assert time.monotonic() < deadline, f"make ls-start printed no token: {''.join(said)}"
+                continue
+            said.append(line)
             if line.startswith("export LABEL_STUDIO_TOKEN="):
                 return start, line.split("=", 1)[1].strip()
     except BaseException:
