@@ -203,6 +203,8 @@ def serve(args: argparse.Namespace) -> None:
         server.process.wait()
     except KeyboardInterrupt:
         pass
+    except RuntimeError as e:  # a busy port, a server that never became healthy: said, no traceback
+        sys.exit(str(e))
     finally:
         if server is not None:
             server.stop()
