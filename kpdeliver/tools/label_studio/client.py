@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import httpx
 import orjson
 
-from kpdeliver.tools.label_studio.untrusted import ToolError, load_json, objects, positive_id, shown
+from kpdeliver.tools.label_studio.untrusted import REDACTED, ToolError, load_json, objects, positive_id, shown
 
 # A snapshot export with predictions and annotators in full (the plain export gives ids only).
 FULL_SERIALIZATION = {
@@ -22,6 +22,37 @@ FULL_SERIALIZATION = {
     "annotations__completed_by": {"only_id": False},
     "drafts": {"only_id": False},
 }
+
+
+def _hidden(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def _reason(body: bytes) -> str:
+    """The messages of a DRF error answer (`validation_errors`, else `detail`), else its text."""
+    try:
+        doc = load_json(body)
+    except ValueError:
+        return body.decode(errors="replace")
+    if not isinstance(doc, dict):
+        return body.decode(errors="replace")
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            found.append(value)
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    walk(doc.get("validation_errors") or doc.get("detail"))
+    return " ".join(found) or body.decode(errors="replace")
 
 
 @dataclass(frozen=True)
@@ -51,17 +82,23 @@ class LabelStudioClient:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _call(self, method: str, path: str, **kwargs) -> Any:
+    def _request(self, method: str, path: str, *, hide: tuple[str, ...] = (), **kwargs) -> httpx.Response:
         try:
             resp = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as e:
             raise ToolError(f"Label Studio at {self.url} cannot be reached ({method} {path}: "
-                            f"{shown(e, self._token)})") from None
+                            f"{shown(_hidden(str(e), hide), self._token)})") from None
         if resp.status_code in (401, 403):
             raise ToolError(f"Label Studio at {self.url} refused the token ({method} {path}: HTTP {resp.status_code})")
+        return resp
+
+    def _call(self, method: str, path: str, *, hide: tuple[str, ...] = (), **kwargs) -> Any:
+        """The answer's JSON (or bytes); ToolError otherwise. `hide`: secrets the request carries,
+        cut out of any message (with the token) before it is shortened."""
+        resp = self._request(method, path, hide=hide, **kwargs)
         if resp.status_code >= 400:
             raise ToolError(f"Label Studio {method} {path}: HTTP {resp.status_code}: "
-                            f"{shown(resp.content.decode(errors='replace'), self._token)}")
+                            f"{shown(_hidden(resp.content.decode(errors='replace'), hide), self._token)}")
         if not resp.content:
             return None
         if "json" not in resp.headers.get("content-type", ""):
@@ -139,6 +176,9 @@ class LabelStudioClient:
     def update_project(self, project: int, **fields) -> None:
         self._call("PATCH", f"/api/projects/{positive_id(project, 'project id')}/", json=fields)
 
+    def delete_project(self, project: int) -> None:
+        self._call("DELETE", f"/api/projects/{positive_id(project, 'project id')}/")
+
     # ------------------------------------------------------------------ storage and tasks
 
     def local_storages(self, project: int) -> list[dict]:
@@ -150,6 +190,31 @@ class LabelStudioClient:
         imports its own tasks so each carries the batch's file name."""
         return self._call("POST", "/api/storages/localfiles/", json={
             "project": project, "path": path, "title": title, "use_blob_urls": True, "regex_filter": ""})
+
+    def storage_refusal(self, kind: str, body: dict, *, hide: tuple[str, ...] = ()) -> str | None:
+        """None when the server would connect this import storage (`kind`: localfiles, s3), else its
+        reason, cleaned and whole (a local-files refusal names LOCAL_FILES_DOCUMENT_ROOT).
+        Validation only: nothing is created."""
+        path = f"/api/storages/{kind}/validate"
+        resp = self._request("POST", path, json=body, hide=hide)
+        if resp.status_code < 400:
+            return None
+        # a refusal is HTTP 400, but some (an S3 prefix holding nothing) come as HTTP 500
+        said = shown(_hidden(_reason(resp.content), hide), self._token, limit=2000)
+        return said if resp.status_code == 400 else f"HTTP {resp.status_code}: {said}"
+
+    def s3_storages(self, project: int) -> list[dict]:
+        project = positive_id(project, "project id")
+        return objects(self._call("GET", "/api/storages/s3/", params={"project": project}))
+
+    def create_s3_storage(self, project: int, *, title: str, bucket: str, prefix: str, credentials: dict[str, str],
+                          **options) -> dict:
+        """Connect `s3://bucket/prefix` (not synced, as the local-files storage). `credentials`
+        (the aws_* fields) go to the server only and never into a message; `options`: presign,
+        presign_ttl, region_name, s3_endpoint."""
+        body = {"project": positive_id(project, "project id"), "title": title, "bucket": bucket, "prefix": prefix,
+                "use_blob_urls": True, "regex_filter": "", "recursive_scan": True, **options, **credentials}
+        return self._call("POST", "/api/storages/s3/", json=body, hide=tuple(credentials.values()))
 
     def tasks(self, project: int) -> list[dict]:
         return list(self._pages("/api/tasks/", {"project": project, "fields": "all"}, key="tasks"))

@@ -3,21 +3,22 @@
 Open-source Label Studio has users but no per-task assignment (that is an Enterprise feature),
 so an assignment becomes a project: `{client}/{dataset} — {annotator}` (the title template of
 the `tool:` config) holds exactly the images `assign_annotators` gives that annotator — their
-primary images, their overlap second opinions and every gold image. Annotators see only their
-own project when the admin shares it with them; nobody can label someone else's copy by mistake.
+primary images, their overlap second opinions and every gold image. Each project's title names
+its annotator, so nobody labels someone else's copy by mistake. It is no access control: in
+Label Studio Community every member of the organisation sees and can open every project;
+restricting who sees what takes Enterprise workspaces and roles (docs/label-studio.md).
 
-Images are served by a local-files import storage: the server's LOCAL_FILES_DOCUMENT_ROOT is
-the batch folder's parent (or `tool.document_root`), and each task references
-`/data/local-files/?d=<batch>/images/<file>`. The storage is connected, not synced: kpdeliver
-imports the tasks itself so each task's data carries the batch file name (`file_name`), which
-is the key that makes a push idempotent — a second push adds only images that have no task yet
-and changes nothing else.
+Images are read by an import storage (`storage.py`): local-files for a batch folder (under the
+server's LOCAL_FILES_DOCUMENT_ROOT, checked with the server before any project is created), S3
+for a batch on `s3://` (presigned URLs, credentials from the environment). The storage is
+connected, not synced: kpdeliver imports the tasks itself so each task's data carries the batch
+file name (`file_name`), which is the key that makes a push idempotent — a second push adds only
+images that have no task yet and changes nothing else.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from urllib.parse import quote
+from pathlib import PurePosixPath
 
 import numpy as np
 import orjson
@@ -31,6 +32,10 @@ from kpdeliver.model import Dataset
 from kpdeliver.schema import KeypointSchema
 from kpdeliver.tools.label_studio.client import LabelStudioClient, ToolError
 from kpdeliver.tools.label_studio.labeling_config import labeling_config, project_description
+from kpdeliver.tools.label_studio.storage import BatchImages, batch_dirs, batch_images, local_files_ref
+
+__all__ = ["PRELABEL_VERSION", "ProjectPush", "batch_dirs", "local_files_ref", "prelabels_on_batch", "push_annotator",
+           "push_batch"]
 
 PRELABEL_VERSION = "kpdeliver-prelabels"
 
@@ -54,24 +59,6 @@ class ProjectPush:
         return bool(self.created or self.config_updated or self.storage_created or self.tasks_added or self.tasks_updated)
 
 
-def local_files_ref(file_name: str, *, batch_dir: Path, document_root: Path) -> str:
-    """The task data URL Label Studio serves a batch image under."""
-    rel = (batch_dir / "images" / file_name).relative_to(document_root).as_posix()
-    return f"/data/local-files/?d={quote(rel, safe='/')}"
-
-
-def batch_dirs(config: ClientConfig) -> tuple[Path, Path]:
-    """(batch folder, document root); only local batches can be served as local files."""
-    if "://" in config.source:
-        raise ToolError(f"source {config.source} is not a local folder: kpdeliver pushes local batches to Label Studio "
-                        "through local-files storage only (S3 import storage is not supported yet)")
-    batch = Path(config.source).resolve()
-    root = Path(config.tool.document_root).resolve() if config.tool and config.tool.document_root else batch.parent
-    if not batch.is_relative_to(root):
-        raise ToolError(f"batch folder {batch} is not under the document root {root} (LOCAL_FILES_DOCUMENT_ROOT)")
-    return batch, root
-
-
 def prelabels_on_batch(labels: Dataset, batch: Dataset, *, source: str) -> Dataset:
     """Pre-labels from any export, moved onto the batch's images (matched by file name the way
     collect matches exports); instances on images the batch does not have are dropped."""
@@ -88,7 +75,7 @@ def _prelabel_results(prelabels: Dataset | None) -> dict[str, list[dict]]:
 
 
 def push_annotator(client: LabelStudioClient, config: ClientConfig, annotator: str, mine: pa.Table, *,
-                   label_config: str, description: str, batch: Path, root: Path,
+                   label_config: str, description: str, images: BatchImages,
                    prelabels: dict[str, list[dict]]) -> ProjectPush:
     """Create or update one annotator's project so it holds exactly their assigned images."""
     title = config.tool.project_title(client=config.client, dataset=config.dataset, annotator=annotator)
@@ -101,10 +88,7 @@ def push_annotator(client: LabelStudioClient, config: ClientConfig, annotator: s
         client.update_project(project.id, label_config=label_config, description=description)
         report.config_updated = True
 
-    images_dir = str(batch / "images")
-    if not any(s.get("path") == images_dir for s in client.local_storages(project.id)):
-        client.create_local_storage(project.id, images_dir, title=f"{config.client}/{config.dataset} images")
-        report.storage_created = True
+    report.storage_created = images.connect(client, project.id, title=f"{config.client}/{config.dataset} images")
 
     existing = {t["data"]["file_name"]: t for t in client.tasks(project.id)
                 if isinstance(t.get("data"), dict) and isinstance(t["data"].get("file_name"), str)}
@@ -113,14 +97,14 @@ def push_annotator(client: LabelStudioClient, config: ClientConfig, annotator: s
     for name, role in sorted(wanted.items()):
         task = existing.get(name)
         if task is None:
-            item = {"data": {"image": local_files_ref(name, batch_dir=batch, document_root=root),
-                             "file_name": name, "role": role}}
+            item = {"data": {"image": images.ref(name), "file_name": name, "role": role}}
             if name in prelabels:
                 item["predictions"] = [{"model_version": PRELABEL_VERSION, "result": prelabels[name]}]
                 report.predictions += 1
             new.append(item)
         elif task["data"].get("role") != role:
-            client.update_task_data(task["id"], {**task["data"], "role": role})
+            # the image as pushed: the task list shows it resolved (an S3 task's as a server URL)
+            client.update_task_data(task["id"], {**task["data"], "image": images.ref(name), "role": role})
             report.tasks_updated += 1
         else:
             report.tasks_kept += 1
@@ -135,11 +119,29 @@ def push_batch(client: LabelStudioClient, config: ClientConfig, assignments: pa.
     `prelabels` (on the batch's images, see `prelabels_on_batch`) become predictions of new tasks."""
     if config.tool is None:
         raise ToolError("the client config has no tool: section")
-    batch, root = batch_dirs(config)
     label_config = labeling_config(schema)
-    description = project_description(schema, batch=f"{config.client}/{config.dataset} ({PurePosixPath(batch).name})")
+    images = checked_images(client, config, label_config)
+    batch_name = PurePosixPath(config.source.rstrip("/")).name
+    description = project_description(schema, batch=f"{config.client}/{config.dataset} ({batch_name})")
     regions = _prelabel_results(prelabels)
     return [push_annotator(client, config, a, assignments.filter(pc.equal(assignments["annotator"], a)),
-                           label_config=label_config, description=description, batch=batch, root=root,
-                           prelabels=regions)
+                           label_config=label_config, description=description, images=images, prelabels=regions)
             for a in config.annotators]
+
+
+def checked_images(client: LabelStudioClient, config: ClientConfig, label_config: str) -> BatchImages:
+    """The batch's images as the server will read them, validated by the server before any
+    project is created: an existing project of this batch (else any project) carries the
+    validation; on an empty server a scratch project does and is removed again."""
+    images = batch_images(config)
+    titles = {config.tool.project_title(client=config.client, dataset=config.dataset, annotator=a)
+              for a in config.annotators} if config.tool else set()
+    projects = client.projects()
+    probe = next((p for p in projects if p.title in titles), projects[0] if projects else None)
+    if probe is not None:
+        return images.check(client, probe.id)
+    scratch = client.create_project("kpdeliver storage check (removed at once)", label_config)
+    try:
+        return images.check(client, scratch.id)
+    finally:
+        client.delete_project(scratch.id)
