@@ -117,13 +117,13 @@ def _convert_one(input: Path, out: Path, *, to: str, schema, fmt, images, sizes,
         placed, missing = place_images(decoded.dataset, out, image_src)
         written += len(placed)
         if missing:
-            typer.echo(f"warning: {len(missing)} images not found under {image_src} (e.g. {missing[0]!r}); "
+            typer.echo(f"warning: {plural(len(missing), 'image')} not found under {image_src} (e.g. {missing[0]!r}); "
                        "their labels have no image in the tree", err=True)
     elif to == "yolo":
         typer.echo("note: labels only; give --images DIR to put the images into the tree for training", err=True)
     ds = decoded.dataset
-    typer.echo(f"{input} -> {out} ({to}): {len(ds.images)} images, {len(ds.instances)} instances, "
-               f"schema {ds.schema.name} ({ds.schema.num_keypoints} keypoints), {written} files written")
+    typer.echo(f"{input} -> {out} ({to}): {plural(len(ds.images), 'image')}, {plural(len(ds.instances), 'instance')}, "
+               f"schema {ds.schema.name} ({plural(ds.schema.num_keypoints, 'keypoint')}), {plural(written, 'file')} written")
     unpaired = unpaired_side_names(ds.schema)
     if unpaired:
         typer.echo(f"warning: left/right names in no flip pair, flip_idx keeps them in place: {unpaired} "

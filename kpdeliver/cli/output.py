@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from kpdeliver.words import plural  # noqa: F401 (every command says counts with the one helper)
+
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 ENDPOINT = typer.Option(None, "--endpoint-url", envvar="AWS_ENDPOINT_URL",
@@ -22,11 +24,6 @@ PROFILE = typer.Option(None, "--profile", envvar="AWS_PROFILE", help="AWS profil
 
 def s3_options(endpoint_url: Optional[str], region: Optional[str], profile: Optional[str]) -> dict:
     return {k: v for k, v in (("endpoint_url", endpoint_url), ("region", region), ("profile", profile)) if v}
-
-
-def plural(n: int, noun: str, plural_form: str | None = None) -> str:
-    """'1 problem', '2 problems' (the CLI's copy: kpdeliver.config is not loaded by light commands)."""
-    return f"{n:,} {noun if n == 1 else plural_form or noun + 's'}"
 
 
 def _line(label: str, style: str, message: str) -> Text:

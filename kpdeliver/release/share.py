@@ -19,6 +19,7 @@ from kpdeliver.release.layout import MANIFEST, archive_key, client_key, read_man
 from kpdeliver.release.signing import PUBLIC_KEY
 from kpdeliver.release.verify import Problem, check_release
 from kpdeliver.storage import ObjectStore, StorageError, join_key
+from kpdeliver.words import plural
 
 _UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
@@ -38,7 +39,7 @@ class UnverifiedRelease(StorageError):
     """The release differs from its manifest; it is not shared."""
 
     def __init__(self, location: str, problems: list[Problem]) -> None:
-        super().__init__(f"{location} does not match its manifest ({len(problems)} problems); not sharing it")
+        super().__init__(f"{location} does not match its manifest ({plural(len(problems), 'problem')}); not sharing it")
         self.problems = problems
 
 
