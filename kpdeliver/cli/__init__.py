@@ -29,6 +29,8 @@ COMMANDS = {
     "validate": "kpdeliver.cli.validate",
     "verify": "kpdeliver.cli.release",
     "share": "kpdeliver.cli.release",
+    "sign": "kpdeliver.cli.keys",
+    "keys": "kpdeliver.cli.keys",
     "releases": "kpdeliver.cli.catalog",
     "deploy": "kpdeliver.cli.deploy",
     "iam": "kpdeliver.cli.deploy",

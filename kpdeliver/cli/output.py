@@ -26,6 +26,32 @@ def s3_options(endpoint_url: Optional[str], region: Optional[str], profile: Opti
     return {k: v for k, v in (("endpoint_url", endpoint_url), ("region", region), ("profile", profile)) if v}
 
 
+CONFIG = typer.Option(None, "--config", "-c", help="client YAML: its storage: settings (endpoint_url, region, "
+                                                   "profile) open the store")
+
+
+def store_options(config, endpoint_url: Optional[str], region: Optional[str], profile: Optional[str]) -> dict:
+    """The S3 settings of a command that reads a store: the client config's `storage:` section (with
+    --config), then the options given (or AWS_ENDPOINT_URL, AWS_REGION, AWS_PROFILE) over it."""
+    options: dict = {}
+    if config is not None:
+        from kpdeliver.config import ConfigError, load_config
+
+        try:
+            options = load_config(config).storage.model_dump(exclude_none=True)
+        except ConfigError as e:
+            fail(str(e))
+    return options | s3_options(endpoint_url, region, profile)
+
+
+def unreachable_hint(options: dict) -> str:
+    """What to try when a store cannot be reached, given the settings that were used."""
+    if options.get("endpoint_url"):
+        return f"is the endpoint {options['endpoint_url']} up and right?"
+    return ("no endpoint was given, so AWS S3 itself was tried: for MinIO or another S3 API pass --endpoint-url, "
+            "set AWS_ENDPOINT_URL, or give --config with the client's storage.endpoint_url")
+
+
 def _line(label: str, style: str, message: str) -> Text:
     return Text.assemble((label, style), " ", message)
 
