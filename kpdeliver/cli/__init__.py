@@ -33,7 +33,7 @@ COMMANDS = {
     "keys": "kpdeliver.cli.keys",
     "releases": "kpdeliver.cli.catalog",
     "deploy": "kpdeliver.cli.deploy",
-    "iam": "kpdeliver.cli.deploy",
+    "iam": "kpdeliver.cli.iam",
     "sample": "kpdeliver.cli.sample",
     "push": "kpdeliver.cli.tool",
     "pull": "kpdeliver.cli.tool",

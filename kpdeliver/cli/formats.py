@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 from rich.text import Text
 
-from kpdeliver.cli.output import plural
+from kpdeliver.cli.output import plural, show_table
 
 app = typer.Typer()
 
@@ -175,7 +175,7 @@ def _print_reports(reports) -> None:
         vis = " ".join(f"{k}:{v}" for k, v in r.visibility.items())
         table.add_row(Text(r.path), r.format, r.schema or "-", str(r.num_keypoints or "-"), str(r.images), str(r.instances),
                       str(r.labeled_points), vis or ("ERROR" if r.error else "-"))
-    console.print(table)
+    show_table(console, table)
     for r in reports:
         if r.error:
             console.print(Text.assemble((f"{r.path}: cannot read:", "red"), f" {r.error}"), soft_wrap=True)
@@ -198,6 +198,6 @@ def schemas() -> None:
         table.add_column(col, overflow="fold")
     for s in BUILTIN_SCHEMAS.values():
         table.add_row(s.name, s.category, str(s.num_keypoints), str(len(s.skeleton)), str(len(s.flip_pairs)), s.source)
-    Console(highlight=False).print(table)
+    show_table(Console(highlight=False), table)
     typer.echo("Custom schemas: --schema path/to/schema.yaml, or a CVAT XML whose <meta> defines a skeleton.")
 

@@ -26,6 +26,7 @@ def s3_options(endpoint_url: Optional[str], region: Optional[str], profile: Opti
     return {k: v for k, v in (("endpoint_url", endpoint_url), ("region", region), ("profile", profile)) if v}
 
 
+CONFIG_FILE = typer.Option(None, "--config", "-c", help="client YAML")
 CONFIG = typer.Option(None, "--config", "-c", help="client YAML: its storage: settings (endpoint_url, region, "
                                                    "profile) open the store")
 
@@ -140,3 +141,37 @@ def progress_shown(every: float = 10.0) -> Iterator[None]:
         logger.propagate = False
     with reporting(LogProgress(logger, every=every)):
         yield
+
+
+def _plain(cell) -> str:
+    return cell.plain if isinstance(cell, Text) else str(cell)
+
+
+def plain_table(table) -> str:
+    """A rich Table as plain aligned columns, unwrapped and without box characters (for pipes and files)."""
+    columns = [[_plain(c.header), *(_plain(cell) for cell in c.cells)] for c in table.columns]
+    widths = [max(map(len, col)) for col in columns]
+    lines = [_plain(table.title)] if table.title else []
+    for r in range(len(columns[0]) if columns else 0):
+        cells = [col[r].rjust(w) if c.justify == "right" else col[r].ljust(w)
+                 for col, w, c in zip(columns, widths, table.columns, strict=True)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def show_table(console: Console, table) -> None:
+    """Drawn as a table on a terminal; plain columns when piped or redirected, so nothing folds."""
+    if console.is_terminal:
+        console.print(table)
+    else:
+        console.file.write(plain_table(table) + "\n")
+
+
+def config_path(positional, option, *, required: bool = True):
+    """The client config given positionally (where a command always took it so) or as --config/-c."""
+    if positional is not None and option is not None and positional != option:
+        fail(f"two configs given ({positional} and --config {option}): give one")
+    path = positional if positional is not None else option
+    if path is None and required:
+        fail("give the client config: --config CLIENT.yaml (or as the argument)")
+    return path

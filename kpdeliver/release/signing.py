@@ -126,14 +126,38 @@ def published_key_files(store: ObjectStore, client: str) -> list[str]:
 
 
 def published_keys(store: ObjectStore, client: str) -> list[Ed25519PublicKey]:
-    """Every readable public key published in the client's folder (a key that cannot be read is left out)."""
-    keys = []
+    """Every readable public key published in the client's folder (`published_key_problems` names the others)."""
+    return [key for key, _ in _read_published(store, client) if key is not None]
+
+
+def published_key_problems(store: ObjectStore, client: str) -> list[tuple[str, str]]:
+    """(file, what is wrong) for each published key file that is damaged or inconsistent: one that
+    is no Ed25519 public key, a `signing-keys/<id>.pub` holding another key, a `signing-key.pub`
+    that is none of the keys kept under `signing-keys/`."""
+    found = _read_published(store, client)
+    problems = [(file, "is not a PEM Ed25519 public key: it was changed") for key, file in found if key is None]
+    kept = {}
+    for key, file in found:
+        if key is not None and file != join_key(client, PUBLIC_KEY):
+            named = file.rsplit("/", 1)[-1].removesuffix(".pub")
+            kept[key_id(key)] = key
+            if named != key_id(key):
+                problems.append((file, f"holds key {key_id(key)}, not the key {named} it is named after"))
+    current = next((key for key, file in found if file == join_key(client, PUBLIC_KEY)), None)
+    if current is not None and kept and key_id(current) not in kept:
+        problems.append((join_key(client, PUBLIC_KEY), f"holds key {key_id(current)}, none of the keys kept under "
+                                                       f"{KEYS_FOLDER}/: it was swapped"))
+    return problems
+
+
+def _read_published(store: ObjectStore, client: str) -> list[tuple[Ed25519PublicKey | None, str]]:
+    out: list[tuple[Ed25519PublicKey | None, str]] = []
     for file in published_key_files(store, client):
         try:
-            keys.append(public_key_from_pem(store.get(file), origin=store.location(file)))
+            out.append((public_key_from_pem(store.get(file), origin=store.location(file)), file))
         except SigningKeyError:
-            continue
-    return keys
+            out.append((None, file))
+    return out
 
 
 def publish_public_key(store: ObjectStore, client: str, key: Ed25519PrivateKey) -> None:

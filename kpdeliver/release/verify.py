@@ -98,9 +98,11 @@ def _signature(store: ObjectStore, prefix: str, manifest: dict, raw: bytes, publ
     recorded = (manifest.get("signature") or {}).get("key_id") or catalogued_key
     has_sig = store.exists(sig_key)
     client = client_key(prefix)
-    keys = signing.key_list(public_key)
+    keys, problems = signing.key_list(public_key), []
     if not keys and (has_sig or recorded) and client is not None:
         keys = signing.published_keys(store, client)
+        problems = [Problem("signature", file[len(client):].lstrip("/"), detail)
+                    for file, detail in signing.published_key_problems(store, client)]
         if keys:
             result.notes.append(f"public key NOT pinned: taken from {store.location(client or '.')}, beside the "
                                 "release; this proves nothing against a swapped signing-key.pub (pass "
@@ -113,15 +115,16 @@ def _signature(store: ObjectStore, prefix: str, manifest: dict, raw: bytes, publ
         why = f"recorded as signed by key {recorded}" if recorded else "a public key was given"
         return [Problem("signature", signing.SIGNATURE, f"missing: the release is not signed ({why})")]
     if not keys:
-        return [Problem("signature", signing.SIGNATURE, "no public key to check it with: pass --public-key FILE")]
+        return [*problems, Problem("signature", signing.SIGNATURE, "no public key to check it with: pass "
+                                                                   "--public-key FILE")]
     holder = signing.holding_key(keys, raw, store.get(sig_key), named=recorded)
     if holder is None:
-        return [Problem("signature", signing.SIGNATURE,
+        return [*problems, Problem("signature", signing.SIGNATURE,
                         f"does not verify with key {signing.key_ids(keys)}: manifest.json or manifest.sig "
                         "was changed" + (f" (the manifest names key {recorded})" if recorded and recorded not in
                                          signing.key_ids(keys) else ""))]
     result.signed_by, result.fingerprint = signing.key_id(holder), signing.fingerprint(holder)
-    return []
+    return problems
 
 
 def _signoff(store: ObjectStore, prefix: str, manifest: dict) -> list[Problem]:
