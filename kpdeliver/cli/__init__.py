@@ -32,6 +32,7 @@ COMMANDS = {
     "sign": "kpdeliver.cli.keys",
     "keys": "kpdeliver.cli.keys",
     "releases": "kpdeliver.cli.catalog",
+    "clean": "kpdeliver.cli.clean",
     "deploy": "kpdeliver.cli.deploy",
     "iam": "kpdeliver.cli.iam",
     "sample": "kpdeliver.cli.sample",

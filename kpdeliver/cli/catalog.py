@@ -30,7 +30,7 @@ def _clients(location: str) -> list[str]:
     return sorted(p.parent.name for p in root.glob("*/catalog.parquet"))
 
 
-def _where(location: Optional[str], client: Optional[str], config: Optional[Path]) -> tuple[str, Optional[str]]:
+def releases_location(location: Optional[str], client: Optional[str], config: Optional[Path]) -> tuple[str, Optional[str]]:
     """(releases root, client or None) from the arguments: a client folder given as LOCATION is
     recognised by its catalogue, so both the root and `<root>/<client>` work."""
     if location is None:
@@ -48,8 +48,8 @@ def _where(location: Optional[str], client: Optional[str], config: Optional[Path
 
 def _rows(location: str, client: Optional[str], options: dict) -> list[dict]:
     from kpdeliver.release.catalog import read_catalog
-    from kpdeliver.release.layout import CATALOG, release_parent_and_name
-    from kpdeliver.storage import StorageError, StoreUnreachable, open_store
+    from kpdeliver.release.layout import CATALOG, MANIFEST, release_parent_and_name
+    from kpdeliver.storage import StorageError, StoreUnreachable, join_key, open_store
 
     def store_at(where: str):
         return open_store(where, options if where.startswith("s3://") else None)
@@ -60,7 +60,9 @@ def _rows(location: str, client: Optional[str], options: dict) -> list[dict]:
             location, client = release_parent_and_name(location)
             store = store_at(location)
         clients = [client] if client else _clients(location)
-        return [r for c in clients for r in read_catalog(store, c)[0].to_pylist()]
+        rows = [r for c in clients for r in read_catalog(store, c)[0].to_pylist()]
+        # a release withdrawn (its folder removed, docs/operations.md) stays in the catalogue's history
+        return [r | {"withdrawn": not store.exists(join_key(r["location"], MANIFEST))} for r in rows]
     except StoreUnreachable as e:
         fail(f"store unreachable: {e}; {unreachable_hint(options)}")
     except StorageError as e:
@@ -77,7 +79,7 @@ def _table(location: str, rows: list[dict]) -> Table:
     for r in rows:
         created = r["created_at"].strftime("%Y-%m-%d %H:%M") if r["created_at"] else ""
         oks = f"{r['mean_oks']:.3f}" if r["mean_oks"] is not None else "—"
-        verdict = Text(str(r["verdict"]), style=style.get(r["verdict"], ""))
+        verdict = Text("withdrawn" if r["withdrawn"] else str(r["verdict"]), style=style.get(r["verdict"], ""))
         t.add_row(r["client"], r["dataset"], f"v{r['version']:04d}", created, verdict,
                   *(str(r[k]) if r[k] is not None else "" for k in ("images", "instances", "quarantined", "findings")),
                   oks)
@@ -96,7 +98,7 @@ def releases(
     profile: Optional[str] = PROFILE,
 ) -> None:
     """List published releases: version, date, verdict, counts and mean agreement OKS."""
-    location, client = _where(location, client, config)
+    location, client = releases_location(location, client, config)
     rows = _rows(location, client, store_options(config, endpoint_url, region, profile))
     if as_json:
         import orjson

@@ -24,9 +24,9 @@ _UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _DURATION = re.compile("".join(rf"(?:(\d+){u})?" for u in _UNITS))
 
 
-def parse_duration(text: str) -> int:
+def parse_duration(text: str, *, minimum: int = 1) -> int:
     """Seconds in '7d', '12h', '1d12h', '90m', '3600s' or '3600': units largest first, each once,
-    no other characters, more than 0 s. Anything else is a ValueError saying what to write."""
+    no other characters, at least `minimum`. Anything else is a ValueError saying what to write."""
     text = text.strip()
     m = _DURATION.fullmatch(text)
     if text.isdigit():
@@ -35,8 +35,8 @@ def parse_duration(text: str) -> int:
         seconds = sum(int(n) * _UNITS[u] for n, u in zip(m.groups(), _UNITS, strict=True) if n)
     else:
         raise ValueError(f"cannot read duration {text!r}: write e.g. 7d, 12h, 1d12h, 30m or seconds")
-    if seconds <= 0:
-        raise ValueError(f"duration {text!r} is no time at all: links must live at least 1 s")
+    if seconds < minimum:
+        raise ValueError(f"duration {text!r} is shorter than the least allowed here ({minimum} s)")
     return seconds
 
 
