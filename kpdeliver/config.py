@@ -26,7 +26,7 @@ from kpdeliver.findings import CHECKS
 from kpdeliver.schema import BUILTIN_SCHEMAS
 from kpdeliver.runner_settings import RunnerSettings
 from kpdeliver.tool_settings import ToolSettings
-from kpdeliver.words import plural  # noqa: F401 (isolation and preflight say counts through here)
+from kpdeliver.words import plural  # isolation and preflight say counts through here
 
 SCHEMA_FILE_SUFFIXES = (".yaml", ".yml", ".xml")
 

@@ -13,7 +13,14 @@ from rich.table import Table
 from rich.text import Text
 
 from kpdeliver.cli.output import (
-    CONFIG, ENDPOINT, PROFILE, REGION, fail, show_table, store_options, unreachable_hint,
+    CONFIG,
+    ENDPOINT,
+    PROFILE,
+    REGION,
+    fail,
+    show_table,
+    store_options,
+    unreachable_hint,
 )
 
 app = typer.Typer()

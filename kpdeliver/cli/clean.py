@@ -11,7 +11,15 @@ from rich.console import Console
 from rich.table import Table
 
 from kpdeliver.cli.output import (
-    CONFIG, ENDPOINT, PROFILE, REGION, fail, plural, show_table, store_options, unreachable_hint,
+    CONFIG,
+    ENDPOINT,
+    PROFILE,
+    REGION,
+    fail,
+    plural,
+    show_table,
+    store_options,
+    unreachable_hint,
 )
 
 app = typer.Typer()

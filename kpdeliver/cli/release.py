@@ -16,7 +16,15 @@ from rich.console import Console
 from rich.text import Text
 
 from kpdeliver.cli.output import (
-    CONFIG, ENDPOINT, PROFILE, REGION, fail, plural, progress_shown, store_options, unreachable_hint,
+    CONFIG,
+    ENDPOINT,
+    PROFILE,
+    REGION,
+    fail,
+    plural,
+    progress_shown,
+    store_options,
+    unreachable_hint,
 )
 
 app = typer.Typer()

@@ -40,21 +40,20 @@ def cli_stdout(*args: str) -> tuple[int, str]:
 
 
 def _options() -> dict[str, list[tuple[str, list[str]]]]:
-    """command -> [(parameter name, its option strings)] for every command of the CLI."""
+    """command -> [(parameter name, its option strings)] for every command of the CLI (`keys new` too)."""
     out = {}
     for name, module in COMMANDS.items():
         command = sub_app_commands(module)[name]
-        subs = getattr(command, "commands", None) or {name: command}
-        for sub_name, sub in subs.items():
-            out[f"{name} {sub_name}".strip() if subs is not None and sub is not command else name] = [
-                (p.name, [*p.opts, *p.secondary_opts]) for p in sub.params]
+        subs = getattr(command, "commands", None)
+        for label, cmd in ({f"{name} {n}": c for n, c in subs.items()} if subs else {name: command}).items():
+            out[label] = [(p.name, [*p.opts, *p.secondary_opts]) for p in cmd.params]
     return out
 
 
 def test_no_short_flag_has_two_meanings_and_c_is_always_config():
     meaning: dict[str, set[str]] = {}
     for command, params in _options().items():
-        for name, opts in params:
+        for _, opts in params:
             longs = sorted(o for o in opts if o.startswith("--"))
             for short in (o for o in opts if re.fullmatch(r"-[A-Za-z]", o)):
                 meaning.setdefault(short, set()).update(longs)
@@ -168,8 +167,7 @@ def test_releases_from_the_root_a_client_folder_or_the_config_and_as_json(tmp_pa
     assert cli_stdout("releases", str(root), "--client", "acme", "--json") == from_root
     (tmp_path / "acme.yaml").write_text(GOOD.replace("pose-2026", "pose"))
     assert cli_stdout("releases", "-c", str(tmp_path / "acme.yaml"), "--json") == from_root
-    code, out = cli("releases", str(root), "-c", "acme")  # -c is a config now, never a client name
-    assert code == 2
+    assert cli("releases", str(root), "-c", "acme")[0] == 2  # -c is a config now, never a client name
 
 
 def test_splits_train_only_has_no_hidden_val(tmp_path):

@@ -144,7 +144,7 @@ def test_a_batch_put_on_s3_with_the_documented_script_passes_check(s3_bucket, tm
     script.write_text(_doc_block("## Putting a batch on S3", "python"))
     url = f"s3://{s3_bucket}/acme/2026-11"
     done = subprocess.run([sys.executable, str(script), str(batch), url], capture_output=True, text=True,
-                          env=os.environ.copy(), timeout=120)
+                          env=os.environ.copy(), timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert "uploaded 4 files" in done.stdout
     sums = (batch / "checksums.sha256").read_text().split()
