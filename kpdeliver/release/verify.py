@@ -123,6 +123,10 @@ def _signature(store: ObjectStore, prefix: str, manifest: dict, raw: bytes, publ
                         f"does not verify with key {signing.key_ids(keys)}: manifest.json or manifest.sig "
                         "was changed" + (f" (the manifest names key {recorded})" if recorded and recorded not in
                                          signing.key_ids(keys) else ""))]
+    if catalogued_key and signing.key_id(holder) != catalogued_key:
+        return [*problems, Problem("signature", signing.SIGNATURE,
+                                   f"is signed by key {signing.key_id(holder)}, but the catalogue recorded the "
+                                   f"release as signed by key {catalogued_key}: re-signed by someone else")]
     result.signed_by, result.fingerprint = signing.key_id(holder), signing.fingerprint(holder)
     return problems
 
