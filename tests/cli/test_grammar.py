@@ -225,3 +225,13 @@ def test_verify_share_and_releases_take_the_stores_settings_from_the_config(s3_b
     assert code == 0 and "report:   http" in out and "qa/report.html" in out, out
     code, out = cli_stdout("releases", "-c", str(config), "--json")
     assert code == 0 and [r["version"] for r in orjson.loads(out)] == [1], out
+
+
+def test_an_unreachable_store_is_said_with_the_endpoint_that_was_tried(tmp_path):
+    config = tmp_path / "acme.yaml"
+    config.write_text(GOOD.replace("./batch", "s3://in/acme").replace("./releases", "s3://out")
+                      + "storage: {endpoint_url: 'http://127.0.0.1:9', max_attempts: 1}\n")
+    from tests.s3_server import DUMMY_AWS_ENV
+
+    code, out = cli("verify", "s3://out/acme/pose/v0001", "-c", str(config), env=DUMMY_AWS_ENV)
+    assert code == 2 and "the release was not checked" in out and "is the endpoint http://127.0.0.1:9 up" in out, out
