@@ -51,7 +51,8 @@ def print_summary(summary: dict) -> None:
     for reason in summary.get("qa", {}).get("reasons", []):
         console.print(Text.assemble(("sign-off:", "red"), f" {reason}"))
     if summary.get("duplicate_of_published"):
-        console.print(Text("inputs identical to this published release: no new version written", style="yellow"))
+        console.print(Text("inputs identical to this published release: no new version written (one "
+                           "published unsigned is signed afterwards with: kpdeliver sign RELEASE --key KEY.pem)", style="yellow"))
     console.print(f"release:  {summary['release']}")
     console.print(f"findings: {summary['findings']}")
     console.print(f"report:   {summary['report']}")
