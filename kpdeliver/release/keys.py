@@ -4,8 +4,9 @@ unsigned release signed afterwards (`kpdeliver sign`).
 A release signed later gets `manifest.sig` beside its manifest, which stays byte for byte as
 published (its sha256 is what the catalogue recorded), the public key published in the client's
 folder (`signing-key.pub`, and for good under `signing-keys/<key id>.pub`), and a new catalogue
-generation naming the key, signed with it. A release already signed, or one that does not verify
-against its manifest, is refused. Run again after an interruption, it completes what is missing.
+generation naming the key, signed with it. An archive already shared beside it is rebuilt with the
+signature and the key. A release already signed, or one that does not verify against its
+manifest, is refused. Run again after an interruption, it completes what is missing.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kpdeliver.release import catalog, signing
-from kpdeliver.release.layout import MANIFEST, read_manifest, version_number
+from kpdeliver.release.archive import ensure_archive
+from kpdeliver.release.layout import MANIFEST, archive_key, read_manifest, version_number
 from kpdeliver.release.verify import Problem, check_release
 from kpdeliver.storage import ObjectStore, join_key
 
@@ -101,5 +103,8 @@ def sign_release(store: ObjectStore, prefix: str, key: Ed25519PrivateKey) -> Sig
             raise SignRefused(f"{where} was signed by someone else meanwhile (manifest.sig appeared)")
         completed = False
     signing.publish_public_key(store, client_key, key)
-    catalog.record_signature(store, client_key, dataset, version, key)
+    archive = join_key(client_key, dataset, archive_key(folder))
+    if store.exists(archive):  # a shared archive now lacks the signature: rebuilt with it and the key
+        ensure_archive(store, prefix, manifest, archive)
+    catalog.record_signature(store, client_key, dataset, version, key)  # last: a re-run finishes what is missing
     return Signed(where, me, signing.fingerprint(key), completed)

@@ -225,6 +225,12 @@ def test_verify_share_and_releases_take_the_stores_settings_from_the_config(s3_b
     assert code == 0 and "report:   http" in out and "qa/report.html" in out, out
     code, out = cli_stdout("releases", "-c", str(config), "--json")
     assert code == 0 and [r["version"] for r in orjson.loads(out)] == [1], out
+    code, out = cli("keys", "new", "--out", str(tmp_path / "keys"))
+    assert code == 0, out
+    code, out = cli("sign", pub.location, "-c", str(config), "--key", str(tmp_path / "keys" / "signing-key.pem"))
+    assert code == 0 and "signed s3://" in out, out
+    code, out = cli("verify", pub.location, "-c", str(config), "--public-key", str(tmp_path / "keys" / "signing-key.pub"))
+    assert code == 0 and "(pinned with --public-key)" in out, out
 
 
 def test_an_unreachable_store_is_said_with_the_endpoint_that_was_tried(tmp_path):

@@ -70,9 +70,12 @@ def test_sign_adds_a_signature_to_an_unsigned_release_that_verify_then_pins(tmp_
     code, out = cli("verify", str(release), "--public-key", str(public))
     assert code == 1 and "manifest.sig — missing" in out  # what the operator met: no way to sign it later
 
+    assert cli("share", str(release))[0] == 0  # an archive handed out before signing
     code, out = cli("sign", str(release), "--key", str(private))
     assert code == 0, out
     assert (release / "manifest.json").read_bytes() == manifest_before
+    with zipfile.ZipFile(io.BytesIO((release.parent / "v0001.zip").read_bytes())) as zf:  # rebuilt, signed
+        assert zf.read("v0001/manifest.sig") == (release / "manifest.sig").read_bytes()
     key = signing.private_key_from_pem(private.read_bytes(), origin="test")
     assert signing.signature_holds(key.public_key(), manifest_before, (release / "manifest.sig").read_bytes())
     row = catalog.catalogued_row(LocalStore(tmp_path / "releases"), CLIENT, DATASET, 1)
