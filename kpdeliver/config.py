@@ -28,6 +28,7 @@ from kpdeliver.schema import BUILTIN_SCHEMAS
 from kpdeliver.report_settings import ReportSettings
 from kpdeliver.runner_settings import RunnerSettings
 from kpdeliver.tool_settings import ToolSettings
+from kpdeliver.words import plural  # isolation and preflight say counts through here
 
 SCHEMA_FILE_SUFFIXES = (".yaml", ".yml", ".xml")
 
@@ -39,11 +40,6 @@ class ConfigError(ValueError):
     def __init__(self, message: str, problems: list[str] | None = None) -> None:
         super().__init__(message)
         self.problems = problems or [message]
-
-
-def plural(n: int, noun: str, plural_form: str | None = None) -> str:
-    """'1 problem', '2 problems'."""
-    return f"{n} {noun if n == 1 else plural_form or noun + 's'}"
 
 
 def problems_error(origin: str, problems: list[str], *, lead: str = "") -> ConfigError:
@@ -87,15 +83,20 @@ class QuarantineScope(str, Enum):
 
 
 class Splits(_Model):
-    train: float = Field(0.8, ge=0, le=1)
-    val: float = Field(0.2, ge=0, le=1)
-    test: float = Field(0.0, ge=0, le=1)
-    seed: int = 0
+    train: float = Field(0.8, ge=0, le=1, description="fraction in train; fractions not given are 0 once any is")
+    val: float = Field(0.2, ge=0, le=1, description="fraction in val (0 when only others are given)")
+    test: float = Field(0.0, ge=0, le=1, description="fraction in test")
+    seed: int = Field(0, description="seed of the split (videos stay whole)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _given_fractions_only(cls, data: Any) -> Any:
+        given = isinstance(data, dict) and {"train", "val", "test"} & set(data)
+        return {"train": 0.0, "val": 0.0, "test": 0.0} | data if given else data
 
     @model_validator(mode="after")
     def _sum_to_one(self) -> "Splits":
-        total = self.train + self.val + self.test
-        if abs(total - 1.0) > 1e-6:
+        if abs((total := self.train + self.val + self.test) - 1.0) > 1e-6:
             raise ValueError(f"train + val + test must be 1, got {total:g}")
         return self
 
@@ -161,10 +162,9 @@ class QAThresholds(_Model):
     min_gold_oks: Optional[float] = Field(0.75, ge=0, le=1, description="each annotator's OKS against gold labels")
     max_error_findings: int = Field(0, ge=0, description="error findings left on delivered items")
     max_quarantined_fraction: float = Field(0.1, ge=0, le=1, description="instances held back / instances in")
-    max_rate: dict[str, float] = Field(
-        default_factory=lambda: dict(_DEMANDING_MAX_RATE),
-        description="check id -> most findings of that check (delivered or held back) per delivered instance; "
-                    "replaces the default map, {} checks no rate")
+    max_rate: dict[str, float] = Field(default_factory=lambda: dict(_DEMANDING_MAX_RATE), description=(
+        "check id -> most findings of that check (delivered or held back) per delivered instance; "
+        "replaces the default map, {} checks no rate"))
     max_coverage_bins_short: Optional[int] = Field(0, ge=0, description="pose coverage targets (deep_qa."
                                                                         "coverage_targets) not met")
     min_instances_delivered: Optional[int] = Field(1, ge=0, description="instances delivered: at least this")

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Iterable, Iterator, Protocol, Sized, TypeVar
 
+from kpdeliver.words import plural
+
 T = TypeVar("T")
 
 
@@ -76,10 +78,6 @@ def stage(name: str, total: int | None = None) -> Iterator[Stage]:
     finally:
         if s.listener is not None:
             s.listener.finished(name)
-
-
-def plural(n: int, noun: str) -> str:
-    return f"{n:,} {noun if n == 1 else noun + 's'}"
 
 
 class LogProgress:

@@ -104,12 +104,12 @@ def test_share_refuses_a_release_that_does_not_verify(published):
 
 
 def test_share_rejects_links_longer_than_s3_allows(published):
-    store, location, _ = published
+    store, location, prefix = published
     code, out = cli("share", location, "--expires", "8d")
     if isinstance(store, LocalStore):
-        assert code == 0
-    else:
-        assert code == 1 and "7 days" in out
+        assert code == 0 and "do not expire" in out
+    else:  # refused before any work: nothing verified, no archive built
+        assert code == 2 and "at most 7d" in out and not store.exists(prefix + ".zip")
 
 
 def test_durations_and_locations():

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from kpdeliver.cli.output import load_checked_config, progress_shown
+from kpdeliver.cli.output import load_checked_config, progress_shown, show_table
 
 app = typer.Typer()
 console = Console(soft_wrap=True, highlight=False, markup=False)  # user text printed as written, paths never wrap
@@ -39,7 +39,7 @@ def print_summary(summary: dict) -> None:
     t.add_row("instances", str(c.get("instances_delivered")), str(c.get("instances_quarantined")),
               f"{c.get('instances_review_only')} review-only (overlap)")
     t.add_row("findings", str(c.get("findings")), "", f"splits {c.get('splits')}")
-    console.print(t)
+    show_table(console, t)
     by_check = summary.get("qa", {}).get("findings_by_check", {})
     if by_check:
         f = Table(title="findings by check")
@@ -47,11 +47,12 @@ def print_summary(summary: dict) -> None:
             f.add_column(col, justify="left" if col == "check" else "right")
         for check, n in by_check.items():
             f.add_row(check, *(str(n[s]) if n[s] else "" for s in ("error", "warning", "info")))
-        console.print(f)
+        show_table(console, f)
     for reason in summary.get("qa", {}).get("reasons", []):
         console.print(Text.assemble(("sign-off:", "red"), f" {reason}"))
     if summary.get("duplicate_of_published"):
-        console.print(Text("inputs identical to this published release: no new version written", style="yellow"))
+        console.print(Text("inputs identical to this published release: no new version written (one "
+                           "published unsigned is signed afterwards with: kpdeliver sign RELEASE --key KEY.pem)", style="yellow"))
     console.print(f"release:  {summary['release']}")
     console.print(f"findings: {summary['findings']}")
     console.print(f"report:   {summary['report']}")
@@ -96,5 +97,5 @@ def assign(
     rows = table.to_pylist()
     for a in cfg.annotators:
         t.add_row(a, *(str(sum(r["annotator"] == a and r["role"] == role for r in rows)) for role in ("primary", "overlap", "gold")))
-    console.print(t)
+    show_table(console, t)
     console.print(f"task packages written under {store.location('tasks')}")

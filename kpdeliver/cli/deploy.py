@@ -1,5 +1,5 @@
 """`kpdeliver deploy CLIENTS_DIR`: one Prefect deployment per client config, on the server in
-PREFECT_API_URL (flows.deployments). `kpdeliver iam CLIENT_CONFIG`: that client's S3 policy."""
+PREFECT_API_URL (flows.deployments). (`kpdeliver iam` is in cli/iam.py.)"""
 from __future__ import annotations
 
 import os
@@ -62,18 +62,3 @@ def deploy(
     if skipped:
         console.print(Text(f"{plural(skipped, 'config')} skipped (see the warnings above)"))
         raise typer.Exit(2)
-
-
-@app.command()
-def iam(config: Path = typer.Argument(..., help="client YAML whose source and releases are on S3")) -> None:
-    """Print the client's least-privilege S3 policy (IAM JSON): its own prefixes only."""
-    import json
-
-    from kpdeliver.config import ConfigError, load_config
-    from kpdeliver.isolation import iam_policy
-
-    try:
-        policy = iam_policy(load_config(config))
-    except ConfigError as e:
-        fail(str(e))
-    typer.echo(json.dumps(policy, indent=2))

@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 from rich.text import Text
 
-from kpdeliver.cli.output import plural
+from kpdeliver.cli.output import plural, show_table
 
 app = typer.Typer()
 
@@ -117,13 +117,13 @@ def _convert_one(input: Path, out: Path, *, to: str, schema, fmt, images, sizes,
         placed, missing = place_images(decoded.dataset, out, image_src)
         written += len(placed)
         if missing:
-            typer.echo(f"warning: {len(missing)} images not found under {image_src} (e.g. {missing[0]!r}); "
+            typer.echo(f"warning: {plural(len(missing), 'image')} not found under {image_src} (e.g. {missing[0]!r}); "
                        "their labels have no image in the tree", err=True)
     elif to == "yolo":
         typer.echo("note: labels only; give --images DIR to put the images into the tree for training", err=True)
     ds = decoded.dataset
-    typer.echo(f"{input} -> {out} ({to}): {len(ds.images)} images, {len(ds.instances)} instances, "
-               f"schema {ds.schema.name} ({ds.schema.num_keypoints} keypoints), {written} files written")
+    typer.echo(f"{input} -> {out} ({to}): {plural(len(ds.images), 'image')}, {plural(len(ds.instances), 'instance')}, "
+               f"schema {ds.schema.name} ({plural(ds.schema.num_keypoints, 'keypoint')}), {plural(written, 'file')} written")
     unpaired = unpaired_side_names(ds.schema)
     if unpaired:
         typer.echo(f"warning: left/right names in no flip pair, flip_idx keeps them in place: {unpaired} "
@@ -175,7 +175,7 @@ def _print_reports(reports) -> None:
         vis = " ".join(f"{k}:{v}" for k, v in r.visibility.items())
         table.add_row(Text(r.path), r.format, r.schema or "-", str(r.num_keypoints or "-"), str(r.images), str(r.instances),
                       str(r.labeled_points), vis or ("ERROR" if r.error else "-"))
-    console.print(table)
+    show_table(console, table)
     for r in reports:
         if r.error:
             console.print(Text.assemble((f"{r.path}: cannot read:", "red"), f" {r.error}"), soft_wrap=True)
@@ -198,6 +198,6 @@ def schemas() -> None:
         table.add_column(col, overflow="fold")
     for s in BUILTIN_SCHEMAS.values():
         table.add_row(s.name, s.category, str(s.num_keypoints), str(len(s.skeleton)), str(len(s.flip_pairs)), s.source)
-    Console(highlight=False).print(table)
+    show_table(Console(highlight=False), table)
     typer.echo("Custom schemas: --schema path/to/schema.yaml, or a CVAT XML whose <meta> defines a skeleton.")
 

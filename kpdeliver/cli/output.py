@@ -13,6 +13,8 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
                            TimeElapsedColumn)
 from rich.text import Text
 
+from kpdeliver.words import plural  # noqa: F401 (every command says counts with the one helper)
+
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 ENDPOINT = typer.Option(None, "--endpoint-url", envvar="AWS_ENDPOINT_URL",
@@ -25,9 +27,31 @@ def s3_options(endpoint_url: Optional[str], region: Optional[str], profile: Opti
     return {k: v for k, v in (("endpoint_url", endpoint_url), ("region", region), ("profile", profile)) if v}
 
 
-def plural(n: int, noun: str, plural_form: str | None = None) -> str:
-    """'1 problem', '2 problems' (the CLI's copy: kpdeliver.config is not loaded by light commands)."""
-    return f"{n:,} {noun if n == 1 else plural_form or noun + 's'}"
+CONFIG_FILE = typer.Option(None, "--config", "-c", help="client YAML")
+CONFIG = typer.Option(None, "--config", "-c", help="client YAML: its storage: settings (endpoint_url, region, "
+                                                   "profile) open the store")
+
+
+def store_options(config, endpoint_url: Optional[str], region: Optional[str], profile: Optional[str]) -> dict:
+    """The S3 settings of a command that reads a store: the client config's `storage:` section (with
+    --config), then the options given (or AWS_ENDPOINT_URL, AWS_REGION, AWS_PROFILE) over it."""
+    options: dict = {}
+    if config is not None:
+        from kpdeliver.config import ConfigError, load_config
+
+        try:
+            options = load_config(config).storage.model_dump(exclude_none=True)
+        except ConfigError as e:
+            fail(str(e))
+    return options | s3_options(endpoint_url, region, profile)
+
+
+def unreachable_hint(options: dict) -> str:
+    """What to try when a store cannot be reached, given the settings that were used."""
+    if options.get("endpoint_url"):
+        return f"is the endpoint {options['endpoint_url']} up and right?"
+    return ("no endpoint was given, so AWS S3 itself was tried: for MinIO or another S3 API pass --endpoint-url, "
+            "set AWS_ENDPOINT_URL, or give --config with the client's storage.endpoint_url")
 
 
 def _line(label: str, style: str, message: str) -> Text:
@@ -118,3 +142,37 @@ def progress_shown(every: float = 10.0) -> Iterator[None]:
         logger.propagate = False
     with reporting(LogProgress(logger, every=every)):
         yield
+
+
+def _plain(cell) -> str:
+    return cell.plain if isinstance(cell, Text) else str(cell)
+
+
+def plain_table(table) -> str:
+    """A rich Table as plain aligned columns, unwrapped and without box characters (for pipes and files)."""
+    columns = [[_plain(c.header), *(_plain(cell) for cell in c.cells)] for c in table.columns]
+    widths = [max(map(len, col)) for col in columns]
+    lines = [_plain(table.title)] if table.title else []
+    for r in range(len(columns[0]) if columns else 0):
+        cells = [col[r].rjust(w) if c.justify == "right" else col[r].ljust(w)
+                 for col, w, c in zip(columns, widths, table.columns, strict=True)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def show_table(console: Console, table) -> None:
+    """Drawn as a table on a terminal; plain columns when piped or redirected, so nothing folds."""
+    if console.is_terminal:
+        console.print(table)
+    else:
+        console.file.write(plain_table(table) + "\n")
+
+
+def config_path(positional, option, *, required: bool = True):
+    """The client config given positionally (where a command always took it so) or as --config/-c."""
+    if positional is not None and option is not None and positional != option:
+        fail(f"two configs given ({positional} and --config {option}): give one")
+    path = positional if positional is not None else option
+    if path is None and required:
+        fail("give the client config: --config CLIENT.yaml (or as the argument)")
+    return path

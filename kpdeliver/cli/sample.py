@@ -23,7 +23,7 @@ import typer
 from rich.table import Table
 
 from kpdeliver.cli.delivery import console, print_summary, run_delivery
-from kpdeliver.cli.output import fail, load_checked_config
+from kpdeliver.cli.output import fail, load_checked_config, show_table
 
 app = typer.Typer()
 
@@ -166,7 +166,7 @@ def make_sample(cfg, *, n: int, seed: int, work: Path, out: Path | None = None) 
         t.add_column(col, justify="left" if col == "what" else "right")
     for tag, count in choice.tags.items():
         t.add_row(tag, str(count), str(choice.batch_tags[tag]))
-    console.print(t)
+    show_table(console, t)
     chosen = set(choice.file_names)
     sample_cfg = cfg.model_copy(update={
         "dataset": name, "source": str(folder),

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kpdeliver.cli.output import fail
+from kpdeliver.cli.output import fail, plural, show_table
 
 app = typer.Typer()
 console = Console(highlight=False, markup=False)  # what a server sent is never read as markup
@@ -89,10 +89,10 @@ def push(
     for p in pushed:
         note = "created" if p.created else ("config updated" if p.config_updated else "")
         if p.not_assigned_any_more:
-            note += f" {len(p.not_assigned_any_more)} task(s) no longer assigned (left in the tool)"
+            note += f" {plural(len(p.not_assigned_any_more), 'task')} no longer assigned (left in the tool)"
         t.add_row(p.annotator, f"{p.project} {p.title}", str(p.tasks_added), str(p.tasks_kept), str(p.tasks_updated),
                   str(p.predictions), note.strip())
-    console.print(t)
+    show_table(console, t)
     console.print("changed" if any(p.changed for p in pushed) else "nothing to change: the tool is up to date")
 
 
@@ -119,10 +119,10 @@ def pull(
         unmapped = ", ".join(f"{shown(e, limit=80)} ({n})" for e, n in sorted(p.unmapped.items()))
         t.add_row(p.annotator, str(p.project) if p.project > 0 else "not pushed", str(p.finished), str(p.drafts),
                   str(p.skipped), unmapped)
-    console.print(t)
+    show_table(console, t)
     for key in report.written:
         console.print(f"written   {store.location(key)}")
     for key in report.removed:
         console.print(f"removed   {store.location(key)} (no finished work left in the tool)")
     if not report.changed:
-        console.print(f"nothing new: {len(report.unchanged)} export(s) unchanged")
+        console.print(f"nothing new: {plural(len(report.unchanged), 'export')} unchanged")

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from kpdeliver.cli.output import fail, plural, progress_shown
+from kpdeliver.cli.output import fail, plural, progress_shown, show_table
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -103,7 +103,7 @@ def _print_summary(findings: pa.Table, *, title: str, out: Path, seconds: float)
         t.add_row(row["check"], Text(row["severity"], style=style or ""), f"{row['count']:,}")
     if findings.num_rows == 0:
         t.add_row("(none)", "", "0")
-    console.print(t)
+    show_table(console, t)
     console.print(f"findings: {out / 'findings.parquet'}\nreport:   {out / 'report.html'}\nrules:    {out / 'validation'}")
     console.print(f"done in {seconds:.1f} s")
 
@@ -115,7 +115,7 @@ def validate_command(
     images: Optional[Path] = typer.Option(None, "--images", help="folder of the images (sizes read from their headers)"),
     sizes: Optional[Path] = typer.Option(None, "--sizes", help="CSV file_name,width,height or JSON {name: [w, h]}"),
     out: Path = typer.Option(..., "--out", help="output folder"),
-    config: Optional[Path] = typer.Option(None, "--config", help="client YAML whose validation settings to use"),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="client YAML whose validation settings to use"),
     annotation: list[str] = typer.Option([], "--annotation", help="another annotator's export, NAME=PATH (repeatable; enables deep QA)"),
     gold: Optional[Path] = typer.Option(None, "--gold", help="trusted reference labels (enables deep QA)"),
     category: Optional[str] = typer.Option(None, "--category", help="COCO input with several keypoint categories: "

@@ -17,7 +17,7 @@ from typing import IO
 
 from kpdeliver.progress import tracked
 from kpdeliver.release.layout import MANIFEST, client_key, sha256_hex
-from kpdeliver.release.signing import PUBLIC_KEY, SIGNATURE
+from kpdeliver.release.signing import PUBLIC_KEY, SIGNATURE, signer_key_file
 from kpdeliver.storage import ObjectStore, StorageError, UnsafeKeyError, check_key, join_key
 
 _STORED = (".jpg", ".jpeg", ".png", ".webp", ".parquet", ".zip")  # already compressed
@@ -29,11 +29,13 @@ def archive_members(store: ObjectStore, prefix: str, manifest: dict) -> dict[str
     raise UnsafeKeyError: they never become members."""
     members = {MANIFEST: join_key(prefix, MANIFEST)}
     members |= {check_key(p): join_key(prefix, p) for p in sorted(manifest["files"])}
-    if manifest.get("signature"):
+    if manifest.get("signature") or store.exists(join_key(prefix, SIGNATURE)):  # signed then, or later (`sign`)
         members[SIGNATURE] = join_key(prefix, SIGNATURE)
         client = client_key(prefix)
-        if client is not None and store.exists(join_key(client, PUBLIC_KEY)):
-            members[PUBLIC_KEY] = join_key(client, PUBLIC_KEY)
+        key_file = signer_key_file(store, client, store.get(members[MANIFEST]), store.get(members[SIGNATURE])) \
+            if client is not None and store.exists(members[SIGNATURE]) else None
+        if key_file is not None:  # the key that signed this release, also after a rotation
+            members[PUBLIC_KEY] = key_file
     return members
 
 

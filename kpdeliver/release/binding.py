@@ -82,10 +82,10 @@ def _generations(store: ObjectStore, client_key: str) -> dict[int, bytes]:
     return {int(m.group(1)): store.get(join_key(folder, m.group(0))) for m in found if m}
 
 
-def _chain_problems(gens: dict[int, bytes], copy: bytes | None, client: str, key: Ed25519PublicKey | None,
+def _chain_problems(gens: dict[int, bytes], copy: bytes | None, client: str, keys: list[Ed25519PublicKey],
                     signed_release: bool) -> list[tuple[str, str, str]]:
     """Every break in the chain of generations 1..N (and of the copy `catalog.parquet`). Once a
-    generation is signed, or when the release is, the newest must be signed with `key`."""
+    generation is signed, or when the release is, the newest must be signed with one of `keys`."""
     metas = {n: catalog.generation_meta(data) for n, data in gens.items()}
     copy_gen = int(catalog.generation_meta(copy).get(b"kpdeliver.generation", b"0")) if copy else 0
     newest, problems = max([copy_gen, *gens]), []
@@ -103,29 +103,30 @@ def _chain_problems(gens: dict[int, bytes], copy: bytes | None, client: str, key
         problems.append(("catalogue", CATALOG, f"is not a copy of any generation (it claims generation {copy_gen}): "
                                                "it was rewritten"))
     must_sign = signed_release or any(catalog.SIGNATURE in m for m in metas.values())
-    if newest in gens and key is not None and must_sign:
-        problems += _signature_problems(gens[newest], client, newest, key, name(newest))
+    if newest in gens and keys and must_sign:
+        problems += _signature_problems(gens[newest], client, newest, keys, name(newest))
     return problems
 
 
-def _signature_problems(data: bytes, client: str, n: int, key: Ed25519PublicKey,
+def _signature_problems(data: bytes, client: str, n: int, keys: list[Ed25519PublicKey],
                         path: str) -> list[tuple[str, str, str]]:
-    """The newest generation must be signed with the release key: it vouches for every earlier one."""
+    """The newest generation must be signed with a release key: it vouches for every earlier one."""
     meta = catalog.generation_meta(data)
     if not meta.get(catalog.SIGNATURE):
         return [("catalogue", path, f"the newest generation ({n}) is not signed, though the release key "
-                                    f"{signing.key_id(key)} is known: it was written by someone without the key")]
+                                    f"{signing.key_ids(keys)} is known: it was written by someone without the key")]
     table, _ = catalog.parse_generation(data)
     body = catalog.statement(client, n, meta.get(catalog.PREVIOUS, b"").decode(), table)
-    if not signing.signature_holds(key, body, bytes.fromhex(meta[catalog.SIGNATURE].decode())):
-        return [("catalogue", path, f"the newest generation ({n}) is not signed by key {signing.key_id(key)} "
+    signer = meta.get(catalog.SIGNER, b"").decode() or None
+    if signing.holding_key(keys, body, bytes.fromhex(meta[catalog.SIGNATURE].decode()), named=signer) is None:
+        return [("catalogue", path, f"the newest generation ({n}) is not signed by key {signing.key_ids(keys)} "
                                     f"(it names key {meta.get(catalog.SIGNER, b'?').decode()}): altered or forged")]
     return []
 
 
-def check_catalogue(store: ObjectStore, client_key: str, place: Place, key: Ed25519PublicKey | None,
+def check_catalogue(store: ObjectStore, client_key: str, place: Place, keys: list[Ed25519PublicKey],
                     signed_release: bool) -> CatalogueCheck:
-    """The client's catalogue chain and its row for the release at `place` (`key`: the release key)."""
+    """The client's catalogue chain and its row for the release at `place` (`keys`: the release keys)."""
     result = CatalogueCheck()
     try:
         gens = _generations(store, client_key)
@@ -134,7 +135,7 @@ def check_catalogue(store: ObjectStore, client_key: str, place: Place, key: Ed25
         if copy is None and not gens:
             return result
         result.listed = True
-        result.problems = _chain_problems(gens, copy, place.client, key, signed_release)
+        result.problems = _chain_problems(gens, copy, place.client, keys, signed_release)
         result.row = catalog.catalogued_row(store, client_key, place.dataset, place.version)
     except StoreUnreachable:
         raise
@@ -151,18 +152,13 @@ def check_catalogue(store: ObjectStore, client_key: str, place: Place, key: Ed25
 
 
 
-def release_key(store: ObjectStore, client_key: str, pinned: Ed25519PublicKey | None) -> Ed25519PublicKey | None:
-    """The key the catalogue must be signed with: the pinned one, else the one in the client's
-    folder (a key that cannot be read is reported by the signature check)."""
-    if pinned is not None or not store.exists(join_key(client_key, signing.PUBLIC_KEY)):
-        return pinned
-    try:
-        return signing.public_key_from_pem(store.get(join_key(client_key, signing.PUBLIC_KEY)), origin="")
-    except signing.SigningKeyError:
-        return None
+def release_keys(store: ObjectStore, client_key: str, pinned: signing.PublicKeys) -> list[Ed25519PublicKey]:
+    """The keys the catalogue may be signed with: the pinned ones, else those published in the
+    client's folder (a key that cannot be read is reported by the signature check)."""
+    return signing.key_list(pinned) or signing.published_keys(store, client_key)
 
 
-def bind(store: ObjectStore, prefix: str, manifest: dict, pinned: Ed25519PublicKey | None) -> Binding:
+def bind(store: ObjectStore, prefix: str, manifest: dict, pinned: signing.PublicKeys) -> Binding:
     """The release under `prefix` against its place and its client's catalogue chain."""
     client, place, result = client_key(prefix), place_of(store, prefix), Binding()
     if place is None or client is None:
@@ -170,7 +166,7 @@ def bind(store: ObjectStore, prefix: str, manifest: dict, pinned: Ed25519PublicK
         return result
     result.problems = place_problems(manifest, place)
     signed = bool(manifest.get("signature")) or store.exists(join_key(prefix, signing.SIGNATURE))
-    listed = check_catalogue(store, client, place, release_key(store, client, pinned), signed)
+    listed = check_catalogue(store, client, place, release_keys(store, client, pinned), signed)
     result.problems += listed.problems
     if listed.row:
         result.record = (listed.row["manifest_sha256"], listed.row.get("signing_key_id"))

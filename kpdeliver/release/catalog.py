@@ -237,3 +237,24 @@ def rebuild_catalog(store: ObjectStore, client: str, signing_key: Ed25519Private
             store.put(join_key(client, CATALOG), data)
             return table
     raise RuntimeError(f"catalogue of {client!r}: gave up after {MAX_ATTEMPTS} concurrent updates")
+
+
+def record_signature(store: ObjectStore, client: str, dataset: str, version: int,
+                     signing_key: Ed25519PrivateKey) -> pa.Table:
+    """A release signed after publication (`kpdeliver sign`): a new generation whose row of it names
+    the key, signed with that key (so `verify --public-key` finds the newest generation signed).
+    The row's manifest sha256 stays as recorded: the manifest is unchanged. Safe to call again."""
+    append_release(store, client, dataset, version, signing_key)  # a publication killed before its catalogue entry
+    for _ in range(MAX_ATTEMPTS):
+        table, generation, _ = _newest(store, client)
+        rows = table.to_pylist()
+        row = next(r for r in rows if (r["dataset"], r["version"]) == (dataset, version))
+        meta = generation_meta(store.get(generation_key(client, generation))) if generation else {}
+        if row["signing_key_id"] == key_id(signing_key) and meta.get(SIGNER, b"").decode() == key_id(signing_key):
+            return table
+        row["signing_key_id"] = key_id(signing_key)
+        data = _bytes(store, client, _table(rows), generation + 1, signing_key)
+        if store.put_if_absent(generation_key(client, generation + 1), data):
+            store.put(join_key(client, CATALOG), data)
+            return _table(rows)
+    raise RuntimeError(f"catalogue of {client!r}: gave up after {MAX_ATTEMPTS} concurrent updates")

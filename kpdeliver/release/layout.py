@@ -5,6 +5,7 @@
     <releases>/<client>/<dataset>/v<NNNN>.zip              (the shared archive, beside the folder)
     <releases>/<client>/<dataset>/v<NNNN>/manifest.sig    (Ed25519 signature of manifest.json, when signed)
     <releases>/<client>/signing-key.pub                    (the vendor's public key, PEM)
+    <releases>/<client>/signing-keys/<key id>.pub          (every key that ever signed, kept across rotations)
     <releases>/<client>/<dataset>/.claims/v<NNNN>          (who claimed a version number)
     <releases>/<client>/<dataset>/.claims/fp-<fingerprint> (which run publishes these inputs, and as which version)
     <releases>/.staging/<client>/<dataset>/<fingerprint>/<run>/  (files before publication, STAGED marker)

@@ -35,7 +35,7 @@ from kpdeliver.release.layout import (
 )
 from kpdeliver.release.package import ReleasePlan
 from kpdeliver.release.stage import staged_marker
-from kpdeliver.release.signing import PUBLIC_KEY, SIGNATURE, key_id, public_pem, sign
+from kpdeliver.release.signing import PUBLIC_KEY, SIGNATURE, key_id, publish_public_key, sign
 from kpdeliver.storage import ObjectStore, StorageError, join_key
 
 
@@ -229,7 +229,7 @@ def publish(
         manifest["signature"] = {"algorithm": "Ed25519", "key_id": signer, "file": SIGNATURE, "public_key": PUBLIC_KEY}
     body = orjson.dumps(manifest, option=orjson.OPT_INDENT_2)
     if signing_key is not None:
-        store.put(join_key(client, PUBLIC_KEY), public_pem(signing_key))  # beside the catalogue, for clients
+        publish_public_key(store, client, signing_key)  # beside the catalogue, for clients; kept after a rotation
         # every run builds the same manifest bytes and Ed25519 is deterministic: the same signature
         store.put(join_key(prefix, SIGNATURE), sign(signing_key, body))
     if store.put_if_absent(join_key(prefix, MANIFEST), body):

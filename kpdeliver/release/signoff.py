@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kpdeliver.config import QAThresholds
+from kpdeliver.words import plural
 
 Outcome = Literal["pass", "conditional", "fail", "not_measured"]
 VerdictName = Literal["pass", "conditional", "fail"]
@@ -119,7 +120,7 @@ def _delivery_rules(judge: _Judge, counts: Counts) -> None:
     rules = judge.rules
     errors, most = counts.delivered_error_findings, rules.max_error_findings
     judge("max_error_findings", None, most, errors, errors <= most,
-          f"{_plural(errors, 'error finding')} on delivered items (max {most})")
+          f"{plural(errors, 'error finding')} on delivered items (max {most})")
     q_frac = counts.instances_quarantined / max(counts.instances_in, 1)
     judge("max_quarantined_fraction", None, rules.max_quarantined_fraction, q_frac,
           q_frac <= rules.max_quarantined_fraction,
@@ -132,9 +133,9 @@ def _collection_rules(judge: _Judge, counts: Counts, findings: pa.Table, collect
     rules = judge.rules
     if rules.min_instances_delivered is not None:
         n, least = counts.instances_delivered, rules.min_instances_delivered
-        what = "nothing" if n == 0 else f"only {_plural(n, 'instance')}"
+        what = "nothing" if n == 0 else f"only {plural(n, 'instance')}"
         judge("min_instances_delivered", None, least, n, n >= least,
-              f"{_plural(n, 'instance')} delivered (min {least})" if n >= least else
+              f"{plural(n, 'instance')} delivered (min {least})" if n >= least else
               f"{what} delivered, below {least}: {counts.instances_in} came in from readable exports, "
               f"{counts.instances_quarantined} held back (qa/quarantine.parquet), "
               f"{counts.instances_review_only} review-only")
@@ -143,17 +144,17 @@ def _collection_rules(judge: _Judge, counts: Counts, findings: pa.Table, collect
         most, n = rules.max_unreadable_exports, unread.num_rows
         shown = "; ".join(unread["message"].to_pylist()[:5]) + ("; …" if n > 5 else "")
         judge("max_unreadable_exports", None, most, n, n <= most,
-              f"{_plural(n, 'export file')} not read (max {most})" + (f": {shown}" if n else ""))
+              f"{plural(n, 'export file')} not read (max {most})" + (f": {shown}" if n else ""))
     if collected is None:
         return
     if rules.min_labels_per_annotator is not None:
         least, unread_by = rules.min_labels_per_annotator, _counts(unread["annotator"])
         for name, n in sorted(collected.by_annotator.items()):
-            why = f"; {_plural(unread_by[name], 'export file')} of theirs not read" if unread_by.get(name) else \
+            why = f"; {plural(unread_by[name], 'export file')} of theirs not read" if unread_by.get(name) else \
                 "; no export of theirs under annotations/" + name + "/"
             judge("min_labels_per_annotator", name, least, n, n >= least,
-                  f"annotator {name}: {_plural(n, 'label')} collected (min {least})" if n >= least else
-                  f"annotator {name}: {_plural(n, 'label')} collected, below {least}{why} — the images assigned "
+                  f"annotator {name}: {plural(n, 'label')} collected (min {least})" if n >= least else
+                  f"annotator {name}: {plural(n, 'label')} collected, below {least}{why} — the images assigned "
                   "to them have none of their labels (index/assignments.parquet)")
     if rules.min_labeled_images_fraction is not None and counts.images_delivered:
         wanted, frac = rules.min_labeled_images_fraction, collected.labeled_images / counts.images_delivered
@@ -194,7 +195,7 @@ def _annotator_rules(judge: _Judge, annotators: pa.Table | None, delivered: dict
                 message = f"annotator {name}: {what} {value:.3f}{on} (min {least:g})"
             else:
                 message = (f"annotator {name}: {what} {value:.3f}{on}, below {least:g} — their "
-                           f"{_plural(delivered.get(name, 0), 'instance')} delivered (annotator {name} in "
+                           f"{plural(delivered.get(name, 0), 'instance')} delivered (annotator {name} in "
                            f"index/annotations.parquet), their findings in qa/findings.parquet")
             judge(rule, name, least, value, value is not None and value >= least, message)
 
@@ -207,7 +208,7 @@ def _rate_rules(judge: _Judge, counts: Counts, findings: pa.Table) -> None:
         rate = n / per
         by_annotator = ", ".join(f"{a} {k}" for a, k in sorted(_counts(of_check["annotator"]).items()))
         who = f" ({by_annotator})" if by_annotator else ""
-        message = (f"{check}: {_plural(n, 'finding')}{who}, {rate:.3f} per delivered instance"
+        message = (f"{check}: {plural(n, 'finding')}{who}, {rate:.3f} per delivered instance"
                    + (f" (max {most:g})" if rate <= most else f", above {most:g} — listed in qa/findings.parquet"))
         judge("max_rate", check, most, rate, rate <= most, message)
 
@@ -219,7 +220,7 @@ def _coverage_rule(judge: _Judge, findings: pa.Table) -> None:
     short = findings.filter(pc.equal(findings["check"], "qa.pose_coverage"))["message"].to_pylist()
     detail = ": " + "; ".join(short) if short else ""
     judge("max_coverage_bins_short", None, most, len(short), len(short) <= most,
-          f"{_plural(len(short), 'pose coverage target')} not met (max {most}){detail}")
+          f"{plural(len(short), 'pose coverage target')} not met (max {most}){detail}")
 
 
 def _rework_rule(judge: _Judge, rate: float | None) -> None:
@@ -228,10 +229,6 @@ def _rework_rule(judge: _Judge, rate: float | None) -> None:
         said = f"{rate:.1%}" if rate is not None else "an unknown share"
         judge("max_rework_rate", None, most, rate, rate is not None and rate <= most,
               f"{said} of the labeled images were sent back for rework (max {most:.1%}; tasks/rework/ledger.json)")
-
-
-def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _counts(column: pa.ChunkedArray) -> dict[str, int]:

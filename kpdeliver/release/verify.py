@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 import orjson
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kpdeliver.progress import tracked
 from kpdeliver.release import binding, signing
@@ -93,35 +92,43 @@ def _files(store: ObjectStore, prefix: str, files: dict, workers: int) -> list[P
     return problems
 
 
-def _signature(store: ObjectStore, prefix: str, manifest: dict, raw: bytes, public_key: Ed25519PublicKey | None,
+def _signature(store: ObjectStore, prefix: str, manifest: dict, raw: bytes, public_key: signing.PublicKeys,
                catalogued_key: str | None, result: Verification) -> list[Problem]:
     sig_key = join_key(prefix, signing.SIGNATURE)
     recorded = (manifest.get("signature") or {}).get("key_id") or catalogued_key
     has_sig = store.exists(sig_key)
     client = client_key(prefix)
-    if public_key is None and (has_sig or recorded) and client is not None \
-            and store.exists(join_key(client, signing.PUBLIC_KEY)):
-        public_key = signing.public_key_from_pem(store.get(join_key(client, signing.PUBLIC_KEY)),
-                                                 origin=store.location(join_key(client, signing.PUBLIC_KEY)))
-        result.notes.append(f"public key NOT pinned: taken from {store.location(join_key(client, signing.PUBLIC_KEY))},"
-                            " beside the release; this proves nothing against a swapped signing-key.pub (pass "
-                            "--public-key with the vendor's key)")
-    if not (has_sig or recorded or public_key):
+    keys, problems = signing.key_list(public_key), []
+    if not keys and (has_sig or recorded) and client is not None:
+        keys = signing.published_keys(store, client)
+        problems = [Problem("signature", file[len(client):].lstrip("/"), detail)
+                    for file, detail in signing.published_key_problems(store, client)]
+        if keys:
+            result.notes.append(f"public key NOT pinned: taken from {store.location(client or '.')}, beside the "
+                                "release; this proves nothing against a swapped signing-key.pub (pass "
+                                "--public-key with the vendor's key)")
+    if not (has_sig or recorded or keys):
         result.notes.append("UNSIGNED release: it has no manifest.sig and no signing key is recorded for it; "
                             "its integrity rests on the catalogue's manifest sha256 and the cross-checks")
         return []
     if not has_sig:
         why = f"recorded as signed by key {recorded}" if recorded else "a public key was given"
         return [Problem("signature", signing.SIGNATURE, f"missing: the release is not signed ({why})")]
-    if public_key is None:
-        return [Problem("signature", signing.SIGNATURE, "no public key to check it with: pass --public-key FILE")]
-    if not signing.signature_holds(public_key, raw, store.get(sig_key)):
-        return [Problem("signature", signing.SIGNATURE,
-                        f"does not verify with key {signing.key_id(public_key)}: manifest.json or manifest.sig "
-                        "was changed" + (f" (the manifest names key {recorded})" if recorded and recorded !=
-                                         signing.key_id(public_key) else ""))]
-    result.signed_by, result.fingerprint = signing.key_id(public_key), signing.fingerprint(public_key)
-    return []
+    if not keys:
+        return [*problems, Problem("signature", signing.SIGNATURE, "no public key to check it with: pass "
+                                                                   "--public-key FILE")]
+    holder = signing.holding_key(keys, raw, store.get(sig_key), named=recorded)
+    if holder is None:
+        return [*problems, Problem("signature", signing.SIGNATURE,
+                        f"does not verify with key {signing.key_ids(keys)}: manifest.json or manifest.sig "
+                        "was changed" + (f" (the manifest names key {recorded})" if recorded and recorded not in
+                                         signing.key_ids(keys) else ""))]
+    if catalogued_key and signing.key_id(holder) != catalogued_key:
+        return [*problems, Problem("signature", signing.SIGNATURE,
+                                   f"is signed by key {signing.key_id(holder)}, but the catalogue recorded the "
+                                   f"release as signed by key {catalogued_key}: re-signed by someone else")]
+    result.signed_by, result.fingerprint = signing.key_id(holder), signing.fingerprint(holder)
+    return problems
 
 
 def _signoff(store: ObjectStore, prefix: str, manifest: dict) -> list[Problem]:
@@ -176,10 +183,12 @@ def _signoff(store: ObjectStore, prefix: str, manifest: dict) -> list[Problem]:
     return problems
 
 
-def check_release(store: ObjectStore, prefix: str = "", *, public_key: Ed25519PublicKey | None = None,
+def check_release(store: ObjectStore, prefix: str = "", *, public_key: signing.PublicKeys = None,
                   workers: int = 8, archive: bool = True) -> Verification:
-    """Every problem of the release under `prefix` (sorted by path), what its signature says, and notes."""
-    result = Verification([], pinned=public_key is not None)
+    """Every problem of the release under `prefix` (sorted by path), what its signature says, and notes.
+    `public_key`: the pinned key, or several (the old and new keys of a rotation: each signature,
+    manifest and catalogue, must hold with one of them)."""
+    result = Verification([], pinned=bool(signing.key_list(public_key)))
     store.exists(join_key(prefix, MANIFEST))  # a store that cannot be read at all raises: nothing was checked
     try:
         manifest = read_manifest(store, prefix)
@@ -221,6 +230,6 @@ def check_release(store: ObjectStore, prefix: str = "", *, public_key: Ed25519Pu
 
 
 def verify_release(store: ObjectStore, prefix: str = "", *, workers: int = 8,
-                   public_key: Ed25519PublicKey | None = None) -> list[Problem]:
+                   public_key: signing.PublicKeys = None) -> list[Problem]:
     """Every difference found by `check_release`; empty when the release is whole."""
     return check_release(store, prefix, public_key=public_key, workers=workers).problems

@@ -153,4 +153,8 @@ def test_a_forgery_under_a_swapped_public_key_fails_even_unpinned(releases):
     (client / signing.PUBLIC_KEY).write_bytes(signing.public_pem(attacker))
     code, out = verify(v2)
     assert code == 1, out
-    assert f"the newest generation (2) is not signed by key {signing.key_id(attacker)}" in out, out
+    # every key that ever signed stays under signing-keys/ (rotation), so the swap is named, and the
+    # catalogue's row (under the vendor's signature) names the key that signed the release
+    assert "signing-key.pub — holds key " + signing.key_id(attacker) + ", none of the keys kept" in out, out
+    assert f"is signed by key {signing.key_id(attacker)}, but the catalogue recorded the release as signed by key" \
+        in out, out
