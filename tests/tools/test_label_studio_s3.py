@@ -162,6 +162,7 @@ def test_rework_of_an_s3_batch_is_read_through_s3_pulled_and_delivered(s3_world,
     res = runner.invoke(app, ["rework", "--config", yaml_path], terminal_width=200)
     assert res.exit_code == 0, res.output
     assert SECRET not in res.output
+    assert s3_world["store"].exists("tasks/rework/ledger.json"), "the round is recorded beside the batch, in the bucket"
     projects = {a: client.project_by_title(rework_title(config, a, "r0001")) for a in USERS}
     tasks = {a: client.tasks(p.id) for a, p in projects.items() if p is not None}
     sent = {(a, t["data"]["file_name"]) for a, ts in tasks.items() for t in ts}
@@ -176,7 +177,9 @@ def test_rework_of_an_s3_batch_is_read_through_s3_pulled_and_delivered(s3_world,
     assert sorted(k for k in s3_world["store"].list("annotations/") if "/rework/" in k) == sorted(
         f"annotations/{a}/rework/r0001/label-studio-{p.id}.json" for a, p in projects.items() if p is not None)
 
-    rel2 = Path(delivered["run"](config)["release"])
+    v2 = delivered["run"](config)
+    rel2 = Path(v2["release"])
+    assert v2["version"] == 2
     status = {(r["annotator"], r["file_name"]): r["status"]
               for r in pq.read_table(rel2 / "qa" / "rework.parquet").to_pylist()}
     assert status == dict.fromkeys(sent, "fixed")
