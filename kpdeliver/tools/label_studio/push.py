@@ -34,8 +34,8 @@ from kpdeliver.tools.label_studio.client import LabelStudioClient, ToolError
 from kpdeliver.tools.label_studio.labeling_config import labeling_config, project_description
 from kpdeliver.tools.label_studio.storage import BatchImages, batch_dirs, batch_images, local_files_ref
 
-__all__ = ["PRELABEL_VERSION", "ProjectPush", "batch_dirs", "local_files_ref", "prelabels_on_batch", "push_annotator",
-           "push_batch"]
+__all__ = ["PRELABEL_VERSION", "ProjectPush", "batch_dirs", "checked_images", "connect_images", "image_task",
+           "local_files_ref", "prelabels_on_batch", "push_annotator", "push_batch"]
 
 PRELABEL_VERSION = "kpdeliver-prelabels"
 
@@ -74,6 +74,21 @@ def _prelabel_results(prelabels: Dataset | None) -> dict[str, list[dict]]:
     return {t["data"]["image"]: t["predictions"][0]["result"] for t in tasks if t["predictions"][0]["result"]}
 
 
+def connect_images(client: LabelStudioClient, config: ClientConfig, images: BatchImages, project: int) -> bool:
+    """Connect the batch's storage (local-files or S3) to a project unless it is; True when created."""
+    return images.connect(client, project, title=f"{config.client}/{config.dataset} images")
+
+
+def image_task(images: BatchImages, name: str, *, role: str, regions: list[dict] | None = None,
+               model_version: str = PRELABEL_VERSION, **data: str) -> dict:
+    """A new task of a batch image as the storage serves it (`file_name` is the key pull and
+    collect read), with `regions` as a prediction and `data`'s extra fields."""
+    task: dict = {"data": {"image": images.ref(name), "file_name": name, "role": role, **data}}
+    if regions:
+        task["predictions"] = [{"model_version": model_version, "result": regions}]
+    return task
+
+
 def push_annotator(client: LabelStudioClient, config: ClientConfig, annotator: str, mine: pa.Table, *,
                    label_config: str, description: str, images: BatchImages,
                    prelabels: dict[str, list[dict]]) -> ProjectPush:
@@ -88,7 +103,7 @@ def push_annotator(client: LabelStudioClient, config: ClientConfig, annotator: s
         client.update_project(project.id, label_config=label_config, description=description)
         report.config_updated = True
 
-    report.storage_created = images.connect(client, project.id, title=f"{config.client}/{config.dataset} images")
+    report.storage_created = connect_images(client, config, images, project.id)
 
     existing = {t["data"]["file_name"]: t for t in client.tasks(project.id)
                 if isinstance(t.get("data"), dict) and isinstance(t["data"].get("file_name"), str)}
@@ -97,11 +112,8 @@ def push_annotator(client: LabelStudioClient, config: ClientConfig, annotator: s
     for name, role in sorted(wanted.items()):
         task = existing.get(name)
         if task is None:
-            item = {"data": {"image": images.ref(name), "file_name": name, "role": role}}
-            if name in prelabels:
-                item["predictions"] = [{"model_version": PRELABEL_VERSION, "result": prelabels[name]}]
-                report.predictions += 1
-            new.append(item)
+            new.append(image_task(images, name, role=role, regions=prelabels.get(name)))
+            report.predictions += bool(prelabels.get(name))
         elif task["data"].get("role") != role:
             # the image as pushed: the task list shows it resolved (an S3 task's as a server URL)
             client.update_task_data(task["id"], {**task["data"], "image": images.ref(name), "role": role})

@@ -1,7 +1,8 @@
 """Rework in Label Studio: one rework project per annotator and round.
 
 `{annotator's project title} — rework r0001` holds the images of that round going back to that
-annotator, served by the same local-files storage as their project. Each task carries their own
+annotator, served by the same storage as their project (local-files for a batch folder, S3 with
+presigned URLs for a batch on `s3://`, validated by the server first, as `push` does). Each task carries their own
 labels as a prediction (they accept or edit it) and the finding's words as `data.rework`, shown
 above the image by a `Header` in the labeling config. `kpdeliver pull` exports these projects
 too, into `annotations/<annotator>/rework/<round>/`, where collect takes the reworked labels in
@@ -25,7 +26,7 @@ from kpdeliver.rework.packages import annotator_labels, texts_by_image
 from kpdeliver.schema import KeypointSchema
 from kpdeliver.tools.label_studio.client import LabelStudioClient, Project, ToolError
 from kpdeliver.tools.label_studio.labeling_config import labeling_config, project_description
-from kpdeliver.tools.label_studio.push import batch_dirs, local_files_ref
+from kpdeliver.tools.label_studio.push import checked_images, connect_images, image_task
 
 REWORK_VERSION = "kpdeliver-rework"
 _ROUND = re.compile(r"^r\d{4,}$")
@@ -63,8 +64,8 @@ def push_rework(client: LabelStudioClient, config: ClientConfig, labels: Dataset
     preloaded and the finding's words on each task. A task already in the project is not added again."""
     if config.tool is None:
         raise ToolError("the client config has no tool: section")
-    batch, root = batch_dirs(config)
     label_config = rework_labeling_config(labels.schema)
+    images = checked_images(client, config, label_config)
     out = []
     for annotator in sorted(set(items["annotator"].to_pylist())):
         mine = items.filter(pc.equal(items["annotator"], annotator))
@@ -73,19 +74,11 @@ def push_rework(client: LabelStudioClient, config: ClientConfig, labels: Dataset
         project = client.project_by_title(title) or client.create_project(
             title, label_config, project_description(labels.schema, batch=f"{config.client}/{config.dataset} rework "
                                                                           f"{round_}: fix what each task says"))
-        if not any(s.get("path") == str(batch / "images") for s in client.local_storages(project.id)):
-            client.create_local_storage(project.id, str(batch / "images"), title=f"{config.client}/{config.dataset} images")
+        connect_images(client, config, images, project.id)
         have = {t["data"].get("file_name") for t in client.tasks(project.id) if isinstance(t.get("data"), dict)}
         texts, regions = texts_by_image(mine), _predictions(annotator_labels(labels, annotator, names))
-        new = []
-        for name in names:
-            if name in have:
-                continue
-            task: dict = {"data": {"image": local_files_ref(name, batch_dir=batch, document_root=root),
-                                   "file_name": name, "role": "rework", "rework": texts[name]}}
-            if name in regions:
-                task["predictions"] = [{"model_version": REWORK_VERSION, "result": regions[name]}]
-            new.append(task)
+        new = [image_task(images, name, role="rework", regions=regions.get(name), model_version=REWORK_VERSION,
+                          rework=texts[name]) for name in names if name not in have]
         out.append(ReworkPush(annotator, project.id, title, client.import_tasks(project.id, new)))
     return out
 
