@@ -18,10 +18,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,7 +42,7 @@ def namespaces_work() -> bool:
     """True when this machine lets an unprivileged process make a user and mount namespace."""
     if not shutil.which("unshare"):
         return False
-    return subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode == 0
+    return subprocess.run(["unshare", "-rm", "true"], check=False, capture_output=True).returncode == 0
 
 
 def outermost(paths: Sequence[Path]) -> list[Path]:

@@ -73,6 +73,7 @@ def test_workers_that_share_nothing_publish_the_thread_runners_release(tmp_path,
 
     assert set(dask["processes"]["shards"]) == cluster.worker_pids  # every mapped task ran in those 2 workers
     assert dask["processes"]["flow"] == os.getpid() not in cluster.worker_pids
+    assert threads["processes"]["shards"] == [os.getpid()]
     expected, fingerprint = _digests(config, config.releases)
     got, dask_fingerprint = _digests(config, dask_releases)
     assert any(p.startswith("yolo/images/") for p in expected) and "qa/findings.parquet" in expected
