@@ -58,7 +58,7 @@ def _polygons(bbox: np.ndarray, rng: np.random.Generator) -> list[list[float]]:
     x = cx[:, None] + np.cos(angle) * radius * bbox[:, 2:3] / 2
     y = cy[:, None] + np.sin(angle) * radius * bbox[:, 3:4] / 2
     xy = np.round(np.stack([x, y], axis=2).reshape(n, 80), 2).tolist()
-    return [row[:2 * c] for row, c in zip(xy, count.tolist())]
+    return [row[:2 * c] for row, c in zip(xy, count.tolist(), strict=True)]
 
 
 def _annotations(ins, rng: np.random.Generator) -> list[dict]:
