@@ -130,7 +130,10 @@ def _written_keys(doc: _File) -> int:
     for rows in (doc.images, doc.annotations):
         if not rows:
             continue
-        for name in rows[0].__struct_fields__:
+        fields = type(rows[0]).__struct_fields__
+        required = len(fields) - len(type(rows[0]).__struct_defaults__)
+        keys += required * len(rows)  # fields without a default are in every row
+        for name in fields[required:]:
             values = list(map(attrgetter(name), rows))
             unset = values.count(UNSET)
             keys += len(values) - unset
