@@ -209,16 +209,18 @@ def _decode_typed(data: bytes, *, schema: KeypointSchema | None, source: str, an
         schema = schema_from_file(cats, lengths, source)
     k = schema.num_keypoints
     order = name_order(cats, schema, source)
-    kps = typed.keypoint_block(anns, k)
-    if order is not None:
-        kps = kps[:, order, :]
-    instances = _instances_of_structs(anns, kps, k, annotator)
+    columns = _struct_columns(anns, annotator)
     images = Images.build(
         id=typed.int_column([im.id for im in raw_images]),
         file_name=["" if im.file_name is typed.UNSET else im.file_name for im in raw_images],
         width=typed.int_column([im.width for im in raw_images], 0),
         height=typed.int_column([im.height for im in raw_images], 0), source=[source] * len(raw_images))
     frames = {im.id: im.frame_id for im in raw_images if im.frame_id is not typed.UNSET}
+    del doc, raw_images
+    kps = typed.keypoint_block(anns, k)  # consumes the structs (a third of a large file's peak)
+    if order is not None:
+        kps = kps[:, order, :]
+    instances = Instances.build(**columns, keypoints=kps, num_kpts=k)
     missing = instances.frame == NONE
     if frames and missing.any():
         instances.frame[missing] = [frames.get(i, NONE) for i in instances.image_id[missing].tolist()]
@@ -246,12 +248,13 @@ def _typed_categories(doc, schema: KeypointSchema | None, source: str) -> list[d
     return cats
 
 
-def _instances_of_structs(anns: list, kps: np.ndarray, k: int, annotator: str) -> Instances:
+def _struct_columns(anns: list, annotator: str) -> dict:
+    """Every instance column but the keypoints, from the typed annotations."""
     def col(key: str) -> list:
         return list(map(attrgetter(key), anns))
 
     frame = [a.frame_id if a.frame_id is not typed.UNSET else a.frame for a in anns]
-    return Instances.build(
+    return dict(
         id=typed.int_column(col("id")),
         image_id=typed.int_column(col("image_id")),
         category_id=typed.int_column(col("category_id"), 1),
@@ -262,8 +265,6 @@ def _instances_of_structs(anns: list, kps: np.ndarray, k: int, annotator: str) -
         track_id=typed.int_column(col("track_id")),
         frame=typed.int_column(frame),
         num_keypoints=typed.int_column(col("num_keypoints")),
-        keypoints=kps,
-        num_kpts=k,
         extra={"source_id": typed.int_column(col("source_id"))} if anns[0].source_id is not typed.UNSET else None,
     )
 

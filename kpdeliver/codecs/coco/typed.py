@@ -105,8 +105,13 @@ def count_keys(data: bytes) -> int:
 
 def _raw_keys(values: list) -> int:
     """The keys inside fields kept as raw JSON text; NotTypical when one holds a duplicate key
-    (the generic decoder reports it). Only the values holding a quote before a colon or a space
-    (a possible key) are decoded, to compare their keys with their text's."""
+    (the generic decoder reports it). A chunk of values at a time: the joined text stays small."""
+    return sum(_raw_keys_of(values[start:start + _CHUNK]) for start in range(0, len(values), _CHUNK))
+
+
+def _raw_keys_of(values: list) -> int:
+    """`_raw_keys` of a few values: only those holding a quote before a colon or a space (a
+    possible key) are decoded, to compare their keys with their text's."""
     joined = b"".join(values)  # Raw is a buffer: no copy per value
     arr = np.frombuffer(joined, np.uint8)
     quotes = np.flatnonzero(arr[:-1] == _QUOTE)
@@ -166,8 +171,10 @@ def keypoint_count(anns: list[_Annotation]) -> int:
 _TO_CSV = bytes.maketrans(b";", b"\n"), b" \t\r\n[]"
 
 
-def keypoint_block(anns: list[_Annotation], k: int) -> np.ndarray:
-    """[n, K, 3] float64, Arrow's CSV reader parsing a chunk of rows at a time as n lines of 3K
+def keypoint_block(anns: list, k: int) -> np.ndarray:
+    """[n, K, 3] float64 from the typed annotations `anns`, which it consumes (each chunk's structs
+    are dropped from the list once read, so a large file's structs leave as its keypoint block
+    comes). Arrow's CSV reader parses a chunk of rows at a time as n lines of 3K
     numbers (on all cores, correctly rounded). NotTypical unless every row is a flat list of
     exactly 3K JSON numbers: a nested list or a bare number changes the bracket count; a row of
     another length, a string, true/false or null fails the typed columns."""
@@ -180,18 +187,21 @@ def keypoint_block(anns: list[_Annotation], k: int) -> np.ndarray:
     convert = pcsv.ConvertOptions(column_types=dict.fromkeys(names, pa.float64()), strings_can_be_null=False)
     out = np.empty((len(anns), 3 * k))
     for start in range(0, len(anns), _CHUNK):
-        rows = anns[start:start + _CHUNK]
-        joined = b";".join(map(bytes, map(attrgetter("keypoints"), rows)))
-        if joined.count(b"[") != len(rows) or joined.count(b"]") != len(rows):
+        chunk = anns[start:start + _CHUNK]
+        n = len(chunk)
+        anns[start:start + n] = [None] * n  # consumed: each chunk's structs go as it is read
+        joined = b";".join(list(map(attrgetter("keypoints"), chunk)))  # Raw is a buffer
+        del chunk
+        if joined.count(b"[") != n or joined.count(b"]") != n:
             raise NotTypical("keypoints nested, or not a list")
         try:
             table = pcsv.read_csv(pa.py_buffer(joined.translate(*_TO_CSV)), read_options=read,
                                   parse_options=parse, convert_options=convert)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
             raise NotTypical(str(e)) from None
-        if table.num_rows != len(rows) or any(c.null_count for c in table.columns):
+        if table.num_rows != n or any(c.null_count for c in table.columns):
             raise NotTypical("keypoints with null values")
-        block = out[start:start + len(rows)]
+        block = out[start:start + n]
         for j, column in enumerate(table.columns):
             at = 0
             for piece in column.chunks:  # the values buffer as is (no nulls): to_numpy imports pandas
