@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def load() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    one, five, fifteen = os.getloadavg()
+    return f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {one:.2f} {five:.2f} {fifteen:.2f}"
 
 
 def tree_cpu() -> float:
