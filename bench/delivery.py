@@ -157,6 +157,19 @@ def shared_nothing(work: Path, run_dir: Path, n: int, shard_size: int) -> list[t
     return rows
 
 
+def print_summary(rows: list[tuple]) -> None:
+    print("\nsummary: images, runner, wall s, CPU s (all processes), task run s (sum), reference s")
+    for n, label, wall, cpu, floor, stages in rows:
+        print(f"  {n:>6} {label:<9} {wall:7.1f} {cpu:7.1f} {sum(s for _, s in stages.values()):7.1f} {floor:7.2f}")
+    threads = [(n, cpu) for n, label, _, cpu, _, _ in rows if label == "threads"]
+    if len(threads) >= 2:
+        import numpy as np
+
+        per_image, fixed = np.polyfit([n for n, _ in threads], [c for _, c in threads], 1)
+        print(f"thread runner, CPU = {fixed:.1f} s fixed + {per_image * 1000:.2f} ms per image "
+              f"(targets: fixed <= 8 s; 20,000 images <= 30 s, here {fixed + per_image * 20000:.1f} s)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, nargs="*", default=[1000, 5000, 20000])
@@ -209,16 +222,7 @@ def main() -> None:
                     print(f"  {name:<18}{runs:>6}{secs:>9.2f}")
         if args.shared_nothing:
             rows += shared_nothing(work, run_dir, args.shared_nothing, args.shard_size)
-    print("\nsummary: images, runner, wall s, CPU s (all processes), task run s (sum), reference s")
-    for n, label, wall, cpu, floor, stages in rows:
-        print(f"  {n:>6} {label:<9} {wall:7.1f} {cpu:7.1f} {sum(s for _, s in stages.values()):7.1f} {floor:7.2f}")
-    threads = [(n, cpu) for n, label, _, cpu, _, _ in rows if label == "threads"]
-    if len(threads) >= 2:
-        import numpy as np
-
-        per_image, fixed = np.polyfit([n for n, _ in threads], [c for _, c in threads], 1)
-        print(f"thread runner, CPU = {fixed:.1f} s fixed + {per_image * 1000:.2f} ms per image "
-              f"(targets: fixed <= 8 s; 20,000 images <= 30 s, here {fixed + per_image * 20000:.1f} s)")
+    print_summary(rows)
     print(f"load after: {load()}")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
