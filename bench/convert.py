@@ -1,18 +1,23 @@
 """COCO keypoints -> YOLO Pose conversion speed, as whole processes, in one run.
 
-Generates a synthetic COCO-17 file (100,000 instances over 20,000 images by default; `--instances
-1000000 --images 200000` for the 1M case), then times, alternating, `kpdeliver convert --to yolo`,
-the floor (one process: orjson parse of the file plus writing as many label files of the same
-sizes) and Ultralytics' `convert_coco(use_keypoints=True)` on the same file, when an Ultralytics
-interpreter is available (the venv KPDELIVER_ULTRA_VENV, default .work/ultra-venv; `make bench-deps`).
-Prints, per tool, the median wall time, CPU time (user + system) and peak RSS, then the ratios
-and the machine's load.
+Generates synthetic COCO-17 files (100,000 instances over 20,000 images by default; `--instances
+1000000 --images 200000` for the 1M case) in two shapes: `lean` (only the fields kpdeliver reads)
+and `coco` (shaped like COCO's own person_keypoints_train2017: segmentation polygons, crowds with
+RLE, licences, image URLs and capture dates; `kpdeliver.synth.coco_shaped`). For each shape and
+each output folder, times, alternating, `kpdeliver convert --to yolo`, the floor (one process:
+orjson parse of the file plus writing as many label files of the same sizes) and Ultralytics'
+`convert_coco(use_keypoints=True)` on the same file, when an Ultralytics interpreter is available
+(the venv KPDELIVER_ULTRA_VENV, default .work/ultra-venv; `make bench-deps`). `--writers 1 2 8`
+adds a kpdeliver run per count of file-writing threads (KPDELIVER_WRITERS). Prints, per tool, the
+median wall time, CPU time (user + system) and peak RSS, the ratios, whether the folder is tmpfs
+or disk, and the machine's load (1-minute average) before and after each table.
 
-Outputs go to `--out-dir`, by default a folder in /dev/shm (tmpfs): on this VM's ext4 disk,
-creating a file costs 30-400 us of kernel time and swings 10x from minute to minute, which would
-measure the disk rather than the converters. `--out-dir /tmp` measures on the disk.
+Outputs go to `--out-dir` (several allowed), by default a folder in /dev/shm (tmpfs); a folder on
+the disk measures the disk too, which on this VM swings 10x from minute to minute: ratios are only
+meaningful between runs of the same table.
 
-    python bench/convert.py [--instances 100000] [--images 20000] [--repeat 5] [--out-dir DIR]
+    python bench/convert.py [--instances 100000] [--images 20000] [--repeat 5] [--shape lean coco]
+                            [--out-dir /dev/shm .work] [--writers 1 2 8] [--no-ultralytics]
 """
 from __future__ import annotations
 
@@ -53,13 +58,24 @@ _ULTRALYTICS = ("import sys; from ultralytics.data.converter import convert_coco
 
 
 def load() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "?"
+    one, five, fifteen = os.getloadavg()
+    return f"load {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def fs_kind(path: Path) -> str:
+    """'tmpfs' or 'disk': the file system of the mount holding `path`."""
+    best, kind = "", "disk"
+    for line in Path("/proc/mounts").read_text().splitlines():
+        _, mount, fstype, *_ = line.split()
+        if str(path.resolve()).startswith(mount.rstrip("/") + "/") and len(mount) > len(best):
+            best, kind = mount, ("tmpfs" if fstype in ("tmpfs", "ramfs") else "disk")
+    return kind
 
 
 def measure(cmd: list[str], env: dict | None = None) -> tuple[float, float, float]:
     """(wall s, CPU s, peak RSS MB) of a whole process."""
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], capture_output=True, text=True, env=env)
+    out = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], capture_output=True, text=True, env=env, check=False)
     wall = time.perf_counter() - t0
     code, rss, cpu = out.stdout.split()
     if int(code) != 0:
@@ -72,69 +88,93 @@ def default_out_dir() -> Path:
     return shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
 
 
+def make_input(ann_dir: Path, shape: str, images: int, instances: int) -> Path:
+    from kpdeliver.synth import synthetic_coco
+    from kpdeliver.synth.coco_shaped import coco_shaped
+
+    src = ann_dir / f"person_keypoints_{shape}.json"
+    t0 = time.perf_counter()
+    src.write_bytes(coco_shaped(images, instances, seed=0) if shape == "coco" else
+                    synthetic_coco(images, instances, seed=0))
+    print(f"\n{shape} COCO-17: {instances:,} instances, {images:,} images, {src.stat().st_size / 1e6:.1f} MB "
+          f"(built in {time.perf_counter() - t0:.1f} s)")
+    return src
+
+
+def tools_for(src: Path, work: Path, outs: Path, writers: list[int], ultra_py: str | None) -> dict:
+    kp_bin = str(Path(sys.executable).with_name("kpdeliver"))
+    kp = [kp_bin, "convert", str(src), "--to", "yolo", "--schema", "coco17", "--out"]
+    first = outs / "kp-first"  # one kpdeliver run first: the floor writes label files of its line length
+    measure([*kp, str(first)])
+    line = len(next(p for p in (first / "labels").rglob("*.txt") if p.stat().st_size).read_bytes().split(b"\n")[0]) + 1
+    shutil.rmtree(first)
+    tools = {KP: lambda o: ([*kp, str(o)], None),
+             FLOOR: lambda o: ([sys.executable, "-c", _FLOOR, str(src), str(o), str(line)], None)}
+    for w in writers:
+        tools[f"kpdeliver, {w} writers"] = lambda o, w=w: ([*kp, str(o)], {**os.environ, "KPDELIVER_WRITERS": str(w)})
+    if ultra_py:
+        env = {**os.environ, "YOLO_CONFIG_DIR": str(work / "ul_cfg"), "YOLO_OFFLINE": "1"}
+        tools[ULTRA] = lambda o: ([ultra_py, "-c", _ULTRALYTICS, str(src.parent), str(o)], env)
+    return tools
+
+
+KP, FLOOR, ULTRA = "kpdeliver convert --to yolo", "floor (orjson parse + write)", "ultralytics convert_coco"
+
+
+def table(src: Path, work: Path, outs: Path, args, ultra_py: str | None) -> None:
+    tools = tools_for(src, work, outs, args.writers, ultra_py)
+    print(f"outputs in {outs} ({fs_kind(outs)}); {load()}")
+    runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in tools}
+    for _ in range(args.repeat):  # alternating: a slow minute hits every tool alike
+        for name, cmd_of in tools.items():
+            out = outs / f"{len(runs[name])}-{name.split()[0]}"
+            cmd, cmd_env = cmd_of(out)
+            runs[name].append(measure(cmd, cmd_env))
+            shutil.rmtree(out, ignore_errors=True)
+    med = {name: tuple(statistics.median(r[j] for r in rs) for j in range(3)) for name, rs in runs.items()}
+    print(f"medians of {args.repeat} alternating runs (whole processes), {fs_kind(outs)}:")
+    print(f"  {'':30}{'wall s':>8}{'CPU s':>8}{'peak RSS MB':>13}")
+    for name, (wall, cpu, rss) in med.items():
+        print(f"  {name:30}{wall:8.2f}{cpu:8.2f}{rss:13.0f}")
+    kp, fl = med[KP], med[FLOOR]
+    print(f"kpdeliver / floor: {kp[0] / fl[0]:.2f}x wall, {kp[1] / fl[1]:.2f}x CPU (target <= 1.2)")
+    if ULTRA in med:
+        ul = med[ULTRA]
+        target = 5 if fs_kind(outs) == "tmpfs" else 2
+        print(f"Ultralytics / kpdeliver: {ul[0] / kp[0]:.1f}x wall, {ul[1] / kp[1]:.1f}x CPU "
+              f"(target >= {target}x on {fs_kind(outs)})")
+    print(f"kpdeliver peak RSS: {kp[2]:.0f} MB (target at 1M instances <= 2048 MB); {load()}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--instances", type=int, default=100_000)
     ap.add_argument("--images", type=int, default=20_000)
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--out-dir", type=Path, default=None, help="where the outputs go (default: tmpfs)")
+    ap.add_argument("--shape", nargs="+", choices=["lean", "coco"], default=["lean", "coco"])
+    ap.add_argument("--out-dir", type=Path, nargs="+", default=None, help="where outputs go (default: tmpfs)")
+    ap.add_argument("--writers", type=int, nargs="*", default=[], help="also run kpdeliver with these writer counts")
     ap.add_argument("--no-ultralytics", action="store_true", help="skip Ultralytics (it takes ~80 s per run at 1M)")
     args = ap.parse_args()
 
-    from kpdeliver.synth import synthetic_coco
-
+    ultra_py = str(Path(os.environ.get("KPDELIVER_ULTRA_VENV") or ROOT / ".work/ultra-venv") / "bin" / "python")
+    ultra = ultra_py if Path(ultra_py).exists() and not args.no_ultralytics else None
     work = Path(tempfile.mkdtemp(prefix="kp-bench-convert-"))
-    outs = Path(tempfile.mkdtemp(prefix="kp-bench-convert-out-", dir=args.out_dir or default_out_dir()))
+    out_dirs = args.out_dir or [default_out_dir()]
+    outs = [Path(tempfile.mkdtemp(prefix="kp-bench-convert-out-", dir=d)) for d in out_dirs]
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} cores; {load()}")
     try:
-        ann_dir = work / "annotations"
-        ann_dir.mkdir()
-        src = ann_dir / "person_keypoints_bench.json"
-        t0 = time.perf_counter()
-        src.write_bytes(synthetic_coco(args.images, args.instances, seed=0))
-        print(f"synthetic COCO-17: {args.instances:,} instances, {args.images:,} images, "
-              f"{src.stat().st_size / 1e6:.1f} MB (built in {time.perf_counter() - t0:.1f} s); outputs in {outs}")
-        print(f"load before: {load()}")
-
-        kp_bin = str(Path(sys.executable).with_name("kpdeliver"))
-        # one kpdeliver run first: the floor writes label files of its line length
-        first = outs / "kp-first"
-        measure([kp_bin, "convert", str(src), "--to", "yolo", "--schema", "coco17", "--out", str(first)])
-        line = len(next(p for p in (first / "labels").rglob("*.txt") if p.stat().st_size).read_bytes().split(b"\n")[0]) + 1
-        shutil.rmtree(first)
-
-        ultra_py = str(Path(os.environ.get("KPDELIVER_ULTRA_VENV") or ROOT / ".work/ultra-venv") / "bin" / "python")
-        ultra = bool(ultra_py) and Path(ultra_py).exists() and not args.no_ultralytics
-        env = {**os.environ, "YOLO_CONFIG_DIR": str(work / "ul_cfg"), "YOLO_OFFLINE": "1"}
-        tools = {
-            "kpdeliver convert --to yolo": lambda o: ([kp_bin, "convert", str(src), "--to", "yolo", "--schema", "coco17",
-                                                       "--out", str(o)], None),
-            "floor (orjson parse + write)": lambda o: ([sys.executable, "-c", _FLOOR, str(src), str(o), str(line)], None),
-        }
-        if ultra:
-            tools["ultralytics convert_coco"] = lambda o: ([ultra_py, "-c", _ULTRALYTICS, str(ann_dir), str(o)], env)
-        runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in tools}
-        for i in range(args.repeat):  # alternating: a slow minute hits every tool alike
-            for name, cmd_of in tools.items():
-                out = outs / f"{len(runs[name])}-{name.split()[0]}"
-                cmd, cmd_env = cmd_of(out)
-                runs[name].append(measure(cmd, cmd_env))
-                shutil.rmtree(out, ignore_errors=True)
-
-        med = {name: tuple(statistics.median(r[j] for r in rs) for j in range(3)) for name, rs in runs.items()}
-        print(f"\nmedians of {args.repeat} alternating runs (whole processes):")
-        print(f"  {'':30}{'wall s':>8}{'CPU s':>8}{'peak RSS MB':>13}")
-        for name, (wall, cpu, rss) in med.items():
-            print(f"  {name:30}{wall:8.2f}{cpu:8.2f}{rss:13.0f}")
-        kp, fl = med["kpdeliver convert --to yolo"], med["floor (orjson parse + write)"]
-        print(f"\nkpdeliver / floor: {kp[0] / fl[0]:.2f}x wall, {kp[1] / fl[1]:.2f}x CPU (target <= 1.2)")
-        if ultra:
-            ul = med["ultralytics convert_coco"]
-            print(f"Ultralytics / kpdeliver: {ul[0] / kp[0]:.1f}x wall, {ul[1] / kp[1]:.1f}x CPU (target >= 5)")
-        print(f"kpdeliver peak RSS: {kp[2]:.0f} MB (target at 1M instances <= 2048 MB)")
-        print(f"load after: {load()}")
+        for shape in args.shape:
+            ann_dir = work / shape / "annotations"  # convert_coco reads every file of its folder
+            ann_dir.mkdir(parents=True)
+            src = make_input(ann_dir, shape, args.images, args.instances)
+            for out in outs:
+                table(src, work, out, args, ultra)
+            src.unlink()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        shutil.rmtree(outs, ignore_errors=True)
+        for out in outs:
+            shutil.rmtree(out, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,12 @@ and copy every image once in one process. Machine load is printed first and last
 Building a 20k-image batch takes about 7 minutes; `--keep DIR` keeps the batches for the next run.
 
     python bench/delivery.py [--images 1000 5000 20000] [--dask 1 2] [--dask-images 20000] [--keep DIR]
+                             [--shared-nothing 1000]
+
+`--shared-nothing N` also runs the setup of tests/flows/test_dask_shared_nothing.py on N images: the
+batch and the releases on a moto S3 server on loopback, delivered once on threads (the reference)
+and once on an external `dask scheduler` with 2 `dask worker` processes in their own mount
+namespace, folder, HOME and TMPDIR (the CPU of every process, moto's included, in both).
 """
 from __future__ import annotations
 
@@ -32,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def load() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    one, five, fifteen = os.getloadavg()
+    return f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {one:.2f} {five:.2f} {fifteen:.2f}"
 
 
 def tree_cpu() -> float:
@@ -103,6 +110,66 @@ def deliver(config, releases: Path, runner) -> tuple[float, float, dict]:
     return wall, cpu, stage_table(latest_flow_run_id())
 
 
+def shared_nothing(work: Path, run_dir: Path, n: int, shard_size: int) -> list[tuple]:
+    """Threads, then 2 shared-nothing Dask workers, on the same S3-held batch; rows as main's."""
+    from prefect.settings import PREFECT_API_URL
+
+    from kpdeliver.config import load_config
+    from kpdeliver.runner_settings import RunnerSettings
+    from kpdeliver.storage import LocalStore, open_store
+    from kpdeliver.synth import make_demo_batch
+    from tests.dask_cluster import shared_nothing_cluster
+    from tests.s3_server import DUMMY_AWS_ENV, free_port, make_bucket, moto_command, wait_healthy
+
+    root = work / f"batch-{n}"
+    if not (root / "client.yaml").exists():
+        make_demo_batch(root, seed=1, n_images=n)
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    env = {**DUMMY_AWS_ENV, "AWS_ENDPOINT_URL": endpoint}
+    os.environ.update(env)
+    moto = subprocess.Popen(moto_command(int(endpoint.rsplit(":", 1)[1])), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ})
+    rows = []
+    try:
+        wait_healthy(endpoint, moto)
+        bucket = make_bucket(endpoint)
+        src, dst = LocalStore(root / "batch"), open_store(f"s3://{bucket}/batch", {"endpoint_url": endpoint})
+        for key in src.list():
+            dst.put(key, src.get(key))
+        config = load_config(root / "client.yaml").model_copy(update={"source": f"s3://{bucket}/batch"})
+        runs = [("s3 threads", None), ("s3 dask x2", 2)]
+        for label, workers in runs:
+            releases = f"s3://{bucket}/releases-{label.replace(' ', '')}"
+            if workers is None:
+                wall, cpu, stages = deliver(config, releases, RunnerSettings(shard_size=shard_size))
+            else:
+                cenv = {**env, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+                with shared_nothing_cluster(run_dir / "cluster", workers, hide=[work, Path(tempfile.gettempdir())],
+                                            env=cenv) as cluster:
+                    wall, cpu, stages = deliver(config, releases, RunnerSettings(
+                        kind="dask", address=cluster.address, shard_size=shard_size))
+            rows.append((n, label, wall, cpu, float("nan"), stages))
+            print(f"\n{n} images, {label} (batch and releases on moto S3 on loopback): wall {wall:.1f} s, "
+                  f"CPU of all processes {cpu:.1f} s")
+    finally:
+        moto.terminate()
+        moto.wait()
+    return rows
+
+
+def print_summary(rows: list[tuple]) -> None:
+    print("\nsummary: images, runner, wall s, CPU s (all processes), task run s (sum), reference s")
+    for n, label, wall, cpu, floor, stages in rows:
+        print(f"  {n:>6} {label:<9} {wall:7.1f} {cpu:7.1f} {sum(s for _, s in stages.values()):7.1f} {floor:7.2f}")
+    threads = [(n, cpu) for n, label, _, cpu, _, _ in rows if label == "threads"]
+    if len(threads) >= 2:
+        import numpy as np
+
+        per_image, fixed = np.polyfit([n for n, _ in threads], [c for _, c in threads], 1)
+        print(f"thread runner, CPU = {fixed:.1f} s fixed + {per_image * 1000:.2f} ms per image "
+              f"(targets: fixed <= 8 s; 20,000 images <= 30 s, here {fixed + per_image * 20000:.1f} s)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, nargs="*", default=[1000, 5000, 20000])
@@ -110,6 +177,7 @@ def main() -> None:
     ap.add_argument("--dask-images", type=int, default=20000)
     ap.add_argument("--shard-size", type=int, default=500)
     ap.add_argument("--keep", type=Path)
+    ap.add_argument("--shared-nothing", type=int, default=0, metavar="N", help="images for the S3 + external Dask run")
     args = ap.parse_args()
     work = Path(args.keep or tempfile.mkdtemp(prefix="kpdeliver-bench-delivery-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -152,16 +220,9 @@ def main() -> None:
                 print(f"  {'task':<18}{'runs':>6}{'run s':>9}")
                 for name, (runs, secs) in sorted(stages.items(), key=lambda kv: -kv[1][1]):
                     print(f"  {name:<18}{runs:>6}{secs:>9.2f}")
-    print("\nsummary: images, runner, wall s, CPU s (all processes), task run s (sum), reference s")
-    for n, label, wall, cpu, floor, stages in rows:
-        print(f"  {n:>6} {label:<9} {wall:7.1f} {cpu:7.1f} {sum(s for _, s in stages.values()):7.1f} {floor:7.2f}")
-    threads = [(n, cpu) for n, label, _, cpu, _, _ in rows if label == "threads"]
-    if len(threads) >= 2:
-        import numpy as np
-
-        per_image, fixed = np.polyfit([n for n, _ in threads], [c for _, c in threads], 1)
-        print(f"thread runner, CPU = {fixed:.1f} s fixed + {per_image * 1000:.2f} ms per image "
-              f"(targets: fixed <= 8 s; 20,000 images <= 30 s, here {fixed + per_image * 20000:.1f} s)")
+        if args.shared_nothing:
+            rows += shared_nothing(work, run_dir, args.shared_nothing, args.shard_size)
+    print_summary(rows)
     print(f"load after: {load()}")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)

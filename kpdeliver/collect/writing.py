@@ -2,22 +2,24 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Mapping
 
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+WRITERS = int(os.environ.get("KPDELIVER_WRITERS") or min(8, (os.cpu_count() or 1) + 2))
 _BATCH = 512  # files per pool task: small enough to spread, large enough that dispatch is cheap
 
 
-def write_files(out: Path, files: Mapping[str, bytes]) -> int:
-    """Each `rel -> bytes` under `out`, in a thread pool: os.write releases the GIL, and names
+def write_files(out: Path, files: Mapping[str, bytes], *, writers: int | None = None) -> int:
+    """Each `rel -> bytes` under `out`, in `writers` threads: os.write releases the GIL, and names
     are opened relative to their folder's descriptor (`dir_fd`), so the kernel does not walk the
-    whole path again for each file. Returns how many files were written."""
+    whole path again for each file. Files are created folder by folder, in name order, so each
+    writer works in one folder at a time. Returns how many files were written."""
     folders: dict[str, int] = {}
     jobs: list[tuple[int, str, bytes]] = []
     try:
-        for rel, data in files.items():
+        for rel, data in sorted(files.items()):
             parent, _, name = rel.rpartition("/")
             if parent not in folders:
                 (out / parent).mkdir(parents=True, exist_ok=True)
@@ -25,7 +27,7 @@ def write_files(out: Path, files: Mapping[str, bytes]) -> int:
             jobs.append((folders[parent], name, data))
         batches = [jobs[i:i + _BATCH] for i in range(0, len(jobs), _BATCH)]
         if len(batches) > 1:
-            with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2)) as pool:
+            with ThreadPoolExecutor(max_workers=writers or WRITERS) as pool:
                 list(pool.map(_write_batch, batches))  # list(): raise the first error here
         else:
             for batch in batches:

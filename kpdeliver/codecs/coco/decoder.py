@@ -9,19 +9,31 @@ every other item is still decoded.
 from __future__ import annotations
 
 import gc
-from operator import attrgetter
 import json
 from contextlib import contextmanager
+from operator import attrgetter
 
 import numpy as np
 
 from kpdeliver.codecs import CodecError, Decoded, DecodeLog, ItemProblem
-from kpdeliver.codecs.coco.columns import (
-    as_int, float_col, int_col, keypoint_array, kp_length, numeric_block, uniform_block, valid_numbers,
-)
 from kpdeliver.codecs.coco import typed
 from kpdeliver.codecs.coco.categories import choose_category, of_category
-from kpdeliver.codecs.coco.metadata import name_order, schema_from_coco_category, schema_from_file, skeleton_edges
+from kpdeliver.codecs.coco.columns import (
+    as_int,
+    float_col,
+    int_col,
+    keypoint_array,
+    kp_length,
+    numeric_block,
+    uniform_block,
+    valid_numbers,
+)
+from kpdeliver.codecs.coco.metadata import (
+    name_order,
+    schema_from_coco_category,
+    schema_from_file,
+    skeleton_edges,
+)
 from kpdeliver.codecs.json_doc import load_json, raw_json
 from kpdeliver.findings import findings_for
 from kpdeliver.model import NONE, Category, Dataset, Images, Instances
@@ -69,15 +81,9 @@ def decode(
 def _decode(data: bytes, *, schema: KeypointSchema | None, source: str, annotator: str,
             category: str | None) -> Decoded:
     log = DecodeLog(source)
-    doc = load_json(data, source, log)
-    if isinstance(doc, list):
-        raise CodecError(f"{source}: a JSON list, not a COCO dataset ({_list_kind(doc)})")
-    if not isinstance(doc, dict) or "annotations" not in doc:
-        raise CodecError(f"{source}: field 'annotations' is missing; not a COCO keypoints file")
+    doc = _coco_doc(load_json(data, source, log), source)
     anns = doc.get("annotations") or []
     raw_images = doc.get("images") or []
-    if not all(isinstance(doc.get(f) or [], list) for f in ("images", "annotations", "categories")):
-        raise CodecError(f"{source}: fields 'images', 'annotations' and 'categories' must be lists")
     cats = _categories(doc.get("categories") or [], log)
     chosen = choose_category(cats, anns, schema=schema, category=category, source=source)
     if chosen is not None:
@@ -106,8 +112,39 @@ def _decode(data: bytes, *, schema: KeypointSchema | None, source: str, annotato
     else:
         block = numeric_block([anns[i]["keypoints"] for i in shaped.tolist()], k) if len(shaped) else None
     # with an all-numeric block only the wrongly shaped items need a look, one by one
-    keep_rows: list[int] = []
     suspects = np.flatnonzero(lengths != k).tolist() if block is not None else range(len(anns))
+    keep_rows = _hold_misshapen(anns, suspects, lengths, schema, numeric=block is not None, img_of=img_of,
+                                log=log, annotator=annotator)
+    if block is not None:
+        keep_rows = shaped.tolist()
+    good = [anns[i] for i in keep_rows]
+    kps = block if block is not None else keypoint_array([a["keypoints"] for a in good], k)
+    if order is not None:
+        kps = kps[:, order, :]
+    instances = _instances_of_dicts(good, kps, k, annotator)
+    _fill_frames_from_images(instances, raw_images)
+    categories = tuple(Category(as_int(c.get("id"), 1), str(c.get("name", "")), str(c.get("supercategory", ""))) for c in cats)
+    dataset = Dataset(schema, images, instances, categories)
+    return Decoded.logged(dataset, log)
+
+
+def _coco_doc(doc, source: str) -> dict:
+    """The parsed file as a COCO dataset's dict, or CodecError saying what it is instead."""
+    if isinstance(doc, list):
+        raise CodecError(f"{source}: a JSON list, not a COCO dataset ({_list_kind(doc)})")
+    if not isinstance(doc, dict) or "annotations" not in doc:
+        raise CodecError(f"{source}: field 'annotations' is missing; not a COCO keypoints file")
+    if not all(isinstance(doc.get(f) or [], list) for f in ("images", "annotations", "categories")):
+        raise CodecError(f"{source}: fields 'images', 'annotations' and 'categories' must be lists")
+    return doc
+
+
+def _hold_misshapen(anns: list, suspects, lengths: np.ndarray, schema: KeypointSchema, *, numeric: bool,
+                    img_of: dict[int, str], log: DecodeLog, annotator: str) -> list[int]:
+    """Hold back each suspect annotation that cannot be modelled (not an object, keypoints missing,
+    of another count or, unless the block is `numeric`, not numbers); the rows of the others."""
+    source, k = log.source, schema.num_keypoints
+    keep_rows: list[int] = []
     for i in suspects:
         a = anns[i]
         reason = None
@@ -118,7 +155,7 @@ def _decode(data: bytes, *, schema: KeypointSchema | None, source: str, annotato
             reason = ("schema.missing_field" if a.get("keypoints") is None else "schema.bad_type", "keypoints", f"keypoints {what}")
         elif lengths[i] != k:
             reason = ("schema.keypoint_count", "keypoints", f"{lengths[i]} keypoints, schema {schema.name!r} has {k}")
-        elif block is None and not valid_numbers(a["keypoints"]):
+        elif not numeric and not valid_numbers(a["keypoints"]):
             reason = ("schema.bad_type", "keypoints", "keypoints hold non-numeric values")
         if reason is None:
             keep_rows.append(i)
@@ -131,21 +168,14 @@ def _decode(data: bytes, *, schema: KeypointSchema | None, source: str, annotato
             image_id=img_id, annotation_id=ann_id, file_name=img_of.get(img_id), annotator=annotator,
             value=float(lengths[i]) if check == "schema.keypoint_count" else None,
             raw=raw_json(a) if isinstance(a, dict) else json.dumps(a)))
+    return keep_rows
 
-    if block is not None:
-        keep_rows = shaped.tolist()
-    good = [anns[i] for i in keep_rows]
-    if block is not None:
-        kps = block
-    else:
-        kps = keypoint_array([a["keypoints"] for a in good], k)
-    if order is not None:
-        kps = kps[:, order, :]
 
+def _instances_of_dicts(good: list[dict], kps: np.ndarray, k: int, annotator: str) -> Instances:
     def col(key: str) -> list:
         return [a.get(key) for a in good]
 
-    instances = Instances.build(
+    return Instances.build(
         id=_ints("annotations", "id", col("id")),
         image_id=_ints("annotations", "image_id", col("image_id")),
         category_id=_ints("annotations", "category_id", col("category_id"), 1),
@@ -161,10 +191,6 @@ def _decode(data: bytes, *, schema: KeypointSchema | None, source: str, annotato
         # a file kpdeliver renumbered (an id 0) keeps each annotation's former id as `source_id`
         extra={"source_id": _ints("annotations", "source_id", col("source_id"))} if good and "source_id" in good[0] else None,
     )
-    _fill_frames_from_images(instances, raw_images)
-    categories = tuple(Category(as_int(c.get("id"), 1), str(c.get("name", "")), str(c.get("supercategory", ""))) for c in cats)
-    dataset = Dataset(schema, images, instances, categories)
-    return Decoded.logged(dataset, log)
 
 
 def _decode_typed(data: bytes, *, schema: KeypointSchema | None, source: str, annotator: str) -> Decoded:
@@ -172,21 +198,7 @@ def _decode_typed(data: bytes, *, schema: KeypointSchema | None, source: str, an
     typed structs and one numpy parse of the keypoints."""
     doc = typed.read(data)
     anns, raw_images = doc.annotations, doc.images
-    if doc.categories is typed.UNSET or doc.categories is None:
-        cats = []
-    elif isinstance(doc.categories, list):
-        cats = [c for c in doc.categories if isinstance(c, dict)]
-        if any(c.get(k) is not None and not isinstance(c[k], list) for c in cats for k in ("keypoints", "skeleton")):
-            raise typed.NotTypical("a category's keypoints or skeleton is not a list")
-    else:
-        raise typed.NotTypical("categories not a list")
-    cat_values = [a.category_id for a in anns]
-    try:
-        used = [{"category_id": None if c is typed.UNSET else c} for c in set(cat_values)]
-        if choose_category(cats, used, schema=schema, category=None, source=source) is not None:
-            raise typed.NotTypical("several keypoint categories")
-    except CodecError:
-        raise typed.NotTypical("several keypoint categories") from None
+    cats = _typed_categories(doc, schema, source)
     file_k = typed.keypoint_count(anns)
     lengths = np.full(len(anns), file_k, np.int64)
     if schema is not None and schema.num_keypoints != file_k:
@@ -197,18 +209,55 @@ def _decode_typed(data: bytes, *, schema: KeypointSchema | None, source: str, an
         schema = schema_from_file(cats, lengths, source)
     k = schema.num_keypoints
     order = name_order(cats, schema, source)
-    kps = typed.keypoint_block(anns, k)
+    columns = _struct_columns(anns, annotator)
+    images = Images.build(
+        id=typed.int_column([im.id for im in raw_images]),
+        file_name=["" if im.file_name is typed.UNSET else im.file_name for im in raw_images],
+        width=typed.int_column([im.width for im in raw_images], 0),
+        height=typed.int_column([im.height for im in raw_images], 0), source=[source] * len(raw_images))
+    frames = {im.id: im.frame_id for im in raw_images if im.frame_id is not typed.UNSET}
+    del doc, raw_images
+    kps = typed.keypoint_block(anns, k)  # consumes the structs (a third of a large file's peak)
     if order is not None:
         kps = kps[:, order, :]
+    instances = Instances.build(**columns, keypoints=kps, num_kpts=k)
+    missing = instances.frame == NONE
+    if frames and missing.any():
+        instances.frame[missing] = [frames.get(i, NONE) for i in instances.image_id[missing].tolist()]
+    categories = tuple(Category(as_int(c.get("id"), 1), str(c.get("name", "")), str(c.get("supercategory", ""))) for c in cats)
+    return Decoded.logged(Dataset(schema, images, instances, categories), log)
 
+
+def _typed_categories(doc, schema: KeypointSchema | None, source: str) -> list[dict]:
+    """The file's category objects; NotTypical unless they are well formed and the annotations
+    use one keypoint category."""
+    if doc.categories is typed.UNSET or doc.categories is None:
+        cats = []
+    elif isinstance(doc.categories, list):
+        cats = [c for c in doc.categories if isinstance(c, dict)]
+        if any(c.get(k) is not None and not isinstance(c[k], list) for c in cats for k in ("keypoints", "skeleton")):
+            raise typed.NotTypical("a category's keypoints or skeleton is not a list")
+    else:
+        raise typed.NotTypical("categories not a list")
+    try:
+        used = [{"category_id": None if c is typed.UNSET else c} for c in {a.category_id for a in doc.annotations}]
+        if choose_category(cats, used, schema=schema, category=None, source=source) is not None:
+            raise typed.NotTypical("several keypoint categories")
+    except CodecError:
+        raise typed.NotTypical("several keypoint categories") from None
+    return cats
+
+
+def _struct_columns(anns: list, annotator: str) -> dict:
+    """Every instance column but the keypoints, from the typed annotations."""
     def col(key: str) -> list:
         return list(map(attrgetter(key), anns))
 
     frame = [a.frame_id if a.frame_id is not typed.UNSET else a.frame for a in anns]
-    instances = Instances.build(
+    return dict(
         id=typed.int_column(col("id")),
         image_id=typed.int_column(col("image_id")),
-        category_id=typed.int_column(cat_values, 1),
+        category_id=typed.int_column(col("category_id"), 1),
         bbox=typed.float_column(col("bbox"), 4),
         area=typed.float_column(col("area")),
         iscrowd=typed.int_column(col("iscrowd"), 0),
@@ -216,21 +265,8 @@ def _decode_typed(data: bytes, *, schema: KeypointSchema | None, source: str, an
         track_id=typed.int_column(col("track_id")),
         frame=typed.int_column(frame),
         num_keypoints=typed.int_column(col("num_keypoints")),
-        keypoints=kps,
-        num_kpts=k,
         extra={"source_id": typed.int_column(col("source_id"))} if anns[0].source_id is not typed.UNSET else None,
     )
-    images = Images.build(
-        id=typed.int_column([im.id for im in raw_images]),
-        file_name=["" if im.file_name is typed.UNSET else im.file_name for im in raw_images],
-        width=typed.int_column([im.width for im in raw_images], 0),
-        height=typed.int_column([im.height for im in raw_images], 0), source=[source] * len(raw_images))
-    frames = {im.id: im.frame_id for im in raw_images if im.frame_id is not typed.UNSET}
-    missing = instances.frame == NONE
-    if frames and missing.any():
-        instances.frame[missing] = [frames.get(i, NONE) for i in instances.image_id[missing].tolist()]
-    categories = tuple(Category(as_int(c.get("id"), 1), str(c.get("name", "")), str(c.get("supercategory", ""))) for c in cats)
-    return Decoded.logged(Dataset(schema, images, instances, categories), log)
 
 
 def _categories(raw: list, log: DecodeLog) -> list[dict]:

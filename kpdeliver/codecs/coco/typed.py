@@ -29,10 +29,11 @@ class _Image(Struct, forbid_unknown_fields=True):
     width: int | UnsetType = UNSET
     height: int | UnsetType = UNSET
     frame_id: int | UnsetType = UNSET
-    license: int | UnsetType = UNSET
-    coco_url: str | UnsetType = UNSET
-    flickr_url: str | UnsetType = UNSET
-    date_captured: str | UnsetType = UNSET
+    # what YOLO and the model never use: skipped as raw JSON text, never built into Python objects
+    license: Raw | UnsetType = UNSET
+    coco_url: Raw | UnsetType = UNSET
+    flickr_url: Raw | UnsetType = UNSET
+    date_captured: Raw | UnsetType = UNSET
 
 
 class _Annotation(Struct, forbid_unknown_fields=True):
@@ -49,7 +50,7 @@ class _Annotation(Struct, forbid_unknown_fields=True):
     frame_id: int | UnsetType = UNSET
     frame: int | UnsetType = UNSET
     source_id: int | UnsetType = UNSET
-    segmentation: list[list[float]] | UnsetType = UNSET
+    segmentation: Raw | UnsetType = UNSET  # polygons or a crowd's RLE: skipped, never built
 
 
 class _File(Struct, forbid_unknown_fields=True):
@@ -76,12 +77,82 @@ def read(data: bytes) -> _File:
         doc = _DECODER.decode(data)
     except msgspec.DecodeError as e:
         raise NotTypical(str(e)) from None
-    keys = data.count(b'":')
-    if any(pair in data for pair in (b'" ', b'"\t', b'"\r', b'"\n')):  # rare in compact files: skip the scan
-        keys += len(_SPACED_KEY_END.findall(data))
-    if keys != _ENCODER.encode(doc).count(b'":'):
+    if count_keys(data) != _written_keys(doc):
         raise NotTypical("key count differs: possible duplicate keys")
     return doc
+
+
+_QUOTE, _COLON, _SPACES = ord('"'), ord(":"), np.array([ord(c) for c in " \t\r\n"], np.uint8)
+_WINDOW = 1 << 26  # bytes scanned at a time: the scan's temporaries stay near 100 MB at any size
+
+
+def count_keys(data: bytes) -> int:
+    """How many `"key":` (and `"key" :`) the JSON text holds: every quote followed by a colon. One
+    vectorised pass over the text (bytes.count of a two-byte pattern is several times slower)."""
+    if len(data) < 4096:  # a value of a few keys: numpy's set-up would cost more than the scan
+        return data.count(b'":') + len(_SPACED_KEY_END.findall(data))
+    arr = np.frombuffer(data, np.uint8)
+    keys, spaced = 0, False
+    for start in range(0, max(len(arr) - 1, 0), _WINDOW):
+        window = arr[start:start + _WINDOW + 1]
+        after = window[np.flatnonzero(window[:-1] == _QUOTE) + 1]
+        keys += int(np.count_nonzero(after == _COLON))
+        spaced = spaced or bool(np.isin(after, _SPACES).any())
+    if spaced:  # pretty-printed: `"key" :` counts too
+        keys += len(_SPACED_KEY_END.findall(data))
+    return keys
+
+
+def _raw_keys(values: list) -> int:
+    """The keys inside fields kept as raw JSON text; NotTypical when one holds a duplicate key
+    (the generic decoder reports it). A chunk of values at a time: the joined text stays small."""
+    return sum(_raw_keys_of(values[start:start + _CHUNK]) for start in range(0, len(values), _CHUNK))
+
+
+def _raw_keys_of(values: list) -> int:
+    """`_raw_keys` of a few values: only those holding a quote before a colon or a space (a
+    possible key) are decoded, to compare their keys with their text's."""
+    joined = b"".join(values)  # Raw is a buffer: no copy per value
+    arr = np.frombuffer(joined, np.uint8)
+    quotes = np.flatnonzero(arr[:-1] == _QUOTE)
+    after = arr[quotes + 1]
+    maybe = quotes[(after == _COLON) | np.isin(after, _SPACES)]
+    if not len(maybe):
+        return 0
+    ends = np.cumsum(np.fromiter(map(len, values), np.int64, len(values)))
+    text = b"[" + b",".join([values[i] for i in np.unique(np.searchsorted(ends, maybe, side="right")).tolist()]) + b"]"
+    if count_keys(_ENCODER.encode(msgspec.json.decode(text))) != count_keys(text):
+        raise NotTypical("a duplicate key inside a skipped field")
+    return count_keys(joined)
+
+
+def _written_keys(doc: _File) -> int:
+    """The keys of the typed file as it would be written back: the small untyped parts written
+    back, then for the rows, each field present plus the keys inside fields kept as raw JSON text
+    (`_raw_keys`). A string field holding `\\":` makes the counts differ (the generic decoder
+    reads the file)."""
+    keys = count_keys(_ENCODER.encode(msgspec.structs.replace(doc, images=[], annotations=[])))
+    for rows in (doc.images, doc.annotations):
+        if not rows:
+            continue
+        fields = type(rows[0]).__struct_fields__
+        required = len(fields) - len(type(rows[0]).__struct_defaults__)
+        keys += required * len(rows)  # fields without a default are in every row
+        for name in fields[required:]:
+            values = list(map(attrgetter(name), rows))
+            unset = values.count(UNSET)
+            keys += len(values) - unset
+            if name in _RAW_FIELDS:
+                keys += _raw_keys(list(filter(_is_set, values)) if unset else values)
+    return keys
+
+
+def _is_set(value: object) -> bool:
+    return value is not UNSET
+
+
+# raw fields whose keys count (a key inside `keypoints` already fails its parse as numbers)
+_RAW_FIELDS = frozenset({"segmentation", "license", "coco_url", "flickr_url", "date_captured"})
 
 
 def keypoint_count(anns: list[_Annotation]) -> int:
@@ -100,8 +171,10 @@ def keypoint_count(anns: list[_Annotation]) -> int:
 _TO_CSV = bytes.maketrans(b";", b"\n"), b" \t\r\n[]"
 
 
-def keypoint_block(anns: list[_Annotation], k: int) -> np.ndarray:
-    """[n, K, 3] float64, Arrow's CSV reader parsing a chunk of rows at a time as n lines of 3K
+def keypoint_block(anns: list, k: int) -> np.ndarray:
+    """[n, K, 3] float64 from the typed annotations `anns`, which it consumes (each chunk's structs
+    are dropped from the list once read, so a large file's structs leave as its keypoint block
+    comes). Arrow's CSV reader parses a chunk of rows at a time as n lines of 3K
     numbers (on all cores, correctly rounded). NotTypical unless every row is a flat list of
     exactly 3K JSON numbers: a nested list or a bare number changes the bracket count; a row of
     another length, a string, true/false or null fails the typed columns."""
@@ -114,18 +187,21 @@ def keypoint_block(anns: list[_Annotation], k: int) -> np.ndarray:
     convert = pcsv.ConvertOptions(column_types=dict.fromkeys(names, pa.float64()), strings_can_be_null=False)
     out = np.empty((len(anns), 3 * k))
     for start in range(0, len(anns), _CHUNK):
-        rows = anns[start:start + _CHUNK]
-        joined = b";".join(map(bytes, map(attrgetter("keypoints"), rows)))
-        if joined.count(b"[") != len(rows) or joined.count(b"]") != len(rows):
+        chunk = anns[start:start + _CHUNK]
+        n = len(chunk)
+        anns[start:start + n] = [None] * n  # consumed: each chunk's structs go as it is read
+        joined = b";".join(list(map(attrgetter("keypoints"), chunk)))  # Raw is a buffer
+        del chunk
+        if joined.count(b"[") != n or joined.count(b"]") != n:
             raise NotTypical("keypoints nested, or not a list")
         try:
             table = pcsv.read_csv(pa.py_buffer(joined.translate(*_TO_CSV)), read_options=read,
                                   parse_options=parse, convert_options=convert)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
             raise NotTypical(str(e)) from None
-        if table.num_rows != len(rows) or any(c.null_count for c in table.columns):
+        if table.num_rows != n or any(c.null_count for c in table.columns):
             raise NotTypical("keypoints with null values")
-        block = out[start:start + len(rows)]
+        block = out[start:start + n]
         for j, column in enumerate(table.columns):
             at = 0
             for piece in column.chunks:  # the values buffer as is (no nulls): to_numpy imports pandas

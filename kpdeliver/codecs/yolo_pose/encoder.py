@@ -52,6 +52,8 @@ def tree_stem(file_name: str) -> str:
     """The stem `convert` writes, beside the user's own images: the path without its extension, folders
     joined by `__`, leading YOLO layout folders (`images/train/`, `val/images/`) dropped, since the tree's
     own split folders say that again. Not one-to-one (`x.jpg`, `x.png` and `train/x.jpg` share `x`)."""
+    if "/" not in file_name and "\\" not in file_name:  # most names: no folders to join
+        return posixpath.splitext(file_name)[0]
     parts = posixpath.splitext(file_name.replace("\\", "/"))[0].split("/")
     while len(parts) > 1 and parts[0].lower() in _LAYOUT_WORDS:
         parts = parts[1:]
@@ -77,8 +79,11 @@ def splits_from_names(file_names) -> np.ndarray:
     """Each image's split as its path says (`images/val/…`, `valid/images/…`: YOLO and Roboflow
     layouts, kept through COCO file names), else train."""
     out = []
-    for name in file_names:
-        folders = str(name).replace("\\", "/").lower().split("/")[:-1]
+    for name in map(str, file_names):
+        if "/" not in name and "\\" not in name:
+            out.append("train")
+            continue
+        folders = name.replace("\\", "/").lower().split("/")[:-1]
         out.append(next((_SPLIT_WORDS[f] for f in folders if f in _SPLIT_WORDS), "train"))
     return np.asarray(out, dtype=object)
 

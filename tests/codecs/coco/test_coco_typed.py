@@ -173,3 +173,32 @@ def test_more_keypoints_than_the_typed_columns_go_the_generic_way():
     with pytest.raises(typed.NotTypical):
         decoder._decode_typed(data, schema=None, source="f.json", annotator="")
     assert decoder.decode(data).dataset.instances.keypoints.shape == (1, k, 3)
+
+
+def test_a_file_shaped_like_cocos_own_takes_the_fast_path_unchanged():
+    """Polygons, crowds' RLE, licences and image URLs: skipped as raw text, never built."""
+    from kpdeliver.synth.coco_shaped import coco_shaped
+
+    data = coco_shaped(40, 300, seed=2)
+    assert b'"counts":' in data and b'"coco_url":' in data and b'"segmentation":[[' in data
+    fast, slow = both(data)
+    assert fast is not None
+    assert_same_decoded(fast, slow)
+
+
+@pytest.mark.parametrize("where", ["crowd RLE", "licences"])
+def test_a_duplicate_key_inside_a_skipped_field_goes_the_generic_way(where):
+    from kpdeliver.synth.coco_shaped import coco_shaped
+
+    data = coco_shaped(40, 300, seed=2)
+    old, new = {"crowd RLE": (b'"size":[480,640]', b'"size":[480,640],"size":[1,1]'),
+                "licences": (b'"name":"License 1"', b'"name":"License 1","name":"x"')}[where]
+    assert old in data
+    with pytest.raises(typed.NotTypical):
+        typed.read(data.replace(old, new, 1))
+
+
+def test_count_keys_counts_quotes_before_colons_across_windows(monkeypatch):
+    monkeypatch.setattr(typed, "_WINDOW", 7)
+    text = b'{"a":1,"bb" :[{"c":"x\\":"}],"d"\n:2}'
+    assert typed.count_keys(text) == 5  # a, bb (spaced), c, the escaped quote before a colon, d
