@@ -15,6 +15,7 @@ from expectations.frames import iter_frames
 from expectations.located import Failing, locate
 from expectations.suites import SUPERSEDES, Rule, build_rules, build_suites
 from kpdeliver.config import ValidationSettings
+from kpdeliver.errors import ValidationError
 from kpdeliver.findings import CHECKS, Severity
 from kpdeliver.model import Dataset
 
@@ -27,7 +28,7 @@ RESULT_FORMAT = {"result_format": "COMPLETE", "exclude_unexpected_values": True}
 pandas_execution_engine.HASH_THRESHOLD = 0
 
 
-class SuiteError(RuntimeError):
+class SuiteError(ValidationError, RuntimeError):
     """An expectation could not run (a bug in a suite, not a problem in the data)."""
 
 

@@ -19,6 +19,8 @@ from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kpdeliver.errors import ValidationError
+
 if TYPE_CHECKING:  # `prestart` runs before anything heavy is imported
     import pyarrow as pa
 
@@ -26,7 +28,7 @@ if TYPE_CHECKING:  # `prestart` runs before anything heavy is imported
     from kpdeliver.model import Dataset
 
 
-class WorkerError(RuntimeError):
+class WorkerError(ValidationError, RuntimeError):
     """The validation worker died (its traceback is on stderr)."""
 
 

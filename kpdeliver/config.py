@@ -22,21 +22,13 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationEr
                       model_serializer, model_validator)
 
 from kpdeliver.bounded import CONFIG_MAX_BYTES, BoundsError, link_out_of, read_yaml, safe_name
+from kpdeliver.errors import ConfigError
 from kpdeliver.findings import CHECKS
 from kpdeliver.schema import BUILTIN_SCHEMAS
 from kpdeliver.runner_settings import RunnerSettings
 from kpdeliver.tool_settings import ToolSettings
 
 SCHEMA_FILE_SUFFIXES = (".yaml", ".yml", ".xml")
-
-
-class ConfigError(ValueError):
-    """The client config cannot be used. `problems` holds every problem found, one plain sentence
-    each; the message is that sentence when there is one, else a heading and the whole list."""
-
-    def __init__(self, message: str, problems: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.problems = problems or [message]
 
 
 def plural(n: int, noun: str, plural_form: str | None = None) -> str:

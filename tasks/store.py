@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 
 from kpdeliver.collect import exports as collect
+from kpdeliver.errors import KpdeliverError, said
 from kpdeliver.ingest import batch as ingest
 from kpdeliver.model import Dataset, Images, Instances
 from kpdeliver.progress import stage as progress_stage
@@ -25,8 +26,8 @@ from kpdeliver.release.layout import read_manifest, release_prefix
 from kpdeliver.release.signoff import Counts, Verdict
 from kpdeliver.report.changes import PreviousRelease, ReleaseTables
 from kpdeliver.schema import KeypointSchema
-from kpdeliver.storage import ObjectStore, StorageError, join_key
-from kpdeliver.storage.errors import describe, retryable
+from kpdeliver.storage import ObjectStore, join_key
+from kpdeliver.storage.errors import retryable
 
 
 def _worth_retrying(task, task_run, state) -> bool:
@@ -39,17 +40,18 @@ _FAILED_ON_STORE = re.compile(r"encountered (?:an|unexpected) exception:? \W*(\w
 
 
 class StoreFailureLogs(logging.Filter):
-    """Prefect logs a task's exception with its traceback, and its final state, at ERROR. A store
-    failure (a StorageError) is said once, by the flow run's Failed state and the command line,
-    in its own sentence: those records are left out."""
+    """Prefect logs a task's exception with its traceback, and its final state, at ERROR. A failure
+    kpdeliver expects (a KpdeliverError: a store's StorageError, a refused input, tool or release)
+    is said once, by the flow run's Failed state and the command line, in its own sentence: those
+    records are left out."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.ERROR:
             return True
-        if record.exc_info and isinstance(record.exc_info[1], StorageError):
+        if record.exc_info and isinstance(record.exc_info[1], KpdeliverError):
             return False
         found = _FAILED_ON_STORE.search(record.getMessage())
-        return not (found and found.group(1) in _store_error_names(StorageError))
+        return not (found and found.group(1) in _store_error_names(KpdeliverError))
 
 
 def _store_error_names(cls: type) -> set[str]:
@@ -65,15 +67,16 @@ def quiet_store_tracebacks() -> None:
 
 
 def store_failures_fail_the_run(flow_fn):
-    """Decorates a flow function: a store failure inside ends the flow run Failed with the failure's
-    one sentence as its message, no traceback logged; calling the flow raises the StorageError."""
+    """Decorates a flow function: a failure kpdeliver expects (a KpdeliverError, such as a store's)
+    ends the flow run Failed with its one sentence (kpdeliver.errors `said`, as the command line
+    says it) as its message, no traceback logged; calling the flow raises the exception."""
     @functools.wraps(flow_fn)
     def run(*args, **kwargs):
         quiet_store_tracebacks()
         try:
             return flow_fn(*args, **kwargs)
-        except StorageError as e:
-            return Failed(message=describe(e), data=e)
+        except KpdeliverError as e:  # a store, tool, input or release failure: its one sentence
+            return Failed(message=said(e)[0], data=e)
     # the flow's parameters, their annotations resolved where it was written (Prefect validates them)
     run.__signature__ = inspect.signature(flow_fn, eval_str=True)
     return run

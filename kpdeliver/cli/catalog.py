@@ -37,14 +37,12 @@ def releases(
 ) -> None:
     """List published releases: version, date, verdict, counts and mean agreement OKS."""
     from kpdeliver.release.catalog import read_catalog
-    from kpdeliver.storage import StorageError, open_store
+    from kpdeliver.storage import open_store
 
-    try:
-        store = open_store(location, s3_options(endpoint_url, region, profile) if "://" in location else None)
-        clients = [client] if client else _clients(store, location)
-        tables = [read_catalog(store, c)[0] for c in clients]
-    except StorageError as e:
-        fail(str(e))
+    # a StorageError is said by the command line's one mapping (cli/runtime.py)
+    store = open_store(location, s3_options(endpoint_url, region, profile) if "://" in location else None)
+    clients = [client] if client else _clients(store, location)
+    tables = [read_catalog(store, c)[0] for c in clients]
     rows = [r for t in tables for r in t.to_pylist()]
     if not rows:
         fail(f"no published release under {location}" + (f" for client {client!r}" if client else ""), code=1)

@@ -17,13 +17,13 @@ console = Console(soft_wrap=True, highlight=False, markup=False)  # user text pr
 
 
 def run_delivery(config, work: Path) -> dict:
-    from kpdeliver.cli.runtime import configure_prefect, store_failures_said
+    from kpdeliver.cli.runtime import configure_prefect
 
     configure_prefect(work)
     from flows.delivery import delivery_run
 
     console.print(Text(f"delivering {config.client}/{config.dataset} (Prefect flow)"))
-    with store_failures_said(), progress_shown():
+    with progress_shown():
         return delivery_run(config)
 
 
@@ -75,21 +75,19 @@ def assign(
     """Assign the batch's images to annotators and write their CVAT / Label Studio / Supervisely task
     packages under the source's tasks/ prefix (no Prefect needed)."""
     from kpdeliver.assign.assignments import assign_annotators, task_packages
-    from kpdeliver.cli.runtime import store_failures_said
     from kpdeliver.ingest.batch import ingest_images
     from kpdeliver.model import Dataset, Instances
     from kpdeliver.codecs.resolve import resolve_schema
     from kpdeliver.storage import open_store
 
     cfg = load_checked_config(config)
-    with store_failures_said():
-        store = open_store(cfg.source, cfg.storage.model_dump(exclude_none=True))
-        images = ingest_images(store).images
-        table = assign_annotators(images, cfg.annotators, cfg.assignment)
-        schema = resolve_schema(cfg.schema_name)
-        files = task_packages(Dataset(schema, images, Instances.empty(schema.num_keypoints)), table)
-        for key, data in files.items():
-            store.put(key, data)
+    store = open_store(cfg.source, cfg.storage.model_dump(exclude_none=True))
+    images = ingest_images(store).images
+    table = assign_annotators(images, cfg.annotators, cfg.assignment)
+    schema = resolve_schema(cfg.schema_name)
+    files = task_packages(Dataset(schema, images, Instances.empty(schema.num_keypoints)), table)
+    for key, data in files.items():
+        store.put(key, data)
     t = Table(title=f"assignments for {cfg.client}/{cfg.dataset}")
     for col in ("annotator", "primary", "overlap", "gold"):
         t.add_column(col, justify="left" if col == "annotator" else "right")

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.text import Text
 
 from kpdeliver.cli.output import fail, plural, progress_shown
+from kpdeliver.errors import DecodeError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -30,7 +31,7 @@ console = Console(soft_wrap=True, highlight=False, markup=False)  # user text pr
 FROM_FILE = "file"  # --schema file: the input's own COCO category defines the keypoints
 
 
-class InputError(ValueError):
+class InputError(DecodeError, ValueError):
     """The input cannot be used at all; the message is one sentence."""
 
 

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kpdeliver import __version__
 from kpdeliver.config import ClientConfig
+from kpdeliver.errors import ReleaseError
 from kpdeliver.release.layout import (
     CLAIMS, MANIFEST, SIGNOFF, STAGED, STAGING, manifest_version, read_manifest, release_prefix, sha256_hex, version_folder,
     version_number,
@@ -39,7 +40,7 @@ from kpdeliver.release.signing import PUBLIC_KEY, SIGNATURE, key_id, public_pem,
 from kpdeliver.storage import ObjectStore, StorageError, join_key
 
 
-class PublishError(RuntimeError):
+class PublishError(ReleaseError, RuntimeError):
     """Publication could not complete; nothing partial is visible."""
 
 

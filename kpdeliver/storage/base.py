@@ -11,11 +11,16 @@ from abc import ABC, abstractmethod
 from contextlib import nullcontext
 from typing import BinaryIO, ContextManager, Iterator
 
+from kpdeliver.errors import KpdeliverError, one_line
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-class StorageError(RuntimeError):
-    """A storage operation failed; the message names the location and key."""
+class StorageError(KpdeliverError, RuntimeError):
+    """A storage operation failed; the message names the location and key (the store stage's root)."""
+
+    def sentence(self) -> str:
+        return one_line(str(self))
 
 
 class StoreUnreachable(StorageError):
