@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from kpdeliver.config import ConfigError, config_from_dict
-from kpdeliver.isolation import iam_policy
+from kpdeliver.clients.iam import iam_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "infra/compose.yaml").read_text())

@@ -26,7 +26,7 @@ def deploy(
 ) -> None:
     """Create or update one deployment per client config (named <client>-<dataset>, scheduled by the
     config's schedule: section). Broken configs are reported and skipped; exit 2 if there was one."""
-    from kpdeliver.isolation import check_config
+    from kpdeliver.clients.check import check_config
 
     if not os.environ.get("PREFECT_API_URL"):
         fail("PREFECT_API_URL is not set: point it at the Prefect server to register with "
@@ -66,7 +66,7 @@ def iam(config: Path = typer.Argument(..., help="client YAML whose source and re
     import json
 
     from kpdeliver.config import load_config
-    from kpdeliver.isolation import iam_policy
+    from kpdeliver.clients.iam import iam_policy
 
     policy = iam_policy(load_config(config))  # a ConfigError: said by the one mapping (cli/runtime.py)
     typer.echo(json.dumps(policy, indent=2))

@@ -45,7 +45,7 @@ def warn(message: str) -> None:
 def load_checked_config(path, *, source: bool = True):
     """The client config at `path`, checked completely before anything runs (kpdeliver.isolation
     `check_config`); every problem at once and exit 2 when there is any, warnings printed."""
-    from kpdeliver.isolation import check_config
+    from kpdeliver.clients.check import check_config
 
     check = check_config(path, source=source)
     for w in check.warnings:

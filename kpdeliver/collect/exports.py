@@ -27,7 +27,7 @@ from kpdeliver.codecs.label_studio.paths import image_path
 from kpdeliver.collect.categories import merge_categories
 from kpdeliver.collect.projects import decode_store_project, split_store_projects
 from kpdeliver.collect.yolo_store import decode_tree, split_by_tree
-from kpdeliver.isolation import unsafe_reasons
+from kpdeliver.storage.keys import unsafe_reasons
 from kpdeliver.model import NONE, Dataset, Instances, concat_instances
 from kpdeliver.progress import tracked
 from kpdeliver.schema import KeypointSchema
