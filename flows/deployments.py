@@ -14,8 +14,8 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from flows.delivery import delivery_run, run_name
-from kpdeliver.config import ClientConfig
 from kpdeliver.clients.check import check_config
+from kpdeliver.config import ClientConfig
 from kpdeliver.progress import LogProgress, reporting
 from tasks.store import store_failures_fail_the_run
 

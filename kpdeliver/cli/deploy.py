@@ -65,8 +65,8 @@ def iam(config: Path = typer.Argument(..., help="client YAML whose source and re
     """Print the client's least-privilege S3 policy (IAM JSON): its own prefixes only."""
     import json
 
-    from kpdeliver.config import load_config
     from kpdeliver.clients.iam import iam_policy
+    from kpdeliver.config import load_config
 
     policy = iam_policy(load_config(config))  # a ConfigError: said by the one mapping (cli/runtime.py)
     typer.echo(json.dumps(policy, indent=2))
