@@ -6,9 +6,8 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -23,6 +22,7 @@ from kpdeliver.model import Dataset, Images, Instances
 from kpdeliver.progress import stage as progress_stage
 from kpdeliver.release import catalog, publish, signing, stage
 from kpdeliver.release.layout import read_manifest, release_prefix
+from kpdeliver.release.publish import ReleaseKey
 from kpdeliver.release.signoff import Counts, Verdict
 from kpdeliver.report.changes import PreviousRelease, ReleaseTables
 from kpdeliver.schema import KeypointSchema
@@ -86,20 +86,6 @@ quiet_store_tracebacks()  # also in worker processes (Dask), which import this m
 
 
 @dataclass(frozen=True)
-class ReleaseKey:
-    """The release a run builds: a client's dataset and the fingerprint of the run's inputs."""
-
-    client: str
-    dataset: str
-    fingerprint: str
-    run: str = field(default_factory=publish.new_run_id)  # this run's own staging folder
-
-    @property
-    def staging(self) -> str:
-        return publish.staging_prefix(self.client, self.dataset, self.fingerprint, self.run)
-
-
-@dataclass(frozen=True)
 class BatchListing:
     """What ingest reads, before any image is: the image keys, the entries never read (links,
     special files: `ingest.skipped_entries`) and the expected sha256 per key of `checksums.sha256`."""
@@ -109,24 +95,15 @@ class BatchListing:
     checksums: dict[str, str]
 
 
-@dataclass(frozen=True)
-class ShardResult:
-    """A mapped task's result, with the process that made it (which worker ran the shard)."""
-
-    value: object
-    pid: int = field(default_factory=os.getpid)
-
-
 @task(name="list-batch", **STORE)
 def list_batch(source: ObjectStore) -> BatchListing:
     return BatchListing(ingest.list_image_keys(source), ingest.skipped_entries(source), ingest.read_checksums(source))
 
 
 @task(name="probe-images", **STORE)
-def probe_images(source: ObjectStore, keys: list[str], checksums: dict[str, str]) -> ShardResult:
+def probe_images(source: ObjectStore, keys: list[str], checksums: dict[str, str]) -> pa.Table:
     """Hash and header-check one shard of the batch's images: a small `ingest.PROBE_SCHEMA` table."""
-    probes: pa.Table = ingest.probe_images(source, keys, checksums)
-    return ShardResult(probes)
+    return ingest.probe_images(source, keys, checksums)
 
 
 @task(name="collect", **STORE)
@@ -160,12 +137,12 @@ def stage_files(releases: ObjectStore, key: ReleaseKey, files: dict[str, bytes])
 
 
 @task(name="stage-shard", **STORE)
-def stage_shard(releases: ObjectStore, source: ObjectStore, key: ReleaseKey, shard: stage.StageShard) -> ShardResult:
+def stage_shard(releases: ObjectStore, source: ObjectStore, key: ReleaseKey, shard: stage.StageShard) -> dict[str, dict]:
     """One shard's images (read once, checked against ingest's hash) and YOLO label files; the listing."""
     with progress_stage("staging", len(shard.copies)) as staging:
         listing = stage.stage_copies(releases, source, key.staging, shard.copies)
         staging.advance(len(shard.copies))
-    return ShardResult(listing | stage.stage_files(releases, key.staging, shard.files))
+    return listing | stage.stage_files(releases, key.staging, shard.files)
 
 
 @task(name="mark-staged", **STORE)

@@ -10,7 +10,8 @@ from kpdeliver.codecs.resolve import resolve_schema
 from kpdeliver.config import ClientConfig
 from kpdeliver.ingest.batch import ingest_images
 from kpdeliver.release.package import ReleasePlan
-from kpdeliver.release.publish import Published, clean_staging, publish, stage, staging_prefix
+from kpdeliver.release.stage import stage_plan
+from kpdeliver.release.publish import Published, clean_staging, publish, staging_prefix
 from kpdeliver.storage import LocalStore, ObjectStore
 
 
@@ -54,7 +55,7 @@ def publish_small_release(store: ObjectStore, source: ObjectStore) -> Published:
     plan = tiny_release_plan(source)
     fp = "f0" * 32
     staged = staging_prefix("acme", "pose", fp)
-    stage(plan, release_store=store, source_store=source, prefix=staged)
+    stage_plan(plan, release=store, source=source, prefix=staged)
     published = publish(store=store, client="acme", dataset="pose", fingerprint=fp, staged_prefix=staged,
                         manifest_fields={})
     clean_staging(store, "acme", "pose", fp)

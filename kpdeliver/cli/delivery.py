@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
@@ -12,11 +12,14 @@ from rich.text import Text
 
 from kpdeliver.cli.output import load_checked_config, progress_shown
 
+if TYPE_CHECKING:
+    from kpdeliver.release.publish import DeliveryResult
+
 app = typer.Typer()
 console = Console(soft_wrap=True, highlight=False, markup=False)  # user text printed as written, paths never wrap
 
 
-def run_delivery(config, work: Path) -> dict:
+def run_delivery(config, work: Path) -> DeliveryResult:
     from kpdeliver.cli.runtime import configure_prefect
 
     configure_prefect(work)
@@ -27,9 +30,9 @@ def run_delivery(config, work: Path) -> dict:
         return delivery_run(config)
 
 
-def print_summary(summary: dict) -> None:
-    c = summary["counts"]
-    t = Table(title=f"release v{summary['version']:04d} — verdict: {summary['verdict']}", show_header=True)
+def print_summary(summary: DeliveryResult) -> None:
+    c = summary.counts
+    t = Table(title=f"release v{summary.version:04d} — verdict: {summary.verdict}", show_header=True)
     t.add_column("what")
     t.add_column("delivered", justify="right")
     t.add_column("quarantined", justify="right")
@@ -40,7 +43,7 @@ def print_summary(summary: dict) -> None:
               f"{c.get('instances_review_only')} review-only (overlap)")
     t.add_row("findings", str(c.get("findings")), "", f"splits {c.get('splits')}")
     console.print(t)
-    by_check = summary.get("qa", {}).get("findings_by_check", {})
+    by_check = summary.qa.get("findings_by_check", {})
     if by_check:
         f = Table(title="findings by check")
         for col in ("check", "error", "warning", "info"):
@@ -48,13 +51,13 @@ def print_summary(summary: dict) -> None:
         for check, n in by_check.items():
             f.add_row(check, *(str(n[s]) if n[s] else "" for s in ("error", "warning", "info")))
         console.print(f)
-    for reason in summary.get("qa", {}).get("reasons", []):
+    for reason in summary.qa.get("reasons", []):
         console.print(Text.assemble(("sign-off:", "red"), f" {reason}"))
-    if summary.get("duplicate_of_published"):
+    if summary.duplicate_of_published:
         console.print(Text("inputs identical to this published release: no new version written", style="yellow"))
-    console.print(f"release:  {summary['release']}")
-    console.print(f"findings: {summary['findings']}")
-    console.print(f"report:   {summary['report']}")
+    console.print(f"release:  {summary.release}")
+    console.print(f"findings: {summary.findings}")
+    console.print(f"report:   {summary.report}")
 
 
 @app.command()

@@ -18,7 +18,7 @@ from kpdeliver.findings import findings_for
 from kpdeliver.ingest.batch import ingest_images, list_image_keys, shard_keys
 from kpdeliver.release.layout import SIGNOFF
 from kpdeliver.release.stage import SourceChanged, split_plan
-from kpdeliver.release.publish import input_fingerprint, published_versions
+from kpdeliver.release.publish import ReleaseKey, input_fingerprint, published_versions
 from kpdeliver.storage import LocalStore, open_store
 from kpdeliver.synth import make_demo_batch
 from tasks import compute, store
@@ -72,14 +72,14 @@ def _ingest(source, shard_size: int = 5):
     """Ingest as the flow maps it: list, probe each shard, assemble."""
     listing = store.list_batch.fn(source)
     probed = [store.probe_images.fn(source, keys, listing.checksums) for keys in shard_keys(listing.keys, shard_size)]
-    return compute.assemble_ingest.fn([p.value for p in probed], listing.skipped, source)
+    return compute.assemble_ingest.fn(probed, listing.skipped, source)
 
 
 def _stage(plan, releases, source, key, shard_size: int = 5) -> None:
     files, shards = split_plan(plan, shard_size)
     listed = store.stage_files.fn(releases, key, files)
     for shard in shards:
-        listed |= store.stage_shard.fn(releases, source, key, shard).value
+        listed |= store.stage_shard.fn(releases, source, key, shard)
     store.mark_staged.fn(releases, key, plan.counts, plan.verdict, listed, plan.files.get(SIGNOFF))
 
 
@@ -91,7 +91,7 @@ def test_the_tasks_in_the_flows_order_publish_one_release(demo, stores):
     ingested = _ingest(source)
     assignments = compute.assign_work.fn(ingested.images, config.annotators, config.assignment)
     collected = store.collect_exports.fn(source, ingested.images, schema, config.annotators)
-    key = store.ReleaseKey(config.client, config.dataset,
+    key = ReleaseKey(config.client, config.dataset,
                            input_fingerprint(config, ingested.images.sha256.tolist(), collected.files))
     assert store.find_published.fn(releases, key) is None
     assert not store.is_staged.fn(releases, key)
@@ -238,7 +238,7 @@ def test_a_shard_refuses_an_image_changed_after_ingest(demo, tmp_path):
     src, _, _ = plan.copies[0]
     source.put(src, _jpeg(9, 9, (9, 9, 9)))
     shard = next(s for s in split_plan(plan, 4)[1] if any(c[0] == src for c in s.copies))
-    key = store.ReleaseKey(config.client, config.dataset, "f" * 64)
+    key = ReleaseKey(config.client, config.dataset, "f" * 64)
     releases = LocalStore(tmp_path / "releases")
     with pytest.raises(SourceChanged, match="changed after ingest"):
         store.stage_shard.fn(releases, source, key, shard)

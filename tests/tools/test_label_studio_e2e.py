@@ -212,7 +212,7 @@ def test_a_delivery_reads_the_pulled_work(world, prefect_harness):
 
     from flows.delivery import delivery_run
 
-    release = Path(delivery_run(world["config"])["release"])
+    release = Path(delivery_run(world["config"]).release)
     delivered = pq.read_table(release / "index" / "annotations.parquet")
     assert set(USERS) <= set(delivered["annotator"].to_pylist())
     findings = pq.read_table(release / "qa" / "findings.parquet").to_pylist()
