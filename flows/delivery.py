@@ -82,7 +82,7 @@ def delivery_flow(config: ClientConfig) -> DeliveryResult:
     else:
         validated = compute.validate.submit(collected, ingested.findings, assignments, config.validation,
                                             config.deep_qa, tool_url=config.tool.url if config.tool else None)
-        findings = validated.result().validation.findings
+        findings = validated.result().findings
         held = compute.quarantine.submit(collected, assignments, findings, config.validation.quarantine)
         previous = store.previous_release.submit(releases, config.client, config.dataset)
         plan = compute.package.submit(config, held, validated, ingested.refused, assignments, source, previous).result()
@@ -93,7 +93,7 @@ def delivery_flow(config: ClientConfig) -> DeliveryResult:
         for shard_listing in shard_listings:
             listed |= shard_listing
         store.mark_staged.submit(releases, key, plan.counts, plan.verdict, listed, plan.files.get(SIGNOFF)).result()
-        _artifacts(config, findings, validated.result().validation.annotators, plan.verdict.to_dict())
+        _artifacts(config, findings, validated.result().annotators, plan.verdict.to_dict())
 
     published = store.publish_release.submit(releases, key, {
         "source": {"location": config.source, "images_listed": ingested.listed, "exports": exports},

@@ -72,7 +72,7 @@ def package_demo(config: ClientConfig) -> tuple[ReleasePlan, object]:
     assignments = compute.assign_work.fn(ingested.images, config.annotators, config.assignment)
     collected = store.collect_exports.fn(source, ingested.images, resolve_schema(config.schema_name), config.annotators)
     validated = compute.validate.fn(collected, ingested.findings, assignments, config.validation, config.deep_qa)
-    held = compute.quarantine.fn(collected, assignments, validated.validation.findings, config.validation.quarantine)
+    held = compute.quarantine.fn(collected, assignments, validated.findings, config.validation.quarantine)
     previous = store.previous_release.fn(LocalStore(config.releases), config.client, config.dataset)
     plan = compute.package.fn(config, held, validated, ingested.refused, assignments, source, previous)
-    return plan, validated.validation.findings
+    return plan, validated.findings

@@ -37,7 +37,7 @@ def release(tmp_path_factory) -> tuple[Path, object]:
     key = ReleaseKey(config.client, config.dataset,
                            input_fingerprint(config, ingested.images.sha256.tolist(), collected.files))
     validated = compute.validate.fn(collected, ingested.findings, assignments, config.validation, config.deep_qa)
-    held = compute.quarantine.fn(collected, assignments, validated.validation.findings, config.validation.quarantine)
+    held = compute.quarantine.fn(collected, assignments, validated.findings, config.validation.quarantine)
     plan = compute.package.fn(config, held, validated, ingested.refused, assignments, source, None)
     stage_plan(plan, release=releases, source=source, prefix=key.staging)
     published = store.publish_release.fn(releases, key, {"schema": schema.to_dict()})

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from kpdeliver.cli import app
 from kpdeliver.codecs.cvat import CODEC as CVAT
 from kpdeliver.codecs.label_studio import CODEC as LABEL_STUDIO
-from kpdeliver.collect.files import hold_non_finite
+from kpdeliver.collect.non_finite import hold_non_finite
 from kpdeliver.report.overlays import Crop
 
 REAL = Path(__file__).parent / "fixtures" / "real"

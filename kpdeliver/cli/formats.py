@@ -99,7 +99,8 @@ def _folder_name(category: str) -> str:
 def _convert_one(input: Path, out: Path, *, to: str, schema, fmt, images, sizes, outside: str, cvat_mode: str,
                  category: Optional[str]) -> None:
     from kpdeliver.codecs.yolo_pose import DATA_YAML_NAMES
-    from kpdeliver.collect.files import hold_non_finite, read_annotations, write_dataset
+    from kpdeliver.collect.files import read_annotations, write_dataset
+    from kpdeliver.collect.non_finite import hold_non_finite
     from kpdeliver.collect.writable import hold_orphans, odd_flags
     from kpdeliver.collect.yolo_tree import place_images
     from kpdeliver.schema import unpaired_side_names

@@ -44,8 +44,10 @@ class PublishError(ReleaseError, RuntimeError):
 
 def input_fingerprint(config: ClientConfig, image_shas: list[str], export_shas: dict[str, str]) -> str:
     """What makes two runs the same delivery: config, image bytes, export bytes, code version."""
+    settings = config.model_dump(mode="json", exclude={"source", "releases", "storage", "runner", "signing_key_secret"})
+    settings["schema_"] = settings.pop("schema_name")  # the key fingerprints have always used
     doc = {
-        "config": config.model_dump(mode="json", exclude={"source", "releases", "storage", "runner", "signing_key_secret"}),
+        "config": settings,
         "images": sorted(image_shas),
         "exports": sorted(export_shas.items()),
         "kpdeliver": __version__,
