@@ -18,7 +18,7 @@ from kpdeliver.codecs.label_studio import CODEC as LABEL_STUDIO
 from kpdeliver.collect.non_finite import hold_non_finite
 from kpdeliver.report.overlays import Crop
 
-REAL = Path(__file__).parent / "fixtures" / "real"
+REAL = Path(__file__).parents[1] / "fixtures" / "real"
 runner = CliRunner()
 
 

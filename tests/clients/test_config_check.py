@@ -12,7 +12,7 @@ from kpdeliver.config import ConfigError, config_from_dict
 from kpdeliver.clients.check import check_config
 from kpdeliver.clients.isolation import NeighbourConfigWarning, configs_beside
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 GOOD = """
 client: acme

@@ -17,7 +17,7 @@ from kpdeliver.synth import make_demo_batch
 from tests.s3_server import free_port
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 

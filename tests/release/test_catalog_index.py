@@ -162,14 +162,14 @@ def test_releases_command_lists_the_catalogue(release):
 
     root, config = release
     out = subprocess.run([sys.executable, "-c", "from kpdeliver.cli import main; main()", "releases", str(root)],
-                         capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(Path(__file__).parent.parent),
+                         capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(Path(__file__).parents[2]),
                                                                           "COLUMNS": "200", "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     line = next(row for row in out.stdout.splitlines() if "v0001" in row)
     assert config.client in line and config.dataset in line and any(v in line for v in ("pass", "fail", "conditional"))
     none = subprocess.run([sys.executable, "-c", "from kpdeliver.cli import main; main()", "releases", str(root),
                            "--client", "nobody"], capture_output=True, text=True, timeout=120,
-                          env={"PYTHONPATH": str(Path(__file__).parent.parent), "PATH": "/usr/bin:/bin"})
+                          env={"PYTHONPATH": str(Path(__file__).parents[2]), "PATH": "/usr/bin:/bin"})
     assert none.returncode == 1 and "no published release" in none.stderr and "Traceback" not in none.stderr
 
 

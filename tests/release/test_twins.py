@@ -1,7 +1,7 @@
 """Twin deliveries: runs of identical inputs started together publish exactly one release, and
 every run names it, on the local store and on S3 (moto_server). Each run stages its own files
 (the report differs between runs, as real runs' do), then publishes through the claim protocol;
-the Prefect flow itself is raced in tests/test_publication.py."""
+the Prefect flow itself is raced in tests/release/test_publication.py."""
 from __future__ import annotations
 
 import tempfile
