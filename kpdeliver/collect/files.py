@@ -21,7 +21,7 @@ from kpdeliver.collect.non_finite import non_finite_rows
 from kpdeliver.collect.writing import write_files
 from kpdeliver.collect.yolo_layout import tree_layout
 from kpdeliver.codecs.yolo_pose.decoder import read_data_yaml
-from kpdeliver.codecs.protocol import Codec, EncodeOptions
+from kpdeliver.codecs.protocol import Codec, DecodeOptions, EncodeOptions
 from kpdeliver.findings import concat_findings, findings_for
 from kpdeliver.images import IMAGE_EXTENSIONS, image_size
 from kpdeliver.model import NONE, Dataset, Images, Instances, concat_images, concat_instances
@@ -302,8 +302,8 @@ def _read_folder_export(folder: Path, codec: Codec, *, schema: KeypointSchema | 
         index = {**image_index(Path(images_dir)), **index}
     names = layout.image_names()
     found = _tree_sizes(names, index, folder, sizes or {})
-    return codec.decode(marker.read_bytes(), schema=schema, source=source, files=layout.label_files(
-        lambda rel: (folder / rel).read_bytes()), sizes=found, image_names=names)
+    return codec.decode(marker.read_bytes(), DecodeOptions(schema=schema, source=source, sizes=found, image_names=names,
+                                                           files=layout.label_files(lambda rel: (folder / rel).read_bytes())))
 
 
 def _tree_sizes(names: dict[str, str], index: Mapping[str, Path], folder: Path,
