@@ -177,7 +177,7 @@ def _write_rule_results(folder: Path, names: list[str], rules: tuple[list[dict],
     input's in `<folder>` itself); all of them, in the order of those paths."""
     from expectations.results import RESULTS_FILE, results_json
 
-    by_path = {folder / (name or "") / RESULTS_FILE: summary for name, summary in zip(names, rules)}
+    by_path = {folder / (name or "") / RESULTS_FILE: summary for name, summary in zip(names, rules, strict=True)}
     for path, summary in by_path.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(results_json(summary))

@@ -33,7 +33,7 @@ def hold_non_finite(decoded: Decoded) -> Decoded:
     if not bad.any():
         return decoded
     ds = decoded.dataset
-    ins, names = ds.instances, dict(zip(ds.images.id.tolist(), ds.images.file_name.tolist()))
+    ins, names = ds.instances, dict(zip(ds.images.id.tolist(), ds.images.file_name.tolist(), strict=True))
     log = DecodeLog("")
     for i in np.flatnonzero(bad).tolist():
         field = "keypoints" if not np.isfinite(ins.keypoints[i]).all() else ("area" if np.isinf(ins.area[i]) else "bbox")

@@ -12,6 +12,7 @@ from typing import BinaryIO, ContextManager, Iterator
 
 from kpdeliver.errors import KpdeliverError, one_line
 
+
 class StorageError(KpdeliverError, RuntimeError):
     """A storage operation failed; the message names the location and key (the store stage's root)."""
 
