@@ -31,7 +31,7 @@ from kpdeliver import __version__
 from kpdeliver.config import ClientConfig
 from kpdeliver.errors import ReleaseError
 from kpdeliver.release.layout import (
-    CLAIMS, MANIFEST, STAGED, STAGING, manifest_version, read_manifest, release_prefix, sha256_hex, version_folder,
+    CLAIMS, MANIFEST, STAGED, STAGING, Manifest, manifest_version, read_manifest, release_prefix, sha256_hex, version_folder,
     version_number,
 )
 from kpdeliver.release.signing import PUBLIC_KEY, SIGNATURE, key_id, public_pem, sign
@@ -120,7 +120,7 @@ def published_versions(store: ObjectStore, client: str, dataset: str) -> list[in
 def find_duplicate(store: ObjectStore, client: str, dataset: str, fingerprint: str) -> int | None:
     """The published version built from exactly these inputs, if any (newest first)."""
     for v in reversed(published_versions(store, client, dataset)):
-        if read_manifest(store, release_prefix(client, dataset, v)).get("fingerprint") == fingerprint:
+        if Manifest.of(read_manifest(store, release_prefix(client, dataset, v))).fingerprint == fingerprint:
             return v
     return None
 
@@ -151,11 +151,11 @@ class DeliveryResult:
 
     @classmethod
     def of(cls, release: Published, *, duplicate: bool) -> DeliveryResult:
-        manifest = release.manifest
+        manifest = Manifest.of(release.manifest)
         return cls(release=release.location, version=release.version, duplicate_of_published=duplicate,
-                   verdict=manifest.get("verdict"), counts=manifest.get("counts", {}), qa=manifest.get("qa", {}),
+                   verdict=manifest.verdict, counts=manifest.counts, qa=manifest.qa,
                    findings=f"{release.location}/qa/findings.parquet", report=f"{release.location}/qa/report.html",
-                   fingerprint=manifest.get("fingerprint"))
+                   fingerprint=manifest.fingerprint)
 
 
 def _claim_inputs(store: ObjectStore, key: str, mine: dict) -> dict:
@@ -185,9 +185,9 @@ def _already_published(store: ObjectStore, prefix: str, fingerprint: str) -> dic
     if not store.exists(join_key(prefix, MANIFEST)):
         return None
     manifest = read_manifest(store, prefix)
-    if manifest.get("fingerprint") != fingerprint:
+    if (found := Manifest.of(manifest).fingerprint) != fingerprint:
         raise PublishError(f"{store.location(prefix)} was claimed for inputs {fingerprint[:12]}… but holds "
-                           f"the release of {str(manifest.get('fingerprint'))[:12]}…")
+                           f"the release of {str(found)[:12]}…")
     return manifest
 
 
