@@ -7,18 +7,18 @@ from pathlib import Path
 
 import great_expectations as gx
 import numpy as np
-import orjson
 import pyarrow as pa
 from great_expectations.execution_engine import pandas_execution_engine
 
 from expectations.frames import iter_frames
 from expectations.located import Failing, locate
+from expectations.results import RESULTS_FILE, results_json
 from expectations.suites import SUPERSEDES, Rule, build_rules, build_suites
 from kpdeliver.config import ValidationSettings
+from kpdeliver.errors import ValidationError
 from kpdeliver.findings import CHECKS, Severity
 from kpdeliver.model import Dataset
 
-RESULTS_FILE = "validation_results.json"
 # Every failing row's index (COMPLETE), as one compact list per expectation rather than one dict per
 # row with its value: the values are re-read from the model when findings are located.
 RESULT_FORMAT = {"result_format": "COMPLETE", "exclude_unexpected_values": True}
@@ -27,7 +27,7 @@ RESULT_FORMAT = {"result_format": "COMPLETE", "exclude_unexpected_values": True}
 pandas_execution_engine.HASH_THRESHOLD = 0
 
 
-class SuiteError(RuntimeError):
+class SuiteError(ValidationError, RuntimeError):
     """An expectation could not run (a bug in a suite, not a problem in the data)."""
 
 
@@ -186,7 +186,7 @@ def write_results(results: dict, docs_dir: Path | None) -> Path | None:
         return None
     path = Path(docs_dir) / RESULTS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(orjson.dumps(results_summary(results), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    path.write_bytes(results_json(results_summary(results)))
     return path
 
 

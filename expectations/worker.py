@@ -16,17 +16,17 @@ import pickle
 import subprocess
 import sys
 from itertools import chain
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # `prestart` runs before anything heavy is imported
-    import pyarrow as pa
+from expectations.results import RuleResults
+from kpdeliver.errors import ValidationError
 
+if TYPE_CHECKING:  # `prestart` runs before anything heavy is imported
     from kpdeliver.config import ValidationSettings
     from kpdeliver.model import Dataset
 
 
-class WorkerError(RuntimeError):
+class WorkerError(ValidationError, RuntimeError):
     """The validation worker died (its traceback is on stderr)."""
 
 
@@ -59,26 +59,25 @@ class GXWorker:
         global _PRESTARTED
         self._proc, _PRESTARTED = _PRESTARTED or _spawn(), None
 
-    def validate(self, dataset: Dataset, settings: ValidationSettings, *, docs_dir: Path | None,
-                 source: str) -> pa.Table:
-        """The findings of `expectations.validate_dataset` for `dataset` (validation results JSON to `docs_dir`)."""
+    def validate(self, dataset: Dataset, settings: ValidationSettings, *, source: str) -> RuleResults:
+        """The findings of `expectations.validate_dataset` for `dataset`, and its results summary."""
         from expectations.frames import iter_frames  # pandas: not at CLI start-up
         from expectations.located import locate
 
         header = {"category_ids": [c.id for c in dataset.categories], "settings": settings,
-                  "schema_name": dataset.schema.name, "docs_dir": docs_dir}
+                  "schema_name": dataset.schema.name}
         try:
             for message in chain([header], iter_frames(dataset), [None]):  # one frame alive at a time
                 pickle.dump(message, self._proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
                 del message
             self._proc.stdin.flush()
-            failing = pickle.load(self._proc.stdout)
+            failing, summary = pickle.load(self._proc.stdout)
         except (BrokenPipeError, EOFError):
             raise WorkerError(f"the validation worker failed (exit code {self._proc.wait()})") from None
-        return locate(dataset, failing, source=source)
+        return RuleResults(locate(dataset, failing, source=source), summary)
 
     def close(self) -> None:
-        """Wait for the worker to write the last validation results."""
+        """Wait for the worker to leave."""
         self._proc.stdin.close()
         if code := self._proc.wait():
             raise WorkerError(f"the validation worker failed (exit code {code})")
@@ -96,7 +95,7 @@ class GXWorker:
 
 def main() -> None:
     """Worker loop, until EOF: a header, then (key, frame) messages up to None; each table's suite
-    runs as its frame arrives; then the failing rows out, and the validation results JSON written."""
+    runs as its frame arrives; then the failing rows and the validation results' summary out."""
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything GX prints goes to stderr, never into the replies
     from expectations import import_gx
@@ -113,9 +112,8 @@ def main() -> None:
             runner.run(*item)
             del item  # the frame: only its failing rows are kept
         results, failing = runner.finish()
-        pickle.dump(failing, replies, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump((failing, v.results_summary(results)), replies, protocol=pickle.HIGHEST_PROTOCOL)
         replies.flush()
-        v.write_results(results, req["docs_dir"])
     os._exit(0)  # everything is written; tearing down GX's thousands of objects would take 0.4 s
 
 

@@ -1,10 +1,9 @@
 """The delivery run, as a recipe: ingest -> assign -> collect -> validate -> quarantine -> package ->
 stage -> publish -> catalogue. Every store access is a retried task in `tasks.store`. Every task is
 submitted, so it runs where the task runner puts it (a thread, or a Dask worker that needs only
-the stores); tasks pass keys and small values, the mapped ones report their process id."""
+the stores); tasks pass keys and small values. The run returns a typed DeliveryResult."""
 from __future__ import annotations
 
-import os
 import re
 from datetime import datetime, timezone
 
@@ -18,7 +17,7 @@ from kpdeliver.findings import summary_by
 from kpdeliver.ingest.batch import shard_keys
 from kpdeliver.release import stage
 from kpdeliver.release.layout import SIGNOFF
-from kpdeliver.release.publish import Published, input_fingerprint
+from kpdeliver.release.publish import DeliveryResult, ReleaseKey, input_fingerprint
 from kpdeliver.storage import open_store
 from flows import outcome, runner
 from tasks import compute, store
@@ -47,7 +46,7 @@ def artifact_key(config: ClientConfig, what: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", f"{config.client}-{config.dataset}-{what}".lower()).strip("-")
 
 
-def delivery_run(config: ClientConfig) -> dict:
+def delivery_run(config: ClientConfig) -> DeliveryResult:
     """One client delivery, on the task runner its `runner:` section names (threads by default)."""
     with runner.one_prefect_api(config.runner):
         return delivery_flow.with_options(task_runner=runner.task_runner_for(config.runner))(config)
@@ -57,7 +56,7 @@ def delivery_run(config: ClientConfig) -> dict:
 @outcome.reports_outcome(lambda config: outcome.Subject(
     config.client, config.dataset, config.storage.model_dump(exclude_none=True)))
 @store.store_failures_fail_the_run
-def delivery_flow(config: ClientConfig) -> dict:
+def delivery_flow(config: ClientConfig) -> DeliveryResult:
     """From the batch at `config.source` to a published release. Ingest and staging map over
     shards of the images; the steps that need the whole batch run once."""
     log = get_run_logger()
@@ -70,13 +69,11 @@ def delivery_flow(config: ClientConfig) -> dict:
     shards = shard_keys(listing.keys, size)
     probed = _results(store.probe_images.map(
         unmapped(source), shards, [{k: listing.checksums[k] for k in s if k in listing.checksums} for s in shards]))
-    ingested = compute.assemble_ingest.submit([p.value for p in probed], listing.skipped, source).result()
+    ingested = compute.assemble_ingest.submit(probed, listing.skipped, source).result()
     assignments = compute.assign_work.submit(ingested.images, config.annotators, config.assignment)
     collected = store.collect_exports.submit(source, ingested.images, schema, config.annotators, config.category)
     exports = collected.result().files
-    key = store.ReleaseKey(config.client, config.dataset,
-                           input_fingerprint(config, ingested.images.sha256.tolist(), exports))
-    pids = {p.pid for p in probed}
+    key = ReleaseKey(config.client, config.dataset, input_fingerprint(config, ingested.images.sha256.tolist(), exports))
 
     duplicate = store.find_published.submit(releases, key).result()
     if duplicate is not None:
@@ -84,33 +81,32 @@ def delivery_flow(config: ClientConfig) -> dict:
         # a run killed after publishing but before these two steps is finished here
         store.catalog_release.submit(releases, key, duplicate.version, config.signing_key_secret).result()
         store.clean_staging.submit(releases, key).result()
-        return _summary(duplicate, duplicate=True, pids=pids)
+        return DeliveryResult.of(duplicate, duplicate=True)
 
     if store.is_staged.submit(releases, key).result():
         log.warning("resuming from a complete staging area for these inputs")
     else:
         validated = compute.validate.submit(collected, ingested.findings, assignments, config.validation,
                                             config.deep_qa, tool_url=config.tool.url if config.tool else None)
-        findings = validated.result().validation.findings
+        findings = validated.result().findings
         held = compute.quarantine.submit(collected, assignments, findings, config.validation.quarantine)
         previous = store.previous_release.submit(releases, config.client, config.dataset)
         plan = compute.package.submit(config, held, validated, ingested.refused, assignments, source, previous).result()
         files, image_shards = stage.split_plan(plan, size)
         staged = store.stage_files.submit(releases, key, files)
-        shard_results = _results(store.stage_shard.map(unmapped(releases), unmapped(source), unmapped(key), image_shards))
-        pids |= {r.pid for r in shard_results}
+        shard_listings = _results(store.stage_shard.map(unmapped(releases), unmapped(source), unmapped(key), image_shards))
         listed = staged.result()
-        for r in shard_results:
-            listed |= r.value
+        for shard_listing in shard_listings:
+            listed |= shard_listing
         store.mark_staged.submit(releases, key, plan.counts, plan.verdict, listed, plan.files.get(SIGNOFF)).result()
-        _artifacts(config, findings, validated.result().validation.annotators, plan.verdict.to_dict())
+        _artifacts(config, findings, validated.result().annotators, plan.verdict.to_dict())
 
     published = store.publish_release.submit(releases, key, {
         "source": {"location": config.source, "images_listed": ingested.listed, "exports": exports},
         "schema": schema.to_dict()}, config.signing_key_secret).result()
     store.catalog_release.submit(releases, key, published.version, config.signing_key_secret).result()
     store.clean_staging.submit(releases, key).result()
-    return _summary(published, duplicate=False, pids=pids)
+    return DeliveryResult.of(published, duplicate=False)
 
 
 def _results(futures) -> list:
@@ -127,19 +123,3 @@ def _artifacts(config: ClientConfig, findings: pa.Table, annotators: pa.Table | 
     if annotators is not None and annotators.num_rows:
         create_table_artifact(table=annotators.to_pylist(), key=artifact_key(config, "annotator-scorecards"),
                               description="Per-annotator agreement, gold score, flags and drift")
-
-
-def _summary(release: Published, *, duplicate: bool, pids: set[int]) -> dict:
-    manifest = release.manifest
-    return {
-        "release": release.location,
-        "version": release.version,
-        "duplicate_of_published": duplicate,
-        "verdict": manifest.get("verdict"),
-        "counts": manifest.get("counts", {}),
-        "qa": manifest.get("qa", {}),
-        "findings": f"{release.location}/qa/findings.parquet",
-        "report": f"{release.location}/qa/report.html",
-        "fingerprint": manifest.get("fingerprint"),
-        "processes": {"flow": os.getpid(), "shards": sorted(pids)},  # where the mapped tasks ran
-    }

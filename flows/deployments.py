@@ -17,9 +17,10 @@ from prefect import flow, get_run_logger
 
 from flows.delivery import delivery_run, run_name
 from flows.outcome import Subject, reports_outcome
+from kpdeliver.clients.check import check_config
 from kpdeliver.config import ClientConfig
-from kpdeliver.isolation import check_config
 from kpdeliver.progress import LogProgress, reporting
+from kpdeliver.release.publish import DeliveryResult
 from tasks.store import store_failures_fail_the_run
 
 FLOW_NAME = "deliver-client"
@@ -50,7 +51,7 @@ def _run_name_from_path() -> str:
 @flow(name=FLOW_NAME, flow_run_name=_run_name_from_path)
 @reports_outcome(_subject)
 @store_failures_fail_the_run
-def deliver_client(config_path: str) -> dict:
+def deliver_client(config_path: str) -> DeliveryResult:
     """The deployments' entry point: check the client config completely, then deliver."""
     log = get_run_logger()
     check = check_config(config_path)

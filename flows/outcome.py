@@ -2,7 +2,7 @@
 name and message (`Published v0003 · conditional` and a one-line summary; `Failed` and the run's
 one-sentence reason), one markdown artifact keyed `<client>-<dataset>-delivery` (release, verdict,
 sign-off reasons, counts, report), and the log's last line (Prefect's `Finished in state …`, which
-carries the state's name and message). The flow's return value stays the summary dict."""
+carries the state's name and message). The flow returns its DeliveryResult, with `report_link` set."""
 from __future__ import annotations
 
 import functools
@@ -10,12 +10,13 @@ import inspect
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 
 from prefect.artifacts import create_markdown_artifact
 from prefect.states import Completed, Failed, State
 
 from kpdeliver.config import ConfigError
+from kpdeliver.release.publish import DeliveryResult
 from kpdeliver.storage import StorageError, open_store
 
 REPORT = "qa/report.html"
@@ -104,13 +105,14 @@ def _say(subject: Subject, markdown: str, description: str) -> None:
     create_markdown_artifact(markdown=markdown, key=subject.artifact_key, description=description)
 
 
-def succeeded(subject: Subject, summary: dict) -> State:
-    """The run's Completed state named by its outcome, its artifact written; `summary` is its result."""
-    if "report_link" not in summary:  # a parent run reuses its delivery subflow's link
-        summary = {**summary, "report_link": report_link(summary, subject.storage)}
+def succeeded(subject: Subject, result: DeliveryResult) -> State:
+    """The run's Completed state named by its outcome, its artifact written; `result` is the run's."""
+    if result.report_link is None:  # a parent run reuses its delivery subflow's link
+        result = replace(result, report_link=report_link(asdict(result), subject.storage))
+    summary = asdict(result)
     name, message = state_name(summary), state_message(summary)
     _say(subject, success_markdown(subject, summary), f"{name}: {message}")
-    return Completed(name=name, message=message, data=summary)
+    return Completed(name=name, message=message, data=result)
 
 
 def failed(subject: Subject, state: State) -> State:
@@ -137,7 +139,7 @@ def quiet_refusals() -> None:
 
 
 def reports_outcome(about: Callable[..., Subject]):
-    """Decorates a delivery flow function (returning the summary dict, or a Failed state for a
+    """Decorates a delivery flow function (returning its DeliveryResult, or a Failed state for a
     store failure): the run ends in the state of `succeeded`/`failed`. A config refused at the
     start (ConfigError) fails the run with its sentence, no traceback; calling the flow raises it."""
     def decorate(flow_fn):

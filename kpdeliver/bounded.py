@@ -15,6 +15,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from kpdeliver.errors import DecodeError
+
 MiB = 1 << 20
 CONFIG_MAX_BYTES = 1 * MiB  # a client config is a few hundred bytes
 SCHEMA_MAX_BYTES = 16 * MiB  # a CVAT XML giving a skeleton may carry its annotations too
@@ -28,7 +30,7 @@ _KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (s
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 
-class BoundsError(ValueError):
+class BoundsError(DecodeError, ValueError):
     """An input is not a regular file, or larger than its cap; the message names it, `problem` says
     the same without naming it (for a list of one file's problems)."""
 

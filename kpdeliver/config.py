@@ -23,6 +23,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationEr
                       model_serializer, model_validator)
 
 from kpdeliver.bounded import CONFIG_MAX_BYTES, BoundsError, link_out_of, read_yaml, safe_name
+from kpdeliver.errors import ConfigError
 from kpdeliver.findings import CHECKS
 from kpdeliver.schema import BUILTIN_SCHEMAS
 from kpdeliver.report_settings import ReportSettings
@@ -33,13 +34,6 @@ from kpdeliver.words import plural  # isolation and preflight say counts through
 SCHEMA_FILE_SUFFIXES = (".yaml", ".yml", ".xml")
 
 
-class ConfigError(ValueError):
-    """The client config cannot be used. `problems` holds every problem found, one plain sentence
-    each; the message is that sentence when there is one, else a heading and the whole list."""
-
-    def __init__(self, message: str, problems: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.problems = problems or [message]
 
 
 def problems_error(origin: str, problems: list[str], *, lead: str = "") -> ConfigError:
@@ -293,7 +287,7 @@ class Schedule(_Model):
 class ClientConfig(_Model):
     client: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
     dataset: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-    schema_: str = Field("coco17", alias="schema")
+    schema_name: str = Field("coco17", alias="schema")  # `schema` in YAML (a BaseModel attribute in Python)
     source: str
     releases: str
     annotators: list[Annotated[str, AfterValidator(safe_name)]] = Field(min_length=1)  # folder names
@@ -332,7 +326,7 @@ class ClientConfig(_Model):
             raise ValueError(f"annotator names must be unique; listed more than once: {', '.join(repeated)}")
         return v
 
-    @field_validator("schema_")
+    @field_validator("schema_name")
     @classmethod
     def _known_schema(cls, v: str) -> str:
         if v in BUILTIN_SCHEMAS or v.endswith(SCHEMA_FILE_SUFFIXES):
@@ -340,10 +334,6 @@ class ClientConfig(_Model):
         known = ", ".join(sorted(BUILTIN_SCHEMAS))
         raise ValueError(f"unknown schema {v!r}; the built-in schemas are {known} "
                          f"(or give a .yaml schema file or a CVAT .xml with a skeleton)")
-
-    @property
-    def schema_name(self) -> str:
-        return self.schema_
 
     def resolve_paths(self, base: Path) -> "ClientConfig":
         """Make relative local locations relative to the config file's folder."""
@@ -353,10 +343,10 @@ class ClientConfig(_Model):
                 return loc
             return str((base / loc).resolve())
 
-        schema = self.schema_  # a schema file of any kind (YAML, CVAT XML, ...): relative to the config
+        schema = self.schema_name  # a schema file of any kind (YAML, CVAT XML, ...): relative to the config
         if schema not in BUILTIN_SCHEMAS and not Path(schema).is_absolute():
             schema = str((base / schema).resolve())
-        return self.model_copy(update={"source": fix(self.source), "releases": fix(self.releases), "schema_": schema})
+        return self.model_copy(update={"source": fix(self.source), "releases": fix(self.releases), "schema_name": schema})
 
 
 def _plain(error: Mapping[str, Any]) -> str:
@@ -395,8 +385,8 @@ def load_config(path: str | Path) -> ClientConfig:
     except BoundsError as e:
         raise ConfigError(str(e), [e.problem]) from None
     config, base = config_from_dict(data, origin=str(p)), p.parent.resolve()
-    out = None if config.schema_ in BUILTIN_SCHEMAS else link_out_of(base, config.schema_)
+    out = None if config.schema_name in BUILTIN_SCHEMAS else link_out_of(base, config.schema_name)
     if out is not None:
-        raise problems_error(str(p), [f"field 'schema': {config.schema_} is a symbolic link out of the config's "
+        raise problems_error(str(p), [f"field 'schema': {config.schema_name} is a symbolic link out of the config's "
                                       f"folder (to {out}); links out of it are not followed"])
     return config.resolve_paths(base)

@@ -9,6 +9,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from kpdeliver.errors import IngestError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 # Pillow format -> the extensions a file of that format may carry (phones write JPEGs as MPO)
 FORMAT_EXTENSIONS = {"JPEG": (".jpg", ".jpeg"), "MPO": (".jpg", ".jpeg"), "PNG": (".png",), "BMP": (".bmp",),
@@ -25,7 +27,7 @@ class ImageHeader:
     format: str  # Pillow's name of the format the bytes hold
 
 
-class ImageProblem(ValueError):
+class ImageProblem(IngestError, ValueError):
     """The bytes are not a deliverable image; `check` is the finding's check id."""
 
     def __init__(self, check: str, why: str) -> None:

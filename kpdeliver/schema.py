@@ -14,12 +14,13 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from kpdeliver.bounded import SCHEMA_MAX_BYTES, BoundsError, read_yaml
+from kpdeliver.errors import DecodeError
 
 
 DEFAULT_SIGMA = 0.05  # OKS sigma for keypoints whose source declares none (CVAT, Label Studio, YOLO, bare COCO)
 
 
-class SchemaError(ValueError):
+class SchemaError(DecodeError, ValueError):
     """A keypoint schema (built-in, YAML or CVAT skeleton) breaks an invariant."""
 
 

@@ -3,59 +3,29 @@ retried; not cached either (their inputs are large in-memory tables; a killed ru
 the release's staging area, keyed on the input fingerprint)."""
 from __future__ import annotations
 
-import tempfile
 from typing import Any
-from dataclasses import dataclass, replace
-from pathlib import Path
 
-import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from kpdeliver.assign import assignments as assign
-from kpdeliver.collect.exports import CollectResult, assignment_findings, delivery_candidates
+from kpdeliver.collect.exports import CollectResult
 from kpdeliver.config import Assignment, ClientConfig, DeepQASettings, QuarantineScope, ValidationSettings
-from kpdeliver.findings import concat_findings
 from kpdeliver.ingest import batch as ingest
 from kpdeliver.ingest.batch import IngestResult
-from kpdeliver.model import Dataset, Images, parquet_bytes
-from kpdeliver.progress import stage
+from kpdeliver.model import Images, parquet_bytes
 from kpdeliver.release.package import ReleasePlan, finish_plan, package_release
-from kpdeliver.release.quarantine import hold_back
+from kpdeliver.release.quarantine import Quarantined, quarantine_delivery
 from kpdeliver.report.changes import PreviousRelease, ReleaseTables, release_changes
 from kpdeliver.report.html import ReportHeader, ReportInputs, render_report
 from kpdeliver.rework.ledger import Ledger
 from kpdeliver.rework.status import release_rework, with_rework_counts
 from kpdeliver.storage import ObjectStore
-from kpdeliver.tools.label_studio import with_task_links
-from kpdeliver.validation import AnnotationSet, InProcessRules, Validation, validate_annotations
+from kpdeliver.validation import Validation, validate_delivery
 
 COMPUTE: dict[str, Any] = dict(cache_policy=NO_CACHE)
-
-
-@dataclass(frozen=True)
-class Validated:
-    """A batch's validation, with the row rules' results as a release file (written to a folder
-    of the worker that ran the task; only their bytes travel)."""
-
-    validation: Validation
-    results_json: bytes  # qa/validation_results.json: the GX validation results, summarised
-
-
-@dataclass(frozen=True)
-class Quarantined:
-    """What a run may deliver and what it holds back."""
-
-    candidates: Dataset  # the instances up for delivery (review-only overlap labels left out)
-    reviewed: Dataset  # every label QA saw, annotators' and gold (the report's pictures)
-    delivered: Dataset
-    table: pa.Table  # qa/quarantine.parquet: every held-back instance with its checks and raw form
-    images: np.ndarray  # mask over the candidates' images held back whole (quarantine scope: image)
-    review_only: int  # overlap labels kept for agreement only
-    instances_in: int  # every instance collected, gold and held back at decode included
 
 
 @task(name="assemble-ingest", **COMPUTE)
@@ -73,34 +43,16 @@ def assign_work(images: Images, annotators: list[str], assignment: Assignment) -
 
 @task(name="validate", **COMPUTE)
 def validate(collected: CollectResult, ingest_findings: pa.Table, assignments: pa.Table,
-             settings: ValidationSettings, deep_qa: DeepQASettings, tool_url: str | None = None) -> Validated:
-    """Row rules on every collected instance (gold included), deep QA across annotators; the
-    findings of ingest, collection and assignment come first in the table. With a live annotation
-    tool (`tool_url`), each finding on an item pulled from it links to that item's task."""
-    known = concat_findings([ingest_findings, collected.findings, assignment_findings(collected.dataset, assignments)])
-    everything = collected.everything
-    n = len(everything.instances)
-    with stage("validation", n) as validating, tempfile.TemporaryDirectory(prefix="kpdeliver-docs-") as docs:
-        validation = validate_annotations(
-            [AnnotationSet(everything, known, docs_dir=Path(docs))], rules=InProcessRules(),
-            settings=settings, deep_qa_on=collected.dataset, gold=collected.gold, deep_qa=deep_qa)
-        results = Path(docs) / "validation_results.json"
-        results_json = results.read_bytes() if results.is_file() else b"[]"
-        validating.advance(n)
-    if tool_url:
-        validation = replace(validation, findings=with_task_links(validation.findings, collected.everything, tool_url))
-    return Validated(validation, results_json)
+             settings: ValidationSettings, deep_qa: DeepQASettings, tool_url: str | None = None) -> Validation:
+    """Row rules and deep QA (kpdeliver.validation `validate_delivery`); the rules' GX results in the Validation."""
+    return validate_delivery(collected, ingest_findings, assignments, settings, deep_qa, tool_url=tool_url)
 
 
 @task(name="quarantine", **COMPUTE)
 def quarantine(collected: CollectResult, assignments: pa.Table, findings: pa.Table,
                scope: QuarantineScope) -> Quarantined:
-    """Hold back the instances (or whole images, by `scope`) with error findings."""
-    candidates, review_only = delivery_candidates(collected, assignments)
-    delivered, table, images = hold_back(candidates, findings, collected.rejected, scope)
-    gold = len(collected.gold.instances) if collected.gold is not None else 0
-    return Quarantined(candidates, collected.everything, delivered, table, images, review_only,
-                       instances_in=len(collected.dataset.instances) + collected.rejected.num_rows + gold)
+    """What may be delivered, and the instances (or whole images) held back (release.quarantine)."""
+    return quarantine_delivery(collected, assignments, findings, scope)
 
 
 def report_header(config: ClientConfig, previous: PreviousRelease | None) -> ReportHeader:
@@ -121,14 +73,14 @@ def report_header(config: ClientConfig, previous: PreviousRelease | None) -> Rep
 # Packaging reads the images it draws in the report from the source store: retried like the store tasks
 # (it is deterministic, so a retry writes the same plan).
 @task(name="package", retries=3, retry_delay_seconds=[1, 4, 10], cache_policy=NO_CACHE)
-def package(config: ClientConfig, held: Quarantined, validated: Validated, refused: pa.Table,
+def package(config: ClientConfig, held: Quarantined, validated: Validation, refused: pa.Table,
             assignments: pa.Table, source: ObjectStore, previous: PreviousRelease | None) -> ReleasePlan:
     """Every release file in memory, the QA report and sign-off included (images become copies).
     `refused`: the images refused at ingest (file_name, status); `previous`: the newest published
     release of this dataset, which the release notes compare with."""
     from kpdeliver.qa.sigmas import sigmas_files
 
-    qa = validated.validation
+    qa = validated
     rework = release_rework(Ledger.load(source), held.reviewed, held.table, qa.findings)  # tasks/rework/ledger.json
     plan = package_release(
         config=config, dataset=held.candidates, delivered=held.delivered, findings=qa.findings,
@@ -139,8 +91,7 @@ def package(config: ClientConfig, held: Quarantined, validated: Validated, refus
         | ({"qa/rework.parquet": parquet_bytes(rework.status)} if rework.status.num_rows else {}),
         instances_in=held.instances_in, review_only=held.review_only,
         reviewed=held.reviewed.subset_instances(held.reviewed.instances.annotator != "gold"), rework_rate=rework.rate)
-    changes = release_changes(ReleaseTables(pq.read_table(pa.BufferReader(plan.files["index/images.parquet"])),
-                                            pq.read_table(pa.BufferReader(plan.files["index/annotations.parquet"]))),
+    changes = release_changes(ReleaseTables(plan.tables["index/images.parquet"], plan.tables["index/annotations.parquet"]),
                               previous.tables if previous else None)
     changes = pa.concat_tables([changes, rework.changes.cast(changes.schema)])
     plan.files["qa/changes.parquet"] = parquet_bytes(changes)

@@ -6,9 +6,8 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -18,16 +17,18 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 
 from kpdeliver.collect import exports as collect
+from kpdeliver.errors import KpdeliverError, said
 from kpdeliver.ingest import batch as ingest
 from kpdeliver.model import Dataset, Images, Instances
 from kpdeliver.progress import stage as progress_stage
 from kpdeliver.release import catalog, publish, signing, stage
 from kpdeliver.release.layout import read_manifest, release_prefix
+from kpdeliver.release.publish import ReleaseKey
 from kpdeliver.release.signoff import Counts, Verdict
 from kpdeliver.report.changes import PreviousRelease, ReleaseTables
 from kpdeliver.schema import KeypointSchema
-from kpdeliver.storage import ObjectStore, StorageError, join_key
-from kpdeliver.storage.errors import describe, retryable
+from kpdeliver.storage import ObjectStore, join_key
+from kpdeliver.storage.errors import retryable
 
 
 def _worth_retrying(task, task_run, state) -> bool:
@@ -40,17 +41,18 @@ _FAILED_ON_STORE = re.compile(r"encountered (?:an|unexpected) exception:? \W*(\w
 
 
 class StoreFailureLogs(logging.Filter):
-    """Prefect logs a task's exception with its traceback, and its final state, at ERROR. A store
-    failure (a StorageError) is said once, by the flow run's Failed state and the command line,
-    in its own sentence: those records are left out."""
+    """Prefect logs a task's exception with its traceback, and its final state, at ERROR. A failure
+    kpdeliver expects (a KpdeliverError: a store's StorageError, a refused input, tool or release)
+    is said once, by the flow run's Failed state and the command line, in its own sentence: those
+    records are left out."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.ERROR:
             return True
-        if record.exc_info and isinstance(record.exc_info[1], StorageError):
+        if record.exc_info and isinstance(record.exc_info[1], KpdeliverError):
             return False
         found = _FAILED_ON_STORE.search(record.getMessage())
-        return not (found and found.group(1) in _store_error_names(StorageError))
+        return not (found and found.group(1) in _store_error_names(KpdeliverError))
 
 
 def _store_error_names(cls: type) -> set[str]:
@@ -69,35 +71,22 @@ def quiet_store_tracebacks() -> None:
 
 
 def store_failures_fail_the_run(flow_fn):
-    """Decorates a flow function: a store failure inside ends the flow run Failed with the failure's
-    one sentence as its message, no traceback logged; calling the flow raises the StorageError."""
+    """Decorates a flow function: a failure kpdeliver expects (a KpdeliverError, such as a store's)
+    ends the flow run Failed with its one sentence (kpdeliver.errors `said`, as the command line
+    says it) as its message, no traceback logged; calling the flow raises the exception."""
     @functools.wraps(flow_fn)
     def run(*args, **kwargs):
         quiet_store_tracebacks()
         try:
             return flow_fn(*args, **kwargs)
-        except StorageError as e:
-            return Failed(message=describe(e), data=e)
+        except KpdeliverError as e:  # a store, tool, input or release failure: its one sentence
+            return Failed(message=said(e)[0], data=e)
     # the flow's parameters, their annotations resolved where it was written (Prefect validates them)
     run.__signature__ = inspect.signature(flow_fn, eval_str=True)
     return run
 
 
 quiet_store_tracebacks()  # also in worker processes (Dask), which import this module to run its tasks
-
-
-@dataclass(frozen=True)
-class ReleaseKey:
-    """The release a run builds: a client's dataset and the fingerprint of the run's inputs."""
-
-    client: str
-    dataset: str
-    fingerprint: str
-    run: str = field(default_factory=publish.new_run_id)  # this run's own staging folder
-
-    @property
-    def staging(self) -> str:
-        return publish.staging_prefix(self.client, self.dataset, self.fingerprint, self.run)
 
 
 @dataclass(frozen=True)
@@ -110,24 +99,15 @@ class BatchListing:
     checksums: dict[str, str]
 
 
-@dataclass(frozen=True)
-class ShardResult:
-    """A mapped task's result, with the process that made it (which worker ran the shard)."""
-
-    value: object
-    pid: int = field(default_factory=os.getpid)
-
-
 @task(name="list-batch", **STORE)
 def list_batch(source: ObjectStore) -> BatchListing:
     return BatchListing(ingest.list_image_keys(source), ingest.skipped_entries(source), ingest.read_checksums(source))
 
 
 @task(name="probe-images", **STORE)
-def probe_images(source: ObjectStore, keys: list[str], checksums: dict[str, str]) -> ShardResult:
+def probe_images(source: ObjectStore, keys: list[str], checksums: dict[str, str]) -> pa.Table:
     """Hash and header-check one shard of the batch's images: a small `ingest.PROBE_SCHEMA` table."""
-    probes: pa.Table = ingest.probe_images(source, keys, checksums)
-    return ShardResult(probes)
+    return ingest.probe_images(source, keys, checksums)
 
 
 @task(name="collect", **STORE)
@@ -161,12 +141,12 @@ def stage_files(releases: ObjectStore, key: ReleaseKey, files: dict[str, bytes])
 
 
 @task(name="stage-shard", **STORE)
-def stage_shard(releases: ObjectStore, source: ObjectStore, key: ReleaseKey, shard: stage.StageShard) -> ShardResult:
+def stage_shard(releases: ObjectStore, source: ObjectStore, key: ReleaseKey, shard: stage.StageShard) -> dict[str, dict]:
     """One shard's images (read once, checked against ingest's hash) and YOLO label files; the listing."""
     with progress_stage("staging", len(shard.copies)) as staging:
         listing = stage.stage_copies(releases, source, key.staging, shard.copies)
         staging.advance(len(shard.copies))
-    return ShardResult(listing | stage.stage_files(releases, key.staging, shard.files))
+    return listing | stage.stage_files(releases, key.staging, shard.files)
 
 
 @task(name="mark-staged", **STORE)

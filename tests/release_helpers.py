@@ -10,7 +10,8 @@ from kpdeliver.codecs.resolve import resolve_schema
 from kpdeliver.config import ClientConfig
 from kpdeliver.ingest.batch import ingest_images
 from kpdeliver.release.package import ReleasePlan
-from kpdeliver.release.publish import Published, clean_staging, publish, stage, staging_prefix
+from kpdeliver.release.stage import stage_plan
+from kpdeliver.release.publish import Published, clean_staging, publish, staging_prefix
 from kpdeliver.storage import LocalStore, ObjectStore
 
 
@@ -54,7 +55,7 @@ def publish_small_release(store: ObjectStore, source: ObjectStore) -> Published:
     plan = tiny_release_plan(source)
     fp = "f0" * 32
     staged = staging_prefix("acme", "pose", fp)
-    stage(plan, release_store=store, source_store=source, prefix=staged)
+    stage_plan(plan, release=store, source=source, prefix=staged)
     published = publish(store=store, client="acme", dataset="pose", fingerprint=fp, staged_prefix=staged,
                         manifest_fields={})
     clean_staging(store, "acme", "pose", fp)
@@ -71,7 +72,7 @@ def package_demo(config: ClientConfig) -> tuple[ReleasePlan, object]:
     assignments = compute.assign_work.fn(ingested.images, config.annotators, config.assignment)
     collected = store.collect_exports.fn(source, ingested.images, resolve_schema(config.schema_name), config.annotators)
     validated = compute.validate.fn(collected, ingested.findings, assignments, config.validation, config.deep_qa)
-    held = compute.quarantine.fn(collected, assignments, validated.validation.findings, config.validation.quarantine)
+    held = compute.quarantine.fn(collected, assignments, validated.findings, config.validation.quarantine)
     previous = store.previous_release.fn(LocalStore(config.releases), config.client, config.dataset)
     plan = compute.package.fn(config, held, validated, ingested.refused, assignments, source, previous)
-    return plan, validated.validation.findings
+    return plan, validated.findings

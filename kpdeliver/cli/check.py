@@ -18,7 +18,7 @@ console = Console(soft_wrap=True, highlight=False)
 def _json(path: Path, source: bool) -> None:
     import orjson
 
-    from kpdeliver.isolation import check_config
+    from kpdeliver.clients.check import check_config
 
     checked = check_config(path, source=source)
     cfg = checked.config if not checked.problems else None

@@ -30,7 +30,7 @@ def deploy(
     config's schedule: section). Each config first passes `kpdeliver check` (fields, isolation, and
     the pre-flight: schema file, source and exports read, releases location written); a config that
     fails it is skipped with its reason, never registered. Exit 2 if one was skipped."""
-    from kpdeliver.isolation import check_config
+    from kpdeliver.clients.check import check_config
 
     if not os.environ.get("PREFECT_API_URL"):
         fail("PREFECT_API_URL is not set: point it at the Prefect server to register with "

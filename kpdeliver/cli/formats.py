@@ -13,25 +13,14 @@ import typer
 from rich.text import Text
 
 from kpdeliver.cli.output import plural, show_table
+from kpdeliver.codecs.registry import FORMATS
 
 app = typer.Typer()
 
 
-class OutFormat(str, Enum):
-    coco = "coco"
-    yolo = "yolo"
-    cvat = "cvat"
-    label_studio = "label-studio"
-    supervisely = "supervisely"
-
-
-class InFormat(str, Enum):
-    auto = "auto"
-    coco = "coco"
-    yolo = "yolo"
-    cvat = "cvat"
-    label_studio = "label-studio"
-    supervisely = "supervisely"
+# the formats the registry knows (a new format's folder appears here without touching the CLI)
+OutFormat = Enum("OutFormat", {f.replace("-", "_"): f for f in FORMATS}, type=str)  # type: ignore[misc]
+InFormat = Enum("InFormat", {"auto": "auto", **{f.replace("-", "_"): f for f in FORMATS}}, type=str)  # type: ignore[misc]
 
 
 def _schema(name: Optional[str]):
@@ -51,11 +40,11 @@ def _schema(name: Optional[str]):
 def convert(
     input: Path = typer.Argument(..., help="Annotation file or folder (COCO, CVAT XML, Label Studio, YOLO folder, "
                           "Supervisely project)."),
-    to: OutFormat = typer.Option(..., "--to", help="Output format."),
+    to: OutFormat = typer.Option(..., "--to", help="Output format."),  # type: ignore[valid-type]
     out: Path = typer.Option(..., "--out", help="Output folder."),
     schema: Optional[str] = typer.Option(None, "--schema", help="Built-in schema name or schema YAML/CVAT XML path; "
                                          "default: the file's own keypoints."),
-    from_: InFormat = typer.Option(InFormat.auto, "--from", help="Input format (default: detected)."),
+    from_: InFormat = typer.Option(InFormat.auto, "--from", help="Input format (default: detected)."),  # type: ignore[valid-type]
     images: Optional[Path] = typer.Option(None, "--images", help="Folder of the images (for sizes the input lacks; "
                                           "a YOLO output gets them linked or copied into images/<split>/)."),
     sizes: Optional[Path] = typer.Option(None, "--sizes", help="Image sizes the input lacks: CSV file_name,width,height "
@@ -99,7 +88,8 @@ def _folder_name(category: str) -> str:
 def _convert_one(input: Path, out: Path, *, to: str, schema, fmt, images, sizes, outside: str, cvat_mode: str,
                  category: Optional[str]) -> None:
     from kpdeliver.codecs.yolo_pose import DATA_YAML_NAMES
-    from kpdeliver.collect.files import hold_non_finite, read_annotations, write_dataset
+    from kpdeliver.collect.files import read_annotations, write_dataset
+    from kpdeliver.collect.non_finite import hold_non_finite
     from kpdeliver.collect.writable import hold_orphans, odd_flags
     from kpdeliver.collect.yolo_tree import place_images
     from kpdeliver.schema import unpaired_side_names

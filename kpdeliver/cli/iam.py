@@ -20,7 +20,7 @@ def iam(
     import json
 
     from kpdeliver.config import ConfigError, load_config
-    from kpdeliver.isolation import iam_policy
+    from kpdeliver.clients.iam import iam_policy
 
     try:
         policy = iam_policy(load_config(config_path(config, config_option)))

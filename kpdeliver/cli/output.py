@@ -68,18 +68,14 @@ def warn(message: str) -> None:
 
 
 def load_checked_config(path, *, source: bool = True):
-    """The client config at `path`, checked completely before anything runs (kpdeliver.isolation
+    """The client config at `path`, checked completely before anything runs (kpdeliver.clients.check
     `check_config`); every problem at once and exit 2 when there is any, warnings printed."""
-    from kpdeliver.config import ConfigError
-    from kpdeliver.isolation import check_config
+    from kpdeliver.clients.check import check_config
 
     check = check_config(path, source=source)
     for w in check.warnings:
         warn(w)
-    try:
-        return check.config_or_raise()
-    except ConfigError as e:
-        fail(str(e))
+    return check.config_or_raise()  # a ConfigError: said by the one mapping (cli/runtime.py)
 
 
 class _Rate(ProgressColumn):

@@ -27,14 +27,14 @@ def configure_prefect(work_dir: str | Path) -> None:
 
 
 @contextmanager
-def store_failures_said() -> Iterator[None]:
-    """The one place a store failure (a StorageError: disk full, read-only, permission, access
-    denied, changed under us, unreachable, no credentials) becomes one sentence and exit 2: the
-    sentence the flow run's Failed state carries too."""
-    from kpdeliver.storage import StorageError
-    from kpdeliver.storage.errors import describe
+def failures_said() -> Iterator[None]:
+    """The one place the command line turns a failure kpdeliver expects (a KpdeliverError: a store's
+    disk full, read-only, access denied or unreachable; a config, input, tool or release refused)
+    into one sentence and its exit code (kpdeliver.errors `said`: the sentence the flow run's
+    Failed state carries too). Every command runs inside it (LazyGroup)."""
+    from kpdeliver.errors import KpdeliverError, said
 
     try:
         yield
-    except StorageError as e:
-        fail(describe(e))
+    except KpdeliverError as e:
+        fail(*said(e))

@@ -59,30 +59,25 @@ def push(
     """Create or update one Label Studio project per annotator with their assigned images
     (primary, overlap, gold). Safe to repeat: only new images are added."""
     from kpdeliver.assign.assignments import assign_annotators
-    from kpdeliver.cli.runtime import store_failures_said
     from kpdeliver.codecs.resolve import resolve_schema
     from kpdeliver.ingest.batch import ingest_images
     from kpdeliver.model import Dataset, Instances
     from kpdeliver.report.guide import tool_instructions
-    from kpdeliver.tools.label_studio import ToolError, push_batch
+    from kpdeliver.tools.label_studio import push_batch
     from kpdeliver.tools.label_studio.guide import set_instructions
 
     cfg, store, client = _open(config)
     schema = resolve_schema(cfg.schema_name)
-    with store_failures_said():
-        images = ingest_images(store).images
+    images = ingest_images(store).images
     if not len(images):
         fail(f"source {cfg.source} has no images under images/")
     batch = Dataset(schema, images, Instances.empty(schema.num_keypoints))
     labels = _read_prelabels(prelabels, batch, schema) if prelabels else None
-    try:
-        with client:
-            pushed = push_batch(client, cfg, assign_annotators(images, cfg.annotators, cfg.assignment),
-                                schema=schema, prelabels=labels)
-            set_instructions(client, [p.project for p in pushed], tool_instructions(schema, client=cfg.client,
-                                                                                    dataset=cfg.dataset))
-    except ToolError as e:
-        fail(str(e))
+    with client:  # a ToolError is said by the command line's one mapping (cli/runtime.py)
+        pushed = push_batch(client, cfg, assign_annotators(images, cfg.annotators, cfg.assignment),
+                            schema=schema, prelabels=labels)
+        set_instructions(client, [p.project for p in pushed], tool_instructions(schema, client=cfg.client,
+                                                                                dataset=cfg.dataset))
     t = Table(title=f"pushed {cfg.client}/{cfg.dataset} to {cfg.tool.url}")
     for col in ("annotator", "project", "tasks added", "kept", "role changed", "pre-labels", "note"):
         t.add_column(col, justify="left" if col in ("annotator", "note") else "right")
@@ -102,16 +97,12 @@ def pull(
 ) -> None:
     """Write the annotators' finished work from the tool into the batch's annotations/ (drafts
     and skipped tasks are counted, not collected). Safe to repeat."""
-    from kpdeliver.cli.runtime import store_failures_said
-    from kpdeliver.tools.label_studio import ToolError, pull_batch
+    from kpdeliver.tools.label_studio import pull_batch
     from kpdeliver.tools.label_studio.untrusted import shown
 
     cfg, store, client = _open(config)
-    try:
-        with client, store_failures_said():
-            report = pull_batch(client, cfg, store)
-    except ToolError as e:
-        fail(str(e))
+    with client:  # a ToolError or StorageError is said by the command line's one mapping (cli/runtime.py)
+        report = pull_batch(client, cfg, store)
     t = Table(title=f"pulled {cfg.client}/{cfg.dataset} from {cfg.tool.url}")
     for col in ("annotator", "project", "finished", "drafts", "skipped", "unmapped e-mails"):
         t.add_column(col, justify="left" if col in ("annotator", "unmapped e-mails") else "right")

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.text import Text
 
 from kpdeliver.cli.output import fail, plural, progress_shown, show_table
+from kpdeliver.errors import DecodeError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -30,7 +31,7 @@ console = Console(soft_wrap=True, highlight=False, markup=False)  # user text pr
 FROM_FILE = "file"  # --schema file: the input's own COCO category defines the keypoints
 
 
-class InputError(ValueError):
+class InputError(DecodeError, ValueError):
     """The input cannot be used at all; the message is one sentence."""
 
 
@@ -39,7 +40,8 @@ def read_input(path: Path, *, schema_name: str, images_dir: Path | None, annotat
     """Decode any supported annotation format into the canonical model."""
     from kpdeliver.codecs import CodecError
     from kpdeliver.codecs.resolve import resolve_schema
-    from kpdeliver.collect.files import hold_non_finite, read_annotations
+    from kpdeliver.collect.files import read_annotations
+    from kpdeliver.collect.non_finite import hold_non_finite
     from kpdeliver.schema import SchemaError
 
     if not path.exists():
@@ -122,7 +124,6 @@ def validate_command(
                                            "the one to validate (default: the client config's `category`)"),
 ) -> None:
     """Validate annotations: schema conformance, visibility, bounds (Great Expectations), plus deep QA on request."""
-    import orjson
     import pyarrow.parquet as pq
 
     from expectations.worker import GXWorker
@@ -140,8 +141,7 @@ def validate_command(
         except (InputError, ConfigError) as e:
             fail(str(e))
         out.mkdir(parents=True, exist_ok=True)
-        sets = [AnnotationSet(d.dataset, d.findings, source=str(path), docs_dir=out / "validation" / (name or ""))
-                for name, path, d in decoded]
+        sets = [AnnotationSet(d.dataset, d.findings, source=str(path)) for _, path, d in decoded]
         has_tracks = any((d.dataset.instances.track_id >= 0).any() for _, _, d in decoded)
         deep = len(decoded) > 1 or gold_ds is not None or has_tracks  # video alone: jitter, flicker, swaps in time
         # every annotator's instances in one dataset; QA pairs overlap images by file name
@@ -161,18 +161,30 @@ def validate_command(
                    "instances": f"{sum(len(d.dataset.instances) for _, _, d in decoded):,}",
                    "held back at decode": f"{sum(d.rejected.num_rows for _, _, d in decoded):,}"}
         _write_sigmas(result, out, summary)
-    # leaving the block waited for the worker's validation results
-    rules = [suite for p in sorted((out / "validation").rglob("validation_results.json")) for suite in orjson.loads(p.read_bytes())]
+    rules = _write_rule_results(out / "validation", [name for name, _, _ in decoded], result.rules)
     (out / "report.html").write_text(render_report(ReportInputs(
         findings, title=f"Validation of {input.name}", summary=summary, annotators=result.annotators,
         keypoints=result.keypoints, reviewed=merge_decoded([d for _, _, d in decoded]).dataset,
         image_bytes=(lambda name: (images / name).read_bytes()) if images else None, validation_results=rules,
         min_gold_oks=cfg.qa.min_gold_oks if cfg else None, annotator_names=cfg.report.annotators if cfg else "named",
-        known_annotators=tuple(cfg.annotators) if cfg else ())))
+        known_annotators=tuple(cfg.annotators) if cfg else (),
+        sigmas=result.sigmas.table if result.sigmas else None)))
     n_err = result.n_errors
     _print_summary(findings, title=f"{input.name}: {'FAIL' if n_err else 'PASS'} ({plural(findings.num_rows, 'finding')})", out=out,
                    seconds=time.perf_counter() - start)
     raise typer.Exit(1 if n_err else 0)
+
+
+def _write_rule_results(folder: Path, names: list[str], rules: tuple[list[dict], ...]) -> list[dict]:
+    """Each input's row-rule results as `<folder>/<annotator>/validation_results.json` (the main
+    input's in `<folder>` itself); all of them, in the order of those paths."""
+    from expectations.results import RESULTS_FILE, results_json
+
+    by_path = {folder / (name or "") / RESULTS_FILE: summary for name, summary in zip(names, rules, strict=True)}
+    for path, summary in by_path.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(results_json(summary))
+    return [suite for path in sorted(by_path) for suite in by_path[path]]
 
 
 def _read_inputs(input: Path, *, schema: str, images: Path | None, sizes: Path | None, config: Path | None,

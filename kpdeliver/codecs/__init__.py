@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from kpdeliver.codecs.problems import REJECTED_SCHEMA, DecodeLog, ItemProblem
+from kpdeliver.errors import DecodeError
 from kpdeliver.findings import concat_findings, empty_findings
 from kpdeliver.model import Dataset
 
 __all__ = ["REJECTED_SCHEMA", "CodecError", "Decoded", "DecodeLog", "ItemProblem"]
 
 
-class CodecError(ValueError):
+class CodecError(DecodeError, ValueError):
     """Input that cannot be decoded at all; the message names the file, item and field."""
 
 

@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 
 from kpdeliver.bounded import MEMBER_MAX_BYTES, MEMBER_MAX_RATIO, RATIO_FLOOR_BYTES, size_text
 from kpdeliver.codecs import CodecError, Decoded
-from kpdeliver.codecs.protocol import Codec
+from kpdeliver.codecs.protocol import Codec, DecodeOptions
 from kpdeliver.schema import KeypointSchema
 
 
@@ -36,9 +36,8 @@ def folder_export(codecs: Iterable[Codec], names: list[str], read: Callable[[str
                 continue
             root = marker[: len(marker) - len(basename(marker))]
             files = {n[len(root):]: read(n) for n in names if n.startswith(root) and c.folder_files(n[len(root):])}
-            by_category = {"category": category} if category is not None else {}
-            return c.decode(data, schema=schema, annotator=annotator, source=f"{source}!{marker}", files=files,
-                            **by_category)
+            return c.decode(data, DecodeOptions(schema=schema, annotator=annotator, source=f"{source}!{marker}",
+                                                files=files, category=category))
     return None
 
 

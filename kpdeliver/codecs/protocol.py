@@ -22,23 +22,25 @@ class EncodeOptions:
     cvat_mode: str = "images"  # CVAT: "images" or "video" (skeleton tracks)
 
 
+@dataclass(frozen=True)
+class DecodeOptions:
+    """What a reader may hand a decoder; each format reads the options that concern it (as
+    `EncodeOptions`), and none takes options it does not name."""
+
+    schema: KeypointSchema | None = None  # None: the export's own keypoint names define it
+    annotator: str = ""
+    source: str = ""  # the file the findings name
+    metadata: bytes | None = None  # the format's own metadata beside the export (a Label Studio labeling config)
+    sizes: Mapping[str, tuple[int, int]] | None = None  # image reference -> (width, height), from image headers
+    files: Mapping[str, bytes] | None = None  # a folder export's files (YOLO: the label files)
+    image_names: Mapping[str, str] | None = None  # a folder export's image names by label stem (YOLO)
+    category: str | None = None  # the keypoint category to read from an export that holds several
+
+
 class Decode(Protocol):
-    def __call__(
-        self,
-        data: bytes,
-        *,
-        schema: KeypointSchema | None = None,
-        annotator: str = "",
-        source: str = "",
-        metadata: bytes | None = None,
-        sizes: Mapping[str, tuple[int, int]] | None = None,
-        files: Mapping[str, bytes] | None = None,
-        image_names: Mapping[str, str] | None = None,
-    ) -> Decoded:
-        """Bytes of one export -> the canonical model. `metadata` is the format's own metadata
-        file found beside the export (a Label Studio labeling config); `sizes` maps image
-        references to (width, height) read from image headers; `files` and `image_names` serve
-        formats that are a folder (YOLO: `data` is data.yaml, `files` the label files)."""
+    def __call__(self, data: bytes, options: DecodeOptions = ...) -> Decoded:
+        """Bytes of one export -> the canonical model (for a folder export, `data` is its marker:
+        YOLO's data.yaml, Supervisely's meta.json)."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class Codec:
       metadata (CVAT skeleton label, Label Studio labeling config), where it has one.
     - `folder_markers`: file names that make a folder one export of this format (YOLO data.yaml).
     - `needs_image_sizes`: its regions may lack image sizes, so the reader passes `sizes`.
+    - `near_miss(name) -> str | None`: why a file its users may take for an export of this
+      format is none (an iBUG .pts beside COCO files), said when no format reads it.
     - `folder_files(rel) -> bool`: which files of a folder export (path relative to the folder
       holding the marker) the decoder is handed as `files`, the marker's bytes as `data`; a
       format that sets it is read the same way from a folder and from inside an archive.
@@ -69,6 +73,7 @@ class Codec:
     folder_markers: tuple[str, ...] = ()
     needs_image_sizes: bool = False
     folder_files: Callable[[str], bool] | None = None
+    near_miss: Callable[[str], str | None] | None = None
 
 
 def lazy_attributes(package: str, public: Mapping[str, str]) -> Callable[[str], Any]:

@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Mapping
 
 from kpdeliver.bounded import BoundsError, read_member
 from kpdeliver.codecs import CodecError, Decoded
-from kpdeliver.codecs.protocol import Codec, EncodeOptions
+from kpdeliver.codecs.protocol import Codec, DecodeOptions, EncodeOptions
 from kpdeliver.model import Dataset
 from kpdeliver.schema import KeypointSchema
 
@@ -124,13 +124,11 @@ def decode_bytes(
         raise CodecError(f"{source}: a {kind.removesuffix(METADATA_SUFFIX).replace('-', ' ').title()} "
                          "labeling config, not annotations")
     if kind != UNKNOWN and (not codec(kind).folder_markers or codec(kind).folder_files is not None):
-        takes = kind == "coco" or codec(kind).folder_files is not None  # formats with several keypoint classes
-        by_category = {"category": category} if category is not None and takes else {}
-        return codec(kind).decode(data, schema=schema, annotator=annotator, source=source, metadata=metadata,
-                                  sizes=sizes, **by_category)
-    if name.lower().endswith(".pts"):
-        raise CodecError(f"{source}: an iBUG .pts landmark file (one face, no image reference, size or "
-                         "visibility flags) is not an annotation export kpdeliver reads; use its COCO-style JSON")
+        return codec(kind).decode(data, DecodeOptions(schema=schema, annotator=annotator, source=source,
+                                                      metadata=metadata, sizes=sizes, category=category))
+    why = next((why for c in _codecs() if c.near_miss is not None and (why := c.near_miss(name))), None)
+    if why:
+        raise CodecError(f"{source}: {why}")
     raise CodecError(f"{source}: not a keypoint export we read (COCO JSON, CVAT XML, Label Studio JSON, "
                      "or a .zip of one; YOLO labels are read as a folder with data.yaml, a Supervisely project "
                      "as a folder with meta.json or a .zip/.tar of one)")

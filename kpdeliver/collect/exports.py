@@ -16,7 +16,6 @@ from typing import Callable, Mapping
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from kpdeliver.codecs import REJECTED_SCHEMA, CodecError
 from kpdeliver.codecs import registry
@@ -28,7 +27,7 @@ from kpdeliver.collect.categories import merge_categories
 from kpdeliver.collect.projects import decode_store_project, split_store_projects
 from kpdeliver.collect.superseded import latest_rounds, supersede_reworked, supersede_rows
 from kpdeliver.collect.yolo_store import decode_tree, split_by_tree
-from kpdeliver.isolation import unsafe_reasons
+from kpdeliver.storage.keys import unsafe_reasons
 from kpdeliver.model import NONE, Dataset, Instances, concat_instances
 from kpdeliver.progress import tracked
 from kpdeliver.schema import KeypointSchema
@@ -324,29 +323,3 @@ def assignment_findings(dataset: Dataset, assignments: pa.Table) -> pa.Table:
         file_name=names,
         message=[f"{a} labeled {f}, which was not assigned to them" for a, f in zip(ins.annotator[bad], names)],
     )
-
-
-def delivery_candidates(collected: CollectResult, assignments: pa.Table) -> tuple[Dataset, int]:
-    """The instances a release may deliver, and how many collected ones are review-only.
-
-    Per image: the gold labels where the batch has them (they are the trusted ones), else the
-    primary annotator's (or, for an image without a primary owner, its first annotator's).
-    Second opinions on overlap images and annotators' labels of gold images feed QA only, so a
-    person is never delivered twice.
-    """
-    ds, ins = collected.dataset, collected.dataset.instances
-    gold = collected.gold.instances if collected.gold is not None else None
-    gold_images = np.unique(gold.image_id[gold.image_id >= 0]) if gold is not None else np.zeros(0, np.int64)
-    prim = assignments.filter(pc.equal(assignments["role"], "primary"))
-    owner = dict(zip(prim["image_id"].to_pylist(), prim["annotator"].to_pylist()))
-    first: dict[int, str] = {}
-    for i, a in zip(ins.image_id.tolist(), ins.annotator.tolist()):
-        first.setdefault(i, a)
-    labeled = {(i, a) for i, a in zip(ins.image_id.tolist(), ins.annotator.tolist())}
-    chosen = {i: owner[i] if (i, owner.get(i)) in labeled else a for i, a in first.items()}
-    keep = np.fromiter((chosen[i] == a for i, a in zip(ins.image_id.tolist(), ins.annotator.tolist())), bool, len(ins))
-    keep &= ~np.isin(ins.image_id, gold_images)
-    parts = [ins.take(np.flatnonzero(keep))]
-    if gold is not None:
-        parts.append(gold.take(np.flatnonzero(gold.image_id >= 0)))
-    return ds.replace(instances=concat_instances(parts, ds.schema.num_keypoints)), int((~keep).sum())

@@ -11,19 +11,18 @@ from pathlib import Path
 from typing import Mapping
 
 import numpy as np
-import orjson
 import pyarrow as pa
 
 from kpdeliver.codecs import REJECTED_SCHEMA, CodecError, Decoded, registry
 from kpdeliver.codecs.label_studio.paths import image_path
 from kpdeliver.codecs.coco.categories import SeveralCategories
-from kpdeliver.codecs.problems import DecodeLog, ItemProblem
 from kpdeliver.collect.local import read_input
+from kpdeliver.collect.non_finite import non_finite_rows
 from kpdeliver.collect.writing import write_files
 from kpdeliver.collect.yolo_layout import tree_layout
 from kpdeliver.codecs.yolo_pose.decoder import read_data_yaml
-from kpdeliver.codecs.protocol import Codec, EncodeOptions
-from kpdeliver.findings import concat_findings, findings_for, non_finite_keypoint_findings
+from kpdeliver.codecs.protocol import Codec, DecodeOptions, EncodeOptions
+from kpdeliver.findings import concat_findings, findings_for
 from kpdeliver.images import IMAGE_EXTENSIONS, image_size
 from kpdeliver.model import NONE, Category, Dataset, Images, Instances, concat_images, concat_instances
 from kpdeliver.schema import KeypointSchema
@@ -187,7 +186,22 @@ def read_annotations(
     files = annotation_files(p) if p.is_dir() else [p]
     if not files:
         raise CodecError(f"{p}: no annotation files (.json, .xml, .zip) found")
-    root = p if p.is_dir() else p.parent
+    parts, bad = _decode_files(files, p if p.is_dir() else p.parent, schema=schema, images_dir=images_dir,
+                               annotator=annotator, sizes=sizes, category=category)
+    if not parts:
+        raise CodecError(f"{p}: none of its {len(files)} annotation files could be read: "
+                         + "; ".join(t["message"][0].as_py() for t in bad))
+    merged = merge_decoded(parts)
+    if bad:
+        merged.merge_findings(*bad)
+    return merged
+
+
+def _decode_files(files: list[Path], root: Path, *, schema: KeypointSchema | None, images_dir: str | Path | None,
+                  annotator: str, sizes: Mapping[str, tuple[int, int]] | None, category: str | None
+                  ) -> tuple[list[Decoded], list[pa.Table]]:
+    """(each file decoded, a `collect.unreadable_file` finding per file that cannot be: the error
+    itself when it is the only file, or when it holds several categories)."""
     index: dict[str, Path] | None = None
     parts, bad = [], []
     given = sizes  # --sizes: file name -> (width, height), wins over image headers
@@ -217,13 +231,7 @@ def read_annotations(
             if table:
                 _sizes_by_name(d.dataset.images, table)
         parts.append(d)
-    if not parts:
-        raise CodecError(f"{p}: none of its {len(files)} annotation files could be read: "
-                         + "; ".join(t["message"][0].as_py() for t in bad))
-    merged = merge_decoded(parts)
-    if bad:
-        merged.merge_findings(*bad)
-    return merged
+    return parts, bad
 
 
 def _rel(f: Path, root: Path) -> str:
@@ -297,8 +305,8 @@ def _read_folder_export(folder: Path, codec: Codec, *, schema: KeypointSchema | 
         index = {**image_index(Path(images_dir)), **index}
     names = layout.image_names()
     found = _tree_sizes(names, index, folder, sizes or {})
-    return codec.decode(marker.read_bytes(), schema=schema, source=source, files=layout.label_files(
-        lambda rel: (folder / rel).read_bytes()), sizes=found, image_names=names)
+    return codec.decode(marker.read_bytes(), DecodeOptions(schema=schema, source=source, sizes=found, image_names=names,
+                                                           files=layout.label_files(lambda rel: (folder / rel).read_bytes())))
 
 
 def _tree_sizes(names: dict[str, str], index: Mapping[str, Path], folder: Path,
@@ -346,54 +354,3 @@ def write_dataset(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     return write_files(out, files)
-
-
-def non_finite_rows(dataset: Dataset) -> np.ndarray:
-    """Instances no consumer accepts: a NaN/infinite keypoint number, an infinite or partly
-    absent bbox (all-NaN means absent and is derived from the points), an infinite area, or a
-    bbox whose area overflows."""
-    ins = dataset.instances
-    bbox = ins.bbox
-    nan_box = np.isnan(bbox)
-    with np.errstate(over="ignore", invalid="ignore"):
-        box_area = np.where(nan_box.all(axis=1), 0.0, bbox[:, 2] * bbox[:, 3])
-    return ((~np.isfinite(ins.keypoints)).any(axis=(1, 2)) | np.isinf(bbox).any(axis=1)
-            | (nan_box.any(axis=1) & ~nan_box.all(axis=1)) | np.isinf(ins.area) | ~np.isfinite(box_area))
-
-
-def hold_non_finite(decoded: Decoded) -> Decoded:
-    """`decoded` with the instances that hold non-finite numbers moved to `rejected`, so no writer meets
-    them, with `schema.non_finite` findings naming file, item and field: one per bad keypoint, naming it,
-    or one for the instance's bbox or area."""
-    bad = non_finite_rows(decoded.dataset)
-    if not bad.any():
-        return decoded
-    ds = decoded.dataset
-    ins, names = ds.instances, dict(zip(ds.images.id.tolist(), ds.images.file_name.tolist()))
-    log = DecodeLog("")
-    for i in np.flatnonzero(bad).tolist():
-        field = "keypoints" if not np.isfinite(ins.keypoints[i]).all() else ("area" if np.isinf(ins.area[i]) else "bbox")
-        source = str(ins.extra["source"][i]) if "source" in ins.extra else _image_source(ds, int(ins.image_id[i]))
-        values = ins.keypoints[i].reshape(-1) if field == "keypoints" else (ins.bbox[i] if field == "bbox" else ins.area[i:i + 1])
-        problem = ItemProblem(
-            "schema.non_finite", source, f"{source}: annotation id={int(ins.id[i])}, field {field!r}: holds NaN or "
-            "infinite numbers, which no consumer of a written file accepts; held back", field=field,
-            image_id=int(ins.image_id[i]), annotation_id=int(ins.id[i]), file_name=names.get(int(ins.image_id[i])),
-            annotator=str(ins.annotator[i] or ""),
-            raw=orjson.dumps({"id": int(ins.id[i]), field: [None if not np.isfinite(x) else float(x) for x in values],
-                              "nonfinite": [repr(float(x)) for x in values if not np.isfinite(x)]}).decode())
-        log.problems.append(problem)  # the instance is held back whole; each bad keypoint is named
-        log.note(problem.finding() if field != "keypoints" else non_finite_keypoint_findings(
-            ins.keypoints[i], ds.schema.keypoints, where=f"{source}: annotation id={int(ins.id[i])}, field 'keypoints'",
-            held="is not finite, which no consumer of a written file accepts; the instance is held back",
-            image_id=problem.image_id, file_name=problem.file_name, annotation_id=problem.annotation_id,
-            annotator=problem.annotator or None, source=source))
-    kept = Decoded(ds.subset_instances(~bad), decoded.findings, decoded.rejected)
-    kept.merge_findings(log.findings_table())
-    kept.rejected = pa.concat_tables([decoded.rejected.cast(REJECTED_SCHEMA), log.rejected_table()])
-    return kept
-
-
-def _image_source(ds: Dataset, image_id: int) -> str:
-    rows = np.flatnonzero(ds.images.id == image_id)
-    return str(ds.images.source[rows[0]]) if len(rows) else ""

@@ -7,7 +7,7 @@ from posixpath import basename
 from typing import Callable
 
 from kpdeliver.codecs import CodecError, Decoded, registry
-from kpdeliver.codecs.protocol import Codec
+from kpdeliver.codecs.protocol import Codec, DecodeOptions
 from kpdeliver.schema import KeypointSchema
 
 MAX_LEVELS_UP = 8  # <project>/<ds>/datasets/<child>/datasets/<grandchild>/ann/<item>.json
@@ -59,9 +59,9 @@ def read_folder_export(path: Path, codec: Codec, *, schema: KeypointSchema | Non
         kept = root / item_meta_path(*parse_ann_path(path.relative_to(root).as_posix()))
         found = [path] + ([kept] if kept.is_file() else [])
     files = {f.relative_to(root).as_posix(): f.read_bytes() for f in found}
-    by_category = {"category": category} if category is not None else {}
-    return codec.decode(marker.read_bytes(), schema=schema, annotator=annotator,
-                        source=marker.relative_to(root.parent).as_posix(), files=files, **by_category)
+    return codec.decode(marker.read_bytes(), DecodeOptions(schema=schema, annotator=annotator, files=files,
+                                                           source=marker.relative_to(root.parent).as_posix(),
+                                                           category=category))
 
 
 def split_store_projects(keys: list[str], head: Callable[[str], bytes]) -> tuple[dict[str, list[str]], list[str]]:
@@ -96,5 +96,5 @@ def decode_store_project(read: Callable[[str], bytes], marker: str, keys: list[s
     if c is None or c.folder_files is None:
         raise CodecError(f"{marker}: not a project marker of a format we read")
     files = {k[len(root):]: read(k) for k in keys if k != marker and c.folder_files(k[len(root):])}
-    by_category = {"category": category} if category is not None else {}
-    return c.decode(data, schema=schema, annotator=annotator, source=marker, files=files, **by_category)
+    return c.decode(data, DecodeOptions(schema=schema, annotator=annotator, source=marker, files=files,
+                                        category=category))

@@ -8,6 +8,7 @@ from posixpath import basename, dirname
 from typing import Callable, Protocol
 
 from kpdeliver.codecs import Decoded
+from kpdeliver.codecs.protocol import DecodeOptions
 from kpdeliver.codecs.yolo_pose import CODEC, DATA_YAML_NAMES
 from kpdeliver.codecs.yolo_pose.decoder import read_data_yaml
 from kpdeliver.collect.yolo_layout import tree_layout
@@ -56,8 +57,8 @@ def decode_tree(get: Callable[[str], bytes], root: str, keys: list[str], *, sche
         row = batch.row(image)
         if row is not None and min(batch.size(row)) > 0:
             sizes[key], names[key] = batch.size(row), batch.names[row]
-    return CODEC.decode(data, schema=schema, source=marker, files=layout.label_files(lambda r: read(root + r)),
-                        sizes=sizes, image_names=names)
+    return CODEC.decode(data, DecodeOptions(schema=schema, source=marker, sizes=sizes, image_names=names,
+                                            files=layout.label_files(lambda r: read(root + r))))
 
 
 def _hashing(get: Callable[[str], bytes], files: dict[str, str]) -> Callable[[str], bytes]:

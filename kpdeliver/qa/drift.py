@@ -189,79 +189,101 @@ def drift_findings(ctx: Context, s: DeepQASettings, samples: Sequence[DriftSampl
     change is taken first, and an annotator found drifting stops being a reference for the others, so
     its change is not seen again in its partners. Where one partner is the only reference, both are
     told that either may have changed."""
-    gold_code = ctx.n_annotators
     if not sum(len(x.rows) for x in samples):
         return DriftResult(empty_findings(), {})
-    rows = np.concatenate([x.rows for x in samples])
-    ref = np.concatenate([x.reference for x in samples])
-    pairs = flip_pairs_array(ctx.schema)
-    channels = np.concatenate([drift_channels(x.offsets, x.oks_loss, pairs) for x in samples])
-    # video frames are left out: a track's frames are one item seen many times (their differences from a
-    # reference are strongly correlated, so they would pass for many independent samples), and video
-    # labels are less noisy than stills, so a switch between the two would pass for a change
-    still = ~ctx.in_video[rows]
-    rows, ref, channels = rows[still], ref[still], channels[still]
-    pos = np.zeros(ctx.n, np.int64)  # position of each instance in its annotator's submission order
-    for code in range(gold_code):
-        mine = np.flatnonzero(ctx.ann_code == code)
-        pos[mine] = np.arange(len(mine))
+    search = _DriftSearch.of(ctx, s, samples)
+    rows_out, msgs, starts = [], [], {}
+    for code, drift in sorted(search.run().items()):
+        start_row = drift.evidence.rows[drift.alarm.start]
+        starts[ctx.annotator_names[code]] = int(search.pos[start_row])
+        rows_out.append(start_row)
+        msgs.append(search.message(code, drift))
+    findings = ctx.table("qa.annotator_drift", np.asarray(rows_out, np.int64),
+                         value=search.pos[rows_out].astype(np.float64), message=msgs)
+    return DriftResult(findings, starts)
 
-    def evidence(keep: np.ndarray) -> Evidence:
-        ev = pool_references(rows[keep], ref[keep], channels[keep], gold_ref=gold_code,
-                             min_group=2 * s.drift_min_segment)
-        order = np.argsort(pos[ev.rows], kind="stable")
+
+@dataclass(frozen=True)
+class _DriftSearch:
+    """The still images' samples of every annotator against its references, in submission order."""
+
+    ctx: Context
+    s: DeepQASettings
+    rows: np.ndarray  # each sample's instance row
+    ref: np.ndarray  # its reference's annotator code (gold: ctx.n_annotators)
+    channels: np.ndarray  # its drift channels
+    pos: np.ndarray  # position of each instance in its annotator's submission order
+
+    @classmethod
+    def of(cls, ctx: Context, s: DeepQASettings, samples: Sequence[DriftSamples]) -> _DriftSearch:
+        rows = np.concatenate([x.rows for x in samples])
+        ref = np.concatenate([x.reference for x in samples])
+        pairs = flip_pairs_array(ctx.schema)
+        channels = np.concatenate([drift_channels(x.offsets, x.oks_loss, pairs) for x in samples])
+        # video frames are left out: a track's frames are one item seen many times (their differences from a
+        # reference are strongly correlated, so they would pass for many independent samples), and video
+        # labels are less noisy than stills, so a switch between the two would pass for a change
+        still = ~ctx.in_video[rows]
+        pos = np.zeros(ctx.n, np.int64)
+        for code in range(ctx.n_annotators):
+            mine = np.flatnonzero(ctx.ann_code == code)
+            pos[mine] = np.arange(len(mine))
+        return cls(ctx, s, rows[still], ref[still], channels[still], pos)
+
+    def evidence(self, keep: np.ndarray) -> Evidence:
+        ev = pool_references(self.rows[keep], self.ref[keep], self.channels[keep], gold_ref=self.ctx.n_annotators,
+                             min_group=2 * self.s.drift_min_segment)
+        order = np.argsort(self.pos[ev.rows], kind="stable")
         return Evidence(ev.rows[order], ev.raw[order], ev.z[order])
 
-    def confirmed(code: int, usable: np.ndarray) -> _Drift | None:
-        mine = usable & (ctx.ann_code[rows] == code)
-        ev = evidence(mine)
-        alarm = change_point(ev.z, min_segment=s.drift_min_segment, threshold=s.drift_threshold)
+    def confirmed(self, code: int, usable: np.ndarray) -> _Drift | None:
+        """Annotator `code`'s change, if one stays when any one partner is left out."""
+        mine = usable & (self.ctx.ann_code[self.rows] == code)
+        ev = self.evidence(mine)
+        alarm = change_point(ev.z, min_segment=self.s.drift_min_segment, threshold=self.s.drift_threshold)
         if alarm is None:
             return None
-        start = pos[ev.rows[alarm.start]]
-        partners = [int(p) for p in np.unique(ref[mine]) if p != gold_code]
+        start = self.pos[ev.rows[alarm.start]]
+        partners = [int(p) for p in np.unique(self.ref[mine]) if p != self.ctx.n_annotators]
         only = None
         for p in partners:
-            rest = evidence(mine & (ref != p))
-            d = difference_at(rest.z[:, alarm.channel], int(np.searchsorted(pos[rest.rows], start)))
+            rest = self.evidence(mine & (self.ref != p))
+            d = difference_at(rest.z[:, alarm.channel], int(np.searchsorted(self.pos[rest.rows], start)))
             if not np.isfinite(d):  # nothing left on one side: this partner is the only reference there
                 only = p
             elif d * np.sign(alarm.shift) < _CONFIRM:
                 return None
         return _Drift(alarm, ev, partners, only)
 
-    usable = np.ones(len(rows), bool)
-    found = {}
-    while True:
-        candidates = {c: r for c in range(gold_code) if c not in found and (r := confirmed(c, usable))}
-        if not candidates:
-            break
-        code = max(candidates, key=lambda c: candidates[c].alarm.statistic)
-        found[code] = candidates[code]
-        if found[code].only is None:  # a drifting annotator is no reference for the others (unless
-            usable &= ref != code  # the change may as well be its only partner's: then both are told)
+    def run(self) -> dict[int, _Drift]:
+        """Every drifting annotator's change, the clearest confirmed first."""
+        usable = np.ones(len(self.rows), bool)
+        found: dict[int, _Drift] = {}
+        while True:
+            candidates = {c: r for c in range(self.ctx.n_annotators)
+                          if c not in found and (r := self.confirmed(c, usable))}
+            if not candidates:
+                return found
+            code = max(candidates, key=lambda c: candidates[c].alarm.statistic)
+            found[code] = candidates[code]
+            if found[code].only is None:  # a drifting annotator is no reference for the others (unless
+                usable &= self.ref != code  # the change may as well be its only partner's: then both are told)
 
-    rows_out, msgs, starts = [], [], {}
-    for code, drift in sorted(found.items()):
-        alarm, ev, partners, only = drift.alarm, drift.evidence, drift.partners, drift.only
+    def message(self, code: int, drift: _Drift) -> str:
+        ctx, (alarm, ev, partners, only) = self.ctx, (drift.alarm, drift.evidence, drift.partners, drift.only)
         name, start_row = ctx.annotator_names[code], ev.rows[alarm.start]
         if only is not None:
             against = f"its only reference here is annotator {ctx.annotator_names[only]}: either of them may have changed"
         else:
-            has_gold = bool(np.any(ref[ctx.ann_code[rows] == code] == gold_code))
+            has_gold = bool(np.any(self.ref[ctx.ann_code[self.rows] == code] == ctx.n_annotators))
             who = ["gold"] * has_gold + [f"{len(partners)} other annotator{'s' * (len(partners) > 1)}"] * bool(partners)
             against = f"against {' and '.join(who)}" + "; it stays when any one annotator is left out" * bool(partners)
         with np.errstate(invalid="ignore"):
             raw = ev.raw[:, alarm.channel]
             shift = float(np.nanmean(raw[alarm.start:]) - np.nanmean(raw[: alarm.start]))
-        starts[name] = int(pos[start_row])
-        rows_out.append(start_row)
-        msgs.append(f"annotator {name} drifts from about item {pos[start_row]} of {int((ctx.ann_code == code).sum())} "
-                    f"in submission order ({against}; before/after difference {alarm.statistic:.1f} standard "
-                    f"errors): {_drift_what(ctx.schema, alarm.channel, shift)}")
-    findings = ctx.table("qa.annotator_drift", np.asarray(rows_out, np.int64), value=pos[rows_out].astype(np.float64),
-                         message=msgs)
-    return DriftResult(findings, starts)
+        return (f"annotator {name} drifts from about item {self.pos[start_row]} of {int((ctx.ann_code == code).sum())} "
+                f"in submission order ({against}; before/after difference {alarm.statistic:.1f} standard "
+                f"errors): {_drift_what(ctx.schema, alarm.channel, shift)}")
 
 
 def _drift_what(schema: KeypointSchema, channel: int, shift: float) -> str:

@@ -70,18 +70,7 @@ def overlap_findings(ctx: Context, s: DeepQASettings, gold_matched: np.ndarray) 
     if not (groups.rows >= 0).any():
         return OverlapResult(unmatched, agreement_oks, np.zeros((a, k, N_STATES, N_STATES), np.int64),
                              KeypointStats.none(a, k), DriftSamples.none(k))
-    gains = dict(swap_gain=s.swap_gain, pair_swap_gain=s.pair_swap_gain)
-    cmp = compare_members(ctx.kps, ctx.s2, groups.rows, schema, **gains)
-    present = groups.rows >= 0
-    rows = groups.rows[present]
-    n_oth = cmp.n_others[present]
-    swap = cmp.swap_votes[present] * 2 > n_oth
-    pair_mask = (cmp.swap_pair_votes[present] * 2 > n_oth[:, None]) & swap[:, None]
-    pair_mask[swap & ~pair_mask.any(axis=1)] = True  # each partner saw other pairs: blame them all
-    pair_mask = blame_pairs(pair_mask)
-    fixed = ctx.kps.copy()
-    fixed[rows[swap]] = exchange_pairs(ctx.kps[rows[swap]], pair_mask[swap], schema)
-    cmp2 = compare_members(fixed, ctx.s2, groups.rows, schema, **gains)
+    present, rows, n_oth, swap, pair_mask, fixed, cmp, cmp2 = _swaps_put_right(ctx, s, groups)
     pair_oks = np.where(swap[:, None], cmp.pair_oks[present], cmp2.pair_oks[present])
     oks = oks_from_terms(pair_oks)  # mean over the others it has points to compare with (NaN: none)
     low = (oks < s.low_agreement_oks) & (np.sum(pair_oks < s.low_agreement_oks, axis=1) * 2 > n_oth) & ~swap
@@ -117,6 +106,25 @@ def overlap_findings(ctx: Context, s: DeepQASettings, gold_matched: np.ndarray) 
     tables.append(unmatched)
     tables.append(_offset_findings(ctx, stats, s))
     return OverlapResult(concat_findings(tables), agreement_oks, visibility, stats, samples)
+
+
+def _swaps_put_right(ctx: Context, s: DeepQASettings, groups: Groups) -> tuple:
+    """The members compared twice: as labeled, then with the members the others outvote as swapped put
+    right. (present [G, slots], rows of the present members, their numbers of others, swapped, swapped
+    pairs [m, P], the points put right [n, K, 3], the first comparison, the second)."""
+    gains = dict(swap_gain=s.swap_gain, pair_swap_gain=s.pair_swap_gain)
+    cmp = compare_members(ctx.kps, ctx.s2, groups.rows, ctx.schema, **gains)
+    present = groups.rows >= 0
+    rows = groups.rows[present]
+    n_oth = cmp.n_others[present]
+    swap = cmp.swap_votes[present] * 2 > n_oth
+    pair_mask = (cmp.swap_pair_votes[present] * 2 > n_oth[:, None]) & swap[:, None]
+    pair_mask[swap & ~pair_mask.any(axis=1)] = True  # each partner saw other pairs: blame them all
+    pair_mask = blame_pairs(pair_mask)
+    fixed = ctx.kps.copy()
+    fixed[rows[swap]] = exchange_pairs(ctx.kps[rows[swap]], pair_mask[swap], ctx.schema)
+    cmp2 = compare_members(fixed, ctx.s2, groups.rows, ctx.schema, **gains)
+    return present, rows, n_oth, swap, pair_mask, fixed, cmp, cmp2
 
 
 def _missed_findings(ctx: Context, groups: Groups, gold_matched: np.ndarray) -> pa.Table:

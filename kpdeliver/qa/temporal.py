@@ -105,79 +105,111 @@ def jitter(
     if n == 0:
         empty = np.zeros((0, k))
         return Jitter(empty.astype(np.int64), empty.astype(np.int64), empty.astype(np.int64), empty, empty)
-    n_tracks = int(tracks.track.max()) + 1
-    scale = group_median(np.sqrt(s2), tracks.track, n_tracks)[tracks.track]
-    lab = kps[..., 2] > 0
-    starts = np.flatnonzero(tracks.new_track)
-    first, end = starts[tracks.track], np.r_[starts[1:], n][tracks.track]
-
-    def prev(at):
-        return _prev_usable(lab, at, first)
-
-    def nxt(at):
-        return _next_usable(lab, at, end)
-
-    def path(at, l1, r1, gap):
-        return _off_path(kps, frames, at, (l1, prev(l1)), (r1, nxt(r1)), scale, gap)
-
-    window = [np.where(lab, np.arange(n)[:, None], -1)]  # window[i]: the i-th frame of a window opening at each row
+    view = _TrackView.of(kps, s2, frames, tracks)
+    # window[i]: the i-th frame of a window opening at each row
+    window = [np.where(view.lab, np.arange(n)[:, None], -1)]
     for _ in range(max_frames - 1):
-        window.append(nxt(window[-1]))
-    p1 = prev(window[0])
-    tail = np.exp(-z_min**2 / 2)  # a single frame's chi-square (2 degrees of freedom) beyond z_min sigmas
-    cols = np.broadcast_to(np.arange(k), (n, k))
-    none = (np.full((n, k), -1), np.full((n, k), -1))
-    out = Jitter(np.full((n, k), -1), np.full((n, k), -1), np.zeros((n, k), np.int64), np.full((n, k), np.nan),
-                 np.full((n, k), np.nan))
+        window.append(view.nxt(window[-1]))
+    p1 = view.prev(window[0])
+    out = Jitter(np.full((n, k), -1), np.full((n, k), -1), np.zeros((n, k), np.int64),
+                 np.full((n, k), np.nan), np.full((n, k), np.nan))
     taken = np.zeros((n, k), bool)  # frames already in a reported excursion
     for w in range(max_frames, 0, -1):  # longest first: a window inside a found excursion is not reported again
-        gap = max_gap + w - 1
-        win, r1 = window[:w], nxt(window[w - 1])
-        bridge = [path(at, p1, r1, gap) for at in win]
-        res = np.stack([b.residual for b in bridge])  # [w, n, K, 2]
-        shift = res.mean(axis=0)  # the window's displacement off its bridge
-        mean_dev = np.nan_to_num(np.hypot(shift[..., 0], shift[..., 1]), nan=-np.inf)
-        # every frame displaced the same way: one stretch, not a spike, nor a kink the bridge cuts across
-        along = np.nan_to_num((res * shift).sum(axis=-1), nan=-np.inf) / np.maximum(mean_dev, 1e-12)
-        raw = _mahalanobis(bridge)
-        noise = _track_noise(raw, 2 * w, tracks, sigmas, floor=min_dev / z_min)
-        chi2 = np.nan_to_num(raw / noise**2)
-        strength = np.nan_to_num(np.stack([b.score for b in bridge]).mean(axis=0), nan=-np.inf) / noise
-        # off each side's own path, every frame and the window as a whole beyond the noise: a smooth swing's
-        # peak sags off its bridge like an excursion, but the frames entering and leaving it stay on the
-        # paths of the sides they are next to, and a step that stays leaves the window on one side's path
-        thr = chdtri(2 * w, tail)  # chi2.isf
-        off_side = chdtri(2 * w, np.exp(-z_min**2 / 8))  # (z_min / 2 for one frame: carrying a path on is noisy)
-        away = np.ones((n, k), bool)
-        for ends in (((p1, prev(p1)), none), (none, (r1, nxt(r1)))):
-            side = [_off_path(kps, frames, at, *ends, scale, gap) for at in win]
-            away &= np.nan_to_num(_mahalanobis(side) / noise**2, nan=np.inf) >= off_side
-            for b, o in zip(bridge, side):
-                away &= np.nan_to_num(o.dev, nan=np.inf) >= RETURN_SHARE * np.nan_to_num(b.dev, nan=np.inf)
-        # each neighbour judged with the window left out (its own path then skips over it)
-        fits = np.maximum(SETTLE_SHARE * strength, z_min / 2) * noise
-        settled = [np.nan_to_num(path(p1, prev(p1), r1, gap).score, nan=-np.inf) <= fits,
-                   np.nan_to_num(path(r1, p1, nxt(r1), gap).score, nan=-np.inf) <= fits]
-        found = ((win[-1] >= 0) & (chi2 >= thr) & (mean_dev >= min_dev)
-                 & np.all(along >= FRAME_SHARE * mean_dev, axis=0)
-                 & settled[0] & settled[1] & away)
-        if w > 1:
-            found &= (p1 >= 0) & (prev(p1) >= 0) & (r1 >= 0) & (nxt(r1) >= 0)
-        # a window's frames and the points bridging it belong to no longer excursion found before, nor to
-        # a stronger window of this length: the clean frames just before an excursion sag toward it
-        claim = np.where(taken, np.inf, 0.0)
-        for at in win:
-            np.maximum.at(claim, (at[found], cols[found]), chi2[found])
-        for at in (*win, p1, r1):
-            found &= ~(claim[np.maximum(at, 0), cols] > chi2) | (at < 0)
-        for at in win:
-            taken[at[found], cols[found]] = True
-            out.first[at[found], cols[found]] = win[0][found]
-        out.last[found] = win[-1][found]
-        out.frames[found] = w
-        out.deviation[found] = mean_dev[found]
-        out.z[found] = np.sqrt(chi2[found])
+        win, r1 = window[:w], view.nxt(window[w - 1])
+        found, chi2, mean_dev = _excursions(view, win, p1, r1, max_gap + w - 1, tracks, sigmas, z_min=z_min,
+                                            min_dev=min_dev)
+        _claim(out, taken, win, p1, r1, found, chi2, mean_dev)
     return out
+
+
+@dataclass(frozen=True)
+class _TrackView:
+    """Points in track order, with where each row's track starts and ends and its scale."""
+
+    kps: np.ndarray
+    frames: np.ndarray
+    lab: np.ndarray  # [n, K] labeled
+    first: np.ndarray  # [n] first row of each row's track
+    end: np.ndarray  # [n] one past its last row
+    scale: np.ndarray  # [n] the track's median scale
+
+    @classmethod
+    def of(cls, kps: np.ndarray, s2: np.ndarray, frames: np.ndarray, tracks: TrackOrder) -> _TrackView:
+        n = kps.shape[0]
+        n_tracks = int(tracks.track.max()) + 1
+        scale = group_median(np.sqrt(s2), tracks.track, n_tracks)[tracks.track]
+        starts = np.flatnonzero(tracks.new_track)
+        first, end = starts[tracks.track], np.r_[starts[1:], n][tracks.track]
+        return cls(kps, frames, kps[..., 2] > 0, first, end, scale)
+
+    def prev(self, at):
+        return _prev_usable(self.lab, at, self.first)
+
+    def nxt(self, at):
+        return _next_usable(self.lab, at, self.end)
+
+    def path(self, at, l1, r1, gap):
+        return _off_path(self.kps, self.frames, at, (l1, self.prev(l1)), (r1, self.nxt(r1)), self.scale, gap)
+
+
+def _excursions(view: _TrackView, win: list, p1, r1, gap: int, tracks: TrackOrder, sigmas: np.ndarray, *,
+                z_min: float, min_dev: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(found, chi2, mean displacement), [n, K] each, of the windows of `len(win)` frames opening at
+    each row: `jitter`'s tests, before overlapping windows are resolved."""
+    w, (n, k) = len(win), view.lab.shape
+    tail = np.exp(-z_min**2 / 2)  # a single frame's chi-square (2 degrees of freedom) beyond z_min sigmas
+    none = (np.full((n, k), -1), np.full((n, k), -1))
+    bridge = [view.path(at, p1, r1, gap) for at in win]
+    res = np.stack([b.residual for b in bridge])  # [w, n, K, 2]
+    shift = res.mean(axis=0)  # the window's displacement off its bridge
+    mean_dev = np.nan_to_num(np.hypot(shift[..., 0], shift[..., 1]), nan=-np.inf)
+    # every frame displaced the same way: one stretch, not a spike, nor a kink the bridge cuts across
+    along = np.nan_to_num((res * shift).sum(axis=-1), nan=-np.inf) / np.maximum(mean_dev, 1e-12)
+    raw = _mahalanobis(bridge)
+    noise = _track_noise(raw, 2 * w, tracks, sigmas, floor=min_dev / z_min)
+    chi2 = np.nan_to_num(raw / noise**2)
+    strength = np.nan_to_num(np.stack([b.score for b in bridge]).mean(axis=0), nan=-np.inf) / noise
+    # off each side's own path, every frame and the window as a whole beyond the noise: a smooth swing's
+    # peak sags off its bridge like an excursion, but the frames entering and leaving it stay on the
+    # paths of the sides they are next to, and a step that stays leaves the window on one side's path
+    thr = chdtri(2 * w, tail)  # chi2.isf
+    off_side = chdtri(2 * w, np.exp(-z_min**2 / 8))  # (z_min / 2 for one frame: carrying a path on is noisy)
+    away = np.ones((n, k), bool)
+    for ends in (((p1, view.prev(p1)), none), (none, (r1, view.nxt(r1)))):
+        side = [_off_path(view.kps, view.frames, at, *ends, view.scale, gap) for at in win]
+        away &= np.nan_to_num(_mahalanobis(side) / noise**2, nan=np.inf) >= off_side
+        for b, o in zip(bridge, side):
+            away &= np.nan_to_num(o.dev, nan=np.inf) >= RETURN_SHARE * np.nan_to_num(b.dev, nan=np.inf)
+    # each neighbour judged with the window left out (its own path then skips over it)
+    fits = np.maximum(SETTLE_SHARE * strength, z_min / 2) * noise
+    settled = [np.nan_to_num(view.path(p1, view.prev(p1), r1, gap).score, nan=-np.inf) <= fits,
+               np.nan_to_num(view.path(r1, p1, view.nxt(r1), gap).score, nan=-np.inf) <= fits]
+    found = ((win[-1] >= 0) & (chi2 >= thr) & (mean_dev >= min_dev)
+             & np.all(along >= FRAME_SHARE * mean_dev, axis=0)
+             & settled[0] & settled[1] & away)
+    if w > 1:
+        found &= (p1 >= 0) & (view.prev(p1) >= 0) & (r1 >= 0) & (view.nxt(r1) >= 0)
+    return found, chi2, mean_dev
+
+
+def _claim(out: Jitter, taken: np.ndarray, win: list, p1, r1, found: np.ndarray, chi2: np.ndarray,
+           mean_dev: np.ndarray) -> None:
+    """Record the windows `found` in `out`, unless their frames or the points bridging them belong to
+    a longer excursion found before, or to a stronger window of this length (the clean frames just
+    before an excursion sag toward it); their frames are then `taken`."""
+    cols = np.broadcast_to(np.arange(taken.shape[1]), taken.shape)
+    claim = np.where(taken, np.inf, 0.0)
+    for at in win:
+        np.maximum.at(claim, (at[found], cols[found]), chi2[found])
+    for at in (*win, p1, r1):
+        found &= ~(claim[np.maximum(at, 0), cols] > chi2) | (at < 0)
+    for at in win:
+        taken[at[found], cols[found]] = True
+        out.first[at[found], cols[found]] = win[0][found]
+    out.last[found] = win[-1][found]
+    out.frames[found] = len(win)
+    out.deviation[found] = mean_dev[found]
+    out.z[found] = np.sqrt(chi2[found])
 
 
 def _track_noise(raw: np.ndarray, dof: int, tracks: TrackOrder, sigmas: np.ndarray, *, floor: float) -> np.ndarray:

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from kpdeliver.errors import ReleaseError
 from kpdeliver.model import parquet_bytes
 from kpdeliver.release.layout import (
     CATALOG, MANIFEST, SIGNOFF, manifest_version, release_prefix, sha256_hex, version_number,
@@ -51,7 +52,7 @@ CATALOG_SCHEMA = pa.schema([
 ])
 
 
-class _OlderLayout(ValueError):
+class _OlderLayout(ReleaseError, ValueError):
     """A catalogue written before the typed layout; `table` is what it holds."""
 
     def __init__(self, table: pa.Table) -> None:

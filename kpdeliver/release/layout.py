@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -73,6 +75,36 @@ def read_manifest(store: ObjectStore, prefix: str = "") -> dict:
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
         raise StorageError(f"{store.location(key)} has no 'files' mapping")
     return manifest
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The fields of a release's manifest.json that kpdeliver reads back, typed (`doc`: the JSON as
+    published and signed). A field that is missing, or not of its type, reads as None or empty."""
+
+    doc: dict
+    client: str | None
+    dataset: str | None
+    version: int | None
+    fingerprint: str | None
+    verdict: str | None
+    created_at: str | None
+    counts: dict[str, int]
+    qa: dict[str, Any]
+    files: dict[str, dict[str, Any]]
+
+    @classmethod
+    def of(cls, doc: dict) -> Manifest:
+        def text(key: str) -> str | None:
+            return doc[key] if isinstance(doc.get(key), str) else None
+
+        def mapping(key: str) -> dict:
+            return doc[key] if isinstance(doc.get(key), dict) else {}
+
+        version = doc.get("version")
+        return cls(doc, text("client"), text("dataset"), version if isinstance(version, int) else None,
+                   text("fingerprint"), text("verdict"), text("created_at"), mapping("counts"), mapping("qa"),
+                   mapping("files"))
 
 
 def release_parent_and_name(location: str) -> tuple[str, str]:

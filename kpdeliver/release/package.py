@@ -6,7 +6,7 @@ index/*.parquet, qa/{findings,quarantine,annotators}.parquet, qa/report.html, qa
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
 import numpy as np
@@ -36,6 +36,7 @@ class ReleasePlan:
     copies: list[tuple[str, str, str]]  # (source key, release path, sha256)
     counts: Counts
     verdict: Verdict
+    tables: dict[str, pa.Table] = field(default_factory=dict, repr=False)  # the index/*.parquet files, as tables
 
 
 def normalise_for_delivery(dataset: Dataset) -> Dataset:
@@ -175,17 +176,8 @@ def package_release(
               "qa/annotators.parquet": annotators}
     files.update({path: parquet_bytes(t) for path, t in tables.items() if t is not None} | (extra_files or {}))
 
-    delivered_ids = delivered.instances.id
-    errs = findings.filter(pc.equal(findings["severity"], "error"))
-    counts = Counts(
-        images_listed=len(dataset.images) + ingest_rejected.num_rows, images_delivered=int(len(im)),
-        images_quarantined=int(image_quarantined.sum()), images_rejected_at_ingest=ingest_rejected.num_rows,
-        instances_in=instances_in, instances_delivered=int(len(delivered_ids)),
-        instances_quarantined=int(quarantine.num_rows), instances_review_only=review_only,
-        splits={s: int((split == s).sum()) for s in split_names},
-        delivered_error_findings=int(np.isin(errs["annotation_id"].drop_null().to_numpy(), delivered_ids).sum()),
-        findings=findings.num_rows,
-    )
+    counts = _counts(dataset, delivered, findings, quarantine, image_quarantined, ingest_rejected, split, split_names,
+                     instances_in=instances_in, review_only=review_only)
     names, per_name = np.unique(delivered.instances.annotator.astype(str), return_counts=True)
     assigned = set(assignments["annotator"].to_pylist()) if "annotator" in assignments.column_names else set()
     judged = [a for a in config.annotators if a in assigned]  # one given no image owes no label
@@ -193,7 +185,25 @@ def package_release(
                           labeled_images=int((n_inst > 0).sum()))
     verdict = signoff(config.qa, counts, findings, annotators, dict(zip(names.tolist(), per_name.tolist())), collected,
                       rework_rate)
-    return ReleasePlan(files=files, copies=copies, counts=counts, verdict=verdict)
+    return ReleasePlan(files=files, copies=copies, counts=counts, verdict=verdict,
+                       tables={p: t for p, t in tables.items() if p.startswith("index/")})
+
+
+def _counts(dataset: Dataset, delivered: Dataset, findings: pa.Table, quarantine: pa.Table, image_quarantined: np.ndarray,
+            ingest_rejected: pa.Table, split: np.ndarray, split_names: list[str], *, instances_in: int,
+            review_only: int) -> Counts:
+    """The release's counts (qa/signoff.json, the manifest)."""
+    delivered_ids = delivered.instances.id
+    errs = findings.filter(pc.equal(findings["severity"], "error"))
+    return Counts(
+        images_listed=len(dataset.images) + ingest_rejected.num_rows, images_delivered=int(len(delivered.images)),
+        images_quarantined=int(image_quarantined.sum()), images_rejected_at_ingest=ingest_rejected.num_rows,
+        instances_in=instances_in, instances_delivered=int(len(delivered_ids)),
+        instances_quarantined=int(quarantine.num_rows), instances_review_only=review_only,
+        splits={s: int((split == s).sum()) for s in split_names},
+        delivered_error_findings=int(np.isin(errs["annotation_id"].drop_null().to_numpy(), delivered_ids).sum()),
+        findings=findings.num_rows,
+    )
 
 
 def finish_plan(plan: ReleasePlan, report_html: str) -> None:

@@ -1,6 +1,6 @@
 """Publish a release plan atomically, on a folder or on S3, under `<releases>/<client>/<dataset>/v<NNNN>/`.
 
-1. every file is staged under `.staging/<client>/<dataset>/<fingerprint>/<run>/` (one folder per
+1. every file is staged (`release/stage.py`) under `.staging/<client>/<dataset>/<fingerprint>/<run>/` (one folder per
    run, so twin runs never write into each other's), then a `STAGED` marker listing them; a
    killed run's complete staging folder is resumed from by the next run of the same inputs;
 2. the inputs are claimed with a conditional put of `<client>/<dataset>/.claims/fp-<fingerprint>`
@@ -21,7 +21,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import orjson
@@ -29,24 +29,25 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kpdeliver import __version__
 from kpdeliver.config import ClientConfig
+from kpdeliver.errors import ReleaseError
 from kpdeliver.release.layout import (
-    CLAIMS, MANIFEST, SIGNOFF, STAGED, STAGING, manifest_version, read_manifest, release_prefix, sha256_hex, version_folder,
+    CLAIMS, MANIFEST, STAGED, STAGING, Manifest, manifest_version, read_manifest, release_prefix, sha256_hex, version_folder,
     version_number,
 )
-from kpdeliver.release.package import ReleasePlan
-from kpdeliver.release.stage import staged_marker
 from kpdeliver.release.signing import PUBLIC_KEY, SIGNATURE, key_id, publish_public_key, sign
 from kpdeliver.storage import ObjectStore, StorageError, join_key
 
 
-class PublishError(RuntimeError):
+class PublishError(ReleaseError, RuntimeError):
     """Publication could not complete; nothing partial is visible."""
 
 
 def input_fingerprint(config: ClientConfig, image_shas: list[str], export_shas: dict[str, str]) -> str:
     """What makes two runs the same delivery: config, image bytes, export bytes, code version."""
+    settings = config.model_dump(mode="json", exclude={"source", "releases", "storage", "runner", "signing_key_secret"})
+    settings["schema_"] = settings.pop("schema_name")  # the key fingerprints have always used
     doc = {
-        "config": config.model_dump(mode="json", exclude={"source", "releases", "storage", "runner", "signing_key_secret"}),
+        "config": settings,
         "images": sorted(image_shas),
         "exports": sorted(export_shas.items()),
         "kpdeliver": __version__,
@@ -68,31 +69,22 @@ def staging_prefix(client: str, dataset: str, fingerprint: str, run: str | None 
     return join_key(staging_root(client, dataset, fingerprint), run or new_run_id())
 
 
+@dataclass(frozen=True)
+class ReleaseKey:
+    """The release a run builds: a client's dataset and the fingerprint of the run's inputs."""
+
+    client: str
+    dataset: str
+    fingerprint: str
+    run: str = field(default_factory=new_run_id)  # this run's own staging folder
+
+    @property
+    def staging(self) -> str:
+        return staging_prefix(self.client, self.dataset, self.fingerprint, self.run)
+
+
 def fingerprint_claim(client: str, dataset: str, fingerprint: str) -> str:
     return join_key(client, dataset, CLAIMS, f"fp-{fingerprint}")
-
-
-def stage(plan: ReleasePlan, *, release_store: ObjectStore, source_store: ObjectStore, prefix: str, progress=None) -> dict:
-    """Write every file of the plan under `prefix`, then the STAGED marker (the file list)."""
-    listing = {}
-    for path, data in plan.files.items():
-        release_store.put(join_key(prefix, path), data)
-        listing[path] = {"size": len(data), "sha256": sha256_hex(data)}
-        if progress:
-            progress()
-    for src_key, path, sha in plan.copies:
-        dst = join_key(prefix, path)
-        release_store.copy_from(source_store, src_key, dst)
-        copied = release_store.sha256(dst)
-        if copied != sha:  # the source changed after ingest hashed it: never publish other bytes
-            raise PublishError(f"{source_store.location(src_key)} changed after ingest (sha256 {copied[:12]}… "
-                               f"instead of {sha[:12]}…); run the delivery again to re-ingest it")
-        listing[path] = {"size": release_store.size(dst), "sha256": sha}
-        if progress:
-            progress()
-    marker = staged_marker(listing, plan.counts, plan.verdict, plan.files.get(SIGNOFF))
-    release_store.put(join_key(prefix, STAGED), orjson.dumps(marker, option=orjson.OPT_SORT_KEYS))
-    return marker
 
 
 def read_staged(store: ObjectStore, prefix: str) -> dict | None:
@@ -128,7 +120,7 @@ def published_versions(store: ObjectStore, client: str, dataset: str) -> list[in
 def find_duplicate(store: ObjectStore, client: str, dataset: str, fingerprint: str) -> int | None:
     """The published version built from exactly these inputs, if any (newest first)."""
     for v in reversed(published_versions(store, client, dataset)):
-        if read_manifest(store, release_prefix(client, dataset, v)).get("fingerprint") == fingerprint:
+        if Manifest.of(read_manifest(store, release_prefix(client, dataset, v))).fingerprint == fingerprint:
             return v
     return None
 
@@ -140,6 +132,31 @@ class Published:
     location: str  # full URL or path
     manifest: dict
     resumed: bool = False  # completed from another run's staging (a killed run's, or a twin's)
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """What a delivery run returns: the release it published, or found published already from the
+    same inputs (`duplicate_of_published`), with the manifest's verdict, counts and QA summary."""
+
+    release: str  # the release folder's location (a path or URL)
+    version: int
+    duplicate_of_published: bool
+    verdict: str | None
+    counts: dict[str, int]
+    qa: dict  # reasons and findings_by_check, as in the manifest
+    findings: str  # where qa/findings.parquet is
+    report: str  # where qa/report.html is
+    fingerprint: str | None
+    report_link: str | None = None  # the report's presigned URL on S3 (its path locally), set by the flow
+
+    @classmethod
+    def of(cls, release: Published, *, duplicate: bool) -> DeliveryResult:
+        manifest = Manifest.of(release.manifest)
+        return cls(release=release.location, version=release.version, duplicate_of_published=duplicate,
+                   verdict=manifest.verdict, counts=manifest.counts, qa=manifest.qa,
+                   findings=f"{release.location}/qa/findings.parquet", report=f"{release.location}/qa/report.html",
+                   fingerprint=manifest.fingerprint)
 
 
 def _claim_inputs(store: ObjectStore, key: str, mine: dict) -> dict:
@@ -169,9 +186,9 @@ def _already_published(store: ObjectStore, prefix: str, fingerprint: str) -> dic
     if not store.exists(join_key(prefix, MANIFEST)):
         return None
     manifest = read_manifest(store, prefix)
-    if manifest.get("fingerprint") != fingerprint:
+    if (found := Manifest.of(manifest).fingerprint) != fingerprint:
         raise PublishError(f"{store.location(prefix)} was claimed for inputs {fingerprint[:12]}… but holds "
-                           f"the release of {str(manifest.get('fingerprint'))[:12]}…")
+                           f"the release of {str(found)[:12]}…")
     return manifest
 
 

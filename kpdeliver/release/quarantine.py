@@ -1,15 +1,19 @@
-"""Hold back what must not be delivered: instances (or whole images) with error findings, and the
-items refused at decode. Each held-back instance keeps its raw form in `qa/quarantine.parquet`."""
+"""What a release delivers: per image the trusted labels (`delivery_candidates`), less what must not
+be delivered: instances (or whole images) with error findings, and the items refused at decode.
+Each held-back instance keeps its raw form in `qa/quarantine.parquet`."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kpdeliver.collect.exports import CollectResult
 from kpdeliver.config import QuarantineScope
 from kpdeliver.findings import error_annotation_ids
-from kpdeliver.model import Dataset
+from kpdeliver.model import Dataset, concat_instances
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -113,3 +117,53 @@ def hold_back(
     keep_images = dataset.subset_images(~image_err)
     delivered = keep_images.subset_instances(~np.isin(keep_images.instances.id, ins.id[idx]))
     return delivered, pa.concat_tables([quarantined, from_decode]), image_err
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """What a run may deliver and what it holds back."""
+
+    candidates: Dataset  # the instances up for delivery (review-only overlap labels left out)
+    reviewed: Dataset  # every label QA saw, annotators' and gold (the report's pictures)
+    delivered: Dataset
+    table: pa.Table  # qa/quarantine.parquet: every held-back instance with its checks and raw form
+    images: np.ndarray  # mask over the candidates' images held back whole (quarantine scope: image)
+    review_only: int  # overlap labels kept for agreement only
+    instances_in: int  # every instance collected, gold and held back at decode included
+
+
+def quarantine_delivery(collected: CollectResult, assignments: pa.Table, findings: pa.Table,
+                        scope: QuarantineScope) -> Quarantined:
+    """A delivery's candidates (delivery_candidates), with the instances (or whole images, by
+    `scope`) that have error findings held back."""
+    candidates, review_only = delivery_candidates(collected, assignments)
+    delivered, table, images = hold_back(candidates, findings, collected.rejected, scope)
+    gold = len(collected.gold.instances) if collected.gold is not None else 0
+    return Quarantined(candidates, collected.everything, delivered, table, images, review_only,
+                       instances_in=len(collected.dataset.instances) + collected.rejected.num_rows + gold)
+
+
+def delivery_candidates(collected: CollectResult, assignments: pa.Table) -> tuple[Dataset, int]:
+    """The instances a release may deliver, and how many collected ones are review-only.
+
+    Per image: the gold labels where the batch has them (they are the trusted ones), else the
+    primary annotator's (or, for an image without a primary owner, its first annotator's).
+    Second opinions on overlap images and annotators' labels of gold images feed QA only, so a
+    person is never delivered twice.
+    """
+    ds, ins = collected.dataset, collected.dataset.instances
+    gold = collected.gold.instances if collected.gold is not None else None
+    gold_images = np.unique(gold.image_id[gold.image_id >= 0]) if gold is not None else np.zeros(0, np.int64)
+    prim = assignments.filter(pc.equal(assignments["role"], "primary"))
+    owner = dict(zip(prim["image_id"].to_pylist(), prim["annotator"].to_pylist()))
+    first: dict[int, str] = {}
+    for i, a in zip(ins.image_id.tolist(), ins.annotator.tolist()):
+        first.setdefault(i, a)
+    labeled = {(i, a) for i, a in zip(ins.image_id.tolist(), ins.annotator.tolist())}
+    chosen = {i: owner[i] if (i, owner.get(i)) in labeled else a for i, a in first.items()}
+    keep = np.fromiter((chosen[i] == a for i, a in zip(ins.image_id.tolist(), ins.annotator.tolist())), bool, len(ins))
+    keep &= ~np.isin(ins.image_id, gold_images)
+    parts = [ins.take(np.flatnonzero(keep))]
+    if gold is not None:
+        parts.append(gold.take(np.flatnonzero(gold.image_id >= 0)))
+    return ds.replace(instances=concat_instances(parts, ds.schema.num_keypoints)), int((~keep).sum())

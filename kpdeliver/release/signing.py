@@ -21,6 +21,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from kpdeliver.errors import ReleaseError
 from kpdeliver.release.layout import sha256_hex
 from kpdeliver.storage import ObjectStore, join_key
 
@@ -31,7 +32,7 @@ PublicKeys = Ed25519PublicKey | Sequence[Ed25519PublicKey] | None  # one pinned 
 KEY_ENV, KEY_FILE_ENV = "KPDELIVER_SIGNING_KEY", "KPDELIVER_SIGNING_KEY_FILE"
 
 
-class SigningKeyError(ValueError):
+class SigningKeyError(ReleaseError, ValueError):
     """A configured key cannot be used; the message never holds key material."""
 
 

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import orjson
 
 from kpdeliver.ingest.batch import shard_keys
-from kpdeliver.release.layout import STAGED, sha256_hex
+from kpdeliver.release.layout import SIGNOFF, STAGED, sha256_hex
 from kpdeliver.release.package import ReleasePlan
 from kpdeliver.release.signoff import Counts, Verdict
 from kpdeliver.storage import LocalStore, ObjectStore, StorageError, join_key
@@ -115,3 +115,16 @@ def mark_staged(release: ObjectStore, prefix: str, counts: Counts, verdict: Verd
     marker = staged_marker(listing, counts, verdict, signoff)
     release.put(join_key(prefix, STAGED), orjson.dumps(marker, option=orjson.OPT_SORT_KEYS))
     return marker
+
+
+def stage_plan(plan: ReleasePlan, *, release: ObjectStore, source: ObjectStore, prefix: str,
+               shard_size: int = 1000) -> dict:
+    """Stage a whole plan under `prefix` in this process, as the flow's tasks do shard by shard:
+    the global files, each shard's images (checked against ingest's hash: SourceChanged) and
+    label files, then the STAGED marker, which it returns."""
+    files, shards = split_plan(plan, shard_size)
+    listing = stage_files(release, prefix, files)
+    for shard in shards:
+        listing |= stage_copies(release, source, prefix, shard.copies)
+        listing |= stage_files(release, prefix, shard.files)
+    return mark_staged(release, prefix, plan.counts, plan.verdict, listing, plan.files.get(SIGNOFF))

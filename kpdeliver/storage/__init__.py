@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from kpdeliver.storage.base import ObjectStore, StorageError, StoreUnreachable, UnsafeKeyError, check_key, join_key
+from kpdeliver.storage.base import ObjectStore, StorageError, StoreUnreachable, UnsafeKeyError, join_key
 from kpdeliver.storage.errors import StoreFault
+from kpdeliver.storage.keys import check_key
 from kpdeliver.storage.local import LinkError, LocalStore
 
 __all__ = ["ObjectStore", "StorageError", "StoreUnreachable", "UnsafeKeyError", "check_key", "join_key", "LinkError", "LocalStore", "open_store",

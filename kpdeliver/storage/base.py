@@ -6,17 +6,19 @@ and S3 (`kpdeliver.storage.s3`, the only module that imports boto3).
 from __future__ import annotations
 
 import hashlib
-import re
 from abc import ABC, abstractmethod
 from contextlib import nullcontext
 import builtins
 from typing import BinaryIO, ContextManager, Iterator
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+from kpdeliver.errors import KpdeliverError, one_line
 
 
-class StorageError(RuntimeError):
-    """A storage operation failed; the message names the location and key."""
+class StorageError(KpdeliverError, RuntimeError):
+    """A storage operation failed; the message names the location and key (the store stage's root)."""
+
+    def sentence(self) -> str:
+        return one_line(str(self))
 
 
 class StoreUnreachable(StorageError):
@@ -27,20 +29,6 @@ class StoreUnreachable(StorageError):
 
 class UnsafeKeyError(StorageError):
     """A key or file_name would escape its prefix (path traversal) or holds control characters."""
-
-
-def check_key(key: str) -> str:
-    """Return `key` if it is a safe relative key, else raise UnsafeKeyError naming it."""
-    if not key or not isinstance(key, str):
-        raise UnsafeKeyError(f"empty or non-string key {key!r}")
-    if _CONTROL.search(key):
-        raise UnsafeKeyError(f"key {key!r} holds control characters")
-    if key.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", key):
-        raise UnsafeKeyError(f"key {key!r} is an absolute path")
-    parts = re.split(r"[\\/]", key)
-    if any(p == ".." for p in parts):
-        raise UnsafeKeyError(f"key {key!r} climbs out of its prefix ('..')")
-    return key
 
 
 def join_key(*parts: str) -> str:

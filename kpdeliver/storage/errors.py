@@ -7,10 +7,10 @@ reads, and orchestration retries only the faults that may pass (`transient`).
 from __future__ import annotations
 
 import errno
-import re
 from contextlib import contextmanager
 from typing import Iterator
 
+from kpdeliver.errors import one_line
 from kpdeliver.storage.base import StorageError
 
 DISK_FULL, READ_ONLY, PERMISSION = "disk full", "read-only", "permission denied"
@@ -55,7 +55,6 @@ _S3_CODES = {
     "QuotaExceeded": (DISK_FULL, "the storage quota is used up"),
     "EntityTooLarge": (TOO_LARGE, "the object is larger than the server accepts"),
 }
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _TRANSIENT_ERRNO = {errno.EIO, errno.ENOTCONN, errno.ETIMEDOUT, errno.EHOSTDOWN, errno.EMFILE, errno.ENFILE}
 
 
@@ -107,8 +106,7 @@ def retryable(exc: BaseException) -> bool:
 def describe(exc: BaseException) -> str:
     """One line for a store failure: its own sentence, at most 500 characters, without the control
     characters (escape sequences included) a server's message may carry."""
-    text = " ".join(_CONTROL.sub(" ", str(exc)).split()) or type(exc).__name__
-    return text if len(text) <= 500 else text[:499] + "…"
+    return one_line(str(exc)) or type(exc).__name__
 
 
 __all__ = ["StoreFault", "describe", "os_errors", "os_fault", "retryable", "s3_fault"]

@@ -17,9 +17,10 @@ from pathlib import Path
 import builtins
 from typing import BinaryIO, ContextManager, Iterator
 
-from kpdeliver.storage.base import ObjectStore, StorageError, check_key
+from kpdeliver.storage.base import ObjectStore, StorageError
 from kpdeliver.storage.errors import NOT_A_FOLDER, StoreFault, os_errors, os_fault
 from kpdeliver.storage.held import HeldFolders
+from kpdeliver.storage.keys import check_key
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 # O_NONBLOCK: opening a FIFO planted in a batch must not hang the run; it is refused after fstat

@@ -27,8 +27,9 @@ from botocore.config import Config
 from botocore.exceptions import (BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError,
                                  FlexibleChecksumError, NoCredentialsError, PartialCredentialsError, ProfileNotFound)
 
-from kpdeliver.storage.base import ObjectStore, StorageError, StoreUnreachable, check_key
+from kpdeliver.storage.base import ObjectStore, StorageError, StoreUnreachable
 from kpdeliver.storage.errors import CORRUPTED, NO_CREDENTIALS, NOT_FOUND, StoreFault, s3_fault
+from kpdeliver.storage.keys import check_key
 
 MiB = 1024 * 1024
 MAX_SINGLE_COPY = 5 * 1024 * MiB  # CopyObject's limit; larger objects are copied part by part

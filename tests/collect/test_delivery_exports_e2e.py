@@ -90,11 +90,11 @@ def delivered(tmp_path_factory, prefect_harness):
 
 def test_every_export_is_read_and_no_instance_is_lost(delivered):
     doc, gold, summary = delivered
-    findings = pq.read_table(Path(summary["release"]) / "qa/findings.parquet").to_pylist()
+    findings = pq.read_table(Path(summary.release) / "qa/findings.parquet").to_pylist()
     checks = {f["check"] for f in findings}
     assert not checks & {"collect.unreadable_file", "schema.unknown_category"}, checks
     assert not [f for f in findings if "size unknown" in (f["message"] or "")]
-    counts = summary["counts"]
+    counts = summary.counts
     n = len(doc["annotations"])
     assert counts["instances_in"] == 3 * n + len(gold["annotations"])
     assert counts["instances_delivered"] + counts["instances_quarantined"] + counts["instances_review_only"] \
@@ -103,10 +103,10 @@ def test_every_export_is_read_and_no_instance_is_lost(delivered):
 
 def test_the_declared_category_id_is_the_delivered_one(delivered):
     _, _, summary = delivered
-    files = [json.loads(p.read_text()) for p in (Path(summary["release"]) / "coco").glob("*.json")]
-    assert sum(len(f["annotations"]) for f in files) == summary["counts"]["instances_delivered"] > 0
+    files = [json.loads(p.read_text()) for p in (Path(summary.release) / "coco").glob("*.json")]
+    assert sum(len(f["annotations"]) for f in files) == summary.counts["instances_delivered"] > 0
     for out in files:
         assert [c["id"] for c in out["categories"]] == [3]
         assert {a["category_id"] for a in out["annotations"]} <= {3}
-    data = yaml.safe_load((Path(summary["release"]) / "yolo/data.yaml").read_text())
+    data = yaml.safe_load((Path(summary.release) / "yolo/data.yaml").read_text())
     assert data["names"] in ({0: "person"}, ["person"])

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from kpdeliver.bounded import CONFIG_MAX_BYTES
-from kpdeliver.isolation import check_config
+from kpdeliver.clients.check import check_config
 from tests.config.clients import GOOD, assert_refused, assert_usable, kpdeliver, make_clients
 
 SCHEMA = "name: tri\nkeypoints: [a, b, c]\nskeleton: [[0, 1], [1, 2]]\n"

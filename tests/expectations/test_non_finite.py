@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from kpdeliver.cli import app
 from kpdeliver.codecs.coco import encode
-from kpdeliver.collect.files import hold_non_finite, read_annotations
+from kpdeliver.collect.files import read_annotations
+from kpdeliver.collect.non_finite import hold_non_finite
 from kpdeliver.schema import COCO17
 from tests.expectations.expectation_helpers import clean_dataset
 

@@ -25,11 +25,11 @@ def test_a_batch_without_images_publishes_an_empty_release_that_fails(tmp_path, 
         "client": "empty", "dataset": "pose", "schema": "coco17", "source": "./batch", "releases": "./releases",
         "annotators": ["ann_a"]}))
     summary = delivery_run(load_config(tmp_path / "client.yaml"))
-    counts = summary["counts"]
-    assert summary["verdict"] == "fail"
+    counts = summary.counts
+    assert summary.verdict == "fail"
     assert counts["images_delivered"] == counts["instances_delivered"] == 0
     assert counts["instances_in"] == counts["instances_quarantined"] + counts["instances_review_only"]
-    signoff = json.loads((Path(summary["release"]) / "qa/signoff.json").read_bytes())
+    signoff = json.loads((Path(summary.release) / "qa/signoff.json").read_bytes())
     assert any("nothing delivered" in r for r in signoff["reasons"]), signoff["reasons"]
-    held = pq.read_table(Path(summary["release"]) / "qa/quarantine.parquet")
+    held = pq.read_table(Path(summary.release) / "qa/quarantine.parquet")
     assert held.num_rows == counts["instances_quarantined"]

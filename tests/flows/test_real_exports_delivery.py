@@ -249,7 +249,7 @@ def invariant_problems(summary: dict, decoded: Decoded, annotators: tuple[str, .
     ds = decoded.dataset
     k, two = ds.schema.num_keypoints, len(annotators) > 1
     expected_in = (len(ds.instances) + decoded.rejected.num_rows) * len(annotators)  # what `convert` reads
-    release = Path(summary["release"])
+    release = Path(summary.release)
     rel = read_release(release)
     delivered = [im for im in rel["images"] if im["status"] in ("delivered", "unlabeled")]
     per_image: dict[int, list] = {im["image_id"]: [] for im in delivered}
@@ -257,8 +257,8 @@ def invariant_problems(summary: dict, decoded: Decoded, annotators: tuple[str, .
         per_image.setdefault(a["image_id"], []).append(a["keypoints"])
     points = {i: np.asarray(v, float).reshape(len(v), k, 3) for i, v in per_image.items()}
     names = {im["image_id"]: im["file_name"] for im in rel["images"]}
-    out = count_problems(summary["counts"], expected_in)
-    if len(delivered) != summary["counts"]["images_delivered"]:
+    out = count_problems(summary.counts, expected_in)
+    if len(delivered) != summary.counts["images_delivered"]:
         out.append(f"{len(delivered)} images delivered in the index, {summary['counts']['images_delivered']} counted")
     return out + yolo_problems(release, delivered, points) + coco_problems(rel, points, names) \
         + finding_problems(rel["findings"], two, unnamed="" in ds.images.file_name.tolist(),

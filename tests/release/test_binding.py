@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from kpdeliver.release import catalog, signing
-from kpdeliver.release.publish import clean_staging, publish, stage, staging_prefix
+from kpdeliver.release.stage import stage_plan
+from kpdeliver.release.publish import clean_staging, publish, staging_prefix
 from kpdeliver.storage import LocalStore
 from tests.release_helpers import tiny_release_plan
 
@@ -25,7 +26,7 @@ def _publish(store: LocalStore, source: LocalStore, key: Ed25519PrivateKey, n: i
     plan = tiny_release_plan(source)  # a real package: its images are new bytes each time
     fp = hashlib.sha256(f"{dataset}{n}".encode()).hexdigest()
     staged = staging_prefix(CLIENT, dataset, fp)
-    stage(plan, release_store=store, source_store=source, prefix=staged)
+    stage_plan(plan, release=store, source=source, prefix=staged)
     published = publish(store=store, client=CLIENT, dataset=dataset, fingerprint=fp, staged_prefix=staged,
                         manifest_fields={}, signing_key=key)
     clean_staging(store, CLIENT, dataset, fp)

@@ -16,7 +16,8 @@ from PIL import Image
 
 from kpdeliver.config import load_config
 from kpdeliver.release.package import HELD_WITH_LABEL
-from kpdeliver.release.publish import clean_staging, publish, stage, staging_prefix
+from kpdeliver.release.stage import stage_plan
+from kpdeliver.release.publish import clean_staging, publish, staging_prefix
 from kpdeliver.release.verify import check_release
 from kpdeliver.storage import LocalStore
 from kpdeliver.synth import make_demo_batch
@@ -55,7 +56,7 @@ def release(tmp_path_factory):
     plan, _ = package_demo(config)
     store, source = LocalStore(config.releases), LocalStore(config.source)
     staged = staging_prefix("demo", "people-demo", "ab" * 32)
-    stage(plan, release_store=store, source_store=source, prefix=staged)
+    stage_plan(plan, release=store, source=source, prefix=staged)
     publish(store=store, client="demo", dataset="people-demo", fingerprint="ab" * 32, staged_prefix=staged,
             manifest_fields={})
     clean_staging(store, "demo", "people-demo", "ab" * 32)

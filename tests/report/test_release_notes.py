@@ -7,7 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from kpdeliver.config import load_config
-from kpdeliver.release.publish import input_fingerprint, stage
+from kpdeliver.release.stage import stage_plan
+from kpdeliver.release.publish import ReleaseKey, input_fingerprint
 from kpdeliver.report.changes import change_counts
 from kpdeliver.storage import LocalStore
 from kpdeliver.synth import make_demo_batch
@@ -21,8 +22,8 @@ def _publish(config, plan) -> None:
     from tasks import store
 
     source, releases = LocalStore(config.source), LocalStore(config.releases)
-    key = store.ReleaseKey(config.client, config.dataset, input_fingerprint(config, ["first"], {}))
-    stage(plan, release_store=releases, source_store=source, prefix=key.staging)
+    key = ReleaseKey(config.client, config.dataset, input_fingerprint(config, ["first"], {}))
+    stage_plan(plan, release=releases, source=source, prefix=key.staging)
     store.publish_release.fn(releases, key, {})
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from dataclasses import dataclass
 
 import numpy as np
 import orjson
@@ -18,7 +19,7 @@ from kpdeliver.findings import findings_for
 from kpdeliver.ingest.batch import ingest_images, list_image_keys, shard_keys
 from kpdeliver.release.layout import SIGNOFF
 from kpdeliver.release.stage import SourceChanged, split_plan
-from kpdeliver.release.publish import input_fingerprint, published_versions
+from kpdeliver.release.publish import ReleaseKey, input_fingerprint, published_versions
 from kpdeliver.storage import LocalStore, open_store
 from kpdeliver.synth import make_demo_batch
 from tasks import compute, store
@@ -72,33 +73,57 @@ def _ingest(source, shard_size: int = 5):
     """Ingest as the flow maps it: list, probe each shard, assemble."""
     listing = store.list_batch.fn(source)
     probed = [store.probe_images.fn(source, keys, listing.checksums) for keys in shard_keys(listing.keys, shard_size)]
-    return compute.assemble_ingest.fn([p.value for p in probed], listing.skipped, source)
+    return compute.assemble_ingest.fn(probed, listing.skipped, source)
+
+
+@dataclass(frozen=True)
+class Packaged:
+    """The flow's steps from ingest to package on one batch, each task's result."""
+
+    ingested: object
+    collected: object
+    assignments: object
+    validated: object
+    held: object
+    plan: object
+
+
+@pytest.fixture
+def to_package():
+    """run(config, source, earlier=None, scope=None): the flow's chain from ingest to package, as
+    the flow calls it (`earlier`: the findings before validation, default ingest's)."""
+    def run(config, source, *, earlier=None, scope=None) -> Packaged:
+        ingested = _ingest(source)
+        assignments = compute.assign_work.fn(ingested.images, config.annotators, config.assignment)
+        collected = store.collect_exports.fn(source, ingested.images, resolve_schema(config.schema_name),
+                                             config.annotators)
+        validated = compute.validate.fn(collected, ingested.findings if earlier is None else earlier, assignments,
+                                        config.validation, config.deep_qa)
+        held = compute.quarantine.fn(collected, assignments, validated.findings, scope or config.validation.quarantine)
+        plan = compute.package.fn(config, held, validated, ingested.refused, assignments, source, None)
+        return Packaged(ingested, collected, assignments, validated, held, plan)
+    return run
 
 
 def _stage(plan, releases, source, key, shard_size: int = 5) -> None:
     files, shards = split_plan(plan, shard_size)
     listed = store.stage_files.fn(releases, key, files)
     for shard in shards:
-        listed |= store.stage_shard.fn(releases, source, key, shard).value
+        listed |= store.stage_shard.fn(releases, source, key, shard)
     store.mark_staged.fn(releases, key, plan.counts, plan.verdict, listed, plan.files.get(SIGNOFF))
 
 
-def test_the_tasks_in_the_flows_order_publish_one_release(demo, stores):
+def test_the_tasks_in_the_flows_order_publish_one_release(demo, stores, to_package):
     _, config = demo
     source, releases = stores
     schema = resolve_schema(config.schema_name)
 
-    ingested = _ingest(source)
-    assignments = compute.assign_work.fn(ingested.images, config.annotators, config.assignment)
-    collected = store.collect_exports.fn(source, ingested.images, schema, config.annotators)
-    key = store.ReleaseKey(config.client, config.dataset,
-                           input_fingerprint(config, ingested.images.sha256.tolist(), collected.files))
+    run = to_package(config, source)
+    ingested, collected, plan = run.ingested, run.collected, run.plan
+    key = ReleaseKey(config.client, config.dataset,
+                     input_fingerprint(config, ingested.images.sha256.tolist(), collected.files))
     assert store.find_published.fn(releases, key) is None
     assert not store.is_staged.fn(releases, key)
-
-    validated = compute.validate.fn(collected, ingested.findings, assignments, config.validation, config.deep_qa)
-    held = compute.quarantine.fn(collected, assignments, validated.validation.findings, config.validation.quarantine)
-    plan = compute.package.fn(config, held, validated, ingested.refused, assignments, source, None)
     _stage(plan, releases, source, key)
     _stage(plan, releases, source, key, shard_size=3)  # a retried stage writes the same bytes again
     assert store.is_staged.fn(releases, key)
@@ -157,43 +182,34 @@ def test_assign_work_uses_only_the_assignment_section(demo):
     assert "overlap" in table["role"].to_pylist()
 
 
-def test_validate_keeps_earlier_findings_first_and_returns_docs_and_scorecards(demo):
+def test_validate_keeps_earlier_findings_first_and_returns_docs_and_scorecards(demo, to_package):
     _, config = demo
-    source = LocalStore(config.source)
-    ingested = _ingest(source)
-    collected = store.collect_exports.fn(source, ingested.images, resolve_schema(config.schema_name), config.annotators)
-    assignments = compute.assign_work.fn(ingested.images, config.annotators, config.assignment)
     earlier = findings_for("ingest.duplicate_image", message="an earlier finding", source="images/x.jpg", n=1)
-    validated = compute.validate.fn(collected, earlier, assignments, config.validation, config.deep_qa)
-    findings = validated.validation.findings
+    run = to_package(config, LocalStore(config.source), earlier=earlier, scope=QuarantineScope.image)
+    validated, held = run.validated, run.held
+    findings = validated.findings
     assert findings.slice(0, 1).to_pylist() == earlier.to_pylist()
     checks = findings["check"].to_pylist()
     assert any(c.startswith("qa.") for c in checks) and any(c.startswith(("visibility.", "bounds.")) for c in checks)
     first_qa = next(i for i, c in enumerate(checks) if c.startswith("qa."))
     assert all(c.startswith("qa.") for c in checks[first_qa:])  # deep QA's findings come last
-    assert set(validated.validation.annotators["annotator"].to_pylist()) >= set(config.annotators)
+    assert set(validated.annotators["annotator"].to_pylist()) >= set(config.annotators)
     assert orjson.loads(validated.results_json)[0]["expectations"]  # the row rules' results travel as JSON
 
-    held = compute.quarantine.fn(collected, assignments, validated.validation.findings, QuarantineScope.image)
     assert held.images.any()  # image scope: an error holds its whole image back
     kept = set(held.delivered.images.id.tolist())
     assert kept.isdisjoint(held.candidates.images.id[held.images].tolist())
     assert len(held.delivered.instances) + held.table.num_rows + held.review_only == held.instances_in
 
 
-def test_package_writes_the_refused_images_into_the_index(demo, tmp_path):
+def test_package_writes_the_refused_images_into_the_index(demo, tmp_path, to_package):
     _, config = demo
     source = LocalStore(tmp_path / "batch")
     for key in LocalStore(config.source).list(""):
         source.put(key, LocalStore(config.source).get(key))
     first = sorted(k for k in source.list("images/"))[0]
     source.put("images/zz_copy.jpg", source.get(first))
-    ingested = _ingest(source)
-    collected = store.collect_exports.fn(source, ingested.images, resolve_schema(config.schema_name), config.annotators)
-    assignments = compute.assign_work.fn(ingested.images, config.annotators, config.assignment)
-    validated = compute.validate.fn(collected, ingested.findings, assignments, config.validation, config.deep_qa)
-    held = compute.quarantine.fn(collected, assignments, validated.validation.findings, config.validation.quarantine)
-    plan = compute.package.fn(config, held, validated, ingested.refused, assignments, source, None)
+    plan = to_package(config, source).plan
     index = pq.read_table(io.BytesIO(plan.files["index/images.parquet"])).to_pylist()
     assert {"file_name": "zz_copy.jpg", "status": "duplicate_image"} in [
         {k: r[k] for k in ("file_name", "status")} for r in index]
@@ -224,21 +240,16 @@ def test_sharded_ingest_equals_the_whole_batchs_and_shards_keep_folders_whole(de
     assert all(len(s) <= 2 for s in shards)
 
 
-def test_a_shard_refuses_an_image_changed_after_ingest(demo, tmp_path):
+def test_a_shard_refuses_an_image_changed_after_ingest(demo, tmp_path, to_package):
     _, config = demo
     source = LocalStore(tmp_path / "batch")
     for k in LocalStore(config.source).list(""):
         source.put(k, LocalStore(config.source).get(k))
-    ingested = _ingest(source)
-    collected = store.collect_exports.fn(source, ingested.images, resolve_schema(config.schema_name), config.annotators)
-    assignments = compute.assign_work.fn(ingested.images, config.annotators, config.assignment)
-    validated = compute.validate.fn(collected, ingested.findings, assignments, config.validation, config.deep_qa)
-    held = compute.quarantine.fn(collected, assignments, validated.validation.findings, config.validation.quarantine)
-    plan = compute.package.fn(config, held, validated, ingested.refused, assignments, source, None)
+    plan = to_package(config, source).plan
     src, _, _ = plan.copies[0]
     source.put(src, _jpeg(9, 9, (9, 9, 9)))
     shard = next(s for s in split_plan(plan, 4)[1] if any(c[0] == src for c in s.copies))
-    key = store.ReleaseKey(config.client, config.dataset, "f" * 64)
+    key = ReleaseKey(config.client, config.dataset, "f" * 64)
     releases = LocalStore(tmp_path / "releases")
     with pytest.raises(SourceChanged, match="changed after ingest"):
         store.stage_shard.fn(releases, source, key, shard)

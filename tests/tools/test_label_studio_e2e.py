@@ -16,6 +16,7 @@ from PIL import Image
 
 from kpdeliver.assign.assignments import assign_annotators
 from kpdeliver.codecs import coco, label_studio as ls_codec
+from kpdeliver.codecs.protocol import DecodeOptions
 from kpdeliver.collect.exports import collect_exports
 from kpdeliver.config import load_config
 from kpdeliver.ingest.batch import ingest_images
@@ -131,7 +132,7 @@ def test_push_annotate_pull_collect_and_qa(world, label_studio):
             predictions = client._call("GET", "/api/predictions/", params={"task": t["id"]})
             assert [x["model_version"] for x in predictions] == ([PRELABEL_VERSION] if roles[t["data"]["file_name"]] == "gold" else [])
             if predictions:
-                decoded = ls_codec.decode(orjson.dumps([{**t, "predictions": predictions}]), schema=schema).dataset
+                decoded = ls_codec.decode(orjson.dumps([{**t, "predictions": predictions}]), DecodeOptions(schema=schema)).dataset
                 assert len(decoded.instances) == _gold_instances(config, t["data"]["file_name"], schema)
     # the tool serves the batch's own bytes through the local-files storage
     task = client.tasks(pushed[0].project)[0]
@@ -212,7 +213,7 @@ def test_a_delivery_reads_the_pulled_work(world, prefect_harness):
 
     from flows.delivery import delivery_run
 
-    release = Path(delivery_run(world["config"])["release"])
+    release = Path(delivery_run(world["config"]).release)
     delivered = pq.read_table(release / "index" / "annotations.parquet")
     assert set(USERS) <= set(delivered["annotator"].to_pylist())
     findings = pq.read_table(release / "qa" / "findings.parquet").to_pylist()

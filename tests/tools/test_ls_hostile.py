@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kpdeliver.collect.files import hold_non_finite, read_annotations
+from kpdeliver.collect.files import read_annotations
+from kpdeliver.collect.non_finite import hold_non_finite
 from kpdeliver.schema import COCO17
 from kpdeliver.synth import make_demo_batch
 from kpdeliver.tools.label_studio import LabelStudioClient, ToolError

@@ -6,7 +6,7 @@ decoder and encoder load on first use (`from kpdeliver.codecs.coco import encode
 from __future__ import annotations
 
 
-from kpdeliver.codecs.protocol import Codec, EncodeOptions, lazy_attributes
+from kpdeliver.codecs.protocol import Codec, DecodeOptions, EncodeOptions, lazy_attributes
 
 _PUBLIC = {  # name -> submodule that defines it, imported when first asked for
     "decode": "decoder", "encode": "encoder",
@@ -24,11 +24,18 @@ def sniff(name: str, head: bytes) -> float:
     return 0.5 if head[:1] in (b"{", b"[") else 0.0
 
 
-def _decode(data: bytes, *, schema=None, annotator: str = "", source: str = "", category: str | None = None,
-            **_hints):
+def _decode(data: bytes, options: DecodeOptions = DecodeOptions()):
     from kpdeliver.codecs.coco.decoder import decode
 
-    return decode(data, schema=schema, source=source, annotator=annotator, category=category)
+    o = options
+    return decode(data, schema=o.schema, source=o.source, annotator=o.annotator, category=o.category)
+
+
+def _near_miss(name: str) -> str | None:
+    if name.lower().endswith(".pts"):
+        return ("an iBUG .pts landmark file (one face, no image reference, size or visibility flags) is not an "
+                "annotation export kpdeliver reads; use its COCO-style JSON")
+    return None
 
 
 def _encode(dataset, options: EncodeOptions) -> dict[str, bytes]:
@@ -37,4 +44,4 @@ def _encode(dataset, options: EncodeOptions) -> dict[str, bytes]:
     return {"annotations.json": encode(dataset)}
 
 
-CODEC = Codec(name="coco", sniff=sniff, decode=_decode, encode=_encode)
+CODEC = Codec(name="coco", sniff=sniff, decode=_decode, encode=_encode, near_miss=_near_miss)

@@ -16,10 +16,11 @@ import numpy as np
 from msgspec import UNSET, Raw, Struct, UnsetType
 
 from kpdeliver.codecs.json_doc import _SPACED_KEY_END
+from kpdeliver.errors import DecodeError
 from kpdeliver.model import NONE
 
 
-class NotTypical(Exception):
+class NotTypical(DecodeError):
     """The file needs the generic decoder."""
 
 

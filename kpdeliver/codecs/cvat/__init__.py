@@ -6,7 +6,7 @@ shapes), `video` (track interpolation), `shapes` (rows and held-back shapes), `e
 from __future__ import annotations
 
 
-from kpdeliver.codecs.protocol import Codec, EncodeOptions, lazy_attributes
+from kpdeliver.codecs.protocol import Codec, DecodeOptions, EncodeOptions, lazy_attributes
 
 _PUBLIC = {  # name -> submodule that defines it, imported when first asked for
     "decode": "decoder", "encode": "encoder", "SkeletonDef": "skeleton", "skeleton_definitions": "skeleton",
@@ -24,10 +24,10 @@ def sniff(name: str, head: bytes) -> float:
     return 1.0 if head.startswith(b"<") else 0.0
 
 
-def _decode(data: bytes, *, schema=None, annotator: str = "", source: str = "", **_hints):
+def _decode(data: bytes, options: DecodeOptions = DecodeOptions()):
     from kpdeliver.codecs.cvat.decoder import decode
 
-    return decode(data, schema=schema, source=source, annotator=annotator)
+    return decode(data, schema=options.schema, source=options.source, annotator=options.annotator)
 
 
 def _encode(dataset, options: EncodeOptions) -> dict[str, bytes]:

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 
-from kpdeliver.codecs.protocol import Codec, EncodeOptions, lazy_attributes
+from kpdeliver.codecs.protocol import Codec, DecodeOptions, EncodeOptions, lazy_attributes
 
 _PUBLIC = {  # name -> submodule that defines it, imported when first asked for
     "decode": "decoder", "encode": "encoder", "label_config": "config", "config_keypoint_names": "config",
@@ -34,11 +34,11 @@ def sniff_config(name: str, head: bytes) -> bool:
     return head.startswith(b"<") and b"<View" in head and b"<annotations" not in head
 
 
-def _decode(data: bytes, *, schema=None, annotator: str = "", source: str = "", metadata: bytes | None = None,
-            sizes=None, **_hints):
+def _decode(data: bytes, options: DecodeOptions = DecodeOptions()):
     from kpdeliver.codecs.label_studio.decoder import decode
 
-    return decode(data, schema=schema, source=source, annotator=annotator, label_config=metadata, sizes=sizes)
+    o = options
+    return decode(data, schema=o.schema, source=o.source, annotator=o.annotator, label_config=o.metadata, sizes=o.sizes)
 
 
 def _encode(dataset, options: EncodeOptions) -> dict[str, bytes]:

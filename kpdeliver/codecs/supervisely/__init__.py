@@ -7,7 +7,7 @@ with its project's meta.json as `metadata`. `meta` (classes of geometry `graph`,
 names). Loaded on first use."""
 from __future__ import annotations
 
-from kpdeliver.codecs.protocol import Codec, EncodeOptions, lazy_attributes
+from kpdeliver.codecs.protocol import Codec, DecodeOptions, EncodeOptions, lazy_attributes
 
 _PUBLIC = {  # name -> submodule that defines it, imported when first asked for
     "decode": "decoder", "encode": "encoder", "schema_from_meta": "meta", "project_file": "paths",
@@ -32,12 +32,14 @@ def sniff_meta(name: str, head: bytes) -> bool:
         k in head for k in (b'"shape"', b'"geometry_config"', b'"projectType"', b'"classes": []', b'"classes":[]'))
 
 
-def _decode(data: bytes, *, schema=None, annotator: str = "", source: str = "", metadata: bytes | None = None,
-            files=None, category: str | None = None, **_hints):
+def _decode(data: bytes, options: DecodeOptions = DecodeOptions()):
     """`data` is meta.json and `files` the project's annotation files; or `data` is one annotation
     file and `metadata` its project's meta.json. `category` names the graph class that is the schema."""
     from kpdeliver.codecs import CodecError
     from kpdeliver.codecs.supervisely.decoder import decode
+
+    schema, annotator, source, metadata, files, category = (options.schema, options.annotator, options.source,
+                                                           options.metadata, options.files, options.category)
 
     if files is not None:
         return decode(data, files, schema=schema, source=source, annotator=annotator, category=category)

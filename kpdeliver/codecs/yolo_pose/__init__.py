@@ -7,7 +7,7 @@ files and data.yaml). Loaded on first use."""
 from __future__ import annotations
 
 
-from kpdeliver.codecs.protocol import Codec, EncodeOptions, lazy_attributes
+from kpdeliver.codecs.protocol import Codec, DecodeOptions, EncodeOptions, lazy_attributes
 
 _PUBLIC = {  # name -> submodule that defines it, imported when first asked for
     "decode": "decoder", "schema_from_data_yaml": "decoder", "encode": "encoder", "label_lines": "encoder",
@@ -27,13 +27,13 @@ def sniff(name: str, head: bytes) -> float:
     return 1.0 if name in DATA_YAML_NAMES else 0.0
 
 
-def _decode(data: bytes, *, schema=None, annotator: str = "", source: str = "", sizes=None, files=None,
-            image_names=None, **_hints):
-    """`data` is data.yaml; `files` the label files by relative path; `sizes` keyed by label stem."""
+def _decode(data: bytes, options: DecodeOptions = DecodeOptions()):
+    """`data` is data.yaml; `options.files` the label files by relative path; `options.sizes` keyed by label stem."""
     from kpdeliver.codecs.yolo_pose.decoder import decode
 
-    return decode(files or {}, data_yaml_bytes=data, sizes=sizes or {}, schema=schema, source=source,
-                  image_names=image_names)
+    o = options
+    return decode(o.files or {}, data_yaml_bytes=data, sizes=o.sizes or {}, schema=o.schema, source=o.source,
+                  image_names=o.image_names)
 
 
 def _encode(dataset, options: EncodeOptions) -> dict[str, bytes]:

@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from kpdeliver.errors import ToolError
+
 SHOWN_MAX = 300  # characters of a server's text shown in one message
 _ESCAPES = re.compile(
     r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves, clear screen
@@ -35,11 +37,6 @@ def shown(text: Any, secret: str | None = None, limit: int = SHOWN_MAX) -> str:
         text = text.replace(secret, REDACTED)
     text = _CREDENTIAL.sub(lambda m: m.group(1) + REDACTED, text)
     return text if len(text) <= limit else text[:limit - 1] + "…"
-
-
-class ToolError(RuntimeError):
-    """The annotation tool refused, could not be reached, or answered what cannot be used; the
-    message names the call."""
 
 
 def positive_id(value: Any, what: str) -> int:

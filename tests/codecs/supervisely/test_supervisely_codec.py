@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from kpdeliver.codecs import CodecError
+from kpdeliver.codecs.protocol import DecodeOptions
 from kpdeliver.codecs.registry import codec
 from kpdeliver.schema import COCO17, KeypointSchema
 from tests.codecs.conformance import CodecConformance, assert_same_keypoints, make_dataset
@@ -16,7 +17,7 @@ SLY = codec("supervisely")
 
 
 def decode(files: dict[str, bytes], **kw):
-    return SLY.decode(files["meta.json"], files=files, **kw)
+    return SLY.decode(files["meta.json"], DecodeOptions(files=files, **kw))
 
 
 class TestSuperviselyConformance(CodecConformance):
@@ -130,7 +131,7 @@ def test_broken_values_are_findings_or_nan_never_a_crash():
     assert any("ds0/ann/b.jpg.json" in r for r in d.rejected["reason"].to_pylist())
     assert any("not in their class's template" in m for m in d.findings["message"].to_pylist())
     with pytest.raises(CodecError, match="meta.json"):
-        SLY.decode(b'{"classes": "no"}', files={})
+        SLY.decode(b'{"classes": "no"}', DecodeOptions(files={}))
 
 
 def test_an_instance_with_no_labelled_point_keeps_its_place_outside_the_graph_objects():
@@ -149,11 +150,11 @@ def test_video_projects_hostile_metas_and_objects_without_nodes_are_refused_or_h
     video = json.loads(sly_docs.meta())
     video["projectType"] = "videos"
     with pytest.raises(CodecError, match="'projectType' is 'videos'"):
-        SLY.decode(json.dumps(video).encode(), files={})
+        SLY.decode(json.dumps(video).encode(), DecodeOptions(files={}))
     huge = {"nodes": {str(i): {"label": f"k{i}"} for i in range(10_001)}, "edges": []}
     with pytest.raises(CodecError, match="10001 nodes"):
         SLY.decode(json.dumps({"classes": [{"title": "x", "shape": "graph", "geometry_config": huge}]}).encode(),
-                   files={})
+                   DecodeOptions(files={}))
     files = {"meta.json": sly_docs.meta(),
              "ds0/ann/a.jpg.json": sly_docs.ann([{"id": 5, "classTitle": "person", "geometryType": "graph",
                                                   "geometry": {"nodes": {}}}])}

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from kpdeliver.codecs import CodecError, registry
+from kpdeliver.codecs.protocol import DecodeOptions
 from kpdeliver.collect.files import detect_format, read_annotations, write_dataset
 from kpdeliver.collect.inspect import inspect_path
 from kpdeliver.schema import HAND21
@@ -61,7 +62,7 @@ def test_a_project_archive_decodes_as_the_project(pack):
     data = {"zip": lambda: _zip(files), "zip-top-folder": lambda: _zip(files, "export/proj/"),
             "tar": lambda: _tar(files), "tar.gz": lambda: _tar(files, "w:gz")}[pack]()
     d = registry.decode_bytes(f"proj.{pack}", data, source="proj")
-    direct = registry.codec("supervisely").decode(files["meta.json"], files=files)
+    direct = registry.codec("supervisely").decode(files["meta.json"], DecodeOptions(files=files))
     assert_same_keypoints(direct.dataset, d.dataset)
     assert d.findings.num_rows == direct.findings.num_rows == 2
 

@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kpdeliver.config import ConfigError, config_from_dict
-from kpdeliver.isolation import IsolationError, check_isolation, isolation_problems, unsafe_key_findings, unsafe_reasons
+from kpdeliver.clients.isolation import IsolationError, check_isolation, isolation_problems
+from kpdeliver.storage.keys import unsafe_reasons
 from kpdeliver.storage import UnsafeKeyError, check_key
 
 
@@ -48,14 +49,12 @@ def test_local_paths_are_normalised_and_other_endpoints_are_other_namespaces(tmp
     assert isolation_problems(minio, [ACME]) == []
 
 
-def test_unsafe_keys_become_findings_naming_the_key():
+def test_unsafe_keys_are_said_why_by_the_one_set_of_rules():
     keys = ["images/ok.jpg", "../../etc/passwd", "/abs/x.jpg", "images/a\x07b.jpg", "C:\\win.jpg", "images/..hidden.jpg", ""]
-    f = unsafe_key_findings(keys, location="s3://batches/acme")
-    rows = f.to_pylist()
-    assert [r["file_name"] for r in rows] == ["../../etc/passwd", "/abs/x.jpg", "images/a\x07b.jpg", "C:\\win.jpg", ""]
-    assert {r["check"] for r in rows} == {"ingest.unsafe_key"} and {r["severity"] for r in rows} == {"error"}
-    assert "'../../etc/passwd' under s3://batches/acme climbs out of its prefix" in rows[0]["message"]
-    assert "absolute path" in rows[1]["message"] and "control characters" in rows[2]["message"]
+    assert unsafe_reasons(keys).tolist() == ["", "climbs out of its prefix ('..')", "is an absolute path",
+                                             "holds control characters", "is an absolute path", "", "is empty"]
+    with pytest.raises(UnsafeKeyError, match=r"key '../../etc/passwd' climbs out of its prefix"):
+        check_key("../../etc/passwd")
 
 
 @settings(max_examples=300, deadline=None)
@@ -74,7 +73,7 @@ def test_configs_beside_a_config_are_its_neighbours(tmp_path):
     import yaml
 
     from kpdeliver.config import load_config
-    from kpdeliver.isolation import configs_beside
+    from kpdeliver.clients.isolation import configs_beside
 
     for name, source in (("acme", "s3://batches/acme"), ("globex", "s3://batches/acme/borrowed")):
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(

@@ -8,7 +8,7 @@ import pytest
 
 from kpdeliver.schema import COCO17, KeypointSchema, SchemaError, load_schema_yaml, pairs_by_side, unpaired_side_names
 
-QUADRUPED = Path(__file__).parent / "fixtures" / "real" / "deeplabcut" / "quadruped_dataset.json"
+QUADRUPED = Path(__file__).parents[1] / "fixtures" / "real" / "deeplabcut" / "quadruped_dataset.json"
 
 
 @pytest.mark.parametrize("left, right", [

@@ -15,10 +15,11 @@ from typer.testing import CliRunner
 from kpdeliver.cli import app
 from kpdeliver.codecs.cvat import CODEC as CVAT
 from kpdeliver.codecs.label_studio import CODEC as LABEL_STUDIO
-from kpdeliver.collect.files import hold_non_finite
+from kpdeliver.codecs.protocol import DecodeOptions
+from kpdeliver.collect.non_finite import hold_non_finite
 from kpdeliver.report.overlays import Crop
 
-REAL = Path(__file__).parent / "fixtures" / "real"
+REAL = Path(__file__).parents[1] / "fixtures" / "real"
 runner = CliRunner()
 
 
@@ -121,13 +122,13 @@ def cvat_bytes(name: str, old: str, new: str) -> bytes:
 @pytest.mark.parametrize("height", ["1e400", "99999999999999999999999", "-5e9"])
 def test_cvat_size_past_32_bits_reads_as_unknown(height):
     data = cvat_bytes("xml_format.example-images.xml", 'height="1200"', f'height="{height}"')
-    decoded = CVAT.decode(data, source="ann.xml")
+    decoded = CVAT.decode(data, DecodeOptions(source="ann.xml"))
     assert decoded.dataset.images.height.min() == 0  # unknown: the rules say so, nothing overflows
 
 
 def test_cvat_track_element_without_points_is_held_back_as_non_finite():
     data = cvat_bytes("xml_format.example-video.xml", 'points="112.07,258.59"', 'points=""')
-    decoded = hold_non_finite(CVAT.decode(data, source="ann.xml"))
+    decoded = hold_non_finite(CVAT.decode(data, DecodeOptions(source="ann.xml")))
     held = decoded.rejected.to_pylist()
     assert held and all(r["check"] == "schema.non_finite" for r in held)
     assert np.isfinite(decoded.dataset.instances.keypoints).all()
@@ -148,7 +149,7 @@ def test_label_studio_size_past_32_bits_holds_the_region_back():
     results = tasks[0]["annotations"][0]["result"]
     for r in results:
         r["original_width"] = 1e308
-    decoded = LABEL_STUDIO.decode(json.dumps(tasks).encode(), source="tasks.json")
+    decoded = LABEL_STUDIO.decode(json.dumps(tasks).encode(), DecodeOptions(source="tasks.json"))
     held = [r for r in decoded.rejected["reason"].to_pylist() if "original_width" in r]
     assert held and all(f"task {tasks[0]['id']} " in r for r in held)
     assert decoded.findings["check"].to_pylist().count("schema.missing_field") == len(held)

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from kpdeliver.config import ConfigError, config_from_dict
-from kpdeliver.isolation import NeighbourConfigWarning, check_config, configs_beside
+from kpdeliver.clients.check import check_config
+from kpdeliver.clients.isolation import NeighbourConfigWarning, configs_beside
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 GOOD = """
 client: acme

@@ -86,7 +86,7 @@ def test_no_byte_from_outside_the_batch_reaches_the_release(hostile, delivered):
 
 
 def test_each_link_and_bad_photo_has_its_finding(delivered):
-    rel = Path(delivered["release"])
+    rel = Path(delivered.release)
     rows = pq.read_table(rel / "qa/findings.parquet").to_pylist()
     got = {(r["check"], r["file_name"]) for r in rows if r["check"].startswith("ingest.")}
     assert got == {("ingest.symlink", k) for k in ("images/file_link.jpg", "images/dir_link", "images/dangling.jpg",
@@ -97,11 +97,11 @@ def test_each_link_and_bad_photo_has_its_finding(delivered):
 
 
 def test_the_rest_is_delivered_with_displayed_sizes(delivered):
-    rel = Path(delivered["release"])
+    rel = Path(delivered.release)
     index = {r["file_name"]: r for r in pq.read_table(rel / "index/images.parquet").to_pylist()}
     assert (index["phone.jpg"]["width"], index["phone.jpg"]["height"], index["phone.jpg"]["exif_orientation"]) == (80, 96, 6)
     assert index["img_0.jpg"]["exif_orientation"] == 1 and index["really_png.jpg"]["status"] == "delivered"
     assert index["cut.jpg"]["status"] == "corrupt_image" and index["dir_link"]["status"] == "symlink"
     coco = json.loads((rel / "coco/train.json").read_text())
     assert len(coco["annotations"]) == 5  # phone.jpg's instance too: inside its displayed size
-    assert delivered["counts"]["images_delivered"] == 5
+    assert delivered.counts["images_delivered"] == 5

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from kpdeliver.cli import app
 from kpdeliver.codecs import CodecError
 from kpdeliver.codecs.coco import decode
-from kpdeliver.collect.files import hold_non_finite, read_annotations, write_dataset
+from kpdeliver.collect.files import read_annotations, write_dataset
+from kpdeliver.collect.non_finite import hold_non_finite
 
 runner = CliRunner()
 

@@ -24,7 +24,7 @@ from tests.postgres import cluster
 from tests.s3_server import free_port
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 

@@ -2,6 +2,7 @@
 worker process or the flow's in-process GX), each set's earlier findings first, deep QA last."""
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from expectations.worker import GXWorker
@@ -24,7 +25,7 @@ def test_worker_and_in_process_rules_give_the_same_findings(tmp_path):
     earlier = findings_for("collect.unreadable_file", message="earlier", source="x.json", n=1)
     second = clean_dataset()
     second.instances.annotator[:] = "ann_b"
-    sets = [AnnotationSet(_broken(), earlier, source="a.json", docs_dir=tmp_path / "docs"), AnnotationSet(second)]
+    sets = [AnnotationSet(_broken(), earlier, source="a.json"), AnnotationSet(second)]
     with GXWorker() as worker:
         by_worker = validate_annotations(sets, rules=worker, settings=ValidationSettings())
     in_process = validate_annotations(sets, rules=InProcessRules(), settings=ValidationSettings())
@@ -34,7 +35,9 @@ def test_worker_and_in_process_rules_give_the_same_findings(tmp_path):
     assert rows[0]["check"] == "collect.unreadable_file"
     assert rows[1]["check"].startswith("bounds.") and rows[1]["source"] == "a.json" and rows[1]["annotation_id"] == 10
     assert by_worker.n_errors >= 1
-    assert (tmp_path / "docs" / "validation_results.json").is_file()  # the row rules' results, not online-only Data Docs
+    # the row rules' results come back typed, one summary per set (not online-only Data Docs, nor a file)
+    assert len(by_worker.rules) == 2 and by_worker.rules == in_process.rules
+    assert by_worker.rules[0][0]["expectations"] and orjson.loads(by_worker.results_json)
 
 
 def test_deep_qa_runs_on_the_given_dataset_and_comes_last():

@@ -12,7 +12,7 @@ import typer
 
 from kpdeliver.cli import COMMANDS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("prefect", "great_expectations", "pandas", "flows", "expectations")
 
 # prints the heavy modules and the command modules this process imported, after the command ran

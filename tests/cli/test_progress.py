@@ -14,7 +14,7 @@ from rich.console import Console
 
 from kpdeliver.progress import LogProgress, reporting, stage, tracked
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Recorder:

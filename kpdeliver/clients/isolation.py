@@ -1,4 +1,4 @@
-"""Client isolation.
+"""Client isolation: whose prefixes a location reaches.
 
 A client owns three prefixes: its batch (`source`), its release folder (`<releases>/<client>`)
 and its staging folder (`<releases>/.staging/<client>`). A run is refused when one of them
@@ -7,30 +7,23 @@ read nor write another client's data. Locations are compared by what they resolv
 their spelling: a local path through its links; an S3 location by the server boto3 would reach
 (the configured or environment endpoint, its host resolved once, every loopback form as one,
 default ports filled in), the bucket and the prefix without empty parts.
-
-Object keys and `file_name`s that would climb out of their prefix (`..`, absolute paths) or hold
-control characters are refused with an `ingest.unsafe_key` finding naming them.
 """
 from __future__ import annotations
 
 import ipaddress
 import os
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 from urllib.parse import urlsplit
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from kpdeliver.bounded import CONFIG_MAX_BYTES, BoundsError, NotRegular, TooLarge, read_yaml
 from kpdeliver.config import ClientConfig, ConfigError, StorageOptions, load_config, plural, problems_error
-from kpdeliver.findings import findings_for
-from kpdeliver.preflight import STAGING, batch_problems, preflight_problems
-from kpdeliver.storage import StorageError, join_key, open_store
+from kpdeliver.preflight import STAGING
+from kpdeliver.storage import StorageError, open_store
 
 
 class IsolationError(ConfigError):
@@ -51,14 +44,14 @@ class Place:
     parts: tuple[str, ...]
     text: str
 
-    def overlaps(self, other: "Place") -> bool:
+    def overlaps(self, other: Place) -> bool:
         n = min(len(self.parts), len(other.parts))
         same_server = self.scheme == "file" or bool(self.server & other.server)
         return (self.scheme, self.bucket) == (other.scheme, other.bucket) and same_server \
             and self.parts[:n] == other.parts[:n]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _local_addresses() -> frozenset[str]:
     """This machine's own addresses: an endpoint on any of them is the local server."""
     try:
@@ -75,7 +68,7 @@ def _address(text: str) -> str:
     return "loopback" if ip.is_loopback or ip.is_unspecified else str(ip)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _host_addresses(host: str) -> frozenset[str]:
     """Every address `host` resolves to, loopback forms ('localhost', 127.1, [::1]) as one."""
     try:
@@ -86,7 +79,7 @@ def _host_addresses(host: str) -> frozenset[str]:
     return frozenset("loopback" if a in _local_addresses() else a for a in found)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _s3_endpoint(options: tuple, env: tuple) -> str:
     """The endpoint URL boto3 would use (config, environment or profile); `env` keys the cache."""
     try:
@@ -192,136 +185,3 @@ def load_isolated_config(config_path: str | Path) -> ClientConfig:
     config = load_config(config_path)
     check_isolation(config, configs_beside(config_path))
     return config
-
-
-def _unloadable_source_problems(config_path: Path, error: ConfigError) -> list[str]:
-    """The batch problems of a config that failed validation elsewhere, so one message lists them
-    too: read from the raw YAML when its source, storage and gold fields are themselves sound."""
-    if any(p.startswith(("field 'source'", "field 'storage", "field 'assignment")) or not p.startswith("field")
-           for p in error.problems):
-        return []
-    try:
-        raw = read_yaml(config_path, what="config file", limit=CONFIG_MAX_BYTES)
-    except BoundsError:  # changed since it was loaded
-        return []
-    source, gold = raw.get("source"), (raw.get("assignment") or {}).get("gold", [])
-    if not isinstance(source, str) or not isinstance(gold, list):
-        return []
-    if "://" not in source and not Path(source).is_absolute():
-        source = str((config_path.parent / source).resolve())
-    options = StorageOptions.model_validate(raw.get("storage") or {}).model_dump(exclude_none=True)
-    return batch_problems(source, options, [str(g) for g in gold])
-
-
-@dataclass
-class ConfigCheck:
-    """Everything wrong with one client config, found before any run starts."""
-
-    path: str
-    config: ClientConfig | None
-    problems: list[str]
-    warnings: list[str]
-    overlaps: bool = False  # some problem is an overlap with another client's prefixes
-
-    def config_or_raise(self) -> ClientConfig:
-        if self.problems or self.config is None:
-            error = problems_error(self.path, self.problems, lead="refusing to run: " if self.overlaps else "")
-            raise (IsolationError(str(error), error.problems) if self.overlaps else error)
-        return self.config
-
-
-def check_config(config_path: str | Path, *, source: bool = True) -> ConfigCheck:
-    """Load the config at `config_path` and check it completely: every field problem, every overlap
-    with a neighbour's prefixes and (with `source`) the pre-flight of `kpdeliver.preflight`: schema
-    file, source, gold names, annotators' exports, a write to the releases location. Warnings
-    (deprecated keys, unreadable neighbours) are collected, not raised."""
-    import warnings
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            config = load_config(config_path)
-        except ConfigError as e:
-            extra = _unloadable_source_problems(Path(config_path), e) if source else []
-            return ConfigCheck(str(config_path), None, e.problems + extra, [str(w.message) for w in caught])
-        others = configs_beside(config_path)
-    overlaps = isolation_problems(config, others)
-    problems = overlaps + (preflight_problems(config) if source else [])
-    return ConfigCheck(str(config_path), config, problems, [str(w.message) for w in caught], bool(overlaps))
-
-
-# --------------------------------------------------------------------------- unsafe keys
-
-# The same rules as kpdeliver.storage.base.check_key, a whole column at a time.
-_RULES = (
-    (r"[\x00-\x1f\x7f]", "holds control characters"),
-    (r"^(?:[/\\]|[A-Za-z]:[/\\])", "is an absolute path"),
-    (r"(?:^|[/\\])\.\.(?:[/\\]|$)", "climbs out of its prefix ('..')"),
-)
-
-
-def unsafe_reasons(keys: Sequence[str | None] | pa.Array) -> np.ndarray:
-    """Per key, why it is unsafe ('' when it is safe). Vectorised over the column."""
-    arr = pa.array(keys, pa.string()) if not isinstance(keys, pa.Array) else keys.cast(pa.string())
-    reasons = np.full(len(arr), "", dtype=object)
-    empty = pc.fill_null(pc.equal(pc.utf8_length(arr), 0), True).to_numpy(zero_copy_only=False)
-    reasons[empty] = "is empty"
-    for pattern, why in _RULES:
-        hit = pc.fill_null(pc.match_substring_regex(arr, pattern), False).to_numpy(zero_copy_only=False)
-        reasons[hit & (reasons == "")] = why
-    return reasons
-
-
-def unsafe_key_findings(keys: Sequence[str | None] | pa.Array, *, location: str = "", what: str = "key") -> pa.Table:
-    """`ingest.unsafe_key` findings for the unsafe ones among `keys` (a key or file_name column)."""
-    keys = keys.to_pylist() if isinstance(keys, pa.Array) else list(keys)
-    reasons = unsafe_reasons(keys)
-    bad = np.flatnonzero(reasons != "")
-    names = [keys[i] for i in bad.tolist()]
-    where = f" under {location}" if location else ""
-    messages = [f"{what} {k!r}{where} {r}; refused" for k, r in zip(names, reasons[bad].tolist())]
-    return findings_for("ingest.unsafe_key", message=messages, file_name=names, source=names, n=len(bad))
-
-
-# --------------------------------------------------------------------------- per-client S3 policy
-
-def _s3_parts(location: str, what: str) -> tuple[str, str]:
-    if not location.startswith("s3://"):
-        raise ConfigError(f"field '{what}': {location} is not on S3; an IAM policy covers s3:// locations only")
-    bucket, _, prefix = location.removeprefix("s3://").partition("/")
-    return bucket, "/".join(p for p in prefix.split("/") if p)
-
-
-def iam_policy(config: ClientConfig) -> dict:
-    """The least S3 access one client's runs need, and nothing outside its prefixes: its source read
-    (plus `tasks/` written, for task packages), its release and staging folders read and written
-    (deleting only in staging: a published release is immutable). Listing is allowed on these
-    prefixes only (s3:prefix condition); multipart uploads (16 MiB and more) can be aborted."""
-    src_bucket, src = _s3_parts(config.source, "source")
-    rel_bucket, rel = _s3_parts(config.releases, "releases")
-    if not src:
-        raise ConfigError(f"field 'source': {config.source} is a whole bucket; give the client's batch prefix "
-                          "inside it, or its policy would reach other clients' batches")
-    client = config.client
-    releases = join_key(rel, client)
-    staging = join_key(rel, STAGING, client)
-
-    def objects(bucket: str, *prefixes: str) -> list[str]:
-        return [f"arn:aws:s3:::{bucket}/{p}/*" for p in prefixes]
-
-    def listing(sid: str, bucket: str, *prefixes: str) -> dict:
-        return {"Sid": sid, "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [f"arn:aws:s3:::{bucket}"],
-                "Condition": {"StringLike": {"s3:prefix": [form for p in prefixes for form in (p, f"{p}/*")]}}}
-
-    multipart = ["s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
-    return {"Version": "2012-10-17", "Statement": [
-        listing("ListOwnSource", src_bucket, src),
-        {"Sid": "ReadOwnSource", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": objects(src_bucket, src)},
-        {"Sid": "WriteOwnTaskPackages", "Effect": "Allow", "Action": ["s3:PutObject", *multipart],
-         "Resource": objects(src_bucket, join_key(src, "tasks"))},
-        listing("ListOwnReleases", rel_bucket, releases, staging),
-        {"Sid": "ReadWriteOwnReleases", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", *multipart],
-         "Resource": objects(rel_bucket, releases, staging)},
-        {"Sid": "CleanOwnStagingOnly", "Effect": "Allow", "Action": ["s3:DeleteObject"],
-         "Resource": objects(rel_bucket, staging)},
-    ]}

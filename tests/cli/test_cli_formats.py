@@ -1,5 +1,5 @@
 """`kpdeliver convert`, `inspect` and `schemas` from the command line, on every fixture folder
-(what each command imports: tests/test_cli_imports.py)."""
+(what each command imports: tests/cli/test_cli_imports.py)."""
 from __future__ import annotations
 
 import json

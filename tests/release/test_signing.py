@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 from kpdeliver.release import signing
 from kpdeliver.release.catalog import rebuild_catalog
 from kpdeliver.release.package import ReleasePlan, finish_plan
-from kpdeliver.release.publish import PublishError, clean_staging, publish, stage, staging_prefix
+from kpdeliver.release.stage import stage_plan
+from kpdeliver.release.publish import PublishError, clean_staging, publish, staging_prefix
 from kpdeliver.release.share import share_links
 from kpdeliver.release.signoff import RuleResult, Verdict
 from kpdeliver.release.verify import check_release
@@ -47,7 +48,7 @@ def release_plan(source, verdict: str = "pass") -> ReleasePlan:
 def publish_one(store, source, key: Ed25519PrivateKey | None):
     fp = "5a" * 32
     staged = staging_prefix("acme", "pose", fp)
-    stage(release_plan(source), release_store=store, source_store=source, prefix=staged)
+    stage_plan(release_plan(source), release=store, source=source, prefix=staged)
     pub = publish(store=store, client="acme", dataset="pose", fingerprint=fp, staged_prefix=staged,
                   manifest_fields={"source": {"location": "batch"}}, signing_key=key)
     clean_staging(store, "acme", "pose", fp)
@@ -203,7 +204,7 @@ def test_twins_with_different_keys_do_not_publish_a_mismatched_signature(tmp_pat
     fp = "77" * 32
     staged = [staging_prefix("acme", "pose", fp) for _ in range(2)]
     for s in staged:
-        stage(release_plan(store), release_store=store, source_store=store, prefix=s)
+        stage_plan(release_plan(store), release=store, source=store, prefix=s)
     # the first run claims the inputs as signed, then dies before its manifest
     from kpdeliver.release.publish import fingerprint_claim
     store.put_if_absent(fingerprint_claim("acme", "pose", fp),

@@ -38,7 +38,7 @@ def demo(tmp_path_factory, prefect_harness):
 
 def test_coco_loads_in_pycocotools_and_evaluates_to_ap_1(demo):
     _, _, summary, _ = demo
-    rel = Path(summary["release"])
+    rel = Path(summary.release)
     files = sorted((rel / "coco").glob("*.json"))
     assert files
     for path in files:
@@ -56,7 +56,7 @@ def test_coco_loads_in_pycocotools_and_evaluates_to_ap_1(demo):
 
 def test_yolo_tree_is_accepted_by_ultralytics_rules(demo):
     _, _, summary, _ = demo
-    yolo = Path(summary["release"]) / "yolo"
+    yolo = Path(summary.release) / "yolo"
     assert check_yolo_pose_tree(yolo) == []
     cfg = yaml.safe_load((yolo / "data.yaml").read_text())
     assert cfg["kpt_shape"] == [17, 3]
@@ -64,7 +64,7 @@ def test_yolo_tree_is_accepted_by_ultralytics_rules(demo):
     assert np.array_equal(flip, COCO17.flip_idx) and np.array_equal(flip[flip], np.arange(17))
     images = sorted(p for p in (yolo / "images").rglob("*") if p.is_file())
     labels = sorted((yolo / "labels").rglob("*.txt"))
-    assert len(images) == len(labels) == summary["counts"]["images_delivered"]
+    assert len(images) == len(labels) == summary.counts["images_delivered"]
     for lab in labels:
         for line in lab.read_text().splitlines():
             vals = np.array(line.split(), float)
@@ -77,23 +77,23 @@ def test_yolo_tree_is_accepted_by_ultralytics_rules(demo):
 
 def test_indexes_and_findings_follow_the_design_columns(demo):
     _, _, summary, _ = demo
-    rel = Path(summary["release"])
+    rel = Path(summary.release)
     images = pq.read_table(rel / "index/images.parquet")
     assert {"image_id", "file_name", "sha256", "width", "height", "split", "n_instances", "status"} <= set(images.column_names)
     anns = pq.read_table(rel / "index/annotations.parquet")
     assert {"annotation_id", "image_id", "annotator", "track_id", "frame", "bbox", "keypoints"} <= set(anns.column_names)
-    assert anns.num_rows == summary["counts"]["instances_delivered"]
+    assert anns.num_rows == summary.counts["instances_delivered"]
     assert np.asarray(anns["keypoints"].to_pylist()).shape[1:] == (17, 3)
     findings = pq.read_table(rel / "qa/findings.parquet")
     assert findings.column_names[:9] == ["check", "severity", "image_id", "file_name", "annotation_id",
                                          "keypoint", "annotator", "value", "message"]
     delivered = images.to_pylist()
-    assert sum(r["status"] in ("delivered", "unlabeled") for r in delivered) == summary["counts"]["images_delivered"]
+    assert sum(r["status"] in ("delivered", "unlabeled") for r in delivered) == summary.counts["images_delivered"]
 
 
 def test_manifest_hashes_every_file_and_counts_add_up(demo):
     _, _, summary, _ = demo
-    rel = Path(summary["release"])
+    rel = Path(summary.release)
     manifest = json.loads((rel / "manifest.json").read_text())
     on_disk = {p.relative_to(rel).as_posix() for p in rel.rglob("*") if p.is_file()} - {"manifest.json"}
     assert set(manifest["files"]) == on_disk
@@ -109,11 +109,11 @@ def test_manifest_hashes_every_file_and_counts_add_up(demo):
 
 def test_the_same_delivery_twice_is_refused_as_a_duplicate(demo):
     _, config, first, second = demo
-    assert second["duplicate_of_published"] and second["version"] == first["version"] == 1
+    assert second.duplicate_of_published and second.version == first.version == 1
     assert published_versions(LocalStore(config.releases), config.client, config.dataset) == [1]
     catalog = pq.read_table(Path(config.releases) / config.client / "catalog.parquet")
     assert catalog["version"].to_pylist() == [1]
-    assert catalog["verdict"].to_pylist() == [first["verdict"]] and first["verdict"] in ("conditional", "fail")
+    assert catalog["verdict"].to_pylist() == [first.verdict] and first.verdict in ("conditional", "fail")
 
 
 def test_a_changed_batch_publishes_the_next_version_with_stable_content(demo, prefect_harness):
@@ -125,9 +125,9 @@ def test_a_changed_batch_publishes_the_next_version_with_stable_content(demo, pr
     doc["annotations"][0]["keypoints"][0] += 1.0
     export.write_text(json.dumps(doc))
     third = delivery_run(config)
-    assert third["version"] == 2 and not third["duplicate_of_published"]
-    m1 = json.loads((Path(first["release"]) / "manifest.json").read_text())["files"]
-    m2 = json.loads((Path(third["release"]) / "manifest.json").read_text())["files"]
+    assert third.version == 2 and not third.duplicate_of_published
+    m1 = json.loads((Path(first.release) / "manifest.json").read_text())["files"]
+    m2 = json.loads((Path(third.release) / "manifest.json").read_text())["files"]
     same = [f for f in m1 if f.startswith("yolo/images/") and m1[f] == m2.get(f)]
     assert len(same) == sum(f.startswith("yolo/images/") for f in m1)  # images unchanged, byte for byte
 
@@ -135,7 +135,7 @@ def test_a_changed_batch_publishes_the_next_version_with_stable_content(demo, pr
 def test_every_mistake_injected_into_the_demo_is_found(demo):
     root, _, summary, _ = demo
     truth = json.loads((root / "truth.json").read_text())
-    findings = pq.read_table(Path(summary["release"]) / "qa/findings.parquet").to_pylist()
+    findings = pq.read_table(Path(summary.release) / "qa/findings.parquet").to_pylist()
     assert len(truth["mistakes"]) >= 6
     for m in truth["mistakes"]:
         hits = [r for r in findings if r["check"] == m["expected_check"] and r["annotation_id"] == m["annotation_id"]
@@ -160,7 +160,7 @@ def test_the_flow_run_carries_findings_and_scorecard_artifacts(demo):
 
 def test_gold_images_are_delivered_with_the_gold_labels_only(demo):
     root, _, summary, _ = demo
-    rel = Path(summary["release"])
+    rel = Path(summary.release)
     gold_names = set(json.loads((root / "truth.json").read_text())["gold"])
     images = pq.read_table(rel / "index/images.parquet").to_pylist()
     gold_ids = {r["image_id"] for r in images if r["file_name"] in gold_names}

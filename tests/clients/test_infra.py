@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from kpdeliver.config import ConfigError, config_from_dict
-from kpdeliver.isolation import iam_policy
+from kpdeliver.clients.iam import iam_policy
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "infra/compose.yaml").read_text())
 SERVICES = COMPOSE["services"]
 ROOT_SECRETS = {"minio_root_user", "minio_root_password"}

@@ -20,7 +20,7 @@ from kpdeliver.storage import LocalStore, open_store
 from tests.release_helpers import publish_small_release
 from kpdeliver.release.verify import verify_release
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.slow)])

@@ -9,9 +9,8 @@ import pytest
 from kpdeliver.release.catalog import rebuild_catalog
 from kpdeliver.release.layout import read_manifest, release_prefix, sha256_hex
 from kpdeliver.release.package import ReleasePlan
-from kpdeliver.release.publish import (
-    PublishError, find_duplicate, publish, published_versions, read_staged, stage, staging_prefix,
-)
+from kpdeliver.release.stage import SourceChanged, stage_plan
+from kpdeliver.release.publish import find_duplicate, publish, published_versions, read_staged, staging_prefix
 from kpdeliver.release.quarantine import hold_back
 from kpdeliver.release.signoff import Counts, Verdict
 from kpdeliver.codecs import REJECTED_SCHEMA
@@ -34,7 +33,7 @@ def plan(tag: str) -> ReleasePlan:
 
 def stage_and_publish(store, fp, tag="a"):
     prefix = staging_prefix("acme", "pose", fp)
-    stage(plan(tag), release_store=store, source_store=store, prefix=prefix)
+    stage_plan(plan(tag), release=store, source=store, prefix=prefix)
     return publish(store=store, client="acme", dataset="pose", fingerprint=fp, staged_prefix=prefix,
                            manifest_fields={})
 
@@ -57,7 +56,7 @@ def test_a_killed_publication_is_invisible_and_resumes_into_the_same_version(tmp
     store = LocalStore(tmp_path)
     fp = "ab" * 16
     prefix = staging_prefix("acme", "pose", fp)
-    stage(plan("a"), release_store=store, source_store=store, prefix=prefix)
+    stage_plan(plan("a"), release=store, source=store, prefix=prefix)
     # simulate a run that claimed v0001 and copied one file, then died before the manifest
     store.put_if_absent("acme/pose/.claims/v0001", fp.encode())
     store.put("acme/pose/v0001/coco/train.json", b"partial")
@@ -140,8 +139,8 @@ def test_staging_refuses_an_image_whose_bytes_changed_after_ingest(tmp_path):
     store.put("batch/images/a.jpg", b"changed bytes")
     p = plan("a")
     p.copies.append(("batch/images/a.jpg", "yolo/images/train/a.jpg", sha256_hex(b"original bytes")))
-    with pytest.raises(PublishError, match="changed after ingest"):
-        stage(p, release_store=store, source_store=store, prefix="stage")
+    with pytest.raises(SourceChanged, match="changed after ingest"):
+        stage_plan(p, release=store, source=store, prefix="stage")
     assert read_staged(store, "stage") is None
 
 
@@ -182,7 +181,7 @@ def test_package_counts_and_signoff_are_written_as_the_documented_json(tmp_path)
     store = LocalStore(tmp_path)
     prefix = staging_prefix("acme", "pose", "ab" * 16)
     p.copies.clear()  # the test images have no bytes to copy
-    stage(p, release_store=store, source_store=store, prefix=prefix)
+    stage_plan(p, release=store, source=store, prefix=prefix)
     publish(store=store, client="acme", dataset="pose", fingerprint="ab" * 16, staged_prefix=prefix, manifest_fields={})
     m = read_manifest(store, release_prefix("acme", "pose", 1))
     assert (m["verdict"], m["qa"]["reasons"]) == ("fail", signoff["reasons"])

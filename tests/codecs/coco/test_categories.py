@@ -14,7 +14,7 @@ from kpdeliver.codecs.registry import decode_bytes
 from kpdeliver.collect.files import read_annotations
 from kpdeliver.config import ClientConfig
 
-MIXED = Path(__file__).parent / "fixtures" / "real" / "sleap-io" / "coco" / "mixed_animals" / "annotations.json"
+MIXED = Path(__file__).parents[2] / "fixtures" / "real" / "sleap-io" / "coco" / "mixed_animals" / "annotations.json"
 runner = CliRunner()
 
 

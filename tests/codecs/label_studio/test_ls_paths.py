@@ -13,7 +13,7 @@ from kpdeliver.ingest.batch import ingest_images
 from kpdeliver.model import Dataset, Instances
 from kpdeliver.storage import LocalStore
 from kpdeliver.synth import synthetic_dataset
-from tests.test_collect import _png
+from tests.collect.test_collect import _png
 
 PRESIGN = "/tasks/7/presign/?fileuri=" + base64.urlsafe_b64encode(b"s3://bkt/acme/images/d.jpg").decode().rstrip("=")
 

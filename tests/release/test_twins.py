@@ -1,7 +1,7 @@
 """Twin deliveries: runs of identical inputs started together publish exactly one release, and
 every run names it, on the local store and on S3 (moto_server). Each run stages its own files
 (the report differs between runs, as real runs' do), then publishes through the claim protocol;
-the Prefect flow itself is raced in tests/test_publication.py."""
+the Prefect flow itself is raced in tests/release/test_publication.py."""
 from __future__ import annotations
 
 import tempfile
@@ -13,8 +13,9 @@ import pytest
 from kpdeliver.release.catalog import rebuild_catalog
 from kpdeliver.release.layout import SIGNOFF, read_manifest, release_prefix
 from kpdeliver.release.package import ReleasePlan, finish_plan
+from kpdeliver.release.stage import stage_plan
 from kpdeliver.release.publish import (
-    clean_staging, find_duplicate, fingerprint_claim, publish, published_versions, stage, staging_prefix,
+    clean_staging, find_duplicate, fingerprint_claim, publish, published_versions, staging_prefix,
 )
 from kpdeliver.release.verify import verify_release
 from kpdeliver.storage import LocalStore, open_store
@@ -43,7 +44,7 @@ def run_twins(store, dataset: str, fingerprint: str, n: int, *, inputs: str = "s
         try:
             staged = staging_prefix("acme", dataset, fingerprint)
             barrier.wait()
-            stage(plan(inputs, i), release_store=store, source_store=store, prefix=staged)
+            stage_plan(plan(inputs, i), release=store, source=store, prefix=staged)
             results[i] = publish(store=store, client="acme", dataset=dataset, fingerprint=fingerprint,
                                  staged_prefix=staged, manifest_fields={"source": {"run": "twin"}})
             clean_staging(store, "acme", dataset, fingerprint)
@@ -83,7 +84,7 @@ def test_twins_racing_other_inputs_still_give_one_release_per_input(store):
     def run(fp: str, i: int) -> None:
         staged = staging_prefix("acme", "pose", fp)
         barrier.wait()
-        stage(plan(fp, i), release_store=store, source_store=store, prefix=staged)
+        stage_plan(plan(fp, i), release=store, source=store, prefix=staged)
         results.append((fp, publish(store=store, client="acme", dataset="pose", fingerprint=fp,
                                     staged_prefix=staged, manifest_fields={}).version))
 
@@ -112,7 +113,7 @@ def test_a_crashed_winner_does_not_block_the_next_run_which_completes_its_versio
     store = LocalStore(tmp_path)
     fp = "ef" * 32
     dead = staging_prefix("acme", "pose", fp)
-    stage(plan("same", 0), release_store=store, source_store=store, prefix=dead)
+    stage_plan(plan("same", 0), release=store, source=store, prefix=dead)
     # the dead run claimed the inputs (and maybe v0001), copied one file, and was killed
     claim = {"staging": dead, "fields": {}, "key_id": None}
     if recorded_version:
@@ -123,7 +124,7 @@ def test_a_crashed_winner_does_not_block_the_next_run_which_completes_its_versio
     assert published_versions(store, "acme", "pose") == []
 
     mine = staging_prefix("acme", "pose", fp)
-    stage(plan("same", 1), release_store=store, source_store=store, prefix=mine)
+    stage_plan(plan("same", 1), release=store, source=store, prefix=mine)
     done = publish(store=store, client="acme", dataset="pose", fingerprint=fp, staged_prefix=mine, manifest_fields={})
     assert done.version == 1 and done.resumed
     assert verify_release(store, "acme/pose/v0001") == []

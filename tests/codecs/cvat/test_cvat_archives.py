@@ -34,7 +34,7 @@ from kpdeliver.model import Dataset, Instances
 from kpdeliver.schema import COCO17
 from kpdeliver.storage import LocalStore
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 REAL = ROOT / "tests" / "fixtures" / "real"
 CVAT_IMAGES = REAL / "cvat" / "xml_format.example-images.xml"
 CVAT_VIDEO = REAL / "cvat" / "xml_format.example-video.xml"

@@ -76,14 +76,14 @@ def delivered(bad_batch, prefect_harness):
 
 
 def test_run_finishes_and_delivers_the_good_items(delivered):
-    rel = Path(delivered["release"])
+    rel = Path(delivered.release)
     coco = json.loads((rel / "coco/train.json").read_text())
     # 101 shares img_0 with 105 (refused at decode): the image is held back whole with both, so that no
     # delivered image misses a person
     assert sorted(a["id"] for a in coco["annotations"]) == [102, 103, 201, 202]
     held = {r["annotation_id"]: r["checks"] for r in pq.read_table(rel / "qa/quarantine.parquet").to_pylist()}
     assert held[101] == "image" and held[105] == "schema.keypoint_count"
-    c = delivered["counts"]
+    c = delivered.counts
     assert c["instances_in"] == 8  # 6 from ann_a + 2 from ann_b; the broken file had none readable
     assert c["instances_delivered"] + c["instances_quarantined"] + c["instances_review_only"] == c["instances_in"]
 
@@ -95,7 +95,7 @@ def test_run_finishes_and_delivers_the_good_items(delivered):
     ("collect.unreadable_file", None, "ann_b/broken.json"),
 ])
 def test_each_bad_item_has_its_finding(delivered, check, annotation_id, source_part):
-    rel = Path(delivered["release"])
+    rel = Path(delivered.release)
     f = pq.read_table(rel / "qa/findings.parquet").to_pylist()
     hits = [r for r in f if r["check"] == check and (annotation_id is None or r["annotation_id"] == annotation_id)]
     assert hits, f"no {check} finding for {annotation_id}"
@@ -108,12 +108,12 @@ def test_each_bad_item_has_its_finding(delivered, check, annotation_id, source_p
 
 
 def test_quarantined_items_keep_their_raw_form(delivered):
-    q = pq.read_table(Path(delivered["release"]) / "qa/quarantine.parquet").to_pylist()
+    q = pq.read_table(Path(delivered.release) / "qa/quarantine.parquet").to_pylist()
     wrong_k = [r for r in q if r["annotation_id"] == 105][0]
     assert len(json.loads(wrong_k["raw"])["keypoints"]) == 16 * 3
 
 
 def test_unknown_image_finding_names_the_exports_own_image_id(delivered):
-    f = pq.read_table(Path(delivered["release"]) / "qa/findings.parquet").to_pylist()
+    f = pq.read_table(Path(delivered.release) / "qa/findings.parquet").to_pylist()
     hit = [r for r in f if r["check"] == "schema.unknown_image"][0]
     assert "image id 999" in hit["message"] and "annotations/ann_a/export.json" in hit["message"]

@@ -15,7 +15,8 @@ from kpdeliver.codecs.resolve import resolve_schema
 from kpdeliver.config import load_config
 from kpdeliver.release import catalog
 from kpdeliver.ingest.batch import ingest_images
-from kpdeliver.release.publish import input_fingerprint, publish, stage, staging_prefix
+from kpdeliver.release.stage import stage_plan
+from kpdeliver.release.publish import ReleaseKey, input_fingerprint, publish, staging_prefix
 from kpdeliver.storage import LocalStore
 from kpdeliver.synth import make_demo_batch
 from tasks import compute, store
@@ -33,12 +34,12 @@ def release(tmp_path_factory) -> tuple[Path, object]:
     ingested = ingest_images(source)
     assignments = compute.assign_work.fn(ingested.images, config.annotators, config.assignment)
     collected = store.collect_exports.fn(source, ingested.images, schema, config.annotators)
-    key = store.ReleaseKey(config.client, config.dataset,
+    key = ReleaseKey(config.client, config.dataset,
                            input_fingerprint(config, ingested.images.sha256.tolist(), collected.files))
     validated = compute.validate.fn(collected, ingested.findings, assignments, config.validation, config.deep_qa)
-    held = compute.quarantine.fn(collected, assignments, validated.validation.findings, config.validation.quarantine)
+    held = compute.quarantine.fn(collected, assignments, validated.findings, config.validation.quarantine)
     plan = compute.package.fn(config, held, validated, ingested.refused, assignments, source, None)
-    stage(plan, release_store=releases, source_store=source, prefix=key.staging)
+    stage_plan(plan, release=releases, source=source, prefix=key.staging)
     published = store.publish_release.fn(releases, key, {"schema": schema.to_dict()})
     assert store.catalog_release.fn(releases, key, published.version) == 1
     assert store.catalog_release.fn(releases, key, published.version) == 1  # a retried task adds no row
@@ -100,7 +101,7 @@ def _twin_publish(releases: LocalStore, fingerprint: str, dataset: str) -> int:
     plan = ReleasePlan(files={"coco/train.json": fingerprint.encode()}, copies=[], counts=counts,
                        verdict=Verdict("fail", reasons=["mean agreement OKS 0.5 below 0.75"]))
     prefix = staging_prefix("acme", dataset, fingerprint)
-    stage(plan, release_store=releases, source_store=releases, prefix=prefix)
+    stage_plan(plan, release=releases, source=releases, prefix=prefix)
     return publish(store=releases, client="acme", dataset=dataset, fingerprint=fingerprint, staged_prefix=prefix,
                    manifest_fields={}).version
 
@@ -161,14 +162,14 @@ def test_releases_command_lists_the_catalogue(release):
 
     root, config = release
     out = subprocess.run([sys.executable, "-c", "from kpdeliver.cli import main; main()", "releases", str(root)],
-                         capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(Path(__file__).parent.parent),
+                         capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(Path(__file__).parents[2]),
                                                                           "COLUMNS": "200", "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     line = next(row for row in out.stdout.splitlines() if "v0001" in row)
     assert config.client in line and config.dataset in line and any(v in line for v in ("pass", "fail", "conditional"))
     none = subprocess.run([sys.executable, "-c", "from kpdeliver.cli import main; main()", "releases", str(root),
                            "--client", "nobody"], capture_output=True, text=True, timeout=120,
-                          env={"PYTHONPATH": str(Path(__file__).parent.parent), "PATH": "/usr/bin:/bin"})
+                          env={"PYTHONPATH": str(Path(__file__).parents[2]), "PATH": "/usr/bin:/bin"})
     assert none.returncode == 1 and "no published release" in none.stderr and "Traceback" not in none.stderr
 
 
