@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from kpdeliver.release import catalog, signing
-from kpdeliver.release.publish import clean_staging, publish, stage, staging_prefix
+from kpdeliver.release.publish import clean_staging, publish, staging_prefix
+from kpdeliver.release.stage import stage_plan
 from kpdeliver.storage import LocalStore
 from tests.release_helpers import tiny_release_plan
 
@@ -34,7 +35,7 @@ def publish_release(root: Path, n: int, key: Ed25519PrivateKey | None = None) ->
     plan = tiny_release_plan(source)
     fp = hashlib.sha256(f"inputs {n}".encode()).hexdigest()
     staged = staging_prefix(CLIENT, DATASET, fp)
-    stage(plan, release_store=store, source_store=source, prefix=staged)
+    stage_plan(plan, release=store, source=source, prefix=staged)
     published = publish(store=store, client=CLIENT, dataset=DATASET, fingerprint=fp, staged_prefix=staged,
                         manifest_fields={}, signing_key=key)
     clean_staging(store, CLIENT, DATASET, fp)

@@ -17,7 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from kpdeliver.release import catalog
-from kpdeliver.release.publish import PublishError, clean_staging, publish, stage, staging_prefix
+from kpdeliver.release.publish import PublishError, clean_staging, publish, staging_prefix
+from kpdeliver.release.stage import stage_plan
 from kpdeliver.storage import LocalStore
 from tests.config.clients import GOOD, make_clients
 from tests.release_helpers import tiny_release_plan
@@ -52,7 +53,7 @@ def staged_run(tmp_path: Path, n: int) -> tuple[LocalStore, str, str]:
     store, source = LocalStore(tmp_path / "releases"), LocalStore(tmp_path / "batch")
     fp = hashlib.sha256(f"inputs {n}".encode()).hexdigest()
     staged = staging_prefix(CLIENT, DATASET, fp)
-    stage(tiny_release_plan(source), release_store=store, source_store=source, prefix=staged)
+    stage_plan(tiny_release_plan(source), release=store, source=source, prefix=staged)
     return store, fp, staged
 
 
