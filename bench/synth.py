@@ -16,7 +16,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kpdeliver.synth import synthetic_coco  # noqa: E402
+from kpdeliver.synth import synthetic_coco
 
 
 def best_of(repeat: int, fn) -> tuple[float, object]:

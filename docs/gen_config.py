@@ -258,7 +258,7 @@ def _section(path: str, model: type, links: dict[type, str]) -> list[str]:
         names = list(type(items[0]).model_fields)
         lines += ["", f"`{key}` by default:", "", "| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
         lines += ["| " + " | ".join(str(plain(getattr(i, n))) for n in names) + " |" for i in items]
-    return lines + [""]
+    return [*lines, ""]
 
 
 def render() -> str:

@@ -5,8 +5,6 @@ from the client config (margins, tolerances, "mostly") are passed when a suite i
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import great_expectations.expectations as gxe
 
 # --- points table -----------------------------------------------------------------------------
@@ -29,14 +27,14 @@ class ExpectVisibilityFlagInSet(gxe.ExpectColumnValuesToBeInSet):
 
 class ExpectUnlabeledPointsAtOrigin(gxe.ExpectColumnValuesToBeBetween):
     column: str = "unlabeled_offset"
-    min_value: Optional[float] = 0
-    max_value: Optional[float] = 0
+    min_value: float | None = 0
+    max_value: float | None = 0
     description: str = "A point with visibility 0 (not labeled) is written as x = y = 0 (column: max(|x|, |y|))."
 
 
 class ExpectLabeledPointsAwayFromOrigin(gxe.ExpectColumnValuesToBeBetween):
     column: str = "labeled_origin_distance"
-    min_value: Optional[float] = 0
+    min_value: float | None = 0
     strict_min: bool = True
     description: str = (
         "A labeled point (visibility 1 or 2) exactly at (0, 0) is suspicious: it is usually an unlabeled "
@@ -46,7 +44,7 @@ class ExpectLabeledPointsAwayFromOrigin(gxe.ExpectColumnValuesToBeBetween):
 
 class ExpectVisiblePointsInsideImage(gxe.ExpectColumnValuesToBeBetween):
     column: str = "visible_min"
-    min_value: Optional[float] = 0
+    min_value: float | None = 0
     description: str = (
         "A visible point (v=2) lies inside the image, its edges included (CVAT clamps points to the edge, "
         "YOLO's range includes 1.0): 0 <= x <= width and 0 <= y <= height, as for an occluded point "
@@ -56,7 +54,7 @@ class ExpectVisiblePointsInsideImage(gxe.ExpectColumnValuesToBeBetween):
 
 class ExpectOccludedPointsNearImage(gxe.ExpectColumnValuesToBeBetween):
     column: str = "occluded_outside"
-    max_value: Optional[float] = 0.5
+    max_value: float | None = 0.5
     description: str = (
         "An occluded point (v=1) may be estimated outside the frame, but not further than the configured "
         "margin (column: how far outside the frame, as a fraction of the image side; <= 0 inside)."
@@ -65,7 +63,7 @@ class ExpectOccludedPointsNearImage(gxe.ExpectColumnValuesToBeBetween):
 
 class ExpectOccludedPointsInsideImage(gxe.ExpectColumnValuesToBeBetween):
     column: str = "occluded_outside"
-    max_value: Optional[float] = 0
+    max_value: float | None = 0
     description: str = (
         "Notes an occluded point (v=1) estimated outside the frame: allowed within the margin, but the YOLO "
         "export clips it to the edge or drops it (column: how far outside, as a fraction of the image side)."
@@ -74,7 +72,7 @@ class ExpectOccludedPointsInsideImage(gxe.ExpectColumnValuesToBeBetween):
 
 class ExpectLabeledPointsInsideBox(gxe.ExpectColumnValuesToBeBetween):
     column: str = "box_outside"
-    max_value: Optional[float] = 0
+    max_value: float | None = 0
     description: str = (
         "A labeled point lies inside its instance's bounding box, give or take the configured tolerance "
         "(column: how far outside the box, as a fraction of the box side; <= 0 inside)."
@@ -102,8 +100,8 @@ class ExpectInstanceImagesExist(gxe.ExpectColumnValuesToBeInSet):
 
 class ExpectDeclaredNumKeypointsMatch(gxe.ExpectColumnValuesToBeBetween):
     column: str = "num_keypoints_excess"
-    min_value: Optional[float] = 0
-    max_value: Optional[float] = 0
+    min_value: float | None = 0
+    max_value: float | None = 0
     description: str = (
         "When an instance declares num_keypoints, it equals the number of its points with visibility > 0 "
         "(column: declared minus counted; instances that declare none are not checked)."
@@ -112,7 +110,7 @@ class ExpectDeclaredNumKeypointsMatch(gxe.ExpectColumnValuesToBeBetween):
 
 class ExpectBoxInsideImage(gxe.ExpectColumnValuesToBeBetween):
     column: str = "bbox_outside"
-    max_value: Optional[float] = 0
+    max_value: float | None = 0
     description: str = (
         "An instance's bounding box lies inside its image (column: how far its corners reach outside the "
         "frame, as a fraction of the image side; <= 0 inside)."

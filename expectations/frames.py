@@ -19,7 +19,7 @@ sees exactly the rows it is about without a per-expectation row filter.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd

@@ -6,8 +6,9 @@ A GX suite runs on one table, so each suite is split by table: `<schema>.<suite>
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import great_expectations as gx
 from great_expectations.expectations import Expectation

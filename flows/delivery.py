@@ -5,12 +5,13 @@ the stores); tasks pass keys and small values. The run returns a typed DeliveryR
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow as pa
 from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import create_table_artifact
 
+from flows import outcome, runner
 from kpdeliver.codecs.resolve import resolve_schema
 from kpdeliver.config import ClientConfig
 from kpdeliver.findings import summary_by
@@ -19,13 +20,12 @@ from kpdeliver.release import stage
 from kpdeliver.release.layout import SIGNOFF
 from kpdeliver.release.publish import DeliveryResult, ReleaseKey, input_fingerprint
 from kpdeliver.storage import open_store
-from flows import outcome, runner
 from tasks import compute, store
 
 
 def run_name(client: str, dataset: str) -> str:
     """`<client>-<dataset>-<UTC date>`: a flow run says whose delivery it is."""
-    return f"{client}-{dataset}-{datetime.now(timezone.utc):%Y-%m-%d}"
+    return f"{client}-{dataset}-{datetime.now(UTC):%Y-%m-%d}"
 
 
 def _delivery_run_name() -> str:
@@ -117,7 +117,7 @@ def _artifacts(config: ClientConfig, findings: pa.Table, annotators: pa.Table | 
     for key, cols in (("findings-by-check", ("check", "severity")), ("findings-by-annotator", ("annotator", "severity")),
                       ("findings-by-keypoint", ("keypoint", "check"))):
         table = summary_by(findings, *cols)
-        create_table_artifact(table=table.to_pylist() or [{c: None for c in (*cols, "count")}],
+        create_table_artifact(table=table.to_pylist() or [dict.fromkeys((*cols, "count"))],
                               key=artifact_key(config, key),
                               description=f"Findings by {cols[0]} (verdict: {verdict['verdict']})")
     if annotators is not None and annotators.num_rows:

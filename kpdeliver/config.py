@@ -14,20 +14,29 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
-from collections.abc import Mapping
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
-                      model_serializer, model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from kpdeliver.bounded import CONFIG_MAX_BYTES, BoundsError, link_out_of, read_yaml, safe_name
 from kpdeliver.errors import ConfigError
 from kpdeliver.findings import CHECKS
-from kpdeliver.schema import BUILTIN_SCHEMAS
 from kpdeliver.report_settings import ReportSettings
 from kpdeliver.runner_settings import RunnerSettings
+from kpdeliver.schema import BUILTIN_SCHEMAS
 from kpdeliver.tool_settings import ToolSettings
 from kpdeliver.words import plural  # isolation and preflight say counts through here
 
@@ -89,7 +98,7 @@ class Splits(_Model):
         return {"train": 0.0, "val": 0.0, "test": 0.0} | data if given else data
 
     @model_validator(mode="after")
-    def _sum_to_one(self) -> "Splits":
+    def _sum_to_one(self) -> Splits:
         if abs((total := self.train + self.val + self.test) - 1.0) > 1e-6:
             raise ValueError(f"train + val + test must be 1, got {total:g}")
         return self
@@ -151,20 +160,20 @@ class QAThresholds(_Model):
     null is not checked; `severity` says which rules fail a delivery and which make it conditional."""
 
     min_mean_oks: float = Field(0.75, ge=0, le=1, description="the annotators' mean agreement OKS is at least this")
-    min_agreement_oks: Optional[float] = Field(0.75, ge=0, le=1, description="each annotator's agreement OKS with "
+    min_agreement_oks: float | None = Field(0.75, ge=0, le=1, description="each annotator's agreement OKS with "
                                                                              "the others (overlap images)")
-    min_gold_oks: Optional[float] = Field(0.75, ge=0, le=1, description="each annotator's OKS against gold labels")
+    min_gold_oks: float | None = Field(0.75, ge=0, le=1, description="each annotator's OKS against gold labels")
     max_error_findings: int = Field(0, ge=0, description="error findings left on delivered items")
     max_quarantined_fraction: float = Field(0.1, ge=0, le=1, description="instances held back / instances in")
     max_rate: dict[str, float] = Field(default_factory=lambda: dict(_DEMANDING_MAX_RATE), description=(
         "check id -> most findings of that check (delivered or held back) per delivered instance; "
         "replaces the default map, {} checks no rate"))
-    max_coverage_bins_short: Optional[int] = Field(0, ge=0, description="pose coverage targets (deep_qa."
+    max_coverage_bins_short: int | None = Field(0, ge=0, description="pose coverage targets (deep_qa."
                                                                         "coverage_targets) not met")
-    min_instances_delivered: Optional[int] = Field(1, ge=0, description="instances delivered: at least this")
-    max_unreadable_exports: Optional[int] = Field(0, ge=0, description="export files (or folders) not read: at most")
-    min_labels_per_annotator: Optional[int] = Field(1, ge=0, description="labels from each annotator given work")
-    min_labeled_images_fraction: Optional[float] = Field(0.5, ge=0, le=1, description="delivered images with a label")
+    min_instances_delivered: int | None = Field(1, ge=0, description="instances delivered: at least this")
+    max_unreadable_exports: int | None = Field(0, ge=0, description="export files (or folders) not read: at most")
+    min_labels_per_annotator: int | None = Field(1, ge=0, description="labels from each annotator given work")
+    min_labeled_images_fraction: float | None = Field(0.5, ge=0, le=1, description="delivered images with a label")
     max_rework_rate: float | None = Field(None, ge=0, le=1, description="images sent back / images labeled")
     severity: RuleSeverities = RuleSeverities()
 
@@ -198,7 +207,7 @@ class CoverageBin(_Model):
     min_count: int = Field(1, ge=1)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "CoverageBin":
+    def _ordered(self) -> CoverageBin:
         if self.high < self.low:
             raise ValueError(f"coverage bin {self.name!r}: high {self.high:g} is below low {self.low:g}")
         return self
@@ -247,11 +256,11 @@ class DeepQASettings(_Model):
 
 
 class StorageOptions(_Model):
-    endpoint_url: Optional[str] = None
-    region: Optional[str] = None
-    profile: Optional[str] = None
-    retries_mode: Optional[str] = Field(None, pattern="^(standard|adaptive)$")
-    max_attempts: Optional[int] = Field(None, ge=1, le=20)
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    retries_mode: str | None = Field(None, pattern="^(standard|adaptive)$")
+    max_attempts: int | None = Field(None, ge=1, le=20)
 
 
 class YoloOptions(_Model):
@@ -298,16 +307,16 @@ class ClientConfig(_Model):
     deep_qa: DeepQASettings = DeepQASettings()
     yolo: YoloOptions = YoloOptions()
     storage: StorageOptions = StorageOptions()
-    tool: Optional[ToolSettings] = None  # the live annotation tool (kpdeliver.tool_settings)
-    schedule: Optional[Schedule] = None  # when `kpdeliver deploy`'s deployment runs by itself
+    tool: ToolSettings | None = None  # the live annotation tool (kpdeliver.tool_settings)
+    schedule: Schedule | None = None  # when `kpdeliver deploy`'s deployment runs by itself
     runner: RunnerSettings = RunnerSettings()  # where the tasks run (kpdeliver.runner_settings)
     report: ReportSettings = Field(ReportSettings(), exclude_if=lambda r: r == ReportSettings())  # left out at defaults
     # the keypoint category delivered, for COCO exports that hold several (a mouse and a fly):
     # only it is read, the others are reported (decode.quirk); unset, a file with several is refused
-    category: Optional[str] = Field(None, min_length=1)
+    category: str | None = Field(None, min_length=1)
     # name of a Prefect Secret block holding the vendor's Ed25519 signing key (PEM); without it the
     # key comes from KPDELIVER_SIGNING_KEY / KPDELIVER_SIGNING_KEY_FILE, or releases are unsigned
-    signing_key_secret: Optional[str] = Field(None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    signing_key_secret: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -335,7 +344,7 @@ class ClientConfig(_Model):
         raise ValueError(f"unknown schema {v!r}; the built-in schemas are {known} "
                          f"(or give a .yaml schema file or a CVAT .xml with a skeleton)")
 
-    def resolve_paths(self, base: Path) -> "ClientConfig":
+    def resolve_paths(self, base: Path) -> ClientConfig:
         """Make relative local locations relative to the config file's folder."""
 
         def fix(loc: str) -> str:

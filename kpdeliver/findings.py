@@ -5,8 +5,8 @@ Findings are built a whole column at a time (`findings_for`) so a check that fai
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
-from typing import Sequence
 
 import numpy as np
 import pyarrow as pa

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -56,7 +56,7 @@ class Images:
                 raise ValueError(f"Images.{f.name} has {len(getattr(self, f.name))} rows, expected {n}")
 
     @classmethod
-    def build(cls, *, id, file_name, width=None, height=None, sha256=None, source=None, orientation=None) -> "Images":
+    def build(cls, *, id, file_name, width=None, height=None, sha256=None, source=None, orientation=None) -> Images:
         n = len(id)
         return cls(
             id=_col(id, np.int64),
@@ -69,13 +69,13 @@ class Images:
         )
 
     @classmethod
-    def empty(cls) -> "Images":
+    def empty(cls) -> Images:
         return cls.build(id=[], file_name=[])
 
     def __len__(self) -> int:
         return len(self.id)
 
-    def take(self, idx) -> "Images":
+    def take(self, idx) -> Images:
         return Images(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
 
     def to_arrow(self) -> pa.Table:
@@ -136,7 +136,7 @@ class Instances:
         num_keypoints=None,
         extra: Mapping[str, np.ndarray] | None = None,
         num_kpts: int | None = None,
-    ) -> "Instances":
+    ) -> Instances:
         n = len(id)
         kps = np.asarray(keypoints, dtype=np.float64)
         if kps.size == 0:
@@ -158,7 +158,7 @@ class Instances:
         )
 
     @classmethod
-    def empty(cls, num_kpts: int) -> "Instances":
+    def empty(cls, num_kpts: int) -> Instances:
         return cls.build(id=[], image_id=[], keypoints=np.zeros((0, num_kpts, 3)), num_kpts=num_kpts)
 
     def __len__(self) -> int:
@@ -172,7 +172,7 @@ class Instances:
     def v(self) -> np.ndarray:
         return self.keypoints[..., 2]
 
-    def take(self, idx) -> "Instances":
+    def take(self, idx) -> Instances:
         cols = {f.name: getattr(self, f.name)[idx] for f in fields(self) if f.name != "extra"}
         return Instances(**cols, extra={k: v[idx] for k, v in self.extra.items()})
 
@@ -237,10 +237,10 @@ class Dataset:
             self.categories = (Category(1, self.schema.category),)
 
     @classmethod
-    def empty(cls, schema: KeypointSchema) -> "Dataset":
+    def empty(cls, schema: KeypointSchema) -> Dataset:
         return cls(schema, Images.empty(), Instances.empty(schema.num_keypoints))
 
-    def replace(self, **changes) -> "Dataset":
+    def replace(self, **changes) -> Dataset:
         return replace(self, **changes)
 
     def image_index(self) -> np.ndarray:
@@ -252,10 +252,10 @@ class Dataset:
         found = (pos < len(sorted_ids)) & (sorted_ids[pos_c] == self.instances.image_id) if len(sorted_ids) else np.zeros(len(pos), bool)
         return np.where(found, order[pos_c] if len(order) else -1, -1)
 
-    def subset_instances(self, mask: np.ndarray) -> "Dataset":
+    def subset_instances(self, mask: np.ndarray) -> Dataset:
         return self.replace(instances=self.instances.take(np.flatnonzero(mask)))
 
-    def subset_images(self, mask: np.ndarray) -> "Dataset":
+    def subset_images(self, mask: np.ndarray) -> Dataset:
         """Keep the images where mask is True, and only the instances on them."""
         images = self.images.take(np.flatnonzero(mask))
         keep = np.isin(self.instances.image_id, images.id)
@@ -287,7 +287,7 @@ def concat_instances(parts: list[Instances], num_kpts: int) -> Instances:
                 chunks.append(p.extra[key])
             else:
                 proto = next(q.extra[key] for q in parts if key in q.extra)
-                filler = np.full((len(p),) + proto.shape[1:], np.nan if proto.dtype.kind == "f" else None, dtype=proto.dtype)
+                filler = np.full((len(p), *proto.shape[1:]), np.nan if proto.dtype.kind == "f" else None, dtype=proto.dtype)
                 chunks.append(filler)
         extra[key] = np.concatenate(chunks)
     return Instances(**cols, extra=extra)

@@ -7,7 +7,7 @@ refused with an error naming the keypoints involved, never guessed by position.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -7,8 +7,8 @@ credentials, a missing bucket or a denied prefix are named here, not a minute in
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from kpdeliver.bounded import SCHEMA_MAX_BYTES, BoundsError, read_regular
 from kpdeliver.config import ClientConfig, plural

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable, Iterator, Sized
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Iterable, Iterator, Protocol, Sized, TypeVar
+from typing import Protocol, TypeVar
 
 from kpdeliver.words import plural
 

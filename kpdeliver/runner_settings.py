@@ -16,7 +16,6 @@ It sits on the ground floor (no kpdeliver imports) so `kpdeliver.config` can hol
 from __future__ import annotations
 
 from enum import Enum
-from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -30,15 +29,15 @@ class RunnerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: RunnerKind = RunnerKind.threads
-    address: Optional[str] = Field(None, pattern=r"^(tcp|tls|inproc|ucx)://\S+$",
+    address: str | None = Field(None, pattern=r"^(tcp|tls|inproc|ucx)://\S+$",
                                    description="an external Dask scheduler (kind: dask)")
-    workers: Optional[int] = Field(None, ge=1, le=256, description="LocalCluster worker processes (kind: dask)")
+    workers: int | None = Field(None, ge=1, le=256, description="LocalCluster worker processes (kind: dask)")
     threads_per_worker: int = Field(1, ge=1, le=64, description="threads in each LocalCluster worker")
-    max_workers: Optional[int] = Field(None, ge=1, le=256, description="threads of the pool (kind: threads); default one per core")
+    max_workers: int | None = Field(None, ge=1, le=256, description="threads of the pool (kind: threads); default one per core")
     shard_size: int = Field(500, ge=1, le=1_000_000, description="images per shard of the mapped steps")
 
     @model_validator(mode="after")
-    def _fits_kind(self) -> "RunnerSettings":
+    def _fits_kind(self) -> RunnerSettings:
         if self.kind is RunnerKind.dask:
             if self.address and self.workers:
                 raise ValueError("give a Dask runner either address (an external scheduler) or workers "

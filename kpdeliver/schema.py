@@ -7,15 +7,14 @@ half-way through a delivery.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import numpy as np
 
 from kpdeliver.bounded import SCHEMA_MAX_BYTES, BoundsError, read_yaml
 from kpdeliver.errors import DecodeError
-
 
 DEFAULT_SIGMA = 0.05  # OKS sigma for keypoints whose source declares none (CVAT, Label Studio, YOLO, bare COCO)
 
@@ -186,7 +185,7 @@ def _side_key(name: str) -> tuple[str, tuple[str, ...]] | None:
     if len(at) != 1:
         return None
     i = at[0]
-    return _SIDE[tokens[i]], tuple(tokens[:i]) + ("*",) + tuple(tokens[i + 1:])
+    return _SIDE[tokens[i]], (*tuple(tokens[:i]), "*", *tuple(tokens[i + 1:]))
 
 
 def pairs_by_side(names: Iterable[str]) -> tuple[tuple[int, int], ...]:
@@ -271,7 +270,7 @@ COCO17 = KeypointSchema(
 def _chain(start: int, stop: int, *, closed: bool = False) -> tuple[tuple[int, int], ...]:
     """Edges joining keypoints start..stop-1 in order (a contour), optionally closed."""
     edges = tuple((i, i + 1) for i in range(start, stop - 1))
-    return edges + ((stop - 1, start),) if closed else edges
+    return (*edges, (stop - 1, start)) if closed else edges
 
 
 def _mirror(*spans: tuple[int, int, int, int]) -> tuple[tuple[int, int], ...]:
@@ -345,12 +344,12 @@ FACE98 = KeypointSchema(
 )
 
 _FINGERS = ("thumb", "index", "middle", "ring", "pinky")
-_HAND21_NAMES = ("wrist",) + tuple(f"{f}_{j}" for f in _FINGERS for j in range(1, 5))
+_HAND21_NAMES = ("wrist", *tuple(f"{f}_{j}" for f in _FINGERS for j in range(1, 5)))
 HAND21 = KeypointSchema(
     name="hand21",
     keypoints=_HAND21_NAMES,
     # each finger: wrist -> joint 1 -> ... -> tip
-    skeleton=tuple(e for f in range(5) for e in (((0, 1 + 4 * f),) + _chain(1 + 4 * f, 5 + 4 * f))),
+    skeleton=tuple(e for f in range(5) for e in (((0, 1 + 4 * f), *_chain(1 + 4 * f, 5 + 4 * f)))),
     flip_pairs=(),  # one hand: a horizontal flip changes its side, not its point order
     sigmas=_WHOLEBODY_HAND_SIGMAS,
     category="hand",

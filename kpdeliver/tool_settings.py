@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import string
 from enum import Enum
-from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -82,7 +81,7 @@ class ToolSettings(BaseModel):
     project: str = Field("{client}/{dataset} — {annotator}", min_length=1,
                          description="project title; one project per annotator")
     users: dict[str, str] = Field(default_factory=dict, description="tool user e-mail -> annotator name")
-    document_root: Optional[str] = Field(None, description="the server's LOCAL_FILES_DOCUMENT_ROOT "
+    document_root: str | None = Field(None, description="the server's LOCAL_FILES_DOCUMENT_ROOT "
                                          "(default: the batch folder's parent)")
     s3: ToolS3 = Field(default_factory=ToolS3, description="Label Studio's S3 import storage, for batches on s3://")
 

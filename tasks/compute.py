@@ -25,7 +25,7 @@ from kpdeliver.rework.status import release_rework, with_rework_counts
 from kpdeliver.storage import ObjectStore
 from kpdeliver.validation import Validation, validate_delivery
 
-COMPUTE: dict[str, Any] = dict(cache_policy=NO_CACHE)
+COMPUTE: dict[str, Any] = {"cache_policy": NO_CACHE}
 
 
 @task(name="assemble-ingest", **COMPUTE)

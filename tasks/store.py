@@ -36,7 +36,7 @@ def _worth_retrying(task, task_run, state) -> bool:
     return not isinstance(state.data, BaseException) or retryable(state.data)
 
 
-STORE: dict[str, Any] = dict(retries=3, retry_delay_seconds=[1, 4, 10], cache_policy=NO_CACHE, retry_condition_fn=_worth_retrying)
+STORE: dict[str, Any] = {"retries": 3, "retry_delay_seconds": [1, 4, 10], "cache_policy": NO_CACHE, "retry_condition_fn": _worth_retrying}
 _FAILED_ON_STORE = re.compile(r"encountered (?:an|unexpected) exception:? \W*(\w+)")
 
 

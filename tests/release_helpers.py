@@ -10,8 +10,8 @@ from kpdeliver.codecs.resolve import resolve_schema
 from kpdeliver.config import ClientConfig
 from kpdeliver.ingest.batch import ingest_images
 from kpdeliver.release.package import ReleasePlan
-from kpdeliver.release.stage import stage_plan
 from kpdeliver.release.publish import Published, clean_staging, publish, staging_prefix
+from kpdeliver.release.stage import stage_plan
 from kpdeliver.storage import LocalStore, ObjectStore
 
 

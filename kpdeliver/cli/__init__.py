@@ -68,7 +68,7 @@ class LazyGroup(TyperGroup):
             return sub_app_commands(COMMANDS[cmd_name])[cmd_name]
         return super().get_command(ctx, cmd_name)
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: Context):
         from kpdeliver.cli.runtime import failures_said  # every command: a KpdeliverError is one sentence
 
         with failures_said():

@@ -5,7 +5,6 @@ client, and the config's storage settings open it. No Prefect, no Great Expectat
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -37,7 +36,7 @@ def _clients(location: str) -> list[str]:
     return sorted(p.parent.name for p in root.glob("*/catalog.parquet"))
 
 
-def releases_location(location: Optional[str], client: Optional[str], config: Optional[Path]) -> tuple[str, Optional[str]]:
+def releases_location(location: str | None, client: str | None, config: Path | None) -> tuple[str, str | None]:
     """(releases root, client or None) from the arguments: a client folder given as LOCATION is
     recognised by its catalogue, so both the root and `<root>/<client>` work."""
     if location is None:
@@ -53,7 +52,7 @@ def releases_location(location: Optional[str], client: Optional[str], config: Op
     return location, client
 
 
-def _rows(location: str, client: Optional[str], options: dict) -> list[dict]:
+def _rows(location: str, client: str | None, options: dict) -> list[dict]:
     from kpdeliver.release.catalog import read_catalog
     from kpdeliver.release.layout import CATALOG, MANIFEST, release_parent_and_name
     from kpdeliver.storage import StorageError, StoreUnreachable, join_key, open_store
@@ -95,14 +94,14 @@ def _table(location: str, rows: list[dict]) -> Table:
 
 @app.command()
 def releases(
-    location: Optional[str] = typer.Argument(None, help="releases root or one client's folder: local folder or "
+    location: str | None = typer.Argument(None, help="releases root or one client's folder: local folder or "
                                                         "s3://bucket/prefix (default: the --config's releases:)"),
-    client: Optional[str] = typer.Option(None, "--client", help="only this client's releases"),
-    config: Optional[Path] = CONFIG,
+    client: str | None = typer.Option(None, "--client", help="only this client's releases"),
+    config: Path | None = CONFIG,
     as_json: bool = typer.Option(False, "--json", help="print the releases as JSON"),
-    endpoint_url: Optional[str] = ENDPOINT,
-    region: Optional[str] = REGION,
-    profile: Optional[str] = PROFILE,
+    endpoint_url: str | None = ENDPOINT,
+    region: str | None = REGION,
+    profile: str | None = PROFILE,
 ) -> None:
     """List published releases: version, date, verdict, counts and mean agreement OKS."""
     location, client = releases_location(location, client, config)

@@ -4,7 +4,6 @@ same check first. `--json` prints the verdict, problems and warnings as JSON (sa
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -32,8 +31,8 @@ def _json(path: Path, source: bool) -> None:
 
 @app.command()
 def check(
-    config: Optional[Path] = typer.Argument(None, help="client YAML (or --config)"),
-    config_option: Optional[Path] = CONFIG_FILE,
+    config: Path | None = typer.Argument(None, help="client YAML (or --config)"),
+    config_option: Path | None = CONFIG_FILE,
     source: bool = typer.Option(True, help="also run the pre-flight: schema file, source images, gold names, "
                                            "annotators' exports, a probe write to the releases location"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),

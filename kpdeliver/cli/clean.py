@@ -4,7 +4,6 @@ killed runs left under the releases location's `.staging/`, and which of it is s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -28,16 +27,16 @@ console = Console(soft_wrap=True, highlight=False, markup=False)
 
 @app.command()
 def clean(
-    location: Optional[str] = typer.Argument(None, help="releases root: local folder or s3://bucket/prefix "
+    location: str | None = typer.Argument(None, help="releases root: local folder or s3://bucket/prefix "
                                                         "(default: the --config's releases:)"),
-    client: Optional[str] = typer.Option(None, "--client", help="only this client's staging"),
-    config: Optional[Path] = CONFIG,
+    client: str | None = typer.Option(None, "--client", help="only this client's staging"),
+    config: Path | None = CONFIG,
     older_than: str = typer.Option("1d", "--older-than", help="an unclaimed staging folder is stale after this "
                                                               "long (longer than any run takes)"),
     apply: bool = typer.Option(False, "--apply", help="remove the removable folders (default: only show them)"),
-    endpoint_url: Optional[str] = ENDPOINT,
-    region: Optional[str] = REGION,
-    profile: Optional[str] = PROFILE,
+    endpoint_url: str | None = ENDPOINT,
+    region: str | None = REGION,
+    profile: str | None = PROFILE,
 ) -> None:
     """Show (and with --apply remove) staging folders left by failed or killed runs: those of inputs
     already published, and unclaimed ones older than --older-than. A folder an unfinished

@@ -4,7 +4,7 @@ before Prefect starts."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -80,9 +80,9 @@ def assign(
     """Assign the batch's images to annotators and write their CVAT / Label Studio / Supervisely task
     packages under the source's tasks/ prefix (no Prefect needed)."""
     from kpdeliver.assign.assignments import assign_annotators, task_packages
+    from kpdeliver.codecs.resolve import resolve_schema
     from kpdeliver.ingest.batch import ingest_images
     from kpdeliver.model import Dataset, Instances
-    from kpdeliver.codecs.resolve import resolve_schema
     from kpdeliver.storage import open_store
 
     cfg = load_checked_config(config)

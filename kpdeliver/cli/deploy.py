@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -20,7 +19,7 @@ console = Console(highlight=False)
 def deploy(
     clients_dir: Path = typer.Argument(..., help="folder of client YAML files"),
     pool: str = typer.Option("kpdeliver-process", "--pool", help="process work pool (created when missing)"),
-    root: Optional[Path] = typer.Option(None, help="folder the worker runs flows/deployments.py from "
+    root: Path | None = typer.Option(None, help="folder the worker runs flows/deployments.py from "
                                                    "(default: this installation's repository root)"),
     check: bool = typer.Option(True, "--check/--no-check", "--check-source/--no-check-source",
                                help="run each config's full `kpdeliver check` first (source and releases "

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.text import Text
@@ -23,7 +22,7 @@ OutFormat = Enum("OutFormat", {f.replace("-", "_"): f for f in FORMATS}, type=st
 InFormat = Enum("InFormat", {"auto": "auto", **{f.replace("-", "_"): f for f in FORMATS}}, type=str)  # type: ignore[misc]
 
 
-def _schema(name: Optional[str]):
+def _schema(name: str | None):
     from kpdeliver.codecs.resolve import resolve_schema
     from kpdeliver.schema import SchemaError
 
@@ -42,16 +41,16 @@ def convert(
                           "Supervisely project)."),
     to: OutFormat = typer.Option(..., "--to", help="Output format."),  # type: ignore[valid-type]
     out: Path = typer.Option(..., "--out", help="Output folder."),
-    schema: Optional[str] = typer.Option(None, "--schema", help="Built-in schema name or schema YAML/CVAT XML path; "
+    schema: str | None = typer.Option(None, "--schema", help="Built-in schema name or schema YAML/CVAT XML path; "
                                          "default: the file's own keypoints."),
     from_: InFormat = typer.Option(InFormat.auto, "--from", help="Input format (default: detected)."),  # type: ignore[valid-type]
-    images: Optional[Path] = typer.Option(None, "--images", help="Folder of the images (for sizes the input lacks; "
+    images: Path | None = typer.Option(None, "--images", help="Folder of the images (for sizes the input lacks; "
                                           "a YOLO output gets them linked or copied into images/<split>/)."),
-    sizes: Optional[Path] = typer.Option(None, "--sizes", help="Image sizes the input lacks: CSV file_name,width,height "
+    sizes: Path | None = typer.Option(None, "--sizes", help="Image sizes the input lacks: CSV file_name,width,height "
                                          "or JSON {name: [w, h]}."),
     outside: str = typer.Option("clip", "--outside", help="YOLO: v=1 points outside the frame are 'clip'ped or 'zero'ed."),
     cvat_mode: str = typer.Option("images", "--cvat-mode", help="CVAT output: 'images' or 'video' (tracks)."),
-    category: Optional[str] = typer.Option(None, "--category", help="COCO input with several keypoint categories: "
+    category: str | None = typer.Option(None, "--category", help="COCO input with several keypoint categories: "
                                            "the one to convert (default: each into a sub-folder named by it)."),
 ) -> None:
     """Convert keypoint annotations between formats (nothing is validated or dropped silently)."""
@@ -86,7 +85,7 @@ def _folder_name(category: str) -> str:
 
 
 def _convert_one(input: Path, out: Path, *, to: str, schema, fmt, images, sizes, outside: str, cvat_mode: str,
-                 category: Optional[str]) -> None:
+                 category: str | None) -> None:
     from kpdeliver.codecs.yolo_pose import DATA_YAML_NAMES
     from kpdeliver.collect.files import read_annotations, write_dataset
     from kpdeliver.collect.non_finite import hold_non_finite
@@ -130,7 +129,7 @@ def _convert_one(input: Path, out: Path, *, to: str, schema, fmt, images, sizes,
 @app.command()
 def inspect(
     path: Path = typer.Argument(..., help="Annotation file or folder."),
-    schema: Optional[str] = typer.Option(None, "--schema", help="Read against this schema instead of the file's own."),
+    schema: str | None = typer.Option(None, "--schema", help="Read against this schema instead of the file's own."),
     as_json: bool = typer.Option(False, "--json", help="Print the reports as JSON."),
 ) -> None:
     """Say which format and schema a file or folder holds, its counts, visibility histogram and oddities."""

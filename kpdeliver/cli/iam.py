@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -13,14 +12,14 @@ app = typer.Typer()
 
 @app.command()
 def iam(
-    config: Optional[Path] = typer.Argument(None, help="client YAML whose source and releases are on S3 (or --config)"),
-    config_option: Optional[Path] = CONFIG_FILE,
+    config: Path | None = typer.Argument(None, help="client YAML whose source and releases are on S3 (or --config)"),
+    config_option: Path | None = CONFIG_FILE,
 ) -> None:
     """Print the client's least-privilege S3 policy (IAM JSON): its own prefixes only."""
     import json
 
-    from kpdeliver.config import ConfigError, load_config
     from kpdeliver.clients.iam import iam_policy
+    from kpdeliver.config import ConfigError, load_config
 
     try:
         policy = iam_policy(load_config(config_path(config, config_option)))

@@ -5,7 +5,6 @@ that cannot be read."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -41,7 +40,7 @@ def new(
                   "and this fingerprint over a channel they trust")
 
 
-def _private_key(path: Optional[Path]):
+def _private_key(path: Path | None):
     from kpdeliver.release.signing import SigningKeyError, key_from_environment, private_key_from_pem
 
     try:
@@ -60,12 +59,12 @@ def _private_key(path: Optional[Path]):
 @app.command()
 def sign(
     release: str = typer.Argument(..., help="published release folder: local path or s3://bucket/.../v0007"),
-    key: Optional[Path] = typer.Option(None, "--key", help="private key PEM (default: KPDELIVER_SIGNING_KEY_FILE "
+    key: Path | None = typer.Option(None, "--key", help="private key PEM (default: KPDELIVER_SIGNING_KEY_FILE "
                                                          "or KPDELIVER_SIGNING_KEY)"),
-    config: Optional[Path] = CONFIG,
-    endpoint_url: Optional[str] = ENDPOINT,
-    region: Optional[str] = REGION,
-    profile: Optional[str] = PROFILE,
+    config: Path | None = CONFIG,
+    endpoint_url: str | None = ENDPOINT,
+    region: str | None = REGION,
+    profile: str | None = PROFILE,
 ) -> None:
     """Sign a release published unsigned: add manifest.sig (the manifest unchanged), publish the public
     key beside the catalogue and record the signature in the catalogue. A signed release, or one that

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, NoReturn, Optional
+from typing import NoReturn
 
 import typer
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TaskID, TextColumn,
-                           TimeElapsedColumn)
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.text import Text
 
 from kpdeliver.words import plural  # noqa: F401 (every command says counts with the one helper)
@@ -23,7 +31,7 @@ REGION = typer.Option(None, "--region", envvar="AWS_REGION", help="S3 region")
 PROFILE = typer.Option(None, "--profile", envvar="AWS_PROFILE", help="AWS profile for credentials")
 
 
-def s3_options(endpoint_url: Optional[str], region: Optional[str], profile: Optional[str]) -> dict:
+def s3_options(endpoint_url: str | None, region: str | None, profile: str | None) -> dict:
     return {k: v for k, v in (("endpoint_url", endpoint_url), ("region", region), ("profile", profile)) if v}
 
 
@@ -32,7 +40,7 @@ CONFIG = typer.Option(None, "--config", "-c", help="client YAML: its storage: se
                                                    "profile) open the store")
 
 
-def store_options(config, endpoint_url: Optional[str], region: Optional[str], profile: Optional[str]) -> dict:
+def store_options(config, endpoint_url: str | None, region: str | None, profile: str | None) -> dict:
     """The S3 settings of a command that reads a store: the client config's `storage:` section (with
     --config), then the options given (or AWS_ENDPOINT_URL, AWS_REGION, AWS_PROFILE) over it."""
     options: dict = {}

@@ -9,7 +9,7 @@ unreadable: no credentials, access denied) or an option is wrong.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -44,7 +44,7 @@ def _open_client(release: str, options: dict):
     return open_store(client, options if client.startswith("s3://") else None), name
 
 
-def _public_keys(paths: Optional[list[Path]]):
+def _public_keys(paths: list[Path] | None):
     """The pinned keys: each --public-key file, and every *.pub file of a --public-key folder."""
     from kpdeliver.release.signing import SigningKeyError, public_key_from_pem
 
@@ -106,12 +106,12 @@ def _print_verified(location: str, result) -> None:
 @app.command()
 def verify(
     release: str = typer.Argument(..., help="release folder: local path or s3://bucket/.../v0007"),
-    public_key: Optional[list[Path]] = PUBLIC_KEY,
-    config: Optional[Path] = CONFIG,
+    public_key: list[Path] | None = PUBLIC_KEY,
+    config: Path | None = CONFIG,
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON (same exit codes)"),
-    endpoint_url: Optional[str] = ENDPOINT,
-    region: Optional[str] = REGION,
-    profile: Optional[str] = PROFILE,
+    endpoint_url: str | None = ENDPOINT,
+    region: str | None = REGION,
+    profile: str | None = PROFILE,
 ) -> None:
     """Check a published release: its signature, the catalogue's record of its manifest, the
     sign-off against the manifest, and every file re-hashed (exit 1 on any difference)."""
@@ -156,11 +156,11 @@ def share(
     release: str = typer.Argument(..., help="release folder: local path or s3://bucket/.../v0007"),
     expires: str = typer.Option("7d", "--expires", help="link lifetime: 7d, 12h, 1d12h, 30m or seconds "
                                                         "(S3 allows at most 7d; local paths do not expire)"),
-    public_key: Optional[list[Path]] = PUBLIC_KEY,
-    config: Optional[Path] = CONFIG,
-    endpoint_url: Optional[str] = ENDPOINT,
-    region: Optional[str] = REGION,
-    profile: Optional[str] = PROFILE,
+    public_key: list[Path] | None = PUBLIC_KEY,
+    config: Path | None = CONFIG,
+    endpoint_url: str | None = ENDPOINT,
+    region: str | None = REGION,
+    profile: str | None = PROFILE,
 ) -> None:
     """Print links to a release's archive, manifest and QA report (presigned URLs on S3).
 

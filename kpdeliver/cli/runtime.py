@@ -4,9 +4,9 @@ small machines. Call before the first `import prefect`."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from kpdeliver.cli.output import fail
 

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -54,7 +53,7 @@ def _read_prelabels(path: Path, batch, schema):
 @app.command()
 def push(
     config: Path = typer.Option(..., "--config", "-c", help="client YAML with a tool: section"),
-    prelabels: Optional[Path] = typer.Option(None, help="labels (any supported format) loaded as predictions"),
+    prelabels: Path | None = typer.Option(None, help="labels (any supported format) loaded as predictions"),
 ) -> None:
     """Create or update one Label Studio project per annotator with their assigned images
     (primary, overlap, gold). Safe to repeat: only new images are added."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -114,13 +114,13 @@ def _print_summary(findings: pa.Table, *, title: str, out: Path, seconds: float)
 def validate_command(
     input: Path = typer.Argument(..., help="annotation file (COCO, CVAT XML, Label Studio JSON, YOLO data.yaml)"),
     schema: str = typer.Option(..., "--schema", help=f"built-in schema name, a schema .yaml, or '{FROM_FILE}' (the file's own category)"),
-    images: Optional[Path] = typer.Option(None, "--images", help="folder of the images (sizes read from their headers)"),
-    sizes: Optional[Path] = typer.Option(None, "--sizes", help="CSV file_name,width,height or JSON {name: [w, h]}"),
+    images: Path | None = typer.Option(None, "--images", help="folder of the images (sizes read from their headers)"),
+    sizes: Path | None = typer.Option(None, "--sizes", help="CSV file_name,width,height or JSON {name: [w, h]}"),
     out: Path = typer.Option(..., "--out", help="output folder"),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="client YAML whose validation settings to use"),
+    config: Path | None = typer.Option(None, "--config", "-c", help="client YAML whose validation settings to use"),
     annotation: list[str] = typer.Option([], "--annotation", help="another annotator's export, NAME=PATH (repeatable; enables deep QA)"),
-    gold: Optional[Path] = typer.Option(None, "--gold", help="trusted reference labels (enables deep QA)"),
-    category: Optional[str] = typer.Option(None, "--category", help="COCO input with several keypoint categories: "
+    gold: Path | None = typer.Option(None, "--gold", help="trusted reference labels (enables deep QA)"),
+    category: str | None = typer.Option(None, "--category", help="COCO input with several keypoint categories: "
                                            "the one to validate (default: the client config's `category`)"),
 ) -> None:
     """Validate annotations: schema conformance, visibility, bounds (Great Expectations), plus deep QA on request."""

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from kpdeliver.bounded import CONFIG_MAX_BYTES, BoundsError, NotRegular, TooLarge, read_yaml

@@ -16,7 +16,7 @@ from kpdeliver.errors import DecodeError
 from kpdeliver.findings import concat_findings, empty_findings
 from kpdeliver.model import Dataset
 
-__all__ = ["REJECTED_SCHEMA", "CodecError", "Decoded", "DecodeLog", "ItemProblem"]
+__all__ = ["REJECTED_SCHEMA", "CodecError", "DecodeLog", "Decoded", "ItemProblem"]
 
 
 class CodecError(DecodeError, ValueError):
@@ -33,7 +33,7 @@ class Decoded:
     rejected: pa.Table = field(default_factory=REJECTED_SCHEMA.empty_table)
 
     @classmethod
-    def logged(cls, dataset: Dataset, log: DecodeLog) -> "Decoded":
+    def logged(cls, dataset: Dataset, log: DecodeLog) -> Decoded:
         """The dataset with the findings and held-back items a decode logged."""
         return cls(dataset, log.findings_table(), log.rejected_table())
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import io
 import tarfile
+from collections.abc import Callable, Iterable
 from posixpath import basename
-from typing import Callable, Iterable
 
 from kpdeliver.bounded import MEMBER_MAX_BYTES, MEMBER_MAX_RATIO, RATIO_FLOOR_BYTES, size_text
 from kpdeliver.codecs import CodecError, Decoded
 from kpdeliver.codecs.protocol import Codec, DecodeOptions
 from kpdeliver.schema import KeypointSchema
-
 
 
 def is_tar(data: bytes) -> bool:

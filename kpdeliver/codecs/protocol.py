@@ -2,8 +2,9 @@
 metadata defines a schema. Each folder under `kpdeliver/codecs/` exposes one `Codec` as `CODEC`."""
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 

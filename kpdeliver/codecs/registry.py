@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import io
 import zipfile
-from typing import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from kpdeliver.bounded import BoundsError, read_member
 from kpdeliver.codecs import CodecError, Decoded

@@ -9,29 +9,28 @@ from __future__ import annotations
 
 import hashlib
 import re
-from functools import partial
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from posixpath import basename, dirname, splitext
-from typing import Callable, Mapping
 
 import numpy as np
 import pyarrow as pa
 
-from kpdeliver.codecs import REJECTED_SCHEMA, CodecError
-from kpdeliver.codecs import registry
-from kpdeliver.codecs.registry import decode_bytes
-from kpdeliver.findings import concat_findings, findings_for
-from kpdeliver.images import IMAGE_EXTENSIONS
+from kpdeliver.codecs import REJECTED_SCHEMA, CodecError, registry
 from kpdeliver.codecs.label_studio.paths import image_path
+from kpdeliver.codecs.registry import decode_bytes
 from kpdeliver.collect.categories import merge_categories
 from kpdeliver.collect.projects import decode_store_project, split_store_projects
 from kpdeliver.collect.superseded import latest_rounds, supersede_reworked, supersede_rows
 from kpdeliver.collect.yolo_store import decode_tree, split_by_tree
-from kpdeliver.storage.keys import unsafe_reasons
+from kpdeliver.findings import concat_findings, findings_for
+from kpdeliver.images import IMAGE_EXTENSIONS
 from kpdeliver.model import NONE, Dataset, Instances, concat_instances
 from kpdeliver.progress import tracked
 from kpdeliver.schema import KeypointSchema
 from kpdeliver.storage import ObjectStore, StorageError
+from kpdeliver.storage.keys import unsafe_reasons
 
 ANNOTATIONS_PREFIX = "annotations/"
 GOLD_PREFIX = "gold/"

@@ -6,27 +6,26 @@ module is only where files are found, opened and written.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import pyarrow as pa
 
 from kpdeliver.codecs import REJECTED_SCHEMA, CodecError, Decoded, registry
-from kpdeliver.codecs.label_studio.paths import image_path
 from kpdeliver.codecs.coco.categories import SeveralCategories
+from kpdeliver.codecs.label_studio.paths import image_path
+from kpdeliver.codecs.protocol import Codec, DecodeOptions, EncodeOptions
+from kpdeliver.codecs.yolo_pose.decoder import read_data_yaml
 from kpdeliver.collect.local import read_input
 from kpdeliver.collect.non_finite import non_finite_rows
 from kpdeliver.collect.writing import write_files
 from kpdeliver.collect.yolo_layout import tree_layout
-from kpdeliver.codecs.yolo_pose.decoder import read_data_yaml
-from kpdeliver.codecs.protocol import Codec, DecodeOptions, EncodeOptions
 from kpdeliver.findings import concat_findings, findings_for
 from kpdeliver.images import IMAGE_EXTENSIONS, image_size
 from kpdeliver.model import NONE, Category, Dataset, Images, Instances, concat_images, concat_instances
 from kpdeliver.schema import KeypointSchema
-
 
 
 def _sniff_file(f: Path) -> str:

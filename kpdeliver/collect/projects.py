@@ -2,9 +2,9 @@
 annotation files), or one annotation file of it, read with the meta.json of its project."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from posixpath import basename
-from typing import Callable
 
 from kpdeliver.codecs import CodecError, Decoded, registry
 from kpdeliver.codecs.protocol import Codec, DecodeOptions

@@ -10,9 +10,9 @@ Paths here are relative to the tree (the folder of data.yaml), `/`-separated.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from posixpath import splitext
-from typing import Callable, Iterable
 
 from kpdeliver.images import IMAGE_EXTENSIONS
 

@@ -4,8 +4,9 @@ with each label's image size taken from the batch image it labels (ingest measur
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from posixpath import basename, dirname
-from typing import Callable, Protocol
+from typing import Protocol
 
 from kpdeliver.codecs import Decoded
 from kpdeliver.codecs.protocol import DecodeOptions

@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np

@@ -32,7 +32,7 @@ class Context:
     image_key_ids: dict  # file name -> (image id, file name) for locating findings without an instance
 
     @classmethod
-    def of(cls, dataset: Dataset) -> "Context":
+    def of(cls, dataset: Dataset) -> Context:
         ins = dataset.instances
         row = dataset.image_index()
         names_col = dataset.images.file_name
@@ -86,5 +86,5 @@ class DriftSamples:
     oks_loss: np.ndarray  # [m] 1 - OKS against the reference
 
     @classmethod
-    def none(cls, n_keypoints: int) -> "DriftSamples":
+    def none(cls, n_keypoints: int) -> DriftSamples:
         return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, n_keypoints, 2)), np.zeros(0))

@@ -12,6 +12,7 @@ The named measures exist for any schema that has the COCO names they need.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import pyarrow as pa
@@ -85,7 +86,7 @@ def coverage(
         usable = [
             CoverageBin(name=f"{m[6:]} bent {lo:g}-{hi:g} degrees", measure=m, low=lo, high=hi)
             for m in measures if m.startswith("angle:")
-            for lo, hi in zip(generic_bins[:-1], generic_bins[1:])
+            for lo, hi in pairwise(generic_bins)
         ]
     out = []
     for t in usable:

@@ -21,9 +21,8 @@ arguments and hands on where each drifting annotator's change starts (scorecards
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-
-from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -159,7 +158,7 @@ def difference_at(x: np.ndarray, split: int) -> float:
     sample."""
     ok = np.isfinite(x)
     n1, n = int(ok[:split].sum()), int(ok.sum())
-    if n1 == 0 or n1 == n:
+    if n1 in (0, n):
         return float("nan")
     z = np.clip(np.where(ok, x - np.median(x[ok]), 0.0), -_CLIP, _CLIP)
     s = np.array([[z[:split].sum()], [z.sum()]])

@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 import pyarrow as pa
 
 from kpdeliver.config import DeepQASettings
@@ -99,7 +98,7 @@ class GoldResult:
     drift_samples: DriftSamples  # offsets from gold of the matched instances not swapped
 
     @classmethod
-    def none(cls, ctx: Context) -> "GoldResult":
+    def none(cls, ctx: Context) -> GoldResult:
         """No gold: nothing judged."""
         k = ctx.schema.num_keypoints
         return cls(empty_findings(), np.zeros(ctx.n, bool), np.full(ctx.n, np.nan),

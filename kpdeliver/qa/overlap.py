@@ -18,8 +18,8 @@ from kpdeliver.config import DeepQASettings
 from kpdeliver.findings import concat_findings, findings_for
 from kpdeliver.qa.agreement import (
     N_STATES,
-    Groups,
     STATE_WORDS,
+    Groups,
     compare_members,
     overlap_groups,
     visibility_confusion,
@@ -41,7 +41,7 @@ class KeypointStats:
     offset_se: np.ndarray  # [A, K, 2] standard error of that median
 
     @classmethod
-    def none(cls, a: int, k: int) -> "KeypointStats":
+    def none(cls, a: int, k: int) -> KeypointStats:
         return cls(np.full((a, k), np.nan), np.full((a, k, 2), np.nan), np.zeros((a, k), np.int64),
                    np.full((a, k, 2), np.nan))
 
@@ -112,7 +112,7 @@ def _swaps_put_right(ctx: Context, s: DeepQASettings, groups: Groups) -> tuple:
     """The members compared twice: as labeled, then with the members the others outvote as swapped put
     right. (present [G, slots], rows of the present members, their numbers of others, swapped, swapped
     pairs [m, P], the points put right [n, K, 3], the first comparison, the second)."""
-    gains = dict(swap_gain=s.swap_gain, pair_swap_gain=s.pair_swap_gain)
+    gains = {"swap_gain": s.swap_gain, "pair_swap_gain": s.pair_swap_gain}
     cmp = compare_members(ctx.kps, ctx.s2, groups.rows, ctx.schema, **gains)
     present = groups.rows >= 0
     rows = groups.rows[present]

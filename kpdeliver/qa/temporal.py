@@ -230,7 +230,7 @@ def _track_noise(raw: np.ndarray, dof: int, tracks: TrackOrder, sigmas: np.ndarr
     return np.nan_to_num(noise, nan=floor)[tracks.track]
 
 
-def _mahalanobis(bridge: list["Residual"]) -> np.ndarray:
+def _mahalanobis(bridge: list[Residual]) -> np.ndarray:
     """[n, K] squared Mahalanobis distance of a window's points from the path bridging them, in units of
     the per-axis noise sigma squared: each residual is its point's noise minus the bridge ends' noise
     weighted (wa, wb), so their covariance is sigma^2 (I + A A^T), A the frames' (wa, wb) rows, and its

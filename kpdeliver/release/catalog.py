@@ -23,13 +23,18 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kpdeliver.errors import ReleaseError
 from kpdeliver.model import parquet_bytes
 from kpdeliver.release.layout import (
-    CATALOG, MANIFEST, SIGNOFF, manifest_version, release_prefix, sha256_hex, version_number,
+    CATALOG,
+    MANIFEST,
+    SIGNOFF,
+    manifest_version,
+    release_prefix,
+    sha256_hex,
+    version_number,
 )
 from kpdeliver.release.signing import key_id
 from kpdeliver.storage import ObjectStore, join_key

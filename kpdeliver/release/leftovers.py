@@ -19,7 +19,7 @@ keeps every version number and every set of inputs taken once, a few hundred byt
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 
@@ -67,7 +67,7 @@ def _claims(store: ObjectStore, client: str, dataset: str, fp24: str) -> list[di
 
 def _age(run: str, now: datetime) -> float | None:
     try:
-        started = datetime.strptime(run.split("-", 1)[0], _RUN_TIME).replace(tzinfo=timezone.utc)
+        started = datetime.strptime(run.split("-", 1)[0], _RUN_TIME).replace(tzinfo=UTC)
     except ValueError:
         return None
     return (now - started).total_seconds()
@@ -93,7 +93,7 @@ def _judge(store: ObjectStore, folder: str, files: int, older_than: float, now: 
 def find_leftovers(store: ObjectStore, client: str | None = None, *, older_than: float = 86400,
                    now: datetime | None = None) -> list[Leftover]:
     """Every staging run folder (of `client`, or of all clients) and what may be done with it."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return [_judge(store, folder, n, older_than, now) for folder, n in sorted(_run_folders(store, client).items())]
 
 

@@ -22,7 +22,6 @@ from kpdeliver.model import Dataset, parquet_bytes
 from kpdeliver.release.layout import SIGNOFF, content_digest, sha256_hex
 from kpdeliver.release.signoff import Collected, Counts, Verdict, signoff
 
-
 # index/images.parquet status of an image held back whole because a label on it is held back for its own
 # findings (qa/quarantine.parquet says which): no image ships with one of its people missing from its labels
 HELD_WITH_LABEL = "held_back_with_label"
@@ -196,9 +195,9 @@ def _counts(dataset: Dataset, delivered: Dataset, findings: pa.Table, quarantine
     delivered_ids = delivered.instances.id
     errs = findings.filter(pc.equal(findings["severity"], "error"))
     return Counts(
-        images_listed=len(dataset.images) + ingest_rejected.num_rows, images_delivered=int(len(delivered.images)),
+        images_listed=len(dataset.images) + ingest_rejected.num_rows, images_delivered=len(delivered.images),
         images_quarantined=int(image_quarantined.sum()), images_rejected_at_ingest=ingest_rejected.num_rows,
-        instances_in=instances_in, instances_delivered=int(len(delivered_ids)),
+        instances_in=instances_in, instances_delivered=len(delivered_ids),
         instances_quarantined=int(quarantine.num_rows), instances_review_only=review_only,
         splits={s: int((split == s).sum()) for s in split_names},
         delivered_error_findings=int(np.isin(errs["annotation_id"].drop_null().to_numpy(), delivered_ids).sum()),

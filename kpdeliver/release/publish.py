@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -31,7 +31,16 @@ from kpdeliver import __version__
 from kpdeliver.config import ClientConfig
 from kpdeliver.errors import ReleaseError
 from kpdeliver.release.layout import (
-    CLAIMS, MANIFEST, STAGED, STAGING, Manifest, manifest_version, read_manifest, release_prefix, sha256_hex, version_folder,
+    CLAIMS,
+    MANIFEST,
+    STAGED,
+    STAGING,
+    Manifest,
+    manifest_version,
+    read_manifest,
+    release_prefix,
+    sha256_hex,
+    version_folder,
     version_number,
 )
 from kpdeliver.release.signing import PUBLIC_KEY, SIGNATURE, key_id, publish_public_key, sign
@@ -57,7 +66,7 @@ def input_fingerprint(config: ClientConfig, image_shas: list[str], export_shas: 
 
 def new_run_id() -> str:
     """Names one run's staging folder: sortable by start time, unique among twins."""
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(4)
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(4)
 
 
 def staging_root(client: str, dataset: str, fingerprint: str) -> str:
@@ -237,7 +246,7 @@ def publish(
         raise
     manifest = {
         "kpdeliver": __version__, "client": client, "dataset": dataset, "version": version,
-        "created_at": marker.get("staged_at") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": marker.get("staged_at") or datetime.now(UTC).isoformat(timespec="seconds"),
         "fingerprint": fingerprint, **claim.get("fields", {}),
         "counts": marker["counts"], "verdict": marker["verdict"], "qa": marker.get("qa", {}),
         "files": marker["files"],

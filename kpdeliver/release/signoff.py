@@ -8,7 +8,7 @@ with the exceptions named in `reasons`), else `pass`.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal, Optional
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -55,9 +55,9 @@ class RuleResult:
     """One rule judged on one subject: a line of `rules` in qa/signoff.json."""
 
     rule: str  # the rule's key in the config's `qa:` section
-    subject: Optional[str]  # the annotator or check id judged; None for the whole delivery
+    subject: str | None  # the annotator or check id judged; None for the whole delivery
     threshold: float
-    measured: Optional[float]  # None: nothing to measure (e.g. an annotator without gold images)
+    measured: float | None  # None: nothing to measure (e.g. an annotator without gold images)
     outcome: Outcome
     message: str  # plain words, naming the subject and where its items are
 

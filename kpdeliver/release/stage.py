@@ -9,7 +9,7 @@ from __future__ import annotations
 import posixpath
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 
@@ -103,7 +103,7 @@ def staged_marker(listing: dict[str, dict], counts: Counts, verdict: Verdict, si
     if signoff is not None:
         qa["signoff_content_sha256"] = orjson.loads(signoff).get("content_sha256")
     return {"files": dict(sorted(listing.items())), "counts": counts.to_dict(), "verdict": verdict.verdict,
-            "qa": qa, "staged_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "qa": qa, "staged_at": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
 def mark_staged(release: ObjectStore, prefix: str, counts: Counts, verdict: Verdict, listing: dict[str, dict],

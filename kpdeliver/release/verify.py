@@ -20,7 +20,13 @@ from kpdeliver.release import binding, signing
 from kpdeliver.release.archive import archive_differences
 from kpdeliver.release.invariant import check_invariant
 from kpdeliver.release.layout import (
-    MANIFEST, SIGNOFF, archive_key, client_key, content_digest, read_manifest, sha256_hex,
+    MANIFEST,
+    SIGNOFF,
+    archive_key,
+    client_key,
+    content_digest,
+    read_manifest,
+    sha256_hex,
 )
 from kpdeliver.storage import ObjectStore, StorageError, StoreUnreachable, UnsafeKeyError, check_key, join_key
 
@@ -155,9 +161,9 @@ def _signoff(store: ObjectStore, prefix: str, manifest: dict) -> list[Problem]:
     try:
         signoff = orjson.loads(store.get(join_key(prefix, SIGNOFF)))
     except (StorageError, orjson.JSONDecodeError) as e:
-        return problems + [Problem("signoff", SIGNOFF, f"cannot be read as JSON ({e})")]
+        return [*problems, Problem("signoff", SIGNOFF, f"cannot be read as JSON ({e})")]
     if not isinstance(signoff, dict):
-        return problems + [Problem("signoff", SIGNOFF, "is not a JSON object")]
+        return [*problems, Problem("signoff", SIGNOFF, "is not a JSON object")]
     pairs = [("verdict", signoff.get("verdict"), manifest.get("verdict")),
              ("reasons", signoff.get("reasons"), qa.get("reasons")),
              ("findings by check", signoff.get("findings_by_check"), qa.get("findings_by_check"))]

@@ -116,7 +116,7 @@ def _differs(a: pa.ChunkedArray, b: pa.ChunkedArray) -> np.ndarray:
 
 def change_counts(changes: pa.Table) -> dict[str, dict[str, int]]:
     """{item: {change: count}} with every combination present (zeros included)."""
-    out = {item: {c: 0 for c in ("added", "removed", "changed")} for item in ("image", "instance")}
+    out = {item: dict.fromkeys(("added", "removed", "changed"), 0) for item in ("image", "instance")}
     for item, change in zip(changes["item"].to_pylist(), changes["change"].to_pylist()):
         if item in out:  # rework rows (item `rework`) are counted by the report's rework section
             out[item][change] += 1

@@ -36,7 +36,7 @@ class FindingCounts:
     annotator_check: Counter  # (annotator, check) -> findings of any severity
 
     @classmethod
-    def of(cls, findings: pa.Table) -> "FindingCounts":
+    def of(cls, findings: pa.Table) -> FindingCounts:
         sev = findings["severity"].to_pylist()
         groups: dict[str, dict[str, Counter]] = {"check": {}, "annotator": {}, "keypoint": {}}
         for key, table in groups.items():
@@ -195,7 +195,7 @@ def _coverage_chart(delivered: Dataset | None, deep_qa: DeepQASettings | None) -
     bins = coverage(delivered.instances.keypoints, delivered.schema, targets=s.coverage_targets, generic_bins=s.generic_bins)
     if not bins:
         return ""
-    vmax = max(max(b.count for b in bins), max(b.target.min_count for b in bins), 1)
+    vmax = max(*(b.count for b in bins), *(b.target.min_count for b in bins), 1)
     return plots.bar_chart([plots.Bar(b.target.name, b.count, f"{b.count} (want {b.target.min_count}+)",
                                       target=b.target.min_count, short=b.count < b.target.min_count) for b in bins],
                            vmax=vmax * 1.05, label_width=220, width=560, text_width=110)

@@ -10,8 +10,8 @@ import pyarrow as pa
 from PIL import Image
 
 from kpdeliver.model import Dataset
-from kpdeliver.report.titles import check_title
 from kpdeliver.report.overlays import Crop, ImageBytes, data_uri, draw_overlay, load_image
+from kpdeliver.report.titles import check_title
 
 GOLD = "gold"  # the annotator name collected gold labels carry
 # checks that compare an annotator's label with a reference: shown side by side with it

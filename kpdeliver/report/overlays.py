@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw, UnidentifiedImageError
@@ -41,7 +41,7 @@ class Crop:
         return THUMB_SIDE / max(self.x1 - self.x0, self.y1 - self.y0, 1.0)
 
     @classmethod
-    def around(cls, keypoints: list[np.ndarray], bboxes: list[np.ndarray], width: int, height: int) -> "Crop":
+    def around(cls, keypoints: list[np.ndarray], bboxes: list[np.ndarray], width: int, height: int) -> Crop:
         """The box around every labeled point and finite bbox given, with a margin; never much
         larger than the image itself plus a quarter on each side."""
         xs, ys = [], []
@@ -95,7 +95,7 @@ def draw_overlay(image: Image.Image, keypoints: np.ndarray, schema: KeypointSche
                  *, marked: int | None = None) -> Image.Image:
     """A THUMB_SIDE thumbnail of `crop` with one instance's skeleton drawn on it."""
     s = crop.scale
-    size = (max(int(round((crop.x1 - crop.x0) * s)), 1), max(int(round((crop.y1 - crop.y0) * s)), 1))
+    size = (max(int(round((crop.x1 - crop.x0) * s)), 1), max(int(round((crop.y1 - crop.y0) * s)), 1))  # noqa: RUF046 (numpy floats)
     region = image.crop((int(np.floor(crop.x0)), int(np.floor(crop.y0)), int(np.ceil(crop.x1)), int(np.ceil(crop.y1))))
     thumb = Image.new("RGB", size, _OUTSIDE)
     thumb.paste(region.resize(size, Image.Resampling.BILINEAR))

@@ -1,15 +1,26 @@
 """Storage adapters chosen by location URL: a local path (default) or s3://bucket/prefix."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from kpdeliver.storage.base import ObjectStore, StorageError, StoreUnreachable, UnsafeKeyError, join_key
 from kpdeliver.storage.errors import StoreFault
 from kpdeliver.storage.keys import check_key
 from kpdeliver.storage.local import LinkError, LocalStore
 
-__all__ = ["ObjectStore", "StorageError", "StoreUnreachable", "UnsafeKeyError", "check_key", "join_key", "LinkError", "LocalStore", "open_store",
-           "StoreFault"]
+__all__ = [
+    "LinkError",
+    "LocalStore",
+    "ObjectStore",
+    "StorageError",
+    "StoreFault",
+    "StoreUnreachable",
+    "UnsafeKeyError",
+    "check_key",
+    "join_key",
+    "open_store",
+]
 
 
 def open_store(location: str, options: Mapping[str, Any] | None = None) -> ObjectStore:

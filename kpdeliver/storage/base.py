@@ -5,11 +5,12 @@ and S3 (`kpdeliver.storage.s3`, the only module that imports boto3).
 """
 from __future__ import annotations
 
+import builtins
 import hashlib
 from abc import ABC, abstractmethod
-from contextlib import nullcontext
-import builtins
-from typing import BinaryIO, ContextManager, Iterator
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
+from typing import BinaryIO
 
 from kpdeliver.errors import KpdeliverError, one_line
 
@@ -44,7 +45,7 @@ class ObjectStore(ABC):
     def list(self, prefix: str = "") -> Iterator[str]:
         """Keys under `prefix`, sorted, relative to the store root."""
 
-    def holding_folders(self) -> ContextManager[None]:
+    def holding_folders(self) -> AbstractContextManager[None]:
         """A block of many reads and writes (see LocalStore's); S3 has no folders to hold."""
         return nullcontext()
 
@@ -81,7 +82,7 @@ class ObjectStore(ABC):
         """Copy within this store (adapters override with a server-side copy)."""
         self.put(dst_key, self.get(src_key))
 
-    def copy_from(self, src: "ObjectStore", src_key: str, dst_key: str) -> None:
+    def copy_from(self, src: ObjectStore, src_key: str, dst_key: str) -> None:
         """Copy an object from another store; same-backend adapters avoid the round trip."""
         self.put(dst_key, src.get(src_key))
 

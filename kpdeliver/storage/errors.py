@@ -7,8 +7,8 @@ reads, and orchestration retries only the faults that may pass (`transient`).
 from __future__ import annotations
 
 import errno
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from kpdeliver.errors import one_line
 from kpdeliver.storage.base import StorageError

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import threading
-from contextlib import contextmanager
-from typing import Callable, ContextManager, Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 
 class _Generation:
@@ -40,7 +40,7 @@ class HeldFolders:
             self._release(held)
 
     @contextmanager
-    def folder(self, folder: tuple[str, ...], walk: Callable[[], ContextManager[list[int]]]) -> Iterator[int]:
+    def folder(self, folder: tuple[str, ...], walk: Callable[[], AbstractContextManager[list[int]]]) -> Iterator[int]:
         """The descriptor of `folder`: a kept one inside a `holding` block, else (and past the
         limit) the last of those `walk()` opens from the root, closed after the block."""
         with self._lock:

@@ -8,14 +8,15 @@ Links are not listed; `skipped()` names them so ingest can turn each into a find
 """
 from __future__ import annotations
 
+import builtins
 import errno
 import os
 import secrets
 import stat
-from contextlib import ExitStack, contextmanager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
-import builtins
-from typing import BinaryIO, ContextManager, Iterator
+from typing import BinaryIO
 
 from kpdeliver.storage.base import ObjectStore, StorageError
 from kpdeliver.storage.errors import NOT_A_FOLDER, StoreFault, os_errors, os_fault
@@ -67,7 +68,7 @@ class LocalStore(ObjectStore):
     def __setstate__(self, state: dict) -> None:
         LocalStore.__init__(self, state["root"])
 
-    def holding_folders(self) -> ContextManager[None]:
+    def holding_folders(self) -> AbstractContextManager[None]:
         """Within the block (in any thread), each folder's descriptor is opened once and kept for
         the reads and writes below it, instead of walking from the root again for every object
         (`storage.held`). The folders are still reached without following links; a folder
@@ -75,7 +76,7 @@ class LocalStore(ObjectStore):
         was). Not for blocks that delete folders."""
         return self._held.holding()
 
-    def _last_folder(self, parts: list[str], key: str, *, create: bool = False) -> ContextManager[int]:
+    def _last_folder(self, parts: list[str], key: str, *, create: bool = False) -> AbstractContextManager[int]:
         """The descriptor of the folder `parts` (see `_folder`), a kept one inside `holding_folders`."""
         return self._held.folder(tuple(parts), lambda: self._folder(parts, key, create=create))
 
@@ -119,7 +120,7 @@ class LocalStore(ObjectStore):
                         fd = os.open(name, _DIR, dir_fd=fds[-1])
                 except OSError as e:
                     # O_DIRECTORY|O_NOFOLLOW on a link to a folder fails ENOTDIR, on any other link ELOOP
-                    if e.errno == errno.ELOOP or e.errno == errno.ENOTDIR and _is_link(name, fds[-1]):
+                    if e.errno == errno.ELOOP or (e.errno == errno.ENOTDIR and _is_link(name, fds[-1])):
                         link = "/".join(parts[:i + 1])
                         raise LinkError(f"cannot use {self.location(key)}: {self.location(link)} is a "
                                         "symbolic link; links are never followed", link) from None

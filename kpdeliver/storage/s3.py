@@ -16,16 +16,25 @@ import io
 import os
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import (BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError,
-                                 FlexibleChecksumError, NoCredentialsError, PartialCredentialsError, ProfileNotFound)
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    FlexibleChecksumError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ProfileNotFound,
+)
 
 from kpdeliver.storage.base import ObjectStore, StorageError, StoreUnreachable
 from kpdeliver.storage.errors import CORRUPTED, NO_CREDENTIALS, NOT_FOUND, StoreFault, s3_fault
@@ -77,7 +86,7 @@ class S3Store(ObjectStore):
 
     @classmethod
     def from_url(cls, url: str, *, endpoint_url: str | None = None, region: str | None = None,
-                 profile: str | None = None, **tuning) -> "S3Store":
+                 profile: str | None = None, **tuning) -> S3Store:
         """`s3://bucket/prefix`; endpoint, region and profile fall back to boto3's environment
         lookup (AWS_ENDPOINT_URL, AWS_REGION, AWS_PROFILE, ...). `tuning`: S3Settings fields."""
         parts = urlsplit(url)
@@ -301,7 +310,7 @@ class S3Store(ObjectStore):
         with src.open(src_key) as fh, self._errors("write", dst_key):
             self.client.upload_fileobj(fh, self.bucket, self._key(dst_key), ExtraArgs=_CHECKSUM, Config=self._transfer())
 
-    def _server_copy(self, src: "S3Store", src_key: str, dst_key: str) -> None:
+    def _server_copy(self, src: S3Store, src_key: str, dst_key: str) -> None:
         source = {"Bucket": src.bucket, "Key": src._key(src_key)}
         with src._errors("copy", src_key):
             size = int(self.client.head_object(**source)["ContentLength"])

@@ -32,7 +32,7 @@ def coco_doc() -> dict:
     }
 
 
-def invoke(*args) -> "object":
+def invoke(*args) -> object:
     result = runner.invoke(app, [str(a) for a in args])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert "Traceback" not in result.output

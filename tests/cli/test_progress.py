@@ -54,7 +54,7 @@ def test_log_lines_carry_counts_rates_and_right_plurals():
     lines = stream.getvalue().splitlines()
     assert lines[0] == "verify: started (1 item)"
     assert lines[2].startswith("verify: done, 1/1 item (100%), ") and "/s" in lines[2]
-    assert "ingest: started (2 items)" in lines and any(l.startswith("ingest: done, 2/2 items") for l in lines)
+    assert "ingest: started (2 items)" in lines and any(line.startswith("ingest: done, 2/2 items") for line in lines)
 
 
 def test_bars_render_counts_on_a_terminal():

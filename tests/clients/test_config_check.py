@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from kpdeliver.config import ConfigError, config_from_dict
 from kpdeliver.clients.check import check_config
 from kpdeliver.clients.isolation import NeighbourConfigWarning, configs_beside
+from kpdeliver.config import ConfigError, config_from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,7 +106,7 @@ def test_missing_source_and_schema_file_are_problems(tmp_path):
 
 
 def test_schedule_section_is_typed():
-    base = dict(client="a", dataset="d", source="s", releases="r", annotators=["x"])
+    base = {"client": "a", "dataset": "d", "source": "s", "releases": "r", "annotators": ["x"]}
     assert config_from_dict({**base, "schedule": {"cron": "0 6 * * 1"}}).schedule.timezone == "UTC"
     with pytest.raises(ConfigError) as e:
         config_from_dict({**base, "schedule": {"cron": "every monday", "timezone": "Mars/Olympus"}})

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kpdeliver.config import ConfigError, config_from_dict
 from kpdeliver.clients.iam import iam_policy
+from kpdeliver.config import ConfigError, config_from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "infra/compose.yaml").read_text())
@@ -80,7 +80,7 @@ def test_prefect_yaml_points_at_the_deployment_flow():
     assert (ROOT / path).is_file() and f"def {flow}(" in (ROOT / path).read_text()
 
 
-BASE = dict(dataset="pose", annotators=["a"], releases="s3://kpdeliver-releases")
+BASE = {"dataset": "pose", "annotators": ["a"], "releases": "s3://kpdeliver-releases"}
 
 
 def _prefixes(policy: dict) -> set[tuple[str, str]]:

@@ -5,10 +5,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kpdeliver.config import ConfigError, config_from_dict
 from kpdeliver.clients.isolation import IsolationError, check_isolation, isolation_problems
-from kpdeliver.storage.keys import unsafe_reasons
+from kpdeliver.config import ConfigError, config_from_dict
 from kpdeliver.storage import UnsafeKeyError, check_key
+from kpdeliver.storage.keys import unsafe_reasons
 
 
 def cfg(client, source, releases, endpoint=None):
@@ -72,8 +72,8 @@ def test_column_rules_agree_with_check_key(keys):
 def test_configs_beside_a_config_are_its_neighbours(tmp_path):
     import yaml
 
-    from kpdeliver.config import load_config
     from kpdeliver.clients.isolation import configs_beside
+    from kpdeliver.config import load_config
 
     for name, source in (("acme", "s3://batches/acme"), ("globex", "s3://batches/acme/borrowed")):
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(

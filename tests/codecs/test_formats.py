@@ -97,7 +97,7 @@ def _paths(doc, prefix=()):
     items = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else []
     for key, value in items:
         yield doc, key
-        yield from _paths(value, prefix + (key,))
+        yield from _paths(value, (*prefix, key))
 
 
 @pytest.mark.parametrize("fmt", ["coco", "label-studio"])

@@ -6,9 +6,9 @@ import logging
 import numpy as np
 import pytest
 
-from tests.expectations.expectation_helpers import NAMES, clean_dataset, findings_set, run
 from kpdeliver.config import ValidationSettings
 from kpdeliver.findings import FINDINGS_SCHEMA
+from tests.expectations.expectation_helpers import NAMES, clean_dataset, findings_set, run
 
 pytestmark = pytest.mark.slow  # Great Expectations
 

@@ -109,11 +109,11 @@ def test_each_bad_item_has_its_finding(delivered, check, annotation_id, source_p
 
 def test_quarantined_items_keep_their_raw_form(delivered):
     q = pq.read_table(Path(delivered.release) / "qa/quarantine.parquet").to_pylist()
-    wrong_k = [r for r in q if r["annotation_id"] == 105][0]
+    wrong_k = next(r for r in q if r["annotation_id"] == 105)
     assert len(json.loads(wrong_k["raw"])["keypoints"]) == 16 * 3
 
 
 def test_unknown_image_finding_names_the_exports_own_image_id(delivered):
     f = pq.read_table(Path(delivered.release) / "qa/findings.parquet").to_pylist()
-    hit = [r for r in f if r["check"] == "schema.unknown_image"][0]
+    hit = next(r for r in f if r["check"] == "schema.unknown_image")
     assert "image id 999" in hit["message"] and "annotations/ann_a/export.json" in hit["message"]

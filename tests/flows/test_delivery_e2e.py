@@ -119,7 +119,7 @@ def test_the_same_delivery_twice_is_refused_as_a_duplicate(demo):
 def test_a_changed_batch_publishes_the_next_version_with_stable_content(demo, prefect_harness):
     from flows.delivery import delivery_run
 
-    root, config, first, _ = demo
+    _root, config, first, _ = demo
     export = next((Path(config.source) / "annotations").rglob("*.json"))
     doc = json.loads(export.read_text())
     doc["annotations"][0]["keypoints"][0] += 1.0

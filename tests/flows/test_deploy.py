@@ -70,7 +70,7 @@ def server(tmp_path_factory, database):
            "PYTHONPATH": str(ROOT), "PREFECT_LOGGING_LEVEL": "WARNING"}
     env.pop("PREFECT_API_URL", None)
     env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
-    log = open(home / "server.log", "wb")
+    log = open(home / "server.log", "wb")  # noqa: SIM115 (the server writes it until it stops)
     proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                             env={**env, "PREFECT_API_DATABASE_CONNECTION_URL": database}, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)

@@ -132,7 +132,7 @@ def test_source_image_replaced_after_ingest(tmp_path, s3_endpoint, s3_bucket, fa
     reads = []
 
     def replace_on_second_read(method: str, path: str) -> None:
-        if method == "GET" and path.split("?")[0] == target:
+        if method == "GET" and path.split("?", maxsplit=1)[0] == target:
             reads.append(path)
             if len(reads) == 2:  # ingest has hashed it: now someone overwrites it
                 boto3.client("s3", endpoint_url=s3_endpoint).put_object(

@@ -52,7 +52,7 @@ def export_targets() -> dict[str, Path]:
     for label, base in BASES.items():
         if not base.is_dir():
             continue
-        folders = [d for d in sorted(base.rglob("*")) if d.is_dir() and folder_codec(lambda n: (d / n).is_file())]
+        folders = [d for d in sorted(base.rglob("*")) if d.is_dir() and folder_codec(lambda n, d=d: (d / n).is_file())]
         files = [f for f in annotation_files(base) if not any(f.is_relative_to(d) for d in folders)]
         files += sorted(base.rglob("*.tar"))  # a Supervisely project as its download
         for t in folders + files:

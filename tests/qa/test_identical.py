@@ -14,7 +14,6 @@ from kpdeliver.config import DeepQASettings
 from kpdeliver.model import Dataset, concat_instances
 from kpdeliver.qa import run_deep_qa
 from kpdeliver.qa.context import Context
-from kpdeliver.qa.gold import GoldResult
 from kpdeliver.qa.overlap import overlap_findings
 from tests.qa._poses import make_dataset, pose
 

@@ -68,7 +68,7 @@ def test_flicker_does_not_cross_tracks_and_is_reported():
     rng = np.random.default_rng(3)
     frames = [noisy(pose(), rng, 0.5) for _ in range(12)]
     frames[6][K["right_knee"]] = [0, 0, 0]
-    found = [f for f in rows_of(run_deep_qa(make_dataset(_track(frames))).findings, "qa.temporal_jitter")]
+    found = list(rows_of(run_deep_qa(make_dataset(_track(frames))).findings, "qa.temporal_jitter"))
     assert [(f["annotation_id"], f["keypoint"]) for f in found] == [(7, "right_knee")]
     assert found[0]["message"].startswith("visibility of right_knee flickers visible -> not labeled -> visible")
 

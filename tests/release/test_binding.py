@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from kpdeliver.release import catalog, signing
-from kpdeliver.release.stage import stage_plan
 from kpdeliver.release.publish import clean_staging, publish, staging_prefix
+from kpdeliver.release.stage import stage_plan
 from kpdeliver.storage import LocalStore
 from tests.release_helpers import tiny_release_plan
 

@@ -13,10 +13,10 @@ import pytest
 
 from kpdeliver.codecs.resolve import resolve_schema
 from kpdeliver.config import load_config
-from kpdeliver.release import catalog
 from kpdeliver.ingest.batch import ingest_images
-from kpdeliver.release.stage import stage_plan
+from kpdeliver.release import catalog
 from kpdeliver.release.publish import ReleaseKey, input_fingerprint, publish, staging_prefix
+from kpdeliver.release.stage import stage_plan
 from kpdeliver.storage import LocalStore
 from kpdeliver.synth import make_demo_batch
 from tasks import compute, store
@@ -179,5 +179,5 @@ def test_a_run_killed_between_generation_and_copy_is_finished_by_the_next(tmp_pa
     catalog.append_release(plain, "acme", "pose", version)
     plain.delete("acme/catalog.parquet")  # killed after the generation, before the copy
     catalog.append_release(plain, "acme", "pose", version)  # the re-run finds its release published
-    table, generation = catalog.read_catalog(plain, "acme")
+    table, _generation = catalog.read_catalog(plain, "acme")
     assert pq.read_table(io.BytesIO(plain.get("acme/catalog.parquet"))).num_rows == 1 == table.num_rows

@@ -29,8 +29,8 @@ from typer.testing import CliRunner
 from kpdeliver.config import load_config
 from kpdeliver.release.layout import read_manifest, release_prefix
 from kpdeliver.release.publish import published_versions
-from kpdeliver.storage import LocalStore, open_store
 from kpdeliver.release.verify import verify_release
+from kpdeliver.storage import LocalStore, open_store
 
 pytestmark = pytest.mark.slow
 
@@ -215,7 +215,7 @@ class Killer:
         if method not in ("PUT", "POST", "DELETE") or "/releases/" not in path or self.proc is None:
             return
         phase = ("staging" if "/.staging/" in path else "publish" if re.search(r"/v\d{4}/", path)
-                 else "catalog" if path.split("?")[0].endswith("/catalog.parquet") else "other")
+                 else "catalog" if path.split("?", maxsplit=1)[0].endswith("/catalog.parquet") else "other")
         with self.lock:
             self.counts[phase] += 1
             self.counts["any"] += 1
@@ -285,7 +285,7 @@ def test_two_deliveries_racing_for_the_same_version_exactly_one_wins(
 
     def hold_first_claims(method: str, path: str) -> None:
         # Both runs' conditional puts of the v0001 claim are released together.
-        if method == "PUT" and path.split("?")[0].endswith("/.claims/v0001"):
+        if method == "PUT" and path.split("?", maxsplit=1)[0].endswith("/.claims/v0001"):
             held.append(path)
             barrier.wait()
 
@@ -316,7 +316,7 @@ def test_twin_deliveries_of_the_same_batch_publish_one_release_and_both_name_it(
 
     def hold_fingerprint_claims(method: str, path: str) -> None:
         # Both runs' conditional puts of the claim on their (identical) inputs are released together.
-        if method == "PUT" and "/.claims/fp-" in path.split("?")[0]:
+        if method == "PUT" and "/.claims/fp-" in path.split("?", maxsplit=1)[0]:
             with lock:  # the first two are the conditional puts; later ones record the version
                 held.append(path)
                 first_two = len(held) <= 2

@@ -6,20 +6,19 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from kpdeliver.release.catalog import rebuild_catalog
-from kpdeliver.release.layout import read_manifest, release_prefix, sha256_hex
-from kpdeliver.release.package import ReleasePlan
-from kpdeliver.release.stage import SourceChanged, stage_plan
-from kpdeliver.release.publish import find_duplicate, publish, published_versions, read_staged, staging_prefix
-from kpdeliver.release.quarantine import hold_back
-from kpdeliver.release.signoff import Counts, Verdict
 from kpdeliver.codecs import REJECTED_SCHEMA
 from kpdeliver.config import QuarantineScope
 from kpdeliver.findings import concat_findings, findings_for
 from kpdeliver.model import Dataset, Images, Instances
+from kpdeliver.release.catalog import rebuild_catalog
+from kpdeliver.release.layout import read_manifest, release_prefix, sha256_hex
+from kpdeliver.release.package import ReleasePlan
+from kpdeliver.release.publish import find_duplicate, publish, published_versions, read_staged, staging_prefix
+from kpdeliver.release.quarantine import hold_back
+from kpdeliver.release.signoff import Counts, Verdict
+from kpdeliver.release.stage import SourceChanged, stage_plan
 from kpdeliver.schema import COCO17
 from kpdeliver.storage import LocalStore
-
 
 COUNTS = Counts(images_listed=1, images_delivered=1, images_quarantined=0, images_rejected_at_ingest=0,
                 instances_in=1, instances_delivered=1, instances_quarantined=0, instances_review_only=0,

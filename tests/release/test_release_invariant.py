@@ -16,8 +16,8 @@ from PIL import Image
 
 from kpdeliver.config import load_config
 from kpdeliver.release.package import HELD_WITH_LABEL
-from kpdeliver.release.stage import stage_plan
 from kpdeliver.release.publish import clean_staging, publish, staging_prefix
+from kpdeliver.release.stage import stage_plan
 from kpdeliver.release.verify import check_release
 from kpdeliver.storage import LocalStore
 from kpdeliver.synth import make_demo_batch

@@ -18,10 +18,10 @@ from typer.testing import CliRunner
 from kpdeliver.release import signing
 from kpdeliver.release.catalog import rebuild_catalog
 from kpdeliver.release.package import ReleasePlan, finish_plan
-from kpdeliver.release.stage import stage_plan
 from kpdeliver.release.publish import PublishError, clean_staging, publish, staging_prefix
 from kpdeliver.release.share import share_links
 from kpdeliver.release.signoff import RuleResult, Verdict
+from kpdeliver.release.stage import stage_plan
 from kpdeliver.release.verify import check_release
 from kpdeliver.storage import LocalStore, open_store
 from tests.release_helpers import tiny_release_plan

@@ -24,9 +24,9 @@ def scorecards(**columns) -> pa.Table:
 
 
 # Rules that judge nothing in a test unless it sets them: only the rule under test speaks.
-QUIET = dict(max_rate={}, max_coverage_bins_short=None, min_agreement_oks=None, min_gold_oks=None,
-             min_instances_delivered=None, max_unreadable_exports=None, min_labels_per_annotator=None,
-             min_labeled_images_fraction=None)
+QUIET = {"max_rate": {}, "max_coverage_bins_short": None, "min_agreement_oks": None, "min_gold_oks": None,
+             "min_instances_delivered": None, "max_unreadable_exports": None, "min_labels_per_annotator": None,
+             "min_labeled_images_fraction": None}
 
 
 def rules(**kw) -> QAThresholds:

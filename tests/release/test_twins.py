@@ -13,10 +13,15 @@ import pytest
 from kpdeliver.release.catalog import rebuild_catalog
 from kpdeliver.release.layout import SIGNOFF, read_manifest, release_prefix
 from kpdeliver.release.package import ReleasePlan, finish_plan
-from kpdeliver.release.stage import stage_plan
 from kpdeliver.release.publish import (
-    clean_staging, find_duplicate, fingerprint_claim, publish, published_versions, staging_prefix,
+    clean_staging,
+    find_duplicate,
+    fingerprint_claim,
+    publish,
+    published_versions,
+    staging_prefix,
 )
+from kpdeliver.release.stage import stage_plan
 from kpdeliver.release.verify import verify_release
 from kpdeliver.storage import LocalStore, open_store
 from tests.release_helpers import tiny_release_plan

@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 
 from kpdeliver.release.layout import release_parent_and_name
 from kpdeliver.release.share import parse_duration
+from kpdeliver.release.verify import verify_release
 from kpdeliver.storage import LocalStore, open_store
 from tests.release_helpers import publish_small_release
-from kpdeliver.release.verify import verify_release
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,7 +63,7 @@ def test_verify_is_clean_then_names_each_kind_of_difference(published):
 
 
 def test_verify_of_something_that_is_not_a_release(published):
-    store, location, prefix = published
+    _store, location, _prefix = published
     code, out = cli("verify", location.rsplit("/", 1)[0] + "/v0099")
     assert code == 1 and "manifest.json does not exist" in out
 

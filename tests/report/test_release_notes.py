@@ -7,8 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from kpdeliver.config import load_config
-from kpdeliver.release.stage import stage_plan
 from kpdeliver.release.publish import ReleaseKey, input_fingerprint
+from kpdeliver.release.stage import stage_plan
 from kpdeliver.report.changes import change_counts
 from kpdeliver.storage import LocalStore
 from kpdeliver.synth import make_demo_batch

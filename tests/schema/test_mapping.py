@@ -39,7 +39,7 @@ def test_ambiguous_mapping_is_refused_naming_both():
 
 
 def test_incomplete_mapping_is_refused_naming_what_is_missing_and_unknown():
-    names = list(COCO17.keypoints[:-1]) + ["tail"]
+    names = [*list(COCO17.keypoints[:-1]), "tail"]
     with pytest.raises(SchemaError, match=r"not in schema 'coco17': \['tail'\].*no match: \['right_ankle'\]"):
         map_keypoint_names(names, COCO17)
     with pytest.raises(SchemaError, match="incomplete"):

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from kpdeliver.schema import COCO17, KeypointSchema, SchemaError, load_schema_yaml, pairs_by_side, unpaired_side_names
+from kpdeliver.schema import (
+    COCO17,
+    KeypointSchema,
+    SchemaError,
+    load_schema_yaml,
+    pairs_by_side,
+    unpaired_side_names,
+)
 
 QUADRUPED = Path(__file__).parents[1] / "fixtures" / "real" / "deeplabcut" / "quadruped_dataset.json"
 

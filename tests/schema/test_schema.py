@@ -4,8 +4,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kpdeliver.schema import (BUILTIN_SCHEMAS, FACE68, FACE98, HAND21, KeypointSchema, SchemaError, get_schema,
-                              load_schema_yaml, schema_from_dict)
+from kpdeliver.schema import (
+    BUILTIN_SCHEMAS,
+    FACE68,
+    FACE98,
+    HAND21,
+    KeypointSchema,
+    SchemaError,
+    get_schema,
+    load_schema_yaml,
+    schema_from_dict,
+)
 
 BUILTINS = list(BUILTIN_SCHEMAS.values())
 

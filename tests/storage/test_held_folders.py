@@ -11,7 +11,6 @@ import pytest
 from kpdeliver.storage import LocalStore, StorageError
 from kpdeliver.storage import local as local_module
 
-
 FD_DIR = next((d for d in ("/proc/self/fd", "/dev/fd") if Path(d).is_dir()), "/proc/self/fd")  # Linux; macOS
 
 
@@ -60,7 +59,7 @@ def test_descriptors_outlive_a_block_that_ends_while_another_thread_reads(tmp_pa
             for _ in range(20):
                 for i in range(50):
                     assert store.get(f"a/f{i}") == b"%d" % i
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             errors.append(e)
 
     threads = [threading.Thread(target=reader) for _ in range(3)]

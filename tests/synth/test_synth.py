@@ -20,8 +20,15 @@ from kpdeliver.codecs.coco import decode, encode
 from kpdeliver.config import load_config
 from kpdeliver.schema import COCO17
 from kpdeliver.synth import (
-    Drift, ErrorRates, sample_poses, sample_tracks, simulate_annotator, swap_oks, synthetic_coco,
-    synthetic_dataset, video_dataset,
+    Drift,
+    ErrorRates,
+    sample_poses,
+    sample_tracks,
+    simulate_annotator,
+    swap_oks,
+    synthetic_coco,
+    synthetic_dataset,
+    video_dataset,
 )
 from kpdeliver.synth.demo import make_demo_batch
 
@@ -186,7 +193,7 @@ def test_injected_mistakes_are_exactly_the_recorded_ones():
     rows = inj["row"].to_numpy()
     kinds = inj["kind"].to_pylist()
     names = inj["keypoint"].to_pylist()
-    for r, kind, name in zip(rows, kinds, names):
+    for r, _kind, name in zip(rows, kinds, names):
         if name is None:
             recorded[r] = True
         else:
@@ -324,7 +331,7 @@ def test_demo_mistakes_are_exactly_those_in_truth(demo):
                 if np.abs(g_flip - k)[:, :2].max() < np.abs(g - k)[:, :2].max():
                     found.append((a, ann["id"], None, "qa.left_right_swap"))
                     continue
-                for c in np.flatnonzero((g[:, 2] != k[:, 2])):
+                for c in np.flatnonzero(g[:, 2] != k[:, 2]):
                     found.append((a, ann["id"], COCO17.keypoints[c], "qa.gold_mismatch"))
     expected = {(m["annotator"], m["annotation_id"], m["keypoint"] if m["expected_check"] not in (
         "schema.keypoint_count", "schema.unknown_image", "qa.left_right_swap") else None, m["expected_check"])

@@ -18,8 +18,8 @@ from kpdeliver.config import Assignment, QuarantineScope, load_config
 from kpdeliver.findings import findings_for
 from kpdeliver.ingest.batch import ingest_images, list_image_keys, shard_keys
 from kpdeliver.release.layout import SIGNOFF
-from kpdeliver.release.stage import SourceChanged, split_plan
 from kpdeliver.release.publish import ReleaseKey, input_fingerprint, published_versions
+from kpdeliver.release.stage import SourceChanged, split_plan
 from kpdeliver.storage import LocalStore, open_store
 from kpdeliver.synth import make_demo_batch
 from tasks import compute, store
@@ -127,7 +127,7 @@ def test_the_tasks_in_the_flows_order_publish_one_release(demo, stores, to_packa
     _stage(plan, releases, source, key)
     _stage(plan, releases, source, key, shard_size=3)  # a retried stage writes the same bytes again
     assert store.is_staged.fn(releases, key)
-    staged = [k for k in releases.list(".staging/")]
+    staged = list(releases.list(".staging/"))
     assert staged and all(k.startswith(key.staging + "/") for k in staged)  # only this run's own folder
 
     published = store.publish_release.fn(releases, key, {"schema": schema.to_dict()})

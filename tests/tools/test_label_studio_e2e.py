@@ -15,13 +15,14 @@ import yaml
 from PIL import Image
 
 from kpdeliver.assign.assignments import assign_annotators
-from kpdeliver.codecs import coco, label_studio as ls_codec
+from kpdeliver.codecs import coco
+from kpdeliver.codecs import label_studio as ls_codec
 from kpdeliver.codecs.protocol import DecodeOptions
+from kpdeliver.codecs.resolve import resolve_schema
 from kpdeliver.collect.exports import collect_exports
 from kpdeliver.config import load_config
 from kpdeliver.ingest.batch import ingest_images
 from kpdeliver.model import Dataset, Instances
-from kpdeliver.codecs.resolve import resolve_schema
 from kpdeliver.storage import open_store
 from kpdeliver.synth import make_demo_batch
 from kpdeliver.tools.label_studio import LabelStudioClient, pull_batch, push_batch, with_task_links
@@ -99,7 +100,7 @@ def _annotate(world, schema) -> dict[str, int]:
         title = config.tool.project_title(client=config.client, dataset=config.dataset, annotator=name)
         tasks = client.tasks(client.project_by_title(title).id)
         finished[name] = 0
-        for n, task in enumerate(sorted(tasks, key=lambda t: t["id"])):
+        for _n, task in enumerate(sorted(tasks, key=lambda t: t["id"])):
             result = regions.get(task["data"]["file_name"], [])
             client.create_annotation(task["id"], result, completed_by=world["user_ids"][name])
             finished[name] += 1

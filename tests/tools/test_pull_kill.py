@@ -18,9 +18,9 @@ import orjson
 import pytest
 import yaml
 
+from kpdeliver.codecs.resolve import resolve_schema
 from kpdeliver.collect.exports import collect_exports
 from kpdeliver.config import load_config
-from kpdeliver.codecs.resolve import resolve_schema
 from kpdeliver.ingest.batch import ingest_images
 from kpdeliver.model import Dataset, Instances
 from kpdeliver.storage import open_store

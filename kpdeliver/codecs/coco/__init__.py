@@ -5,7 +5,6 @@
 decoder and encoder load on first use (`from kpdeliver.codecs.coco import encode`)."""
 from __future__ import annotations
 
-
 from kpdeliver.codecs.protocol import Codec, DecodeOptions, EncodeOptions, lazy_attributes
 
 _PUBLIC = {  # name -> submodule that defines it, imported when first asked for

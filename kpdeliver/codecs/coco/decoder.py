@@ -254,19 +254,19 @@ def _struct_columns(anns: list, annotator: str) -> dict:
         return list(map(attrgetter(key), anns))
 
     frame = [a.frame_id if a.frame_id is not typed.UNSET else a.frame for a in anns]
-    return dict(
-        id=typed.int_column(col("id")),
-        image_id=typed.int_column(col("image_id")),
-        category_id=typed.int_column(col("category_id"), 1),
-        bbox=typed.float_column(col("bbox"), 4),
-        area=typed.float_column(col("area")),
-        iscrowd=typed.int_column(col("iscrowd"), 0),
-        annotator=[a.annotator or annotator if a.annotator is not typed.UNSET else annotator for a in anns],
-        track_id=typed.int_column(col("track_id")),
-        frame=typed.int_column(frame),
-        num_keypoints=typed.int_column(col("num_keypoints")),
-        extra={"source_id": typed.int_column(col("source_id"))} if anns[0].source_id is not typed.UNSET else None,
-    )
+    return {
+        "id": typed.int_column(col("id")),
+        "image_id": typed.int_column(col("image_id")),
+        "category_id": typed.int_column(col("category_id"), 1),
+        "bbox": typed.float_column(col("bbox"), 4),
+        "area": typed.float_column(col("area")),
+        "iscrowd": typed.int_column(col("iscrowd"), 0),
+        "annotator": [a.annotator or annotator if a.annotator is not typed.UNSET else annotator for a in anns],
+        "track_id": typed.int_column(col("track_id")),
+        "frame": typed.int_column(frame),
+        "num_keypoints": typed.int_column(col("num_keypoints")),
+        "extra": {"source_id": typed.int_column(col("source_id"))} if anns[0].source_id is not typed.UNSET else None,
+    }
 
 
 def _categories(raw: list, log: DecodeLog) -> list[dict]:

@@ -5,7 +5,6 @@ shapes), `video` (track interpolation), `shapes` (rows and held-back shapes), `e
 (ElementTree), `attributes` (XML values read defensively). Loaded on first use."""
 from __future__ import annotations
 
-
 from kpdeliver.codecs.protocol import Codec, DecodeOptions, EncodeOptions, lazy_attributes
 
 _PUBLIC = {  # name -> submodule that defines it, imported when first asked for

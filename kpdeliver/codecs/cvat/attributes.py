@@ -64,5 +64,5 @@ def xy_pairs(text: str | None) -> np.ndarray:
     pts = [p for p in (text or "").split(";") if p.strip()]
     if not pts:
         return np.zeros((0, 2))
-    pairs = [(p.split(",") + ["nan"])[:2] for p in pts]
+    pairs = [([*p.split(","), "nan"])[:2] for p in pts]
     return np.array([[coord(a), coord(b)] for a, b in pairs], dtype=np.float64).reshape(-1, 2)

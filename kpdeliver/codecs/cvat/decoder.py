@@ -58,7 +58,7 @@ def decode(
         walk.log.quirk(f"{ignored} box/polygon/polyline/other shapes ignored (not keypoints)", value=float(ignored))
     rows = walk.rows
     n = len(rows.kps)
-    cat_names = [schema.category] + sorted({lab for lab in rows.label if lab != schema.category})
+    cat_names = [schema.category, *sorted({lab for lab in rows.label if lab != schema.category})]
     cat_id = {c: i + 1 for i, c in enumerate(cat_names)}
     outside = np.array(rows.outside).reshape(n, k, 2)
     instances = Instances.build(

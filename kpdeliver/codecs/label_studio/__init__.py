@@ -4,7 +4,6 @@
 (tasks and works), `regions` (grouping regions into instances), `encoder`. Loaded on first use."""
 from __future__ import annotations
 
-
 from kpdeliver.codecs.protocol import Codec, DecodeOptions, EncodeOptions, lazy_attributes
 
 _PUBLIC = {  # name -> submodule that defines it, imported when first asked for

@@ -16,14 +16,22 @@ points with that choice, so COCO -> Label Studio -> COCO keeps every flag.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from kpdeliver.codecs import CodecError, Decoded
 from kpdeliver.codecs.json_doc import load_json
 from kpdeliver.codecs.label_studio.config import config_keypoint_names, schema_from_config
-from kpdeliver.codecs.label_studio.regions import Gathered, as_dict, as_list, decode_results, region_id, size_of
+from kpdeliver.codecs.label_studio.regions import (
+    Gathered,
+    as_dict,
+    as_list,
+    decode_results,
+    region_id,
+    size_of,
+)
 from kpdeliver.model import Category, Dataset, Images, Instances
 from kpdeliver.schema import DEFAULT_SIGMA, KeypointSchema, SchemaError, pairs_by_side
 

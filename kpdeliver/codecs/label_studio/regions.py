@@ -15,7 +15,6 @@ from kpdeliver.codecs.json_doc import raw_json
 from kpdeliver.codecs.label_studio.config import OCCLUDED_CHOICES
 
 
-
 def region_id(region: dict, field: str) -> str | None:
     """A region id field as a string (ids are strings or numbers; anything else is no id)."""
     v = region.get(field)
@@ -75,8 +74,8 @@ def decode_results(results: list, st: Gathered, *, index: dict, image_id: int, w
                 and OCCLUDED_CHOICES & {str(c).lower() for c in as_list(as_dict(r.get("value")).get("choices"))}}
     for key, pts in _point_groups(regions, boxes, st, where).items():
         w, h = size
-        if any(not (size_of(p.get("original_width")) and size_of(p.get("original_height"))) for p in pts):
-            if not (w > 0 and h > 0):
+        if not (w > 0 and h > 0) and any(not (size_of(p.get("original_width")) and size_of(p.get("original_height")))
+                                         for p in pts):
                 st.hold("schema.missing_field", f"{where}, region group {key if key != ('loose', None) else 'loose'}: "
                         "field 'original_width'/'original_height' missing or not a pixel count and the image size is unknown; "
                         "percent coordinates cannot be converted", fld="original_width", image_id=image_id, who=who,

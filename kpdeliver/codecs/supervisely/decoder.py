@@ -20,14 +20,22 @@ dropped silently; an object whose class is not in meta.json is held back.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from kpdeliver.codecs import CodecError, Decoded, DecodeLog, ItemProblem
 from kpdeliver.codecs.json_doc import load_json, raw_json
 from kpdeliver.codecs.supervisely.meta import GRAPH, GraphClass, node_order, read_meta, schema_from_graph
-from kpdeliver.codecs.supervisely.paths import EMPTY, RECORD, image_name, item_meta_path, parse_ann_path, project_file
+from kpdeliver.codecs.supervisely.paths import (
+    EMPTY,
+    RECORD,
+    image_name,
+    item_meta_path,
+    parse_ann_path,
+    project_file,
+)
 from kpdeliver.model import Category, Dataset, Images, Instances
 from kpdeliver.schema import KeypointSchema
 

@@ -3,8 +3,9 @@ the schema one of them defines, how a class's nodes map onto a given schema, and
 matches what `encode` writes."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import orjson
 

@@ -6,7 +6,6 @@ sizes it read from image headers.
 files and data.yaml). Loaded on first use."""
 from __future__ import annotations
 
-
 from kpdeliver.codecs.protocol import Codec, DecodeOptions, EncodeOptions, lazy_attributes
 
 _PUBLIC = {  # name -> submodule that defines it, imported when first asked for

@@ -4,8 +4,8 @@ A label whose image size is unknown is held back rather than guessed; with `kpt_
 there is no flag, so a point at (0, 0) reads as v=0 and any other as v=2."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import PurePosixPath
-from typing import Mapping
 
 import numpy as np
 import yaml
@@ -14,7 +14,6 @@ from kpdeliver.codecs import CodecError, Decoded, DecodeLog, ItemProblem
 from kpdeliver.findings import findings_for
 from kpdeliver.model import Category, Dataset, Images, Instances
 from kpdeliver.schema import DEFAULT_SIGMA, KeypointSchema, pairs_by_side
-
 
 MAX_KEYPOINTS = 10_000  # far above any real skeleton (COCO-WholeBody has 133); a K past it is a typo or an attack
 

@@ -8,8 +8,9 @@ the ids it gives are checked before they go into a URL, and NaN in its JSON is r
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import orjson
@@ -74,7 +75,7 @@ class LabelStudioClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "LabelStudioClient":
+    def __enter__(self) -> LabelStudioClient:
         return self
 
     def __exit__(self, *exc) -> None:

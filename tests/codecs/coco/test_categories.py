@@ -91,6 +91,6 @@ def test_validate_refuses_without_category_and_names_them(tmp_path):
 
 
 def test_client_config_names_the_category_and_leaves_the_fingerprint_alone_when_unset():
-    base = dict(client="c", dataset="d", source="s", releases="r", annotators=["a"])
+    base = {"client": "c", "dataset": "d", "source": "s", "releases": "r", "annotators": ["a"]}
     assert "category" not in ClientConfig(**base).model_dump(mode="json")
     assert ClientConfig(**base, category="fly").model_dump(mode="json")["category"] == "fly"

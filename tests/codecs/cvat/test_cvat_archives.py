@@ -27,7 +27,6 @@ from PIL import Image
 
 from kpdeliver.codecs import CodecError
 from kpdeliver.codecs.registry import decode_bytes, schema_from_metadata
-
 from kpdeliver.collect.exports import collect_exports
 from kpdeliver.ingest.batch import ingest_images
 from kpdeliver.model import Dataset, Instances

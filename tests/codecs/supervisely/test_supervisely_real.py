@@ -87,7 +87,7 @@ def canonical(ds) -> dict[str, np.ndarray]:
     out: dict[str, list] = {str(n): [] for n in names}
     for i in range(len(kp)):
         out[str(names[row[i]])].append(kp[i])
-    return {n: np.stack(sorted(v, key=lambda a: tuple(a.ravel()))) if v else np.zeros((0,) + kp.shape[1:])
+    return {n: np.stack(sorted(v, key=lambda a: tuple(a.ravel()))) if v else np.zeros((0, *kp.shape[1:]))
             for n, v in out.items()}
 
 

@@ -100,11 +100,12 @@ def test_write_read_back_and_one_file_of_the_written_project(tmp_path):
 
 @pytest.mark.parametrize("packed", [True, False], ids=["tar", "unpacked"])
 def test_a_project_under_annotations_annotator_is_collected(tmp_path, packed):
+    from PIL import Image
+
     from kpdeliver.collect.exports import collect_exports
     from kpdeliver.ingest.batch import ingest_images
     from kpdeliver.model import Dataset, Instances
     from kpdeliver.storage import LocalStore
-    from PIL import Image
 
     store = LocalStore(tmp_path)
     truth = make_dataset(HAND21, 9, n_images=3, max_per_image=2)
