@@ -19,6 +19,7 @@ meaningful between runs of the same table.
     python bench/convert.py [--instances 100000] [--images 20000] [--repeat 5] [--shape lean coco]
                             [--out-dir /dev/shm .work] [--writers 1 2 8] [--no-ultralytics]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,10 @@ for im in doc["images"]:
     os.write(fd, b"0" * (line * per[im["id"]]))
     os.close(fd)
 """
-_ULTRALYTICS = ("import sys; from ultralytics.data.converter import convert_coco;"
-                "convert_coco(labels_dir=sys.argv[1], save_dir=sys.argv[2], use_keypoints=True)")
+_ULTRALYTICS = (
+    "import sys; from ultralytics.data.converter import convert_coco;"
+    "convert_coco(labels_dir=sys.argv[1], save_dir=sys.argv[2], use_keypoints=True)"
+)
 
 
 def load() -> str:
@@ -75,7 +78,9 @@ def fs_kind(path: Path) -> str:
 def measure(cmd: list[str], env: dict | None = None) -> tuple[float, float, float]:
     """(wall s, CPU s, peak RSS MB) of a whole process."""
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], capture_output=True, text=True, env=env, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *cmd], capture_output=True, text=True, env=env, check=False
+    )
     wall = time.perf_counter() - t0
     code, rss, cpu = out.stdout.split()
     if int(code) != 0:
@@ -94,10 +99,15 @@ def make_input(ann_dir: Path, shape: str, images: int, instances: int) -> Path:
 
     src = ann_dir / f"person_keypoints_{shape}.json"
     t0 = time.perf_counter()
-    src.write_bytes(coco_shaped(images, instances, seed=0) if shape == "coco" else
-                    synthetic_coco(images, instances, seed=0))
-    print(f"\n{shape} COCO-17: {instances:,} instances, {images:,} images, {src.stat().st_size / 1e6:.1f} MB "
-          f"(built in {time.perf_counter() - t0:.1f} s)")
+    src.write_bytes(
+        coco_shaped(images, instances, seed=0)
+        if shape == "coco"
+        else synthetic_coco(images, instances, seed=0)
+    )
+    print(
+        f"\n{shape} COCO-17: {instances:,} instances, {images:,} images, {src.stat().st_size / 1e6:.1f} MB "
+        f"(built in {time.perf_counter() - t0:.1f} s)"
+    )
     return src
 
 
@@ -106,12 +116,24 @@ def tools_for(src: Path, work: Path, outs: Path, writers: list[int], ultra_py: s
     kp = [kp_bin, "convert", str(src), "--to", "yolo", "--schema", "coco17", "--out"]
     first = outs / "kp-first"  # one kpdeliver run first: the floor writes label files of its line length
     measure([*kp, str(first)])
-    line = len(next(p for p in (first / "labels").rglob("*.txt") if p.stat().st_size).read_bytes().split(b"\n")[0]) + 1
+    line = (
+        len(
+            next(p for p in (first / "labels").rglob("*.txt") if p.stat().st_size)
+            .read_bytes()
+            .split(b"\n")[0]
+        )
+        + 1
+    )
     shutil.rmtree(first)
-    tools = {KP: lambda o: ([*kp, str(o)], None),
-             FLOOR: lambda o: ([sys.executable, "-c", _FLOOR, str(src), str(o), str(line)], None)}
+    tools = {
+        KP: lambda o: ([*kp, str(o)], None),
+        FLOOR: lambda o: ([sys.executable, "-c", _FLOOR, str(src), str(o), str(line)], None),
+    }
     for w in writers:
-        tools[f"kpdeliver, {w} writers"] = lambda o, w=w: ([*kp, str(o)], {**os.environ, "KPDELIVER_WRITERS": str(w)})
+        tools[f"kpdeliver, {w} writers"] = lambda o, w=w: (
+            [*kp, str(o)],
+            {**os.environ, "KPDELIVER_WRITERS": str(w)},
+        )
     if ultra_py:
         env = {**os.environ, "YOLO_CONFIG_DIR": str(work / "ul_cfg"), "YOLO_OFFLINE": "1"}
         tools[ULTRA] = lambda o: ([ultra_py, "-c", _ULTRALYTICS, str(src.parent), str(o)], env)
@@ -141,8 +163,10 @@ def table(src: Path, work: Path, outs: Path, args, ultra_py: str | None) -> None
     if ULTRA in med:
         ul = med[ULTRA]
         target = 5 if fs_kind(outs) == "tmpfs" else 2
-        print(f"Ultralytics / kpdeliver: {ul[0] / kp[0]:.1f}x wall, {ul[1] / kp[1]:.1f}x CPU "
-              f"(target >= {target}x on {fs_kind(outs)})")
+        print(
+            f"Ultralytics / kpdeliver: {ul[0] / kp[0]:.1f}x wall, {ul[1] / kp[1]:.1f}x CPU "
+            f"(target >= {target}x on {fs_kind(outs)})"
+        )
     print(f"kpdeliver peak RSS: {kp[2]:.0f} MB (target at 1M instances <= 2048 MB); {load()}")
 
 
@@ -153,11 +177,17 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--shape", nargs="+", choices=["lean", "coco"], default=["lean", "coco"])
     ap.add_argument("--out-dir", type=Path, nargs="+", default=None, help="where outputs go (default: tmpfs)")
-    ap.add_argument("--writers", type=int, nargs="*", default=[], help="also run kpdeliver with these writer counts")
-    ap.add_argument("--no-ultralytics", action="store_true", help="skip Ultralytics (it takes ~80 s per run at 1M)")
+    ap.add_argument(
+        "--writers", type=int, nargs="*", default=[], help="also run kpdeliver with these writer counts"
+    )
+    ap.add_argument(
+        "--no-ultralytics", action="store_true", help="skip Ultralytics (it takes ~80 s per run at 1M)"
+    )
     args = ap.parse_args()
 
-    ultra_py = str(Path(os.environ.get("KPDELIVER_ULTRA_VENV") or ROOT / ".work/ultra-venv") / "bin" / "python")
+    ultra_py = str(
+        Path(os.environ.get("KPDELIVER_ULTRA_VENV") or ROOT / ".work/ultra-venv") / "bin" / "python"
+    )
     ultra = ultra_py if Path(ultra_py).exists() and not args.no_ultralytics else None
     work = Path(tempfile.mkdtemp(prefix="kp-bench-convert-"))
     out_dirs = args.out_dir or [default_out_dir()]

@@ -18,6 +18,7 @@ batch and the releases on a moto S3 server on loopback, delivered once on thread
 and once on an external `dask scheduler` with 2 `dask worker` processes in their own mount
 namespace, folder, HOME and TMPDIR (the CPU of every process, moto's included, in both).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,7 +82,9 @@ def stage_table(flow_run_id) -> dict[str, tuple[int, float]]:
 
     runs, only = [], FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
     with get_client(sync_client=True) as client:
-        while page := client.read_task_runs(flow_run_filter=only, limit=200, offset=len(runs)):  # the API's page cap
+        while page := client.read_task_runs(
+            flow_run_filter=only, limit=200, offset=len(runs)
+        ):  # the API's page cap
             runs += page
     table: dict[str, list] = defaultdict(lambda: [0, 0.0])
     for tr in runs:
@@ -127,8 +130,12 @@ def shared_nothing(work: Path, run_dir: Path, n: int, shard_size: int) -> list[t
     endpoint = f"http://127.0.0.1:{free_port()}"
     env = {**DUMMY_AWS_ENV, "AWS_ENDPOINT_URL": endpoint}
     os.environ.update(env)
-    moto = subprocess.Popen(moto_command(int(endpoint.rsplit(":", 1)[1])), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env={**os.environ})
+    moto = subprocess.Popen(
+        moto_command(int(endpoint.rsplit(":", 1)[1])),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ},
+    )
     rows = []
     try:
         wait_healthy(endpoint, moto)
@@ -144,13 +151,19 @@ def shared_nothing(work: Path, run_dir: Path, n: int, shard_size: int) -> list[t
                 wall, cpu, stages = deliver(config, releases, RunnerSettings(shard_size=shard_size))
             else:
                 cenv = {**env, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
-                with shared_nothing_cluster(run_dir / "cluster", workers, hide=[work, Path(tempfile.gettempdir())],
-                                            env=cenv) as cluster:
-                    wall, cpu, stages = deliver(config, releases, RunnerSettings(
-                        kind="dask", address=cluster.address, shard_size=shard_size))
+                with shared_nothing_cluster(
+                    run_dir / "cluster", workers, hide=[work, Path(tempfile.gettempdir())], env=cenv
+                ) as cluster:
+                    wall, cpu, stages = deliver(
+                        config,
+                        releases,
+                        RunnerSettings(kind="dask", address=cluster.address, shard_size=shard_size),
+                    )
             rows.append((n, label, wall, cpu, float("nan"), stages))
-            print(f"\n{n} images, {label} (batch and releases on moto S3 on loopback): wall {wall:.1f} s, "
-                  f"CPU of all processes {cpu:.1f} s")
+            print(
+                f"\n{n} images, {label} (batch and releases on moto S3 on loopback): wall {wall:.1f} s, "
+                f"CPU of all processes {cpu:.1f} s"
+            )
     finally:
         moto.terminate()
         moto.wait()
@@ -160,14 +173,18 @@ def shared_nothing(work: Path, run_dir: Path, n: int, shard_size: int) -> list[t
 def print_summary(rows: list[tuple]) -> None:
     print("\nsummary: images, runner, wall s, CPU s (all processes), task run s (sum), reference s")
     for n, label, wall, cpu, floor, stages in rows:
-        print(f"  {n:>6} {label:<9} {wall:7.1f} {cpu:7.1f} {sum(s for _, s in stages.values()):7.1f} {floor:7.2f}")
+        print(
+            f"  {n:>6} {label:<9} {wall:7.1f} {cpu:7.1f} {sum(s for _, s in stages.values()):7.1f} {floor:7.2f}"
+        )
     threads = [(n, cpu) for n, label, _, cpu, _, _ in rows if label == "threads"]
     if len(threads) >= 2:
         import numpy as np
 
         per_image, fixed = np.polyfit([n for n, _ in threads], [c for _, c in threads], 1)
-        print(f"thread runner, CPU = {fixed:.1f} s fixed + {per_image * 1000:.2f} ms per image "
-              f"(targets: fixed <= 8 s; 20,000 images <= 30 s, here {fixed + per_image * 20000:.1f} s)")
+        print(
+            f"thread runner, CPU = {fixed:.1f} s fixed + {per_image * 1000:.2f} ms per image "
+            f"(targets: fixed <= 8 s; 20,000 images <= 30 s, here {fixed + per_image * 20000:.1f} s)"
+        )
 
 
 def main() -> None:
@@ -177,7 +194,9 @@ def main() -> None:
     ap.add_argument("--dask-images", type=int, default=20000)
     ap.add_argument("--shard-size", type=int, default=500)
     ap.add_argument("--keep", type=Path)
-    ap.add_argument("--shared-nothing", type=int, default=0, metavar="N", help="images for the S3 + external Dask run")
+    ap.add_argument(
+        "--shared-nothing", type=int, default=0, metavar="N", help="images for the S3 + external Dask run"
+    )
     args = ap.parse_args()
     work = Path(args.keep or tempfile.mkdtemp(prefix="kpdeliver-bench-delivery-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -208,15 +227,20 @@ def main() -> None:
             floor_out = run_dir / f"floor-{n}"
             floor_out.mkdir()
             floor = floor_seconds(Path(config.source), floor_out)
-            runners = ([("threads", RunnerSettings(shard_size=args.shard_size))] if n in args.images else []) + [
+            runners = (
+                [("threads", RunnerSettings(shard_size=args.shard_size))] if n in args.images else []
+            ) + [
                 (f"dask x{w}", RunnerSettings(kind="dask", workers=w, shard_size=args.shard_size))
-                for w in (args.dask if n == args.dask_images else [])]
+                for w in (args.dask if n == args.dask_images else [])
+            ]
             for label, runner in runners:
                 releases = run_dir / f"{n}-{label.replace(' ', '')}"
                 wall, cpu, stages = deliver(config, releases, runner)
                 rows.append((n, label, wall, cpu, floor, stages))
-                print(f"\n{n} images, {label}: wall {wall:.1f} s, CPU of all processes {cpu:.1f} s; "
-                      f"reference (read+hash+copy every image once, one process) {floor:.2f} s")
+                print(
+                    f"\n{n} images, {label}: wall {wall:.1f} s, CPU of all processes {cpu:.1f} s; "
+                    f"reference (read+hash+copy every image once, one process) {floor:.2f} s"
+                )
                 print(f"  {'task':<18}{'runs':>6}{'run s':>9}")
                 for name, (runs, secs) in sorted(stages.items(), key=lambda kv: -kv[1][1]):
                     print(f"  {name:<18}{runs:>6}{secs:>9.2f}")

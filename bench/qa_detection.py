@@ -31,6 +31,7 @@ findings are warnings and left out); jumps and flicker count in video. The drift
 online: the smallest number of ann_c's submitted items (the others' work complete) at which the
 QA reports ann_c's drift, minus the onset. Runs in about 10 s per seed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,13 +64,23 @@ DRIFTER = "ann_c"
 DRIFT = Drift(start=0.5, keypoints=("left_hip", "right_hip"), offset=(0.0, -0.08))
 CONVENTION = {"left_shoulder": (0.0, -0.05)}  # ann_b, on every item
 STILL_ERRORS = {"swap": 0.03, "to_visible": 0.03, "to_occluded": 0.03, "outside": 0.01}
-VIDEO_ERRORS = {"swap": 0.01, "to_visible": 0.01, "to_occluded": 0.01, "jump": 0.02, "jump_frames": (1, 2, 3),
-                "flicker": 0.01}
+VIDEO_ERRORS = {
+    "swap": 0.01,
+    "to_visible": 0.01,
+    "to_occluded": 0.01,
+    "jump": 0.02,
+    "jump_frames": (1, 2, 3),
+    "flicker": 0.01,
+}
 EXCURSION_FRAMES = (1, 2, 3)
 FAST_FPS = 8.0  # the clean fast-motion videos: the same motions sampled at 8 frames a second, not 25
 VISIBILITY_KINDS = ("to_visible", "to_occluded", "flicker")
-TARGETS = {"swaps": "R>=0.95 at P>=0.90", "visibility": "R>=0.95 at P>=0.90", "jitter": "R>=0.95 at P>=0.90",
-           "offsets": "found"}
+TARGETS = {
+    "swaps": "R>=0.95 at P>=0.90",
+    "visibility": "R>=0.95 at P>=0.90",
+    "jitter": "R>=0.95 at P>=0.90",
+    "offsets": "found",
+}
 
 
 @dataclass
@@ -80,30 +91,66 @@ class Batch:
     drift_onset: int  # position in the drifter's submission order where the drift starts
 
 
-def make_batch(seed: int, *, stills: int, images: int, videos: int, frames: int, video_noise: float,
-               overlap: float = 0.3, gold: float = 0.1, clean: bool = False) -> Batch:
+def make_batch(
+    seed: int,
+    *,
+    stills: int,
+    images: int,
+    videos: int,
+    frames: int,
+    video_noise: float,
+    overlap: float = 0.3,
+    gold: float = 0.1,
+    clean: bool = False,
+) -> Batch:
     """The same truth labeled by the same team, with (or, clean=True, without) injected mistakes."""
     truth_stills = synthetic_dataset(images, stills, seed=seed)
-    truth_video = video_dataset(videos, n_frames=frames, seed=seed + 1, first_image_id=10**6,
-                                first_instance_id=10**6, first_track_id=1)
+    truth_video = video_dataset(
+        videos,
+        n_frames=frames,
+        seed=seed + 1,
+        first_image_id=10**6,
+        first_instance_id=10**6,
+        first_track_id=1,
+    )
 
     def rates(errors: dict, **extra) -> dict[str, ErrorRates]:
         if clean:
             return {}
-        return {a: ErrorRates(**errors, convention=CONVENTION if a == "ann_b" else {},
-                              **(extra if a == DRIFTER else {})) for a in ANNOTATORS}
+        return {
+            a: ErrorRates(
+                **errors, convention=CONVENTION if a == "ann_b" else {}, **(extra if a == DRIFTER else {})
+            )
+            for a in ANNOTATORS
+        }
 
-    video = simulate_team(truth_video, annotators=ANNOTATORS, rates=rates(VIDEO_ERRORS), overlap=overlap,
-                          noise=video_noise, seed=seed + 2)
-    still = simulate_team(truth_stills, annotators=ANNOTATORS, rates=rates(STILL_ERRORS, drift=DRIFT),
-                          overlap=overlap, gold=gold, noise=0.5, seed=seed + 3)
+    video = simulate_team(
+        truth_video,
+        annotators=ANNOTATORS,
+        rates=rates(VIDEO_ERRORS),
+        overlap=overlap,
+        noise=video_noise,
+        seed=seed + 2,
+    )
+    still = simulate_team(
+        truth_stills,
+        annotators=ANNOTATORS,
+        rates=rates(STILL_ERRORS, drift=DRIFT),
+        overlap=overlap,
+        gold=gold,
+        noise=0.5,
+        seed=seed + 3,
+    )
     parts = []
     for a in ANNOTATORS:  # submission order: each annotator's video, then their stills
         for team in (video, still):
             ins = team.dataset.instances
             parts.append(ins.take(np.flatnonzero(ins.annotator == a)))
-    dataset = Dataset(COCO17, concat_images([truth_video.images, truth_stills.images]),
-                      concat_instances(parts, COCO17.num_keypoints))
+    dataset = Dataset(
+        COCO17,
+        concat_images([truth_video.images, truth_stills.images]),
+        concat_instances(parts, COCO17.num_keypoints),
+    )
     inj = pa.concat_tables([video.injections, still.injections])
     n_video = int(np.sum(video.dataset.instances.annotator == DRIFTER))
     drift = still.injections.filter(pc.equal(still.injections["kind"], "drift"))
@@ -116,8 +163,15 @@ def fast_motion(seed: int, *, videos: int, frames: int) -> Dataset:
     cross three times as far per frame), each track's travel reversed at once from a frame in its second
     half on (a sudden, sustained change of direction back over ground it covered), and on each track one
     visible keypoint that steps 0.2-0.4 scale units to a new place at some frame and stays there."""
-    truth = video_dataset(videos, n_frames=frames, seed=seed + 5, fps=FAST_FPS, first_image_id=2 * 10**6,
-                          first_instance_id=2 * 10**6, first_track_id=10**4)
+    truth = video_dataset(
+        videos,
+        n_frames=frames,
+        seed=seed + 5,
+        fps=FAST_FPS,
+        first_image_id=2 * 10**6,
+        first_instance_id=2 * 10**6,
+        first_track_id=10**4,
+    )
     ins, rng = truth.instances, np.random.default_rng(seed + 6)
     kps = ins.keypoints.copy()
     lab, vis = kps[..., 2] > 0, kps[..., 2] == 2
@@ -130,7 +184,9 @@ def fast_motion(seed: int, *, videos: int, frames: int) -> Dataset:
     angle = rng.uniform(0, 2 * np.pi, len(first))
     size = rng.uniform(0.2, 0.4, len(first)) * np.sqrt(ins.area[first])
     moved = np.flatnonzero(ins.frame >= rng.integers(4, frames - 4, len(first))[track])
-    kps[moved, point[track[moved]], :2] += (size[:, None] * np.stack([np.cos(angle), np.sin(angle)], 1))[track[moved]]
+    kps[moved, point[track[moved]], :2] += (size[:, None] * np.stack([np.cos(angle), np.sin(angle)], 1))[
+        track[moved]
+    ]
     w, h = truth.images.width[truth.image_index()], truth.images.height[truth.image_index()]
     for axis, side in ((0, w), (1, h)):  # visible points stay in the frame
         kps[..., axis] = np.where(vis, np.clip(kps[..., axis], 0, side[:, None] - 0.01), kps[..., axis])
@@ -142,13 +198,23 @@ def truth_sets(batch: Batch) -> dict[str, set]:
     ins = batch.dataset.instances
     image_name = dict(zip(batch.dataset.images.id.tolist(), batch.dataset.images.file_name.tolist()))
     gold_names = set(batch.gold.images.file_name.tolist())
-    decidable = {a for a, img, t in zip(ins.id.tolist(), ins.image_id.tolist(), ins.track_id.tolist())
-                 if t >= 0 or image_name[img] in gold_names}
+    decidable = {
+        a
+        for a, img, t in zip(ins.id.tolist(), ins.image_id.tolist(), ins.track_id.tolist())
+        if t >= 0 or image_name[img] in gold_names
+    }
     inj = batch.injections.to_pylist()
     return {
-        "swaps": {i["annotation_id"] for i in inj if i["kind"] == "left_right_swap" and i["annotation_id"] in decidable},
-        "visibility": {(i["annotation_id"], i["keypoint"]) for i in inj
-                       if i["kind"] in VISIBILITY_KINDS and i["annotation_id"] in decidable},
+        "swaps": {
+            i["annotation_id"]
+            for i in inj
+            if i["kind"] == "left_right_swap" and i["annotation_id"] in decidable
+        },
+        "visibility": {
+            (i["annotation_id"], i["keypoint"])
+            for i in inj
+            if i["kind"] in VISIBILITY_KINDS and i["annotation_id"] in decidable
+        },
         "jitter": set(excursions(batch)),
         "offsets": {("ann_b", k) for k in CONVENTION},
         "outside": {(i["annotation_id"], i["keypoint"]) for i in inj if i["kind"] == "outside_image"},
@@ -157,14 +223,22 @@ def truth_sets(batch: Batch) -> dict[str, set]:
 
 def found_sets(findings: pa.Table) -> dict[str, set]:
     f = findings.to_pylist()
-    offsets = {(x["annotator"], x["keypoint"]) for x in f
-               if x["check"] == "qa.low_agreement" and x["annotation_id"] is None and x["keypoint"] is not None}
+    offsets = {
+        (x["annotator"], x["keypoint"])
+        for x in f
+        if x["check"] == "qa.low_agreement" and x["annotation_id"] is None and x["keypoint"] is not None
+    }
     # the drifter's drifted points also show as an overall offset (half of its items): not a false alarm
     offsets -= {(DRIFTER, k) for k in DRIFT.keypoints}
     return {
-        "swaps": {x["annotation_id"] for x in f if x["check"] == "qa.left_right_swap" and x["severity"] == "error"},
-        "visibility": {(x["annotation_id"], x["keypoint"]) for x in f
-                       if x["message"].startswith("visibility") and x["annotation_id"] is not None},
+        "swaps": {
+            x["annotation_id"] for x in f if x["check"] == "qa.left_right_swap" and x["severity"] == "error"
+        },
+        "visibility": {
+            (x["annotation_id"], x["keypoint"])
+            for x in f
+            if x["message"].startswith("visibility") and x["annotation_id"] is not None
+        },
         "jitter": set(jitter_found(findings)),
         "offsets": offsets,
     }
@@ -175,7 +249,9 @@ def excursions(batch: Batch) -> dict[tuple[int, str], int]:
     excursion is one `jump` record per frame, on consecutive frames of one track (consecutive ids)."""
     ins = batch.dataset.instances
     track = dict(zip(ins.id.tolist(), ins.track_id.tolist()))
-    jumps = sorted((i["keypoint"], i["annotation_id"]) for i in batch.injections.to_pylist() if i["kind"] == "jump")
+    jumps = sorted(
+        (i["keypoint"], i["annotation_id"]) for i in batch.injections.to_pylist() if i["kind"] == "jump"
+    )
     out: dict[tuple[int, str], int] = {}
     prev = start = None
     for kp, a in jumps:
@@ -190,9 +266,13 @@ def excursions(batch: Batch) -> dict[tuple[int, str], int]:
 
 def jitter_found(findings: pa.Table) -> dict[tuple[int, str], int]:
     """The reported jumps: (annotation id of the first frame, keypoint) -> number of frames named."""
-    return {(x["annotation_id"], x["keypoint"]): int(m.group(1)) if (m := re.search(r"for (\d+) frames", x["message"]))
-            else 1 for x in findings.to_pylist()
-            if x["check"] == "qa.temporal_jitter" and not x["message"].startswith("visibility")}
+    return {
+        (x["annotation_id"], x["keypoint"]): int(m.group(1))
+        if (m := re.search(r"for (\d+) frames", x["message"]))
+        else 1
+        for x in findings.to_pylist()
+        if x["check"] == "qa.temporal_jitter" and not x["message"].startswith("visibility")
+    }
 
 
 def per_length(found: dict, truth: dict) -> dict[int, tuple[float, float, int, int]]:
@@ -202,15 +282,23 @@ def per_length(found: dict, truth: dict) -> dict[int, tuple[float, float, int, i
     for m in EXCURSION_FRAMES:
         claimed = [k for k, v in found.items() if v == m]
         true = [k for k, v in truth.items() if v == m]
-        out[m] = (sum(k in truth for k in claimed) / len(claimed) if claimed else float("nan"),
-                  sum(k in found for k in true) / len(true) if true else float("nan"), len(claimed), len(true))
+        out[m] = (
+            sum(k in truth for k in claimed) / len(claimed) if claimed else float("nan"),
+            sum(k in found for k in true) / len(true) if true else float("nan"),
+            len(claimed),
+            len(true),
+        )
     return out
 
 
 def pr(found: set, truth: set) -> tuple[float, float, int, int]:
     hit = len(found & truth)
-    return (hit / len(found) if found else float("nan"), hit / len(truth) if truth else float("nan"),
-            len(found), len(truth))
+    return (
+        hit / len(found) if found else float("nan"),
+        hit / len(truth) if truth else float("nan"),
+        len(found),
+        len(truth),
+    )
 
 
 def first_detection(batch: Batch, settings: DeepQASettings) -> int | None:
@@ -224,8 +312,10 @@ def first_detection(batch: Batch, settings: DeepQASettings) -> int | None:
     def found(n_items: int) -> bool:
         part = batch.dataset.subset_instances(~mine | (pos < n_items))
         f = run_deep_qa(part, gold=batch.gold, settings=settings).findings
-        return any(c == "qa.annotator_drift" and a == DRIFTER
-                   for c, a in zip(f["check"].to_pylist(), f["annotator"].to_pylist()))
+        return any(
+            c == "qa.annotator_drift" and a == DRIFTER
+            for c, a in zip(f["check"].to_pylist(), f["annotator"].to_pylist())
+        )
 
     lo, hi = batch.drift_onset, int(mine.sum())
     if not found(hi):
@@ -244,15 +334,25 @@ def out_of_frame(batch: Batch, truth: set) -> tuple[float, float, int, int] | No
     except ImportError:  # the rule checks are optional for this benchmark
         return None
     f = validate_dataset(batch.dataset, ValidationSettings()).findings.to_pydict()
-    found = {(a, k) for c, a, k in zip(f["check"], f["annotation_id"], f["keypoint"])
-             if c == "bounds.visible_outside_image"}
+    found = {
+        (a, k)
+        for c, a, k in zip(f["check"], f["annotation_id"], f["keypoint"])
+        if c == "bounds.visible_outside_image"
+    }
     return pr(found, truth)
 
 
 def run_seed(seed: int, args, settings: DeepQASettings) -> dict:
     t0 = time.perf_counter()
-    sizes = {"stills": args.stills, "images": args.images, "videos": args.videos, "frames": args.frames,
-             "video_noise": args.video_noise, "overlap": args.overlap, "gold": args.gold}
+    sizes = {
+        "stills": args.stills,
+        "images": args.images,
+        "videos": args.videos,
+        "frames": args.frames,
+        "video_noise": args.video_noise,
+        "overlap": args.overlap,
+        "gold": args.gold,
+    }
     batch = make_batch(seed, **sizes)
     clean = make_batch(seed, **sizes, clean=True)
     res = run_deep_qa(batch.dataset, gold=batch.gold, settings=settings)
@@ -260,19 +360,33 @@ def run_seed(seed: int, args, settings: DeepQASettings) -> dict:
     truth, found = truth_sets(batch), found_sets(res.findings)
     out = {k: pr(found[k], truth[k]) for k in TARGETS}
     out["excursions"] = per_length(jitter_found(res.findings), excursions(batch))
-    fast = simulate_team(fast_motion(seed, videos=args.videos, frames=args.frames), annotators=ANNOTATORS,
-                         overlap=args.overlap, noise=args.video_noise, seed=seed + 7).dataset
+    fast = simulate_team(
+        fast_motion(seed, videos=args.videos, frames=args.frames),
+        annotators=ANNOTATORS,
+        overlap=args.overlap,
+        noise=args.video_noise,
+        seed=seed + 7,
+    ).dataset
     f_fast = run_deep_qa(fast).findings
-    out["fast"] = (len(jitter_found(f_fast)), int(pc.sum(pc.equal(f_fast["check"], "qa.left_right_swap")).as_py() or 0),
-                   f"{len(fast.instances)} frames in {len(np.unique(fast.instances.track_id))} tracks")
+    out["fast"] = (
+        len(jitter_found(f_fast)),
+        int(pc.sum(pc.equal(f_fast["check"], "qa.left_right_swap")).as_py() or 0),
+        f"{len(fast.instances)} frames in {len(np.unique(fast.instances.track_id))} tracks",
+    )
     out["outside"] = out_of_frame(batch, truth["outside"])
-    drift = {x["annotator"]: int(x["value"]) for x in res.findings.to_pylist() if x["check"] == "qa.annotator_drift"}
+    drift = {
+        x["annotator"]: int(x["value"])
+        for x in res.findings.to_pylist()
+        if x["check"] == "qa.annotator_drift"
+    }
     seen_at = first_detection(batch, settings)
     sev = np.asarray(res_clean.findings["severity"].to_pylist(), dtype=object)
     checks = np.asarray(res_clean.findings["check"].to_pylist(), dtype=object)
     ins = batch.dataset.instances
     out.update(
-        onset=batch.drift_onset, reported=drift.get(DRIFTER), false_drift=sorted(set(drift) - {DRIFTER}),
+        onset=batch.drift_onset,
+        reported=drift.get(DRIFTER),
+        false_drift=sorted(set(drift) - {DRIFTER}),
         delay=None if seen_at is None else seen_at - batch.drift_onset,
         clean_errors={str(c): int(n) for c, n in zip(*np.unique(checks[sev == "error"], return_counts=True))},
         clean_all={str(c): int(n) for c, n in zip(*np.unique(checks, return_counts=True))},
@@ -285,8 +399,12 @@ def run_seed(seed: int, args, settings: DeepQASettings) -> dict:
 def print_seed(seed: int, r: dict) -> None:
     print(f"\nseed {seed}: {r['size']}; {r['seconds']:.1f} s")
     print(f"  {'check':<26}{'precision':>10}{'recall':>8}{'found':>7}{'true':>6}   target")
-    for name, key in (("left/right swaps", "swaps"), ("visibility errors", "visibility"),
-                      ("temporal jitter (jumps)", "jitter"), ("convention offsets", "offsets")):
+    for name, key in (
+        ("left/right swaps", "swaps"),
+        ("visibility errors", "visibility"),
+        ("temporal jitter (jumps)", "jitter"),
+        ("convention offsets", "offsets"),
+    ):
         p, rec, nf, nt = r[key]
         print(f"  {name:<26}{p:>10.3f}{rec:>8.3f}{nf:>7}{nt:>6}   {TARGETS[key]}")
     for m, (p, rec, nf, nt) in r["excursions"].items():
@@ -294,31 +412,46 @@ def print_seed(seed: int, r: dict) -> None:
     if r["outside"] is not None:
         p, rec, nf, nt = r["outside"]
         print(f"  {'out of frame (rule check)':<26}{p:>10.3f}{rec:>8.3f}{nf:>7}{nt:>6}")
-    print(f"  drift of {DRIFTER}: onset item {r['onset']}, reported start {r['reported']}, detection delay "
-          f"{r['delay']} items (target <= 50); false drift alarms: {r['false_drift'] or 'none'}")
-    print(f"  clean data: error findings {r['clean_errors'] or 'none'} (target none); all findings {r['clean_all']}")
-    print(f"  clean fast motion ({r['fast'][2]}, {FAST_FPS:g} fps, direction reversals, steps that stay): "
-          f"jumps reported {r['fast'][0]}, swaps reported {r['fast'][1]} (target 0)")
+    print(
+        f"  drift of {DRIFTER}: onset item {r['onset']}, reported start {r['reported']}, detection delay "
+        f"{r['delay']} items (target <= 50); false drift alarms: {r['false_drift'] or 'none'}"
+    )
+    print(
+        f"  clean data: error findings {r['clean_errors'] or 'none'} (target none); all findings {r['clean_all']}"
+    )
+    print(
+        f"  clean fast motion ({r['fast'][2]}, {FAST_FPS:g} fps, direction reversals, steps that stay): "
+        f"jumps reported {r['fast'][0]}, swaps reported {r['fast'][1]} (target 0)"
+    )
 
 
 def print_summary(results: dict[int, dict]) -> None:
     print(f"\nover {len(results)} seeds (min / mean / max):")
-    for name, key in (("left/right swaps", "swaps"), ("visibility errors", "visibility"),
-                      ("temporal jitter (jumps)", "jitter")):
+    for name, key in (
+        ("left/right swaps", "swaps"),
+        ("visibility errors", "visibility"),
+        ("temporal jitter (jumps)", "jitter"),
+    ):
         p = np.array([r[key][0] for r in results.values()])
         rec = np.array([r[key][1] for r in results.values()])
-        print(f"  {name:<26} precision {p.min():.3f} / {p.mean():.3f} / {p.max():.3f}   "
-              f"recall {rec.min():.3f} / {rec.mean():.3f} / {rec.max():.3f}")
+        print(
+            f"  {name:<26} precision {p.min():.3f} / {p.mean():.3f} / {p.max():.3f}   "
+            f"recall {rec.min():.3f} / {rec.mean():.3f} / {rec.max():.3f}"
+        )
     for m in EXCURSION_FRAMES:
         p = np.array([r["excursions"][m][0] for r in results.values()])
         rec = np.array([r["excursions"][m][1] for r in results.values()])
-        print(f"  {f'  excursions of {m} frame' + 's' * (m > 1):<26} precision {p.min():.3f} / {p.mean():.3f} / "
-              f"{p.max():.3f}   recall {rec.min():.3f} / {rec.mean():.3f} / {rec.max():.3f}")
+        print(
+            f"  {f'  excursions of {m} frame' + 's' * (m > 1):<26} precision {p.min():.3f} / {p.mean():.3f} / "
+            f"{p.max():.3f}   recall {rec.min():.3f} / {rec.mean():.3f} / {rec.max():.3f}"
+        )
     print(f"  clean fast motion, jumps reported: {[r['fast'][0] for r in results.values()]}")
     delays = [r["delay"] for r in results.values()]
     print(f"  drift detection delay (items): {delays}")
-    print(f"  convention offset found (recall 1): {[r['offsets'][1] == 1.0 for r in results.values()]}; "
-          f"false offsets: {sum(r['offsets'][2] - round(r['offsets'][1] * r['offsets'][3]) for r in results.values())}")
+    print(
+        f"  convention offset found (recall 1): {[r['offsets'][1] == 1.0 for r in results.values()]}; "
+        f"false offsets: {sum(r['offsets'][2] - round(r['offsets'][1] * r['offsets'][3]) for r in results.values())}"
+    )
     print(f"  clean-data error findings: {[sum(r['clean_errors'].values()) for r in results.values()]}")
 
 

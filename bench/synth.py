@@ -5,6 +5,7 @@ reads the same on a fast or a busy machine.
 
     python bench/synth.py [--instances 100000] [--images 20000] [--repeat 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,7 +40,9 @@ def main() -> None:
     generate, data = best_of(args.repeat, lambda: synthetic_coco(args.images, args.instances, seed=0))
     doc = orjson.loads(data)
     serialise, _ = best_of(args.repeat, lambda: orjson.dumps(doc))
-    print(f"synthetic_coco: {args.instances:,} instances over {args.images:,} images, {len(data) / 1e6:.1f} MB")
+    print(
+        f"synthetic_coco: {args.instances:,} instances over {args.images:,} images, {len(data) / 1e6:.1f} MB"
+    )
     print(f"  generate + encode   {generate:7.2f} s")
     print(f"  orjson.dumps (ref)  {serialise:7.2f} s")
     print(f"  ratio               {generate / serialise:7.1f}x the reference")

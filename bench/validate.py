@@ -9,6 +9,7 @@ peak RSS at 1M <= 2.5 GB.
 
     python bench/validate.py [--images 20000] [--instances 100000] [--runs 5] [--keep DIR]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,12 +82,22 @@ def main() -> None:
     path = work / "synthetic_coco17.json"
     t0 = time.perf_counter()
     path.write_bytes(synthetic_file(args.images, args.instances, seed=0))
-    print(f"synthetic file: {path} ({path.stat().st_size / 1e6:.1f} MB, {args.instances:,} instances, "
-          f"{args.images:,} images) in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"synthetic file: {path} ({path.stat().st_size / 1e6:.1f} MB, {args.instances:,} instances, "
+        f"{args.images:,} images) in {time.perf_counter() - t0:.1f} s"
+    )
 
     py = sys.executable
     load_cmd = [py, "-c", f"import pycocotools.coco as c; c.COCO({str(path)!r})"]
-    cmd = [str(Path(py).parent / "kpdeliver"), "validate", str(path), "--schema", "coco17", "--out", str(work / "validate")]
+    cmd = [
+        str(Path(py).parent / "kpdeliver"),
+        "validate",
+        str(path),
+        "--schema",
+        "coco17",
+        "--out",
+        str(work / "validate"),
+    ]
     print(f"load before: {_load()}")
     loads, vals = [], []
     for _ in range(args.runs):  # alternating: a slow minute hits both alike
@@ -98,14 +109,22 @@ def main() -> None:
     n_findings = _count_findings(work / "validate" / "findings.parquet")
     big = args.instances >= 1_000_000
 
-    print(f"pycocotools COCO(path) (a process): {coco_load:6.2f} s  median of {_runs(r[0] for r in loads)}; "
-          f"peak RSS {max(r[1] for r in loads):.0f} MB")
-    print(f"kpdeliver validate (a process)    : {val_wall:6.2f} s  median of {_runs(v[0] for v in vals)}; exit {code}, "
-          f"{n_findings:,} findings")
-    print(f"ratio validate / COCO(path)       : {val_wall / coco_load:6.2f}x  (target <= {1.3 if big else 2})")
+    print(
+        f"pycocotools COCO(path) (a process): {coco_load:6.2f} s  median of {_runs(r[0] for r in loads)}; "
+        f"peak RSS {max(r[1] for r in loads):.0f} MB"
+    )
+    print(
+        f"kpdeliver validate (a process)    : {val_wall:6.2f} s  median of {_runs(v[0] for v in vals)}; exit {code}, "
+        f"{n_findings:,} findings"
+    )
+    print(
+        f"ratio validate / COCO(path)       : {val_wall / coco_load:6.2f}x  (target <= {1.3 if big else 2})"
+    )
     print(f"peak RSS of validate + its worker : {val_rss:6.0f} MB (target at 1M <= 2560 MB)")
-    print(f"`import great_expectations` alone (a process): {gx_wall:.2f} s = {gx_wall / coco_load:.2f}x the COCO load; "
-          f"validate's worker imports a lean GX while the file is read")
+    print(
+        f"`import great_expectations` alone (a process): {gx_wall:.2f} s = {gx_wall / coco_load:.2f}x the COCO load; "
+        f"validate's worker imports a lean GX while the file is read"
+    )
     print(f"load after: {_load()}")
 
 

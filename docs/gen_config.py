@@ -7,6 +7,7 @@
 A field's description is its `Field(description=...)`; a field without one is described in
 `NOTES` below (tests/docs/test_config_docs.py fails when a field has neither).
 """
+
 from __future__ import annotations
 
 import enum
@@ -25,17 +26,17 @@ NOTES = {
     "ClientConfig.client": "the client's name: its releases go under `<releases>/<client>/`",
     "ClientConfig.dataset": "the dataset's name: releases are `<releases>/<client>/<dataset>/v<NNNN>/`",
     "ClientConfig.schema": "keypoint schema: a built-in name (`kpdeliver schemas` lists them), a schema .yaml file "
-                           "or a CVAT .xml whose skeleton defines it",
+    "or a CVAT .xml whose skeleton defines it",
     "ClientConfig.source": "the client's batch: a local folder (relative to the config file) or `s3://bucket/prefix`",
     "ClientConfig.releases": "where releases are published: a local folder (relative to the config file) or "
-                             "`s3://bucket/prefix`",
+    "`s3://bucket/prefix`",
     "ClientConfig.annotators": "the annotators' names, as under `annotations/<annotator>/` in the batch",
     "ClientConfig.category": "the keypoint category delivered, for COCO exports that hold several (a mouse and a "
-                             "fly): only it is read, the others are reported (`decode.quirk`); unset, a file with "
-                             "several is refused",
+    "fly): only it is read, the others are reported (`decode.quirk`); unset, a file with "
+    "several is refused",
     "ClientConfig.signing_key_secret": "name of a Prefect Secret block holding the vendor's Ed25519 signing key "
-                                       "(PEM); without it the key comes from `KPDELIVER_SIGNING_KEY` / "
-                                       "`KPDELIVER_SIGNING_KEY_FILE`, or releases are unsigned",
+    "(PEM); without it the key comes from `KPDELIVER_SIGNING_KEY` / "
+    "`KPDELIVER_SIGNING_KEY_FILE`, or releases are unsigned",
     "ClientConfig.splits": "how images are split into train / val / test",
     "ClientConfig.assignment": "how images are handed to annotators: overlap and gold",
     "ClientConfig.validation": "the row rules' margins and what an error holds back",
@@ -47,7 +48,7 @@ NOTES = {
     "ClientConfig.schedule": "when `kpdeliver deploy`'s deployment runs by itself; unset, on demand",
     "ClientConfig.runner": "where the delivery's tasks run; never changes what a release holds",
     "ClientConfig.report": "how the client's QA report presents the release (left out of the input fingerprint "
-                           "at its defaults)",
+    "at its defaults)",
     "QAThresholds.severity": "per rule, whether missing it fails the delivery or makes it conditional",
     "Splits.train": "fraction of the images in the train split",
     "Splits.val": "fraction of the images in the val split",
@@ -56,11 +57,11 @@ NOTES = {
     "Assignment.seed": "seed of the deterministic assignment of images to annotators",
     "ValidationSettings.quarantine": "what an error finding holds back: the instance, or its whole image",
     "DeepQASettings.offset_min_instances": "instances an annotator needs on a keypoint before a convention offset "
-                                           "is reported",
+    "is reported",
     "DeepQASettings.coverage_targets": "the poses the client wants represented (`qa.pose_coverage`); the "
-                                       "defaults are coco17's",
+    "defaults are coco17's",
     "CoverageBin.measure": "elbow_flexion, knee_flexion, arm_elevation, trunk_lean (coco17), or "
-                           "`angle:<keypoint>`",
+    "`angle:<keypoint>`",
     "CoverageBin.low": "lowest angle of the bin, degrees",
     "CoverageBin.high": "highest angle of the bin, degrees",
     "CoverageBin.min_count": "instances the bin needs",
@@ -231,8 +232,12 @@ def _models_in(t) -> list[type]:
 
 def undescribed() -> list[str]:
     """`<model>.<field>` of every field with neither a description nor a note."""
-    return [f"{model.__name__}.{field.alias or name}" for _, model in sections()
-            for name, field in model.model_fields.items() if not description(model, name, field)]
+    return [
+        f"{model.__name__}.{field.alias or name}"
+        for _, model in sections()
+        for name, field in model.model_fields.items()
+        if not description(model, name, field)
+    ]
 
 
 def _doc(model: type) -> str:
@@ -251,7 +256,9 @@ def _section(path: str, model: type, links: dict[type, str]) -> list[str]:
     for name, field in model.model_fields.items():
         key = field.alias or name
         text = description(model, name, field).replace("|", "\\|")
-        lines.append(f"| `{key}` | {type_text(field.annotation, links)} | {default_text(field, links)} | {text} |")
+        lines.append(
+            f"| `{key}` | {type_text(field.annotation, links)} | {default_text(field, links)} | {text} |"
+        )
         if listed_default(field):
             listed.append((key, listed_default(field)))
     for key, items in listed:

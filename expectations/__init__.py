@@ -4,6 +4,7 @@
 Great Expectations is imported on first use of these names, so `expectations.frames`,
 `expectations.located` and `expectations.worker` load without it.
 """
+
 from __future__ import annotations
 
 import gc

@@ -3,6 +3,7 @@
 Each class reads one column of `expectations.frames` (named in its default). Bounds that come
 from the client config (margins, tolerances, "mostly") are passed when a suite is built.
 """
+
 from __future__ import annotations
 
 import great_expectations.expectations as gxe
@@ -29,7 +30,9 @@ class ExpectUnlabeledPointsAtOrigin(gxe.ExpectColumnValuesToBeBetween):
     column: str = "unlabeled_offset"
     min_value: float | None = 0
     max_value: float | None = 0
-    description: str = "A point with visibility 0 (not labeled) is written as x = y = 0 (column: max(|x|, |y|))."
+    description: str = (
+        "A point with visibility 0 (not labeled) is written as x = y = 0 (column: max(|x|, |y|))."
+    )
 
 
 class ExpectLabeledPointsAwayFromOrigin(gxe.ExpectColumnValuesToBeBetween):

@@ -17,6 +17,7 @@ expectations cannot express) gets a precomputed column normalised to that image 
 the rule does not apply. GX counts NaN as "missing", not as "unexpected", so each rule
 sees exactly the rows it is about without a per-expectation row filter.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -58,8 +59,11 @@ def _pieces(key: tuple[str, str], columns: list[str], fill, index: np.ndarray, n
         block = np.full((len(columns), last - first), np.nan)
         for start in range(first, last, _CHUNK):
             rows = slice(start, min(last, start + _CHUNK))
-            fill(rows, block[:, rows.start - first:rows.stop - first])
-        yield key, pd.DataFrame(block.T, columns=columns, index=pd.Index(index[first:last], name=name), copy=False)
+            fill(rows, block[:, rows.start - first : rows.stop - first])
+        yield (
+            key,
+            pd.DataFrame(block.T, columns=columns, index=pd.Index(index[first:last], name=name), copy=False),
+        )
 
 
 _CHUNK = 1 << 20  # points computed at a time: about 100 MB of temporaries
@@ -73,8 +77,13 @@ def _points(dataset: Dataset) -> Iterator[Frame]:
     pt = np.flatnonzero(kp.any(axis=1))  # points written exactly (0, 0, 0) are left out
     finite = np.isfinite(kp[pt]).all(axis=1)
     for first in range(0, max(len(pt), 1), _PIECE):
-        yield ("schema", "points"), pd.DataFrame({"finite": finite[first:first + _PIECE]},
-                                                 index=pd.Index(pt[first:first + _PIECE], name="pt"))
+        yield (
+            ("schema", "points"),
+            pd.DataFrame(
+                {"finite": finite[first : first + _PIECE]},
+                index=pd.Index(pt[first : first + _PIECE], name="pt"),
+            ),
+        )
 
     def visibility(rows: slice, block: np.ndarray) -> None:
         x, y, v = kp[pt[rows]].T
@@ -83,8 +92,9 @@ def _points(dataset: Dataset) -> Iterator[Frame]:
         np.copyto(block[1], np.maximum(np.abs(x), np.abs(y)), where=ok & (v == 0))
         np.copyto(block[2], np.abs(x) + np.abs(y), where=ok & (v > 0))
 
-    yield from _pieces(("visibility", "points"), ["v", "unlabeled_offset", "labeled_origin_distance"],
-                       visibility, pt, "pt")
+    yield from _pieces(
+        ("visibility", "points"), ["v", "unlabeled_offset", "labeled_origin_distance"], visibility, pt, "pt"
+    )
 
     labeled = pt[finite & (kp[pt, 2] > 0)]
     _, w_i, h_i = image_sizes(dataset)
@@ -100,10 +110,19 @@ def _points(dataset: Dataset) -> Iterator[Frame]:
         np.copyto(block[0], lo, where=v == 2)
         np.copyto(block[1], hi, where=v == 2)
         np.copyto(block[2], np.maximum(-lo, hi - 1), where=v == 1)
-        np.copyto(block[3], np.maximum(-np.minimum(bu, bv), np.maximum(bu, bv) - 1), where=np.isfinite(bbox).all(axis=1))
+        np.copyto(
+            block[3],
+            np.maximum(-np.minimum(bu, bv), np.maximum(bu, bv) - 1),
+            where=np.isfinite(bbox).all(axis=1),
+        )
 
-    yield from _pieces(("bounds", "points"), ["visible_min", "visible_max", "occluded_outside", "box_outside"],
-                       bounds, labeled, "pt")
+    yield from _pieces(
+        ("bounds", "points"),
+        ["visible_min", "visible_max", "occluded_outside", "box_outside"],
+        bounds,
+        labeled,
+        "pt",
+    )
 
 
 def _instances(dataset: Dataset) -> dict[tuple[str, str], pd.DataFrame]:
@@ -115,20 +134,33 @@ def _instances(dataset: Dataset) -> dict[tuple[str, str], pd.DataFrame]:
     index = pd.Index(np.arange(len(ins)), name="row")
     return {
         ("schema", "instances"): pd.DataFrame(
-            {"annotation_id": ins.id, "category_id": ins.category_id, "image_known": img >= 0}, index=index),
-        ("visibility", "instances"): pd.DataFrame({
-            # not checkable when absent (-1) or when a flag is not a number (non_finite says so)
-            "num_keypoints_excess": np.where((declared >= 0) & np.isfinite(ins.v).all(axis=1), declared - counted, np.nan),
-        }, index=index),
-        ("bounds", "instances"): pd.DataFrame({
-            "bbox_outside": np.maximum(-np.minimum(x0 / w, y0 / h), np.maximum((x0 + bw) / w, (y0 + bh) / h) - 1),
-        }, index=index),
+            {"annotation_id": ins.id, "category_id": ins.category_id, "image_known": img >= 0}, index=index
+        ),
+        ("visibility", "instances"): pd.DataFrame(
+            {
+                # not checkable when absent (-1) or when a flag is not a number (non_finite says so)
+                "num_keypoints_excess": np.where(
+                    (declared >= 0) & np.isfinite(ins.v).all(axis=1), declared - counted, np.nan
+                ),
+            },
+            index=index,
+        ),
+        ("bounds", "instances"): pd.DataFrame(
+            {
+                "bbox_outside": np.maximum(
+                    -np.minimum(x0 / w, y0 / h), np.maximum((x0 + bw) / w, (y0 + bh) / h) - 1
+                ),
+            },
+            index=index,
+        ),
     }
 
 
 def _images(dataset: Dataset) -> dict[tuple[str, str], pd.DataFrame]:
     im = dataset.images
-    return {("schema", "images"): pd.DataFrame(
-        {"image_id": im.id, "size_known": (im.width > 0) & (im.height > 0)},
-        index=pd.Index(np.arange(len(im)), name="row"),
-    )}
+    return {
+        ("schema", "images"): pd.DataFrame(
+            {"image_id": im.id, "size_known": (im.width > 0) & (im.height > 0)},
+            index=pd.Index(np.arange(len(im)), name="row"),
+        )
+    }

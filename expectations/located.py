@@ -4,6 +4,7 @@ measured value, one-line message), a whole check at a time.
 Only failing rows reach this module, so formatting one message per row is proportional to the
 problems found, not to the dataset.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -32,7 +33,10 @@ def _outside(x: np.ndarray, lo: np.ndarray | float, hi: np.ndarray | float) -> n
 _FRAME_MESSAGES = {
     "bounds.visible_outside_image": ("visible (v=2)", ""),
     "bounds.occluded_far_outside": ("occluded (v=1)", " beyond the allowed margin"),
-    "bounds.occluded_outside_image": ("occluded (v=1)", " (allowed within the margin; YOLO export clips or drops it)"),
+    "bounds.occluded_outside_image": (
+        "occluded (v=1)",
+        " (allowed within the margin; YOLO export clips or drops it)",
+    ),
 }
 
 
@@ -46,8 +50,10 @@ def _where(dataset: Dataset, rows: np.ndarray, source: str) -> tuple[list[str], 
     files = ins.extra["source"][rows]
     src_ids = ins.extra.get("source_id", ins.id)[rows].tolist()
     src_img = ins.extra.get("source_image_id", ins.image_id)[rows].tolist()
-    where = [f"{f}: annotation {s} (its image id {si})" + (f", delivered as annotation {a}" if a != s else "")
-             for f, s, si, a in zip(files.tolist(), src_ids, src_img, ids)]
+    where = [
+        f"{f}: annotation {s} (its image id {si})" + (f", delivered as annotation {a}" if a != s else "")
+        for f, s, si, a in zip(files.tolist(), src_ids, src_img, ids)
+    ]
     return where, files
 
 
@@ -77,22 +83,37 @@ def point_findings(dataset: Dataset, check: str, pt: np.ndarray, *, severity: st
     elif check in _FRAME_MESSAGES:
         value = np.maximum(_outside(x, 0, w), _outside(y, 0, h))
         kind, tail = _FRAME_MESSAGES[check]
-        what = [f"{kind} at ({a}, {b}) lies outside the {c}x{d} image{tail}" for a, b, c, d in zip(xs, ys, ws, hs)]
+        what = [
+            f"{kind} at ({a}, {b}) lies outside the {c}x{d} image{tail}" for a, b, c, d in zip(xs, ys, ws, hs)
+        ]
     elif check == "bounds.keypoint_outside_bbox":
         bx, by, bw, bh = ins.bbox[row].T
         value = np.maximum(_outside(x, bx, bx + bw), _outside(y, by, by + bh))
         box = [f"[{a}, {b}, {c}, {d}]" for a, b, c, d in zip(_fmt(bx), _fmt(by), _fmt(bw), _fmt(bh))]
-        what = [f"labeled (v={c}) at ({a}, {b}) lies outside its box {e} beyond the tolerance" for a, b, c, e in zip(xs, ys, vs, box)]
+        what = [
+            f"labeled (v={c}) at ({a}, {b}) lies outside its box {e} beyond the tolerance"
+            for a, b, c, e in zip(xs, ys, vs, box)
+        ]
     else:
         raise KeyError(f"no point locator for check {check!r}")
     return findings_for(
-        check, severity=severity, image_id=ins.image_id[row], file_name=_file_names(dataset, img[row]),
-        annotation_id=ins.id[row], keypoint=names, annotator=_annotators(dataset, row), value=value,
-        message=[f"{a}: {b}" for a, b in zip(where, what)], source=source, n=len(pt),
+        check,
+        severity=severity,
+        image_id=ins.image_id[row],
+        file_name=_file_names(dataset, img[row]),
+        annotation_id=ins.id[row],
+        keypoint=names,
+        annotator=_annotators(dataset, row),
+        value=value,
+        message=[f"{a}: {b}" for a, b in zip(where, what)],
+        source=source,
+        n=len(pt),
     )
 
 
-def instance_findings(dataset: Dataset, check: str, rows: np.ndarray, *, severity: str, source: str) -> pa.Table:
+def instance_findings(
+    dataset: Dataset, check: str, rows: np.ndarray, *, severity: str, source: str
+) -> pa.Table:
     """Findings for failing instances (rows of `dataset.instances`)."""
     ins = dataset.instances
     rows = np.unique(rows)
@@ -109,19 +130,34 @@ def instance_findings(dataset: Dataset, check: str, rows: np.ndarray, *, severit
         what = [f"image id {i} names no image of the batch" for i in value.tolist()]
     elif check == "visibility.num_keypoints_mismatch":
         value, counted = ins.num_keypoints[rows], (ins.v[rows] > 0).sum(axis=1)
-        what = [f"num_keypoints says {a} but {b} points have visibility > 0" for a, b in zip(value.tolist(), counted.tolist())]
+        what = [
+            f"num_keypoints says {a} but {b} points have visibility > 0"
+            for a, b in zip(value.tolist(), counted.tolist())
+        ]
     elif check == "bounds.bbox_outside_image":
         bx, by, bw, bh = ins.bbox[rows].T
         w, h = w_all[rows], h_all[rows]
-        value = np.maximum(_outside(bx, 0, w), np.maximum(_outside(by, 0, h), np.maximum(_outside(bx + bw, 0, w), _outside(by + bh, 0, h))))
-        what = [f"bbox [{a}, {b}, {c}, {d}] reaches outside the {e}x{f} image"
-                for a, b, c, d, e, f in zip(_fmt(bx), _fmt(by), _fmt(bw), _fmt(bh), _fmt(w), _fmt(h))]
+        value = np.maximum(
+            _outside(bx, 0, w),
+            np.maximum(_outside(by, 0, h), np.maximum(_outside(bx + bw, 0, w), _outside(by + bh, 0, h))),
+        )
+        what = [
+            f"bbox [{a}, {b}, {c}, {d}] reaches outside the {e}x{f} image"
+            for a, b, c, d, e, f in zip(_fmt(bx), _fmt(by), _fmt(bw), _fmt(bh), _fmt(w), _fmt(h))
+        ]
     else:
         raise KeyError(f"no instance locator for check {check!r}")
     return findings_for(
-        check, severity=severity, image_id=image_ids, file_name=_file_names(dataset, img[rows]), annotation_id=ids,
-        annotator=_annotators(dataset, rows), value=np.asarray(value, dtype=np.float64),
-        message=[f"{a}: {b}" for a, b in zip(where, what)], source=source, n=len(rows),
+        check,
+        severity=severity,
+        image_id=image_ids,
+        file_name=_file_names(dataset, img[rows]),
+        annotation_id=ids,
+        annotator=_annotators(dataset, rows),
+        value=np.asarray(value, dtype=np.float64),
+        message=[f"{a}: {b}" for a, b in zip(where, what)],
+        source=source,
+        n=len(rows),
     )
 
 
@@ -135,14 +171,21 @@ def image_findings(dataset: Dataset, check: str, rows: np.ndarray, *, severity: 
         value, what = ids, ["image id is used by more than one image"] * len(rows)
     elif check == "schema.missing_field":
         value = None
-        what = [f"field 'width'/'height' is missing ({a}x{b}), so bounds rules cannot run on its points"
-                for a, b in zip(im.width[rows].tolist(), im.height[rows].tolist())]
+        what = [
+            f"field 'width'/'height' is missing ({a}x{b}), so bounds rules cannot run on its points"
+            for a, b in zip(im.width[rows].tolist(), im.height[rows].tolist())
+        ]
     else:
         raise KeyError(f"no image locator for check {check!r}")
     return findings_for(
-        check, severity=severity, image_id=ids, file_name=im.file_name[rows],
+        check,
+        severity=severity,
+        image_id=ids,
+        file_name=im.file_name[rows],
         value=None if value is None else np.asarray(value, dtype=np.float64),
-        message=[f"{a}: {b}" for a, b in zip(where, what)], source=source, n=len(rows),
+        message=[f"{a}: {b}" for a, b in zip(where, what)],
+        source=source,
+        n=len(rows),
     )
 
 
@@ -151,8 +194,12 @@ LOCATORS = {"points": point_findings, "instances": instance_findings, "images": 
 
 def locate(dataset: Dataset, failing: list[Failing], *, source: str) -> pa.Table:
     """The findings table for every failing row, in the order given."""
-    return concat_findings([LOCATORS[table](dataset, check, ids, severity=severity, source=source)
-                            for check, table, ids, severity in failing])
+    return concat_findings(
+        [
+            LOCATORS[table](dataset, check, ids, severity=severity, source=source)
+            for check, table, ids, severity in failing
+        ]
+    )
 
 
 def _annotators(dataset: Dataset, rows: np.ndarray) -> list:

@@ -1,5 +1,6 @@
 """What a run of the row rules hands back, typed and without Great Expectations: the findings and
 GX's validation results summarised as plain JSON (`expectations.validate.results_summary`)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

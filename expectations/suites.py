@@ -4,6 +4,7 @@ failing rows become findings.
 
 A GX suite runs on one table, so each suite is split by table: `<schema>.<suite>.<table>`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -41,21 +42,48 @@ def build_rules(*, category_ids: Iterable[int], settings: ValidationSettings) ->
     return [
         rule("schema", "points", "schema.non_finite", c.ExpectKeypointNumbersFinite(**m)),
         rule("schema", "instances", "schema.duplicate_id", c.ExpectUniqueAnnotationIds(**m)),
-        rule("schema", "instances", "schema.unknown_category",
-             c.ExpectKnownCategories(value_set=sorted({int(i) for i in category_ids}), **m)),
+        rule(
+            "schema",
+            "instances",
+            "schema.unknown_category",
+            c.ExpectKnownCategories(value_set=sorted({int(i) for i in category_ids}), **m),
+        ),
         rule("schema", "instances", "schema.unknown_image", c.ExpectInstanceImagesExist(**m)),
         rule("schema", "images", "schema.duplicate_id", c.ExpectUniqueImageIds(**m)),
         rule("schema", "images", "schema.missing_field", c.ExpectImageSizeKnown(**m)),
         rule("visibility", "points", "visibility.invalid_flag", c.ExpectVisibilityFlagInSet(**m)),
-        rule("visibility", "points", "visibility.unlabeled_with_coords", c.ExpectUnlabeledPointsAtOrigin(**m)),
-        rule("visibility", "points", "visibility.labeled_at_origin", c.ExpectLabeledPointsAwayFromOrigin(**m)),
-        rule("visibility", "instances", "visibility.num_keypoints_mismatch", c.ExpectDeclaredNumKeypointsMatch(**m)),
+        rule(
+            "visibility", "points", "visibility.unlabeled_with_coords", c.ExpectUnlabeledPointsAtOrigin(**m)
+        ),
+        rule(
+            "visibility", "points", "visibility.labeled_at_origin", c.ExpectLabeledPointsAwayFromOrigin(**m)
+        ),
+        rule(
+            "visibility",
+            "instances",
+            "visibility.num_keypoints_mismatch",
+            c.ExpectDeclaredNumKeypointsMatch(**m),
+        ),
         rule("bounds", "points", "bounds.visible_outside_image", c.ExpectVisiblePointsInsideImage(**m)),
-        rule("bounds", "points", "bounds.visible_outside_image",
-             c.ExpectVisiblePointsInsideImage(column="visible_max", min_value=None, max_value=1, **m)),
-        rule("bounds", "points", "bounds.occluded_far_outside", c.ExpectOccludedPointsNearImage(max_value=margin, **m)),
+        rule(
+            "bounds",
+            "points",
+            "bounds.visible_outside_image",
+            c.ExpectVisiblePointsInsideImage(column="visible_max", min_value=None, max_value=1, **m),
+        ),
+        rule(
+            "bounds",
+            "points",
+            "bounds.occluded_far_outside",
+            c.ExpectOccludedPointsNearImage(max_value=margin, **m),
+        ),
         rule("bounds", "points", "bounds.occluded_outside_image", c.ExpectOccludedPointsInsideImage(**m)),
-        rule("bounds", "points", "bounds.keypoint_outside_bbox", c.ExpectLabeledPointsInsideBox(max_value=tol, **m)),
+        rule(
+            "bounds",
+            "points",
+            "bounds.keypoint_outside_bbox",
+            c.ExpectLabeledPointsInsideBox(max_value=tol, **m),
+        ),
         rule("bounds", "instances", "bounds.bbox_outside_image", c.ExpectBoxInsideImage(**m)),
     ]
 

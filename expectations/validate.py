@@ -1,4 +1,5 @@
 """Run the suites on a dataset with Great Expectations and turn every failing row into a finding."""
+
 from __future__ import annotations
 
 import logging
@@ -65,8 +66,12 @@ def validate_dataset(
     (what the QA report renders; GX's own Data Docs are not built: they load their styles and
     scripts from CDNs and show nothing offline).
     """
-    runner = SuiteRunner(make_context(), category_ids=[c.id for c in dataset.categories], settings=settings,
-                         schema_name=dataset.schema.name)
+    runner = SuiteRunner(
+        make_context(),
+        category_ids=[c.id for c in dataset.categories],
+        settings=settings,
+        schema_name=dataset.schema.name,
+    )
     for key, rows in iter_frames(dataset):
         runner.run(key, rows)
     results, failing = runner.finish()
@@ -81,7 +86,9 @@ class SuiteRunner:
     without adding them to the context's results store: storing serialises every failing row
     once more, a third of the run, for an ephemeral context nobody reads."""
 
-    def __init__(self, ctx, *, category_ids: list[int], settings: ValidationSettings, schema_name: str) -> None:
+    def __init__(
+        self, ctx, *, category_ids: list[int], settings: ValidationSettings, schema_name: str
+    ) -> None:
         self.rules = build_rules(category_ids=category_ids, settings=settings)
         self.suites = build_suites(self.rules, schema_name=schema_name)
         self.source = ctx.data_sources.add_pandas("kpdeliver")
@@ -90,9 +97,14 @@ class SuiteRunner:
 
     def run(self, key: tuple[str, str], rows) -> None:
         if key not in self.assets:
-            self.assets[key] = self.source.add_dataframe_asset(".".join(key)).add_batch_definition_whole_dataframe("all")
-        self.parts.setdefault(key, []).append(self.assets[key].get_batch(batch_parameters={"dataframe": rows}).validate(
-            self.suites[key], result_format=RESULT_FORMAT))
+            self.assets[key] = self.source.add_dataframe_asset(
+                ".".join(key)
+            ).add_batch_definition_whole_dataframe("all")
+        self.parts.setdefault(key, []).append(
+            self.assets[key]
+            .get_batch(batch_parameters={"dataframe": rows})
+            .validate(self.suites[key], result_format=RESULT_FORMAT)
+        )
         # the engine keeps every batch it loaded, and the rows with it
         batches = self.source.get_execution_engine().batch_manager
         batches.reset_batch_cache()
@@ -166,17 +178,31 @@ def results_summary(results: dict) -> list[dict]:
         rows = []
         for r in result.results:
             cfg, res = r.expectation_config, r.result or {}
-            rows.append({
-                "expectation": cfg.type, "check": (cfg.meta or {}).get("check"),
-                "description": getattr(cfg, "description", None) or (cfg.meta or {}).get("description"),
-                "column": cfg.kwargs.get("column"), "mostly": cfg.kwargs.get("mostly"), "success": bool(r.success),
-                "element_count": res.get("element_count"), "unexpected_count": res.get("unexpected_count"),
-                "unexpected_percent": res.get("unexpected_percent"),
-            })
+            rows.append(
+                {
+                    "expectation": cfg.type,
+                    "check": (cfg.meta or {}).get("check"),
+                    "description": getattr(cfg, "description", None) or (cfg.meta or {}).get("description"),
+                    "column": cfg.kwargs.get("column"),
+                    "mostly": cfg.kwargs.get("mostly"),
+                    "success": bool(r.success),
+                    "element_count": res.get("element_count"),
+                    "unexpected_count": res.get("unexpected_count"),
+                    "unexpected_percent": res.get("unexpected_percent"),
+                }
+            )
         stats = result.statistics or {}
-        out.append({"suite": result.suite_name, "family": family, "table": table, "success": bool(result.success),
-                     "evaluated": stats.get("evaluated_expectations"), "successful": stats.get("successful_expectations"),
-                     "expectations": rows})
+        out.append(
+            {
+                "suite": result.suite_name,
+                "family": family,
+                "table": table,
+                "success": bool(result.success),
+                "evaluated": stats.get("evaluated_expectations"),
+                "successful": stats.get("successful_expectations"),
+                "expectations": rows,
+            }
+        )
     return out
 
 
@@ -208,7 +234,9 @@ def _failing(rules: list[Rule], results: dict) -> list[Failing]:
         for r in result.results:
             exc = r.exception_info or {}
             if exc.get("raised_exception"):
-                raise SuiteError(f"expectation {r.expectation_config.type} failed to run: {exc.get('exception_message')}")
+                raise SuiteError(
+                    f"expectation {r.expectation_config.type} failed to run: {exc.get('exception_message')}"
+                )
             rows = r.result.get("unexpected_index_list") or []
             if not rows:
                 continue

@@ -8,6 +8,7 @@ neither process holds a whole points table of a million instances; then the work
 check's failing rows, and this process locates the findings while it writes the validation
 results. Flows use the in-process `validate_dataset`: they import GX once and run many validations.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -35,7 +36,9 @@ _PIPE_BYTES = 1 << 20  # Linux's default cap for an unprivileged pipe; 16x fewer
 
 
 def _spawn() -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "expectations.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "expectations.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
     try:  # the frames are about 120 MB for 100,000 instances: a wide pipe moves them in a tenth of the time
         fcntl.fcntl(proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
     except (AttributeError, OSError):  # not Linux, or a lower cap: the default pipe works, slower
@@ -64,8 +67,11 @@ class GXWorker:
         from expectations.frames import iter_frames  # pandas: not at CLI start-up
         from expectations.located import locate
 
-        header = {"category_ids": [c.id for c in dataset.categories], "settings": settings,
-                  "schema_name": dataset.schema.name}
+        header = {
+            "category_ids": [c.id for c in dataset.categories],
+            "settings": settings,
+            "schema_name": dataset.schema.name,
+        }
         try:
             for message in chain([header], iter_frames(dataset), [None]):  # one frame alive at a time
                 pickle.dump(message, self._proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
@@ -106,8 +112,12 @@ def main() -> None:
             req = pickle.load(sys.stdin.buffer)
         except EOFError:
             break
-        runner = v.SuiteRunner(v.make_context(), category_ids=req["category_ids"], settings=req["settings"],
-                               schema_name=req["schema_name"])
+        runner = v.SuiteRunner(
+            v.make_context(),
+            category_ids=req["category_ids"],
+            settings=req["settings"],
+            schema_name=req["schema_name"],
+        )
         while (item := pickle.load(sys.stdin.buffer)) is not None:
             runner.run(*item)
             del item  # the frame: only its failing rows are kept

@@ -2,6 +2,7 @@
 stage -> publish -> catalogue. Every store access is a retried task in `tasks.store`. Every task is
 submitted, so it runs where the task runner puts it (a thread, or a Dask worker that needs only
 the stores); tasks pass keys and small values. The run returns a typed DeliveryResult."""
+
 from __future__ import annotations
 
 import re
@@ -36,7 +37,11 @@ def _delivery_run_name() -> str:
     config = flow_run.parameters.get("config")
     get = config.get if isinstance(config, dict) else lambda k: getattr(config, k, None)
     context = FlowRunContext.get()
-    subflow = context is not None and context.flow_run is not None and context.flow_run.parent_task_run_id is not None
+    subflow = (
+        context is not None
+        and context.flow_run is not None
+        and context.flow_run.parent_task_run_id is not None
+    )
     return run_name(str(get("client")), str(get("dataset"))) + ("-delivery" if subflow else "")
 
 
@@ -53,8 +58,11 @@ def delivery_run(config: ClientConfig) -> DeliveryResult:
 
 
 @flow(name="delivery-run", flow_run_name=_delivery_run_name)
-@outcome.reports_outcome(lambda config: outcome.Subject(
-    config.client, config.dataset, config.storage.model_dump(exclude_none=True)))
+@outcome.reports_outcome(
+    lambda config: outcome.Subject(
+        config.client, config.dataset, config.storage.model_dump(exclude_none=True)
+    )
+)
 @store.store_failures_fail_the_run
 def delivery_flow(config: ClientConfig) -> DeliveryResult:
     """From the batch at `config.source` to a published release. Ingest and staging map over
@@ -67,13 +75,22 @@ def delivery_flow(config: ClientConfig) -> DeliveryResult:
 
     listing = store.list_batch.submit(source).result()
     shards = shard_keys(listing.keys, size)
-    probed = _results(store.probe_images.map(
-        unmapped(source), shards, [{k: listing.checksums[k] for k in s if k in listing.checksums} for s in shards]))
+    probed = _results(
+        store.probe_images.map(
+            unmapped(source),
+            shards,
+            [{k: listing.checksums[k] for k in s if k in listing.checksums} for s in shards],
+        )
+    )
     ingested = compute.assemble_ingest.submit(probed, listing.skipped, source).result()
     assignments = compute.assign_work.submit(ingested.images, config.annotators, config.assignment)
-    collected = store.collect_exports.submit(source, ingested.images, schema, config.annotators, config.category)
+    collected = store.collect_exports.submit(
+        source, ingested.images, schema, config.annotators, config.category
+    )
     exports = collected.result().files
-    key = ReleaseKey(config.client, config.dataset, input_fingerprint(config, ingested.images.sha256.tolist(), exports))
+    key = ReleaseKey(
+        config.client, config.dataset, input_fingerprint(config, ingested.images.sha256.tolist(), exports)
+    )
 
     duplicate = store.find_published.submit(releases, key).result()
     if duplicate is not None:
@@ -86,24 +103,42 @@ def delivery_flow(config: ClientConfig) -> DeliveryResult:
     if store.is_staged.submit(releases, key).result():
         log.warning("resuming from a complete staging area for these inputs")
     else:
-        validated = compute.validate.submit(collected, ingested.findings, assignments, config.validation,
-                                            config.deep_qa, tool_url=config.tool.url if config.tool else None)
+        validated = compute.validate.submit(
+            collected,
+            ingested.findings,
+            assignments,
+            config.validation,
+            config.deep_qa,
+            tool_url=config.tool.url if config.tool else None,
+        )
         findings = validated.result().findings
         held = compute.quarantine.submit(collected, assignments, findings, config.validation.quarantine)
         previous = store.previous_release.submit(releases, config.client, config.dataset)
-        plan = compute.package.submit(config, held, validated, ingested.refused, assignments, source, previous).result()
+        plan = compute.package.submit(
+            config, held, validated, ingested.refused, assignments, source, previous
+        ).result()
         files, image_shards = stage.split_plan(plan, size)
         staged = store.stage_files.submit(releases, key, files)
-        shard_listings = _results(store.stage_shard.map(unmapped(releases), unmapped(source), unmapped(key), image_shards))
+        shard_listings = _results(
+            store.stage_shard.map(unmapped(releases), unmapped(source), unmapped(key), image_shards)
+        )
         listed = staged.result()
         for shard_listing in shard_listings:
             listed |= shard_listing
-        store.mark_staged.submit(releases, key, plan.counts, plan.verdict, listed, plan.files.get(SIGNOFF)).result()
+        store.mark_staged.submit(
+            releases, key, plan.counts, plan.verdict, listed, plan.files.get(SIGNOFF)
+        ).result()
         _artifacts(config, findings, validated.result().annotators, plan.verdict.to_dict())
 
-    published = store.publish_release.submit(releases, key, {
-        "source": {"location": config.source, "images_listed": ingested.listed, "exports": exports},
-        "schema": schema.to_dict()}, config.signing_key_secret).result()
+    published = store.publish_release.submit(
+        releases,
+        key,
+        {
+            "source": {"location": config.source, "images_listed": ingested.listed, "exports": exports},
+            "schema": schema.to_dict(),
+        },
+        config.signing_key_secret,
+    ).result()
     store.catalog_release.submit(releases, key, published.version, config.signing_key_secret).result()
     store.clean_staging.submit(releases, key).result()
     return DeliveryResult.of(published, duplicate=False)
@@ -114,12 +149,20 @@ def _results(futures) -> list:
 
 
 def _artifacts(config: ClientConfig, findings: pa.Table, annotators: pa.Table | None, verdict: dict) -> None:
-    for key, cols in (("findings-by-check", ("check", "severity")), ("findings-by-annotator", ("annotator", "severity")),
-                      ("findings-by-keypoint", ("keypoint", "check"))):
+    for key, cols in (
+        ("findings-by-check", ("check", "severity")),
+        ("findings-by-annotator", ("annotator", "severity")),
+        ("findings-by-keypoint", ("keypoint", "check")),
+    ):
         table = summary_by(findings, *cols)
-        create_table_artifact(table=table.to_pylist() or [dict.fromkeys((*cols, "count"))],
-                              key=artifact_key(config, key),
-                              description=f"Findings by {cols[0]} (verdict: {verdict['verdict']})")
+        create_table_artifact(
+            table=table.to_pylist() or [dict.fromkeys((*cols, "count"))],
+            key=artifact_key(config, key),
+            description=f"Findings by {cols[0]} (verdict: {verdict['verdict']})",
+        )
     if annotators is not None and annotators.num_rows:
-        create_table_artifact(table=annotators.to_pylist(), key=artifact_key(config, "annotator-scorecards"),
-                              description="Per-annotator agreement, gold score, flags and drift")
+        create_table_artifact(
+            table=annotators.to_pylist(),
+            key=artifact_key(config, "annotator-scorecards"),
+            description="Per-annotator agreement, gold score, flags and drift",
+        )

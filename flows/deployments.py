@@ -8,6 +8,7 @@ the flow checks its config again before it reads anything, so a run whose config
 in one message (its Failed state's), not 50 s later; a run's final state, artifact and last log line
 say what it did (flows.outcome).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -105,8 +106,9 @@ def ensure_work_pool(client, pool: str) -> bool:
     return True
 
 
-def register(configs: list[tuple[Path, ClientConfig]], *, pool: str = DEFAULT_POOL,
-             root: str | Path = REPO_ROOT) -> tuple[list[Registered], bool]:
+def register(
+    configs: list[tuple[Path, ClientConfig]], *, pool: str = DEFAULT_POOL, root: str | Path = REPO_ROOT
+) -> tuple[list[Registered], bool]:
     """Create or update one deployment per (path, config) on the Prefect API in PREFECT_API_URL;
     the deployments and whether the work pool was created."""
     from prefect.client.orchestration import get_client
@@ -121,16 +123,25 @@ def register(configs: list[tuple[Path, ClientConfig]], *, pool: str = DEFAULT_PO
         for path, config in configs:
             schedules = []
             if config.schedule is not None:
-                schedules = [DeploymentScheduleCreate(
-                    schedule=CronSchedule(cron=config.schedule.cron, timezone=config.schedule.timezone), active=True)]
+                schedules = [
+                    DeploymentScheduleCreate(
+                        schedule=CronSchedule(cron=config.schedule.cron, timezone=config.schedule.timezone),
+                        active=True,
+                    )
+                ]
             name = deployment_name(config)
             client.create_deployment(
-                flow_id=flow_id, name=name, entrypoint=ENTRYPOINT, path=root, work_pool_name=pool,
-                parameters={"config_path": str(path)}, schedules=schedules, tags=[f"client:{config.client}"],
+                flow_id=flow_id,
+                name=name,
+                entrypoint=ENTRYPOINT,
+                path=root,
+                work_pool_name=pool,
+                parameters={"config_path": str(path)},
+                schedules=schedules,
+                tags=[f"client:{config.client}"],
                 description=f"Delivery of {config.client}/{config.dataset} from {path}",
                 pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": root}}],
             )
             cron = f"{config.schedule.cron} ({config.schedule.timezone})" if config.schedule else None
             done.append(Registered(f"{FLOW_NAME}/{name}", str(path), cron))
     return done, created
-

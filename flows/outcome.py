@@ -3,6 +3,7 @@ name and message (`Published v0003 · conditional` and a one-line summary; `Fail
 one-sentence reason), one markdown artifact keyed `<client>-<dataset>-delivery` (release, verdict,
 sign-off reasons, counts, report), and the log's last line (Prefect's `Finished in state …`, which
 carries the state's name and message). The flow returns its DeliveryResult, with `report_link` set."""
+
 from __future__ import annotations
 
 import functools
@@ -64,10 +65,12 @@ def state_message(summary: dict) -> str:
     c = summary.get("counts", {})
     reasons = len(summary.get("qa", {}).get("reasons", []))
     duplicate = " (inputs identical: no new version)" if summary.get("duplicate_of_published") else ""
-    return (f"verdict {summary.get('verdict')}: release {summary['release']}{duplicate}; "
-            f"{_count(c, 'images_delivered')} images and {_count(c, 'instances_delivered')} instances delivered, "
-            f"{_count(c, 'images_quarantined')} images quarantined, {_count(c, 'findings')} findings, "
-            f"{reasons} sign-off reason{'' if reasons == 1 else 's'}; report {summary.get('report_link') or summary['report']}")
+    return (
+        f"verdict {summary.get('verdict')}: release {summary['release']}{duplicate}; "
+        f"{_count(c, 'images_delivered')} images and {_count(c, 'instances_delivered')} instances delivered, "
+        f"{_count(c, 'images_quarantined')} images quarantined, {_count(c, 'findings')} findings, "
+        f"{reasons} sign-off reason{'' if reasons == 1 else 's'}; report {summary.get('report_link') or summary['report']}"
+    )
 
 
 def _cell(text: object) -> str:
@@ -78,27 +81,40 @@ def success_markdown(subject: Subject, summary: dict) -> str:
     c = summary.get("counts", {})
     link = summary.get("report_link") or summary["report"]
     report = f"[report.html]({link})" if "://" in link else f"`{link}`"
-    lines = [f"# {subject.client}/{subject.dataset}: {state_name(summary)}", "",
-             "| | |", "|---|---|",
-             f"| release | `{_cell(summary['release'])}` |",
-             f"| version | v{int(summary['version']):04d}{' (inputs identical: no new version)' if summary.get('duplicate_of_published') else ''} |",
-             f"| verdict | **{_cell(summary.get('verdict'))}** |",
-             f"| report | {report} |",
-             f"| findings | `{_cell(summary.get('findings'))}` |", "",
-             "## Counts", "", "| what | delivered | quarantined | other |", "|---|---:|---:|---|",
-             f"| images | {_count(c, 'images_delivered')} | {_count(c, 'images_quarantined')} | "
-             f"{_count(c, 'images_rejected_at_ingest')} refused at ingest |",
-             f"| instances | {_count(c, 'instances_delivered')} | {_count(c, 'instances_quarantined')} | "
-             f"{_count(c, 'instances_review_only')} review-only (overlap) |",
-             f"| findings | {_count(c, 'findings')} | | |", "", "## Sign-off reasons", ""]
+    lines = [
+        f"# {subject.client}/{subject.dataset}: {state_name(summary)}",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| release | `{_cell(summary['release'])}` |",
+        f"| version | v{int(summary['version']):04d}{' (inputs identical: no new version)' if summary.get('duplicate_of_published') else ''} |",
+        f"| verdict | **{_cell(summary.get('verdict'))}** |",
+        f"| report | {report} |",
+        f"| findings | `{_cell(summary.get('findings'))}` |",
+        "",
+        "## Counts",
+        "",
+        "| what | delivered | quarantined | other |",
+        "|---|---:|---:|---|",
+        f"| images | {_count(c, 'images_delivered')} | {_count(c, 'images_quarantined')} | "
+        f"{_count(c, 'images_rejected_at_ingest')} refused at ingest |",
+        f"| instances | {_count(c, 'instances_delivered')} | {_count(c, 'instances_quarantined')} | "
+        f"{_count(c, 'instances_review_only')} review-only (overlap) |",
+        f"| findings | {_count(c, 'findings')} | | |",
+        "",
+        "## Sign-off reasons",
+        "",
+    ]
     reasons = summary.get("qa", {}).get("reasons", [])
     lines += [f"- {_cell(r)}" for r in reasons] or ["none: every sign-off rule passed"]
     return "\n".join(lines) + "\n"
 
 
 def failure_markdown(subject: Subject, message: str) -> str:
-    return (f"# {subject.client}/{subject.dataset}: failed\n\nNothing was published by this run.\n\n"
-            f"**Reason:** {message}\n")
+    return (
+        f"# {subject.client}/{subject.dataset}: failed\n\nNothing was published by this run.\n\n"
+        f"**Reason:** {message}\n"
+    )
 
 
 def _say(subject: Subject, markdown: str, description: str) -> None:
@@ -128,7 +144,11 @@ class RefusedConfigLogs(logging.Filter):
     exception"), in the run's log and the worker's output. That record is left out."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.levelno >= logging.ERROR and record.exc_info and isinstance(record.exc_info[1], ConfigError))
+        return not (
+            record.levelno >= logging.ERROR
+            and record.exc_info
+            and isinstance(record.exc_info[1], ConfigError)
+        )
 
 
 def quiet_refusals() -> None:
@@ -142,6 +162,7 @@ def reports_outcome(about: Callable[..., Subject]):
     """Decorates a delivery flow function (returning its DeliveryResult, or a Failed state for a
     store failure): the run ends in the state of `succeeded`/`failed`. A config refused at the
     start (ConfigError) fails the run with its sentence, no traceback; calling the flow raises it."""
+
     def decorate(flow_fn):
         @functools.wraps(flow_fn)
         def run(*args, **kwargs):
@@ -154,6 +175,8 @@ def reports_outcome(about: Callable[..., Subject]):
             if isinstance(result, State):
                 return failed(subject, result)
             return succeeded(subject, result)
+
         run.__signature__ = inspect.signature(flow_fn, eval_str=True)
         return run
+
     return decorate

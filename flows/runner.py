@@ -1,5 +1,6 @@
 """The task runner a client config's `runner:` section names, and the one Prefect API its flow
 and workers report to."""
+
 from __future__ import annotations
 
 import fcntl
@@ -28,9 +29,15 @@ def task_runner_for(settings: RunnerSettings) -> TaskRunner:
     if settings.address:
         return DaskTaskRunner(address=settings.address)
     logging.getLogger("distributed").setLevel(logging.WARNING)  # the scheduler runs in this process
-    return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs={
-        "n_workers": settings.workers or 2, "processes": True, "threads_per_worker": settings.threads_per_worker,
-        "dashboard_address": None})
+    return DaskTaskRunner(
+        cluster_class="distributed.LocalCluster",
+        cluster_kwargs={
+            "n_workers": settings.workers or 2,
+            "processes": True,
+            "threads_per_worker": settings.threads_per_worker,
+            "dashboard_address": None,
+        },
+    )
 
 
 @contextmanager
@@ -81,13 +88,35 @@ def _server(home: Path) -> Iterator[str]:
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}/api"
-    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}  # a run's own server sends no telemetry
+    env = {
+        **os.environ,
+        "PREFECT_UI_ENABLED": "0",
+        "PREFECT__SERVER_EPHEMERAL": "1",
+        "PREFECT__SERVER_FINAL": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+    }  # a run's own server sends no telemetry
     env.pop("PREFECT_API_URL", None)
     with _one_start_at_a_time(home):
-        server = subprocess.Popen([sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent),
-                                   "--factory", "prefect.server.api.server:create_app", "--fd", str(sock.fileno()),
-                                   "--log-level", "error", "--lifespan", "on"], env=env, pass_fds=(sock.fileno(),))
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--app-dir",
+                str(prefect.__module_path__.parent),
+                "--factory",
+                "prefect.server.api.server:create_app",
+                "--fd",
+                str(sock.fileno()),
+                "--log-level",
+                "error",
+                "--lifespan",
+                "on",
+            ],
+            env=env,
+            pass_fds=(sock.fileno(),),
+        )
         sock.close()  # the server holds it now
         try:
             _wait_healthy(server, url)
@@ -124,5 +153,7 @@ def _wait_healthy(server: subprocess.Popen, url: str) -> None:
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
-    raise RuntimeError("the temporary Prefect API server did not answer within "
-                       f"{PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()} s")
+    raise RuntimeError(
+        "the temporary Prefect API server did not answer within "
+        f"{PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()} s"
+    )

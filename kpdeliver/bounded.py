@@ -5,6 +5,7 @@ off if it inflates past what it declared.
 
 Every refusal is a `BoundsError` (a ValueError) whose message is one sentence naming the file or
 the archive member."""
+
 from __future__ import annotations
 
 import os
@@ -20,14 +21,21 @@ from kpdeliver.errors import DecodeError
 MiB = 1 << 20
 CONFIG_MAX_BYTES = 1 * MiB  # a client config is a few hundred bytes
 SCHEMA_MAX_BYTES = 16 * MiB  # a CVAT XML giving a skeleton may carry its annotations too
-INPUT_MAX_BYTES = 64 * 1024 * MiB  # an annotation file or table given on the command line (COCO's train set: 0.6 GiB)
+INPUT_MAX_BYTES = (
+    64 * 1024 * MiB
+)  # an annotation file or table given on the command line (COCO's train set: 0.6 GiB)
 MEMBER_MAX_BYTES = 1024 * MiB  # one annotation file inside an archive, inflated
 MEMBER_MAX_RATIO = 200  # inflated / compressed; real exports compress at most about 50:1
 RATIO_FLOOR_BYTES = 1 * MiB  # a member inflating to less is never refused for its ratio
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
 _OPEN = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 class BoundsError(DecodeError, ValueError):
@@ -67,8 +75,10 @@ def _check(st: os.stat_result, path: str | Path, what: str, limit: int) -> None:
     if not stat.S_ISREG(st.st_mode):
         raise NotRegular(f"{what} {path} is {_kind(st.st_mode)}, not a regular file; refused unread")
     if st.st_size > limit:
-        raise TooLarge(f"{what} {path} is {size_text(st.st_size)}, more than the {size_text(limit)} "
-                       f"a {what} may be; refused unread")
+        raise TooLarge(
+            f"{what} {path} is {size_text(st.st_size)}, more than the {size_text(limit)} "
+            f"a {what} may be; refused unread"
+        )
 
 
 def read_regular(path: str | Path, *, what: str, limit: int) -> bytes:
@@ -89,7 +99,9 @@ def read_regular(path: str | Path, *, what: str, limit: int) -> bytes:
             chunks.append(chunk)
             total += len(chunk)
         if total > limit:  # it grew after fstat
-            raise TooLarge(f"{what} {path} grew past the {size_text(limit)} a {what} may be while read; refused")
+            raise TooLarge(
+                f"{what} {path} grew past the {size_text(limit)} a {what} may be while read; refused"
+            )
         return b"".join(chunks)
     finally:
         os.close(fd)
@@ -105,7 +117,9 @@ def read_yaml(path: Path, *, what: str, limit: int) -> Any:
     except FileNotFoundError:
         raise BoundsError(f"{what} {path} does not exist", f"the {what} does not exist") from None
     except OSError as e:
-        raise BoundsError(f"cannot read {what} {path}: {e.strerror}", f"cannot be read: {e.strerror}") from None
+        raise BoundsError(
+            f"cannot read {what} {path}: {e.strerror}", f"cannot be read: {e.strerror}"
+        ) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -132,8 +146,10 @@ def safe_name(name: str) -> str:
     """`name` when it can be one part of a path or key by itself (letters, digits and '.', '_', '-',
     '@', '+', starting with a letter or digit): it never climbs out of, or into, another folder."""
     if not _SAFE_NAME.fullmatch(name):
-        raise ValueError(f"{name!r} cannot name a folder: use letters, digits, '.', '_', '-', '@' or '+', "
-                         "starting with a letter or digit, at most 128 characters")
+        raise ValueError(
+            f"{name!r} cannot name a folder: use letters, digits, '.', '_', '-', '@' or '+', "
+            "starting with a letter or digit, at most 128 characters"
+        )
     return name
 
 
@@ -153,18 +169,30 @@ def read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, *, archive_size: int
     encrypted member is a BoundsError too."""
     where = f"{source}: archive member {info.filename!r}"
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        raise BoundsError(f"{where} is compressed with method {info.compress_type}; only stored and deflated "
-                          "members are read")
+        raise BoundsError(
+            f"{where} is compressed with method {info.compress_type}; only stored and deflated "
+            "members are read"
+        )
     limit, packed = member_limit(info, archive_size), min(info.compress_size, archive_size)
     if info.file_size > limit:
-        raise TooLarge(f"{where} would inflate to {size_text(info.file_size)} from {size_text(packed)} "
-                          f"({info.file_size / max(packed, 1):,.0f}:1); a member may inflate to at most "
-                          f"{size_text(MEMBER_MAX_BYTES)} and {MEMBER_MAX_RATIO}:1; not inflated")
+        raise TooLarge(
+            f"{where} would inflate to {size_text(info.file_size)} from {size_text(packed)} "
+            f"({info.file_size / max(packed, 1):,.0f}:1); a member may inflate to at most "
+            f"{size_text(MEMBER_MAX_BYTES)} and {MEMBER_MAX_RATIO}:1; not inflated"
+        )
     chunks = []
     try:
         with zf.open(info) as fh:
             while chunk := fh.read(MiB):
                 chunks.append(chunk)
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError, ValueError) as e:
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        OSError,
+        RuntimeError,
+        NotImplementedError,
+        ValueError,
+    ) as e:
         raise BoundsError(f"{where} cannot be read ({type(e).__name__}: {e})") from None
     return b"".join(chunks)

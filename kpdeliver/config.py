@@ -10,6 +10,7 @@ annotators: [ann_a, ann_b]
 splits: {train: 0.8, val: 0.2, test: 0.0, seed: 7}
 ```
 """
+
 from __future__ import annotations
 
 import re
@@ -43,8 +44,6 @@ from kpdeliver.words import plural  # isolation and preflight say counts through
 SCHEMA_FILE_SUFFIXES = (".yaml", ".yml", ".xml")
 
 
-
-
 def problems_error(origin: str, problems: list[str], *, lead: str = "") -> ConfigError:
     """One ConfigError listing every problem of the config at `origin`."""
     if len(problems) == 1:
@@ -68,7 +67,9 @@ def _rename_key(data: Any, info: ValidationInfo, section: str, old: str, new: st
     if new in data:
         raise ValueError(f"give only {section}.{new}; {section}.{old} is its deprecated name")
     origin = (info.context or {}).get("origin", "<config>")
-    warnings.warn(f"{origin}: {section}.{old} is deprecated, write {section}.{new}", DeprecatedConfigKey, stacklevel=2)
+    warnings.warn(
+        f"{origin}: {section}.{old} is deprecated, write {section}.{new}", DeprecatedConfigKey, stacklevel=2
+    )
     return {new if k == old else k: v for k, v in data.items()}
 
 
@@ -86,7 +87,9 @@ class QuarantineScope(str, Enum):
 
 
 class Splits(_Model):
-    train: float = Field(0.8, ge=0, le=1, description="fraction in train; fractions not given are 0 once any is")
+    train: float = Field(
+        0.8, ge=0, le=1, description="fraction in train; fractions not given are 0 once any is"
+    )
     val: float = Field(0.2, ge=0, le=1, description="fraction in val (0 when only others are given)")
     test: float = Field(0.0, ge=0, le=1, description="fraction in test")
     seed: int = Field(0, description="seed of the split (videos stay whole)")
@@ -114,8 +117,12 @@ class Assignment(_Model):
 
 
 class ValidationSettings(_Model):
-    occluded_margin: float = Field(0.5, ge=0, description="v=1 may lie this fraction of the image side outside")
-    bbox_tolerance: float = Field(0.05, ge=0, description="v>0 points may lie this fraction of bbox side outside it")
+    occluded_margin: float = Field(
+        0.5, ge=0, description="v=1 may lie this fraction of the image side outside"
+    )
+    bbox_tolerance: float = Field(
+        0.05, ge=0, description="v>0 points may lie this fraction of bbox side outside it"
+    )
     mostly: float = Field(1.0, gt=0, le=1, description="GX 'mostly' for row rules: 1.0 means every row")
     quarantine: QuarantineScope = QuarantineScope.instance
 
@@ -159,21 +166,35 @@ class QAThresholds(_Model):
     """The client's sign-off rules on a whole delivery (the config's `qa:` section). A rule set to
     null is not checked; `severity` says which rules fail a delivery and which make it conditional."""
 
-    min_mean_oks: float = Field(0.75, ge=0, le=1, description="the annotators' mean agreement OKS is at least this")
-    min_agreement_oks: float | None = Field(0.75, ge=0, le=1, description="each annotator's agreement OKS with "
-                                                                             "the others (overlap images)")
-    min_gold_oks: float | None = Field(0.75, ge=0, le=1, description="each annotator's OKS against gold labels")
+    min_mean_oks: float = Field(
+        0.75, ge=0, le=1, description="the annotators' mean agreement OKS is at least this"
+    )
+    min_agreement_oks: float | None = Field(
+        0.75, ge=0, le=1, description="each annotator's agreement OKS with the others (overlap images)"
+    )
+    min_gold_oks: float | None = Field(
+        0.75, ge=0, le=1, description="each annotator's OKS against gold labels"
+    )
     max_error_findings: int = Field(0, ge=0, description="error findings left on delivered items")
     max_quarantined_fraction: float = Field(0.1, ge=0, le=1, description="instances held back / instances in")
-    max_rate: dict[str, float] = Field(default_factory=lambda: dict(_DEMANDING_MAX_RATE), description=(
-        "check id -> most findings of that check (delivered or held back) per delivered instance; "
-        "replaces the default map, {} checks no rate"))
-    max_coverage_bins_short: int | None = Field(0, ge=0, description="pose coverage targets (deep_qa."
-                                                                        "coverage_targets) not met")
+    max_rate: dict[str, float] = Field(
+        default_factory=lambda: dict(_DEMANDING_MAX_RATE),
+        description=(
+            "check id -> most findings of that check (delivered or held back) per delivered instance; "
+            "replaces the default map, {} checks no rate"
+        ),
+    )
+    max_coverage_bins_short: int | None = Field(
+        0, ge=0, description="pose coverage targets (deep_qa.coverage_targets) not met"
+    )
     min_instances_delivered: int | None = Field(1, ge=0, description="instances delivered: at least this")
-    max_unreadable_exports: int | None = Field(0, ge=0, description="export files (or folders) not read: at most")
+    max_unreadable_exports: int | None = Field(
+        0, ge=0, description="export files (or folders) not read: at most"
+    )
     min_labels_per_annotator: int | None = Field(1, ge=0, description="labels from each annotator given work")
-    min_labeled_images_fraction: float | None = Field(0.5, ge=0, le=1, description="delivered images with a label")
+    min_labeled_images_fraction: float | None = Field(
+        0.5, ge=0, le=1, description="delivered images with a label"
+    )
     max_rework_rate: float | None = Field(None, ge=0, le=1, description="images sent back / images labeled")
     severity: RuleSeverities = RuleSeverities()
 
@@ -187,7 +208,9 @@ class QAThresholds(_Model):
     def _known_checks(cls, v: dict[str, float]) -> dict[str, float]:
         unknown = sorted(set(v) - set(CHECKS))
         if unknown:
-            raise ValueError(f"unknown check id {', '.join(map(repr, unknown))}; known: {', '.join(sorted(CHECKS))}")
+            raise ValueError(
+                f"unknown check id {', '.join(map(repr, unknown))}; known: {', '.join(sorted(CHECKS))}"
+            )
         negative = sorted(c for c, r in v.items() if not r >= 0)
         if negative:
             raise ValueError(f"rate of {', '.join(negative)} must be 0 or more")
@@ -230,23 +253,39 @@ class DeepQASettings(_Model):
     """Thresholds of the deep QA (agreement, gold, swaps, jitter, drift, coverage). Scale units are
     fractions of the instance scale s = sqrt(area); tolerances in kappa units are multiples of kappa * s."""
 
-    low_agreement_oks: float = Field(0.75, ge=0, le=1, description="an instance whose agreement OKS with the "
-                                                                   "other annotators is below this -> qa.low_agreement")
-    match_min_oks: float = Field(0.1, ge=0, le=1, description="instances of two annotators pair up above this")
+    low_agreement_oks: float = Field(
+        0.75,
+        ge=0,
+        le=1,
+        description="an instance whose agreement OKS with the "
+        "other annotators is below this -> qa.low_agreement",
+    )
+    match_min_oks: float = Field(
+        0.1, ge=0, le=1, description="instances of two annotators pair up above this"
+    )
     point_tolerance: float = Field(1.5, gt=0, description="point farther than this (kappa units) from gold")
     offset_min: float = Field(0.02, ge=0, description="smallest convention offset reported (scale units)")
     offset_t: float = Field(5.0, gt=0, description="convention offset must be this many standard errors")
     offset_min_instances: int = Field(10, ge=2)
-    swap_gain: float = Field(0.25, gt=0, le=1, description="OKS gain of the mirrored instance that means a swap")
+    swap_gain: float = Field(
+        0.25, gt=0, le=1, description="OKS gain of the mirrored instance that means a swap"
+    )
     pair_swap_gain: float = Field(0.8, gt=0, le=2, description="gain of one exchanged pair (sum of 2 terms)")
-    jitter_z: float = Field(8.0, gt=0, description="a window's distance off its bridging path, in sigmas of the track's noise")
+    jitter_z: float = Field(
+        8.0, gt=0, description="a window's distance off its bridging path, in sigmas of the track's noise"
+    )
     jitter_min: float = Field(0.03, ge=0, description="and at least this far (scale units)")
-    flicker_window: int = Field(2, ge=1, description="visibility run this short between equal states = flicker")
+    flicker_window: int = Field(
+        2, ge=1, description="visibility run this short between equal states = flicker"
+    )
     drift_min_segment: int = Field(12, ge=5, description="reference items on each side of a drift's start")
-    drift_threshold: float = Field(5.0, gt=0, description="standardised before/after difference that is drift")
+    drift_threshold: float = Field(
+        5.0, gt=0, description="standardised before/after difference that is drift"
+    )
     coverage_targets: tuple[CoverageBin, ...] = _COCO17_COVERAGE
     generic_bins: tuple[float, ...] = Field(
-        (0, 45, 90, 135, 180), description="bin edges (degrees) for angle:<keypoint> of schemas without targets"
+        (0, 45, 90, 135, 180),
+        description="bin edges (degrees) for angle:<keypoint> of schemas without targets",
     )
 
     @model_validator(mode="before")
@@ -278,7 +317,9 @@ class Schedule(_Model):
     @classmethod
     def _five_fields(cls, v: str) -> str:
         if len(v.split()) != 5 or not re.fullmatch(r"[0-9A-Za-z*/,\-? ]+", v):
-            raise ValueError(f"cron {v!r} must have five fields (minute hour day month weekday), e.g. '0 6 * * 1'")
+            raise ValueError(
+                f"cron {v!r} must have five fields (minute hour day month weekday), e.g. '0 6 * * 1'"
+            )
         return v
 
     @field_validator("timezone")
@@ -289,7 +330,9 @@ class Schedule(_Model):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r} (use an IANA name such as UTC or Europe/Berlin)") from None
+            raise ValueError(
+                f"unknown time zone {v!r} (use an IANA name such as UTC or Europe/Berlin)"
+            ) from None
         return v
 
 
@@ -310,7 +353,9 @@ class ClientConfig(_Model):
     tool: ToolSettings | None = None  # the live annotation tool (kpdeliver.tool_settings)
     schedule: Schedule | None = None  # when `kpdeliver deploy`'s deployment runs by itself
     runner: RunnerSettings = RunnerSettings()  # where the tasks run (kpdeliver.runner_settings)
-    report: ReportSettings = Field(ReportSettings(), exclude_if=lambda r: r == ReportSettings())  # left out at defaults
+    report: ReportSettings = Field(
+        ReportSettings(), exclude_if=lambda r: r == ReportSettings()
+    )  # left out at defaults
     # the keypoint category delivered, for COCO exports that hold several (a mouse and a fly):
     # only it is read, the others are reported (decode.quirk); unset, a file with several is refused
     category: str | None = Field(None, min_length=1)
@@ -322,7 +367,9 @@ class ClientConfig(_Model):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler):
-        out = handler(self)  # an unset category is left out, so configs written before it existed keep their fingerprint
+        out = handler(
+            self
+        )  # an unset category is left out, so configs written before it existed keep their fingerprint
         if out.get("category", "") is None:
             del out["category"]
         return out
@@ -341,8 +388,10 @@ class ClientConfig(_Model):
         if v in BUILTIN_SCHEMAS or v.endswith(SCHEMA_FILE_SUFFIXES):
             return v
         known = ", ".join(sorted(BUILTIN_SCHEMAS))
-        raise ValueError(f"unknown schema {v!r}; the built-in schemas are {known} "
-                         f"(or give a .yaml schema file or a CVAT .xml with a skeleton)")
+        raise ValueError(
+            f"unknown schema {v!r}; the built-in schemas are {known} "
+            f"(or give a .yaml schema file or a CVAT .xml with a skeleton)"
+        )
 
     def resolve_paths(self, base: Path) -> ClientConfig:
         """Make relative local locations relative to the config file's folder."""
@@ -355,7 +404,9 @@ class ClientConfig(_Model):
         schema = self.schema_name  # a schema file of any kind (YAML, CVAT XML, ...): relative to the config
         if schema not in BUILTIN_SCHEMAS and not Path(schema).is_absolute():
             schema = str((base / schema).resolve())
-        return self.model_copy(update={"source": fix(self.source), "releases": fix(self.releases), "schema_name": schema})
+        return self.model_copy(
+            update={"source": fix(self.source), "releases": fix(self.releases), "schema_name": schema}
+        )
 
 
 def _plain(error: Mapping[str, Any]) -> str:
@@ -366,7 +417,11 @@ def _plain(error: Mapping[str, Any]) -> str:
         return f"field '{where}' is required but missing"
     if kind == "extra_forbidden":
         return f"field '{where}' is not a known setting (misspelt, or in the wrong section?)"
-    msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ").replace("Input should", "should", 1)
+    msg = (
+        msg.removeprefix("Value error, ")
+        .removeprefix("Assertion failed, ")
+        .replace("Input should", "should", 1)
+    )
     msg = msg[:1].lower() + msg[1:]
     given = error.get("input")
     shown = f" (given: {given!r})" if isinstance(given, (int, float, str)) and kind != "value_error" else ""
@@ -396,6 +451,11 @@ def load_config(path: str | Path) -> ClientConfig:
     config, base = config_from_dict(data, origin=str(p)), p.parent.resolve()
     out = None if config.schema_name in BUILTIN_SCHEMAS else link_out_of(base, config.schema_name)
     if out is not None:
-        raise problems_error(str(p), [f"field 'schema': {config.schema_name} is a symbolic link out of the config's "
-                                      f"folder (to {out}); links out of it are not followed"])
+        raise problems_error(
+            str(p),
+            [
+                f"field 'schema': {config.schema_name} is a symbolic link out of the config's "
+                f"folder (to {out}); links out of it are not followed"
+            ],
+        )
     return config.resolve_paths(base)

@@ -8,6 +8,7 @@ catch them so, their `ValueError`/`RuntimeError` base as a second base.
 
 This module is the ground floor: it imports nothing of kpdeliver.
 """
+
 from __future__ import annotations
 
 import re
@@ -71,5 +72,14 @@ def said(exc: BaseException) -> tuple[str, int]:
     return one_line(str(exc)) or type(exc).__name__, 2
 
 
-__all__ = ["ConfigError", "DecodeError", "IngestError", "KpdeliverError", "ReleaseError", "ToolError",
-           "ValidationError", "one_line", "said"]
+__all__ = [
+    "ConfigError",
+    "DecodeError",
+    "IngestError",
+    "KpdeliverError",
+    "ReleaseError",
+    "ToolError",
+    "ValidationError",
+    "one_line",
+    "said",
+]

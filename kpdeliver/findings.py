@@ -3,6 +3,7 @@
 Findings are built a whole column at a time (`findings_for`) so a check that fails on
 100,000 rows costs one vectorised call, not 100,000 Python objects.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -72,7 +73,10 @@ FINDINGS_SCHEMA = pa.schema(
         ("value", pa.float64()),
         ("message", pa.string()),
         ("source", pa.string()),  # the file the item came from (the "file" of file/item/field)
-        ("link", pa.string()),  # where a person opens the item in the annotation tool (pulled items), else null
+        (
+            "link",
+            pa.string(),
+        ),  # where a person opens the item in the annotation tool (pulled items), else null
     ]
 )
 
@@ -169,13 +173,20 @@ def summary_by(findings: pa.Table, *keys: str) -> pa.Table:
     return out.sort_by([("count", "descending"), *[(k, "ascending") for k in keys]])
 
 
-def non_finite_keypoint_findings(keypoints: np.ndarray, names: Sequence[str], *, where: str, held: str,
-                                 **locate) -> pa.Table:
+def non_finite_keypoint_findings(
+    keypoints: np.ndarray, names: Sequence[str], *, where: str, held: str, **locate
+) -> pa.Table:
     """One `schema.non_finite` finding per keypoint of one instance (`keypoints` [K, 3]) holding a NaN or
     infinite number, naming the keypoint: "{where}, keypoint 'nose': x, y, v = nan, 120, 2 {held}".
     `locate`: the instance's image_id, file_name, annotation_id, annotator and source."""
     bad = np.flatnonzero(~np.isfinite(keypoints).all(axis=1)).tolist()
     return findings_for(
-        "schema.non_finite", keypoint=[names[j] for j in bad], n=len(bad), **locate,
-        message=[f"{where}, keypoint '{names[j]}': x, y, v = {', '.join(f'{x:g}' for x in keypoints[j])} {held}"
-                 for j in bad])
+        "schema.non_finite",
+        keypoint=[names[j] for j in bad],
+        n=len(bad),
+        **locate,
+        message=[
+            f"{where}, keypoint '{names[j]}': x, y, v = {', '.join(f'{x:g}' for x in keypoints[j])} {held}"
+            for j in bad
+        ],
+    )

@@ -2,6 +2,7 @@
 whether their bytes decode.
 
 Pillow is imported inside the functions: `kpdeliver convert` reads sizes only when an input lacks them."""
+
 from __future__ import annotations
 
 import io
@@ -13,15 +14,23 @@ from kpdeliver.errors import IngestError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 # Pillow format -> the extensions a file of that format may carry (phones write JPEGs as MPO)
-FORMAT_EXTENSIONS = {"JPEG": (".jpg", ".jpeg"), "MPO": (".jpg", ".jpeg"), "PNG": (".png",), "BMP": (".bmp",),
-                     "WEBP": (".webp",), "TIFF": (".tif", ".tiff")}
+FORMAT_EXTENSIONS = {
+    "JPEG": (".jpg", ".jpeg"),
+    "MPO": (".jpg", ".jpeg"),
+    "PNG": (".png",),
+    "BMP": (".bmp",),
+    "WEBP": (".webp",),
+    "TIFF": (".tif", ".tiff"),
+}
 _SWAPS_SIDES = (5, 6, 7, 8)  # EXIF orientations that turn the stored image by 90 degrees
 _FULL_DECODE_MAX_PIXELS = 4_000_000  # formats without a cheap check are decoded whole up to this size
 
 
 @dataclass(frozen=True)
 class ImageHeader:
-    width: int  # as displayed: EXIF orientations 5-8 swap the stored sides, as viewers, CVAT and Ultralytics do
+    width: (
+        int  # as displayed: EXIF orientations 5-8 swap the stored sides, as viewers, CVAT and Ultralytics do
+    )
     height: int
     orientation: int  # the EXIF orientation tag, 1 when absent
     format: str  # Pillow's name of the format the bytes hold
@@ -74,7 +83,9 @@ def read_image_header(data: bytes, *, check_decode: bool = True) -> ImageHeader:
         raise ImageProblem("ingest.image_too_large", f"refused: {e}") from None
     except Image.UnidentifiedImageError:
         raise ImageProblem("ingest.unreadable_image", "not a readable image (unknown format)") from None
-    except Exception as e:  # Pillow's decoders raise OSError, SyntaxError, ValueError, EOFError... on bad bytes
+    except (
+        Exception
+    ) as e:  # Pillow's decoders raise OSError, SyntaxError, ValueError, EOFError... on bad bytes
         raise ImageProblem("ingest.corrupt_image", f"does not decode ({type(e).__name__}: {e})") from None
     if orientation in _SWAPS_SIDES:
         width, height = height, width

@@ -10,6 +10,7 @@ Conventions:
 - integer "absent" markers: track_id = -1, frame = -1, num_keypoints = -1 (field missing).
 - bbox is COCO `[x, y, w, h]` in pixels; NaN where the source had none.
 """
+
 from __future__ import annotations
 
 import io
@@ -56,7 +57,9 @@ class Images:
                 raise ValueError(f"Images.{f.name} has {len(getattr(self, f.name))} rows, expected {n}")
 
     @classmethod
-    def build(cls, *, id, file_name, width=None, height=None, sha256=None, source=None, orientation=None) -> Images:
+    def build(
+        cls, *, id, file_name, width=None, height=None, sha256=None, source=None, orientation=None
+    ) -> Images:
         n = len(id)
         return cls(
             id=_col(id, np.int64),
@@ -140,7 +143,9 @@ class Instances:
         n = len(id)
         kps = np.asarray(keypoints, dtype=np.float64)
         if kps.size == 0:
-            kps = kps.reshape(n, num_kpts if num_kpts is not None else (kps.shape[1] if kps.ndim == 3 else 0), 3)
+            kps = kps.reshape(
+                n, num_kpts if num_kpts is not None else (kps.shape[1] if kps.ndim == 3 else 0), 3
+            )
         bb = np.full((n, 4), np.nan) if bbox is None else np.asarray(bbox, dtype=np.float64).reshape(n, 4)
         return cls(
             id=_col(id, np.int64),
@@ -190,9 +195,11 @@ class Instances:
     def to_arrow(self) -> pa.Table:
         n, k = len(self), self.keypoints.shape[1]
         kp_flat = pa.array(self.keypoints.reshape(-1), pa.float64())
-        keypoints = pa.FixedSizeListArray.from_arrays(
-            pa.FixedSizeListArray.from_arrays(kp_flat, 3), k
-        ) if n else pa.array([], pa.list_(pa.list_(pa.float64(), 3), k))
+        keypoints = (
+            pa.FixedSizeListArray.from_arrays(pa.FixedSizeListArray.from_arrays(kp_flat, 3), k)
+            if n
+            else pa.array([], pa.list_(pa.list_(pa.float64(), 3), k))
+        )
         cols = {
             "annotation_id": self.id,
             "image_id": self.image_id,
@@ -249,7 +256,11 @@ class Dataset:
         sorted_ids = self.images.id[order]
         pos = np.searchsorted(sorted_ids, self.instances.image_id)
         pos_c = np.clip(pos, 0, max(len(sorted_ids) - 1, 0))
-        found = (pos < len(sorted_ids)) & (sorted_ids[pos_c] == self.instances.image_id) if len(sorted_ids) else np.zeros(len(pos), bool)
+        found = (
+            (pos < len(sorted_ids)) & (sorted_ids[pos_c] == self.instances.image_id)
+            if len(sorted_ids)
+            else np.zeros(len(pos), bool)
+        )
         return np.where(found, order[pos_c] if len(order) else -1, -1)
 
     def subset_instances(self, mask: np.ndarray) -> Dataset:
@@ -287,7 +298,9 @@ def concat_instances(parts: list[Instances], num_kpts: int) -> Instances:
                 chunks.append(p.extra[key])
             else:
                 proto = next(q.extra[key] for q in parts if key in q.extra)
-                filler = np.full((len(p), *proto.shape[1:]), np.nan if proto.dtype.kind == "f" else None, dtype=proto.dtype)
+                filler = np.full(
+                    (len(p), *proto.shape[1:]), np.nan if proto.dtype.kind == "f" else None, dtype=proto.dtype
+                )
                 chunks.append(filler)
         extra[key] = np.concatenate(chunks)
     return Instances(**cols, extra=extra)

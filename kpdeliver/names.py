@@ -4,6 +4,7 @@ Names are compared after normalisation (case, separators, `l`/`r` and `left`/`ri
 prefixes) and through a declared alias table. A mapping that is ambiguous or incomplete is
 refused with an error naming the keypoints involved, never guessed by position.
 """
+
 from __future__ import annotations
 
 import re
@@ -16,12 +17,19 @@ from kpdeliver.schema import KeypointSchema, SchemaError
 # Common spellings seen in exports (compact: lower case, no separators) -> canonical names.
 # OpenPose writes LShoulder / RElbow, some tools lsho / rank, MPII r_ankle.
 _SIDE_PARTS = {
-    "shoulder": ("shoulder", "sho", "shoul"), "elbow": ("elbow", "elb"), "wrist": ("wrist", "wri"),
-    "hip": ("hip",), "knee": ("knee", "kne"), "ankle": ("ankle", "ank"), "eye": ("eye",), "ear": ("ear",),
+    "shoulder": ("shoulder", "sho", "shoul"),
+    "elbow": ("elbow", "elb"),
+    "wrist": ("wrist", "wri"),
+    "hip": ("hip",),
+    "knee": ("knee", "kne"),
+    "ankle": ("ankle", "ank"),
+    "eye": ("eye",),
+    "ear": ("ear",),
 }
 ALIASES: dict[str, str] = {
     f"{s[0]}{spelling}": f"{side}_{part}"
-    for part, spellings in _SIDE_PARTS.items() for spelling in spellings
+    for part, spellings in _SIDE_PARTS.items()
+    for spelling in spellings
     for side, s in (("left", "l"), ("right", "r"))
 }
 
@@ -65,7 +73,10 @@ def map_keypoint_names(names: Sequence[str], schema: KeypointSchema) -> np.ndarr
         else:
             found[i] = j
     if clashes:
-        raise SchemaError(f"ambiguous keypoint names for schema {schema.name!r}: " + ", ".join(f"{a!r} and {b!r}" for a, b in clashes))
+        raise SchemaError(
+            f"ambiguous keypoint names for schema {schema.name!r}: "
+            + ", ".join(f"{a!r} and {b!r}" for a, b in clashes)
+        )
     missing = [schema.keypoints[i] for i in range(schema.num_keypoints) if i not in found]
     if unknown or missing:
         parts = []

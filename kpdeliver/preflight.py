@@ -4,6 +4,7 @@ reads and the gold names are images; every annotator's folder lists and each of 
 the releases location takes a write (a probe object in the client's staging folder, removed
 again). On S3 each of these resolves the credentials and reaches the endpoint, so missing
 credentials, a missing bucket or a denied prefix are named here, not a minute into a run."""
+
 from __future__ import annotations
 
 import secrets
@@ -22,9 +23,11 @@ PROBED_EXPORTS = 256  # exports opened per annotator at most (on S3 each is a re
 def preflight_problems(config: ClientConfig) -> list[str]:
     """Plain sentences, one per thing a run of `config` would fail on."""
     options = config.storage.model_dump(exclude_none=True)
-    return (schema_file_problems(config.schema_name)
-            + batch_problems(config.source, options, config.assignment.gold, config.annotators)
-            + releases_problems(config.releases, options, config.client))
+    return (
+        schema_file_problems(config.schema_name)
+        + batch_problems(config.source, options, config.assignment.gold, config.annotators)
+        + releases_problems(config.releases, options, config.client)
+    )
 
 
 def schema_file_problems(schema: str) -> list[str]:
@@ -44,7 +47,9 @@ def schema_file_problems(schema: str) -> list[str]:
     return []
 
 
-def batch_problems(source: str, options: dict, gold: Sequence[str], annotators: Sequence[str] = ()) -> list[str]:
+def batch_problems(
+    source: str, options: dict, gold: Sequence[str], annotators: Sequence[str] = ()
+) -> list[str]:
     """The source lists and reads, the gold names are images, every annotator's folder reads."""
     if "://" not in source and not Path(source).is_dir():
         return [f"field 'source': source folder {source} does not exist"]
@@ -53,8 +58,10 @@ def batch_problems(source: str, options: dict, gold: Sequence[str], annotators: 
         store = open_store(source, options)
         first = next(iter(store.list("images/")), None)
         if first is None:
-            problems.append(f"field 'source': {source} has no images under images/ "
-                            "(expected images/… and annotations/<annotator>/…)")
+            problems.append(
+                f"field 'source': {source} has no images under images/ "
+                "(expected images/… and annotations/<annotator>/…)"
+            )
         else:
             with store.open(first) as fh:
                 fh.read(1)
@@ -62,8 +69,10 @@ def batch_problems(source: str, options: dict, gold: Sequence[str], annotators: 
     except (StorageError, OSError) as e:
         return [*problems, f"field 'source': {source} cannot be read: {_cause(e)}"]
     if missing:
-        problems.append(f"field 'assignment.gold': {plural(len(missing), 'name')} match no image under "
-                        f"{source}/images/: {', '.join(missing)}")
+        problems.append(
+            f"field 'assignment.gold': {plural(len(missing), 'name')} match no image under "
+            f"{source}/images/: {', '.join(missing)}"
+        )
     return problems + [p for a in annotators for p in _annotator_problems(store, a)]
 
 
@@ -75,8 +84,10 @@ def _annotator_problems(store: ObjectStore, annotator: str) -> list[str]:
                 break
             store.size(key)  # opens the file; on S3 a HEAD, which needs the read permission
     except (StorageError, OSError) as e:
-        return [f"field 'annotators': the exports of {annotator} under {store.location(prefix)} cannot be read: "
-                f"{_cause(e)}"]
+        return [
+            f"field 'annotators': the exports of {annotator} under {store.location(prefix)} cannot be read: "
+            f"{_cause(e)}"
+        ]
     return []
 
 

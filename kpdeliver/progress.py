@@ -5,6 +5,7 @@ flow logs to its run. The domain only calls `step`; it never knows how progress 
 The listener is a context variable, so a stage deep in the domain reports without a parameter
 threaded through every call, and Prefect's task threads (which copy the context) report too.
 """
+
 from __future__ import annotations
 
 import logging

@@ -13,6 +13,7 @@ runner: {kind: dask, workers: 2}                         # a LocalCluster of 2 w
 
 It sits on the ground floor (no kpdeliver imports) so `kpdeliver.config` can hold it.
 """
+
 from __future__ import annotations
 
 from enum import Enum
@@ -29,19 +30,24 @@ class RunnerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: RunnerKind = RunnerKind.threads
-    address: str | None = Field(None, pattern=r"^(tcp|tls|inproc|ucx)://\S+$",
-                                   description="an external Dask scheduler (kind: dask)")
+    address: str | None = Field(
+        None, pattern=r"^(tcp|tls|inproc|ucx)://\S+$", description="an external Dask scheduler (kind: dask)"
+    )
     workers: int | None = Field(None, ge=1, le=256, description="LocalCluster worker processes (kind: dask)")
     threads_per_worker: int = Field(1, ge=1, le=64, description="threads in each LocalCluster worker")
-    max_workers: int | None = Field(None, ge=1, le=256, description="threads of the pool (kind: threads); default one per core")
+    max_workers: int | None = Field(
+        None, ge=1, le=256, description="threads of the pool (kind: threads); default one per core"
+    )
     shard_size: int = Field(500, ge=1, le=1_000_000, description="images per shard of the mapped steps")
 
     @model_validator(mode="after")
     def _fits_kind(self) -> RunnerSettings:
         if self.kind is RunnerKind.dask:
             if self.address and self.workers:
-                raise ValueError("give a Dask runner either address (an external scheduler) or workers "
-                                 "(a local cluster), not both")
+                raise ValueError(
+                    "give a Dask runner either address (an external scheduler) or workers "
+                    "(a local cluster), not both"
+                )
             if self.max_workers:
                 raise ValueError("max_workers is for kind: threads; a Dask runner takes address or workers")
         elif self.address or self.workers:

@@ -4,6 +4,7 @@ A schema is the contract between annotators, codecs, QA and clients. It is immut
 checks its own invariants when built, so a bad custom schema fails at load time, not
 half-way through a delivery.
 """
+
 from __future__ import annotations
 
 import re
@@ -16,7 +17,9 @@ import numpy as np
 from kpdeliver.bounded import SCHEMA_MAX_BYTES, BoundsError, read_yaml
 from kpdeliver.errors import DecodeError
 
-DEFAULT_SIGMA = 0.05  # OKS sigma for keypoints whose source declares none (CVAT, Label Studio, YOLO, bare COCO)
+DEFAULT_SIGMA = (
+    0.05  # OKS sigma for keypoints whose source declares none (CVAT, Label Studio, YOLO, bare COCO)
+)
 
 
 class SchemaError(DecodeError, ValueError):
@@ -134,7 +137,9 @@ def schema_from_dict(data: Mapping, *, origin: str = "<dict>") -> KeypointSchema
         try:
             pairs = tuple((as_index(a, "flip_pairs"), as_index(b, "flip_pairs")) for a, b in stated)
         except (TypeError, ValueError):
-            raise SchemaError(f"{origin}: 'flip_pairs' must be a list of [left, right] names or indices") from None
+            raise SchemaError(
+                f"{origin}: 'flip_pairs' must be a list of [left, right] names or indices"
+            ) from None
     sigmas = data.get("sigmas")
     definitions = data.get("definitions") or {}
     if not isinstance(definitions, Mapping):
@@ -185,7 +190,7 @@ def _side_key(name: str) -> tuple[str, tuple[str, ...]] | None:
     if len(at) != 1:
         return None
     i = at[0]
-    return _SIDE[tokens[i]], (*tuple(tokens[:i]), "*", *tuple(tokens[i + 1:]))
+    return _SIDE[tokens[i]], (*tuple(tokens[:i]), "*", *tuple(tokens[i + 1 :]))
 
 
 def pairs_by_side(names: Iterable[str]) -> tuple[tuple[int, int], ...]:
@@ -210,22 +215,67 @@ def unpaired_side_names(schema: KeypointSchema) -> list[str]:
 
 
 _COCO17_NAMES = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
 )
 # COCO's published per-keypoint sigmas (cocoapi COCOeval.computeOks).
 _COCO17_SIGMAS = (
-    0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072,
-    0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089,
+    0.026,
+    0.025,
+    0.025,
+    0.035,
+    0.035,
+    0.079,
+    0.079,
+    0.072,
+    0.072,
+    0.062,
+    0.062,
+    0.107,
+    0.107,
+    0.087,
+    0.087,
+    0.089,
+    0.089,
 )
 # COCO's person skeleton (1-based in the annotation files), here 0-based.
 _COCO17_SKELETON = tuple(
     (a - 1, b - 1)
     for a, b in (
-        (16, 14), (14, 12), (17, 15), (15, 13), (12, 13), (6, 12), (7, 13), (6, 7), (6, 8),
-        (7, 9), (8, 10), (9, 11), (2, 3), (1, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7),
+        (16, 14),
+        (14, 12),
+        (17, 15),
+        (15, 13),
+        (12, 13),
+        (6, 12),
+        (7, 13),
+        (6, 7),
+        (6, 8),
+        (7, 9),
+        (8, 10),
+        (9, 11),
+        (2, 3),
+        (1, 2),
+        (1, 3),
+        (2, 4),
+        (3, 5),
+        (4, 6),
+        (5, 7),
     )
 )
 
@@ -237,17 +287,17 @@ _COCO17_DEFINITIONS = {
     "left_ear": "The person's left ear at the ear canal opening (the tragus), not the lobe or the top of the ear.",
     "right_ear": "The person's right ear at the ear canal opening (the tragus), not the lobe or the top of the ear.",
     "left_shoulder": "Centre of the person's left shoulder joint, where the upper arm meets the torso; not the "
-                     "edge of the clothing.",
+    "edge of the clothing.",
     "right_shoulder": "Centre of the person's right shoulder joint, where the upper arm meets the torso; not the "
-                      "edge of the clothing.",
+    "edge of the clothing.",
     "left_elbow": "Centre of the person's left elbow joint (the point the forearm turns about).",
     "right_elbow": "Centre of the person's right elbow joint (the point the forearm turns about).",
     "left_wrist": "Centre of the person's left wrist, where the forearm meets the hand; not the hand or fingers.",
     "right_wrist": "Centre of the person's right wrist, where the forearm meets the hand; not the hand or fingers.",
     "left_hip": "Centre of the person's left hip joint (the top of the thigh bone), inside the body outline, "
-                "not the edge of the clothing.",
+    "not the edge of the clothing.",
     "right_hip": "Centre of the person's right hip joint (the top of the thigh bone), inside the body outline, "
-                 "not the edge of the clothing.",
+    "not the edge of the clothing.",
     "left_knee": "Centre of the person's left knee joint (behind the kneecap).",
     "right_knee": "Centre of the person's right knee joint (behind the kneecap).",
     "left_ankle": "Centre of the person's left ankle joint (between the two ankle bones), not the heel or toes.",
@@ -266,7 +316,6 @@ COCO17 = KeypointSchema(
 )
 
 
-
 def _chain(start: int, stop: int, *, closed: bool = False) -> tuple[tuple[int, int], ...]:
     """Edges joining keypoints start..stop-1 in order (a contour), optionally closed."""
     edges = tuple((i, i + 1) for i in range(start, stop - 1))
@@ -282,36 +331,138 @@ def _mirror(*spans: tuple[int, int, int, int]) -> tuple[tuple[int, int], ...]:
 # evaluation/myeval_wholebody.py, the same numbers as mmpose configs/_base_/datasets/coco_wholebody*.py).
 # Face: the 68 iBUG/300W points in 300W order.
 _WHOLEBODY_FACE_SIGMAS = (
-    0.042, 0.043, 0.044, 0.043, 0.040, 0.035, 0.031, 0.025, 0.020, 0.023, 0.029, 0.032, 0.037, 0.038, 0.043,
-    0.041, 0.045, 0.013, 0.012, 0.011, 0.011, 0.012, 0.012, 0.011, 0.011, 0.013, 0.015, 0.009, 0.007, 0.007,
-    0.007, 0.012, 0.009, 0.008, 0.016, 0.010, 0.017, 0.011, 0.009, 0.011, 0.009, 0.007, 0.013, 0.008, 0.011,
-    0.012, 0.010, 0.034, 0.008, 0.008, 0.009, 0.008, 0.008, 0.007, 0.010, 0.008, 0.009, 0.009, 0.009, 0.007,
-    0.007, 0.008, 0.011, 0.008, 0.008, 0.008, 0.01, 0.008,
+    0.042,
+    0.043,
+    0.044,
+    0.043,
+    0.040,
+    0.035,
+    0.031,
+    0.025,
+    0.020,
+    0.023,
+    0.029,
+    0.032,
+    0.037,
+    0.038,
+    0.043,
+    0.041,
+    0.045,
+    0.013,
+    0.012,
+    0.011,
+    0.011,
+    0.012,
+    0.012,
+    0.011,
+    0.011,
+    0.013,
+    0.015,
+    0.009,
+    0.007,
+    0.007,
+    0.007,
+    0.012,
+    0.009,
+    0.008,
+    0.016,
+    0.010,
+    0.017,
+    0.011,
+    0.009,
+    0.011,
+    0.009,
+    0.007,
+    0.013,
+    0.008,
+    0.011,
+    0.012,
+    0.010,
+    0.034,
+    0.008,
+    0.008,
+    0.009,
+    0.008,
+    0.008,
+    0.007,
+    0.010,
+    0.008,
+    0.009,
+    0.009,
+    0.009,
+    0.007,
+    0.007,
+    0.008,
+    0.011,
+    0.008,
+    0.008,
+    0.008,
+    0.01,
+    0.008,
 )
 # Hand: 21 points, wrist then thumb/index/middle/ring/pinky from palm to tip (left = right hand values).
 _WHOLEBODY_HAND_SIGMAS = (
-    0.029, 0.022, 0.035, 0.037, 0.047, 0.026, 0.025, 0.024, 0.035, 0.018, 0.024,
-    0.022, 0.026, 0.017, 0.021, 0.021, 0.032, 0.02, 0.019, 0.022, 0.031,
+    0.029,
+    0.022,
+    0.035,
+    0.037,
+    0.047,
+    0.026,
+    0.025,
+    0.024,
+    0.035,
+    0.018,
+    0.024,
+    0.022,
+    0.026,
+    0.017,
+    0.021,
+    0.021,
+    0.032,
+    0.02,
+    0.019,
+    0.022,
+    0.031,
 )
 
 # 300W / iBUG 68-point markup. "right"/"left" are the subject's, as in the iBUG annotation guide:
 # 17-21 is the subject's right brow (image left), 36-41 the right eye.
 _FACE68_NAMES = (
     tuple(f"jaw_{i}" for i in range(17))
-    + tuple(f"right_brow_{i}" for i in range(5)) + tuple(f"left_brow_{i}" for i in range(5))
-    + tuple(f"nose_bridge_{i}" for i in range(4)) + tuple(f"nose_base_{i}" for i in range(5))
-    + tuple(f"right_eye_{i}" for i in range(6)) + tuple(f"left_eye_{i}" for i in range(6))
-    + tuple(f"outer_lip_{i}" for i in range(12)) + tuple(f"inner_lip_{i}" for i in range(8))
+    + tuple(f"right_brow_{i}" for i in range(5))
+    + tuple(f"left_brow_{i}" for i in range(5))
+    + tuple(f"nose_bridge_{i}" for i in range(4))
+    + tuple(f"nose_base_{i}" for i in range(5))
+    + tuple(f"right_eye_{i}" for i in range(6))
+    + tuple(f"left_eye_{i}" for i in range(6))
+    + tuple(f"outer_lip_{i}" for i in range(12))
+    + tuple(f"inner_lip_{i}" for i in range(8))
 )
 FACE68 = KeypointSchema(
     name="face68",
     keypoints=_FACE68_NAMES,
-    skeleton=_chain(0, 17) + _chain(17, 22) + _chain(22, 27) + _chain(27, 31) + _chain(31, 36)
-    + ((30, 33),) + _chain(36, 42, closed=True) + _chain(42, 48, closed=True)
-    + _chain(48, 60, closed=True) + _chain(60, 68, closed=True),
+    skeleton=_chain(0, 17)
+    + _chain(17, 22)
+    + _chain(22, 27)
+    + _chain(27, 31)
+    + _chain(31, 36)
+    + ((30, 33),)
+    + _chain(36, 42, closed=True)
+    + _chain(42, 48, closed=True)
+    + _chain(48, 60, closed=True)
+    + _chain(60, 68, closed=True),
     # mirror pairs as in COCO-WholeBody's face flip pairs (offset 23 removed) and mmpose 300w.py
-    flip_pairs=_mirror((0, 7, 16, -1), (17, 21, 26, -1), (31, 32, 35, -1), (36, 39, 45, -1), (40, 41, 47, -1),
-                       (48, 50, 54, -1), (55, 56, 59, -1), (60, 61, 64, -1), (65, 65, 67, 0)),
+    flip_pairs=_mirror(
+        (0, 7, 16, -1),
+        (17, 21, 26, -1),
+        (31, 32, 35, -1),
+        (36, 39, 45, -1),
+        (40, 41, 47, -1),
+        (48, 50, 54, -1),
+        (55, 56, 59, -1),
+        (60, 61, 64, -1),
+        (65, 65, 67, 0),
+    ),
     sigmas=_WHOLEBODY_FACE_SIGMAS,
     category="face",
     source="300W/iBUG 68-point order; OKS sigmas: COCO-WholeBody face (jin-s13/COCO-WholeBody myeval_wholebody.py)",
@@ -322,22 +473,43 @@ FACE68 = KeypointSchema(
 # face sigma (0.011): the same order of size as the 300W points it shares.
 _FACE98_NAMES = (
     tuple(f"contour_{i}" for i in range(33))
-    + tuple(f"right_brow_{i}" for i in range(9)) + tuple(f"left_brow_{i}" for i in range(9))
-    + tuple(f"nose_bridge_{i}" for i in range(4)) + tuple(f"nose_base_{i}" for i in range(5))
-    + tuple(f"right_eye_{i}" for i in range(8)) + tuple(f"left_eye_{i}" for i in range(8))
-    + tuple(f"outer_lip_{i}" for i in range(12)) + tuple(f"inner_lip_{i}" for i in range(8))
+    + tuple(f"right_brow_{i}" for i in range(9))
+    + tuple(f"left_brow_{i}" for i in range(9))
+    + tuple(f"nose_bridge_{i}" for i in range(4))
+    + tuple(f"nose_base_{i}" for i in range(5))
+    + tuple(f"right_eye_{i}" for i in range(8))
+    + tuple(f"left_eye_{i}" for i in range(8))
+    + tuple(f"outer_lip_{i}" for i in range(12))
+    + tuple(f"inner_lip_{i}" for i in range(8))
     + ("right_pupil", "left_pupil")
 )
 FACE98 = KeypointSchema(
     name="face98",
     keypoints=_FACE98_NAMES,
-    skeleton=_chain(0, 33) + _chain(33, 42, closed=True) + _chain(42, 51, closed=True) + _chain(51, 55)
-    + _chain(55, 60) + ((54, 57),) + _chain(60, 68, closed=True) + _chain(68, 76, closed=True)
-    + _chain(76, 88, closed=True) + _chain(88, 96, closed=True),
+    skeleton=_chain(0, 33)
+    + _chain(33, 42, closed=True)
+    + _chain(42, 51, closed=True)
+    + _chain(51, 55)
+    + _chain(55, 60)
+    + ((54, 57),)
+    + _chain(60, 68, closed=True)
+    + _chain(68, 76, closed=True)
+    + _chain(76, 88, closed=True)
+    + _chain(88, 96, closed=True),
     # WFLW's published flip pairs (as in mmpose wflw.py and the HRNet facial landmark code)
-    flip_pairs=_mirror((0, 15, 32, -1), (33, 37, 46, -1), (38, 41, 50, -1), (55, 56, 59, -1), (60, 64, 72, -1),
-                       (65, 67, 75, -1), (76, 78, 82, -1), (83, 84, 87, -1), (88, 89, 92, -1), (93, 93, 95, 0),
-                       (96, 96, 97, 0)),
+    flip_pairs=_mirror(
+        (0, 15, 32, -1),
+        (33, 37, 46, -1),
+        (38, 41, 50, -1),
+        (55, 56, 59, -1),
+        (60, 64, 72, -1),
+        (65, 67, 75, -1),
+        (76, 78, 82, -1),
+        (83, 84, 87, -1),
+        (88, 89, 92, -1),
+        (93, 93, 95, 0),
+        (96, 96, 97, 0),
+    ),
     sigmas=(float(np.median(_WHOLEBODY_FACE_SIGMAS)),) * 98,
     category="face",
     source="WFLW 98-point order; no published OKS sigmas: median COCO-WholeBody face sigma for every point",
@@ -396,4 +568,6 @@ def get_schema(name_or_path: str | Path) -> KeypointSchema:
     if key.endswith((".yaml", ".yml")):
         return load_schema_yaml(key)
     known = ", ".join(sorted(BUILTIN_SCHEMAS))
-    raise SchemaError(f"unknown schema {key!r}: use one of {known}, a .yaml schema file or a CVAT .xml with a skeleton")
+    raise SchemaError(
+        f"unknown schema {key!r}: use one of {known}, a .yaml schema file or a CVAT .xml with a skeleton"
+    )

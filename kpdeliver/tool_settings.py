@@ -17,6 +17,7 @@ tool:
 It sits on the ground floor (no kpdeliver imports) so `kpdeliver.config` can hold it while the
 client code in `kpdeliver.tools` stays above the codecs.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,28 +42,44 @@ class ToolS3(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    endpoint_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
-                                        description="S3 endpoint as the Label Studio server reaches it; unset: "
-                                        "the server's own S3_ENDPOINT, else AWS S3")
+    endpoint_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        description="S3 endpoint as the Label Studio server reaches it; unset: "
+        "the server's own S3_ENDPOINT, else AWS S3",
+    )
     region: str | None = Field(None, description="S3 region (default: the config's storage.region)")
-    access_key_env: str | None = Field("AWS_ACCESS_KEY_ID", pattern=_ENV_NAME,
-                                          description="environment variable with the access key id Label Studio "
-                                          "reads the batch with; null: the server uses its own credentials")
-    secret_key_env: str | None = Field("AWS_SECRET_ACCESS_KEY", pattern=_ENV_NAME,
-                                          description="environment variable with the secret access key")
-    session_token_env: str | None = Field("AWS_SESSION_TOKEN", pattern=_ENV_NAME,
-                                             description="environment variable with a session token "
-                                             "(sent only when set)")
-    presign: bool = Field(True, description="annotators' browsers fetch images by presigned URL "
-                          "(false: Label Studio proxies the bytes)")
+    access_key_env: str | None = Field(
+        "AWS_ACCESS_KEY_ID",
+        pattern=_ENV_NAME,
+        description="environment variable with the access key id Label Studio "
+        "reads the batch with; null: the server uses its own credentials",
+    )
+    secret_key_env: str | None = Field(
+        "AWS_SECRET_ACCESS_KEY",
+        pattern=_ENV_NAME,
+        description="environment variable with the secret access key",
+    )
+    session_token_env: str | None = Field(
+        "AWS_SESSION_TOKEN",
+        pattern=_ENV_NAME,
+        description="environment variable with a session token (sent only when set)",
+    )
+    presign: bool = Field(
+        True,
+        description="annotators' browsers fetch images by presigned URL "
+        "(false: Label Studio proxies the bytes)",
+    )
     presign_ttl: int = Field(15, ge=1, le=10080, description="minutes a presigned URL stays valid")
 
     def credentials(self) -> dict[str, str]:
         """The storage's aws_* fields from the environment; KeyError names a required variable that is unset."""
         out = {}
-        for field_name, env, required in (("aws_access_key_id", self.access_key_env, True),
-                                          ("aws_secret_access_key", self.secret_key_env, True),
-                                          ("aws_session_token", self.session_token_env, False)):
+        for field_name, env, required in (
+            ("aws_access_key_id", self.access_key_env, True),
+            ("aws_secret_access_key", self.secret_key_env, True),
+            ("aws_session_token", self.session_token_env, False),
+        ):
             value = os.environ.get(env, "").strip() if env else ""
             if value:
                 out[field_name] = value
@@ -76,14 +93,21 @@ class ToolSettings(BaseModel):
 
     kind: ToolKind = ToolKind.label_studio
     url: str = Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$", description="base URL of the tool")
-    token_env: str = Field("LABEL_STUDIO_TOKEN", pattern=_ENV_NAME,
-                           description="environment variable that holds the API token")
-    project: str = Field("{client}/{dataset} — {annotator}", min_length=1,
-                         description="project title; one project per annotator")
+    token_env: str = Field(
+        "LABEL_STUDIO_TOKEN", pattern=_ENV_NAME, description="environment variable that holds the API token"
+    )
+    project: str = Field(
+        "{client}/{dataset} — {annotator}",
+        min_length=1,
+        description="project title; one project per annotator",
+    )
     users: dict[str, str] = Field(default_factory=dict, description="tool user e-mail -> annotator name")
-    document_root: str | None = Field(None, description="the server's LOCAL_FILES_DOCUMENT_ROOT "
-                                         "(default: the batch folder's parent)")
-    s3: ToolS3 = Field(default_factory=ToolS3, description="Label Studio's S3 import storage, for batches on s3://")
+    document_root: str | None = Field(
+        None, description="the server's LOCAL_FILES_DOCUMENT_ROOT (default: the batch folder's parent)"
+    )
+    s3: ToolS3 = Field(
+        default_factory=ToolS3, description="Label Studio's S3 import storage, for batches on s3://"
+    )
 
     @field_validator("url")
     @classmethod
@@ -97,8 +121,10 @@ class ToolSettings(BaseModel):
         if "annotator" not in used:
             raise ValueError("the project title must contain {annotator} (one project per annotator)")
         if used - PROJECT_FIELDS:
-            raise ValueError(f"unknown field(s) {sorted(used - PROJECT_FIELDS)} in the project title; "
-                             f"use {sorted(PROJECT_FIELDS)}")
+            raise ValueError(
+                f"unknown field(s) {sorted(used - PROJECT_FIELDS)} in the project title; "
+                f"use {sorted(PROJECT_FIELDS)}"
+            )
         return v
 
     @field_validator("users")

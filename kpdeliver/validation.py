@@ -11,6 +11,7 @@ Validation has three rooms, each named for what it holds: this module (the one r
 rules as Great Expectations suites (`expectations/`, beside the domain so the domain never imports
 GX) and the deep QA checks across annotators, gold and frames (`kpdeliver/qa/`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -29,8 +30,15 @@ if TYPE_CHECKING:
     from kpdeliver.collect.exports import CollectResult
     from kpdeliver.qa.sigmas import MeasuredSigmas
 
-__all__ = ["AnnotationSet", "InProcessRules", "RuleResults", "RuleRunner", "Validation", "validate_annotations",
-           "validate_delivery"]
+__all__ = [
+    "AnnotationSet",
+    "InProcessRules",
+    "RuleResults",
+    "RuleRunner",
+    "Validation",
+    "validate_annotations",
+    "validate_delivery",
+]
 
 
 class RuleRunner(Protocol):
@@ -105,11 +113,20 @@ def validate_annotations(
 
     qa = run_deep_qa(deep_qa_on, gold=gold, settings=deep_qa)
     findings = concat_findings([*tables, qa.findings])
-    return Validation(findings, with_finding_counts(qa.annotators, findings), qa.keypoints, qa.sigmas, tuple(summaries))
+    return Validation(
+        findings, with_finding_counts(qa.annotators, findings), qa.keypoints, qa.sigmas, tuple(summaries)
+    )
 
 
-def validate_delivery(collected: CollectResult, ingest_findings: pa.Table, assignments: pa.Table,
-                      settings: ValidationSettings, deep_qa: DeepQASettings, *, tool_url: str | None = None) -> Validation:
+def validate_delivery(
+    collected: CollectResult,
+    ingest_findings: pa.Table,
+    assignments: pa.Table,
+    settings: ValidationSettings,
+    deep_qa: DeepQASettings,
+    *,
+    tool_url: str | None = None,
+) -> Validation:
     """A delivery's validation: row rules on every collected instance (gold included), deep QA
     across annotators; the findings of ingest, collection and assignment come first in the table.
     With a live annotation tool (`tool_url`), each finding on an item pulled from it links to that
@@ -117,13 +134,20 @@ def validate_delivery(collected: CollectResult, ingest_findings: pa.Table, assig
     from kpdeliver.collect.exports import assignment_findings
     from kpdeliver.progress import stage
 
-    known = concat_findings([ingest_findings, collected.findings, assignment_findings(collected.dataset, assignments)])
+    known = concat_findings(
+        [ingest_findings, collected.findings, assignment_findings(collected.dataset, assignments)]
+    )
     everything = collected.everything
     n = len(everything.instances)
     with stage("validation", n) as validating:
         validation = validate_annotations(
-            [AnnotationSet(everything, known)], rules=InProcessRules(),
-            settings=settings, deep_qa_on=collected.dataset, gold=collected.gold, deep_qa=deep_qa)
+            [AnnotationSet(everything, known)],
+            rules=InProcessRules(),
+            settings=settings,
+            deep_qa_on=collected.dataset,
+            gold=collected.gold,
+            deep_qa=deep_qa,
+        )
         validating.advance(n)
     if tool_url:
         from kpdeliver.tools.label_studio import with_task_links

@@ -1,4 +1,5 @@
 """Words every message shares: `plural`, the one way a count and its noun are said."""
+
 from __future__ import annotations
 
 

@@ -1,6 +1,7 @@
 """Tasks that touch a store: each is retried, because object stores fail transiently, and each is
 safe to run again (reads, overwrites of the same bytes, the publication's claim protocol).
 Stores travel as `ObjectStore` handles, which pickle as their location without a connection."""
+
 from __future__ import annotations
 
 import functools
@@ -36,7 +37,12 @@ def _worth_retrying(task, task_run, state) -> bool:
     return not isinstance(state.data, BaseException) or retryable(state.data)
 
 
-STORE: dict[str, Any] = {"retries": 3, "retry_delay_seconds": [1, 4, 10], "cache_policy": NO_CACHE, "retry_condition_fn": _worth_retrying}
+STORE: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": [1, 4, 10],
+    "cache_policy": NO_CACHE,
+    "retry_condition_fn": _worth_retrying,
+}
 _FAILED_ON_STORE = re.compile(r"encountered (?:an|unexpected) exception:? \W*(\w+)")
 
 
@@ -74,6 +80,7 @@ def store_failures_fail_the_run(flow_fn):
     """Decorates a flow function: a failure kpdeliver expects (a KpdeliverError, such as a store's)
     ends the flow run Failed with its one sentence (kpdeliver.errors `said`, as the command line
     says it) as its message, no traceback logged; calling the flow raises the exception."""
+
     @functools.wraps(flow_fn)
     def run(*args, **kwargs):
         quiet_store_tracebacks()
@@ -81,6 +88,7 @@ def store_failures_fail_the_run(flow_fn):
             return flow_fn(*args, **kwargs)
         except KpdeliverError as e:  # a store, tool, input or release failure: its one sentence
             return Failed(message=said(e)[0], data=e)
+
     # the flow's parameters, their annotations resolved where it was written (Prefect validates them)
     run.__signature__ = inspect.signature(flow_fn, eval_str=True)
     return run
@@ -101,7 +109,9 @@ class BatchListing:
 
 @task(name="list-batch", **STORE)
 def list_batch(source: ObjectStore) -> BatchListing:
-    return BatchListing(ingest.list_image_keys(source), ingest.skipped_entries(source), ingest.read_checksums(source))
+    return BatchListing(
+        ingest.list_image_keys(source), ingest.skipped_entries(source), ingest.read_checksums(source)
+    )
 
 
 @task(name="probe-images", **STORE)
@@ -111,8 +121,13 @@ def probe_images(source: ObjectStore, keys: list[str], checksums: dict[str, str]
 
 
 @task(name="collect", **STORE)
-def collect_exports(source: ObjectStore, images: Images, schema: KeypointSchema,
-                    annotators: list[str], category: str | None = None) -> collect.CollectResult:
+def collect_exports(
+    source: ObjectStore,
+    images: Images,
+    schema: KeypointSchema,
+    annotators: list[str],
+    category: str | None = None,
+) -> collect.CollectResult:
     batch = Dataset(schema, images, Instances.empty(schema.num_keypoints))
     return collect.collect_exports(source, batch, annotators, category=category)
 
@@ -124,14 +139,21 @@ def find_published(releases: ObjectStore, key: ReleaseKey) -> publish.Published 
     if version is None:
         return None
     prefix = join_key(key.client, key.dataset, f"v{version:04d}")
-    return publish.Published(version, prefix, releases.location(prefix),
-                             read_manifest(releases, release_prefix(key.client, key.dataset, version)))
+    return publish.Published(
+        version,
+        prefix,
+        releases.location(prefix),
+        read_manifest(releases, release_prefix(key.client, key.dataset, version)),
+    )
 
 
 @task(name="is-staged", **STORE)
 def is_staged(releases: ObjectStore, key: ReleaseKey) -> bool:
     """Whether a complete staging area for these inputs exists (a killed run's, to resume from)."""
-    return publish.find_staged(releases, key.client, key.dataset, key.fingerprint, prefer=key.staging) is not None
+    return (
+        publish.find_staged(releases, key.client, key.dataset, key.fingerprint, prefer=key.staging)
+        is not None
+    )
 
 
 @task(name="stage-files", **STORE)
@@ -141,7 +163,9 @@ def stage_files(releases: ObjectStore, key: ReleaseKey, files: dict[str, bytes])
 
 
 @task(name="stage-shard", **STORE)
-def stage_shard(releases: ObjectStore, source: ObjectStore, key: ReleaseKey, shard: stage.StageShard) -> dict[str, dict]:
+def stage_shard(
+    releases: ObjectStore, source: ObjectStore, key: ReleaseKey, shard: stage.StageShard
+) -> dict[str, dict]:
     """One shard's images (read once, checked against ingest's hash) and YOLO label files; the listing."""
     with progress_stage("staging", len(shard.copies)) as staging:
         listing = stage.stage_copies(releases, source, key.staging, shard.copies)
@@ -150,8 +174,14 @@ def stage_shard(releases: ObjectStore, source: ObjectStore, key: ReleaseKey, sha
 
 
 @task(name="mark-staged", **STORE)
-def mark_staged(releases: ObjectStore, key: ReleaseKey, counts: Counts, verdict: Verdict,
-                listing: dict[str, dict], signoff: bytes | None) -> None:
+def mark_staged(
+    releases: ObjectStore,
+    key: ReleaseKey,
+    counts: Counts,
+    verdict: Verdict,
+    listing: dict[str, dict],
+    signoff: bytes | None,
+) -> None:
     """The STAGED marker of this run's staging folder, once every shard is in (`signoff`: the plan's qa/signoff.json)."""
     stage.mark_staged(releases, key.staging, counts, verdict, listing, signoff)
 
@@ -169,13 +199,20 @@ def signing_key(secret_block: str | None):
 
 
 @task(name="publish", **STORE)
-def publish_release(releases: ObjectStore, key: ReleaseKey, manifest_fields: dict,
-                    signing_secret: str | None = None) -> publish.Published:
+def publish_release(
+    releases: ObjectStore, key: ReleaseKey, manifest_fields: dict, signing_secret: str | None = None
+) -> publish.Published:
     staged = publish.find_staged(releases, key.client, key.dataset, key.fingerprint, prefer=key.staging)
     with progress_stage("publishing", 1) as publishing:
-        published = publish.publish(store=releases, client=key.client, dataset=key.dataset,
-                                    fingerprint=key.fingerprint, staged_prefix=staged or key.staging,
-                                    manifest_fields=manifest_fields, signing_key=signing_key(signing_secret))
+        published = publish.publish(
+            store=releases,
+            client=key.client,
+            dataset=key.dataset,
+            fingerprint=key.fingerprint,
+            staged_prefix=staged or key.staging,
+            manifest_fields=manifest_fields,
+            signing_key=signing_key(signing_secret),
+        )
         publishing.advance()
     return published
 
@@ -187,16 +224,22 @@ def previous_release(releases: ObjectStore, client: str, dataset: str) -> Previo
     if not versions:
         return None
     prefix = join_key(release_prefix(client, dataset, versions[-1]), "index")
-    tables = [pq.read_table(pa.BufferReader(releases.get(join_key(prefix, name))))
-              for name in ("images.parquet", "annotations.parquet")]
+    tables = [
+        pq.read_table(pa.BufferReader(releases.get(join_key(prefix, name))))
+        for name in ("images.parquet", "annotations.parquet")
+    ]
     return PreviousRelease(versions[-1], ReleaseTables(*tables))
 
 
 @task(name="catalog", **STORE)
-def catalog_release(releases: ObjectStore, key: ReleaseKey, version: int, signing_secret: str | None = None) -> int:
+def catalog_release(
+    releases: ObjectStore, key: ReleaseKey, version: int, signing_secret: str | None = None
+) -> int:
     """Append the published release to the client's catalogue (a conditional write, no listing),
     signed with the release key when there is one; the number of releases it lists."""
-    return catalog.append_release(releases, key.client, key.dataset, version, signing_key(signing_secret)).num_rows
+    return catalog.append_release(
+        releases, key.client, key.dataset, version, signing_key(signing_secret)
+    ).num_rows
 
 
 @task(name="clean-staging", **STORE)

@@ -8,6 +8,7 @@ Ultralytics or chromium. A test asking for one of the
 fixtures below is marked slow here; a test that starts GX is marked in its module. In the fast
 lane a test that starts one of them anyway fails and says so, so the lane stays fast.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,7 +33,14 @@ os.environ.setdefault("KPDELIVER_DEBUG", "1")  # a bug in a `kpdeliver` subproce
 
 
 FAST_LANE = "not slow"
-SLOW_FIXTURES = {"prefect_harness", "s3_endpoint", "s3_bucket", "fault_proxy", "ultralytics_python", "chromium"}
+SLOW_FIXTURES = {
+    "prefect_harness",
+    "s3_endpoint",
+    "s3_bucket",
+    "fault_proxy",
+    "ultralytics_python",
+    "chromium",
+}
 STARTS_PROCESSES = {"prefect_harness": "a Prefect API server", "s3_endpoint": "the moto S3 server"}
 SLOW_MODULES = ("prefect", "great_expectations", "moto", "expectations.worker")
 
@@ -50,8 +58,11 @@ class FastLaneGuard:
     def pytest_fixture_setup(self, fixturedef, request) -> None:
         # catches fixtures reached through request.getfixturevalue, which collection cannot see
         if fixturedef.argname in STARTS_PROCESSES:
-            pytest.fail(f"the fast lane would start {STARTS_PROCESSES[fixturedef.argname]}: mark this test (or its "
-                        f"parameter) slow", pytrace=False)
+            pytest.fail(
+                f"the fast lane would start {STARTS_PROCESSES[fixturedef.argname]}: mark this test (or its "
+                f"parameter) slow",
+                pytrace=False,
+            )
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_call(self, item: pytest.Item):
@@ -59,7 +70,9 @@ class FastLaneGuard:
         yield
         loaded = [m for m in SLOW_MODULES if m in sys.modules and m not in before]
         if loaded:
-            pytest.fail(f"{item.nodeid} imported {', '.join(loaded)} in the fast lane: mark it slow", pytrace=False)
+            pytest.fail(
+                f"{item.nodeid} imported {', '.join(loaded)} in the fast lane: mark it slow", pytrace=False
+            )
 
 
 class NoSkips:
@@ -121,7 +134,9 @@ def _tool(variable: str, default: Path, what: str, make_target: str, inside: str
     (plus `inside`): missing, the test asking for it fails and says how to get it."""
     path = Path(os.environ.get(variable) or default) / inside
     if not path.exists():
-        pytest.fail(f"{what} not found at {path}: `{make_target}` installs it (or set {variable})", pytrace=False)
+        pytest.fail(
+            f"{what} not found at {path}: `{make_target}` installs it (or set {variable})", pytrace=False
+        )
     return path
 
 
@@ -129,12 +144,21 @@ def _tool(variable: str, default: Path, what: str, make_target: str, inside: str
 def ultralytics_python() -> Path:
     """The Python of the Ultralytics venv (the consumer check of YOLO trees), built by `make bench-deps`
     in the Makefile's WORK folder."""
-    return _tool("KPDELIVER_ULTRA_VENV", ROOT / ".work" / "ultra-venv", "the Ultralytics venv", "make bench-deps",
-                 inside="bin/python")
+    return _tool(
+        "KPDELIVER_ULTRA_VENV",
+        ROOT / ".work" / "ultra-venv",
+        "the Ultralytics venv",
+        "make bench-deps",
+        inside="bin/python",
+    )
 
 
 @pytest.fixture(scope="session")
 def chromium() -> Path:
     """Debian's chromium (the report's browser test), installed by `make test-deps`."""
-    return _tool("KPDELIVER_CHROMIUM", Path(shutil.which("chromium") or "/usr/bin/chromium"), "chromium",
-                 "make test-deps (infra/ci/install-chromium.sh)")
+    return _tool(
+        "KPDELIVER_CHROMIUM",
+        Path(shutil.which("chromium") or "/usr/bin/chromium"),
+        "chromium",
+        "make test-deps (infra/ci/install-chromium.sh)",
+    )

@@ -10,6 +10,7 @@ the files of the flow host do not exist for it, and its own folder lives in that
 
 Used by tests/flows/test_dask_shared_nothing.py and bench/delivery.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -86,12 +87,22 @@ def _wait_for_file(path: Path, proc: subprocess.Popen, timeout: float = 60.0) ->
     raise RuntimeError(f"the dask scheduler wrote no {path.name} within {timeout:.0f} s")
 
 
-def _worker(address: str, own: Path, name: str, hide: list[Path], env: Mapping[str, str],
-            namespaced: bool) -> subprocess.Popen:
-    wenv = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT), "PYTHON": sys.executable,
-            "SCHEDULER": address, "WORKER_NAME": name, "KPDELIVER_HIDE": "1" if namespaced else "0",
-            "HOME": str(own / "home"), "TMPDIR": str(own / "tmp"), "PREFECT_HOME": str(own / "prefect"),
-            "DASK_TEMPORARY_DIRECTORY": str(own / "tmp"), **env}
+def _worker(
+    address: str, own: Path, name: str, hide: list[Path], env: Mapping[str, str], namespaced: bool
+) -> subprocess.Popen:
+    wenv = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(ROOT),
+        "PYTHON": sys.executable,
+        "SCHEDULER": address,
+        "WORKER_NAME": name,
+        "KPDELIVER_HIDE": "1" if namespaced else "0",
+        "HOME": str(own / "home"),
+        "TMPDIR": str(own / "tmp"),
+        "PREFECT_HOME": str(own / "prefect"),
+        "DASK_TEMPORARY_DIRECTORY": str(own / "tmp"),
+        **env,
+    }
     cmd = ["sh", "-c", _WORKER_SH, "sh", str(own), *map(str, hide)]
     if namespaced:
         cmd = ["unshare", "-rm", *cmd]
@@ -101,8 +112,9 @@ def _worker(address: str, own: Path, name: str, hide: list[Path], env: Mapping[s
 
 
 @contextmanager
-def shared_nothing_cluster(work: Path, n_workers: int, *, hide: Sequence[Path],
-                           env: Mapping[str, str]) -> Iterator[Cluster]:
+def shared_nothing_cluster(
+    work: Path, n_workers: int, *, hide: Sequence[Path], env: Mapping[str, str]
+) -> Iterator[Cluster]:
     """A scheduler (its files in `work`) and `n_workers` workers in `work/worker-<i>` as above."""
     from distributed import Client
 
@@ -110,9 +122,22 @@ def shared_nothing_cluster(work: Path, n_workers: int, *, hide: Sequence[Path],
     namespaced, hidden = namespaces_work(), outermost(hide)
     sched_file = work / "scheduler.json"
     scheduler = subprocess.Popen(
-        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
-         "--no-dashboard", "--scheduler-file", str(sched_file)],
-        cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(sched_file),
+        ],
+        cwd=work,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     procs: list[subprocess.Popen] = []
     try:
         address = _wait_for_file(sched_file, scheduler)["address"]

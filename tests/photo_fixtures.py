@@ -1,5 +1,6 @@
 """Real-world-like photo files, made with Pillow: EXIF-rotated JPEGs, truncated JPEGs, a PNG
 named .jpg, and a PNG whose header declares more pixels than is safe to decode."""
+
 from __future__ import annotations
 
 import io
@@ -44,4 +45,9 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
 def png_bomb(side: int = 30000) -> bytes:
     """A tiny valid PNG whose IHDR declares side x side pixels (a decompression bomb's header)."""
     ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"\0" * 64)) + _chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", ihdr)
+        + _chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + _chunk(b"IEND", b"")
+    )

@@ -2,6 +2,7 @@
 `make test-deps`), initialised in a temporary folder, listening on a loopback port and a socket in
 that folder, trusted for the local user only, removed afterwards. PostgreSQL refuses to run as
 root: as root the cluster belongs to the `postgres` system user the Debian package creates."""
+
 from __future__ import annotations
 
 import os
@@ -44,10 +45,13 @@ def _run(args: list[str], owner: tuple[int, int] | None, **kwargs) -> subprocess
         if owner is not None:
             os.setgid(owner[1])
             os.setuid(owner[0])
+
     env = {**os.environ, "LC_ALL": "C.UTF-8"}
     if owner is not None:
         env["HOME"] = "/tmp"
-    out = subprocess.run(args, check=False, preexec_fn=drop, env=env, capture_output=True, text=True, timeout=120, **kwargs)
+    out = subprocess.run(
+        args, check=False, preexec_fn=drop, env=env, capture_output=True, text=True, timeout=120, **kwargs
+    )
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(args[:2])} failed ({out.returncode}): {out.stdout}{out.stderr}")
     return out
@@ -62,9 +66,26 @@ def cluster(database: str = "prefect", user: str = "prefect") -> Iterator[str]:
     if owner is not None:
         os.chown(root, *owner)
     try:
-        _run([str(bin_dir / "initdb"), "-D", str(data), "-U", user, "--auth=trust", "-E", "UTF8", "--no-sync"], owner)
-        _run([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w", "-t", "60", "-o",
-              f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off", "start"], owner)
+        _run(
+            [str(bin_dir / "initdb"), "-D", str(data), "-U", user, "--auth=trust", "-E", "UTF8", "--no-sync"],
+            owner,
+        )
+        _run(
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(root / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off",
+                "start",
+            ],
+            owner,
+        )
         try:
             _run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", user, database], owner)
             yield f"postgresql+asyncpg://{user}@127.0.0.1:{port}/{database}"

@@ -1,6 +1,7 @@
 """A small release published by the release stage itself (layout, manifest and sign-off as verify
 checks them), shared by the tests of verify, share and the CLI's imports; and a demo batch packaged
 through the delivery's own tasks, shared by the report and sign-off tests."""
+
 from __future__ import annotations
 
 import hashlib
@@ -35,17 +36,42 @@ def tiny_release_plan(source: ObjectStore) -> ReleasePlan:
         source.put(f"images/{name}", image)
         shas.append(hashlib.sha256(image).hexdigest())
     kps = np.tile(np.array([30.0, 20.0, 2.0]), (3, 17, 1)) + np.arange(3)[:, None, None] * [5, 3, 0]
-    ds = Dataset(COCO17, Images.build(id=[1, 2], file_name=["a.jpg", "b.jpg"], width=[100, 100], height=[80, 80],
-                                      sha256=shas, source=["images/a.jpg", "images/b.jpg"]),
-                 Instances.build(id=[11, 12, 13], image_id=[1, 1, 2], keypoints=kps, annotator=["x"] * 3))
+    ds = Dataset(
+        COCO17,
+        Images.build(
+            id=[1, 2],
+            file_name=["a.jpg", "b.jpg"],
+            width=[100, 100],
+            height=[80, 80],
+            sha256=shas,
+            source=["images/a.jpg", "images/b.jpg"],
+        ),
+        Instances.build(id=[11, 12, 13], image_id=[1, 1, 2], keypoints=kps, annotator=["x"] * 3),
+    )
     findings = findings_for("visibility.invalid_flag", message="bad flag", annotation_id=13, image_id=2, n=1)
-    delivered, quarantine, held = hold_back(ds, findings, REJECTED_SCHEMA.empty_table(), QuarantineScope.instance)
+    delivered, quarantine, held = hold_back(
+        ds, findings, REJECTED_SCHEMA.empty_table(), QuarantineScope.instance
+    )
     plan = package_release(
-        config=ClientConfig(client="acme", dataset="pose", source="s", releases="r", annotators=["x"],
-                           splits={"train": 1.0, "val": 0.0}), dataset=ds,
-        delivered=delivered, findings=findings, quarantine=quarantine, image_quarantined=held,
-        ingest_rejected=pa.table({"file_name": pa.array([], pa.string()), "status": pa.array([], pa.string())}),
-        assignments=pa.table({"image_id": [1, 2]}), instances_in=3)
+        config=ClientConfig(
+            client="acme",
+            dataset="pose",
+            source="s",
+            releases="r",
+            annotators=["x"],
+            splits={"train": 1.0, "val": 0.0},
+        ),
+        dataset=ds,
+        delivered=delivered,
+        findings=findings,
+        quarantine=quarantine,
+        image_quarantined=held,
+        ingest_rejected=pa.table(
+            {"file_name": pa.array([], pa.string()), "status": pa.array([], pa.string())}
+        ),
+        assignments=pa.table({"image_id": [1, 2]}),
+        instances_in=3,
+    )
     finish_plan(plan, "<html>report</html>")
     return plan
 
@@ -56,8 +82,9 @@ def publish_small_release(store: ObjectStore, source: ObjectStore) -> Published:
     fp = "f0" * 32
     staged = staging_prefix("acme", "pose", fp)
     stage_plan(plan, release=store, source=source, prefix=staged)
-    published = publish(store=store, client="acme", dataset="pose", fingerprint=fp, staged_prefix=staged,
-                        manifest_fields={})
+    published = publish(
+        store=store, client="acme", dataset="pose", fingerprint=fp, staged_prefix=staged, manifest_fields={}
+    )
     clean_staging(store, "acme", "pose", fp)
     return published
 
@@ -70,8 +97,12 @@ def package_demo(config: ClientConfig) -> tuple[ReleasePlan, object]:
     source = LocalStore(config.source)
     ingested = ingest_images(source)
     assignments = compute.assign_work.fn(ingested.images, config.annotators, config.assignment)
-    collected = store.collect_exports.fn(source, ingested.images, resolve_schema(config.schema_name), config.annotators)
-    validated = compute.validate.fn(collected, ingested.findings, assignments, config.validation, config.deep_qa)
+    collected = store.collect_exports.fn(
+        source, ingested.images, resolve_schema(config.schema_name), config.annotators
+    )
+    validated = compute.validate.fn(
+        collected, ingested.findings, assignments, config.validation, config.deep_qa
+    )
     held = compute.quarantine.fn(collected, assignments, validated.findings, config.validation.quarantine)
     previous = store.previous_release.fn(LocalStore(config.releases), config.client, config.dataset)
     plan = compute.package.fn(config, held, validated, ingested.refused, assignments, source, previous)

@@ -5,6 +5,7 @@ Nothing reaches the internet: the server listens on 127.0.0.1, boto3 is pointed 
 AWS_ENDPOINT_URL, credentials are dummies, and shared AWS config files and the instance
 metadata service are switched off for the session.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -78,8 +79,13 @@ def s3_endpoint(tmp_path_factory):
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     log = (tmp_path_factory.mktemp("moto") / "moto_server.log").open("wb")
-    proc = subprocess.Popen(moto_command(port), stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, **DUMMY_AWS_ENV}, preexec_fn=_die_with_parent)
+    proc = subprocess.Popen(
+        moto_command(port),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **DUMMY_AWS_ENV},
+        preexec_fn=_die_with_parent,
+    )
     mp = pytest.MonkeyPatch()
     try:
         wait_healthy(endpoint, proc)
@@ -140,9 +146,18 @@ class FaultProxy:
     AccessDenied without reaching the server (a bucket policy refusing those requests).
     """
 
-    def __init__(self, upstream: str, *, rate: float = 0.2, seed: int = 0,
-                 kinds: tuple[str, ...] = ("500", "503", "drop", "drop_after"), corrupt_gets: float = 0.0,
-                 first: tuple[str, ...] = (), hook=None, deny=None) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        rate: float = 0.2,
+        seed: int = 0,
+        kinds: tuple[str, ...] = ("500", "503", "drop", "drop_after"),
+        corrupt_gets: float = 0.0,
+        first: tuple[str, ...] = (),
+        hook=None,
+        deny=None,
+    ) -> None:
         self.upstream = http.client.urlsplit(upstream).netloc
         self.rate, self.kinds, self.corrupt_gets = rate, kinds, corrupt_gets
         self.first = list(first)  # faults for the first requests, in order, before the random ones
@@ -210,7 +225,9 @@ class FaultProxy:
                 body = self._body()
                 if proxy.hook:
                     proxy.hook(self.command, self.path)
-                fault = "403" if proxy.deny and proxy.deny(self.command, self.path) else proxy.draw(self.command)
+                fault = (
+                    "403" if proxy.deny and proxy.deny(self.command, self.path) else proxy.draw(self.command)
+                )
                 if fault in ("500", "503", "403"):
                     msg = _ERRORS[int(fault)]
                     self.send_response(int(fault))

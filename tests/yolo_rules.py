@@ -2,6 +2,7 @@
 verify_image_label and check_det_dataset), restated so CI can apply them without installing
 Ultralytics (AGPL, and a torch download). A label file that breaks any rule makes Ultralytics
 drop the whole image."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,7 +22,9 @@ def check_yolo_pose_tree(root: Path) -> list[str]:
     # exists) or else the YAML's folder
     base = Path(cfg.get("path") or root)
     if base.resolve() != root.resolve():
-        problems.append(f"data.yaml path {cfg.get('path')!r} resolves to {base.resolve()}, not the tree at {root}")
+        problems.append(
+            f"data.yaml path {cfg.get('path')!r} resolves to {base.resolve()}, not the tree at {root}"
+        )
     nkpt, ndim = cfg["kpt_shape"]
     if ndim not in (2, 3):
         problems.append(f"kpt_shape dim {ndim} not in (2, 3)")
@@ -54,7 +57,9 @@ def check_yolo_pose_tree(root: Path) -> list[str]:
                 continue
             lb = np.array([ln.split() for ln in text.splitlines()], dtype=np.float32)
             if lb.shape[1] != 5 + nkpt * ndim:
-                problems.append(f"{label}: labels require {5 + nkpt * ndim} columns each, {lb.shape[1]} found")
+                problems.append(
+                    f"{label}: labels require {5 + nkpt * ndim} columns each, {lb.shape[1]} found"
+                )
                 continue
             points = lb[:, 5:].reshape(-1, ndim)[:, :2]
             if points.max() > 1:

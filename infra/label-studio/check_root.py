@@ -7,6 +7,7 @@ S3 storage and need neither.
 
 Exits 2 with one line per problem, else prints what it checked.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,10 @@ def problems(config_path: Path, root: Path, port: int) -> list[str]:
         return out
     batch = Path(cfg.source.removeprefix("file://")).resolve()
     if batch == root or not batch.is_relative_to(root):
-        out.append(f"{config_path}: the batch folder {batch} is not under LS_ROOT={root}; "
-                   f"use LS_ROOT={batch.parent} or a folder above it")
+        out.append(
+            f"{config_path}: the batch folder {batch} is not under LS_ROOT={root}; "
+            f"use LS_ROOT={batch.parent} or a folder above it"
+        )
     elif cfg.tool.document_root and Path(cfg.tool.document_root).resolve() != root:
         out.append(f"{config_path}: tool.document_root {cfg.tool.document_root} is not LS_ROOT={root}")
     return out

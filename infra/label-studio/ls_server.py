@@ -15,6 +15,7 @@ into the home folder; a busy port makes Label Studio move to the next one silent
 is checked; the legacy token works only when the organisation was created with the legacy flag,
 which the template is.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -90,8 +91,16 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def start(data_dir: Path, *, document_root: Path, port: int | None = None, venv: Path = DEFAULT_VENV,
-          timeout: float = 600.0, env: dict[str, str | None] | None = None, preexec=None) -> Server:
+def start(
+    data_dir: Path,
+    *,
+    document_root: Path,
+    port: int | None = None,
+    venv: Path = DEFAULT_VENV,
+    timeout: float = 600.0,
+    env: dict[str, str | None] | None = None,
+    preexec=None,
+) -> Server:
     """Start Label Studio on `data_dir` (migrating the database when it is new) and wait for /health.
     `env`: variables for the server on top of ours (None removes one)."""
     exe = install(venv)
@@ -100,10 +109,21 @@ def start(data_dir: Path, *, document_root: Path, port: int | None = None, venv:
         raise RuntimeError(f"port {port} is busy (Label Studio would silently move to another one)")
     data_dir.mkdir(parents=True, exist_ok=True)
     url = f"http://127.0.0.1:{port}"
-    overrides, env = env, {**os.environ, "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir), "HOME": str(data_dir),
-           "LOCAL_FILES_SERVING_ENABLED": "true", "LOCAL_FILES_DOCUMENT_ROOT": str(document_root),
-           "SENTRY_DSN": "", "FRONTEND_SENTRY_DSN": "", "COLLECT_ANALYTICS": "false", "LATEST_VERSION_CHECK": "false",
-           "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true"}
+    overrides, env = (
+        env,
+        {
+            **os.environ,
+            "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
+            "HOME": str(data_dir),
+            "LOCAL_FILES_SERVING_ENABLED": "true",
+            "LOCAL_FILES_DOCUMENT_ROOT": str(document_root),
+            "SENTRY_DSN": "",
+            "FRONTEND_SENTRY_DSN": "",
+            "COLLECT_ANALYTICS": "false",
+            "LATEST_VERSION_CHECK": "false",
+            "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+        },
+    )
     env.pop("PYTHONPATH", None)
     for name, value in (overrides or {}).items():
         if value is None:
@@ -112,12 +132,37 @@ def start(data_dir: Path, *, document_root: Path, port: int | None = None, venv:
             env[name] = value
     log = data_dir / "server.log"
     process = subprocess.Popen(
-        [str(exe), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port), "--host", url,
-         "--data-dir", str(data_dir), "--database", str(data_dir / DB_NAME), "--username", ADMIN_EMAIL,
-         "--password", ADMIN_PASSWORD, "--user-token", ADMIN_TOKEN, "--enable-legacy-api-token",
-         "--log-level", "WARNING"],
-        env=env, cwd=data_dir, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
-        preexec_fn=preexec)  # noqa: PLW1509 -- one prctl call, no threads yet
+        [
+            str(exe),
+            "start",
+            "--no-browser",
+            "--internal-host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--host",
+            url,
+            "--data-dir",
+            str(data_dir),
+            "--database",
+            str(data_dir / DB_NAME),
+            "--username",
+            ADMIN_EMAIL,
+            "--password",
+            ADMIN_PASSWORD,
+            "--user-token",
+            ADMIN_TOKEN,
+            "--enable-legacy-api-token",
+            "--log-level",
+            "WARNING",
+        ],
+        env=env,
+        cwd=data_dir,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=preexec,  # noqa: PLW1509 (a parent-death signal; no threads run yet)
+    )
     server = Server(url, ADMIN_TOKEN, process, data_dir, log)
     deadline = time.monotonic() + timeout
     while not _healthy(url):
@@ -146,9 +191,15 @@ def make_template(template: Path = DEFAULT_TEMPLATE, *, venv: Path = DEFAULT_VEN
     return db
 
 
-def start_from_template(data_dir: Path, *, document_root: Path, template: Path = DEFAULT_TEMPLATE,
-                        venv: Path = DEFAULT_VENV, port: int | None = None,
-                        env: dict[str, str | None] | None = None) -> Server:
+def start_from_template(
+    data_dir: Path,
+    *,
+    document_root: Path,
+    template: Path = DEFAULT_TEMPLATE,
+    venv: Path = DEFAULT_VENV,
+    port: int | None = None,
+    env: dict[str, str | None] | None = None,
+) -> Server:
     """Start on a private copy of the template database (about 15 s instead of a cold 2-3 min)."""
     db = make_template(template, venv=venv)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -194,11 +245,19 @@ def serve(args: argparse.Namespace) -> None:
     signal.signal(signal.SIGHUP, signal.default_int_handler)
     server = None
     try:
-        server = start(data, document_root=args.root.resolve(), port=args.port, venv=args.venv.resolve(),
-                       preexec=_die_with_parent)
+        server = start(
+            data,
+            document_root=args.root.resolve(),
+            port=args.port,
+            venv=args.venv.resolve(),
+            preexec=_die_with_parent,
+        )
         (data / PID_FILE).write_text(f"{server.process.pid}\n")
-        print(f"Label Studio at {server.url}  (admin {ADMIN_EMAIL} / {ADMIN_PASSWORD}); "
-              f"serves local files under {args.root.resolve()}", flush=True)
+        print(
+            f"Label Studio at {server.url}  (admin {ADMIN_EMAIL} / {ADMIN_PASSWORD}); "
+            f"serves local files under {args.root.resolve()}",
+            flush=True,
+        )
         print(f"export LABEL_STUDIO_TOKEN={server.token}", flush=True)
         server.process.wait()
     except KeyboardInterrupt:
@@ -238,16 +297,22 @@ def main() -> None:
     ap.add_argument("command", choices=("install", "template", "start", "stop"))
     ap.add_argument("--venv", type=Path, default=DEFAULT_VENV)
     ap.add_argument("--dir", type=Path, default=DEFAULT_TEMPLATE, help="template folder")
-    ap.add_argument("--data", type=Path, default=REPO / ".work" / "ls-data", help="data folder of `start` and `stop`")
-    ap.add_argument("--root", type=Path, help="LOCAL_FILES_DOCUMENT_ROOT: a folder holding the batches (start)")
+    ap.add_argument(
+        "--data", type=Path, default=REPO / ".work" / "ls-data", help="data folder of `start` and `stop`"
+    )
+    ap.add_argument(
+        "--root", type=Path, help="LOCAL_FILES_DOCUMENT_ROOT: a folder holding the batches (start)"
+    )
     ap.add_argument("--port", type=int, help="the port of tool.url (start)")
     args = ap.parse_args()
     if args.command == "install":
         print(install(args.venv))
     elif args.command == "template":
         t0 = time.monotonic()
-        print(f"template database {make_template(args.dir.resolve(), venv=args.venv.resolve())} "
-              f"ready in {time.monotonic() - t0:.0f} s")
+        print(
+            f"template database {make_template(args.dir.resolve(), venv=args.venv.resolve())} "
+            f"ready in {time.monotonic() - t0:.0f} s"
+        )
     elif args.command == "stop":
         stop(args.data)
     elif args.root is None or args.port is None:

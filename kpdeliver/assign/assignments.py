@@ -5,6 +5,7 @@ Both use a keyed hash of the image's identity, not a random generator's call ord
 an image to a batch never moves the others to another annotator or split. Frames of one video
 (images in the same folder that carry tracks) stay together in one split.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -37,10 +38,15 @@ def assign_annotators(images: Images, annotators: list[str], settings: Assignmen
     """
     names = images.file_name.tolist()
     n_ann = len(annotators)
-    weights = np.stack([unit_hash([f"{n}\x00{a}" for n in names], settings.seed) for a in annotators], axis=1) \
-        if names else np.zeros((0, n_ann))
+    weights = (
+        np.stack([unit_hash([f"{n}\x00{a}" for n in names], settings.seed) for a in annotators], axis=1)
+        if names
+        else np.zeros((0, n_ann))
+    )
     ranked = np.argsort(-weights, axis=1, kind="stable")
-    overlap = (unit_hash(names, settings.seed) < settings.overlap) if n_ann > 1 else np.zeros(len(names), bool)
+    overlap = (
+        (unit_hash(names, settings.seed) < settings.overlap) if n_ann > 1 else np.zeros(len(names), bool)
+    )
     gold = set(settings.gold)
     rows_img, rows_ann, rows_role = [], [], []
     for i, name in enumerate(names):
@@ -80,7 +86,9 @@ def split_images(file_names: list[str], has_track: np.ndarray, splits: Splits) -
     return np.asarray(names, dtype=object)[np.searchsorted(np.asarray(edges), u, side="right")]
 
 
-def task_packages(batch: Dataset, assignments: pa.Table, *, prelabels: Dataset | None = None) -> dict[str, bytes]:
+def task_packages(
+    batch: Dataset, assignments: pa.Table, *, prelabels: Dataset | None = None
+) -> dict[str, bytes]:
     """What each annotator imports into their tool: `tasks/<annotator>/annotations.xml` (CVAT
     1.1, with the schema's skeleton), `tasks/<annotator>/tasks.json` + `label_config.xml`
     (Label Studio) and `tasks/<annotator>/supervisely/` (a project: meta.json with the schema as a
@@ -97,6 +105,7 @@ def task_packages(batch: Dataset, assignments: pa.Table, *, prelabels: Dataset |
         files[f"tasks/{annotator}/annotations.xml"] = cvat.encode(part)
         files[f"tasks/{annotator}/tasks.json"] = label_studio.encode(part)
         files[f"tasks/{annotator}/label_config.xml"] = config
-        files.update({f"tasks/{annotator}/supervisely/{rel}": data for rel, data in supervisely.encode(part).items()})
+        files.update(
+            {f"tasks/{annotator}/supervisely/{rel}": data for rel, data in supervisely.encode(part).items()}
+        )
     return files
-

@@ -21,6 +21,7 @@ How the choice works:
    tags. Ties go to the harder image (occluded and out-of-frame points, crowd, small people, an
    unusual pose), then to a seeded random order.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -71,15 +72,16 @@ def normalised_poses(kps: np.ndarray, schema: KeypointSchema | None = None) -> t
     cov = np.einsum("nki,nkj->nij", d, d)
     _, vecs = np.linalg.eigh(cov)
     axis = vecs[..., :, 1]
-    if schema is not None and {"left_shoulder", "right_shoulder", "left_hip", "right_hip"} <= set(schema.keypoints):
+    if schema is not None and {"left_shoulder", "right_shoulder", "left_hip", "right_hip"} <= set(
+        schema.keypoints
+    ):
         s_idx = [schema.index("left_shoulder"), schema.index("right_shoulder")]
         h_idx = [schema.index("left_hip"), schema.index("right_hip")]
         torso = lab[:, s_idx].all(axis=1) & lab[:, h_idx].all(axis=1)
         up = xy[:, s_idx].mean(axis=1) - xy[:, h_idx].mean(axis=1)
         axis = np.where(np.asarray(torso)[:, None], up, axis)
     first = np.arange(kps.shape[1]) < kps.shape[1] // 2
-    towards = np.where((lab & first).any(axis=1)[:, None],
-                       (d * (lab & first)[..., None]).sum(axis=1), axis)
+    towards = np.where((lab & first).any(axis=1)[:, None], (d * (lab & first)[..., None]).sum(axis=1), axis)
     sign = np.where((axis * towards).sum(axis=1) < 0, -1.0, 1.0)
     axis = axis * sign[:, None] / np.maximum(np.linalg.norm(axis, axis=1), 1e-9)[:, None]
     # rotate so that `axis` points up (0, -1): new y = -(d . axis), new x = d . perp(axis)
@@ -92,14 +94,16 @@ def normalised_poses(kps: np.ndarray, schema: KeypointSchema | None = None) -> t
         lean = np.where(both, turned[:, left, 0] - turned[:, flip[left], 0], 0.0).sum(axis=1)
         turned[..., 0] *= np.where(lean > 0, -1.0, 1.0)[:, None]
     turned = np.where(lab[..., None], turned, 0.0)
-    spread = np.sqrt((turned ** 2).sum(axis=(1, 2)) / np.maximum(n_lab, 1))
+    spread = np.sqrt((turned**2).sum(axis=(1, 2)) / np.maximum(n_lab, 1))
     feats = turned / np.where(spread > 0, spread, 1.0)[:, None, None]
     # how the body is turned still matters (lying is not standing): the axis joins the features,
     # weighted like a few keypoints
     return np.concatenate([feats.reshape(len(kps), -1), ORIENTATION_WEIGHT * axis], axis=1), ok
 
 
-def cluster_poses(kps: np.ndarray, k: int, *, seed: int, schema: KeypointSchema | None = None) -> tuple[np.ndarray, np.ndarray]:
+def cluster_poses(
+    kps: np.ndarray, k: int, *, seed: int, schema: KeypointSchema | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(cluster label per person, -1 where too few points; distance to its cluster centre)."""
     feats, ok = normalised_poses(kps, schema)
     labels = np.full(len(kps), -1, np.int64)
@@ -136,7 +140,9 @@ def one_label_per_image(dataset: Dataset, gold: Dataset | None = None) -> Datase
         first: dict[int, str] = {}
         for r in order.tolist():
             first.setdefault(int(ins.image_id[r]), ins.annotator[r])
-        chosen = np.fromiter((first.get(int(i)) == a for i, a in zip(ins.image_id, ins.annotator)), bool, len(ins))
+        chosen = np.fromiter(
+            (first.get(int(i)) == a for i, a in zip(ins.image_id, ins.annotator)), bool, len(ins)
+        )
     if gold is None or not len(gold.instances):
         return dataset.subset_instances(chosen)
     gold_images = np.unique(gold.instances.image_id)
@@ -183,12 +189,15 @@ def image_tags(dataset: Dataset, *, k: int, seed: int) -> BatchTags:
     columns["out_of_frame"] = per_image(outside)
     columns["small_person"] = per_image(small)
     crowd = np.bincount(row_p, minlength=n_img)
-    for name, lo, hi in (("1 person", 1, 1), ("2-3 people", 2, 3), ("4+ people", 4, 10 ** 9)):
+    for name, lo, hi in (("1 person", 1, 1), ("2-3 people", 2, 3), ("4+ people", 4, 10**9)):
         columns[f"crowd: {name}"] = (crowd >= lo) & (crowd <= hi)
     pixels = im.width.astype(float) * im.height
     edges = np.quantile(pixels, [1 / 3, 2 / 3]) if n_img else np.zeros(2)
-    size_class = np.searchsorted(edges, pixels, side="right") if len(np.unique(pixels)) > 2 else \
-        np.unique(pixels, return_inverse=True)[1]
+    size_class = (
+        np.searchsorted(edges, pixels, side="right")
+        if len(np.unique(pixels)) > 2
+        else np.unique(pixels, return_inverse=True)[1]
+    )
     orient = np.where(im.width > im.height, "landscape", np.where(im.width < im.height, "portrait", "square"))
     for o in sorted(set(orient.tolist())):
         for s in sorted(set(size_class.tolist())):
@@ -199,8 +208,13 @@ def image_tags(dataset: Dataset, *, k: int, seed: int) -> BatchTags:
     matrix = np.stack([columns[n] for n in names], axis=1) if names else np.zeros((n_img, 0), bool)
     unusual = np.zeros(n_img)
     np.maximum.at(unusual, row_p, dist / (dist.max() if len(dist) and dist.max() > 0 else 1.0))
-    hardness = (columns["occluded"].astype(float) + columns["out_of_frame"] + columns["small_person"]
-                + np.minimum(crowd, 4) / 4 + unusual)
+    hardness = (
+        columns["occluded"].astype(float)
+        + columns["out_of_frame"]
+        + columns["small_person"]
+        + np.minimum(crowd, 4) / 4
+        + unusual
+    )
     feats, ok = normalised_poses(kps, dataset.schema)
     return BatchTags(names, matrix, hardness, n_clusters, feats[ok], row_p[ok])
 
@@ -216,8 +230,9 @@ def _typical_distance(poses: np.ndarray, seed: int) -> float:
     return float(np.median(d)) if len(d) and np.median(d) > 0 else 1.0
 
 
-def choose_sample(dataset: Dataset, n: int, *, seed: int = 0, gold: Dataset | None = None,
-                  clusters: int | None = None) -> SampleChoice:
+def choose_sample(
+    dataset: Dataset, n: int, *, seed: int = 0, gold: Dataset | None = None, clusters: int | None = None
+) -> SampleChoice:
     """The `n` images (at most the batch) that together show the batch's range; see the module notes."""
     labels = one_label_per_image(dataset, gold)
     k = clusters or max(2, min(20, n // 3))
@@ -252,6 +267,9 @@ def choose_sample(dataset: Dataset, n: int, *, seed: int = 0, gold: Dataset | No
             nearest = np.minimum(nearest, d)
     idx = np.asarray(picks, np.int64)
     return SampleChoice(
-        image_ids=labels.images.id[idx], file_names=[labels.images.file_name[i] for i in idx.tolist()],
-        n_clusters=tags.n_clusters, tags={t: int(c) for t, c in zip(names, count)},
-        batch_tags={t: int(c) for t, c in zip(names, matrix.sum(axis=0))})
+        image_ids=labels.images.id[idx],
+        file_names=[labels.images.file_name[i] for i in idx.tolist()],
+        n_clusters=tags.n_clusters,
+        tags={t: int(c) for t, c in zip(names, count)},
+        batch_tags={t: int(c) for t, c in zip(names, matrix.sum(axis=0))},
+    )

@@ -6,6 +6,7 @@ its commands runs, so `convert` never pays for `validate`'s Great Expectations w
 `deliver`'s Prefect. `kpdeliver --help` imports every command module; their top levels stay
 light (typer, rich) and reach the heavy libraries inside the commands.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -116,9 +117,11 @@ def main() -> None:
         if os.environ.get(DEBUG_ENV):
             raise
         what = str(e).splitlines()[0][:300] if str(e) else ""
-        sys.stderr.write(f"internal error: {type(e).__name__}{': ' + what if what else ''} "
-                         f"(in `kpdeliver {' '.join(sys.argv[1:])[:300]}`); please report it with the input file "
-                         f"and this command ({DEBUG_ENV}=1 shows the traceback)\n")
+        sys.stderr.write(
+            f"internal error: {type(e).__name__}{': ' + what if what else ''} "
+            f"(in `kpdeliver {' '.join(sys.argv[1:])[:300]}`); please report it with the input file "
+            f"and this command ({DEBUG_ENV}=1 shows the traceback)\n"
+        )
         sys.exit(2)
 
 

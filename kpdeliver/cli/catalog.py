@@ -2,6 +2,7 @@
 releases, from the clients' catalogues (`<client>/catalog.parquet`), newest last. LOCATION is the
 releases root or one client's folder; with --config it defaults to the config's `releases:` and
 client, and the config's storage settings open it. No Prefect, no Great Expectations."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,7 +37,9 @@ def _clients(location: str) -> list[str]:
     return sorted(p.parent.name for p in root.glob("*/catalog.parquet"))
 
 
-def releases_location(location: str | None, client: str | None, config: Path | None) -> tuple[str, str | None]:
+def releases_location(
+    location: str | None, client: str | None, config: Path | None
+) -> tuple[str, str | None]:
     """(releases root, client or None) from the arguments: a client folder given as LOCATION is
     recognised by its catalogue, so both the root and `<root>/<client>` work."""
     if location is None:
@@ -77,25 +80,48 @@ def _rows(location: str, client: str | None, options: dict) -> list[dict]:
 
 def _table(location: str, rows: list[dict]) -> Table:
     t = Table(title=f"releases under {location}", title_justify="left")
-    for col, justify in (("client", "left"), ("dataset", "left"), ("version", "right"), ("created (UTC)", "left"),
-                         ("verdict", "left"), ("images", "right"), ("instances", "right"),
-                         ("quarantined", "right"), ("findings", "right"), ("mean OKS", "right")):
+    for col, justify in (
+        ("client", "left"),
+        ("dataset", "left"),
+        ("version", "right"),
+        ("created (UTC)", "left"),
+        ("verdict", "left"),
+        ("images", "right"),
+        ("instances", "right"),
+        ("quarantined", "right"),
+        ("findings", "right"),
+        ("mean OKS", "right"),
+    ):
         t.add_column(col, justify=justify, overflow="fold")
     style = {"pass": "green", "conditional": "yellow", "fail": "red"}
     for r in rows:
         created = r["created_at"].strftime("%Y-%m-%d %H:%M") if r["created_at"] else ""
         oks = f"{r['mean_oks']:.3f}" if r["mean_oks"] is not None else "—"
-        verdict = Text("withdrawn" if r["withdrawn"] else str(r["verdict"]), style=style.get(r["verdict"], ""))
-        t.add_row(r["client"], r["dataset"], f"v{r['version']:04d}", created, verdict,
-                  *(str(r[k]) if r[k] is not None else "" for k in ("images", "instances", "quarantined", "findings")),
-                  oks)
+        verdict = Text(
+            "withdrawn" if r["withdrawn"] else str(r["verdict"]), style=style.get(r["verdict"], "")
+        )
+        t.add_row(
+            r["client"],
+            r["dataset"],
+            f"v{r['version']:04d}",
+            created,
+            verdict,
+            *(
+                str(r[k]) if r[k] is not None else ""
+                for k in ("images", "instances", "quarantined", "findings")
+            ),
+            oks,
+        )
     return t
 
 
 @app.command()
 def releases(
-    location: str | None = typer.Argument(None, help="releases root or one client's folder: local folder or "
-                                                        "s3://bucket/prefix (default: the --config's releases:)"),
+    location: str | None = typer.Argument(
+        None,
+        help="releases root or one client's folder: local folder or "
+        "s3://bucket/prefix (default: the --config's releases:)",
+    ),
     client: str | None = typer.Option(None, "--client", help="only this client's releases"),
     config: Path | None = CONFIG,
     as_json: bool = typer.Option(False, "--json", help="print the releases as JSON"),

@@ -1,6 +1,7 @@
 """`kpdeliver check CONFIG` (or `--config/-c CONFIG`): every problem of a client config, found before
 any run starts, and the pre-flight of what a run needs (kpdeliver.preflight); `deliver` runs the
 same check first. `--json` prints the verdict, problems and warnings as JSON (same exit codes)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,10 +22,20 @@ def _json(path: Path, source: bool) -> None:
 
     checked = check_config(path, source=source)
     cfg = checked.config if not checked.problems else None
-    typer.echo(orjson.dumps({
-        "config": str(path), "usable": cfg is not None, "problems": checked.problems, "warnings": checked.warnings,
-        "client": cfg.client if cfg else None, "dataset": cfg.dataset if cfg else None,
-        "schema": cfg.schema_name if cfg else None}, option=orjson.OPT_INDENT_2).decode())
+    typer.echo(
+        orjson.dumps(
+            {
+                "config": str(path),
+                "usable": cfg is not None,
+                "problems": checked.problems,
+                "warnings": checked.warnings,
+                "client": cfg.client if cfg else None,
+                "dataset": cfg.dataset if cfg else None,
+                "schema": cfg.schema_name if cfg else None,
+            },
+            option=orjson.OPT_INDENT_2,
+        ).decode()
+    )
     if cfg is None:
         raise typer.Exit(2)
 
@@ -33,8 +44,11 @@ def _json(path: Path, source: bool) -> None:
 def check(
     config: Path | None = typer.Argument(None, help="client YAML (or --config)"),
     config_option: Path | None = CONFIG_FILE,
-    source: bool = typer.Option(True, help="also run the pre-flight: schema file, source images, gold names, "
-                                           "annotators' exports, a probe write to the releases location"),
+    source: bool = typer.Option(
+        True,
+        help="also run the pre-flight: schema file, source images, gold names, "
+        "annotators' exports, a probe write to the releases location",
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ) -> None:
     """Check a client config completely: fields, thresholds, schema, isolation from the clients

@@ -1,6 +1,7 @@
 """`kpdeliver clean [RELEASES] [--client C] [-c CONFIG] [--older-than 1d] [--apply]`: what failed or
 killed runs left under the releases location's `.staging/`, and which of it is safe to remove
 (kpdeliver.release.leftovers). Shows by default; removes only with --apply. Claims stay."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,13 +28,19 @@ console = Console(soft_wrap=True, highlight=False, markup=False)
 
 @app.command()
 def clean(
-    location: str | None = typer.Argument(None, help="releases root: local folder or s3://bucket/prefix "
-                                                        "(default: the --config's releases:)"),
+    location: str | None = typer.Argument(
+        None, help="releases root: local folder or s3://bucket/prefix (default: the --config's releases:)"
+    ),
     client: str | None = typer.Option(None, "--client", help="only this client's staging"),
     config: Path | None = CONFIG,
-    older_than: str = typer.Option("1d", "--older-than", help="an unclaimed staging folder is stale after this "
-                                                              "long (longer than any run takes)"),
-    apply: bool = typer.Option(False, "--apply", help="remove the removable folders (default: only show them)"),
+    older_than: str = typer.Option(
+        "1d",
+        "--older-than",
+        help="an unclaimed staging folder is stale after this long (longer than any run takes)",
+    ),
+    apply: bool = typer.Option(
+        False, "--apply", help="remove the removable folders (default: only show them)"
+    ),
     endpoint_url: str | None = ENDPOINT,
     region: str | None = REGION,
     profile: str | None = PROFILE,

@@ -1,6 +1,7 @@
 """`kpdeliver deliver`, which runs the Prefect flow, and `kpdeliver assign` (`kpdeliver demo` and
 `sample`, which run it too, are in `sample.py`). Each checks its config completely (kpdeliver check)
 before Prefect starts."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,7 +18,9 @@ if TYPE_CHECKING:
     from kpdeliver.release.publish import DeliveryResult
 
 app = typer.Typer()
-console = Console(soft_wrap=True, highlight=False, markup=False)  # user text printed as written, paths never wrap
+console = Console(
+    soft_wrap=True, highlight=False, markup=False
+)  # user text printed as written, paths never wrap
 
 
 def run_delivery(config, work: Path) -> DeliveryResult:
@@ -38,10 +41,18 @@ def print_summary(summary: DeliveryResult) -> None:
     t.add_column("delivered", justify="right")
     t.add_column("quarantined", justify="right")
     t.add_column("other", justify="right")
-    t.add_row("images", str(c.get("images_delivered")), str(c.get("images_quarantined")),
-              f"{c.get('images_rejected_at_ingest')} refused at ingest")
-    t.add_row("instances", str(c.get("instances_delivered")), str(c.get("instances_quarantined")),
-              f"{c.get('instances_review_only')} review-only (overlap)")
+    t.add_row(
+        "images",
+        str(c.get("images_delivered")),
+        str(c.get("images_quarantined")),
+        f"{c.get('images_rejected_at_ingest')} refused at ingest",
+    )
+    t.add_row(
+        "instances",
+        str(c.get("instances_delivered")),
+        str(c.get("instances_quarantined")),
+        f"{c.get('instances_review_only')} review-only (overlap)",
+    )
     t.add_row("findings", str(c.get("findings")), "", f"splits {c.get('splits')}")
     show_table(console, t)
     by_check = summary.qa.get("findings_by_check", {})
@@ -55,8 +66,13 @@ def print_summary(summary: DeliveryResult) -> None:
     for reason in summary.qa.get("reasons", []):
         console.print(Text.assemble(("sign-off:", "red"), f" {reason}"))
     if summary.duplicate_of_published:
-        console.print(Text("inputs identical to this published release: no new version written (one "
-                           "published unsigned is signed afterwards with: kpdeliver sign RELEASE --key KEY.pem)", style="yellow"))
+        console.print(
+            Text(
+                "inputs identical to this published release: no new version written (one "
+                "published unsigned is signed afterwards with: kpdeliver sign RELEASE --key KEY.pem)",
+                style="yellow",
+            )
+        )
     console.print(f"release:  {summary.release}")
     console.print(f"findings: {summary.findings}")
     console.print(f"report:   {summary.report}")
@@ -98,6 +114,12 @@ def assign(
         t.add_column(col, justify="left" if col == "annotator" else "right")
     rows = table.to_pylist()
     for a in cfg.annotators:
-        t.add_row(a, *(str(sum(r["annotator"] == a and r["role"] == role for r in rows)) for role in ("primary", "overlap", "gold")))
+        t.add_row(
+            a,
+            *(
+                str(sum(r["annotator"] == a and r["role"] == role for r in rows))
+                for role in ("primary", "overlap", "gold")
+            ),
+        )
     show_table(console, t)
     console.print(f"task packages written under {store.location('tasks')}")

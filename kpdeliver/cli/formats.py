@@ -3,6 +3,7 @@
 These commands start fast: everything is imported inside the command, and nothing here reaches
 Prefect, Great Expectations or pandas (`convert --to yolo` is benchmarked as a whole process).
 """
+
 from __future__ import annotations
 
 from enum import Enum
@@ -37,21 +38,39 @@ def _schema(name: str | None):
 
 @app.command()
 def convert(
-    input: Path = typer.Argument(..., help="Annotation file or folder (COCO, CVAT XML, Label Studio, YOLO folder, "
-                          "Supervisely project)."),
+    input: Path = typer.Argument(
+        ...,
+        help="Annotation file or folder (COCO, CVAT XML, Label Studio, YOLO folder, Supervisely project).",
+    ),
     to: OutFormat = typer.Option(..., "--to", help="Output format."),  # type: ignore[valid-type]
     out: Path = typer.Option(..., "--out", help="Output folder."),
-    schema: str | None = typer.Option(None, "--schema", help="Built-in schema name or schema YAML/CVAT XML path; "
-                                         "default: the file's own keypoints."),
+    schema: str | None = typer.Option(
+        None,
+        "--schema",
+        help="Built-in schema name or schema YAML/CVAT XML path; default: the file's own keypoints.",
+    ),
     from_: InFormat = typer.Option(InFormat.auto, "--from", help="Input format (default: detected)."),  # type: ignore[valid-type]
-    images: Path | None = typer.Option(None, "--images", help="Folder of the images (for sizes the input lacks; "
-                                          "a YOLO output gets them linked or copied into images/<split>/)."),
-    sizes: Path | None = typer.Option(None, "--sizes", help="Image sizes the input lacks: CSV file_name,width,height "
-                                         "or JSON {name: [w, h]}."),
-    outside: str = typer.Option("clip", "--outside", help="YOLO: v=1 points outside the frame are 'clip'ped or 'zero'ed."),
+    images: Path | None = typer.Option(
+        None,
+        "--images",
+        help="Folder of the images (for sizes the input lacks; "
+        "a YOLO output gets them linked or copied into images/<split>/).",
+    ),
+    sizes: Path | None = typer.Option(
+        None,
+        "--sizes",
+        help="Image sizes the input lacks: CSV file_name,width,height or JSON {name: [w, h]}.",
+    ),
+    outside: str = typer.Option(
+        "clip", "--outside", help="YOLO: v=1 points outside the frame are 'clip'ped or 'zero'ed."
+    ),
     cvat_mode: str = typer.Option("images", "--cvat-mode", help="CVAT output: 'images' or 'video' (tracks)."),
-    category: str | None = typer.Option(None, "--category", help="COCO input with several keypoint categories: "
-                                           "the one to convert (default: each into a sub-folder named by it)."),
+    category: str | None = typer.Option(
+        None,
+        "--category",
+        help="COCO input with several keypoint categories: "
+        "the one to convert (default: each into a sub-folder named by it).",
+    ),
 ) -> None:
     """Convert keypoint annotations between formats (nothing is validated or dropped silently)."""
     from kpdeliver.codecs import CodecError
@@ -66,13 +85,33 @@ def convert(
     try:
         size_map = read_size_table(sizes) if sizes else None
         try:
-            _convert_one(input, out, to=to.value, schema=parsed_schema, fmt=fmt, images=images, sizes=size_map,
-                         outside=outside, cvat_mode=cvat_mode, category=category)
+            _convert_one(
+                input,
+                out,
+                to=to.value,
+                schema=parsed_schema,
+                fmt=fmt,
+                images=images,
+                sizes=size_map,
+                outside=outside,
+                cvat_mode=cvat_mode,
+                category=category,
+            )
         except SeveralCategories as several:  # each category is its own schema: one output each
             typer.echo(f"{several}: writing each into a sub-folder of {out}")
             for name in several.categories:
-                _convert_one(input, out / _folder_name(name), to=to.value, schema=parsed_schema, fmt=fmt,
-                             images=images, sizes=size_map, outside=outside, cvat_mode=cvat_mode, category=name)
+                _convert_one(
+                    input,
+                    out / _folder_name(name),
+                    to=to.value,
+                    schema=parsed_schema,
+                    fmt=fmt,
+                    images=images,
+                    sizes=size_map,
+                    outside=outside,
+                    cvat_mode=cvat_mode,
+                    category=name,
+                )
     except (CodecError, ValueError, OSError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
@@ -84,8 +123,19 @@ def _folder_name(category: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", category).strip("._") or "category"
 
 
-def _convert_one(input: Path, out: Path, *, to: str, schema, fmt, images, sizes, outside: str, cvat_mode: str,
-                 category: str | None) -> None:
+def _convert_one(
+    input: Path,
+    out: Path,
+    *,
+    to: str,
+    schema,
+    fmt,
+    images,
+    sizes,
+    outside: str,
+    cvat_mode: str,
+    category: str | None,
+) -> None:
     from kpdeliver.codecs.yolo_pose import DATA_YAML_NAMES
     from kpdeliver.collect.files import read_annotations, write_dataset
     from kpdeliver.collect.non_finite import hold_non_finite
@@ -93,8 +143,11 @@ def _convert_one(input: Path, out: Path, *, to: str, schema, fmt, images, sizes,
     from kpdeliver.collect.yolo_tree import place_images
     from kpdeliver.schema import unpaired_side_names
 
-    decoded = hold_orphans(hold_non_finite(read_annotations(input, schema=schema, fmt=fmt, images_dir=images,
-                                                            sizes=sizes, category=category)))
+    decoded = hold_orphans(
+        hold_non_finite(
+            read_annotations(input, schema=schema, fmt=fmt, images_dir=images, sizes=sizes, category=category)
+        )
+    )
     flags = odd_flags(decoded.dataset, to)
     if flags.num_rows:
         decoded.merge_findings(flags)
@@ -106,20 +159,31 @@ def _convert_one(input: Path, out: Path, *, to: str, schema, fmt, images, sizes,
         placed, missing = place_images(decoded.dataset, out, image_src)
         written += len(placed)
         if missing:
-            typer.echo(f"warning: {plural(len(missing), 'image')} not found under {image_src} (e.g. {missing[0]!r}); "
-                       "their labels have no image in the tree", err=True)
+            typer.echo(
+                f"warning: {plural(len(missing), 'image')} not found under {image_src} (e.g. {missing[0]!r}); "
+                "their labels have no image in the tree",
+                err=True,
+            )
     elif to == "yolo":
-        typer.echo("note: labels only; give --images DIR to put the images into the tree for training", err=True)
+        typer.echo(
+            "note: labels only; give --images DIR to put the images into the tree for training", err=True
+        )
     ds = decoded.dataset
-    typer.echo(f"{input} -> {out} ({to}): {plural(len(ds.images), 'image')}, {plural(len(ds.instances), 'instance')}, "
-               f"schema {ds.schema.name} ({plural(ds.schema.num_keypoints, 'keypoint')}), {plural(written, 'file')} written")
+    typer.echo(
+        f"{input} -> {out} ({to}): {plural(len(ds.images), 'image')}, {plural(len(ds.instances), 'instance')}, "
+        f"schema {ds.schema.name} ({plural(ds.schema.num_keypoints, 'keypoint')}), {plural(written, 'file')} written"
+    )
     unpaired = unpaired_side_names(ds.schema)
     if unpaired:
-        typer.echo(f"warning: left/right names in no flip pair, flip_idx keeps them in place: {unpaired} "
-                   "(state the pairs as flip_pairs in a schema YAML)")
+        typer.echo(
+            f"warning: left/right names in no flip pair, flip_idx keeps them in place: {unpaired} "
+            "(state the pairs as flip_pairs in a schema YAML)"
+        )
     if decoded.findings.num_rows or decoded.rejected.num_rows:
-        typer.echo(f"{plural(decoded.findings.num_rows, 'finding')}, {plural(decoded.rejected.num_rows, 'item')} held back "
-                   f"(`kpdeliver inspect {input}` lists them)")
+        typer.echo(
+            f"{plural(decoded.findings.num_rows, 'finding')}, {plural(decoded.rejected.num_rows, 'item')} held back "
+            f"(`kpdeliver inspect {input}` lists them)"
+        )
         for message in decoded.rejected["reason"].to_pylist()[:10]:
             typer.echo(f"  held back: {message}")
         for message in flags["message"].to_pylist()[:10]:
@@ -129,7 +193,9 @@ def _convert_one(input: Path, out: Path, *, to: str, schema, fmt, images, sizes,
 @app.command()
 def inspect(
     path: Path = typer.Argument(..., help="Annotation file or folder."),
-    schema: str | None = typer.Option(None, "--schema", help="Read against this schema instead of the file's own."),
+    schema: str | None = typer.Option(
+        None, "--schema", help="Read against this schema instead of the file's own."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the reports as JSON."),
 ) -> None:
     """Say which format and schema a file or folder holds, its counts, visibility histogram and oddities."""
@@ -162,8 +228,16 @@ def _print_reports(reports) -> None:
         table.add_column(col, overflow="fold")
     for r in reports:
         vis = " ".join(f"{k}:{v}" for k, v in r.visibility.items())
-        table.add_row(Text(r.path), r.format, r.schema or "-", str(r.num_keypoints or "-"), str(r.images), str(r.instances),
-                      str(r.labeled_points), vis or ("ERROR" if r.error else "-"))
+        table.add_row(
+            Text(r.path),
+            r.format,
+            r.schema or "-",
+            str(r.num_keypoints or "-"),
+            str(r.images),
+            str(r.instances),
+            str(r.labeled_points),
+            vis or ("ERROR" if r.error else "-"),
+        )
     show_table(console, table)
     for r in reports:
         if r.error:
@@ -186,7 +260,8 @@ def schemas() -> None:
     for col in ("name", "category", "keypoints", "edges", "left/right pairs", "source"):
         table.add_column(col, overflow="fold")
     for s in BUILTIN_SCHEMAS.values():
-        table.add_row(s.name, s.category, str(s.num_keypoints), str(len(s.skeleton)), str(len(s.flip_pairs)), s.source)
+        table.add_row(
+            s.name, s.category, str(s.num_keypoints), str(len(s.skeleton)), str(len(s.flip_pairs)), s.source
+        )
     show_table(Console(highlight=False), table)
     typer.echo("Custom schemas: --schema path/to/schema.yaml, or a CVAT XML whose <meta> defines a skeleton.")
-

@@ -4,6 +4,7 @@
     kpdeliver guide --config client.yaml [--out DIR] [--pdf]
     kpdeliver schema --sigmas-from RELEASE [--out FILE]
 """
+
 from __future__ import annotations
 
 import shutil
@@ -21,8 +22,12 @@ def guide(
     config: Path = typer.Option(..., "--config", "-c", help="client YAML"),
     out: Path = typer.Option(Path("."), "--out", help="folder the guide is written to"),
     pdf: bool = typer.Option(False, "--pdf", help="also print it to PDF with headless chromium"),
-    chromium: Path | None = typer.Option(None, "--chromium", envvar="KPDELIVER_CHROMIUM",
-                                            help="the chromium binary (default: chromium on PATH)"),
+    chromium: Path | None = typer.Option(
+        None,
+        "--chromium",
+        envvar="KPDELIVER_CHROMIUM",
+        help="the chromium binary (default: chromium on PATH)",
+    ),
 ) -> None:
     """Write the labeling guide of the client's schema: keypoint definitions, left/right, visibility
     flags and reference pictures (gold labels, else the first delivered release), as one HTML page
@@ -42,7 +47,9 @@ def guide(
         if not refs:
             refs = release_references(open_store(cfg.releases, options), cfg.client, cfg.dataset, schema)
             where = "the first delivered release (v0001)"
-    html = render_guide(schema, client=cfg.client, dataset=cfg.dataset, references=refs, references_from=where)
+    html = render_guide(
+        schema, client=cfg.client, dataset=cfg.dataset, references=refs, references_from=where
+    )
     out.mkdir(parents=True, exist_ok=True)
     page = out / f"{guide_file_name(schema, cfg.client, cfg.dataset)}.html"
     page.write_text(html, encoding="utf-8")
@@ -58,8 +65,12 @@ def guide(
 
 @app.command()
 def schema(
-    sigmas_from: str = typer.Option(..., "--sigmas-from", help="a published release (folder or s3:// location)"),
-    out: Path | None = typer.Option(None, "--out", help="schema YAML to write (default: <schema>-measured-vNNNN.yaml)"),
+    sigmas_from: str = typer.Option(
+        ..., "--sigmas-from", help="a published release (folder or s3:// location)"
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="schema YAML to write (default: <schema>-measured-vNNNN.yaml)"
+    ),
 ) -> None:
     """Write a schema YAML file that adopts the OKS sigmas measured in a release (qa/sigmas.json):
     the release's own schema, each keypoint's sigma replaced by the measured one where enough pairs
@@ -78,12 +89,16 @@ def schema(
     except (StorageError, orjson.JSONDecodeError) as e:
         fail(f"{sigmas_from}: {e}")
     if measured is None:
-        fail(f"{sigmas_from} has no qa/sigmas.json: it was published before sigmas were measured, or without deep QA")
+        fail(
+            f"{sigmas_from} has no qa/sigmas.json: it was published before sigmas were measured, or without deep QA"
+        )
     try:
         doc, kept = adopt_measured(manifest, measured)
     except ValueError as e:
         fail(f"{sigmas_from}: {e}")
     path = out or Path(f"{doc['name']}-measured-v{int(manifest['version']):04d}.yaml")
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    typer.echo(f"schema: {path} (measured sigmas for {len(doc['keypoints']) - len(kept)} keypoint(s)"
-               f"{'; kept the schema sigma of ' + ', '.join(kept) if kept else ''})")
+    typer.echo(
+        f"schema: {path} (measured sigmas for {len(doc['keypoints']) - len(kept)} keypoint(s)"
+        f"{'; kept the schema sigma of ' + ', '.join(kept) if kept else ''})"
+    )

@@ -1,4 +1,5 @@
 """`kpdeliver iam CONFIG` (or `--config/-c CONFIG`): the client's least-privilege S3 policy."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,7 +13,9 @@ app = typer.Typer()
 
 @app.command()
 def iam(
-    config: Path | None = typer.Argument(None, help="client YAML whose source and releases are on S3 (or --config)"),
+    config: Path | None = typer.Argument(
+        None, help="client YAML whose source and releases are on S3 (or --config)"
+    ),
     config_option: Path | None = CONFIG_FILE,
 ) -> None:
     """Print the client's least-privilege S3 policy (IAM JSON): its own prefixes only."""

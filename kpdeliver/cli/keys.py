@@ -2,6 +2,7 @@
 published unsigned). Neither imports Prefect. Exit codes: 0 done, 1 the release was refused
 (already signed, or it does not verify), 2 a wrong option, a key that cannot be used, or a store
 that cannot be read."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,7 +22,9 @@ err = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
 @keys_app.command("new")
 def new(
     out: Path = typer.Option(Path("."), "--out", help="folder for the two files (created when missing)"),
-    name: str = typer.Option("signing-key", "--name", help="file name stem: NAME.pem (private), NAME.pub (public)"),
+    name: str = typer.Option(
+        "signing-key", "--name", help="file name stem: NAME.pem (private), NAME.pub (public)"
+    ),
 ) -> None:
     """Write a new Ed25519 key pair: NAME.pem (private, mode 0600) and NAME.pub; never overwrites."""
     from kpdeliver.release.keys import new_key_pair
@@ -34,10 +37,14 @@ def new(
         fail(str(e))
     except OSError as e:
         fail(f"cannot write the key pair into {out}: {e.strerror or e}")
-    console.print(f"private key: {pair.private} (mode 0600; keep it secret: KPDELIVER_SIGNING_KEY_FILE={pair.private})")
+    console.print(
+        f"private key: {pair.private} (mode 0600; keep it secret: KPDELIVER_SIGNING_KEY_FILE={pair.private})"
+    )
     console.print(f"public key:  {pair.public}")
-    console.print(f"fingerprint: sha256:{pair.fingerprint} (key id {pair.key_id}); give clients the public key "
-                  "and this fingerprint over a channel they trust")
+    console.print(
+        f"fingerprint: sha256:{pair.fingerprint} (key id {pair.key_id}); give clients the public key "
+        "and this fingerprint over a channel they trust"
+    )
 
 
 def _private_key(path: Path | None):
@@ -59,8 +66,9 @@ def _private_key(path: Path | None):
 @app.command()
 def sign(
     release: str = typer.Argument(..., help="published release folder: local path or s3://bucket/.../v0007"),
-    key: Path | None = typer.Option(None, "--key", help="private key PEM (default: KPDELIVER_SIGNING_KEY_FILE "
-                                                         "or KPDELIVER_SIGNING_KEY)"),
+    key: Path | None = typer.Option(
+        None, "--key", help="private key PEM (default: KPDELIVER_SIGNING_KEY_FILE or KPDELIVER_SIGNING_KEY)"
+    ),
     config: Path | None = CONFIG,
     endpoint_url: str | None = ENDPOINT,
     region: str | None = REGION,
@@ -90,6 +98,10 @@ def sign(
     except StorageError as e:
         fail(str(e))
     done = " (finished an interrupted signing)" if signed.completed else ""
-    console.print(f"signed {signed.location} with key {signed.key_id}{done}: manifest.sig written, manifest unchanged, "
-                  "catalogue updated")
-    console.print(f"fingerprint sha256:{signed.fingerprint}; check: kpdeliver verify {release} --public-key KEY.pub")
+    console.print(
+        f"signed {signed.location} with key {signed.key_id}{done}: manifest.sig written, manifest unchanged, "
+        "catalogue updated"
+    )
+    console.print(
+        f"fingerprint sha256:{signed.fingerprint}; check: kpdeliver verify {release} --public-key KEY.pub"
+    )

@@ -1,5 +1,6 @@
 """What every command prints the same way: errors and warnings as plain text (rich markup never
 eats a user's square brackets), one unwrapped line per sentence so paths never break mid-word."""
+
 from __future__ import annotations
 
 import logging
@@ -25,8 +26,9 @@ from kpdeliver.words import plural  # noqa: F401 (every command says counts with
 
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 
-ENDPOINT = typer.Option(None, "--endpoint-url", envvar="AWS_ENDPOINT_URL",
-                        help="S3 endpoint (MinIO, moto...); default: AWS")
+ENDPOINT = typer.Option(
+    None, "--endpoint-url", envvar="AWS_ENDPOINT_URL", help="S3 endpoint (MinIO, moto...); default: AWS"
+)
 REGION = typer.Option(None, "--region", envvar="AWS_REGION", help="S3 region")
 PROFILE = typer.Option(None, "--profile", envvar="AWS_PROFILE", help="AWS profile for credentials")
 
@@ -36,8 +38,12 @@ def s3_options(endpoint_url: str | None, region: str | None, profile: str | None
 
 
 CONFIG_FILE = typer.Option(None, "--config", "-c", help="client YAML")
-CONFIG = typer.Option(None, "--config", "-c", help="client YAML: its storage: settings (endpoint_url, region, "
-                                                   "profile) open the store")
+CONFIG = typer.Option(
+    None,
+    "--config",
+    "-c",
+    help="client YAML: its storage: settings (endpoint_url, region, profile) open the store",
+)
 
 
 def store_options(config, endpoint_url: str | None, region: str | None, profile: str | None) -> dict:
@@ -58,8 +64,10 @@ def unreachable_hint(options: dict) -> str:
     """What to try when a store cannot be reached, given the settings that were used."""
     if options.get("endpoint_url"):
         return f"is the endpoint {options['endpoint_url']} up and right?"
-    return ("no endpoint was given, so AWS S3 itself was tried: for MinIO or another S3 API pass --endpoint-url, "
-            "set AWS_ENDPOINT_URL, or give --config with the client's storage.endpoint_url")
+    return (
+        "no endpoint was given, so AWS S3 itself was tried: for MinIO or another S3 API pass --endpoint-url, "
+        "set AWS_ENDPOINT_URL, or give --config with the client's storage.endpoint_url"
+    )
 
 
 def _line(label: str, style: str, message: str) -> Text:
@@ -95,8 +103,15 @@ class BarProgress:
     """kpdeliver.progress listener drawing one rich bar per stage (count, rate, elapsed)."""
 
     def __init__(self, console: Console) -> None:
-        self.bars = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
-                             _Rate(), TimeElapsedColumn(), console=console, transient=False)
+        self.bars = Progress(
+            TextColumn("{task.description}", markup=False),
+            BarColumn(),
+            MofNCompleteColumn(),
+            _Rate(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
         self.ids: dict[str, TaskID] = {}
 
     def started(self, stage: str, total: int | None) -> None:
@@ -158,8 +173,10 @@ def plain_table(table) -> str:
     widths = [max(map(len, col)) for col in columns]
     lines = [_plain(table.title)] if table.title else []
     for r in range(len(columns[0]) if columns else 0):
-        cells = [col[r].rjust(w) if c.justify == "right" else col[r].ljust(w)
-                 for col, w, c in zip(columns, widths, table.columns, strict=True)]
+        cells = [
+            col[r].rjust(w) if c.justify == "right" else col[r].ljust(w)
+            for col, w, c in zip(columns, widths, table.columns, strict=True)
+        ]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 

@@ -6,6 +6,7 @@ command imports Prefect or Great Expectations. Exit codes: 0 whole, 1 the releas
 is not one), 2 the release could not be checked (store unreachable or
 unreadable: no credentials, access denied) or an option is wrong.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,12 +29,18 @@ from kpdeliver.cli.output import (
 )
 
 app = typer.Typer()
-console = Console(soft_wrap=True, highlight=False, markup=False)  # user text printed as written, paths never wrap
+console = Console(
+    soft_wrap=True, highlight=False, markup=False
+)  # user text printed as written, paths never wrap
 err = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
 
-PUBLIC_KEY = typer.Option(None, "--public-key", help="the vendor's Ed25519 public key (PEM), or a folder of them "
-                                                    "(*.pub); repeatable: across a key rotation pin the old "
-                                                    "and the new key (default: the keys published beside the catalogue)")
+PUBLIC_KEY = typer.Option(
+    None,
+    "--public-key",
+    help="the vendor's Ed25519 public key (PEM), or a folder of them "
+    "(*.pub); repeatable: across a key rotation pin the old "
+    "and the new key (default: the keys published beside the catalogue)",
+)
 
 
 def _open_client(release: str, options: dict):
@@ -73,18 +80,27 @@ def _print_problems(problems) -> None:
 
 def _unreachable(e, options: dict) -> NoReturn:
     err.print(Text.assemble(("store unreachable:", "bold red"), f" {e}"))
-    err.print(f"the release was not checked (exit 2); this says nothing about its content; {unreachable_hint(options)}")
+    err.print(
+        f"the release was not checked (exit 2); this says nothing about its content; {unreachable_hint(options)}"
+    )
     raise typer.Exit(2)
 
 
 def _verified_json(location: str, result) -> str:
     import orjson
 
-    return orjson.dumps({
-        "release": location, "ok": not result.problems, "signed_by": result.signed_by,
-        "fingerprint": result.fingerprint, "pinned": result.pinned, "notes": result.notes,
-        "problems": [{"kind": p.kind, "path": p.path, "detail": p.detail} for p in result.problems],
-    }, option=orjson.OPT_INDENT_2).decode()
+    return orjson.dumps(
+        {
+            "release": location,
+            "ok": not result.problems,
+            "signed_by": result.signed_by,
+            "fingerprint": result.fingerprint,
+            "pinned": result.pinned,
+            "notes": result.notes,
+            "problems": [{"kind": p.kind, "path": p.path, "detail": p.detail} for p in result.problems],
+        },
+        option=orjson.OPT_INDENT_2,
+    ).decode()
 
 
 def _print_verified(location: str, result) -> None:
@@ -97,10 +113,16 @@ def _print_verified(location: str, result) -> None:
     signed = f"signature valid (Ed25519, key {result.signed_by})" if result.signed_by else "UNSIGNED"
     console.print(f"OK {location}: {signed}; every file matches manifest.json (sha256), nothing extra")
     if result.fingerprint:
-        console.print(f"signing key fingerprint sha256:{result.fingerprint} " + (
-            "(pinned with --public-key)" if result.pinned else "(NOT pinned: taken from the release's own folder, "
-            "which proves nothing against a swapped signing-key.pub; compare it with the vendor's and pass "
-            "--public-key)"))
+        console.print(
+            f"signing key fingerprint sha256:{result.fingerprint} "
+            + (
+                "(pinned with --public-key)"
+                if result.pinned
+                else "(NOT pinned: taken from the release's own folder, "
+                "which proves nothing against a swapped signing-key.pub; compare it with the vendor's and pass "
+                "--public-key)"
+            )
+        )
 
 
 @app.command()
@@ -154,8 +176,12 @@ def _checked_expiry(release: str, expires: str) -> int:
 @app.command()
 def share(
     release: str = typer.Argument(..., help="release folder: local path or s3://bucket/.../v0007"),
-    expires: str = typer.Option("7d", "--expires", help="link lifetime: 7d, 12h, 1d12h, 30m or seconds "
-                                                        "(S3 allows at most 7d; local paths do not expire)"),
+    expires: str = typer.Option(
+        "7d",
+        "--expires",
+        help="link lifetime: 7d, 12h, 1d12h, 30m or seconds "
+        "(S3 allows at most 7d; local paths do not expire)",
+    ),
     public_key: list[Path] | None = PUBLIC_KEY,
     config: Path | None = CONFIG,
     endpoint_url: str | None = ENDPOINT,
@@ -191,8 +217,13 @@ def _print_links(store, name: str, links, expires: str, seconds: int) -> None:
     if links.archive_state == "built":
         console.print(f"built archive {store.location(name + '.zip')}")
     elif links.archive_state == "replaced":
-        console.print(Text(f"replaced archive {store.location(name + '.zip')}: it was not the release's "
-                           "own (planted or damaged)", style="yellow"))
+        console.print(
+            Text(
+                f"replaced archive {store.location(name + '.zip')}: it was not the release's "
+                "own (planted or damaged)",
+                style="yellow",
+            )
+        )
     console.print(f"archive:  {links.archive}")
     console.print(f"manifest: {links.manifest}")
     if links.report:
@@ -204,5 +235,7 @@ def _print_links(store, name: str, links, expires: str, seconds: int) -> None:
     if links.presigned:
         console.print(f"links expire in {expires} ({seconds} s)")
     else:
-        console.print("local release: these are file paths, which do not expire (--expires applies to S3 links); "
-                      "presigned links need the release on S3")
+        console.print(
+            "local release: these are file paths, which do not expire (--expires applies to S3 links); "
+            "presigned links need the release on S3"
+        )

@@ -1,6 +1,7 @@
 """Process settings for orchestrated runs: Prefect's ephemeral API with its home inside the
 work folder (nothing leaks into the user's home), and the settings that avoid known traps on
 small machines. Call before the first `import prefect`."""
+
 from __future__ import annotations
 
 import os

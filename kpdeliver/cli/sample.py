@@ -13,6 +13,7 @@ report and sign-off, for the vendor. The prospect's package is built from that r
 (`kpdeliver.report.sample_package`): `<out>/index.html` (the sample page), `coco/sample.json` and
 the YOLO tree, with no annotator name, verdict or internal path.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -62,7 +63,11 @@ def refused_items(rejected, who: str, image_ids: np.ndarray) -> list[dict]:
             raw = orjson.loads(row["raw"] or "null")
         except orjson.JSONDecodeError:
             raw = None
-        item = raw if isinstance(raw, dict) else {"id": row["annotation_id"], "category_id": 1, "refused_raw": row["raw"]}
+        item = (
+            raw
+            if isinstance(raw, dict)
+            else {"id": row["annotation_id"], "category_id": 1, "refused_raw": row["raw"]}
+        )
         out.append({**item, "image_id": int(row["image_id"])})
     return out
 
@@ -81,13 +86,20 @@ def write_sample_batch(store, collected, file_names: list[str], folder: Path) ->
     images = ds.images.take(np.flatnonzero(chosen))
     for name, key in zip(images.file_name.tolist(), images.source.tolist(), strict=True):
         out.put(f"images/{name}", store.get(key))
-    people = sorted(set(ds.instances.annotator.tolist()) | set(collected.rejected["annotator"].to_pylist()) - {None, "gold"})
-    for who, labels in [(a, ds) for a in people] + ([("gold", collected.gold)] if collected.gold is not None else []):
+    people = sorted(
+        set(ds.instances.annotator.tolist())
+        | set(collected.rejected["annotator"].to_pylist()) - {None, "gold"}
+    )
+    for who, labels in [(a, ds) for a in people] + (
+        [("gold", collected.gold)] if collected.gold is not None else []
+    ):
         ins = labels.instances
         mine = np.isin(ins.image_id, images.id) & ((ins.annotator == who) if who != "gold" else True)
         refused = refused_items(collected.rejected, who, images.id)
         if mine.any() or refused:
-            doc = orjson.loads(encode(labels.replace(images=images, instances=ins.take(np.flatnonzero(mine)))))
+            doc = orjson.loads(
+                encode(labels.replace(images=images, instances=ins.take(np.flatnonzero(mine))))
+            )
             doc["annotations"] += refused
             out.put(f"{'gold' if who == 'gold' else f'annotations/{who}'}/sample.json", orjson.dumps(doc))
 
@@ -97,8 +109,13 @@ def demo(
     work: Path = typer.Option(Path(".work/demo"), help="where the synthetic batch and releases go"),
     seed: int = typer.Option(0, help="seed of the synthetic batch"),
     images: int | None = typer.Option(None, help="number of images (default: the generator's)"),
-    sample: int = typer.Option(12, "--sample", min=0, help="images of the free sample made after the delivery "
-                               "(its release and the prospect's package); 0: none"),
+    sample: int = typer.Option(
+        12,
+        "--sample",
+        min=0,
+        help="images of the free sample made after the delivery "
+        "(its release and the prospect's package); 0: none",
+    ),
 ) -> None:
     """Generate a synthetic client batch with realistic annotator mistakes, deliver it and make its free sample."""
     from kpdeliver.synth import make_demo_batch
@@ -115,9 +132,23 @@ def demo(
         import subprocess
         import sys
 
-        done = subprocess.run([sys.executable, "-c", "from kpdeliver.cli import main; main()", "sample", "--config",
-                               str(root / "client.yaml"), "--n", str(sample), "--seed", str(seed), "--work", str(root)],
-                              check=False)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from kpdeliver.cli import main; main()",
+                "sample",
+                "--config",
+                str(root / "client.yaml"),
+                "--n",
+                str(sample),
+                "--seed",
+                str(seed),
+                "--work",
+                str(root),
+            ],
+            check=False,
+        )
         if done.returncode:
             raise typer.Exit(done.returncode)
 
@@ -132,9 +163,14 @@ def sample(
     config: Path = typer.Option(..., "--config", "-c", help="client YAML"),
     n: int = typer.Option(50, "--n", min=1, help="how many images the sample holds (at most)"),
     seed: int = typer.Option(0, "--seed", help="the same seed chooses the same images"),
-    work: Path = typer.Option(Path(".work"), help="folder for the sample batch, Prefect's home and temporary files"),
-    out: Path | None = typer.Option(None, "--out", help="folder of the prospect's package (default: "
-                                       "<work>/sample/<client>/<dataset>-sample/package)"),
+    work: Path = typer.Option(
+        Path(".work"), help="folder for the sample batch, Prefect's home and temporary files"
+    ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="folder of the prospect's package (default: <work>/sample/<client>/<dataset>-sample/package)",
+    ),
 ) -> None:
     """Choose a sample of the batch that shows its range, deliver it as `<dataset>-sample` and write the
     prospect's package: the sample page, COCO JSON and the YOLO tree."""
@@ -154,7 +190,9 @@ def make_sample(cfg, *, n: int, seed: int, work: Path, out: Path | None = None) 
     schema = resolve_schema(cfg.schema_name)
     with console.status("reading the batch and choosing the sample…"):
         images = ingest_images(store).images
-        collected = collect_exports(store, Dataset(schema, images, Instances.empty(schema.num_keypoints)), cfg.annotators)
+        collected = collect_exports(
+            store, Dataset(schema, images, Instances.empty(schema.num_keypoints)), cfg.annotators
+        )
         if not len(collected.dataset.instances):
             fail(f"no labels found under {cfg.source}/annotations/: a sample is chosen by its poses")
         choice = choose_sample(collected.dataset, n, seed=seed, gold=collected.gold)
@@ -168,18 +206,42 @@ def make_sample(cfg, *, n: int, seed: int, work: Path, out: Path | None = None) 
         t.add_row(tag, str(count), str(choice.batch_tags[tag]))
     show_table(console, t)
     chosen = set(choice.file_names)
-    sample_cfg = cfg.model_copy(update={
-        "dataset": name, "source": str(folder),
-        "assignment": cfg.assignment.model_copy(update={"gold": [g for g in cfg.assignment.gold if g in chosen]})})
+    sample_cfg = cfg.model_copy(
+        update={
+            "dataset": name,
+            "source": str(folder),
+            "assignment": cfg.assignment.model_copy(
+                update={"gold": [g for g in cfg.assignment.gold if g in chosen]}
+            ),
+        }
+    )
     summary = run_delivery(sample_cfg, work)
     print_summary(summary)
-    return write_package(sample_cfg, summary, choice, n_batch=len(images), schema=schema, folder=folder,
-                         out=(out or sample_package_folder(work, cfg.client, cfg.dataset)).resolve(), client=cfg.client,
-                         dataset=cfg.dataset)
+    return write_package(
+        sample_cfg,
+        summary,
+        choice,
+        n_batch=len(images),
+        schema=schema,
+        folder=folder,
+        out=(out or sample_package_folder(work, cfg.client, cfg.dataset)).resolve(),
+        client=cfg.client,
+        dataset=cfg.dataset,
+    )
 
 
-def write_package(sample_cfg, summary: dict, choice, *, n_batch: int, schema, folder: Path, out: Path, client: str,
-                  dataset: str) -> Path:
+def write_package(
+    sample_cfg,
+    summary: dict,
+    choice,
+    *,
+    n_batch: int,
+    schema,
+    folder: Path,
+    out: Path,
+    client: str,
+    dataset: str,
+) -> Path:
     """The prospect's package of the published sample release, in a fresh folder `out`."""
     from kpdeliver.release.layout import release_prefix
     from kpdeliver.report.sample_package import build_sample_package
@@ -189,9 +251,17 @@ def write_package(sample_cfg, summary: dict, choice, *, n_batch: int, schema, fo
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     releases = open_store(sample_cfg.releases, sample_cfg.storage.model_dump(exclude_none=True))
-    page = build_sample_package(release=releases, prefix=release_prefix(sample_cfg.client, sample_cfg.dataset, summary["version"]),
-                                batch=LocalStore(str(folder)), out=LocalStore(str(out)), schema=schema, choice=choice,
-                                n_batch=n_batch, client=client, dataset=dataset)
+    page = build_sample_package(
+        release=releases,
+        prefix=release_prefix(sample_cfg.client, sample_cfg.dataset, summary["version"]),
+        batch=LocalStore(str(folder)),
+        out=LocalStore(str(out)),
+        schema=schema,
+        choice=choice,
+        n_batch=n_batch,
+        client=client,
+        dataset=dataset,
+    )
     console.print(f"sample page: {out / page}")
     console.print(f"sample package (COCO JSON, YOLO tree): {out}")
     return out / page

@@ -5,6 +5,7 @@
     kpdeliver pull --config client.yaml                            finished work -> annotations/<annotator>/
     kpdeliver deliver --config client.yaml                         as with hand-dropped exports
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,8 +28,10 @@ def _open(config_path: Path):
 
     cfg = load_checked_config(config_path)  # every problem at once; another client's locations refused
     if cfg.tool is None:
-        fail(f"{config_path}: no tool: section (kind, url, token_env, users); "
-             "see docs/operations.md, 'Label Studio in the loop'")
+        fail(
+            f"{config_path}: no tool: section (kind, url, token_env, users); "
+            "see docs/operations.md, 'Label Studio in the loop'"
+        )
     try:
         token = cfg.tool.token()
     except KeyError as e:
@@ -44,7 +47,9 @@ def _read_prelabels(path: Path, batch, schema):
     from kpdeliver.tools.label_studio.push import prelabels_on_batch
 
     try:
-        decoded = decode_bytes(path.name, read_input(path, "pre-labels file"), schema=schema, source=str(path))
+        decoded = decode_bytes(
+            path.name, read_input(path, "pre-labels file"), schema=schema, source=str(path)
+        )
     except (CodecError, OSError, ValueError) as e:
         fail(f"pre-labels {path} cannot be read: {e}")
     return prelabels_on_batch(decoded.dataset, batch, source=str(path))
@@ -73,10 +78,18 @@ def push(
     batch = Dataset(schema, images, Instances.empty(schema.num_keypoints))
     labels = _read_prelabels(prelabels, batch, schema) if prelabels else None
     with client:  # a ToolError is said by the command line's one mapping (cli/runtime.py)
-        pushed = push_batch(client, cfg, assign_annotators(images, cfg.annotators, cfg.assignment),
-                            schema=schema, prelabels=labels)
-        set_instructions(client, [p.project for p in pushed], tool_instructions(schema, client=cfg.client,
-                                                                                dataset=cfg.dataset))
+        pushed = push_batch(
+            client,
+            cfg,
+            assign_annotators(images, cfg.annotators, cfg.assignment),
+            schema=schema,
+            prelabels=labels,
+        )
+        set_instructions(
+            client,
+            [p.project for p in pushed],
+            tool_instructions(schema, client=cfg.client, dataset=cfg.dataset),
+        )
     t = Table(title=f"pushed {cfg.client}/{cfg.dataset} to {cfg.tool.url}")
     for col in ("annotator", "project", "tasks added", "kept", "role changed", "pre-labels", "note"):
         t.add_column(col, justify="left" if col in ("annotator", "note") else "right")
@@ -84,10 +97,19 @@ def push(
         note = "created" if p.created else ("config updated" if p.config_updated else "")
         if p.not_assigned_any_more:
             note += f" {plural(len(p.not_assigned_any_more), 'task')} no longer assigned (left in the tool)"
-        t.add_row(p.annotator, f"{p.project} {p.title}", str(p.tasks_added), str(p.tasks_kept), str(p.tasks_updated),
-                  str(p.predictions), note.strip())
+        t.add_row(
+            p.annotator,
+            f"{p.project} {p.title}",
+            str(p.tasks_added),
+            str(p.tasks_kept),
+            str(p.tasks_updated),
+            str(p.predictions),
+            note.strip(),
+        )
     show_table(console, t)
-    console.print("changed" if any(p.changed for p in pushed) else "nothing to change: the tool is up to date")
+    console.print(
+        "changed" if any(p.changed for p in pushed) else "nothing to change: the tool is up to date"
+    )
 
 
 @app.command()
@@ -107,8 +129,14 @@ def pull(
         t.add_column(col, justify="left" if col in ("annotator", "unmapped e-mails") else "right")
     for p in report.projects:
         unmapped = ", ".join(f"{shown(e, limit=80)} ({n})" for e, n in sorted(p.unmapped.items()))
-        t.add_row(p.annotator, str(p.project) if p.project > 0 else "not pushed", str(p.finished), str(p.drafts),
-                  str(p.skipped), unmapped)
+        t.add_row(
+            p.annotator,
+            str(p.project) if p.project > 0 else "not pushed",
+            str(p.finished),
+            str(p.drafts),
+            str(p.skipped),
+            unmapped,
+        )
     show_table(console, t)
     for key in report.written:
         console.print(f"written   {store.location(key)}")

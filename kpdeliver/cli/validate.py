@@ -6,6 +6,7 @@ Exit code: 0 no error-severity finding, 1 errors found, 2 input unusable. Great 
 is imported only by the command's worker process (expectations.worker), so the rest of the CLI
 starts fast and the import overlaps with reading the input.
 """
+
 from __future__ import annotations
 
 import time
@@ -26,7 +27,9 @@ if TYPE_CHECKING:
     from kpdeliver.model import Dataset
 
 app = typer.Typer()
-console = Console(soft_wrap=True, highlight=False, markup=False)  # user text printed as written, paths never wrap
+console = Console(
+    soft_wrap=True, highlight=False, markup=False
+)  # user text printed as written, paths never wrap
 
 FROM_FILE = "file"  # --schema file: the input's own COCO category defines the keypoints
 
@@ -35,8 +38,9 @@ class InputError(DecodeError, ValueError):
     """The input cannot be used at all; the message is one sentence."""
 
 
-def read_input(path: Path, *, schema_name: str, images_dir: Path | None, annotator: str = "",
-               category: str | None = None) -> Decoded:
+def read_input(
+    path: Path, *, schema_name: str, images_dir: Path | None, annotator: str = "", category: str | None = None
+) -> Decoded:
     """Decode any supported annotation format into the canonical model."""
     from kpdeliver.codecs import CodecError
     from kpdeliver.codecs.resolve import resolve_schema
@@ -48,7 +52,9 @@ def read_input(path: Path, *, schema_name: str, images_dir: Path | None, annotat
         raise InputError(f"input {path} does not exist")
     try:
         schema = None if schema_name == FROM_FILE else resolve_schema(schema_name)
-        decoded = read_annotations(path, schema=schema, images_dir=images_dir, annotator=annotator, category=category)
+        decoded = read_annotations(
+            path, schema=schema, images_dir=images_dir, annotator=annotator, category=category
+        )
     except (CodecError, SchemaError) as e:
         raise InputError(str(e)) from None
     except OSError as e:
@@ -106,22 +112,42 @@ def _print_summary(findings: pa.Table, *, title: str, out: Path, seconds: float)
     if findings.num_rows == 0:
         t.add_row("(none)", "", "0")
     show_table(console, t)
-    console.print(f"findings: {out / 'findings.parquet'}\nreport:   {out / 'report.html'}\nrules:    {out / 'validation'}")
+    console.print(
+        f"findings: {out / 'findings.parquet'}\nreport:   {out / 'report.html'}\nrules:    {out / 'validation'}"
+    )
     console.print(f"done in {seconds:.1f} s")
 
 
 @app.command("validate")
 def validate_command(
-    input: Path = typer.Argument(..., help="annotation file (COCO, CVAT XML, Label Studio JSON, YOLO data.yaml)"),
-    schema: str = typer.Option(..., "--schema", help=f"built-in schema name, a schema .yaml, or '{FROM_FILE}' (the file's own category)"),
-    images: Path | None = typer.Option(None, "--images", help="folder of the images (sizes read from their headers)"),
-    sizes: Path | None = typer.Option(None, "--sizes", help="CSV file_name,width,height or JSON {name: [w, h]}"),
+    input: Path = typer.Argument(
+        ..., help="annotation file (COCO, CVAT XML, Label Studio JSON, YOLO data.yaml)"
+    ),
+    schema: str = typer.Option(
+        ...,
+        "--schema",
+        help=f"built-in schema name, a schema .yaml, or '{FROM_FILE}' (the file's own category)",
+    ),
+    images: Path | None = typer.Option(
+        None, "--images", help="folder of the images (sizes read from their headers)"
+    ),
+    sizes: Path | None = typer.Option(
+        None, "--sizes", help="CSV file_name,width,height or JSON {name: [w, h]}"
+    ),
     out: Path = typer.Option(..., "--out", help="output folder"),
-    config: Path | None = typer.Option(None, "--config", "-c", help="client YAML whose validation settings to use"),
-    annotation: list[str] = typer.Option([], "--annotation", help="another annotator's export, NAME=PATH (repeatable; enables deep QA)"),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="client YAML whose validation settings to use"
+    ),
+    annotation: list[str] = typer.Option(
+        [], "--annotation", help="another annotator's export, NAME=PATH (repeatable; enables deep QA)"
+    ),
     gold: Path | None = typer.Option(None, "--gold", help="trusted reference labels (enables deep QA)"),
-    category: str | None = typer.Option(None, "--category", help="COCO input with several keypoint categories: "
-                                           "the one to validate (default: the client config's `category`)"),
+    category: str | None = typer.Option(
+        None,
+        "--category",
+        help="COCO input with several keypoint categories: "
+        "the one to validate (default: the client config's `category`)",
+    ),
 ) -> None:
     """Validate annotations: schema conformance, visibility, bounds (Great Expectations), plus deep QA on request."""
     import pyarrow.parquet as pq
@@ -136,42 +162,75 @@ def validate_command(
     start = time.perf_counter()
     with GXWorker() as worker:  # imports Great Expectations in a second process while this one reads
         try:
-            cfg, decoded, gold_ds = _read_inputs(input, schema=schema, images=images, sizes=sizes, config=config,
-                                                 annotation=annotation, gold=gold, category=category)
+            cfg, decoded, gold_ds = _read_inputs(
+                input,
+                schema=schema,
+                images=images,
+                sizes=sizes,
+                config=config,
+                annotation=annotation,
+                gold=gold,
+                category=category,
+            )
         except (InputError, ConfigError) as e:
             fail(str(e))
         out.mkdir(parents=True, exist_ok=True)
         sets = [AnnotationSet(d.dataset, d.findings, source=str(path)) for _, path, d in decoded]
         has_tracks = any((d.dataset.instances.track_id >= 0).any() for _, _, d in decoded)
-        deep = len(decoded) > 1 or gold_ds is not None or has_tracks  # video alone: jitter, flicker, swaps in time
+        deep = (
+            len(decoded) > 1 or gold_ds is not None or has_tracks
+        )  # video alone: jitter, flicker, swaps in time
         # every annotator's instances in one dataset; QA pairs overlap images by file name
         n = sum(len(s.dataset.instances) for s in sets)
         with progress_shown(), stage("validation", n) as validating:
             result = validate_annotations(
-                sets, rules=worker, settings=cfg.validation if cfg else ValidationSettings(),
-                deep_qa_on=merge_decoded([d for _, _, d in decoded]).dataset if deep else None, gold=gold_ds,
-                deep_qa=cfg.deep_qa if cfg else None)
+                sets,
+                rules=worker,
+                settings=cfg.validation if cfg else ValidationSettings(),
+                deep_qa_on=merge_decoded([d for _, _, d in decoded]).dataset if deep else None,
+                gold=gold_ds,
+                deep_qa=cfg.deep_qa if cfg else None,
+            )
             validating.advance(n)
         findings = result.findings
         if result.annotators is not None:
             pq.write_table(result.annotators, out / "annotators.parquet")
         pq.write_table(findings, out / "findings.parquet", compression="zstd")
         ds = decoded[0][2].dataset
-        summary = {"input": str(input), "schema": ds.schema.name, "images": f"{len(ds.images):,}",
-                   "instances": f"{sum(len(d.dataset.instances) for _, _, d in decoded):,}",
-                   "held back at decode": f"{sum(d.rejected.num_rows for _, _, d in decoded):,}"}
+        summary = {
+            "input": str(input),
+            "schema": ds.schema.name,
+            "images": f"{len(ds.images):,}",
+            "instances": f"{sum(len(d.dataset.instances) for _, _, d in decoded):,}",
+            "held back at decode": f"{sum(d.rejected.num_rows for _, _, d in decoded):,}",
+        }
         _write_sigmas(result, out, summary)
     rules = _write_rule_results(out / "validation", [name for name, _, _ in decoded], result.rules)
-    (out / "report.html").write_text(render_report(ReportInputs(
-        findings, title=f"Validation of {input.name}", summary=summary, annotators=result.annotators,
-        keypoints=result.keypoints, reviewed=merge_decoded([d for _, _, d in decoded]).dataset,
-        image_bytes=(lambda name: (images / name).read_bytes()) if images else None, validation_results=rules,
-        min_gold_oks=cfg.qa.min_gold_oks if cfg else None, annotator_names=cfg.report.annotators if cfg else "named",
-        known_annotators=tuple(cfg.annotators) if cfg else (),
-        sigmas=result.sigmas.table if result.sigmas else None)))
+    (out / "report.html").write_text(
+        render_report(
+            ReportInputs(
+                findings,
+                title=f"Validation of {input.name}",
+                summary=summary,
+                annotators=result.annotators,
+                keypoints=result.keypoints,
+                reviewed=merge_decoded([d for _, _, d in decoded]).dataset,
+                image_bytes=(lambda name: (images / name).read_bytes()) if images else None,
+                validation_results=rules,
+                min_gold_oks=cfg.qa.min_gold_oks if cfg else None,
+                annotator_names=cfg.report.annotators if cfg else "named",
+                known_annotators=tuple(cfg.annotators) if cfg else (),
+                sigmas=result.sigmas.table if result.sigmas else None,
+            )
+        )
+    )
     n_err = result.n_errors
-    _print_summary(findings, title=f"{input.name}: {'FAIL' if n_err else 'PASS'} ({plural(findings.num_rows, 'finding')})", out=out,
-                   seconds=time.perf_counter() - start)
+    _print_summary(
+        findings,
+        title=f"{input.name}: {'FAIL' if n_err else 'PASS'} ({plural(findings.num_rows, 'finding')})",
+        out=out,
+        seconds=time.perf_counter() - start,
+    )
     raise typer.Exit(1 if n_err else 0)
 
 
@@ -180,15 +239,26 @@ def _write_rule_results(folder: Path, names: list[str], rules: tuple[list[dict],
     input's in `<folder>` itself); all of them, in the order of those paths."""
     from expectations.results import RESULTS_FILE, results_json
 
-    by_path = {folder / (name or "") / RESULTS_FILE: summary for name, summary in zip(names, rules, strict=True)}
+    by_path = {
+        folder / (name or "") / RESULTS_FILE: summary for name, summary in zip(names, rules, strict=True)
+    }
     for path, summary in by_path.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(results_json(summary))
     return [suite for path in sorted(by_path) for suite in by_path[path]]
 
 
-def _read_inputs(input: Path, *, schema: str, images: Path | None, sizes: Path | None, config: Path | None,
-                 annotation: list[str], gold: Path | None, category: str | None = None):
+def _read_inputs(
+    input: Path,
+    *,
+    schema: str,
+    images: Path | None,
+    sizes: Path | None,
+    config: Path | None,
+    annotation: list[str],
+    gold: Path | None,
+    category: str | None = None,
+):
     """(client config or None, [(annotator, path, Decoded)], gold dataset or None)."""
     from kpdeliver.config import load_config
 
@@ -197,13 +267,21 @@ def _read_inputs(input: Path, *, schema: str, images: Path | None, sizes: Path |
     cfg = load_config(config) if config else None
     category = category or (cfg.category if cfg else None)
     inputs = [("", input), *_parse_annotations(annotation)]
-    decoded = [(name, path, read_input(path, schema_name=schema, images_dir=images, annotator=name,
-                                                   category=category)) for name, path in inputs]
+    decoded = [
+        (
+            name,
+            path,
+            read_input(path, schema_name=schema, images_dir=images, annotator=name, category=category),
+        )
+        for name, path in inputs
+    ]
     if sizes:  # --images is handled by the reader, which reads sizes from the image headers
         size_map = read_sizes(sizes)
         for _, _, d in decoded:
             fill_sizes(d.dataset, size_map)
-    gold_ds = read_input(gold, schema_name=schema, images_dir=images, category=category).dataset if gold else None
+    gold_ds = (
+        read_input(gold, schema_name=schema, images_dir=images, category=category).dataset if gold else None
+    )
     return cfg, decoded, gold_ds
 
 

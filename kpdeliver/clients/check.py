@@ -1,5 +1,6 @@
 """`kpdeliver check`: everything wrong with one client config, found before any run starts (its
 fields, overlaps with the clients configured beside it, and the pre-flight of its locations)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,8 +15,10 @@ from kpdeliver.preflight import batch_problems, preflight_problems
 def _unloadable_source_problems(config_path: Path, error: ConfigError) -> list[str]:
     """The batch problems of a config that failed validation elsewhere, so one message lists them
     too: read from the raw YAML when its source, storage and gold fields are themselves sound."""
-    if any(p.startswith(("field 'source'", "field 'storage", "field 'assignment")) or not p.startswith("field")
-           for p in error.problems):
+    if any(
+        p.startswith(("field 'source'", "field 'storage", "field 'assignment")) or not p.startswith("field")
+        for p in error.problems
+    ):
         return []
     try:
         raw = read_yaml(config_path, what="config file", limit=CONFIG_MAX_BYTES)
@@ -42,7 +45,9 @@ class ConfigCheck:
 
     def config_or_raise(self) -> ClientConfig:
         if self.problems or self.config is None:
-            error = problems_error(self.path, self.problems, lead="refusing to run: " if self.overlaps else "")
+            error = problems_error(
+                self.path, self.problems, lead="refusing to run: " if self.overlaps else ""
+            )
             raise (IsolationError(str(error), error.problems) if self.overlaps else error)
         return self.config
 

@@ -8,6 +8,7 @@ their spelling: a local path through its links; an S3 location by the server bot
 (the configured or environment endpoint, its host resolved once, every loopback form as one,
 default ports filled in), the bucket and the prefix without empty parts.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -47,8 +48,11 @@ class Place:
     def overlaps(self, other: Place) -> bool:
         n = min(len(self.parts), len(other.parts))
         same_server = self.scheme == "file" or bool(self.server & other.server)
-        return (self.scheme, self.bucket) == (other.scheme, other.bucket) and same_server \
+        return (
+            (self.scheme, self.bucket) == (other.scheme, other.bucket)
+            and same_server
             and self.parts[:n] == other.parts[:n]
+        )
 
 
 @cache
@@ -90,8 +94,13 @@ def _s3_endpoint(options: tuple, env: tuple) -> str:
 
 
 def server_identity(storage: StorageOptions) -> frozenset[str]:
-    options = tuple(sorted(storage.model_dump(exclude_none=True, include={"endpoint_url", "region", "profile"}).items()))
-    env = tuple(os.environ.get(k) for k in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_CONFIG_FILE"))
+    options = tuple(
+        sorted(storage.model_dump(exclude_none=True, include={"endpoint_url", "region", "profile"}).items())
+    )
+    env = tuple(
+        os.environ.get(k)
+        for k in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_CONFIG_FILE")
+    )
     url = _s3_endpoint(options, env)
     u = urlsplit(url if "://" in url else f"https://{url}")
     host = (u.hostname or "").lower().rstrip(".")
@@ -112,8 +121,13 @@ def place(location: str, *, storage: StorageOptions | None = None, sub: str = ""
         if any(p in (".", "..") for p in parts):
             raise IsolationError(f"S3 location {location} holds a '.' or '..' part; give the prefix plainly")
         bucket = u.netloc.lower()
-        return Place("s3", server_identity(storage or StorageOptions()), bucket, parts,
-                     f"s3://{bucket}/{'/'.join(parts)}".rstrip("/"))
+        return Place(
+            "s3",
+            server_identity(storage or StorageOptions()),
+            bucket,
+            parts,
+            f"s3://{bucket}/{'/'.join(parts)}".rstrip("/"),
+        )
     path = (Path(location.removeprefix("file://")).expanduser() / sub).resolve()  # through every link
     return Place("file", frozenset(), "", path.parts, str(path))
 
@@ -136,8 +150,10 @@ def isolation_problems(config: ClientConfig, others: Iterable[ClientConfig]) -> 
         for what, p in mine.items():
             for their_what, q in owned_places(other).items():
                 if p.overlaps(q):
-                    problems.append(f"client {config.client!r}: {what} {p.text} overlaps the {their_what} "
-                                    f"{q.text} of client {other.client!r}")
+                    problems.append(
+                        f"client {config.client!r}: {what} {p.text} overlaps the {their_what} "
+                        f"{q.text} of client {other.client!r}"
+                    )
     return problems
 
 
@@ -164,7 +180,9 @@ def configs_beside(config_path: str | Path) -> list[ClientConfig]:
         try:  # bounded: a huge file or a FIFO beside the config never delays this client's check
             doc = read_yaml(p, what="config file", limit=CONFIG_MAX_BYTES)
         except (NotRegular, TooLarge) as e:
-            warnings.warn(NeighbourConfigWarning(f"{p} is left out of the isolation check: {e.problem}"), stacklevel=2)
+            warnings.warn(
+                NeighbourConfigWarning(f"{p} is left out of the isolation check: {e.problem}"), stacklevel=2
+            )
             continue
         except BoundsError:
             continue  # not a client config; load_config would say why if it were used as one
@@ -172,9 +190,13 @@ def configs_beside(config_path: str | Path) -> list[ClientConfig]:
             try:
                 out.append(load_config(p))
             except ConfigError as e:
-                warnings.warn(NeighbourConfigWarning(
-                    f"{p} is left out of the isolation check: it is not a usable client config "
-                    f"({plural(len(e.problems), 'problem')}: {'; '.join(e.problems)})"), stacklevel=2)
+                warnings.warn(
+                    NeighbourConfigWarning(
+                        f"{p} is left out of the isolation check: it is not a usable client config "
+                        f"({plural(len(e.problems), 'problem')}: {'; '.join(e.problems)})"
+                    ),
+                    stacklevel=2,
+                )
     return out
 
 

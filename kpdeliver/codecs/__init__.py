@@ -5,6 +5,7 @@ One folder per format (`coco/`, `cvat/`, `label_studio/`, `yolo_pose/`), each ex
 `Codec` (protocol.py) as `CODEC`; `registry.py` finds the right one. Format folders are
 imported only when used, so `kpdeliver convert` loads one format, not four.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

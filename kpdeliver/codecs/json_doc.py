@@ -5,6 +5,7 @@ parser's limit); NaN/Infinity literals are read (the stdlib parser accepts them)
 findings downstream; duplicate keys in one object, which every parser resolves silently as
 "last value wins", are reported when a `DecodeLog` is given.
 """
+
 from __future__ import annotations
 
 import json
@@ -79,8 +80,10 @@ def _stdlib_load(data: bytes, source: str, log: DecodeLog | None) -> Any:
         for message in duplicates[:MAX_DUPLICATES_NAMED]:
             log.quirk(message)
         if len(duplicates) > MAX_DUPLICATES_NAMED:
-            log.quirk(f"{len(duplicates) - MAX_DUPLICATES_NAMED} more duplicate keys (last value taken each time)",
-                      value=float(len(duplicates) - MAX_DUPLICATES_NAMED))
+            log.quirk(
+                f"{len(duplicates) - MAX_DUPLICATES_NAMED} more duplicate keys (last value taken each time)",
+                value=float(len(duplicates) - MAX_DUPLICATES_NAMED),
+            )
     return doc
 
 
@@ -89,9 +92,12 @@ def _duplicate_messages(pairs: list[tuple[str, Any]], kept: dict) -> list[str]:
     for key, value in pairs:
         seen.setdefault(key, []).append(value)
     where = f"object id={kept['id']!r}" if isinstance(kept.get("id"), (int, str)) else "an object"
-    return [f"{where}: key {key!r} given {len(values)} times with values "
-            f"{', '.join(_short(v) for v in values)}; the last ({_short(values[-1])}) is taken"
-            for key, values in seen.items() if len(values) > 1]
+    return [
+        f"{where}: key {key!r} given {len(values)} times with values "
+        f"{', '.join(_short(v) for v in values)}; the last ({_short(values[-1])}) is taken"
+        for key, values in seen.items()
+        if len(values) > 1
+    ]
 
 
 def _short(value: Any) -> str:

@@ -5,6 +5,7 @@ points shape with no names) is held back: the same `ItemProblem` value gives the
 says why and the quarantine ("rejected") row that keeps the item as it came in, so nothing is
 lost and the two never disagree.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,15 +52,29 @@ class ItemProblem:
 
     def finding(self) -> pa.Table:
         """The one-row finding (an absent id is null, as in every findings table)."""
-        return findings_for(self.check, message=self.message, image_id=_id_or_none(self.image_id),
-                            annotation_id=_id_or_none(self.annotation_id),
-                            file_name=self.file_name, annotator=self.annotator or None, value=self.value,
-                            source=self.source, n=1)
+        return findings_for(
+            self.check,
+            message=self.message,
+            image_id=_id_or_none(self.image_id),
+            annotation_id=_id_or_none(self.annotation_id),
+            file_name=self.file_name,
+            annotator=self.annotator or None,
+            value=self.value,
+            source=self.source,
+            n=1,
+        )
 
     def rejected_row(self) -> dict:
         """The quarantine row (REJECTED_SCHEMA)."""
-        return {"annotation_id": self.annotation_id, "image_id": self.image_id, "annotator": self.annotator,
-                "source": self.source, "check": self.check, "reason": self.message, "raw": self.raw}
+        return {
+            "annotation_id": self.annotation_id,
+            "image_id": self.image_id,
+            "annotator": self.annotator,
+            "source": self.source,
+            "check": self.check,
+            "reason": self.message,
+            "raw": self.raw,
+        }
 
 
 def _id_or_none(value: int) -> int | None:
@@ -89,8 +104,11 @@ class DecodeLog:
 
     def quirk(self, message: str, *, value: float | None = None) -> None:
         """An info finding for a file-level oddity that decoding works around."""
-        self.note(findings_for("decode.quirk", message=f"{self.source}: {message}", value=value,
-                               source=self.source, n=1))
+        self.note(
+            findings_for(
+                "decode.quirk", message=f"{self.source}: {message}", value=value, source=self.source, n=1
+            )
+        )
 
     def findings_table(self) -> pa.Table:
         return concat_findings(self.findings) if self.findings else no_rows(FINDINGS_SCHEMA)

@@ -1,5 +1,6 @@
 """The one shape every format takes: how it is recognised, decoded, encoded, and how its own
 metadata defines a schema. Each folder under `kpdeliver/codecs/` exposes one `Codec` as `CODEC`."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -31,8 +32,12 @@ class DecodeOptions:
     schema: KeypointSchema | None = None  # None: the export's own keypoint names define it
     annotator: str = ""
     source: str = ""  # the file the findings name
-    metadata: bytes | None = None  # the format's own metadata beside the export (a Label Studio labeling config)
-    sizes: Mapping[str, tuple[int, int]] | None = None  # image reference -> (width, height), from image headers
+    metadata: bytes | None = (
+        None  # the format's own metadata beside the export (a Label Studio labeling config)
+    )
+    sizes: Mapping[str, tuple[int, int]] | None = (
+        None  # image reference -> (width, height), from image headers
+    )
     files: Mapping[str, bytes] | None = None  # a folder export's files (YOLO: the label files)
     image_names: Mapping[str, str] | None = None  # a folder export's image names by label stem (YOLO)
     category: str | None = None  # the keypoint category to read from an export that holds several

@@ -4,6 +4,7 @@ A format is one folder under `kpdeliver/codecs/` exposing `CODEC`, plus one line
 `CODEC_MODULES`. Codec folders are imported on first use; sniffing imports only their light
 `__init__` (a few byte checks), never a decoder.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -113,25 +114,42 @@ def decode_bytes(
     source = source or name
     kind = sniff_bytes(name, data)
     if kind == ZIP:
-        return _decode_zip(data, schema=schema, annotator=annotator, source=source, category=category, sizes=sizes)
+        return _decode_zip(
+            data, schema=schema, annotator=annotator, source=source, category=category, sizes=sizes
+        )
     if kind == TAR:
         return _decode_tar(data, schema=schema, annotator=annotator, source=source, category=category)
     if is_metadata(kind) and codec(kind.removesuffix(METADATA_SUFFIX)).folder_files is not None:
         c = codec(kind.removesuffix(METADATA_SUFFIX))
-        raise CodecError(f"{source}: the {c.name.title()} project's {c.folder_markers[0]}, not annotations; read the "
-                         "project folder, or a .zip/.tar of it")
+        raise CodecError(
+            f"{source}: the {c.name.title()} project's {c.folder_markers[0]}, not annotations; read the "
+            "project folder, or a .zip/.tar of it"
+        )
     if is_metadata(kind):
-        raise CodecError(f"{source}: a {kind.removesuffix(METADATA_SUFFIX).replace('-', ' ').title()} "
-                         "labeling config, not annotations")
+        raise CodecError(
+            f"{source}: a {kind.removesuffix(METADATA_SUFFIX).replace('-', ' ').title()} "
+            "labeling config, not annotations"
+        )
     if kind != UNKNOWN and (not codec(kind).folder_markers or codec(kind).folder_files is not None):
-        return codec(kind).decode(data, DecodeOptions(schema=schema, annotator=annotator, source=source,
-                                                      metadata=metadata, sizes=sizes, category=category))
+        return codec(kind).decode(
+            data,
+            DecodeOptions(
+                schema=schema,
+                annotator=annotator,
+                source=source,
+                metadata=metadata,
+                sizes=sizes,
+                category=category,
+            ),
+        )
     why = next((why for c in _codecs() if c.near_miss is not None and (why := c.near_miss(name))), None)
     if why:
         raise CodecError(f"{source}: {why}")
-    raise CodecError(f"{source}: not a keypoint export we read (COCO JSON, CVAT XML, Label Studio JSON, "
-                     "or a .zip of one; YOLO labels are read as a folder with data.yaml, a Supervisely project "
-                     "as a folder with meta.json or a .zip/.tar of one)")
+    raise CodecError(
+        f"{source}: not a keypoint export we read (COCO JSON, CVAT XML, Label Studio JSON, "
+        "or a .zip of one; YOLO labels are read as a folder with data.yaml, a Supervisely project "
+        "as a folder with meta.json or a .zip/.tar of one)"
+    )
 
 
 BACKUP_MARKERS = {"task.json": "task", "project.json": "project"}  # at the root of a CVAT backup zip
@@ -142,8 +160,15 @@ def _hidden(name: str) -> bool:
     return any(part.startswith(".") or part == "__MACOSX" for part in name.split("/"))
 
 
-def _decode_zip(data: bytes, *, schema: KeypointSchema | None, annotator: str, source: str,
-                category: str | None, sizes: Mapping[str, tuple[int, int]] | None = None) -> Decoded:
+def _decode_zip(
+    data: bytes,
+    *,
+    schema: KeypointSchema | None,
+    annotator: str,
+    source: str,
+    category: str | None,
+    sizes: Mapping[str, tuple[int, int]] | None = None,
+) -> Decoded:
     """A CVAT / Label Studio download: the one annotation file inside (CVAT: annotations.xml at the
     root; COCO Keypoints: annotations/person_keypoints_<subset>.json); images beside it are ignored."""
     try:
@@ -152,25 +177,44 @@ def _decode_zip(data: bytes, *, schema: KeypointSchema | None, annotator: str, s
         raise CodecError(f"{source}: broken zip ({e})") from None
     with zf:
         names = [n for n in zf.namelist() if not n.endswith("/") and not _hidden(n)]
-        project = _folder_export(names, lambda n: _member(zf, n, len(data), source), schema=schema,
-                                 annotator=annotator, source=source, category=category)
+        project = _folder_export(
+            names,
+            lambda n: _member(zf, n, len(data), source),
+            schema=schema,
+            annotator=annotator,
+            source=source,
+            category=category,
+        )
         if project is not None:
             return project
         backup = next((BACKUP_MARKERS[n] for n in names if n in BACKUP_MARKERS), None)
         if backup is not None:
-            raise CodecError(f"{source}: a CVAT {backup} backup ({backup}.json, annotations.json, data/), not an "
-                             "annotation export; export the task's annotations as 'CVAT for images 1.1', "
-                             "'CVAT for video 1.1' or 'COCO Keypoints 1.0' instead")
+            raise CodecError(
+                f"{source}: a CVAT {backup} backup ({backup}.json, annotations.json, data/), not an "
+                "annotation export; export the task's annotations as 'CVAT for images 1.1', "
+                "'CVAT for video 1.1' or 'COCO Keypoints 1.0' instead"
+            )
         inner = [n for n in names if n.lower().endswith((".xml", ".json"))]
         if len(inner) != 1:
-            raise CodecError(f"{source}: zip holds {len(inner)} .xml/.json files {inner[:5]}; expected exactly one "
-                             "(one subset per export file)")
+            raise CodecError(
+                f"{source}: zip holds {len(inner)} .xml/.json files {inner[:5]}; expected exactly one "
+                "(one subset per export file)"
+            )
         member = _member(zf, inner[0], len(data), source)
         if sniff_bytes(inner[0], member) == ZIP:
-            raise CodecError(f"{source}: archive member {inner[0]!r} is itself an archive; archives inside "
-                             "archives are not opened")
-        return decode_bytes(inner[0], member, schema=schema, annotator=annotator,
-                            source=f"{source}!{inner[0]}", category=category, sizes=sizes)
+            raise CodecError(
+                f"{source}: archive member {inner[0]!r} is itself an archive; archives inside "
+                "archives are not opened"
+            )
+        return decode_bytes(
+            inner[0],
+            member,
+            schema=schema,
+            annotator=annotator,
+            source=f"{source}!{inner[0]}",
+            category=category,
+            sizes=sizes,
+        )
 
 
 def _member(zf: zipfile.ZipFile, name: str, archive_size: int, source: str) -> bytes:
@@ -181,26 +225,43 @@ def _member(zf: zipfile.ZipFile, name: str, archive_size: int, source: str) -> b
         raise CodecError(str(e)) from None
 
 
-def _folder_export(names: list[str], read: Callable[[str], bytes], *, schema: KeypointSchema | None,
-                   annotator: str, source: str, category: str | None = None) -> Decoded | None:
+def _folder_export(
+    names: list[str],
+    read: Callable[[str], bytes],
+    *,
+    schema: KeypointSchema | None,
+    annotator: str,
+    source: str,
+    category: str | None = None,
+) -> Decoded | None:
     """A folder export (a Supervisely project) among an archive's members, decoded; else None."""
     from kpdeliver.codecs.archives import folder_export
 
-    return folder_export(_codecs(), names, read, source=source, schema=schema, annotator=annotator,
-                         category=category)
+    return folder_export(
+        _codecs(), names, read, source=source, schema=schema, annotator=annotator, category=category
+    )
 
 
-def _decode_tar(data: bytes, *, schema: KeypointSchema | None, annotator: str, source: str,
-                category: str | None = None) -> Decoded:
+def _decode_tar(
+    data: bytes, *, schema: KeypointSchema | None, annotator: str, source: str, category: str | None = None
+) -> Decoded:
     """A .tar / .tar.gz download of a folder export (Supervisely's own project download)."""
     from kpdeliver.codecs.archives import tar_members
 
     names, read = tar_members(data, source)
-    project = _folder_export([n for n in names if not _hidden(n)], read, schema=schema, annotator=annotator,
-                             source=source, category=category)
+    project = _folder_export(
+        [n for n in names if not _hidden(n)],
+        read,
+        schema=schema,
+        annotator=annotator,
+        source=source,
+        category=category,
+    )
     if project is None:
-        raise CodecError(f"{source}: tar archive holds no Supervisely project (meta.json with <dataset>/ann/*.json); "
-                         "other exports are read unpacked or as a .zip")
+        raise CodecError(
+            f"{source}: tar archive holds no Supervisely project (meta.json with <dataset>/ann/*.json); "
+            "other exports are read unpacked or as a .zip"
+        )
     return project
 
 
@@ -216,6 +277,8 @@ def schema_from_metadata(name: str, data: bytes, *, source: str = "") -> Keypoin
     fmt = kind.removesuffix(METADATA_SUFFIX)
     found = codec(fmt) if fmt in CODEC_MODULES else None
     if found is None or found.schema_from_metadata is None:
-        raise CodecError(f"{source or name}: no keypoint schema in it (a CVAT XML skeleton or a Label Studio "
-                         "labeling config defines one)")
+        raise CodecError(
+            f"{source or name}: no keypoint schema in it (a CVAT XML skeleton or a Label Studio "
+            "labeling config defines one)"
+        )
     return found.schema_from_metadata(data, source=source or name)

@@ -3,6 +3,7 @@
 `kpdeliver.schema` sits on the ground floor and knows built-ins and YAML files; a CVAT XML
 skeleton (or a Label Studio labeling config) is read by its codec's `schema_from_metadata`, so
 the resolver that accepts every form lives here, above the codecs."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,8 +20,9 @@ def load_schema_from_metadata(path: str | Path) -> KeypointSchema:
 
     p = Path(path)
     try:  # a regular file of bounded size: a FIFO or a device is refused, never waited on
-        return schema_from_metadata(p.name, read_regular(p, what="schema file", limit=SCHEMA_MAX_BYTES),
-                                    source=str(p))
+        return schema_from_metadata(
+            p.name, read_regular(p, what="schema file", limit=SCHEMA_MAX_BYTES), source=str(p)
+        )
     except OSError as e:
         raise SchemaError(f"cannot read schema file {p}: {e.strerror}") from None
     except (CodecError, BoundsError) as e:

@@ -7,6 +7,7 @@ that declares a name fixes its id, and every other export's instances of that na
 onto it; an id already taken by another name moves to the next free one. An id an export does not
 declare is left as it is, so the row rules still call it unknown.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -16,8 +17,9 @@ import numpy as np
 from kpdeliver.model import Category, Instances
 
 
-def merge_categories(parts: list[tuple[Instances, tuple[Category, ...]]],
-                     fallback: tuple[Category, ...]) -> tuple[list[Instances], tuple[Category, ...]]:
+def merge_categories(
+    parts: list[tuple[Instances, tuple[Category, ...]]], fallback: tuple[Category, ...]
+) -> tuple[list[Instances], tuple[Category, ...]]:
     """Each part's instances on the merged ids, and the merged table (`fallback` when no part
     declares a category)."""
     by_name: dict[str, Category] = {}

@@ -5,6 +5,7 @@ images are matched to the ingested batch by file name, and its instances are re-
 batch's image ids. The export's own ids and file stay in audit columns (`source_id`,
 `source_image_id`, `source`) so every finding can point back at the annotator's file.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,7 +50,9 @@ class CollectResult:
         """Annotators' and gold instances together (what the row rules validate)."""
         if self.gold is None:
             return self.dataset
-        both = concat_instances([self.dataset.instances, self.gold.instances], self.dataset.schema.num_keypoints)
+        both = concat_instances(
+            [self.dataset.instances, self.gold.instances], self.dataset.schema.num_keypoints
+        )
         return self.dataset.replace(instances=both)
 
 
@@ -64,7 +67,9 @@ def _unique_index(keys: list[str]) -> dict[str, int]:
     return {k: v for k, v in index.items() if k not in clash}
 
 
-def _name_lookups(file_names: list[str]) -> tuple[dict[str, int], list[tuple[Callable[[str], str], dict[str, int]]]]:
+def _name_lookups(
+    file_names: list[str],
+) -> tuple[dict[str, int], list[tuple[Callable[[str], str], dict[str, int]]]]:
     """Ways to match an export's image path to the batch, most exact first: the path relative to
     the batch's images/ (also as the tail of a longer path: a bucket key, a storage root), the base
     name, the stem (CVAT video exports name frames `frame_000010`, no extension)."""
@@ -102,8 +107,14 @@ class BatchImages(Mapping):
         if splitext(path)[1].lower() not in IMAGE_EXTENSIONS:  # a YOLO label's image: no extension known
             parts = [p for p in path.split("/") if p]
             for cand in (parts, [p for p in parts if p not in ("images", "labels")]):
-                row = next((self._bare["/".join(cand[i:])] for i in range(len(cand))
-                            if "/".join(cand[i:]) in self._bare), None)
+                row = next(
+                    (
+                        self._bare["/".join(cand[i:])]
+                        for i in range(len(cand))
+                        if "/".join(cand[i:]) in self._bare
+                    ),
+                    None,
+                )
                 if row is not None:
                     return row
         row = _batch_row(path, self._relative, self._lookups)
@@ -147,9 +158,27 @@ def rekey_onto_batch(part: Dataset, batch: Dataset, *, source: str) -> Instances
     extra["source_id"] = ins.id.copy()
     extra["source_image_id"] = ins.image_id.copy()
     extra["source"] = np.asarray([source] * len(ins), dtype=object)
-    return Instances(**{**{f: getattr(ins, f) for f in (
-        "id", "category_id", "bbox", "area", "iscrowd", "annotator", "track_id", "frame", "num_keypoints", "keypoints")},
-        "image_id": np.asarray(new_ids, dtype=np.int64)}, extra=extra)
+    return Instances(
+        **{
+            **{
+                f: getattr(ins, f)
+                for f in (
+                    "id",
+                    "category_id",
+                    "bbox",
+                    "area",
+                    "iscrowd",
+                    "annotator",
+                    "track_id",
+                    "frame",
+                    "num_keypoints",
+                    "keypoints",
+                )
+            },
+            "image_id": np.asarray(new_ids, dtype=np.int64),
+        },
+        extra=extra,
+    )
 
 
 def _image_paths(decoded_images, location: str) -> tuple[np.ndarray, pa.Table]:
@@ -160,17 +189,27 @@ def _image_paths(decoded_images, location: str) -> tuple[np.ndarray, pa.Table]:
     paths = [image_path(r) for r in refs]
     reasons = unsafe_reasons(paths)
     bad = np.flatnonzero(reasons != "")
-    messages = [f"file_name {refs[i]!r} under {location}"
-                + (f" (the image {paths[i]!r})" if paths[i] != refs[i] else "") + f" {reasons[i]}; refused"
-                for i in bad.tolist()]
+    messages = [
+        f"file_name {refs[i]!r} under {location}"
+        + (f" (the image {paths[i]!r})" if paths[i] != refs[i] else "")
+        + f" {reasons[i]}; refused"
+        for i in bad.tolist()
+    ]
     names = [refs[i] for i in bad.tolist()]
     out = np.asarray(paths, dtype=object)
     out[bad] = ""
     return out, findings_for("ingest.unsafe_key", message=messages, file_name=names, source=names, n=len(bad))
 
 
-def _decode_prefix(store: ObjectStore, prefix: str, annotator: str, schema: KeypointSchema, batch: Dataset,
-                   category: str | None = None, lookup: BatchImages | None = None):
+def _decode_prefix(
+    store: ObjectStore,
+    prefix: str,
+    annotator: str,
+    schema: KeypointSchema,
+    batch: Dataset,
+    category: str | None = None,
+    lookup: BatchImages | None = None,
+):
     """Every export under `prefix`: each file, and each YOLO tree (a folder with data.yaml) as one."""
     lookup = lookup if lookup is not None else BatchImages(batch)
     files: dict[str, str]
@@ -179,18 +218,55 @@ def _decode_prefix(store: ObjectStore, prefix: str, annotator: str, schema: Keyp
     trees, loose = split_by_tree(keys)
     projects, loose = split_store_projects(loose, partial(_head, store))
     metadata, loose = _metadata_by_folder(store, loose, files)
-    jobs = [(root, partial(decode_tree, store.get, root, trees[root], schema=schema, batch=lookup, files=files))
-            for root in trees]
-    jobs += [(marker, partial(decode_store_project, partial(_hashed, store, files), marker, project, schema=schema,
-                              annotator=annotator, category=category)) for marker, project in projects.items()]
-    jobs += [(key, partial(_decode_file, store, key, schema=schema, annotator=annotator, category=category,
-                           sizes=lookup, files=files, metadata=metadata.get(dirname(key)))) for key in loose]
+    jobs = [
+        (root, partial(decode_tree, store.get, root, trees[root], schema=schema, batch=lookup, files=files))
+        for root in trees
+    ]
+    jobs += [
+        (
+            marker,
+            partial(
+                decode_store_project,
+                partial(_hashed, store, files),
+                marker,
+                project,
+                schema=schema,
+                annotator=annotator,
+                category=category,
+            ),
+        )
+        for marker, project in projects.items()
+    ]
+    jobs += [
+        (
+            key,
+            partial(
+                _decode_file,
+                store,
+                key,
+                schema=schema,
+                annotator=annotator,
+                category=category,
+                sizes=lookup,
+                files=files,
+                metadata=metadata.get(dirname(key)),
+            ),
+        )
+        for key in loose
+    ]
     for key, decode in sorted(jobs, key=lambda job: job[0]):
         try:
             decoded = decode()
         except (CodecError, StorageError, ValueError) as e:
-            findings.append(findings_for("collect.unreadable_file", annotator=annotator, source=key, n=1,
-                                         message=f"{key}: export of {annotator} not used: {e}"))
+            findings.append(
+                findings_for(
+                    "collect.unreadable_file",
+                    annotator=annotator,
+                    source=key,
+                    n=1,
+                    message=f"{key}: export of {annotator} not used: {e}",
+                )
+            )
             continue
         paths, unsafe = _image_paths(decoded.dataset.images, key)
         if unsafe.num_rows:  # such an image never matches a batch image: its instances stay unplaced
@@ -217,15 +293,33 @@ def _hashed(store: ObjectStore, files: dict[str, str], key: str) -> bytes:
     return data
 
 
-def _decode_file(store: ObjectStore, key: str, *, schema: KeypointSchema, annotator: str, category: str | None,
-                 sizes: BatchImages, files: dict[str, str], metadata: bytes | None):
+def _decode_file(
+    store: ObjectStore,
+    key: str,
+    *,
+    schema: KeypointSchema,
+    annotator: str,
+    category: str | None,
+    sizes: BatchImages,
+    files: dict[str, str],
+    metadata: bytes | None,
+):
     data = _hashed(store, files, key)
-    return decode_bytes(key, data, schema=schema, annotator=annotator, source=key, category=category, sizes=sizes,
-                        metadata=metadata)
+    return decode_bytes(
+        key,
+        data,
+        schema=schema,
+        annotator=annotator,
+        source=key,
+        category=category,
+        sizes=sizes,
+        metadata=metadata,
+    )
 
 
-def _metadata_by_folder(store: ObjectStore, keys: list[str],
-                        files: dict[str, str]) -> tuple[dict[str, bytes], list[str]]:
+def _metadata_by_folder(
+    store: ObjectStore, keys: list[str], files: dict[str, str]
+) -> tuple[dict[str, bytes], list[str]]:
     """A format's own metadata among the exports (a Label Studio labeling config saved beside its
     JSON export): by folder, given to the exports beside it, never read as annotations. Returns
     (folder -> bytes, the other keys)."""
@@ -251,8 +345,12 @@ def rejected_onto_batch(rejected: pa.Table, part: Dataset, batch: Dataset) -> pa
     if not rejected.num_rows:
         return rejected
     n, k = rejected.num_rows, part.schema.num_keypoints
-    stand_ins = Instances.build(id=np.zeros(n), image_id=rejected["image_id"].fill_null(NONE).to_numpy(),
-                                keypoints=np.zeros((n, k, 3)), num_kpts=k)
+    stand_ins = Instances.build(
+        id=np.zeros(n),
+        image_id=rejected["image_id"].fill_null(NONE).to_numpy(),
+        keypoints=np.zeros((n, k, 3)),
+        num_kpts=k,
+    )
     located = rekey_onto_batch(part.replace(instances=stand_ins), batch, source="").image_id
     column = pa.array(located, pa.int64(), mask=located == NONE)
     return rejected.set_column(rejected.schema.get_field_index("image_id"), "image_id", column)
@@ -267,27 +365,36 @@ def _unique_ids(instances: Instances) -> Instances:
     return instances
 
 
-def collect_exports(store: ObjectStore, batch: Dataset, annotators: list[str], *,
-                    category: str | None = None) -> CollectResult:
+def collect_exports(
+    store: ObjectStore, batch: Dataset, annotators: list[str], *, category: str | None = None
+) -> CollectResult:
     """Decode and merge every annotator's exports (and the batch's gold labels, if any); `category`:
     the keypoint category delivered, read from COCO exports that hold several."""
     schema = batch.schema
     parts, findings, rejected, files = [], [], [], {}
-    present = {k[len(ANNOTATIONS_PREFIX):].split("/", 1)[0] for k in store.list(ANNOTATIONS_PREFIX)}
+    present = {k[len(ANNOTATIONS_PREFIX) :].split("/", 1)[0] for k in store.list(ANNOTATIONS_PREFIX)}
     for who in sorted(present - set(annotators)):
-        findings.append(findings_for("collect.unreadable_file", annotator=who, source=f"{ANNOTATIONS_PREFIX}{who}/", n=1,
-                                     message=f"{ANNOTATIONS_PREFIX}{who}/: annotator {who!r} is not in the client config; exports not used"))
+        findings.append(
+            findings_for(
+                "collect.unreadable_file",
+                annotator=who,
+                source=f"{ANNOTATIONS_PREFIX}{who}/",
+                n=1,
+                message=f"{ANNOTATIONS_PREFIX}{who}/: annotator {who!r} is not in the client config; exports not used",
+            )
+        )
     lookup = BatchImages(batch)
     for annotator in tracked("collect", annotators):  # one annotator's exports at a time
-        p, f, r, fl = _decode_prefix(store, f"{ANNOTATIONS_PREFIX}{annotator}/", annotator, schema, batch, category,
-                                     lookup)
+        p, f, r, fl = _decode_prefix(
+            store, f"{ANNOTATIONS_PREFIX}{annotator}/", annotator, schema, batch, category, lookup
+        )
         parts += p
         findings += f
         rejected += r
         files.update(fl)
     gold_parts, gf, gr, gfiles = _decode_prefix(store, GOLD_PREFIX, "gold", schema, batch, category, lookup)
     merged, categories = merge_categories(parts + gold_parts, batch.categories)
-    parts, gold_parts = merged[:len(parts)], merged[len(parts):]
+    parts, gold_parts = merged[: len(parts)], merged[len(parts) :]
     instances = concat_instances(parts, schema.num_keypoints)
     latest = latest_rounds(instances)  # reworked labels replace the annotator's earlier ones (superseded.py)
     instances = _unique_ids(supersede_reworked(instances, latest))
@@ -297,12 +404,19 @@ def collect_exports(store: ObjectStore, batch: Dataset, annotators: list[str], *
         gold_ins = concat_instances(gold_parts, schema.num_keypoints)
         if np.isin(gold_ins.id, instances.id).any() or len(np.unique(gold_ins.id)) != len(gold_ins):
             # one id space for the run: gold ids that collide are renumbered after the annotators'
-            gold_ins.id = np.arange(1, len(gold_ins) + 1, dtype=np.int64) + (int(instances.id.max()) if len(instances) else 0)
+            gold_ins.id = np.arange(1, len(gold_ins) + 1, dtype=np.int64) + (
+                int(instances.id.max()) if len(instances) else 0
+            )
         gold = dataset.replace(instances=gold_ins)
     rejected_all = pa.concat_tables([REJECTED_SCHEMA.empty_table(), *rejected, *gr])
     ids = dict(zip(batch.images.file_name.tolist(), batch.images.id.tolist()))
-    return CollectResult(dataset, gold, supersede_rows(concat_findings(findings + gf), latest, ids),
-                         supersede_rows(rejected_all, latest, ids), {**files, **gfiles})
+    return CollectResult(
+        dataset,
+        gold,
+        supersede_rows(concat_findings(findings + gf), latest, ids),
+        supersede_rows(rejected_all, latest, ids),
+        {**files, **gfiles},
+    )
 
 
 def assignment_findings(dataset: Dataset, assignments: pa.Table) -> pa.Table:
@@ -310,7 +424,9 @@ def assignment_findings(dataset: Dataset, assignments: pa.Table) -> pa.Table:
     ins = dataset.instances
     if not len(ins) or assignments.num_rows == 0:
         return concat_findings([])
-    assigned = {(i, a) for i, a in zip(assignments["image_id"].to_pylist(), assignments["annotator"].to_pylist())}
+    assigned = {
+        (i, a) for i, a in zip(assignments["image_id"].to_pylist(), assignments["annotator"].to_pylist())
+    }
     pairs = list(zip(ins.image_id.tolist(), ins.annotator.tolist()))
     bad = np.fromiter(((i, a) not in assigned and i != NONE for i, a in pairs), bool, len(pairs))
     if not bad.any():
@@ -318,7 +434,12 @@ def assignment_findings(dataset: Dataset, assignments: pa.Table) -> pa.Table:
     row = dataset.image_index()[bad]
     names = dataset.images.file_name[row]
     return findings_for(
-        "collect.unassigned_image", image_id=ins.image_id[bad], annotation_id=ins.id[bad], annotator=ins.annotator[bad],
+        "collect.unassigned_image",
+        image_id=ins.image_id[bad],
+        annotation_id=ins.id[bad],
+        annotator=ins.annotator[bad],
         file_name=names,
-        message=[f"{a} labeled {f}, which was not assigned to them" for a, f in zip(ins.annotator[bad], names)],
+        message=[
+            f"{a} labeled {f}, which was not assigned to them" for a, f in zip(ins.annotator[bad], names)
+        ],
     )

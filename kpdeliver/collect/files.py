@@ -4,6 +4,7 @@ what several files hold, and write a dataset's files to a folder.
 Codecs stay pure (bytes in, model out) and `kpdeliver.codecs.registry` picks the codec; this
 module is only where files are found, opened and written.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -110,7 +111,9 @@ class _HeaderSizes(Mapping):
         if self._index is None:
             self._index = image_index(self._folder)
         raw = str(ref).replace("\\", "/").rsplit("/", 1)[-1]
-        return self._index.get(image_path(str(ref)).replace("\\", "/").rsplit("/", 1)[-1]) or self._index.get(raw)
+        return self._index.get(image_path(str(ref)).replace("\\", "/").rsplit("/", 1)[-1]) or self._index.get(
+            raw
+        )
 
     def __contains__(self, ref) -> bool:
         return self._find(ref) is not None
@@ -180,25 +183,42 @@ def read_annotations(
 
         return read_folder_export(p, whole, schema=schema, annotator=annotator, category=category)
     if whole is not None and whole.folder_markers:
-        return _read_folder_export(p if p.is_dir() else p.parent, whole, schema=schema, images_dir=images_dir,
-                                   sizes=sizes)
+        return _read_folder_export(
+            p if p.is_dir() else p.parent, whole, schema=schema, images_dir=images_dir, sizes=sizes
+        )
     files = annotation_files(p) if p.is_dir() else [p]
     if not files:
         raise CodecError(f"{p}: no annotation files (.json, .xml, .zip) found")
-    parts, bad = _decode_files(files, p if p.is_dir() else p.parent, schema=schema, images_dir=images_dir,
-                               annotator=annotator, sizes=sizes, category=category)
+    parts, bad = _decode_files(
+        files,
+        p if p.is_dir() else p.parent,
+        schema=schema,
+        images_dir=images_dir,
+        annotator=annotator,
+        sizes=sizes,
+        category=category,
+    )
     if not parts:
-        raise CodecError(f"{p}: none of its {len(files)} annotation files could be read: "
-                         + "; ".join(t["message"][0].as_py() for t in bad))
+        raise CodecError(
+            f"{p}: none of its {len(files)} annotation files could be read: "
+            + "; ".join(t["message"][0].as_py() for t in bad)
+        )
     merged = merge_decoded(parts)
     if bad:
         merged.merge_findings(*bad)
     return merged
 
 
-def _decode_files(files: list[Path], root: Path, *, schema: KeypointSchema | None, images_dir: str | Path | None,
-                  annotator: str, sizes: Mapping[str, tuple[int, int]] | None, category: str | None
-                  ) -> tuple[list[Decoded], list[pa.Table]]:
+def _decode_files(
+    files: list[Path],
+    root: Path,
+    *,
+    schema: KeypointSchema | None,
+    images_dir: str | Path | None,
+    annotator: str,
+    sizes: Mapping[str, tuple[int, int]] | None,
+    category: str | None,
+) -> tuple[list[Decoded], list[pa.Table]]:
     """(each file decoded, a `collect.unreadable_file` finding per file that cannot be: the error
     itself when it is the only file, or when it holds several categories)."""
     index: dict[str, Path] | None = None
@@ -214,8 +234,16 @@ def _decode_files(files: list[Path], root: Path, *, schema: KeypointSchema | Non
             if registry.codec(kind).needs_image_sizes:
                 sizes = given or _HeaderSizes(Path(images_dir) if images_dir else root)
         try:
-            d = registry.decode_bytes(f.name, data, schema=schema, annotator=annotator, source=_rel(f, root),
-                                      metadata=metadata, sizes=sizes, category=category)
+            d = registry.decode_bytes(
+                f.name,
+                data,
+                schema=schema,
+                annotator=annotator,
+                source=_rel(f, root),
+                metadata=metadata,
+                sizes=sizes,
+                category=category,
+            )
         except CodecError as e:
             if len(files) == 1 or isinstance(e, SeveralCategories):
                 raise
@@ -254,11 +282,19 @@ def merge_decoded(parts: list[Decoded]) -> Decoded:
     for d in parts:
         ds = d.dataset
         im, ins = ds.images, ds.instances
-        shift_img = next_img if np.intersect1d(im.id, np.concatenate([x.id for x in images] or [np.zeros(0, np.int64)])).size else 0
+        shift_img = (
+            next_img
+            if np.intersect1d(im.id, np.concatenate([x.id for x in images] or [np.zeros(0, np.int64)])).size
+            else 0
+        )
         im = replace(im, id=im.id + shift_img)
         all_ins = np.concatenate([x.id for x in instances] or [np.zeros(0, np.int64)])
         shift_ins = next_ins if np.intersect1d(ins.id, all_ins).size else 0
-        ins = replace(ins, id=ins.id + shift_ins, image_id=np.where(ins.image_id == NONE, NONE, ins.image_id + shift_img))
+        ins = replace(
+            ins,
+            id=ins.id + shift_ins,
+            image_id=np.where(ins.image_id == NONE, NONE, ins.image_id + shift_img),
+        )
         images.append(im)
         instances.append(ins)
         next_img = max(next_img, int(im.id.max(initial=0)) + 1)
@@ -287,9 +323,14 @@ def _size_of(name: str, sizes: Mapping[str, tuple[int, int]]) -> tuple[int, int]
     return sizes.get(name) or sizes.get(base) or sizes.get(Path(base).stem)
 
 
-def _read_folder_export(folder: Path, codec: Codec, *, schema: KeypointSchema | None,
-                        images_dir: str | Path | None = None,
-                        sizes: Mapping[str, tuple[int, int]] | None = None) -> Decoded:
+def _read_folder_export(
+    folder: Path,
+    codec: Codec,
+    *,
+    schema: KeypointSchema | None,
+    images_dir: str | Path | None = None,
+    sizes: Mapping[str, tuple[int, int]] | None = None,
+) -> Decoded:
     """A format whose export is a folder (YOLO Pose): its marker file (data.yaml), the label files
     and background images its layout names (collect/yolo_layout.py), and each one's image size and
     name: in the folder, under `images_dir`, or in `sizes` (by file name or stem)."""
@@ -298,18 +339,29 @@ def _read_folder_export(folder: Path, codec: Codec, *, schema: KeypointSchema | 
         raise CodecError(f"{folder}: {codec.name} folder without {' or '.join(codec.folder_markers)}")
     source = marker.relative_to(folder.parent).as_posix()
     files = [f.relative_to(folder).as_posix() for f in sorted(folder.rglob("*")) if f.is_file()]
-    layout = tree_layout(read_data_yaml(marker.read_bytes(), source)[0], files, lambda rel: (folder / rel).read_bytes())
+    layout = tree_layout(
+        read_data_yaml(marker.read_bytes(), source)[0], files, lambda rel: (folder / rel).read_bytes()
+    )
     index = image_index(folder)
     if images_dir is not None:
         index = {**image_index(Path(images_dir)), **index}
     names = layout.image_names()
     found = _tree_sizes(names, index, folder, sizes or {})
-    return codec.decode(marker.read_bytes(), DecodeOptions(schema=schema, source=source, sizes=found, image_names=names,
-                                                           files=layout.label_files(lambda rel: (folder / rel).read_bytes())))
+    return codec.decode(
+        marker.read_bytes(),
+        DecodeOptions(
+            schema=schema,
+            source=source,
+            sizes=found,
+            image_names=names,
+            files=layout.label_files(lambda rel: (folder / rel).read_bytes()),
+        ),
+    )
 
 
-def _tree_sizes(names: dict[str, str], index: Mapping[str, Path], folder: Path,
-                sizes: Mapping[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+def _tree_sizes(
+    names: dict[str, str], index: Mapping[str, Path], folder: Path, sizes: Mapping[str, tuple[int, int]]
+) -> dict[str, tuple[int, int]]:
     """Each label's image size (label key -> (w, h)) from the image found by path, name or stem,
     else from `sizes`; a name the tree gave without extension becomes the found image's."""
     by_stem = {Path(n.replace("\\", "/")).stem: (n, wh) for n, wh in sizes.items()}
@@ -347,9 +399,13 @@ def write_dataset(
     A dataset holding non-finite numbers is refused: `hold_non_finite` takes those items out first."""
     bad = non_finite_rows(dataset)
     if bad.any():
-        raise ValueError(f"{int(bad.sum())} instances hold NaN/infinite numbers; no format's consumers accept them "
-                         "(hold_non_finite holds them back)")
-    files = registry.encode_files(dataset, to, EncodeOptions(split_of=split_of, outside=outside, cvat_mode=cvat_mode))
+        raise ValueError(
+            f"{int(bad.sum())} instances hold NaN/infinite numbers; no format's consumers accept them "
+            "(hold_non_finite holds them back)"
+        )
+    files = registry.encode_files(
+        dataset, to, EncodeOptions(split_of=split_of, outside=outside, cvat_mode=cvat_mode)
+    )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     return write_files(out, files)

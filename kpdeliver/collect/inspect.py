@@ -4,6 +4,7 @@ A folder is reported file by file (a YOLO folder as one), since one folder often
 of different schemas. The oddities are descriptive counts for a person deciding what to do
 with a file; the delivery's rule checks live in `expectations/`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -83,7 +84,9 @@ def oddities(decoded: Decoded, *, fmt: str = "coco") -> list[str]:
         w, h = np.zeros((2, len(ins), 1), np.int64)
         w[known, 0], h[known, 0] = im.width[row[known]], im.height[row[known]]
         sized = (w > 0) & (h > 0)
-        out_img = (v == 2) & sized & ((xy[..., 0] < 0) | (xy[..., 1] < 0) | (xy[..., 0] > w) | (xy[..., 1] > h))
+        out_img = (
+            (v == 2) & sized & ((xy[..., 0] < 0) | (xy[..., 1] < 0) | (xy[..., 0] > w) | (xy[..., 1] > h))
+        )
         if out_img.any():
             out.append(f"{int(out_img.sum())} visible (v=2) points outside their image")
         declared = ins.num_keypoints >= 0
@@ -99,10 +102,15 @@ def oddities(decoded: Decoded, *, fmt: str = "coco") -> list[str]:
         out.append("schema has no left/right pairs (flip_idx is the identity)")
     unpaired = unpaired_side_names(ds.schema)
     if unpaired:
-        out.append(f"left/right names in no flip pair (a horizontal flip leaves them on the wrong side): {unpaired}")
+        out.append(
+            f"left/right names in no flip pair (a horizontal flip leaves them on the wrong side): {unpaired}"
+        )
     if decoded.rejected.num_rows:
         out.append(f"{decoded.rejected.num_rows} items held back at decode")
-    out += [f"[{c}] {m}" for c, m in zip(decoded.findings["check"].to_pylist(), decoded.findings["message"].to_pylist())]
+    out += [
+        f"[{c}] {m}"
+        for c, m in zip(decoded.findings["check"].to_pylist(), decoded.findings["message"].to_pylist())
+    ]
     return out
 
 
@@ -110,9 +118,15 @@ def report(decoded: Decoded, *, path: str, fmt: str) -> Report:
     ds = decoded.dataset
     v = ds.instances.v
     return Report(
-        path=path, format=fmt, schema=match_schema(ds.schema), num_keypoints=ds.schema.num_keypoints,
-        images=len(ds.images), instances=len(ds.instances), labeled_points=int((v > 0).sum()),
-        visibility=visibility_histogram(v), oddities=oddities(decoded, fmt=fmt),
+        path=path,
+        format=fmt,
+        schema=match_schema(ds.schema),
+        num_keypoints=ds.schema.num_keypoints,
+        images=len(ds.images),
+        instances=len(ds.instances),
+        labeled_points=int((v > 0).sum()),
+        visibility=visibility_histogram(v),
+        oddities=oddities(decoded, fmt=fmt),
     )
 
 
@@ -141,7 +155,11 @@ def inspect_path(path: str | Path, *, schema: KeypointSchema | None = None) -> l
     else:
         targets = formats.annotation_files(p)
         if not targets:
-            return [Report(path=str(p), format="unknown", error="no annotation files (.json, .xml, .zip, data.yaml)")]
+            return [
+                Report(
+                    path=str(p), format="unknown", error="no annotation files (.json, .xml, .zip, data.yaml)"
+                )
+            ]
     out = []
     for t in targets:
         t_fmt = formats.detect_format(t)

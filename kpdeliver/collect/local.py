@@ -1,5 +1,6 @@
 """Inputs named on the command line (an annotation file, a sizes table, pre-labels), read from
 regular files only: a named pipe or a device is refused in one sentence, never opened and waited on."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,5 +35,6 @@ def read_size_table(path: Path) -> dict[str, tuple[int, int]]:
         t = pcsv.read_csv(path)
         return dict(zip(t["file_name"].to_pylist(), zip(t["width"].to_pylist(), t["height"].to_pylist())))
     except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, pa.ArrowInvalid) as e:
-        raise ValueError(f"sizes file {path} is unusable (want CSV file_name,width,height or JSON "
-                         f"{{name: [w, h]}}): {e}") from None
+        raise ValueError(
+            f"sizes file {path} is unusable (want CSV file_name,width,height or JSON {{name: [w, h]}}): {e}"
+        ) from None

@@ -7,6 +7,7 @@ newest round are the annotator's labels of that image: their earlier labels of i
 export, older rounds) are not collected. An image a rework export leaves without any instance
 keeps the older labels. The older exports' decode rejects and findings of that image go with them.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,8 +33,9 @@ def latest_rounds(instances: Instances) -> dict[tuple[str, int], str]:
     latest: dict[tuple[str, int], str] = {}
     if sources is None:
         return latest
-    for who, image, source in zip(instances.annotator.tolist(), instances.image_id.tolist(), sources.tolist(),
-                                  strict=True):
+    for who, image, source in zip(
+        instances.annotator.tolist(), instances.image_id.tolist(), sources.tolist(), strict=True
+    ):
         r = rework_round(source)
         if r is not None and image >= 0 and r >= latest.get((who, image), r):
             latest[(who, image)] = r
@@ -41,8 +43,11 @@ def latest_rounds(instances: Instances) -> dict[tuple[str, int], str]:
 
 
 def _kept(pairs: list, sources: list, latest: dict) -> np.ndarray:
-    return np.fromiter((p not in latest or rework_round(s) == latest[p] for p, s in zip(pairs, sources, strict=True)),
-                       bool, len(pairs))
+    return np.fromiter(
+        (p not in latest or rework_round(s) == latest[p] for p, s in zip(pairs, sources, strict=True)),
+        bool,
+        len(pairs),
+    )
 
 
 def supersede_reworked(instances: Instances, latest: dict[tuple[str, int], str]) -> Instances:
@@ -53,7 +58,9 @@ def supersede_reworked(instances: Instances, latest: dict[tuple[str, int], str])
     return instances.take(np.flatnonzero(_kept(pairs, instances.extra["source"].tolist(), latest)))
 
 
-def supersede_rows(table: pa.Table, latest: dict[tuple[str, int], str], image_ids: dict[str, int]) -> pa.Table:
+def supersede_rows(
+    table: pa.Table, latest: dict[tuple[str, int], str], image_ids: dict[str, int]
+) -> pa.Table:
     """Rows of decode rejects or collect findings (annotator, image_id or file_name, source) without
     those of an export a newer rework round replaces for that annotator and image."""
     if not latest or not table.num_rows:
@@ -63,4 +70,6 @@ def supersede_rows(table: pa.Table, latest: dict[tuple[str, int], str], image_id
     else:
         ids = table["image_id"].to_pylist()
     pairs = list(zip(table["annotator"].to_pylist(), ids, strict=True))
-    return table.filter(pa.array(_kept(pairs, [str(s) for s in table["source"].to_pylist()], latest), pa.bool_()))
+    return table.filter(
+        pa.array(_kept(pairs, [str(s) for s in table["source"].to_pylist()], latest), pa.bool_())
+    )

@@ -1,4 +1,5 @@
 """Writing many small files (20,000 YOLO label files for 100k instances) at the speed of the disk."""
+
 from __future__ import annotations
 
 import os
@@ -25,7 +26,7 @@ def write_files(out: Path, files: Mapping[str, bytes], *, writers: int | None = 
                 (out / parent).mkdir(parents=True, exist_ok=True)
                 folders[parent] = os.open(out / parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
             jobs.append((folders[parent], name, data))
-        batches = [jobs[i:i + _BATCH] for i in range(0, len(jobs), _BATCH)]
+        batches = [jobs[i : i + _BATCH] for i in range(0, len(jobs), _BATCH)]
         if len(batches) > 1:
             with ThreadPoolExecutor(max_workers=writers or WRITERS) as pool:
                 list(pool.map(_write_batch, batches))  # list(): raise the first error here
@@ -44,6 +45,6 @@ def _write_batch(batch: list[tuple[int, str, bytes]]) -> None:
         try:
             view = memoryview(data)
             while view:  # a short write is legal for large buffers
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
         finally:
             os.close(fd)

@@ -8,6 +8,7 @@ Ultralytics' own rule decides: a label file lives in a `labels` folder, at the i
 `images` swapped for `labels`. Every other text file (split lists, READMEs) is not a label.
 Paths here are relative to the tree (the folder of data.yaml), `/`-separated.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -21,8 +22,12 @@ LABELS, IMAGES = "labels", "images"
 
 @dataclass
 class TreeLayout:
-    labels: dict[str, str]  # label file -> the image it labels (no extension when the tree holds no such image)
-    background: dict[str, str] = field(default_factory=dict)  # a listed image's label key -> the image (no label file)
+    labels: dict[
+        str, str
+    ]  # label file -> the image it labels (no extension when the tree holds no such image)
+    background: dict[str, str] = field(
+        default_factory=dict
+    )  # a listed image's label key -> the image (no label file)
     lists: list[str] = field(default_factory=list)  # split list files named by data.yaml
     ignored: list[str] = field(default_factory=list)  # text files that are neither labels nor split lists
 
@@ -94,5 +99,7 @@ def _listed(lists: list[str], read: Callable[[str], bytes]) -> list[str]:
     out = []
     for name in lists:
         text = read(name).decode("utf-8", errors="replace")
-        out += [_clean(line) for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+        out += [
+            _clean(line) for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
+        ]
     return out

@@ -1,6 +1,7 @@
 """YOLO Pose trees among a batch's exports: a folder under `annotations/<annotator>/` (or `gold/`)
 that holds data.yaml is one export, read as `convert` reads a YOLO folder (collect/yolo_layout.py),
 with each label's image size taken from the batch image it labels (ingest measured them)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -43,23 +44,40 @@ def split_by_tree(keys: list[str]) -> tuple[dict[str, list[str]], list[str]]:
     return trees, loose
 
 
-def decode_tree(get: Callable[[str], bytes], root: str, keys: list[str], *, schema: KeypointSchema,
-                batch: BatchLookup, files: dict[str, str]) -> Decoded:
+def decode_tree(
+    get: Callable[[str], bytes],
+    root: str,
+    keys: list[str],
+    *,
+    schema: KeypointSchema,
+    batch: BatchLookup,
+    files: dict[str, str],
+) -> Decoded:
     """One YOLO tree of the store: its labels on the batch's images (by the image path each label
     stands for, Ultralytics' images/labels rule, or a split list's line). `files` gets each file
     read -> sha256. CodecError (or StorageError) when data.yaml is unusable."""
     read = _hashing(get, files)
     marker = tree_roots(keys)[root]
     data = read(marker)
-    layout = tree_layout(read_data_yaml(data, marker)[0], [k[len(root):] for k in keys], lambda r: read(root + r))
+    layout = tree_layout(
+        read_data_yaml(data, marker)[0], [k[len(root) :] for k in keys], lambda r: read(root + r)
+    )
     names = layout.image_names()
     sizes: dict[str, tuple[int, int]] = {}
     for key, image in names.items():
         row = batch.row(image)
         if row is not None and min(batch.size(row)) > 0:
             sizes[key], names[key] = batch.size(row), batch.names[row]
-    return CODEC.decode(data, DecodeOptions(schema=schema, source=marker, sizes=sizes, image_names=names,
-                                            files=layout.label_files(lambda r: read(root + r))))
+    return CODEC.decode(
+        data,
+        DecodeOptions(
+            schema=schema,
+            source=marker,
+            sizes=sizes,
+            image_names=names,
+            files=layout.label_files(lambda r: read(root + r)),
+        ),
+    )
 
 
 def _hashing(get: Callable[[str], bytes], files: dict[str, str]) -> Callable[[str], bytes]:
@@ -67,4 +85,5 @@ def _hashing(get: Callable[[str], bytes], files: dict[str, str]) -> Callable[[st
         data = get(key)
         files[key] = hashlib.sha256(data).hexdigest()
         return data
+
     return read

@@ -4,6 +4,7 @@ Each image goes where Ultralytics looks for it beside its label file (`images/<s
 hard-linked when the output is on the same file system, copied otherwise. Images are found under
 the given folder by relative path, file name or stem, after mapping Label Studio server and
 storage references back to the path they denote."""
+
 from __future__ import annotations
 
 import os
@@ -19,11 +20,17 @@ from kpdeliver.model import Dataset
 def _find(name: str, index: dict[str, Path]) -> Path | None:
     path = image_path(str(name)).replace("\\", "/")
     base = path.rsplit("/", 1)[-1]
-    return index.get(path) or index.get(path.removeprefix("images/")) or index.get(base) \
+    return (
+        index.get(path)
+        or index.get(path.removeprefix("images/"))
+        or index.get(base)
         or index.get(base.rsplit(".", 1)[0])
+    )
 
 
-def place_images(dataset: Dataset, out: Path, images_dir: Path, split_of=None) -> tuple[list[Path], list[str]]:
+def place_images(
+    dataset: Dataset, out: Path, images_dir: Path, split_of=None
+) -> tuple[list[Path], list[str]]:
     """Link or copy every image of `dataset` into the YOLO tree at `out`: (paths written, names not found)."""
     index = image_index(images_dir)
     written, missing = [], []

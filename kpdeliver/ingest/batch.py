@@ -8,6 +8,7 @@ Batch layout under the source location:
     gold/...                        optional trusted reference labels (COCO)
     checksums.sha256                optional `<sha256>  <key>` lines taken when the batch was made
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -57,9 +58,18 @@ def list_image_keys(store: ObjectStore) -> list[str]:
     return [k for k in store.list(IMAGE_PREFIX) if k.lower().endswith(IMAGE_EXTENSIONS)]
 
 
-PROBE_SCHEMA = pa.schema([("key", pa.string()), ("sha256", pa.string()), ("width", pa.int64()), ("height", pa.int64()),
-                          ("orientation", pa.int64()), ("format", pa.string()), ("check", pa.string()),
-                          ("message", pa.string())])
+PROBE_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("sha256", pa.string()),
+        ("width", pa.int64()),
+        ("height", pa.int64()),
+        ("orientation", pa.int64()),
+        ("format", pa.string()),
+        ("check", pa.string()),
+        ("message", pa.string()),
+    ]
+)
 _REMOTE_THREADS = 8  # reads from S3 wait on the network; hashing and Pillow's decoders release the GIL
 
 
@@ -71,6 +81,7 @@ def _probe_threads(store: ObjectStore) -> int:
 
 def _probe(store: ObjectStore, key: str, expected: str | None) -> tuple:
     """One image's row of PROBE_SCHEMA: its hash and header, or the check that refuses it."""
+
     def refused(check: str, why: str) -> tuple:
         return key, None, None, None, None, None, check, f"{store.location(key)}: {why}"
 
@@ -86,8 +97,11 @@ def _probe(store: ObjectStore, key: str, expected: str | None) -> tuple:
         return refused("ingest.unreadable_image", f"cannot be read ({e})")
     sha = hashlib.sha256(data).hexdigest()
     if expected is not None and expected != sha:
-        return refused("ingest.checksum_mismatch", f"sha256 {sha[:12]}… differs from {expected[:12]}… in "
-                                                   f"{CHECKSUMS_KEY}; the object changed after the batch was taken")
+        return refused(
+            "ingest.checksum_mismatch",
+            f"sha256 {sha[:12]}… differs from {expected[:12]}… in "
+            f"{CHECKSUMS_KEY}; the object changed after the batch was taken",
+        )
     try:
         header = read_image_header(data)
     except ImageProblem as e:
@@ -99,7 +113,9 @@ def probe_images(store: ObjectStore, keys: list[str], expected: dict[str, str]) 
     """Read, hash and header-check each image (a thread pool); one PROBE_SCHEMA row per key, in order.
     Independent per key, so a batch's keys may be probed in shards anywhere the store is reachable."""
     with store.holding_folders(), ThreadPoolExecutor(min(_probe_threads(store), max(len(keys), 1))) as pool:
-        rows = list(tracked("ingest", pool.map(lambda k: _probe(store, k, expected.get(k)), keys), total=len(keys)))
+        rows = list(
+            tracked("ingest", pool.map(lambda k: _probe(store, k, expected.get(k)), keys), total=len(keys))
+        )
     return pa.Table.from_pylist([dict(zip(PROBE_SCHEMA.names, r)) for r in rows], schema=PROBE_SCHEMA)
 
 
@@ -108,16 +124,29 @@ def skipped_entries(store: ObjectStore) -> list[tuple[str, str, str]]:
     images/ in no format we deliver (.gif, .heic, .avif, a stray .txt: named, not lost), then each
     link or special file anywhere in the batch (images, exports, gold, checksums), never read."""
     formats = ", ".join(e.lstrip(".") for e in IMAGE_EXTENSIONS)
-    unsupported = [(key, "ingest.unsupported_format",
-                    f"{store.location(key)}: not an image format the release delivers ({formats}); not delivered")
-                   for key in sorted(store.list(IMAGE_PREFIX)) if not key.lower().endswith(IMAGE_EXTENSIONS)]
-    links = [(key, "ingest.symlink" if "link" in why else "ingest.unreadable_image",
-              f"{store.location(key)}: {why}; refused, never read") for key, why in store.skipped()]
+    unsupported = [
+        (
+            key,
+            "ingest.unsupported_format",
+            f"{store.location(key)}: not an image format the release delivers ({formats}); not delivered",
+        )
+        for key in sorted(store.list(IMAGE_PREFIX))
+        if not key.lower().endswith(IMAGE_EXTENSIONS)
+    ]
+    links = [
+        (
+            key,
+            "ingest.symlink" if "link" in why else "ingest.unreadable_image",
+            f"{store.location(key)}: {why}; refused, never read",
+        )
+        for key, why in store.skipped()
+    ]
     return unsupported + links
 
 
-def assemble_ingest(probes: pa.Table, *, skipped: Sequence[tuple[str, str, str]] = (),
-                    location=lambda key: key) -> IngestResult:
+def assemble_ingest(
+    probes: pa.Table, *, skipped: Sequence[tuple[str, str, str]] = (), location=lambda key: key
+) -> IngestResult:
     """The batch from its probes (any order) and its `skipped_entries`: sorted by key, the first
     of identical images kept, ids numbered in key order. `location` names a key in messages."""
     findings, refused = [], []
@@ -135,30 +164,56 @@ def assemble_ingest(probes: pa.Table, *, skipped: Sequence[tuple[str, str, str]]
         else:
             findings.append(findings_for(check, message=message, file_name=key, source=key, n=1))
     probes = probes.sort_by("key")
-    for key, sha, width, height, orientation, fmt, check, message in zip(*(probes[c].to_pylist() for c in PROBE_SCHEMA.names)):
+    for key, sha, width, height, orientation, fmt, check, message in zip(
+        *(probes[c].to_pylist() for c in PROBE_SCHEMA.names)
+    ):
         if check is not None:
             refuse(check, key, message)
             continue
         if not key.lower().endswith(FORMAT_EXTENSIONS.get(fmt, ())):
-            findings.append(findings_for("ingest.extension_mismatch", file_name=key, source=key, n=1,
-                                         message=f"{location(key)}: holds a {fmt} image, not what "
-                                                 "its extension says; delivered as it is"))
+            findings.append(
+                findings_for(
+                    "ingest.extension_mismatch",
+                    file_name=key,
+                    source=key,
+                    n=1,
+                    message=f"{location(key)}: holds a {fmt} image, not what "
+                    "its extension says; delivered as it is",
+                )
+            )
         if sha in first_of:
-            refuse("ingest.duplicate_image", key, f"{key} is byte-identical to {first_of[sha]}; dropped as a duplicate")
+            refuse(
+                "ingest.duplicate_image",
+                key,
+                f"{key} is byte-identical to {first_of[sha]}; dropped as a duplicate",
+            )
             continue
         first_of[sha] = key
         ids.append(len(ids) + 1)
-        names.append(key[len(IMAGE_PREFIX):])
+        names.append(key[len(IMAGE_PREFIX) :])
         widths.append(width)
         heights.append(height)
         orientations.append(orientation)
         shas.append(sha)
         sources.append(key)
-    images = Images.build(id=np.asarray(ids, np.int64), file_name=names, width=widths, height=heights, sha256=shas,
-                          source=sources, orientation=orientations)
+    images = Images.build(
+        id=np.asarray(ids, np.int64),
+        file_name=names,
+        width=widths,
+        height=heights,
+        sha256=shas,
+        source=sources,
+        orientation=orientations,
+    )
     refused_keys = [k for k, _ in refused]
-    refused_table = pa.table({"key": refused_keys, "file_name": [k.removeprefix(IMAGE_PREFIX) for k in refused_keys],
-                              "status": [status for _, status in refused]}, schema=REFUSED_SCHEMA)
+    refused_table = pa.table(
+        {
+            "key": refused_keys,
+            "file_name": [k.removeprefix(IMAGE_PREFIX) for k in refused_keys],
+            "status": [status for _, status in refused],
+        },
+        schema=REFUSED_SCHEMA,
+    )
     listed = probes.num_rows + sum(key.startswith(IMAGE_PREFIX) for key, _, _ in skipped)
     return IngestResult(images, concat_findings(findings), listed, refused_table)
 
@@ -168,7 +223,9 @@ def ingest_images(store: ObjectStore, keys: list[str] | None = None) -> IngestRe
     explicit `keys`, links elsewhere in the batch are not looked for."""
     skipped = skipped_entries(store) if keys is None else []
     keys = sorted(keys if keys is not None else list_image_keys(store))
-    return assemble_ingest(probe_images(store, keys, read_checksums(store)), skipped=skipped, location=store.location)
+    return assemble_ingest(
+        probe_images(store, keys, read_checksums(store)), skipped=skipped, location=store.location
+    )
 
 
 def shard_keys(keys: list[str], shard_size: int) -> list[list[str]]:

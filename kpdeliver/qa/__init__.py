@@ -19,6 +19,7 @@ earlier checks) to its findings and a frozen result for the later ones:
   coverage.coverage_findings -> findings
   scorecards                (gold, overlap, drift and all findings) -> the two tables
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -57,12 +58,18 @@ def run_deep_qa(
     """
     s = settings or DeepQASettings()
     ctx = Context.of(dataset)
-    gold_result = gold_findings(ctx, gold, s) if gold is not None and len(gold.instances) else GoldResult.none(ctx)
+    gold_result = (
+        gold_findings(ctx, gold, s) if gold is not None and len(gold.instances) else GoldResult.none(ctx)
+    )
     overlap = overlap_findings(ctx, s, gold_matched=gold_result.matched)
     video = video_findings(ctx, s)
     drift = drift_findings(ctx, s, samples=(gold_result.drift_samples, overlap.drift_samples))
     coverage = coverage_findings(ctx, s)
     findings = concat_findings([gold_result.findings, overlap.findings, video, drift.findings, coverage])
     sigmas = measure_sigmas((gold_result.drift_samples, overlap.drift_samples), ctx.n_annotators, ctx.schema)
-    return DeepQAResult(findings, annotator_scorecards(ctx, gold_result, overlap, drift, findings),
-                        keypoint_table(ctx, gold_result, overlap), sigmas)
+    return DeepQAResult(
+        findings,
+        annotator_scorecards(ctx, gold_result, overlap, drift, findings),
+        keypoint_table(ctx, gold_result, overlap),
+        sigmas,
+    )

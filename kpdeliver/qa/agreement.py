@@ -13,6 +13,7 @@ each annotator. Every member is compared with the others of its group ("leave on
 OKS, per-keypoint OKS terms, the median position of the others (the consensus), their visibility
 flags, and pairwise swap evidence.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,8 +42,14 @@ class Groups:
 
 
 def overlap_groups(
-    keys: np.ndarray, annotators: np.ndarray, kps: np.ndarray, s2: np.ndarray, boxes: np.ndarray,
-    schema: KeypointSchema, *, match_min: float,
+    keys: np.ndarray,
+    annotators: np.ndarray,
+    kps: np.ndarray,
+    s2: np.ndarray,
+    boxes: np.ndarray,
+    schema: KeypointSchema,
+    *,
+    match_min: float,
 ) -> Groups:
     """Group the instances of images labeled by >= 2 annotators into one row per labeled object
     (boxes: [n, 4], NaN where absent, for pairs OKS cannot score)."""
@@ -57,11 +64,20 @@ def overlap_groups(
     n_rows = np.bincount(key_code, minlength=len(n_ann))
     width = int(n_ann.max())
     simple = (n_ann >= 2) & (n_rows == n_ann)  # one instance per annotator: no assignment problem
-    rows_arr, unmatched = _group_simple(np.flatnonzero(simple[key_code]), key_code, ann_code, kps, s2, boxes,
-                                        schema, match_min=match_min, width=width)
+    rows_arr, unmatched = _group_simple(
+        np.flatnonzero(simple[key_code]),
+        key_code,
+        ann_code,
+        kps,
+        s2,
+        boxes,
+        schema,
+        match_min=match_min,
+        width=width,
+    )
     groups: list[list[int]] = [rows_arr.tolist()] if len(rows_arr) else []
     for key in np.flatnonzero((n_ann >= 2) & ~simple):  # several persons per image: Hungarian per image
-        rows = order[bounds[key]:bounds[key + 1]]
+        rows = order[bounds[key] : bounds[key + 1]]
         g, u = _group_image(rows, ann_code[rows], kps, s2, boxes, schema, match_min=match_min, width=width)
         groups.append(g)
         unmatched.append(u)
@@ -106,8 +122,11 @@ def _group_image(rows, anns, kps, s2, boxes, schema, *, match_min, width):
     unmatched = []
     for slot, ann in enumerate(by_count[1:], start=1):
         other = rows[anns == ann]
-        score = oks_or_box(_pair_score(kps[other], s2[other], kps[pivot], s2[pivot], schema),
-                           boxes[other][:, None], boxes[pivot][None, :])
+        score = oks_or_box(
+            _pair_score(kps[other], s2[other], kps[pivot], s2[pivot], schema),
+            boxes[other][:, None],
+            boxes[pivot][None, :],
+        )
         r, c = match_max_total(score, min_score=match_min)
         slots[c, slot] = other[r]
         unmatched.append(np.setdiff1d(other, other[r]))
@@ -147,8 +166,13 @@ def visibility_states(v: np.ndarray) -> np.ndarray:
 
 
 def compare_members(
-    kps: np.ndarray, s2: np.ndarray, rows: np.ndarray, schema: KeypointSchema,
-    *, swap_gain: float, pair_swap_gain: float,
+    kps: np.ndarray,
+    s2: np.ndarray,
+    rows: np.ndarray,
+    schema: KeypointSchema,
+    *,
+    swap_gain: float,
+    pair_swap_gain: float,
 ) -> MemberComparison:
     """Compare every member of every group with the other members of its group."""
     g, a = rows.shape
@@ -176,7 +200,9 @@ def compare_members(
             term_n[:, j] += ok_t
             ev = swap_evidence(pk[:, j], pk[:, i], ps2[:, i], schema)
             votes[:, j] += both & ev.is_swap(swap_gain=swap_gain, pair_swap_gain=pair_swap_gain)
-            pair_votes[:, j] += both[:, None] & ev.exchanged_pairs(swap_gain=swap_gain, pair_swap_gain=pair_swap_gain)
+            pair_votes[:, j] += both[:, None] & ev.exchanged_pairs(
+                swap_gain=swap_gain, pair_swap_gain=pair_swap_gain
+            )
             gain_sum[:, j] += np.where(both[:, None], np.nan_to_num(ev.pair_gain), 0.0)
     n_others = present.sum(axis=1, keepdims=True) - present
     n_others = np.where(present, n_others, 0)
@@ -184,7 +210,9 @@ def compare_members(
     with np.errstate(invalid="ignore", divide="ignore"):
         kp_agree = np.where(term_n > 0, term_sum / term_n, np.nan)
         gain = gain_sum / np.maximum(n_others, 1)[..., None]
-    return MemberComparison(sym, kp_agree, pair_offset, _others_mode(pk, present), n_others, votes, pair_votes, gain)
+    return MemberComparison(
+        sym, kp_agree, pair_offset, _others_mode(pk, present), n_others, votes, pair_votes, gain
+    )
 
 
 def _others_mode(pk, present):

@@ -1,5 +1,6 @@
 """What every deep-QA check reads: the dataset's instances as flat arrays, and how to turn instance
 rows into located findings."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,12 +44,22 @@ class Context:
         empty = len(ins) == 0  # an empty Instances may carry K = 0 columns
         kps = np.zeros((0, dataset.schema.num_keypoints, 3)) if empty else ins.keypoints
         return cls(
-            schema=dataset.schema, kps=kps, s2=np.zeros(0) if empty else scale_sq(ins),
-            box=np.where(np.isnan(ins.bbox), ins.bbox_from_keypoints(), ins.bbox) if not empty else np.zeros((0, 4)),
+            schema=dataset.schema,
+            kps=kps,
+            s2=np.zeros(0) if empty else scale_sq(ins),
+            box=np.where(np.isnan(ins.bbox), ins.bbox_from_keypoints(), ins.bbox)
+            if not empty
+            else np.zeros((0, 4)),
             ann=ann,
-            annotator_names=tuple(names.tolist()), ann_code=code.astype(np.int64), keys=keys.astype(object),
-            image_id=ins.image_id, file_name=file_name, ann_id=ins.id, source=ins.extra.get("source"),
-            track_id=ins.track_id, frame=ins.frame,
+            annotator_names=tuple(names.tolist()),
+            ann_code=code.astype(np.int64),
+            keys=keys.astype(object),
+            image_id=ins.image_id,
+            file_name=file_name,
+            ann_id=ins.id,
+            source=ins.extra.get("source"),
+            track_id=ins.track_id,
+            frame=ins.frame,
             image_key_ids={f: i for i, f in zip(dataset.images.id.tolist(), names_col.tolist())},
         )
 
@@ -65,13 +76,23 @@ class Context:
         """[n] bool: the instance is a frame of a video track."""
         return (self.track_id >= 0) & (self.frame >= 0)
 
-    def table(self, check: str, rows: np.ndarray, *, message, keypoint=None, value=None, severity=None) -> pa.Table:
+    def table(
+        self, check: str, rows: np.ndarray, *, message, keypoint=None, value=None, severity=None
+    ) -> pa.Table:
         if len(rows) == 0:
             return empty_findings()
         return findings_for(
-            check, message=list(message), image_id=self.image_id[rows], file_name=self.file_name[rows],
-            annotation_id=self.ann_id[rows], annotator=self.ann[rows], keypoint=keypoint, value=value,
-            source=None if self.source is None else self.source[rows], severity=severity, n=len(rows),
+            check,
+            message=list(message),
+            image_id=self.image_id[rows],
+            file_name=self.file_name[rows],
+            annotation_id=self.ann_id[rows],
+            annotator=self.ann[rows],
+            keypoint=keypoint,
+            value=value,
+            source=None if self.source is None else self.source[rows],
+            severity=severity,
+            n=len(rows),
         )
 
 
@@ -82,7 +103,9 @@ class DriftSamples:
 
     rows: np.ndarray  # [m] instance rows
     reference: np.ndarray  # [m] annotator code of the reference; Context.n_annotators means gold
-    offsets: np.ndarray  # [m, K, 2] (own point - reference point) / reference scale; NaN where not both labeled
+    offsets: (
+        np.ndarray
+    )  # [m, K, 2] (own point - reference point) / reference scale; NaN where not both labeled
     oks_loss: np.ndarray  # [m] 1 - OKS against the reference
 
     @classmethod

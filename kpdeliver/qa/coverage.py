@@ -9,6 +9,7 @@ Measures (degrees, per instance; NaN where the points are not labeled):
 The named measures exist for any schema that has the COCO names they need.
 `coverage_findings` reports each bin short of its target; it needs nothing from the other checks.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,9 +24,15 @@ from kpdeliver.qa.context import Context
 from kpdeliver.schema import KeypointSchema
 
 _LIMBS = {
-    "elbow_flexion": [("left_shoulder", "left_elbow", "left_wrist"), ("right_shoulder", "right_elbow", "right_wrist")],
+    "elbow_flexion": [
+        ("left_shoulder", "left_elbow", "left_wrist"),
+        ("right_shoulder", "right_elbow", "right_wrist"),
+    ],
     "knee_flexion": [("left_hip", "left_knee", "left_ankle"), ("right_hip", "right_knee", "right_ankle")],
-    "arm_elevation": [("left_hip", "left_shoulder", "left_elbow"), ("right_hip", "right_shoulder", "right_elbow")],
+    "arm_elevation": [
+        ("left_hip", "left_shoulder", "left_elbow"),
+        ("right_hip", "right_shoulder", "right_elbow"),
+    ],
 }
 
 
@@ -77,7 +84,11 @@ class BinCount:
 
 
 def coverage(
-    kps: np.ndarray, schema: KeypointSchema, *, targets: tuple[CoverageBin, ...], generic_bins: tuple[float, ...]
+    kps: np.ndarray,
+    schema: KeypointSchema,
+    *,
+    targets: tuple[CoverageBin, ...],
+    generic_bins: tuple[float, ...],
 ) -> list[BinCount]:
     """Count instances per coverage bin; the schema's own angle bins when no target applies to it."""
     measures = pose_measures(kps, schema)
@@ -85,7 +96,8 @@ def coverage(
     if not usable:
         usable = [
             CoverageBin(name=f"{m[6:]} bent {lo:g}-{hi:g} degrees", measure=m, low=lo, high=hi)
-            for m in measures if m.startswith("angle:")
+            for m in measures
+            if m.startswith("angle:")
             for lo, hi in pairwise(generic_bins)
         ]
     out = []
@@ -101,7 +113,10 @@ def coverage_findings(ctx: Context, s: DeepQASettings) -> pa.Table:
         return empty_findings()
     bins = coverage(ctx.kps, ctx.schema, targets=s.coverage_targets, generic_bins=s.generic_bins)
     short = [b for b in bins if b.count < b.target.min_count]
-    msgs = [f"{'no' if b.count == 0 else f'only {b.count}'} {b.target.name} ({b.target.measure} "
-            f"{b.target.low:g}-{b.target.high:g} degrees) among {b.measured} measured instances "
-            f"(target {b.target.min_count})" for b in short]
+    msgs = [
+        f"{'no' if b.count == 0 else f'only {b.count}'} {b.target.name} ({b.target.measure} "
+        f"{b.target.low:g}-{b.target.high:g} degrees) among {b.measured} measured instances "
+        f"(target {b.target.min_count})"
+        for b in short
+    ]
     return findings_for("qa.pose_coverage", value=[float(b.count) for b in short], message=msgs, n=len(short))

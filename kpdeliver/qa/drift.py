@@ -18,6 +18,7 @@ a convention offset, reported as such by the overlap checks.
 `drift_findings` takes the samples the reference checks measured (gold first, then overlap) as
 arguments and hands on where each drifting annotator's change starts (scorecards).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -62,7 +63,9 @@ def drift_channels(offsets: np.ndarray, oks_loss: np.ndarray, pairs: np.ndarray)
     schema's left/right pairs [P, 2]: each keypoint's x and y, 1 - OKS, each pair's mean x and y."""
     m, k = offsets.shape[:2]
     pair_mean = 0.5 * (offsets[:, pairs[:, 0]] + offsets[:, pairs[:, 1]])
-    return np.concatenate([offsets.reshape(m, 2 * k), oks_loss[:, None], pair_mean.reshape(m, 2 * len(pairs))], axis=1)
+    return np.concatenate(
+        [offsets.reshape(m, 2 * k), oks_loss[:, None], pair_mean.reshape(m, 2 * len(pairs))], axis=1
+    )
 
 
 def _centre_and_spread(series: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -76,8 +79,9 @@ def _centre_and_spread(series: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.nan_to_num(med, nan=0.0), np.maximum(MAD_TO_SD * np.nan_to_num(mad, nan=0.0), _SD_FLOOR)
 
 
-def pool_references(rows: np.ndarray, ref: np.ndarray, channels: np.ndarray, *, gold_ref: int,
-                    min_group: int) -> Evidence:
+def pool_references(
+    rows: np.ndarray, ref: np.ndarray, channels: np.ndarray, *, gold_ref: int, min_group: int
+) -> Evidence:
     """One sample per instance from samples (instance row, reference code, channels [m, C]).
 
     Each reference's samples are centred and scaled by their own median and robust spread; an
@@ -134,7 +138,7 @@ def change_point(series: np.ndarray, *, min_segment: int, threshold: float) -> D
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        shift = np.nanmean(series[t + 1:, ch]) - np.nanmean(series[: t + 1, ch])
+        shift = np.nanmean(series[t + 1 :, ch]) - np.nanmean(series[: t + 1, ch])
     return DriftAlarm(int(t + 1), int(ch), float(shift), float(stat[t, ch]))
 
 
@@ -197,8 +201,12 @@ def drift_findings(ctx: Context, s: DeepQASettings, samples: Sequence[DriftSampl
         starts[ctx.annotator_names[code]] = int(search.pos[start_row])
         rows_out.append(start_row)
         msgs.append(search.message(code, drift))
-    findings = ctx.table("qa.annotator_drift", np.asarray(rows_out, np.int64),
-                         value=search.pos[rows_out].astype(np.float64), message=msgs)
+    findings = ctx.table(
+        "qa.annotator_drift",
+        np.asarray(rows_out, np.int64),
+        value=search.pos[rows_out].astype(np.float64),
+        message=msgs,
+    )
     return DriftResult(findings, starts)
 
 
@@ -230,8 +238,13 @@ class _DriftSearch:
         return cls(ctx, s, rows[still], ref[still], channels[still], pos)
 
     def evidence(self, keep: np.ndarray) -> Evidence:
-        ev = pool_references(self.rows[keep], self.ref[keep], self.channels[keep], gold_ref=self.ctx.n_annotators,
-                             min_group=2 * self.s.drift_min_segment)
+        ev = pool_references(
+            self.rows[keep],
+            self.ref[keep],
+            self.channels[keep],
+            gold_ref=self.ctx.n_annotators,
+            min_group=2 * self.s.drift_min_segment,
+        )
         order = np.argsort(self.pos[ev.rows], kind="stable")
         return Evidence(ev.rows[order], ev.raw[order], ev.z[order])
 
@@ -259,14 +272,19 @@ class _DriftSearch:
         usable = np.ones(len(self.rows), bool)
         found: dict[int, _Drift] = {}
         while True:
-            candidates = {c: r for c in range(self.ctx.n_annotators)
-                          if c not in found and (r := self.confirmed(c, usable))}
+            candidates = {
+                c: r
+                for c in range(self.ctx.n_annotators)
+                if c not in found and (r := self.confirmed(c, usable))
+            }
             if not candidates:
                 return found
             code = max(candidates, key=lambda c: candidates[c].alarm.statistic)
             found[code] = candidates[code]
             if found[code].only is None:  # a drifting annotator is no reference for the others (unless
-                usable &= self.ref != code  # the change may as well be its only partner's: then both are told)
+                usable &= (
+                    self.ref != code
+                )  # the change may as well be its only partner's: then both are told)
 
     def message(self, code: int, drift: _Drift) -> str:
         ctx, (alarm, ev, partners, only) = self.ctx, (drift.alarm, drift.evidence, drift.partners, drift.only)
@@ -275,14 +293,20 @@ class _DriftSearch:
             against = f"its only reference here is annotator {ctx.annotator_names[only]}: either of them may have changed"
         else:
             has_gold = bool(np.any(self.ref[ctx.ann_code[self.rows] == code] == ctx.n_annotators))
-            who = ["gold"] * has_gold + [f"{len(partners)} other annotator{'s' * (len(partners) > 1)}"] * bool(partners)
-            against = f"against {' and '.join(who)}" + "; it stays when any one annotator is left out" * bool(partners)
+            who = ["gold"] * has_gold + [
+                f"{len(partners)} other annotator{'s' * (len(partners) > 1)}"
+            ] * bool(partners)
+            against = f"against {' and '.join(who)}" + "; it stays when any one annotator is left out" * bool(
+                partners
+            )
         with np.errstate(invalid="ignore"):
             raw = ev.raw[:, alarm.channel]
-            shift = float(np.nanmean(raw[alarm.start:]) - np.nanmean(raw[: alarm.start]))
-        return (f"annotator {name} drifts from about item {self.pos[start_row]} of {int((ctx.ann_code == code).sum())} "
-                f"in submission order ({against}; before/after difference {alarm.statistic:.1f} standard "
-                f"errors): {_drift_what(ctx.schema, alarm.channel, shift)}")
+            shift = float(np.nanmean(raw[alarm.start :]) - np.nanmean(raw[: alarm.start]))
+        return (
+            f"annotator {name} drifts from about item {self.pos[start_row]} of {int((ctx.ann_code == code).sum())} "
+            f"in submission order ({against}; before/after difference {alarm.statistic:.1f} standard "
+            f"errors): {_drift_what(ctx.schema, alarm.channel, shift)}"
+        )
 
 
 def _drift_what(schema: KeypointSchema, channel: int, shift: float) -> str:
@@ -294,5 +318,9 @@ def _drift_what(schema: KeypointSchema, channel: int, shift: float) -> str:
     else:
         a, b = flip_pairs_array(schema)[(channel - 2 * k - 1) // 2]
         what, axis = f"{schema.keypoints[a]} and {schema.keypoints[b]}", (channel - 2 * k - 1) % 2
-    word = ("further left" if shift < 0 else "further right") if axis == 0 else ("higher" if shift < 0 else "lower")
+    word = (
+        ("further left" if shift < 0 else "further right")
+        if axis == 0
+        else ("higher" if shift < 0 else "lower")
+    )
     return f"{what} now placed {abs(shift):.2f} scale units {word} than in their earlier work"

@@ -10,6 +10,7 @@ IoU of the boxes). Then, point by point: a point farther from gold than
 need: which instances gold judged (the overlap checks leave them alone), gold OKS and visibility
 agreement (scorecards), and each instance's offsets from gold (drift).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,9 +38,17 @@ class GoldMatch:
 
 
 def match_gold(
-    keys: np.ndarray, annotators: np.ndarray, kps: np.ndarray,
-    gold_keys: np.ndarray, gold_kps: np.ndarray, gold_s2: np.ndarray, schema: KeypointSchema,
-    *, match_min: float, boxes: np.ndarray, gold_boxes: np.ndarray,
+    keys: np.ndarray,
+    annotators: np.ndarray,
+    kps: np.ndarray,
+    gold_keys: np.ndarray,
+    gold_kps: np.ndarray,
+    gold_s2: np.ndarray,
+    schema: KeypointSchema,
+    *,
+    match_min: float,
+    boxes: np.ndarray,
+    gold_boxes: np.ndarray,
 ) -> GoldMatch:
     """Match every annotator's instances on gold images to the gold instances of the same file name."""
     keys, gold_keys, annotators = keys.astype(str), gold_keys.astype(str), annotators.astype(str)
@@ -56,11 +65,15 @@ def match_gold(
         if len(mine) == 0:
             continue
         key, ann = keys[mine[0]], annotators[mine[0]]
-        ref = g_order[np.searchsorted(g_sorted, key, "left"):np.searchsorted(g_sorted, key, "right")]
-        score = oks_or_box(np.fmax(
-            oks_matrix(kps[mine], gold_kps[ref], gold_s2[ref], sig),
-            oks_matrix(kps[mine][:, schema.flip_idx], gold_kps[ref], gold_s2[ref], sig),
-        ), boxes[mine][:, None], gold_boxes[ref][None, :])
+        ref = g_order[np.searchsorted(g_sorted, key, "left") : np.searchsorted(g_sorted, key, "right")]
+        score = oks_or_box(
+            np.fmax(
+                oks_matrix(kps[mine], gold_kps[ref], gold_s2[ref], sig),
+                oks_matrix(kps[mine][:, schema.flip_idx], gold_kps[ref], gold_s2[ref], sig),
+            ),
+            boxes[mine][:, None],
+            gold_boxes[ref][None, :],
+        )
         r, c = match_max_total(score, min_score=match_min)
         rows.append(mine[r])
         gold_rows.append(ref[c])
@@ -101,15 +114,30 @@ class GoldResult:
     def none(cls, ctx: Context) -> GoldResult:
         """No gold: nothing judged."""
         k = ctx.schema.num_keypoints
-        return cls(empty_findings(), np.zeros(ctx.n, bool), np.full(ctx.n, np.nan),
-                   np.zeros((ctx.n_annotators, k, N_STATES, N_STATES), np.int64), DriftSamples.none(k))
+        return cls(
+            empty_findings(),
+            np.zeros(ctx.n, bool),
+            np.full(ctx.n, np.nan),
+            np.zeros((ctx.n_annotators, k, N_STATES, N_STATES), np.int64),
+            DriftSamples.none(k),
+        )
 
 
 def gold_findings(ctx: Context, gold: Dataset, s: DeepQASettings) -> GoldResult:
     schema = ctx.schema
     gctx = Context.of(gold)
-    gm = match_gold(ctx.keys, ctx.ann, ctx.kps, gctx.keys, gctx.kps, gctx.s2, schema, match_min=s.match_min_oks,
-                    boxes=ctx.box, gold_boxes=gctx.box)
+    gm = match_gold(
+        ctx.keys,
+        ctx.ann,
+        ctx.kps,
+        gctx.keys,
+        gctx.kps,
+        gctx.s2,
+        schema,
+        match_min=s.match_min_oks,
+        boxes=ctx.box,
+        gold_boxes=gctx.box,
+    )
     rows, grows = gm.rows, gm.gold_rows
     kps, gk, gs2 = ctx.kps[rows], gctx.kps[grows], gctx.s2[grows]
     ev = swap_evidence(kps, gk, gs2, schema)
@@ -124,39 +152,84 @@ def gold_findings(ctx: Context, gold: Dataset, s: DeepQASettings) -> GoldResult:
     matched[rows] = True
     oks = np.full(ctx.n, np.nan)
     oks[rows] = ev.oks
-    offset = np.where((kps[..., 2:] > 0) & (gk[..., 2:] > 0), (kps[..., :2] - gk[..., :2]) / scale[:, None, None], np.nan)
-    samples = DriftSamples(rows[~swap], np.full((~swap).sum(), ctx.n_annotators), offset[~swap], 1.0 - ev.oks[~swap])
+    offset = np.where(
+        (kps[..., 2:] > 0) & (gk[..., 2:] > 0), (kps[..., :2] - gk[..., :2]) / scale[:, None, None], np.nan
+    )
+    samples = DriftSamples(
+        rows[~swap], np.full((~swap).sum(), ctx.n_annotators), offset[~swap], 1.0 - ev.oks[~swap]
+    )
     mine, theirs = visibility_states(kps[..., 2]), visibility_states(gk[..., 2])
     k = schema.num_keypoints
-    confusion = visibility_confusion(np.repeat(ctx.ann_code[rows], k), np.tile(np.arange(k), len(rows)),
-                                     mine.ravel(), theirs.ravel(), ctx.n_annotators, k)
+    confusion = visibility_confusion(
+        np.repeat(ctx.ann_code[rows], k),
+        np.tile(np.arange(k), len(rows)),
+        mine.ravel(),
+        theirs.ravel(),
+        ctx.n_annotators,
+        k,
+    )
     names = np.asarray(schema.keypoints, dtype=object)
     tables = []
     sw = np.flatnonzero(swap)
-    tables.append(ctx.table(
-        "qa.left_right_swap", rows[sw], keypoint=swap_keypoint(schema, pair_mask[sw]),
-        value=(ev.oks_flipped - ev.oks)[sw],
-        message=swap_message(schema, ctx.ann[rows[sw]], pair_mask[sw], ["gold"] * len(sw))))
+    tables.append(
+        ctx.table(
+            "qa.left_right_swap",
+            rows[sw],
+            keypoint=swap_keypoint(schema, pair_mask[sw]),
+            value=(ev.oks_flipped - ev.oks)[sw],
+            message=swap_message(schema, ctx.ann[rows[sw]], pair_mask[sw], ["gold"] * len(sw)),
+        )
+    )
     i, j = np.nonzero(far)
     px = dist[i, j] * 2 * schema.sigma_array[j] * scale[i]
-    tables.append(ctx.table(
-        "qa.gold_mismatch", rows[i], keypoint=names[j], value=dist[i, j],
-        message=[f"annotator {a} places {n} {d:.1f} kappa units ({p:.0f} px) from gold "
-                 f"(tolerance {s.point_tolerance:g})" for a, n, d, p in zip(ctx.ann[rows[i]], names[j], dist[i, j], px)]))
+    tables.append(
+        ctx.table(
+            "qa.gold_mismatch",
+            rows[i],
+            keypoint=names[j],
+            value=dist[i, j],
+            message=[
+                f"annotator {a} places {n} {d:.1f} kappa units ({p:.0f} px) from gold "
+                f"(tolerance {s.point_tolerance:g})"
+                for a, n, d, p in zip(ctx.ann[rows[i]], names[j], dist[i, j], px)
+            ],
+        )
+    )
     i, j = np.nonzero(vis)
-    tables.append(ctx.table(
-        "qa.gold_mismatch", rows[i], keypoint=names[j], value=mine[i, j].astype(np.float64),
-        message=[f"visibility: annotator {a} marks {n} {STATE_WORDS[m]}; gold has it {STATE_WORDS[g]}"
-                 for a, n, m, g in zip(ctx.ann[rows[i]], names[j], mine[i, j], theirs[i, j])]))
-    tables.append(ctx.table(
-        "qa.gold_mismatch", gm.extra_rows,
-        message=[f"annotator {a} labeled an instance that matches no gold instance of this image"
-                 for a in ctx.ann[gm.extra_rows]]))
+    tables.append(
+        ctx.table(
+            "qa.gold_mismatch",
+            rows[i],
+            keypoint=names[j],
+            value=mine[i, j].astype(np.float64),
+            message=[
+                f"visibility: annotator {a} marks {n} {STATE_WORDS[m]}; gold has it {STATE_WORDS[g]}"
+                for a, n, m, g in zip(ctx.ann[rows[i]], names[j], mine[i, j], theirs[i, j])
+            ],
+        )
+    )
+    tables.append(
+        ctx.table(
+            "qa.gold_mismatch",
+            gm.extra_rows,
+            message=[
+                f"annotator {a} labeled an instance that matches no gold instance of this image"
+                for a in ctx.ann[gm.extra_rows]
+            ],
+        )
+    )
     if len(gm.missed_gold):
         keys = gctx.keys[gm.missed_gold]
-        tables.append(findings_for(
-            "qa.gold_mismatch", image_id=np.array([ctx.image_key_ids.get(kk, -1) for kk in keys]),
-            file_name=list(keys), annotator=list(gm.missed_by),
-            message=[f"annotator {a} did not label gold instance {g} of this image"
-                     for a, g in zip(gm.missed_by, gctx.ann_id[gm.missed_gold])]))
+        tables.append(
+            findings_for(
+                "qa.gold_mismatch",
+                image_id=np.array([ctx.image_key_ids.get(kk, -1) for kk in keys]),
+                file_name=list(keys),
+                annotator=list(gm.missed_by),
+                message=[
+                    f"annotator {a} did not label gold instance {g} of this image"
+                    for a, g in zip(gm.missed_by, gctx.ann_id[gm.missed_gold])
+                ],
+            )
+        )
     return GoldResult(concat_findings(tables), matched, oks, confusion, samples)

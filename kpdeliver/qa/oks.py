@@ -5,6 +5,7 @@ visibility and the scale s^2 taken from the reference ("ground truth") instance.
 area (segmentation area), else bbox area * 0.53 (as xtcocotools does), else the area of the tight box
 around the labeled points * 0.53. Equal to pycocotools' `COCOeval.computeOks` to rounding.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,7 +28,9 @@ def scale_sq(instances: Instances) -> np.ndarray:
     return np.where(np.isnan(out) & np.isfinite(tight_area) & (tight_area > 0), tight_area, out)
 
 
-def keypoint_similarity(kps: np.ndarray, ref: np.ndarray, ref_s2: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+def keypoint_similarity(
+    kps: np.ndarray, ref: np.ndarray, ref_s2: np.ndarray, sigmas: np.ndarray
+) -> np.ndarray:
     """Per-keypoint OKS terms exp(-d^2 / (2 s^2 kappa^2)), broadcasting over leading axes.
 
     kps, ref: [..., K, 3]; ref_s2: [...]. NaN where the reference point is unlabeled; 0 where only
@@ -93,7 +96,9 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     leading axes. Two equal boxes score 1, even of zero area; NaN where either box is absent."""
     a0, b0 = a[..., :2], b[..., :2]
     with np.errstate(invalid="ignore", divide="ignore"):
-        inter = np.prod(np.clip(np.minimum(a0 + a[..., 2:], b0 + b[..., 2:]) - np.maximum(a0, b0), 0, None), axis=-1)
+        inter = np.prod(
+            np.clip(np.minimum(a0 + a[..., 2:], b0 + b[..., 2:]) - np.maximum(a0, b0), 0, None), axis=-1
+        )
         union = np.prod(a[..., 2:], axis=-1) + np.prod(b[..., 2:], axis=-1) - inter
         iou = np.where(union > 0, inter / union, 0.0)
     iou = np.where((a == b).all(axis=-1), 1.0, iou)

@@ -7,6 +7,7 @@ Instances gold already judged (`gold_matched`) are measured but not reported aga
 hands on each instance's agreement and the visibility confusion (scorecards), the per-keypoint
 statistics (qa/keypoints.parquet) and each member's offsets from each other member (drift).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,8 +43,12 @@ class KeypointStats:
 
     @classmethod
     def none(cls, a: int, k: int) -> KeypointStats:
-        return cls(np.full((a, k), np.nan), np.full((a, k, 2), np.nan), np.zeros((a, k), np.int64),
-                   np.full((a, k, 2), np.nan))
+        return cls(
+            np.full((a, k), np.nan),
+            np.full((a, k, 2), np.nan),
+            np.zeros((a, k), np.int64),
+            np.full((a, k, 2), np.nan),
+        )
 
 
 @dataclass(frozen=True)
@@ -61,15 +66,31 @@ def overlap_findings(ctx: Context, s: DeepQASettings, gold_matched: np.ndarray) 
     schema = ctx.schema
     k, a = schema.num_keypoints, ctx.n_annotators
     groups = overlap_groups(ctx.keys, ctx.ann, ctx.kps, ctx.s2, ctx.box, schema, match_min=s.match_min_oks)
-    um = groups.unmatched[~gold_matched[groups.unmatched]]  # gold found those real: gold tells who missed them
-    unmatched = concat_findings([ctx.table(
-        "qa.low_agreement", um,
-        message=[f"annotator {w} labeled an instance no other annotator of this image labeled" for w in ctx.ann[um]]),
-        _missed_findings(ctx, groups, gold_matched)])
+    um = groups.unmatched[
+        ~gold_matched[groups.unmatched]
+    ]  # gold found those real: gold tells who missed them
+    unmatched = concat_findings(
+        [
+            ctx.table(
+                "qa.low_agreement",
+                um,
+                message=[
+                    f"annotator {w} labeled an instance no other annotator of this image labeled"
+                    for w in ctx.ann[um]
+                ],
+            ),
+            _missed_findings(ctx, groups, gold_matched),
+        ]
+    )
     agreement_oks = np.full(ctx.n, np.nan)
     if not (groups.rows >= 0).any():
-        return OverlapResult(unmatched, agreement_oks, np.zeros((a, k, N_STATES, N_STATES), np.int64),
-                             KeypointStats.none(a, k), DriftSamples.none(k))
+        return OverlapResult(
+            unmatched,
+            agreement_oks,
+            np.zeros((a, k, N_STATES, N_STATES), np.int64),
+            KeypointStats.none(a, k),
+            DriftSamples.none(k),
+        )
     present, rows, n_oth, swap, pair_mask, fixed, cmp, cmp2 = _swaps_put_right(ctx, s, groups)
     pair_oks = np.where(swap[:, None], cmp.pair_oks[present], cmp2.pair_oks[present])
     oks = oks_from_terms(pair_oks)  # mean over the others it has points to compare with (NaN: none)
@@ -79,29 +100,56 @@ def overlap_findings(ctx: Context, s: DeepQASettings, gold_matched: np.ndarray) 
     mine = visibility_states(fixed[rows][..., 2])
     code = ctx.ann_code[rows]
     visibility = visibility_confusion(
-        np.repeat(code, k), np.tile(np.arange(k), len(rows)), mine.ravel(), cmp2.others_mode_v[present].ravel(), a, k)
+        np.repeat(code, k),
+        np.tile(np.arange(k), len(rows)),
+        mine.ravel(),
+        cmp2.others_mode_v[present].ravel(),
+        a,
+        k,
+    )
     slot_code = np.where(present, ctx.ann_code[np.maximum(groups.rows, 0)], -1)
     g_idx, slot_idx = np.nonzero(present)
     other_code = np.where(np.arange(present.shape[1])[None, :] == slot_idx[:, None], -1, slot_code[g_idx])
-    stats = _keypoint_stats(code, cmp2.kp_agreement[present], ~swap, cmp2.pair_offset[present], other_code, a, k)
+    stats = _keypoint_stats(
+        code, cmp2.kp_agreement[present], ~swap, cmp2.pair_offset[present], other_code, a, k
+    )
     # drift evidence: each member against each other member of its group, by who the other is
     m_idx, o_slot = np.nonzero((other_code >= 0) & ~swap[:, None])
-    samples = DriftSamples(rows[m_idx], other_code[m_idx, o_slot], cmp2.pair_offset[present][m_idx, o_slot],
-                           1.0 - cmp2.pair_oks[present][m_idx, o_slot])
-    others = [f"the {n} other annotators of this image" if n > 1 else "the other annotator of this image"
-              for n in n_oth]
+    samples = DriftSamples(
+        rows[m_idx],
+        other_code[m_idx, o_slot],
+        cmp2.pair_offset[present][m_idx, o_slot],
+        1.0 - cmp2.pair_oks[present][m_idx, o_slot],
+    )
+    others = [
+        f"the {n} other annotators of this image" if n > 1 else "the other annotator of this image"
+        for n in n_oth
+    ]
     sw = np.flatnonzero(swap & own)
     swaps = ctx.table(
-        "qa.left_right_swap", rows[sw], keypoint=swap_keypoint(schema, pair_mask[sw]),
-        value=np.nanmax(np.where(pair_mask[sw], cmp.swap_gain[present][sw], np.nan), axis=1) if len(sw) else [],
-        message=swap_message(schema, ctx.ann[rows[sw]], pair_mask[sw], [others[i] for i in sw]))
+        "qa.left_right_swap",
+        rows[sw],
+        keypoint=swap_keypoint(schema, pair_mask[sw]),
+        value=np.nanmax(np.where(pair_mask[sw], cmp.swap_gain[present][sw], np.nan), axis=1)
+        if len(sw)
+        else [],
+        message=swap_message(schema, ctx.ann[rows[sw]], pair_mask[sw], [others[i] for i in sw]),
+    )
     # with a single other label nobody can tell who swapped: both are told, as a warning
     tables = [_soften(swaps, n_oth[sw] < 2, "; with two labels only, either one may be the swapped one")]
     lo = np.flatnonzero(low & own)
-    tables.append(ctx.table(
-        "qa.low_agreement", rows[lo], value=oks[lo],
-        message=[f"annotator {ctx.ann[rows[i]]}'s instance agrees with {others[i]} at OKS {oks[i]:.2f} "
-                 f"(threshold {s.low_agreement_oks:g})" for i in lo]))
+    tables.append(
+        ctx.table(
+            "qa.low_agreement",
+            rows[lo],
+            value=oks[lo],
+            message=[
+                f"annotator {ctx.ann[rows[i]]}'s instance agrees with {others[i]} at OKS {oks[i]:.2f} "
+                f"(threshold {s.low_agreement_oks:g})"
+                for i in lo
+            ],
+        )
+    )
     tables.append(_visibility_findings(ctx, groups.rows, mine, own, n_oth, others))
     tables.append(unmatched)
     tables.append(_offset_findings(ctx, stats, s))
@@ -133,7 +181,9 @@ def _missed_findings(ctx: Context, groups: Groups, gold_matched: np.ndarray) -> 
     one who labeled it and the one who did not are told: either may be wrong). Objects gold judged are
     left to gold (it names the gold instances an annotator missed)."""
     width = groups.rows.shape[1]
-    objects = np.vstack([groups.rows, np.pad(groups.unmatched[:, None], ((0, 0), (0, width - 1)), constant_values=-1)])
+    objects = np.vstack(
+        [groups.rows, np.pad(groups.unmatched[:, None], ((0, 0), (0, width - 1)), constant_values=-1)]
+    )
     objects = objects[~(gold_matched[np.maximum(objects, 0)] & (objects >= 0)).any(axis=1)]
     first = objects[:, 0]
     _, key_code = np.unique(ctx.keys.astype(str), return_inverse=True)
@@ -145,18 +195,27 @@ def _missed_findings(ctx: Context, groups: Groups, gold_matched: np.ndarray) -> 
     absent = on_image[key_code[first]] & ~labeled
     n_lab, n_abs = labeled.sum(axis=1), absent.sum(axis=1)
     o, a = np.nonzero(absent & (n_lab >= n_abs)[:, None])
-    who = [", ".join(f"{ctx.ann[r]}'s instance {ctx.ann_id[r]}" for r in objects[i][objects[i] >= 0]) for i in o]
+    who = [
+        ", ".join(f"{ctx.ann[r]}'s instance {ctx.ann_id[r]}" for r in objects[i][objects[i] >= 0]) for i in o
+    ]
     image_id = [ctx.image_key_ids.get(kk, i) for kk, i in zip(ctx.keys[first[o]], ctx.image_id[first[o]])]
     return findings_for(
-        "qa.low_agreement", image_id=np.array(image_id, np.int64), file_name=ctx.file_name[first[o]],
+        "qa.low_agreement",
+        image_id=np.array(image_id, np.int64),
+        file_name=ctx.file_name[first[o]],
         annotator=np.asarray(ctx.annotator_names, dtype=object)[a],
-        message=[f"annotator {ctx.annotator_names[w]} labeled nothing on this image matching {m}"
-                 + ("; with two labels only, either one may be wrong" if n_lab[i] == 1 else "")
-                 for w, m, i in zip(a, who, o)], n=len(o))
+        message=[
+            f"annotator {ctx.annotator_names[w]} labeled nothing on this image matching {m}"
+            + ("; with two labels only, either one may be wrong" if n_lab[i] == 1 else "")
+            for w, m, i in zip(a, who, o)
+        ],
+        n=len(o),
+    )
 
 
-def _visibility_findings(ctx: Context, slots: np.ndarray, mine: np.ndarray, own: np.ndarray,
-                         n_oth: np.ndarray, others: list) -> pa.Table:
+def _visibility_findings(
+    ctx: Context, slots: np.ndarray, mine: np.ndarray, own: np.ndarray, n_oth: np.ndarray, others: list
+) -> pa.Table:
     """Keypoints whose visibility the members of a group do not all give alike. Where one flag has a
     majority, the members who differ from it are told; where none has (two labels that disagree, or a
     tie), every member is, as no one can tell who is right. mine: [m, K] flags of the members
@@ -172,14 +231,27 @@ def _visibility_findings(ctx: Context, slots: np.ndarray, mine: np.ndarray, own:
     told = (mine >= 0) & (top < n_valid) & ((majority < 0) | (mine != majority)) & own[:, None]
     i, j = np.nonzero(told)
     theirs = counts[i, j] - (np.arange(N_STATES) == mine[i, j][:, None])  # the others' flags
-    tail = np.where(majority[i, j] >= 0, "", np.where(n_oth[i] < 2, "; with two labels only, either one may be wrong",
-                                                       "; no flag has a majority, so each of them is told"))
+    tail = np.where(
+        majority[i, j] >= 0,
+        "",
+        np.where(
+            n_oth[i] < 2,
+            "; with two labels only, either one may be wrong",
+            "; no flag has a majority, so each of them is told",
+        ),
+    )
     names = np.asarray(ctx.schema.keypoints, dtype=object)
     return ctx.table(
-        "qa.low_agreement", members[i], keypoint=names[j], value=mine[i, j].astype(np.float64),
-        message=[f"visibility: annotator {ctx.ann[members[r]]} marks {names[k]} {STATE_WORDS[f]}; "
-                 f"{others[r]} {'mark' if n_oth[r] > 1 else 'marks'} it {_flag_words(t)}{e}"
-                 for r, k, f, t, e in zip(i, j, mine[i, j], theirs, tail)])
+        "qa.low_agreement",
+        members[i],
+        keypoint=names[j],
+        value=mine[i, j].astype(np.float64),
+        message=[
+            f"visibility: annotator {ctx.ann[members[r]]} marks {names[k]} {STATE_WORDS[f]}; "
+            f"{others[r]} {'mark' if n_oth[r] > 1 else 'marks'} it {_flag_words(t)}{e}"
+            for r, k, f, t, e in zip(i, j, mine[i, j], theirs, tail)
+        ],
+    )
 
 
 def _flag_words(counts: np.ndarray) -> str:
@@ -195,7 +267,9 @@ def _soften(table: pa.Table, mask: np.ndarray, note: str) -> pa.Table:
         return table
     sev = np.where(mask, "warning", np.asarray(table["severity"].to_pylist(), dtype=object))
     msg = [m + note if w else m for m, w in zip(table["message"].to_pylist(), mask)]
-    table = table.set_column(table.schema.get_field_index("severity"), "severity", pa.array(sev.tolist(), pa.string()))
+    table = table.set_column(
+        table.schema.get_field_index("severity"), "severity", pa.array(sev.tolist(), pa.string())
+    )
     return table.set_column(table.schema.get_field_index("message"), "message", pa.array(msg, pa.string()))
 
 
@@ -217,8 +291,9 @@ def _keypoint_stats(code, kp_agree, keep, pair_offset, other_code, a: int, k: in
     size = a * a * k
     med = np.stack([group_median(po[..., ax].ravel(), pgrp.ravel(), size) for ax in (0, 1)], -1)
     cnt = group_count(po[..., 0].ravel(), pgrp.ravel(), size)
-    mad = np.stack([group_median(np.abs(po[..., ax] - med[pgrp, ax]).ravel(), pgrp.ravel(), size)
-                    for ax in (0, 1)], -1)
+    mad = np.stack(
+        [group_median(np.abs(po[..., ax] - med[pgrp, ax]).ravel(), pgrp.ravel(), size) for ax in (0, 1)], -1
+    )
     med, cnt, mad = med.reshape(a, a, k, 2), cnt.reshape(a, a, k), mad.reshape(a, a, k, 2)
     size_of = np.where(cnt > 0, np.hypot(med[..., 0], med[..., 1]), np.inf)
     size_of[np.arange(a), np.arange(a)] = np.inf
@@ -229,7 +304,9 @@ def _keypoint_stats(code, kp_agree, keep, pair_offset, other_code, a: int, k: in
     # standard error of a median: 1.2533 * sd / sqrt(n)
     with np.errstate(invalid="ignore", divide="ignore"):
         offset_se = 1.2533 * MAD_TO_SD * mad[jj, best, kk] / np.sqrt(offset_n)[..., None]
-    return KeypointStats(agreement, np.where(found[..., None], med[jj, best, kk], np.nan), offset_n, offset_se)
+    return KeypointStats(
+        agreement, np.where(found[..., None], med[jj, best, kk], np.nan), offset_n, offset_se
+    )
 
 
 def _offset_findings(ctx: Context, stats: KeypointStats, s: DeepQASettings) -> pa.Table:
@@ -237,13 +314,25 @@ def _offset_findings(ctx: Context, stats: KeypointStats, s: DeepQASettings) -> p
     mag = np.hypot(off[..., 0], off[..., 1])
     with np.errstate(invalid="ignore", divide="ignore"):
         t = np.nanmax(np.where(np.isfinite(off), np.abs(off) / np.maximum(se, 1e-9), 0.0), axis=-1)
-    bad = (n >= s.offset_min_instances) & (np.nan_to_num(mag) >= s.offset_min) & (np.nan_to_num(t) >= s.offset_t)
+    bad = (
+        (n >= s.offset_min_instances)
+        & (np.nan_to_num(mag) >= s.offset_min)
+        & (np.nan_to_num(t) >= s.offset_t)
+    )
     ai, ki = np.nonzero(bad)
-    msgs = [f"annotator {ctx.annotator_names[a]} places {ctx.schema.keypoints[k]} "
-            f"{_direction(off[a, k, 0], off[a, k, 1], s.offset_min)} than the others on {n[a, k]} instances"
-            for a, k in zip(ai, ki)]
-    return findings_for("qa.low_agreement", annotator=[ctx.annotator_names[a] for a in ai],
-                        keypoint=[ctx.schema.keypoints[k] for k in ki], value=mag[ai, ki], message=msgs, n=len(ai))
+    msgs = [
+        f"annotator {ctx.annotator_names[a]} places {ctx.schema.keypoints[k]} "
+        f"{_direction(off[a, k, 0], off[a, k, 1], s.offset_min)} than the others on {n[a, k]} instances"
+        for a, k in zip(ai, ki)
+    ]
+    return findings_for(
+        "qa.low_agreement",
+        annotator=[ctx.annotator_names[a] for a in ai],
+        keypoint=[ctx.schema.keypoints[k] for k in ki],
+        value=mag[ai, ki],
+        message=msgs,
+        n=len(ai),
+    )
 
 
 def _direction(dx: float, dy: float, min_shown: float) -> str:

@@ -1,4 +1,5 @@
 """Grouped statistics (mean, and the robust median and MAD) without a Python loop over groups."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,12 +27,13 @@ def group_count(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.nda
     return np.bincount(groups[np.isfinite(values)], minlength=n_groups)
 
 
-def robust_scale(values: np.ndarray, groups: np.ndarray, n_groups: int, *, floor: float) -> tuple[np.ndarray, np.ndarray]:
+def robust_scale(
+    values: np.ndarray, groups: np.ndarray, n_groups: int, *, floor: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Per group: the median, and 1.4826 * MAD (a standard deviation robust to outliers) floored at `floor`."""
     med = group_median(values, groups, n_groups)
     mad = group_median(np.abs(values - med[groups]), groups, n_groups)
     return med, np.maximum(MAD_TO_SD * np.nan_to_num(mad, nan=0.0), floor)
-
 
 
 def group_mean(values: np.ndarray, groups: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:

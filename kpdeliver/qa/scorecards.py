@@ -1,6 +1,7 @@
 """The two tables the deep QA writes besides its findings: one scorecard row per annotator
 (qa/annotators.parquet) and one row per annotator and keypoint (qa/keypoints.parquet), from what
 the gold, overlap and drift checks handed on."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -58,16 +59,18 @@ def with_finding_counts(scorecards: pa.Table, findings: pa.Table) -> pa.Table:
 def keypoint_table(ctx: Context, gold: GoldResult, overlap: OverlapResult) -> pa.Table:
     stats = overlap.keypoints
     a, k = stats.agreement.shape
-    return pa.table({
-        "annotator": pa.array(np.repeat(ctx.annotator_names, k).tolist(), pa.string()),
-        "keypoint": pa.array(list(ctx.schema.keypoints) * a, pa.string()),
-        "agreement": _nullable(stats.agreement),
-        "visibility_kappa": _nullable(cohen_kappa(overlap.visibility)),
-        "gold_visibility_kappa": _nullable(cohen_kappa(gold.visibility)),
-        "offset_x": _nullable(stats.offset[..., 0]),
-        "offset_y": _nullable(stats.offset[..., 1]),
-        "n_offset": pa.array(stats.offset_n.ravel().astype(np.int64)),
-    })
+    return pa.table(
+        {
+            "annotator": pa.array(np.repeat(ctx.annotator_names, k).tolist(), pa.string()),
+            "keypoint": pa.array(list(ctx.schema.keypoints) * a, pa.string()),
+            "agreement": _nullable(stats.agreement),
+            "visibility_kappa": _nullable(cohen_kappa(overlap.visibility)),
+            "gold_visibility_kappa": _nullable(cohen_kappa(gold.visibility)),
+            "offset_x": _nullable(stats.offset[..., 0]),
+            "offset_y": _nullable(stats.offset[..., 1]),
+            "n_offset": pa.array(stats.offset_n.ravel().astype(np.int64)),
+        }
+    )
 
 
 def _nullable(values: np.ndarray) -> pa.Array:

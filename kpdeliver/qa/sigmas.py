@@ -19,6 +19,7 @@ points lie beyond) are dropped, and the mean of the rest is corrected for that t
 Interval: with Gaussian placement noise, 2 n sigma_hat^2 / sigma^2 ~ chi-square with 2n degrees of
 freedom (n pairs, two axes each), which gives the 95 % interval printed with each sigma.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -36,19 +37,24 @@ TAIL = np.log(1000.0)  # gross-error cut, in units of sigma^2 (exponential quant
 _TRUNC_MEAN = (1 - (1 + TAIL) * np.exp(-TAIL)) / (1 - np.exp(-TAIL))  # E[y | y < TAIL] for y ~ Exp(1)
 MIN_PAIRS = 5  # fewer pairs than this: no sigma is stated for the keypoint
 
-SIGMAS_SCHEMA = pa.schema([
-    ("keypoint", pa.string()),
-    ("sigma", pa.float64()),  # measured; null: fewer than MIN_PAIRS pairs
-    ("low", pa.float64()),  # confidence interval
-    ("high", pa.float64()),
-    ("n_pairs", pa.float64()),  # pairs behind the sigma (gold pairs + overlap pairs)
-    ("n_gold", pa.int64()),
-    ("n_overlap", pa.float64()),
-    ("n_dropped", pa.float64()),  # gross mistakes left out
-    ("oks_sigma", pa.float64()),  # the sigma OKS used in this QA run
-    ("oks_sigmas_source", pa.string()),  # which sigmas those are: schema | COCO default | measured vNNNN | default 0.05
-    ("confidence", pa.float64()),  # of the interval
-])
+SIGMAS_SCHEMA = pa.schema(
+    [
+        ("keypoint", pa.string()),
+        ("sigma", pa.float64()),  # measured; null: fewer than MIN_PAIRS pairs
+        ("low", pa.float64()),  # confidence interval
+        ("high", pa.float64()),
+        ("n_pairs", pa.float64()),  # pairs behind the sigma (gold pairs + overlap pairs)
+        ("n_gold", pa.int64()),
+        ("n_overlap", pa.float64()),
+        ("n_dropped", pa.float64()),  # gross mistakes left out
+        ("oks_sigma", pa.float64()),  # the sigma OKS used in this QA run
+        (
+            "oks_sigmas_source",
+            pa.string(),
+        ),  # which sigmas those are: schema | COCO default | measured vNNNN | default 0.05
+        ("confidence", pa.float64()),  # of the interval
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,7 @@ class MeasuredSigmas:
     def to_json(self) -> dict:
         return {
             "method": "COCO: sigma^2 = E[d^2/s^2] (gold pairs d^2/s^2, overlap pairs d^2/(2 s^2)); "
-                      f"gross mistakes beyond {TAIL:.2f} sigma^2 dropped; chi-square interval",
+            f"gross mistakes beyond {TAIL:.2f} sigma^2 dropped; chi-square interval",
             "confidence": CONFIDENCE,
             "oks_sigmas_source": self.oks_sigmas_source,
             "keypoints": self.table.to_pylist(),
@@ -81,21 +87,32 @@ def _one_keypoint(y: np.ndarray, w: np.ndarray, gold: np.ndarray) -> tuple:
     n = float(w[keep].sum())
     var = float((w[keep] * y[keep]).sum() / n) / (_TRUNC_MEAN if first > 0 else 1.0)
     lo_q, hi_q = chi2.ppf([(1 + CONFIDENCE) / 2, (1 - CONFIDENCE) / 2], 2 * n)
-    return (np.sqrt(var), np.sqrt(2 * n * var / lo_q), np.sqrt(2 * n * var / hi_q), n,
-            int(gold[keep].sum()), float(w[keep & ~gold].sum()), float(w[~keep].sum()))
+    return (
+        np.sqrt(var),
+        np.sqrt(2 * n * var / lo_q),
+        np.sqrt(2 * n * var / hi_q),
+        n,
+        int(gold[keep].sum()),
+        float(w[keep & ~gold].sum()),
+        float(w[~keep].sum()),
+    )
 
 
-def measure_sigmas(samples: Sequence[DriftSamples], n_annotators: int, schema: KeypointSchema) -> MeasuredSigmas:
+def measure_sigmas(
+    samples: Sequence[DriftSamples], n_annotators: int, schema: KeypointSchema
+) -> MeasuredSigmas:
     """Per keypoint sigma, interval and pair counts from the gold and overlap samples of deep QA
     (`DriftSamples.reference == n_annotators` marks a gold pair)."""
-    offsets = np.concatenate([s.offsets for s in samples]) if samples else np.zeros((0, schema.num_keypoints, 2))
+    offsets = (
+        np.concatenate([s.offsets for s in samples]) if samples else np.zeros((0, schema.num_keypoints, 2))
+    )
     ref = np.concatenate([s.reference for s in samples]) if samples else np.zeros(0, np.int64)
     inst = np.concatenate([s.rows for s in samples]) if samples else np.zeros(0, np.int64)
     gold = ref == n_annotators
     # an instance gold judged counts against gold only: its overlap pairs share its placement (not independent)
     use = gold | ~np.isin(inst, inst[gold])
     offsets, gold = offsets[use], gold[use]
-    d2 = (offsets ** 2).sum(axis=-1)  # [m, K] (d/s)^2, NaN where not both labeled
+    d2 = (offsets**2).sum(axis=-1)  # [m, K] (d/s)^2, NaN where not both labeled
     y_all = d2 / np.where(gold, 1.0, 2.0)[:, None]
     w_all = np.where(gold, 1.0, 0.5)
     origin = sigmas_origin(schema)
@@ -103,9 +120,21 @@ def measure_sigmas(samples: Sequence[DriftSamples], n_annotators: int, schema: K
     for k, name in enumerate(schema.keypoints):
         ok = np.isfinite(y_all[:, k])
         sigma, low, high, n, n_gold, n_overlap, dropped = _one_keypoint(y_all[ok, k], w_all[ok], gold[ok])
-        rows.append({"keypoint": name, "sigma": sigma, "low": low, "high": high, "n_pairs": n, "n_gold": n_gold,
-                     "n_overlap": n_overlap, "n_dropped": dropped, "oks_sigma": schema.sigmas[k],
-                     "oks_sigmas_source": origin, "confidence": CONFIDENCE})
+        rows.append(
+            {
+                "keypoint": name,
+                "sigma": sigma,
+                "low": low,
+                "high": high,
+                "n_pairs": n,
+                "n_gold": n_gold,
+                "n_overlap": n_overlap,
+                "n_dropped": dropped,
+                "oks_sigma": schema.sigmas[k],
+                "oks_sigmas_source": origin,
+                "confidence": CONFIDENCE,
+            }
+        )
     table = pa.Table.from_pylist(rows, schema=SIGMAS_SCHEMA)
     return MeasuredSigmas(table, origin)
 
@@ -118,8 +147,12 @@ def sigmas_files(measured: MeasuredSigmas | None) -> dict[str, bytes]:
 
     from kpdeliver.model import parquet_bytes
 
-    return {"qa/sigmas.json": orjson.dumps(measured.to_json(), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY),
-            "qa/sigmas.parquet": parquet_bytes(measured.table)}
+    return {
+        "qa/sigmas.json": orjson.dumps(
+            measured.to_json(), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
+        ),
+        "qa/sigmas.parquet": parquet_bytes(measured.table),
+    }
 
 
 def adopt_measured(manifest: dict, measured: dict) -> tuple[dict, list[str]]:
@@ -132,19 +165,30 @@ def adopt_measured(manifest: dict, measured: dict) -> tuple[dict, list[str]]:
     if not isinstance(schema, dict) or not isinstance(schema.get("keypoints"), list):
         raise ValueError("its manifest holds no schema")
     names = [str(n) for n in schema["keypoints"]]
-    found = {r.get("keypoint"): r["sigma"] for r in measured.get("keypoints", [])
-             if isinstance(r, dict) and isinstance(r.get("sigma"), (int, float)) and r["sigma"] > 0}
+    found = {
+        r.get("keypoint"): r["sigma"]
+        for r in measured.get("keypoints", [])
+        if isinstance(r, dict) and isinstance(r.get("sigma"), (int, float)) and r["sigma"] > 0
+    }
     old = list(schema.get("sigmas") or [])
     if len(old) != len(names):
         raise ValueError("its manifest's schema has no sigma per keypoint")
     kept = [n for n in names if n not in found]
-    sigmas = {n: round(float(found[n]), 4) if n not in kept else float(s) for n, s in zip(names, old, strict=True)}
+    sigmas = {
+        n: round(float(found[n]), 4) if n not in kept else float(s) for n, s in zip(names, old, strict=True)
+    }
     version = f"v{int(manifest.get('version', 0)):04d}"
-    doc = {"name": schema.get("name", "schema"), "category": schema.get("category", "object"), "keypoints": names,
-           "skeleton": schema.get("skeleton", []), "flip_pairs": schema.get("flip_pairs", []), "sigmas": sigmas,
-           "sigmas_source": f"measured {version}",
-           "source": f"{schema.get('source', '')}; sigmas measured in {manifest.get('client')}/"
-                     f"{manifest.get('dataset')} {version}"}
+    doc = {
+        "name": schema.get("name", "schema"),
+        "category": schema.get("category", "object"),
+        "keypoints": names,
+        "skeleton": schema.get("skeleton", []),
+        "flip_pairs": schema.get("flip_pairs", []),
+        "sigmas": sigmas,
+        "sigmas_source": f"measured {version}",
+        "source": f"{schema.get('source', '')}; sigmas measured in {manifest.get('client')}/"
+        f"{manifest.get('dataset')} {version}",
+    }
     builtin = BUILTIN_SCHEMAS.get(str(doc["name"]))
     if builtin is not None and list(builtin.keypoints) == names and builtin.definitions:
         doc["definitions"] = dict(builtin.definitions)

@@ -6,6 +6,7 @@ gain = term(a'->a) + term(b'->b) - term(a->a) - term(b->b) with a' = b and b' = 
 (each in [0, 1], so a gain near 2 means both points sit on the other side's reference). A symmetric
 pose (the two points nearly coincide) gives a gain near 0, so it is never flagged.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -30,7 +31,9 @@ class SwapEvidence:
         return np.nan_to_num(self.oks_flipped - self.oks, nan=0.0) > swap_gain
 
     def is_swap(self, *, swap_gain: float, pair_swap_gain: float) -> np.ndarray:
-        return self.mirrored(swap_gain=swap_gain) | self.swapped_pairs(pair_swap_gain=pair_swap_gain).any(axis=1)
+        return self.mirrored(swap_gain=swap_gain) | self.swapped_pairs(pair_swap_gain=pair_swap_gain).any(
+            axis=1
+        )
 
     def exchanged_pairs(self, *, swap_gain: float, pair_swap_gain: float) -> np.ndarray:
         """[n, P]: the pairs to blame; every pair of an instance mirrored as a whole."""
@@ -41,7 +44,9 @@ def flip_pairs_array(schema: KeypointSchema) -> np.ndarray:
     return np.asarray(schema.flip_pairs, np.int64).reshape(-1, 2)
 
 
-def swap_evidence(kps: np.ndarray, ref: np.ndarray, ref_s2: np.ndarray, schema: KeypointSchema) -> SwapEvidence:
+def swap_evidence(
+    kps: np.ndarray, ref: np.ndarray, ref_s2: np.ndarray, schema: KeypointSchema
+) -> SwapEvidence:
     """Evidence that row i of kps [n, K, 3] has left and right exchanged relative to row i of ref."""
     sig = schema.sigma_array
     terms = keypoint_similarity(kps, ref, ref_s2, sig)
@@ -53,7 +58,12 @@ def swap_evidence(kps: np.ndarray, ref: np.ndarray, ref_s2: np.ndarray, schema: 
 
 
 def track_swapped_pairs(
-    kps: np.ndarray, s2: np.ndarray, new_track: np.ndarray, schema: KeypointSchema, *, pair_swap_gain: float,
+    kps: np.ndarray,
+    s2: np.ndarray,
+    new_track: np.ndarray,
+    schema: KeypointSchema,
+    *,
+    pair_swap_gain: float,
     window: int = 3,
 ) -> np.ndarray:
     """Pairs labeled the other way round than in the frames around them: bool [n, P].
@@ -77,7 +87,9 @@ def track_swapped_pairs(
     var = (2.0 * schema.sigma_array) ** 2
     denom = 2.0 * s2[:, None] * ((var[a] + var[b]) / 2)[None, :]
     mid = np.where(both[..., None], (kps[:, a, :2] + kps[:, b, :2]) / 2, np.nan)
-    ref_mid = _midpoint_path(mid, track)  # an exchange leaves the midpoint alone, so swapped frames do not spoil it
+    ref_mid = _midpoint_path(
+        mid, track
+    )  # an exchange leaves the midpoint alone, so swapped frames do not spoil it
     flagged = np.zeros((n, p), bool)
     for _ in range(2):
         ref, count = _neighbour_median(np.where(flagged[..., None], np.nan, h), track, window)
@@ -102,6 +114,7 @@ def _midpoint_path(mid: np.ndarray, track: np.ndarray) -> np.ndarray:
     """Where each pair's midpoint [n, P, 2] would be if it moved on steadily: halfway between the frames
     before and after, or carried on from the two frames beside a track's end (the person may be walking,
     so a median of the frames around an end would lag behind)."""
+
     def shifted(by: int) -> np.ndarray:
         idx = np.arange(len(mid)) - by
         inside = (idx >= 0) & (idx < len(mid))
@@ -130,6 +143,7 @@ def _neighbour_median(h: np.ndarray, track: np.ndarray, window: int) -> tuple[np
 
 
 # --- from exchanged pairs to findings (gold, overlap and video checks report swaps alike) ---
+
 
 def mirrored_whole(pair_mask: np.ndarray) -> np.ndarray:
     """[n] bool: most of the instance's pairs [n, P] are exchanged, i.e. it is labeled mirrored."""
@@ -174,12 +188,18 @@ def swap_keypoint(schema: KeypointSchema, pair_mask: np.ndarray) -> list:
     pairs = flip_pairs_array(schema)
     whole = mirrored_whole(pair_mask)
     first = np.argmax(pair_mask, axis=1) if len(pairs) else np.zeros(len(pair_mask), np.int64)
-    return [None if w or not m.any() else schema.keypoints[pairs[f, 0]] for w, m, f in zip(whole, pair_mask, first)]
-
-
-def swap_message(schema: KeypointSchema, who: np.ndarray, pair_mask: np.ndarray, against: list[str]) -> list[str]:
     return [
-        f"annotator {w} labeled this instance mirrored (left and right exchanged) against {g}" if m
+        None if w or not m.any() else schema.keypoints[pairs[f, 0]]
+        for w, m, f in zip(whole, pair_mask, first)
+    ]
+
+
+def swap_message(
+    schema: KeypointSchema, who: np.ndarray, pair_mask: np.ndarray, against: list[str]
+) -> list[str]:
+    return [
+        f"annotator {w} labeled this instance mirrored (left and right exchanged) against {g}"
+        if m
         else f"annotator {w} exchanged {p or 'left and right'} against {g}"
         for w, m, p, g in zip(who, mirrored_whole(pair_mask), pair_names(schema, pair_mask), against)
     ]

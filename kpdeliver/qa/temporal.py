@@ -16,6 +16,7 @@ and to pass a sudden change of speed or direction and a step that stays).
 (kpdeliver.qa.swaps), then jumps and flicker on the swap-corrected track. It needs nothing from
 the other checks and hands nothing on.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -60,11 +61,19 @@ def track_order(owners: np.ndarray, track_id: np.ndarray, frame: np.ndarray) -> 
     return TrackOrder(rows, new_track, np.cumsum(new_track) - 1)
 
 
-RETURN_SHARE = 0.6  # an excursion is at least this share of its distance from the bridge off each side's own path
-SETTLE_SHARE = 0.3  # with the window left out, its neighbours are at most this share of its deviation off their path
+RETURN_SHARE = (
+    0.6  # an excursion is at least this share of its distance from the bridge off each side's own path
+)
+SETTLE_SHARE = (
+    0.3  # with the window left out, its neighbours are at most this share of its deviation off their path
+)
 # (a step that stays, seen as a window of 3, 2 or 1 frames before it, leaves them 0.37, 0.47, 0.65 of it)
-FRAME_SHARE = 0.5  # every frame of an excursion is displaced at least this share of its mean displacement, its way
-RAYLEIGH_MEDIAN = float(np.sqrt(2 * np.log(2)))  # median distance of a 2-D normal point from its centre, in sigmas
+FRAME_SHARE = (
+    0.5  # every frame of an excursion is displaced at least this share of its mean displacement, its way
+)
+RAYLEIGH_MEDIAN = float(
+    np.sqrt(2 * np.log(2))
+)  # median distance of a 2-D normal point from its centre, in sigmas
 
 
 @dataclass(frozen=True)
@@ -78,8 +87,16 @@ class Jitter:
 
 
 def jitter(
-    kps: np.ndarray, s2: np.ndarray, frames: np.ndarray, tracks: TrackOrder, sigmas: np.ndarray, *, z_min: float,
-    min_dev: float, max_gap: int = 3, max_frames: int = 3,
+    kps: np.ndarray,
+    s2: np.ndarray,
+    frames: np.ndarray,
+    tracks: TrackOrder,
+    sigmas: np.ndarray,
+    *,
+    z_min: float,
+    min_dev: float,
+    max_gap: int = 3,
+    max_frames: int = 3,
 ) -> Jitter:
     """Excursions in tracks: a point that leaves its path for 1..max_frames labeled frames in a row and
     comes back; kps/s2/frames are already in track order, sigmas are the schema's per-keypoint spreads.
@@ -111,13 +128,21 @@ def jitter(
     for _ in range(max_frames - 1):
         window.append(view.nxt(window[-1]))
     p1 = view.prev(window[0])
-    out = Jitter(np.full((n, k), -1), np.full((n, k), -1), np.zeros((n, k), np.int64),
-                 np.full((n, k), np.nan), np.full((n, k), np.nan))
+    out = Jitter(
+        np.full((n, k), -1),
+        np.full((n, k), -1),
+        np.zeros((n, k), np.int64),
+        np.full((n, k), np.nan),
+        np.full((n, k), np.nan),
+    )
     taken = np.zeros((n, k), bool)  # frames already in a reported excursion
-    for w in range(max_frames, 0, -1):  # longest first: a window inside a found excursion is not reported again
+    for w in range(
+        max_frames, 0, -1
+    ):  # longest first: a window inside a found excursion is not reported again
         win, r1 = window[:w], view.nxt(window[w - 1])
-        found, chi2, mean_dev = _excursions(view, win, p1, r1, max_gap + w - 1, tracks, sigmas, z_min=z_min,
-                                            min_dev=min_dev)
+        found, chi2, mean_dev = _excursions(
+            view, win, p1, r1, max_gap + w - 1, tracks, sigmas, z_min=z_min, min_dev=min_dev
+        )
         _claim(out, taken, win, p1, r1, found, chi2, mean_dev)
     return out
 
@@ -152,12 +177,22 @@ class _TrackView:
         return _off_path(self.kps, self.frames, at, (l1, self.prev(l1)), (r1, self.nxt(r1)), self.scale, gap)
 
 
-def _excursions(view: _TrackView, win: list, p1, r1, gap: int, tracks: TrackOrder, sigmas: np.ndarray, *,
-                z_min: float, min_dev: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _excursions(
+    view: _TrackView,
+    win: list,
+    p1,
+    r1,
+    gap: int,
+    tracks: TrackOrder,
+    sigmas: np.ndarray,
+    *,
+    z_min: float,
+    min_dev: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(found, chi2, mean displacement), [n, K] each, of the windows of `len(win)` frames opening at
     each row: `jitter`'s tests, before overlapping windows are resolved."""
     w, (n, k) = len(win), view.lab.shape
-    tail = np.exp(-z_min**2 / 2)  # a single frame's chi-square (2 degrees of freedom) beyond z_min sigmas
+    tail = np.exp(-(z_min**2) / 2)  # a single frame's chi-square (2 degrees of freedom) beyond z_min sigmas
     none = (np.full((n, k), -1), np.full((n, k), -1))
     bridge = [view.path(at, p1, r1, gap) for at in win]
     res = np.stack([b.residual for b in bridge])  # [w, n, K, 2]
@@ -173,7 +208,9 @@ def _excursions(view: _TrackView, win: list, p1, r1, gap: int, tracks: TrackOrde
     # peak sags off its bridge like an excursion, but the frames entering and leaving it stay on the
     # paths of the sides they are next to, and a step that stays leaves the window on one side's path
     thr = chdtri(2 * w, tail)  # chi2.isf
-    off_side = chdtri(2 * w, np.exp(-z_min**2 / 8))  # (z_min / 2 for one frame: carrying a path on is noisy)
+    off_side = chdtri(
+        2 * w, np.exp(-(z_min**2) / 8)
+    )  # (z_min / 2 for one frame: carrying a path on is noisy)
     away = np.ones((n, k), bool)
     for ends in (((p1, view.prev(p1)), none), (none, (r1, view.nxt(r1)))):
         side = [_off_path(view.kps, view.frames, at, *ends, view.scale, gap) for at in win]
@@ -182,18 +219,34 @@ def _excursions(view: _TrackView, win: list, p1, r1, gap: int, tracks: TrackOrde
             away &= np.nan_to_num(o.dev, nan=np.inf) >= RETURN_SHARE * np.nan_to_num(b.dev, nan=np.inf)
     # each neighbour judged with the window left out (its own path then skips over it)
     fits = np.maximum(SETTLE_SHARE * strength, z_min / 2) * noise
-    settled = [np.nan_to_num(view.path(p1, view.prev(p1), r1, gap).score, nan=-np.inf) <= fits,
-               np.nan_to_num(view.path(r1, p1, view.nxt(r1), gap).score, nan=-np.inf) <= fits]
-    found = ((win[-1] >= 0) & (chi2 >= thr) & (mean_dev >= min_dev)
-             & np.all(along >= FRAME_SHARE * mean_dev, axis=0)
-             & settled[0] & settled[1] & away)
+    settled = [
+        np.nan_to_num(view.path(p1, view.prev(p1), r1, gap).score, nan=-np.inf) <= fits,
+        np.nan_to_num(view.path(r1, p1, view.nxt(r1), gap).score, nan=-np.inf) <= fits,
+    ]
+    found = (
+        (win[-1] >= 0)
+        & (chi2 >= thr)
+        & (mean_dev >= min_dev)
+        & np.all(along >= FRAME_SHARE * mean_dev, axis=0)
+        & settled[0]
+        & settled[1]
+        & away
+    )
     if w > 1:
         found &= (p1 >= 0) & (view.prev(p1) >= 0) & (r1 >= 0) & (view.nxt(r1) >= 0)
     return found, chi2, mean_dev
 
 
-def _claim(out: Jitter, taken: np.ndarray, win: list, p1, r1, found: np.ndarray, chi2: np.ndarray,
-           mean_dev: np.ndarray) -> None:
+def _claim(
+    out: Jitter,
+    taken: np.ndarray,
+    win: list,
+    p1,
+    r1,
+    found: np.ndarray,
+    chi2: np.ndarray,
+    mean_dev: np.ndarray,
+) -> None:
     """Record the windows `found` in `out`, unless their frames or the points bridging them belong to
     a longer excursion found before, or to a stronger window of this length (the clean frames just
     before an excursion sag toward it); their frames are then `taken`."""
@@ -212,7 +265,9 @@ def _claim(out: Jitter, taken: np.ndarray, win: list, p1, r1, found: np.ndarray,
     out.z[found] = np.sqrt(chi2[found])
 
 
-def _track_noise(raw: np.ndarray, dof: int, tracks: TrackOrder, sigmas: np.ndarray, *, floor: float) -> np.ndarray:
+def _track_noise(
+    raw: np.ndarray, dof: int, tracks: TrackOrder, sigmas: np.ndarray, *, floor: float
+) -> np.ndarray:
     """[n, K] per-axis noise sigma (scale units) of each row's track and keypoint, for windows whose
     squared Mahalanobis distances in scale units (`raw`, with `dof` degrees of freedom) are given: the
     median of a chi-square is known, so the windows' median gives the sigma (robust: the few windows on
@@ -240,7 +295,9 @@ def _mahalanobis(bridge: list[Residual]) -> np.ndarray:
     ua, ub = (wa[..., None] * e).sum(axis=0), (wb[..., None] * e).sum(axis=0)  # A^T e, [n, K, 2]
     m11, m22, m12 = 1 + (wa**2).sum(axis=0), 1 + (wb**2).sum(axis=0), (wa * wb).sum(axis=0)
     det = m11 * m22 - m12**2
-    back = ((m22[..., None] * ua**2 - 2 * m12[..., None] * ua * ub + m11[..., None] * ub**2) / det[..., None]).sum(-1)
+    back = (
+        (m22[..., None] * ua**2 - 2 * m12[..., None] * ua * ub + m11[..., None] * ub**2) / det[..., None]
+    ).sum(-1)
     return (e**2).sum(axis=(0, -1)) - back
 
 
@@ -330,8 +387,13 @@ def flicker(states: np.ndarray, new_track: np.ndarray, *, window: int) -> Flicke
     prev_val, next_val = np.r_[-2, val[:-1]], np.r_[val[1:], -2]
     prev_len, next_len = np.r_[0, length[:-1]], np.r_[length[1:], 0]
     inner = (
-        (length <= window) & ~opens_track & ~next_opens & (prev_val == next_val) & (prev_val != val)
-        & (prev_len >= length) & (next_len >= length)
+        (length <= window)
+        & ~opens_track
+        & ~next_opens
+        & (prev_val == next_val)
+        & (prev_val != val)
+        & (prev_len >= length)
+        & (next_len >= length)
     )
     # a track's end: only one side to compare with, so only a single frame against a steady run
     start = opens_track & ~next_opens & (length == 1) & (next_len > window) & (next_val != val)
@@ -343,15 +405,22 @@ def flicker(states: np.ndarray, new_track: np.ndarray, *, window: int) -> Flicke
         return a[run].reshape(k, n).T
 
     flagged = per_point(bad)
-    return Flicker(flagged, np.where(flagged, per_point(length), 0), np.where(flagged, per_point(around), -1),
-                   flagged & per_point(start | end))
+    return Flicker(
+        flagged,
+        np.where(flagged, per_point(length), 0),
+        np.where(flagged, per_point(around), -1),
+        flagged & per_point(start | end),
+    )
 
 
 def video_findings(ctx: Context, s: DeepQASettings) -> pa.Table:
     schema = ctx.schema
     # a track is one annotator's track id within one export file (track ids restart per video)
-    owner = ctx.ann if ctx.source is None else np.char.add(np.char.add(ctx.ann.astype(str), "\0"),
-                                                           ctx.source.astype(str))
+    owner = (
+        ctx.ann
+        if ctx.source is None
+        else np.char.add(np.char.add(ctx.ann.astype(str), "\0"), ctx.source.astype(str))
+    )
     to = track_order(owner, ctx.track_id, ctx.frame)
     if len(to.rows) == 0:
         return empty_findings()
@@ -359,35 +428,64 @@ def video_findings(ctx: Context, s: DeepQASettings) -> pa.Table:
     kps, s2, frame = ctx.kps[rows], ctx.s2[rows], ctx.frame[rows]
     swapped = blame_pairs(track_swapped_pairs(kps, s2, to.new_track, schema, pair_swap_gain=s.pair_swap_gain))
     fixed = exchange_pairs(kps, swapped, schema)  # jitter and flicker are judged on the swap-corrected track
-    where = [f"frame {f} of track {t} (annotator {a})" for f, t, a in zip(frame, ctx.track_id[rows], ctx.ann[rows])]
+    where = [
+        f"frame {f} of track {t} (annotator {a})" for f, t, a in zip(frame, ctx.track_id[rows], ctx.ann[rows])
+    ]
     names = np.asarray(schema.keypoints, dtype=object)
     tables = []
     sw = np.flatnonzero(swapped.any(axis=1))
-    tables.append(ctx.table(
-        "qa.left_right_swap", rows[sw], keypoint=swap_keypoint(schema, swapped[sw]), value=swapped[sw].sum(axis=1),
-        message=[f"{'left and right (every pair)' if whole else p} exchanged in {where[i]} compared with the frames "
-                 f"around it"
-                 for i, p, whole in zip(sw, pair_names(schema, swapped[sw]), mirrored_whole(swapped[sw]))]))
+    tables.append(
+        ctx.table(
+            "qa.left_right_swap",
+            rows[sw],
+            keypoint=swap_keypoint(schema, swapped[sw]),
+            value=swapped[sw].sum(axis=1),
+            message=[
+                f"{'left and right (every pair)' if whole else p} exchanged in {where[i]} compared with the frames "
+                f"around it"
+                for i, p, whole in zip(sw, pair_names(schema, swapped[sw]), mirrored_whole(swapped[sw]))
+            ],
+        )
+    )
     jit = jitter(fixed, s2, frame, to, schema.sigma_array, z_min=s.jitter_z, min_dev=s.jitter_min)
     # every frame of an excursion carries the finding (each displaced point is one to correct)
     at, j = np.nonzero(jit.first >= 0)
     i = jit.first[at, j]
     last = jit.last[i, j]
-    tables.append(ctx.table(
-        "qa.temporal_jitter", rows[at], keypoint=names[j], value=jit.deviation[i, j],
-        message=[f"{n} jumps {d:.2f} scale units off its path in {where[r]} ({z:.1f} sigma of its noise)" if m == 1 else
-                 f"{n} jumps {d:.2f} scale units off its path for {m} frames, frames {frame[r]}-{frame[e]} of track "
-                 f"{ctx.track_id[rows[r]]} (annotator {ctx.ann[rows[r]]}), and comes back ({z:.1f} sigma of its "
-                 f"noise); this is frame {frame[t]}"
-                 for t, r, e, n, d, z, m in zip(at, i, last, names[j], jit.deviation[i, j], jit.z[i, j],
-                                                jit.frames[i, j])]))
+    tables.append(
+        ctx.table(
+            "qa.temporal_jitter",
+            rows[at],
+            keypoint=names[j],
+            value=jit.deviation[i, j],
+            message=[
+                f"{n} jumps {d:.2f} scale units off its path in {where[r]} ({z:.1f} sigma of its noise)"
+                if m == 1
+                else f"{n} jumps {d:.2f} scale units off its path for {m} frames, frames {frame[r]}-{frame[e]} of track "
+                f"{ctx.track_id[rows[r]]} (annotator {ctx.ann[rows[r]]}), and comes back ({z:.1f} sigma of its "
+                f"noise); this is frame {frame[t]}"
+                for t, r, e, n, d, z, m in zip(
+                    at, i, last, names[j], jit.deviation[i, j], jit.z[i, j], jit.frames[i, j]
+                )
+            ],
+        )
+    )
     states = visibility_states(fixed[..., 2])
     fl = flicker(states, to.new_track, window=s.flicker_window)
     i, j = np.nonzero(fl.flagged)
-    tables.append(ctx.table(
-        "qa.temporal_jitter", rows[i], keypoint=names[j], value=fl.run_length[i, j].astype(np.float64),
-        message=[f"visibility of {n} is {STATE_WORDS[v]} in {where[r]}, at the track's end, and "
-                 f"{STATE_WORDS[b]} in the frames beside it" if e else
-                 f"visibility of {n} flickers {STATE_WORDS[b]} -> {STATE_WORDS[v]} -> {STATE_WORDS[b]} in {where[r]}"
-                 for r, n, b, v, e in zip(i, names[j], fl.before[i, j], states[i, j], fl.at_end[i, j])]))
+    tables.append(
+        ctx.table(
+            "qa.temporal_jitter",
+            rows[i],
+            keypoint=names[j],
+            value=fl.run_length[i, j].astype(np.float64),
+            message=[
+                f"visibility of {n} is {STATE_WORDS[v]} in {where[r]}, at the track's end, and "
+                f"{STATE_WORDS[b]} in the frames beside it"
+                if e
+                else f"visibility of {n} flickers {STATE_WORDS[b]} -> {STATE_WORDS[v]} -> {STATE_WORDS[b]} in {where[r]}"
+                for r, n, b, v, e in zip(i, names[j], fl.before[i, j], states[i, j], fl.at_end[i, j])
+            ],
+        )
+    )
     return concat_findings(tables)

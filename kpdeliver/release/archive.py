@@ -6,6 +6,7 @@ manifest lists, and for a signed release `v0007/manifest.sig` and `v0007/signing
 archive is deterministic (fixed timestamps and modes, members in sorted order), so a rebuild of
 the same release gives the same bytes and any byte changed in an archive is caught.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,11 +30,16 @@ def archive_members(store: ObjectStore, prefix: str, manifest: dict) -> dict[str
     raise UnsafeKeyError: they never become members."""
     members = {MANIFEST: join_key(prefix, MANIFEST)}
     members |= {check_key(p): join_key(prefix, p) for p in sorted(manifest["files"])}
-    if manifest.get("signature") or store.exists(join_key(prefix, SIGNATURE)):  # signed then, or later (`sign`)
+    if manifest.get("signature") or store.exists(
+        join_key(prefix, SIGNATURE)
+    ):  # signed then, or later (`sign`)
         members[SIGNATURE] = join_key(prefix, SIGNATURE)
         client = client_key(prefix)
-        key_file = signer_key_file(store, client, store.get(members[MANIFEST]), store.get(members[SIGNATURE])) \
-            if client is not None and store.exists(members[SIGNATURE]) else None
+        key_file = (
+            signer_key_file(store, client, store.get(members[MANIFEST]), store.get(members[SIGNATURE]))
+            if client is not None and store.exists(members[SIGNATURE])
+            else None
+        )
         if key_file is not None:  # the key that signed this release, also after a rotation
             members[PUBLIC_KEY] = key_file
     return members
@@ -45,7 +51,9 @@ def write_archive(store: ObjectStore, prefix: str, manifest: dict, out: IO[bytes
     with zipfile.ZipFile(out, "w") as zf:
         for path, key in tracked("archive", archive_members(store, prefix, manifest).items()):
             info = zipfile.ZipInfo(f"{top}/{path}", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_STORED if PurePosixPath(path).suffix.lower() in _STORED else zipfile.ZIP_DEFLATED
+            info.compress_type = (
+                zipfile.ZIP_STORED if PurePosixPath(path).suffix.lower() in _STORED else zipfile.ZIP_DEFLATED
+            )
             info.external_attr = 0o644 << 16
             with store.open(key) as src, zf.open(info, "w", force_zip64=True) as dst:
                 for chunk in iter(lambda: src.read(_CHUNK), b""):
@@ -78,7 +86,9 @@ def unsafe_member(name: str, top: str) -> str | None:
     return None
 
 
-def archive_differences(store: ObjectStore, prefix: str, manifest: dict, archive_key: str) -> list[tuple[str, str]]:
+def archive_differences(
+    store: ObjectStore, prefix: str, manifest: dict, archive_key: str
+) -> list[tuple[str, str]]:
     """(member or archive name, what differs) between the archive at `archive_key` and release
     `prefix`; empty when the archive is exactly the one `write_archive` builds from the release."""
     top, name = PurePosixPath(prefix).name, PurePosixPath(archive_key).name
@@ -94,7 +104,7 @@ def archive_differences(store: ObjectStore, prefix: str, manifest: dict, archive
                 names = zf.namelist()
                 for member in names:
                     why = unsafe_member(member, top)
-                    path = member[len(top) + 1:]
+                    path = member[len(top) + 1 :]
                     if why:
                         found.append((member, f"unsafe member name: {why}"))
                     elif path not in expected:
@@ -103,11 +113,21 @@ def archive_differences(store: ObjectStore, prefix: str, manifest: dict, archive
                         with zf.open(member) as fh, store.open(expected[path]) as want:
                             if _digest(fh) != _digest(want):
                                 found.append((member, "differs from the release's file"))
-                found += [(f"{top}/{p}", "missing from the archive") for p in expected if f"{top}/{p}" not in names]
+                found += [
+                    (f"{top}/{p}", "missing from the archive") for p in expected if f"{top}/{p}" not in names
+                ]
         except StorageError:
             raise
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, ValueError, RuntimeError,
-                NotImplementedError) as e:  # whatever a damaged zip makes the reader raise
+        except (
+            zipfile.BadZipFile,
+            zipfile.LargeZipFile,
+            zlib.error,
+            OSError,
+            EOFError,
+            ValueError,
+            RuntimeError,
+            NotImplementedError,
+        ) as e:  # whatever a damaged zip makes the reader raise
             return [(name, f"is not a readable zip archive ({type(e).__name__}: {e})")]
         if found:
             return found
@@ -115,7 +135,12 @@ def archive_differences(store: ObjectStore, prefix: str, manifest: dict, archive
         have = _digest(held)
     with build_archive(store, prefix, manifest) as rebuilt:
         if _digest(rebuilt) != have:
-            return [(name, "its bytes differ from the archive of this release (members match: zip metadata changed)")]
+            return [
+                (
+                    name,
+                    "its bytes differ from the archive of this release (members match: zip metadata changed)",
+                )
+            ]
     return []
 
 

@@ -11,6 +11,7 @@ hash links vouch for every earlier one). A generation deleted or altered, `catal
 that is no copy of its generation, or a release missing from the newest generation (a rollback)
 is a problem. Problems are (kind, path, detail) triples: `verify` makes them its Problems.
 """
+
 from __future__ import annotations
 
 import re
@@ -48,7 +49,9 @@ class CatalogueCheck:
 @dataclass
 class Binding:
     problems: list[tuple[str, str, str]] = field(default_factory=list)
-    record: tuple[str | None, str | None] | None = None  # (manifest sha256, signing key id) the catalogue recorded
+    record: tuple[str | None, str | None] | None = (
+        None  # (manifest sha256, signing key id) the catalogue recorded
+    )
     notes: list[str] = field(default_factory=list)
 
 
@@ -63,27 +66,51 @@ def place_of(store: ObjectStore, prefix: str) -> Place | None:
 
 def place_problems(manifest: dict, place: Place) -> list[tuple[str, str, str]]:
     """The manifest's client, dataset and version against the folder the release sits in."""
-    said = {"client": manifest.get("client"), "dataset": manifest.get("dataset"), "version": manifest.get("version")}
+    said = {
+        "client": manifest.get("client"),
+        "dataset": manifest.get("dataset"),
+        "version": manifest.get("version"),
+    }
     where = {"client": place.client, "dataset": place.dataset, "version": place.version}
-    return [("place", "manifest.json", f"manifest says {what} {said[what]!r}, release sits at "
-             f"{place.prefix} ({what} {where[what]!r}): a release copied from elsewhere")
-            for what in where if said[what] != where[what]]
+    return [
+        (
+            "place",
+            "manifest.json",
+            f"manifest says {what} {said[what]!r}, release sits at "
+            f"{place.prefix} ({what} {where[what]!r}): a release copied from elsewhere",
+        )
+        for what in where
+        if said[what] != where[what]
+    ]
 
 
 def _row_problems(row: dict, place: Place) -> list[tuple[str, str, str]]:
-    want = {"client": place.client, "dataset": place.dataset, "version": place.version, "location": place.prefix}
-    return [("catalogue", CATALOG, f"its row for this release records {what} {row[what]!r}, not {want[what]!r}")
-            for what in want if what in row and row[what] != want[what]]
+    want = {
+        "client": place.client,
+        "dataset": place.dataset,
+        "version": place.version,
+        "location": place.prefix,
+    }
+    return [
+        ("catalogue", CATALOG, f"its row for this release records {what} {row[what]!r}, not {want[what]!r}")
+        for what in want
+        if what in row and row[what] != want[what]
+    ]
 
 
 def _generations(store: ObjectStore, client_key: str) -> dict[int, bytes]:
     folder = join_key(client_key, catalog.GENERATIONS) + "/"
-    found = (_GENERATION_NAME.match(k[len(folder):]) for k in store.list(folder))
+    found = (_GENERATION_NAME.match(k[len(folder) :]) for k in store.list(folder))
     return {int(m.group(1)): store.get(join_key(folder, m.group(0))) for m in found if m}
 
 
-def _chain_problems(gens: dict[int, bytes], copy: bytes | None, client: str, keys: list[Ed25519PublicKey],
-                    signed_release: bool) -> list[tuple[str, str, str]]:
+def _chain_problems(
+    gens: dict[int, bytes],
+    copy: bytes | None,
+    client: str,
+    keys: list[Ed25519PublicKey],
+    signed_release: bool,
+) -> list[tuple[str, str, str]]:
     """Every break in the chain of generations 1..N (and of the copy `catalog.parquet`). Once a
     generation is signed, or when the release is, the newest must be signed with one of `keys`."""
     metas = {n: catalog.generation_meta(data) for n, data in gens.items()}
@@ -97,35 +124,59 @@ def _chain_problems(gens: dict[int, bytes], copy: bytes | None, client: str, key
         previous = metas[n].get(catalog.PREVIOUS, b"").decode()
         if n - 1 in gens and previous and previous != sha256_hex(gens[n - 1]):
             now = sha256_hex(gens[n - 1])
-            problems.append(("catalogue", name(n - 1), f"altered: generation {n} recorded its sha256 as "
-                                                       f"{previous[:16]}…, it is now {now[:16]}…"))
+            problems.append(
+                (
+                    "catalogue",
+                    name(n - 1),
+                    f"altered: generation {n} recorded its sha256 as {previous[:16]}…, it is now {now[:16]}…",
+                )
+            )
     if copy and copy not in gens.values():
-        problems.append(("catalogue", CATALOG, f"is not a copy of any generation (it claims generation {copy_gen}): "
-                                               "it was rewritten"))
+        problems.append(
+            (
+                "catalogue",
+                CATALOG,
+                f"is not a copy of any generation (it claims generation {copy_gen}): it was rewritten",
+            )
+        )
     must_sign = signed_release or any(catalog.SIGNATURE in m for m in metas.values())
     if newest in gens and keys and must_sign:
         problems += _signature_problems(gens[newest], client, newest, keys, name(newest))
     return problems
 
 
-def _signature_problems(data: bytes, client: str, n: int, keys: list[Ed25519PublicKey],
-                        path: str) -> list[tuple[str, str, str]]:
+def _signature_problems(
+    data: bytes, client: str, n: int, keys: list[Ed25519PublicKey], path: str
+) -> list[tuple[str, str, str]]:
     """The newest generation must be signed with a release key: it vouches for every earlier one."""
     meta = catalog.generation_meta(data)
     if not meta.get(catalog.SIGNATURE):
-        return [("catalogue", path, f"the newest generation ({n}) is not signed, though the release key "
-                                    f"{signing.key_ids(keys)} is known: it was written by someone without the key")]
+        return [
+            (
+                "catalogue",
+                path,
+                f"the newest generation ({n}) is not signed, though the release key "
+                f"{signing.key_ids(keys)} is known: it was written by someone without the key",
+            )
+        ]
     table, _ = catalog.parse_generation(data)
     body = catalog.statement(client, n, meta.get(catalog.PREVIOUS, b"").decode(), table)
     signer = meta.get(catalog.SIGNER, b"").decode() or None
     if signing.holding_key(keys, body, bytes.fromhex(meta[catalog.SIGNATURE].decode()), named=signer) is None:
-        return [("catalogue", path, f"the newest generation ({n}) is not signed by key {signing.key_ids(keys)} "
-                                    f"(it names key {meta.get(catalog.SIGNER, b'?').decode()}): altered or forged")]
+        return [
+            (
+                "catalogue",
+                path,
+                f"the newest generation ({n}) is not signed by key {signing.key_ids(keys)} "
+                f"(it names key {meta.get(catalog.SIGNER, b'?').decode()}): altered or forged",
+            )
+        ]
     return []
 
 
-def check_catalogue(store: ObjectStore, client_key: str, place: Place, keys: list[Ed25519PublicKey],
-                    signed_release: bool) -> CatalogueCheck:
+def check_catalogue(
+    store: ObjectStore, client_key: str, place: Place, keys: list[Ed25519PublicKey], signed_release: bool
+) -> CatalogueCheck:
     """The client's catalogue chain and its row for the release at `place` (`keys`: the release keys)."""
     result = CatalogueCheck()
     try:
@@ -143,13 +194,18 @@ def check_catalogue(store: ObjectStore, client_key: str, place: Place, keys: lis
         result.problems.append(("catalogue", CATALOG, f"cannot be read ({e})"))
         return result
     if result.row is None:
-        result.problems.append(("catalogue", CATALOG, f"the newest catalogue does not list {place.prefix}: a "
-                                                      "catalogue rolled back or a generation deleted (or a publication "
-                                                      "killed before its catalogue entry)"))
+        result.problems.append(
+            (
+                "catalogue",
+                CATALOG,
+                f"the newest catalogue does not list {place.prefix}: a "
+                "catalogue rolled back or a generation deleted (or a publication "
+                "killed before its catalogue entry)",
+            )
+        )
     else:
         result.problems += _row_problems(result.row, place)
     return result
-
 
 
 def release_keys(store: ObjectStore, client_key: str, pinned: signing.PublicKeys) -> list[Ed25519PublicKey]:
@@ -162,7 +218,9 @@ def bind(store: ObjectStore, prefix: str, manifest: dict, pinned: signing.Public
     """The release under `prefix` against its place and its client's catalogue chain."""
     client, place, result = client_key(prefix), place_of(store, prefix), Binding()
     if place is None or client is None:
-        result.notes.append("the release's location is not …/<client>/<dataset>/v<NNNN>: its place was not checked")
+        result.notes.append(
+            "the release's location is not …/<client>/<dataset>/v<NNNN>: its place was not checked"
+        )
         return result
     result.problems = place_problems(manifest, place)
     signed = bool(manifest.get("signature")) or store.exists(join_key(prefix, signing.SIGNATURE))

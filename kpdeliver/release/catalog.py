@@ -15,6 +15,7 @@ when a release key is configured, an Ed25519 signature of (client, generation, p
 digest of its rows). `verify` walks the chain (release/binding.py), so a generation deleted,
 altered or rolled back is named.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -41,20 +42,34 @@ from kpdeliver.storage import ObjectStore, join_key
 
 GENERATIONS = ".catalog"
 _GENERATION = b"kpdeliver.generation"
-PREVIOUS, SIGNATURE, SIGNER = b"kpdeliver.previous_sha256", b"kpdeliver.signature", b"kpdeliver.signing_key_id"
+PREVIOUS, SIGNATURE, SIGNER = (
+    b"kpdeliver.previous_sha256",
+    b"kpdeliver.signature",
+    b"kpdeliver.signing_key_id",
+)
 MAX_ATTEMPTS = 50
 _RECORD = ("manifest_sha256", "signing_key_id")  # what an untyped catalogue of an older layout passes on
 
-CATALOG_SCHEMA = pa.schema([
-    ("client", pa.string()), ("dataset", pa.string()), ("version", pa.int32()),
-    ("created_at", pa.timestamp("us", tz="UTC")),  # Parquet has no second unit
-    ("location", pa.string()),  # relative to the releases root: '<client>/<dataset>/v0007'
-    ("verdict", pa.string()), ("reasons", pa.list_(pa.string())), ("schema", pa.string()),
-    ("images", pa.int64()), ("instances", pa.int64()), ("quarantined", pa.int64()), ("findings", pa.int64()),
-    ("mean_oks", pa.float64()),  # mean agreement OKS of the annotators; null without overlap items
-    ("fingerprint", pa.string()), ("manifest_sha256", pa.string()),
-    ("signing_key_id", pa.string()),  # null: published unsigned
-])
+CATALOG_SCHEMA = pa.schema(
+    [
+        ("client", pa.string()),
+        ("dataset", pa.string()),
+        ("version", pa.int32()),
+        ("created_at", pa.timestamp("us", tz="UTC")),  # Parquet has no second unit
+        ("location", pa.string()),  # relative to the releases root: '<client>/<dataset>/v0007'
+        ("verdict", pa.string()),
+        ("reasons", pa.list_(pa.string())),
+        ("schema", pa.string()),
+        ("images", pa.int64()),
+        ("instances", pa.int64()),
+        ("quarantined", pa.int64()),
+        ("findings", pa.int64()),
+        ("mean_oks", pa.float64()),  # mean agreement OKS of the annotators; null without overlap items
+        ("fingerprint", pa.string()),
+        ("manifest_sha256", pa.string()),
+        ("signing_key_id", pa.string()),  # null: published unsigned
+    ]
+)
 
 
 class _OlderLayout(ReleaseError, ValueError):
@@ -83,13 +98,21 @@ def catalog_row(store: ObjectStore, client: str, dataset: str, version: int) -> 
     signoff = orjson.loads(store.get(signoff_key)) if store.exists(signoff_key) else {}
     created = m.get("created_at")
     return {
-        "client": client, "dataset": dataset, "version": int(m.get("version", version)),
-        "created_at": datetime.fromisoformat(created) if created else None, "location": prefix,
-        "verdict": m.get("verdict"), "reasons": list(qa.get("reasons", [])),
-        "schema": (m.get("schema") or {}).get("name"), "images": counts.get("images_delivered"),
-        "instances": counts.get("instances_delivered"), "quarantined": counts.get("instances_quarantined"),
-        "findings": counts.get("findings"), "mean_oks": _mean_oks(signoff if isinstance(signoff, dict) else {}),
-        "fingerprint": m.get("fingerprint"), "manifest_sha256": sha256_hex(raw),
+        "client": client,
+        "dataset": dataset,
+        "version": int(m.get("version", version)),
+        "created_at": datetime.fromisoformat(created) if created else None,
+        "location": prefix,
+        "verdict": m.get("verdict"),
+        "reasons": list(qa.get("reasons", [])),
+        "schema": (m.get("schema") or {}).get("name"),
+        "images": counts.get("images_delivered"),
+        "instances": counts.get("instances_delivered"),
+        "quarantined": counts.get("instances_quarantined"),
+        "findings": counts.get("findings"),
+        "mean_oks": _mean_oks(signoff if isinstance(signoff, dict) else {}),
+        "fingerprint": m.get("fingerprint"),
+        "manifest_sha256": sha256_hex(raw),
         "signing_key_id": (m.get("signature") or {}).get("key_id"),
     }
 
@@ -118,8 +141,10 @@ def parse_generation(data: bytes) -> tuple[pa.Table, int]:
 def statement(client: str, generation: int, previous: str, table: pa.Table) -> bytes:
     """What a generation's signature covers: its client, number, predecessor and rows."""
     rows = sha256_hex(orjson.dumps(table.to_pylist(), option=orjson.OPT_SORT_KEYS))
-    return orjson.dumps({"catalogue_of": client, "generation": generation, "previous_sha256": previous,
-                         "rows_sha256": rows}, option=orjson.OPT_SORT_KEYS)
+    return orjson.dumps(
+        {"catalogue_of": client, "generation": generation, "previous_sha256": previous, "rows_sha256": rows},
+        option=orjson.OPT_SORT_KEYS,
+    )
 
 
 def generation_meta(data: bytes) -> dict[bytes, bytes]:
@@ -127,15 +152,20 @@ def generation_meta(data: bytes) -> dict[bytes, bytes]:
     return pq.ParquetFile(pa.BufferReader(data), pre_buffer=False).schema_arrow.metadata or {}
 
 
-def _bytes(store: ObjectStore, client: str, table: pa.Table, generation: int,
-           key: Ed25519PrivateKey | None) -> bytes:
+def _bytes(
+    store: ObjectStore, client: str, table: pa.Table, generation: int, key: Ed25519PrivateKey | None
+) -> bytes:
     """Generation `generation` of the catalogue, chained to the previous one and signed with `key`."""
     before = generation_key(client, generation - 1)
     previous = sha256_hex(store.get(before)) if generation > 1 and store.exists(before) else ""
     meta = {_GENERATION: str(generation).encode(), PREVIOUS: previous.encode()}
     if key is not None:
-        meta |= {SIGNATURE: key.sign(statement(client.rsplit("/", 1)[-1], generation, previous, table)).hex().encode(),
-                 SIGNER: key_id(key).encode()}
+        meta |= {
+            SIGNATURE: key.sign(statement(client.rsplit("/", 1)[-1], generation, previous, table))
+            .hex()
+            .encode(),
+            SIGNER: key_id(key).encode(),
+        }
     return parquet_bytes(table.replace_schema_metadata(meta))
 
 
@@ -149,10 +179,14 @@ def _recorded(table: pa.Table) -> dict[tuple[str, int], dict]:
     return {(r["dataset"], r["version"]): {k: r.get(k) for k in _RECORD} for r in table.to_pylist()}
 
 
-def _step_forward(store: ObjectStore, client: str, table: pa.Table, generation: int) -> tuple[pa.Table, int, bool]:
+def _step_forward(
+    store: ObjectStore, client: str, table: pa.Table, generation: int
+) -> tuple[pa.Table, int, bool]:
     """The newest generation from `generation` on, and whether it is a later one than given."""
     stepped = False
-    while store.exists(generation_key(client, generation + 1)):  # a newer one whose copy came late or not at all
+    while store.exists(
+        generation_key(client, generation + 1)
+    ):  # a newer one whose copy came late or not at all
         generation += 1
         table, _ = parse_generation(store.get(generation_key(client, generation)))
         stepped = True
@@ -195,8 +229,9 @@ def catalogued_row(store: ObjectStore, client_key: str, dataset: str, version: i
     return _recorded(table).get((dataset, version))
 
 
-def append_release(store: ObjectStore, client: str, dataset: str, version: int,
-                   signing_key: Ed25519PrivateKey | None = None) -> pa.Table:
+def append_release(
+    store: ObjectStore, client: str, dataset: str, version: int, signing_key: Ed25519PrivateKey | None = None
+) -> pa.Table:
     """Add one published release to the client's catalogue under a conditional write; the new
     catalogue. Safe to call again for the same release (its row is kept once, as first recorded),
     and it finishes the copy of a run killed between writing a generation and copying it."""
@@ -219,7 +254,9 @@ def append_release(store: ObjectStore, client: str, dataset: str, version: int,
     raise RuntimeError(f"catalogue of {client!r}: gave up after {MAX_ATTEMPTS} concurrent updates")
 
 
-def _rows_from_manifests(store: ObjectStore, client: str, recorded: dict[tuple[str, int], dict]) -> list[dict]:
+def _rows_from_manifests(
+    store: ObjectStore, client: str, recorded: dict[tuple[str, int], dict]
+) -> list[dict]:
     """A row per published manifest; a release in `recorded` keeps what was recorded of it."""
     rows = []
     for key in store.list(client + "/"):
@@ -231,7 +268,9 @@ def _rows_from_manifests(store: ObjectStore, client: str, recorded: dict[tuple[s
     return rows
 
 
-def rebuild_catalog(store: ObjectStore, client: str, signing_key: Ed25519PrivateKey | None = None) -> pa.Table:
+def rebuild_catalog(
+    store: ObjectStore, client: str, signing_key: Ed25519PrivateKey | None = None
+) -> pa.Table:
     """The repair path: the catalogue rebuilt from every published manifest (lists the client's
     keys), written as the next generation. A release already catalogued keeps its row as first
     recorded, so a manifest rewritten since stays caught by `verify`. Deliveries use `append_release`."""
@@ -245,18 +284,23 @@ def rebuild_catalog(store: ObjectStore, client: str, signing_key: Ed25519Private
     raise RuntimeError(f"catalogue of {client!r}: gave up after {MAX_ATTEMPTS} concurrent updates")
 
 
-def record_signature(store: ObjectStore, client: str, dataset: str, version: int,
-                     signing_key: Ed25519PrivateKey) -> pa.Table:
+def record_signature(
+    store: ObjectStore, client: str, dataset: str, version: int, signing_key: Ed25519PrivateKey
+) -> pa.Table:
     """A release signed after publication (`kpdeliver sign`): a new generation whose row of it names
     the key, signed with that key (so `verify --public-key` finds the newest generation signed).
     The row's manifest sha256 stays as recorded: the manifest is unchanged. Safe to call again."""
-    append_release(store, client, dataset, version, signing_key)  # a publication killed before its catalogue entry
+    append_release(
+        store, client, dataset, version, signing_key
+    )  # a publication killed before its catalogue entry
     for _ in range(MAX_ATTEMPTS):
         table, generation, _ = _newest(store, client)
         rows = table.to_pylist()
         row = next(r for r in rows if (r["dataset"], r["version"]) == (dataset, version))
         meta = generation_meta(store.get(generation_key(client, generation))) if generation else {}
-        if row["signing_key_id"] == key_id(signing_key) and meta.get(SIGNER, b"").decode() == key_id(signing_key):
+        if row["signing_key_id"] == key_id(signing_key) and meta.get(SIGNER, b"").decode() == key_id(
+            signing_key
+        ):
             return table
         row["signing_key_id"] = key_id(signing_key)
         data = _bytes(store, client, _table(rows), generation + 1, signing_key)

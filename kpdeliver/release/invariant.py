@@ -13,6 +13,7 @@ rewritten manifest is still caught):
 
 Each breach is (release-relative path of the file at fault, what is wrong), in plain words.
 """
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +39,8 @@ def check_invariant(store: ObjectStore, prefix: str, manifest: dict, *, workers:
     """Every breach of the delivery invariant by the release under `prefix` (manifest already read)."""
     files, counts = manifest.get("files") or {}, manifest.get("counts") or {}
     if not any(p.startswith(("index/", "yolo/")) for p in files) and not any(
-            counts.get(k) for k in ("images_delivered", "instances_in", "instances_delivered")):
+        counts.get(k) for k in ("images_delivered", "instances_in", "instances_delivered")
+    ):
         return []  # by its counts, nothing was delivered and nothing came in: no label to lose
     tables = {}
     for path in (IMAGES, ANNOTATIONS, QUARANTINE):
@@ -65,22 +67,31 @@ def _accounting(counts: dict, annotations: pa.Table, quarantine: pa.Table) -> li
     out = []
     delivered = annotations["annotation_id"].to_numpy()
     held = quarantine["annotation_id"].drop_null().to_numpy()
-    wants = ((ANNOTATIONS, annotations.num_rows, "instances_delivered", "delivered instances"),
-             (QUARANTINE, quarantine.num_rows, "instances_quarantined", "held-back instances"))
+    wants = (
+        (ANNOTATIONS, annotations.num_rows, "instances_delivered", "delivered instances"),
+        (QUARANTINE, quarantine.num_rows, "instances_quarantined", "held-back instances"),
+    )
     for path, rows, key, what in wants:
         if counts.get(key) != rows:
             out.append((path, f"{rows} {what} but the manifest counts {counts.get(key)}"))
     n_in, review = counts.get("instances_in"), counts.get("instances_review_only", 0)
     accounted = annotations.num_rows + quarantine.num_rows + (review if isinstance(review, int) else 0)
     if isinstance(n_in, int) and accounted != n_in:
-        out.append((QUARANTINE, f"{annotations.num_rows} delivered + {quarantine.num_rows} held back + {review} "
-                                f"review-only instances, but {n_in} came in: some are unaccounted for"))
+        out.append(
+            (
+                QUARANTINE,
+                f"{annotations.num_rows} delivered + {quarantine.num_rows} held back + {review} "
+                f"review-only instances, but {n_in} came in: some are unaccounted for",
+            )
+        )
     if len(np.unique(delivered)) != len(delivered):
         out.append((ANNOTATIONS, "an annotation id is listed twice"))
     both = np.intersect1d(delivered, held)
     if len(both):
         out.append((QUARANTINE, f"annotations {both[:5].tolist()} are both delivered and held back"))
-    no_finding = [a for a, c in zip(quarantine["annotation_id"].to_pylist(), quarantine["checks"].to_pylist()) if not c]
+    no_finding = [
+        a for a, c in zip(quarantine["annotation_id"].to_pylist(), quarantine["checks"].to_pylist()) if not c
+    ]
     if no_finding:
         out.append((QUARANTINE, f"annotations {no_finding[:5]} are held back without a finding"))
     return out
@@ -92,14 +103,25 @@ def _background(delivered: pa.Table, quarantine: pa.Table) -> list[Breach]:
     shipped = np.isin(held_on["image_id"].to_numpy(), delivered["image_id"].to_numpy())
     names = np.asarray(held_on["file_name"].to_pylist(), dtype=object)[shipped]
     ids = held_on["annotation_id"].to_numpy()[shipped]
-    return [(QUARANTINE, f"image {n!r} is delivered although its label {a} is held back: the person on it "
-                         "would ship as background") for n, a in zip(names.tolist(), ids.tolist())]
+    return [
+        (
+            QUARANTINE,
+            f"image {n!r} is delivered although its label {a} is held back: the person on it "
+            "would ship as background",
+        )
+        for n, a in zip(names.tolist(), ids.tolist())
+    ]
 
 
 def _unique_names(delivered: pa.Table) -> list[Breach]:
-    names, counts = np.unique(np.asarray(delivered["file_name"].to_pylist(), dtype=object).astype(str),
-                              return_counts=True)
-    return [(IMAGES, f"{n} delivered images share the file name {name!r}") for name, n in zip(names, counts) if n > 1]
+    names, counts = np.unique(
+        np.asarray(delivered["file_name"].to_pylist(), dtype=object).astype(str), return_counts=True
+    )
+    return [
+        (IMAGES, f"{n} delivered images share the file name {name!r}")
+        for name, n in zip(names, counts)
+        if n > 1
+    ]
 
 
 def _yolo_paths(delivered: pa.Table) -> tuple[list[str], list[str]]:
@@ -121,17 +143,28 @@ def _yolo_files(files: dict, delivered: pa.Table) -> list[Breach]:
         for path, name, sha in zip(images, names, delivered["sha256"].to_pylist()):
             held = files[path].get("sha256") if isinstance(files.get(path), dict) else None
             if path in files and held != sha:
-                out.append((path, f"holds sha256 {str(held)[:16]}… but image {name!r} of the batch is "
-                                  f"{str(sha)[:16]}…: it is another image, swapped or replaced"))
+                out.append(
+                    (
+                        path,
+                        f"holds sha256 {str(held)[:16]}… but image {name!r} of the batch is "
+                        f"{str(sha)[:16]}…: it is another image, swapped or replaced",
+                    )
+                )
     return out
 
 
 def _one_each(files: dict, folder: str, expected: list[str], names: list, what: str) -> list[Breach]:
     want = dict(zip(expected, names))
-    out = [(path, f"the YOLO {what} of delivered image {name!r} is missing") for path, name in want.items()
-           if path not in files]
-    out += [(path, f"a YOLO {what} of no delivered image (a copy, or left over)") for path in files
-            if path.startswith(folder) and path not in want]
+    out = [
+        (path, f"the YOLO {what} of delivered image {name!r} is missing")
+        for path, name in want.items()
+        if path not in files
+    ]
+    out += [
+        (path, f"a YOLO {what} of no delivered image (a copy, or left over)")
+        for path in files
+        if path.startswith(folder) and path not in want
+    ]
     return out
 
 
@@ -143,6 +176,7 @@ def _read_all(store: ObjectStore, prefix: str, paths: list[str], workers: int) -
             raise
         except StorageError:
             return None
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(read, paths))
 
@@ -151,12 +185,16 @@ def _instances(annotations: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarra
     """(annotation ids, image ids, keypoints [n, K, 3]) of index/annotations.parquet."""
     k = annotations.schema.field("keypoints").type.list_size
     flat = annotations["keypoints"].combine_chunks().flatten().flatten().to_numpy(zero_copy_only=False)
-    return (annotations["annotation_id"].to_numpy(), annotations["image_id"].to_numpy(),
-            np.asarray(flat, np.float64).reshape(annotations.num_rows, k, 3))
+    return (
+        annotations["annotation_id"].to_numpy(),
+        annotations["image_id"].to_numpy(),
+        np.asarray(flat, np.float64).reshape(annotations.num_rows, k, 3),
+    )
 
 
-def _labels(store: ObjectStore, prefix: str, files: dict, delivered: pa.Table, annotations: pa.Table,
-            workers: int) -> list[Breach]:
+def _labels(
+    store: ObjectStore, prefix: str, files: dict, delivered: pa.Table, annotations: pa.Table, workers: int
+) -> list[Breach]:
     """Each label file: as many lines as the image's delivered instances, each that instance's keypoints."""
     paths, _ = _yolo_paths(delivered)
     present = [i for i, p in enumerate(paths) if p in files]
@@ -173,24 +211,38 @@ def _labels(store: ObjectStore, prefix: str, files: dict, delivered: pa.Table, a
         if text is None:
             out.append((paths[i], f"cannot be read: the labels of image {names[i]!r}"))
         elif not len(text) == n_listed[i] == hi[i] - lo[i]:
-            out.append((paths[i], f"{len(text)} label lines but image {names[i]!r} has {hi[i] - lo[i]} delivered "
-                                  f"instances in {ANNOTATIONS} ({n_listed[i]} in {IMAGES})"))
+            out.append(
+                (
+                    paths[i],
+                    f"{len(text)} label lines but image {names[i]!r} has {hi[i] - lo[i]} delivered "
+                    f"instances in {ANNOTATIONS} ({n_listed[i]} in {IMAGES})",
+                )
+            )
         elif len(b" ".join(text).split()) != len(text) * width:
             out.append((paths[i], f"the label lines of image {names[i]!r} do not hold {width} values each"))
         elif text:
-            rows.append(order[lo[i]:hi[i]])
+            rows.append(order[lo[i] : hi[i]])
             images.append(np.full(len(text), i))
             lines.append(b" ".join(text))
     if not lines:
         return out
-    got = np.asarray(b" ".join(lines).split(), np.float64).reshape(-1, width)[:, 5:].reshape(-1, kps.shape[1], 3)
+    got = (
+        np.asarray(b" ".join(lines).split(), np.float64)
+        .reshape(-1, width)[:, 5:]
+        .reshape(-1, kps.shape[1], 3)
+    )
     rows_, images_ = np.concatenate(rows), np.concatenate(images)
     w, h = (delivered[c].to_numpy().astype(np.float64)[images_] for c in ("width", "height"))
     bad = _differs(got, kps[rows_], w, h)
     for i in np.unique(images_[bad]).tolist():
         first = int(ids[rows_[bad & (images_ == i)][0]])
-        out.append((paths[i], f"its lines are not the keypoints of image {names[i]!r} (annotation {first} in "
-                              f"{ANNOTATIONS} differs): another image's labels, or altered"))
+        out.append(
+            (
+                paths[i],
+                f"its lines are not the keypoints of image {names[i]!r} (annotation {first} in "
+                f"{ANNOTATIONS} differs): another image's labels, or altered",
+            )
+        )
     return out
 
 
@@ -200,29 +252,40 @@ def _differs(got: np.ndarray, kps: np.ndarray, w: np.ndarray, h: np.ndarray) -> 
     x, y, v = kps[..., 0] / w[:, None], kps[..., 1] / h[:, None], kps[..., 2]
     inside = (x >= 0) & (x <= 1) & (y >= 0) & (y <= 1)
     lv = got[..., 2]
-    written = (lv == v) & (np.abs(got[..., 0] - np.clip(x, 0, 1)) <= _TOLERANCE) \
+    written = (
+        (lv == v)
+        & (np.abs(got[..., 0] - np.clip(x, 0, 1)) <= _TOLERANCE)
         & (np.abs(got[..., 1] - np.clip(y, 0, 1)) <= _TOLERANCE)
+    )
     dropped = (lv == 0) & (got[..., 0] == 0) & (got[..., 1] == 0) & ((v <= 0) | ~inside)
     return ~(written | dropped).all(axis=1)
 
 
-def _coco(store: ObjectStore, prefix: str, files: dict, delivered: pa.Table, annotations: pa.Table) -> list[Breach]:
+def _coco(
+    store: ObjectStore, prefix: str, files: dict, delivered: pa.Table, annotations: pa.Table
+) -> list[Breach]:
     """Each coco/<split>.json: the delivered images and instances of its split, keypoints as indexed."""
     ids, _, kps = _instances(annotations)
     split_of = np.asarray(annotations["split"].to_pylist(), dtype=object)
     image_split = np.asarray(delivered["split"].to_pylist(), dtype=object)
     out = []
-    splits = sorted({str(s) for s in image_split.tolist()} | {p[5:-5] for p in files
-                                                               if p.startswith("coco/") and p.endswith(".json")})
+    splits = sorted(
+        {str(s) for s in image_split.tolist()}
+        | {p[5:-5] for p in files if p.startswith("coco/") and p.endswith(".json")}
+    )
     for split in splits:
         path = f"coco/{split}.json"
         if path not in files:
-            out.append((path, f"missing: {int((image_split == split).sum())} delivered images are in split {split}"))
+            out.append(
+                (path, f"missing: {int((image_split == split).sum())} delivered images are in split {split}")
+            )
             continue
         try:
             doc = orjson.loads(store.get(join_key(prefix, path)))
             got_ids = np.asarray([a.get("source_id", a["id"]) for a in doc["annotations"]], np.int64)
-            got_kps = np.asarray([a["keypoints"] for a in doc["annotations"]], np.float64).reshape(len(got_ids), -1)
+            got_kps = np.asarray([a["keypoints"] for a in doc["annotations"]], np.float64).reshape(
+                len(got_ids), -1
+            )
             got_names = sorted(str(im["file_name"]) for im in doc["images"])
         except StoreUnreachable:
             raise
@@ -234,10 +297,17 @@ def _coco(store: ObjectStore, prefix: str, files: dict, delivered: pa.Table, ann
             out.append((path, f"its images are not the delivered images of split {split} in {IMAGES}"))
         want = dict(zip(ids[mine].tolist(), range(int(mine.sum()))))
         if sorted(got_ids.tolist()) != sorted(want) or len(got_ids) != len(want):
-            out.append((path, f"its {len(got_ids)} annotations are not the {len(want)} of split {split} in "
-                              f"{ANNOTATIONS}"))
+            out.append(
+                (
+                    path,
+                    f"its {len(got_ids)} annotations are not the {len(want)} of split {split} in "
+                    f"{ANNOTATIONS}",
+                )
+            )
             continue
         at = np.asarray([want[i] for i in got_ids.tolist()], np.int64)
-        if len(at) and not np.allclose(got_kps, kps[mine].reshape(int(mine.sum()), -1)[at], rtol=1e-9, atol=1e-6):
+        if len(at) and not np.allclose(
+            got_kps, kps[mine].reshape(int(mine.sum()), -1)[at], rtol=1e-9, atol=1e-6
+        ):
             out.append((path, f"its keypoints differ from {ANNOTATIONS}"))
     return out

@@ -8,6 +8,7 @@ generation naming the key, signed with it. An archive already shared beside it i
 signature and the key. A release already signed, or one that does not verify against its
 manifest, is refused. Run again after an interruption, it completes what is missing.
 """
+
 from __future__ import annotations
 
 import os
@@ -58,9 +59,12 @@ def new_key_pair(folder: Path, name: str = "signing-key") -> KeyPair:
     private, public = folder / f"{name}{PRIVATE_SUFFIX}", folder / f"{name}{PUBLIC_SUFFIX}"
     for path in (private, public):
         if path.exists() or path.is_symlink():
-            raise FileExistsError(f"{path} exists: a key is never overwritten (choose another --out or --name)")
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+            raise FileExistsError(
+                f"{path} exists: a key is never overwritten (choose another --out or --name)"
+            )
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
@@ -86,18 +90,24 @@ def sign_release(store: ObjectStore, prefix: str, key: Ed25519PrivateKey) -> Sig
     sig_key, me = join_key(prefix, signing.SIGNATURE), signing.key_id(key)
     where = store.location(prefix)
     if manifest.get("signature"):
-        raise SignRefused(f"{where} was signed at publication (key {manifest['signature'].get('key_id')}): "
-                          "nothing to sign")
+        raise SignRefused(
+            f"{where} was signed at publication (key {manifest['signature'].get('key_id')}): nothing to sign"
+        )
     if store.exists(sig_key):
         mine = signing.signature_holds(key.public_key(), raw, store.get(sig_key))
         if not mine or _recorded_key(store, client_key, dataset, version) == me:
-            raise SignRefused(f"{where} is already signed" + ("" if mine else " with another key") +
-                              " (manifest.sig exists): a signature is never replaced")
+            raise SignRefused(
+                f"{where} is already signed"
+                + ("" if mine else " with another key")
+                + " (manifest.sig exists): a signature is never replaced"
+            )
         completed = True  # signed by this key before, the catalogue step was interrupted
     else:
         checked = check_release(store, prefix)
         if checked.problems:
-            raise SignRefused(f"{where} does not verify against its manifest: not signing it", checked.problems)
+            raise SignRefused(
+                f"{where} does not verify against its manifest: not signing it", checked.problems
+            )
         signing.publish_public_key(store, client_key, key)
         if not store.put_if_absent(sig_key, signing.sign(key, raw)):
             raise SignRefused(f"{where} was signed by someone else meanwhile (manifest.sig appeared)")
@@ -106,5 +116,7 @@ def sign_release(store: ObjectStore, prefix: str, key: Ed25519PrivateKey) -> Sig
     archive = join_key(client_key, dataset, archive_key(folder))
     if store.exists(archive):  # a shared archive now lacks the signature: rebuilt with it and the key
         ensure_archive(store, prefix, manifest, archive)
-    catalog.record_signature(store, client_key, dataset, version, key)  # last: a re-run finishes what is missing
+    catalog.record_signature(
+        store, client_key, dataset, version, key
+    )  # last: a re-run finishes what is missing
     return Signed(where, me, signing.fingerprint(key), completed)

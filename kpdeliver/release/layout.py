@@ -1,15 +1,16 @@
 """The release layout that publication, verification and sharing all read (docs/release.md):
 
-    <releases>/<client>/catalog.parquet
-    <releases>/<client>/<dataset>/v<NNNN>/manifest.json   (and every file it lists)
-    <releases>/<client>/<dataset>/v<NNNN>.zip              (the shared archive, beside the folder)
-    <releases>/<client>/<dataset>/v<NNNN>/manifest.sig    (Ed25519 signature of manifest.json, when signed)
-    <releases>/<client>/signing-key.pub                    (the vendor's public key, PEM)
-    <releases>/<client>/signing-keys/<key id>.pub          (every key that ever signed, kept across rotations)
-    <releases>/<client>/<dataset>/.claims/v<NNNN>          (who claimed a version number)
-    <releases>/<client>/<dataset>/.claims/fp-<fingerprint> (which run publishes these inputs, and as which version)
-    <releases>/.staging/<client>/<dataset>/<fingerprint>/<run>/  (files before publication, STAGED marker)
+<releases>/<client>/catalog.parquet
+<releases>/<client>/<dataset>/v<NNNN>/manifest.json   (and every file it lists)
+<releases>/<client>/<dataset>/v<NNNN>.zip              (the shared archive, beside the folder)
+<releases>/<client>/<dataset>/v<NNNN>/manifest.sig    (Ed25519 signature of manifest.json, when signed)
+<releases>/<client>/signing-key.pub                    (the vendor's public key, PEM)
+<releases>/<client>/signing-keys/<key id>.pub          (every key that ever signed, kept across rotations)
+<releases>/<client>/<dataset>/.claims/v<NNNN>          (who claimed a version number)
+<releases>/<client>/<dataset>/.claims/fp-<fingerprint> (which run publishes these inputs, and as which version)
+<releases>/.staging/<client>/<dataset>/<fingerprint>/<run>/  (files before publication, STAGED marker)
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,7 +39,9 @@ def sha256_hex(data: bytes) -> str:
 
 def content_digest(listing: dict[str, str]) -> str:
     """The sign-off's digest of a release: sha256 of {path: sha256} of every file but the sign-off."""
-    return sha256_hex(orjson.dumps({p: sha for p, sha in listing.items() if p != SIGNOFF}, option=orjson.OPT_SORT_KEYS))
+    return sha256_hex(
+        orjson.dumps({p: sha for p, sha in listing.items() if p != SIGNOFF}, option=orjson.OPT_SORT_KEYS)
+    )
 
 
 def version_folder(version: int) -> str:
@@ -67,7 +70,9 @@ def read_manifest(store: ObjectStore, prefix: str = "") -> dict:
     """The manifest of the release folder `prefix`; StorageError naming it when absent or not a manifest."""
     key = join_key(prefix, MANIFEST)
     if not store.exists(key):
-        raise StorageError(f"{store.location(key)} does not exist: not a published release (or not yet published)")
+        raise StorageError(
+            f"{store.location(key)} does not exist: not a published release (or not yet published)"
+        )
     try:
         manifest = orjson.loads(store.get(key))
     except orjson.JSONDecodeError as e:
@@ -102,9 +107,18 @@ class Manifest:
             return doc[key] if isinstance(doc.get(key), dict) else {}
 
         version = doc.get("version")
-        return cls(doc, text("client"), text("dataset"), version if isinstance(version, int) else None,
-                   text("fingerprint"), text("verdict"), text("created_at"), mapping("counts"), mapping("qa"),
-                   mapping("files"))
+        return cls(
+            doc,
+            text("client"),
+            text("dataset"),
+            version if isinstance(version, int) else None,
+            text("fingerprint"),
+            text("verdict"),
+            text("created_at"),
+            mapping("counts"),
+            mapping("qa"),
+            mapping("files"),
+        )
 
 
 def release_parent_and_name(location: str) -> tuple[str, str]:

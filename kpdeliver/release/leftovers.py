@@ -16,6 +16,7 @@ killed before that leaves its folder, which is:
 Claims (`.claims/v<NNNN>`, `.claims/fp-<fingerprint>`) are never removed: they are the record that
 keeps every version number and every set of inputs taken once, a few hundred bytes each.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ def _run_folders(store: ObjectStore, client: str | None) -> dict[str, int]:
     base = join_key(STAGING, client) + "/" if client else STAGING + "/"
     folders: dict[str, int] = {}
     for key in store.list(base):
-        parts = key[len(STAGING) + 1:].split("/")
+        parts = key[len(STAGING) + 1 :].split("/")
         if len(parts) >= 5:  # client/dataset/fingerprint/run/file
             folder = join_key(STAGING, *parts[:4])
             folders[folder] = folders.get(folder, 0) + 1
@@ -57,9 +58,9 @@ def _claims(store: ObjectStore, client: str, dataset: str, fp24: str) -> list[di
     folder = join_key(client, dataset, CLAIMS) + "/"
     found = []
     for key in store.list(folder):
-        if key[len(folder):].startswith(f"fp-{fp24}"):
+        if key[len(folder) :].startswith(f"fp-{fp24}"):
             try:
-                found.append(orjson.loads(store.get(key)) | {"fingerprint": key[len(folder) + 3:]})
+                found.append(orjson.loads(store.get(key)) | {"fingerprint": key[len(folder) + 3 :]})
             except (orjson.JSONDecodeError, StorageError):
                 continue
     return found
@@ -77,24 +78,36 @@ def _judge(store: ObjectStore, folder: str, files: int, older_than: float, now: 
     client, dataset, fp24, run = folder.split("/")[1:5]
     for claim in _claims(store, client, dataset, fp24):
         version = claim.get("version")
-        published = isinstance(version, int) and store.exists(join_key(release_prefix(client, dataset, version),
-                                                                          MANIFEST))
+        published = isinstance(version, int) and store.exists(
+            join_key(release_prefix(client, dataset, version), MANIFEST)
+        )
         if published:
-            return Leftover(folder, "done", f"its inputs are published as {client}/{dataset} v{version:04d}", files)
+            return Leftover(
+                folder, "done", f"its inputs are published as {client}/{dataset} v{version:04d}", files
+            )
         if claim.get("staging") == folder:
-            return Leftover(folder, "needed", "an unfinished publication resumes from it: run the same delivery "
-                                              "again to finish it", files)
+            return Leftover(
+                folder,
+                "needed",
+                "an unfinished publication resumes from it: run the same delivery again to finish it",
+                files,
+            )
     age = _age(run, now)
     if age is not None and age >= older_than:
-        return Leftover(folder, "stale", f"nothing claims it and it was started {age / 3600:.1f} h ago", files)
+        return Leftover(
+            folder, "stale", f"nothing claims it and it was started {age / 3600:.1f} h ago", files
+        )
     return Leftover(folder, "recent", "younger than the given age: a run may still be writing it", files)
 
 
-def find_leftovers(store: ObjectStore, client: str | None = None, *, older_than: float = 86400,
-                   now: datetime | None = None) -> list[Leftover]:
+def find_leftovers(
+    store: ObjectStore, client: str | None = None, *, older_than: float = 86400, now: datetime | None = None
+) -> list[Leftover]:
     """Every staging run folder (of `client`, or of all clients) and what may be done with it."""
     now = now or datetime.now(UTC)
-    return [_judge(store, folder, n, older_than, now) for folder, n in sorted(_run_folders(store, client).items())]
+    return [
+        _judge(store, folder, n, older_than, now) for folder, n in sorted(_run_folders(store, client).items())
+    ]
 
 
 def remove_leftovers(store: ObjectStore, leftovers: list[Leftover]) -> int:

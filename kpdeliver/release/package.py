@@ -4,6 +4,7 @@ the counts and the sign-off. Writing it anywhere is `publish`'s job.
 What a release holds (docs/release.md): coco/<split>.json, yolo/{data.yaml,images/,labels/},
 index/*.parquet, qa/{findings,quarantine,annotators}.parquet, qa/report.html, qa/signoff.json.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -35,7 +36,9 @@ class ReleasePlan:
     copies: list[tuple[str, str, str]]  # (source key, release path, sha256)
     counts: Counts
     verdict: Verdict
-    tables: dict[str, pa.Table] = field(default_factory=dict, repr=False)  # the index/*.parquet files, as tables
+    tables: dict[str, pa.Table] = field(
+        default_factory=dict, repr=False
+    )  # the index/*.parquet files, as tables
 
 
 def normalise_for_delivery(dataset: Dataset) -> Dataset:
@@ -47,24 +50,40 @@ def normalise_for_delivery(dataset: Dataset) -> Dataset:
     return dataset.replace(instances=replace(dataset.instances, keypoints=kps))
 
 
-def images_index(dataset: Dataset, split: np.ndarray, status: np.ndarray, n_inst: np.ndarray, rejected: pa.Table) -> pa.Table:
+def images_index(
+    dataset: Dataset, split: np.ndarray, status: np.ndarray, n_inst: np.ndarray, rejected: pa.Table
+) -> pa.Table:
     im = dataset.images
-    main = pa.table({
-        "image_id": pa.array(im.id, pa.int64()), "file_name": pa.array(im.file_name.tolist(), pa.string()),
-        "sha256": pa.array(im.sha256.tolist(), pa.string()), "width": im.width, "height": im.height,
-        "split": pa.array(split.tolist(), pa.string()), "n_instances": n_inst.astype(np.int64),
-        "status": pa.array(status.tolist(), pa.string()),
-        "exif_orientation": im.orientation.astype(np.int64),  # 1 = as stored; 5-8: width/height are swapped
-    })
+    main = pa.table(
+        {
+            "image_id": pa.array(im.id, pa.int64()),
+            "file_name": pa.array(im.file_name.tolist(), pa.string()),
+            "sha256": pa.array(im.sha256.tolist(), pa.string()),
+            "width": im.width,
+            "height": im.height,
+            "split": pa.array(split.tolist(), pa.string()),
+            "n_instances": n_inst.astype(np.int64),
+            "status": pa.array(status.tolist(), pa.string()),
+            "exif_orientation": im.orientation.astype(
+                np.int64
+            ),  # 1 = as stored; 5-8: width/height are swapped
+        }
+    )
     if rejected.num_rows == 0:
         return main
-    extra = pa.table({
-        "image_id": pa.nulls(rejected.num_rows, pa.int64()), "file_name": rejected["file_name"],
-        "sha256": pa.nulls(rejected.num_rows, pa.string()), "width": pa.nulls(rejected.num_rows, pa.int64()),
-        "height": pa.nulls(rejected.num_rows, pa.int64()), "split": pa.nulls(rejected.num_rows, pa.string()),
-        "n_instances": pa.array(np.zeros(rejected.num_rows, np.int64)), "status": rejected["status"],
-        "exif_orientation": pa.nulls(rejected.num_rows, pa.int64()),
-    })
+    extra = pa.table(
+        {
+            "image_id": pa.nulls(rejected.num_rows, pa.int64()),
+            "file_name": rejected["file_name"],
+            "sha256": pa.nulls(rejected.num_rows, pa.string()),
+            "width": pa.nulls(rejected.num_rows, pa.int64()),
+            "height": pa.nulls(rejected.num_rows, pa.int64()),
+            "split": pa.nulls(rejected.num_rows, pa.string()),
+            "n_instances": pa.array(np.zeros(rejected.num_rows, np.int64)),
+            "status": rejected["status"],
+            "exif_orientation": pa.nulls(rejected.num_rows, pa.int64()),
+        }
+    )
     return pa.concat_tables([main, extra.cast(main.schema)])
 
 
@@ -81,17 +100,22 @@ def annotations_index(delivered: Dataset, split: np.ndarray) -> pa.Table:
     splits[known] = split[row[known]]
     k = delivered.schema.num_keypoints
     v = delivered.instances.keypoints[..., 2].astype(np.int8).reshape(-1)
-    visibility = pa.FixedSizeListArray.from_arrays(pa.array(v, pa.int8()), k) if len(row) \
+    visibility = (
+        pa.FixedSizeListArray.from_arrays(pa.array(v, pa.int8()), k)
+        if len(row)
         else pa.array([], pa.list_(pa.int8(), k))
+    )
     table = table.add_column(2, "file_name", pa.array(names.tolist(), pa.string()))
     table = table.add_column(3, "split", pa.array(splits.tolist(), pa.string()))
     table = table.append_column("visibility", visibility)
-    return table.replace_schema_metadata({
-        "kpdeliver.schema": delivered.schema.name,
-        "kpdeliver.keypoint_names": orjson.dumps(list(delivered.schema.keypoints)),
-        "kpdeliver.keypoints": "keypoints[i] = [x, y, v] of keypoint_names[i]; visibility[i] = v "
-                               "(0 not labeled, 1 labeled not visible, 2 visible)",
-    })
+    return table.replace_schema_metadata(
+        {
+            "kpdeliver.schema": delivered.schema.name,
+            "kpdeliver.keypoint_names": orjson.dumps(list(delivered.schema.keypoints)),
+            "kpdeliver.keypoints": "keypoints[i] = [x, y, v] of keypoint_names[i]; visibility[i] = v "
+            "(0 not labeled, 1 labeled not visible, 2 visible)",
+        }
+    )
 
 
 def _split_and_count(delivered: Dataset, config: ClientConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -106,8 +130,12 @@ def _split_and_count(delivered: Dataset, config: ClientConfig) -> tuple[np.ndarr
 def _image_copies(im, split: np.ndarray) -> list[tuple[str, str, str]]:
     """(source key, `yolo/images/<split>/<stem><ext>`, sha256) of each delivered image."""
     stems = yolo_pose.unique_stems(im.file_name.tolist())
-    return [(src, f"yolo/images/{s}/{stem}{PurePosixPath(name).suffix}", sha) for src, name, stem, s, sha
-            in zip(im.source.tolist(), im.file_name.tolist(), stems, split.tolist(), im.sha256.tolist())]
+    return [
+        (src, f"yolo/images/{s}/{stem}{PurePosixPath(name).suffix}", sha)
+        for src, name, stem, s, sha in zip(
+            im.source.tolist(), im.file_name.tolist(), stems, split.tolist(), im.sha256.tolist()
+        )
+    ]
 
 
 def image_status(images, delivered: Dataset, quarantine: pa.Table) -> np.ndarray:
@@ -145,7 +173,8 @@ def package_release(
     extra_files: dict[str, bytes] | None = None,
     instances_in: int,
     review_only: int = 0,
-    reviewed: Dataset | None = None, rework_rate: float | None = None,
+    reviewed: Dataset | None = None,
+    rework_rate: float | None = None,
 ) -> ReleasePlan:
     """Build every release file in memory (images become copy instructions). `reviewed`: every label
     collected (review-only ones included; default `dataset`), for the sign-off's per-annotator rule."""
@@ -158,7 +187,9 @@ def package_release(
     for s in split_names:
         part = delivered.subset_images(split == s)
         files[f"coco/{s}.json"] = coco.encode(part)
-    yolo_files = yolo_pose.encode(delivered, split_of=split, outside=config.yolo.outside.value, one_to_one=True)
+    yolo_files = yolo_pose.encode(
+        delivered, split_of=split, outside=config.yolo.outside.value, one_to_one=True
+    )
     files.update({f"yolo/{k}": v for k, v in yolo_files.items()})
 
     copies = _image_copies(im, split) if config.yolo.copy_images else []
@@ -168,39 +199,83 @@ def package_release(
     split_all[np.isin(all_im.id, im.id)] = split
     n_all = np.zeros(len(all_im), np.int64)
     n_all[np.isin(all_im.id, im.id)] = n_inst
-    tables = {"index/images.parquet": images_index(dataset, split_all, status, n_all, ingest_rejected),
-              "index/annotations.parquet": annotations_index(delivered, split),
-              "index/assignments.parquet": assignments,
-              "qa/findings.parquet": findings.cast(FINDINGS_SCHEMA), "qa/quarantine.parquet": quarantine,
-              "qa/annotators.parquet": annotators}
-    files.update({path: parquet_bytes(t) for path, t in tables.items() if t is not None} | (extra_files or {}))
+    tables = {
+        "index/images.parquet": images_index(dataset, split_all, status, n_all, ingest_rejected),
+        "index/annotations.parquet": annotations_index(delivered, split),
+        "index/assignments.parquet": assignments,
+        "qa/findings.parquet": findings.cast(FINDINGS_SCHEMA),
+        "qa/quarantine.parquet": quarantine,
+        "qa/annotators.parquet": annotators,
+    }
+    files.update(
+        {path: parquet_bytes(t) for path, t in tables.items() if t is not None} | (extra_files or {})
+    )
 
-    counts = _counts(dataset, delivered, findings, quarantine, image_quarantined, ingest_rejected, split, split_names,
-                     instances_in=instances_in, review_only=review_only)
+    counts = _counts(
+        dataset,
+        delivered,
+        findings,
+        quarantine,
+        image_quarantined,
+        ingest_rejected,
+        split,
+        split_names,
+        instances_in=instances_in,
+        review_only=review_only,
+    )
     names, per_name = np.unique(delivered.instances.annotator.astype(str), return_counts=True)
     assigned = set(assignments["annotator"].to_pylist()) if "annotator" in assignments.column_names else set()
     judged = [a for a in config.annotators if a in assigned]  # one given no image owes no label
-    collected = Collected(labels_by_annotator(judged, reviewed or dataset, quarantine),
-                          labeled_images=int((n_inst > 0).sum()))
-    verdict = signoff(config.qa, counts, findings, annotators, dict(zip(names.tolist(), per_name.tolist())), collected,
-                      rework_rate)
-    return ReleasePlan(files=files, copies=copies, counts=counts, verdict=verdict,
-                       tables={p: t for p, t in tables.items() if p.startswith("index/")})
+    collected = Collected(
+        labels_by_annotator(judged, reviewed or dataset, quarantine), labeled_images=int((n_inst > 0).sum())
+    )
+    verdict = signoff(
+        config.qa,
+        counts,
+        findings,
+        annotators,
+        dict(zip(names.tolist(), per_name.tolist())),
+        collected,
+        rework_rate,
+    )
+    return ReleasePlan(
+        files=files,
+        copies=copies,
+        counts=counts,
+        verdict=verdict,
+        tables={p: t for p, t in tables.items() if p.startswith("index/")},
+    )
 
 
-def _counts(dataset: Dataset, delivered: Dataset, findings: pa.Table, quarantine: pa.Table, image_quarantined: np.ndarray,
-            ingest_rejected: pa.Table, split: np.ndarray, split_names: list[str], *, instances_in: int,
-            review_only: int) -> Counts:
+def _counts(
+    dataset: Dataset,
+    delivered: Dataset,
+    findings: pa.Table,
+    quarantine: pa.Table,
+    image_quarantined: np.ndarray,
+    ingest_rejected: pa.Table,
+    split: np.ndarray,
+    split_names: list[str],
+    *,
+    instances_in: int,
+    review_only: int,
+) -> Counts:
     """The release's counts (qa/signoff.json, the manifest)."""
     delivered_ids = delivered.instances.id
     errs = findings.filter(pc.equal(findings["severity"], "error"))
     return Counts(
-        images_listed=len(dataset.images) + ingest_rejected.num_rows, images_delivered=len(delivered.images),
-        images_quarantined=int(image_quarantined.sum()), images_rejected_at_ingest=ingest_rejected.num_rows,
-        instances_in=instances_in, instances_delivered=len(delivered_ids),
-        instances_quarantined=int(quarantine.num_rows), instances_review_only=review_only,
+        images_listed=len(dataset.images) + ingest_rejected.num_rows,
+        images_delivered=len(delivered.images),
+        images_quarantined=int(image_quarantined.sum()),
+        images_rejected_at_ingest=ingest_rejected.num_rows,
+        instances_in=instances_in,
+        instances_delivered=len(delivered_ids),
+        instances_quarantined=int(quarantine.num_rows),
+        instances_review_only=review_only,
         splits={s: int((split == s).sum()) for s in split_names},
-        delivered_error_findings=int(np.isin(errs["annotation_id"].drop_null().to_numpy(), delivered_ids).sum()),
+        delivered_error_findings=int(
+            np.isin(errs["annotation_id"].drop_null().to_numpy(), delivered_ids).sum()
+        ),
         findings=findings.num_rows,
     )
 
@@ -210,5 +285,7 @@ def finish_plan(plan: ReleasePlan, report_html: str) -> None:
     plan.files["qa/report.html"] = report_html.encode()
     listing = {p: sha256_hex(b) for p, b in plan.files.items()} | {p: sha for _, p, sha in plan.copies}
     digest = content_digest(listing)
-    plan.files[SIGNOFF] = orjson.dumps({**plan.verdict.to_dict(), "content_sha256": digest},
-                                                 option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    plan.files[SIGNOFF] = orjson.dumps(
+        {**plan.verdict.to_dict(), "content_sha256": digest},
+        option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS,
+    )

@@ -18,6 +18,7 @@
    dies earlier leaves no visible release, and a version, once it has a manifest, is never
    written again.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -53,7 +54,9 @@ class PublishError(ReleaseError, RuntimeError):
 
 def input_fingerprint(config: ClientConfig, image_shas: list[str], export_shas: dict[str, str]) -> str:
     """What makes two runs the same delivery: config, image bytes, export bytes, code version."""
-    settings = config.model_dump(mode="json", exclude={"source", "releases", "storage", "runner", "signing_key_secret"})
+    settings = config.model_dump(
+        mode="json", exclude={"source", "releases", "storage", "runner", "signing_key_secret"}
+    )
     settings["schema_"] = settings.pop("schema_name")  # the key fingerprints have always used
     doc = {
         "config": settings,
@@ -108,13 +111,15 @@ def read_staged(store: ObjectStore, prefix: str) -> dict | None:
         return None
 
 
-def find_staged(store: ObjectStore, client: str, dataset: str, fingerprint: str, prefer: str | None = None) -> str | None:
+def find_staged(
+    store: ObjectStore, client: str, dataset: str, fingerprint: str, prefer: str | None = None
+) -> str | None:
     """A complete staging folder of these inputs (`prefer` if complete, else the oldest run's), or None."""
     if prefer and read_staged(store, prefer) is not None:
         return prefer
     root = staging_root(client, dataset, fingerprint) + "/"
     for key in store.list(root):
-        folder, _, name = key[len(root):].partition("/")
+        folder, _, name = key[len(root) :].partition("/")
         if name == STAGED:
             return root + folder
     return None
@@ -122,7 +127,7 @@ def find_staged(store: ObjectStore, client: str, dataset: str, fingerprint: str,
 
 def published_versions(store: ObjectStore, client: str, dataset: str) -> list[int]:
     base = join_key(client, dataset) + "/"
-    found = (manifest_version(key[len(base):]) for key in store.list(base))
+    found = (manifest_version(key[len(base) :]) for key in store.list(base))
     return sorted(v for v in found if v is not None)
 
 
@@ -162,10 +167,17 @@ class DeliveryResult:
     @classmethod
     def of(cls, release: Published, *, duplicate: bool) -> DeliveryResult:
         manifest = Manifest.of(release.manifest)
-        return cls(release=release.location, version=release.version, duplicate_of_published=duplicate,
-                   verdict=manifest.verdict, counts=manifest.counts, qa=manifest.qa,
-                   findings=f"{release.location}/qa/findings.parquet", report=f"{release.location}/qa/report.html",
-                   fingerprint=manifest.fingerprint)
+        return cls(
+            release=release.location,
+            version=release.version,
+            duplicate_of_published=duplicate,
+            verdict=manifest.verdict,
+            counts=manifest.counts,
+            qa=manifest.qa,
+            findings=f"{release.location}/qa/findings.parquet",
+            report=f"{release.location}/qa/report.html",
+            fingerprint=manifest.fingerprint,
+        )
 
 
 def _claim_inputs(store: ObjectStore, key: str, mine: dict) -> dict:
@@ -175,17 +187,23 @@ def _claim_inputs(store: ObjectStore, key: str, mine: dict) -> dict:
     return orjson.loads(store.get(key))
 
 
-def _claim_version(store: ObjectStore, client: str, dataset: str, fingerprint: str,
-                   max_attempts: int) -> tuple[int, bool]:
+def _claim_version(
+    store: ObjectStore, client: str, dataset: str, fingerprint: str, max_attempts: int
+) -> tuple[int, bool]:
     """(version, whether it was already claimed for these inputs before this call)."""
     claims = join_key(client, dataset, CLAIMS)
     taken = published_versions(store, client, dataset)
-    claimed = sorted(v for v in (version_number(k.rsplit("/", 1)[-1]) for k in store.list(claims + "/")) if v is not None)
+    claimed = sorted(
+        v for v in (version_number(k.rsplit("/", 1)[-1]) for k in store.list(claims + "/")) if v is not None
+    )
     ours = [v for v in claimed if store.get(join_key(claims, version_folder(v))).decode() == fingerprint]
     version = ours[0] if ours else max(taken + claimed + [0]) + 1
     for _ in range(max_attempts):
         claim_key = join_key(claims, version_folder(version))
-        if store.put_if_absent(claim_key, fingerprint.encode()) or store.get(claim_key).decode() == fingerprint:
+        if (
+            store.put_if_absent(claim_key, fingerprint.encode())
+            or store.get(claim_key).decode() == fingerprint
+        ):
             return version, bool(ours)
         version += 1
     raise PublishError(f"could not claim a version for {client}/{dataset} after {max_attempts} attempts")
@@ -196,14 +214,23 @@ def _already_published(store: ObjectStore, prefix: str, fingerprint: str) -> dic
         return None
     manifest = read_manifest(store, prefix)
     if (found := Manifest.of(manifest).fingerprint) != fingerprint:
-        raise PublishError(f"{store.location(prefix)} was claimed for inputs {fingerprint[:12]}… but holds "
-                           f"the release of {str(found)[:12]}…")
+        raise PublishError(
+            f"{store.location(prefix)} was claimed for inputs {fingerprint[:12]}… but holds "
+            f"the release of {str(found)[:12]}…"
+        )
     return manifest
 
 
 def publish(
-    *, store: ObjectStore, client: str, dataset: str, fingerprint: str, staged_prefix: str, manifest_fields: dict,
-    signing_key: Ed25519PrivateKey | None = None, max_attempts: int = 50,
+    *,
+    store: ObjectStore,
+    client: str,
+    dataset: str,
+    fingerprint: str,
+    staged_prefix: str,
+    manifest_fields: dict,
+    signing_key: Ed25519PrivateKey | None = None,
+    max_attempts: int = 50,
 ) -> Published:
     """Claim these inputs and a version, copy the staged files in, sign, write the manifest last.
 
@@ -212,11 +239,15 @@ def publish(
         # a twin of these inputs that published first removes every run's staging folder
         if (version := find_duplicate(store, client, dataset, fingerprint)) is not None:
             prefix = release_prefix(client, dataset, version)
-            return Published(version, prefix, store.location(prefix), read_manifest(store, prefix), resumed=True)
+            return Published(
+                version, prefix, store.location(prefix), read_manifest(store, prefix), resumed=True
+            )
         raise PublishError(f"nothing staged at {store.location(staged_prefix)}")
     signer = key_id(signing_key) if signing_key else None
     claim_key = fingerprint_claim(client, dataset, fingerprint)
-    claim = _claim_inputs(store, claim_key, {"staging": staged_prefix, "fields": manifest_fields, "key_id": signer})
+    claim = _claim_inputs(
+        store, claim_key, {"staging": staged_prefix, "fields": manifest_fields, "key_id": signer}
+    )
     version, reclaimed = _claim_version(store, client, dataset, fingerprint, max_attempts)
     if claim.get("version") != version:  # every run of these inputs records the same number
         claim = {**claim, "version": version}
@@ -224,18 +255,28 @@ def publish(
     prefix = release_prefix(client, dataset, version)
 
     def done(manifest: dict) -> Published:
-        return Published(version, prefix, store.location(prefix), manifest, resumed=reclaimed or claim["staging"] != staged_prefix)
+        return Published(
+            version,
+            prefix,
+            store.location(prefix),
+            manifest,
+            resumed=reclaimed or claim["staging"] != staged_prefix,
+        )
 
     if (existing := _already_published(store, prefix, fingerprint)) is not None:
         return done(existing)
     if claim.get("key_id") != signer:
-        raise PublishError(f"{client}/{dataset} v{version:04d} (these inputs) is being published "
-                           f"{'signed by key ' + claim['key_id'] if claim.get('key_id') else 'unsigned'}, but this run "
-                           f"{'signs with key ' + signer if signer else 'has no signing key'}; configure the same key")
+        raise PublishError(
+            f"{client}/{dataset} v{version:04d} (these inputs) is being published "
+            f"{'signed by key ' + claim['key_id'] if claim.get('key_id') else 'unsigned'}, but this run "
+            f"{'signs with key ' + signer if signer else 'has no signing key'}; configure the same key"
+        )
     marker = read_staged(store, claim["staging"])
     try:
         if marker is None:
-            raise PublishError(f"the staging folder {store.location(claim['staging'])} claimed for these inputs is gone")
+            raise PublishError(
+                f"the staging folder {store.location(claim['staging'])} claimed for these inputs is gone"
+            )
         with store.holding_folders():
             for path in marker["files"]:  # the same staged bytes, whichever run copies them
                 store.copy(join_key(claim["staging"], path), join_key(prefix, path))
@@ -245,24 +286,39 @@ def publish(
             return done(existing)
         raise
     manifest = {
-        "kpdeliver": __version__, "client": client, "dataset": dataset, "version": version,
+        "kpdeliver": __version__,
+        "client": client,
+        "dataset": dataset,
+        "version": version,
         "created_at": marker.get("staged_at") or datetime.now(UTC).isoformat(timespec="seconds"),
-        "fingerprint": fingerprint, **claim.get("fields", {}),
-        "counts": marker["counts"], "verdict": marker["verdict"], "qa": marker.get("qa", {}),
+        "fingerprint": fingerprint,
+        **claim.get("fields", {}),
+        "counts": marker["counts"],
+        "verdict": marker["verdict"],
+        "qa": marker.get("qa", {}),
         "files": marker["files"],
     }
     if signing_key is not None:
-        manifest["signature"] = {"algorithm": "Ed25519", "key_id": signer, "file": SIGNATURE, "public_key": PUBLIC_KEY}
+        manifest["signature"] = {
+            "algorithm": "Ed25519",
+            "key_id": signer,
+            "file": SIGNATURE,
+            "public_key": PUBLIC_KEY,
+        }
     body = orjson.dumps(manifest, option=orjson.OPT_INDENT_2)
     if signing_key is not None:
-        publish_public_key(store, client, signing_key)  # beside the catalogue, for clients; kept after a rotation
+        publish_public_key(
+            store, client, signing_key
+        )  # beside the catalogue, for clients; kept after a rotation
         # every run builds the same manifest bytes and Ed25519 is deterministic: the same signature
         store.put(join_key(prefix, SIGNATURE), sign(signing_key, body))
     if store.put_if_absent(join_key(prefix, MANIFEST), body):
         return done(manifest)
     held = _already_published(store, prefix, fingerprint)
     if held is None:  # refused as present, then gone: someone is deleting releases under us
-        raise PublishError(f"{store.location(join_key(prefix, MANIFEST))} was refused as already present but cannot be read")
+        raise PublishError(
+            f"{store.location(join_key(prefix, MANIFEST))} was refused as already present but cannot be read"
+        )
     return done(held)
 
 

@@ -1,6 +1,7 @@
 """What a release delivers: per image the trusted labels (`delivery_candidates`), less what must not
 be delivered: instances (or whole images) with error findings, and the items refused at decode.
 Each held-back instance keeps its raw form in `qa/quarantine.parquet`."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,17 +33,27 @@ QUARANTINE_SCHEMA = pa.schema(
 def _instance_raw(dataset: Dataset, idx: np.ndarray) -> list[str]:
     ins = dataset.instances
     return [
-        orjson.dumps({"id": int(ins.id[i]), "image_id": int(ins.image_id[i]), "category_id": int(ins.category_id[i]),
-                      "bbox": ins.bbox[i].tolist(), "keypoints": ins.keypoints[i].reshape(-1).tolist(),
-                      "num_keypoints": int(ins.num_keypoints[i]), "annotator": ins.annotator[i]},
-                     option=orjson.OPT_SERIALIZE_NUMPY).decode()
+        orjson.dumps(
+            {
+                "id": int(ins.id[i]),
+                "image_id": int(ins.image_id[i]),
+                "category_id": int(ins.category_id[i]),
+                "bbox": ins.bbox[i].tolist(),
+                "keypoints": ins.keypoints[i].reshape(-1).tolist(),
+                "num_keypoints": int(ins.num_keypoints[i]),
+                "annotator": ins.annotator[i],
+            },
+            option=orjson.OPT_SERIALIZE_NUMPY,
+        ).decode()
         for i in idx.tolist()
     ]
 
 
 def _located(rejected: pa.Table) -> np.ndarray:
     """Batch images of labels held back at decode (gold labels are never delivered: they hold nothing)."""
-    labels = rejected.filter(pc.and_(pc.is_valid(rejected["image_id"]), pc.not_equal(rejected["annotator"], "gold")))
+    labels = rejected.filter(
+        pc.and_(pc.is_valid(rejected["image_id"]), pc.not_equal(rejected["annotator"], "gold"))
+    )
     return labels["image_id"].to_numpy()
 
 
@@ -50,18 +61,29 @@ def _why(dataset: Dataset, idx: np.ndarray, errs: pa.Table, row: np.ndarray) -> 
     """The checks and reasons of each held-back instance (`idx`): its error findings, else why it goes."""
     ins = dataset.instances
     by_ann: dict[int, list[tuple[str, str]]] = {}
-    for a, c, m in zip(errs["annotation_id"].to_pylist(), errs["check"].to_pylist(), errs["message"].to_pylist()):
+    for a, c, m in zip(
+        errs["annotation_id"].to_pylist(), errs["check"].to_pylist(), errs["message"].to_pylist()
+    ):
         if a is not None:
             by_ann.setdefault(a, []).append((c, m))
     checks, reasons = [], []
     for i in idx.tolist():
         hits = by_ann.get(int(ins.id[i]), [])
         if not hits and row[i] < 0:
-            hits = [("schema.unknown_image",
-                     f"image id {ins.extra.get('source_image_id', ins.image_id)[i]} is not in the batch")]
+            hits = [
+                (
+                    "schema.unknown_image",
+                    f"image id {ins.extra.get('source_image_id', ins.image_id)[i]} is not in the batch",
+                )
+            ]
         elif not hits:
-            hits = [("image", "held back with its image: the image has a held-back label or an image error, "
-                              "and ships whole or not at all")]
+            hits = [
+                (
+                    "image",
+                    "held back with its image: the image has a held-back label or an image error, "
+                    "and ships whole or not at all",
+                )
+            ]
         checks.append(",".join(sorted({c for c, _ in hits})))
         reasons.append(" | ".join(m for _, m in hits))
     return checks, reasons
@@ -90,16 +112,20 @@ def hold_back(
     idx = np.flatnonzero(bad)
 
     row = dataset.image_index()
-    names = np.where(row >= 0, dataset.images.file_name[np.clip(row, 0, None)] if len(dataset.images) else None, None)
+    names = np.where(
+        row >= 0, dataset.images.file_name[np.clip(row, 0, None)] if len(dataset.images) else None, None
+    )
     source = ins.extra.get("source", np.full(len(ins), "", dtype=object))
     checks, reasons = _why(dataset, idx, errs, row)
     quarantined = pa.table(
         {
-            "annotation_id": ins.id[idx], "image_id": ins.image_id[idx],
+            "annotation_id": ins.id[idx],
+            "image_id": ins.image_id[idx],
             "file_name": pa.array(names[idx].tolist(), pa.string()),
             "annotator": pa.array(ins.annotator[idx].tolist(), pa.string()),
             "source": pa.array(source[idx].tolist(), pa.string()),
-            "checks": pa.array(checks, pa.string()), "reasons": pa.array(reasons, pa.string()),
+            "checks": pa.array(checks, pa.string()),
+            "reasons": pa.array(reasons, pa.string()),
             "raw": pa.array(_instance_raw(dataset, idx), pa.string()),
         },
         schema=QUARANTINE_SCHEMA,
@@ -107,10 +133,14 @@ def hold_back(
     name_of = dict(zip(dataset.images.id.tolist(), dataset.images.file_name.tolist()))
     from_decode = pa.table(
         {
-            "annotation_id": rejected["annotation_id"], "image_id": rejected["image_id"],
+            "annotation_id": rejected["annotation_id"],
+            "image_id": rejected["image_id"],
             "file_name": pa.array([name_of.get(i) for i in rejected["image_id"].to_pylist()], pa.string()),
             "annotator": rejected["annotator"],
-            "source": rejected["source"], "checks": rejected["check"], "reasons": rejected["reason"], "raw": rejected["raw"],
+            "source": rejected["source"],
+            "checks": rejected["check"],
+            "reasons": rejected["reason"],
+            "raw": rejected["raw"],
         },
         schema=QUARANTINE_SCHEMA,
     )
@@ -132,15 +162,23 @@ class Quarantined:
     instances_in: int  # every instance collected, gold and held back at decode included
 
 
-def quarantine_delivery(collected: CollectResult, assignments: pa.Table, findings: pa.Table,
-                        scope: QuarantineScope) -> Quarantined:
+def quarantine_delivery(
+    collected: CollectResult, assignments: pa.Table, findings: pa.Table, scope: QuarantineScope
+) -> Quarantined:
     """A delivery's candidates (delivery_candidates), with the instances (or whole images, by
     `scope`) that have error findings held back."""
     candidates, review_only = delivery_candidates(collected, assignments)
     delivered, table, images = hold_back(candidates, findings, collected.rejected, scope)
     gold = len(collected.gold.instances) if collected.gold is not None else 0
-    return Quarantined(candidates, collected.everything, delivered, table, images, review_only,
-                       instances_in=len(collected.dataset.instances) + collected.rejected.num_rows + gold)
+    return Quarantined(
+        candidates,
+        collected.everything,
+        delivered,
+        table,
+        images,
+        review_only,
+        instances_in=len(collected.dataset.instances) + collected.rejected.num_rows + gold,
+    )
 
 
 def delivery_candidates(collected: CollectResult, assignments: pa.Table) -> tuple[Dataset, int]:
@@ -161,7 +199,9 @@ def delivery_candidates(collected: CollectResult, assignments: pa.Table) -> tupl
         first.setdefault(i, a)
     labeled = {(i, a) for i, a in zip(ins.image_id.tolist(), ins.annotator.tolist())}
     chosen = {i: owner[i] if (i, owner.get(i)) in labeled else a for i, a in first.items()}
-    keep = np.fromiter((chosen[i] == a for i, a in zip(ins.image_id.tolist(), ins.annotator.tolist())), bool, len(ins))
+    keep = np.fromiter(
+        (chosen[i] == a for i, a in zip(ins.image_id.tolist(), ins.annotator.tolist())), bool, len(ins)
+    )
     keep &= ~np.isin(ins.image_id, gold_images)
     parts = [ins.take(np.flatnonzero(keep))]
     if gold is not None:

@@ -6,6 +6,7 @@ hands it out only from a release that verifies, and rebuilds it every time: an a
 there (planted, damaged, or from another build) is kept only when it is byte for byte the
 release's, else replaced. Members with unsafe names are never written (archive.py).
 """
+
 from __future__ import annotations
 
 import re
@@ -46,8 +47,10 @@ def expiry_problem(location: str, seconds: int) -> str | None:
         from kpdeliver.storage.s3 import MAX_PRESIGN_SECONDS
 
         if seconds > MAX_PRESIGN_SECONDS:
-            return (f"--expires {seconds} s is longer than S3 allows: presigned URLs live at most 7d "
-                    f"({MAX_PRESIGN_SECONDS} s)")
+            return (
+                f"--expires {seconds} s is longer than S3 allows: presigned URLs live at most 7d "
+                f"({MAX_PRESIGN_SECONDS} s)"
+            )
     return None
 
 
@@ -55,7 +58,9 @@ class UnverifiedRelease(StorageError):
     """The release differs from its manifest; it is not shared."""
 
     def __init__(self, location: str, problems: list[Problem]) -> None:
-        super().__init__(f"{location} does not match its manifest ({plural(len(problems), 'problem')}); not sharing it")
+        super().__init__(
+            f"{location} does not match its manifest ({plural(len(problems), 'problem')}); not sharing it"
+        )
         self.problems = problems
 
 
@@ -75,8 +80,9 @@ class Links:
         return self.archive_state != "kept"
 
 
-def share_links(store: ObjectStore, name: str, *, expires_seconds: int,
-                public_key: PublicKeys = None) -> Links:
+def share_links(
+    store: ObjectStore, name: str, *, expires_seconds: int, public_key: PublicKeys = None
+) -> Links:
     """Links to release `name`'s manifest and archive (presigned on S3, file:// locally).
 
     The release is re-verified first (its archive aside: that is rebuilt); UnverifiedRelease lists
@@ -95,6 +101,13 @@ def share_links(store: ObjectStore, name: str, *, expires_seconds: int,
         keys += [key_file] if key_file else []
     presign = getattr(store, "presign", None)
     links = [presign(k, expires_seconds) if presign else Path(store.location(k)).as_uri() for k in keys]
-    return Links(links[0], links[1], state, presign is not None, expires_seconds,
-                 links[3] if len(links) > 3 else None, checked.signed_by,
-                 links[2] if REPORT in manifest["files"] else None)
+    return Links(
+        links[0],
+        links[1],
+        state,
+        presign is not None,
+        expires_seconds,
+        links[3] if len(links) > 3 else None,
+        checked.signed_by,
+        links[2] if REPORT in manifest["files"] else None,
+    )

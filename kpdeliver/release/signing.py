@@ -11,6 +11,7 @@ The private key comes from the environment (`KPDELIVER_SIGNING_KEY`: a PEM;
 `KPDELIVER_SIGNING_KEY_FILE`: a path to one) or is handed in by the caller (a Prefect Secret,
 looked up in `tasks/`); it is never written anywhere nor put in a message.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,7 +29,9 @@ from kpdeliver.storage import ObjectStore, join_key
 SIGNATURE = "manifest.sig"
 PUBLIC_KEY = "signing-key.pub"
 KEYS_FOLDER = "signing-keys"  # <client>/signing-keys/<key id>.pub: every key that ever signed
-PublicKeys = Ed25519PublicKey | Sequence[Ed25519PublicKey] | None  # one pinned key, several (a rotation), none
+PublicKeys = (
+    Ed25519PublicKey | Sequence[Ed25519PublicKey] | None
+)  # one pinned key, several (a rotation), none
 KEY_ENV, KEY_FILE_ENV = "KPDELIVER_SIGNING_KEY", "KPDELIVER_SIGNING_KEY_FILE"
 
 
@@ -107,8 +110,9 @@ def key_list(keys: PublicKeys) -> list[Ed25519PublicKey]:
     return [keys] if isinstance(keys, Ed25519PublicKey) else list(keys)
 
 
-def holding_key(keys: PublicKeys, data: bytes, signature: bytes,
-                named: str | None = None) -> Ed25519PublicKey | None:
+def holding_key(
+    keys: PublicKeys, data: bytes, signature: bytes, named: str | None = None
+) -> Ed25519PublicKey | None:
     """The key among `keys` whose signature of `data` holds (the one `named` by key id first); None if none."""
     ordered = sorted(key_list(keys), key=lambda k: key_id(k) != named)
     return next((k for k in ordered if signature_holds(k, data, signature)), None)
@@ -121,7 +125,7 @@ def key_ids(keys: PublicKeys) -> str:
 def published_key_files(store: ObjectStore, client: str) -> list[str]:
     """The keys of the public key files published in the client folder `client`: the current one first."""
     folder = join_key(client, KEYS_FOLDER) + "/"
-    archived = sorted(k for k in store.list(folder) if k.endswith(".pub") and "/" not in k[len(folder):])
+    archived = sorted(k for k in store.list(folder) if k.endswith(".pub") and "/" not in k[len(folder) :])
     current = join_key(client, PUBLIC_KEY)
     return ([current] if store.exists(current) else []) + archived
 
@@ -136,7 +140,9 @@ def published_key_problems(store: ObjectStore, client: str) -> list[tuple[str, s
     is no Ed25519 public key, a `signing-keys/<id>.pub` holding another key, a `signing-key.pub`
     that is none of the keys kept under `signing-keys/`."""
     found = _read_published(store, client)
-    problems = [(file, "is not a PEM Ed25519 public key: it was changed") for key, file in found if key is None]
+    problems = [
+        (file, "is not a PEM Ed25519 public key: it was changed") for key, file in found if key is None
+    ]
     kept = {}
     for key, file in found:
         if key is not None and file != join_key(client, PUBLIC_KEY):
@@ -146,8 +152,12 @@ def published_key_problems(store: ObjectStore, client: str) -> list[tuple[str, s
                 problems.append((file, f"holds key {key_id(key)}, not the key {named} it is named after"))
     current = next((key for key, file in found if file == join_key(client, PUBLIC_KEY)), None)
     if current is not None and kept and key_id(current) not in kept:
-        problems.append((join_key(client, PUBLIC_KEY), f"holds key {key_id(current)}, none of the keys kept under "
-                                                       f"{KEYS_FOLDER}/: it was swapped"))
+        problems.append(
+            (
+                join_key(client, PUBLIC_KEY),
+                f"holds key {key_id(current)}, none of the keys kept under {KEYS_FOLDER}/: it was swapped",
+            )
+        )
     return problems
 
 

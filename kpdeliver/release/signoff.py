@@ -5,6 +5,7 @@ threshold and measured value. A rule not met fails the delivery or makes it cond
 client's `qa.severity` says; the verdict is the worst outcome: `fail`, else `conditional` (delivered,
 with the exceptions named in `reasons`), else `pass`.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -76,9 +77,15 @@ class Verdict:
         return {**asdict(self), "reasons": list(self.reasons), "rules": [asdict(r) for r in self.rules]}
 
 
-def signoff(rules: QAThresholds, counts: Counts, findings: pa.Table, annotators: pa.Table | None,
-            delivered_by_annotator: dict[str, int] | None = None, collected: Collected | None = None,
-            rework_rate: float | None = None) -> Verdict:
+def signoff(
+    rules: QAThresholds,
+    counts: Counts,
+    findings: pa.Table,
+    annotators: pa.Table | None,
+    delivered_by_annotator: dict[str, int] | None = None,
+    collected: Collected | None = None,
+    rework_rate: float | None = None,
+) -> Verdict:
     """Judge a release against the client's rules. `annotators`: the scorecards of the deep QA
     (qa/annotators.parquet); `delivered_by_annotator`: delivered instances per annotator, named in
     the exceptions; `collected`: what the annotators' exports gave (the annotator and labeled-image
@@ -92,7 +99,9 @@ def signoff(rules: QAThresholds, counts: Counts, findings: pa.Table, annotators:
     _rework_rule(judge, rework_rate)
     results = judge.results
     outcomes = {r.outcome for r in results}
-    verdict: VerdictName = "fail" if "fail" in outcomes else "conditional" if "conditional" in outcomes else "pass"
+    verdict: VerdictName = (
+        "fail" if "fail" in outcomes else "conditional" if "conditional" in outcomes else "pass"
+    )
     broken = [r for r in results if r.outcome == "fail"] + [r for r in results if r.outcome == "conditional"]
     return Verdict(
         verdict=verdict,
@@ -108,23 +117,52 @@ class _Judge:
         self.rules = rules
         self.results: list[RuleResult] = []
 
-    def __call__(self, rule: str, subject: str | None, threshold: float, measured: float | None, met: bool,
-                 message: str) -> None:
-        outcome: Outcome = ("not_measured" if measured is None else "pass" if met
-                   else getattr(self.rules.severity, rule).value)
-        value = None if measured is None else round(float(measured), 6) if isinstance(measured, float) else measured
+    def __call__(
+        self,
+        rule: str,
+        subject: str | None,
+        threshold: float,
+        measured: float | None,
+        met: bool,
+        message: str,
+    ) -> None:
+        outcome: Outcome = (
+            "not_measured"
+            if measured is None
+            else "pass"
+            if met
+            else getattr(self.rules.severity, rule).value
+        )
+        value = (
+            None
+            if measured is None
+            else round(float(measured), 6)
+            if isinstance(measured, float)
+            else measured
+        )
         self.results.append(RuleResult(rule, subject, threshold, value, outcome, message))
 
 
 def _delivery_rules(judge: _Judge, counts: Counts) -> None:
     rules = judge.rules
     errors, most = counts.delivered_error_findings, rules.max_error_findings
-    judge("max_error_findings", None, most, errors, errors <= most,
-          f"{plural(errors, 'error finding')} on delivered items (max {most})")
+    judge(
+        "max_error_findings",
+        None,
+        most,
+        errors,
+        errors <= most,
+        f"{plural(errors, 'error finding')} on delivered items (max {most})",
+    )
     q_frac = counts.instances_quarantined / max(counts.instances_in, 1)
-    judge("max_quarantined_fraction", None, rules.max_quarantined_fraction, q_frac,
-          q_frac <= rules.max_quarantined_fraction,
-          f"{q_frac:.1%} of instances quarantined (max {rules.max_quarantined_fraction:.1%})")
+    judge(
+        "max_quarantined_fraction",
+        None,
+        rules.max_quarantined_fraction,
+        q_frac,
+        q_frac <= rules.max_quarantined_fraction,
+        f"{q_frac:.1%} of instances quarantined (max {rules.max_quarantined_fraction:.1%})",
+    )
 
 
 def _collection_rules(judge: _Judge, counts: Counts, findings: pa.Table, collected: Collected | None) -> None:
@@ -134,35 +172,65 @@ def _collection_rules(judge: _Judge, counts: Counts, findings: pa.Table, collect
     if rules.min_instances_delivered is not None:
         n, least = counts.instances_delivered, rules.min_instances_delivered
         what = "nothing" if n == 0 else f"only {plural(n, 'instance')}"
-        judge("min_instances_delivered", None, least, n, n >= least,
-              f"{plural(n, 'instance')} delivered (min {least})" if n >= least else
-              f"{what} delivered, below {least}: {counts.instances_in} came in from readable exports, "
-              f"{counts.instances_quarantined} held back (qa/quarantine.parquet), "
-              f"{counts.instances_review_only} review-only")
+        judge(
+            "min_instances_delivered",
+            None,
+            least,
+            n,
+            n >= least,
+            f"{plural(n, 'instance')} delivered (min {least})"
+            if n >= least
+            else f"{what} delivered, below {least}: {counts.instances_in} came in from readable exports, "
+            f"{counts.instances_quarantined} held back (qa/quarantine.parquet), "
+            f"{counts.instances_review_only} review-only",
+        )
     unread = findings.filter(pc.equal(findings["check"], "collect.unreadable_file"))
     if rules.max_unreadable_exports is not None:
         most, n = rules.max_unreadable_exports, unread.num_rows
         shown = "; ".join(unread["message"].to_pylist()[:5]) + ("; …" if n > 5 else "")
-        judge("max_unreadable_exports", None, most, n, n <= most,
-              f"{plural(n, 'export file')} not read (max {most})" + (f": {shown}" if n else ""))
+        judge(
+            "max_unreadable_exports",
+            None,
+            most,
+            n,
+            n <= most,
+            f"{plural(n, 'export file')} not read (max {most})" + (f": {shown}" if n else ""),
+        )
     if collected is None:
         return
     if rules.min_labels_per_annotator is not None:
         least, unread_by = rules.min_labels_per_annotator, _counts(unread["annotator"])
         for name, n in sorted(collected.by_annotator.items()):
-            why = f"; {plural(unread_by[name], 'export file')} of theirs not read" if unread_by.get(name) else \
-                "; no export of theirs under annotations/" + name + "/"
-            judge("min_labels_per_annotator", name, least, n, n >= least,
-                  f"annotator {name}: {plural(n, 'label')} collected (min {least})" if n >= least else
-                  f"annotator {name}: {plural(n, 'label')} collected, below {least}{why} — the images assigned "
-                  "to them have none of their labels (index/assignments.parquet)")
+            why = (
+                f"; {plural(unread_by[name], 'export file')} of theirs not read"
+                if unread_by.get(name)
+                else "; no export of theirs under annotations/" + name + "/"
+            )
+            judge(
+                "min_labels_per_annotator",
+                name,
+                least,
+                n,
+                n >= least,
+                f"annotator {name}: {plural(n, 'label')} collected (min {least})"
+                if n >= least
+                else f"annotator {name}: {plural(n, 'label')} collected, below {least}{why} — the images assigned "
+                "to them have none of their labels (index/assignments.parquet)",
+            )
     if rules.min_labeled_images_fraction is not None and counts.images_delivered:
         wanted, frac = rules.min_labeled_images_fraction, collected.labeled_images / counts.images_delivered
-        judge("min_labeled_images_fraction", None, wanted, frac, frac >= wanted,
-              f"{frac:.1%} of delivered images have a label (min {wanted:.1%})" if frac >= wanted else
-              f"only {collected.labeled_images} of {counts.images_delivered} delivered images have a label "
-              f"({frac:.1%}, below {wanted:.1%}): the rest ship as background (status unlabeled in "
-              "index/images.parquet)")
+        judge(
+            "min_labeled_images_fraction",
+            None,
+            wanted,
+            frac,
+            frac >= wanted,
+            f"{frac:.1%} of delivered images have a label (min {wanted:.1%})"
+            if frac >= wanted
+            else f"only {collected.labeled_images} of {counts.images_delivered} delivered images have a label "
+            f"({frac:.1%}, below {wanted:.1%}): the rest ship as background (status unlabeled in "
+            "index/images.parquet)",
+        )
 
 
 def _column(table: pa.Table | None, name: str) -> list:
@@ -173,14 +241,32 @@ def _annotator_rules(judge: _Judge, annotators: pa.Table | None, delivered: dict
     rules = judge.rules
     names = _column(annotators, "annotator")
     agreement = _column(annotators, "agreement_oks")
-    mean = float(np.mean([v for v in agreement if v is not None])) if any(v is not None for v in agreement) else None
-    judge("min_mean_oks", None, rules.min_mean_oks, mean, mean is not None and mean >= rules.min_mean_oks,
-          "no overlap images: mean agreement OKS not measured" if mean is None else
-          f"mean agreement OKS {mean:.3f} below {rules.min_mean_oks:g}" if mean < rules.min_mean_oks else
-          f"mean agreement OKS {mean:.3f} (min {rules.min_mean_oks:g})")
+    mean = (
+        float(np.mean([v for v in agreement if v is not None]))
+        if any(v is not None for v in agreement)
+        else None
+    )
+    judge(
+        "min_mean_oks",
+        None,
+        rules.min_mean_oks,
+        mean,
+        mean is not None and mean >= rules.min_mean_oks,
+        "no overlap images: mean agreement OKS not measured"
+        if mean is None
+        else f"mean agreement OKS {mean:.3f} below {rules.min_mean_oks:g}"
+        if mean < rules.min_mean_oks
+        else f"mean agreement OKS {mean:.3f} (min {rules.min_mean_oks:g})",
+    )
     per_annotator = (
-        ("min_agreement_oks", rules.min_agreement_oks, "agreement_oks", "n_overlap", "agreement OKS with the others",
-         "overlap"),
+        (
+            "min_agreement_oks",
+            rules.min_agreement_oks,
+            "agreement_oks",
+            "n_overlap",
+            "agreement OKS with the others",
+            "overlap",
+        ),
         ("min_gold_oks", rules.min_gold_oks, "gold_oks", "n_gold", "gold OKS", "gold"),
     )
     for rule, least, column, n_column, what, kind in per_annotator:
@@ -194,9 +280,11 @@ def _annotator_rules(judge: _Judge, annotators: pa.Table | None, delivered: dict
             elif value >= least:
                 message = f"annotator {name}: {what} {value:.3f}{on} (min {least:g})"
             else:
-                message = (f"annotator {name}: {what} {value:.3f}{on}, below {least:g} — their "
-                           f"{plural(delivered.get(name, 0), 'instance')} delivered (annotator {name} in "
-                           f"index/annotations.parquet), their findings in qa/findings.parquet")
+                message = (
+                    f"annotator {name}: {what} {value:.3f}{on}, below {least:g} — their "
+                    f"{plural(delivered.get(name, 0), 'instance')} delivered (annotator {name} in "
+                    f"index/annotations.parquet), their findings in qa/findings.parquet"
+                )
             judge(rule, name, least, value, value is not None and value >= least, message)
 
 
@@ -208,8 +296,9 @@ def _rate_rules(judge: _Judge, counts: Counts, findings: pa.Table) -> None:
         rate = n / per
         by_annotator = ", ".join(f"{a} {k}" for a, k in sorted(_counts(of_check["annotator"]).items()))
         who = f" ({by_annotator})" if by_annotator else ""
-        message = (f"{check}: {plural(n, 'finding')}{who}, {rate:.3f} per delivered instance"
-                   + (f" (max {most:g})" if rate <= most else f", above {most:g} — listed in qa/findings.parquet"))
+        message = f"{check}: {plural(n, 'finding')}{who}, {rate:.3f} per delivered instance" + (
+            f" (max {most:g})" if rate <= most else f", above {most:g} — listed in qa/findings.parquet"
+        )
         judge("max_rate", check, most, rate, rate <= most, message)
 
 
@@ -219,16 +308,28 @@ def _coverage_rule(judge: _Judge, findings: pa.Table) -> None:
         return
     short = findings.filter(pc.equal(findings["check"], "qa.pose_coverage"))["message"].to_pylist()
     detail = ": " + "; ".join(short) if short else ""
-    judge("max_coverage_bins_short", None, most, len(short), len(short) <= most,
-          f"{plural(len(short), 'pose coverage target')} not met (max {most}){detail}")
+    judge(
+        "max_coverage_bins_short",
+        None,
+        most,
+        len(short),
+        len(short) <= most,
+        f"{plural(len(short), 'pose coverage target')} not met (max {most}){detail}",
+    )
 
 
 def _rework_rule(judge: _Judge, rate: float | None) -> None:
     most = judge.rules.max_rework_rate
     if most is not None:
         said = f"{rate:.1%}" if rate is not None else "an unknown share"
-        judge("max_rework_rate", None, most, rate, rate is not None and rate <= most,
-              f"{said} of the labeled images were sent back for rework (max {most:.1%}; tasks/rework/ledger.json)")
+        judge(
+            "max_rework_rate",
+            None,
+            most,
+            rate,
+            rate is not None and rate <= most,
+            f"{said} of the labeled images were sent back for rework (max {most:.1%}; tasks/rework/ledger.json)",
+        )
 
 
 def _counts(column: pa.ChunkedArray) -> dict[str, int]:
@@ -242,5 +343,7 @@ def _findings_by_check(findings: pa.Table) -> dict[str, dict[str, int]]:
     grouped = findings.group_by(["check", "severity"]).aggregate([([], "count_all")]).to_pylist()
     by_check: dict[str, dict[str, int]] = {}
     for row in grouped:
-        by_check.setdefault(row["check"], {"error": 0, "warning": 0, "info": 0})[row["severity"]] = row["count_all"]
+        by_check.setdefault(row["check"], {"error": 0, "warning": 0, "info": 0})[row["severity"]] = row[
+            "count_all"
+        ]
     return dict(sorted(by_check.items()))

@@ -4,6 +4,7 @@ label file). Every image is read once, hashed while in memory and checked agains
 hash before it is written; on a local store the files skip their fsync and one sync precedes the
 STAGED marker (`publish` then hard-links them into the version folder). S3 to S3 copies stay
 server-side, checked against the checksum S3 keeps."""
+
 from __future__ import annotations
 
 import posixpath
@@ -41,10 +42,15 @@ def split_plan(plan: ReleasePlan, shard_size: int) -> tuple[dict[str, bytes], li
     shards = []
     for keys in shard_keys(list(by_source), shard_size):
         copies = [by_source[k] for k in keys]
-        label_paths = (LABELS + posixpath.splitext(path.removeprefix(IMAGES))[0] + ".txt" for _, path, _ in copies)
+        label_paths = (
+            LABELS + posixpath.splitext(path.removeprefix(IMAGES))[0] + ".txt" for _, path, _ in copies
+        )
         shards.append(StageShard(copies, {p: labels.pop(p) for p in label_paths if p in labels}))
     rest = sorted(labels)  # labels of images not copied (yolo.copy_images: false)
-    shards += [StageShard([], {p: labels[p] for p in rest[i:i + shard_size]}) for i in range(0, len(rest), shard_size)]
+    shards += [
+        StageShard([], {p: labels[p] for p in rest[i : i + shard_size]})
+        for i in range(0, len(rest), shard_size)
+    ]
     return {p: b for p, b in plan.files.items() if not p.startswith(LABELS)}, shards
 
 
@@ -70,8 +76,9 @@ def stage_files(release: ObjectStore, prefix: str, files: dict[str, bytes]) -> d
     return listing
 
 
-def stage_copies(release: ObjectStore, source: ObjectStore, prefix: str,
-                 copies: list[tuple[str, str, str]]) -> dict[str, dict]:
+def stage_copies(
+    release: ObjectStore, source: ObjectStore, prefix: str, copies: list[tuple[str, str, str]]
+) -> dict[str, dict]:
     """Copy images under `prefix`, each checked against its ingest sha256; their listing entries."""
     listing = {}
     with release.holding_folders(), source.holding_folders():
@@ -89,8 +96,10 @@ def _stage_copy(release: ObjectStore, source: ObjectStore, src_key: str, dst: st
         data = source.get(src_key)
         got, size = sha256_hex(data), len(data)
     if got != sha:
-        raise SourceChanged(f"{source.location(src_key)} changed after ingest (sha256 {got[:12]}… instead of "
-                            f"{sha[:12]}…); run the delivery again to re-ingest it")
+        raise SourceChanged(
+            f"{source.location(src_key)} changed after ingest (sha256 {got[:12]}… instead of "
+            f"{sha[:12]}…); run the delivery again to re-ingest it"
+        )
     if data is not None:
         _put(release, dst, data)
     return {"size": size, "sha256": sha}
@@ -102,12 +111,23 @@ def staged_marker(listing: dict[str, dict], counts: Counts, verdict: Verdict, si
     qa = {"reasons": list(verdict.reasons), "findings_by_check": verdict.findings_by_check}
     if signoff is not None:
         qa["signoff_content_sha256"] = orjson.loads(signoff).get("content_sha256")
-    return {"files": dict(sorted(listing.items())), "counts": counts.to_dict(), "verdict": verdict.verdict,
-            "qa": qa, "staged_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    return {
+        "files": dict(sorted(listing.items())),
+        "counts": counts.to_dict(),
+        "verdict": verdict.verdict,
+        "qa": qa,
+        "staged_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
 
 
-def mark_staged(release: ObjectStore, prefix: str, counts: Counts, verdict: Verdict, listing: dict[str, dict],
-                signoff: bytes | None = None) -> dict:
+def mark_staged(
+    release: ObjectStore,
+    prefix: str,
+    counts: Counts,
+    verdict: Verdict,
+    listing: dict[str, dict],
+    signoff: bytes | None = None,
+) -> dict:
     """Make the staged files durable, then write the STAGED marker: the staging area is complete,
     and a killed run resumes from it."""
     if isinstance(release, LocalStore):
@@ -117,8 +137,9 @@ def mark_staged(release: ObjectStore, prefix: str, counts: Counts, verdict: Verd
     return marker
 
 
-def stage_plan(plan: ReleasePlan, *, release: ObjectStore, source: ObjectStore, prefix: str,
-               shard_size: int = 1000) -> dict:
+def stage_plan(
+    plan: ReleasePlan, *, release: ObjectStore, source: ObjectStore, prefix: str, shard_size: int = 1000
+) -> dict:
     """Stage a whole plan under `prefix` in this process, as the flow's tasks do shard by shard:
     the global files, each shard's images (checked against ingest's hash: SourceChanged) and
     label files, then the STAGED marker, which it returns."""

@@ -5,6 +5,7 @@ Images are matched by file name (changed: other bytes, i.e. another sha256); ins
 annotation id (changed: other image, bbox, keypoints or annotator). With no previous release every
 delivered image and instance is `added`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,14 +14,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-CHANGES_SCHEMA = pa.schema([
-    ("item", pa.string()),  # image | instance
-    ("change", pa.string()),  # added | removed | changed
-    ("image_id", pa.int64()),
-    ("annotation_id", pa.int64()),
-    ("file_name", pa.string()),
-    ("detail", pa.string()),
-])
+CHANGES_SCHEMA = pa.schema(
+    [
+        ("item", pa.string()),  # image | instance
+        ("change", pa.string()),  # added | removed | changed
+        ("image_id", pa.int64()),
+        ("annotation_id", pa.int64()),
+        ("file_name", pa.string()),
+        ("detail", pa.string()),
+    ]
+)
 _COMPARED = ("image_id", "bbox", "keypoints", "annotator")
 
 
@@ -41,17 +44,25 @@ class PreviousRelease:
 
 
 def _delivered_images(images: pa.Table) -> pa.Table:
-    keep = pc.and_(pc.is_valid(images["image_id"]), pc.is_in(images["status"], pa.array(["delivered", "unlabeled"])))
+    keep = pc.and_(
+        pc.is_valid(images["image_id"]), pc.is_in(images["status"], pa.array(["delivered", "unlabeled"]))
+    )
     return images.filter(keep)
 
 
 def _rows(item: str, change: str, image_id, annotation_id, file_name, detail) -> pa.Table:
     n = len(image_id)
-    return pa.table({
-        "item": pa.array([item] * n, pa.string()), "change": pa.array([change] * n, pa.string()),
-        "image_id": pa.array(image_id, pa.int64()), "annotation_id": pa.array(annotation_id, pa.int64()),
-        "file_name": pa.array(file_name, pa.string()), "detail": pa.array(detail, pa.string()),
-    }, schema=CHANGES_SCHEMA)
+    return pa.table(
+        {
+            "item": pa.array([item] * n, pa.string()),
+            "change": pa.array([change] * n, pa.string()),
+            "image_id": pa.array(image_id, pa.int64()),
+            "annotation_id": pa.array(annotation_id, pa.int64()),
+            "file_name": pa.array(file_name, pa.string()),
+            "detail": pa.array(detail, pa.string()),
+        },
+        schema=CHANGES_SCHEMA,
+    )
 
 
 def release_changes(current: ReleaseTables, previous: ReleaseTables | None) -> pa.Table:
@@ -64,25 +75,58 @@ def release_changes(current: ReleaseTables, previous: ReleaseTables | None) -> p
     old_names = dict(zip(prev_im["image_id"].to_pylist(), prev_im["file_name"].to_pylist()))
 
     parts = []
-    cur_sha = dict(zip(cur_im["file_name"].to_pylist(), zip(cur_im["image_id"].to_pylist(), cur_im["sha256"].to_pylist())))
-    old_sha = dict(zip(prev_im["file_name"].to_pylist(), zip(prev_im["image_id"].to_pylist(), prev_im["sha256"].to_pylist())))
+    cur_sha = dict(
+        zip(
+            cur_im["file_name"].to_pylist(), zip(cur_im["image_id"].to_pylist(), cur_im["sha256"].to_pylist())
+        )
+    )
+    old_sha = dict(
+        zip(
+            prev_im["file_name"].to_pylist(),
+            zip(prev_im["image_id"].to_pylist(), prev_im["sha256"].to_pylist()),
+        )
+    )
     for change, chosen, source in (
         ("added", sorted(set(cur_sha) - set(old_sha)), cur_sha),
         ("removed", sorted(set(old_sha) - set(cur_sha)), old_sha),
-        ("changed", sorted(n for n in set(cur_sha) & set(old_sha) if cur_sha[n][1] != old_sha[n][1]), cur_sha),
+        (
+            "changed",
+            sorted(n for n in set(cur_sha) & set(old_sha) if cur_sha[n][1] != old_sha[n][1]),
+            cur_sha,
+        ),
     ):
-        detail = {"added": "new image", "removed": "no longer delivered", "changed": "image bytes differ"}[change]
-        parts.append(_rows("image", change, [source[n][0] for n in chosen], [None] * len(chosen), chosen,
-                           [detail] * len(chosen)))
+        detail = {"added": "new image", "removed": "no longer delivered", "changed": "image bytes differ"}[
+            change
+        ]
+        parts.append(
+            _rows(
+                "image",
+                change,
+                [source[n][0] for n in chosen],
+                [None] * len(chosen),
+                chosen,
+                [detail] * len(chosen),
+            )
+        )
 
     cur_ids, old_ids = cur_ann["annotation_id"].to_numpy(), prev_ann["annotation_id"].to_numpy()
     added, removed = ~np.isin(cur_ids, old_ids), ~np.isin(old_ids, cur_ids)
-    for change, table, mask, lookup in (("added", cur_ann, added, names), ("removed", prev_ann, removed, old_names)):
+    for change, table, mask, lookup in (
+        ("added", cur_ann, added, names),
+        ("removed", prev_ann, removed, old_names),
+    ):
         rows = table.filter(pa.array(mask))
         image_ids = rows["image_id"].to_pylist()
-        parts.append(_rows("instance", change, image_ids, rows["annotation_id"].to_pylist(),
-                           [lookup.get(i) for i in image_ids],
-                           [f"labeled by {a}" if a else "" for a in rows["annotator"].to_pylist()]))
+        parts.append(
+            _rows(
+                "instance",
+                change,
+                image_ids,
+                rows["annotation_id"].to_pylist(),
+                [lookup.get(i) for i in image_ids],
+                [f"labeled by {a}" if a else "" for a in rows["annotator"].to_pylist()],
+            )
+        )
     both = np.intersect1d(cur_ids, old_ids)
     if len(both):
         a = cur_ann.filter(pa.array(np.isin(cur_ids, both))).sort_by("annotation_id")
@@ -95,10 +139,20 @@ def release_changes(current: ReleaseTables, previous: ReleaseTables | None) -> p
         for _, d in what:
             changed |= d
         idx = np.flatnonzero(changed)
-        details = [", ".join(col.replace("_", " ") for col, d in what if d[i]) + " changed" for i in idx.tolist()]
+        details = [
+            ", ".join(col.replace("_", " ") for col, d in what if d[i]) + " changed" for i in idx.tolist()
+        ]
         image_ids = a["image_id"].take(pa.array(idx)).to_pylist()
-        parts.append(_rows("instance", "changed", image_ids, a["annotation_id"].take(pa.array(idx)).to_pylist(),
-                           [names.get(i) for i in image_ids], details))
+        parts.append(
+            _rows(
+                "instance",
+                "changed",
+                image_ids,
+                a["annotation_id"].take(pa.array(idx)).to_pylist(),
+                [names.get(i) for i in image_ids],
+                details,
+            )
+        )
     return pa.concat_tables(parts)
 
 

@@ -1,6 +1,7 @@
 """Which instances the report pictures: the worst findings (each next to the gold or another
 annotator's label of the same person where QA compared them) and a seeded random pick of
 delivered instances."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -15,10 +16,22 @@ from kpdeliver.report.titles import check_title
 
 GOLD = "gold"  # the annotator name collected gold labels carry
 # checks that compare an annotator's label with a reference: shown side by side with it
-COMPARED = {"qa.gold_mismatch": GOLD, "qa.left_right_swap": None, "qa.low_agreement": None, "qa.annotator_drift": None}
+COMPARED = {
+    "qa.gold_mismatch": GOLD,
+    "qa.left_right_swap": None,
+    "qa.low_agreement": None,
+    "qa.annotator_drift": None,
+}
 # which findings are the most telling pictures, after severity
-_PRIORITY = ("qa.left_right_swap", "qa.gold_mismatch", "bounds.visible_outside_image", "bounds.occluded_far_outside",
-             "qa.low_agreement", "qa.temporal_jitter", "visibility.unlabeled_with_coords")
+_PRIORITY = (
+    "qa.left_right_swap",
+    "qa.gold_mismatch",
+    "bounds.visible_outside_image",
+    "bounds.occluded_far_outside",
+    "qa.low_agreement",
+    "qa.temporal_jitter",
+    "visibility.unlabeled_with_coords",
+)
 _SEVERITY = {"error": 0, "warning": 1, "info": 2}
 
 
@@ -56,12 +69,17 @@ class Gallery:
     def _image(self, image_row: int) -> tuple[Image.Image, bool]:
         if image_row not in self._images:
             im = self.dataset.images
-            self._images[image_row] = load_image(self.image_bytes, im.file_name[image_row],
-                                                 int(im.width[image_row]), int(im.height[image_row]))
+            self._images[image_row] = load_image(
+                self.image_bytes, im.file_name[image_row], int(im.width[image_row]), int(im.height[image_row])
+            )
         return self._images[image_row]
 
     def has(self, annotation_id) -> bool:
-        return annotation_id is not None and annotation_id in self.row_of and self._image_row[self.row_of[annotation_id]] >= 0
+        return (
+            annotation_id is not None
+            and annotation_id in self.row_of
+            and self._image_row[self.row_of[annotation_id]] >= 0
+        )
 
     def reference_of(self, row: int, reference: str | None) -> int | None:
         """The label of the same person by `reference` (gold), or by any other annotator when
@@ -76,19 +94,45 @@ class Gallery:
         if not len(same):
             return None
         centre = _centre(ins.keypoints[row])
-        return int(same[np.argmin([np.linalg.norm(_centre(ins.keypoints[j]) - centre) for j in same.tolist()])])
+        return int(
+            same[np.argmin([np.linalg.norm(_centre(ins.keypoints[j]) - centre) for j in same.tolist()])]
+        )
 
-    def picture(self, row: int, *, caption: str, reference: int | None = None, marked: int | None = None,
-                severity: str = "", check: str = "") -> Picture:
+    def picture(
+        self,
+        row: int,
+        *,
+        caption: str,
+        reference: int | None = None,
+        marked: int | None = None,
+        severity: str = "",
+        check: str = "",
+    ) -> Picture:
         ins, im = self.dataset.instances, self.dataset.images
         r_img = int(self._image_row[row])
         image, found = self._image(r_img)
         rows = [row] + ([reference] if reference is not None else [])
-        crop = Crop.around([ins.keypoints[r] for r in rows], [ins.bbox[r] for r in rows],
-                           int(im.width[r_img]), int(im.height[r_img]))
-        panels = [Panel(_who(ins.annotator[r]), data_uri(draw_overlay(image, ins.keypoints[r], self.dataset.schema, crop,
-                                                                      marked=marked if r == row else None)))
-                  for r in rows]
+        crop = Crop.around(
+            [ins.keypoints[r] for r in rows],
+            [ins.bbox[r] for r in rows],
+            int(im.width[r_img]),
+            int(im.height[r_img]),
+        )
+        panels = [
+            Panel(
+                _who(ins.annotator[r]),
+                data_uri(
+                    draw_overlay(
+                        image,
+                        ins.keypoints[r],
+                        self.dataset.schema,
+                        crop,
+                        marked=marked if r == row else None,
+                    )
+                ),
+            )
+            for r in rows
+        ]
         title = f"{im.file_name[r_img]} · annotation {int(ins.id[row])}"
         return Picture(title, caption, severity, check, panels, image_missing=not found)
 
@@ -119,8 +163,16 @@ def worst_findings(gallery: Gallery, findings: pa.Table, n: int) -> list[Picture
         row = gallery.row_of[ann]
         reference = gallery.reference_of(row, COMPARED[f["check"]]) if f["check"] in COMPARED else None
         marked = schema.keypoints.index(f["keypoint"]) if f["keypoint"] in schema.keypoints else None
-        out.append(gallery.picture(row, caption=f["message"], reference=reference, marked=marked,
-                                   severity=f["severity"], check=f["check"]))
+        out.append(
+            gallery.picture(
+                row,
+                caption=f["message"],
+                reference=reference,
+                marked=marked,
+                severity=f["severity"],
+                check=f["check"],
+            )
+        )
         if len(out) == n:
             break
     return out
@@ -136,7 +188,9 @@ def random_delivered(gallery: Gallery, delivered: Dataset, n: int, *, seed: int)
     for ann in sorted(pick.tolist()):
         row = gallery.row_of[ann]
         k = gallery.dataset.instances.keypoints[row]
-        caption = (f"{int((k[:, 2] == 2).sum())} visible, {int((k[:, 2] == 1).sum())} occluded, "
-                   f"{int((k[:, 2] == 0).sum())} unlabeled points · labeled by {_who(gallery.dataset.instances.annotator[row])}")
+        caption = (
+            f"{int((k[:, 2] == 2).sum())} visible, {int((k[:, 2] == 1).sum())} occluded, "
+            f"{int((k[:, 2] == 0).sum())} unlabeled points · labeled by {_who(gallery.dataset.instances.annotator[row])}"
+        )
         out.append(gallery.picture(row, caption=caption))
     return out

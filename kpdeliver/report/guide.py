@@ -7,6 +7,7 @@ delivered release) with the skeleton drawn and every keypoint numbered. It carri
 version (`schema.schema_version`), in the page and in its file name, so a guide is known to match
 the schema the labels are checked against.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -26,9 +27,18 @@ from kpdeliver.schema import KeypointSchema, schema_version, sigmas_origin
 REFERENCE_SIDE = 560  # pixels of a reference picture's longer side
 MAX_REFERENCES = 4
 # the browser flags of a print cut off from the network (the page needs nothing from it)
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost", "--no-pdf-header-footer")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost",
+    "--no-pdf-header-footer",
+)
 
 
 class GuideError(RuntimeError):
@@ -84,15 +94,27 @@ def draw_reference(dataset: Dataset, row: int, image_bytes: ImageBytes | None) -
     xy = (kps[:, :2] - [crop.x0, crop.y0]) * crop.scale
     off = max(3, THUMB_SIDE // 70) + 2
     for i in np.flatnonzero((kps[:, 2] > 0) & np.isfinite(kps).all(axis=1)).tolist():
-        d.text((xy[i, 0] + off, xy[i, 1] - off), str(i + 1), font=font, fill=(255, 255, 0), anchor="lb",
-               stroke_width=2, stroke_fill=(0, 0, 0))
+        d.text(
+            (xy[i, 0] + off, xy[i, 1] - off),
+            str(i + 1),
+            font=font,
+            fill=(255, 255, 0),
+            anchor="lb",
+            stroke_width=2,
+            stroke_fill=(0, 0, 0),
+        )
     return Reference(name, data_uri(pic, quality=85))
 
 
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
-    return Environment(loader=PackageLoader("kpdeliver.report", "templates"), autoescape=select_autoescape(["j2", "html"]),
-                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return Environment(
+        loader=PackageLoader("kpdeliver.report", "templates"),
+        autoescape=select_autoescape(["j2", "html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def keypoint_rows(schema: KeypointSchema) -> list[dict]:
@@ -101,36 +123,76 @@ def keypoint_rows(schema: KeypointSchema) -> list[dict]:
     for left, right in schema.flip_pairs:
         partner[left], partner[right] = schema.keypoints[right], schema.keypoints[left]
         side[left], side[right] = "left", "right"
-    return [{"number": i + 1, "name": n, "side": side.get(i, ""), "mirror": partner.get(i, ""),
-             "definition": schema.definitions.get(n, ""), "sigma": schema.sigmas[i]}
-            for i, n in enumerate(schema.keypoints)]
+    return [
+        {
+            "number": i + 1,
+            "name": n,
+            "side": side.get(i, ""),
+            "mirror": partner.get(i, ""),
+            "definition": schema.definitions.get(n, ""),
+            "sigma": schema.sigmas[i],
+        }
+        for i, n in enumerate(schema.keypoints)
+    ]
 
 
-def render_guide(schema: KeypointSchema, *, client: str, dataset: str, references: list[Reference],
-                 references_from: str, embedded: bool = False) -> str:
+def render_guide(
+    schema: KeypointSchema,
+    *,
+    client: str,
+    dataset: str,
+    references: list[Reference],
+    references_from: str,
+    embedded: bool = False,
+) -> str:
     """The guide page. `references_from` says where the pictures come from (gold labels, release v0001).
     `embedded`: the page's content only, for an annotation tool's instructions (a fragment whose CSS
     applies only inside it; pictures are named, not embedded: the tool strips data URIs)."""
     edges = [(schema.keypoints[a], schema.keypoints[b]) for a, b in schema.skeleton]
-    return _environment().get_template("guide.html.j2").render(
-        schema=schema, client=client, dataset=dataset, version=schema_version(schema), rows=keypoint_rows(schema),
-        edges=edges, references=references, references_from=references_from, sigmas_from=sigmas_origin(schema),
-        missing=[n for n in schema.keypoints if not schema.definitions.get(n)], embedded=embedded,
-        file_name=guide_file_name(schema, client, dataset))
+    return (
+        _environment()
+        .get_template("guide.html.j2")
+        .render(
+            schema=schema,
+            client=client,
+            dataset=dataset,
+            version=schema_version(schema),
+            rows=keypoint_rows(schema),
+            edges=edges,
+            references=references,
+            references_from=references_from,
+            sigmas_from=sigmas_origin(schema),
+            missing=[n for n in schema.keypoints if not schema.definitions.get(n)],
+            embedded=embedded,
+            file_name=guide_file_name(schema, client, dataset),
+        )
+    )
 
 
 def tool_instructions(schema: KeypointSchema, *, client: str, dataset: str) -> str:
     """The guide as an annotation tool's project instructions (Label Studio `expert_instruction`)."""
-    return render_guide(schema, client=client, dataset=dataset, references=[], references_from="", embedded=True)
+    return render_guide(
+        schema, client=client, dataset=dataset, references=[], references_from="", embedded=True
+    )
 
 
 def print_pdf(html: Path, pdf: Path, *, chromium: Path, timeout: float = 120) -> None:
     """Print the page to PDF with headless chromium, offline (the page needs nothing from the network)."""
     profile = pdf.parent / f".{pdf.stem}-chromium-profile"
     try:
-        run = subprocess.run([str(chromium), *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
-                              f"--print-to-pdf={pdf}", html.resolve().as_uri()],
-                             capture_output=True, timeout=timeout, cwd=pdf.parent, check=False)
+        run = subprocess.run(
+            [
+                str(chromium),
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}",
+                f"--print-to-pdf={pdf}",
+                html.resolve().as_uri(),
+            ],
+            capture_output=True,
+            timeout=timeout,
+            cwd=pdf.parent,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
         raise GuideError(f"chromium ({chromium}) could not print the guide: {e}") from None
     finally:

@@ -1,5 +1,6 @@
 """Where the labeling guide's reference pictures come from: the batch's gold labels, else the first
 delivered release of the dataset (its COCO files and its image copies)."""
+
 from __future__ import annotations
 
 from kpdeliver.model import Dataset, Instances
@@ -24,8 +25,9 @@ def gold_references(source: ObjectStore, schema: KeypointSchema) -> list[Referen
     return [draw_reference(gold, int(r), lambda name: source.get(key[name])) for r in pick_references(gold)]
 
 
-def release_references(releases: ObjectStore, client: str, dataset: str, schema: KeypointSchema,
-                       version: int = 1) -> list[Reference]:
+def release_references(
+    releases: ObjectStore, client: str, dataset: str, schema: KeypointSchema, version: int = 1
+) -> list[Reference]:
     """Pictures of a delivered release's labels (none when it is not published), on its image copies."""
     from kpdeliver.codecs.coco.decoder import decode
 

@@ -12,6 +12,7 @@ capped list of findings (`findings.parquet` holds them all). The content is comp
 `context.py` from typed `ReportInputs` (`inputs.py`); the page is the Jinja2 template
 `templates/report.html.j2`.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -26,8 +27,13 @@ __all__ = ["MAX_LISTED", "ReportHeader", "ReportInputs", "environment", "render_
 
 @lru_cache(maxsize=1)
 def environment() -> Environment:
-    return Environment(loader=PackageLoader("kpdeliver.report", "templates"), autoescape=select_autoescape(["j2", "html"]),
-                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return Environment(
+        loader=PackageLoader("kpdeliver.report", "templates"),
+        autoescape=select_autoescape(["j2", "html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def render_report(inputs: ReportInputs) -> str:

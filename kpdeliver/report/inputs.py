@@ -1,6 +1,7 @@
 """What the QA report is built from, typed: `ReportInputs` (the findings and every optional table),
 `ReportHeader` (who and what the report is about: client, dataset, version, publication date, code
 version, signature) and the anonymisation of annotator names (`report.annotators: anonymous`)."""
+
 from __future__ import annotations
 
 import re
@@ -73,7 +74,9 @@ def aliases(names: list[str]) -> dict[str, str]:
 def _text_replacer(alias: dict[str, str]):
     if not alias:
         return lambda s: s
-    pattern = re.compile(r"(?<![\w-])(" + "|".join(re.escape(n) for n in sorted(alias, key=len, reverse=True)) + r")(?![\w-])")
+    pattern = re.compile(
+        r"(?<![\w-])(" + "|".join(re.escape(n) for n in sorted(alias, key=len, reverse=True)) + r")(?![\w-])"
+    )
     return lambda s: pattern.sub(lambda m: alias[m.group(1)], s) if isinstance(s, str) else s
 
 
@@ -83,7 +86,9 @@ def _table(t: pa.Table | None, columns: tuple[str, ...], fix) -> pa.Table | None
     for name in columns:
         if name in t.column_names:
             i = t.column_names.index(name)
-            t = t.set_column(i, name, pa.array([fix(v) for v in t[name].to_pylist()], t.schema.field(name).type))
+            t = t.set_column(
+                i, name, pa.array([fix(v) for v in t[name].to_pylist()], t.schema.field(name).type)
+            )
     return t
 
 
@@ -100,12 +105,22 @@ def _rework(rework: dict | None, alias: dict[str, str], fix) -> dict | None:
         return rework
 
     def row(r: dict) -> dict:
-        return {**r, "annotator": alias.get(r.get("annotator"), r.get("annotator")),
-                "new_findings": fix(r.get("new_findings"))}
+        return {
+            **r,
+            "annotator": alias.get(r.get("annotator"), r.get("annotator")),
+            "new_findings": fix(r.get("new_findings")),
+        }
 
-    counts = {**rework["counts"], "annotators": {alias.get(k, k): v for k, v in rework["counts"].get("annotators", {}).items()}}
-    return {**rework, "counts": counts, "rows": [row(r) for r in rework.get("rows", [])],
-            "feedback": [row(r) for r in rework.get("feedback", [])]}
+    counts = {
+        **rework["counts"],
+        "annotators": {alias.get(k, k): v for k, v in rework["counts"].get("annotators", {}).items()},
+    }
+    return {
+        **rework,
+        "counts": counts,
+        "rows": [row(r) for r in rework.get("rows", [])],
+        "feedback": [row(r) for r in rework.get("feedback", [])],
+    }
 
 
 def anonymised(inputs: ReportInputs) -> ReportInputs:
@@ -122,13 +137,24 @@ def anonymised(inputs: ReportInputs) -> ReportInputs:
     fix = _text_replacer(alias)
     signoff = None
     if inputs.signoff is not None:
-        signoff = {**inputs.signoff, "reasons": [fix(r) for r in inputs.signoff.get("reasons", [])],
-                   "rules": [{**r, "subject": fix(r.get("subject")), "message": fix(r.get("message"))}
-                             for r in inputs.signoff.get("rules", [])]}
+        signoff = {
+            **inputs.signoff,
+            "reasons": [fix(r) for r in inputs.signoff.get("reasons", [])],
+            "rules": [
+                {**r, "subject": fix(r.get("subject")), "message": fix(r.get("message"))}
+                for r in inputs.signoff.get("rules", [])
+            ],
+        }
     return replace(
-        inputs, findings=_table(inputs.findings, ("annotator", "message", "source"), fix), signoff=signoff,
-        annotators=_table(inputs.annotators, ("annotator",), fix), keypoints=_table(inputs.keypoints, ("annotator",), fix),
-        reviewed=_dataset(inputs.reviewed, alias), delivered=_dataset(inputs.delivered, alias),
-        changes=_table(inputs.changes, ("detail",), fix), summary={k: fix(v) for k, v in inputs.summary.items()},
+        inputs,
+        findings=_table(inputs.findings, ("annotator", "message", "source"), fix),
+        signoff=signoff,
+        annotators=_table(inputs.annotators, ("annotator",), fix),
+        keypoints=_table(inputs.keypoints, ("annotator",), fix),
+        reviewed=_dataset(inputs.reviewed, alias),
+        delivered=_dataset(inputs.delivered, alias),
+        changes=_table(inputs.changes, ("detail",), fix),
+        summary={k: fix(v) for k, v in inputs.summary.items()},
         rework=_rework(inputs.rework, alias, fix),
-        image_bytes=inputs.image_bytes)
+        image_bytes=inputs.image_bytes,
+    )

@@ -7,6 +7,7 @@ are not drawn; the point a finding names gets a red ring. Left limbs are orange,
 rest green, so a left/right swap shows as crossed colours. The crop may reach past the image
 border (filled grey) so that occluded points estimated outside the frame stay in the picture.
 """
+
 from __future__ import annotations
 
 import base64
@@ -77,7 +78,9 @@ def edge_colours(schema: KeypointSchema) -> list[tuple[int, int, int]]:
     return out
 
 
-def load_image(image_bytes: ImageBytes | None, file_name: str | None, width: int, height: int) -> tuple[Image.Image, bool]:
+def load_image(
+    image_bytes: ImageBytes | None, file_name: str | None, width: int, height: int
+) -> tuple[Image.Image, bool]:
     """The image as RGB, or a plain grey canvas of its size when it cannot be read (second value
     False), so the labels are still drawn."""
     if image_bytes is not None and file_name:
@@ -91,20 +94,37 @@ def load_image(image_bytes: ImageBytes | None, file_name: str | None, width: int
     return Image.new("RGB", (max(width, 1), max(height, 1)), (200, 200, 205)), False
 
 
-def draw_overlay(image: Image.Image, keypoints: np.ndarray, schema: KeypointSchema, crop: Crop,
-                 *, marked: int | None = None) -> Image.Image:
+def draw_overlay(
+    image: Image.Image,
+    keypoints: np.ndarray,
+    schema: KeypointSchema,
+    crop: Crop,
+    *,
+    marked: int | None = None,
+) -> Image.Image:
     """A THUMB_SIDE thumbnail of `crop` with one instance's skeleton drawn on it."""
     s = crop.scale
     size = (max(int(round((crop.x1 - crop.x0) * s)), 1), max(int(round((crop.y1 - crop.y0) * s)), 1))  # noqa: RUF046 (numpy floats)
-    region = image.crop((int(np.floor(crop.x0)), int(np.floor(crop.y0)), int(np.ceil(crop.x1)), int(np.ceil(crop.y1))))
+    region = image.crop(
+        (int(np.floor(crop.x0)), int(np.floor(crop.y0)), int(np.ceil(crop.x1)), int(np.ceil(crop.y1)))
+    )
     thumb = Image.new("RGB", size, _OUTSIDE)
     thumb.paste(region.resize(size, Image.Resampling.BILINEAR))
     # the part of the crop outside the image stays visibly different (the paste filled it black)
     d = ImageDraw.Draw(thumb)
     w, h = image.size
-    for box in ((crop.x0, crop.y0, 0, crop.y1), (w, crop.y0, crop.x1, crop.y1),
-                (crop.x0, crop.y0, crop.x1, 0), (crop.x0, h, crop.x1, crop.y1)):
-        x0, y0, x1, y1 = ((box[0] - crop.x0) * s, (box[1] - crop.y0) * s, (box[2] - crop.x0) * s, (box[3] - crop.y0) * s)
+    for box in (
+        (crop.x0, crop.y0, 0, crop.y1),
+        (w, crop.y0, crop.x1, crop.y1),
+        (crop.x0, crop.y0, crop.x1, 0),
+        (crop.x0, h, crop.x1, crop.y1),
+    ):
+        x0, y0, x1, y1 = (
+            (box[0] - crop.x0) * s,
+            (box[1] - crop.y0) * s,
+            (box[2] - crop.x0) * s,
+            (box[3] - crop.y0) * s,
+        )
         if x1 > x0 and y1 > y0:
             d.rectangle([x0, y0, x1, y1], fill=_OUTSIDE)
     _draw_skeleton(d, (keypoints[:, :2] - [crop.x0, crop.y0]) * s, keypoints, schema, marked=marked)
@@ -116,15 +136,23 @@ def draw_people(image: Image.Image, keypoints: np.ndarray, schema: KeypointSchem
     (`keypoints`: [n, K, 3])."""
     w, h = image.size
     crop = Crop(0.0, 0.0, float(w), float(h))
-    thumb = image.resize((max(round(w * crop.scale), 1), max(round(h * crop.scale), 1)), Image.Resampling.BILINEAR)
+    thumb = image.resize(
+        (max(round(w * crop.scale), 1), max(round(h * crop.scale), 1)), Image.Resampling.BILINEAR
+    )
     d = ImageDraw.Draw(thumb)
     for k in keypoints:
         _draw_skeleton(d, k[:, :2] * crop.scale, k, schema)
     return thumb
 
 
-def _draw_skeleton(d: ImageDraw.ImageDraw, xy: np.ndarray, keypoints: np.ndarray, schema: KeypointSchema,
-                   *, marked: int | None = None) -> None:
+def _draw_skeleton(
+    d: ImageDraw.ImageDraw,
+    xy: np.ndarray,
+    keypoints: np.ndarray,
+    schema: KeypointSchema,
+    *,
+    marked: int | None = None,
+) -> None:
     """One instance's edges and points at thumbnail coordinates `xy`."""
     v = np.where(np.isfinite(keypoints).all(axis=1), keypoints[:, 2], 0)  # non-finite points: not drawn
     line = max(2, THUMB_SIDE // 110)

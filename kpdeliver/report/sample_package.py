@@ -7,6 +7,7 @@
 The labels carry no annotator name (the COCO `annotator` field is dropped) and the package holds
 none of the release's QA files: those are the vendor's.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -49,8 +50,18 @@ def _listing(files: list[str]) -> list[str]:
     return sorted(single) + [f"{d} ({n} files)" for d, n in sorted(folders.items())]
 
 
-def build_sample_package(*, release: ObjectStore, prefix: str, batch: ObjectStore, out: ObjectStore,
-                         schema: KeypointSchema, choice: SampleChoice, n_batch: int, client: str, dataset: str) -> str:
+def build_sample_package(
+    *,
+    release: ObjectStore,
+    prefix: str,
+    batch: ObjectStore,
+    out: ObjectStore,
+    schema: KeypointSchema,
+    choice: SampleChoice,
+    n_batch: int,
+    client: str,
+    dataset: str,
+) -> str:
     """Write the package of the sample release at `prefix` to `out`; the page's key. `batch`: the
     sample's batch (its images are drawn on the page)."""
     manifest = orjson.loads(release.get(join_key(prefix, "manifest.json")))
@@ -61,12 +72,24 @@ def build_sample_package(*, release: ObjectStore, prefix: str, batch: ObjectStor
     for path in (f for f in files if f.startswith("yolo/")):
         out.put(path, release.get(join_key(prefix, path)))
         written.append(path)
-    tables = {name: pq.read_table(pa.BufferReader(release.get(join_key(prefix, name))))
-              for name in ("index/images.parquet", "qa/quarantine.parquet")}
+    tables = {
+        name: pq.read_table(pa.BufferReader(release.get(join_key(prefix, name))))
+        for name in ("index/images.parquet", "qa/quarantine.parquet")
+    }
     delivered = decode(coco_bytes, schema=schema).dataset
-    page = render_sample_page(SampleInputs(
-        client=client, dataset=dataset, schema=schema, n_batch=n_batch, choice=choice, delivered=delivered,
-        images=tables["index/images.parquet"], held_back=tables["qa/quarantine.parquet"],
-        image_bytes=lambda name: batch.get(f"images/{name}"), files=_listing([PAGE, *written])))
+    page = render_sample_page(
+        SampleInputs(
+            client=client,
+            dataset=dataset,
+            schema=schema,
+            n_batch=n_batch,
+            choice=choice,
+            delivered=delivered,
+            images=tables["index/images.parquet"],
+            held_back=tables["qa/quarantine.parquet"],
+            image_bytes=lambda name: batch.get(f"images/{name}"),
+            files=_listing([PAGE, *written]),
+        )
+    )
     out.put(PAGE, page.encode())
     return PAGE

@@ -10,6 +10,7 @@ counted by reason. It never names an annotator, shows a sign-off verdict or an i
 its inputs carry none (`SampleInputs`), and the page is rendered from the template
 `templates/sample.html.j2`.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -28,8 +29,11 @@ from kpdeliver.report.titles import check_title
 from kpdeliver.schema import KeypointSchema
 
 HELD_WITH_IMAGE = "image"  # qa/quarantine.parquet's `checks` of a label held back only because its image is
-TAG_WORDS = {"occluded": "occluded points (hidden, position estimated)", "out_of_frame": "points outside the frame",
-             "small_person": "small people (under a tenth of the image side)"}
+TAG_WORDS = {
+    "occluded": "occluded points (hidden, position estimated)",
+    "out_of_frame": "points outside the frame",
+    "small_person": "small people (under a tenth of the image side)",
+}
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,15 @@ def coverage_chart(choice: SampleChoice, n_batch: int) -> Markup:
     images would hold on average (the batch's share of the tag)."""
     n = len(choice.file_names)
     tags = [t for t, m in choice.batch_tags.items() if m]
-    bars = [plots.Bar(_tag_words(t), choice.tags[t], f"{choice.tags[t]} of {n} (batch {choice.batch_tags[t]} of {n_batch})",
-                      target=n * choice.batch_tags[t] / max(n_batch, 1)) for t in tags]
+    bars = [
+        plots.Bar(
+            _tag_words(t),
+            choice.tags[t],
+            f"{choice.tags[t]} of {n} (batch {choice.batch_tags[t]} of {n_batch})",
+            target=n * choice.batch_tags[t] / max(n_batch, 1),
+        )
+        for t in tags
+    ]
     vmax = max([b.value or 0 for b in bars] + [b.target or 0 for b in bars] + [1])
     return plots.bar_chart(bars, vmax=vmax * 1.05, label_width=300, width=680, text_width=170)
 
@@ -82,7 +93,9 @@ def skeleton_svg(schema: KeypointSchema, delivered: Dataset, size: int = 320) ->
         on = kps[..., 2] > 0
 
         def extent(c: int) -> np.ndarray:
-            return np.where(on, kps[..., c], -np.inf).max(axis=1) - np.where(on, kps[..., c], np.inf).min(axis=1)
+            return np.where(on, kps[..., c], -np.inf).max(axis=1) - np.where(on, kps[..., c], np.inf).min(
+                axis=1
+            )
 
         with np.errstate(all="ignore"):
             tall = np.nan_to_num(extent(1) / np.maximum(extent(0), 1.0), nan=0.0, posinf=0.0, neginf=0.0)
@@ -93,15 +106,21 @@ def skeleton_svg(schema: KeypointSchema, delivered: Dataset, size: int = 320) ->
         best, lab = np.stack([np.cos(angle), np.sin(angle), np.full(k, 2.0)], axis=1), np.ones(k, bool)
     xy = best[:, :2] - best[lab, :2].min(axis=0)
     xy = 20 + xy * (size - 40) / max(float(xy[lab].max()), 1e-9)
-    parts = [f'<svg class="skeleton" width="{size}" height="{size}" viewBox="0 0 {size} {size}" role="img">',
-             f'<rect width="{size}" height="{size}" fill="#f4f6fa"/>']
+    parts = [
+        f'<svg class="skeleton" width="{size}" height="{size}" viewBox="0 0 {size} {size}" role="img">',
+        f'<rect width="{size}" height="{size}" fill="#f4f6fa"/>',
+    ]
     for (a, b), colour in zip(schema.skeleton, edge_colours(schema), strict=True):
         if lab[a] and lab[b]:
-            parts.append(f'<line x1="{xy[a, 0]:.1f}" y1="{xy[a, 1]:.1f}" x2="{xy[b, 0]:.1f}" y2="{xy[b, 1]:.1f}" '
-                         f'stroke="rgb{colour}" stroke-width="4"/>')
+            parts.append(
+                f'<line x1="{xy[a, 0]:.1f}" y1="{xy[a, 1]:.1f}" x2="{xy[b, 0]:.1f}" y2="{xy[b, 1]:.1f}" '
+                f'stroke="rgb{colour}" stroke-width="4"/>'
+            )
     for i in np.flatnonzero(lab).tolist():
-        parts.append(f'<circle cx="{xy[i, 0]:.1f}" cy="{xy[i, 1]:.1f}" r="5" fill="#fff" stroke="#1d2330"/>'
-                     f'<text x="{xy[i, 0] + 7:.1f}" y="{xy[i, 1] - 5:.1f}">{i + 1}</text>')
+        parts.append(
+            f'<circle cx="{xy[i, 0]:.1f}" cy="{xy[i, 1]:.1f}" r="5" fill="#fff" stroke="#1d2330"/>'
+            f'<text x="{xy[i, 0] + 7:.1f}" y="{xy[i, 1] - 5:.1f}">{i + 1}</text>'
+        )
     parts.append("</svg>")
     return Markup("".join(parts))
 
@@ -109,10 +128,22 @@ def skeleton_svg(schema: KeypointSchema, delivered: Dataset, size: int = 320) ->
 def keypoint_rows(schema: KeypointSchema, delivered: Dataset) -> list[dict]:
     """Per keypoint: number, name, its mirror, and how often the sample labels it visible, occluded, not at all."""
     mirror = dict(schema.flip_pairs) | {b: a for a, b in schema.flip_pairs}
-    v = delivered.instances.keypoints[..., 2] if len(delivered.instances) else np.zeros((0, schema.num_keypoints))
-    return [{"n": i + 1, "name": name, "mirror": schema.keypoints[mirror[i]] if i in mirror else "",
-             "visible": int((v[:, i] == 2).sum()), "occluded": int((v[:, i] == 1).sum()), "unlabeled": int((v[:, i] == 0).sum())}
-            for i, name in enumerate(schema.keypoints)]
+    v = (
+        delivered.instances.keypoints[..., 2]
+        if len(delivered.instances)
+        else np.zeros((0, schema.num_keypoints))
+    )
+    return [
+        {
+            "n": i + 1,
+            "name": name,
+            "mirror": schema.keypoints[mirror[i]] if i in mirror else "",
+            "visible": int((v[:, i] == 2).sum()),
+            "occluded": int((v[:, i] == 1).sum()),
+            "unlabeled": int((v[:, i] == 0).sum()),
+        }
+        for i, name in enumerate(schema.keypoints)
+    ]
 
 
 def _held_reasons(held_back: pa.Table) -> tuple[Counter, dict[str, list[str]]]:
@@ -120,8 +151,11 @@ def _held_reasons(held_back: pa.Table) -> tuple[Counter, dict[str, list[str]]]:
     reasons: Counter = Counter()
     per_image: dict[str, list[str]] = {}
     for name, checks in zip(held_back["file_name"].to_pylist(), held_back["checks"].to_pylist(), strict=True):
-        words = "held back with its image (another label on it was held back)" if checks == HELD_WITH_IMAGE else \
-            "; ".join(check_title(c.strip()) for c in str(checks).split(","))
+        words = (
+            "held back with its image (another label on it was held back)"
+            if checks == HELD_WITH_IMAGE
+            else "; ".join(check_title(c.strip()) for c in str(checks).split(","))
+        )
         reasons[words] += 1
         per_image.setdefault(name or "", []).append(words)
     return reasons, per_image
@@ -129,28 +163,56 @@ def _held_reasons(held_back: pa.Table) -> tuple[Counter, dict[str, list[str]]]:
 
 def sample_pictures(inputs: SampleInputs, per_image: dict[str, list[str]]) -> list[SamplePicture]:
     """Every sample image, in the order chosen: its people drawn, or why it is held back."""
-    status = dict(zip(inputs.images["file_name"].to_pylist(), inputs.images["status"].to_pylist(), strict=True))
-    sizes = {r["file_name"]: (r["width"] or 0, r["height"] or 0) for r in inputs.images.select(["file_name", "width", "height"]).to_pylist()}
+    status = dict(
+        zip(inputs.images["file_name"].to_pylist(), inputs.images["status"].to_pylist(), strict=True)
+    )
+    sizes = {
+        r["file_name"]: (r["width"] or 0, r["height"] or 0)
+        for r in inputs.images.select(["file_name", "width", "height"]).to_pylist()
+    }
     ds = inputs.delivered
     row = ds.image_index()
     out = []
     for name in inputs.choice.file_names:
         w, h = sizes.get(name, (0, 0))
         image, _ = load_image(inputs.image_bytes, name, int(w), int(h))
-        rows = np.flatnonzero((row >= 0) & (ds.images.file_name[row] == name)) if len(row) else np.zeros(0, np.int64)
+        rows = (
+            np.flatnonzero((row >= 0) & (ds.images.file_name[row] == name))
+            if len(row)
+            else np.zeros(0, np.int64)
+        )
         kps = ds.instances.keypoints[rows]
         state = status.get(name, "")
         if state in ("delivered", "unlabeled"):
             v = kps[..., 2]
-            caption = (f"{len(kps)} {'person' if len(kps) == 1 else 'people'}: {int((v == 2).sum())} visible, "
-                       f"{int((v == 1).sum())} occluded, {int((v == 0).sum())} not labeled points") if len(kps) else \
-                "no person: delivered as a background image"
-            out.append(SamplePicture(name, "delivered" if len(kps) else "background", data_uri(draw_people(image, kps, inputs.schema)), caption))
+            caption = (
+                (
+                    f"{len(kps)} {'person' if len(kps) == 1 else 'people'}: {int((v == 2).sum())} visible, "
+                    f"{int((v == 1).sum())} occluded, {int((v == 0).sum())} not labeled points"
+                )
+                if len(kps)
+                else "no person: delivered as a background image"
+            )
+            out.append(
+                SamplePicture(
+                    name,
+                    "delivered" if len(kps) else "background",
+                    data_uri(draw_people(image, kps, inputs.schema)),
+                    caption,
+                )
+            )
         else:
             why = Counter(per_image.get(name, []))
-            caption = "held back, with every label on it: " + "; ".join(f"{n} × {r}" for r, n in why.items()) if why else \
-                "held back: the image could not be used"
-            out.append(SamplePicture(name, "held back", data_uri(draw_people(image, kps[:0], inputs.schema)), caption))
+            caption = (
+                "held back, with every label on it: " + "; ".join(f"{n} × {r}" for r, n in why.items())
+                if why
+                else "held back: the image could not be used"
+            )
+            out.append(
+                SamplePicture(
+                    name, "held back", data_uri(draw_people(image, kps[:0], inputs.schema)), caption
+                )
+            )
     return out
 
 
@@ -161,16 +223,32 @@ def sample_context(inputs: SampleInputs) -> dict:
     v = inputs.delivered.instances.keypoints[..., 2]
     states = Counter(p.status for p in pictures)
     return {
-        "client": inputs.client, "dataset": inputs.dataset, "n": len(inputs.choice.file_names), "m": inputs.n_batch,
-        "clusters": inputs.choice.n_clusters, "chart": coverage_chart(inputs.choice, inputs.n_batch),
-        "covered": {_tag_words(t): (c, inputs.choice.batch_tags[t]) for t, c in inputs.choice.tags.items()
-                    if not t.startswith("pose") and inputs.choice.batch_tags[t]},
-        "schema": inputs.schema, "skeleton": skeleton_svg(inputs.schema, inputs.delivered),
+        "client": inputs.client,
+        "dataset": inputs.dataset,
+        "n": len(inputs.choice.file_names),
+        "m": inputs.n_batch,
+        "clusters": inputs.choice.n_clusters,
+        "chart": coverage_chart(inputs.choice, inputs.n_batch),
+        "covered": {
+            _tag_words(t): (c, inputs.choice.batch_tags[t])
+            for t, c in inputs.choice.tags.items()
+            if not t.startswith("pose") and inputs.choice.batch_tags[t]
+        },
+        "schema": inputs.schema,
+        "skeleton": skeleton_svg(inputs.schema, inputs.delivered),
         "keypoints": keypoint_rows(inputs.schema, inputs.delivered),
-        "flags": {"visible": int((v == 2).sum()), "occluded": int((v == 1).sum()), "unlabeled": int((v == 0).sum())},
-        "people": len(inputs.delivered.instances), "pictures": pictures, "states": states,
-        "held": sorted(reasons.items(), key=lambda kv: -kv[1]), "n_held": sum(reasons.values()),
-        "files": inputs.files, "flip_idx": [] if inputs.schema.flip_idx is None else [int(i) for i in inputs.schema.flip_idx],
+        "flags": {
+            "visible": int((v == 2).sum()),
+            "occluded": int((v == 1).sum()),
+            "unlabeled": int((v == 0).sum()),
+        },
+        "people": len(inputs.delivered.instances),
+        "pictures": pictures,
+        "states": states,
+        "held": sorted(reasons.items(), key=lambda kv: -kv[1]),
+        "n_held": sum(reasons.values()),
+        "files": inputs.files,
+        "flip_idx": [] if inputs.schema.flip_idx is None else [int(i) for i in inputs.schema.flip_idx],
     }
 
 

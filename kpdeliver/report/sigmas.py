@@ -3,6 +3,7 @@ overlap pairs (`kpdeliver.qa.sigmas`: the rows of qa/sigmas.parquet, or of qa/si
 `keypoints`) beside the one OKS used, and which sigmas those were. The page part is the template
 `templates/sigmas.html.j2`: it reads those rows from the variable `sigmas` (or the report context's
 `c.sigmas`) and shows nothing when no keypoint has a measured sigma."""
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -19,8 +20,13 @@ def sigmas_view(measured: dict | None) -> list[dict] | None:
 
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
-    return Environment(loader=PackageLoader("kpdeliver.report", "templates"), autoescape=select_autoescape(["j2", "html"]),
-                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return Environment(
+        loader=PackageLoader("kpdeliver.report", "templates"),
+        autoescape=select_autoescape(["j2", "html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def render_sigmas(rows: list[dict] | None) -> str:

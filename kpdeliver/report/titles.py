@@ -1,5 +1,6 @@
 """Plain words for what the report names: checks and release counts (the stable ids stay in
 `findings.parquet`; the page shows them small, next to their plain title)."""
+
 from __future__ import annotations
 
 CHECK_TITLES = {

@@ -6,6 +6,7 @@ file name must be one of its images, an annotation id one of its labels (deliver
 Any unknown id, or a row without a reason, refuses the whole file, naming each, so nothing of it
 is lost half-done. A known row becomes one rework item per annotator whose labels it names.
 """
+
 from __future__ import annotations
 
 import csv
@@ -36,36 +37,55 @@ def parse_feedback(name: str, data: bytes) -> list[dict]:
             raise FeedbackError(f"{name} is not valid JSON: {e}") from None
         rows = doc.get("items") if isinstance(doc, dict) else doc
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-            raise FeedbackError(f"{name}: expected a list of objects with reason and file_name or annotation_id")
+            raise FeedbackError(
+                f"{name}: expected a list of objects with reason and file_name or annotation_id"
+            )
     else:
         reader = csv.DictReader(io.StringIO(text))
-        if not reader.fieldnames or "reason" not in reader.fieldnames or not (
-                {"file_name", "annotation_id"} & set(reader.fieldnames)):
+        if (
+            not reader.fieldnames
+            or "reason" not in reader.fieldnames
+            or not ({"file_name", "annotation_id"} & set(reader.fieldnames))
+        ):
             raise FeedbackError(f"{name}: the CSV header must name reason and file_name or annotation_id")
         rows = list(reader)
-    return [{"line": n, "file_name": _text(r.get("file_name")), "annotation_id": _text(r.get("annotation_id")),
-             "reason": _text(r.get("reason"))} for n, r in enumerate(rows, 1)]
+    return [
+        {
+            "line": n,
+            "file_name": _text(r.get("file_name")),
+            "annotation_id": _text(r.get("annotation_id")),
+            "reason": _text(r.get("reason")),
+        }
+        for n, r in enumerate(rows, 1)
+    ]
 
 
 def _text(value) -> str:
     return "" if value is None else str(value).strip()
 
 
-def _label_owners(annotations: pa.Table, quarantine: pa.Table) -> tuple[dict[str, tuple[str, str]], dict[str, set[str]]]:
+def _label_owners(
+    annotations: pa.Table, quarantine: pa.Table
+) -> tuple[dict[str, tuple[str, str]], dict[str, set[str]]]:
     """(annotation id -> (annotator, file name), file name -> annotators) over the release's labels."""
     by_id: dict[str, tuple[str, str]] = {}
     by_file: dict[str, set[str]] = {}
     for table in (annotations, quarantine):
-        for i, who, name in zip(table["annotation_id"].to_pylist(), table["annotator"].to_pylist(),
-                                table["file_name"].to_pylist(), strict=True):
+        for i, who, name in zip(
+            table["annotation_id"].to_pylist(),
+            table["annotator"].to_pylist(),
+            table["file_name"].to_pylist(),
+            strict=True,
+        ):
             if who and name and who != "gold":
                 by_id.setdefault(str(i), (who, name))
                 by_file.setdefault(name, set()).add(who)
     return by_id, by_file
 
 
-def feedback_items(name: str, rows: list[dict], *, images: pa.Table, annotations: pa.Table,
-                   quarantine: pa.Table) -> pa.Table:
+def feedback_items(
+    name: str, rows: list[dict], *, images: pa.Table, annotations: pa.Table, quarantine: pa.Table
+) -> pa.Table:
     """The rework items (ITEM_SCHEMA, origin `feedback`) of checked feedback rows; FeedbackError
     naming every unknown id and every row without a reason or an item."""
     by_id, by_file = _label_owners(annotations, quarantine)
@@ -82,7 +102,9 @@ def feedback_items(name: str, rows: list[dict], *, images: pa.Table, annotations
                 continue
             who, file_name = by_id[r["annotation_id"]]
             if r["file_name"] and r["file_name"] != file_name:
-                problems.append(f"{where}: annotation id {r['annotation_id']} is on {file_name}, not {r['file_name']}")
+                problems.append(
+                    f"{where}: annotation id {r['annotation_id']} is on {file_name}, not {r['file_name']}"
+                )
                 continue
             out += [(who, file_name, int(r["annotation_id"]), r["reason"])]
         elif r["file_name"]:
@@ -98,8 +120,16 @@ def feedback_items(name: str, rows: list[dict], *, images: pa.Table, annotations
     if problems:
         raise FeedbackError(f"{name}: " + "; ".join(problems) + "; nothing was done")
     n = len(out)
-    return pa.table({"annotator": [o[0] for o in out], "file_name": [o[1] for o in out],
-                     "annotation_id": pa.array([o[2] for o in out], pa.int64()),
-                     "origin": ["feedback"] * n, "check": [FEEDBACK_CHECK] * n, "keypoint": pa.nulls(n, pa.string()),
-                     "reason": [f"client feedback ({name}): {o[3]}" for o in out], "reference": [""] * n},
-                    schema=ITEM_SCHEMA)
+    return pa.table(
+        {
+            "annotator": [o[0] for o in out],
+            "file_name": [o[1] for o in out],
+            "annotation_id": pa.array([o[2] for o in out], pa.int64()),
+            "origin": ["feedback"] * n,
+            "check": [FEEDBACK_CHECK] * n,
+            "keypoint": pa.nulls(n, pa.string()),
+            "reason": [f"client feedback ({name}): {o[3]}" for o in out],
+            "reference": [""] * n,
+        },
+        schema=ITEM_SCHEMA,
+    )

@@ -5,6 +5,7 @@ QA wrote them), its quarantine rows (decode rejects, labels held back with their
 client's feedback. Where QA compared the label with gold or with a partner, the row names that
 reference's position of the keypoint, so the annotator sees where the other label is.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,55 +14,96 @@ import pyarrow.compute as pc
 
 from kpdeliver.model import Dataset
 
-ITEM_SCHEMA = pa.schema([
-    ("annotator", pa.string()),
-    ("file_name", pa.string()),
-    ("annotation_id", pa.int64()),  # the label (as the release numbered it), null for the whole image
-    ("origin", pa.string()),  # finding | quarantine | feedback
-    ("check", pa.string()),
-    ("keypoint", pa.string()),
-    ("reason", pa.string()),
-    ("reference", pa.string()),  # e.g. "gold has left_wrist at (120.0, 88.5)"; '' when none
-])
+ITEM_SCHEMA = pa.schema(
+    [
+        ("annotator", pa.string()),
+        ("file_name", pa.string()),
+        ("annotation_id", pa.int64()),  # the label (as the release numbered it), null for the whole image
+        ("origin", pa.string()),  # finding | quarantine | feedback
+        ("check", pa.string()),
+        ("keypoint", pa.string()),
+        ("reason", pa.string()),
+        ("reference", pa.string()),  # e.g. "gold has left_wrist at (120.0, 88.5)"; '' when none
+    ]
+)
 COMPARED_WITH_OTHERS = ("qa.gold_mismatch", "qa.low_agreement", "qa.left_right_swap")
 
 
 def _rows(origin: str, table: pa.Table, check: list, keypoint: list, reason: list) -> pa.Table:
     n = table.num_rows
-    return pa.table({"annotator": table["annotator"], "file_name": table["file_name"],
-                     "annotation_id": table["annotation_id"].cast(pa.int64()),
-                     "origin": pa.array([origin] * n, pa.string()), "check": pa.array(check, pa.string()),
-                     "keypoint": pa.array(keypoint, pa.string()), "reason": pa.array(reason, pa.string()),
-                     "reference": pa.array([""] * n, pa.string())}, schema=ITEM_SCHEMA)
+    return pa.table(
+        {
+            "annotator": table["annotator"],
+            "file_name": table["file_name"],
+            "annotation_id": table["annotation_id"].cast(pa.int64()),
+            "origin": pa.array([origin] * n, pa.string()),
+            "check": pa.array(check, pa.string()),
+            "keypoint": pa.array(keypoint, pa.string()),
+            "reason": pa.array(reason, pa.string()),
+            "reference": pa.array([""] * n, pa.string()),
+        },
+        schema=ITEM_SCHEMA,
+    )
 
 
 def _labels_of_annotators(table: pa.Table) -> pa.Table:
-    ok = pc.and_(pc.and_(pc.is_valid(table["annotator"]), pc.is_valid(table["file_name"])),
-                 pc.not_equal(pc.fill_null(table["annotator"], ""), "gold"))
+    ok = pc.and_(
+        pc.and_(pc.is_valid(table["annotator"]), pc.is_valid(table["file_name"])),
+        pc.not_equal(pc.fill_null(table["annotator"], ""), "gold"),
+    )
     return table.filter(pc.fill_null(ok, False))
 
 
-def rework_items(quarantine: pa.Table, findings: pa.Table, feedback: pa.Table | None = None,
-                 labels: Dataset | None = None, gold: Dataset | None = None) -> pa.Table:
+def rework_items(
+    quarantine: pa.Table,
+    findings: pa.Table,
+    feedback: pa.Table | None = None,
+    labels: Dataset | None = None,
+    gold: Dataset | None = None,
+) -> pa.Table:
     """Every reason to send labels back (ITEM_SCHEMA), sorted by annotator and image.
     `labels`/`gold`: the collected labels, for the reference positions (none without them)."""
     errs = _labels_of_annotators(findings.filter(pc.equal(findings["severity"], "error")))
-    parts = [_rows("finding", errs, errs["check"].to_pylist(), errs["keypoint"].to_pylist(),
-                   errs["message"].to_pylist())]
+    parts = [
+        _rows(
+            "finding",
+            errs,
+            errs["check"].to_pylist(),
+            errs["keypoint"].to_pylist(),
+            errs["message"].to_pylist(),
+        )
+    ]
     found = set(zip(errs["annotator"].to_pylist(), errs["file_name"].to_pylist(), strict=True))
     q = _labels_of_annotators(quarantine)
-    rest = np.fromiter(((a, f) not in found for a, f in zip(q["annotator"].to_pylist(), q["file_name"].to_pylist(), strict=True)),
-                       bool, q.num_rows)
+    rest = np.fromiter(
+        (
+            (a, f) not in found
+            for a, f in zip(q["annotator"].to_pylist(), q["file_name"].to_pylist(), strict=True)
+        ),
+        bool,
+        q.num_rows,
+    )
     q = q.filter(pa.array(rest, pa.bool_()))
-    parts.append(_rows("quarantine", q, q["checks"].to_pylist(), [None] * q.num_rows, q["reasons"].to_pylist()))
+    parts.append(
+        _rows("quarantine", q, q["checks"].to_pylist(), [None] * q.num_rows, q["reasons"].to_pylist())
+    )
     if feedback is not None and feedback.num_rows:
         parts.append(feedback.select(ITEM_SCHEMA.names).cast(ITEM_SCHEMA))
     items = pa.concat_tables(parts).group_by(ITEM_SCHEMA.names).aggregate([])  # one row per distinct reason
-    items = items.select(ITEM_SCHEMA.names).sort_by([("annotator", "ascending"), ("file_name", "ascending"),
-                                                      ("check", "ascending"), ("keypoint", "ascending")])
+    items = items.select(ITEM_SCHEMA.names).sort_by(
+        [
+            ("annotator", "ascending"),
+            ("file_name", "ascending"),
+            ("check", "ascending"),
+            ("keypoint", "ascending"),
+        ]
+    )
     if labels is not None:
-        items = items.set_column(ITEM_SCHEMA.get_field_index("reference"), "reference",
-                                 pa.array(_references(items, labels, gold), pa.string()))
+        items = items.set_column(
+            ITEM_SCHEMA.get_field_index("reference"),
+            "reference",
+            pa.array(_references(items, labels, gold), pa.string()),
+        )
     return items
 
 
@@ -83,8 +125,13 @@ def _references(items: pa.Table, labels: Dataset, gold: Dataset | None) -> list[
     names = list(labels.schema.keypoints)
     ins, gins = labels.instances, gold.instances if gold is not None else None
     out = []
-    for who, name, check, kp in zip(items["annotator"].to_pylist(), items["file_name"].to_pylist(),
-                                    items["check"].to_pylist(), items["keypoint"].to_pylist(), strict=True):
+    for who, name, check, kp in zip(
+        items["annotator"].to_pylist(),
+        items["file_name"].to_pylist(),
+        items["check"].to_pylist(),
+        items["keypoint"].to_pylist(),
+        strict=True,
+    ):
         image = ids.get(name)
         if image is None or kp not in names or check not in COMPARED_WITH_OTHERS:
             out.append("")
@@ -107,7 +154,7 @@ def item_text(rows: list[dict]) -> str:
     """The finding's words an annotator reads on a rework task: one line per reason."""
     lines = []
     for r in rows:
-        what = (f"instance {r['annotation_id']}" if r.get("annotation_id") is not None else "")
+        what = f"instance {r['annotation_id']}" if r.get("annotation_id") is not None else ""
         what += (", " if what and r.get("keypoint") else "") + (r.get("keypoint") or "")
         what = f"{what}: " if what else ""
         ref = f" ({r['reference']})" if r.get("reference") else ""

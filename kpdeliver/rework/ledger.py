@@ -6,6 +6,7 @@ until a rework export of its round (or a later one) brings labels of that image 
 annotator (`annotations/<annotator>/rework/<round>/`). An image is not sent again while it is out,
 nor twice for the same release's findings.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -53,8 +54,9 @@ def returned_rounds(labels: Dataset) -> dict[tuple[str, str], str]:
     sources = labels.instances.extra.get("source")
     if sources is None:
         return out
-    for who, image, source in zip(labels.instances.annotator.tolist(), labels.instances.image_id.tolist(),
-                                  sources.tolist(), strict=True):
+    for who, image, source in zip(
+        labels.instances.annotator.tolist(), labels.instances.image_id.tolist(), sources.tolist(), strict=True
+    ):
         r = rework_round(source)
         if r is not None and image in names:
             key = (who, names[image])
@@ -68,12 +70,16 @@ def is_out(entry: dict, returned: dict[tuple[str, str], str]) -> bool:
     return back is None or back < entry["round"]
 
 
-def held_from_sending(ledger: Ledger, returned: dict[tuple[str, str], str], release: int) -> dict[tuple[str, str], str]:
+def held_from_sending(
+    ledger: Ledger, returned: dict[tuple[str, str], str], release: int
+) -> dict[tuple[str, str], str]:
     """(annotator, file name) -> why it is not sent now: out for rework, or already sent for this release."""
     out = {}
     for key, entry in ledger.latest().items():
         if is_out(entry, returned):
             out[key] = f"out for rework since {entry['round']}"
         elif entry["release"] >= release:
-            out[key] = f"sent for v{entry['release']:04d} in {entry['round']} and returned; deliver to judge the fix"
+            out[key] = (
+                f"sent for v{entry['release']:04d} in {entry['round']} and returned; deliver to judge the fix"
+            )
     return out

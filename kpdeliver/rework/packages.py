@@ -6,6 +6,7 @@ annotator's own labels preloaded; `rework.csv` lists each reason (keypoint, chec
 words, the reference position), and each Label Studio task carries them as `data.rework`. The
 edited export comes back under `annotations/<annotator>/rework/<round>/`.
 """
+
 from __future__ import annotations
 
 import csv
@@ -54,13 +55,18 @@ def rework_packages(labels: Dataset, items: pa.Table, round_: str) -> dict[str, 
         mine = items.filter(pc.equal(items["annotator"], annotator))
         names = sorted(set(mine["file_name"].to_pylist()))
         part = annotator_labels(labels, annotator, names)
-        assignments = pa.table({"image_id": pa.array(part.images.id, pa.int64()),
-                                "file_name": pa.array(part.images.file_name.tolist(), pa.string()),
-                                "annotator": [annotator] * len(part.images), "role": ["rework"] * len(part.images)})
+        assignments = pa.table(
+            {
+                "image_id": pa.array(part.images.id, pa.int64()),
+                "file_name": pa.array(part.images.file_name.tolist(), pa.string()),
+                "annotator": [annotator] * len(part.images),
+                "role": ["rework"] * len(part.images),
+            }
+        )
         prefix = package_prefix(round_, annotator)
         for key, data in task_packages(part, assignments, prelabels=part).items():
             if key.startswith(f"tasks/{annotator}/"):
-                files[prefix + key[len(f"tasks/{annotator}/"):]] = data
+                files[prefix + key[len(f"tasks/{annotator}/") :]] = data
         texts = texts_by_image(mine)
         tasks = orjson.loads(files[prefix + "tasks.json"])
         for task in tasks:

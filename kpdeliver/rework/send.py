@@ -4,6 +4,7 @@ An (annotator, image) goes back when the release names a reason for it, unless i
 rework already or was sent for this release's findings before (the ledger). Sending records one
 ledger entry per (annotator, image) with its reasons, so a repeat sends nothing new.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -32,18 +33,24 @@ class ReworkRound:
     release: int
     items: pa.Table  # the items sent now (ITEM_SCHEMA)
     not_sent: dict[tuple[str, str], str] = field(default_factory=dict)  # (annotator, file) -> why not now
-    unsendable: int = 0  # reasons naming no annotator's label of a batch image (ingest refusals, unknown images)
+    unsendable: int = (
+        0  # reasons naming no annotator's label of a batch image (ingest refusals, unknown images)
+    )
 
     @property
     def pairs(self) -> list[tuple[str, str]]:
-        return sorted(set(zip(self.items["annotator"].to_pylist(), self.items["file_name"].to_pylist(), strict=True)))
+        return sorted(
+            set(zip(self.items["annotator"].to_pylist(), self.items["file_name"].to_pylist(), strict=True))
+        )
 
 
-def plan_round(ledger: Ledger, release: ReleaseQA, collected: CollectResult,
-               feedback: pa.Table | None = None) -> ReworkRound:
+def plan_round(
+    ledger: Ledger, release: ReleaseQA, collected: CollectResult, feedback: pa.Table | None = None
+) -> ReworkRound:
     """What this round sends (nothing is recorded yet)."""
-    everything = rework_items(release.quarantine, release.findings, feedback, labels=collected.dataset,
-                              gold=collected.gold)
+    everything = rework_items(
+        release.quarantine, release.findings, feedback, labels=collected.dataset, gold=collected.gold
+    )
     batch_names = set(collected.dataset.images.file_name.tolist())
     known = pa.array([f in batch_names for f in everything["file_name"].to_pylist()], pa.bool_())
     unsendable = everything.num_rows - sum(known.to_pylist())
@@ -51,8 +58,12 @@ def plan_round(ledger: Ledger, release: ReleaseQA, collected: CollectResult,
     held = held_from_sending(ledger, returned_rounds(collected.dataset), release.version)
     pairs = zip(everything["annotator"].to_pylist(), everything["file_name"].to_pylist(), strict=True)
     send = pa.array([p not in held for p in pairs], pa.bool_())
-    not_sent = {p: why for p, why in held.items()
-                if p in set(zip(everything["annotator"].to_pylist(), everything["file_name"].to_pylist(), strict=True))}
+    not_sent = {
+        p: why
+        for p, why in held.items()
+        if p
+        in set(zip(everything["annotator"].to_pylist(), everything["file_name"].to_pylist(), strict=True))
+    }
     return ReworkRound(ledger.next_round(), release.version, everything.filter(send), not_sent, unsendable)
 
 
@@ -62,7 +73,14 @@ def record_round(ledger: Ledger, plan: ReworkRound, *, route: str, feedback_name
     for who, name in plan.pairs:
         mine = [r for r in rows if r["annotator"] == who and r["file_name"] == name]
         answers = feedback_name if any(r["origin"] == "feedback" for r in mine) else None
-        ledger.entries.append({"round": plan.round, "release": plan.release, "annotator": who, "file_name": name,
-                               "route": route, "feedback": answers,
-                               "items": [{k: v for k, v in r.items() if k not in ("annotator", "file_name")}
-                                         for r in mine]})
+        ledger.entries.append(
+            {
+                "round": plan.round,
+                "release": plan.release,
+                "annotator": who,
+                "file_name": name,
+                "route": route,
+                "feedback": answers,
+                "items": [{k: v for k, v in r.items() if k not in ("annotator", "file_name")} for r in mine],
+            }
+        )

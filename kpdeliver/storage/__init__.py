@@ -1,4 +1,5 @@
 """Storage adapters chosen by location URL: a local path (default) or s3://bucket/prefix."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -30,5 +31,5 @@ def open_store(location: str, options: Mapping[str, Any] | None = None) -> Objec
 
         return S3Store.from_url(location, **dict(options or {}))
     if location.startswith("file://"):
-        location = location[len("file://"):]
+        location = location[len("file://") :]
     return LocalStore(location)

@@ -3,6 +3,7 @@
 Keys are '/'-separated paths relative to the store's root. Adapters: a local folder (default)
 and S3 (`kpdeliver.storage.s3`, the only module that imports boto3).
 """
+
 from __future__ import annotations
 
 import builtins

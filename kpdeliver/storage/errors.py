@@ -4,6 +4,7 @@ The stores turn the operating system's errors (errno) and S3's error codes into 
 whose `cause` is one of the names below; the command line prints its message as the one line a person
 reads, and orchestration retries only the faults that may pass (`transient`).
 """
+
 from __future__ import annotations
 
 import errno
@@ -28,7 +29,10 @@ _ERRNO = {
     errno.ENOTDIR: (NOT_A_FOLDER, "a part of the path is a file, not a folder"),
     errno.EEXIST: (NOT_A_FOLDER, "a file stands where a folder is needed"),
     errno.ENOENT: (NOT_FOUND, "it does not exist"),
-    errno.EFBIG: (TOO_LARGE, "the file is larger than the file system (or this process's file size limit) allows"),
+    errno.EFBIG: (
+        TOO_LARGE,
+        "the file is larger than the file system (or this process's file size limit) allows",
+    ),
     errno.ENAMETOOLONG: (TOO_LARGE, "the name is too long for the file system"),
     errno.EMFILE: (FAILED, "too many open files in this process"),
     errno.ENFILE: (FAILED, "too many open files on this machine"),
@@ -51,7 +55,10 @@ _S3_CODES = {
     "NoSuchKey": (NOT_FOUND, "no such object"),
     "404": (NOT_FOUND, "no such object"),
     "NotFound": (NOT_FOUND, "no such object"),
-    "PreconditionFailed": (CHANGED, "the object changed under us (a condition of the request no longer holds)"),
+    "PreconditionFailed": (
+        CHANGED,
+        "the object changed under us (a condition of the request no longer holds)",
+    ),
     "QuotaExceeded": (DISK_FULL, "the storage quota is used up"),
     "EntityTooLarge": (TOO_LARGE, "the object is larger than the server accepts"),
 }
@@ -83,7 +90,9 @@ def s3_fault(code: str, status: int | None, message: str, action: str, location:
         cause, said = _S3_CODES[code]
         return StoreFault(f"cannot {action} {location}: {said} ({code})", cause)
     said = f"{code} (HTTP {status}) {message}".rstrip()
-    return StoreFault(f"cannot {action} {location}: {said}", FAILED, transient=status is None or status >= 500)
+    return StoreFault(
+        f"cannot {action} {location}: {said}", FAILED, transient=status is None or status >= 500
+    )
 
 
 @contextmanager

@@ -5,6 +5,7 @@ Shared by every thread using the store; a descriptor is closed only when the las
 last access using it have ended, and at most `limit` folders are kept (a batch with a video per
 folder walks the rest), well below the usual 1,024 descriptors per process.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,7 +41,9 @@ class HeldFolders:
             self._release(held)
 
     @contextmanager
-    def folder(self, folder: tuple[str, ...], walk: Callable[[], AbstractContextManager[list[int]]]) -> Iterator[int]:
+    def folder(
+        self, folder: tuple[str, ...], walk: Callable[[], AbstractContextManager[list[int]]]
+    ) -> Iterator[int]:
         """The descriptor of `folder`: a kept one inside a `holding` block, else (and past the
         limit) the last of those `walk()` opens from the root, closed after the block."""
         with self._lock:

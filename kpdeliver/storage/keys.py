@@ -2,6 +2,7 @@
 never absolute, never climbing out ('..'), without control characters. `check_key` refuses one key
 (UnsafeKeyError); `unsafe_reasons` says why, for a whole column of keys or `file_name`s at a time
 (ingest and collect turn those into `ingest.unsafe_key` findings)."""
+
 from __future__ import annotations
 
 import re

@@ -6,6 +6,7 @@ a key — a file, a folder, a dangling link, a loop — is refused at the moment
 link swapped in between a check and a read cannot redirect the read (no check-then-use race).
 Links are not listed; `skipped()` names them so ingest can turn each into a finding.
 """
+
 from __future__ import annotations
 
 import builtins
@@ -76,7 +77,9 @@ class LocalStore(ObjectStore):
         was). Not for blocks that delete folders."""
         return self._held.holding()
 
-    def _last_folder(self, parts: list[str], key: str, *, create: bool = False) -> AbstractContextManager[int]:
+    def _last_folder(
+        self, parts: list[str], key: str, *, create: bool = False
+    ) -> AbstractContextManager[int]:
         """The descriptor of the folder `parts` (see `_folder`), a kept one inside `holding_folders`."""
         return self._held.folder(tuple(parts), lambda: self._folder(parts, key, create=create))
 
@@ -92,7 +95,9 @@ class LocalStore(ObjectStore):
             return os.open(self.root, _DIR)
         except OSError as e:
             if e.errno == errno.ELOOP:
-                raise LinkError(f"store root {self.url} was replaced by a symbolic link; refused", "") from None
+                raise LinkError(
+                    f"store root {self.url} was replaced by a symbolic link; refused", ""
+                ) from None
             if e.errno in (errno.EEXIST, errno.ENOTDIR) and self.root.exists():
                 raise StoreFault(f"cannot use {self.url}: it is a file, not a folder", NOT_A_FOLDER) from None
             if e.errno == errno.ENOENT and not create:
@@ -121,9 +126,12 @@ class LocalStore(ObjectStore):
                 except OSError as e:
                     # O_DIRECTORY|O_NOFOLLOW on a link to a folder fails ENOTDIR, on any other link ELOOP
                     if e.errno == errno.ELOOP or (e.errno == errno.ENOTDIR and _is_link(name, fds[-1])):
-                        link = "/".join(parts[:i + 1])
-                        raise LinkError(f"cannot use {self.location(key)}: {self.location(link)} is a "
-                                        "symbolic link; links are never followed", link) from None
+                        link = "/".join(parts[: i + 1])
+                        raise LinkError(
+                            f"cannot use {self.location(key)}: {self.location(link)} is a "
+                            "symbolic link; links are never followed",
+                            link,
+                        ) from None
                     raise
                 stack.callback(os.close, fd)
                 fds.append(fd)
@@ -147,8 +155,9 @@ class LocalStore(ObjectStore):
             raise
         except OSError as e:
             if e.errno == errno.ELOOP:
-                raise LinkError(f"cannot read {self.location(key)}: it is a symbolic link; "
-                                "links are never followed", key) from None
+                raise LinkError(
+                    f"cannot read {self.location(key)}: it is a symbolic link; links are never followed", key
+                ) from None
             raise os_fault(e, "read", self.location(key)) from None
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -276,8 +285,12 @@ class LocalStore(ObjectStore):
         parts = self._parts(key)
         with self._last_folder(parts[:-1], key, create=True) as folder:
             tmp = f"{_TEMP}{secrets.token_hex(8)}"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
-                         0o666, dir_fd=folder)
+            fd = os.open(
+                tmp,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
+                0o666,
+                dir_fd=folder,
+            )
             try:
                 yield folder, tmp, parts[-1], fd
             except BaseException:
@@ -293,7 +306,7 @@ class LocalStore(ObjectStore):
     def _write_all(fd: int, data: bytes, durable: bool = True) -> None:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
         if durable:
             os.fsync(fd)
 
@@ -344,13 +357,17 @@ class LocalStore(ObjectStore):
         release moves no bytes. Filesystems without hard links get a byte copy."""
         src, dst = self._parts(src_key), self._parts(dst_key)
         try:
-            with self._last_folder(src[:-1], src_key) as src_dir, \
-                    self._last_folder(dst[:-1], dst_key, create=True) as dir_fd:
+            with (
+                self._last_folder(src[:-1], src_key) as src_dir,
+                self._last_folder(dst[:-1], dst_key, create=True) as dir_fd,
+            ):
                 tmp = f"{_TEMP}{secrets.token_hex(8)}"
                 os.link(src[-1], tmp, src_dir_fd=src_dir, dst_dir_fd=dir_fd, follow_symlinks=False)
                 try:
                     if not stat.S_ISREG(os.stat(tmp, dir_fd=dir_fd, follow_symlinks=False).st_mode):
-                        raise LinkError(f"cannot copy {self.location(src_key)}: not a regular file; refused", src_key)
+                        raise LinkError(
+                            f"cannot copy {self.location(src_key)}: not a regular file; refused", src_key
+                        )
                     os.replace(tmp, dst[-1], src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
                 except BaseException:
                     _remove(tmp, dir_fd)
@@ -370,7 +387,10 @@ class LocalStore(ObjectStore):
             return
         in_fd = src._open_fd(src_key)
         try:
-            with os_errors("write", self.location(dst_key)), self._temp(dst_key) as (dir_fd, tmp, name, out_fd):
+            with (
+                os_errors("write", self.location(dst_key)),
+                self._temp(dst_key) as (dir_fd, tmp, name, out_fd),
+            ):
                 size, offset = os.fstat(in_fd).st_size, 0
                 while offset < size:
                     sent = os.sendfile(out_fd, in_fd, offset, min(size - offset, 1 << 30))

@@ -8,6 +8,7 @@ connections) are retried by botocore in `standard` or `adaptive` mode.
 Credentials come from the environment, the shared config files or a named profile, as boto3
 finds them; they never appear in a repr, a message or a log line of this module.
 """
+
 from __future__ import annotations
 
 import base64
@@ -85,8 +86,15 @@ class S3Store(ObjectStore):
         self._lock = threading.Lock()
 
     @classmethod
-    def from_url(cls, url: str, *, endpoint_url: str | None = None, region: str | None = None,
-                 profile: str | None = None, **tuning) -> S3Store:
+    def from_url(
+        cls,
+        url: str,
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        profile: str | None = None,
+        **tuning,
+    ) -> S3Store:
         """`s3://bucket/prefix`; endpoint, region and profile fall back to boto3's environment
         lookup (AWS_ENDPOINT_URL, AWS_REGION, AWS_PROFILE, ...). `tuning`: S3Settings fields."""
         parts = urlsplit(url)
@@ -115,8 +123,9 @@ class S3Store(ObjectStore):
                 try:
                     session = boto3.Session(profile_name=s.profile)
                 except ProfileNotFound:
-                    raise StoreFault(f"cannot use {self.url}: AWS profile {s.profile!r} is not configured",
-                                     NO_CREDENTIALS) from None
+                    raise StoreFault(
+                        f"cannot use {self.url}: AWS profile {s.profile!r} is not configured", NO_CREDENTIALS
+                    ) from None
                 config = Config(
                     region_name=s.region,
                     signature_version="s3v4",
@@ -131,7 +140,9 @@ class S3Store(ObjectStore):
 
     def _transfer(self) -> TransferConfig:
         s = self.settings
-        return TransferConfig(multipart_threshold=s.multipart_threshold, multipart_chunksize=s.multipart_chunksize)
+        return TransferConfig(
+            multipart_threshold=s.multipart_threshold, multipart_chunksize=s.multipart_chunksize
+        )
 
     def _key(self, key: str) -> str:
         key = check_key(key)
@@ -144,20 +155,33 @@ class S3Store(ObjectStore):
             yield
         except ClientError as e:
             err = e.response.get("Error", {})
-            code, status = str(err.get("Code", "?")), e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code, status = (
+                str(err.get("Code", "?")),
+                e.response.get("ResponseMetadata", {}).get("HTTPStatusCode"),
+            )
             if code == "NoSuchBucket":
-                raise StoreFault(f"cannot {action} {where}: bucket {self.bucket!r} does not exist", NOT_FOUND) from None
+                raise StoreFault(
+                    f"cannot {action} {where}: bucket {self.bucket!r} does not exist", NOT_FOUND
+                ) from None
             raise s3_fault(code, status, str(err.get("Message", "")), action, where) from None
         except (NoCredentialsError, PartialCredentialsError):
-            raise StoreFault(f"cannot {action} {where}: no AWS credentials found (set a profile, or AWS_ACCESS_KEY_ID "
-                             "and AWS_SECRET_ACCESS_KEY in the environment)", NO_CREDENTIALS) from None
+            raise StoreFault(
+                f"cannot {action} {where}: no AWS credentials found (set a profile, or AWS_ACCESS_KEY_ID "
+                "and AWS_SECRET_ACCESS_KEY in the environment)",
+                NO_CREDENTIALS,
+            ) from None
         except FlexibleChecksumError:
-            raise StoreFault(f"cannot {action} {where}: the bytes received do not match the object's "
-                             "checksum (corrupted in transit or in the store)", CORRUPTED) from None
+            raise StoreFault(
+                f"cannot {action} {where}: the bytes received do not match the object's "
+                "checksum (corrupted in transit or in the store)",
+                CORRUPTED,
+            ) from None
         except (EndpointConnectionError, ConnectTimeoutError) as e:
             endpoint = self.settings.endpoint_url or _env_endpoint() or "AWS S3"
-            raise StoreUnreachable(f"cannot {action} {where}: the S3 endpoint {endpoint} cannot be reached "
-                                   f"({type(e).__name__}); nothing was checked") from None
+            raise StoreUnreachable(
+                f"cannot {action} {where}: the S3 endpoint {endpoint} cannot be reached "
+                f"({type(e).__name__}); nothing was checked"
+            ) from None
         except BotoCoreError as e:
             raise StoreFault(f"cannot {action} {where}: {type(e).__name__}: {e}", transient=True) from None
 
@@ -189,15 +213,18 @@ class S3Store(ObjectStore):
             attempt += 1
             with self._errors("read", key):
                 try:
-                    return self.client.get_object(Bucket=self.bucket, Key=self._key(key),
-                                                  ChecksumMode="ENABLED")["Body"].read()
+                    return self.client.get_object(
+                        Bucket=self.bucket, Key=self._key(key), ChecksumMode="ENABLED"
+                    )["Body"].read()
                 except FlexibleChecksumError:
                     if attempt == 3:
                         raise
 
     def open(self, key: str) -> BinaryIO:
         with self._errors("open", key):
-            body = self.client.get_object(Bucket=self.bucket, Key=self._key(key), ChecksumMode="ENABLED")["Body"]
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(key), ChecksumMode="ENABLED")[
+                "Body"
+            ]
         return io.BufferedReader(_Body(body, self, key), buffer_size=1 * MiB)
 
     def exists(self, key: str) -> bool:
@@ -231,18 +258,28 @@ class S3Store(ObjectStore):
     def presign(self, key: str, expires_seconds: int) -> str:
         """A URL that lets anyone GET `key` for `expires_seconds` (at most 7 days)."""
         if not 1 <= expires_seconds <= MAX_PRESIGN_SECONDS:
-            raise StorageError(f"presigned URLs last 1 s to 7 days, not {expires_seconds} s ({self.location(key)})")
+            raise StorageError(
+                f"presigned URLs last 1 s to 7 days, not {expires_seconds} s ({self.location(key)})"
+            )
         with self._errors("presign", key):
             return self.client.generate_presigned_url(
-                "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=int(expires_seconds))
+                "get_object",
+                Params={"Bucket": self.bucket, "Key": self._key(key)},
+                ExpiresIn=int(expires_seconds),
+            )
 
     # ------------------------------------------------------------------ writing
 
     def put(self, key: str, data: bytes) -> None:
         with self._errors("write", key):
             if len(data) >= self.settings.multipart_threshold:
-                self.client.upload_fileobj(io.BytesIO(data), self.bucket, self._key(key), ExtraArgs=_CHECKSUM,
-                                           Config=self._transfer())
+                self.client.upload_fileobj(
+                    io.BytesIO(data),
+                    self.bucket,
+                    self._key(key),
+                    ExtraArgs=_CHECKSUM,
+                    Config=self._transfer(),
+                )
             else:
                 self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **_CHECKSUM)
 
@@ -257,8 +294,9 @@ class S3Store(ObjectStore):
                     if len(data) >= self.settings.multipart_threshold:
                         self._multipart_if_absent(self._key(key), data)
                     else:
-                        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data,
-                                               IfNoneMatch="*", **_CHECKSUM)
+                        self.client.put_object(
+                            Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*", **_CHECKSUM
+                        )
                     return True
                 except ClientError as e:
                     if self._code(e) == "PreconditionFailed":
@@ -273,11 +311,24 @@ class S3Store(ObjectStore):
         try:
             parts = []
             for number, start in enumerate(range(0, len(data), chunk), 1):
-                r = c.upload_part(Bucket=self.bucket, Key=full_key, UploadId=upload, PartNumber=number,
-                                  Body=data[start:start + chunk], **_CHECKSUM)
-                parts.append({"ETag": r["ETag"], "PartNumber": number, "ChecksumSHA256": r.get("ChecksumSHA256")})
-            c.complete_multipart_upload(Bucket=self.bucket, Key=full_key, UploadId=upload, IfNoneMatch="*",
-                                        MultipartUpload={"Parts": [{k: v for k, v in p.items() if v} for p in parts]})
+                r = c.upload_part(
+                    Bucket=self.bucket,
+                    Key=full_key,
+                    UploadId=upload,
+                    PartNumber=number,
+                    Body=data[start : start + chunk],
+                    **_CHECKSUM,
+                )
+                parts.append(
+                    {"ETag": r["ETag"], "PartNumber": number, "ChecksumSHA256": r.get("ChecksumSHA256")}
+                )
+            c.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=full_key,
+                UploadId=upload,
+                IfNoneMatch="*",
+                MultipartUpload={"Parts": [{k: v for k, v in p.items() if v} for p in parts]},
+            )
         except BaseException:
             with suppress(ClientError, BotoCoreError):  # keep the original error; S3 expires orphans
                 c.abort_multipart_upload(Bucket=self.bucket, Key=full_key, UploadId=upload)
@@ -290,14 +341,18 @@ class S3Store(ObjectStore):
     def delete_prefix(self, prefix: str) -> int:
         keys = list(self.list(prefix))
         for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
-            batch = keys[start:start + 1000]
+            batch = keys[start : start + 1000]
             with self._errors("delete under", prefix):
-                r = self.client.delete_objects(Bucket=self.bucket, Delete={
-                    "Objects": [{"Key": self._key(k)} for k in batch], "Quiet": True})
+                r = self.client.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": self._key(k)} for k in batch], "Quiet": True},
+                )
             if r.get("Errors"):
                 first = r["Errors"][0]
-                raise StorageError(f"cannot delete s3://{self.bucket}/{first.get('Key')}: {first.get('Code')} "
-                                   f"({len(r['Errors'])} keys failed)")
+                raise StorageError(
+                    f"cannot delete s3://{self.bucket}/{first.get('Key')}: {first.get('Code')} "
+                    f"({len(r['Errors'])} keys failed)"
+                )
         return len(keys)
 
     def copy(self, src_key: str, dst_key: str) -> None:
@@ -308,7 +363,9 @@ class S3Store(ObjectStore):
             self._server_copy(src, src_key, dst_key)  # the bytes never leave S3, even across buckets
             return
         with src.open(src_key) as fh, self._errors("write", dst_key):
-            self.client.upload_fileobj(fh, self.bucket, self._key(dst_key), ExtraArgs=_CHECKSUM, Config=self._transfer())
+            self.client.upload_fileobj(
+                fh, self.bucket, self._key(dst_key), ExtraArgs=_CHECKSUM, Config=self._transfer()
+            )
 
     def _server_copy(self, src: S3Store, src_key: str, dst_key: str) -> None:
         source = {"Bucket": src.bucket, "Key": src._key(src_key)}
@@ -316,10 +373,20 @@ class S3Store(ObjectStore):
             size = int(self.client.head_object(**source)["ContentLength"])
         with self._errors(f"copy {src.location(src_key)} to", dst_key):
             if size > self.settings.copy_threshold:
-                self.client.copy(source, self.bucket, self._key(dst_key), ExtraArgs=_CHECKSUM, Config=TransferConfig(
-                    multipart_threshold=self.settings.copy_threshold, multipart_chunksize=self.settings.multipart_chunksize))
+                self.client.copy(
+                    source,
+                    self.bucket,
+                    self._key(dst_key),
+                    ExtraArgs=_CHECKSUM,
+                    Config=TransferConfig(
+                        multipart_threshold=self.settings.copy_threshold,
+                        multipart_chunksize=self.settings.multipart_chunksize,
+                    ),
+                )
             else:
-                self.client.copy_object(CopySource=source, Bucket=self.bucket, Key=self._key(dst_key), **_CHECKSUM)
+                self.client.copy_object(
+                    CopySource=source, Bucket=self.bucket, Key=self._key(dst_key), **_CHECKSUM
+                )
 
 
 class _Body(io.RawIOBase):

@@ -21,6 +21,7 @@ Kinds:
 - `visible_outside`  a point estimated outside the frame (v=1) marked visible (demo batches)
 - `unlabeled_with_coords`  a point marked unlabeled (v=0) that keeps its coordinates (demo batches)
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -32,17 +33,19 @@ import pyarrow as pa
 from kpdeliver.model import Dataset, Instances
 from kpdeliver.synth.datasets import AREA_FRACTION
 
-INJECTIONS_SCHEMA = pa.schema([
-    ("annotator", pa.string()),
-    ("row", pa.int64()),  # row in the dataset handed to simulate_annotator
-    ("annotation_id", pa.int64()),
-    ("image_id", pa.int64()),
-    ("keypoint", pa.string()),  # null: the whole instance
-    ("kind", pa.string()),
-    ("order", pa.int64()),  # position of the item in the annotator's submission order
-    ("dx", pa.float64()),
-    ("dy", pa.float64()),
-])
+INJECTIONS_SCHEMA = pa.schema(
+    [
+        ("annotator", pa.string()),
+        ("row", pa.int64()),  # row in the dataset handed to simulate_annotator
+        ("annotation_id", pa.int64()),
+        ("image_id", pa.int64()),
+        ("keypoint", pa.string()),  # null: the whole instance
+        ("kind", pa.string()),
+        ("order", pa.int64()),  # position of the item in the annotator's submission order
+        ("dx", pa.float64()),
+        ("dy", pa.float64()),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -110,26 +113,41 @@ class _Log:
     """Collects injection records column-wise."""
 
     def __init__(self, ins: Instances, names: tuple[str, ...], annotator: str, order: np.ndarray):
-        self.ins, self.names, self.annotator, self.order = ins, np.asarray(names, dtype=object), annotator, order
+        self.ins, self.names, self.annotator, self.order = (
+            ins,
+            np.asarray(names, dtype=object),
+            annotator,
+            order,
+        )
         self.parts: list[dict] = []
 
     def add(self, kind: str, rows: np.ndarray, kp: np.ndarray | None = None, dx=None, dy=None) -> None:
         rows = np.asarray(rows, dtype=np.int64)
         n = len(rows)
-        self.parts.append({
-            "annotator": [self.annotator] * n, "row": rows, "annotation_id": self.ins.id[rows],
-            "image_id": self.ins.image_id[rows],
-            "keypoint": [None] * n if kp is None else self.names[np.asarray(kp, dtype=np.int64)].tolist(),
-            "kind": [kind] * n, "order": self.order[rows],
-            "dx": np.full(n, np.nan) if dx is None else np.broadcast_to(np.asarray(dx, np.float64), (n,)),
-            "dy": np.full(n, np.nan) if dy is None else np.broadcast_to(np.asarray(dy, np.float64), (n,)),
-        })
+        self.parts.append(
+            {
+                "annotator": [self.annotator] * n,
+                "row": rows,
+                "annotation_id": self.ins.id[rows],
+                "image_id": self.ins.image_id[rows],
+                "keypoint": [None] * n if kp is None else self.names[np.asarray(kp, dtype=np.int64)].tolist(),
+                "kind": [kind] * n,
+                "order": self.order[rows],
+                "dx": np.full(n, np.nan) if dx is None else np.broadcast_to(np.asarray(dx, np.float64), (n,)),
+                "dy": np.full(n, np.nan) if dy is None else np.broadcast_to(np.asarray(dy, np.float64), (n,)),
+            }
+        )
 
     def table(self) -> pa.Table:
         if not self.parts:
             return INJECTIONS_SCHEMA.empty_table()
-        tables = [pa.table({k: pa.array(v, INJECTIONS_SCHEMA.field(k).type) for k, v in p.items()},
-                           schema=INJECTIONS_SCHEMA) for p in self.parts]
+        tables = [
+            pa.table(
+                {k: pa.array(v, INJECTIONS_SCHEMA.field(k).type) for k, v in p.items()},
+                schema=INJECTIONS_SCHEMA,
+            )
+            for p in self.parts
+        ]
         return pa.concat_tables(tables).sort_by([("row", "ascending"), ("kind", "ascending")])
 
 
@@ -197,8 +215,14 @@ def simulate_annotator(
     rows = pick(visible.any(axis=1), rates.outside)
     _outside(kps, rows, _pick_point(rng, visible[rows]), w, h, rng, log)
 
-    out = replace(ins, keypoints=kps, bbox=bbox, annotator=np.full(n, annotator, dtype=object),
-                  num_keypoints=(kps[..., 2] > 0).sum(axis=1).astype(np.int64), extra=dict(ins.extra))
+    out = replace(
+        ins,
+        keypoints=kps,
+        bbox=bbox,
+        annotator=np.full(n, annotator, dtype=object),
+        num_keypoints=(kps[..., 2] > 0).sum(axis=1).astype(np.int64),
+        extra=dict(ins.extra),
+    )
     return truth.replace(instances=out), log.table()
 
 
@@ -243,13 +267,16 @@ class _Chooser:
         return rows
 
 
-def _jumps(kps, ins: Instances, rows, rates: ErrorRates, std, scale, labeled, visible, free, w, h, rng,
-           log: _Log) -> None:
+def _jumps(
+    kps, ins: Instances, rows, rates: ErrorRates, std, scale, labeled, visible, free, w, h, rng, log: _Log
+) -> None:
     """One visible point of each chosen tracked instance displaced (carried over several frames when
     `rates.jump_frames` says so), in place."""
     cols = _pick_point(rng, visible[rows])
     size = rng.uniform(*rates.jump_size, len(rows)) * scale[rows]
-    if rates.jump_frames != (1,):  # far above the noise: a displacement no one could tell from noise is no mistake
+    if rates.jump_frames != (
+        1,
+    ):  # far above the noise: a displacement no one could tell from noise is no mistake
         size = np.maximum(size, JUMP_NOISE_MULTIPLE * std[rows, cols])
     start = kps[rows, cols, :2]
     # a jump lands inside the frame: the first of a few random directions that stays in it,
@@ -259,10 +286,13 @@ def _jumps(kps, ins: Instances, rows, rates: ErrorRates, std, scale, labeled, vi
     ok = _inside(dest, w[rows], h[rows])
     centre = np.stack([w[rows], h[rows]], axis=1) / 2 - start
     toward = centre / np.maximum(np.linalg.norm(centre, axis=1, keepdims=True), 1e-9) * size[:, None]
-    step = np.where(np.asarray(ok.any(axis=1))[:, None], dest[np.arange(len(rows)), ok.argmax(axis=1)] - start, toward)
+    step = np.where(
+        np.asarray(ok.any(axis=1))[:, None], dest[np.arange(len(rows)), ok.argmax(axis=1)] - start, toward
+    )
     if rates.jump_frames != (1,):  # (only then more draws: the default keeps every other draw as it was)
-        rows, cols, step = _excursions(ins, labeled, visible, free, rows, cols, step,
-                                       rng.choice(rates.jump_frames, len(rows)))
+        rows, cols, step = _excursions(
+            ins, labeled, visible, free, rows, cols, step, rng.choice(rates.jump_frames, len(rows))
+        )
     _move(kps, rows, cols, step, w, h, log, "jump")
 
 
@@ -298,7 +328,12 @@ def _excursions(ins: Instances, labeled, visible, free, rows, cols, step, frames
         placed = 0
         for size in range(int(m), 0, -1):
             body = run(r, 0, size)
-            if body is None or not visible[body, c].all() or (taken | reserved)[body].any() or chosen[body[1:]].any():
+            if (
+                body is None
+                or not visible[body, c].all()
+                or (taken | reserved)[body].any()
+                or chosen[body[1:]].any()
+            ):
                 continue
             left, right = run(r, -2, 0), run(r, size, size + 2)
             sides = [s for s in (left, right) if s is not None]

@@ -1,5 +1,6 @@
 """Clean synthetic datasets: still images (`synthetic_dataset`, `synthetic_coco`) and video
 tracks with smooth motion (`sample_tracks`, `video_dataset`), all seeded and deterministic."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,7 +19,9 @@ from kpdeliver.synth.poses import (
 )
 
 # (width, height) of typical photos and their shares
-IMAGE_SIZES = np.array([[640, 480], [480, 640], [640, 427], [427, 640], [640, 360], [1280, 720], [800, 600], [500, 375]])
+IMAGE_SIZES = np.array(
+    [[640, 480], [480, 640], [640, 427], [427, 640], [640, 360], [1280, 720], [800, 600], [500, 375]]
+)
 IMAGE_SIZE_WEIGHTS = np.array([0.3, 0.12, 0.15, 0.08, 0.1, 0.1, 0.1, 0.05])
 # COCO segmentation area is about half the box; OKS uses it as the squared scale
 AREA_FRACTION = 0.53
@@ -28,8 +31,15 @@ def instance_area(bbox: np.ndarray) -> np.ndarray:
     return np.round(AREA_FRACTION * bbox[:, 2] * bbox[:, 3], 2)
 
 
-def synthetic_dataset(n_images: int, n_instances: int, *, seed: int = 0, first_image_id: int = 1,
-                      first_instance_id: int = 1, families=None) -> Dataset:
+def synthetic_dataset(
+    n_images: int,
+    n_instances: int,
+    *,
+    seed: int = 0,
+    first_image_id: int = 1,
+    first_instance_id: int = 1,
+    families=None,
+) -> Dataset:
     """A clean COCO-17 dataset: `n_instances` people spread at random over `n_images` images
     of typical sizes (some images hold nobody, as in real batches). Same seed, same data.
     `families` limits the pose mix (names from `FAMILIES`), e.g. to leave out an edge case."""
@@ -42,13 +52,17 @@ def synthetic_dataset(n_images: int, n_instances: int, *, seed: int = 0, first_i
     images = Images.build(
         id=image_ids,
         file_name=[f"{i:012d}.jpg" for i in image_ids.tolist()],
-        width=sizes[:, 0], height=sizes[:, 1],
+        width=sizes[:, 0],
+        height=sizes[:, 1],
     )
     instances = Instances.build(
         id=np.arange(first_instance_id, first_instance_id + n_instances),
         image_id=image_ids[img_of],
-        keypoints=kps, bbox=bbox, area=instance_area(bbox),
-        num_keypoints=(kps[..., 2] > 0).sum(axis=1), num_kpts=17,
+        keypoints=kps,
+        bbox=bbox,
+        area=instance_area(bbox),
+        num_keypoints=(kps[..., 2] > 0).sum(axis=1),
+        num_kpts=17,
     )
     return Dataset(COCO17, images, instances)
 
@@ -73,7 +87,9 @@ class Tracks:
     frame: np.ndarray  # [n] int64, 0..n_frames-1
 
 
-def _smooth(rng, shape: tuple[int, int], t: np.ndarray, *, amp, freq=(0.05, 0.4), terms: int = 3) -> np.ndarray:
+def _smooth(
+    rng, shape: tuple[int, int], t: np.ndarray, *, amp, freq=(0.05, 0.4), terms: int = 3
+) -> np.ndarray:
     """[n_tracks, n_frames] sums of slow sinusoids: smooth, bounded wandering of a parameter."""
     n = shape[0]
     f = rng.uniform(*freq, (n, terms, 1))
@@ -82,8 +98,16 @@ def _smooth(rng, shape: tuple[int, int], t: np.ndarray, *, amp, freq=(0.05, 0.4)
     return np.asarray(amp)[..., None] * (a * np.sin(2 * np.pi * f * t + phase)).sum(axis=1)
 
 
-def sample_tracks(n_tracks: int, n_frames: int, *, rng: np.random.Generator, width: int = 1280,
-                  height: int = 720, fps: float = 25.0, size: tuple[float, float] = (0.25, 0.7)) -> Tracks:
+def sample_tracks(
+    n_tracks: int,
+    n_frames: int,
+    *,
+    rng: np.random.Generator,
+    width: int = 1280,
+    height: int = 720,
+    fps: float = 25.0,
+    size: tuple[float, float] = (0.25, 0.7),
+) -> Tracks:
     """People moving smoothly through one video of `n_frames` frames.
 
     Walkers cross the frame with a gait cycle (legs and arms swing in opposition); the others
@@ -92,9 +116,15 @@ def sample_tracks(n_tracks: int, n_frames: int, *, rng: np.random.Generator, wid
     flicker), and each track stays inside the frame, so clean tracks carry no jitter."""
     t = np.arange(n_frames) / fps
     shape = (n_tracks, n_frames)
-    base = sample_pose_params(n_tracks, rng=rng, families=("standing", "walking", "arms_overhead", "squatting", "bending"))
+    base = sample_pose_params(
+        n_tracks, rng=rng, families=("standing", "walking", "arms_overhead", "squatting", "bending")
+    )
     walking = base["family"] == 1
-    p = {k: np.repeat(v[:, None], n_frames, axis=1).astype(np.float64) for k, v in base.items() if k != "family"}
+    p = {
+        k: np.repeat(v[:, None], n_frames, axis=1).astype(np.float64)
+        for k, v in base.items()
+        if k != "family"
+    }
     for k in ("lean", "tilt", "arm_l", "arm_r", "elbow_l", "elbow_r"):
         p[k] += _smooth(rng, shape, t, amp=np.deg2rad(12))
     p["yaw"] += _smooth(rng, shape, t, amp=np.deg2rad(10))
@@ -102,10 +132,14 @@ def sample_tracks(n_tracks: int, n_frames: int, *, rng: np.random.Generator, wid
     cadence = rng.uniform(0.7, 1.1, (n_tracks, 1))
     phase = 2 * np.pi * cadence * t + rng.uniform(0, 2 * np.pi, (n_tracks, 1))
     stride = np.abs(base["leg_l"])[:, None]
-    gait = {"leg_l": stride * np.sin(phase), "leg_r": -stride * np.sin(phase),
-            "arm_l": -0.7 * stride * np.sin(phase), "arm_r": 0.7 * stride * np.sin(phase),
-            "knee_l": np.deg2rad(5) + np.deg2rad(25) * np.clip(np.sin(phase + 1.2), 0, None),
-            "knee_r": np.deg2rad(5) + np.deg2rad(25) * np.clip(-np.sin(phase + 1.2), 0, None)}
+    gait = {
+        "leg_l": stride * np.sin(phase),
+        "leg_r": -stride * np.sin(phase),
+        "arm_l": -0.7 * stride * np.sin(phase),
+        "arm_r": 0.7 * stride * np.sin(phase),
+        "knee_l": np.deg2rad(5) + np.deg2rad(25) * np.clip(np.sin(phase + 1.2), 0, None),
+        "knee_r": np.deg2rad(5) + np.deg2rad(25) * np.clip(-np.sin(phase + 1.2), 0, None),
+    }
     for k, g in gait.items():
         p[k] = np.where(walking[:, None], g, p[k])
     body = forward_kinematics(p)  # [T, F, 17, 2] in height units
@@ -130,15 +164,26 @@ def sample_tracks(n_tracks: int, n_frames: int, *, rng: np.random.Generator, wid
     px = (px0[:, None] * scale * fit[:, None]).reshape(n)
     bbox = bbox_around(kps, px, width, height)
     return Tracks(
-        keypoints=kps, bbox=bbox, area=instance_area(bbox),
+        keypoints=kps,
+        bbox=bbox,
+        area=instance_area(bbox),
         track_id=np.repeat(np.arange(n_tracks, dtype=np.int64), n_frames),
         frame=np.tile(np.arange(n_frames, dtype=np.int64), n_tracks),
     )
 
 
-def video_dataset(n_videos: int, *, tracks_per_video: tuple[int, int] = (1, 3), n_frames: int = 40, seed: int = 0,
-                  size: tuple[int, int] = (1280, 720), fps: float = 25.0, first_image_id: int = 1,
-                  first_instance_id: int = 1, first_track_id: int = 1) -> Dataset:
+def video_dataset(
+    n_videos: int,
+    *,
+    tracks_per_video: tuple[int, int] = (1, 3),
+    n_frames: int = 40,
+    seed: int = 0,
+    size: tuple[int, int] = (1280, 720),
+    fps: float = 25.0,
+    first_image_id: int = 1,
+    first_instance_id: int = 1,
+    first_track_id: int = 1,
+) -> Dataset:
     """Clean COCO-17 video annotations, PoseTrack style: one image per frame named
     `video_<v>/frame_<f>.jpg`, instances carrying `track_id` (unique across videos) and `frame`."""
     rng = np.random.default_rng(seed)
@@ -146,8 +191,14 @@ def video_dataset(n_videos: int, *, tracks_per_video: tuple[int, int] = (1, 3), 
     img_ids, names, parts = [], [], []
     next_img, next_track = first_image_id, first_track_id
     for vid in range(n_videos):
-        tr = sample_tracks(int(rng.integers(tracks_per_video[0], tracks_per_video[1] + 1)), n_frames,
-                           rng=rng, width=w, height=h, fps=fps)
+        tr = sample_tracks(
+            int(rng.integers(tracks_per_video[0], tracks_per_video[1] + 1)),
+            n_frames,
+            rng=rng,
+            width=w,
+            height=h,
+            fps=fps,
+        )
         frame_ids = np.arange(next_img, next_img + n_frames)
         img_ids.append(frame_ids)
         names += [f"video_{vid:03d}/frame_{f:05d}.jpg" for f in range(n_frames)]
@@ -166,6 +217,7 @@ def video_dataset(n_videos: int, *, tracks_per_video: tuple[int, int] = (1, 3), 
         area=np.concatenate([p[0].area for p in parts]) if parts else [],
         track_id=np.concatenate([p[2] for p in parts]) if parts else [],
         frame=np.concatenate([p[0].frame for p in parts]) if parts else [],
-        num_keypoints=(kps[..., 2] > 0).sum(axis=1), num_kpts=17,
+        num_keypoints=(kps[..., 2] > 0).sum(axis=1),
+        num_kpts=17,
     )
     return Dataset(COCO17, images, instances)

@@ -9,6 +9,7 @@ a handful of realistic mistakes, gold labels, the client config, and the list of
     root/releases/                            empty; deliveries publish here
     root/truth.json                           every injected mistake and the check that should catch it
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,10 +39,21 @@ def _truth(n_images: int, rng: np.random.Generator) -> Dataset:
     img_of = np.repeat(np.arange(n_images), per_image)
     w, h = sizes[img_of, 0], sizes[img_of, 1]
     kps, bbox = sample_poses(len(img_of), rng=rng, width=w, height=h, size=(0.45, 0.9), truncated=0.12)
-    images = Images.build(id=np.arange(1, n_images + 1), file_name=[f"scene_{i:03d}.jpg" for i in range(n_images)],
-                          width=sizes[:, 0], height=sizes[:, 1])
-    instances = Instances.build(id=np.arange(1, len(img_of) + 1), image_id=img_of + 1, keypoints=kps, bbox=bbox,
-                                area=instance_area(bbox), num_keypoints=(kps[..., 2] > 0).sum(axis=1), num_kpts=17)
+    images = Images.build(
+        id=np.arange(1, n_images + 1),
+        file_name=[f"scene_{i:03d}.jpg" for i in range(n_images)],
+        width=sizes[:, 0],
+        height=sizes[:, 1],
+    )
+    instances = Instances.build(
+        id=np.arange(1, len(img_of) + 1),
+        image_id=img_of + 1,
+        keypoints=kps,
+        bbox=bbox,
+        area=instance_area(bbox),
+        num_keypoints=(kps[..., 2] > 0).sum(axis=1),
+        num_kpts=17,
+    )
     return Dataset(COCO17, images, instances)
 
 
@@ -52,14 +64,16 @@ def draw_scene(kps: np.ndarray, width: int, height: int, rng: np.random.Generato
     t = np.linspace(0, 1, height)[:, None, None]
     img = (1 - t) * top + t * bottom
     img = np.broadcast_to(img, (height, width, 3)).copy()
-    img[int(height * rng.uniform(0.55, 0.7)):] = floor
+    img[int(height * rng.uniform(0.55, 0.7)) :] = floor
     img += rng.normal(0, 5, img.shape)
     im = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
     d = ImageDraw.Draw(im)
     for _ in range(int(rng.integers(1, 4))):  # furniture and windows behind the people
         x0, y0 = rng.uniform(0, width * 0.8), rng.uniform(0, height * 0.6)
-        d.rectangle([x0, y0, x0 + rng.uniform(40, 200), y0 + rng.uniform(30, 160)],
-                    fill=tuple(rng.integers(40, 220, 3).tolist()))
+        d.rectangle(
+            [x0, y0, x0 + rng.uniform(40, 200), y0 + rng.uniform(30, 160)],
+            fill=tuple(rng.integers(40, 220, 3).tolist()),
+        )
     order = np.argsort([np.max(k[k[:, 2] > 0, 1]) for k in kps])  # nearer (lower) people drawn last
     for k in kps[order]:
         lab = k[:, 2] > 0
@@ -74,7 +88,9 @@ def draw_scene(kps: np.ndarray, width: int, height: int, rng: np.random.Generato
             cx, cy = k[:5][lab[:5], :2].mean(axis=0)
             r = size * 0.06
             d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=skin)
-        for x, y in k[(k[:, 2] == 1) & (k[:, 0] >= 0) & (k[:, 0] < width) & (k[:, 1] >= 0) & (k[:, 1] < height), :2]:
+        for x, y in k[
+            (k[:, 2] == 1) & (k[:, 0] >= 0) & (k[:, 0] < width) & (k[:, 1] >= 0) & (k[:, 1] < height), :2
+        ]:
             r = size * 0.05
             d.rectangle([x - r, y - r, x + r, y + r], fill=tuple(rng.integers(60, 140, 3).tolist()))
     return im
@@ -93,10 +109,26 @@ def _export(ds: Dataset, id_base: int) -> dict:
     ins = ds.instances
     images = ds.images.take(np.arange(len(ds.images)))
     images.id = np.arange(1, len(images) + 1, dtype=np.int64)
-    out = Instances(**{**{f: getattr(ins, f) for f in ("category_id", "bbox", "area", "iscrowd", "track_id", "frame",
-                                                        "num_keypoints", "keypoints")},
-                       "id": id_base + np.arange(1, len(ins) + 1), "annotator": np.full(len(ins), "", dtype=object),
-                       "image_id": np.array([local[i] for i in ins.image_id.tolist()], dtype=np.int64)})
+    out = Instances(
+        **{
+            **{
+                f: getattr(ins, f)
+                for f in (
+                    "category_id",
+                    "bbox",
+                    "area",
+                    "iscrowd",
+                    "track_id",
+                    "frame",
+                    "num_keypoints",
+                    "keypoints",
+                )
+            },
+            "id": id_base + np.arange(1, len(ins) + 1),
+            "annotator": np.full(len(ins), "", dtype=object),
+            "image_id": np.array([local[i] for i in ins.image_id.tolist()], dtype=np.int64),
+        }
+    )
     return orjson.loads(encode(ds.replace(images=images, instances=out)))
 
 
@@ -104,7 +136,9 @@ def _candidates(k: np.ndarray, w: np.ndarray, h: np.ndarray, area: np.ndarray, k
     """[n, 17] points of each instance (as the annotator labeled it) where a mistake of this
     kind is possible and shows in the data; instance-level kinds mark every labeled point."""
     v = k[..., 2]
-    inside = (k[..., 0] >= 0) & (k[..., 0] <= w[:, None]) & (k[..., 1] >= 0) & (k[..., 1] <= h[:, None])  # edges in
+    inside = (
+        (k[..., 0] >= 0) & (k[..., 0] <= w[:, None]) & (k[..., 1] >= 0) & (k[..., 1] <= h[:, None])
+    )  # edges in
     enough = ((v == 2).sum(axis=1) >= 6)[:, None]
     if kind == "left_right_swap":
         return (v > 0) & (swap_oks(k, COCO17.sigma_array, COCO17.flip_idx, area) < 0.3)[:, None]
@@ -138,12 +172,22 @@ DEMO_SIGNOFF_RULES = {
     "min_gold_oks": 0.75,
     "max_error_findings": 0,
     "max_quarantined_fraction": 0.1,
-    "max_rate": {"qa.left_right_swap": 0.0, "bounds.visible_outside_image": 0.01,
-                 "bounds.occluded_far_outside": 0.01, "qa.temporal_jitter": 0.02},
+    "max_rate": {
+        "qa.left_right_swap": 0.0,
+        "bounds.visible_outside_image": 0.01,
+        "bounds.occluded_far_outside": 0.01,
+        "qa.temporal_jitter": 0.02,
+    },
     "max_coverage_bins_short": 0,
-    "severity": {"max_error_findings": "fail", "max_quarantined_fraction": "fail", "min_mean_oks": "fail",
-                 "min_agreement_oks": "conditional", "min_gold_oks": "conditional", "max_rate": "conditional",
-                 "max_coverage_bins_short": "conditional"},
+    "severity": {
+        "max_error_findings": "fail",
+        "max_quarantined_fraction": "fail",
+        "min_mean_oks": "fail",
+        "min_agreement_oks": "conditional",
+        "min_gold_oks": "conditional",
+        "max_rate": "conditional",
+        "max_coverage_bins_short": "conditional",
+    },
 }
 
 
@@ -153,13 +197,18 @@ def _pick_gold(truth: Dataset, n_gold: int, rng: np.random.Generator) -> list[st
     ins, images = truth.instances, truth.images
     row_img = truth.image_index()
     w, h = images.width[row_img].astype(float), images.height[row_img].astype(float)
-    good = (_candidates(ins.keypoints, w, h, ins.area, "left_right_swap").any(axis=1)
-            & _candidates(ins.keypoints, w, h, ins.area, "to_visible").any(axis=1))
+    good = _candidates(ins.keypoints, w, h, ins.area, "left_right_swap").any(axis=1) & _candidates(
+        ins.keypoints, w, h, ins.area, "to_visible"
+    ).any(axis=1)
     names = images.file_name.tolist()
     best = sorted({names[r] for r in row_img[good].tolist()})
     first = [str(rng.choice(best))] if best and n_gold else []
     rest = [n for n in names if n not in first]
-    more = rng.choice(rest, min(n_gold - len(first), len(rest)), replace=False).tolist() if n_gold > len(first) else []
+    more = (
+        rng.choice(rest, min(n_gold - len(first), len(rest)), replace=False).tolist()
+        if n_gold > len(first)
+        else []
+    )
     return sorted(first + more)
 
 
@@ -187,7 +236,7 @@ def _place_mistakes(labels: dict[str, Dataset], roles: dict[str, dict[int, str]]
     names = list(labels)
     done, used = [], set()
     for m, (kind, where, check) in enumerate(MISTAKES):
-        for a in names[m % len(names):] + names[: m % len(names)]:
+        for a in names[m % len(names) :] + names[: m % len(names)]:
             ds = labels[a]
             ins = ds.instances
             row_img = ds.image_index()
@@ -204,9 +253,17 @@ def _place_mistakes(labels: dict[str, Dataset], roles: dict[str, dict[int, str]]
             _apply(ins.keypoints[r], kind, col, w[r], h[r], rng)
             used.add((a, int(ins.id[r])) if where == "gold" else (None, int(ins.id[r])))
             whole = kind in ("left_right_swap", "keypoint_count", "unknown_image")
-            done.append({"kind": kind, "annotator": a, "instance": int(ins.id[r]),
-                         "file_name": str(ds.images.file_name[row_img[r]]),
-                         "keypoint": None if whole else COCO17.keypoints[col], "expected_check": check, "role": where})
+            done.append(
+                {
+                    "kind": kind,
+                    "annotator": a,
+                    "instance": int(ins.id[r]),
+                    "file_name": str(ds.images.file_name[row_img[r]]),
+                    "keypoint": None if whole else COCO17.keypoints[col],
+                    "expected_check": check,
+                    "role": where,
+                }
+            )
             break
     return done
 
@@ -244,27 +301,41 @@ def make_demo_batch(
     for n, a in enumerate(annotators):
         roles[a] = {r["image_id"]: r["role"] for r in table if r["annotator"] == a}
         mine = np.isin(truth.images.id, list(roles[a]))
-        labels[a], _ = simulate_annotator(truth.subset_images(mine), annotator=a,
-                                          rng=np.random.default_rng([seed, 2, n]))
+        labels[a], _ = simulate_annotator(
+            truth.subset_images(mine), annotator=a, rng=np.random.default_rng([seed, 2, n])
+        )
     mistakes = _place_mistakes(labels, roles, rng)
     _write_exports(batch, labels, mistakes)
     if gold:
         gold_ds = truth.subset_images(np.isin(truth.images.file_name, gold))
         (batch / "gold").mkdir(exist_ok=True)
-        (batch / "gold" / EXPORT_NAME).write_bytes(orjson.dumps(_export(gold_ds, id_base=0), option=orjson.OPT_INDENT_2))
+        (batch / "gold" / EXPORT_NAME).write_bytes(
+            orjson.dumps(_export(gold_ds, id_base=0), option=orjson.OPT_INDENT_2)
+        )
     (root / "releases").mkdir(parents=True, exist_ok=True)
 
     config = {
-        "client": "demo", "dataset": "people-demo", "schema": "coco17",
-        "source": "./batch", "releases": "./releases", "annotators": list(annotators),
+        "client": "demo",
+        "dataset": "people-demo",
+        "schema": "coco17",
+        "source": "./batch",
+        "releases": "./releases",
+        "annotators": list(annotators),
         "splits": {"train": 0.75, "val": 0.25, "test": 0.0, "seed": seed},
         "assignment": {"seed": seed, "overlap": overlap, "gold": gold},
-        "qa": DEMO_SIGNOFF_RULES, "deep_qa": {"low_agreement_oks": 0.75},
+        "qa": DEMO_SIGNOFF_RULES,
+        "deep_qa": {"low_agreement_oks": 0.75},
     }
     (root / "client.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     for m in mistakes:
         del m["instance"]
-    report = {"seed": seed, "images": n_images, "instances": len(truth.instances), "gold": gold, "mistakes": mistakes}
+    report = {
+        "seed": seed,
+        "images": n_images,
+        "instances": len(truth.instances),
+        "gold": gold,
+        "mistakes": mistakes,
+    }
     (root / "truth.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     return root / "client.yaml"
 
@@ -273,7 +344,9 @@ def _write_images(batch: Path, truth: Dataset, draw_rng: np.random.Generator) ->
     """Every image drawn as a JPEG under batch/images, and batch/checksums.sha256."""
     (batch / "images").mkdir(parents=True, exist_ok=True)
     sums = []
-    for row, (iid, name) in enumerate(zip(truth.images.id.tolist(), truth.images.file_name.tolist(), strict=True)):
+    for row, (iid, name) in enumerate(
+        zip(truth.images.id.tolist(), truth.images.file_name.tolist(), strict=True)
+    ):
         kps = truth.instances.keypoints[truth.instances.image_id == iid]
         data = _jpeg(draw_scene(kps, int(truth.images.width[row]), int(truth.images.height[row]), draw_rng))
         (batch / "images" / name).write_bytes(data)

@@ -10,6 +10,7 @@ the frame edge. Everything works on whole arrays: no loop per person or keypoint
 Body frame: origin at the mid-hip, y points down (image convention), an angle of 0 points
 down and +90 degrees points to +x. A person facing the camera has their left side at +x.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -111,8 +112,10 @@ def forward_kinematics(p: dict[str, np.ndarray]) -> np.ndarray:
     ear_c = mid_sh + (NECK_TO_NOSE + 0.01) * head - hperp * sy * 0.02
     pts = {
         "nose": nose,
-        "left_eye": eye_c + hperp * s * 0.032, "right_eye": eye_c - hperp * s * 0.032,
-        "left_ear": ear_c + hperp * s * 0.068, "right_ear": ear_c - hperp * s * 0.068,
+        "left_eye": eye_c + hperp * s * 0.032,
+        "right_eye": eye_c - hperp * s * 0.032,
+        "left_ear": ear_c + hperp * s * 0.068,
+        "right_ear": ear_c - hperp * s * 0.068,
     }
     hip_perp = np.stack([np.ones_like(yaw), np.zeros_like(yaw)], axis=-1)
     for side, sgn in (("left", 1.0), ("right", -1.0)):
@@ -125,8 +128,16 @@ def forward_kinematics(p: dict[str, np.ndarray]) -> np.ndarray:
         thigh = out * p[f"leg_{c}"]
         knee = hip + THIGH * limb * _dir(thigh)
         ankle = knee + SHIN * limb * _dir(thigh - out * p[f"knee_{c}"])
-        pts.update({f"{side}_shoulder": sh, f"{side}_elbow": elbow, f"{side}_wrist": wrist,
-                    f"{side}_hip": hip, f"{side}_knee": knee, f"{side}_ankle": ankle})
+        pts.update(
+            {
+                f"{side}_shoulder": sh,
+                f"{side}_elbow": elbow,
+                f"{side}_wrist": wrist,
+                f"{side}_hip": hip,
+                f"{side}_knee": knee,
+                f"{side}_ankle": ankle,
+            }
+        )
     xy = np.stack([pts[name] for name in COCO17.keypoints], axis=-2)
     rot = p["rot"][..., None]
     c, sn = np.cos(rot), np.sin(rot)
@@ -244,8 +255,11 @@ def place_in_image(body, v, *, rng, width, height, size=(0.15, 0.85), truncated=
     axis = rng.integers(0, 2, n)
     toward = rng.choice([-1.0, 1.0], n)
     shift = rng.uniform(0.03, 0.3, n) * span[np.arange(n), axis]
-    edge = np.where(toward < 0, -(origin[np.arange(n), axis] + lo[np.arange(n), axis] * px),
-                    room[np.arange(n), axis] - (origin[np.arange(n), axis] + lo[np.arange(n), axis] * px))
+    edge = np.where(
+        toward < 0,
+        -(origin[np.arange(n), axis] + lo[np.arange(n), axis] * px),
+        room[np.arange(n), axis] - (origin[np.arange(n), axis] + lo[np.arange(n), axis] * px),
+    )
     origin[np.arange(n), axis] += np.where(cut, edge + toward * shift, 0.0)
     xy = body * px[:, None, None] + origin[:, None, :]
     kps = apply_frame(xy, v, w, h)

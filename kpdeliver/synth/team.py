@@ -1,6 +1,7 @@
 """A team of simulated annotators over one clean dataset: work dealt out with overlap and gold
 items (video frames stay with one annotator), each annotator's labels with their own injected
 mistakes, everything merged into one dataset the QA can run on and score against."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -30,7 +31,10 @@ class TeamLabels:
 def _work_units(truth: Dataset) -> list[str]:
     """One unit per still image, one per video folder (images whose instances carry tracks)."""
     tracked = set(truth.instances.image_id[truth.instances.track_id >= 0].tolist())
-    return [dirname(f) if i in tracked else f for i, f in zip(truth.images.id.tolist(), truth.images.file_name.tolist(), strict=True)]
+    return [
+        dirname(f) if i in tracked else f
+        for i, f in zip(truth.images.id.tolist(), truth.images.file_name.tolist(), strict=True)
+    ]
 
 
 def simulate_team(
@@ -56,27 +60,47 @@ def simulate_team(
     units = _work_units(truth)
     names = sorted(set(units))
     stills = [u for u in names if u in set(truth.images.file_name.tolist())]
-    gold_units = sorted(rng.choice(stills, round(gold * len(stills)), replace=False).tolist()) if stills else []
+    gold_units = (
+        sorted(rng.choice(stills, round(gold * len(stills)), replace=False).tolist()) if stills else []
+    )
     unit_images = Images.build(id=np.arange(len(names)), file_name=names)
-    dealt = assign_annotators(unit_images, list(annotators), Assignment(seed=seed, overlap=overlap, gold=gold_units))
+    dealt = assign_annotators(
+        unit_images, list(annotators), Assignment(seed=seed, overlap=overlap, gold=gold_units)
+    )
     unit_rows: dict[str, list[int]] = {n: [] for n in names}
     for row, u in enumerate(units):
         unit_rows[u].append(row)
-    img_rows = [(r, a, role) for u, a, role in zip(dealt["file_name"].to_pylist(), dealt["annotator"].to_pylist(),
-                                                   dealt["role"].to_pylist(), strict=True) for r in unit_rows[u]]
+    img_rows = [
+        (r, a, role)
+        for u, a, role in zip(
+            dealt["file_name"].to_pylist(),
+            dealt["annotator"].to_pylist(),
+            dealt["role"].to_pylist(),
+            strict=True,
+        )
+        for r in unit_rows[u]
+    ]
     rows = np.array([r for r, _, _ in img_rows], dtype=np.int64)
-    assignments = pa.table({
-        "image_id": truth.images.id[rows], "file_name": pa.array(truth.images.file_name[rows].tolist(), pa.string()),
-        "annotator": pa.array([a for _, a, _ in img_rows], pa.string()),
-        "role": pa.array([role for _, _, role in img_rows], pa.string()),
-    })
+    assignments = pa.table(
+        {
+            "image_id": truth.images.id[rows],
+            "file_name": pa.array(truth.images.file_name[rows].tolist(), pa.string()),
+            "annotator": pa.array([a for _, a, _ in img_rows], pa.string()),
+            "role": pa.array([role for _, _, role in img_rows], pa.string()),
+        }
+    )
     parts, injections, offset = [], [], 0
     for k, who in enumerate(annotators):
         mine = np.isin(truth.images.id, truth.images.id[rows[[a == who for _, a, _ in img_rows]]])
         sub = truth.subset_images(mine)
-        labels, inj = simulate_annotator(sub, annotator=who, rng=np.random.default_rng([seed, k]),
-                                         rates=(rates or {}).get(who, ErrorRates()), noise=noise,
-                                         sigmas=sigmas)
+        labels, inj = simulate_annotator(
+            sub,
+            annotator=who,
+            rng=np.random.default_rng([seed, k]),
+            rates=(rates or {}).get(who, ErrorRates()),
+            noise=noise,
+            sigmas=sigmas,
+        )
         ins = labels.instances
         ins.extra["truth_id"] = ins.id.copy()
         ins.id = ins.id + (k + 1) * ID_STRIDE

@@ -39,8 +39,13 @@ def test_adding_an_image_does_not_move_the_others():
 
 def test_adding_an_annotator_moves_only_their_share():
     im = images(300)
-    two = {r["file_name"]: r["annotator"] for r in assign_annotators(im, ["a", "b"], Assignment()).to_pylist()}
-    three = {r["file_name"]: r["annotator"] for r in assign_annotators(im, ["a", "b", "c"], Assignment()).to_pylist()}
+    two = {
+        r["file_name"]: r["annotator"] for r in assign_annotators(im, ["a", "b"], Assignment()).to_pylist()
+    }
+    three = {
+        r["file_name"]: r["annotator"]
+        for r in assign_annotators(im, ["a", "b", "c"], Assignment()).to_pylist()
+    }
     moved = [f for f in two if two[f] != three[f]]
     assert moved and all(three[f] == "c" for f in moved)
 
@@ -58,11 +63,13 @@ def test_overlap_and_gold_roles():
 
 
 def test_split_ratios_and_video_frames_stay_together():
-    names = [f"clip{c}/frame_{f:03d}.jpg" for c in range(20) for f in range(10)] + [f"still_{i}.jpg" for i in range(400)]
+    names = [f"clip{c}/frame_{f:03d}.jpg" for c in range(20) for f in range(10)] + [
+        f"still_{i}.jpg" for i in range(400)
+    ]
     has_track = np.array([n.startswith("clip") for n in names])
     split = split_images(names, has_track, Splits(train=0.75, val=0.25, seed=5))
     for c in range(20):
-        assert len(set(split[c * 10:(c + 1) * 10])) == 1
+        assert len(set(split[c * 10 : (c + 1) * 10])) == 1
     frac_val = (split[200:] == "val").mean()
     assert 0.15 < frac_val < 0.35
     assert set(split) <= {"train", "val"}

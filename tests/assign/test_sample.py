@@ -1,6 +1,7 @@
 """The free sample's choice of images: covers the batch's range (every pose family, occluded and
 out-of-frame points, crowd levels, sizes) where a random pick of the same size misses some;
 deterministic for a seed."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,15 +25,28 @@ def _batch(seed: int = 0) -> tuple[Dataset, np.ndarray]:
     sizes = np.where(rng.random(n)[:, None] < 0.9, [640, 480], [480, 640])
     kps, bbox = [], []
     for i, fam in enumerate(families):
-        k, b = sample_poses(1, rng=rng, width=int(sizes[i, 0]), height=int(sizes[i, 1]), families=[fam], truncated=0.1)
+        k, b = sample_poses(
+            1, rng=rng, width=int(sizes[i, 0]), height=int(sizes[i, 1]), families=[fam], truncated=0.1
+        )
         kps.append(k)
         bbox.append(b)
     kps, bbox = np.concatenate(kps), np.concatenate(bbox)
-    images = Images.build(id=np.arange(1, n + 1), file_name=[f"img_{i:03d}.jpg" for i in range(n)],
-                          width=sizes[:, 0], height=sizes[:, 1])
-    instances = Instances.build(id=np.arange(1, n + 1), image_id=np.arange(1, n + 1), keypoints=kps, bbox=bbox,
-                                area=instance_area(bbox), num_keypoints=(kps[..., 2] > 0).sum(axis=1), num_kpts=17,
-                                annotator=np.full(n, "ann_a", dtype=object))
+    images = Images.build(
+        id=np.arange(1, n + 1),
+        file_name=[f"img_{i:03d}.jpg" for i in range(n)],
+        width=sizes[:, 0],
+        height=sizes[:, 1],
+    )
+    instances = Instances.build(
+        id=np.arange(1, n + 1),
+        image_id=np.arange(1, n + 1),
+        keypoints=kps,
+        bbox=bbox,
+        area=instance_area(bbox),
+        num_keypoints=(kps[..., 2] > 0).sum(axis=1),
+        num_kpts=17,
+        annotator=np.full(n, "ann_a", dtype=object),
+    )
     return Dataset(COCO17, images, instances), np.asarray(families)
 
 
@@ -46,12 +60,20 @@ def test_the_choice_covers_every_pose_family_where_random_picks_miss_some():
     assert choice.tags["occluded"] > 0 and choice.tags["out_of_frame"] > 0
     portrait = [t for t in choice.batch_tags if t.startswith("size: portrait")]
     assert portrait and sum(choice.tags[t] for t in portrait) > 0  # the few portrait images too
-    random_cover = [len(set(family[np.random.default_rng(s).choice(len(family), 50, replace=False)].tolist()))
-                    for s in range(20)]
+    random_cover = [
+        len(set(family[np.random.default_rng(s).choice(len(family), 50, replace=False)].tolist()))
+        for s in range(20)
+    ]
     assert np.mean(random_cover) < len(picked) and min(random_cover) < len(picked)
-    rare_random = np.mean([np.isin(family[np.random.default_rng(s).choice(len(family), 50, replace=False)], RARE).sum()
-                           for s in range(20)])
-    assert np.isin(family[choice.image_ids - 1], RARE).sum() > 2 * rare_random  # hard, rare poses over-represented
+    rare_random = np.mean(
+        [
+            np.isin(family[np.random.default_rng(s).choice(len(family), 50, replace=False)], RARE).sum()
+            for s in range(20)
+        ]
+    )
+    assert (
+        np.isin(family[choice.image_ids - 1], RARE).sum() > 2 * rare_random
+    )  # hard, rare poses over-represented
 
 
 def test_the_choice_is_deterministic_for_a_seed_and_never_exceeds_the_batch():

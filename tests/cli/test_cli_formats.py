@@ -1,5 +1,6 @@
 """`kpdeliver convert`, `inspect` and `schemas` from the command line, on every fixture folder
 (what each command imports: tests/cli/test_cli_imports.py)."""
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,9 @@ def _folders() -> list[str]:
     return sorted(out)
 
 
-REFUSED_ONLY = {str(Path(r).parent) for r in REFUSED} - {str(Path(r).parent) for r in [*COCO_FILES, *OTHER_FILES]}
+REFUSED_ONLY = {str(Path(r).parent) for r in REFUSED} - {
+    str(Path(r).parent) for r in [*COCO_FILES, *OTHER_FILES]
+}
 
 
 @pytest.mark.parametrize("folder", _folders())
@@ -64,7 +67,12 @@ def test_converted_output_reads_back_with_same_counts(external, tmp_path):
     src = external / "mmpose/coco/test_coco.json"
     for to in ("cvat", "label-studio", "coco"):
         out = tmp_path / to
-        assert runner.invoke(app, ["convert", str(src), "--to", to, "--schema", "coco17", "--out", str(out)]).exit_code == 0
+        assert (
+            runner.invoke(
+                app, ["convert", str(src), "--to", to, "--schema", "coco17", "--out", str(out)]
+            ).exit_code
+            == 0
+        )
         res = runner.invoke(app, ["inspect", str(out), "--json"])
         r = json.loads(res.stdout)[0]
         assert (r["images"], r["instances"], r["visibility"]) == (4, 14, {"0": 57, "1": 17, "2": 164}), to
@@ -82,6 +90,7 @@ def test_schemas_lists_builtins_with_counts_and_sources():
 def test_bad_schema_and_missing_input_fail_in_one_sentence(tmp_path):
     res = runner.invoke(app, ["convert", str(tmp_path / "nope.json"), "--to", "yolo", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "no such file" in res.output
-    res = runner.invoke(app, ["convert", str(tmp_path), "--to", "yolo", "--schema", "coco99", "--out", str(tmp_path)])
+    res = runner.invoke(
+        app, ["convert", str(tmp_path), "--to", "yolo", "--schema", "coco99", "--out", str(tmp_path)]
+    )
     assert res.exit_code == 2 and "unknown schema" in res.output
-

@@ -1,5 +1,6 @@
 """The light commands start light: each runs in a fresh process through the real entry point,
 which then holds no Prefect, Great Expectations, pandas, nor another command group's module."""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,13 @@ print(json.dumps({{"code": code, "loaded": loaded}}))
 
 
 def run_command(*args: str) -> tuple[int, set[str]]:
-    out = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), *args], cwd=ROOT, capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     return result["code"], set(result["loaded"])
@@ -81,6 +87,8 @@ def test_help_lists_every_command_with_its_help():
     assert res.exit_code == 0, res.output
     commands = typer.main.get_command(app)
     for name in COMMANDS:
-        line = next((row for row in res.output.splitlines() if row.startswith(f"│ {name} ")), "")  # not a wrapped line
+        line = next(
+            (row for row in res.output.splitlines() if row.startswith(f"│ {name} ")), ""
+        )  # not a wrapped line
         summary = commands.get_command(None, name).help.split()[:3]
         assert " ".join(summary) in line, (name, line)

@@ -4,6 +4,7 @@ commands that read a store take the config's storage settings; options are refus
 work; tables stay readable when piped, and `--json` where a script reads them; `releases` from the
 root or a client folder; `splits: {train: 1.0}`; counts said with the right plural; `share` links
 the report."""
+
 from __future__ import annotations
 
 import json
@@ -62,8 +63,23 @@ def test_no_short_flag_has_two_meanings_and_c_is_always_config():
     assert {s: m for s, m in meaning.items() if len(m) > 1} == {}
 
 
-@pytest.mark.parametrize("command", ["deliver", "assign", "sample", "push", "pull", "validate", "check", "iam",
-                                     "verify", "share", "sign", "releases"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "deliver",
+        "assign",
+        "sample",
+        "push",
+        "pull",
+        "validate",
+        "check",
+        "iam",
+        "verify",
+        "share",
+        "sign",
+        "releases",
+    ],
+)
 def test_every_command_that_takes_a_client_config_takes_it_as_config_c(command):
     opts = [o for _, os_ in _options()[command] for o in os_]
     assert "--config" in opts and "-c" in opts
@@ -71,8 +87,11 @@ def test_every_command_that_takes_a_client_config_takes_it_as_config_c(command):
 
 def test_check_takes_the_config_as_argument_or_as_config(tmp_path):
     folder = make_clients(tmp_path)
-    for args in (["check", str(folder / "acme.yaml")], ["check", "--config", str(folder / "acme.yaml")],
-                 ["check", "-c", str(folder / "acme.yaml")]):
+    for args in (
+        ["check", str(folder / "acme.yaml")],
+        ["check", "--config", str(folder / "acme.yaml")],
+        ["check", "-c", str(folder / "acme.yaml")],
+    ):
         code, out = cli(*args, "--no-source")
         assert code == 0 and "usable (acme/pose-2026" in out, out
     code, out = cli("check", "--no-source")
@@ -83,8 +102,14 @@ def test_check_and_verify_print_json_for_scripts(tmp_path):
     folder = make_clients(tmp_path)
     code, out = cli("check", "-c", str(folder / "acme.yaml"), "--no-source", "--json")
     assert code == 0 and json.loads(out) | {"warnings": []} == {
-        "config": str(folder / "acme.yaml"), "usable": True, "problems": [], "warnings": [], "client": "acme",
-        "dataset": "pose-2026", "schema": "coco17"}
+        "config": str(folder / "acme.yaml"),
+        "usable": True,
+        "problems": [],
+        "warnings": [],
+        "client": "acme",
+        "dataset": "pose-2026",
+        "schema": "coco17",
+    }
     (folder / "bad.yaml").write_text(GOOD.replace("coco17", "coco99").replace("acme", "other"))
     code, out = cli("check", str(folder / "bad.yaml"), "--no-source", "--json")
     assert code == 2 and not json.loads(out)["usable"] and "coco99" in json.loads(out)["problems"][0]
@@ -98,8 +123,9 @@ def test_check_and_verify_print_json_for_scripts(tmp_path):
 
 
 def test_iam_takes_the_config_as_argument_or_as_config(tmp_path):
-    (tmp_path / "acme.yaml").write_text(GOOD.replace("./batch", "s3://vendor-in/acme").replace(
-        "./releases", "s3://vendor-out"))
+    (tmp_path / "acme.yaml").write_text(
+        GOOD.replace("./batch", "s3://vendor-in/acme").replace("./releases", "s3://vendor-out")
+    )
     by_argument = cli("iam", str(tmp_path / "acme.yaml"))
     assert by_argument[0] == 0 and "s3://" not in by_argument[1]
     assert cli("iam", "-c", str(tmp_path / "acme.yaml")) == by_argument
@@ -109,8 +135,13 @@ def test_iam_takes_the_config_as_argument_or_as_config(tmp_path):
 @pytest.mark.parametrize("expires", ["30d", "8d", "7d1s"])
 def test_share_refuses_links_longer_than_s3_allows_before_any_work(expires):
     # nothing is opened: the location is not even reachable, and the refusal still comes first
-    code, out = cli("share", "s3://no-such-bucket-anywhere/acme/pose/v0001", "--expires", expires,
-                    env={"AWS_ENDPOINT_URL": "http://127.0.0.1:9"})
+    code, out = cli(
+        "share",
+        "s3://no-such-bucket-anywhere/acme/pose/v0001",
+        "--expires",
+        expires,
+        env={"AWS_ENDPOINT_URL": "http://127.0.0.1:9"},
+    )
     assert code == 2 and "at most 7d" in out
 
 
@@ -140,11 +171,26 @@ def test_inspect_and_releases_tables_stay_readable_when_piped(tmp_path):
     deep = tmp_path / "a-rather-long-folder-name-for-a-client-batch" / "annotations-from-the-second-vendor"
     deep.mkdir(parents=True)
     coco = deep / "exported-keypoints-with-a-long-name.json"
-    coco.write_text(json.dumps({
-        "images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 80}],
-        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "keypoints": [10, 10, 2] * 17,
-                         "num_keypoints": 17, "bbox": [0, 0, 50, 50]}],
-        "categories": [{"id": 1, "name": "person", "keypoints": [f"k{i}" for i in range(17)], "skeleton": []}]}))
+    coco.write_text(
+        json.dumps(
+            {
+                "images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 80}],
+                "annotations": [
+                    {
+                        "id": 1,
+                        "image_id": 1,
+                        "category_id": 1,
+                        "keypoints": [10, 10, 2] * 17,
+                        "num_keypoints": 17,
+                        "bbox": [0, 0, 50, 50],
+                    }
+                ],
+                "categories": [
+                    {"id": 1, "name": "person", "keypoints": [f"k{i}" for i in range(17)], "skeleton": []}
+                ],
+            }
+        )
+    )
     code, out = cli("inspect", str(coco))
     assert code == 0, out
     _plain_table_ok(out, str(coco))
@@ -162,8 +208,13 @@ def test_releases_from_the_root_a_client_folder_or_the_config_and_as_json(tmp_pa
     from_root = cli_stdout("releases", str(root), "--json")
     assert from_root[0] == 0
     rows = json.loads(from_root[1])
-    assert [(r["client"], r["dataset"], r["version"]) for r in rows] == [("acme", "pose", 1), ("acme", "pose", 2)]
-    assert cli_stdout("releases", str(root / "acme"), "--json") == from_root  # a client's folder: found, not "none"
+    assert [(r["client"], r["dataset"], r["version"]) for r in rows] == [
+        ("acme", "pose", 1),
+        ("acme", "pose", 2),
+    ]
+    assert (
+        cli_stdout("releases", str(root / "acme"), "--json") == from_root
+    )  # a client's folder: found, not "none"
     assert cli_stdout("releases", str(root), "--client", "acme", "--json") == from_root
     (tmp_path / "acme.yaml").write_text(GOOD.replace("pose-2026", "pose"))
     assert cli_stdout("releases", "-c", str(tmp_path / "acme.yaml"), "--json") == from_root
@@ -190,34 +241,59 @@ def test_one_plural_helper_and_counts_said_right():
 
     assert config.plural is words.plural and progress.plural is words.plural and output.plural is words.plural
     assert (words.plural(1, "error"), words.plural(2, "error"), words.plural(1200, "file")) == (
-        "1 error", "2 errors", "1,200 files")
-    copies = [p for p in (ROOT / "kpdeliver").rglob("*.py")
-              if re.search(r"^def _?plural\(", p.read_text(), re.M) and p.name != "words.py"]
+        "1 error",
+        "2 errors",
+        "1,200 files",
+    )
+    copies = [
+        p
+        for p in (ROOT / "kpdeliver").rglob("*.py")
+        if re.search(r"^def _?plural\(", p.read_text(), re.M) and p.name != "words.py"
+    ]
     assert copies == []
 
 
 def test_convert_says_one_file_written(tmp_path):
     coco = tmp_path / "one.json"
-    coco.write_text(json.dumps({
-        "images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 80}],
-        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "keypoints": [10, 10, 2] * 17,
-                         "num_keypoints": 17, "bbox": [0, 0, 50, 50]}],
-        "categories": [{"id": 1, "name": "person", "keypoints": [f"k{i}" for i in range(17)], "skeleton": []}]}))
+    coco.write_text(
+        json.dumps(
+            {
+                "images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 80}],
+                "annotations": [
+                    {
+                        "id": 1,
+                        "image_id": 1,
+                        "category_id": 1,
+                        "keypoints": [10, 10, 2] * 17,
+                        "num_keypoints": 17,
+                        "bbox": [0, 0, 50, 50],
+                    }
+                ],
+                "categories": [
+                    {"id": 1, "name": "person", "keypoints": [f"k{i}" for i in range(17)], "skeleton": []}
+                ],
+            }
+        )
+    )
     code, out = cli("convert", str(coco), "--to", "coco", "--out", str(tmp_path / "out"))
     assert code == 0, out
     assert "1 image, 1 instance" in out and "1 file written" in out and "1 files" not in out
 
 
 @pytest.mark.slow
-def test_verify_share_and_releases_take_the_stores_settings_from_the_config(s3_bucket, s3_endpoint, tmp_path,
-                                                                              monkeypatch):
+def test_verify_share_and_releases_take_the_stores_settings_from_the_config(
+    s3_bucket, s3_endpoint, tmp_path, monkeypatch
+):
     store, source = open_store(f"s3://{s3_bucket}/releases"), open_store(f"s3://{s3_bucket}/batches/acme")
     pub = publish_small_release(store, source)
     catalog.append_release(store, "acme", "pose", pub.version)
     config = tmp_path / "acme.yaml"
-    config.write_text(GOOD.replace("pose-2026", "pose").replace("./batch", f"s3://{s3_bucket}/batches/acme")
-                      .replace("./releases", f"s3://{s3_bucket}/releases")
-                      + f"storage: {{endpoint_url: '{s3_endpoint}'}}\n")
+    config.write_text(
+        GOOD.replace("pose-2026", "pose")
+        .replace("./batch", f"s3://{s3_bucket}/batches/acme")
+        .replace("./releases", f"s3://{s3_bucket}/releases")
+        + f"storage: {{endpoint_url: '{s3_endpoint}'}}\n"
+    )
     monkeypatch.delenv("AWS_ENDPOINT_URL")  # only the config knows the endpoint
     code, out = cli("verify", pub.location, "-c", str(config))
     assert code == 0 and "every file matches" in out, out
@@ -227,17 +303,25 @@ def test_verify_share_and_releases_take_the_stores_settings_from_the_config(s3_b
     assert code == 0 and [r["version"] for r in orjson.loads(out)] == [1], out
     code, out = cli("keys", "new", "--out", str(tmp_path / "keys"))
     assert code == 0, out
-    code, out = cli("sign", pub.location, "-c", str(config), "--key", str(tmp_path / "keys" / "signing-key.pem"))
+    code, out = cli(
+        "sign", pub.location, "-c", str(config), "--key", str(tmp_path / "keys" / "signing-key.pem")
+    )
     assert code == 0 and "signed s3://" in out, out
-    code, out = cli("verify", pub.location, "-c", str(config), "--public-key", str(tmp_path / "keys" / "signing-key.pub"))
+    code, out = cli(
+        "verify", pub.location, "-c", str(config), "--public-key", str(tmp_path / "keys" / "signing-key.pub")
+    )
     assert code == 0 and "(pinned with --public-key)" in out, out
 
 
 def test_an_unreachable_store_is_said_with_the_endpoint_that_was_tried(tmp_path):
     config = tmp_path / "acme.yaml"
-    config.write_text(GOOD.replace("./batch", "s3://in/acme").replace("./releases", "s3://out")
-                      + "storage: {endpoint_url: 'http://127.0.0.1:9', max_attempts: 1}\n")
+    config.write_text(
+        GOOD.replace("./batch", "s3://in/acme").replace("./releases", "s3://out")
+        + "storage: {endpoint_url: 'http://127.0.0.1:9', max_attempts: 1}\n"
+    )
     from tests.s3_server import DUMMY_AWS_ENV
 
     code, out = cli("verify", "s3://out/acme/pose/v0001", "-c", str(config), env=DUMMY_AWS_ENV)
-    assert code == 2 and "the release was not checked" in out and "is the endpoint http://127.0.0.1:9 up" in out, out
+    assert (
+        code == 2 and "the release was not checked" in out and "is the endpoint http://127.0.0.1:9 up" in out
+    ), out

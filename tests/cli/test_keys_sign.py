@@ -1,6 +1,7 @@
 """`kpdeliver keys new` makes a key pair a vendor can sign with; `kpdeliver sign` signs a release
 published unsigned (manifest unchanged, catalogue updated) and refuses a signed or altered one;
 after a key rotation old releases keep verifying with the old key pinned beside the new one."""
+
 from __future__ import annotations
 
 import hashlib
@@ -36,8 +37,15 @@ def publish_release(root: Path, n: int, key: Ed25519PrivateKey | None = None) ->
     fp = hashlib.sha256(f"inputs {n}".encode()).hexdigest()
     staged = staging_prefix(CLIENT, DATASET, fp)
     stage_plan(plan, release=store, source=source, prefix=staged)
-    published = publish(store=store, client=CLIENT, dataset=DATASET, fingerprint=fp, staged_prefix=staged,
-                        manifest_fields={}, signing_key=key)
+    published = publish(
+        store=store,
+        client=CLIENT,
+        dataset=DATASET,
+        fingerprint=fp,
+        staged_prefix=staged,
+        manifest_fields={},
+        signing_key=key,
+    )
     clean_staging(store, CLIENT, DATASET, fp)
     catalog.append_release(store, CLIENT, DATASET, published.version, key)
     return root / "releases" / published.prefix
@@ -80,8 +88,10 @@ def test_sign_adds_a_signature_to_an_unsigned_release_that_verify_then_pins(tmp_
     key = signing.private_key_from_pem(private.read_bytes(), origin="test")
     assert signing.signature_holds(key.public_key(), manifest_before, (release / "manifest.sig").read_bytes())
     row = catalog.catalogued_row(LocalStore(tmp_path / "releases"), CLIENT, DATASET, 1)
-    assert row["signing_key_id"] == signing.key_id(key) and row["manifest_sha256"] == hashlib.sha256(
-        manifest_before).hexdigest()
+    assert (
+        row["signing_key_id"] == signing.key_id(key)
+        and row["manifest_sha256"] == hashlib.sha256(manifest_before).hexdigest()
+    )
     code, out = cli("verify", str(release), "--public-key", str(public))
     assert code == 0, out
     assert f"sha256:{signing.fingerprint(key)} (pinned with --public-key)" in out
@@ -127,13 +137,17 @@ def test_after_a_key_rotation_old_releases_verify_with_the_old_key_pinned_beside
     old = signing.private_key_from_pem(old_private.read_bytes(), origin="old")
     new = signing.private_key_from_pem(new_private.read_bytes(), origin="new")
     v1 = publish_release(tmp_path, 1, old)
-    v2 = publish_release(tmp_path, 2, new)  # rotated: the newest catalogue generation is signed by the new key
+    v2 = publish_release(
+        tmp_path, 2, new
+    )  # rotated: the newest catalogue generation is signed by the new key
 
     assert cli("verify", str(v2), "--public-key", str(new_public))[0] == 0
     code, out = cli("verify", str(v1), "--public-key", str(old_public))
     assert code == 1 and "not signed by key" in out  # the catalogue moved on to the new key
-    for pins in (["--public-key", str(old_public), "--public-key", str(new_public)],
-                 ["--public-key", str(tmp_path / "keys")]):  # both keys, or the folder the client keeps them in
+    for pins in (
+        ["--public-key", str(old_public), "--public-key", str(new_public)],
+        ["--public-key", str(tmp_path / "keys")],
+    ):  # both keys, or the folder the client keeps them in
         code, out = cli("verify", str(v1), *pins)
         assert code == 0, out
         assert f"sha256:{signing.fingerprint(old)} (pinned" in out

@@ -1,6 +1,7 @@
 """Classes of odd input found by fuzzing the CLI (inspect, convert, validate) with mutations of
 real exports: each ends as a held-back item with its finding, or a one-sentence refusal (exit 2),
 never a traceback; and the `kpdeliver` entry point turns any bug left into one sentence."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,17 @@ runner = CliRunner()
 def coco_doc() -> dict:
     return {
         "images": [{"id": 1, "file_name": "a.jpg", "width": 640, "height": 480}],
-        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "keypoints": [10, 20, 2, 30, 40, 2],
-                         "bbox": [5, 5, 40, 40], "area": 1600, "iscrowd": 0}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 1,
+                "keypoints": [10, 20, 2, 30, 40, 2],
+                "bbox": [5, 5, 40, 40],
+                "area": 1600,
+                "iscrowd": 0,
+            }
+        ],
         "categories": [{"id": 1, "name": "thing", "keypoints": ["head", "tail"], "skeleton": [[1, 2]]}],
     }
 
@@ -46,6 +56,7 @@ def write(path: Path, doc) -> Path:
 
 # --- COCO: an image table left empty (every image id unusable) -----------------------------------
 
+
 def test_coco_with_no_usable_image_id_is_inspected_and_refused_for_yolo(tmp_path):
     doc = coco_doc()
     doc["images"][0]["id"] = None
@@ -58,6 +69,7 @@ def test_coco_with_no_usable_image_id_is_inspected_and_refused_for_yolo(tmp_path
 
 
 # --- COCO: categories of the wrong shape ---------------------------------------------------------
+
 
 @pytest.mark.parametrize("categories", [5, True, "person", {"id": 1}])
 def test_coco_categories_not_a_list_is_refused(tmp_path, categories):
@@ -82,6 +94,7 @@ def test_coco_category_field_not_a_list_is_read_without_it(tmp_path, field, valu
 
 # --- YOLO: data.yaml that is not what Ultralytics reads ------------------------------------------
 
+
 def yolo_tree(root: Path, data_yaml: str) -> Path:
     (root / "labels" / "train").mkdir(parents=True)
     (root / "labels" / "train" / "1.txt").write_text("0 0.5 0.5 0.2 0.2 0.1 0.2 2 0.3 0.4 2 0.5 0.6 2\n")
@@ -92,17 +105,20 @@ def yolo_tree(root: Path, data_yaml: str) -> Path:
 GOOD_YAML = "path: .\ntrain: images/train\nnames: {0: a}\n"
 
 
-@pytest.mark.parametrize("data_yaml, field", [
-    ("a: [unclosed", "not valid YAML"),
-    ("- 1\n- 2\n", "not a mapping"),
-    (GOOD_YAML + "kpt_shape: [100000000, 3]\n", "'kpt_shape'"),  # once allocated gigabytes
-    (GOOD_YAML + "kpt_shape: [0, 3]\n", "'kpt_shape'"),
-    (GOOD_YAML + "kpt_shape: [3.5, 3]\n", "'kpt_shape'"),
-    (GOOD_YAML + "kpt_shape: 3\n", "'kpt_shape'"),
-    (GOOD_YAML + "kpt_shape: [3, 3]\nflip_idx: [0, 5, 1]\n", "'flip_idx'"),
-    ("path: .\ntrain: images/train\nkpt_shape: [3, 3]\nnames: 5\n", "'names'"),
-    ("path: .\ntrain: images/train\nkpt_shape: [3, 3]\nnames: {a: b}\n", "'names'"),
-])
+@pytest.mark.parametrize(
+    "data_yaml, field",
+    [
+        ("a: [unclosed", "not valid YAML"),
+        ("- 1\n- 2\n", "not a mapping"),
+        (GOOD_YAML + "kpt_shape: [100000000, 3]\n", "'kpt_shape'"),  # once allocated gigabytes
+        (GOOD_YAML + "kpt_shape: [0, 3]\n", "'kpt_shape'"),
+        (GOOD_YAML + "kpt_shape: [3.5, 3]\n", "'kpt_shape'"),
+        (GOOD_YAML + "kpt_shape: 3\n", "'kpt_shape'"),
+        (GOOD_YAML + "kpt_shape: [3, 3]\nflip_idx: [0, 5, 1]\n", "'flip_idx'"),
+        ("path: .\ntrain: images/train\nkpt_shape: [3, 3]\nnames: 5\n", "'names'"),
+        ("path: .\ntrain: images/train\nkpt_shape: [3, 3]\nnames: {a: b}\n", "'names'"),
+    ],
+)
 def test_yolo_unusable_data_yaml_is_refused_in_one_sentence(tmp_path, data_yaml, field):
     tree = yolo_tree(tmp_path / "yolo", data_yaml)
     for args in (("inspect", tree), ("convert", tree, "--to", "coco", "--out", tmp_path / "out")):
@@ -112,6 +128,7 @@ def test_yolo_unusable_data_yaml_is_refused_in_one_sentence(tmp_path, data_yaml,
 
 
 # --- CVAT: numbers past 32 bits, element points without coordinates, absurd frame spans ----------
+
 
 def cvat_bytes(name: str, old: str, new: str) -> bytes:
     text = (REAL / "cvat" / name).read_text()
@@ -136,13 +153,16 @@ def test_cvat_track_element_without_points_is_held_back_as_non_finite():
 
 def test_cvat_track_spanning_billions_of_frames_is_refused(tmp_path):
     src = tmp_path / "ann.xml"
-    src.write_bytes(cvat_bytes("xml_format.example-video.xml", '<skeleton frame="0"', '<skeleton frame="-2000000000"'))
+    src.write_bytes(
+        cvat_bytes("xml_format.example-video.xml", '<skeleton frame="0"', '<skeleton frame="-2000000000"')
+    )
     result = invoke("convert", src, "--to", "coco", "--out", tmp_path / "out")
     assert result.exit_code == 2
     assert "track id=1" in result.output and "frame number is wrong" in result.output
 
 
 # --- Label Studio: an image size no image has ---------------------------------------------------
+
 
 def test_label_studio_size_past_32_bits_holds_the_region_back():
     tasks = json.loads((REAL / "sleap-io" / "labelstudio" / "multi_animal_from_dlc.json").read_text())
@@ -157,6 +177,7 @@ def test_label_studio_size_past_32_bits_holds_the_region_back():
 
 # --- report: points far past their image --------------------------------------------------------
 
+
 @pytest.mark.parametrize("width, height", [(25, 20), (0, 0)])
 def test_report_crop_of_points_far_outside_is_a_real_box(width, height):
     far = np.array([[1e5, 1e5, 2.0], [1e5 + 10, 1e5 + 10, 2.0]])
@@ -166,12 +187,14 @@ def test_report_crop_of_points_far_outside_is_a_real_box(width, height):
 
 # --- the entry point: a bug is one sentence, unless debugging -----------------------------------
 
-BUG = ("import sys, kpdeliver.collect.inspect as i\n"
-       "def boom(*a, **k): raise RuntimeError('simulated bug')\n"
-       "i.inspect_path = boom\n"
-       "sys.argv = ['kpdeliver', 'inspect', sys.argv[1]]\n"
-       "from kpdeliver.cli import main\n"
-       "main()\n")
+BUG = (
+    "import sys, kpdeliver.collect.inspect as i\n"
+    "def boom(*a, **k): raise RuntimeError('simulated bug')\n"
+    "i.inspect_path = boom\n"
+    "sys.argv = ['kpdeliver', 'inspect', sys.argv[1]]\n"
+    "from kpdeliver.cli import main\n"
+    "main()\n"
+)
 
 
 @pytest.mark.parametrize("debug", [False, True])
@@ -180,7 +203,9 @@ def test_entry_point_turns_a_bug_into_one_sentence(tmp_path, monkeypatch, debug)
     if debug:
         env["KPDELIVER_DEBUG"] = "1"
     src = write(tmp_path / "ann.json", coco_doc())
-    done = subprocess.run([sys.executable, "-c", BUG, str(src)], capture_output=True, text=True, env=env, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", BUG, str(src)], capture_output=True, text=True, env=env, timeout=60
+    )
     assert done.returncode == (1 if debug else 2)
     if debug:
         assert "Traceback" in done.stderr and "simulated bug" in done.stderr

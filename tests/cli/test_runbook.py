@@ -2,6 +2,7 @@
 running it again; `kpdeliver clean` removes the staging that failed runs left and keeps what an
 unfinished publication needs; claims stay; a withdrawn release is listed as withdrawn and its number
 is not reused; a batch is put on S3 with the documented script and `check` reads it."""
+
 from __future__ import annotations
 
 import hashlib
@@ -58,8 +59,9 @@ def staged_run(tmp_path: Path, n: int) -> tuple[LocalStore, str, str]:
 
 
 def finish(store: LocalStore, fp: str, staged: str, *, clean: bool = True):
-    published = publish(store=store, client=CLIENT, dataset=DATASET, fingerprint=fp, staged_prefix=staged,
-                        manifest_fields={})
+    published = publish(
+        store=store, client=CLIENT, dataset=DATASET, fingerprint=fp, staged_prefix=staged, manifest_fields={}
+    )
     if clean:
         clean_staging(store, CLIENT, DATASET, fp)
     catalog.append_release(store, CLIENT, DATASET, published.version)
@@ -68,16 +70,26 @@ def finish(store: LocalStore, fp: str, staged: str, *, clean: bool = True):
 
 def clean_rows(out: str) -> dict[str, str]:
     """staging folder -> 'state action' from `kpdeliver clean`'s plain table."""
-    return {m.group(1): f"{m.group(2)} {m.group(3)}"
-            for m in re.finditer(r"^(\.staging/\S+)\s+\d+\s+(\w+)\s+(\w+)", out, re.M)}
+    return {
+        m.group(1): f"{m.group(2)} {m.group(3)}"
+        for m in re.finditer(r"^(\.staging/\S+)\s+\d+\s+(\w+)\s+(\w+)", out, re.M)
+    }
 
 
 def test_a_run_killed_while_publishing_is_finished_by_running_it_again_and_clean_keeps_its_staging(tmp_path):
     store, fp, staged = staged_run(tmp_path, 1)
     with pytest.raises(RuntimeError, match="killed"):
-        publish(store=KilledMidCopy(tmp_path / "releases", copies=3), client=CLIENT, dataset=DATASET,
-                fingerprint=fp, staged_prefix=staged, manifest_fields={})
-    assert not (tmp_path / "releases" / CLIENT / DATASET / "v0001" / "manifest.json").exists()  # nothing visible
+        publish(
+            store=KilledMidCopy(tmp_path / "releases", copies=3),
+            client=CLIENT,
+            dataset=DATASET,
+            fingerprint=fp,
+            staged_prefix=staged,
+            manifest_fields={},
+        )
+    assert not (
+        tmp_path / "releases" / CLIENT / DATASET / "v0001" / "manifest.json"
+    ).exists()  # nothing visible
     code, out = cli("clean", str(tmp_path / "releases"), "--older-than", "0s", "--apply")
     assert code == 0 and clean_rows(out) == {staged: "needed kept"}, out
     assert (tmp_path / "releases" / staged / "STAGED").exists()
@@ -105,7 +117,8 @@ def test_clean_removes_staging_of_published_and_stale_inputs_only_with_apply(tmp
     code, out = cli("clean", releases, "--older-than", "0s", "--apply")
     assert code == 0 and clean_rows(out) == {staged_done: "done removed", staged_stale: "stale removed"}
     assert not (tmp_path / "releases" / ".staging" / CLIENT / DATASET).exists() or not any(
-        (tmp_path / "releases" / ".staging" / CLIENT / DATASET).rglob("STAGED"))
+        (tmp_path / "releases" / ".staging" / CLIENT / DATASET).rglob("STAGED")
+    )
     assert cli("verify", str(tmp_path / "releases" / CLIENT / DATASET / "v0001"))[0] == 0
     (tmp_path / "acme.yaml").write_text(GOOD.replace("pose-2026", DATASET).replace("./batch", "./batch"))
     assert cli("clean", "-c", str(tmp_path / "acme.yaml"))[1].startswith("nothing left over")
@@ -119,7 +132,9 @@ def test_a_withdrawn_release_is_listed_as_withdrawn_and_its_number_is_not_reused
     (folder / "v0001.zip").unlink()  # 1. the archive first: links handed out stop working
     shutil.rmtree(folder / "v0001")  # 2. the folder
     code, out = cli("releases", str(tmp_path / "releases"), "--json")
-    assert code == 0 and [(r["version"], r["withdrawn"]) for r in json.loads(out[out.index("["):])] == [(1, True)]
+    assert code == 0 and [(r["version"], r["withdrawn"]) for r in json.loads(out[out.index("[") :])] == [
+        (1, True)
+    ]
     assert "withdrawn" in cli("releases", str(tmp_path / "releases"))[1]
     assert cli("verify", v1.location)[0] == 1
     _, fp2, staged2 = staged_run(tmp_path, 2)
@@ -128,14 +143,20 @@ def test_a_withdrawn_release_is_listed_as_withdrawn_and_its_number_is_not_reused
     assert cli("verify", v2.location)[0] == 0
     _, _, again = staged_run(tmp_path, 1)  # the withdrawn inputs, unchanged: refused, as documented
     with pytest.raises(PublishError, match="claimed for these inputs is gone"):
-        publish(store=store, client=CLIENT, dataset=DATASET, fingerprint=fp1, staged_prefix=again,
-                manifest_fields={})
+        publish(
+            store=store,
+            client=CLIENT,
+            dataset=DATASET,
+            fingerprint=fp1,
+            staged_prefix=again,
+            manifest_fields={},
+        )
 
 
 def _doc_block(heading: str, language: str) -> str:
     text = (ROOT / "docs" / "operations.md").read_text()
-    section = text[text.index(heading):]
-    return section[section.index(f"```{language}\n") + len(language) + 4:].split("```", 1)[0]
+    section = text[text.index(heading) :]
+    return section[section.index(f"```{language}\n") + len(language) + 4 :].split("```", 1)[0]
 
 
 @pytest.mark.slow
@@ -144,13 +165,21 @@ def test_a_batch_put_on_s3_with_the_documented_script_passes_check(s3_bucket, tm
     script = tmp_path / "upload_batch.py"
     script.write_text(_doc_block("## Putting a batch on S3", "python"))
     url = f"s3://{s3_bucket}/acme/2026-11"
-    done = subprocess.run([sys.executable, str(script), str(batch), url], capture_output=True, text=True,
-                          env=os.environ.copy(), timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, str(script), str(batch), url],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "uploaded 4 files" in done.stdout
     sums = (batch / "checksums.sha256").read_text().split()
-    assert sums == [hashlib.sha256((batch / "images" / "img_0001.jpg").read_bytes()).hexdigest(),
-                    "images/img_0001.jpg"]
+    assert sums == [
+        hashlib.sha256((batch / "images" / "img_0001.jpg").read_bytes()).hexdigest(),
+        "images/img_0001.jpg",
+    ]
     config = tmp_path / "clients" / "acme.yaml"
     config.parent.mkdir()
     config.write_text(GOOD.replace("./batch", url).replace("./releases", f"s3://{s3_bucket}/releases"))

@@ -1,5 +1,6 @@
 """Configs fail early and completely: each mistake an operator makes gives every problem of the config
 in one message, from a fresh process through the real entry point, before Prefect starts."""
+
 from __future__ import annotations
 
 import subprocess
@@ -26,9 +27,14 @@ assignment: {gold: [img_0002.jpg]}
 
 
 def kpdeliver(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from kpdeliver.cli import main; main()", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=120,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "COLUMNS": "80"})
+    return subprocess.run(
+        [sys.executable, "-c", "from kpdeliver.cli import main; main()", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "COLUMNS": "80"},
+    )
 
 
 @pytest.fixture
@@ -47,14 +53,27 @@ def assert_refused(out: subprocess.CompletedProcess, *fragments: str) -> None:
 
 
 MISTAKES = {
-    "schema typo": ("schema: coco17", "schema: coco-17", ["unknown schema 'coco-17'", "coco17, face68, face98, hand21"]),
-    "gold naming no image": ("gold: [img_0002.jpg]", "gold: [img_0001.jpg, img_0002.jpg, \"x [1].jpg\"]",
-                             ["field 'assignment.gold': 2 names match no image", "img_0001.jpg", "x [1].jpg"]),
-    "annotators missing": ("annotators: [ann_a, ann_b]\n", "", ["field 'annotators' is required but missing"]),
+    "schema typo": (
+        "schema: coco17",
+        "schema: coco-17",
+        ["unknown schema 'coco-17'", "coco17, face68, face98, hand21"],
+    ),
+    "gold naming no image": (
+        "gold: [img_0002.jpg]",
+        'gold: [img_0001.jpg, img_0002.jpg, "x [1].jpg"]',
+        ["field 'assignment.gold': 2 names match no image", "img_0001.jpg", "x [1].jpg"],
+    ),
+    "annotators missing": (
+        "annotators: [ann_a, ann_b]\n",
+        "",
+        ["field 'annotators' is required but missing"],
+    ),
     "annotators repeated": ("[ann_a, ann_b]", "[ann_a, ann_b, ann_a]", ["listed more than once: ann_a"]),
-    "thresholds out of range": ("releases: ./releases", "releases: ./releases\nqa: {min_mean_oks: 1.5, "
-                                "max_quarantined_fraction: -0.1}",
-                                ["2 problems", "'qa.min_mean_oks'", "1.5", "'qa.max_quarantined_fraction'"]),
+    "thresholds out of range": (
+        "releases: ./releases",
+        "releases: ./releases\nqa: {min_mean_oks: 1.5, max_quarantined_fraction: -0.1}",
+        ["2 problems", "'qa.min_mean_oks'", "1.5", "'qa.max_quarantined_fraction'"],
+    ),
 }
 
 
@@ -66,15 +85,19 @@ def test_each_mistake_is_refused_with_every_problem_and_no_traceback(clients, mi
 
 
 def test_deliver_refuses_before_prefect_with_all_problems(clients):
-    (clients / "acme.yaml").write_text(GOOD.replace("coco17", "coco-17").replace("img_0002", "img_0009")
-                                       + "qa: {max_error_findings: -1}\ncolour: blue\n")
+    (clients / "acme.yaml").write_text(
+        GOOD.replace("coco17", "coco-17").replace("img_0002", "img_0009")
+        + "qa: {max_error_findings: -1}\ncolour: blue\n"
+    )
     out = kpdeliver("deliver", "--config", "acme.yaml", "--work", str(clients / "work"), cwd=clients)
     assert_refused(out, "4 problems", "coco-17", "img_0009.jpg", "qa.max_error_findings", "'colour'")
     assert not (clients / "work" / ".prefect").exists()  # refused before Prefect was configured
 
 
 def test_good_config_checks_clean_and_a_broken_neighbour_is_a_warning(clients):
-    (clients / "globex.yaml").write_text("client: globex\ndataset: [broken\n")  # not YAML: not a config at all
+    (clients / "globex.yaml").write_text(
+        "client: globex\ndataset: [broken\n"
+    )  # not YAML: not a config at all
     (clients / "initech.yaml").write_text("client: initech\nschema: nope\n")
     out = kpdeliver("check", "acme.yaml", cwd=clients)
     assert out.returncode == 0, out.stderr

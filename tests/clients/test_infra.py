@@ -1,5 +1,6 @@
 """The production stack, checked at the YAML level (no docker engine here), and the per-client IAM
 policies: each reaches its own client's prefixes only."""
+
 from __future__ import annotations
 
 import json
@@ -38,9 +39,11 @@ def test_long_running_services_have_health_checks_and_start_in_order():
         assert SERVICES[name]["healthcheck"]["test"], name
     assert SERVICES["prefect-server"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     assert SERVICES["worker"]["depends_on"] == {
-        "prefect-server": {"condition": "service_healthy"}, "minio": {"condition": "service_healthy"},
+        "prefect-server": {"condition": "service_healthy"},
+        "minio": {"condition": "service_healthy"},
         "s3-setup": {"condition": "service_completed_successfully"},
-        "register": {"condition": "service_completed_successfully"}}
+        "register": {"condition": "service_completed_successfully"},
+    }
     assert SERVICES["register"]["depends_on"]["prefect-server"]["condition"] == "service_healthy"
     assert SERVICES["s3-setup"]["depends_on"]["minio"]["condition"] == "service_healthy"
 
@@ -62,7 +65,9 @@ def test_the_worker_never_holds_minio_root_credentials():
     assert "mc admin user add" in setup and "mc admin policy attach local kpdeliver-worker" in setup
     policy = json.loads((ROOT / "infra/minio/worker-policy.json").read_text())
     actions = {a for s in policy["Statement"] for a in s["Action"]}
-    assert "s3:AbortMultipartUpload" in actions and not any(a.startswith("admin:") or a == "s3:*" for a in actions)
+    assert "s3:AbortMultipartUpload" in actions and not any(
+        a.startswith("admin:") or a == "s3:*" for a in actions
+    )
     assert not any(a in actions for a in ("s3:DeleteBucket", "s3:PutBucketPolicy"))
 
 
@@ -92,16 +97,25 @@ def _prefixes(policy: dict) -> set[tuple[str, str]]:
             if key:
                 found.add((bucket, key.removesuffix("*")))
             else:
-                conditions = s["Condition"]["StringLike"]["s3:prefix"]  # a bucket ARN only with a prefix condition
+                conditions = s["Condition"]["StringLike"][
+                    "s3:prefix"
+                ]  # a bucket ARN only with a prefix condition
                 found |= {(bucket, p.removesuffix("*")) for p in conditions}
     return found
 
 
-@pytest.mark.parametrize("sources", [("s3://kpdeliver-batches/acme", "s3://kpdeliver-batches/globex"),
-                                     ("s3://kpdeliver-batches/acme/2026-11", "s3://kpdeliver-batches/acme-eu/2026-11")])
+@pytest.mark.parametrize(
+    "sources",
+    [
+        ("s3://kpdeliver-batches/acme", "s3://kpdeliver-batches/globex"),
+        ("s3://kpdeliver-batches/acme/2026-11", "s3://kpdeliver-batches/acme-eu/2026-11"),
+    ],
+)
 def test_two_clients_policies_never_overlap(sources):
-    policies = [iam_policy(config_from_dict({**BASE, "client": c, "source": s}))
-                for c, s in zip(("acme", "acme-eu"), sources)]
+    policies = [
+        iam_policy(config_from_dict({**BASE, "client": c, "source": s}))
+        for c, s in zip(("acme", "acme-eu"), sources)
+    ]
     for p in policies:
         actions = {a for s in p["Statement"] for a in s["Action"]}
         assert {"s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:ListBucket"} <= actions
@@ -130,8 +144,21 @@ def test_a_whole_bucket_or_local_source_gets_no_policy():
 
 
 def test_iam_command_prints_the_policy_of_the_example_config():
-    out = subprocess.run([sys.executable, "-c", "from kpdeliver.cli import main; main()", "iam",
-                          "clients/templates/s3-client.yaml"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from kpdeliver.cli import main; main()",
+            "iam",
+            "clients/templates/s3-client.yaml",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["Statement"][0]["Condition"]["StringLike"]["s3:prefix"] == [
-        "example/2026-11", "example/2026-11/*"]
+        "example/2026-11",
+        "example/2026-11/*",
+    ]

@@ -1,4 +1,5 @@
 """Client isolation: overlapping prefixes between clients are refused; unsafe keys become findings."""
+
 from __future__ import annotations
 
 import pytest
@@ -27,32 +28,70 @@ def test_clients_sharing_a_release_root_but_not_prefixes_are_accepted():
     assert isolation_problems(GLOBEX, [ACME]) == []
 
 
-@pytest.mark.parametrize("source, releases, expect", [
-    ("s3://batches/globex/stolen", "s3://deliveries/releases", "source s3://batches/globex/stolen overlaps the source s3://batches/globex of client 'globex'"),
-    ("s3://batches", "s3://deliveries/releases", "source s3://batches overlaps the source s3://batches/globex of client 'globex'"),
-    ("s3://batches/evil", "s3://deliveries/releases/globex", "release folder s3://deliveries/releases/globex/evil overlaps the release folder s3://deliveries/releases/globex of client 'globex'"),
-    ("s3://deliveries/releases/globex/pose", "s3://x/r", "source s3://deliveries/releases/globex/pose overlaps the release folder s3://deliveries/releases/globex of client 'globex'"),
-])
+@pytest.mark.parametrize(
+    "source, releases, expect",
+    [
+        (
+            "s3://batches/globex/stolen",
+            "s3://deliveries/releases",
+            "source s3://batches/globex/stolen overlaps the source s3://batches/globex of client 'globex'",
+        ),
+        (
+            "s3://batches",
+            "s3://deliveries/releases",
+            "source s3://batches overlaps the source s3://batches/globex of client 'globex'",
+        ),
+        (
+            "s3://batches/evil",
+            "s3://deliveries/releases/globex",
+            "release folder s3://deliveries/releases/globex/evil overlaps the release folder s3://deliveries/releases/globex of client 'globex'",
+        ),
+        (
+            "s3://deliveries/releases/globex/pose",
+            "s3://x/r",
+            "source s3://deliveries/releases/globex/pose overlaps the release folder s3://deliveries/releases/globex of client 'globex'",
+        ),
+    ],
+)
 def test_a_config_reaching_into_another_clients_prefix_is_refused(source, releases, expect):
     evil = cfg("evil", source, releases)
     with pytest.raises(IsolationError, match="refusing to run") as info:
         check_isolation(evil, [ACME, GLOBEX])
     assert isinstance(info.value, ConfigError)
-    assert any(expect in p for p in isolation_problems(evil, [ACME, GLOBEX])), isolation_problems(evil, [ACME, GLOBEX])
+    assert any(expect in p for p in isolation_problems(evil, [ACME, GLOBEX])), isolation_problems(
+        evil, [ACME, GLOBEX]
+    )
 
 
 def test_local_paths_are_normalised_and_other_endpoints_are_other_namespaces(tmp_path):
     a = cfg("a", str(tmp_path / "batches/a"), str(tmp_path / "rel"))
     b = cfg("b", str(tmp_path / "batches/b/../a/sub"), str(tmp_path / "rel"))
     assert isolation_problems(b, [a]) and "of client 'a'" in isolation_problems(b, [a])[0]
-    minio = cfg("m", "s3://batches/acme/2026-11", "s3://deliveries/releases", endpoint="http://minio.local:9000")
+    minio = cfg(
+        "m", "s3://batches/acme/2026-11", "s3://deliveries/releases", endpoint="http://minio.local:9000"
+    )
     assert isolation_problems(minio, [ACME]) == []
 
 
 def test_unsafe_keys_are_said_why_by_the_one_set_of_rules():
-    keys = ["images/ok.jpg", "../../etc/passwd", "/abs/x.jpg", "images/a\x07b.jpg", "C:\\win.jpg", "images/..hidden.jpg", ""]
-    assert unsafe_reasons(keys).tolist() == ["", "climbs out of its prefix ('..')", "is an absolute path",
-                                             "holds control characters", "is an absolute path", "", "is empty"]
+    keys = [
+        "images/ok.jpg",
+        "../../etc/passwd",
+        "/abs/x.jpg",
+        "images/a\x07b.jpg",
+        "C:\\win.jpg",
+        "images/..hidden.jpg",
+        "",
+    ]
+    assert unsafe_reasons(keys).tolist() == [
+        "",
+        "climbs out of its prefix ('..')",
+        "is an absolute path",
+        "holds control characters",
+        "is an absolute path",
+        "",
+        "is empty",
+    ]
     with pytest.raises(UnsafeKeyError, match=r"key '../../etc/passwd' climbs out of its prefix"):
         check_key("../../etc/passwd")
 
@@ -76,12 +115,23 @@ def test_configs_beside_a_config_are_its_neighbours(tmp_path):
     from kpdeliver.config import load_config
 
     for name, source in (("acme", "s3://batches/acme"), ("globex", "s3://batches/acme/borrowed")):
-        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(
-            {"client": name, "dataset": "pose", "source": source, "releases": "s3://rel", "annotators": ["a"]}))
+        (tmp_path / f"{name}.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "client": name,
+                    "dataset": "pose",
+                    "source": source,
+                    "releases": "s3://rel",
+                    "annotators": ["a"],
+                }
+            )
+        )
     (tmp_path / "schema.yaml").write_text("names: [a, b]\n")
     others = configs_beside(tmp_path / "globex.yaml")
     assert [c.client for c in others] == ["acme"]
-    with pytest.raises(IsolationError, match="source s3://batches/acme/borrowed overlaps the source s3://batches/acme"):
+    with pytest.raises(
+        IsolationError, match="source s3://batches/acme/borrowed overlaps the source s3://batches/acme"
+    ):
         check_isolation(load_config(tmp_path / "globex.yaml"), others)
 
 
@@ -90,8 +140,16 @@ def test_configs_beside_a_config_are_its_neighbours(tmp_path):
 LOCAL = "http://localhost:9000"
 
 
-@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:9000", "http://127.1:9000", "http://[::1]:9000",
-                                      "http://LOCALHOST:9000/", "http://0.0.0.0:9000"])
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "http://127.0.0.1:9000",
+        "http://127.1:9000",
+        "http://[::1]:9000",
+        "http://LOCALHOST:9000/",
+        "http://0.0.0.0:9000",
+    ],
+)
 def test_every_loopback_spelling_is_the_same_server(endpoint):
     mine = cfg("globex", "s3://batches/globex", "s3://deliveries/releases", endpoint=LOCAL)
     evil = cfg("evil", "s3://Batches/globex/", "s3://x/r", endpoint=endpoint)
@@ -125,7 +183,10 @@ def test_another_clients_staging_folder_is_refused(tmp_path):
     evil = cfg("evil", str(tmp_path / "releases/.staging/globex/"), str(tmp_path / "releases"))
     assert "overlaps the staging folder" in isolation_problems(evil, [local])[0]
     s3 = cfg("evil", "s3://deliveries/releases/.staging/globex/pose", "s3://x/r")
-    assert "staging folder s3://deliveries/releases/.staging/globex of client 'globex'" in isolation_problems(s3, [ACME, GLOBEX])[0]
+    assert (
+        "staging folder s3://deliveries/releases/.staging/globex of client 'globex'"
+        in isolation_problems(s3, [ACME, GLOBEX])[0]
+    )
 
 
 def test_a_symlinked_folder_into_another_clients_batch_is_refused(tmp_path):
@@ -149,10 +210,23 @@ def test_assign_and_deliver_refuse_with_one_sentence_and_exit_2(tmp_path):
 
     (tmp_path / "batches/globex/images").mkdir(parents=True)
     for name, source in (("globex", "./batches/globex"), ("evil", "./batches/globex/")):
-        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump({
-            "client": name, "dataset": "pose", "source": source, "releases": "./releases", "annotators": ["a"]}))
+        (tmp_path / f"{name}.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "client": name,
+                    "dataset": "pose",
+                    "source": source,
+                    "releases": "./releases",
+                    "annotators": ["a"],
+                }
+            )
+        )
     for command in ("assign", "deliver"):
         result = CliRunner().invoke(app, [command, "--config", str(tmp_path / "evil.yaml")])
         assert result.exit_code == 2, result.output
-        assert "refusing to run" in result.output and "client 'evil': source" in result.output and "Traceback" not in result.output
+        assert (
+            "refusing to run" in result.output
+            and "client 'evil': source" in result.output
+            and "Traceback" not in result.output
+        )
     assert not (tmp_path / "batches/globex/tasks").exists()

@@ -4,6 +4,7 @@ built-in schemas and a custom one, and one base class each codec's test module s
 A generated dataset is what a clean delivery holds: v in {0, 1, 2}, v=0 points at (0, 0),
 labeled points inside their image (YOLO Pose cannot carry a point outside the frame).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,9 +42,15 @@ def make_dataset(schema: KeypointSchema, seed: int, *, n_images: int, max_per_im
     kp[..., 0] = np.where(edge, np.where(rng.random((n, k)) < 0.5, 0.0, w[img_of, None]), kp[..., 0])
     kp[..., 2] = rng.integers(0, 3, (n, k))
     kp[kp[..., 2] == 0, :2] = 0.0
-    images = Images.build(id=np.arange(1, n_images + 1) * 10, file_name=[f"dir/img_{i:04d}.jpg" for i in range(n_images)],
-                          width=w, height=h)
-    instances = Instances.build(id=np.arange(1, n + 1) * 7, image_id=(img_of + 1) * 10, keypoints=kp, num_kpts=k)
+    images = Images.build(
+        id=np.arange(1, n_images + 1) * 10,
+        file_name=[f"dir/img_{i:04d}.jpg" for i in range(n_images)],
+        width=w,
+        height=h,
+    )
+    instances = Instances.build(
+        id=np.arange(1, n + 1) * 7, image_id=(img_of + 1) * 10, keypoints=kp, num_kpts=k
+    )
     return Dataset(schema, images, instances, (Category(1, schema.category),))
 
 
@@ -111,8 +118,10 @@ class CodecConformance:
         ds.instances.keypoints[0, :, 2] = np.arange(17) % 3
         ds.instances.keypoints[0, ds.instances.keypoints[0, :, 2] == 0, :2] = 0
         back = self.roundtrip(ds)
-        np.testing.assert_array_equal(per_image(back, key=self.key)[self.key("dir/img_0000.jpg")][..., 2],
-                                      per_image(ds, key=self.key)[self.key("dir/img_0000.jpg")][..., 2])
+        np.testing.assert_array_equal(
+            per_image(back, key=self.key)[self.key("dir/img_0000.jpg")][..., 2],
+            per_image(ds, key=self.key)[self.key("dir/img_0000.jpg")][..., 2],
+        )
 
     def test_image_without_instances_is_kept(self) -> None:
         ds = make_dataset(BUILTIN_SCHEMAS["hand21"], 3, n_images=3, max_per_image=0)

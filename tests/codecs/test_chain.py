@@ -1,5 +1,6 @@
 """COCO <-> CVAT XML <-> Label Studio <-> YOLO Pose, chained: order, coordinates (1e-3 px)
 and 0/1/2 flags survive every border, in both directions."""
+
 from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings

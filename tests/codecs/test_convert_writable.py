@@ -1,6 +1,7 @@
 """`convert` on a real COCO file with an instance on an image the file does not list, or with
 visibility flags that are scores (0.04-0.37, as an mmpose file writes them): a named finding for
 that instance, the rest converted; never a refusal of the whole file, never a silent `0 0 0`."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """File and folder level: detection, sniffing, zips, image sizes from headers, merging, writing."""
+
 from __future__ import annotations
 
 import io
@@ -23,7 +24,9 @@ def test_write_then_detect_and_read_back(tmp_path, to):
     ds = make_dataset(HAND21, 5, n_images=3, max_per_image=2)
     for r, (w, h) in enumerate(zip(ds.images.width, ds.images.height)):  # YOLO reads sizes from the images
         (tmp_path / "images" / "dir").mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (int(w), int(h))).save(tmp_path / "images" / f"{ds.images.file_name[r].replace('/', '__')}")
+        Image.new("RGB", (int(w), int(h))).save(
+            tmp_path / "images" / f"{ds.images.file_name[r].replace('/', '__')}"
+        )
     out = tmp_path / to
     write_dataset(ds, out, to=to)
     assert detect_format(out) == to
@@ -32,6 +35,7 @@ def test_write_then_detect_and_read_back(tmp_path, to):
             (out / "images" / "train").mkdir(parents=True, exist_ok=True)
             f.rename(out / "images" / "train" / f.name)
     back = read_annotations(out, schema=HAND21).dataset
+
     def key(name: str) -> str:  # YOLO names images by the flat stem under images/<split>/
         return name.rsplit("/", 1)[-1] if name.startswith("images/") else name.replace("/", "__")
 
@@ -51,7 +55,9 @@ def test_decode_bytes_reads_a_zip_download_and_names_the_inner_file():
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("annotations.xml", cvat.encode(ds))
-    d = decode_bytes("job.zip", buf.getvalue(), schema=COCO17, annotator="ann", source="annotations/ann/job.zip")
+    d = decode_bytes(
+        "job.zip", buf.getvalue(), schema=COCO17, annotator="ann", source="annotations/ann/job.zip"
+    )
     assert_same_keypoints(ds, d.dataset)
     assert d.dataset.images.source[0] == "annotations/ann/job.zip!annotations.xml"
     with pytest.raises(CodecError, match="notes.txt: not a keypoint export"):
@@ -60,8 +66,23 @@ def test_decode_bytes_reads_a_zip_download_and_names_the_inner_file():
 
 def test_label_studio_sizes_come_from_image_headers_beside_the_export(tmp_path):
     Image.new("RGB", (40, 20)).save(tmp_path / "a.jpg")
-    task = [{"id": 1, "data": {"image": "/data/upload/3/a.jpg"}, "annotations": [{"result": [
-        {"id": "k", "type": "keypointlabels", "value": {"x": 50, "y": 50, "keypointlabels": ["nose"]}}]}]}]
+    task = [
+        {
+            "id": 1,
+            "data": {"image": "/data/upload/3/a.jpg"},
+            "annotations": [
+                {
+                    "result": [
+                        {
+                            "id": "k",
+                            "type": "keypointlabels",
+                            "value": {"x": 50, "y": 50, "keypointlabels": ["nose"]},
+                        }
+                    ]
+                }
+            ],
+        }
+    ]
     (tmp_path / "export.json").write_text(json.dumps(task))
     d = read_annotations(tmp_path / "export.json", schema=COCO17).dataset
     assert d.instances.keypoints[0, 0].tolist() == [20.0, 10.0, 2.0]
@@ -77,9 +98,14 @@ def test_folder_of_files_merges_with_colliding_ids_shifted(tmp_path):
     d = read_annotations(tmp_path, schema=COCO17)
     ds = d.dataset
     assert len(ds.images) == 4 and len(np.unique(ds.images.id)) == 4
-    assert len(ds.instances) == len(a.instances) + len(b.instances) and len(np.unique(ds.instances.id)) == len(ds.instances)
+    assert len(ds.instances) == len(a.instances) + len(b.instances) and len(
+        np.unique(ds.instances.id)
+    ) == len(ds.instances)
     assert (ds.image_index() >= 0).all()
-    assert d.findings["check"].to_pylist() == ["collect.unreadable_file"] and "junk.json" in d.findings["message"][0].as_py()
+    assert (
+        d.findings["check"].to_pylist() == ["collect.unreadable_file"]
+        and "junk.json" in d.findings["message"][0].as_py()
+    )
 
 
 def test_cvat_video_frames_take_the_real_image_names(external):
@@ -87,9 +113,11 @@ def test_cvat_video_frames_take_the_real_image_names(external):
     assert d.images.file_name.tolist() == ["frame_000010.png", "frame_000013.png", "frame_000016"]
 
 
-_JSON = st.recursive(st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=True) | st.text(max_size=3),
-                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=2),
-                     max_leaves=5)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=True) | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=2),
+    max_leaves=5,
+)
 
 
 def _paths(doc, prefix=()):
@@ -124,7 +152,7 @@ def test_a_corrupted_cvat_attribute_never_crashes(data):
     attrs = [m for m in ("points=", "outside=", "occluded=", "width=", "height=", "id=") if m in xml]
     attr = data.draw(st.sampled_from(attrs))
     junk = data.draw(st.sampled_from(['"x"', '""', '"1,2,3"', '"nan,nan"', '"-1e309,5"', '";;"']))
-    xml = xml.replace(f'{attr}"', f"{attr}{junk} data-was=\"", 1)
+    xml = xml.replace(f'{attr}"', f'{attr}{junk} data-was="', 1)
     try:
         decode_bytes("x.xml", xml.encode(), schema=COCO17, source="x.xml")
     except CodecError as e:

@@ -1,5 +1,6 @@
 """Issue 11, classes 8 and 9: hostile JSON is refused in one sentence, non-finite numbers never
 reach a written file, and duplicate keys are reported instead of taken silently."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,18 @@ runner = CliRunner()
 def coco_doc(n: int = 2) -> dict:
     return {
         "images": [{"id": 1, "file_name": "a.jpg", "width": 640, "height": 480}],
-        "annotations": [{"id": i + 1, "image_id": 1, "category_id": 1, "keypoints": [10 + i, 20, 2, 30, 40 + i, 2],
-                         "bbox": [5, 5, 40, 40], "area": 1600, "iscrowd": 0} for i in range(n)],
+        "annotations": [
+            {
+                "id": i + 1,
+                "image_id": 1,
+                "category_id": 1,
+                "keypoints": [10 + i, 20, 2, 30, 40 + i, 2],
+                "bbox": [5, 5, 40, 40],
+                "area": 1600,
+                "iscrowd": 0,
+            }
+            for i in range(n)
+        ],
         "categories": [{"id": 1, "name": "thing", "keypoints": ["head", "tail"], "skeleton": [[1, 2]]}],
     }
 
@@ -37,8 +48,9 @@ def big_id_json() -> bytes:
     return text.replace('"id": 1, "image_id"', '"id": 99999999999999999999999, "image_id"', 1).encode()
 
 
-@pytest.mark.parametrize("data, what", [(deep_json(100_000), "nested deeper than 1024"),
-                                        (big_id_json(), "beyond 64-bit integers")])
+@pytest.mark.parametrize(
+    "data, what", [(deep_json(100_000), "nested deeper than 1024"), (big_id_json(), "beyond 64-bit integers")]
+)
 def test_hostile_json_is_a_codec_error_naming_file_and_problem(data, what):
     with pytest.raises(CodecError, match=what) as e:
         decode(data, source="hostile.json")
@@ -46,9 +58,14 @@ def test_hostile_json_is_a_codec_error_naming_file_and_problem(data, what):
 
 
 @pytest.mark.parametrize("data", [deep_json(100_000), big_id_json()])
-@pytest.mark.parametrize("command", [["inspect"], ["convert", "--to", "coco", "--out", "{out}"],
-                                     pytest.param(["validate", "--schema", "file", "--out", "{out}"],
-                                                  marks=pytest.mark.slow)])  # validate starts its GX worker
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["inspect"],
+        ["convert", "--to", "coco", "--out", "{out}"],
+        pytest.param(["validate", "--schema", "file", "--out", "{out}"], marks=pytest.mark.slow),
+    ],
+)  # validate starts its GX worker
 def test_cli_refuses_hostile_json_with_exit_2_and_no_traceback(tmp_path, data, command):
     src = tmp_path / "hostile.json"
     src.write_bytes(data)
@@ -75,7 +92,9 @@ def test_convert_holds_non_finite_items_back_and_writes_only_finite_numbers(tmp_
     res = runner.invoke(app, ["convert", str(src), "--to", to, "--out", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
     assert "3 items held back" in res.output
-    assert "annotation id=1, field 'keypoints'" in res.output and "annotation id=2, field 'bbox'" in res.output
+    assert (
+        "annotation id=1, field 'keypoints'" in res.output and "annotation id=2, field 'bbox'" in res.output
+    )
     for f in (tmp_path / "out").rglob("*"):
         if f.is_file():
             text = f.read_text()
@@ -88,7 +107,9 @@ def test_convert_holds_non_finite_items_back_and_writes_only_finite_numbers(tmp_
 
 def test_hold_non_finite_gives_one_finding_per_item_naming_file_item_and_field(tmp_path):
     decoded = hold_non_finite(read_annotations(non_finite_file(tmp_path)))
-    held = decoded.findings.filter(decoded.findings["check"].to_numpy(zero_copy_only=False) == "schema.non_finite")
+    held = decoded.findings.filter(
+        decoded.findings["check"].to_numpy(zero_copy_only=False) == "schema.non_finite"
+    )
     assert held.num_rows == 3 and decoded.rejected.num_rows == 3
     assert all(m.startswith("nonfinite.json: annotation id=") for m in held["message"].to_pylist())
     assert sorted(decoded.rejected["annotation_id"].to_pylist()) == [1, 2, 3]
@@ -104,14 +125,19 @@ def test_duplicate_keys_give_a_quirk_naming_key_and_both_values():
     text = json.dumps(coco_doc()).replace('"width": 640', '"width": 5, "width": 640')
     decoded = decode(text.encode(), source="dup.json")
     assert decoded.dataset.images.width.tolist() == [640]  # last value wins, as every parser does
-    quirks = [m for c, m in zip(decoded.findings["check"].to_pylist(), decoded.findings["message"].to_pylist())
-              if c == "decode.quirk"]
+    quirks = [
+        m
+        for c, m in zip(decoded.findings["check"].to_pylist(), decoded.findings["message"].to_pylist())
+        if c == "decode.quirk"
+    ]
     assert any("'width'" in m and "5, 640" in m and "id=1" in m for m in quirks), quirks
 
 
 def test_duplicate_keys_found_in_pretty_printed_files_and_none_reported_without_them():
     doc = coco_doc()
-    pretty = json.dumps(doc, indent=2, separators=(",", " : ")).replace('"width" : 640', '"width" : 5,\n "width" : 640')
+    pretty = json.dumps(doc, indent=2, separators=(",", " : ")).replace(
+        '"width" : 640', '"width" : 5,\n "width" : 640'
+    )
     quirks = decode(pretty.encode(), source="p.json").findings["message"].to_pylist()
     assert any("'width'" in m for m in quirks), quirks
     # a key-like `":` inside a string value is no duplicate

@@ -1,5 +1,6 @@
 """A batch for collect tests: placeholder images at the sizes an export states, each distinct
 (ingest keeps one of identical images), and the batch as the collect step receives it."""
+
 from __future__ import annotations
 
 import io

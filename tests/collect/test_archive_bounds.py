@@ -5,6 +5,7 @@ annotators' exports are delivered as before.
 
 The archives are built byte by byte (local header, data, central directory), so a member can
 declare what an attacker wants: the 1 GiB bomb is 1 MB of deflate blocks of zeros."""
+
 from __future__ import annotations
 
 import bz2
@@ -34,13 +35,34 @@ MEMBER = "annotations/person_keypoints_default.json"
 MiB = 1 << 20
 
 
-def raw_zip(name: str, packed: bytes, *, crc: int, size: int, method: int = zipfile.ZIP_DEFLATED,
-            flags: int = 0) -> bytes:
+def raw_zip(
+    name: str, packed: bytes, *, crc: int, size: int, method: int = zipfile.ZIP_DEFLATED, flags: int = 0
+) -> bytes:
     """A one-member zip whose headers say exactly what they are given."""
     n = name.encode()
-    local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, flags, method, 0, 0x21, crc, len(packed), size, len(n), 0)
-    central = struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, flags, method, 0, 0x21, crc, len(packed), size,
-                          len(n), 0, 0, 0, 0, 0, 0)
+    local = struct.pack(
+        "<4s5H3L2H", b"PK\x03\x04", 20, flags, method, 0, 0x21, crc, len(packed), size, len(n), 0
+    )
+    central = struct.pack(
+        "<4s6H3L5H2L",
+        b"PK\x01\x02",
+        20,
+        20,
+        flags,
+        method,
+        0,
+        0x21,
+        crc,
+        len(packed),
+        size,
+        len(n),
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+    )
     start = len(local) + len(n) + len(packed)
     end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, len(central) + len(n), start, 0)
     return local + n + packed + central + n + end
@@ -97,8 +119,11 @@ def collect_measured(store: LocalStore):
 
 def unreadable(result, key: str) -> list[str]:
     f = result.findings
-    return [m for c, s, m in zip(f["check"].to_pylist(), f["source"].to_pylist(), f["message"].to_pylist())
-            if c == "collect.unreadable_file" and s == key]
+    return [
+        m
+        for c, s, m in zip(f["check"].to_pylist(), f["source"].to_pylist(), f["message"].to_pylist())
+        if c == "collect.unreadable_file" and s == key
+    ]
 
 
 def assert_others_delivered(result) -> None:
@@ -126,7 +151,9 @@ def test_a_zip_bomb_is_a_finding_naming_archive_and_member_and_is_never_inflated
 def test_a_member_that_holds_more_than_it_declares_is_cut_off(batch_store):
     """The headers claim 1 MiB (under every cap); the deflate stream holds 64 MiB of zeros."""
     packed = deflated(bytes(64 * MiB))
-    batch_store.put("annotations/ann_c/liar.zip", raw_zip(MEMBER, packed, crc=zlib.crc32(bytes(MiB)), size=MiB))
+    batch_store.put(
+        "annotations/ann_c/liar.zip", raw_zip(MEMBER, packed, crc=zlib.crc32(bytes(MiB)), size=MiB)
+    )
     result, peak = collect_measured(batch_store)
     [message] = unreadable(result, "annotations/ann_c/liar.zip")
     assert MEMBER in message, message  # its first MiB was read, and is no export
@@ -134,8 +161,10 @@ def test_a_member_that_holds_more_than_it_declares_is_cut_off(batch_store):
     assert peak < 32 * MiB, peak
 
 
-@pytest.mark.parametrize("damage", ["encrypted", "unsupported method", "bzip2", "damaged deflate",
-                                    "wrong checksum", "archive inside"])
+@pytest.mark.parametrize(
+    "damage",
+    ["encrypted", "unsupported method", "bzip2", "damaged deflate", "wrong checksum", "archive inside"],
+)
 def test_a_member_that_cannot_be_read_is_a_finding_not_a_crash(batch_store, damage):
     body = b'{"images": [], "annotations": []}'
     inner = io.BytesIO()
@@ -144,12 +173,22 @@ def test_a_member_that_cannot_be_read_is_a_finding_not_a_crash(batch_store, dama
     archive = {
         "encrypted": lambda: raw_zip(MEMBER, deflated(body), crc=zlib.crc32(body), size=len(body), flags=1),
         "unsupported method": lambda: raw_zip(MEMBER, body, crc=zlib.crc32(body), size=len(body), method=99),
-        "bzip2": lambda: raw_zip(MEMBER, bz2.compress(bytes(64 * MiB)), crc=zlib.crc32(body), size=len(body),
-                                 method=zipfile.ZIP_BZIP2),  # bzip2 inflates a whole read at once
+        "bzip2": lambda: raw_zip(
+            MEMBER,
+            bz2.compress(bytes(64 * MiB)),
+            crc=zlib.crc32(body),
+            size=len(body),
+            method=zipfile.ZIP_BZIP2,
+        ),  # bzip2 inflates a whole read at once
         "damaged deflate": lambda: raw_zip(MEMBER, b"\xff" * 40, crc=zlib.crc32(body), size=len(body)),
         "wrong checksum": lambda: raw_zip(MEMBER, deflated(body), crc=zlib.crc32(body) ^ 1, size=len(body)),
-        "archive inside": lambda: raw_zip(MEMBER, inner.getvalue(), crc=zlib.crc32(inner.getvalue()),
-                                          size=len(inner.getvalue()), method=zipfile.ZIP_STORED),
+        "archive inside": lambda: raw_zip(
+            MEMBER,
+            inner.getvalue(),
+            crc=zlib.crc32(inner.getvalue()),
+            size=len(inner.getvalue()),
+            method=zipfile.ZIP_STORED,
+        ),
     }[damage]()
     batch_store.put("annotations/ann_c/export.zip", archive)
     result, _ = collect_measured(batch_store)
@@ -192,7 +231,9 @@ def test_a_tar_gz_member_past_the_ratio_cap_is_refused_unread():
     archive = buf.getvalue()
     assert 32 * MiB > MEMBER_MAX_RATIO * len(archive)
     tracemalloc.start()
-    with pytest.raises(CodecError, match=r"ann_c/project.tar.gz.*'proj/ds0/ann/bomb.jpg.json'.*refused, not inflated"):
+    with pytest.raises(
+        CodecError, match=r"ann_c/project.tar.gz.*'proj/ds0/ann/bomb.jpg.json'.*refused, not inflated"
+    ):
         registry.decode_bytes("project.tar.gz", archive, source="annotations/ann_c/project.tar.gz")
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()

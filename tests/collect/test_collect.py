@@ -1,5 +1,6 @@
 """Collect reads each annotator's export in whatever format they delivered and lands every
 instance on the batch's own image ids."""
+
 from __future__ import annotations
 
 import io
@@ -31,11 +32,14 @@ def batch(tmp_path):
     return store, truth
 
 
-@pytest.mark.parametrize("fmt, encode, ext", [
-    ("coco", coco.encode, "json"),
-    ("cvat", cvat.encode, "xml"),
-    ("label-studio", lambda d: label_studio.encode(d, as_predictions=False), "json"),
-])
+@pytest.mark.parametrize(
+    "fmt, encode, ext",
+    [
+        ("coco", coco.encode, "json"),
+        ("cvat", cvat.encode, "xml"),
+        ("label-studio", lambda d: label_studio.encode(d, as_predictions=False), "json"),
+    ],
+)
 def test_every_export_format_lands_on_the_batch_images(batch, fmt, encode, ext):
     store, truth = batch
     store.put(f"annotations/ann_a/export.{ext}", encode(truth))
@@ -48,7 +52,9 @@ def test_every_export_format_lands_on_the_batch_images(batch, fmt, encode, ext):
     # batch ids (1..n) replace the export's ids (500..); the export's ids are kept for audit
     names_truth = dict(zip(truth.images.id.tolist(), truth.images.file_name.tolist()))
     names_batch = dict(zip(ing.images.id.tolist(), ing.images.file_name.tolist()))
-    assert [names_batch[i] for i in got.image_id.tolist()] == [names_truth[i] for i in truth.instances.image_id.tolist()]
+    assert [names_batch[i] for i in got.image_id.tolist()] == [
+        names_truth[i] for i in truth.instances.image_id.tolist()
+    ]
     assert (got.extra["source_image_id"] == truth.instances.image_id).all()
     labeled = truth.instances.v > 0
     assert np.allclose(got.keypoints[labeled][:, :2], truth.instances.keypoints[labeled][:, :2], atol=1e-3)

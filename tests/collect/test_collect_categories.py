@@ -2,6 +2,7 @@
 from annotators and gold alike, and with `category:` from a file that holds several: the
 delivered table declares every category an instance carries, which is what the row rule
 `schema.unknown_category` checks."""
+
 from __future__ import annotations
 
 import json

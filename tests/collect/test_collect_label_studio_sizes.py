@@ -1,5 +1,6 @@
 """A Label Studio export whose results carry no original_width/original_height is sized from the
 batch's own images (ingest measured them), not held back as "image size unknown"."""
+
 from __future__ import annotations
 
 import json
@@ -11,7 +12,9 @@ from kpdeliver.codecs.registry import decode_bytes
 from kpdeliver.storage import LocalStore
 from tests.collect.batch_helpers import REAL, collect, put_images
 
-LS_REAL = REAL / "sleap-io" / "labelstudio" / "multi_animal_from_dlc.json"  # a real export: 2 tasks, 2 image sizes
+LS_REAL = (
+    REAL / "sleap-io" / "labelstudio" / "multi_animal_from_dlc.json"
+)  # a real export: 2 tasks, 2 image sizes
 
 
 def _size(task: dict) -> tuple[int, int]:
@@ -61,6 +64,8 @@ def test_the_labeling_config_saved_beside_an_export_is_used_not_reported_unreada
     for name, data in files.items():
         store.put(f"annotations/ann_a/{name}", data)
     res = collect(store, COCO17, ["ann_a"])
-    assert "collect.unreadable_file" not in res.findings["check"].to_pylist(), res.findings["message"].to_pylist()
+    assert "collect.unreadable_file" not in res.findings["check"].to_pylist(), res.findings[
+        "message"
+    ].to_pylist()
     assert len(res.dataset.instances) == len(truth.instances)
     assert set(res.files) == {f"annotations/ann_a/{name}" for name in files}

@@ -7,6 +7,7 @@ The trees are faithful synthetic copies of each tool's layout (file names, data.
 list lines), with label lines computed from known points: the tools' real exports are not in the
 repository's fixtures.
 """
+
 from __future__ import annotations
 
 import re
@@ -21,9 +22,15 @@ from kpdeliver.storage import LocalStore
 from tests.collect.batch_helpers import checks, collect, placeholder, put_images
 
 K = 3
-SCHEMA = KeypointSchema(name="tri", keypoints=("a", "b", "c"), skeleton=((0, 1), (1, 2)), flip_pairs=(),
-                        sigmas=(0.05,) * K)
-SIZES = {"cat_01.jpg": (640, 480), "cat_02.jpg": (320, 240), "cat_03.jpg": (800, 600), "cat_04.jpg": (400, 400)}
+SCHEMA = KeypointSchema(
+    name="tri", keypoints=("a", "b", "c"), skeleton=((0, 1), (1, 2)), flip_pairs=(), sigmas=(0.05,) * K
+)
+SIZES = {
+    "cat_01.jpg": (640, 480),
+    "cat_02.jpg": (320, 240),
+    "cat_03.jpg": (800, 600),
+    "cat_04.jpg": (400, 400),
+}
 BACKGROUND = "cat_04.jpg"  # listed in the split list, no person: no label file
 
 
@@ -42,15 +49,36 @@ def _labeled() -> list[str]:
 
 
 def roboflow(put) -> None:
-    put("data.yaml", yaml.safe_dump({
-        "train": "../train/images", "val": "../valid/images", "test": "../test/images", "nc": 1, "names": ["cat"],
-        "kpt_shape": [K, 3], "flip_idx": [0, 1, 2],
-        "roboflow": {"workspace": "ws", "project": "cats", "version": 2, "license": "CC BY 4.0",
-                     "url": "https://universe.roboflow.com/ws/cats/dataset/2"}}))
-    put("README.roboflow.txt", "\ncats - v2 2026-01-01\n==============================\n"
-                               "This dataset was exported via roboflow.com\n")
-    put("README.dataset.txt", "# cats > 2026-01-01\nhttps://universe.roboflow.com/ws/cats\n\n"
-                              "Provided by a Roboflow user\n")
+    put(
+        "data.yaml",
+        yaml.safe_dump(
+            {
+                "train": "../train/images",
+                "val": "../valid/images",
+                "test": "../test/images",
+                "nc": 1,
+                "names": ["cat"],
+                "kpt_shape": [K, 3],
+                "flip_idx": [0, 1, 2],
+                "roboflow": {
+                    "workspace": "ws",
+                    "project": "cats",
+                    "version": 2,
+                    "license": "CC BY 4.0",
+                    "url": "https://universe.roboflow.com/ws/cats/dataset/2",
+                },
+            }
+        ),
+    )
+    put(
+        "README.roboflow.txt",
+        "\ncats - v2 2026-01-01\n==============================\n"
+        "This dataset was exported via roboflow.com\n",
+    )
+    put(
+        "README.dataset.txt",
+        "# cats > 2026-01-01\nhttps://universe.roboflow.com/ws/cats\n\nProvided by a Roboflow user\n",
+    )
     for i, name in enumerate(_labeled()):
         split = "valid" if i == 1 else "train"
         put(f"{split}/labels/{name[:-4]}.txt", _line(i))
@@ -69,8 +97,10 @@ def roboflow_renamed(put) -> None:
 def cvat(put) -> None:
     """CVAT's "Ultralytics YOLO Pose 1.0": data.yaml naming one list file per subset, images/<subset>/,
     labels/<subset>/ (no label file for an image without shapes)."""
-    put("data.yaml", f"path: .\ntrain: train.txt\nValidation: Validation.txt\n"
-                     f"names:\n  0: cat\nkpt_shape:\n- {K}\n- 3\n")
+    put(
+        "data.yaml",
+        f"path: .\ntrain: train.txt\nValidation: Validation.txt\nnames:\n  0: cat\nkpt_shape:\n- {K}\n- 3\n",
+    )
     labeled = _labeled()
     put("train.txt", "".join(f"images/train/{n}\n" for n in [labeled[0], labeled[2], BACKGROUND]))
     put("Validation.txt", f"images/Validation/{labeled[1]}\n")
@@ -81,8 +111,19 @@ def cvat(put) -> None:
 
 def sleap(put) -> None:
     """sleap-io's Ultralytics export: `<split>/images`, `<split>/labels`, data.yaml with an absolute path."""
-    put("data.yaml", yaml.safe_dump({"path": "/home/someone/ultralytics", "train": "train/images", "val": "val/images",
-                                     "kpt_shape": [K, 3], "flip_idx": [0, 1, 2], "names": {0: "cat"}}))
+    put(
+        "data.yaml",
+        yaml.safe_dump(
+            {
+                "path": "/home/someone/ultralytics",
+                "train": "train/images",
+                "val": "val/images",
+                "kpt_shape": [K, 3],
+                "flip_idx": [0, 1, 2],
+                "names": {0: "cat"},
+            }
+        ),
+    )
     for i, name in enumerate(_labeled()):
         put(f"{'val' if i == 1 else 'train'}/labels/{name[:-4]}.txt", _line(i))
 
@@ -131,7 +172,9 @@ def test_convert_reads_the_same_tree_without_reading_lists_or_readmes_as_labels(
     assert decoded.rejected.num_rows == 0, decoded.rejected["reason"].to_pylist()
     assert len(decoded.dataset.instances) == len(_labeled())
     listed = {BACKGROUND} if tool == "cvat" else set()  # the split list's background image is kept
-    names = {re.sub(r"_jpg\.rf\.\w+\.jpg$", ".jpg", n.rsplit("/", 1)[-1]) for n in decoded.dataset.images.file_name}
+    names = {
+        re.sub(r"_jpg\.rf\.\w+\.jpg$", ".jpg", n.rsplit("/", 1)[-1]) for n in decoded.dataset.images.file_name
+    }
     assert names == set(_labeled()) | listed
 
 
@@ -139,12 +182,18 @@ def test_fractional_visibility_flags_in_a_yolo_label_are_named_not_silently_kept
     store = LocalStore(tmp_path)
     put_images(store, SIZES)
     sleap(lambda rel, data: store.put(f"annotations/ann_a/ultralytics/{rel}", _bytes(data)))
-    store.put("annotations/ann_a/ultralytics/train/labels/cat_01.txt",
-              b"0 0.5 0.5 0.8 0.8 0.1 0.2 0.37 0.3 0.4 2 0.5 0.6 0.04\n")
+    store.put(
+        "annotations/ann_a/ultralytics/train/labels/cat_01.txt",
+        b"0 0.5 0.5 0.8 0.8 0.1 0.2 0.37 0.3 0.4 2 0.5 0.6 0.04\n",
+    )
     res = collect(store, SCHEMA, ["ann_a"])
     flags = [r for r in res.findings.to_pylist() if r["check"] == "visibility.invalid_flag"]
     assert len(flags) == 1
-    assert "a=0.37" in flags[0]["message"] and "c=0.04" in flags[0]["message"] and "line 1" in flags[0]["message"]
+    assert (
+        "a=0.37" in flags[0]["message"]
+        and "c=0.04" in flags[0]["message"]
+        and "line 1" in flags[0]["message"]
+    )
     assert flags[0]["file_name"] == "cat_01.jpg"
 
 
@@ -155,4 +204,6 @@ def test_a_tree_whose_data_yaml_is_unusable_is_one_named_finding(tmp_path):
     store.put("annotations/ann_a/export/labels/train/cat_01.txt", _line(0).encode())
     res = collect(store, SCHEMA, ["ann_a"])
     assert checks(res) == ["collect.unreadable_file"]
-    assert "kpt_shape" in res.findings["message"][0].as_py() and "export/" in res.findings["source"][0].as_py()
+    assert (
+        "kpt_shape" in res.findings["message"][0].as_py() and "export/" in res.findings["source"][0].as_py()
+    )

@@ -3,6 +3,7 @@ flow: COCO with its person category declared as id 3 (annotator and gold), a YOL
 CVAT's layout (split list naming the background images too), a Label Studio export without
 original_width/height, and the schema given as a CVAT XML by a path relative to the config.
 Nothing is lost: no export unread, no category unknown, no image unsized."""
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,9 @@ def _cvat_yolo_tree(folder: Path, doc: dict) -> None:
         (folder / "labels/train" / key.rsplit("/", 1)[-1]).parent.mkdir(parents=True, exist_ok=True)
         (folder / "labels/train" / key.rsplit("/", 1)[-1]).write_bytes(data)
     (folder / "train.txt").write_text("".join(f"images/train/{im['file_name']}\n" for im in doc["images"]))
-    (folder / "data.yaml").write_text(yaml.safe_dump({"path": ".", "train": "train.txt", "names": {0: "person"},
-                                                      "kpt_shape": [17, 3]}))
+    (folder / "data.yaml").write_text(
+        yaml.safe_dump({"path": ".", "train": "train.txt", "names": {0: "person"}, "kpt_shape": [17, 3]})
+    )
 
 
 def _label_studio_without_sizes(doc: dict) -> str:
@@ -74,16 +76,31 @@ def delivered(tmp_path_factory, prefect_harness):
     (batch / "annotations/ann_c").mkdir(parents=True)
     (batch / "annotations/ann_c/project-1-at-2026.json").write_text(_label_studio_without_sizes(doc))
     gold_ids = {im["id"] for im in doc["images"][:GOLD_IMAGES]}
-    gold = {**three, "images": [im for im in three["images"] if im["id"] in gold_ids],
-            "annotations": [a for a in three["annotations"] if a["image_id"] in gold_ids]}
+    gold = {
+        **three,
+        "images": [im for im in three["images"] if im["id"] in gold_ids],
+        "annotations": [a for a in three["annotations"] if a["image_id"] in gold_ids],
+    }
     (batch / "gold").mkdir()
     (batch / "gold/gold.json").write_text(json.dumps(gold))
     (root / "schemas").mkdir()
-    (root / "schemas/person.xml").write_bytes(cvat.encode(coco.decode(json.dumps(doc).encode(), schema=COCO17).dataset))
-    (root / "client.yaml").write_text(yaml.safe_dump({
-        "client": "tools", "dataset": "pose", "schema": "schemas/person.xml", "source": "./batch",
-        "releases": "./releases", "annotators": ["ann_a", "ann_b", "ann_c"], "splits": {"train": 1.0, "val": 0.0},
-        "qa": {"max_quarantined_fraction": 1.0}}))
+    (root / "schemas/person.xml").write_bytes(
+        cvat.encode(coco.decode(json.dumps(doc).encode(), schema=COCO17).dataset)
+    )
+    (root / "client.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "client": "tools",
+                "dataset": "pose",
+                "schema": "schemas/person.xml",
+                "source": "./batch",
+                "releases": "./releases",
+                "annotators": ["ann_a", "ann_b", "ann_c"],
+                "splits": {"train": 1.0, "val": 0.0},
+                "qa": {"max_quarantined_fraction": 1.0},
+            }
+        )
+    )
     summary = delivery_run(load_config(root / "client.yaml"))
     return doc, gold, summary
 
@@ -97,8 +114,10 @@ def test_every_export_is_read_and_no_instance_is_lost(delivered):
     counts = summary.counts
     n = len(doc["annotations"])
     assert counts["instances_in"] == 3 * n + len(gold["annotations"])
-    assert counts["instances_delivered"] + counts["instances_quarantined"] + counts["instances_review_only"] \
+    assert (
+        counts["instances_delivered"] + counts["instances_quarantined"] + counts["instances_review_only"]
         == counts["instances_in"]
+    )
 
 
 def test_the_declared_category_id_is_the_delivered_one(delivered):

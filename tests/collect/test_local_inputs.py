@@ -1,6 +1,7 @@
 """Inputs named on the command line are read from regular files only: a named pipe given as the
 input, or lying beside it where a format's metadata is looked for, is refused or passed over in one
 sentence, never opened and waited on (which would hang the command)."""
+
 from __future__ import annotations
 
 import os
@@ -16,13 +17,21 @@ LS_EXPORT = ROOT / "tests" / "fixtures" / "real" / "sleap-io"
 
 
 def kpdeliver(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from kpdeliver.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=120, env={**os.environ, "KPDELIVER_DEBUG": ""})
+    return subprocess.run(
+        [sys.executable, "-c", "from kpdeliver.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "KPDELIVER_DEBUG": ""},
+    )
 
 
 def _ls_export() -> Path:
-    found = sorted(p for p in LS_EXPORT.rglob("*.json") if b'"annotations"' in p.read_bytes()[:200000]
-                   and b'"original_width"' in p.read_bytes())
+    found = sorted(
+        p
+        for p in LS_EXPORT.rglob("*.json")
+        if b'"annotations"' in p.read_bytes()[:200000] and b'"original_width"' in p.read_bytes()
+    )
     assert found, f"no Label Studio export under {LS_EXPORT}"
     return found[0]
 
@@ -31,9 +40,11 @@ def _ls_export() -> Path:
 def test_a_named_pipe_as_the_input_is_refused_in_one_sentence(tmp_path, command):
     fifo = tmp_path / "export.json"
     os.mkfifo(fifo)
-    args = {"inspect": [str(fifo)], "convert": [str(fifo), "--to", "yolo", "--schema", "coco17", "--out",
-                                                 str(tmp_path / "out")],
-            "validate": [str(fifo), "--schema", "coco17", "--out", str(tmp_path / "out")]}[command]
+    args = {
+        "inspect": [str(fifo)],
+        "convert": [str(fifo), "--to", "yolo", "--schema", "coco17", "--out", str(tmp_path / "out")],
+        "validate": [str(fifo), "--schema", "coco17", "--out", str(tmp_path / "out")],
+    }[command]
     out = kpdeliver(command, *args)
     assert out.returncode == 2, out.stdout + out.stderr
     assert "Traceback" not in out.stderr

@@ -1,5 +1,6 @@
 """A schema file of any kind given in a client config by a path relative to the config is found
 beside the config, wherever the command runs from."""
+
 from __future__ import annotations
 
 import shutil
@@ -20,9 +21,13 @@ annotators: [ann_a]
 """
 
 
-REAL_CVAT = Path(__file__).resolve().parent.parent / "fixtures" / "real" / "cvat" / "xml_format.example-images.xml"
-LS_CONFIG = ('<View><Image name="image" value="$image"/><KeyPointLabels name="kp" toName="image">'
-             '<Label value="nose"/><Label value="tail"/></KeyPointLabels></View>')
+REAL_CVAT = (
+    Path(__file__).resolve().parent.parent / "fixtures" / "real" / "cvat" / "xml_format.example-images.xml"
+)
+LS_CONFIG = (
+    '<View><Image name="image" value="$image"/><KeyPointLabels name="kp" toName="image">'
+    '<Label value="nose"/><Label value="tail"/></KeyPointLabels></View>'
+)
 
 
 def _cvat_xml(path: Path) -> None:
@@ -33,7 +38,9 @@ def _ls_config(path: Path) -> None:
     path.write_text(LS_CONFIG)
 
 
-@pytest.mark.parametrize("write, keypoints", [(_cvat_xml, 3), (_ls_config, 2)], ids=["cvat-xml", "label-studio-config"])
+@pytest.mark.parametrize(
+    "write, keypoints", [(_cvat_xml, 3), (_ls_config, 2)], ids=["cvat-xml", "label-studio-config"]
+)
 def test_an_xml_schema_path_is_taken_relative_to_the_config(tmp_path, monkeypatch, write, keypoints):
     project = tmp_path / "project"
     (project / "schemas").mkdir(parents=True)

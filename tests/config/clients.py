@@ -1,5 +1,6 @@
 """A client folder for the config tests (a config, a batch with one image and one export per
 annotator), and the CLI run the way an operator runs it: a fresh process, exit code and stderr."""
+
 from __future__ import annotations
 
 import ctypes
@@ -44,14 +45,21 @@ def _without_dac_override() -> None:
         libc.prctl(24, cap, 0, 0, 0)
 
 
-def kpdeliver(*args: str, cwd: Path, env: dict | None = None, permission_bits: bool = False,
-              timeout: float = 120) -> subprocess.CompletedProcess:
+def kpdeliver(
+    *args: str, cwd: Path, env: dict | None = None, permission_bits: bool = False, timeout: float = 120
+) -> subprocess.CompletedProcess:
     """`kpdeliver ARGS` in a fresh process; `permission_bits`: as root without the capabilities
     that let root ignore them (tests run as root)."""
     base = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "COLUMNS": "200", "HOME": str(cwd)}
-    return subprocess.run([sys.executable, "-c", "from kpdeliver.cli import main; main()", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout, env={**base, **(env or {})},
-                          preexec_fn=_without_dac_override if permission_bits and os.geteuid() == 0 else None)
+    return subprocess.run(
+        [sys.executable, "-c", "from kpdeliver.cli import main; main()", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**base, **(env or {})},
+        preexec_fn=_without_dac_override if permission_bits and os.geteuid() == 0 else None,
+    )
 
 
 def assert_refused(out: subprocess.CompletedProcess, *fragments: str) -> None:

@@ -3,6 +3,7 @@ a config, as a config or as its schema is refused, never waited on), each has a 
 before it is read (a 50 MB config is refused unparsed, and a neighbour's check does not parse it
 either), a schema path never follows a link out of the config's folder, and annotator names are
 safe folder names. Each refusal is one sentence, exit 2."""
+
 from __future__ import annotations
 
 import os
@@ -64,7 +65,9 @@ def test_a_named_pipe_as_the_schema_is_refused_naming_it(clients, name):
 
 @pytest.mark.parametrize("kind", ["named pipe", "folder", "character device"])
 def test_a_config_that_is_no_regular_file_is_refused_naming_it(clients, kind):
-    path = "/dev/null" if kind == "character device" else "odd.yaml"  # /dev/null: read, it was an empty config
+    path = (
+        "/dev/null" if kind == "character device" else "odd.yaml"
+    )  # /dev/null: read, it was an empty config
     if kind != "character device":
         os.mkfifo(clients / path) if kind == "named pipe" else (clients / path).mkdir()
     assert_refused(kpdeliver("check", path, cwd=clients, timeout=60), path, kind)
@@ -106,10 +109,13 @@ def test_an_annotator_name_that_is_no_safe_folder_name_is_refused_by_check_and_a
     assert not (clients / "batch" / "tasks").exists() and not (clients / "escape").exists()
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("client: " + "[" * 100_000, "nests too deeply"),
-    ("client: acme\ndataset: \xff\xfe\n", "not UTF-8 text"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("client: " + "[" * 100_000, "nests too deeply"),
+        ("client: acme\ndataset: \xff\xfe\n", "not UTF-8 text"),
+    ],
+)
 def test_a_config_unreadable_as_yaml_is_one_sentence(clients, text, fragment):
     (clients / "acme.yaml").write_bytes(text.encode("latin-1"))
     assert_refused(kpdeliver("check", "acme.yaml", cwd=clients), "acme.yaml", fragment)

@@ -84,11 +84,15 @@ def test_the_two_oks_thresholds_have_their_own_names(tmp_path):
 
 
 @pytest.mark.parametrize("section, new", [("qa", "min_mean_oks"), ("deep_qa", "low_agreement_oks")])
-def test_the_old_min_oks_key_still_works_with_a_warning_naming_the_file_and_the_new_key(tmp_path, section, new):
+def test_the_old_min_oks_key_still_works_with_a_warning_naming_the_file_and_the_new_key(
+    tmp_path, section, new
+):
     from kpdeliver.config import DeprecatedConfigKey
 
     path = write(tmp_path, GOOD + f"{section}: {{min_oks: 0.55}}\n")
-    with pytest.warns(DeprecatedConfigKey, match=rf"{path}: {section}\.min_oks is deprecated, write {section}\.{new}"):
+    with pytest.warns(
+        DeprecatedConfigKey, match=rf"{path}: {section}\.min_oks is deprecated, write {section}\.{new}"
+    ):
         cfg = load_config(path)
     assert getattr(getattr(cfg, section), new) == 0.55
     with pytest.raises(ConfigError, match=rf"give only {section}\.{new}"):

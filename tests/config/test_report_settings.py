@@ -1,5 +1,6 @@
 """`report.annotators: named | anonymous`: checked like every section, and part of the input
 fingerprint only when set (configs written before it existed keep their fingerprint)."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,7 +16,11 @@ def test_the_report_section_changes_the_fingerprint_only_when_set():
     anonymous = config_from_dict({**BASE, "report": {"annotators": "anonymous"}})
     assert plain.report.annotators == "named" and anonymous.report.annotators == "anonymous"
     assert "report" not in plain.model_dump(mode="json")
-    assert input_fingerprint(plain, [], {}) == input_fingerprint(named, [], {}) != input_fingerprint(anonymous, [], {})
+    assert (
+        input_fingerprint(plain, [], {})
+        == input_fingerprint(named, [], {})
+        != input_fingerprint(anonymous, [], {})
+    )
 
 
 def test_an_unknown_way_of_naming_annotators_is_one_sentence():

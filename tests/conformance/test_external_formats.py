@@ -5,6 +5,7 @@ the file's own format is lossless.
 The expected numbers are independent of kpdeliver: they are the fixture README's per-file quirk
 table (a json-module scan), and for CVAT / YOLO / Label Studio a count by hand of the XML / text.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,10 +22,34 @@ from tests.codecs.yolo_pose.test_yolo_codec import yolo_roundtrip
 
 # path: (images, instances, K, visibility histogram, a quirk the findings must mention or None)
 COCO_FILES = {
-    "datumaro-cvat-ai/coco_person_keypoints/annotations/person_keypoints_train.json": (1, 1, 3, {0: 1, 1: 1, 2: 1}, "no keypoint names"),
-    "datumaro-cvat-ai/coco_person_keypoints/annotations/person_keypoints_val.json": (1, 2, 3, {2: 6}, "no keypoint names"),
-    "datumaro-openvinotoolkit/coco_person_keypoints/annotations/person_keypoints_train.json": (1, 1, 3, {0: 1, 1: 1, 2: 1}, "no keypoint names"),
-    "datumaro-openvinotoolkit/coco_person_keypoints/annotations/person_keypoints_val.json": (1, 2, 3, {2: 6}, "no keypoint names"),
+    "datumaro-cvat-ai/coco_person_keypoints/annotations/person_keypoints_train.json": (
+        1,
+        1,
+        3,
+        {0: 1, 1: 1, 2: 1},
+        "no keypoint names",
+    ),
+    "datumaro-cvat-ai/coco_person_keypoints/annotations/person_keypoints_val.json": (
+        1,
+        2,
+        3,
+        {2: 6},
+        "no keypoint names",
+    ),
+    "datumaro-openvinotoolkit/coco_person_keypoints/annotations/person_keypoints_train.json": (
+        1,
+        1,
+        3,
+        {0: 1, 1: 1, 2: 1},
+        "no keypoint names",
+    ),
+    "datumaro-openvinotoolkit/coco_person_keypoints/annotations/person_keypoints_val.json": (
+        1,
+        2,
+        3,
+        {2: 6},
+        "no keypoint names",
+    ),
     "mmpose/300vw/anno_300vw.json": (3, 3, 68, {1: 204}, "no keypoint names"),
     "mmpose/300w/test_300w.json": (2, 2, 68, {1: 136}, "no keypoint names"),
     "mmpose/300wlp/test_300wlp.json": (2, 2, 68, {2: 136}, "no keypoint names"),
@@ -37,14 +62,26 @@ COCO_FILES = {
     "mmpose/coco/test_coco.json": (4, 14, 17, {0: 57, 1: 17, 2: 164}, None),
     "mmpose/coco/test_coco_wholebody.json": (4, 14, 17, {0: 57, 1: 17, 2: 164}, "extra keypoint arrays"),
     "mmpose/cofw/test_cofw.json": (2, 2, 29, {1: 15, 2: 43}, "no keypoint names"),
-    "mmpose/crowdpose/test_crowdpose.json": (2, 5, 14, {0: 23, 1: 17, 2: 30}, "skeleton edge(s) index past 14"),
+    "mmpose/crowdpose/test_crowdpose.json": (
+        2,
+        5,
+        14,
+        {0: 23, 1: 17, 2: 30},
+        "skeleton edge(s) index past 14",
+    ),
     "mmpose/deepfasion2/deepfasion2.json": (2, 2, 294, {0: 529, 1: 14, 2: 45}, None),
     "mmpose/exlpose/test_exlpose.json": (2, 6, 14, {0: 2, 2: 82}, None),
     "mmpose/fly/test_fly.json": (2, 2, 32, {2: 64}, None),
     "mmpose/freihand/test_freihand.json": (8, 8, 21, {1: 168}, None),
     "mmpose/halpe/test_halpe.json": (4, 14, 136, {0: 1048, 1: 17, 2: 839}, "no keypoint names"),
     "mmpose/horse10/test_horse10.json": (3, 3, 22, {0: 14, 2: 52}, None),
-    "mmpose/humanart/test_humanart.json": (3, 4, 17, {0: 7, 2: 61}, "names 21 keypoints but annotations carry 17"),
+    "mmpose/humanart/test_humanart.json": (
+        3,
+        4,
+        17,
+        {0: 7, 2: 61},
+        "names 21 keypoints but annotations carry 17",
+    ),
     "mmpose/jhmdb/test_jhmdb_sub1.json": (3, 3, 15, {2: 45}, None),
     "mmpose/lapa/test_lapa.json": (2, 2, 106, {2: 212}, "no keypoint names"),
     "mmpose/locust/test_locust.json": (2, 2, 35, {2: 70}, None),
@@ -140,7 +177,9 @@ def test_cvat_yolo_label_studio_files_decode_and_roundtrip(external, rel):
         assert "decode.other_label" in decoded.findings["check"].to_pylist()
     ds = decoded.dataset
     if rel.endswith(".xml"):
-        back = cvat.decode(cvat.encode(ds, mode="video" if "video" in rel else "images"), schema=ds.schema).dataset
+        back = cvat.decode(
+            cvat.encode(ds, mode="video" if "video" in rel else "images"), schema=ds.schema
+        ).dataset
     elif rel.endswith(".json"):
         back = label_studio.decode(label_studio.encode(ds), schema=ds.schema).dataset
     else:

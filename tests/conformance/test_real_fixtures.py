@@ -11,6 +11,7 @@ The expected counts are independent of kpdeliver: they were counted by hand in t
 comments say how). Known gaps of issue 11 are strict xfails named by their class; when a fix lands
 the xfail turns into a failure, and the marker is removed.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,17 +65,17 @@ FIXTURES = {
     "label-studio/keypointlabels.example.json": None,
 }
 
-INSPECT_XFAIL = {
-}
+INSPECT_XFAIL = {}
 
 DECODABLE = [rel for rel, exp in FIXTURES.items() if exp is not None]
-ROUNDTRIP_XFAIL = {
-}
+ROUNDTRIP_XFAIL = {}
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([str(KPDELIVER), *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [str(KPDELIVER), *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
+    )
 
 
 def no_traceback(proc: subprocess.CompletedProcess) -> None:
@@ -88,9 +89,13 @@ def params(rels, xfails):
 
 def test_every_real_fixture_is_listed_and_has_provenance():
     """Annotation files are listed here; the photos under pillow/ in test_real_photos.py."""
-    files = {p.relative_to(REAL).as_posix() for p in REAL.rglob("*")
-             if p.is_file() and p.name != "PROVENANCE.md"
-             and not p.relative_to(REAL).as_posix().startswith((PHOTOS_DIR, PROJECTS_DIR))}
+    files = {
+        p.relative_to(REAL).as_posix()
+        for p in REAL.rglob("*")
+        if p.is_file()
+        and p.name != "PROVENANCE.md"
+        and not p.relative_to(REAL).as_posix().startswith((PHOTOS_DIR, PROJECTS_DIR))
+    }
     assert files == set(FIXTURES)
     for project in {Path(r).parts[0] for r in FIXTURES} | {PHOTOS_DIR.rstrip("/"), PROJECTS_DIR.rstrip("/")}:
         assert (REAL / project / "PROVENANCE.md").is_file(), project
@@ -190,8 +195,12 @@ COCO_FLIP = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
 YOLO_LAYOUTS = {
     "xy-only-no-flip-split-dirs": ({"kpt_shape": [12, 2]}, "train", "val", ""),
     "no-flip-idx-split-dirs": ({"kpt_shape": [24, 3]}, "train", "val", ""),
-    "images-dirs-empty-test-key": ({"kpt_shape": [17, 3], "flip_idx": COCO_FLIP}, "images/train", "images/val",
-                                   "test: # no test split\n"),
+    "images-dirs-empty-test-key": (
+        {"kpt_shape": [17, 3], "flip_idx": COCO_FLIP},
+        "images/train",
+        "images/val",
+        "test: # no test split\n",
+    ),
 }
 
 
@@ -209,7 +218,8 @@ def build_yolo_tree(layout: str, root: Path) -> tuple[int, int]:
     (root / "data.yaml").write_text(
         f"train: {train}\nval: {val}\n{extra}kpt_shape: [{k}, {dims}]\n"
         + (f"flip_idx: {keys['flip_idx']}\n" if "flip_idx" in keys else "")
-        + "names:\n  0: animal\n")
+        + "names:\n  0: animal\n"
+    )
     rng = np.random.default_rng(k * 10 + dims)
     rows = 0
     for split, spec in (("train", train), ("val", val)):
@@ -258,13 +268,16 @@ def test_yolo_tree_in_ultralytics_layouts_reads_and_roundtrips(layout, tmp_path)
     split_of = {p.stem: p.parent.name for p in back.rglob("*.txt")}
     assert split_of == {f"{s}_{j}": s for s in ("train", "val") for j in range(2)}
     again = convert(root, "yolo", tmp_path / "again")  # YOLO -> YOLO, its own images carried along
-    assert {p.relative_to(again).as_posix() for p in again.rglob("*.jpg")} == \
-        {f"images/{s}/{s}_{j}.jpg" for s in ("train", "val") for j in range(2)}
+    assert {p.relative_to(again).as_posix() for p in again.rglob("*.jpg")} == {
+        f"images/{s}/{s}_{j}.jpg" for s in ("train", "val") for j in range(2)
+    }
     assert_same(original, read_annotations(again).dataset)
 
 
 @pytest.mark.parametrize("layout", sorted(YOLO_LAYOUTS))
-def test_yolo_from_a_tree_in_ultralytics_layouts_passes_ultralytics_checks(layout, tmp_path, ultralytics_python):
+def test_yolo_from_a_tree_in_ultralytics_layouts_passes_ultralytics_checks(
+    layout, tmp_path, ultralytics_python
+):
     build_yolo_tree(layout, tmp_path / layout)
     again = convert(tmp_path / layout, "yolo", tmp_path / "again")
     assert ultralytics_verdict(ultralytics_python, again / "data.yaml", tmp_path) == {"check": "", "bad": []}
@@ -299,8 +312,9 @@ ULTRA_CHECK = textwrap.dedent(
 def ultralytics_verdict(python: Path, data_yaml: Path, tmp_path: Path) -> dict:
     env = {**os.environ, "YOLO_CONFIG_DIR": str(tmp_path / "yolo-config"), "YOLO_OFFLINE": "1"}
     env.pop("PYTHONPATH", None)
-    proc = subprocess.run([str(python), "-c", ULTRA_CHECK, str(data_yaml)], capture_output=True, text=True,
-                          env=env, timeout=300)
+    proc = subprocess.run(
+        [str(python), "-c", ULTRA_CHECK, str(data_yaml)], capture_output=True, text=True, env=env, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -334,16 +348,30 @@ def test_yolo_written_by_convert_passes_ultralytics_checks(rel, tmp_path, ultral
 
 # --- left/right pairs from real names ---------------------------------------------------------------
 def test_flip_idx_from_deeplabcut_quadruped_names_matches_its_swap_table(tmp_path):
-    info = json.loads((REAL / "deeplabcut/quadruped_dataset.json").read_text())["dataset_info"]["keypoint_info"]
+    info = json.loads((REAL / "deeplabcut/quadruped_dataset.json").read_text())["dataset_info"][
+        "keypoint_info"
+    ]
     names = [info[str(i)]["name"] for i in range(len(info))]
     truth = [names.index(info[str(i)]["swap"]) if info[str(i)]["swap"] else i for i in range(len(names))]
     kps = []
     for i in range(len(names)):
         kps += [10.0 + 2 * i, 20.0 + i, 2]
-    coco = {"images": [{"id": 1, "file_name": "dog.jpg", "width": 200, "height": 200}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "keypoints": kps, "num_keypoints": len(names),
-                             "bbox": [5, 5, 100, 100], "area": 10000, "iscrowd": 0}],
-            "categories": [{"id": 1, "name": "quadruped", "keypoints": names, "skeleton": []}]}
+    coco = {
+        "images": [{"id": 1, "file_name": "dog.jpg", "width": 200, "height": 200}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 1,
+                "keypoints": kps,
+                "num_keypoints": len(names),
+                "bbox": [5, 5, 100, 100],
+                "area": 10000,
+                "iscrowd": 0,
+            }
+        ],
+        "categories": [{"id": 1, "name": "quadruped", "keypoints": names, "skeleton": []}],
+    }
     src = tmp_path / "quadruped.json"
     src.write_text(json.dumps(coco))
     tree = convert(src, "yolo", tmp_path / "yolo")

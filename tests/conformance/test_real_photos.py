@@ -9,6 +9,7 @@ finding naming the file; nothing crashes the batch and the good images are still
 Expected sizes are taken from the files' own headers and EXIF tags (listed in PROVENANCE.md), not
 from kpdeliver. Today's gaps are strict xfails named by their issue-11 class.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,6 +33,7 @@ BOMB = "decompression_bomb.gif"  # GIF header declaring 4,364,696,535 px
 TEXT_CHUNK_BOMB = "png_decompression_dos.png"  # zTXt chunk inflating past Pillow's MAX_TEXT_CHUNK
 LYING = ("hopper.png", "hopper_is_a_png.jpg")  # a real PNG delivered under a .jpg name
 ALL_FILES = {*ORIENTED, *TRUNCATED, BOMB, TEXT_CHUNK_BOMB, LYING[0]}
+
 
 def displayed(name: str) -> tuple[int, int]:
     w, h, orientation = ORIENTED[name]
@@ -101,7 +103,11 @@ def test_a_batch_of_all_the_photos(tmp_path):
     files = {n: n for n in ORIENTED} | {n: n for n in TRUNCATED} | {TEXT_CHUNK_BOMB: TEXT_CHUNK_BOMB}
     files[LYING[1]] = LYING[0]
     result = ingest_images(batch(tmp_path, files))
-    sizes = dict(zip(result.images.file_name.tolist(), zip(result.images.width.tolist(), result.images.height.tolist())))
+    sizes = dict(
+        zip(
+            result.images.file_name.tolist(), zip(result.images.width.tolist(), result.images.height.tolist())
+        )
+    )
     assert {n: sizes.get(n) for n in ORIENTED} == {n: displayed(n) for n in ORIENTED}
     found = findings_by_key(result)
     for bad in (*TRUNCATED, TEXT_CHUNK_BOMB, LYING[1]):

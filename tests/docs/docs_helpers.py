@@ -1,4 +1,5 @@
 """What the docs tests share: the repository root and the docs generator loaded from its file."""
+
 from __future__ import annotations
 
 import importlib.util

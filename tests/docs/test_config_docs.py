@@ -1,4 +1,5 @@
 """docs/config.md is generated from the pydantic models of the client config and kept current."""
+
 from __future__ import annotations
 
 from tests.docs.docs_helpers import DOCS, gen_config
@@ -6,8 +7,9 @@ from tests.docs.docs_helpers import DOCS, gen_config
 
 def test_config_reference_is_current():
     gen = gen_config()
-    assert (DOCS / "config.md").read_text() == gen.render(), \
+    assert (DOCS / "config.md").read_text() == gen.render(), (
         "docs/config.md is out of date: run `python docs/gen_config.py`"
+    )
 
 
 def test_every_config_field_is_described():

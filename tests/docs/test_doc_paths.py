@@ -1,5 +1,6 @@
 """Every repository path the README and docs/ name exists, so a file that moves takes its docs
 with it (placeholders such as `kpdeliver/codecs/<fmt>/` are patterns, not paths)."""
+
 from __future__ import annotations
 
 import re
@@ -14,12 +15,18 @@ def named_paths(text: str) -> list[str]:
 
 
 def test_named_paths_are_found():
-    assert named_paths("see `kpdeliver/qa/gold.py` and `tests/qa/`, not `kpdeliver/qa/<family>.py`") == \
-        ["kpdeliver/qa/gold.py", "tests/qa/"]
+    assert named_paths("see `kpdeliver/qa/gold.py` and `tests/qa/`, not `kpdeliver/qa/<family>.py`") == [
+        "kpdeliver/qa/gold.py",
+        "tests/qa/",
+    ]
 
 
 def test_every_path_the_docs_name_exists():
     pages = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
-    missing = [f"{page.relative_to(ROOT)}: {path}" for page in pages for path in named_paths(page.read_text())
-               if not (ROOT / path).exists()]
+    missing = [
+        f"{page.relative_to(ROOT)}: {path}"
+        for page in pages
+        for path in named_paths(page.read_text())
+        if not (ROOT / path).exists()
+    ]
     assert missing == []

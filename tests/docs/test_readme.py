@@ -1,5 +1,6 @@
 """The README is a front page a newcomer reads whole: short, it leads to every docs/ page, and
 its minimal config is one kpdeliver accepts."""
+
 from __future__ import annotations
 
 import re

@@ -1,5 +1,6 @@
 """A small clean COCO-17 dataset that every rule test breaks in exactly one way, and a runner
 that returns findings as comparable tuples."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,8 +29,12 @@ def clean_dataset() -> Dataset:
     kps[1, [11, 12], 2] = 1  # hips occluded
     images = Images.build(id=[1, 2], file_name=["a.jpg", "b.jpg"], width=[640, 640], height=[480, 480])
     instances = Instances.build(
-        id=[10, 11, 12], image_id=[1, 1, 2], keypoints=kps, bbox=boxes,
-        annotator=["ann_a", "ann_b", "ann_a"], num_keypoints=(kps[..., 2] > 0).sum(axis=1),
+        id=[10, 11, 12],
+        image_id=[1, 1, 2],
+        keypoints=kps,
+        bbox=boxes,
+        annotator=["ann_a", "ann_b", "ann_a"],
+        num_keypoints=(kps[..., 2] > 0).sum(axis=1),
     )
     return Dataset(COCO17, images, instances)
 

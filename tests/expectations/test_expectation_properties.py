@@ -3,6 +3,7 @@ the right item (and nothing else).
 
 GX runs cost a fraction of a second each, so every example validates several generated
 datasets at once, side by side under disjoint ids, in one run."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,7 +19,9 @@ pytestmark = pytest.mark.slow  # Great Expectations
 
 K = COCO17.num_keypoints
 SIZES = [(640, 480), (320, 240), (1280, 720)]
-SLOW = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+SLOW = settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
 
 
 @st.composite
@@ -39,10 +42,20 @@ def valid_datasets(draw) -> Dataset:
     bbox = np.stack([x0, y0, bw, bh], axis=1)
     bbox[rng.random(n) < 0.3] = np.nan
     declared = np.where(rng.random(n) < 0.7, (v > 0).sum(axis=1), -1)
-    images = Images.build(id=np.arange(1, n_img + 1), file_name=[f"{i}.jpg" for i in range(n_img)],
-                          width=sizes[:, 0], height=sizes[:, 1])
-    instances = Instances.build(id=np.arange(100, 100 + n), image_id=img + 1, keypoints=np.stack([x, y, v], axis=2),
-                                bbox=bbox, num_keypoints=declared, annotator=[f"ann{i % 2}" for i in range(n)])
+    images = Images.build(
+        id=np.arange(1, n_img + 1),
+        file_name=[f"{i}.jpg" for i in range(n_img)],
+        width=sizes[:, 0],
+        height=sizes[:, 1],
+    )
+    instances = Instances.build(
+        id=np.arange(100, 100 + n),
+        image_id=img + 1,
+        keypoints=np.stack([x, y, v], axis=2),
+        bbox=bbox,
+        num_keypoints=declared,
+        annotator=[f"ann{i % 2}" for i in range(n)],
+    )
     return Dataset(COCO17, images, instances)
 
 
@@ -85,8 +98,21 @@ def mutated(draw):
     """(dataset with one mistake, the one finding expected)."""
     ds = draw(valid_datasets())
     ins = ds.instances
-    kind = draw(st.sampled_from(["flag", "nan", "unlabeled", "origin", "visible_out", "occluded_far", "num_kp", "category",
-                                 "on_edge"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "flag",
+                "nan",
+                "unlabeled",
+                "origin",
+                "visible_out",
+                "occluded_far",
+                "num_kp",
+                "category",
+                "on_edge",
+            ]
+        )
+    )
     if kind in ("num_kp", "category"):
         row = draw(st.integers(0, len(ins) - 1))
         aid = int(ins.id[row])

@@ -1,6 +1,7 @@
 """A frame edge is inside for every flag: a point at x = width or y = height (CVAT clamps points to the
 edge, YOLO's normalised range includes 1.0) is inside the image whether it is visible or occluded,
 and the GX worker process and the in-process rules say so alike."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,8 +35,10 @@ def test_a_point_on_the_frame_edge_is_inside_for_every_flag(where, v):
 @pytest.mark.parametrize("where", sorted(PAST))
 def test_a_point_just_past_the_edge_is_outside_for_every_flag(where):
     ds = _at([(*PAST[where], 2), (*PAST[where], 1)])
-    assert findings_set(ds) == {("bounds.visible_outside_image", 12, NAMES[0]),
-                                ("bounds.occluded_outside_image", 12, NAMES[1])}
+    assert findings_set(ds) == {
+        ("bounds.visible_outside_image", 12, NAMES[0]),
+        ("bounds.occluded_outside_image", 12, NAMES[1]),
+    }
 
 
 def test_worker_and_in_process_rules_agree_on_the_edge():
@@ -48,5 +51,5 @@ def test_worker_and_in_process_rules_agree_on_the_edge():
     found = sorted(zip(by_worker.findings["check"].to_pylist(), by_worker.findings["keypoint"].to_pylist()))
     past = 2 * len(EDGES)  # the points past the edge come after the edge ones
     checks = ("bounds.visible_outside_image", "bounds.occluded_outside_image") * len(PAST)
-    assert found == sorted(zip(checks, NAMES[past:past + 2 * len(PAST)]))
+    assert found == sorted(zip(checks, NAMES[past : past + 2 * len(PAST)]))
     assert np.all(np.asarray(by_worker.findings["value"].to_pylist()) == 0.5)

@@ -1,5 +1,6 @@
 """How Great Expectations is imported: the parts our suites never use wait until touched, and the
 `validate` worker leaves SQLAlchemy out; the rules give the same findings either way."""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,13 @@ print(json.dumps({{
 
 
 def probe(without_sql: bool) -> dict:
-    out = subprocess.run([sys.executable, "-c", PROBE.format(without_sql=without_sql)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE.format(without_sql=without_sql)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -70,4 +76,6 @@ def test_points_validated_in_pieces_give_the_whole_tables_results(monkeypatch, m
     parts = v.validate_dataset(ds, settings)
     assert parts.findings.equals(whole.findings)
     assert orjson.dumps(v.results_summary(parts.results)) == orjson.dumps(v.results_summary(whole.results))
-    assert {"visibility.unlabeled_with_coords", "bounds.visible_outside_image"} <= set(whole.findings["check"].to_pylist())
+    assert {"visibility.unlabeled_with_coords", "bounds.visible_outside_image"} <= set(
+        whole.findings["check"].to_pylist()
+    )

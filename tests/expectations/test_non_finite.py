@@ -1,6 +1,7 @@
 """NaN and infinities name the keypoint: `validate` and `convert` hold the instance back, and the
 `schema.non_finite` findings carry the keypoint, one per bad keypoint, as the row rules' findings
 (the delivery's path) do; a bad box or area is one finding naming the field."""
+
 from __future__ import annotations
 
 import json
@@ -44,10 +45,15 @@ def test_held_back_instances_name_each_bad_keypoint(tmp_path):
     decoded = hold_non_finite(read_annotations(_export(tmp_path), schema=COCO17))
     located, rows = _located(decoded.findings)
     assert located == sorted(EXPECTED, key=str)
-    assert sorted(decoded.rejected["annotation_id"].to_pylist()) == [10, 11, 12]  # each instance held back once
+    assert sorted(decoded.rejected["annotation_id"].to_pylist()) == [
+        10,
+        11,
+        12,
+    ]  # each instance held back once
     msg = {(r["annotation_id"], r["keypoint"]): r["message"] for r in rows}
-    assert msg[(10, "nose")].startswith("nonfinite.json: annotation id=10, field 'keypoints', keypoint 'nose': "
-                                        "x, y, v = nan, ")
+    assert msg[(10, "nose")].startswith(
+        "nonfinite.json: annotation id=10, field 'keypoints', keypoint 'nose': x, y, v = nan, "
+    )
     assert "field 'bbox'" in msg[(11, None)]
     assert all(r["file_name"] and r["image_id"] and r["source"] == "nonfinite.json" for r in rows)
 
@@ -55,13 +61,18 @@ def test_held_back_instances_name_each_bad_keypoint(tmp_path):
 @pytest.mark.slow  # Great Expectations
 def test_validate_and_the_row_rules_name_the_same_keypoints(tmp_path):
     path = _export(tmp_path)
-    res = CliRunner().invoke(app, ["validate", str(path), "--schema", "coco17", "--out", str(tmp_path / "out")])
+    res = CliRunner().invoke(
+        app, ["validate", str(path), "--schema", "coco17", "--out", str(tmp_path / "out")]
+    )
     assert res.exit_code == 1, res.output
     by_cli, _ = _located(pq.read_table(tmp_path / "out" / "findings.parquet"))
     assert by_cli == sorted(EXPECTED, key=str)
     from expectations import validate_dataset
     from kpdeliver.config import ValidationSettings
 
-    by_rules, _ = _located(validate_dataset(read_annotations(path, schema=COCO17).dataset,
-                                            ValidationSettings()).findings)
-    assert [f for f in by_cli if f[1]] == [f for f in by_rules if f[1]]  # the points: named alike on both paths
+    by_rules, _ = _located(
+        validate_dataset(read_annotations(path, schema=COCO17).dataset, ValidationSettings()).findings
+    )
+    assert [f for f in by_cli if f[1]] == [
+        f for f in by_rules if f[1]
+    ]  # the points: named alike on both paths

@@ -1,4 +1,5 @@
 """`kpdeliver validate` end to end (in-process, so Great Expectations is imported once)."""
+
 from __future__ import annotations
 
 import json
@@ -132,7 +133,9 @@ def test_second_annotator_runs_deep_qa(clean_coco, tmp_path):
     out = tmp_path / "out"
     res = validate(clean_coco, "--schema", "coco17", "--annotation", f"ann_c={other}", "--out", out)
     assert res.exit_code in (0, 1), res.output
-    swaps = findings_of(out).filter(pc.equal(pq.read_table(out / "findings.parquet")["check"], "qa.left_right_swap"))
+    swaps = findings_of(out).filter(
+        pc.equal(pq.read_table(out / "findings.parquet")["check"], "qa.left_right_swap")
+    )
     assert "ann_c" in swaps["annotator"].to_pylist()
     assert "ann_c" in pq.read_table(out / "annotators.parquet")["annotator"].to_pylist()
     assert "qa.left_right_swap" in (out / "report.html").read_text()

@@ -1,5 +1,6 @@
 """`kpdeliver validate` on every COCO-style fixture in ../shared/fixtures/external: the findings
 match a plain recount of the raw JSON, and the quirks its README lists."""
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,9 @@ from tests.conftest import EXTERNAL
 pytestmark = pytest.mark.slow  # Great Expectations
 
 runner = CliRunner()
-COCO_FILES = sorted(p.relative_to(EXTERNAL).as_posix() for p in EXTERNAL.rglob("*.json") if detect_format(p) == "coco")
+COCO_FILES = sorted(
+    p.relative_to(EXTERNAL).as_posix() for p in EXTERNAL.rglob("*.json") if detect_format(p) == "coco"
+)
 LISTS = {  # JSON lists, not COCO datasets: unusable on their own
     "cocoapi/person_keypoints_results/person_keypoints_val2014_fakekeypoints100_results.json",
     "mmpose/mpii/test_mpii.json",
@@ -26,7 +29,10 @@ LISTS = {  # JSON lists, not COCO datasets: unusable on their own
 # What ../shared/fixtures/external/README.md says each file holds (quirk scan columns)
 README_QUIRKS = {
     "mmpose/crowdpose/test_crowdpose.json": {"visibility.num_keypoints_mismatch": 4},
-    "mmpose/halpe/test_halpe.json": {"visibility.num_keypoints_mismatch": 12, "visibility.unlabeled_with_coords": 39},
+    "mmpose/halpe/test_halpe.json": {
+        "visibility.num_keypoints_mismatch": 12,
+        "visibility.unlabeled_with_coords": 39,
+    },
     "mmpose/ak/test_animalkingdom.json": {"visibility.unlabeled_with_coords": 34},
 }
 
@@ -53,7 +59,9 @@ def raw_counts(path: Path, k: int) -> Counter:
         out["visibility.invalid_flag"] += int((~np.isin(v, (0, 1, 2))).sum())
         w, h = sizes.get(a["image_id"], (0, 0))
         if w > 0 and h > 0:
-            out["bounds.visible_outside_image"] += int(((v == 2) & ((x < 0) | (x > w) | (y < 0) | (y > h))).sum())
+            out["bounds.visible_outside_image"] += int(
+                ((v == 2) & ((x < 0) | (x > w) | (y < 0) | (y > h))).sum()
+            )
     return out
 
 
@@ -65,7 +73,9 @@ def test_every_coco_fixture(rel, tmp_path):
         assert res.exit_code == 2 and "JSON list" in res.output and findings is None
         return
     assert res.exit_code in (0, 1), res.output
-    assert (tmp_path / "report.html").is_file() and (tmp_path / "validation" / "validation_results.json").is_file()
+    assert (tmp_path / "report.html").is_file() and (
+        tmp_path / "validation" / "validation_results.json"
+    ).is_file()
     got = Counter(findings["check"].to_pylist())
     expected = raw_counts(path, read_annotations(path).dataset.schema.num_keypoints)
     for check, n in expected.items():
@@ -88,9 +98,15 @@ def test_wholebody_fractional_hand_flags(tmp_path):
     """COCO-WholeBody's hand part carries fractional flags (README: 0.04-0.29). The codec decodes
     the body part only, so the right hands are validated as a 21-point file of their own."""
     doc = json.loads((EXTERNAL / "mmpose/coco/test_coco_wholebody.json").read_text())
-    anns = [{**{k: a[k] for k in ("id", "image_id", "category_id")}, "keypoints": a["righthand_kpts"]} for a in doc["annotations"]]
-    hand = {"images": doc["images"], "annotations": anns,
-            "categories": [{"id": 1, "name": "hand", "keypoints": [f"hand_{i}" for i in range(21)]}]}
+    anns = [
+        {**{k: a[k] for k in ("id", "image_id", "category_id")}, "keypoints": a["righthand_kpts"]}
+        for a in doc["annotations"]
+    ]
+    hand = {
+        "images": doc["images"],
+        "annotations": anns,
+        "categories": [{"id": 1, "name": "hand", "keypoints": [f"hand_{i}" for i in range(21)]}],
+    }
     path = tmp_path / "righthand.json"
     path.write_text(json.dumps(hand))
     _, t = run_validate(path, tmp_path / "out")
@@ -102,8 +118,14 @@ def test_wholebody_fractional_hand_flags(tmp_path):
     assert all(0 < r["value"] < 1 and r["severity"] == "error" for r in flags)
 
 
-@pytest.mark.parametrize("rel", ["datumaro-cvat-ai/cvat_for_images/train.xml", "datumaro-cvat-ai/yolov8_pose",
-                                 "label-studio-sdk/test_export_yolo/data_keypoints.json"])
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "datumaro-cvat-ai/cvat_for_images/train.xml",
+        "datumaro-cvat-ai/yolov8_pose",
+        "label-studio-sdk/test_export_yolo/data_keypoints.json",
+    ],
+)
 def test_other_formats(rel, tmp_path):
     res, findings = run_validate(EXTERNAL / rel, tmp_path)
     assert res.exit_code == (1 if "error" in findings["severity"].to_pylist() else 0), res.output

@@ -1,5 +1,6 @@
 """The delivery flow on a Dask LocalCluster of 2 worker processes (against the session's Prefect
 test harness): the same release data as the default thread runner, made in the workers."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,14 +32,23 @@ BASE = {"client": "acme", "dataset": "pose", "source": "/b", "releases": "/r", "
 def test_the_runner_section_is_typed_and_leaves_the_fingerprint_alone():
     default = config_from_dict(BASE)
     assert default.runner == RunnerSettings() and default.runner.kind.value == "threads"
-    remote = config_from_dict({**BASE, "runner": {"kind": "dask", "address": "tcp://sched:8786", "shard_size": 50}})
+    remote = config_from_dict(
+        {**BASE, "runner": {"kind": "dask", "address": "tcp://sched:8786", "shard_size": 50}}
+    )
     local = config_from_dict({**BASE, "runner": {"kind": "dask", "workers": 3}})
-    assert (remote.runner.address, remote.runner.shard_size, local.runner.workers) == ("tcp://sched:8786", 50, 3)
+    assert (remote.runner.address, remote.runner.shard_size, local.runner.workers) == (
+        "tcp://sched:8786",
+        50,
+        3,
+    )
     assert len({input_fingerprint(c, ["ab"], {"x": "cd"}) for c in (default, remote, local)}) == 1
-    for bad, says in (({"kind": "dask", "address": "tcp://s:1", "workers": 2}, "not both"),
-                      ({"kind": "threads", "workers": 2}, "for kind: dask"),
-                      ({"kind": "ray"}, "runner.kind"), ({"shard_size": 0}, "runner.shard_size"),
-                      ({"kind": "dask", "address": "http://s"}, "runner.address")):
+    for bad, says in (
+        ({"kind": "dask", "address": "tcp://s:1", "workers": 2}, "not both"),
+        ({"kind": "threads", "workers": 2}, "for kind: dask"),
+        ({"kind": "ray"}, "runner.kind"),
+        ({"shard_size": 0}, "runner.shard_size"),
+        ({"kind": "dask", "address": "http://s"}, "runner.address"),
+    ):
         with pytest.raises(ConfigError, match=says):
             config_from_dict({**BASE, "runner": bad}, origin="client.yaml")
 
@@ -53,11 +63,18 @@ def test_dask_workers_build_the_release_the_thread_runner_builds(tmp_path, prefe
     make_demo_batch(tmp_path, seed=11, n_images=24)
     config = load_config(tmp_path / "client.yaml")
     threads = delivery_run(config.model_copy(update={"releases": str(tmp_path / "rel-threads")}))
-    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
-        dask = delivery_run(config.model_copy(update={
-            "releases": str(tmp_path / "rel-dask"),
-            "runner": RunnerSettings(kind="dask", address=cluster.scheduler_address, shard_size=4)}))
+    with (
+        LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        dask = delivery_run(
+            config.model_copy(
+                update={
+                    "releases": str(tmp_path / "rel-dask"),
+                    "runner": RunnerSettings(kind="dask", address=cluster.scheduler_address, shard_size=4),
+                }
+            )
+        )
         ran = client.run(lambda dask_worker: dask_worker.state.executed_count)
 
     expected, got = _data_files(Path(threads.release)), _data_files(Path(dask.release))

@@ -3,6 +3,7 @@ each worker has its own folder, HOME, TMPDIR and Prefect home, and (where unpriv
 namespaces are allowed, as here) its own mount namespace in which the host's temporary folders,
 the batch and the config among them, do not exist. The source and the releases are on the S3 API
 server on loopback; the release equals the thread runner's, file for file."""
+
 from __future__ import annotations
 
 import os
@@ -30,12 +31,18 @@ def _s3_config(tmp_path: Path, endpoint: str) -> Path:
 
     make_demo_batch(tmp_path / "demo", seed=5, n_images=N_IMAGES)
     bucket = make_bucket(endpoint)
-    src, dst = LocalStore(tmp_path / "demo" / "batch"), open_store(f"s3://{bucket}/batch", {"endpoint_url": endpoint})
+    src, dst = (
+        LocalStore(tmp_path / "demo" / "batch"),
+        open_store(f"s3://{bucket}/batch", {"endpoint_url": endpoint}),
+    )
     for key in src.list():
         dst.put(key, src.get(key))
     doc = yaml.safe_load((tmp_path / "demo" / "client.yaml").read_text())
-    doc.update(source=f"s3://{bucket}/batch", releases=f"s3://{bucket}/releases-threads",
-               storage={"endpoint_url": endpoint})
+    doc.update(
+        source=f"s3://{bucket}/batch",
+        releases=f"s3://{bucket}/releases-threads",
+        storage={"endpoint_url": endpoint},
+    )
     (tmp_path / "client.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     return tmp_path / "client.yaml"
 
@@ -46,8 +53,9 @@ def _digests(config, releases: str) -> tuple[dict, str]:
     return {p: m["sha256"] for p, m in manifest["files"].items()}, manifest["fingerprint"]
 
 
-def test_workers_that_share_nothing_publish_the_thread_runners_release(tmp_path, tmp_path_factory, s3_endpoint,
-                                                                       prefect_harness):
+def test_workers_that_share_nothing_publish_the_thread_runners_release(
+    tmp_path, tmp_path_factory, s3_endpoint, prefect_harness
+):
     from prefect.settings import PREFECT_API_URL
 
     from flows.delivery import delivery_run
@@ -57,15 +65,27 @@ def test_workers_that_share_nothing_publish_the_thread_runners_release(tmp_path,
     hide = [tmp_path_factory.getbasetemp(), Path(tempfile.gettempdir()), Path(os.environ["PREFECT_HOME"])]
     env = {**DUMMY_AWS_ENV, "AWS_ENDPOINT_URL": s3_endpoint, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
     with shared_nothing_cluster(tmp_path / "cluster", 2, hide=hide, env=env) as cluster:
-        seen = cluster.run(lambda *paths: [os.path.exists(p) for p in paths] + [os.getcwd(), os.environ["HOME"]],
-                           str(tmp_path / "client.yaml"), str(tmp_path / "demo" / "batch"), os.environ["PREFECT_HOME"])
+        seen = cluster.run(
+            lambda *paths: [os.path.exists(p) for p in paths] + [os.getcwd(), os.environ["HOME"]],
+            str(tmp_path / "client.yaml"),
+            str(tmp_path / "demo" / "batch"),
+            os.environ["PREFECT_HOME"],
+        )
         dask_releases = config.releases.replace("releases-threads", "releases-dask")
-        dask = delivery_run(config.model_copy(update={
-            "releases": dask_releases, "runner": RunnerSettings(kind="dask", address=cluster.address, shard_size=4)}))
+        dask = delivery_run(
+            config.model_copy(
+                update={
+                    "releases": dask_releases,
+                    "runner": RunnerSettings(kind="dask", address=cluster.address, shard_size=4),
+                }
+            )
+        )
 
     homes = set()
     for exists_config, exists_batch, exists_prefect_home, cwd, home in seen.values():
-        if cluster.namespaced:  # where unprivileged user namespaces are allowed (here): the host's files are not there
+        if (
+            cluster.namespaced
+        ):  # where unprivileged user namespaces are allowed (here): the host's files are not there
             assert (exists_config, exists_batch, exists_prefect_home) == (False, False, False)
         assert Path(cwd).name.startswith("worker-") and Path(home).parent == Path(cwd)
         homes.add(home)
@@ -80,6 +100,7 @@ def test_workers_that_share_nothing_publish_the_thread_runners_release(tmp_path,
     same = {p for p in expected if got.get(p) == expected[p]}
     # the report, the Data Docs and the sign-off carry the run's time; every data file is the same
     assert sorted(set(expected) - same) == sorted(set(got) - same) and all(
-        p.startswith(("qa/report", "qa/signoff", "qa/data_docs", "qa/validation")) for p in set(expected) - same), \
-        sorted(set(expected) - same)
+        p.startswith(("qa/report", "qa/signoff", "qa/data_docs", "qa/validation"))
+        for p in set(expected) - same
+    ), sorted(set(expected) - same)
     assert dask_fingerprint == fingerprint

@@ -1,5 +1,6 @@
 """A batch with every kind of bad input still delivers its good items; each bad item is
 quarantined with a finding that names file, item and field."""
+
 from __future__ import annotations
 
 import json
@@ -29,17 +30,35 @@ def _person(i: int, image_id: int, k: int = 17) -> dict:
     kps = np.concatenate([xy, np.full((k, 1), 2.0)], axis=1)
     x0, y0 = xy.min(0) - 2
     x1, y1 = xy.max(0) + 2
-    return {"id": i, "image_id": image_id, "category_id": 1, "iscrowd": 0, "num_keypoints": k,
-            "keypoints": kps.reshape(-1).tolist(), "bbox": [x0, y0, x1 - x0, y1 - y0], "area": float((x1 - x0) * (y1 - y0))}
+    return {
+        "id": i,
+        "image_id": image_id,
+        "category_id": 1,
+        "iscrowd": 0,
+        "num_keypoints": k,
+        "keypoints": kps.reshape(-1).tolist(),
+        "bbox": [x0, y0, x1 - x0, y1 - y0],
+        "area": float((x1 - x0) * (y1 - y0)),
+    }
 
 
 def _export(image_names: dict[int, str], anns: list[dict]) -> str:
-    return json.dumps({
-        "images": [{"id": i, "file_name": n, "width": 200, "height": 160} for i, n in image_names.items()],
-        "annotations": anns,
-        "categories": [{"id": 1, "name": "person", "keypoints": list(COCO17.keypoints),
-                        "skeleton": [[a + 1, b + 1] for a, b in COCO17.skeleton]}],
-    })  # json.dumps writes NaN literally, as real exporters do
+    return json.dumps(
+        {
+            "images": [
+                {"id": i, "file_name": n, "width": 200, "height": 160} for i, n in image_names.items()
+            ],
+            "annotations": anns,
+            "categories": [
+                {
+                    "id": 1,
+                    "name": "person",
+                    "keypoints": list(COCO17.keypoints),
+                    "skeleton": [[a + 1, b + 1] for a, b in COCO17.skeleton],
+                }
+            ],
+        }
+    )  # json.dumps writes NaN literally, as real exporters do
 
 
 @pytest.fixture(scope="module")
@@ -51,20 +70,35 @@ def bad_batch(tmp_path_factory) -> Path:
     names_a = {1: "img_0.jpg", 2: "img_1.jpg", 3: "img_2.jpg", 4: "img_3.jpg"}
     nan_person = _person(104, 4)
     nan_person["keypoints"][0] = float("nan")
-    anns_a = [_person(101, 1), _person(102, 2), _person(103, 3), nan_person,
-              {**_person(105, 1, k=16)},  # wrong keypoint count
-              _person(106, 999)]  # unknown image id
+    anns_a = [
+        _person(101, 1),
+        _person(102, 2),
+        _person(103, 3),
+        nan_person,
+        {**_person(105, 1, k=16)},  # wrong keypoint count
+        _person(106, 999),
+    ]  # unknown image id
     (batch / "annotations/ann_a").mkdir(parents=True)
     (batch / "annotations/ann_a/export.json").write_text(_export(names_a, anns_a))
     (batch / "annotations/ann_b").mkdir(parents=True)
     (batch / "annotations/ann_b/broken.json").write_text('{"images": [ {"id": 1, ')  # malformed file
-    (batch / "annotations/ann_b/good.json").write_text(_export({7: "img_4.jpg", 8: "img_5.jpg"},
-                                                              [_person(201, 7), _person(202, 8)]))
-    (root / "client.yaml").write_text(yaml.safe_dump({
-        "client": "badco", "dataset": "pose", "schema": "coco17", "source": "./batch", "releases": "./releases",
-        "annotators": ["ann_a", "ann_b"], "splits": {"train": 1.0, "val": 0.0},
-        "qa": {"max_quarantined_fraction": 1.0},
-    }))
+    (batch / "annotations/ann_b/good.json").write_text(
+        _export({7: "img_4.jpg", 8: "img_5.jpg"}, [_person(201, 7), _person(202, 8)])
+    )
+    (root / "client.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "client": "badco",
+                "dataset": "pose",
+                "schema": "coco17",
+                "source": "./batch",
+                "releases": "./releases",
+                "annotators": ["ann_a", "ann_b"],
+                "splits": {"train": 1.0, "val": 0.0},
+                "qa": {"max_quarantined_fraction": 1.0},
+            }
+        )
+    )
     return root
 
 
@@ -85,19 +119,27 @@ def test_run_finishes_and_delivers_the_good_items(delivered):
     assert held[101] == "image" and held[105] == "schema.keypoint_count"
     c = delivered.counts
     assert c["instances_in"] == 8  # 6 from ann_a + 2 from ann_b; the broken file had none readable
-    assert c["instances_delivered"] + c["instances_quarantined"] + c["instances_review_only"] == c["instances_in"]
+    assert (
+        c["instances_delivered"] + c["instances_quarantined"] + c["instances_review_only"]
+        == c["instances_in"]
+    )
 
 
-@pytest.mark.parametrize("check, annotation_id, source_part", [
-    ("schema.keypoint_count", 105, "ann_a/export.json"),
-    ("schema.unknown_image", 106, "ann_a/export.json"),
-    ("schema.non_finite", 104, "ann_a/export.json"),
-    ("collect.unreadable_file", None, "ann_b/broken.json"),
-])
+@pytest.mark.parametrize(
+    "check, annotation_id, source_part",
+    [
+        ("schema.keypoint_count", 105, "ann_a/export.json"),
+        ("schema.unknown_image", 106, "ann_a/export.json"),
+        ("schema.non_finite", 104, "ann_a/export.json"),
+        ("collect.unreadable_file", None, "ann_b/broken.json"),
+    ],
+)
 def test_each_bad_item_has_its_finding(delivered, check, annotation_id, source_part):
     rel = Path(delivered.release)
     f = pq.read_table(rel / "qa/findings.parquet").to_pylist()
-    hits = [r for r in f if r["check"] == check and (annotation_id is None or r["annotation_id"] == annotation_id)]
+    hits = [
+        r for r in f if r["check"] == check and (annotation_id is None or r["annotation_id"] == annotation_id)
+    ]
     assert hits, f"no {check} finding for {annotation_id}"
     if source_part:
         assert any(source_part in (r["source"] or "") or source_part in r["message"] for r in hits)

@@ -1,4 +1,5 @@
 """A full delivery of the synthetic demo batch, checked by the outputs' real consumers."""
+
 from __future__ import annotations
 
 import contextlib
@@ -79,16 +80,32 @@ def test_indexes_and_findings_follow_the_design_columns(demo):
     _, _, summary, _ = demo
     rel = Path(summary.release)
     images = pq.read_table(rel / "index/images.parquet")
-    assert {"image_id", "file_name", "sha256", "width", "height", "split", "n_instances", "status"} <= set(images.column_names)
+    assert {"image_id", "file_name", "sha256", "width", "height", "split", "n_instances", "status"} <= set(
+        images.column_names
+    )
     anns = pq.read_table(rel / "index/annotations.parquet")
-    assert {"annotation_id", "image_id", "annotator", "track_id", "frame", "bbox", "keypoints"} <= set(anns.column_names)
+    assert {"annotation_id", "image_id", "annotator", "track_id", "frame", "bbox", "keypoints"} <= set(
+        anns.column_names
+    )
     assert anns.num_rows == summary.counts["instances_delivered"]
     assert np.asarray(anns["keypoints"].to_pylist()).shape[1:] == (17, 3)
     findings = pq.read_table(rel / "qa/findings.parquet")
-    assert findings.column_names[:9] == ["check", "severity", "image_id", "file_name", "annotation_id",
-                                         "keypoint", "annotator", "value", "message"]
+    assert findings.column_names[:9] == [
+        "check",
+        "severity",
+        "image_id",
+        "file_name",
+        "annotation_id",
+        "keypoint",
+        "annotator",
+        "value",
+        "message",
+    ]
     delivered = images.to_pylist()
-    assert sum(r["status"] in ("delivered", "unlabeled") for r in delivered) == summary.counts["images_delivered"]
+    assert (
+        sum(r["status"] in ("delivered", "unlabeled") for r in delivered)
+        == summary.counts["images_delivered"]
+    )
 
 
 def test_manifest_hashes_every_file_and_counts_add_up(demo):
@@ -101,7 +118,10 @@ def test_manifest_hashes_every_file_and_counts_add_up(demo):
         data = (rel / name).read_bytes()
         assert meta["size"] == len(data) and meta["sha256"] == hashlib.sha256(data).hexdigest(), name
     c = manifest["counts"]
-    assert c["instances_delivered"] + c["instances_quarantined"] + c["instances_review_only"] == c["instances_in"]
+    assert (
+        c["instances_delivered"] + c["instances_quarantined"] + c["instances_review_only"]
+        == c["instances_in"]
+    )
     signoff = json.loads((rel / "qa/signoff.json").read_text())
     assert signoff["verdict"] in ("pass", "conditional", "fail") and "content_sha256" in signoff
     assert manifest["verdict"] == signoff["verdict"] and manifest["qa"]["reasons"] == signoff["reasons"]
@@ -138,8 +158,13 @@ def test_every_mistake_injected_into_the_demo_is_found(demo):
     findings = pq.read_table(Path(summary.release) / "qa/findings.parquet").to_pylist()
     assert len(truth["mistakes"]) >= 6
     for m in truth["mistakes"]:
-        hits = [r for r in findings if r["check"] == m["expected_check"] and r["annotation_id"] == m["annotation_id"]
-                and (m["keypoint"] is None or r["keypoint"] == m["keypoint"])]
+        hits = [
+            r
+            for r in findings
+            if r["check"] == m["expected_check"]
+            and r["annotation_id"] == m["annotation_id"]
+            and (m["keypoint"] is None or r["keypoint"] == m["keypoint"])
+        ]
         assert hits, f"not found: {m}"
 
 
@@ -149,8 +174,15 @@ def test_the_flow_run_carries_findings_and_scorecard_artifacts(demo):
 
     _, config, _, _ = demo
     prefix = f"{config.client}-{config.dataset}-"  # artifact keys carry the client
-    keys = [prefix + k for k in ("findings-by-check", "findings-by-annotator", "findings-by-keypoint",
-                                 "annotator-scorecards")]
+    keys = [
+        prefix + k
+        for k in (
+            "findings-by-check",
+            "findings-by-annotator",
+            "findings-by-keypoint",
+            "annotator-scorecards",
+        )
+    ]
     with get_client(sync_client=True) as client:
         arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
     assert {a.key for a in arts} == set(keys)

@@ -4,6 +4,7 @@ scheduled deployments; a process worker runs one of them to a published, catalog
 Prefect's API tells what it published (state name and message, a markdown artifact, the last log
 line); a run whose source went away fails with its one sentence. `deploy` skips, with the reason,
 a config that fails `kpdeliver check` (an unknown schema, an unreachable source)."""
+
 from __future__ import annotations
 
 import json
@@ -66,14 +67,24 @@ def database():
 def server(tmp_path_factory, database):
     home = tmp_path_factory.mktemp("prefect-home")
     port = free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
-           "PYTHONPATH": str(ROOT), "PREFECT_LOGGING_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PYTHONPATH": str(ROOT),
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
     env.pop("PREFECT_API_URL", None)
     env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
     log = open(home / "server.log", "wb")  # noqa: SIM115 (the server writes it until it stops)
-    proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                            env={**env, "PREFECT_API_DATABASE_CONNECTION_URL": database}, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env={**env, "PREFECT_API_DATABASE_CONNECTION_URL": database},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}/api"
     try:
         _wait_healthy(url, proc)
@@ -89,11 +100,15 @@ def clients(tmp_path_factory) -> Path:
     clients/example.yaml, verbatim, beside the demo batch `make demo` writes (.work/demo)."""
     root = tmp_path_factory.mktemp("ops")
     (root / "clients").mkdir()
-    for name, seed, schedule in (("acme", 1, {"cron": "0 6 * * 1", "timezone": "UTC"}),
-                                 ("globex", 2, {"cron": "30 5 * * *", "timezone": "Europe/Berlin"}),
-                                 ("initech", 3, None)):
+    for name, seed, schedule in (
+        ("acme", 1, {"cron": "0 6 * * 1", "timezone": "UTC"}),
+        ("globex", 2, {"cron": "30 5 * * *", "timezone": "Europe/Berlin"}),
+        ("initech", 3, None),
+    ):
         cfg = yaml.safe_load(make_demo_batch(root / name, seed=seed, n_images=12).read_text())
-        cfg.update(client=name, source=str(root / name / "batch"), releases=str(root / "releases"), schedule=schedule)
+        cfg.update(
+            client=name, source=str(root / name / "batch"), releases=str(root / "releases"), schedule=schedule
+        )
         (root / "clients" / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
     (root / "clients" / "notes.yaml").write_text("not: a client config\n")
     (root / "clients" / "example.yaml").write_text((ROOT / "clients" / "example.yaml").read_text())
@@ -102,27 +117,38 @@ def clients(tmp_path_factory) -> Path:
 
 
 def _kpdeliver(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from kpdeliver.cli import main; main()", *args], env=env,
-                          cwd=ROOT, check=False, capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        [sys.executable, "-c", "from kpdeliver.cli import main; main()", *args],
+        env=env,
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 def _api(env: dict, code: str, *args: str):
     """What `code` prints last (JSON), run against the server's API in a fresh process."""
-    out = subprocess.run([sys.executable, "-c", code, *args], env=env, check=False, capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, check=False, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _deployments(env: dict) -> dict:
-    return _api(env, """
+    return _api(
+        env,
+        """
 import json
 from prefect.client.orchestration import get_client
 with get_client(sync_client=True) as c:
     print(json.dumps({d.name: {"params": d.parameters, "pool": d.work_pool_name,
                                "crons": [(s.schedule.cron, s.schedule.timezone) for s in d.schedules]}
                       for d in c.read_deployments()}))
-""")
+""",
+    )
 
 
 _RUN = """
@@ -149,16 +175,38 @@ with get_client(sync_client=True) as c:
 def _worker(env: dict, work: Path) -> subprocess.Popen:
     """A process worker on the pool, as the stack runs it (its flow runs log at Prefect's default INFO)."""
     work.mkdir(exist_ok=True)
-    return subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "kpdeliver-process"],
-                            env={**env, "PREFECT_LOGGING_LEVEL": "INFO",
-                                 "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90"}, cwd=work,
-                            stdout=open(work / "worker.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [str(BIN / "prefect"), "worker", "start", "--pool", "kpdeliver-process"],
+        env={
+            **env,
+            "PREFECT_LOGGING_LEVEL": "INFO",
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+        },
+        cwd=work,
+        stdout=open(work / "worker.log", "ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _run_deployment(env: dict, name: str, work: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "prefect"), "deployment", "run", f"deliver-client/{name}", "--watch",
-                           "--watch-timeout", "600"], env=env, cwd=work, check=False, capture_output=True, text=True,
-                          timeout=660)
+    return subprocess.run(
+        [
+            str(BIN / "prefect"),
+            "deployment",
+            "run",
+            f"deliver-client/{name}",
+            "--watch",
+            "--watch-timeout",
+            "600",
+        ],
+        env=env,
+        cwd=work,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=660,
+    )
 
 
 def test_deploy_registers_one_scheduled_deployment_per_client_and_a_worker_runs_one(server, clients):
@@ -169,7 +217,12 @@ def test_deploy_registers_one_scheduled_deployment_per_client_and_a_worker_runs_
     assert again.returncode == 0 and "created work pool" not in again.stdout, again.stderr
 
     found = _deployments(server)
-    assert set(found) == {"acme-people-demo", "globex-people-demo", "initech-people-demo", "example-warehouse-pose"}
+    assert set(found) == {
+        "acme-people-demo",
+        "globex-people-demo",
+        "initech-people-demo",
+        "example-warehouse-pose",
+    }
     assert found["acme-people-demo"]["crons"] == [["0 6 * * 1", "UTC"]]
     assert found["globex-people-demo"]["crons"] == [["30 5 * * *", "Europe/Berlin"]]
     assert found["initech-people-demo"]["crons"] == []
@@ -198,11 +251,15 @@ def test_deploy_registers_one_scheduled_deployment_per_client_and_a_worker_runs_
     done = _api(server, _RUN, "deliver-client/example-warehouse-pose")
     kind, name, message = done["state"]
     assert kind == "COMPLETED" and name == f"Published v0001 · {verdict}", done
-    assert f"verdict {verdict}: release {release};" in message and f"report {release}/qa/report.html" in message
+    assert (
+        f"verdict {verdict}: release {release};" in message and f"report {release}/qa/report.html" in message
+    )
     assert name in done["last_log"] and message in done["last_log"], done["last_log"]
-    (sub, (sub_state, _)), = done["subflows"].items()  # the delivery-run subflow, named apart from its parent
+    ((sub, (sub_state, _)),) = done[
+        "subflows"
+    ].items()  # the delivery-run subflow, named apart from its parent
     assert sub == f"{done['name']}-delivery" and sub_state == name
-    (kind, key, markdown), = done["artifacts"]
+    ((kind, key, markdown),) = done["artifacts"]
     assert (kind, key) == ("markdown", "example-warehouse-pose-delivery")
     assert f"`{release}`" in markdown and f"| verdict | **{verdict}** |" in markdown
     assert f"`{release}/qa/report.html`" in markdown and "## Sign-off reasons" in markdown
@@ -213,7 +270,7 @@ def test_deploy_registers_one_scheduled_deployment_per_client_and_a_worker_runs_
     reason = failed["state"][2]
     assert f"source folder {clients / 'initech' / 'batch'} does not exist" in reason and "\n" not in reason
     assert reason in failed["last_log"]
-    (kind, key, markdown), = failed["artifacts"]
+    ((kind, key, markdown),) = failed["artifacts"]
     assert key == "initech-people-demo-delivery" and reason in markdown
     worker_log = (work / "worker.log").read_text()
     assert "Traceback" not in worker_log and "Failed to send telemetry" not in worker_log, worker_log[-4000:]
@@ -224,13 +281,23 @@ def test_deploy_skips_configs_that_fail_the_check_and_deploys_the_others(server,
     folder = tmp_path / "clients"
     folder.mkdir()
     (folder / "acme.yaml").write_text((clients / "clients" / "acme.yaml").read_text())
-    (folder / "typo.yaml").write_text((clients / "clients" / "globex.yaml").read_text().replace(
-        "schema: coco17", "schema: coco-17"))
+    (folder / "typo.yaml").write_text(
+        (clients / "clients" / "globex.yaml").read_text().replace("schema: coco17", "schema: coco-17")
+    )
     offline = yaml.safe_load((clients / "clients" / "globex.yaml").read_text())
-    offline.update(client="offline", source="s3://kp-offline/batch", storage={"endpoint_url": "http://127.0.0.1:9"},
-                   releases=str(tmp_path / "releases"))
+    offline.update(
+        client="offline",
+        source="s3://kp-offline/batch",
+        storage={"endpoint_url": "http://127.0.0.1:9"},
+        releases=str(tmp_path / "releases"),
+    )
     (folder / "offline.yaml").write_text(yaml.safe_dump(offline))
-    env = {**server, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+    env = {
+        **server,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+    }
     out = _kpdeliver(env, "deploy", str(folder))
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "typo.yaml" in out.stderr and "unknown schema 'coco-17'" in out.stderr

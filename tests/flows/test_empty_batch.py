@@ -1,5 +1,6 @@
 """A batch whose images/ holds nothing (only an export arrived): the flow does not crash, it
 publishes an empty release whose sign-off fails in plain words, with every instance accounted for."""
+
 from __future__ import annotations
 
 import json
@@ -21,9 +22,18 @@ def test_a_batch_without_images_publishes_an_empty_release_that_fails(tmp_path, 
     doc = json.loads((REAL / "super-gradients" / "person_keypoints_val2017.json").read_bytes())
     (tmp_path / "batch/annotations/ann_a").mkdir(parents=True)
     (tmp_path / "batch/annotations/ann_a/export.json").write_text(json.dumps(doc))
-    (tmp_path / "client.yaml").write_text(yaml.safe_dump({
-        "client": "empty", "dataset": "pose", "schema": "coco17", "source": "./batch", "releases": "./releases",
-        "annotators": ["ann_a"]}))
+    (tmp_path / "client.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "client": "empty",
+                "dataset": "pose",
+                "schema": "coco17",
+                "source": "./batch",
+                "releases": "./releases",
+                "annotators": ["ann_a"],
+            }
+        )
+    )
     summary = delivery_run(load_config(tmp_path / "client.yaml"))
     counts = summary.counts
     assert summary.verdict == "fail"

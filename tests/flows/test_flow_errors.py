@@ -12,6 +12,7 @@ no traceback (ours or Prefect's), and the Prefect flow run ends Failed with that
 - access denied: the proxy answers 403 AccessDenied to every write under the releases prefix;
 - no credentials: the releases are on S3 and the environment holds no AWS credentials.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -41,10 +42,21 @@ def batch(tmp_path: Path, **changes) -> Path:
 
 
 def deliver(config: Path, *, env: dict | None = None, wrap: tuple[str, ...] = (), preexec_fn=None):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_HOME": str(config.parent / "prefect"), **(env or {})}
-    return subprocess.run([*wrap, *KPDELIVER, "deliver", "-c", str(config), "--work", str(config.parent / "work")],
-                          cwd=config.parent, env={k: v for k, v in env.items() if v is not None}, capture_output=True,
-                          text=True, timeout=900, preexec_fn=preexec_fn)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "PREFECT_HOME": str(config.parent / "prefect"),
+        **(env or {}),
+    }
+    return subprocess.run(
+        [*wrap, *KPDELIVER, "deliver", "-c", str(config), "--work", str(config.parent / "work")],
+        cwd=config.parent,
+        env={k: v for k, v in env.items() if v is not None},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        preexec_fn=preexec_fn,
+    )
 
 
 def said_once(out: subprocess.CompletedProcess, *fragments: str) -> str:
@@ -62,9 +74,11 @@ def said_once(out: subprocess.CompletedProcess, *fragments: str) -> str:
 def flow_run_failed_with(config: Path) -> str:
     """The message of the (last) delivery flow run's state, from the run's own Prefect database."""
     with sqlite3.connect(config.parent / "prefect" / "prefect.db") as db:
-        rows = db.execute("SELECT s.type, s.message FROM flow_run f JOIN flow_run_state s ON s.id = f.state_id "
-                          "WHERE f.flow_id IN (SELECT id FROM flow WHERE name = 'delivery-run') "
-                          "ORDER BY f.created DESC").fetchall()
+        rows = db.execute(
+            "SELECT s.type, s.message FROM flow_run f JOIN flow_run_state s ON s.id = f.state_id "
+            "WHERE f.flow_id IN (SELECT id FROM flow WHERE name = 'delivery-run') "
+            "ORDER BY f.created DESC"
+        ).fetchall()
     assert rows and rows[0][0] == "FAILED", rows
     return rows[0][1]
 
@@ -73,8 +87,19 @@ def in_tmpfs(folder: Path, options: str) -> tuple[str, ...]:
     """Runs the command with a tmpfs mounted on `folder`, in a private mount namespace."""
     folder.mkdir(parents=True, exist_ok=True)
     user = () if os.geteuid() == 0 else ("--user", "--map-root-user")  # unprivileged: in a user namespace
-    return ("unshare", *user, "--mount", "--propagation", "private", "sh", "-c",
-            'mount -t tmpfs -o "$1" tmpfs "$2" && shift 2 && exec "$@"', "sh", options, str(folder))
+    return (
+        "unshare",
+        *user,
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        'mount -t tmpfs -o "$1" tmpfs "$2" && shift 2 && exec "$@"',
+        "sh",
+        options,
+        str(folder),
+    )
 
 
 def test_disk_full_while_staging(tmp_path):
@@ -121,7 +146,9 @@ def test_unreadable_annotator_folder(tmp_path):
 def _upload(folder: Path, endpoint: str, bucket: str, prefix: str) -> None:
     s3 = boto3.client("s3", endpoint_url=endpoint)
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        s3.put_object(Bucket=bucket, Key=f"{prefix}/{path.relative_to(folder).as_posix()}", Body=path.read_bytes())
+        s3.put_object(
+            Bucket=bucket, Key=f"{prefix}/{path.relative_to(folder).as_posix()}", Body=path.read_bytes()
+        )
 
 
 def test_source_image_replaced_after_ingest(tmp_path, s3_endpoint, s3_bucket, fault_proxy):
@@ -136,24 +163,37 @@ def test_source_image_replaced_after_ingest(tmp_path, s3_endpoint, s3_bucket, fa
             reads.append(path)
             if len(reads) == 2:  # ingest has hashed it: now someone overwrites it
                 boto3.client("s3", endpoint_url=s3_endpoint).put_object(
-                    Bucket=s3_bucket, Key="batch/images/scene_001.jpg", Body=other)
+                    Bucket=s3_bucket, Key="batch/images/scene_001.jpg", Body=other
+                )
 
     proxy = fault_proxy(rate=0.0, hook=replace_on_second_read)
-    sentence = said_once(deliver(config, env={"AWS_ENDPOINT_URL": proxy.url}), "scene_001.jpg", "changed after ingest")
+    sentence = said_once(
+        deliver(config, env={"AWS_ENDPOINT_URL": proxy.url}), "scene_001.jpg", "changed after ingest"
+    )
     assert flow_run_failed_with(config) == sentence
     assert not list((tmp_path / "releases").glob("demo/people-demo/v*"))  # nothing published
 
 
 def test_access_denied_on_the_releases_bucket(tmp_path, s3_bucket, fault_proxy):
     config = batch(tmp_path, releases=f"s3://{s3_bucket}/releases")
-    proxy = fault_proxy(rate=0.0, deny=lambda method, path: method in ("PUT", "POST") and "/releases/" in path)
-    said_once(deliver(config, env={"AWS_ENDPOINT_URL": proxy.url}), f"s3://{s3_bucket}/releases/", "access denied")
+    proxy = fault_proxy(
+        rate=0.0, deny=lambda method, path: method in ("PUT", "POST") and "/releases/" in path
+    )
+    said_once(
+        deliver(config, env={"AWS_ENDPOINT_URL": proxy.url}), f"s3://{s3_bucket}/releases/", "access denied"
+    )
 
 
 def test_no_aws_credentials(tmp_path):
     config = batch(tmp_path, releases="s3://kp-nobody/releases")
-    env = {**dict.fromkeys(NO_AWS), "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-           "AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_REGION": "us-east-1"}
+    env = {
+        **dict.fromkeys(NO_AWS),
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "AWS_REGION": "us-east-1",
+    }
     said_once(deliver(config, env=env), "s3://kp-nobody/releases", "no AWS credentials")
 
 
@@ -168,14 +208,36 @@ def test_prefect_records_of_a_store_failure_are_left_out_and_others_kept():
     try:
         raise StoreFault("cannot write /r/x: the disk is full (no space left on the device)", "disk full")
     except StoreFault:
-        failed = logging.LogRecord("prefect.task_runs", logging.ERROR, __file__, 1,
-                                   "Task run failed with exception: %r", ("StoreFault(...)",), _sys.exc_info())
-    final = logging.LogRecord("prefect.task_runs", logging.ERROR, __file__, 1, "Finished in state Failed('Task run "
-                              "encountered an exception SourceChanged: s3://b/x changed after ingest')", (), None)
+        failed = logging.LogRecord(
+            "prefect.task_runs",
+            logging.ERROR,
+            __file__,
+            1,
+            "Task run failed with exception: %r",
+            ("StoreFault(...)",),
+            _sys.exc_info(),
+        )
+    final = logging.LogRecord(
+        "prefect.task_runs",
+        logging.ERROR,
+        __file__,
+        1,
+        "Finished in state Failed('Task run "
+        "encountered an exception SourceChanged: s3://b/x changed after ingest')",
+        (),
+        None,
+    )
     try:
         raise KeyError("a bug")
     except KeyError:
-        bug = logging.LogRecord("prefect.task_runs", logging.ERROR, __file__, 1, "Task run failed with exception",
-                                (), _sys.exc_info())
+        bug = logging.LogRecord(
+            "prefect.task_runs",
+            logging.ERROR,
+            __file__,
+            1,
+            "Task run failed with exception",
+            (),
+            _sys.exc_info(),
+        )
     assert not keep.filter(failed) and not keep.filter(final)
     assert keep.filter(bug) and bug.exc_info is not None  # a bug keeps its traceback

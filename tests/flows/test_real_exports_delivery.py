@@ -14,6 +14,7 @@ Exports are found as `convert` finds them (annotation files, YOLO and Supervisel
 tars, decoded by the codec registry); a file of several keypoint categories is delivered once per
 category. A failure names the export and lists every broken rule.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,7 +39,10 @@ from kpdeliver.model import Dataset
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-BASES = {"real": ROOT / "tests" / "fixtures" / "real", "external": ROOT.parent / "shared" / "fixtures" / "external"}
+BASES = {
+    "real": ROOT / "tests" / "fixtures" / "real",
+    "external": ROOT.parent / "shared" / "fixtures" / "external",
+}
 # Error findings no real export deserves, by check or by words of the message.
 UNDESERVED_CHECKS = {"schema.unknown_category", "collect.unreadable_file"}
 UNDESERVED_WORDS = ("not a keypoint export", "image size unknown")
@@ -52,7 +56,11 @@ def export_targets() -> dict[str, Path]:
     for label, base in BASES.items():
         if not base.is_dir():
             continue
-        folders = [d for d in sorted(base.rglob("*")) if d.is_dir() and folder_codec(lambda n, d=d: (d / n).is_file())]
+        folders = [
+            d
+            for d in sorted(base.rglob("*"))
+            if d.is_dir() and folder_codec(lambda n, d=d: (d / n).is_file())
+        ]
         files = [f for f in annotation_files(base) if not any(f.is_relative_to(d) for d in folders)]
         files += sorted(base.rglob("*.tar"))  # a Supervisely project as its download
         for t in folders + files:
@@ -97,8 +105,9 @@ def image_sizes(ds: Dataset) -> list[tuple[str, int, int]]:
     """(batch name, width, height) per image; a size the export does not state covers its points."""
     out = []
     row = ds.image_index()
-    for i, (ref, w, h) in enumerate(zip(ds.images.file_name.tolist(), ds.images.width.tolist(),
-                                        ds.images.height.tolist())):
+    for i, (ref, w, h) in enumerate(
+        zip(ds.images.file_name.tolist(), ds.images.width.tolist(), ds.images.height.tolist())
+    ):
         if w <= 0 or h <= 0:
             xy = ds.instances.keypoints[row == i][..., :2].reshape(-1, 2)
             w, h = (np.ceil(xy.max(axis=0)).astype(int) + 1).tolist() if len(xy) else (640, 480)
@@ -107,7 +116,9 @@ def image_sizes(ds: Dataset) -> list[tuple[str, int, int]]:
     return out
 
 
-def write_batch(root: Path, target: Path, ds: Dataset, category: str | None, annotators: tuple[str, ...]) -> Path:
+def write_batch(
+    root: Path, target: Path, ds: Dataset, category: str | None, annotators: tuple[str, ...]
+) -> Path:
     """A client batch: placeholder images, the export under each annotator, a schema file, client.yaml."""
     batch = root / "batch"
     sizes = [(n, w, h) for n, w, h in dict.fromkeys(image_sizes(ds)) if n]
@@ -122,9 +133,15 @@ def write_batch(root: Path, target: Path, ds: Dataset, category: str | None, ann
         else:
             shutil.copyfile(target, dest)
     (root / "schema.yaml").write_text(yaml.safe_dump(ds.schema.to_dict(), sort_keys=False))
-    config = {"client": "real", "dataset": "exports", "schema": str(root / "schema.yaml"), "source": str(batch),
-              "releases": str(root / "releases"), "annotators": list(annotators),
-              "assignment": {"seed": 0, "overlap": 1.0 if len(annotators) > 1 else 0.0}}
+    config = {
+        "client": "real",
+        "dataset": "exports",
+        "schema": str(root / "schema.yaml"),
+        "source": str(batch),
+        "releases": str(root / "releases"),
+        "annotators": list(annotators),
+        "assignment": {"seed": 0, "overlap": 1.0 if len(annotators) > 1 else 0.0},
+    }
     if category:
         config["category"] = category
     (root / "client.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -144,10 +161,12 @@ EXPORTS = exports()
 
 
 def read_release(release: Path) -> dict:
-    return {"images": pq.read_table(release / "index/images.parquet").to_pylist(),
-            "annotations": pq.read_table(release / "index/annotations.parquet").to_pylist(),
-            "findings": pq.read_table(release / "qa/findings.parquet").to_pylist(),
-            "coco": {p.stem: json.loads(p.read_bytes()) for p in sorted((release / "coco").glob("*.json"))}}
+    return {
+        "images": pq.read_table(release / "index/images.parquet").to_pylist(),
+        "annotations": pq.read_table(release / "index/annotations.parquet").to_pylist(),
+        "findings": pq.read_table(release / "qa/findings.parquet").to_pylist(),
+        "coco": {p.stem: json.loads(p.read_bytes()) for p in sorted((release / "coco").glob("*.json"))},
+    }
 
 
 def count_problems(counts: dict, expected_in: int) -> list[str]:
@@ -155,9 +174,14 @@ def count_problems(counts: dict, expected_in: int) -> list[str]:
     out = []
     if c["instances_in"] != expected_in:
         out.append(f"instances_in {c['instances_in']}, but the exports hold {expected_in}")
-    if c["instances_delivered"] + c["instances_quarantined"] + c["instances_review_only"] != c["instances_in"]:
-        out.append(f"instances in {c['instances_in']} != delivered {c['instances_delivered']} + quarantined "
-                   f"{c['instances_quarantined']} + review-only {c['instances_review_only']}")
+    if (
+        c["instances_delivered"] + c["instances_quarantined"] + c["instances_review_only"]
+        != c["instances_in"]
+    ):
+        out.append(
+            f"instances in {c['instances_in']} != delivered {c['instances_delivered']} + quarantined "
+            f"{c['instances_quarantined']} + review-only {c['instances_review_only']}"
+        )
     return out
 
 
@@ -186,8 +210,10 @@ def yolo_problems(release: Path, delivered: list[dict], per_image: dict[int, np.
         lines = [ln.split() for ln in label.read_text().splitlines() if ln.strip()]
         want = per_image.get(im["image_id"], np.zeros((0, k, 3)))
         if len(lines) != im["n_instances"] or len(lines) != len(want):
-            out.append(f"{im['file_name']}: {len(lines)} label lines, {im['n_instances']} instances in the index "
-                       f"images, {len(want)} in index/annotations.parquet")
+            out.append(
+                f"{im['file_name']}: {len(lines)} label lines, {im['n_instances']} instances in the index "
+                f"images, {len(want)} in index/annotations.parquet"
+            )
             continue
         got = np.asarray([[float(x) for x in ln[5:]] for ln in lines]).reshape(len(lines), k, dims)
         norm = want.copy()
@@ -223,7 +249,9 @@ def coco_problems(rel: dict, per_image: dict[int, np.ndarray], names: dict[int, 
             if name in ids.values():
                 got = np.asarray(by_name.get(name, []), float).reshape(-1, *want.shape[1:])
                 if not same_points(got, want, atol=1e-3):
-                    out.append(f"coco/{split}.json: {name} holds other instances than index/annotations.parquet")
+                    out.append(
+                        f"coco/{split}.json: {name} holds other instances than index/annotations.parquet"
+                    )
     if seen != len(rel["annotations"]):
         out.append(f"COCO holds {seen} annotations, index/annotations.parquet {len(rel['annotations'])}")
     return out
@@ -236,12 +264,18 @@ def finding_problems(findings: list[dict], two: bool, unnamed: bool, undeclared:
     annotators, any disagreement."""
     words = [w for w in UNDESERVED_WORDS if not (unnamed and w == "image size unknown")]
     deserved = {f"category_id {c} is not a declared category" for c in undeclared}
-    bad = [f for f in findings if f["severity"] == "error" and not any(d in (f["message"] or "") for d in deserved)
-           and (f["check"] in UNDESERVED_CHECKS or any(w in (f["message"] or "") for w in words))]
+    bad = [
+        f
+        for f in findings
+        if f["severity"] == "error"
+        and not any(d in (f["message"] or "") for d in deserved)
+        and (f["check"] in UNDESERVED_CHECKS or any(w in (f["message"] or "") for w in words))
+    ]
     if two:
         bad += [f for f in findings if f["check"] == "qa.low_agreement"]
     return [f"undeserved {f['check']} ({f['severity']}): {f['message']}" for f in bad[:10]] + (
-        [f"... and {len(bad) - 10} more"] if len(bad) > 10 else [])
+        [f"... and {len(bad) - 10} more"] if len(bad) > 10 else []
+    )
 
 
 def invariant_problems(summary: dict, decoded: Decoded, annotators: tuple[str, ...]) -> list[str]:
@@ -259,10 +293,20 @@ def invariant_problems(summary: dict, decoded: Decoded, annotators: tuple[str, .
     names = {im["image_id"]: im["file_name"] for im in rel["images"]}
     out = count_problems(summary.counts, expected_in)
     if len(delivered) != summary.counts["images_delivered"]:
-        out.append(f"{len(delivered)} images delivered in the index, {summary['counts']['images_delivered']} counted")
-    return out + yolo_problems(release, delivered, points) + coco_problems(rel, points, names) \
-        + finding_problems(rel["findings"], two, unnamed="" in ds.images.file_name.tolist(),
-                           undeclared=set(ds.instances.category_id.tolist()) - {c.id for c in ds.categories})
+        out.append(
+            f"{len(delivered)} images delivered in the index, {summary['counts']['images_delivered']} counted"
+        )
+    return (
+        out
+        + yolo_problems(release, delivered, points)
+        + coco_problems(rel, points, names)
+        + finding_problems(
+            rel["findings"],
+            two,
+            unnamed="" in ds.images.file_name.tolist(),
+            undeclared=set(ds.instances.category_id.tolist()) - {c.id for c in ds.categories},
+        )
+    )
 
 
 @pytest.mark.parametrize("annotators", [("ann_a",), TWO], ids=["one-annotator", "two-annotators"])
@@ -273,8 +317,10 @@ def test_a_real_export_is_delivered_whole(target, category, decoded, annotators,
     config = write_batch(tmp_path, target, decoded.dataset, category, annotators)
     summary = delivery_run(load_config(config))
     problems = invariant_problems(summary, decoded, annotators)
-    assert not problems, f"{target.name}{'#' + category if category else ''} as {len(annotators)} annotator(s): " \
+    assert not problems, (
+        f"{target.name}{'#' + category if category else ''} as {len(annotators)} annotator(s): "
         + "; ".join(problems)
+    )
 
 
 def test_the_shared_exports_are_among_those_delivered(external):

@@ -2,6 +2,7 @@
 flow run's final state is named by the outcome, and its markdown artifact links the report through
 a presigned URL that serves the report (the words of a run delivering known inputs again:
 tests/flows/test_outcome.py)."""
+
 from __future__ import annotations
 
 import json
@@ -25,18 +26,28 @@ KPDELIVER = [sys.executable, "-c", "from kpdeliver.cli import main; main()"]
 
 def _deliver(config: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_HOME": str(config.parent / "prefect")}
-    out = subprocess.run([*KPDELIVER, "deliver", "-c", str(config), "--work", str(config.parent / "work")], env=env,
-                         cwd=config.parent, capture_output=True, text=True, timeout=900, check=False)
+    out = subprocess.run(
+        [*KPDELIVER, "deliver", "-c", str(config), "--work", str(config.parent / "work")],
+        env=env,
+        cwd=config.parent,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
 def _last_run(config: Path) -> tuple[str, str, str, str]:
     """State type, name and message of the last delivery-run, and its markdown artifact."""
     with sqlite3.connect(config.parent / "prefect" / "prefect.db") as db:
-        (run_id, kind, name, message), = db.execute(
+        ((run_id, kind, name, message),) = db.execute(
             "SELECT f.id, s.type, s.name, s.message FROM flow_run f JOIN flow_run_state s ON s.id = f.state_id "
-            "WHERE f.flow_id IN (SELECT id FROM flow WHERE name = 'delivery-run') ORDER BY f.created DESC LIMIT 1")
-        (data,), = db.execute("SELECT data FROM artifact WHERE flow_run_id = ? AND type = 'markdown'", (run_id,))
+            "WHERE f.flow_id IN (SELECT id FROM flow WHERE name = 'delivery-run') ORDER BY f.created DESC LIMIT 1"
+        )
+        ((data,),) = db.execute(
+            "SELECT data FROM artifact WHERE flow_run_id = ? AND type = 'markdown'", (run_id,)
+        )
     return kind, name, message, json.loads(data)
 
 

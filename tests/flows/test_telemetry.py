@@ -1,9 +1,16 @@
 """Offline, Prefect's telemetry says "Failed to send telemetry": the CLI's runs (and the temporary
 server a run starts) send none."""
+
 from __future__ import annotations
 
-KEYS = ("DO_NOT_TRACK", "PREFECT_SERVER_ANALYTICS_ENABLED", "PREFECT_HOME", "PREFECT_LOGGING_LEVEL",
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "PREFECT_RESULTS_PERSIST_BY_DEFAULT")
+KEYS = (
+    "DO_NOT_TRACK",
+    "PREFECT_SERVER_ANALYTICS_ENABLED",
+    "PREFECT_HOME",
+    "PREFECT_LOGGING_LEVEL",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS",
+    "PREFECT_RESULTS_PERSIST_BY_DEFAULT",
+)
 
 
 def test_the_cli_turns_prefects_client_and_server_telemetry_off(monkeypatch, tmp_path):

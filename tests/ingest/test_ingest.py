@@ -22,7 +22,10 @@ def test_ingest_hashes_sizes_dedupes_and_reports(tmp_path):
     store.put("images/copy_of_a.jpg", a)
     store.put("images/broken.jpg", b"not an image")
     store.put("images/changed.jpg", jpeg(10, 10))
-    store.put("checksums.sha256", f"{'0' * 64}  images/changed.jpg\n{hashlib.sha256(a).hexdigest()}  images/a.jpg\n".encode())
+    store.put(
+        "checksums.sha256",
+        f"{'0' * 64}  images/changed.jpg\n{hashlib.sha256(a).hexdigest()}  images/a.jpg\n".encode(),
+    )
     store.put("notes.txt", b"ignored")
     res = ingest_images(store)
     assert res.listed == 5

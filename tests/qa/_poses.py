@@ -1,4 +1,5 @@
 """Hand-made coco17 poses and datasets for the deep-QA tests."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,11 +8,28 @@ from kpdeliver.model import Dataset, Images, Instances
 from kpdeliver.schema import COCO17, KeypointSchema
 
 # a person facing the camera, mid-hip at the origin, y down; the subject's left is at image right
-FRONT = np.array([
-    [0, -160], [8, -168], [-8, -168], [16, -164], [-16, -164],  # nose, eyes, ears
-    [40, -120], [-40, -120], [50, -70], [-50, -70], [55, -25], [-55, -25],  # shoulders, elbows, wrists
-    [25, 0], [-25, 0], [27, 60], [-27, 60], [28, 120], [-28, 120],  # hips, knees, ankles
-], dtype=np.float64)
+FRONT = np.array(
+    [
+        [0, -160],
+        [8, -168],
+        [-8, -168],
+        [16, -164],
+        [-16, -164],  # nose, eyes, ears
+        [40, -120],
+        [-40, -120],
+        [50, -70],
+        [-50, -70],
+        [55, -25],
+        [-55, -25],  # shoulders, elbows, wrists
+        [25, 0],
+        [-25, 0],
+        [27, 60],
+        [-27, 60],
+        [28, 120],
+        [-28, 120],  # hips, knees, ankles
+    ],
+    dtype=np.float64,
+)
 
 K = {n: i for i, n in enumerate(COCO17.keypoints)}
 
@@ -40,13 +58,19 @@ def make_dataset(labels: list[dict], *, schema: KeypointSchema = COCO17, id_offs
     lo, hi = np.nanmin(lab_xy, axis=1), np.nanmax(lab_xy, axis=1)
     bbox = np.concatenate([lo - 5, hi - lo + 10], axis=1)
     n = len(labels)
-    images = Images.build(id=[ids[f] for f in files], file_name=files, width=[1280] * len(files),
-                          height=[720] * len(files))
+    images = Images.build(
+        id=[ids[f] for f in files], file_name=files, width=[1280] * len(files), height=[720] * len(files)
+    )
     instances = Instances.build(
-        id=np.arange(1, n + 1) + id_offset, image_id=[ids[lab["file"]] for lab in labels], keypoints=kps, bbox=bbox,
+        id=np.arange(1, n + 1) + id_offset,
+        image_id=[ids[lab["file"]] for lab in labels],
+        keypoints=kps,
+        bbox=bbox,
         annotator=[lab.get("annotator", "A") for lab in labels],
-        track_id=[lab.get("track", -1) for lab in labels], frame=[lab.get("frame", -1) for lab in labels],
-        num_kpts=schema.num_keypoints)
+        track_id=[lab.get("track", -1) for lab in labels],
+        frame=[lab.get("frame", -1) for lab in labels],
+        num_kpts=schema.num_keypoints,
+    )
     return Dataset(schema, images, instances)
 
 

@@ -1,4 +1,5 @@
 """Pose coverage: joint angles on hand-made poses; empty bins become findings."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,7 +33,9 @@ def test_joint_angles_of_hand_made_poses():
 
 
 def test_empty_bins_are_reported_in_plain_words():
-    ds = make_dataset([{"file": f"{i}.jpg", "kps": pose(cx=300 + i)} for i in range(20)])  # all standing alike
+    ds = make_dataset(
+        [{"file": f"{i}.jpg", "kps": pose(cx=300 + i)} for i in range(20)]
+    )  # all standing alike
     found = rows_of(run_deep_qa(ds).findings, "qa.pose_coverage")
     msgs = " | ".join(f["message"] for f in found)
     assert "no arms fully overhead" in msgs and "no deep squats" in msgs
@@ -42,14 +45,30 @@ def test_empty_bins_are_reported_in_plain_words():
 
 def test_min_count_and_custom_schema_bins():
     ds = make_dataset([{"file": f"{i}.jpg", "kps": pose()} for i in range(3)])
-    settings = DeepQASettings(coverage_targets=(
-        CoverageBin(name="upright trunks", measure="trunk_lean", low=0, high=10, min_count=5),))
+    settings = DeepQASettings(
+        coverage_targets=(
+            CoverageBin(name="upright trunks", measure="trunk_lean", low=0, high=10, min_count=5),
+        )
+    )
     (f,) = rows_of(run_deep_qa(ds, settings=settings).findings, "qa.pose_coverage")
     assert f["message"].startswith("only 3 upright trunks") and f["value"] == 3
-    arm = schema_from_dict({"name": "arm", "keypoints": ["shoulder", "elbow", "wrist"],
-                            "skeleton": [["shoulder", "elbow"], ["elbow", "wrist"]]}, origin="test")
+    arm = schema_from_dict(
+        {
+            "name": "arm",
+            "keypoints": ["shoulder", "elbow", "wrist"],
+            "skeleton": [["shoulder", "elbow"], ["elbow", "wrist"]],
+        },
+        origin="test",
+    )
     kps = np.array([[[0, 0, 2], [0, 50, 2], [0, 100, 2]]] * 4, dtype=float)  # straight arms only
-    found = rows_of(run_deep_qa(make_dataset([{"file": f"{i}.jpg", "kps": k} for i, k in enumerate(kps)],
-                                             schema=arm)).findings, "qa.pose_coverage")
+    found = rows_of(
+        run_deep_qa(
+            make_dataset([{"file": f"{i}.jpg", "kps": k} for i, k in enumerate(kps)], schema=arm)
+        ).findings,
+        "qa.pose_coverage",
+    )
     assert sorted(f["message"].split(" (")[0] for f in found) == [
-        "no elbow bent 135-180 degrees", "no elbow bent 45-90 degrees", "no elbow bent 90-135 degrees"]
+        "no elbow bent 135-180 degrees",
+        "no elbow bent 45-90 degrees",
+        "no elbow bent 90-135 degrees",
+    ]

@@ -1,4 +1,5 @@
 """Annotator drift: found near its onset; stationary series and constant conventions are not drift."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,7 +45,9 @@ def team(n_items: int, annotators: str, seed: int, edit) -> tuple[list[dict], li
 
 def drift_of(labels: list[dict], gold: list[dict] | None = None):
     result = run_deep_qa(make_dataset(labels), gold=make_dataset(gold, id_offset=1000) if gold else None)
-    return rows_of(result.findings, "qa.annotator_drift"), {r["annotator"]: r for r in result.annotators.to_pylist()}
+    return rows_of(result.findings, "qa.annotator_drift"), {
+        r["annotator"]: r for r in result.annotators.to_pylist()
+    }
 
 
 def test_drift_against_gold_is_reported_with_its_start():
@@ -54,7 +57,9 @@ def test_drift_against_gold_is_reported_with_its_start():
 
     found, cards = drift_of(*team(240, "AB", 2, edit))
     assert [f["annotator"] for f in found] == ["B"]
-    assert abs(found[0]["value"] - 150) <= 10 and "hip" in found[0]["message"] and "lower" in found[0]["message"]
+    assert (
+        abs(found[0]["value"] - 150) <= 10 and "hip" in found[0]["message"] and "lower" in found[0]["message"]
+    )
     assert cards["A"]["drift_start"] is None and abs(cards["B"]["drift_start"] - 150) <= 10
 
 
@@ -99,13 +104,18 @@ def test_a_shift_shared_by_a_left_right_pair_is_named_as_the_pair():
 
     found, _ = drift_of(*team(300, "B", 6, edit))
     assert len(found) == 1 and abs(found[0]["value"] - 150) <= 15
-    assert "left_shoulder and right_shoulder now placed" in found[0]["message"] and "higher" in found[0]["message"]
+    assert (
+        "left_shoulder and right_shoulder now placed" in found[0]["message"]
+        and "higher" in found[0]["message"]
+    )
 
 
 def test_pooled_evidence_counts_each_instance_once_and_prefers_gold():
     rng = np.random.default_rng(7)
     n = 60
-    rows = np.concatenate([np.arange(n), np.arange(n), np.arange(n // 2)])  # vs partner 0, partner 1, gold (3)
+    rows = np.concatenate(
+        [np.arange(n), np.arange(n), np.arange(n // 2)]
+    )  # vs partner 0, partner 1, gold (3)
     ref = np.concatenate([np.zeros(n, int), np.ones(n, int), np.full(n // 2, 3)])
     x = rng.normal(0, 1, (len(rows), 2))
     x[ref == 1] += 5.0  # partner 1's constant convention: centred away

@@ -1,4 +1,5 @@
 """Gold items: mismatches located to the keypoint; gold matched by file name."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +11,10 @@ from tests.qa._poses import K, make_dataset, noisy, pose, rows_of
 def _case(edit):
     rng = np.random.default_rng(0)
     truth = [pose(cx=200 + 60 * i) for i in range(6)]
-    labels = [{"file": f"g{i}.jpg", "annotator": "A", "kps": edit(i, noisy(t, rng, 1.0))} for i, t in enumerate(truth)]
+    labels = [
+        {"file": f"g{i}.jpg", "annotator": "A", "kps": edit(i, noisy(t, rng, 1.0))}
+        for i, t in enumerate(truth)
+    ]
     gold = make_dataset([{"file": f"g{i}.jpg", "kps": t} for i, t in enumerate(truth)], id_offset=7000)
     return run_deep_qa(make_dataset(labels), gold=gold)
 
@@ -43,7 +47,9 @@ def test_clean_labels_match_gold_without_findings():
 def test_missed_gold_instance_is_reported():
     rng = np.random.default_rng(1)
     ds = make_dataset([{"file": "a.jpg", "kps": noisy(pose(cx=200), rng, 1.0)}])
-    gold = make_dataset([{"file": "a.jpg", "kps": pose(cx=200)}, {"file": "a.jpg", "kps": pose(cx=900)}], id_offset=50)
+    gold = make_dataset(
+        [{"file": "a.jpg", "kps": pose(cx=200)}, {"file": "a.jpg", "kps": pose(cx=900)}], id_offset=50
+    )
     found = rows_of(run_deep_qa(ds, gold=gold).findings, "qa.gold_mismatch")
     assert len(found) == 1 and found[0]["annotation_id"] is None and found[0]["image_id"] == 1
     assert "did not label gold instance" in found[0]["message"]

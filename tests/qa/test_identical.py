@@ -1,6 +1,7 @@
 """Identical work is judged identical: the same export placed under two annotators (and as gold) pairs
 every instance with its copy, at agreement 1.0, with no finding; crowd images included, and people
 labeled with a box only, with one point, or with no box."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -22,15 +23,21 @@ REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real"
 # 25 of 65 people labeled with a box only
 CROWD_EXPORTS = ["xtcocoapi/example_crowdpose_val.json", "super-gradients/person_keypoints_val2017.json"]
 # the shared real exports: CrowdPose and OCHuman crowds, COCO and Halpe with people labeled by a box only
-SHARED_EXPORTS = ["mmpose/crowdpose/test_crowdpose.json", "mmpose/ochuman/test_ochuman.json",
-                  "mmpose/coco/test_coco.json", "mmpose/halpe/test_halpe.json"]
+SHARED_EXPORTS = [
+    "mmpose/crowdpose/test_crowdpose.json",
+    "mmpose/ochuman/test_ochuman.json",
+    "mmpose/coco/test_coco.json",
+    "mmpose/halpe/test_halpe.json",
+]
 
 
 def twice(dataset: Dataset) -> Dataset:
     """The dataset's instances once as ann_a and once as ann_b (fresh ids for the copy)."""
     ins = dataset.instances
-    copies = [replace(ins, annotator=np.full(len(ins), name, dtype=object), id=ins.id + offset)
-              for name, offset in (("ann_a", 0), ("ann_b", int(ins.id.max()) + 1))]
+    copies = [
+        replace(ins, annotator=np.full(len(ins), name, dtype=object), id=ins.id + offset)
+        for name, offset in (("ann_a", 0), ("ann_b", int(ins.id.max()) + 1))
+    ]
     return dataset.replace(instances=concat_instances(copies, dataset.schema.num_keypoints))
 
 
@@ -74,8 +81,13 @@ def test_people_with_one_point_or_a_box_only_match_their_copies():
     one_point = np.zeros((17, 3))
     one_point[0] = (410, 300, 2)
     people = [pose(300), pose(700), one_point, np.zeros((17, 3))]
-    dataset = make_dataset([{"file": "a.jpg", "annotator": a, "kps": pose(100 + 300 * i)}
-                            for a in "AB" for i in range(len(people))])
+    dataset = make_dataset(
+        [
+            {"file": "a.jpg", "annotator": a, "kps": pose(100 + 300 * i)}
+            for a in "AB"
+            for i in range(len(people))
+        ]
+    )
     bbox = dataset.instances.bbox.copy()
     bbox[2::4] = np.nan  # one point and no box: no scale at all
     bbox[3::4] = (900, 100, 80, 200)  # a box and no point

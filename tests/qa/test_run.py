@@ -1,5 +1,6 @@
 """The entry point: findings in the shared schema, scorecards, no crash on odd input, the stored result
 of a simulated team, and what each check is handed by the earlier ones."""
+
 from __future__ import annotations
 
 import json
@@ -20,16 +21,37 @@ from kpdeliver.schema import COCO17
 from tests.qa._poses import make_dataset, noisy, pose, swapped
 from tests.qa._team import plain_rows, team_batch
 
-SCORECARD = ["annotator", "n_instances", "n_overlap", "agreement_oks", "visibility_kappa", "n_gold", "gold_oks",
-             "gold_visibility_kappa", "n_error", "n_warning", "n_low_agreement", "n_gold_mismatch",
-             "n_left_right_swap", "n_temporal_jitter", "n_annotator_drift", "drift_start"]
+SCORECARD = [
+    "annotator",
+    "n_instances",
+    "n_overlap",
+    "agreement_oks",
+    "visibility_kappa",
+    "n_gold",
+    "gold_oks",
+    "gold_visibility_kappa",
+    "n_error",
+    "n_warning",
+    "n_low_agreement",
+    "n_gold_mismatch",
+    "n_left_right_swap",
+    "n_temporal_jitter",
+    "n_annotator_drift",
+    "drift_start",
+]
 
 
 def test_result_tables_have_the_contract_columns():
     rng = np.random.default_rng(0)
-    labels = [{"file": f"{i}.jpg", "annotator": a, "kps": noisy(swapped(pose(), "wrist") if (a, i) == ("B", 1)
-                                                               else pose(), rng, 1.5)}
-              for i in range(4) for a in "ABC"]
+    labels = [
+        {
+            "file": f"{i}.jpg",
+            "annotator": a,
+            "kps": noisy(swapped(pose(), "wrist") if (a, i) == ("B", 1) else pose(), rng, 1.5),
+        }
+        for i in range(4)
+        for a in "ABC"
+    ]
     result = run_deep_qa(make_dataset(labels))
     assert result.findings.schema == FINDINGS_SCHEMA
     assert set(result.findings["check"].to_pylist()) <= set(CHECKS)
@@ -43,8 +65,11 @@ def test_empty_and_odd_input_does_not_crash():
     assert run_deep_qa(Dataset.empty(COCO17)).findings.num_rows == 0
     kps = pose()
     kps[3:, :] = 0  # mostly unlabeled
-    odd = [{"file": "a.jpg", "kps": kps, "annotator": ""}, {"file": "a.jpg", "kps": pose(), "annotator": "B"},
-           {"file": "b.jpg", "kps": pose() * np.array([1, 1, 1.5]), "annotator": "B"}]  # flag 3: invalid
+    odd = [
+        {"file": "a.jpg", "kps": kps, "annotator": ""},
+        {"file": "a.jpg", "kps": pose(), "annotator": "B"},
+        {"file": "b.jpg", "kps": pose() * np.array([1, 1, 1.5]), "annotator": "B"},
+    ]  # flag 3: invalid
     result = run_deep_qa(make_dataset(odd), gold=Dataset.empty(COCO17))
     assert result.findings.schema == FINDINGS_SCHEMA
     assert "(unnamed)" in result.annotators["annotator"].to_pylist()
@@ -62,8 +87,14 @@ def test_checks_give_the_stored_result_on_a_simulated_team(team):
     result = run_deep_qa(dataset, gold=gold)
     stored = json.loads((Path(__file__).parent / "data" / "team_seed7.json").read_text())
     checks = {r["check"] for r in stored["findings"]}
-    assert {"qa.left_right_swap", "qa.gold_mismatch", "qa.low_agreement", "qa.temporal_jitter",
-            "qa.annotator_drift", "qa.pose_coverage"} <= checks  # every family has a say
+    assert {
+        "qa.left_right_swap",
+        "qa.gold_mismatch",
+        "qa.low_agreement",
+        "qa.temporal_jitter",
+        "qa.annotator_drift",
+        "qa.pose_coverage",
+    } <= checks  # every family has a say
     for name in ("findings", "annotators", "keypoints"):
         assert plain_rows(getattr(result, name)) == stored[name], name  # JSON keeps a float exactly
 
@@ -81,9 +112,11 @@ def test_each_check_takes_what_it_needs_from_the_earlier_ones(team):
     assert set(alone.findings["annotation_id"].drop_null().to_pylist()) & judged_ids
     assert not set(after_gold.findings["annotation_id"].drop_null().to_pylist()) & judged_ids
     # drift is judged against exactly the references it is handed
-    for samples, against in (((judged.drift_samples, after_gold.drift_samples), "against gold and 2 other"),
-                             ((after_gold.drift_samples,), "against 2 other annotators"),
-                             ((judged.drift_samples,), "against gold;")):
+    for samples, against in (
+        ((judged.drift_samples, after_gold.drift_samples), "against gold and 2 other"),
+        ((after_gold.drift_samples,), "against 2 other annotators"),
+        ((judged.drift_samples,), "against gold;"),
+    ):
         drift = drift_findings(ctx, settings, samples)
         assert list(drift.starts) == ["ann_c"] and against in drift.findings["message"][0].as_py()
     assert not drift_findings(ctx, settings, ()).starts

@@ -1,6 +1,7 @@
 """Sigmas measured from a batch's gold and overlap pairs recover the per-keypoint placement spread
 injected into a simulated team, within their confidence interval; `kpdeliver schema --sigmas-from`
 turns a release's measured sigmas into a schema file that OKS then says it uses."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,8 +33,10 @@ def test_measured_sigmas_recover_the_injected_ones(measured):
     rows = measured.table.to_pylist()
     print("\nkeypoint        injected  measured  95% interval         pairs (gold + overlap)")
     for sigma, r in zip(INJECTED, rows, strict=True):
-        print(f"{r['keypoint']:15s} {sigma:8.3f}  {r['sigma']:8.4f}  [{r['low']:.4f}, {r['high']:.4f}]  "
-              f"{r['n_pairs']:5.0f} ({r['n_gold']} + {r['n_overlap']:.0f})")
+        print(
+            f"{r['keypoint']:15s} {sigma:8.3f}  {r['sigma']:8.4f}  [{r['low']:.4f}, {r['high']:.4f}]  "
+            f"{r['n_pairs']:5.0f} ({r['n_gold']} + {r['n_overlap']:.0f})"
+        )
     inside = [r["low"] <= s <= r["high"] for s, r in zip(INJECTED, rows, strict=True)]
     # a 95 % interval misses now and then: of 17, at most 2 may (P(3 or more misses) is 5 %)
     assert sum(inside) >= 15, [r["keypoint"] for r, ok in zip(rows, inside, strict=True) if not ok]
@@ -68,7 +71,9 @@ def test_gross_mistakes_do_not_pass_for_spread():
     kps = team.dataset.instances.keypoints
     rng = np.random.default_rng(0)
     far = rng.choice(len(kps), len(kps) // 50, replace=False)
-    kps[far, 9, :2] += 0.3 * np.sqrt(team.dataset.instances.area[far])[:, None]  # a wrist put on the wrong spot
+    kps[far, 9, :2] += (
+        0.3 * np.sqrt(team.dataset.instances.area[far])[:, None]
+    )  # a wrist put on the wrong spot
     t = run_deep_qa(team.dataset, gold=team.gold).sigmas.table
     s = np.array(t["sigma"].to_pylist())
     assert np.abs(s / 0.05 - 1).max() < 0.12, s
@@ -103,6 +108,8 @@ def test_schema_adopts_measured_sigmas_and_oks_says_so(measured, tmp_path):
 
 
 def test_schema_refuses_a_release_without_measured_sigmas(tmp_path):
-    (tmp_path / "manifest.json").write_bytes(orjson.dumps({"version": 1, "schema": COCO17.to_dict(), "files": {}}))
+    (tmp_path / "manifest.json").write_bytes(
+        orjson.dumps({"version": 1, "schema": COCO17.to_dict(), "files": {}})
+    )
     run = CliRunner().invoke(app, ["schema", "--sigmas-from", str(tmp_path)])
     assert run.exit_code == 2 and "no qa/sigmas.json" in run.output

@@ -1,4 +1,5 @@
 """Left/right swaps: a true swap is found, a symmetric pose is not flagged."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,7 +28,9 @@ def test_mirrored_instance_is_one_finding_without_keypoint():
     found = rows_of(run_deep_qa(ds, gold=gold).findings, "qa.left_right_swap")
     assert len(found) == 1 and found[0]["keypoint"] is None and "mirrored" in found[0]["message"]
     # the exchanged flags of a mirrored instance are not reported again as visibility mismatches
-    assert not [r for r in run_deep_qa(ds, gold=gold).findings.to_pylist() if r["message"].startswith("visibility")]
+    assert not [
+        r for r in run_deep_qa(ds, gold=gold).findings.to_pylist() if r["message"].startswith("visibility")
+    ]
 
 
 def test_symmetric_pose_is_not_flagged():
@@ -39,8 +42,13 @@ def test_symmetric_pose_is_not_flagged():
     xy[[K["left_hip"], K["right_hip"]]] = [1, 0]
     truth = pose(xy=xy)
     rng = np.random.default_rng(0)
-    labels = [{"file": f"{i}.jpg", "kps": noisy(swapped(truth, "wrist", "shoulder", "hip") if i % 2 else truth, rng, 1.5)}
-              for i in range(10)]
+    labels = [
+        {
+            "file": f"{i}.jpg",
+            "kps": noisy(swapped(truth, "wrist", "shoulder", "hip") if i % 2 else truth, rng, 1.5),
+        }
+        for i in range(10)
+    ]
     gold = make_dataset([{"file": f"{i}.jpg", "kps": truth} for i in range(10)], id_offset=100)
     assert rows_of(run_deep_qa(make_dataset(labels), gold=gold).findings, "qa.left_right_swap") == []
     ev = swap_evidence(truth[None], swapped(truth, "wrist")[None], np.array([20000.0]), COCO17)
@@ -50,8 +58,14 @@ def test_symmetric_pose_is_not_flagged():
 def test_consensus_blames_the_odd_one_out_and_hedges_with_two_labels():
     rng = np.random.default_rng(1)
     truth = pose()
-    three = [{"file": "x.jpg", "annotator": a, "kps": noisy(swapped(truth, "knee") if a == "B" else truth, rng, 1.0)}
-             for a in "ABC"]
+    three = [
+        {
+            "file": "x.jpg",
+            "annotator": a,
+            "kps": noisy(swapped(truth, "knee") if a == "B" else truth, rng, 1.0),
+        }
+        for a in "ABC"
+    ]
     found = rows_of(run_deep_qa(make_dataset(three)).findings, "qa.left_right_swap")
     assert [(f["annotator"], f["keypoint"], f["severity"]) for f in found] == [("B", "left_knee", "error")]
     two = three[:2]
@@ -99,5 +113,7 @@ def test_mirrored_last_frame_of_a_walker_is_one_swap_not_jitter():
         labels.append({"file": f"v/{f}.jpg", "track": 1, "frame": f, "kps": kps})
     findings = run_deep_qa(make_dataset(labels)).findings
     found = rows_of(findings, "qa.left_right_swap")
-    assert [(f["annotation_id"], f["keypoint"]) for f in found] == [(19, None)]  # every pair: no keypoint named
+    assert [(f["annotation_id"], f["keypoint"]) for f in found] == [
+        (19, None)
+    ]  # every pair: no keypoint named
     assert rows_of(findings, "qa.temporal_jitter") == []

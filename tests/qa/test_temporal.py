@@ -1,4 +1,5 @@
 """Temporal jitter and visibility flicker: a jump is found, a fast but smooth motion is not."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,10 @@ from tests.qa._poses import FRONT, K, make_dataset, noisy, pose, rows_of
 
 
 def _track(frames, *, annotator="A", track=1):
-    return [{"file": f"{annotator}{track}/{f}.jpg", "annotator": annotator, "track": track, "frame": f, "kps": k}
-            for f, k in enumerate(frames)]
+    return [
+        {"file": f"{annotator}{track}/{f}.jpg", "annotator": annotator, "track": track, "frame": f, "kps": k}
+        for f, k in enumerate(frames)
+    ]
 
 
 def test_jump_in_a_still_track_is_found_at_its_frame_and_keypoint():
@@ -57,7 +60,10 @@ def test_flicker_short_runs_only():
     new_track = np.zeros(len(v), bool)
     new_track[0] = True
     fl = flicker(v, new_track, window=2)
-    assert np.flatnonzero(fl.flagged[:, 0]).tolist() == [3, 14]  # 2->0->2 and 2->1->2; the long occlusion is real
+    assert np.flatnonzero(fl.flagged[:, 0]).tolist() == [
+        3,
+        14,
+    ]  # 2->0->2 and 2->1->2; the long occlusion is real
     assert fl.before[3, 0] == 2 and fl.run_length[3, 0] == 1
 
 
@@ -70,7 +76,9 @@ def test_flicker_does_not_cross_tracks_and_is_reported():
     frames[6][K["right_knee"]] = [0, 0, 0]
     found = list(rows_of(run_deep_qa(make_dataset(_track(frames))).findings, "qa.temporal_jitter"))
     assert [(f["annotation_id"], f["keypoint"]) for f in found] == [(7, "right_knee")]
-    assert found[0]["message"].startswith("visibility of right_knee flickers visible -> not labeled -> visible")
+    assert found[0]["message"].startswith(
+        "visibility of right_knee flickers visible -> not labeled -> visible"
+    )
 
 
 def test_tracks_of_different_export_files_stay_apart():
@@ -138,11 +146,17 @@ def test_an_excursion_of_one_to_three_frames_gives_a_finding_on_each_of_its_fram
         frames[f][K["left_elbow"], :2] += [14.0, -10.0]  # the point leaves its path and comes back
     found = rows_of(run_deep_qa(make_dataset(_track(frames))).findings, "qa.temporal_jitter")
     # annotation ids are frame + 1: every displaced frame's annotation is told, naming the keypoint
-    assert [(f["annotation_id"], f["keypoint"]) for f in found] == [(21 + i, "left_elbow") for i in range(length)]
-    named = "frame 20 of track 1" if length == 1 else f"for {length} frames, frames 20-{19 + length} of track 1"
+    assert [(f["annotation_id"], f["keypoint"]) for f in found] == [
+        (21 + i, "left_elbow") for i in range(length)
+    ]
+    named = (
+        "frame 20 of track 1" if length == 1 else f"for {length} frames, frames 20-{19 + length} of track 1"
+    )
     assert all(named in f["message"] and f["value"] > 0.05 for f in found)
     if length > 1:
-        assert [f["message"].rsplit("; ", 1)[1] for f in found] == [f"this is frame {20 + i}" for i in range(length)]
+        assert [f["message"].rsplit("; ", 1)[1] for f in found] == [
+            f"this is frame {20 + i}" for i in range(length)
+        ]
 
 
 def test_each_frame_of_an_excursion_in_two_annotators_tracks_carries_its_own_finding():
@@ -152,7 +166,11 @@ def test_each_frame_of_an_excursion_in_two_annotators_tracks_carries_its_own_fin
     labels = _track(frames, annotator="A") + _track(frames, annotator="B")
     found = rows_of(run_deep_qa(make_dataset(labels)).findings, "qa.temporal_jitter")
     assert sorted((f["annotator"], f["annotation_id"], f["keypoint"]) for f in found) == [
-        ("A", 11, "right_wrist"), ("A", 12, "right_wrist"), ("B", 51, "right_wrist"), ("B", 52, "right_wrist")]
+        ("A", 11, "right_wrist"),
+        ("A", 12, "right_wrist"),
+        ("B", 51, "right_wrist"),
+        ("B", 52, "right_wrist"),
+    ]
 
 
 def test_fast_turns_and_a_step_that_stays_are_motion_not_excursions():
@@ -180,6 +198,9 @@ def test_a_step_that_stays_is_not_an_excursion_but_a_step_that_returns_is():
     for f in range(23, 40):
         frames[f][K["right_knee"], :2] -= [15.0, 10.0]  # back after three frames: an excursion
     found = rows_of(run_deep_qa(make_dataset(_track(frames))).findings, "qa.temporal_jitter")
-    assert [(f["annotation_id"], f["keypoint"]) for f in found] == [(21, "right_knee"), (22, "right_knee"),
-                                                                    (23, "right_knee")]
+    assert [(f["annotation_id"], f["keypoint"]) for f in found] == [
+        (21, "right_knee"),
+        (22, "right_knee"),
+        (23, "right_knee"),
+    ]
     assert all("frames 20-22 of track 1" in f["message"] for f in found)

@@ -1,6 +1,7 @@
 """A release is bound to its place: a validly signed release copied to another client, dataset or
 version fails `verify`, and the catalogue's generations form a signed chain, so a rollback, a
 deleted or an altered generation is named. `verify` says which key it checked and whether it was pinned."""
+
 from __future__ import annotations
 
 import hashlib
@@ -21,14 +22,23 @@ from tests.release_helpers import tiny_release_plan
 CLIENT, DATASET = "demo", "people-demo"
 
 
-def _publish(store: LocalStore, source: LocalStore, key: Ed25519PrivateKey, n: int, dataset: str = DATASET) -> None:
+def _publish(
+    store: LocalStore, source: LocalStore, key: Ed25519PrivateKey, n: int, dataset: str = DATASET
+) -> None:
     """Release number `n` of `dataset` (new inputs each time), signed and catalogued with `key`."""
     plan = tiny_release_plan(source)  # a real package: its images are new bytes each time
     fp = hashlib.sha256(f"{dataset}{n}".encode()).hexdigest()
     staged = staging_prefix(CLIENT, dataset, fp)
     stage_plan(plan, release=store, source=source, prefix=staged)
-    published = publish(store=store, client=CLIENT, dataset=dataset, fingerprint=fp, staged_prefix=staged,
-                        manifest_fields={}, signing_key=key)
+    published = publish(
+        store=store,
+        client=CLIENT,
+        dataset=dataset,
+        fingerprint=fp,
+        staged_prefix=staged,
+        manifest_fields={},
+        signing_key=key,
+    )
     clean_staging(store, CLIENT, dataset, fp)
     catalog.append_release(store, CLIENT, dataset, published.version, key)
 
@@ -107,7 +117,9 @@ def test_v0001_over_v0002_with_the_catalogue_rolled_back_fails(releases, pinned)
 def test_a_deleted_generation_is_named(releases, pinned):
     (releases / CLIENT / ".catalog" / "00000001.parquet").unlink()
     code, out = verify(releases / CLIENT / DATASET / "v0002", "--public-key", pinned)
-    assert code == 1 and "catalogue: .catalog/00000001.parquet — generation 1 of 2 is missing: deleted" in out, out
+    assert (
+        code == 1 and "catalogue: .catalog/00000001.parquet — generation 1 of 2 is missing: deleted" in out
+    ), out
 
 
 def _forged(data: bytes) -> bytes:
@@ -137,7 +149,9 @@ def test_a_rewritten_catalogue_copy_is_named(releases, pinned):
 
 def test_a_generation_appended_without_the_key_is_named(releases, pinned, tmp_path):
     store = LocalStore(releases)
-    _publish(store, LocalStore(tmp_path / "batch"), None, 1, dataset="planted")  # no key: an unsigned generation 3
+    _publish(
+        store, LocalStore(tmp_path / "batch"), None, 1, dataset="planted"
+    )  # no key: an unsigned generation 3
     code, out = verify(releases / CLIENT / DATASET / "v0002", "--public-key", pinned)
     assert code == 1, out
     assert "catalogue: .catalog/00000003.parquet — the newest generation (3) is not signed" in out, out
@@ -157,5 +171,7 @@ def test_a_forgery_under_a_swapped_public_key_fails_even_unpinned(releases):
     # every key that ever signed stays under signing-keys/ (rotation), so the swap is named, and the
     # catalogue's row (under the vendor's signature) names the key that signed the release
     assert "signing-key.pub — holds key " + signing.key_id(attacker) + ", none of the keys kept" in out, out
-    assert f"is signed by key {signing.key_id(attacker)}, but the catalogue recorded the release as signed by key" \
-        in out, out
+    assert (
+        f"is signed by key {signing.key_id(attacker)}, but the catalogue recorded the release as signed by key"
+        in out
+    ), out

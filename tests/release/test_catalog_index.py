@@ -1,5 +1,6 @@
 """The catalogue and the index are tables people query: typed columns read back in DuckDB, a join
 of annotations to images by split without the manifest, and catalogue appends that survive twins."""
+
 from __future__ import annotations
 
 import io
@@ -34,9 +35,14 @@ def release(tmp_path_factory) -> tuple[Path, object]:
     ingested = ingest_images(source)
     assignments = compute.assign_work.fn(ingested.images, config.annotators, config.assignment)
     collected = store.collect_exports.fn(source, ingested.images, schema, config.annotators)
-    key = ReleaseKey(config.client, config.dataset,
-                           input_fingerprint(config, ingested.images.sha256.tolist(), collected.files))
-    validated = compute.validate.fn(collected, ingested.findings, assignments, config.validation, config.deep_qa)
+    key = ReleaseKey(
+        config.client,
+        config.dataset,
+        input_fingerprint(config, ingested.images.sha256.tolist(), collected.files),
+    )
+    validated = compute.validate.fn(
+        collected, ingested.findings, assignments, config.validation, config.deep_qa
+    )
     held = compute.quarantine.fn(collected, assignments, validated.findings, config.validation.quarantine)
     plan = compute.package.fn(config, held, validated, ingested.refused, assignments, source, None)
     stage_plan(plan, release=releases, source=source, prefix=key.staging)
@@ -50,16 +56,21 @@ def test_catalogue_columns_are_typed_and_the_location_relative(release):
     root, config = release
     path = root / config.client / "catalog.parquet"
     con = duckdb.connect()
-    types = dict(con.execute(f"select column_name, column_type from (describe select * from '{path}')").fetchall())
+    types = dict(
+        con.execute(f"select column_name, column_type from (describe select * from '{path}')").fetchall()
+    )
     assert types["created_at"].startswith("TIMESTAMP") and types["reasons"] == "VARCHAR[]"
     assert types["mean_oks"] == "DOUBLE" and types["version"] == "INTEGER"
-    row = con.execute(f"select version, verdict, schema, location, manifest_sha256, mean_oks, images, "
-                      f"year(created_at) from '{path}'").fetchone()
+    row = con.execute(
+        f"select version, verdict, schema, location, manifest_sha256, mean_oks, images, "
+        f"year(created_at) from '{path}'"
+    ).fetchone()
     version, verdict, schema, location, sha, mean_oks, images, year = row
     assert (version, schema, location) == (1, "coco17", f"{config.client}/{config.dataset}/v0001")
     assert verdict in ("pass", "conditional", "fail") and 0 < mean_oks <= 1 and images > 0 and year >= 2026
     manifest = (root / location / "manifest.json").read_bytes()
     import hashlib
+
     assert sha == hashlib.sha256(manifest).hexdigest()
     # what verify cross-checks, read from the client folder it opens
     recorded = catalog.catalogued_row(LocalStore(root / config.client), "", config.dataset, 1)
@@ -74,9 +85,14 @@ def test_annotations_join_images_by_split_without_the_manifest(release):
     names = orjson.loads(meta[b"kpdeliver.keypoint_names"])
     assert names[:3] == ["nose", "left_eye", "right_eye"] and len(names) == 17
     con = duckdb.connect()
-    types = dict(con.execute(f"select column_name, column_type from (describe select * from "
-                             f"'{index}/annotations.parquet')").fetchall())
-    assert types["visibility"] == "TINYINT[]" and types["split"] == "VARCHAR" and types["file_name"] == "VARCHAR"
+    types = dict(
+        con.execute(
+            f"select column_name, column_type from (describe select * from '{index}/annotations.parquet')"
+        ).fetchall()
+    )
+    assert (
+        types["visibility"] == "TINYINT[]" and types["split"] == "VARCHAR" and types["file_name"] == "VARCHAR"
+    )
     rows = con.execute(f"""
         select a.split, count(*) as instances, sum(len(list_filter(a.visibility, lambda v: v = 2)))
         from '{index}/annotations.parquet' a join '{index}/images.parquet' i
@@ -95,15 +111,35 @@ def _twin_publish(releases: LocalStore, fingerprint: str, dataset: str) -> int:
     from kpdeliver.release.package import ReleasePlan
     from kpdeliver.release.signoff import Counts, Verdict
 
-    counts = Counts(images_listed=1, images_delivered=1, images_quarantined=0, images_rejected_at_ingest=0,
-                    instances_in=1, instances_delivered=1, instances_quarantined=0, instances_review_only=0,
-                    splits={"train": 1}, delivered_error_findings=0, findings=0)
-    plan = ReleasePlan(files={"coco/train.json": fingerprint.encode()}, copies=[], counts=counts,
-                       verdict=Verdict("fail", reasons=["mean agreement OKS 0.5 below 0.75"]))
+    counts = Counts(
+        images_listed=1,
+        images_delivered=1,
+        images_quarantined=0,
+        images_rejected_at_ingest=0,
+        instances_in=1,
+        instances_delivered=1,
+        instances_quarantined=0,
+        instances_review_only=0,
+        splits={"train": 1},
+        delivered_error_findings=0,
+        findings=0,
+    )
+    plan = ReleasePlan(
+        files={"coco/train.json": fingerprint.encode()},
+        copies=[],
+        counts=counts,
+        verdict=Verdict("fail", reasons=["mean agreement OKS 0.5 below 0.75"]),
+    )
     prefix = staging_prefix("acme", dataset, fingerprint)
     stage_plan(plan, release=releases, source=releases, prefix=prefix)
-    return publish(store=releases, client="acme", dataset=dataset, fingerprint=fingerprint, staged_prefix=prefix,
-                   manifest_fields={}).version
+    return publish(
+        store=releases,
+        client="acme",
+        dataset=dataset,
+        fingerprint=fingerprint,
+        staged_prefix=prefix,
+        manifest_fields={},
+    ).version
 
 
 class LosesTheFirstRace(LocalStore):
@@ -127,8 +163,10 @@ def test_a_twin_appending_at_the_same_time_keeps_both_rows(tmp_path):
     v_hands = _twin_publish(plain, "bb" * 16, "hands")
     racing = LosesTheFirstRace(tmp_path, twin=("hands", v_hands))
     table = catalog.append_release(racing, "acme", "pose", v_pose)
-    assert table.select(["dataset", "version"]).to_pylist() == [{"dataset": "hands", "version": 1},
-                                                                {"dataset": "pose", "version": 1}]
+    assert table.select(["dataset", "version"]).to_pylist() == [
+        {"dataset": "hands", "version": 1},
+        {"dataset": "pose", "version": 1},
+    ]
     current, generation = catalog.read_catalog(plain, "acme")
     assert generation == 2 and current.equals(table)
     assert current["reasons"].to_pylist()[0] == ["mean agreement OKS 0.5 below 0.75"]
@@ -161,15 +199,35 @@ def test_releases_command_lists_the_catalogue(release):
     import sys
 
     root, config = release
-    out = subprocess.run([sys.executable, "-c", "from kpdeliver.cli import main; main()", "releases", str(root)],
-                         capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(Path(__file__).parents[2]),
-                                                                          "COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, "-c", "from kpdeliver.cli import main; main()", "releases", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(Path(__file__).parents[2]), "COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
     assert out.returncode == 0, out.stderr
     line = next(row for row in out.stdout.splitlines() if "v0001" in row)
-    assert config.client in line and config.dataset in line and any(v in line for v in ("pass", "fail", "conditional"))
-    none = subprocess.run([sys.executable, "-c", "from kpdeliver.cli import main; main()", "releases", str(root),
-                           "--client", "nobody"], capture_output=True, text=True, timeout=120,
-                          env={"PYTHONPATH": str(Path(__file__).parents[2]), "PATH": "/usr/bin:/bin"})
+    assert (
+        config.client in line
+        and config.dataset in line
+        and any(v in line for v in ("pass", "fail", "conditional"))
+    )
+    none = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from kpdeliver.cli import main; main()",
+            "releases",
+            str(root),
+            "--client",
+            "nobody",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(Path(__file__).parents[2]), "PATH": "/usr/bin:/bin"},
+    )
     assert none.returncode == 1 and "no published release" in none.stderr and "Traceback" not in none.stderr
 
 

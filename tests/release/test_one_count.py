@@ -2,6 +2,7 @@
 report's scorecards and its findings-by-annotator table all give the errors and warnings that
 qa/findings.parquet holds. Before, the table counted deep-QA findings only (ann_b: 0 errors,
 1 warning) while the report counted every finding (3 errors, 3 warnings)."""
+
 from __future__ import annotations
 
 import io
@@ -26,10 +27,16 @@ def test_table_report_cards_and_findings_agree_per_annotator(tmp_path):
     swaps = Counter(f["annotator"] for f in findings if f["check"] == "qa.left_right_swap")
     table = pq.read_table(io.BytesIO(plan.files["qa/annotators.parquet"])).to_pylist()
     html = plan.files["qa/report.html"].decode()
-    cards = {m[0]: (int(m[1]), int(m[2])) for m in re.findall(
-        r'<div class="card[^"]*" data-annotator="([^"]+)" data-errors="(\d+)" data-warnings="(\d+)"', html)}
-    rows = {m[0]: (int(m[1]), int(m[2])) for m in re.findall(
-        r'<tr data-annotator="([^"]+)" data-errors="(\d+)" data-warnings="(\d+)"', html)}
+    cards = {
+        m[0]: (int(m[1]), int(m[2]))
+        for m in re.findall(
+            r'<div class="card[^"]*" data-annotator="([^"]+)" data-errors="(\d+)" data-warnings="(\d+)"', html
+        )
+    }
+    rows = {
+        m[0]: (int(m[1]), int(m[2]))
+        for m in re.findall(r'<tr data-annotator="([^"]+)" data-errors="(\d+)" data-warnings="(\d+)"', html)
+    }
     assert {r["annotator"] for r in table} == set(cards) and len(table) >= 3
     assert any(truth[(r["annotator"], "error")] for r in table)  # the demo's annotators have error findings
     for r in table:

@@ -8,6 +8,7 @@
 - twin deliveries of the same inputs racing: one release, and both runs name it;
 - a release signed with the key held in a Prefect Secret block.
 """
+
 from __future__ import annotations
 
 import io
@@ -68,11 +69,24 @@ def write_config(root: Path, path: Path, *, source: str, releases: str, endpoint
     return path
 
 
-def s3_config(root: Path, tmp: Path, bucket: str, endpoint: str, *, name: str = "batch",
-              releases: str = "releases", via: str | None = None) -> Path:
+def s3_config(
+    root: Path,
+    tmp: Path,
+    bucket: str,
+    endpoint: str,
+    *,
+    name: str = "batch",
+    releases: str = "releases",
+    via: str | None = None,
+) -> Path:
     upload_batch(root, f"s3://{bucket}/batches/{name}", endpoint)
-    return write_config(root, tmp / f"{name}-s3.yaml", source=f"s3://{bucket}/batches/{name}",
-                        releases=f"s3://{bucket}/{releases}", endpoint=via or endpoint)
+    return write_config(
+        root,
+        tmp / f"{name}-s3.yaml",
+        source=f"s3://{bucket}/batches/{name}",
+        releases=f"s3://{bucket}/{releases}",
+        endpoint=via or endpoint,
+    )
 
 
 def deliver_in_process(config: Path, work: Path) -> str:
@@ -85,8 +99,10 @@ def deliver_in_process(config: Path, work: Path) -> str:
 
 def release_store(config: Path):
     cfg = load_config(config)
-    return open_store(cfg.releases, {"endpoint_url": os.environ.get("AWS_ENDPOINT_URL")}
-                      if cfg.releases.startswith("s3://") else None)
+    return open_store(
+        cfg.releases,
+        {"endpoint_url": os.environ.get("AWS_ENDPOINT_URL")} if cfg.releases.startswith("s3://") else None,
+    )
 
 
 def data_files(manifest: dict) -> dict:
@@ -94,7 +110,9 @@ def data_files(manifest: dict) -> dict:
 
 
 def kpdeliver_verify(location: str, *options: str) -> subprocess.CompletedProcess:
-    return subprocess.run([KPDELIVER, "verify", location, *options], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [KPDELIVER, "verify", location, *options], capture_output=True, text=True, timeout=120
+    )
 
 
 def assert_published_once_and_whole(store, *, images: int) -> dict:
@@ -105,7 +123,10 @@ def assert_published_once_and_whole(store, *, images: int) -> dict:
     c = manifest["counts"]
     assert c["images_listed"] == images  # every image of the batch is accounted for
     assert c["images_delivered"] + c["images_quarantined"] + c["images_rejected_at_ingest"] == images
-    assert c["instances_delivered"] + c["instances_quarantined"] + c["instances_review_only"] == c["instances_in"]
+    assert (
+        c["instances_delivered"] + c["instances_quarantined"] + c["instances_review_only"]
+        == c["instances_in"]
+    )
     assert pq.read_table(io.BytesIO(store.get(prefix + "/index/images.parquet"))).num_rows == images
     assert list(store.list(".staging/")) == []
     return manifest
@@ -128,15 +149,24 @@ def same_delivery(batches, tmp_path_factory, s3_endpoint, prefect_harness):
         root, tmp = batches[3], tmp_path_factory.mktemp(backend)
         key = Ed25519PrivateKey.generate()
         public = tmp / "vendor.pub"
-        public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                         serialization.PublicFormat.SubjectPublicKeyInfo))
+        public.write_bytes(
+            key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
         with pytest.MonkeyPatch.context() as mp:
             if backend == "local":
-                mp.setenv("KPDELIVER_SIGNING_KEY", key.private_bytes(
-                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                    serialization.NoEncryption()).decode())
-                config = write_config(root, tmp / "local.yaml", source=str(root / "batch"),
-                                      releases=str(tmp / "releases"))
+                mp.setenv(
+                    "KPDELIVER_SIGNING_KEY",
+                    key.private_bytes(
+                        serialization.Encoding.PEM,
+                        serialization.PrivateFormat.PKCS8,
+                        serialization.NoEncryption(),
+                    ).decode(),
+                )
+                config = write_config(
+                    root, tmp / "local.yaml", source=str(root / "batch"), releases=str(tmp / "releases")
+                )
             else:
                 config = s3_config(root, tmp, make_bucket(s3_endpoint), s3_endpoint)
             out = deliver_in_process(config, tmp / "work")
@@ -172,7 +202,8 @@ def test_local_and_s3_deliveries_hold_the_same_content(same_delivery):
 
 
 def test_a_delivery_through_transient_s3_faults_accounts_for_every_image(
-        batches, tmp_path, s3_bucket, s3_endpoint, fault_proxy, prefect_harness):
+    batches, tmp_path, s3_bucket, s3_endpoint, fault_proxy, prefect_harness
+):
     proxy = fault_proxy(rate=0.08, seed=7, first=("503", "500", "drop", "drop_after"))
     config = s3_config(batches[3], tmp_path, s3_bucket, s3_endpoint, via=proxy.url)
     # and one source image changed by a byte after the batch's checksums.sha256 was taken
@@ -214,8 +245,15 @@ class Killer:
     def __call__(self, method: str, path: str) -> None:
         if method not in ("PUT", "POST", "DELETE") or "/releases/" not in path or self.proc is None:
             return
-        phase = ("staging" if "/.staging/" in path else "publish" if re.search(r"/v\d{4}/", path)
-                 else "catalog" if path.split("?", maxsplit=1)[0].endswith("/catalog.parquet") else "other")
+        phase = (
+            "staging"
+            if "/.staging/" in path
+            else "publish"
+            if re.search(r"/v\d{4}/", path)
+            else "catalog"
+            if path.split("?", maxsplit=1)[0].endswith("/catalog.parquet")
+            else "other"
+        )
         with self.lock:
             self.counts[phase] += 1
             self.counts["any"] += 1
@@ -226,8 +264,13 @@ class Killer:
 
 def deliver_subprocess(config: Path, work: Path, api_url: str) -> subprocess.Popen:
     env = {**os.environ, "PREFECT_API_URL": api_url}
-    return subprocess.Popen([KPDELIVER, "deliver", "--config", str(config), "--work", str(work)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    return subprocess.Popen(
+        [KPDELIVER, "deliver", "--config", str(config), "--work", str(work)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -239,7 +282,8 @@ def api_url(prefect_harness) -> str:
 
 
 def test_a_delivery_killed_during_publication_leaves_nothing_partial_and_resumes(
-        batches, tmp_path, s3_bucket, s3_endpoint, fault_proxy, api_url, same_delivery):
+    batches, tmp_path, s3_bucket, s3_endpoint, fault_proxy, api_url, same_delivery
+):
     killer = Killer()
     proxy = fault_proxy(rate=0.0, hook=killer)
     config = s3_config(batches[3], tmp_path, s3_bucket, s3_endpoint, via=proxy.url)
@@ -279,7 +323,8 @@ def test_a_delivery_killed_during_publication_leaves_nothing_partial_and_resumes
 
 
 def test_two_deliveries_racing_for_the_same_version_exactly_one_wins(
-        batches, tmp_path, s3_bucket, s3_endpoint, fault_proxy, api_url):
+    batches, tmp_path, s3_bucket, s3_endpoint, fault_proxy, api_url
+):
     barrier = threading.Barrier(2, timeout=240)
     held: list[str] = []
 
@@ -290,8 +335,10 @@ def test_two_deliveries_racing_for_the_same_version_exactly_one_wins(
             barrier.wait()
 
     proxy = fault_proxy(rate=0.0, hook=hold_first_claims)
-    configs = [s3_config(batches[seed], tmp_path, s3_bucket, s3_endpoint, name=f"batch{seed}", via=proxy.url)
-               for seed in (3, 4)]
+    configs = [
+        s3_config(batches[seed], tmp_path, s3_bucket, s3_endpoint, name=f"batch{seed}", via=proxy.url)
+        for seed in (3, 4)
+    ]
     procs = [deliver_subprocess(c, tmp_path / f"work{i}", api_url) for i, c in enumerate(configs)]
     outs = [p.communicate(timeout=400)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
@@ -310,7 +357,8 @@ def test_two_deliveries_racing_for_the_same_version_exactly_one_wins(
 
 
 def test_twin_deliveries_of_the_same_batch_publish_one_release_and_both_name_it(
-        batches, tmp_path, s3_bucket, s3_endpoint, fault_proxy, api_url):
+    batches, tmp_path, s3_bucket, s3_endpoint, fault_proxy, api_url
+):
     barrier, lock = threading.Barrier(2, timeout=240), threading.Lock()
     held: list[str] = []
 
@@ -346,7 +394,9 @@ def test_a_release_signed_with_the_key_in_a_prefect_secret_block(prefect_harness
     from tasks.store import signing_key
 
     key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     Secret(value=pem.decode()).save("kp-test-signing", overwrite=True)
     assert signing.key_id(signing_key("kp-test-signing")) == signing.key_id(key)
     assert signing_key(None) is None or "KPDELIVER_SIGNING_KEY" in os.environ

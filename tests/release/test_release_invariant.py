@@ -2,6 +2,7 @@
 YOLO name used to be `scene_004`'s): every image delivered once with its own label file, no image with a
 held-back person delivered, and `verify` naming the file when a YOLO label or image file is removed,
 duplicated or swapped with another image's, even when the manifest is rewritten to match (unsigned)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -41,8 +42,10 @@ def _add_train_copy(batch) -> str:
         fh.write(f"{hashlib.sha256(buf.getvalue()).hexdigest()}  images/train/{old['file_name']}\n")
     new_id, next_ann = max(i["id"] for i in doc["images"]) + 1, max(a["id"] for a in doc["annotations"]) + 1
     doc["images"].append({**old, "id": new_id, "file_name": f"train/{old['file_name']}"})
-    doc["annotations"] += [{**a, "id": next_ann + j, "image_id": new_id}
-                           for j, a in enumerate(a for a in doc["annotations"] if a["image_id"] == old["id"])]
+    doc["annotations"] += [
+        {**a, "id": next_ann + j, "image_id": new_id}
+        for j, a in enumerate(a for a in doc["annotations"] if a["image_id"] == old["id"])
+    ]
     path.write_bytes(orjson.dumps(doc))
     return old["file_name"]
 
@@ -57,8 +60,14 @@ def release(tmp_path_factory):
     store, source = LocalStore(config.releases), LocalStore(config.source)
     staged = staging_prefix("demo", "people-demo", "ab" * 32)
     stage_plan(plan, release=store, source=source, prefix=staged)
-    publish(store=store, client="demo", dataset="people-demo", fingerprint="ab" * 32, staged_prefix=staged,
-            manifest_fields={})
+    publish(
+        store=store,
+        client="demo",
+        dataset="people-demo",
+        fingerprint="ab" * 32,
+        staged_prefix=staged,
+        manifest_fields={},
+    )
     clean_staging(store, "demo", "people-demo", "ab" * 32)
     return root / "releases", plan, name
 
@@ -90,8 +99,13 @@ def _invariant(store) -> list:
 
 
 def _labelled(manifest: dict, n_lines: int) -> list[str]:
-    return sorted(p for p in manifest["files"] if p.startswith("yolo/labels/") and manifest["files"][p]["size"]
-                  and manifest["files"][p]["size"] % n_lines == 0)
+    return sorted(
+        p
+        for p in manifest["files"]
+        if p.startswith("yolo/labels/")
+        and manifest["files"][p]["size"]
+        and manifest["files"][p]["size"] % n_lines == 0
+    )
 
 
 def test_every_delivered_image_has_its_own_yolo_files_and_verify_passes(release):
@@ -163,7 +177,9 @@ def test_image_files_swapped_between_two_images_are_named(copy):
     copy.put(f"{PREFIX}/{b}", data_a)
     _rewrite(copy, manifest, a, b)
     problems = _invariant(copy)
-    assert {a, b} <= {p.path for p in problems} and all("another image" in p.detail for p in problems), problems
+    assert {a, b} <= {p.path for p in problems} and all("another image" in p.detail for p in problems), (
+        problems
+    )
 
 
 def test_verify_exits_1_naming_the_file(copy):

@@ -1,6 +1,7 @@
 """Each `kpdeliver sample` publishes exactly its own images: a second, smaller sample after a first
 one does not pick up the first one's images (before: 82 images published for `--n 20`, 28 of them
 `unlabeled`, each with an empty YOLO label file)."""
+
 from __future__ import annotations
 
 import io
@@ -24,15 +25,30 @@ def test_a_second_sample_publishes_only_its_own_images(tmp_path):
     config = load_config(config_path)
     releases = LocalStore(config.releases)
     for version, (n, seed) in enumerate([(12, 0), (5, 1)], start=1):
-        res = CliRunner().invoke(app, ["sample", "--config", str(config_path), "--n", str(n), "--seed", str(seed),
-                                       "--work", str(tmp_path / "work")])
+        res = CliRunner().invoke(
+            app,
+            [
+                "sample",
+                "--config",
+                str(config_path),
+                "--n",
+                str(n),
+                "--seed",
+                str(seed),
+                "--work",
+                str(tmp_path / "work"),
+            ],
+        )
         assert res.exit_code == 0, res.output
         prefix = f"{config.client}/{config.dataset}-sample/v{version:04d}"
         manifest = orjson.loads(releases.get(f"{prefix}/manifest.json"))
         images = pq.read_table(io.BytesIO(releases.get(f"{prefix}/index/images.parquet")))
         assert manifest["counts"]["images_listed"] == images.num_rows == n
         assert "unlabeled" not in images["status"].to_pylist()
-    assert len(list((tmp_path / "work" / "sample" / config.client / f"{config.dataset}-sample").glob("batch*"))) == 1
+    assert (
+        len(list((tmp_path / "work" / "sample" / config.client / f"{config.dataset}-sample").glob("batch*")))
+        == 1
+    )
 
 
 def test_the_batch_folder_of_a_sample_starts_empty(tmp_path):

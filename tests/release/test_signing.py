@@ -2,6 +2,7 @@
 changed in any of its files (manifest, sign-off, signature, an archive beside it, the public key,
 the catalogue) makes `verify` fail naming what changed. Unsigned releases say so, and their
 metadata is still cross-checked. On the local store and on S3 (moto_server)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -30,16 +31,25 @@ PREFIX = "acme/pose/v0001"
 
 
 def private_pem(key: Ed25519PrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def release_plan(source, verdict: str = "pass") -> ReleasePlan:
     plan = tiny_release_plan(source)  # images listed 2, delivered 1; instances in 3, held back 1; 1 finding
-    plan.verdict = Verdict(verdict, rules=(
-        RuleResult("max_error_findings", None, 0, 0, "pass", "0 error findings on delivered items (max 0)"),
-        RuleResult("max_quarantined_fraction", None, 0.5, 0.333333, "pass", "33.3% of instances quarantined")),
-        findings_by_check={"qa.low_agreement": {"error": 0, "warning": 1, "info": 0}})
+    plan.verdict = Verdict(
+        verdict,
+        rules=(
+            RuleResult(
+                "max_error_findings", None, 0, 0, "pass", "0 error findings on delivered items (max 0)"
+            ),
+            RuleResult(
+                "max_quarantined_fraction", None, 0.5, 0.333333, "pass", "33.3% of instances quarantined"
+            ),
+        ),
+        findings_by_check={"qa.low_agreement": {"error": 0, "warning": 1, "info": 0}},
+    )
     plan.files.pop("qa/signoff.json")
     finish_plan(plan, "<html>report</html>")
     return plan
@@ -49,8 +59,15 @@ def publish_one(store, source, key: Ed25519PrivateKey | None):
     fp = "5a" * 32
     staged = staging_prefix("acme", "pose", fp)
     stage_plan(release_plan(source), release=store, source=source, prefix=staged)
-    pub = publish(store=store, client="acme", dataset="pose", fingerprint=fp, staged_prefix=staged,
-                  manifest_fields={"source": {"location": "batch"}}, signing_key=key)
+    pub = publish(
+        store=store,
+        client="acme",
+        dataset="pose",
+        fingerprint=fp,
+        staged_prefix=staged,
+        manifest_fields={"source": {"location": "batch"}},
+        signing_key=key,
+    )
     clean_staging(store, "acme", "pose", fp)
     rebuild_catalog(store, "acme", key)  # the catalogue of a signed release is signed too
     return pub
@@ -85,9 +102,13 @@ def flip(data: bytes, at: int) -> bytes:
 def test_a_signed_release_verifies_with_the_vendors_key_only(stores, vendor_key, tmp_path):
     store, source = stores
     pub = publish_one(store, source, vendor_key)
-    assert store.exists(f"{PREFIX}/manifest.sig") and store.get("acme/signing-key.pub") == signing.public_pem(vendor_key)
+    assert store.exists(f"{PREFIX}/manifest.sig") and store.get("acme/signing-key.pub") == signing.public_pem(
+        vendor_key
+    )
     assert pub.manifest["signature"]["key_id"] == signing.key_id(vendor_key)
-    assert len(pub.manifest["qa"]["signoff_content_sha256"]) == 64  # the signature covers the sign-off's digest
+    assert (
+        len(pub.manifest["qa"]["signoff_content_sha256"]) == 64
+    )  # the signature covers the sign-off's digest
     checked = check_release(store, PREFIX, public_key=vendor_key.public_key())
     assert checked.problems == [] and checked.signed_by == signing.key_id(vendor_key)
 
@@ -109,8 +130,11 @@ def test_any_single_byte_changed_in_any_file_of_a_signed_release_is_caught(store
     public = vendor_key.public_key()
     rng = random.Random(12)
     targets = {f"{PREFIX}/{p}": p for p in pub.manifest["files"]} | {
-        f"{PREFIX}/manifest.json": "manifest.json", f"{PREFIX}/manifest.sig": "manifest.sig",
-        "acme/pose/v0001.zip": "v0001.zip", "acme/signing-key.pub": "signing-key.pub"}
+        f"{PREFIX}/manifest.json": "manifest.json",
+        f"{PREFIX}/manifest.sig": "manifest.sig",
+        "acme/pose/v0001.zip": "v0001.zip",
+        "acme/signing-key.pub": "signing-key.pub",
+    }
     tried = 0
     for key, name in targets.items():
         original = store.get(key)
@@ -152,7 +176,9 @@ def test_a_resigned_manifest_or_a_removed_signature_is_refused(stores, vendor_ke
     assert code == 1 and "signature: manifest.sig — missing: the release is not signed" in out, out
 
 
-@pytest.mark.parametrize("attack", ["manifest verdict", "manifest counts", "signoff verdict", "both verdicts"])
+@pytest.mark.parametrize(
+    "attack", ["manifest verdict", "manifest counts", "signoff verdict", "both verdicts"]
+)
 def test_rewritten_metadata_of_an_unsigned_release_is_caught(stores, attack):
     store, source = stores
     publish_one(store, source, None)
@@ -192,7 +218,9 @@ def test_the_signing_key_comes_from_the_environment_and_is_never_echoed(tmp_path
     assert signing.key_id(got) == signing.key_id(vendor_key)
     path = tmp_path / "vendor.pem"
     path.write_bytes(pem)
-    assert signing.key_id(signing.key_from_environment({signing.KEY_FILE_ENV: str(path)})) == signing.key_id(vendor_key)
+    assert signing.key_id(signing.key_from_environment({signing.KEY_FILE_ENV: str(path)})) == signing.key_id(
+        vendor_key
+    )
     broken = pem.decode().replace("MC4CAQAw", "MC4CAQAx")
     with pytest.raises(signing.SigningKeyError) as e:
         signing.key_from_environment({signing.KEY_ENV: broken})
@@ -207,12 +235,29 @@ def test_twins_with_different_keys_do_not_publish_a_mismatched_signature(tmp_pat
         stage_plan(release_plan(store), release=store, source=store, prefix=s)
     # the first run claims the inputs as signed, then dies before its manifest
     from kpdeliver.release.publish import fingerprint_claim
-    store.put_if_absent(fingerprint_claim("acme", "pose", fp),
-                        orjson.dumps({"staging": staged[0], "fields": {}, "key_id": signing.key_id(vendor_key)}))
+
+    store.put_if_absent(
+        fingerprint_claim("acme", "pose", fp),
+        orjson.dumps({"staging": staged[0], "fields": {}, "key_id": signing.key_id(vendor_key)}),
+    )
     with pytest.raises(PublishError, match="signed by key"):
-        publish(store=store, client="acme", dataset="pose", fingerprint=fp, staged_prefix=staged[1], manifest_fields={})
-    done = publish(store=store, client="acme", dataset="pose", fingerprint=fp, staged_prefix=staged[1],
-                   manifest_fields={}, signing_key=vendor_key)
+        publish(
+            store=store,
+            client="acme",
+            dataset="pose",
+            fingerprint=fp,
+            staged_prefix=staged[1],
+            manifest_fields={},
+        )
+    done = publish(
+        store=store,
+        client="acme",
+        dataset="pose",
+        fingerprint=fp,
+        staged_prefix=staged[1],
+        manifest_fields={},
+        signing_key=vendor_key,
+    )
     assert check_release(store, "acme/pose/v0001", public_key=vendor_key.public_key()).signed_by
     assert done.version == 1
 

@@ -2,6 +2,7 @@
 annotator none of whose labels were collected, a delivery of mostly unlabeled images. Before, a batch
 whose exports could not be read at all signed off `pass` (max_error_findings counts only errors on
 delivered items)."""
+
 from __future__ import annotations
 
 import pyarrow.compute as pc
@@ -17,14 +18,29 @@ UNREAD = "annotations/ann_b/export.json: export of ann_b not used: not a keypoin
 
 
 def counts(*, delivered: int, images: int = 10) -> Counts:
-    return Counts(images_listed=images, images_delivered=images, images_quarantined=0, images_rejected_at_ingest=0,
-                  instances_in=delivered, instances_delivered=delivered, instances_quarantined=0,
-                  instances_review_only=0, splits={"train": images}, delivered_error_findings=0, findings=0)
+    return Counts(
+        images_listed=images,
+        images_delivered=images,
+        images_quarantined=0,
+        images_rejected_at_ingest=0,
+        instances_in=delivered,
+        instances_delivered=delivered,
+        instances_quarantined=0,
+        instances_review_only=0,
+        splits={"train": images},
+        delivered_error_findings=0,
+        findings=0,
+    )
 
 
 def unreadable() -> object:
-    return findings_for("collect.unreadable_file", message=UNREAD, annotator="ann_b",
-                        source="annotations/ann_b/export.json", n=1)
+    return findings_for(
+        "collect.unreadable_file",
+        message=UNREAD,
+        annotator="ann_b",
+        source="annotations/ann_b/export.json",
+        n=1,
+    )
 
 
 def judged(verdict, rule: str, subject=None):
@@ -36,8 +52,10 @@ def test_an_empty_delivery_fails_in_plain_words():
     v = signoff(QAThresholds(), counts(delivered=0, images=0), empty_findings(), None)
     got = judged(v, "min_instances_delivered")
     assert (got.measured, got.outcome, v.verdict) == (0, "fail", "fail")
-    assert got.message == ("nothing delivered, below 1: 0 came in from readable exports, 0 held back "
-                           "(qa/quarantine.parquet), 0 review-only")
+    assert got.message == (
+        "nothing delivered, below 1: 0 came in from readable exports, 0 held back "
+        "(qa/quarantine.parquet), 0 review-only"
+    )
 
 
 def test_an_export_file_not_read_fails_naming_it_and_can_be_made_conditional():
@@ -45,19 +63,24 @@ def test_an_export_file_not_read_fails_naming_it_and_can_be_made_conditional():
     got = judged(v, "max_unreadable_exports")
     assert (got.measured, got.outcome, v.verdict) == (1, "fail", "fail")
     assert got.message == f"1 export file not read (max 0): {UNREAD}"
-    lenient = QAThresholds.model_validate({"max_unreadable_exports": 0,
-                                           "severity": {"max_unreadable_exports": "conditional"}})
+    lenient = QAThresholds.model_validate(
+        {"max_unreadable_exports": 0, "severity": {"max_unreadable_exports": "conditional"}}
+    )
     assert signoff(lenient, counts(delivered=50), unreadable(), None).verdict == "conditional"
 
 
 def test_an_annotator_with_no_usable_export_fails_by_name():
     collected = Collected(by_annotator={"ann_a": 40, "ann_b": 0, "ann_c": 0}, labeled_images=10)
-    v = signoff(QAThresholds(), counts(delivered=40), concat_findings([unreadable()]), None, collected=collected)
+    v = signoff(
+        QAThresholds(), counts(delivered=40), concat_findings([unreadable()]), None, collected=collected
+    )
     assert judged(v, "min_labels_per_annotator", "ann_a").outcome == "pass"
     b, c = judged(v, "min_labels_per_annotator", "ann_b"), judged(v, "min_labels_per_annotator", "ann_c")
     assert (b.outcome, c.outcome, v.verdict) == ("fail", "fail", "fail")
-    assert b.message == ("annotator ann_b: 0 labels collected, below 1; 1 export file of theirs not read — the images "
-                         "assigned to them have none of their labels (index/assignments.parquet)")
+    assert b.message == (
+        "annotator ann_b: 0 labels collected, below 1; 1 export file of theirs not read — the images "
+        "assigned to them have none of their labels (index/assignments.parquet)"
+    )
     assert "; no export of theirs under annotations/ann_c/ —" in c.message
 
 
@@ -68,14 +91,19 @@ def test_a_delivery_of_mostly_unlabeled_images_is_conditional(labeled, outcome):
     got = judged(v, "min_labeled_images_fraction")
     assert (got.measured, got.outcome) == (labeled / 10, outcome)
     if outcome != "pass":
-        assert got.message == (f"only {labeled} of 10 delivered images have a label (40.0%, below 50.0%): the rest "
-                               "ship as background (status unlabeled in index/images.parquet)")
+        assert got.message == (
+            f"only {labeled} of 10 delivered images have a label (40.0%, below 50.0%): the rest "
+            "ship as background (status unlabeled in index/images.parquet)"
+        )
 
 
 @pytest.mark.slow
 def test_a_batch_whose_exports_cannot_be_read_fails_the_signoff(tmp_path):
     make_demo_batch(tmp_path, seed=3)
-    for export in [*(tmp_path / "batch" / "annotations").rglob("*.json"), *(tmp_path / "batch" / "gold").glob("*")]:
+    for export in [
+        *(tmp_path / "batch" / "annotations").rglob("*.json"),
+        *(tmp_path / "batch" / "gold").glob("*"),
+    ]:
         export.write_bytes(b"this is not an export")
     plan, _ = package_demo(load_config(tmp_path / "client.yaml"))
     assert plan.counts.instances_delivered == 0 and plan.verdict.verdict == "fail"  # before: pass

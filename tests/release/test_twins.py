@@ -2,6 +2,7 @@
 every run names it, on the local store and on S3 (moto_server). Each run stages its own files
 (the report differs between runs, as real runs' do), then publishes through the claim protocol;
 the Prefect flow itself is raced in tests/release/test_publication.py."""
+
 from __future__ import annotations
 
 import tempfile
@@ -50,8 +51,14 @@ def run_twins(store, dataset: str, fingerprint: str, n: int, *, inputs: str = "s
             staged = staging_prefix("acme", dataset, fingerprint)
             barrier.wait()
             stage_plan(plan(inputs, i), release=store, source=store, prefix=staged)
-            results[i] = publish(store=store, client="acme", dataset=dataset, fingerprint=fingerprint,
-                                 staged_prefix=staged, manifest_fields={"source": {"run": "twin"}})
+            results[i] = publish(
+                store=store,
+                client="acme",
+                dataset=dataset,
+                fingerprint=fingerprint,
+                staged_prefix=staged,
+                manifest_fields={"source": {"run": "twin"}},
+            )
             clean_staging(store, "acme", dataset, fingerprint)
         except Exception as e:  # reported by the assertion below
             results[i] = e
@@ -90,10 +97,24 @@ def test_twins_racing_other_inputs_still_give_one_release_per_input(store):
         staged = staging_prefix("acme", "pose", fp)
         barrier.wait()
         stage_plan(plan(fp, i), release=store, source=store, prefix=staged)
-        results.append((fp, publish(store=store, client="acme", dataset="pose", fingerprint=fp,
-                                    staged_prefix=staged, manifest_fields={}).version))
+        results.append(
+            (
+                fp,
+                publish(
+                    store=store,
+                    client="acme",
+                    dataset="pose",
+                    fingerprint=fp,
+                    staged_prefix=staged,
+                    manifest_fields={},
+                ).version,
+            )
+        )
 
-    threads = [threading.Thread(target=run, args=(fp, i)) for i, fp in enumerate(["a" * 64, "a" * 64, "b" * 64, "b" * 64])]
+    threads = [
+        threading.Thread(target=run, args=(fp, i))
+        for i, fp in enumerate(["a" * 64, "a" * 64, "b" * 64, "b" * 64])
+    ]
     [t.start() for t in threads]
     [t.join(120) for t in threads]
     assert len(results) == 4 and published_versions(store, "acme", "pose") == [1, 2]
@@ -130,7 +151,9 @@ def test_a_crashed_winner_does_not_block_the_next_run_which_completes_its_versio
 
     mine = staging_prefix("acme", "pose", fp)
     stage_plan(plan("same", 1), release=store, source=store, prefix=mine)
-    done = publish(store=store, client="acme", dataset="pose", fingerprint=fp, staged_prefix=mine, manifest_fields={})
+    done = publish(
+        store=store, client="acme", dataset="pose", fingerprint=fp, staged_prefix=mine, manifest_fields={}
+    )
     assert done.version == 1 and done.resumed
     assert verify_release(store, "acme/pose/v0001") == []
     # completed from the dead run's staging: the claim decides which bytes are published

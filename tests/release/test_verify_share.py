@@ -1,5 +1,6 @@
 """`verify_release` / `kpdeliver verify` and `kpdeliver share` on a published release, on the local
 store and on S3 (moto_server)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -55,7 +56,10 @@ def test_verify_is_clean_then_names_each_kind_of_difference(published):
     store.put(f"{prefix}/coco/extra.json", b"{}")
     problems = verify_release(store, prefix)
     assert [(p.kind, p.path) for p in problems] == [
-        ("extra", "coco/extra.json"), ("missing", "qa/report.html"), ("changed", "yolo/images/train/a.jpg")]
+        ("extra", "coco/extra.json"),
+        ("missing", "qa/report.html"),
+        ("changed", "yolo/images/train/a.jpg"),
+    ]
     code, out = cli("verify", location)
     assert code == 1
     for name in ("yolo/images/train/a.jpg", "qa/report.html", "coco/extra.json"):
@@ -83,7 +87,9 @@ def test_share_builds_one_archive_and_gives_links(published, tmp_path):
     assert verify_release(store, prefix) == []  # the archive sits beside the release, not in it
     code, again = cli("share", location)
     assert code == 0 and "built archive" not in again and store.get(prefix + ".zip") == archive
-    links = [line.split(None, 1)[1] for line in out.splitlines() if line.startswith(("archive:", "manifest:"))]
+    links = [
+        line.split(None, 1)[1] for line in out.splitlines() if line.startswith(("archive:", "manifest:"))
+    ]
     if isinstance(store, LocalStore):
         assert links[0].startswith("file://") and "presigned links need the release on S3" in out
         assert Path(links[0].removeprefix("file://")).read_bytes() == archive
@@ -120,10 +126,12 @@ def test_durations_and_locations():
 
 
 def test_verify_and_share_start_without_prefect_or_great_expectations(tmp_path):
-    code = ("import sys; from typer.testing import CliRunner; from kpdeliver.cli import app; "
-            f"r = CliRunner().invoke(app, ['verify', {str(tmp_path)!r}]); "
-            "bad = [m for m in ('prefect', 'great_expectations', 'boto3') if m in sys.modules]; "
-            "print(r.exit_code, bad)")
+    code = (
+        "import sys; from typer.testing import CliRunner; from kpdeliver.cli import app; "
+        f"r = CliRunner().invoke(app, ['verify', {str(tmp_path)!r}]); "
+        "bad = [m for m in ('prefect', 'great_expectations', 'boto3') if m in sys.modules]; "
+        "print(r.exit_code, bad)"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["1", "[]"], out.stderr
 
@@ -159,7 +167,9 @@ def test_an_archive_with_a_changed_member_is_caught_and_rebuilt(published):
     with zipfile.ZipFile(io.BytesIO(good)) as src, zipfile.ZipFile(buf, "w") as dst:
         for info in src.infolist():  # a well-formed zip whose one member holds other bytes
             data = src.read(info)
-            dst.writestr(info, b'{"images": ["swapped"]}' if info.filename.endswith("coco/train.json") else data)
+            dst.writestr(
+                info, b'{"images": ["swapped"]}' if info.filename.endswith("coco/train.json") else data
+            )
     store.put(prefix + ".zip", buf.getvalue())
     code, out = cli("verify", location)
     assert code == 1 and "member v0001/coco/train.json differs from the release's file" in out, out
@@ -177,6 +187,8 @@ def test_verify_of_an_unreachable_store_is_exit_2_not_tampering(monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     for command in ("verify", "share"):
-        code, out = cli(command, "s3://bucket/releases/acme/pose/v0001", "--endpoint-url", f"http://127.0.0.1:{port}")
+        code, out = cli(
+            command, "s3://bucket/releases/acme/pose/v0001", "--endpoint-url", f"http://127.0.0.1:{port}"
+        )
         assert code == 2, out
         assert "store unreachable" in out and "cannot be reached" in out and "does not match" not in out, out

@@ -1,5 +1,6 @@
 """A small demo release built through the delivery's own tasks (`task.fn()`, local folders): its
 report is what the tests in this folder read, render and look at."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

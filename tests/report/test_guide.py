@@ -2,6 +2,7 @@
 flags), versioned with it, with numbered reference pictures from gold or the first release; its
 embedded form for an annotation tool styles nothing outside itself; headless chromium renders it
 offline and prints it to PDF (`kpdeliver guide --pdf` on the demo batch)."""
+
 from __future__ import annotations
 
 import base64
@@ -35,8 +36,13 @@ URIS = re.compile(r'src="data:image/jpeg;base64,([^"]+)"')
 
 
 def _page(references=()) -> str:
-    return render_guide(COCO17, client="acme", dataset="pose", references=list(references),
-                        references_from="the batch's gold labels")
+    return render_guide(
+        COCO17,
+        client="acme",
+        dataset="pose",
+        references=list(references),
+        references_from="the batch's gold labels",
+    )
 
 
 def test_the_guide_says_what_every_keypoint_is_and_how_to_flag_it():
@@ -60,12 +66,19 @@ def test_the_version_follows_the_schema():
     moved = schema_from_dict({**doc, "definitions": {**doc["definitions"], "nose": "Tip of the nose."}})
     wider = schema_from_dict({**doc, "sigmas": [0.05] * 17})
     assert len({schema_version(COCO17), schema_version(moved), schema_version(wider)}) == 3
-    assert guide_file_name(COCO17, "acme", "pose") == f"labeling-guide-acme-pose-coco17-{schema_version(COCO17)}"
+    assert (
+        guide_file_name(COCO17, "acme", "pose") == f"labeling-guide-acme-pose-coco17-{schema_version(COCO17)}"
+    )
 
 
 def test_a_schema_file_gives_definitions_and_the_guide_names_those_missing():
-    schema = schema_from_dict({"name": "paw", "keypoints": ["left_paw", "right_paw", "tail"],
-                               "definitions": {"tail": "Tip of the tail."}})
+    schema = schema_from_dict(
+        {
+            "name": "paw",
+            "keypoints": ["left_paw", "right_paw", "tail"],
+            "definitions": {"tail": "Tip of the tail."},
+        }
+    )
     html = render_guide(schema, client="zoo", dataset="cats", references=[], references_from="")
     assert "Tip of the tail." in html and "no definition for 2 keypoint(s)" in html
     with pytest.raises(SchemaError, match="definitions for unknown keypoints"):
@@ -106,9 +119,12 @@ def test_references_from_the_first_release(tmp_path):
 def test_the_tool_instructions_style_nothing_outside_themselves():
     html = tool_instructions(COCO17, client="acme", dataset="pose")
     assert "<html" not in html and "<body" not in html and "data:" not in html
-    css = html[html.index("<style>") + 7:html.index("</style>")]
-    selectors = [s.strip() for rule in re.findall(r"([^{}]+)\{[^{}]*\}", css.replace("@media print{", ""))
-                 for s in rule.split(",")]
+    css = html[html.index("<style>") + 7 : html.index("</style>")]
+    selectors = [
+        s.strip()
+        for rule in re.findall(r"([^{}]+)\{[^{}]*\}", css.replace("@media print{", ""))
+        for s in rule.split(",")
+    ]
     assert selectors and all(s.startswith(".kpg") for s in selectors), selectors
     assert f"{guide_file_name(COCO17, 'acme', 'pose')}.html" in html
     assert str(escape(COCO17.definitions["left_hip"])) in html
@@ -119,8 +135,9 @@ def test_guide_command_writes_a_page_chromium_renders_offline_and_a_pdf(chromium
     root = tmp_path / "demo"
     config = make_demo_batch(root, seed=4, n_images=8, n_gold=2)
     out = tmp_path / "guide"
-    run = CliRunner().invoke(app, ["guide", "--config", str(config), "--out", str(out), "--pdf",
-                                   "--chromium", str(chromium)])
+    run = CliRunner().invoke(
+        app, ["guide", "--config", str(config), "--out", str(out), "--pdf", "--chromium", str(chromium)]
+    )
     assert run.exit_code == 0, run.output
     stem = guide_file_name(COCO17, "demo", "people-demo")
     page, pdf = out / f"{stem}.html", out / f"{stem}.pdf"
@@ -129,13 +146,31 @@ def test_guide_command_writes_a_page_chromium_renders_offline_and_a_pdf(chromium
     assert len(URIS.findall(html)) == 2 and not REMOTE.search(html)
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 20_000
     assert not list(out.glob(".*profile*"))  # the browser's profile is cleaned up
-    offline = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-               "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost", f"--user-data-dir={tmp_path / 'p'}"]
-    dom = subprocess.run([str(chromium), *offline, "--dump-dom", page.as_uri()], capture_output=True, text=True, check=False,
-                         timeout=120, cwd=tmp_path)
+    offline = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost",
+        f"--user-data-dir={tmp_path / 'p'}",
+    ]
+    dom = subprocess.run(
+        [str(chromium), *offline, "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert dom.returncode == 0 and "left_ankle" in dom.stdout and schema_version(COCO17) in dom.stdout
     shot = tmp_path / "guide.png"
-    subprocess.run([str(chromium), *offline, f"--screenshot={shot}", "--window-size=1000,2400", page.as_uri()],
-                   capture_output=True, timeout=120, cwd=tmp_path, check=True)
+    subprocess.run(
+        [str(chromium), *offline, f"--screenshot={shot}", "--window-size=1000,2400", page.as_uri()],
+        capture_output=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=True,
+    )
     im = np.asarray(Image.open(shot).convert("L")).astype(float)
     assert im.std() > 20  # text, tables and pictures, not a blank page

@@ -1,5 +1,6 @@
 """Release notes on a second version: the report compares with the published v0001 and
 `qa/changes.parquet` lists what changed."""
+
 from __future__ import annotations
 
 import pyarrow as pa
@@ -36,7 +37,9 @@ def test_the_second_version_lists_what_changed_since_the_first(tmp_path):
     gone = images[-1]
     gone.unlink()  # the client withdrew an image; its labels now name no image of the batch
     checksums = root / "batch" / "checksums.sha256"
-    checksums.write_text("".join(line for line in checksums.read_text().splitlines(True) if gone.name not in line))
+    checksums.write_text(
+        "".join(line for line in checksums.read_text().splitlines(True) if gone.name not in line)
+    )
     plan, _ = package_demo(config)
     html = plan.files["qa/report.html"].decode()
     changes = pq.read_table(pa.BufferReader(plan.files["qa/changes.parquet"]))

@@ -2,6 +2,7 @@
 network, renders it to a screenshot that is not blank; every overlay decodes as an image; the page
 asks for nothing from the network. `make test-deps` installs chromium (infra/ci/install-chromium.sh);
 without it the browser tests fail (the `chromium` fixture of tests/conftest.py), they never skip."""
+
 from __future__ import annotations
 
 import base64
@@ -15,15 +16,30 @@ import pytest
 from PIL import Image
 
 pytestmark = pytest.mark.slow
-OFFLINE = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost']
-REMOTE = re.compile(r"""(?:src|href|action|poster)\s*=\s*["']?\s*(?:https?:)?//|url\(\s*["']?\s*(?:https?:)?//|@import""", re.I)
+OFFLINE = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost",
+]
+REMOTE = re.compile(
+    r"""(?:src|href|action|poster)\s*=\s*["']?\s*(?:https?:)?//|url\(\s*["']?\s*(?:https?:)?//|@import""",
+    re.I,
+)
 
 
 def render(chromium: Path, tmp_path: Path, page: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(chromium), *OFFLINE, f"--user-data-dir={tmp_path / 'profile'}", *args, page.as_uri()],
-                          capture_output=True, timeout=120, cwd=tmp_path)
+    return subprocess.run(
+        [str(chromium), *OFFLINE, f"--user-data-dir={tmp_path / 'profile'}", *args, page.as_uri()],
+        capture_output=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +56,9 @@ def test_the_page_asks_nothing_from_the_network(demo_release):
 
 
 def test_every_overlay_decodes_as_an_image(demo_release):
-    uris = re.findall(r'<img class="overlay" alt="[^"]*" src="data:image/jpeg;base64,([^"]+)"', demo_release.html)
+    uris = re.findall(
+        r'<img class="overlay" alt="[^"]*" src="data:image/jpeg;base64,([^"]+)"', demo_release.html
+    )
     assert len(uris) >= 8  # worst findings (some side by side with gold) and the random sample
     for uri in uris:
         im = Image.open(io.BytesIO(base64.b64decode(uri)))
@@ -64,7 +82,15 @@ def test_chromium_loads_the_whole_page_offline(chromium, page, tmp_path, demo_re
     run = render(chromium, tmp_path, page, "--dump-dom")
     dom = run.stdout.decode(errors="replace")
     assert "</body>" in dom, run.stderr.decode(errors="replace")[-2000:]
-    for section in ('id="verdict"', 'id="annotators"', 'id="worst"', 'id="sample"', 'id="keypoints"', 'id="coverage"',
-                    'id="changes"', 'id="row-rules"'):
+    for section in (
+        'id="verdict"',
+        'id="annotators"',
+        'id="worst"',
+        'id="sample"',
+        'id="keypoints"',
+        'id="coverage"',
+        'id="changes"',
+        'id="row-rules"',
+    ):
         assert section in dom, section
     assert dom.count("<img") == demo_release.html.count("<img")

@@ -4,6 +4,7 @@ out-of-frame points (for the vendor), and the prospect's package: a page of its 
 the sample is and how it was chosen, shows every image, the schema and the flags, and never an
 annotator, a verdict or an internal path; COCO JSON and a YOLO tree. Items refused at decode on the
 sample's images stay in the sample and are counted. The page renders in chromium, offline."""
+
 from __future__ import annotations
 
 import io
@@ -48,11 +49,30 @@ def sample(tmp_path_factory) -> Sample:
     root = tmp_path_factory.mktemp("sample")
     config_path = make_demo_batch(root / "demo", seed=2, n_images=30)
     out = root / "package"
-    res = CliRunner().invoke(app, ["sample", "--config", str(config_path), "--n", "12", "--work", str(root / "work"),
-                                   "--out", str(out)])
+    res = CliRunner().invoke(
+        app,
+        [
+            "sample",
+            "--config",
+            str(config_path),
+            "--n",
+            "12",
+            "--work",
+            str(root / "work"),
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     html = (out / "index.html").read_text()
-    return Sample(root, load_config(config_path), res.output, out, html, re.sub(r"<style>.*?</style>", "", html, flags=re.S))
+    return Sample(
+        root,
+        load_config(config_path),
+        res.output,
+        out,
+        html,
+        re.sub(r"<style>.*?</style>", "", html, flags=re.S),
+    )
 
 
 @pytest.mark.slow
@@ -85,7 +105,11 @@ def test_the_page_says_what_the_sample_is_and_shows_every_image(sample):
         shown = re.search(rf'data-flag="{flag}"><b>([\d,]+)</b>', text).group(1)
         assert int(shown.replace(",", "")) == int((v == flag).sum())
     releases = LocalStore(sample.config.releases)
-    held = pq.read_table(io.BytesIO(releases.get(f"{sample.config.client}/{sample.config.dataset}-sample/v0001/qa/quarantine.parquet")))
+    held = pq.read_table(
+        io.BytesIO(
+            releases.get(f"{sample.config.client}/{sample.config.dataset}-sample/v0001/qa/quarantine.parquet")
+        )
+    )
     assert f'data-held-labels="{held.num_rows}"' in text
 
 
@@ -94,7 +118,15 @@ def test_the_page_names_no_annotator_no_verdict_and_no_internal_path(sample):
     text = sample.text
     for name in sample.config.annotators:
         assert name not in text
-    for internal in (str(sample.root), "/tmp", "annotations/", ".parquet", "quarantine", "signoff", "report.html"):
+    for internal in (
+        str(sample.root),
+        "/tmp",
+        "annotations/",
+        ".parquet",
+        "quarantine",
+        "signoff",
+        "report.html",
+    ):
         assert internal not in text, internal
     assert not re.search(r"\b(PASS|FAIL|CONDITIONAL|conditional|verdict|sign-off)\b", text)
     assert "annotator" not in (sample.out / "coco" / "sample.json").read_text()
@@ -114,7 +146,9 @@ def test_the_package_holds_coco_and_a_yolo_tree(sample):
 def test_chromium_renders_the_page_and_enlarges_a_picture_without_script(chromium, sample, tmp_path):
     assert "<script" not in sample.html.lower() and "<link" not in sample.html.lower()
     shot = tmp_path / "sample.png"
-    run = render(chromium, tmp_path, sample.out / "index.html", f"--screenshot={shot}", "--window-size=1300,2400")
+    run = render(
+        chromium, tmp_path, sample.out / "index.html", f"--screenshot={shot}", "--window-size=1300,2400"
+    )
     assert shot.is_file(), run.stderr.decode(errors="replace")[-2000:]
     assert np.asarray(Image.open(shot).convert("L"), dtype=float).std() > 20  # not a blank page
     zoomed = tmp_path / "zoomed.html"  # the first picture clicked: its checkbox checked
@@ -140,7 +174,12 @@ def test_items_refused_at_decode_on_the_sample_s_images_stay_in_the_sample(tmp_p
     folder = tmp_path / "batch"
     write_sample_batch(store, collected, names, folder)
     sample = LocalStore(str(folder))
-    again = collect_exports(sample, Dataset(COCO17, ingest_images(sample).images, Instances.empty(17)), config.annotators)
-    expected = refused.filter(pa.compute.is_in(refused["image_id"], pa.array(images.id[np.isin(images.file_name, names)])))
-    assert sorted(zip(again.rejected["annotator"].to_pylist(), again.rejected["check"].to_pylist(), strict=True)) == \
-        sorted(zip(expected["annotator"].to_pylist(), expected["check"].to_pylist(), strict=True))
+    again = collect_exports(
+        sample, Dataset(COCO17, ingest_images(sample).images, Instances.empty(17)), config.annotators
+    )
+    expected = refused.filter(
+        pa.compute.is_in(refused["image_id"], pa.array(images.id[np.isin(images.file_name, names)]))
+    )
+    assert sorted(
+        zip(again.rejected["annotator"].to_pylist(), again.rejected["check"].to_pylist(), strict=True)
+    ) == sorted(zip(expected["annotator"].to_pylist(), expected["check"].to_pylist(), strict=True))

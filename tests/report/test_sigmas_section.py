@@ -1,5 +1,6 @@
 """The report's sigmas section: each keypoint's measured sigma with its interval and pairs beside the
 sigma OKS used, which sigmas those were, and nothing at all when nothing was measured."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,7 +23,7 @@ def test_the_section_shows_measured_beside_used():
     html = render_sigmas(sigmas_view(_measured().to_json()))
     assert "OKS in this report used the <b>COCO default</b> sigmas" in html
     assert html.count("<tr><td>") == 17 and html.count("too few pairs") == 2
-    nose = html[html.index("<tr><td>nose</td>"):].split("</tr>")[0]
+    nose = html[html.index("<tr><td>nose</td>") :].split("</tr>")[0]
     cells = [c.split("<")[0] for c in nose.split('<td class="n">')[1:]]
     sigma, pairs, left_out, used = float(cells[0]), int(cells[2].split()[0]), int(cells[3]), cells[4]
     assert abs(sigma - 0.04) < 0.006 and pairs + left_out == 200 and used == "0.026"
@@ -33,9 +34,18 @@ def test_the_report_context_s_rows_show_alike():
     """The report passes the table's rows as c.sigmas and includes the partial."""
     from jinja2 import ChoiceLoader, DictLoader, Environment, PackageLoader, StrictUndefined
 
-    env = Environment(loader=ChoiceLoader([DictLoader({"page": '{% include "sigmas.html.j2" %}'}),
-                                           PackageLoader("kpdeliver.report", "templates")]),
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, autoescape=True)
+    env = Environment(
+        loader=ChoiceLoader(
+            [
+                DictLoader({"page": '{% include "sigmas.html.j2" %}'}),
+                PackageLoader("kpdeliver.report", "templates"),
+            ]
+        ),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=True,
+    )
     rows = _measured().table.to_pylist()
     html = env.get_template("page").render(c={"sigmas": rows})
     assert html == render_sigmas(rows) and html.count("<tr><td>") == 17

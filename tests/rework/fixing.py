@@ -5,6 +5,7 @@ in a shape nothing could read, from that export's raw entry): gold images take t
 other points are moved into the image, unplaced points lose their coordinates, the point count
 is made right. A bad fix does that and then puts one visible point outside the image.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -28,7 +29,7 @@ def _raw(batch: Path, annotator: str, file_name: str) -> np.ndarray:
     rows = []
     for a in doc["annotations"]:
         if a["image_id"] in ids:
-            flat = (list(a["keypoints"]) + [0] * 3 * K)[:3 * K]
+            flat = (list(a["keypoints"]) + [0] * 3 * K)[: 3 * K]
             rows.append(np.asarray(flat, float).reshape(K, 3))
     return np.stack(rows) if rows else np.zeros((0, K, 3))
 
@@ -43,16 +44,32 @@ def fixed_labels(part: Dataset, annotator: str, batch: Path, *, bad: set[str] = 
     """The package's images with the annotator's labels put right (`bad`: file names fixed badly)."""
     parts, next_id = [], 1
     sizes = [Image.open(batch / "images" / n).size for n in part.images.file_name.tolist()]
-    part = part.replace(images=replace(part.images, width=np.asarray([w for w, _ in sizes], np.int64),
-                                       height=np.asarray([h for _, h in sizes], np.int64)))
-    for image_id, name, w, h in zip(part.images.id.tolist(), part.images.file_name.tolist(),
-                                    part.images.width.tolist(), part.images.height.tolist(), strict=True):
-        mine = part.instances.keypoints[(part.instances.image_id == image_id) & (part.instances.annotator == annotator)]
+    part = part.replace(
+        images=replace(
+            part.images,
+            width=np.asarray([w for w, _ in sizes], np.int64),
+            height=np.asarray([h for _, h in sizes], np.int64),
+        )
+    )
+    for image_id, name, w, h in zip(
+        part.images.id.tolist(),
+        part.images.file_name.tolist(),
+        part.images.width.tolist(),
+        part.images.height.tolist(),
+        strict=True,
+    ):
+        mine = part.instances.keypoints[
+            (part.instances.image_id == image_id) & (part.instances.annotator == annotator)
+        ]
         gold = _gold(batch, name)
         if len(gold):  # the annotator's labels of a gold image are put right by copying gold
             kps = gold.copy()
         else:
-            kps = mine.copy() if len(mine) >= len(_raw(batch, annotator, name)) else _raw(batch, annotator, name)
+            kps = (
+                mine.copy()
+                if len(mine) >= len(_raw(batch, annotator, name))
+                else _raw(batch, annotator, name)
+            )
         kps[..., 0] = np.clip(kps[..., 0], 1, w - 2)
         kps[..., 1] = np.clip(kps[..., 1], 1, h - 2)
         kps[kps[..., 2] <= 0] = 0
@@ -60,7 +77,15 @@ def fixed_labels(part: Dataset, annotator: str, batch: Path, *, bad: set[str] = 
             seen = np.flatnonzero(kps[0, :, 2] == 2)
             kps[0, seen[0], :2] = (w + 60, h / 2)
         n = len(kps)
-        parts.append(Instances.build(id=np.arange(next_id, next_id + n), image_id=np.full(n, image_id), keypoints=kps,
-                                     num_keypoints=(kps[..., 2] > 0).sum(axis=1), annotator=[annotator] * n, num_kpts=K))
+        parts.append(
+            Instances.build(
+                id=np.arange(next_id, next_id + n),
+                image_id=np.full(n, image_id),
+                keypoints=kps,
+                num_keypoints=(kps[..., 2] > 0).sum(axis=1),
+                annotator=[annotator] * n,
+                num_kpts=K,
+            )
+        )
         next_id += n
     return part.replace(instances=concat_instances(parts, K))

@@ -1,4 +1,5 @@
 """Keypoint-name mapping onto a schema: by name and alias, never by position."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +9,20 @@ from kpdeliver.names import map_keypoint_names, normalise_name
 from kpdeliver.schema import COCO17, HAND21, SchemaError
 
 
-@pytest.mark.parametrize("spelling", ["left_shoulder", "L_Shoulder", "lshoulder", "LShoulder", "Left Shoulder",
-                                      "left-shoulder", "shoulder_left", "leftShoulder", "l_sho"])
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "left_shoulder",
+        "L_Shoulder",
+        "lshoulder",
+        "LShoulder",
+        "Left Shoulder",
+        "left-shoulder",
+        "shoulder_left",
+        "leftShoulder",
+        "l_sho",
+    ],
+)
 def test_common_spellings_normalise_to_one_name(spelling):
     assert normalise_name(spelling) == "left_shoulder"
 

@@ -1,4 +1,5 @@
 """Left/right pairs from keypoint names, wherever the side token stands, and stated in a schema YAML."""
+
 from __future__ import annotations
 
 import json
@@ -18,21 +19,33 @@ from kpdeliver.schema import (
 QUADRUPED = Path(__file__).parents[1] / "fixtures" / "real" / "deeplabcut" / "quadruped_dataset.json"
 
 
-@pytest.mark.parametrize("left, right", [
-    ("left collar", "right collar"), ("front_left_paw", "front_right_paw"), ("l_eye", "r_eye"),
-    ("LeftHand", "RightHand"), ("mouth_end_left", "mouth_end_right"), ("LShoulder", "RShoulder"),
-    ("Left-Ear", "right_ear"), ("hip.L", "hip.R"), ("left_brow_3", "right_brow_3"),
-])
+@pytest.mark.parametrize(
+    "left, right",
+    [
+        ("left collar", "right collar"),
+        ("front_left_paw", "front_right_paw"),
+        ("l_eye", "r_eye"),
+        ("LeftHand", "RightHand"),
+        ("mouth_end_left", "mouth_end_right"),
+        ("LShoulder", "RShoulder"),
+        ("Left-Ear", "right_ear"),
+        ("hip.L", "hip.R"),
+        ("left_brow_3", "right_brow_3"),
+    ],
+)
 def test_pairs_by_the_side_token_wherever_it_stands(left, right):
     assert pairs_by_side(["nose", right, left]) == ((2, 1),)
 
 
-@pytest.mark.parametrize("names", [
-    ["leftover", "rightmost"],  # side words inside a longer word are not a side
-    ["ear_l", "ear_r_tip"],  # the rest of the name differs
-    ["left_eye", "l_eye", "right_eye"],  # two left candidates: ambiguous, nothing paired
-    ["left_right_marker", "right_left_marker"],  # two side tokens in one name
-])
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["leftover", "rightmost"],  # side words inside a longer word are not a side
+        ["ear_l", "ear_r_tip"],  # the rest of the name differs
+        ["left_eye", "l_eye", "right_eye"],  # two left candidates: ambiguous, nothing paired
+        ["left_right_marker", "right_left_marker"],  # two side tokens in one name
+    ],
+)
 def test_no_pair_when_the_names_do_not_mirror(names):
     assert pairs_by_side(names) == ()
 
@@ -40,7 +53,11 @@ def test_no_pair_when_the_names_do_not_mirror(names):
 def test_deeplabcut_quadruped_pairs_match_its_swap_table():
     info = json.loads(QUADRUPED.read_text())["dataset_info"]["keypoint_info"]
     names = [info[str(i)]["name"] for i in range(len(info))]
-    truth = {tuple(sorted((i, names.index(info[str(i)]["swap"])))) for i in range(len(names)) if info[str(i)]["swap"]}
+    truth = {
+        tuple(sorted((i, names.index(info[str(i)]["swap"]))))
+        for i in range(len(names))
+        if info[str(i)]["swap"]
+    }
     assert {tuple(sorted(p)) for p in pairs_by_side(names)} == truth
     schema = KeypointSchema("quadruped", tuple(names), (), pairs_by_side(names), (0.05,) * len(names))
     assert unpaired_side_names(schema) == []

@@ -1,4 +1,5 @@
 """Keypoint schemas: invariants of every built-in, the published numbers, custom schemas."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -56,7 +57,12 @@ def test_face_mirror_pairs_follow_the_markups():
     assert f68[0] == 16 and f68[8] == 8 and f68[36] == 45 and f68[48] == 54 and f68[30] == 30
     f98 = FACE98.flip_idx
     assert f98[0] == 32 and f98[16] == 16 and f98[60] == 72 and f98[96] == 97 and f98[54] == 54
-    assert HAND21.keypoints[0] == "wrist" and HAND21.keypoints[1:5] == ("thumb_1", "thumb_2", "thumb_3", "thumb_4")
+    assert HAND21.keypoints[0] == "wrist" and HAND21.keypoints[1:5] == (
+        "thumb_1",
+        "thumb_2",
+        "thumb_3",
+        "thumb_4",
+    )
 
 
 def test_invariants_are_enforced():
@@ -72,10 +78,14 @@ def test_invariants_are_enforced():
 
 def test_custom_schema_from_yaml(tmp_path):
     p = tmp_path / "dog.yaml"
-    p.write_text("name: dog\nkeypoints: [nose, left_ear, right_ear]\nskeleton: [[nose, left_ear], [1, 3]]\n"
-                 "skeleton_base: 1\nflip_pairs: [[left_ear, right_ear]]\nsigmas: {nose: 0.03}\n")
+    p.write_text(
+        "name: dog\nkeypoints: [nose, left_ear, right_ear]\nskeleton: [[nose, left_ear], [1, 3]]\n"
+        "skeleton_base: 1\nflip_pairs: [[left_ear, right_ear]]\nsigmas: {nose: 0.03}\n"
+    )
     s = get_schema(str(p))
-    assert s.skeleton == ((0, 1), (0, 2)) and s.flip_idx.tolist() == [0, 2, 1] and s.sigmas == (0.03, 0.05, 0.05)
+    assert (
+        s.skeleton == ((0, 1), (0, 2)) and s.flip_idx.tolist() == [0, 2, 1] and s.sigmas == (0.03, 0.05, 0.05)
+    )
     assert load_schema_yaml(p) == s
     with pytest.raises(SchemaError, match="unknown keypoint"):
         schema_from_dict({"keypoints": ["a"], "skeleton": [["a", "zz"]]})

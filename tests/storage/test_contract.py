@@ -1,4 +1,5 @@
 """One storage contract, run on every adapter: the local folder and S3 (moto_server on loopback)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -18,8 +19,10 @@ def store(request, tmp_path) -> ObjectStore:
     if request.param == "local":
         return LocalStore(tmp_path / "root")
     bucket = request.getfixturevalue("s3_bucket")
-    return open_store(f"s3://{bucket}/tenant/root",
-                      {"multipart_threshold": 5 * MiB, "multipart_chunksize": 5 * MiB, "copy_threshold": 5 * MiB})
+    return open_store(
+        f"s3://{bucket}/tenant/root",
+        {"multipart_threshold": 5 * MiB, "multipart_chunksize": 5 * MiB, "copy_threshold": 5 * MiB},
+    )
 
 
 def test_put_get_exists_size_delete(store):
@@ -69,7 +72,11 @@ def test_list_paginates_past_1000_keys(store):
     else:  # the bulk upload is fixture set-up, not the behaviour under test
         full = store.prefix + "/"
         with _pool() as pool:
-            list(pool.map(lambda k: store.client.put_object(Bucket=store.bucket, Key=full + k, Body=b"x"), keys))
+            list(
+                pool.map(
+                    lambda k: store.client.put_object(Bucket=store.bucket, Key=full + k, Body=b"x"), keys
+                )
+            )
     assert list(store.list("many/")) == keys
     assert store.delete_prefix("many/") == 1234
     assert list(store.list("many/")) == []
@@ -131,10 +138,17 @@ def test_large_objects_go_up_in_parts_and_come_back_whole(store):
         assert copied["ETag"].strip('"').endswith("-3")  # and a part-by-part server-side copy
 
 
-@pytest.mark.parametrize("key", ["../escape.txt", "a/../../b", "/etc/passwd", "C:\\x", "a\x00b", "a\nb", "tab\there", ""])
+@pytest.mark.parametrize(
+    "key", ["../escape.txt", "a/../../b", "/etc/passwd", "C:\\x", "a\x00b", "a\nb", "tab\there", ""]
+)
 def test_unsafe_keys_are_refused(store, key):
-    for op in (lambda: store.put(key, b"x"), lambda: store.get(key), lambda: store.put_if_absent(key, b"x"),
-               lambda: list(store.list(key or "../")), lambda: store.exists(key)):
+    for op in (
+        lambda: store.put(key, b"x"),
+        lambda: store.get(key),
+        lambda: store.put_if_absent(key, b"x"),
+        lambda: list(store.list(key or "../")),
+        lambda: store.exists(key),
+    ):
         with pytest.raises(UnsafeKeyError):
             op()
 
@@ -146,7 +160,9 @@ def test_a_store_pickles_without_its_connection(store):
 
 
 def test_s3_reports_sha256_without_downloading_when_it_can(s3_bucket):
-    store = open_store(f"s3://{s3_bucket}/x", {"multipart_threshold": 5 * MiB, "multipart_chunksize": 5 * MiB})
+    store = open_store(
+        f"s3://{s3_bucket}/x", {"multipart_threshold": 5 * MiB, "multipart_chunksize": 5 * MiB}
+    )
     small, big = os.urandom(1000), os.urandom(6 * MiB)
     store.put("s.bin", small)
     store.put("b.bin", big)  # multipart: S3 keeps a checksum of part checksums, so it is streamed

@@ -1,5 +1,6 @@
 """LocalStore.holding_folders: folder descriptors opened once for a batch of reads and writes,
 bounded in number, closed when the last user ends, and never a way around the no-links rule."""
+
 from __future__ import annotations
 
 import os

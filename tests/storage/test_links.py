@@ -1,5 +1,6 @@
 """The local store never follows a symbolic link below its root, whatever kind it is, and the
 files it writes honour the process umask."""
+
 from __future__ import annotations
 
 import os
@@ -33,9 +34,22 @@ def planted(tmp_path):
     return LocalStore(root)
 
 
-LINKS = ["exports", "images/dangling.jpg", "images/dir_link", "images/file_link.jpg", "images/loop_a.jpg", "images/loop_b.jpg"]
-THROUGH = ["images/file_link.jpg", "images/dir_link/deep.jpg", "images/dangling.jpg", "images/loop_a.jpg",
-           "exports/secret.jpg", "exports/sub/deep.jpg"]
+LINKS = [
+    "exports",
+    "images/dangling.jpg",
+    "images/dir_link",
+    "images/file_link.jpg",
+    "images/loop_a.jpg",
+    "images/loop_b.jpg",
+]
+THROUGH = [
+    "images/file_link.jpg",
+    "images/dir_link/deep.jpg",
+    "images/dangling.jpg",
+    "images/loop_a.jpg",
+    "exports/secret.jpg",
+    "exports/sub/deep.jpg",
+]
 
 
 def test_links_are_not_listed_but_named_by_skipped(planted):
@@ -59,7 +73,9 @@ def test_reads_through_any_link_are_refused(planted, key):
     assert not (planted.root.parent / "copy" / "stolen.jpg").exists()
     with pytest.raises(LinkError):  # a copy within the store is a hard link: never of a link, nor through one
         planted.copy(key, "stolen.jpg")
-    assert not planted.exists("stolen.jpg") and not [n for n in os.listdir(planted.root) if "stolen" in n or n.startswith(".kp-tmp")]
+    assert not planted.exists("stolen.jpg") and not [
+        n for n in os.listdir(planted.root) if "stolen" in n or n.startswith(".kp-tmp")
+    ]
 
 
 def test_writes_and_deletes_through_a_folder_link_are_refused(planted):
@@ -90,7 +106,10 @@ def test_ingest_turns_every_link_into_a_finding(planted):
     rows = result.findings.to_pylist()
     assert sorted(r["file_name"] for r in rows) == LINKS
     assert {(r["check"], r["severity"]) for r in rows} == {("ingest.symlink", "error")}
-    assert sorted(result.refused["key"].to_pylist()) == [k for k in LINKS if k.startswith("images/")] and result.listed == 6
+    assert (
+        sorted(result.refused["key"].to_pylist()) == [k for k in LINKS if k.startswith("images/")]
+        and result.listed == 6
+    )
 
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
@@ -104,6 +123,11 @@ def test_written_files_honour_the_umask(tmp_path, umask, mode):
         LocalStore(tmp_path / "r2").copy_from(store, "a/put.bin", "c.bin")
     finally:
         os.umask(old)
-    for path in (tmp_path / "r/a/put.bin", tmp_path / "r/a/claim.bin", tmp_path / "r/b/copy.bin", tmp_path / "r2/c.bin"):
+    for path in (
+        tmp_path / "r/a/put.bin",
+        tmp_path / "r/a/claim.bin",
+        tmp_path / "r/b/copy.bin",
+        tmp_path / "r2/c.bin",
+    ):
         assert stat.S_IMODE(path.stat().st_mode) == mode, path
     assert stat.S_IMODE((tmp_path / "r/a").stat().st_mode) == 0o777 & ~umask

@@ -1,6 +1,7 @@
 """S3 under faults: a loopback proxy in front of moto_server fails requests with 500/503 or drops
 connections (before or after the server applied them); bodies damaged in transit or objects
 changed after their checksum was taken are caught by sha256."""
+
 from __future__ import annotations
 
 import hashlib
@@ -18,7 +19,12 @@ MiB = 1024 * 1024
 
 
 def store_via(proxy_url: str, bucket: str, **tuning) -> S3Store:
-    opts = {"endpoint_url": proxy_url, "multipart_threshold": 5 * MiB, "multipart_chunksize": 5 * MiB, **tuning}
+    opts = {
+        "endpoint_url": proxy_url,
+        "multipart_threshold": 5 * MiB,
+        "multipart_chunksize": 5 * MiB,
+        **tuning,
+    }
     return open_store(f"s3://{bucket}/batch", opts)
 
 
@@ -81,8 +87,13 @@ def test_an_object_changed_after_its_checksum_was_taken_is_not_ingested(s3_bucke
     good, victim = _jpeg((10, 200, 10)), _jpeg((200, 10, 10))
     store.put("images/good.jpg", good)
     store.put("images/victim.jpg", victim)
-    store.put("checksums.sha256", "".join(f"{hashlib.sha256(d).hexdigest()}  images/{n}\n"
-                                          for n, d in (("good.jpg", good), ("victim.jpg", victim))).encode())
+    store.put(
+        "checksums.sha256",
+        "".join(
+            f"{hashlib.sha256(d).hexdigest()}  images/{n}\n"
+            for n, d in (("good.jpg", good), ("victim.jpg", victim))
+        ).encode(),
+    )
     changed = bytearray(victim)
     changed[len(changed) // 2] ^= 0x01  # one byte, after the checksums were taken
     store.put("images/victim.jpg", bytes(changed))
@@ -129,7 +140,11 @@ def test_an_unreachable_endpoint_is_its_own_error(monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     store = open_store("s3://bucket/x", {"endpoint_url": f"http://127.0.0.1:{port}", "max_attempts": 1})
-    for call in (lambda: store.get("a"), lambda: store.exists("a"), lambda: list(store.list("")),
-                 lambda: store.put_if_absent("a", b"x")):
+    for call in (
+        lambda: store.get("a"),
+        lambda: store.exists("a"),
+        lambda: list(store.list("")),
+        lambda: store.put_if_absent("a", b"x"),
+    ):
         with pytest.raises(StoreUnreachable, match=f"127.0.0.1:{port} cannot be reached"):
             call()

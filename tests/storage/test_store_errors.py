@@ -3,6 +3,7 @@
 private mount namespace (`unshare --mount`), permission bits met by a process started without
 CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH (tests run as root), a path that is a file, and S3
 errors from moto behind the fault proxy or from an environment without credentials."""
+
 from __future__ import annotations
 
 import ctypes
@@ -35,8 +36,14 @@ except StorageError as e:
 
 def probe(root: Path, op: str, *, wrap: tuple[str, ...] = (), preexec_fn=None) -> tuple[str, str]:
     """(cause, sentence) of a put, a listing or an `exists` of a LocalStore at `root`, in a child process."""
-    out = subprocess.run([*wrap, sys.executable, "-c", PROBE, str(root), op], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)}, preexec_fn=preexec_fn, timeout=120)
+    out = subprocess.run(
+        [*wrap, sys.executable, "-c", PROBE, str(root), op],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        preexec_fn=preexec_fn,
+        timeout=120,
+    )
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
     cause, _, sentence = out.stdout.strip().partition("|")
     return cause, sentence
@@ -45,8 +52,19 @@ def probe(root: Path, op: str, *, wrap: tuple[str, ...] = (), preexec_fn=None) -
 def in_tmpfs(folder: Path, options: str) -> tuple[str, ...]:
     folder.mkdir(parents=True, exist_ok=True)
     user = () if os.geteuid() == 0 else ("--user", "--map-root-user")  # unprivileged: in a user namespace
-    return ("unshare", *user, "--mount", "--propagation", "private", "sh", "-c",
-            'mount -t tmpfs -o "$1" tmpfs "$2" && shift 2 && exec "$@"', "sh", options, str(folder))
+    return (
+        "unshare",
+        *user,
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        'mount -t tmpfs -o "$1" tmpfs "$2" && shift 2 && exec "$@"',
+        "sh",
+        options,
+        str(folder),
+    )
 
 
 def without_dac_override() -> None:
@@ -68,7 +86,11 @@ def test_disk_full(tmp_path):
 def test_read_only(tmp_path):
     root = tmp_path / "releases"
     cause, sentence = probe(root, "put", wrap=in_tmpfs(root, "ro,size=1m"))
-    assert cause == "read-only" and sentence.startswith(f"cannot write {root}/a/b.bin: ") and "read-only" in sentence
+    assert (
+        cause == "read-only"
+        and sentence.startswith(f"cannot write {root}/a/b.bin: ")
+        and "read-only" in sentence
+    )
 
 
 def test_permission_denied_on_write_and_on_an_unreadable_folder(tmp_path):
@@ -117,7 +139,9 @@ def test_s3_without_credentials(monkeypatch):
     for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
         monkeypatch.setenv(name, os.devnull)
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    store = open_store("s3://kp-nobody/releases", {"endpoint_url": "http://127.0.0.1:9", "region": "us-east-1"})
+    store = open_store(
+        "s3://kp-nobody/releases", {"endpoint_url": "http://127.0.0.1:9", "region": "us-east-1"}
+    )
     with pytest.raises(StoreFault) as e:
         list(store.list("acme/"))
     assert e.value.cause == "no credentials" and "s3://kp-nobody/releases/acme/" in str(e.value)
@@ -136,7 +160,11 @@ def test_s3_server_errors_are_retried_refusals_are_not(s3_bucket, fault_proxy):
 
 def test_faults_travel_between_processes_whole():
     fault = pickle.loads(pickle.dumps(StoreFault("cannot write /r/x: the disk is full", "disk full")))
-    assert (str(fault), fault.cause, fault.transient) == ("cannot write /r/x: the disk is full", "disk full", False)
+    assert (str(fault), fault.cause, fault.transient) == (
+        "cannot write /r/x: the disk is full",
+        "disk full",
+        False,
+    )
 
 
 def test_a_servers_message_reaches_the_terminal_as_one_plain_line():

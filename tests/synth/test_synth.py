@@ -1,5 +1,6 @@
 """Synthetic data: deterministic, plausible, clean where it says so, and every injected mistake
 is exactly one that was recorded."""
+
 from __future__ import annotations
 
 import contextlib
@@ -76,8 +77,12 @@ def test_sample_poses_are_clean_with_a_realistic_visibility_mix():
     out = (v == 1) & ~_inside(kps, w, h)
     assert 0 < out.sum() < 0.02 * out.size
     side = np.maximum(w, h)[:, None]
-    assert (np.maximum.reduce([-kps[..., 0], kps[..., 0] - w[:, None], -kps[..., 1], kps[..., 1] - h[:, None]])[out]
-            <= 0.031 * np.broadcast_to(side, out.shape)[out]).all()
+    assert (
+        np.maximum.reduce([-kps[..., 0], kps[..., 0] - w[:, None], -kps[..., 1], kps[..., 1] - h[:, None]])[
+            out
+        ]
+        <= 0.031 * np.broadcast_to(side, out.shape)[out]
+    ).all()
 
 
 def test_a_dataset_can_leave_out_a_pose_family():
@@ -86,7 +91,9 @@ def test_a_dataset_can_leave_out_a_pose_family():
 
     def overhead(k):
         lab = k[..., 2] > 0
-        return (lab[:, 0] & lab[:, 9] & lab[:, 10] & (k[:, 9, 1] < k[:, 0, 1]) & (k[:, 10, 1] < k[:, 0, 1])).mean()
+        return (
+            lab[:, 0] & lab[:, 9] & lab[:, 10] & (k[:, 9, 1] < k[:, 0, 1]) & (k[:, 10, 1] < k[:, 0, 1])
+        ).mean()
 
     assert overhead(full) > 0.04 and overhead(some) < 0.005
 
@@ -179,13 +186,23 @@ def test_annotator_without_mistakes_is_close_to_the_truth():
     _assert_clean(ann.instances.keypoints, ann.instances.bbox, w, h)
 
 
-RATES = ErrorRates(to_visible=0.1, to_occluded=0.1, swap=0.1, outside=0.05, jump=0.1, flicker=0.05,
-                   convention={"left_shoulder": (0.0, -0.05)}, drift=Drift(start=0.6, keypoints=("left_hip",)))
+RATES = ErrorRates(
+    to_visible=0.1,
+    to_occluded=0.1,
+    swap=0.1,
+    outside=0.05,
+    jump=0.1,
+    flicker=0.05,
+    convention={"left_shoulder": (0.0, -0.05)},
+    drift=Drift(start=0.6, keypoints=("left_hip",)),
+)
 
 
 def test_injected_mistakes_are_exactly_the_recorded_ones():
     truth = video_dataset(6, tracks_per_video=(2, 3), n_frames=30, seed=5)
-    ann, inj = simulate_annotator(truth, annotator="ann_b", rng=np.random.default_rng(1), rates=RATES, noise=0.0)
+    ann, inj = simulate_annotator(
+        truth, annotator="ann_b", rng=np.random.default_rng(1), rates=RATES, noise=0.0
+    )
     t, a = truth.instances.keypoints, ann.instances.keypoints
     changed = (t != a).any(axis=-1)
     kp = {n: i for i, n in enumerate(COCO17.keypoints)}
@@ -204,10 +221,20 @@ def test_injected_mistakes_are_exactly_the_recorded_ones():
     for r in rows[[n is None for n in names]]:
         assert changed[r].any()
     counts = {k: kinds.count(k) for k in set(kinds)}
-    assert set(counts) == {"to_visible", "to_occluded", "left_right_swap", "outside_image", "jump", "flicker",
-                           "convention", "drift"}
+    assert set(counts) == {
+        "to_visible",
+        "to_occluded",
+        "left_right_swap",
+        "outside_image",
+        "jump",
+        "flicker",
+        "convention",
+        "drift",
+    }
     # one point mistake per instance at most
-    point_kinds = pa.array(["to_visible", "to_occluded", "left_right_swap", "outside_image", "jump", "flicker"])
+    point_kinds = pa.array(
+        ["to_visible", "to_occluded", "left_right_swap", "outside_image", "jump", "flicker"]
+    )
     single = inj.filter(pc.is_in(inj["kind"], value_set=point_kinds))
     assert len(set(single["row"].to_pylist())) == single.num_rows
     # each kind did what it says
@@ -221,23 +248,29 @@ def test_injected_mistakes_are_exactly_the_recorded_ones():
         keep = [c for c in range(17) if (r, c) not in systematic]
         assert np.array_equal(a[r][COCO17.flip_idx][keep], t[r][keep])
     outside = [(r, c) for r, c in by["outside_image"]]
-    assert all(a[r, c, 2] == 2 and not _inside(a[r:r + 1, c:c + 1], w[r], h[r])[0, 0] for r, c in outside)
+    assert all(a[r, c, 2] == 2 and not _inside(a[r : r + 1, c : c + 1], w[r], h[r])[0, 0] for r, c in outside)
     assert all(truth.instances.track_id[r] >= 0 for r, _ in by["jump"] + by["flicker"])
     assert all(t[r, c, 2] == 2 and (a[r, c] == 0).all() for r, c in by["flicker"])
-    assert all(np.hypot(*(a[r, c, :2] - t[r, c, :2])) >= 0.2 * np.sqrt(truth.instances.area[r]) - 0.02
-               for r, c in by["jump"])
+    assert all(
+        np.hypot(*(a[r, c, :2] - t[r, c, :2])) >= 0.2 * np.sqrt(truth.instances.area[r]) - 0.02
+        for r, c in by["jump"]
+    )
     order = inj.filter(pc.equal(inj["kind"], "drift"))["order"].to_numpy()
     assert order.min() >= int(np.ceil(0.6 * len(truth.instances)))
     # swaps only where they are observable
     swapped = np.array([r for r, _ in by["left_right_swap"]])
-    assert (swap_oks(t[swapped], COCO17.sigma_array, COCO17.flip_idx, truth.instances.area[swapped]) < 0.5).all()
+    assert (
+        swap_oks(t[swapped], COCO17.sigma_array, COCO17.flip_idx, truth.instances.area[swapped]) < 0.5
+    ).all()
 
 
 def test_annotator_simulation_is_deterministic():
     truth = synthetic_dataset(50, 200, seed=3)
     a1, i1 = simulate_annotator(truth, annotator="x", rng=np.random.default_rng(9), rates=RATES)
     a2, i2 = simulate_annotator(truth, annotator="x", rng=np.random.default_rng(9), rates=RATES)
-    assert np.array_equal(a1.instances.keypoints, a2.instances.keypoints) and i1.to_pandas().equals(i2.to_pandas())
+    assert np.array_equal(a1.instances.keypoints, a2.instances.keypoints) and i1.to_pandas().equals(
+        i2.to_pandas()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -248,17 +281,24 @@ def demo(tmp_path_factory):
 
 
 def _files(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_demo_batch_layout_config_and_images(demo, tmp_path):
     cfg = load_config(demo / "client.yaml")
-    assert Path(cfg.source) == (demo / "batch").resolve() and Path(cfg.releases) == (demo / "releases").resolve()
+    assert (
+        Path(cfg.source) == (demo / "batch").resolve() and Path(cfg.releases) == (demo / "releases").resolve()
+    )
     assert cfg.annotators == ["ann_a", "ann_b", "ann_c"] and cfg.schema_name == "coco17"
     images = sorted((demo / "batch/images").glob("*.jpg"))
     assert len(images) == 36
-    sums = dict(reversed(line.split("  ")) for line in (demo / "batch/checksums.sha256").read_text().splitlines())
+    sums = dict(
+        reversed(line.split("  ")) for line in (demo / "batch/checksums.sha256").read_text().splitlines()
+    )
     for p in images:
         data = p.read_bytes()
         assert len(data) < 120_000
@@ -281,11 +321,15 @@ def test_demo_exports_follow_the_assignment_and_load_in_pycocotools(demo):
 
     cfg = load_config(demo / "client.yaml")
     names = sorted(p.name for p in (demo / "batch/images").glob("*.jpg"))
-    table = assign_annotators(Images.build(id=np.arange(1, 37), file_name=names), cfg.annotators, cfg.assignment)
+    table = assign_annotators(
+        Images.build(id=np.arange(1, 37), file_name=names), cfg.annotators, cfg.assignment
+    )
     roles = table["role"].to_pylist()
     assert roles.count("overlap") >= 3 and roles.count("gold") == 3 * len(cfg.assignment.gold) > 0
     for a in cfg.annotators:
-        assigned = {f for f, who in zip(table["file_name"].to_pylist(), table["annotator"].to_pylist()) if who == a}
+        assigned = {
+            f for f, who in zip(table["file_name"].to_pylist(), table["annotator"].to_pylist()) if who == a
+        }
         doc = _export(demo, a)
         assert {i["file_name"] for i in doc["images"]} == assigned
         with contextlib.redirect_stdout(io.StringIO()):
@@ -298,8 +342,18 @@ def test_demo_exports_follow_the_assignment_and_load_in_pycocotools(demo):
 def test_demo_mistakes_are_exactly_those_in_truth(demo):
     truth = json.loads((demo / "truth.json").read_text())
     kinds = [m["kind"] for m in truth["mistakes"]]
-    assert sorted(kinds) == sorted(["left_right_swap", "to_visible", "to_occluded", "visible_outside", "outside_image",
-                                    "unlabeled_with_coords", "keypoint_count", "unknown_image"])
+    assert sorted(kinds) == sorted(
+        [
+            "left_right_swap",
+            "to_visible",
+            "to_occluded",
+            "visible_outside",
+            "outside_image",
+            "unlabeled_with_coords",
+            "keypoint_count",
+            "unknown_image",
+        ]
+    )
     gold = json.loads((demo / "batch/gold/person_keypoints.json").read_text())
     gold_name = {i["id"]: i["file_name"] for i in gold["images"]}
     kp = {n: i for i, n in enumerate(COCO17.keypoints)}
@@ -324,18 +378,32 @@ def test_demo_mistakes_are_exactly_those_in_truth(demo):
             for c in np.flatnonzero((k[:, 2] == 0) & (k[:, :2] != 0).any(axis=1)):
                 found.append((a, ann["id"], COCO17.keypoints[c], "visibility.unlabeled_with_coords"))
             if name in gold_name.values():  # against gold: flags and swaps
-                ref = [np.array(g["keypoints"], float).reshape(17, 3) for g in gold["annotations"]
-                       if gold_name[g["image_id"]] == name]
-                g = min(ref, key=lambda r: np.nanmean(np.abs(r[:, :2] - k[:, :2])[(r[:, 2] > 0) & (k[:, 2] > 0)]))
+                ref = [
+                    np.array(g["keypoints"], float).reshape(17, 3)
+                    for g in gold["annotations"]
+                    if gold_name[g["image_id"]] == name
+                ]
+                g = min(
+                    ref, key=lambda r: np.nanmean(np.abs(r[:, :2] - k[:, :2])[(r[:, 2] > 0) & (k[:, 2] > 0)])
+                )
                 g_flip = g[COCO17.flip_idx]
                 if np.abs(g_flip - k)[:, :2].max() < np.abs(g - k)[:, :2].max():
                     found.append((a, ann["id"], None, "qa.left_right_swap"))
                     continue
                 for c in np.flatnonzero(g[:, 2] != k[:, 2]):
                     found.append((a, ann["id"], COCO17.keypoints[c], "qa.gold_mismatch"))
-    expected = {(m["annotator"], m["annotation_id"], m["keypoint"] if m["expected_check"] not in (
-        "schema.keypoint_count", "schema.unknown_image", "qa.left_right_swap") else None, m["expected_check"])
-        for m in truth["mistakes"]}
+    expected = {
+        (
+            m["annotator"],
+            m["annotation_id"],
+            m["keypoint"]
+            if m["expected_check"]
+            not in ("schema.keypoint_count", "schema.unknown_image", "qa.left_right_swap")
+            else None,
+            m["expected_check"],
+        )
+        for m in truth["mistakes"]
+    }
     assert set(found) == expected
     assert all(m["keypoint"] is None or m["keypoint"] in kp for m in truth["mistakes"])
 
@@ -346,15 +414,20 @@ def test_team_deals_overlap_gold_and_whole_videos():
 
     still = synthetic_dataset(120, 300, seed=6)
     video = video_dataset(6, n_frames=20, seed=7, first_image_id=10_001, first_instance_id=100_001)
-    truth = Dataset(COCO17, concat_images([still.images, video.images]),
-                    concat_instances([still.instances, video.instances], 17))
+    truth = Dataset(
+        COCO17,
+        concat_images([still.images, video.images]),
+        concat_instances([still.instances, video.instances], 17),
+    )
     team = simulate_team(truth, rates={"ann_b": RATES}, overlap=0.25, gold=0.1, seed=4)
     ins = team.dataset.instances
     by_image = {}
     for img, who in zip(ins.image_id.tolist(), ins.annotator.tolist()):
         by_image.setdefault(img, set()).add(who)
     gold_ids = set(team.gold.images.id.tolist())
-    assert len(gold_ids) == 12 and all(by_image[i] == {"ann_a", "ann_b", "ann_c"} for i in gold_ids if i in by_image)
+    assert len(gold_ids) == 12 and all(
+        by_image[i] == {"ann_a", "ann_b", "ann_c"} for i in gold_ids if i in by_image
+    )
     assert sum(len(a) == 2 for a in by_image.values()) > 10
     # a video goes whole to its annotators: every frame of a track has the same labellers
     track_people = {}

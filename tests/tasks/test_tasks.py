@@ -1,5 +1,6 @@
 """The delivery's tasks, called through `task.fn()` in the flow's order, against real stores: a
 local folder and S3 (the moto server on loopback). No Prefect server is needed for `.fn()`."""
+
 from __future__ import annotations
 
 import hashlib
@@ -33,13 +34,30 @@ def _tasks(module) -> list[Task]:
 
 def test_every_task_that_reads_or_writes_a_store_is_retried_and_no_pure_compute_task_is():
     assert {t.name for t in _tasks(store)} == {
-        "list-batch", "probe-images", "collect", "find-published", "is-staged", "stage-files", "stage-shard",
-        "mark-staged", "publish", "previous-release", "catalog", "clean-staging"}
+        "list-batch",
+        "probe-images",
+        "collect",
+        "find-published",
+        "is-staged",
+        "stage-files",
+        "stage-shard",
+        "mark-staged",
+        "publish",
+        "previous-release",
+        "catalog",
+        "clean-staging",
+    }
     # packaging reads the images its report draws from the source store
     for t in [*_tasks(store), compute.package]:
         assert t.retries >= 2, t.name
         assert 0 < max(t.retry_delay_seconds) <= 10, t.name
-    assert {t.name for t in _tasks(compute)} == {"assemble-ingest", "assign-work", "validate", "quarantine", "package"}
+    assert {t.name for t in _tasks(compute)} == {
+        "assemble-ingest",
+        "assign-work",
+        "validate",
+        "quarantine",
+        "package",
+    }
     assert all(not t.retries for t in _tasks(compute) if t is not compute.package)
 
 
@@ -72,7 +90,10 @@ def stores(request, demo, tmp_path):
 def _ingest(source, shard_size: int = 5):
     """Ingest as the flow maps it: list, probe each shard, assemble."""
     listing = store.list_batch.fn(source)
-    probed = [store.probe_images.fn(source, keys, listing.checksums) for keys in shard_keys(listing.keys, shard_size)]
+    probed = [
+        store.probe_images.fn(source, keys, listing.checksums)
+        for keys in shard_keys(listing.keys, shard_size)
+    ]
     return compute.assemble_ingest.fn(probed, listing.skipped, source)
 
 
@@ -92,16 +113,26 @@ class Packaged:
 def to_package():
     """run(config, source, earlier=None, scope=None): the flow's chain from ingest to package, as
     the flow calls it (`earlier`: the findings before validation, default ingest's)."""
+
     def run(config, source, *, earlier=None, scope=None) -> Packaged:
         ingested = _ingest(source)
         assignments = compute.assign_work.fn(ingested.images, config.annotators, config.assignment)
-        collected = store.collect_exports.fn(source, ingested.images, resolve_schema(config.schema_name),
-                                             config.annotators)
-        validated = compute.validate.fn(collected, ingested.findings if earlier is None else earlier, assignments,
-                                        config.validation, config.deep_qa)
-        held = compute.quarantine.fn(collected, assignments, validated.findings, scope or config.validation.quarantine)
+        collected = store.collect_exports.fn(
+            source, ingested.images, resolve_schema(config.schema_name), config.annotators
+        )
+        validated = compute.validate.fn(
+            collected,
+            ingested.findings if earlier is None else earlier,
+            assignments,
+            config.validation,
+            config.deep_qa,
+        )
+        held = compute.quarantine.fn(
+            collected, assignments, validated.findings, scope or config.validation.quarantine
+        )
         plan = compute.package.fn(config, held, validated, ingested.refused, assignments, source, None)
         return Packaged(ingested, collected, assignments, validated, held, plan)
+
     return run
 
 
@@ -120,8 +151,11 @@ def test_the_tasks_in_the_flows_order_publish_one_release(demo, stores, to_packa
 
     run = to_package(config, source)
     ingested, collected, plan = run.ingested, run.collected, run.plan
-    key = ReleaseKey(config.client, config.dataset,
-                     input_fingerprint(config, ingested.images.sha256.tolist(), collected.files))
+    key = ReleaseKey(
+        config.client,
+        config.dataset,
+        input_fingerprint(config, ingested.images.sha256.tolist(), collected.files),
+    )
     assert store.find_published.fn(releases, key) is None
     assert not store.is_staged.fn(releases, key)
     _stage(plan, releases, source, key)
@@ -143,12 +177,19 @@ def test_the_tasks_in_the_flows_order_publish_one_release(demo, stores, to_packa
     for path, meta in manifest["files"].items():
         data = releases.get(f"{published.prefix}/{path}")
         assert meta["sha256"] == hashlib.sha256(data).hexdigest(), path
-    assert {"qa/validation_results.json", "qa/keypoints.parquet", "qa/changes.parquet"} <= set(manifest["files"])
-    assert not any(p.startswith("qa/data_docs/") for p in manifest["files"])  # GX's CDN-bound pages are not shipped
+    assert {"qa/validation_results.json", "qa/keypoints.parquet", "qa/changes.parquet"} <= set(
+        manifest["files"]
+    )
+    assert not any(
+        p.startswith("qa/data_docs/") for p in manifest["files"]
+    )  # GX's CDN-bound pages are not shipped
     signoff = orjson.loads(releases.get(f"{published.prefix}/{SIGNOFF}"))
     assert manifest["qa"]["signoff_content_sha256"] == signoff["content_sha256"]
     c = manifest["counts"]
-    assert c["instances_delivered"] + c["instances_quarantined"] + c["instances_review_only"] == c["instances_in"]
+    assert (
+        c["instances_delivered"] + c["instances_quarantined"] + c["instances_review_only"]
+        == c["instances_in"]
+    )
 
 
 def _jpeg(w: int, h: int, colour) -> bytes:
@@ -165,7 +206,9 @@ def test_ingest_returns_each_refused_images_status(tmp_path):
     source.put("images/broken.png", b"not a png")
     ingested = _ingest(source)
     assert ingested.images.file_name.tolist() == ["a.jpg"]
-    assert sorted(ingested.refused.select(["file_name", "status"]).to_pylist(), key=lambda r: r["file_name"]) == [
+    assert sorted(
+        ingested.refused.select(["file_name", "status"]).to_pylist(), key=lambda r: r["file_name"]
+    ) == [
         {"file_name": "broken.png", "status": "unreadable_image"},
         {"file_name": "sub/copy.jpg", "status": "duplicate_image"},
     ]
@@ -190,7 +233,9 @@ def test_validate_keeps_earlier_findings_first_and_returns_docs_and_scorecards(d
     findings = validated.findings
     assert findings.slice(0, 1).to_pylist() == earlier.to_pylist()
     checks = findings["check"].to_pylist()
-    assert any(c.startswith("qa.") for c in checks) and any(c.startswith(("visibility.", "bounds.")) for c in checks)
+    assert any(c.startswith("qa.") for c in checks) and any(
+        c.startswith(("visibility.", "bounds.")) for c in checks
+    )
     first_qa = next(i for i, c in enumerate(checks) if c.startswith("qa."))
     assert all(c.startswith("qa.") for c in checks[first_qa:])  # deep QA's findings come last
     assert set(validated.annotators["annotator"].to_pylist()) >= set(config.annotators)
@@ -212,7 +257,8 @@ def test_package_writes_the_refused_images_into_the_index(demo, tmp_path, to_pac
     plan = to_package(config, source).plan
     index = pq.read_table(io.BytesIO(plan.files["index/images.parquet"])).to_pylist()
     assert {"file_name": "zz_copy.jpg", "status": "duplicate_image"} in [
-        {k: r[k] for k in ("file_name", "status")} for r in index]
+        {k: r[k] for k in ("file_name", "status")} for r in index
+    ]
     assert plan.counts.images_rejected_at_ingest == 1
     assert orjson.loads(plan.files["qa/signoff.json"])["verdict"] == plan.verdict.verdict
 
@@ -235,8 +281,11 @@ def test_sharded_ingest_equals_the_whole_batchs_and_shards_keep_folders_whole(de
         assert sharded.findings == whole.findings and sharded.refused == whole.refused, size
     shards = shard_keys(list_image_keys(source), 2)  # what the flow shards: the images in a delivered format
     assert sorted(k for s in shards for k in s) == sorted(set(source.list("images/")) - {"images/notes.txt"})
-    assert any(s[:2] == ["images/video/f1.jpg", "images/video/f2.jpg"] or
-               {"images/video/f1.jpg", "images/video/f2.jpg"} <= set(s) for s in shards)
+    assert any(
+        s[:2] == ["images/video/f1.jpg", "images/video/f2.jpg"]
+        or {"images/video/f1.jpg", "images/video/f2.jpg"} <= set(s)
+        for s in shards
+    )
     assert all(len(s) <= 2 for s in shards)
 
 

@@ -4,6 +4,7 @@ cached migrated template database, and stopped at the end.
 
 KPDELIVER_LS_VENV and KPDELIVER_LS_TEMPLATE move the venv and the template (CI caches both).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -41,7 +42,9 @@ def label_studio(tmp_path_factory) -> LabelStudio:
     # SSRF guard lets an S3 endpoint on loopback (moto) be connected; a production server keeps
     # the guard and is given S3_ENDPOINT instead (docs/label-studio.md).
     env = {"SSRF_PROTECTION_ENABLED": "false", **{k: None for k in os.environ if k.startswith("AWS_")}}
-    server = ls_server.start_from_template(base / "data", document_root=root, template=template, venv=venv, env=env)
+    server = ls_server.start_from_template(
+        base / "data", document_root=root, template=template, venv=venv, env=env
+    )
     try:
         yield LabelStudio(server.url, server.token, root, time.monotonic() - t0)
     finally:

@@ -1,6 +1,7 @@
 """Push a batch to a real Label Studio, annotate it through the API as two annotators (with the
 demo batch's planted mistakes, among them a left/right swap on a gold image), pull, and run
 collect + validation + deep QA on what was pulled, as a delivery does."""
+
 from __future__ import annotations
 
 import shutil
@@ -44,19 +45,31 @@ def world(label_studio, tmp_path_factory, monkeypatch_module):
     drawn = {a: (root / "batch" / "annotations" / a / "person_keypoints.json").read_bytes() for a in USERS}
     shutil.rmtree(root / "batch" / "annotations")
     cfg = yaml.safe_load((root / "client.yaml").read_text())
-    cfg["tool"] = {"kind": "label-studio", "url": label_studio.url, "token_env": TOKEN_ENV,
-                   "document_root": str(label_studio.document_root),
-                   "users": {email: name for name, email in USERS.items()}}
+    cfg["tool"] = {
+        "kind": "label-studio",
+        "url": label_studio.url,
+        "token_env": TOKEN_ENV,
+        "document_root": str(label_studio.document_root),
+        "users": {email: name for name, email in USERS.items()},
+    }
     (root / "client.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     monkeypatch_module.setenv(TOKEN_ENV, label_studio.token)
     config = load_config(root / "client.yaml")
     client = LabelStudioClient(label_studio.url, label_studio.token)
     user_ids = {}
     for name, email in USERS.items():
-        user = client._call("POST", "/api/users/", json={"email": email, "username": name, "first_name": name})
+        user = client._call(
+            "POST", "/api/users/", json={"email": email, "username": name, "first_name": name}
+        )
         user_ids[name] = user["id"]
-    yield {"root": root, "config": config, "client": client, "drawn": drawn, "user_ids": user_ids,
-           "truth": orjson.loads((root / "truth.json").read_bytes())}
+    yield {
+        "root": root,
+        "config": config,
+        "client": client,
+        "drawn": drawn,
+        "user_ids": user_ids,
+        "truth": orjson.loads((root / "truth.json").read_bytes()),
+    }
     client.close()
 
 
@@ -74,13 +87,22 @@ def _push(world, schema, *, prelabels: Path | None = None):
     labels = None
     if prelabels is not None:
         batch = Dataset(schema, images, Instances.empty(schema.num_keypoints))
-        labels = prelabels_on_batch(coco.decode(prelabels.read_bytes(), schema=schema).dataset, batch, source="model")
-    return push_batch(world["client"], config, assign_annotators(images, config.annotators, config.assignment),
-                      schema=schema, prelabels=labels)
+        labels = prelabels_on_batch(
+            coco.decode(prelabels.read_bytes(), schema=schema).dataset, batch, source="model"
+        )
+    return push_batch(
+        world["client"],
+        config,
+        assign_annotators(images, config.annotators, config.assignment),
+        schema=schema,
+        prelabels=labels,
+    )
 
 
 def _gold_instances(config, file_name: str, schema) -> int:
-    gold = coco.decode((Path(config.source) / "gold" / "person_keypoints.json").read_bytes(), schema=schema).dataset
+    gold = coco.decode(
+        (Path(config.source) / "gold" / "person_keypoints.json").read_bytes(), schema=schema
+    ).dataset
     image_ids = gold.images.id[gold.images.file_name == file_name]
     return int(np.isin(gold.instances.image_id, image_ids).sum())
 
@@ -93,10 +115,14 @@ def _annotate(world, schema) -> dict[str, int]:
     for name in USERS:
         decoded = coco.decode(world["drawn"][name], schema=schema, source=name)
         ds = decoded.dataset
-        known = np.isin(ds.instances.image_id, ds.images.id)  # the demo's unknown-image mistake cannot be drawn
+        known = np.isin(
+            ds.instances.image_id, ds.images.id
+        )  # the demo's unknown-image mistake cannot be drawn
         ds = ds.replace(instances=ds.instances.take(np.flatnonzero(known)))
-        regions = {t["data"]["image"]: t["annotations"][0]["result"]
-                   for t in orjson.loads(ls_codec.encode(ds, as_predictions=False))}
+        regions = {
+            t["data"]["image"]: t["annotations"][0]["result"]
+            for t in orjson.loads(ls_codec.encode(ds, as_predictions=False))
+        }
         title = config.tool.project_title(client=config.client, dataset=config.dataset, annotator=name)
         tasks = client.tasks(client.project_by_title(title).id)
         finished[name] = 0
@@ -131,13 +157,19 @@ def test_push_annotate_pull_collect_and_qa(world, label_studio):
         assert {n for n, r in roles.items() if r == "gold"} == set(config.assignment.gold)
         for t in tasks:
             predictions = client._call("GET", "/api/predictions/", params={"task": t["id"]})
-            assert [x["model_version"] for x in predictions] == ([PRELABEL_VERSION] if roles[t["data"]["file_name"]] == "gold" else [])
+            assert [x["model_version"] for x in predictions] == (
+                [PRELABEL_VERSION] if roles[t["data"]["file_name"]] == "gold" else []
+            )
             if predictions:
-                decoded = ls_codec.decode(orjson.dumps([{**t, "predictions": predictions}]), DecodeOptions(schema=schema)).dataset
+                decoded = ls_codec.decode(
+                    orjson.dumps([{**t, "predictions": predictions}]), DecodeOptions(schema=schema)
+                ).dataset
                 assert len(decoded.instances) == _gold_instances(config, t["data"]["file_name"], schema)
     # the tool serves the batch's own bytes through the local-files storage
     task = client.tasks(pushed[0].project)[0]
-    served = httpx.get(label_studio.url + task["data"]["image"], headers={"Authorization": f"Token {label_studio.token}"})
+    served = httpx.get(
+        label_studio.url + task["data"]["image"], headers={"Authorization": f"Token {label_studio.token}"}
+    )
     assert served.status_code == 200
     assert served.content == (Path(config.source) / "images" / task["data"]["file_name"]).read_bytes()
 
@@ -145,15 +177,18 @@ def test_push_annotate_pull_collect_and_qa(world, label_studio):
 
     finished = _annotate(world, schema)
     report = pull_batch(client, config, store)
-    assert sorted(report.written) == sorted(f"annotations/{a}/label-studio-{p.project}.json"
-                                            for a, p in zip(USERS, pushed))
+    assert sorted(report.written) == sorted(
+        f"annotations/{a}/label-studio-{p.project}.json" for a, p in zip(USERS, pushed)
+    )
     by_annotator = {p.annotator: p for p in report.projects}
     assert {a: by_annotator[a].finished for a in USERS} == finished
     assert by_annotator["ann_a"].skipped == 1 and by_annotator["ann_b"].drafts == 1
     assert not any(p.unmapped for p in report.projects)
 
     again = pull_batch(client, config, store)
-    assert not again.changed and sorted(again.unchanged) == sorted(report.written), "a second pull must change nothing"
+    assert not again.changed and sorted(again.unchanged) == sorted(report.written), (
+        "a second pull must change nothing"
+    )
 
     batch = Dataset(schema, images, Instances.empty(schema.num_keypoints))
     collected = collect_exports(store, batch, config.annotators)
@@ -163,8 +198,9 @@ def test_push_annotate_pull_collect_and_qa(world, label_studio):
     assert collected.gold is not None and len(collected.gold.instances)
     # audit columns: the export file names the project, image ids are task ids, ids carry the annotation
     project_of = {p.annotator: p.project for p in pushed}
-    for who, src, task_id, src_id in zip(ins.annotator, ins.extra["source"], ins.extra["source_image_id"],
-                                         ins.extra["source_id"]):
+    for who, src, task_id, src_id in zip(
+        ins.annotator, ins.extra["source"], ins.extra["source_image_id"], ins.extra["source_id"]
+    ):
         assert src == f"annotations/{who}/label-studio-{project_of[who]}.json"
         ls_task = client._call("GET", f"/api/tasks/{int(task_id)}")
         assert int(src_id) // BOX_ID_BASE in {a["id"] for a in ls_task["annotations"]}
@@ -175,12 +211,19 @@ def test_push_annotate_pull_collect_and_qa(world, label_studio):
 
     rules = validate_dataset(collected.everything, config.validation)
     qa = run_deep_qa(collected.dataset, gold=collected.gold, settings=config.deep_qa)
-    findings = with_task_links(concat_findings([collected.findings, rules.findings, qa.findings]),
-                               collected.everything, config.tool.url)
+    findings = with_task_links(
+        concat_findings([collected.findings, rules.findings, qa.findings]),
+        collected.everything,
+        config.tool.url,
+    )
 
     swap = next(m for m in world["truth"]["mistakes"] if m["kind"] == "left_right_swap")
-    hits = findings.filter(pc.and_(pc.equal(findings["check"], "qa.left_right_swap"),
-                                   pc.equal(findings["annotator"], swap["annotator"]))).to_pylist()
+    hits = findings.filter(
+        pc.and_(
+            pc.equal(findings["check"], "qa.left_right_swap"),
+            pc.equal(findings["annotator"], swap["annotator"]),
+        )
+    ).to_pylist()
     hit = next(h for h in hits if h["file_name"] == swap["file_name"])
     cards = {r["annotator"]: r for r in qa.annotators.to_pylist()}
     assert all(cards[a]["n_gold"] > 0 and cards[a]["gold_oks"] is not None for a in USERS), "gold was used"
@@ -219,8 +262,13 @@ def test_a_delivery_reads_the_pulled_work(world, prefect_harness):
     assert set(USERS) <= set(delivered["annotator"].to_pylist())
     findings = pq.read_table(release / "qa" / "findings.parquet").to_pylist()
     swap = next(m for m in world["truth"]["mistakes"] if m["kind"] == "left_right_swap")
-    caught = [f for f in findings if f["check"] == "qa.left_right_swap" and f["annotator"] == swap["annotator"]
-              and f["file_name"] == swap["file_name"]]
+    caught = [
+        f
+        for f in findings
+        if f["check"] == "qa.left_right_swap"
+        and f["annotator"] == swap["annotator"]
+        and f["file_name"] == swap["file_name"]
+    ]
     assert caught and caught[0]["source"].startswith(f"annotations/{swap['annotator']}/label-studio-")
     assert any(f["check"] == "qa.gold_mismatch" for f in findings), "gold labels were compared"
 
@@ -230,6 +278,7 @@ def test_the_commands_repeat_as_no_ops(world):
     from typer.testing import CliRunner
 
     from kpdeliver.cli import app
+
     config = str(world["root"] / "client.yaml")
     pushed = CliRunner().invoke(app, ["push", "--config", config])
     assert pushed.exit_code == 0, pushed.output
@@ -243,6 +292,7 @@ def test_a_missing_token_is_one_clear_sentence(world, monkeypatch):
     from typer.testing import CliRunner
 
     from kpdeliver.cli import app
+
     monkeypatch.delenv(TOKEN_ENV)
     out = CliRunner().invoke(app, ["pull", "--config", str(world["root"] / "client.yaml")])
     assert out.exit_code == 2

@@ -1,6 +1,7 @@
 """`kpdeliver push` puts the labeling guide into each annotator's Label Studio project as its
 instructions, shown before labeling, and the guide survives Label Studio's HTML sanitising: the
 keypoint definitions, the visibility flags and the schema version are there to read."""
+
 from __future__ import annotations
 
 import httpx
@@ -22,16 +23,25 @@ def test_push_sets_the_guide_as_every_project_s_instructions(label_studio, monke
     make_demo_batch(root, seed=6, n_images=4, annotators=("ann_a", "ann_b"), overlap=0.0, n_gold=1)
     cfg = yaml.safe_load((root / "client.yaml").read_text())
     cfg["client"] = "guided"
-    cfg["tool"] = {"kind": "label-studio", "url": label_studio.url, "token_env": TOKEN_ENV,
-                   "document_root": str(label_studio.document_root),
-                   "users": {"ga@example.com": "ann_a", "gb@example.com": "ann_b"}}
+    cfg["tool"] = {
+        "kind": "label-studio",
+        "url": label_studio.url,
+        "token_env": TOKEN_ENV,
+        "document_root": str(label_studio.document_root),
+        "users": {"ga@example.com": "ann_a", "gb@example.com": "ann_b"},
+    }
     (root / "client.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     monkeypatch.setenv(TOKEN_ENV, label_studio.token)
     run = CliRunner().invoke(app, ["push", "--config", str(root / "client.yaml")])
     assert run.exit_code == 0, run.output
-    with httpx.Client(base_url=label_studio.url, headers={"Authorization": f"Token {label_studio.token}"}) as http:
-        projects = [p for p in http.get("/api/projects/", params={"page_size": 100}).json()["results"]
-                    if p["title"].startswith("guided/")]
+    with httpx.Client(
+        base_url=label_studio.url, headers={"Authorization": f"Token {label_studio.token}"}
+    ) as http:
+        projects = [
+            p
+            for p in http.get("/api/projects/", params={"page_size": 100}).json()["results"]
+            if p["title"].startswith("guided/")
+        ]
         assert len(projects) == 2
         for p in projects:
             got = http.get(f"/api/projects/{p['id']}/").json()

@@ -4,6 +4,7 @@ config names), annotators label through the API, pull writes their work back int
 and a delivery reads it with task links, as for a local batch. `kpdeliver rework` then sends the
 held-back labels to rework projects read through the same S3 storage; the fixes pulled from them
 are delivered in v0002."""
+
 from __future__ import annotations
 
 import base64
@@ -48,25 +49,44 @@ def s3_world(label_studio, s3_endpoint, tmp_path_factory):
     bucket = make_bucket(s3_endpoint)
     source = f"s3://{bucket}/clients/demo/2026-12"
     local, remote = LocalStore(root / "batch"), open_store(source, {"endpoint_url": s3_endpoint})
-    for key in local.list():  # the bucket gets no annotations: those come from the tool (kept here for the fixes)
+    for (
+        key
+    ) in local.list():  # the bucket gets no annotations: those come from the tool (kept here for the fixes)
         if not key.startswith("annotations/"):
             remote.put(key, local.get(key))
     cfg = yaml.safe_load((root / "client.yaml").read_text())
     cfg.update(source=source, dataset="people-s3", storage={"endpoint_url": s3_endpoint})
-    cfg["tool"] = {"url": label_studio.url, "token_env": "KPDELIVER_TEST_LS_TOKEN",
-                   "users": {email: name for name, email in USERS.items()},
-                   "s3": {"endpoint_url": s3_endpoint, "access_key_env": KEY_ENV, "secret_key_env": SECRET_ENV,
-                          "session_token_env": None, "presign_ttl": 5}}
+    cfg["tool"] = {
+        "url": label_studio.url,
+        "token_env": "KPDELIVER_TEST_LS_TOKEN",
+        "users": {email: name for name, email in USERS.items()},
+        "s3": {
+            "endpoint_url": s3_endpoint,
+            "access_key_env": KEY_ENV,
+            "secret_key_env": SECRET_ENV,
+            "session_token_env": None,
+            "presign_ttl": 5,
+        },
+    }
     (root / "client.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     mp = pytest.MonkeyPatch()
     mp.setenv("KPDELIVER_TEST_LS_TOKEN", label_studio.token)
     mp.setenv(KEY_ENV, "testing")
     mp.setenv(SECRET_ENV, SECRET)
     client = LabelStudioClient(label_studio.url, label_studio.token)
-    ids = {name: client._call("POST", "/api/users/", json={"email": email, "username": name})["id"]
-           for name, email in USERS.items()}
-    yield {"root": root, "config": load_config(root / "client.yaml"), "client": client, "drawn": drawn,
-           "ids": ids, "store": remote, "local": local}
+    ids = {
+        name: client._call("POST", "/api/users/", json={"email": email, "username": name})["id"]
+        for name, email in USERS.items()
+    }
+    yield {
+        "root": root,
+        "config": load_config(root / "client.yaml"),
+        "client": client,
+        "drawn": drawn,
+        "ids": ids,
+        "store": remote,
+        "local": local,
+    }
     client.close()
     mp.undo()
 
@@ -74,8 +94,12 @@ def s3_world(label_studio, s3_endpoint, tmp_path_factory):
 def _push(world):
     config, store = world["config"], world["store"]
     images = ingest_images(store).images
-    return push_batch(world["client"], config, assign_annotators(images, config.annotators, config.assignment),
-                      schema=resolve_schema(config.schema_name))
+    return push_batch(
+        world["client"],
+        config,
+        assign_annotators(images, config.annotators, config.assignment),
+        schema=resolve_schema(config.schema_name),
+    )
 
 
 def _served(task: dict, label_studio, world) -> None:
@@ -84,9 +108,13 @@ def _served(task: dict, label_studio, world) -> None:
     bucket, prefix = world["config"].source.removeprefix("s3://").split("/", 1)
     resolve, fileuri = task["data"]["image"].split("?fileuri=")
     assert resolve == f"{label_studio.url}/tasks/{task['id']}/resolve/"
-    assert base64.urlsafe_b64decode(fileuri).decode() == f"s3://{bucket}/{prefix}/images/{task['data']['file_name']}"
-    served = httpx.get(task["data"]["image"], follow_redirects=True,
-                       headers={"Authorization": f"Token {label_studio.token}"})
+    assert (
+        base64.urlsafe_b64decode(fileuri).decode()
+        == f"s3://{bucket}/{prefix}/images/{task['data']['file_name']}"
+    )
+    served = httpx.get(
+        task["data"]["image"], follow_redirects=True, headers={"Authorization": f"Token {label_studio.token}"}
+    )
     assert served.status_code == 200 and "X-Amz-Signature" in str(served.url)
     assert served.content == world["local"].get(f"images/{task['data']['file_name']}")
 
@@ -112,13 +140,19 @@ def delivered(s3_world, label_studio, prefect_harness):
 
     for name in USERS:  # each annotator submits what they drew for every task of their project
         ds = coco.decode(s3_world["drawn"][name], schema=schema, source=name).dataset
-        known = np.isin(ds.instances.image_id, ds.images.id)  # the demo's unknown-image mistake cannot be drawn
+        known = np.isin(
+            ds.instances.image_id, ds.images.id
+        )  # the demo's unknown-image mistake cannot be drawn
         ds = ds.replace(instances=ds.instances.take(np.flatnonzero(known)))
-        regions = {t["data"]["image"]: t["annotations"][0]["result"]
-                   for t in orjson.loads(ls_codec.encode(ds, as_predictions=False))}
+        regions = {
+            t["data"]["image"]: t["annotations"][0]["result"]
+            for t in orjson.loads(ls_codec.encode(ds, as_predictions=False))
+        }
         project = next(p.project for p in pushed if p.annotator == name)
         for t in client.tasks(project):
-            client.create_annotation(t["id"], regions.get(t["data"]["file_name"], []), completed_by=s3_world["ids"][name])
+            client.create_annotation(
+                t["id"], regions.get(t["data"]["file_name"], []), completed_by=s3_world["ids"][name]
+            )
     report = pull_batch(client, config, store)
 
     from flows.delivery import delivery_run
@@ -126,9 +160,13 @@ def delivered(s3_world, label_studio, prefect_harness):
     return {"pushed": pushed, "pulled": report, "v1": delivery_run(config), "run": delivery_run}
 
 
-def test_an_s3_batch_is_pushed_read_by_the_server_annotated_pulled_and_delivered(s3_world, delivered, label_studio):
+def test_an_s3_batch_is_pushed_read_by_the_server_annotated_pulled_and_delivered(
+    s3_world, delivered, label_studio
+):
     store, pushed, report = s3_world["store"], delivered["pushed"], delivered["pulled"]
-    assert sorted(report.written) == sorted(f"annotations/{p.annotator}/label-studio-{p.project}.json" for p in pushed)
+    assert sorted(report.written) == sorted(
+        f"annotations/{p.annotator}/label-studio-{p.project}.json" for p in pushed
+    )
     assert all(store.exists(key) for key in report.written), "the pulled work is in the bucket"
 
     release = Path(delivered["v1"]["release"])  # releases stay in the local folder of the demo config
@@ -146,8 +184,12 @@ def _fix_in_the_tool(world, tasks: list[dict], annotator: str) -> None:
     client = world["client"]
     for task in tasks:
         predictions = client._call("GET", "/api/predictions/", params={"task": task["id"]})
-        mine = ls_codec.decode(orjson.dumps([{"id": task["id"], "data": {"image": task["data"]["file_name"]},
-                                               "predictions": predictions}]), schema=COCO17).dataset
+        mine = ls_codec.decode(
+            orjson.dumps(
+                [{"id": task["id"], "data": {"image": task["data"]["file_name"]}, "predictions": predictions}]
+            ),
+            schema=COCO17,
+        ).dataset
         fixed = fixed_labels(mine, annotator, world["root"] / "batch")
         result = orjson.loads(ls_codec.encode(fixed, as_predictions=False))[0]["annotations"][0]["result"]
         client.create_annotation(task["id"], result, completed_by=world["ids"][annotator])
@@ -156,13 +198,18 @@ def _fix_in_the_tool(world, tasks: list[dict], annotator: str) -> None:
 def test_rework_of_an_s3_batch_is_read_through_s3_pulled_and_delivered(s3_world, delivered, label_studio):
     config, client, yaml_path = s3_world["config"], s3_world["client"], str(s3_world["root"] / "client.yaml")
     held = pq.read_table(Path(delivered["v1"]["release"]) / "qa" / "quarantine.parquet")
-    expected = {(a, f) for a, f in zip(held["annotator"].to_pylist(), held["file_name"].to_pylist(), strict=True)
-                if a and f and a != "gold"}
+    expected = {
+        (a, f)
+        for a, f in zip(held["annotator"].to_pylist(), held["file_name"].to_pylist(), strict=True)
+        if a and f and a != "gold"
+    }
     assert expected, "the demo's planted mistakes hold labels back"
     res = runner.invoke(app, ["rework", "--config", yaml_path], terminal_width=200)
     assert res.exit_code == 0, res.output
     assert SECRET not in res.output
-    assert s3_world["store"].exists("tasks/rework/ledger.json"), "the round is recorded beside the batch, in the bucket"
+    assert s3_world["store"].exists("tasks/rework/ledger.json"), (
+        "the round is recorded beside the batch, in the bucket"
+    )
     projects = {a: client.project_by_title(rework_title(config, a, "r0001")) for a in USERS}
     tasks = {a: client.tasks(p.id) for a, p in projects.items() if p is not None}
     sent = {(a, t["data"]["file_name"]) for a, ts in tasks.items() for t in ts}
@@ -175,15 +222,20 @@ def test_rework_of_an_s3_batch_is_read_through_s3_pulled_and_delivered(s3_world,
     pulled = runner.invoke(app, ["pull", "--config", yaml_path], terminal_width=200)
     assert pulled.exit_code == 0, pulled.output
     assert sorted(k for k in s3_world["store"].list("annotations/") if "/rework/" in k) == sorted(
-        f"annotations/{a}/rework/r0001/label-studio-{p.id}.json" for a, p in projects.items() if p is not None)
+        f"annotations/{a}/rework/r0001/label-studio-{p.id}.json" for a, p in projects.items() if p is not None
+    )
 
     v2 = delivered["run"](config)
     rel2 = Path(v2["release"])
     assert v2["version"] == 2
-    status = {(r["annotator"], r["file_name"]): r["status"]
-              for r in pq.read_table(rel2 / "qa" / "rework.parquet").to_pylist()}
+    status = {
+        (r["annotator"], r["file_name"]): r["status"]
+        for r in pq.read_table(rel2 / "qa" / "rework.parquet").to_pylist()
+    }
     assert status == dict.fromkeys(sent, "fixed")
-    images2 = {r["file_name"]: r["status"] for r in pq.read_table(rel2 / "index" / "images.parquet").to_pylist()}
+    images2 = {
+        r["file_name"]: r["status"] for r in pq.read_table(rel2 / "index" / "images.parquet").to_pylist()
+    }
     assert all(images2[f] == "delivered" for _, f in expected), "v0002 delivers the fixed items"
 
 
@@ -194,11 +246,16 @@ def test_missing_credentials_or_a_wrong_bucket_stop_the_push_before_any_project(
     with pytest.raises(ToolError, match=f"environment variable {SECRET_ENV} is not set"):
         _push(s3_world)
     monkeypatch.setenv(SECRET_ENV, SECRET)
-    other = config.model_copy(update={"source": config.source.replace("/clients/", "/nowhere/"),
-                                      "dataset": "people-s3-missing"})
+    other = config.model_copy(
+        update={"source": config.source.replace("/clients/", "/nowhere/"), "dataset": "people-s3-missing"}
+    )
     images = ingest_images(s3_world["store"]).images
     with pytest.raises(ToolError, match="cannot read s3://") as e:
-        push_batch(client, other, assign_annotators(images, other.annotators, other.assignment),
-                   schema=resolve_schema(other.schema_name))
+        push_batch(
+            client,
+            other,
+            assign_annotators(images, other.annotators, other.assignment),
+            schema=resolve_schema(other.schema_name),
+        )
     assert SECRET not in str(e.value)
     assert {p.id for p in client.projects()} == before, "nothing was created"

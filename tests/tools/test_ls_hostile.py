@@ -1,6 +1,7 @@
 """The Label Studio client against a hostile server: a tiny HTTP server on loopback (the
 attacker's server, so a fake is right) answers with echoed tokens, terminal escapes, rich markup,
 NaN in an export and ids that are paths. `kpdeliver pull` runs as a subprocess, as a person runs it."""
+
 from __future__ import annotations
 
 import json
@@ -24,9 +25,11 @@ from kpdeliver.tools.label_studio.untrusted import shown
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "0123456789abcdefSECRETtoken"
 TITLE = "demo/people-demo — ann_a"
-HOSTILE_BODY = ("Internal Server Error\r\nrequest headers:\r\nAuthorization: Token " + TOKEN + "\r\n"
-                "\x1b[2J\x1b[H\x1b]0;owned window title\x07\x1b]8;;http://evil.example/\x1b\\click me\x1b]8;;\x1b\\"
-                "\u202egnp.exe [/] [bold red]not markup[/bold red] \x9b31m" + "A" * 5000)
+HOSTILE_BODY = (
+    "Internal Server Error\r\nrequest headers:\r\nAuthorization: Token " + TOKEN + "\r\n"
+    "\x1b[2J\x1b[H\x1b]0;owned window title\x07\x1b]8;;http://evil.example/\x1b\\click me\x1b]8;;\x1b\\"
+    "\u202egnp.exe [/] [bold red]not markup[/bold red] \x9b31m" + "A" * 5000
+)
 
 
 class FakeLabelStudio:
@@ -44,8 +47,10 @@ class FakeLabelStudio:
             def _answer(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 fake.requests.append((self.command, self.path))
-                status, kind, body = fake.routes.get((self.command, self.path.split("?")[0]),
-                                                     (404, "application/json", b'{"detail": "not found"}'))
+                status, kind, body = fake.routes.get(
+                    (self.command, self.path.split("?")[0]),
+                    (404, "application/json", b'{"detail": "not found"}'),
+                )
                 self.send_response(status)
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))
@@ -84,8 +89,14 @@ def config(tmp_path, fake) -> Path:
 
 def pull(config: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "KP_HOSTILE_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-c", "from kpdeliver.cli import main; main()", "pull", "-c", str(config)],
-                          cwd=config.parent, capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", "from kpdeliver.cli import main; main()", "pull", "-c", str(config)],
+        cwd=config.parent,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def test_an_error_body_is_shown_clean_cut_and_without_the_token(fake, config):
@@ -103,7 +114,9 @@ def test_an_error_body_is_shown_clean_cut_and_without_the_token(fake, config):
 
 
 def test_a_project_id_that_is_a_path_never_reaches_a_url(fake, config):
-    fake.json("GET", "/api/projects/", {"results": [{"id": "1/../../../admin/evil", "title": TITLE}], "next": None})
+    fake.json(
+        "GET", "/api/projects/", {"results": [{"id": "1/../../../admin/evil", "title": TITLE}], "next": None}
+    )
     out = pull(config)
     assert out.returncode == 2, out.stdout + out.stderr
     assert "Traceback" not in out.stderr and "not a positive whole number" in out.stderr
@@ -113,9 +126,14 @@ def test_a_project_id_that_is_a_path_never_reaches_a_url(fake, config):
 @pytest.mark.parametrize("bad", ["../admin", -3, 0, True, 1.5, "7"])
 def test_ids_are_checked_before_they_go_into_a_url(fake, bad):
     client = LabelStudioClient(fake.url, TOKEN)
-    for call in (lambda: client.update_task_data(bad, {}), lambda: client.update_project(bad, title="x"),
-                 lambda: client.import_tasks(bad, [{"data": {}}]), lambda: client.export_snapshot(bad),
-                 lambda: client.create_annotation(bad, []), lambda: client.task_url(1, bad)):
+    for call in (
+        lambda: client.update_task_data(bad, {}),
+        lambda: client.update_project(bad, title="x"),
+        lambda: client.import_tasks(bad, [{"data": {}}]),
+        lambda: client.export_snapshot(bad),
+        lambda: client.create_annotation(bad, []),
+        lambda: client.task_url(1, bad),
+    ):
         with pytest.raises(ToolError, match="not a positive whole number"):
             call()
     assert fake.requests == []
@@ -129,22 +147,44 @@ def test_an_export_id_from_the_server_is_checked_too(fake):
 
 
 def _export_with_nan() -> str:
-    box = {"id": "b1", "type": "rectanglelabels", "original_width": 640, "original_height": 480,
-           "value": {"x": 10, "y": 10, "width": 50, "height": 60, "rectanglelabels": ["person"]}}
-    points = [{"id": f"p{i}", "type": "keypointlabels", "parentID": "b1", "original_width": 640,
-               "original_height": 480, "value": {"x": 20 + i, "y": 30, "keypointlabels": [name]}}
-              for i, name in enumerate(COCO17.keypoints[:3])]
+    box = {
+        "id": "b1",
+        "type": "rectanglelabels",
+        "original_width": 640,
+        "original_height": 480,
+        "value": {"x": 10, "y": 10, "width": 50, "height": 60, "rectanglelabels": ["person"]},
+    }
+    points = [
+        {
+            "id": f"p{i}",
+            "type": "keypointlabels",
+            "parentID": "b1",
+            "original_width": 640,
+            "original_height": 480,
+            "value": {"x": 20 + i, "y": 30, "keypointlabels": [name]},
+        }
+        for i, name in enumerate(COCO17.keypoints[:3])
+    ]
     points[0]["value"]["x"] = float("nan")
     points[1]["value"]["y"] = float("inf")
-    task = {"id": 11, "data": {"file_name": "scene_000.jpg", "image": "/data/upload/1/scene_000.jpg"},
-            "annotations": [{"id": 3, "completed_by": {"email": "ada@example.org"}, "result": [box, *points]}]}
+    task = {
+        "id": 11,
+        "data": {"file_name": "scene_000.jpg", "image": "/data/upload/1/scene_000.jpg"},
+        "annotations": [{"id": 3, "completed_by": {"email": "ada@example.org"}, "result": [box, *points]}],
+    }
     return json.dumps([task])  # NaN and Infinity literals, as a server built on Python's json writes them
 
 
 def test_nan_and_infinity_in_an_export_are_pulled_and_become_findings(fake, config):
-    fake.json("GET", "/api/projects/", {"results": [{"id": 4, "title": TITLE, "label_config": ""}], "next": None})
+    fake.json(
+        "GET", "/api/projects/", {"results": [{"id": 4, "title": TITLE, "label_config": ""}], "next": None}
+    )
     fake.json("POST", "/api/projects/4/exports/", {"id": 9, "status": "completed"})
-    fake.routes[("GET", "/api/projects/4/exports/9/download")] = (200, "application/json", _export_with_nan().encode())
+    fake.routes[("GET", "/api/projects/4/exports/9/download")] = (
+        200,
+        "application/json",
+        _export_with_nan().encode(),
+    )
     out = pull(config)
     assert out.returncode == 0, out.stdout + out.stderr
     written = config.parent / "batch" / "annotations" / "ann_a" / "label-studio-4.json"

@@ -1,6 +1,7 @@
 """The documented Label Studio steps, run as written with the batch outside the repository:
 `make ls-start LS_ROOT=… LS_PORT=…` (refused when a configured batch is not under LS_ROOT),
 `kpdeliver push` (refused, creating nothing, for a batch the server cannot serve), `make ls-stop`."""
+
 from __future__ import annotations
 
 import os
@@ -24,10 +25,20 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _make(target: str, tmp: Path, **variables: str) -> list[str]:
     """`make <target> VAR=…` in the repository, with this machine's already-built tools."""
-    tools = {"LS_VENV": os.environ.get("KPDELIVER_LS_VENV", str(REPO / ".work" / "ls-venv")),
-             "LS_TEMPLATE": os.environ.get("KPDELIVER_LS_TEMPLATE", str(REPO / ".work" / "ls-template")),
-             "VENV": str(Path(sys.executable).parent.parent), "PYTHON": sys.executable, "LS_DATA": str(tmp / "ls-data")}
-    return ["make", "--no-print-directory", "-s", target, *(f"{k}={v}" for k, v in {**tools, **variables}.items())]
+    tools = {
+        "LS_VENV": os.environ.get("KPDELIVER_LS_VENV", str(REPO / ".work" / "ls-venv")),
+        "LS_TEMPLATE": os.environ.get("KPDELIVER_LS_TEMPLATE", str(REPO / ".work" / "ls-template")),
+        "VENV": str(Path(sys.executable).parent.parent),
+        "PYTHON": sys.executable,
+        "LS_DATA": str(tmp / "ls-data"),
+    }
+    return [
+        "make",
+        "--no-print-directory",
+        "-s",
+        target,
+        *(f"{k}={v}" for k, v in {**tools, **variables}.items()),
+    ]
 
 
 def _client(folder: Path, name: str, port: int) -> Path:
@@ -40,9 +51,14 @@ def _client(folder: Path, name: str, port: int) -> Path:
 
 
 def _kpdeliver(*args: str, token: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from kpdeliver.cli import main; main()", *args], text=True,
-                          capture_output=True, env={**os.environ, "LABEL_STUDIO_TOKEN": token, "COLUMNS": "500"}, timeout=300,
-                          check=False)
+    return subprocess.run(
+        [sys.executable, "-c", "from kpdeliver.cli import main; main()", *args],
+        text=True,
+        capture_output=True,
+        env={**os.environ, "LABEL_STUDIO_TOKEN": token, "COLUMNS": "500"},
+        timeout=300,
+        check=False,
+    )
 
 
 def _lines(proc: subprocess.Popen) -> queue.Queue:
@@ -59,8 +75,20 @@ def test_ls_start_push_ls_stop_as_documented(tmp_path):
     config = _client(batches / "acme", "people-docs", port)
     stray = _client(tmp_path / "elsewhere" / "acme", "people-stray", port)
 
-    refused = subprocess.run(_make("ls-start", tmp_path, LS_ROOT=str(tmp_path / "elsewhere"), LS_PORT=str(port),
-                                   LS_CONFIGS=str(config)), cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    refused = subprocess.run(
+        _make(
+            "ls-start",
+            tmp_path,
+            LS_ROOT=str(tmp_path / "elsewhere"),
+            LS_PORT=str(port),
+            LS_CONFIGS=str(config),
+        ),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert refused.returncode != 0
     assert f"the batch folder {batches / 'acme' / 'batch'} is not under LS_ROOT" in refused.stderr
     assert not (tmp_path / "ls-data" / "ls.pid").exists(), "nothing was started"
@@ -72,7 +100,9 @@ def test_ls_start_push_ls_stop_as_documented(tmp_path):
         pushed = _kpdeliver("push", "--config", str(config), token=token)
         assert pushed.returncode == 0, pushed.stdout + pushed.stderr
         assert "created" in pushed.stdout
-        projects = httpx.get(f"http://127.0.0.1:{port}/api/projects/", headers={"Authorization": f"Token {token}"})
+        projects = httpx.get(
+            f"http://127.0.0.1:{port}/api/projects/", headers={"Authorization": f"Token {token}"}
+        )
         before = projects.json()["count"]
 
         stopped = _kpdeliver("push", "--config", str(stray), token=token)
@@ -80,10 +110,14 @@ def test_ls_start_push_ls_stop_as_documented(tmp_path):
         said = " ".join((stopped.stdout + stopped.stderr).split())
         assert f"does not hold the batch folder {tmp_path / 'elsewhere' / 'acme' / 'batch'}" in said
         assert "Traceback" not in stopped.stdout + stopped.stderr
-        projects = httpx.get(f"http://127.0.0.1:{port}/api/projects/", headers={"Authorization": f"Token {token}"})
+        projects = httpx.get(
+            f"http://127.0.0.1:{port}/api/projects/", headers={"Authorization": f"Token {token}"}
+        )
         assert projects.json()["count"] == before, "the refused push created no project"
 
-        stop = subprocess.run(_make("ls-stop", tmp_path), cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+        stop = subprocess.run(
+            _make("ls-stop", tmp_path), cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+        )
         assert stop.returncode == 0, stop.stderr
         assert start.wait(timeout=60) == 0
         assert not Path(f"/proc/{pid}").exists(), "Label Studio is gone"
@@ -104,8 +138,13 @@ def test_ls_start_push_ls_stop_as_documented(tmp_path):
 
 def _start(tmp: Path, batches: Path, port: int, config: Path) -> tuple[subprocess.Popen, str]:
     """`make ls-start` running, and the token it printed."""
-    start = subprocess.Popen(_make("ls-start", tmp, LS_ROOT=str(batches), LS_PORT=str(port), LS_CONFIGS=str(config)),
-                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    start = subprocess.Popen(
+        _make("ls-start", tmp, LS_ROOT=str(batches), LS_PORT=str(port), LS_CONFIGS=str(config)),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines = _lines(start)
     said: list[str] = []
     deadline = time.monotonic() + 600  # a first start may migrate the template database

@@ -5,6 +5,7 @@ write's temp file is invisible to collect, and the next pull writes the rest.
 The kill is deterministic: the pull runs in a subprocess whose `os.replace` SIGKILLs the process
 at the rename of the second export file (the first one is then written, the second one's bytes
 sit in a temp file that was never renamed). The seam lives in this test only."""
+
 from __future__ import annotations
 
 import os
@@ -32,7 +33,9 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN_ENV = "KPDELIVER_TEST_LS_KILL_TOKEN"
-EMAILS = {name: f"kill-{email}" for name, email in USERS.items()}  # the e2e test's users exist in the same server
+EMAILS = {
+    name: f"kill-{email}" for name, email in USERS.items()
+}  # the e2e test's users exist in the same server
 
 # Runs `kpdeliver pull` and SIGKILLs it at the rename of the KILL_AT-th export file it writes.
 KILLED_PULL = """
@@ -58,24 +61,37 @@ def world(label_studio):
     shutil.rmtree(root / "batch" / "annotations")
     cfg = yaml.safe_load((root / "client.yaml").read_text())
     cfg["client"] = "killco"  # its own projects, apart from the e2e test's
-    cfg["tool"] = {"kind": "label-studio", "url": label_studio.url, "token_env": TOKEN_ENV,
-                   "document_root": str(label_studio.document_root),
-                   "users": {email: name for name, email in EMAILS.items()}}
+    cfg["tool"] = {
+        "kind": "label-studio",
+        "url": label_studio.url,
+        "token_env": TOKEN_ENV,
+        "document_root": str(label_studio.document_root),
+        "users": {email: name for name, email in EMAILS.items()},
+    }
     (root / "client.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     mp = pytest.MonkeyPatch()
     mp.setenv(TOKEN_ENV, label_studio.token)
     client = LabelStudioClient(label_studio.url, label_studio.token)
-    user_ids = {name: client._call("POST", "/api/users/", json={"email": email, "username": f"kill_{name}"})["id"]
-                for name, email in EMAILS.items()}
-    yield {"root": root, "config": load_config(root / "client.yaml"), "client": client, "drawn": drawn,
-           "user_ids": user_ids}
+    user_ids = {
+        name: client._call("POST", "/api/users/", json={"email": email, "username": f"kill_{name}"})["id"]
+        for name, email in EMAILS.items()
+    }
+    yield {
+        "root": root,
+        "config": load_config(root / "client.yaml"),
+        "client": client,
+        "drawn": drawn,
+        "user_ids": user_ids,
+    }
     client.close()
     mp.undo()
 
 
 def _exports(batch: Path) -> dict[str, bytes]:
-    return {p.relative_to(batch).as_posix(): p.read_bytes()
-            for p in (batch / "annotations").rglob("label-studio-*.json")}
+    return {
+        p.relative_to(batch).as_posix(): p.read_bytes()
+        for p in (batch / "annotations").rglob("label-studio-*.json")
+    }
 
 
 def test_a_killed_pull_leaves_each_file_whole_and_the_next_pull_finishes(world, label_studio):
@@ -95,16 +111,21 @@ def test_a_killed_pull_leaves_each_file_whole_and_the_next_pull_finishes(world, 
         client.create_annotation(task, [], completed_by=world["user_ids"][p.annotator])
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), TOKEN_ENV: label_studio.token}
-    killed = subprocess.run([sys.executable, "-c", KILLED_PULL, str(world["root"] / "client.yaml"), "2"],
-                            env=env, capture_output=True, timeout=300)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_PULL, str(world["root"] / "client.yaml"), "2"],
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
 
     after_kill = _exports(batch)
     temps = [p for p in (batch / "annotations").rglob("*") if p.is_file() and p.name.startswith(".")]
     assert temps, "the kill came mid-write: the second file's bytes sit in an unrenamed temp file"
     assert all(p.parent.name in USERS for p in temps)
-    assert not any(k.rsplit("/", 1)[-1].startswith(".") for k in store.list("annotations/")), \
+    assert not any(k.rsplit("/", 1)[-1].startswith(".") for k in store.list("annotations/")), (
         "temp files are not listed as batch files"
+    )
     assert set(after_kill) == set(old)
     for data in after_kill.values():
         orjson.loads(data)  # every visible export parses whole
@@ -117,12 +138,16 @@ def test_a_killed_pull_leaves_each_file_whole_and_the_next_pull_finishes(world, 
         assert data in (old[key], new[key]), f"{key} is neither the old nor the new export"
         assert new[key] != old[key]
     assert sorted(again.written) == sorted(set(old) - changed_by_kill), "the next pull writes the rest"
-    assert sorted(again.unchanged) == sorted(changed_by_kill), "what the killed pull wrote is a full pull's bytes"
+    assert sorted(again.unchanged) == sorted(changed_by_kill), (
+        "what the killed pull wrote is a full pull's bytes"
+    )
     assert not pull_batch(client, config, store).changed
 
     images = ingest_images(store).images
-    collected = collect_exports(store, Dataset(schema, images, Instances.empty(schema.num_keypoints)),
-                                config.annotators)
+    collected = collect_exports(
+        store, Dataset(schema, images, Instances.empty(schema.num_keypoints)), config.annotators
+    )
     assert not [f for f in collected.findings.to_pylist() if f["check"] == "collect.unreadable_file"]
-    assert {s.rsplit("/", 1)[-1] for s in collected.dataset.instances.extra["source"]} <= \
-        {k.rsplit("/", 1)[-1] for k in new}, "no temp file was collected"
+    assert {s.rsplit("/", 1)[-1] for s in collected.dataset.instances.extra["source"]} <= {
+        k.rsplit("/", 1)[-1] for k in new
+    }, "no temp file was collected"

@@ -1,5 +1,6 @@
 """The one validation routine: the same findings whichever runner runs the row rules (the CLI's
 worker process or the flow's in-process GX), each set's earlier findings first, deep QA last."""
+
 from __future__ import annotations
 
 import orjson
@@ -33,7 +34,11 @@ def test_worker_and_in_process_rules_give_the_same_findings(tmp_path):
     assert by_worker.annotators is None and by_worker.keypoints is None  # no deep QA asked for
     rows = by_worker.findings.to_pylist()
     assert rows[0]["check"] == "collect.unreadable_file"
-    assert rows[1]["check"].startswith("bounds.") and rows[1]["source"] == "a.json" and rows[1]["annotation_id"] == 10
+    assert (
+        rows[1]["check"].startswith("bounds.")
+        and rows[1]["source"] == "a.json"
+        and rows[1]["annotation_id"] == 10
+    )
     assert by_worker.n_errors >= 1
     # the row rules' results come back typed, one summary per set (not online-only Data Docs, nor a file)
     assert len(by_worker.rules) == 2 and by_worker.rules == in_process.rules
@@ -49,7 +54,9 @@ def test_deep_qa_runs_on_the_given_dataset_and_comes_last():
     sets = [AnnotationSet(a), AnnotationSet(b)]
     rules_only = validate_annotations(sets, rules=InProcessRules(), settings=ValidationSettings())
     both = merge_decoded([Decoded(a), Decoded(b)]).dataset
-    result = validate_annotations(sets, rules=InProcessRules(), settings=ValidationSettings(), deep_qa_on=both)
+    result = validate_annotations(
+        sets, rules=InProcessRules(), settings=ValidationSettings(), deep_qa_on=both
+    )
     n = rules_only.findings.num_rows
     assert result.findings.slice(0, n).equals(rules_only.findings)
     assert all(c.startswith("qa.") for c in result.findings["check"].to_pylist()[n:])

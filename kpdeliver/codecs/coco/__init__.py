@@ -3,13 +3,16 @@
 `decoder` (JSON -> model, faithful to what is written), `encoder` (model -> JSON), `metadata`
 (a schema from the file's own categories), `columns` (JSON values -> numpy columns). The
 decoder and encoder load on first use (`from kpdeliver.codecs.coco import encode`)."""
+
 from __future__ import annotations
 
 from kpdeliver.codecs.protocol import Codec, DecodeOptions, EncodeOptions, lazy_attributes
 
 _PUBLIC = {  # name -> submodule that defines it, imported when first asked for
-    "decode": "decoder", "encode": "encoder",
-    "schema_from_coco_category": "metadata", "load_json": "kpdeliver.codecs.json_doc",
+    "decode": "decoder",
+    "encode": "encoder",
+    "schema_from_coco_category": "metadata",
+    "load_json": "kpdeliver.codecs.json_doc",
 }
 __all__ = ["CODEC", "sniff", *_PUBLIC]  # noqa: PLE0604 (the lazily loaded names)
 
@@ -32,8 +35,10 @@ def _decode(data: bytes, options: DecodeOptions = DecodeOptions()):
 
 def _near_miss(name: str) -> str | None:
     if name.lower().endswith(".pts"):
-        return ("an iBUG .pts landmark file (one face, no image reference, size or visibility flags) is not an "
-                "annotation export kpdeliver reads; use its COCO-style JSON")
+        return (
+            "an iBUG .pts landmark file (one face, no image reference, size or visibility flags) is not an "
+            "annotation export kpdeliver reads; use its COCO-style JSON"
+        )
     return None
 
 

@@ -5,6 +5,7 @@ or the only one a given schema fits); the annotations of the others are reported
 finding, never dropped silently, and with no category named the file is refused with a
 sentence that lists them all (`SeveralCategories`), so a caller can read each in turn.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,9 @@ def category_names(data_cats: list[dict]) -> list[str]:
     return [str(c.get("name", c.get("id"))) for c in keypoint_categories(data_cats)]
 
 
-def choose_category(cats: list[dict], anns: list, *, schema: KeypointSchema | None, category: str | None,
-                    source: str) -> list[dict] | None:
+def choose_category(
+    cats: list[dict], anns: list, *, schema: KeypointSchema | None, category: str | None, source: str
+) -> list[dict] | None:
     """The categories this read takes, or None to read the file as a whole: when the categories
     its annotations use share one keypoint list (AP-10K names 54 species with the same 17
     points: one schema, the species stay in `category_id`)."""
@@ -59,7 +61,8 @@ def choose_category(cats: list[dict], anns: list, *, schema: KeypointSchema | No
     raise SeveralCategories(
         f"{source}: holds {len(used)} keypoint categories with different keypoints ({_listing(used, anns)}), "
         "each its own schema; name one with --category NAME (or `category:` in the client config)",
-        [str(c.get("name", c.get("id"))) for c in used])
+        [str(c.get("name", c.get("id"))) for c in used],
+    )
 
 
 def _listing(named: list[dict], anns: list) -> str:
@@ -68,11 +71,16 @@ def _listing(named: list[dict], anns: list) -> str:
         if isinstance(a, dict):
             cid = as_int(a.get("category_id"))
             counts[cid] = counts.get(cid, 0) + 1
-    return "; ".join(f"{c.get('name')!r}: {len(c['keypoints'])} keypoints, "
-                     f"{counts.get(as_int(c.get('id')), 0)} annotations" for c in named)
+    return "; ".join(
+        f"{c.get('name')!r}: {len(c['keypoints'])} keypoints, "
+        f"{counts.get(as_int(c.get('id')), 0)} annotations"
+        for c in named
+    )
 
 
-def of_category(anns: list, cats: list[dict], chosen: list[dict], log: DecodeLog, *, annotator: str = "") -> list:
+def of_category(
+    anns: list, cats: list[dict], chosen: list[dict], log: DecodeLog, *, annotator: str = ""
+) -> list:
     """The annotations of the `chosen` categories. Those of other categories are counted in one
     finding per category; those whose category the file does not define are held back one by one."""
     want = {as_int(c.get("id")) for c in chosen}
@@ -87,16 +95,26 @@ def of_category(anns: list, cats: list[dict], chosen: list[dict], log: DecodeLog
             others[cid] = others.get(cid, 0) + 1
         else:
             ann_id = as_int(a.get("id")) if isinstance(a, dict) else NONE
-            log.hold(ItemProblem(
-                "schema.unknown_category", log.source,
-                f"{log.source}: annotation id={ann_id} (#{i}), field 'category_id': category {cid} is not "
-                "defined by the file", field="category_id", annotation_id=ann_id, annotator=annotator,
-                image_id=as_int(a.get("image_id")) if isinstance(a, dict) else NONE,
-                raw=raw_json(a) if isinstance(a, dict) else json.dumps(a)))
+            log.hold(
+                ItemProblem(
+                    "schema.unknown_category",
+                    log.source,
+                    f"{log.source}: annotation id={ann_id} (#{i}), field 'category_id': category {cid} is not "
+                    "defined by the file",
+                    field="category_id",
+                    annotation_id=ann_id,
+                    annotator=annotator,
+                    image_id=as_int(a.get("image_id")) if isinstance(a, dict) else NONE,
+                    raw=raw_json(a) if isinstance(a, dict) else json.dumps(a),
+                )
+            )
     taken = ", ".join(repr(c.get("name")) for c in chosen)
     for cid, n in others.items():
         c = known[cid]
         k = len(c.get("keypoints") or [])
-        log.quirk(f"{n} annotations of category {c.get('name')!r} ({k} keypoints) not read here: this read takes "
-                  f"category {taken}; read the other with --category {c.get('name')}", value=float(n))
+        log.quirk(
+            f"{n} annotations of category {c.get('name')!r} ({k} keypoints) not read here: this read takes "
+            f"category {taken}; read the other with --category {c.get('name')}",
+            value=float(n),
+        )
     return keep

@@ -1,5 +1,6 @@
 """Turning COCO JSON values into numpy columns: one C-level conversion for the common,
 well-formed case, value by value only where the input is ragged or mixed."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -57,7 +58,9 @@ def keypoint_array(rows: list[list], k: int) -> np.ndarray:
         # mixed flat/nested or None inside: convert row by row (rare path)
         out = np.empty((len(rows), k, 3))
         for i, r in enumerate(rows):
-            out[i] = np.array([np.nan if x is None else x for x in np.ravel(np.array(r, dtype=object))], dtype=np.float64).reshape(k, 3)
+            out[i] = np.array(
+                [np.nan if x is None else x for x in np.ravel(np.array(r, dtype=object))], dtype=np.float64
+            ).reshape(k, 3)
         return out
 
 
@@ -99,7 +102,11 @@ def int_col(values: list, default: int = NONE) -> np.ndarray:
     if values.count(None) == len(values):
         return np.full(len(values), default, np.int64)
     arr = try_array(values) if values else np.zeros(0, np.int64)
-    if arr.ndim == 1 and arr.dtype.kind in "iu" and not (arr.dtype.kind == "u" and arr.size and arr.max() > INT64_MAX):
+    if (
+        arr.ndim == 1
+        and arr.dtype.kind in "iu"
+        and not (arr.dtype.kind == "u" and arr.size and arr.max() > INT64_MAX)
+    ):
         return arr.astype(np.int64)
     ints = [unbounded_int(v, default) for v in values]
     too_big = next((v for v in ints if not INT64_MIN <= v <= INT64_MAX), None)

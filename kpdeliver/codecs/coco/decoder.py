@@ -6,6 +6,7 @@ make an instance impossible to model (wrong keypoint count, non-numeric values, 
 keypoints) hold that item back as `rejected` with a finding naming file, item and field;
 every other item is still decoded.
 """
+
 from __future__ import annotations
 
 import gc
@@ -78,8 +79,9 @@ def decode(
             raise CodecError(f"{source}: {e}; ids and integer fields must fit 64-bit integers") from None
 
 
-def _decode(data: bytes, *, schema: KeypointSchema | None, source: str, annotator: str,
-            category: str | None) -> Decoded:
+def _decode(
+    data: bytes, *, schema: KeypointSchema | None, source: str, annotator: str, category: str | None
+) -> Decoded:
     log = DecodeLog(source)
     doc = _coco_doc(load_json(data, source, log), source)
     anns = doc.get("annotations") or []
@@ -94,12 +96,16 @@ def _decode(data: bytes, *, schema: KeypointSchema | None, source: str, annotato
     if uniform is not None:
         lengths = np.full(len(anns), uniform.shape[1] // 3, np.int64)
     else:
-        lengths = np.fromiter((kp_length(a.get("keypoints")) if isinstance(a, dict) else -1 for a in anns),
-                              np.int64, len(anns))
+        lengths = np.fromiter(
+            (kp_length(a.get("keypoints")) if isinstance(a, dict) else -1 for a in anns), np.int64, len(anns)
+        )
     _quirks(doc, cats, anns, lengths, log)
     if schema is None:
-        schema = schema_from_coco_category(chosen[0], len(chosen[0]["keypoints"])) if chosen else \
-            schema_from_file(cats, lengths, source)
+        schema = (
+            schema_from_coco_category(chosen[0], len(chosen[0]["keypoints"]))
+            if chosen
+            else schema_from_file(cats, lengths, source)
+        )
     k = schema.num_keypoints
     order = name_order(cats, schema, source)
 
@@ -113,8 +119,16 @@ def _decode(data: bytes, *, schema: KeypointSchema | None, source: str, annotato
         block = numeric_block([anns[i]["keypoints"] for i in shaped.tolist()], k) if len(shaped) else None
     # with an all-numeric block only the wrongly shaped items need a look, one by one
     suspects = np.flatnonzero(lengths != k).tolist() if block is not None else range(len(anns))
-    keep_rows = _hold_misshapen(anns, suspects, lengths, schema, numeric=block is not None, img_of=img_of,
-                                log=log, annotator=annotator)
+    keep_rows = _hold_misshapen(
+        anns,
+        suspects,
+        lengths,
+        schema,
+        numeric=block is not None,
+        img_of=img_of,
+        log=log,
+        annotator=annotator,
+    )
     if block is not None:
         keep_rows = shaped.tolist()
     good = [anns[i] for i in keep_rows]
@@ -123,7 +137,10 @@ def _decode(data: bytes, *, schema: KeypointSchema | None, source: str, annotato
         kps = kps[:, order, :]
     instances = _instances_of_dicts(good, kps, k, annotator)
     _fill_frames_from_images(instances, raw_images)
-    categories = tuple(Category(as_int(c.get("id"), 1), str(c.get("name", "")), str(c.get("supercategory", ""))) for c in cats)
+    categories = tuple(
+        Category(as_int(c.get("id"), 1), str(c.get("name", "")), str(c.get("supercategory", "")))
+        for c in cats
+    )
     dataset = Dataset(schema, images, instances, categories)
     return Decoded.logged(dataset, log)
 
@@ -139,8 +156,17 @@ def _coco_doc(doc, source: str) -> dict:
     return doc
 
 
-def _hold_misshapen(anns: list, suspects, lengths: np.ndarray, schema: KeypointSchema, *, numeric: bool,
-                    img_of: dict[int, str], log: DecodeLog, annotator: str) -> list[int]:
+def _hold_misshapen(
+    anns: list,
+    suspects,
+    lengths: np.ndarray,
+    schema: KeypointSchema,
+    *,
+    numeric: bool,
+    img_of: dict[int, str],
+    log: DecodeLog,
+    annotator: str,
+) -> list[int]:
     """Hold back each suspect annotation that cannot be modelled (not an object, keypoints missing,
     of another count or, unless the block is `numeric`, not numbers); the rows of the others."""
     source, k = log.source, schema.num_keypoints
@@ -152,9 +178,17 @@ def _hold_misshapen(anns: list, suspects, lengths: np.ndarray, schema: KeypointS
             reason = ("schema.bad_type", "annotations", f"annotation #{i} is not an object")
         elif lengths[i] < 0:
             what = "missing" if a.get("keypoints") is None else "not a list of [x, y, v] triplets"
-            reason = ("schema.missing_field" if a.get("keypoints") is None else "schema.bad_type", "keypoints", f"keypoints {what}")
+            reason = (
+                "schema.missing_field" if a.get("keypoints") is None else "schema.bad_type",
+                "keypoints",
+                f"keypoints {what}",
+            )
         elif lengths[i] != k:
-            reason = ("schema.keypoint_count", "keypoints", f"{lengths[i]} keypoints, schema {schema.name!r} has {k}")
+            reason = (
+                "schema.keypoint_count",
+                "keypoints",
+                f"{lengths[i]} keypoints, schema {schema.name!r} has {k}",
+            )
         elif not numeric and not valid_numbers(a["keypoints"]):
             reason = ("schema.bad_type", "keypoints", "keypoints hold non-numeric values")
         if reason is None:
@@ -163,11 +197,20 @@ def _hold_misshapen(anns: list, suspects, lengths: np.ndarray, schema: KeypointS
         check, fld, why = reason
         ann_id = as_int(a.get("id")) if isinstance(a, dict) else NONE
         img_id = as_int(a.get("image_id")) if isinstance(a, dict) else NONE
-        log.hold(ItemProblem(
-            check, source, f"{source}: annotation id={ann_id} (#{i}), field '{fld}': {why}", field=fld,
-            image_id=img_id, annotation_id=ann_id, file_name=img_of.get(img_id), annotator=annotator,
-            value=float(lengths[i]) if check == "schema.keypoint_count" else None,
-            raw=raw_json(a) if isinstance(a, dict) else json.dumps(a)))
+        log.hold(
+            ItemProblem(
+                check,
+                source,
+                f"{source}: annotation id={ann_id} (#{i}), field '{fld}': {why}",
+                field=fld,
+                image_id=img_id,
+                annotation_id=ann_id,
+                file_name=img_of.get(img_id),
+                annotator=annotator,
+                value=float(lengths[i]) if check == "schema.keypoint_count" else None,
+                raw=raw_json(a) if isinstance(a, dict) else json.dumps(a),
+            )
+        )
     return keep_rows
 
 
@@ -189,7 +232,9 @@ def _instances_of_dicts(good: list[dict], kps: np.ndarray, k: int, annotator: st
         keypoints=kps,
         num_kpts=k,
         # a file kpdeliver renumbered (an id 0) keeps each annotation's former id as `source_id`
-        extra={"source_id": _ints("annotations", "source_id", col("source_id"))} if good and "source_id" in good[0] else None,
+        extra={"source_id": _ints("annotations", "source_id", col("source_id"))}
+        if good and "source_id" in good[0]
+        else None,
     )
 
 
@@ -214,7 +259,9 @@ def _decode_typed(data: bytes, *, schema: KeypointSchema | None, source: str, an
         id=typed.int_column([im.id for im in raw_images]),
         file_name=["" if im.file_name is typed.UNSET else im.file_name for im in raw_images],
         width=typed.int_column([im.width for im in raw_images], 0),
-        height=typed.int_column([im.height for im in raw_images], 0), source=[source] * len(raw_images))
+        height=typed.int_column([im.height for im in raw_images], 0),
+        source=[source] * len(raw_images),
+    )
     frames = {im.id: im.frame_id for im in raw_images if im.frame_id is not typed.UNSET}
     del doc, raw_images
     kps = typed.keypoint_block(anns, k)  # consumes the structs (a third of a large file's peak)
@@ -224,7 +271,10 @@ def _decode_typed(data: bytes, *, schema: KeypointSchema | None, source: str, an
     missing = instances.frame == NONE
     if frames and missing.any():
         instances.frame[missing] = [frames.get(i, NONE) for i in instances.image_id[missing].tolist()]
-    categories = tuple(Category(as_int(c.get("id"), 1), str(c.get("name", "")), str(c.get("supercategory", ""))) for c in cats)
+    categories = tuple(
+        Category(as_int(c.get("id"), 1), str(c.get("name", "")), str(c.get("supercategory", "")))
+        for c in cats
+    )
     return Decoded.logged(Dataset(schema, images, instances, categories), log)
 
 
@@ -235,12 +285,18 @@ def _typed_categories(doc, schema: KeypointSchema | None, source: str) -> list[d
         cats = []
     elif isinstance(doc.categories, list):
         cats = [c for c in doc.categories if isinstance(c, dict)]
-        if any(c.get(k) is not None and not isinstance(c[k], list) for c in cats for k in ("keypoints", "skeleton")):
+        if any(
+            c.get(k) is not None and not isinstance(c[k], list)
+            for c in cats
+            for k in ("keypoints", "skeleton")
+        ):
             raise typed.NotTypical("a category's keypoints or skeleton is not a list")
     else:
         raise typed.NotTypical("categories not a list")
     try:
-        used = [{"category_id": None if c is typed.UNSET else c} for c in {a.category_id for a in doc.annotations}]
+        used = [
+            {"category_id": None if c is typed.UNSET else c} for c in {a.category_id for a in doc.annotations}
+        ]
         if choose_category(cats, used, schema=schema, category=None, source=source) is not None:
             raise typed.NotTypical("several keypoint categories")
     except CodecError:
@@ -250,6 +306,7 @@ def _typed_categories(doc, schema: KeypointSchema | None, source: str) -> list[d
 
 def _struct_columns(anns: list, annotator: str) -> dict:
     """Every instance column but the keypoints, from the typed annotations."""
+
     def col(key: str) -> list:
         return list(map(attrgetter(key), anns))
 
@@ -261,11 +318,15 @@ def _struct_columns(anns: list, annotator: str) -> dict:
         "bbox": typed.float_column(col("bbox"), 4),
         "area": typed.float_column(col("area")),
         "iscrowd": typed.int_column(col("iscrowd"), 0),
-        "annotator": [a.annotator or annotator if a.annotator is not typed.UNSET else annotator for a in anns],
+        "annotator": [
+            a.annotator or annotator if a.annotator is not typed.UNSET else annotator for a in anns
+        ],
         "track_id": typed.int_column(col("track_id")),
         "frame": typed.int_column(frame),
         "num_keypoints": typed.int_column(col("num_keypoints")),
-        "extra": {"source_id": typed.int_column(col("source_id"))} if anns[0].source_id is not typed.UNSET else None,
+        "extra": {"source_id": typed.int_column(col("source_id"))}
+        if anns[0].source_id is not typed.UNSET
+        else None,
     }
 
 
@@ -296,8 +357,10 @@ def _list_kind(doc: list) -> str:
     if "joints" in first and "joints_vis" in first:
         return "an MPII-style list of {joints, joints_vis, center, scale}: convert it to COCO first"
     if "image_id" in first and "keypoints" in first:
-        return ("a COCO keypoint *results* file: no images, categories or flags of its own; "
-                "decode it against its ground truth")
+        return (
+            "a COCO keypoint *results* file: no images, categories or flags of its own; "
+            "decode it against its ground truth"
+        )
     if "data" in first or "result" in first or "annotations" in first:
         return "it looks like a Label Studio export: read it with the Label Studio codec"
     return "no 'images', 'annotations' or 'categories' fields"
@@ -310,8 +373,10 @@ def _quirks(doc: dict, cats: list[dict], anns: list, lengths: np.ndarray, log: D
     for c in cats:
         names = c.get("keypoints") or []
         if names and k and len(names) != k:
-            msgs.append(f"category {c.get('name')!r} names {len(names)} keypoints but annotations carry {k}; "
-                        "names ignored")
+            msgs.append(
+                f"category {c.get('name')!r} names {len(names)} keypoints but annotations carry {k}; "
+                "names ignored"
+            )
         elif not names and k:
             msgs.append(f"category {c.get('name')!r} has no keypoint names; points taken in file order")
         edges = skeleton_edges(c)
@@ -320,12 +385,19 @@ def _quirks(doc: dict, cats: list[dict], anns: list, lengths: np.ndarray, log: D
             base = 0 if min(flat) == 0 else 1
             bad = sum(1 for a, b in edges if not (0 <= a - base < k and 0 <= b - base < k))
             if bad:
-                msgs.append(f"category {c.get('name')!r}: {bad} skeleton edge(s) index past {k} keypoints; dropped")
+                msgs.append(
+                    f"category {c.get('name')!r}: {bad} skeleton edge(s) index past {k} keypoints; dropped"
+                )
     first = next((a for a in anns if isinstance(a, dict)), {})
     parts = sorted(key for key in first if key.endswith("_kpts") or key.startswith("keypoints_"))
     if parts:
         msgs.append(f"annotations carry extra keypoint arrays {parts}; only 'keypoints' is decoded")
-    if first and isinstance(first.get("keypoints"), list) and first["keypoints"] and isinstance(first["keypoints"][0], list):
+    if (
+        first
+        and isinstance(first.get("keypoints"), list)
+        and first["keypoints"]
+        and isinstance(first["keypoints"][0], list)
+    ):
         msgs.append("keypoints stored nested as [[x, y, v], ...]")
     for m in msgs:
         log.quirk(m)
@@ -335,19 +407,34 @@ def _decode_images(raw: list, source: str, img_of: dict[int, str], log: DecodeLo
     objs = [im if isinstance(im, dict) else {} for im in raw]
     ids = _ints("images", "id", [im.get("id") for im in objs])
     for i in np.flatnonzero(ids == NONE).tolist():
-        log.note(findings_for("schema.missing_field", message=f"{source}: image #{i}, field 'id': missing or not an integer",
-                              source=source, n=1))
+        log.note(
+            findings_for(
+                "schema.missing_field",
+                message=f"{source}: image #{i}, field 'id': missing or not an integer",
+                source=source,
+                n=1,
+            )
+        )
     keep = np.flatnonzero(ids != NONE)
     objs = [objs[i] for i in keep.tolist()] if len(keep) < len(objs) else objs
     names = [str(im.get("file_name", "")) for im in objs]
     img_of.update(zip(ids[keep].tolist(), names))
-    return Images.build(id=ids[keep], file_name=names, width=_ints("images", "width", [im.get("width") for im in objs], 0),
-                        height=_ints("images", "height", [im.get("height") for im in objs], 0), source=[source] * len(objs))
+    return Images.build(
+        id=ids[keep],
+        file_name=names,
+        width=_ints("images", "width", [im.get("width") for im in objs], 0),
+        height=_ints("images", "height", [im.get("height") for im in objs], 0),
+        source=[source] * len(objs),
+    )
 
 
 def _fill_frames_from_images(instances: Instances, raw_images: list) -> None:
     """PoseTrack keeps `frame_id` on the image; copy it onto instances that lack one."""
-    frames = {as_int(im.get("id")): as_int(im.get("frame_id")) for im in raw_images if isinstance(im, dict) and "frame_id" in im}
+    frames = {
+        as_int(im.get("id")): as_int(im.get("frame_id"))
+        for im in raw_images
+        if isinstance(im, dict) and "frame_id" in im
+    }
     if not frames or not len(instances):
         return
     missing = instances.frame == NONE

@@ -1,4 +1,5 @@
 """Canonical model -> COCO Keypoints JSON."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,14 +26,25 @@ def encode(dataset: Dataset, *, indent: bool = False) -> bytes:
     bbox_l = bbox.tolist()
     ids, source_ids = coco_annotation_ids(ins.id)
     img_ids, cat_ids = ins.image_id.tolist(), ins.category_id.tolist()
-    crowd, tracks, frames, annot = ins.iscrowd.tolist(), ins.track_id.tolist(), ins.frame.tolist(), ins.annotator.tolist()
+    crowd, tracks, frames, annot = (
+        ins.iscrowd.tolist(),
+        ins.track_id.tolist(),
+        ins.frame.tolist(),
+        ins.annotator.tolist(),
+    )
     annotations = []
     for i in range(n):
         row = flat[i]
         row[2::3] = vis_list[i]
         a = {
-            "id": ids[i], "image_id": img_ids[i], "category_id": cat_ids[i], "iscrowd": crowd[i],
-            "keypoints": row, "num_keypoints": num_kp[i], "bbox": bbox_l[i], "area": area[i],
+            "id": ids[i],
+            "image_id": img_ids[i],
+            "category_id": cat_ids[i],
+            "iscrowd": crowd[i],
+            "keypoints": row,
+            "num_keypoints": num_kp[i],
+            "bbox": bbox_l[i],
+            "area": area[i],
         }
         if source_ids is not None:
             a["source_id"] = source_ids[i]
@@ -50,12 +62,21 @@ def encode(dataset: Dataset, *, indent: bool = False) -> bytes:
     ]
     skeleton_1based = [[a + 1, b + 1] for a, b in schema.skeleton]
     categories = [
-        {"id": c.id, "name": c.name, "supercategory": c.supercategory or c.name,
-         "keypoints": list(schema.keypoints), "skeleton": skeleton_1based}
+        {
+            "id": c.id,
+            "name": c.name,
+            "supercategory": c.supercategory or c.name,
+            "keypoints": list(schema.keypoints),
+            "skeleton": skeleton_1based,
+        }
         for c in dataset.categories
     ]
-    doc = {"info": {"description": f"kpdeliver export ({schema.name})"}, "images": images,
-           "annotations": annotations, "categories": categories}
+    doc = {
+        "info": {"description": f"kpdeliver export ({schema.name})"},
+        "images": images,
+        "annotations": annotations,
+        "categories": categories,
+    }
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2 if indent else 0)
 
 

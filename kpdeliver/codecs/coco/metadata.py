@@ -1,4 +1,5 @@
 """A schema from a COCO file's own categories, and the file-level quirks of its categories."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,8 +36,13 @@ def schema_from_coco_category(cat: dict, num_kpts: int, *, name: str = "custom")
 def skeleton_edges(cat: dict) -> list[tuple[int, int]]:
     """A category's skeleton edges that are pairs of integers (anything else is not an edge)."""
     raw = cat["skeleton"] if isinstance(cat.get("skeleton"), list) else []
-    return [(int(e[0]), int(e[1])) for e in raw if isinstance(e, (list, tuple)) and len(e) == 2
-            and all(isinstance(x, (int, float)) and not isinstance(x, bool) and float(x).is_integer() for x in e)]
+    return [
+        (int(e[0]), int(e[1]))
+        for e in raw
+        if isinstance(e, (list, tuple))
+        and len(e) == 2
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) and float(x).is_integer() for x in e)
+    ]
 
 
 def schema_from_file(cats: list[dict], lengths: np.ndarray, source: str) -> KeypointSchema:
@@ -45,7 +51,9 @@ def schema_from_file(cats: list[dict], lengths: np.ndarray, source: str) -> Keyp
     named = [c for c in cats if c.get("keypoints")]
     if k == 0:
         if not named:
-            raise CodecError(f"{source}: no keypoints found (no category 'keypoints' names and no annotation 'keypoints')")
+            raise CodecError(
+                f"{source}: no keypoints found (no category 'keypoints' names and no annotation 'keypoints')"
+            )
         k = len(named[0]["keypoints"])
     fitting = [c for c in named if len(c["keypoints"]) == k]
     return schema_from_coco_category(fitting[0] if fitting else (cats[0] if cats else {}), k)

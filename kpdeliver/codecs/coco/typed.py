@@ -6,6 +6,7 @@ Anything it does not recognise exactly (an unknown field, a value of another typ
 literal, nested or ragged keypoints, several keypoint categories, an id beyond int64, a
 possible duplicate key) raises `NotTypical`, and the caller reads the file the generic way,
 so odd files get exactly the findings they always had."""
+
 from __future__ import annotations
 
 from operator import attrgetter
@@ -95,7 +96,7 @@ def count_keys(data: bytes) -> int:
     arr = np.frombuffer(data, np.uint8)
     keys, spaced = 0, False
     for start in range(0, max(len(arr) - 1, 0), _WINDOW):
-        window = arr[start:start + _WINDOW + 1]
+        window = arr[start : start + _WINDOW + 1]
         after = window[np.flatnonzero(window[:-1] == _QUOTE) + 1]
         keys += int(np.count_nonzero(after == _COLON))
         spaced = spaced or bool(np.isin(after, _SPACES).any())
@@ -107,7 +108,7 @@ def count_keys(data: bytes) -> int:
 def _raw_keys(values: list) -> int:
     """The keys inside fields kept as raw JSON text; NotTypical when one holds a duplicate key
     (the generic decoder reports it). A chunk of values at a time: the joined text stays small."""
-    return sum(_raw_keys_of(values[start:start + _CHUNK]) for start in range(0, len(values), _CHUNK))
+    return sum(_raw_keys_of(values[start : start + _CHUNK]) for start in range(0, len(values), _CHUNK))
 
 
 def _raw_keys_of(values: list) -> int:
@@ -121,7 +122,11 @@ def _raw_keys_of(values: list) -> int:
     if not len(maybe):
         return 0
     ends = np.cumsum(np.fromiter(map(len, values), np.int64, len(values)))
-    text = b"[" + b",".join([values[i] for i in np.unique(np.searchsorted(ends, maybe, side="right")).tolist()]) + b"]"
+    text = (
+        b"["
+        + b",".join([values[i] for i in np.unique(np.searchsorted(ends, maybe, side="right")).tolist()])
+        + b"]"
+    )
     if count_keys(_ENCODER.encode(msgspec.json.decode(text))) != count_keys(text):
         raise NotTypical("a duplicate key inside a skipped field")
     return count_keys(joined)
@@ -188,25 +193,31 @@ def keypoint_block(anns: list, k: int) -> np.ndarray:
     convert = pcsv.ConvertOptions(column_types=dict.fromkeys(names, pa.float64()), strings_can_be_null=False)
     out = np.empty((len(anns), 3 * k))
     for start in range(0, len(anns), _CHUNK):
-        chunk = anns[start:start + _CHUNK]
+        chunk = anns[start : start + _CHUNK]
         n = len(chunk)
-        anns[start:start + n] = [None] * n  # consumed: each chunk's structs go as it is read
+        anns[start : start + n] = [None] * n  # consumed: each chunk's structs go as it is read
         joined = b";".join(list(map(attrgetter("keypoints"), chunk)))  # Raw is a buffer
         del chunk
         if joined.count(b"[") != n or joined.count(b"]") != n:
             raise NotTypical("keypoints nested, or not a list")
         try:
-            table = pcsv.read_csv(pa.py_buffer(joined.translate(*_TO_CSV)), read_options=read,
-                                  parse_options=parse, convert_options=convert)
+            table = pcsv.read_csv(
+                pa.py_buffer(joined.translate(*_TO_CSV)),
+                read_options=read,
+                parse_options=parse,
+                convert_options=convert,
+            )
         except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
             raise NotTypical(str(e)) from None
         if table.num_rows != n or any(c.null_count for c in table.columns):
             raise NotTypical("keypoints with null values")
-        block = out[start:start + n]
+        block = out[start : start + n]
         for j, column in enumerate(table.columns):
             at = 0
             for piece in column.chunks:  # the values buffer as is (no nulls): to_numpy imports pandas
-                block[at:at + len(piece), j] = np.frombuffer(piece.buffers()[1], np.float64, len(piece), piece.offset * 8)
+                block[at : at + len(piece), j] = np.frombuffer(
+                    piece.buffers()[1], np.float64, len(piece), piece.offset * 8
+                )
                 at += len(piece)
     if np.isinf(out).any():  # a literal past float64 (1e999): the generic path says which
         raise NotTypical("keypoint value out of range")

@@ -3,13 +3,18 @@
 `skeleton` (the skeleton labels in `<meta>` and the schema they define), `decoder` (image
 shapes), `video` (track interpolation), `shapes` (rows and held-back shapes), `encoder`
 (ElementTree), `attributes` (XML values read defensively). Loaded on first use."""
+
 from __future__ import annotations
 
 from kpdeliver.codecs.protocol import Codec, DecodeOptions, EncodeOptions, lazy_attributes
 
 _PUBLIC = {  # name -> submodule that defines it, imported when first asked for
-    "decode": "decoder", "encode": "encoder", "SkeletonDef": "skeleton", "skeleton_definitions": "skeleton",
-    "schema_from_skeleton": "skeleton", "schema_from_cvat_xml": "skeleton",
+    "decode": "decoder",
+    "encode": "encoder",
+    "SkeletonDef": "skeleton",
+    "skeleton_definitions": "skeleton",
+    "schema_from_skeleton": "skeleton",
+    "schema_from_cvat_xml": "skeleton",
 }
 __all__ = ["CODEC", "sniff", *_PUBLIC]  # noqa: PLE0604 (the lazily loaded names)
 
@@ -41,4 +46,6 @@ def _schema_from_metadata(data: bytes, *, source: str = ""):
     return schema_from_cvat_xml(data, source=source)
 
 
-CODEC = Codec(name="cvat", sniff=sniff, decode=_decode, encode=_encode, schema_from_metadata=_schema_from_metadata)
+CODEC = Codec(
+    name="cvat", sniff=sniff, decode=_decode, encode=_encode, schema_from_metadata=_schema_from_metadata
+)

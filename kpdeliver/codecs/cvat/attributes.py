@@ -1,5 +1,6 @@
 """Reading CVAT XML values: parsing through defusedxml, and attributes that real files get
 wrong (a flag written `true`, a coordinate that is not a number) read without a crash."""
+
 from __future__ import annotations
 
 from xml.etree.ElementTree import Element

@@ -13,6 +13,7 @@ otherwise free points become instances only when they hold exactly K points (no 
 map them by), and are held back with a finding when they do not. Boxes, polygons and polylines are not keypoints and are counted
 in an info finding.
 """
+
 from __future__ import annotations
 
 from xml.etree.ElementTree import Element
@@ -43,7 +44,9 @@ def decode(
     sks = skeleton_definitions(root)
     if schema is None:
         if not sks:
-            raise CodecError(f"{source}: <meta><labels> has no skeleton label; pass a schema to read free points")
+            raise CodecError(
+                f"{source}: <meta><labels> has no skeleton label; pass a schema to read free points"
+            )
         schema = schema_from_skeleton(sks[0])
     orders = {sk.name: element_order(sk, schema, source) for sk in sks}
     if sks and all(isinstance(v, str) for v in orders.values()):
@@ -55,16 +58,23 @@ def decode(
     images = video_images(root, walk) if video else _image_shapes(root, walk)
     ignored = sum(len(root.findall(f".//{t}")) for t in _NON_KEYPOINT_SHAPES)
     if ignored:
-        walk.log.quirk(f"{ignored} box/polygon/polyline/other shapes ignored (not keypoints)", value=float(ignored))
+        walk.log.quirk(
+            f"{ignored} box/polygon/polyline/other shapes ignored (not keypoints)", value=float(ignored)
+        )
     rows = walk.rows
     n = len(rows.kps)
     cat_names = [schema.category, *sorted({lab for lab in rows.label if lab != schema.category})]
     cat_id = {c: i + 1 for i, c in enumerate(cat_names)}
     outside = np.array(rows.outside).reshape(n, k, 2)
     instances = Instances.build(
-        id=np.arange(1, n + 1), image_id=rows.image_id, keypoints=np.array(rows.kps).reshape(n, k, 3),
-        category_id=[cat_id.get(lab, 1) for lab in rows.label], annotator=[annotator] * n,
-        track_id=rows.track_id, frame=rows.frame, num_kpts=k,
+        id=np.arange(1, n + 1),
+        image_id=rows.image_id,
+        keypoints=np.array(rows.kps).reshape(n, k, 3),
+        category_id=[cat_id.get(lab, 1) for lab in rows.label],
+        annotator=[annotator] * n,
+        track_id=rows.track_id,
+        frame=rows.frame,
+        num_kpts=k,
         extra={"outside_x": outside[..., 0], "outside_y": outside[..., 1]},
     )
     cats = tuple(Category(cat_id[c], c) for c in cat_names)
@@ -94,6 +104,14 @@ def _image_shapes(root: Element, walk: ShapeWalk) -> Images:
                 xy, present, outside, occluded = got
             else:
                 continue
-            walk.rows.add(image_id=iid, track_id=NONE, frame=NONE, label=shape.get("label", ""), xy=xy,
-                          present=present, outside=outside, occluded=occluded)
+            walk.rows.add(
+                image_id=iid,
+                track_id=NONE,
+                frame=NONE,
+                label=shape.get("label", ""),
+                xy=xy,
+                present=present,
+                outside=outside,
+                occluded=occluded,
+            )
     return Images.build(id=ids, file_name=names, width=ws, height=hs, source=[walk.source] * len(ids))

@@ -2,6 +2,7 @@
 
 v=0 points are written `outside="1"` at their audit position when one was kept, v=1 as
 `occluded="1"`."""
+
 from __future__ import annotations
 
 from xml.etree import ElementTree as ET  # building only; all parsing goes through defusedxml
@@ -20,10 +21,15 @@ def _num(x: float) -> str:
 
 def _skeleton_svg(schema: KeypointSchema) -> str:
     """The skeleton drawing CVAT keeps in `<svg>`: edges, then one node per element (1-based ids)."""
-    edges = "".join(f'<line data-type="edge" data-node-from="{a + 1}" data-node-to="{b + 1}"></line>'
-                    for a, b in schema.skeleton)
-    nodes = "".join(f'<circle r="1.5" data-type="element node" data-element-id="{i + 1}" data-node-id="{i + 1}" '
-                    f'data-label-name="{n}"></circle>' for i, n in enumerate(schema.keypoints))
+    edges = "".join(
+        f'<line data-type="edge" data-node-from="{a + 1}" data-node-to="{b + 1}"></line>'
+        for a, b in schema.skeleton
+    )
+    nodes = "".join(
+        f'<circle r="1.5" data-type="element node" data-element-id="{i + 1}" data-node-id="{i + 1}" '
+        f'data-label-name="{n}"></circle>'
+        for i, n in enumerate(schema.keypoints)
+    )
     return edges + nodes
 
 
@@ -66,8 +72,16 @@ def _frame_step(frames: np.ndarray) -> int:
     return max(int(np.gcd.reduce(np.diff(frames))), 1) if len(frames) > 1 else 1
 
 
-def _element_points(parent: Element, kp: np.ndarray, ox: float, oy: float, *, label: str | None = None,
-                    frame: int | None = None, ends: bool = False) -> None:
+def _element_points(
+    parent: Element,
+    kp: np.ndarray,
+    ox: float,
+    oy: float,
+    *,
+    label: str | None = None,
+    frame: int | None = None,
+    ends: bool = False,
+) -> None:
     """One skeleton element's `<points>`: labelled in images mode, frame-stamped in a video track."""
     x, y, v = kp
     outside = v <= 0 or ends
@@ -110,8 +124,16 @@ def _image_body(root: Element, dataset: Dataset, cat_name: dict[int, str], ox, o
     for i in np.argsort(row, kind="stable").tolist():
         by_image.setdefault(int(row[i]), []).append(i)
     for r in range(len(im)):
-        image = SubElement(root, "image", {"id": str(int(im.id[r])), "name": str(im.file_name[r]),
-                                           "width": str(int(im.width[r])), "height": str(int(im.height[r]))})
+        image = SubElement(
+            root,
+            "image",
+            {
+                "id": str(int(im.id[r])),
+                "name": str(im.file_name[r]),
+                "width": str(int(im.width[r])),
+                "height": str(int(im.height[r])),
+            },
+        )
         for i in by_image.get(r, []):
             label = cat_name.get(int(ins.category_id[i]), schema.category)
             skeleton = SubElement(image, "skeleton", {"label": label, "occluded": "0", "points": ""})
@@ -136,8 +158,11 @@ def _track_body(root: Element, dataset: Dataset, cat_name: dict[int, str], ox, o
         keys += [(i, int(f) + step, True) for i, f in zip(sel[gap].tolist(), frames[gap].tolist())]
         keys.sort(key=lambda t: t[1])
         for _, f, ends in keys:
-            SubElement(track, "skeleton", {"frame": str(f), "keyframe": "1", "outside": str(int(ends)),
-                                           "occluded": "0", "points": ""})
+            SubElement(
+                track,
+                "skeleton",
+                {"frame": str(f), "keyframe": "1", "outside": str(int(ends)), "occluded": "0", "points": ""},
+            )
         for j, name in enumerate(schema.keypoints):
             element = SubElement(track, "track", {"id": str(j), "label": name})
             for i, f, ends in keys:

@@ -1,5 +1,6 @@
 """Shapes met while walking a CVAT file: rows of instances, and shapes held back with the
 reason (a skeleton label not in `<meta>`, a free points shape with the wrong count)."""
+
 from __future__ import annotations
 
 from xml.etree import ElementTree as ET  # serialising a held-back shape only; parsing goes through defusedxml
@@ -24,8 +25,18 @@ class Rows:
         self.kps: list[np.ndarray] = []
         self.outside: list[np.ndarray] = []
 
-    def add(self, *, image_id: int, track_id: int, frame: int, label: str, xy: np.ndarray,
-            present: np.ndarray, outside: np.ndarray, occluded: np.ndarray) -> None:
+    def add(
+        self,
+        *,
+        image_id: int,
+        track_id: int,
+        frame: int,
+        label: str,
+        xy: np.ndarray,
+        present: np.ndarray,
+        outside: np.ndarray,
+        occluded: np.ndarray,
+    ) -> None:
         kp = np.zeros((self.k, 3))
         v = np.where(~present | outside, 0.0, np.where(occluded, 1.0, 2.0))
         kp[:, :2] = np.where((v > 0)[:, None], xy, 0.0)
@@ -42,16 +53,40 @@ class ShapeWalk:
     """What walking one file's shapes needs: the rows so far, the element order of every
     skeleton label (or why it does not map), and the log of held-back shapes."""
 
-    def __init__(self, *, k: int, source: str, annotator: str, orders: dict[str, dict[str, int] | str],
-                 category: str = "") -> None:
-        self.k, self.source, self.annotator, self.orders, self.category = k, source, annotator, orders, category
+    def __init__(
+        self,
+        *,
+        k: int,
+        source: str,
+        annotator: str,
+        orders: dict[str, dict[str, int] | str],
+        category: str = "",
+    ) -> None:
+        self.k, self.source, self.annotator, self.orders, self.category = (
+            k,
+            source,
+            annotator,
+            orders,
+            category,
+        )
         self.rows = Rows(k)
         self.log = DecodeLog(source)
 
-    def hold(self, check: str, message: str, image_id: int, shape: Element, *, fld: str,
-             value: float | None = None) -> None:
-        self.log.hold(ItemProblem(check, self.source, message, field=fld, image_id=image_id, annotator=self.annotator,
-                                  value=value, raw=ET.tostring(shape, encoding="unicode")))
+    def hold(
+        self, check: str, message: str, image_id: int, shape: Element, *, fld: str, value: float | None = None
+    ) -> None:
+        self.log.hold(
+            ItemProblem(
+                check,
+                self.source,
+                message,
+                field=fld,
+                image_id=image_id,
+                annotator=self.annotator,
+                value=value,
+                raw=ET.tostring(shape, encoding="unicode"),
+            )
+        )
 
     def skeleton_order(self, shape: Element, where: str, image_id: int) -> dict[str, int] | None:
         """The element order for a `<skeleton>` shape's label, or None after holding the shape back."""
@@ -68,11 +103,18 @@ class ShapeWalk:
         (a wheel, a landmark) are reported, never read as an instance, whatever their count."""
         if not self.orders or label == self.category:
             return False
-        self.log.note(findings_for(
-            "decode.other_label", source=self.source, image_id=image_id if image_id >= 0 else None, n=1,
-            value=float(n_points), annotator=self.annotator or None,
-            message=f"{self.source}: {where}, <points label={label!r}>: a free points shape ({n_points} points) of a "
-                    "label that is not a skeleton of this schema; not read as an instance"))
+        self.log.note(
+            findings_for(
+                "decode.other_label",
+                source=self.source,
+                image_id=image_id if image_id >= 0 else None,
+                n=1,
+                value=float(n_points),
+                annotator=self.annotator or None,
+                message=f"{self.source}: {where}, <points label={label!r}>: a free points shape ({n_points} points) of a "
+                "label that is not a skeleton of this schema; not read as an instance",
+            )
+        )
         return True
 
     def free_points(self, shape: Element, where: str, image_id: int):
@@ -85,8 +127,10 @@ class ShapeWalk:
         if len(xy) == k:
             ones = np.ones(k, bool)
             return xy, ones, np.zeros(k, bool) | flag(shape, "outside"), ones & flag(shape, "occluded")
-        msg = (f"{self.source}: {where}, <points label={shape.get('label', '')!r}>, field 'points': "
-               f"{len(xy)} points, schema has {k}; a free points shape has no names to map, held back")
+        msg = (
+            f"{self.source}: {where}, <points label={shape.get('label', '')!r}>, field 'points': "
+            f"{len(xy)} points, schema has {k}; a free points shape has no names to map, held back"
+        )
         self.hold("schema.keypoint_count", msg, image_id, shape, fld="points", value=float(len(xy)))
         return None
 

@@ -1,5 +1,6 @@
 """CVAT skeleton metadata: the `<label type="skeleton">` definitions in `<meta>`, the schema
 they define, and how a skeleton's element names map onto a given schema."""
+
 from __future__ import annotations
 
 import re
@@ -28,12 +29,16 @@ def skeleton_definitions(root: Element) -> list[SkeletonDef]:
             continue
         name = (lab.findtext("name") or "").strip()
         elements = tuple(
-            (sub.findtext("name") or "").strip() for sub in labels if (sub.findtext("parent") or "").strip() == name
+            (sub.findtext("name") or "").strip()
+            for sub in labels
+            if (sub.findtext("parent") or "").strip() == name
         )
         svg = lab.findtext("svg") or ""
         # node ids in the svg refer to elements through data-label-name
         node_name = dict(re.findall(r'data-node-id="(\d+)"[^>]*?data-label-name="([^"]*)"', svg))
-        node_name.update({a: b for b, a in re.findall(r'data-label-name="([^"]*)"[^>]*?data-node-id="(\d+)"', svg)})
+        node_name.update(
+            {a: b for b, a in re.findall(r'data-label-name="([^"]*)"[^>]*?data-node-id="(\d+)"', svg)}
+        )
         edges = []
         for frm, to in _svg_edges(svg):
             a, b = node_name.get(frm), node_name.get(to)
@@ -71,9 +76,10 @@ def schema_from_cvat_xml(data: bytes, *, label: str | None = None, source: str =
     sks = skeleton_definitions(parse_cvat(data, source))
     sks = [s for s in sks if label in (None, s.name)]
     if not sks:
-        raise SchemaError(f"{source}: no skeleton label{' ' + repr(label) if label else ''} in <meta><labels>")
+        raise SchemaError(
+            f"{source}: no skeleton label{' ' + repr(label) if label else ''} in <meta><labels>"
+        )
     return schema_from_skeleton(sks[0])
-
 
 
 def element_order(sk: SkeletonDef, schema: KeypointSchema, source: str) -> dict[str, int] | str:

@@ -8,6 +8,7 @@ A skeleton track comes in two layouts: CVAT/Datumaro exports hold one sub-`<trac
 (its `<points frame=>` listed there), CVAT's documentation shows each `<skeleton frame=>` holding
 its elements' `<points>`. Both give the same series per element. A frame where no element is
 labelled (the whole track `outside`) is no instance."""
+
 from __future__ import annotations
 
 import re
@@ -72,7 +73,9 @@ def video_images(root: Element, walk: ShapeWalk) -> Images:
             order = walk.skeleton_order(tr, f"track id={tid}", NONE)
             if order is None:
                 continue
-            frames = _grid_frames([int_attr(s, "frame", 0) for s in skel], start, step, f"{walk.source}: track id={tid}")
+            frames = _grid_frames(
+                [int_attr(s, "frame", 0) for s in skel], start, step, f"{walk.source}: track id={tid}"
+            )
             _, alive, gone, occ = _track_series(skel, frames, lambda s: np.zeros((0, 2)), 0)
             frames, occ = frames[alive & ~gone], occ[alive & ~gone]
             xy = np.zeros((len(frames), k, 2))
@@ -84,16 +87,26 @@ def video_images(root: Element, walk: ShapeWalk) -> Images:
                 sxy, sp, so, socc = _track_series(shapes, frames, lambda s: first_xy(s.get("points")), 1)
                 xy[:, i], present[:, i], outside[:, i], occluded[:, i] = sxy[:, 0], sp, so, socc | occ
             labelled = (present & ~outside).any(axis=1)
-            frames, xy, present, outside, occluded = (a[labelled] for a in (frames, xy, present, outside, occluded))
+            frames, xy, present, outside, occluded = (
+                a[labelled] for a in (frames, xy, present, outside, occluded)
+            )
         elif pts:
-            if walk.stray(label, f"track id={tid} ({len(pts)} shapes)", int_attr(pts[0], "frame", NONE),
-                          len(xy_pairs(pts[0].get("points")))):
+            if walk.stray(
+                label,
+                f"track id={tid} ({len(pts)} shapes)",
+                int_attr(pts[0], "frame", NONE),
+                len(xy_pairs(pts[0].get("points"))),
+            ):
                 continue
             if any(len(xy_pairs(s.get("points"))) != k for s in pts):
                 for s in pts:
-                    walk.free_points(s, f"track id={tid} ({label!r}) frame {s.get('frame')}", int_attr(s, "frame", NONE))
+                    walk.free_points(
+                        s, f"track id={tid} ({label!r}) frame {s.get('frame')}", int_attr(s, "frame", NONE)
+                    )
                 continue
-            frames = _grid_frames([int_attr(s, "frame", 0) for s in pts], start, step, f"{walk.source}: track id={tid}")
+            frames = _grid_frames(
+                [int_attr(s, "frame", 0) for s in pts], start, step, f"{walk.source}: track id={tid}"
+            )
             sxy, sp, so, socc = _track_series(pts, frames, lambda s: xy_pairs(s.get("points")), k)
             keep = sp & ~so
             frames, xy = frames[keep], sxy[keep]
@@ -104,11 +117,24 @@ def video_images(root: Element, walk: ShapeWalk) -> Images:
             continue
         for j, f in enumerate(frames.tolist()):
             used.add(f)
-            walk.rows.add(image_id=f, track_id=tid, frame=f, label=label, xy=xy[j], present=present[j],
-                          outside=outside[j], occluded=occluded[j])
+            walk.rows.add(
+                image_id=f,
+                track_id=tid,
+                frame=f,
+                label=label,
+                xy=xy[j],
+                present=present[j],
+                outside=outside[j],
+                occluded=occluded[j],
+            )
     numbers = sorted(used)
-    return Images.build(id=numbers, file_name=[f"frame_{f:06d}" for f in numbers], width=[w] * len(numbers),
-                        height=[h] * len(numbers), source=[walk.source] * len(numbers))
+    return Images.build(
+        id=numbers,
+        file_name=[f"frame_{f:06d}" for f in numbers],
+        width=[w] * len(numbers),
+        height=[h] * len(numbers),
+        source=[walk.source] * len(numbers),
+    )
 
 
 def _element_series(track: Element, skeletons: list[Element]) -> dict[str, list[Element]]:
@@ -134,8 +160,10 @@ def _grid_frames(listed: list[int], start: int, step: int, where: str) -> np.nda
     """Frames from the first listed shape to the last, on the task's frame step."""
     lo, hi = min(listed), max(listed)
     if (hi - lo) // step > MAX_TRACK_FRAMES:
-        raise CodecError(f"{where}: shapes from frame {lo} to {hi}, more than {MAX_TRACK_FRAMES:,} frames; "
-                         "a frame number is wrong")
+        raise CodecError(
+            f"{where}: shapes from frame {lo} to {hi}, more than {MAX_TRACK_FRAMES:,} frames; "
+            "a frame number is wrong"
+        )
     first = lo + (-(lo - start)) % step  # first grid frame at or after the first listed shape
     grid = np.arange(first, hi + 1, step, dtype=np.int64)
     return np.union1d(grid, np.asarray(listed, np.int64))

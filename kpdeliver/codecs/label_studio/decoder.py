@@ -14,6 +14,7 @@ when a per-region `choices` result on the same region id says `occluded` (the `v
 control that `label_config` declares); a keypoint that is absent is v=0. `encode` writes v=1
 points with that choice, so COCO -> Label Studio -> COCO keeps every flag.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -75,8 +76,11 @@ def decode(
     tasks = _tasks(doc, source)
     st = Gathered(0, source, annotator)
     if schema is None:
-        schema = schema_from_config(label_config, source=source) if label_config is not None \
+        schema = (
+            schema_from_config(label_config, source=source)
+            if label_config is not None
             else _schema_from_labels(tasks, st, source)
+        )
     index = _label_index(schema, label_config, source)
     st.k = k = schema.num_keypoints
     img_ids, names, ws, hs = [], [], [], []
@@ -100,12 +104,23 @@ def decode(
                 continue
             who = annotator or _who(work)
             where = f"task {image_id} {kind} {work.get('id', w_no)}"
-            decode_results(as_list(work.get("result")), st, index=index, image_id=image_id, who=who,
-                            where=where, size=size)
+            decode_results(
+                as_list(work.get("result")),
+                st,
+                index=index,
+                image_id=image_id,
+                who=who,
+                where=where,
+                size=size,
+            )
     n = len(st.kps)
     instances = Instances.build(
-        id=_ids(st.ids), image_id=st.image_id, keypoints=np.array(st.kps).reshape(n, k, 3),
-        bbox=np.array(st.bbox).reshape(n, 4), annotator=st.who, num_kpts=k,
+        id=_ids(st.ids),
+        image_id=st.image_id,
+        keypoints=np.array(st.kps).reshape(n, k, 3),
+        bbox=np.array(st.bbox).reshape(n, 4),
+        annotator=st.who,
+        num_kpts=k,
         extra={"score": np.asarray(st.score, np.float64)},
     )
     images = Images.build(id=img_ids, file_name=names, width=ws, height=hs, source=[source] * len(img_ids))
@@ -125,13 +140,26 @@ def _schema_from_labels(tasks: list[dict], st: Gathered, source: str) -> Keypoin
     seen: dict[str, dict[str, None]] = {}  # control -> labels in first-seen order
     tied: set[str] = set()
     for t in tasks:
-        for w in as_list(t.get("annotations")) + as_list(t.get("completions")) + as_list(t.get("predictions")):
-            results = [r for r in as_list(w.get("result")) if isinstance(r, dict)] if isinstance(w, dict) else []
+        for w in (
+            as_list(t.get("annotations")) + as_list(t.get("completions")) + as_list(t.get("predictions"))
+        ):
+            results = (
+                [r for r in as_list(w.get("result")) if isinstance(r, dict)] if isinstance(w, dict) else []
+            )
             boxes = {region_id(r, "id") for r in results if r.get("type") == "rectanglelabels"} - {None}
-            linked = {a if b in boxes else b for r in results if r.get("type") == "relation"
-                      for a, b in [(region_id(r, "from_id"), region_id(r, "to_id"))] if (a in boxes) != (b in boxes)}
+            linked = {
+                a if b in boxes else b
+                for r in results
+                if r.get("type") == "relation"
+                for a, b in [(region_id(r, "from_id"), region_id(r, "to_id"))]
+                if (a in boxes) != (b in boxes)
+            }
             for r in results:
-                labels = [lab for lab in as_list(as_dict(r.get("value")).get("keypointlabels")) if isinstance(lab, str)]
+                labels = [
+                    lab
+                    for lab in as_list(as_dict(r.get("value")).get("keypointlabels"))
+                    if isinstance(lab, str)
+                ]
                 if not labels:
                     continue
                 control = str(r.get("from_name") or "keypoints")
@@ -139,12 +167,16 @@ def _schema_from_labels(tasks: list[dict], st: Gathered, source: str) -> Keypoin
                 if region_id(r, "parentID") in boxes or region_id(r, "id") in linked:
                     tied.add(control)
     if not seen:
-        raise CodecError(f"{source}: no labeling config, no schema given, and no keypoint labels to take one from")
+        raise CodecError(
+            f"{source}: no labeling config, no schema given, and no keypoint labels to take one from"
+        )
     controls = sorted(seen) if len(seen) == 1 else sorted(tied)
     if len(controls) != 1:
-        raise CodecError(f"{source}: no labeling config and no schema given, and the keypoint labels come from "
-                         f"{len(seen)} KeyPointLabels controls {sorted(seen)}, not one of them tied to boxes; "
-                         "pass the labeling config or a schema")
+        raise CodecError(
+            f"{source}: no labeling config and no schema given, and the keypoint labels come from "
+            f"{len(seen)} KeyPointLabels controls {sorted(seen)}, not one of them tied to boxes; "
+            "pass the labeling config or a schema"
+        )
     control = controls[0]
     names = tuple(seen[control])
     used = {normalise_name(n) for n in names}
@@ -152,14 +184,24 @@ def _schema_from_labels(tasks: list[dict], st: Gathered, source: str) -> Keypoin
     others = sorted(set(seen) - {control})
     also = f"; points of the other controls {others} are not keypoints of it" if others else ""
     if len(fits) == 1:
-        st.quirk(f"no labeling config: schema {fits[0].name!r} chosen because it names every keypoint label "
-                 f"of control {control!r}{also}")
+        st.quirk(
+            f"no labeling config: schema {fits[0].name!r} chosen because it names every keypoint label "
+            f"of control {control!r}{also}"
+        )
         return fits[0]
-    st.quirk(f"no labeling config: keypoints of control {control!r} in the order first seen {list(names)}{also}; "
-             "pass the labeling config or a schema to fix the order")
-    return KeypointSchema(name=control, keypoints=names, skeleton=(), flip_pairs=pairs_by_side(names),
-                          sigmas=(DEFAULT_SIGMA,) * len(names), category=control,
-                          source=f"Label Studio keypoint labels of control {control!r} (no labeling config)")
+    st.quirk(
+        f"no labeling config: keypoints of control {control!r} in the order first seen {list(names)}{also}; "
+        "pass the labeling config or a schema to fix the order"
+    )
+    return KeypointSchema(
+        name=control,
+        keypoints=names,
+        skeleton=(),
+        flip_pairs=pairs_by_side(names),
+        sigmas=(DEFAULT_SIGMA,) * len(names),
+        category=control,
+        source=f"Label Studio keypoint labels of control {control!r} (no labeling config)",
+    )
 
 
 def _ids(ids: list[int | None]) -> np.ndarray:
@@ -179,7 +221,11 @@ def _who(work: dict) -> str:
 def _task_size(task: dict, sizes, ref: str) -> tuple[int, int]:
     for work in as_list(task.get("annotations")) + as_list(task.get("predictions")):
         for r in as_list(work.get("result")) if isinstance(work, dict) else []:
-            w, h = (size_of(r.get("original_width")), size_of(r.get("original_height"))) if isinstance(r, dict) else (0, 0)
+            w, h = (
+                (size_of(r.get("original_width")), size_of(r.get("original_height")))
+                if isinstance(r, dict)
+                else (0, 0)
+            )
             if w and h:
                 return int(w), int(h)
     if sizes is not None and ref in sizes:

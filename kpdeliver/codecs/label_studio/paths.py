@@ -6,6 +6,7 @@ A Label Studio server names images `/data/local-files/?d=<path under the storage
 presign proxy, `/tasks/<id>/presign/?fileuri=<base64 of such a URL>`. Each gives the path it
 denotes, URL-decoded; anything else is returned as written. Nothing here decides what is safe:
 the caller refuses a path that climbs out (`..`) or is absolute after decoding."""
+
 from __future__ import annotations
 
 import base64

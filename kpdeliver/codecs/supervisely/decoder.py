@@ -18,6 +18,7 @@ annotator from `labelerLogin` unless one is given. Objects of other geometries (
 polygon, bitmap...) are counted in a `decode.quirk` finding per geometry and class, never
 dropped silently; an object whose class is not in meta.json is held back.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -67,8 +68,15 @@ class _Rows:
         self.who: list[str] = []
 
 
-def decode(meta: bytes, files: Mapping[str, bytes], *, schema: KeypointSchema | None = None, source: str = "",
-           annotator: str = "", category: str | None = None) -> Decoded:
+def decode(
+    meta: bytes,
+    files: Mapping[str, bytes],
+    *,
+    schema: KeypointSchema | None = None,
+    source: str = "",
+    annotator: str = "",
+    category: str | None = None,
+) -> Decoded:
     """Decode a project: `meta` is meta.json, `files` its annotation (and item meta) files by path
     relative to the project root. A loose `<item>.json` (no `ann/` folder) is one annotation file.
     `category` names the graph class whose objects are read when no schema is given (default: the first)."""
@@ -79,28 +87,41 @@ def decode(meta: bytes, files: Mapping[str, bytes], *, schema: KeypointSchema | 
     if graphs and all(isinstance(o, str) for o in orders.values()):
         raise CodecError(f"{source or 'meta.json'}: {next(iter(orders.values()))}")
     walk = _Walk(schema.num_keypoints, source, annotator, orders, shapes)
-    ann_files = sorted(r for r in files if r.endswith(".json") and r != "meta.json"
-                       and not (project_file(r) and r.split("/")[-2] != "ann"))
+    ann_files = sorted(
+        r
+        for r in files
+        if r.endswith(".json") and r != "meta.json" and not (project_file(r) and r.split("/")[-2] != "ann")
+    )
     ids: list[int]
     ids, names, ws, hs = [], [], [], []
     for rel in ann_files:
         folder, item = parse_ann_path(rel)
         doc = load_json(files[rel], f"{source}!{rel}" if source else rel)
         if not isinstance(doc, dict):
-            walk.hold("schema.bad_type", f"{rel}: not a Supervisely annotation (a JSON object with 'size' and "
-                      "'objects'); file not read", len(ids) + 1, doc, fld="objects")
+            walk.hold(
+                "schema.bad_type",
+                f"{rel}: not a Supervisely annotation (a JSON object with 'size' and "
+                "'objects'); file not read",
+                len(ids) + 1,
+                doc,
+                fld="objects",
+            )
             continue
         size, record = _dict(doc.get("size")), _record(files, folder, item)
         ids.append(len(ids) + 1)
-        names.append(record.get("file_name") if isinstance(record.get("file_name"), str) and record["file_name"]
-                     else image_name(folder, item))
+        names.append(
+            record.get("file_name")
+            if isinstance(record.get("file_name"), str) and record["file_name"]
+            else image_name(folder, item)
+        )
         ws.append(_side(size.get("width")))
         hs.append(_side(size.get("height")))
         for o_no, obj in enumerate(_objects(doc, record)):
             walk.object(_dict(obj), f"{rel}, object {_dict(obj).get('id', o_no)}", ids[-1])
     walk.summarise()
-    return walk.decoded(schema, graphs, Images.build(id=ids, file_name=names, width=ws, height=hs,
-                                                     source=[source] * len(ids)))
+    return walk.decoded(
+        schema, graphs, Images.build(id=ids, file_name=names, width=ws, height=hs, source=[source] * len(ids))
+    )
 
 
 def _schema_class(graphs: list[GraphClass], category: str | None, source: str) -> GraphClass:
@@ -126,7 +147,11 @@ def _record(files: Mapping[str, bytes], folder: str, item: str) -> dict:
 def _objects(doc: dict, record: dict) -> list:
     """The file's objects, with the kept objects that have no node back in their places."""
     objects = list(doc["objects"]) if isinstance(doc.get("objects"), list) else []
-    empty = [o for o in record.get(EMPTY, []) if isinstance(o, dict)] if isinstance(record.get(EMPTY), list) else []
+    empty = (
+        [o for o in record.get(EMPTY, []) if isinstance(o, dict)]
+        if isinstance(record.get(EMPTY), list)
+        else []
+    )
     for obj in sorted(empty, key=lambda o: _side(o.get("index"))):
         objects.insert(_side(obj.get("index")), {**obj, "nodes": {}})
     return objects
@@ -136,8 +161,14 @@ class _Walk:
     """What reading objects needs: the rows so far, each graph class's node order (or why it does
     not map), the counts of objects of other geometries, and the log."""
 
-    def __init__(self, k: int, source: str, annotator: str, orders: dict[str, dict[str, int] | str],
-                 shapes: dict[str, str]) -> None:
+    def __init__(
+        self,
+        k: int,
+        source: str,
+        annotator: str,
+        orders: dict[str, dict[str, int] | str],
+        shapes: dict[str, str],
+    ) -> None:
         self.k, self.source, self.annotator, self.orders, self.shapes = k, source, annotator, orders, shapes
         self.rows = _Rows(k)
         self.log = DecodeLog(source)
@@ -145,8 +176,17 @@ class _Walk:
         self.stray_nodes = 0
 
     def hold(self, check: str, message: str, image_id: int, raw: Any, *, fld: str, who: str = "") -> None:
-        self.log.hold(ItemProblem(check, self.source, f"{self.source}: {message}" if self.source else message,
-                                  field=fld, image_id=image_id, annotator=who or self.annotator, raw=raw_json(raw)))
+        self.log.hold(
+            ItemProblem(
+                check,
+                self.source,
+                f"{self.source}: {message}" if self.source else message,
+                field=fld,
+                image_id=image_id,
+                annotator=who or self.annotator,
+                raw=raw_json(raw),
+            )
+        )
 
     def object(self, obj: dict, where: str, image_id: int) -> None:
         title = str(obj.get("classTitle", ""))
@@ -155,17 +195,34 @@ class _Walk:
         order = self.orders.get(title)
         if order is None:
             if geometry == GRAPH or "nodes" in obj:
-                self.hold("schema.unknown_category", f"{where}: class {title!r} is no graph class of meta.json; "
-                          "held back", image_id, obj, fld="classTitle", who=who)
+                self.hold(
+                    "schema.unknown_category",
+                    f"{where}: class {title!r} is no graph class of meta.json; held back",
+                    image_id,
+                    obj,
+                    fld="classTitle",
+                    who=who,
+                )
             else:
-                self.other[(geometry or "unknown", title)] = self.other.get((geometry or "unknown", title), 0) + 1
+                self.other[(geometry or "unknown", title)] = (
+                    self.other.get((geometry or "unknown", title), 0) + 1
+                )
             return
         if isinstance(order, str):
-            self.hold("schema.keypoint_count", f"{where}: {order}; held back", image_id, obj, fld="nodes", who=who)
+            self.hold(
+                "schema.keypoint_count", f"{where}: {order}; held back", image_id, obj, fld="nodes", who=who
+            )
             return
         if not isinstance(obj.get("nodes"), dict):
-            self.hold("schema.missing_field", f"{where}: class {title!r} is a graph class, but field 'nodes' is missing "
-                      "or not an object; held back", image_id, obj, fld="nodes", who=who)
+            self.hold(
+                "schema.missing_field",
+                f"{where}: class {title!r} is a graph class, but field 'nodes' is missing "
+                "or not an object; held back",
+                image_id,
+                obj,
+                fld="nodes",
+                who=who,
+            )
             return
         kp = np.zeros((self.k, 3))
         nodes = obj["nodes"]
@@ -188,11 +245,15 @@ class _Walk:
 
     def summarise(self) -> None:
         for (geometry, title), n in sorted(self.other.items()):
-            self.log.quirk(f"{n} objects of geometry {geometry!r} (class {title!r}) not read: not keypoints",
-                           value=float(n))
+            self.log.quirk(
+                f"{n} objects of geometry {geometry!r} (class {title!r}) not read: not keypoints",
+                value=float(n),
+            )
         if self.stray_nodes:
-            self.log.quirk(f"{self.stray_nodes} nodes whose id is not in their class's template ignored",
-                           value=float(self.stray_nodes))
+            self.log.quirk(
+                f"{self.stray_nodes} nodes whose id is not in their class's template ignored",
+                value=float(self.stray_nodes),
+            )
 
     def decoded(self, schema: KeypointSchema, graphs: list[GraphClass], images: Images) -> Decoded:
         r = self.rows
@@ -202,9 +263,13 @@ class _Walk:
         oid = np.asarray(r.object_id, np.float64)
         unique = n and np.isfinite(oid).all() and len(np.unique(oid)) == n
         instances = Instances.build(
-            id=oid.astype(np.int64) if unique else np.arange(1, n + 1), image_id=r.image_id,
-            keypoints=np.array(r.kps).reshape(n, self.k, 3), category_id=[cat_id.get(t, 1) for t in r.title],
-            annotator=r.who, num_kpts=self.k,
-            extra={"sly_object_id": oid, "sly_class": np.asarray(r.title, dtype=object)})
+            id=oid.astype(np.int64) if unique else np.arange(1, n + 1),
+            image_id=r.image_id,
+            keypoints=np.array(r.kps).reshape(n, self.k, 3),
+            category_id=[cat_id.get(t, 1) for t in r.title],
+            annotator=r.who,
+            num_kpts=self.k,
+            extra={"sly_object_id": oid, "sly_class": np.asarray(r.title, dtype=object)},
+        )
         cats = tuple(Category(cat_id[t], t) for t in titles)
         return Decoded.logged(Dataset(schema, images, instances, cats), self.log)

@@ -5,6 +5,7 @@ v=2 points are written as nodes, v=1 as nodes marked `"disabled": true` (coordin
 points are left out. Supervisely has no graph object without nodes, so an instance with no
 labelled point is kept (with its place among the image's objects) in the item's meta file. Coordinates are written as floats (Supervisely's SDK floors them to whole
 pixels when it builds its own objects; the JSON format holds them as written)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,8 +17,11 @@ from kpdeliver.model import Dataset
 
 
 def _nodes(names: tuple[str, ...], kp: list[list[float]]) -> dict:
-    return {n: ({"loc": [x, y], "disabled": True} if v == 1 else {"loc": [x, y]})
-            for n, (x, y, v) in zip(names, kp) if v > 0}
+    return {
+        n: ({"loc": [x, y], "disabled": True} if v == 1 else {"loc": [x, y]})
+        for n, (x, y, v) in zip(names, kp)
+        if v > 0
+    }
 
 
 def encode(dataset: Dataset) -> dict[str, bytes]:
@@ -39,15 +43,28 @@ def encode(dataset: Dataset) -> dict[str, bytes]:
         empty: list[dict]
         objects, empty = [], []
         for pos, i in enumerate(by_image.get(r, [])):
-            obj = {"id": ids[i], "classTitle": title.get(cats[i], schema.category), "description": "", "tags": [],
-                   **({"labelerLogin": who[i]} if who[i] else {}), "geometryType": GRAPH, "shape": GRAPH,
-                   "nodes": _nodes(schema.keypoints, kps[i])}
+            obj = {
+                "id": ids[i],
+                "classTitle": title.get(cats[i], schema.category),
+                "description": "",
+                "tags": [],
+                **({"labelerLogin": who[i]} if who[i] else {}),
+                "geometryType": GRAPH,
+                "shape": GRAPH,
+                "nodes": _nodes(schema.keypoints, kps[i]),
+            }
             (objects if obj["nodes"] else empty).append(obj if obj["nodes"] else {**obj, "index": pos})
-        doc = {"description": "", "size": {"height": int(im.height[r]), "width": int(im.width[r])}, "tags": [],
-               "objects": objects}
+        doc = {
+            "description": "",
+            "size": {"height": int(im.height[r]), "width": int(im.width[r])},
+            "tags": [],
+            "objects": objects,
+        }
         files[f"{folder}/{ANN}/{item}.json"] = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
-        record = {**({"file_name": str(name)} if image_name(folder, item) != str(name) else {}),
-                  **({EMPTY: empty} if empty else {})}
+        record = {
+            **({"file_name": str(name)} if image_name(folder, item) != str(name) else {}),
+            **({EMPTY: empty} if empty else {}),
+        }
         if record:
             files[item_meta_path(folder, item)] = orjson.dumps({RECORD: record})
     return files

@@ -1,6 +1,7 @@
 """Supervisely project meta (`meta.json`): the keypoint classes of geometry `graph` it declares,
 the schema one of them defines, how a class's nodes map onto a given schema, and the meta that
 matches what `encode` writes."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -42,8 +43,10 @@ def read_meta(data: bytes, source: str) -> tuple[list[GraphClass], dict[str, str
         raise CodecError(f"{source}: not a Supervisely project meta (no 'classes' list)")
     kind = doc.get("projectType", "images")
     if kind != "images":
-        raise CodecError(f"{source}: field 'projectType' is {kind!r}; kpdeliver reads Supervisely image projects "
-                         "(videos: export frames as images, or use CVAT for video)")
+        raise CodecError(
+            f"{source}: field 'projectType' is {kind!r}; kpdeliver reads Supervisely image projects "
+            "(videos: export frames as images, or use CVAT for video)"
+        )
     graphs, shapes = [], {}
     for c in doc["classes"]:
         c = _as_dict(c)
@@ -54,14 +57,19 @@ def read_meta(data: bytes, source: str) -> tuple[list[GraphClass], dict[str, str
         config = _as_dict(c.get("geometry_config"))
         nodes = _as_dict(config.get("nodes"))
         if len(nodes) > MAX_NODES:
-            raise CodecError(f"{source}: class {title!r}, field 'geometry_config.nodes': {len(nodes)} nodes, more than "
-                             f"{MAX_NODES:,}; refused")
+            raise CodecError(
+                f"{source}: class {title!r}, field 'geometry_config.nodes': {len(nodes)} nodes, more than "
+                f"{MAX_NODES:,}; refused"
+            )
         ids = tuple(str(i) for i in nodes)
         labels = tuple(str(_as_dict(n).get("label") or i) for i, n in zip(ids, nodes.values()))
         index = {i: j for j, i in enumerate(ids)}
-        edges = tuple((index[a], index[b]) for e in _as_list(config.get("edges"))
-                      for a, b in [(str(_as_dict(e).get("src")), str(_as_dict(e).get("dst")))]
-                      if a in index and b in index and a != b)
+        edges = tuple(
+            (index[a], index[b])
+            for e in _as_list(config.get("edges"))
+            for a, b in [(str(_as_dict(e).get("src")), str(_as_dict(e).get("dst")))]
+            if a in index and b in index and a != b
+        )
         graphs.append(GraphClass(title, ids, labels, edges))
     return graphs, shapes
 
@@ -69,10 +77,15 @@ def read_meta(data: bytes, source: str) -> tuple[list[GraphClass], dict[str, str
 def schema_from_graph(g: GraphClass, source: str) -> KeypointSchema:
     """A custom schema from a graph class (Supervisely has no OKS sigmas: one default)."""
     try:
-        return KeypointSchema(name=g.title or "supervisely_graph", keypoints=g.labels, skeleton=g.edges,
-                              flip_pairs=pairs_by_side(g.labels), sigmas=(DEFAULT_SIGMA,) * len(g.labels),
-                              category=g.title or "object",
-                              source=f"Supervisely graph class {g.title!r} (sigmas {DEFAULT_SIGMA} by default)")
+        return KeypointSchema(
+            name=g.title or "supervisely_graph",
+            keypoints=g.labels,
+            skeleton=g.edges,
+            flip_pairs=pairs_by_side(g.labels),
+            sigmas=(DEFAULT_SIGMA,) * len(g.labels),
+            category=g.title or "object",
+            source=f"Supervisely graph class {g.title!r} (sigmas {DEFAULT_SIGMA} by default)",
+        )
     except SchemaError as e:
         raise CodecError(f"{source}: class {g.title!r}, field 'geometry_config.nodes': {e}") from None
 
@@ -103,6 +116,15 @@ def meta_json(schema: KeypointSchema, titles: Sequence[str]) -> bytes:
         "nodes": {n: {"label": n, "loc": [0, 0], "color": "#0000FF"} for n in names},
         "edges": [{"src": names[a], "dst": names[b], "color": "#00FF00"} for a, b in schema.skeleton],
     }
-    classes = [{"title": t, "description": "", "shape": GRAPH, "color": "#468A0F", "geometry_config": config,
-                "hotkey": ""} for t in titles]
+    classes = [
+        {
+            "title": t,
+            "description": "",
+            "shape": GRAPH,
+            "color": "#468A0F",
+            "geometry_config": config,
+            "hotkey": "",
+        }
+        for t in titles
+    ]
     return orjson.dumps({"classes": classes, "tags": [], "projectType": "images"}, option=orjson.OPT_INDENT_2)

@@ -7,6 +7,7 @@ the same name in two datasets stay apart and a batch image is matched by its tai
 A file name that no dataset path can spell (no folder, a URL, `..`) goes to dataset `ds0`, and the
 exact name is kept in the item's `meta/<item>.json` under `kpdeliver.file_name` (and instances with no
 labelled point, which no graph object can hold, under `kpdeliver.empty_objects`)."""
+
 from __future__ import annotations
 
 import re
@@ -22,8 +23,12 @@ _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
 def project_file(rel: str) -> bool:
     """An annotation or item meta file of a project (relative to its root)."""
     parts = rel.split("/")
-    return len(parts) >= 3 and parts[-2] in (ANN, ITEM_META) and parts[-1].endswith(".json") \
+    return (
+        len(parts) >= 3
+        and parts[-2] in (ANN, ITEM_META)
+        and parts[-1].endswith(".json")
         and not any(p.startswith(".") or p == "__MACOSX" for p in parts)
+    )
 
 
 def display_name(folder: str) -> str:

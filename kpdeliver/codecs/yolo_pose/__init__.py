@@ -4,14 +4,23 @@ sizes it read from image headers.
 
 `encoder` (label lines as fixed-width text in one numpy pass, data.yaml), `decoder` (label
 files and data.yaml). Loaded on first use."""
+
 from __future__ import annotations
 
 from kpdeliver.codecs.protocol import Codec, DecodeOptions, EncodeOptions, lazy_attributes
 
 _PUBLIC = {  # name -> submodule that defines it, imported when first asked for
-    "decode": "decoder", "schema_from_data_yaml": "decoder", "encode": "encoder", "label_lines": "encoder",
-    "data_yaml": "encoder", "yolo_stem": "encoder", "tree_stem": "encoder", "unique_stems": "encoder",
-    "image_paths": "encoder", "splits_from_names": "encoder", "DECIMALS": "encoder",
+    "decode": "decoder",
+    "schema_from_data_yaml": "decoder",
+    "encode": "encoder",
+    "label_lines": "encoder",
+    "data_yaml": "encoder",
+    "yolo_stem": "encoder",
+    "tree_stem": "encoder",
+    "unique_stems": "encoder",
+    "image_paths": "encoder",
+    "splits_from_names": "encoder",
+    "DECIMALS": "encoder",
 }
 __all__ = ["CODEC", "sniff", "DATA_YAML_NAMES", *_PUBLIC]  # noqa: PLE0604 (the lazily loaded names)
 
@@ -31,8 +40,14 @@ def _decode(data: bytes, options: DecodeOptions = DecodeOptions()):
     from kpdeliver.codecs.yolo_pose.decoder import decode
 
     o = options
-    return decode(o.files or {}, data_yaml_bytes=data, sizes=o.sizes or {}, schema=o.schema, source=o.source,
-                  image_names=o.image_names)
+    return decode(
+        o.files or {},
+        data_yaml_bytes=data,
+        sizes=o.sizes or {},
+        schema=o.schema,
+        source=o.source,
+        image_names=o.image_names,
+    )
 
 
 def _encode(dataset, options: EncodeOptions) -> dict[str, bytes]:

@@ -2,6 +2,7 @@
 
 A label whose image size is unknown is held back rather than guessed; with `kpt_shape [K, 2]`
 there is no flag, so a point at (0, 0) reads as v=0 and any other as v=2."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -15,7 +16,9 @@ from kpdeliver.findings import findings_for
 from kpdeliver.model import Category, Dataset, Images, Instances
 from kpdeliver.schema import DEFAULT_SIGMA, KeypointSchema, pairs_by_side
 
-MAX_KEYPOINTS = 10_000  # far above any real skeleton (COCO-WholeBody has 133); a K past it is a typo or an attack
+MAX_KEYPOINTS = (
+    10_000  # far above any real skeleton (COCO-WholeBody has 133); a K past it is a typo or an attack
+)
 
 
 def read_data_yaml(data: bytes, source: str) -> tuple[dict, int, int]:
@@ -27,12 +30,21 @@ def read_data_yaml(data: bytes, source: str) -> tuple[dict, int, int]:
     if not isinstance(doc, dict):
         raise CodecError(f"{source}: data.yaml is not a mapping of fields")
     shape = doc.get("kpt_shape")
-    if not (isinstance(shape, list) and len(shape) == 2 and all(type(x) is int for x in shape)
-            and 0 < shape[0] <= MAX_KEYPOINTS and shape[1] in (2, 3)):
-        raise CodecError(f"{source}: data.yaml field 'kpt_shape' is {shape!r}, not [K, 2|3] with 0 < K <= {MAX_KEYPOINTS}")
+    if not (
+        isinstance(shape, list)
+        and len(shape) == 2
+        and all(type(x) is int for x in shape)
+        and 0 < shape[0] <= MAX_KEYPOINTS
+        and shape[1] in (2, 3)
+    ):
+        raise CodecError(
+            f"{source}: data.yaml field 'kpt_shape' is {shape!r}, not [K, 2|3] with 0 < K <= {MAX_KEYPOINTS}"
+        )
     names = doc.get("names")
     if names is not None and not isinstance(names, (list, dict)):
-        raise CodecError(f"{source}: data.yaml field 'names' is {names!r}, not a list or a mapping of class ids")
+        raise CodecError(
+            f"{source}: data.yaml field 'names' is {names!r}, not a list or a mapping of class ids"
+        )
     flip = doc.get("flip_idx")
     if flip is not None and not (isinstance(flip, list) and sorted(flip) == list(range(shape[0]))):
         raise CodecError(f"{source}: data.yaml field 'flip_idx' is not a permutation of 0..{shape[0] - 1}")
@@ -55,8 +67,14 @@ def schema_from_data_yaml(doc: Mapping, *, name: str = "yolo") -> KeypointSchema
         names = [f"kp{i}" for i in range(k)]
     flip = doc.get("flip_idx")
     pairs = tuple((i, int(j)) for i, j in enumerate(flip) if int(j) > i) if flip else pairs_by_side(names)
-    return KeypointSchema(name=name, keypoints=tuple(names), skeleton=(), flip_pairs=pairs,
-                          sigmas=(DEFAULT_SIGMA,) * k, source=f"from YOLO data.yaml (sigmas {DEFAULT_SIGMA} by default)")
+    return KeypointSchema(
+        name=name,
+        keypoints=tuple(names),
+        skeleton=(),
+        flip_pairs=pairs,
+        sigmas=(DEFAULT_SIGMA,) * k,
+        source=f"from YOLO data.yaml (sigmas {DEFAULT_SIGMA} by default)",
+    )
 
 
 def decode(
@@ -78,9 +96,15 @@ def decode(
     doc, k, dim = read_data_yaml(data_yaml_bytes, source)
     schema = schema or schema_from_data_yaml(doc)
     if schema.num_keypoints != k:
-        raise CodecError(f"{source}: data.yaml kpt_shape K={k} but schema {schema.name!r} has {schema.num_keypoints}")
+        raise CodecError(
+            f"{source}: data.yaml kpt_shape K={k} but schema {schema.name!r} has {schema.num_keypoints}"
+        )
     names = doc.get("names") or {0: schema.category}
-    names = dict(enumerate(names)) if isinstance(names, list) else {as_class(a, source): str(b) for a, b in names.items()}
+    names = (
+        dict(enumerate(names))
+        if isinstance(names, list)
+        else {as_class(a, source): str(b) for a, b in names.items()}
+    )
     log = DecodeLog(source)
     if dim == 2:
         log.quirk(f"kpt_shape [{k}, 2] has no visibility; points at (0, 0) read as v=0, others as v=2")
@@ -88,7 +112,9 @@ def decode(
         log.quirk("data.yaml has no flip_idx; horizontal-flip augmentation would swap left and right")
 
     ncol = 5 + k * dim
-    img_ids, fnames, ws, hs, rows, row_img, row_line = _label_rows(labels, sizes, image_names or {}, k, dim, log)
+    img_ids, fnames, ws, hs, rows, row_img, row_line = _label_rows(
+        labels, sizes, image_names or {}, k, dim, log
+    )
     arr = np.asarray(rows, dtype=np.float64).reshape(len(rows), ncol)
     row_of = np.asarray(row_img, dtype=np.int64)
     w = np.asarray(ws, np.float64)[row_of]
@@ -99,8 +125,14 @@ def decode(
     out[..., 1] = kp[..., 1] * h[:, None]
     if dim == 3:
         out[..., 2] = kp[..., 2]
-        _odd_flags(kp[..., 2], np.asarray(img_ids, np.int64)[row_of], [fnames[i] for i in row_of.tolist()],
-                   row_line, schema, log)
+        _odd_flags(
+            kp[..., 2],
+            np.asarray(img_ids, np.int64)[row_of],
+            [fnames[i] for i in row_of.tolist()],
+            row_line,
+            schema,
+            log,
+        )
     else:
         out[..., 2] = np.where((kp[..., 0] == 0) & (kp[..., 1] == 0), 0, 2)
     out[out[..., 2] == 0, :2] = 0.0
@@ -109,15 +141,25 @@ def decode(
     cls = arr[:, 0].astype(np.int64)
     images = Images.build(id=img_ids, file_name=fnames, width=ws, height=hs, source=[source] * len(img_ids))
     instances = Instances.build(
-        id=np.arange(1, len(rows) + 1), image_id=np.asarray(img_ids, np.int64)[row_of] if len(rows) else [],
-        category_id=cls + 1, bbox=bbox, keypoints=out, num_kpts=k,
+        id=np.arange(1, len(rows) + 1),
+        image_id=np.asarray(img_ids, np.int64)[row_of] if len(rows) else [],
+        category_id=cls + 1,
+        bbox=bbox,
+        keypoints=out,
+        num_kpts=k,
     )
     categories = tuple(Category(i + 1, n) for i, n in sorted(names.items()))
     return Decoded.logged(Dataset(schema, images, instances, categories), log)
 
 
-def _label_rows(labels: Mapping[str, bytes], sizes: Mapping[str, tuple[int, int]], names_of: Mapping[str, str],
-                k: int, dim: int, log: DecodeLog) -> tuple[list, list, list, list, list, list, list]:
+def _label_rows(
+    labels: Mapping[str, bytes],
+    sizes: Mapping[str, tuple[int, int]],
+    names_of: Mapping[str, str],
+    k: int,
+    dim: int,
+    log: DecodeLog,
+) -> tuple[list, list, list, list, list, list, list]:
     """The label files' numbers, one row per well-formed line: (image ids, file names, widths,
     heights, rows, each row's image index, each row's line number). A file whose image size is
     unknown and a malformed line are held back with a finding."""
@@ -131,8 +173,17 @@ def _label_rows(labels: Mapping[str, bytes], sizes: Mapping[str, tuple[int, int]
         size = sizes.get(key) or sizes.get(stem)
         if size is None:
             # no image id: the image is not in the dataset, the file name says which label file
-            log.hold(ItemProblem("schema.missing_field", source, f"{source}: {key}: image size unknown (no image found "
-                                 f"for stem {stem!r}); labels held back", field="image size", file_name=key, raw=text))
+            log.hold(
+                ItemProblem(
+                    "schema.missing_field",
+                    source,
+                    f"{source}: {key}: image size unknown (no image found "
+                    f"for stem {stem!r}); labels held back",
+                    field="image size",
+                    file_name=key,
+                    raw=text,
+                )
+            )
             continue
         w, h = size
         img_ids.append(image_id)
@@ -146,10 +197,23 @@ def _label_rows(labels: Mapping[str, bytes], sizes: Mapping[str, tuple[int, int]
             except ValueError:
                 vals = None
             if vals is None or len(vals) != ncol:
-                what = "non-numeric values" if vals is None else f"{len(parts)} values, expected {ncol} (5 + {k}x{dim})"
-                log.hold(ItemProblem("schema.keypoint_count" if vals else "schema.bad_type", source,
-                                     f"{source}: {key} line {ln_no}: {what}", field=f"line {ln_no}", image_id=image_id,
-                                     file_name=key, value=float(len(parts)) if vals else None, raw=ln))
+                what = (
+                    "non-numeric values"
+                    if vals is None
+                    else f"{len(parts)} values, expected {ncol} (5 + {k}x{dim})"
+                )
+                log.hold(
+                    ItemProblem(
+                        "schema.keypoint_count" if vals else "schema.bad_type",
+                        source,
+                        f"{source}: {key} line {ln_no}: {what}",
+                        field=f"line {ln_no}",
+                        image_id=image_id,
+                        file_name=key,
+                        value=float(len(parts)) if vals else None,
+                        raw=ln,
+                    )
+                )
                 continue
             rows.append(vals)
             row_img.append(len(img_ids) - 1)
@@ -157,8 +221,14 @@ def _label_rows(labels: Mapping[str, bytes], sizes: Mapping[str, tuple[int, int]
     return img_ids, fnames, ws, hs, rows, row_img, row_line
 
 
-def _odd_flags(v: np.ndarray, image_ids: np.ndarray, files: list[str], lines: list[int], schema: KeypointSchema,
-               log: DecodeLog) -> None:
+def _odd_flags(
+    v: np.ndarray,
+    image_ids: np.ndarray,
+    files: list[str],
+    lines: list[int],
+    schema: KeypointSchema,
+    log: DecodeLog,
+) -> None:
     """A warning per label line whose visibility flags are not 0, 1 or 2 (a score written as a
     flag, 0.37): kept as read, so the delivery's flag rule and every writer meet them."""
     odd = ~np.isin(v, (0, 1, 2))
@@ -166,9 +236,18 @@ def _odd_flags(v: np.ndarray, image_ids: np.ndarray, files: list[str], lines: li
         cols = np.flatnonzero(odd[r])
         points = ", ".join(f"{schema.keypoints[j]}={v[r, j]:g}" for j in cols[:5].tolist())
         more = f" and {len(cols) - 5} more" if len(cols) > 5 else ""
-        log.note(findings_for(
-            "visibility.invalid_flag", severity="warning", file_name=files[r], image_id=int(image_ids[r]),
-            annotation_id=r + 1, keypoint=schema.keypoints[int(cols[0])], value=float(v[r, cols[0]]),
-            source=log.source, n=1,
-            message=f"{log.source}: {files[r]}, label line {lines[r]}: visibility flags not 0, 1 or 2 "
-                    f"({points}{more}); kept as read, not turned into a flag"))
+        log.note(
+            findings_for(
+                "visibility.invalid_flag",
+                severity="warning",
+                file_name=files[r],
+                image_id=int(image_ids[r]),
+                annotation_id=r + 1,
+                keypoint=schema.keypoints[int(cols[0])],
+                value=float(v[r, cols[0]]),
+                source=log.source,
+                n=1,
+                message=f"{log.source}: {files[r]}, label line {lines[r]}: visibility flags not 0, 1 or 2 "
+                f"({points}{more}); kept as read, not turned into a flag",
+            )
+        )

@@ -8,6 +8,7 @@ position stays in the COCO file. `data.yaml` always carries `kpt_shape` and `fli
 Lines are formatted as fixed-width text by numpy in one pass (no Python loop per value):
 formatting is the costly part of a naive converter.
 """
+
 from __future__ import annotations
 
 import posixpath
@@ -70,8 +71,10 @@ def unique_stems(file_names, *, one_to_one: bool = True) -> list[str]:
     for name, stem in zip(names, stems):
         other = first.setdefault(stem, name)
         if other != name:
-            raise CodecError(f"images {other!r} and {name!r} would share the YOLO file name {stem!r}; "
-                             "refusing to name either")
+            raise CodecError(
+                f"images {other!r} and {name!r} would share the YOLO file name {stem!r}; "
+                "refusing to name either"
+            )
     return stems
 
 
@@ -88,7 +91,9 @@ def splits_from_names(file_names) -> np.ndarray:
     return np.asarray(out, dtype=object)
 
 
-def image_paths(dataset: Dataset, split_of: np.ndarray | None = None, *, one_to_one: bool = False) -> list[str]:
+def image_paths(
+    dataset: Dataset, split_of: np.ndarray | None = None, *, one_to_one: bool = False
+) -> list[str]:
     """Where each image (row) belongs in the tree, without its extension: `images/<split>/<stem>`."""
     names = dataset.images.file_name.tolist()
     splits = split_of if split_of is not None else splits_from_names(names)
@@ -97,31 +102,36 @@ def image_paths(dataset: Dataset, split_of: np.ndarray | None = None, *, one_to_
 
 # `d.ddddddd` as two table lookups: the head `d.ddd` (q // 10^4) and the tail `dddd` (q % 10^4)
 _TAIL_DIGITS = 4
-_HEAD = np.array([f"{h // 10 ** (DECIMALS - _TAIL_DIGITS)}.{h % 10 ** (DECIMALS - _TAIL_DIGITS):0{DECIMALS - _TAIL_DIGITS}d}"
-                  for h in range(10 ** (DECIMALS - _TAIL_DIGITS) + 1)], dtype=f"S{DECIMALS - _TAIL_DIGITS + 2}")
-_TAIL = np.array([f"{t:0{_TAIL_DIGITS}d}" for t in range(10 ** _TAIL_DIGITS)], dtype=f"S{_TAIL_DIGITS}")
+_HEAD = np.array(
+    [
+        f"{h // 10 ** (DECIMALS - _TAIL_DIGITS)}.{h % 10 ** (DECIMALS - _TAIL_DIGITS):0{DECIMALS - _TAIL_DIGITS}d}"
+        for h in range(10 ** (DECIMALS - _TAIL_DIGITS) + 1)
+    ],
+    dtype=f"S{DECIMALS - _TAIL_DIGITS + 2}",
+)
+_TAIL = np.array([f"{t:0{_TAIL_DIGITS}d}" for t in range(10**_TAIL_DIGITS)], dtype=f"S{_TAIL_DIGITS}")
 
 
 def _fixed(values: np.ndarray) -> np.ndarray:
     """[N] floats in [0, 1] -> [N, DECIMALS + 2] uint8 ASCII `d.ddddddd`."""
     q = np.rint(np.clip(values, 0.0, 1.0) * _SCALE).astype(np.int64)
-    head, tail = np.divmod(q, 10 ** _TAIL_DIGITS)
+    head, tail = np.divmod(q, 10**_TAIL_DIGITS)
     out = np.empty((len(q), DECIMALS + 2), np.uint8)
     out[:, :-_TAIL_DIGITS] = _HEAD[head].view(np.uint8).reshape(len(q), -1)
     out[:, -_TAIL_DIGITS:] = _TAIL[tail].view(np.uint8).reshape(len(q), -1)
     return out
 
 
-def label_lines(
-    dataset: Dataset, *, outside: str = "clip"
-) -> tuple[np.ndarray, int]:
+def label_lines(dataset: Dataset, *, outside: str = "clip") -> tuple[np.ndarray, int]:
     """All instances' label lines as one [n, L] uint8 matrix (each row ends in a newline)."""
     ins, im = dataset.instances, dataset.images
     n, k = len(ins), dataset.schema.num_keypoints
     row = dataset.image_index()
     if n and np.any(row < 0):
-        raise CodecError("YOLO encode needs every instance's image with a known width and height; "
-                         f"{int((row < 0).sum())} instances are on images the input does not list")
+        raise CodecError(
+            "YOLO encode needs every instance's image with a known width and height; "
+            f"{int((row < 0).sum())} instances are on images the input does not list"
+        )
     w = im.width[row].astype(np.float64)
     h = im.height[row].astype(np.float64)
     if n and (np.any(w <= 0) or np.any(h <= 0)):
@@ -134,16 +144,31 @@ def label_lines(
     buf = np.empty((n, width), np.uint8)
     for start in range(0, n, _ROWS):
         end = min(n, start + _ROWS)
-        _format(buf[start:end], ins.take(slice(start, end)), w[start:end], h[start:end], cls[start:end],
-                cls_w=cls_w, outside=outside)
+        _format(
+            buf[start:end],
+            ins.take(slice(start, end)),
+            w[start:end],
+            h[start:end],
+            cls[start:end],
+            cls_w=cls_w,
+            outside=outside,
+        )
     return buf, width
 
 
 _ROWS = 8_192  # instances formatted at a time: temporaries stay in cache (and near 15 MB at any size)
 
 
-def _format(buf: np.ndarray, ins: Instances, w: np.ndarray, h: np.ndarray, cls: np.ndarray, *,
-            cls_w: int, outside: str) -> None:
+def _format(
+    buf: np.ndarray,
+    ins: Instances,
+    w: np.ndarray,
+    h: np.ndarray,
+    cls: np.ndarray,
+    *,
+    cls_w: int,
+    outside: str,
+) -> None:
     """Fill `buf` ([n, L] uint8) with the label lines of `ins` (images' sides `w`, `h`; class `cls`)."""
     n, k = ins.keypoints.shape[:2]
     bbox = bbox_or_from_keypoints(ins)
@@ -163,14 +188,16 @@ def _format(buf: np.ndarray, ins: Instances, w: np.ndarray, h: np.ndarray, cls: 
     yn = np.where(drop, 0.0, yn)
 
     buf[:] = ord(" ")
-    buf[:, :cls_w] = np.char.rjust(cls.astype(str), cls_w).astype(f"S{cls_w}").view(np.uint8).reshape(n, cls_w)
+    buf[:, :cls_w] = (
+        np.char.rjust(cls.astype(str), cls_w).astype(f"S{cls_w}").view(np.uint8).reshape(n, cls_w)
+    )
     pos = cls_w + 1
     for j in range(4):
-        buf[:, pos:pos + _FIELD - 1] = _fixed(box[:, j])
+        buf[:, pos : pos + _FIELD - 1] = _fixed(box[:, j])
         pos += _FIELD
     kp_block = buf[:, pos:].reshape(n, k, 2 * _FIELD + 2)
     kp_block[:, :, : _FIELD - 1] = _fixed(xn.reshape(-1)).reshape(n, k, _FIELD - 1)
-    kp_block[:, :, _FIELD: 2 * _FIELD - 1] = _fixed(yn.reshape(-1)).reshape(n, k, _FIELD - 1)
+    kp_block[:, :, _FIELD : 2 * _FIELD - 1] = _fixed(yn.reshape(-1)).reshape(n, k, _FIELD - 1)
     kp_block[:, :, 2 * _FIELD] = ord("0") + v
     buf[:, -1] = ord("\n")
 
@@ -206,7 +233,9 @@ def encode(
     which writes the images too), else `tree_stem` (matching the user's own image names).
     """
     im = dataset.images
-    splits = np.asarray(split_of if split_of is not None else splits_from_names(im.file_name.tolist()), dtype=object)
+    splits = np.asarray(
+        split_of if split_of is not None else splits_from_names(im.file_name.tolist()), dtype=object
+    )
     buf, _ = label_lines(dataset, outside=outside)
     row = dataset.image_index()
     if len(row) and np.any(row[1:] < row[:-1]):  # files list their instances grouped by image as a rule
@@ -218,7 +247,7 @@ def encode(
     stems = unique_stems(im.file_name.tolist(), one_to_one=one_to_one)
     for i, (stem, split) in enumerate(zip(stems, splits.tolist())):
         path = f"labels/{split}/{stem}.txt"  # an image listed twice: one file, every row's lines
-        files[path] = files.get(path, b"") + buf[starts[i]:ends[i]].tobytes()
+        files[path] = files.get(path, b"") + buf[starts[i] : ends[i]].tobytes()
     used = [s for s in ("train", "val", "test") if s in set(splits.tolist())] or ["train"]
     files["data.yaml"] = data_yaml(dataset.schema, dataset.categories, used)
     return files

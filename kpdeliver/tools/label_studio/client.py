@@ -5,6 +5,7 @@ snapshot exports. Plain httpx, no SDK: the SDK pulls the whole Label Studio mode
 Nothing a server answers is trusted (`untrusted`): its text is cleaned before a person sees it,
 the ids it gives are checked before they go into a URL, and NaN in its JSON is read, not a crash.
 """
+
 from __future__ import annotations
 
 import time
@@ -66,11 +67,18 @@ class Project:
 class LabelStudioClient:
     """One authenticated session with a Label Studio server."""
 
-    def __init__(self, url: str, token: str, *, timeout: float = 60.0, transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self, url: str, token: str, *, timeout: float = 60.0, transport: httpx.BaseTransport | None = None
+    ):
         self.url = url.rstrip("/")
         self._token = token
-        self._http = httpx.Client(base_url=self.url, headers={"Authorization": f"Token {token}"},
-                                  timeout=timeout, transport=transport, follow_redirects=True)
+        self._http = httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Token {token}"},
+            timeout=timeout,
+            transport=transport,
+            follow_redirects=True,
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -87,10 +95,14 @@ class LabelStudioClient:
         try:
             resp = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as e:
-            raise ToolError(f"Label Studio at {self.url} cannot be reached ({method} {path}: "
-                            f"{shown(_hidden(str(e), hide), self._token)})") from None
+            raise ToolError(
+                f"Label Studio at {self.url} cannot be reached ({method} {path}: "
+                f"{shown(_hidden(str(e), hide), self._token)})"
+            ) from None
         if resp.status_code in (401, 403):
-            raise ToolError(f"Label Studio at {self.url} refused the token ({method} {path}: HTTP {resp.status_code})")
+            raise ToolError(
+                f"Label Studio at {self.url} refused the token ({method} {path}: HTTP {resp.status_code})"
+            )
         return resp
 
     def _call(self, method: str, path: str, *, hide: tuple[str, ...] = (), **kwargs) -> Any:
@@ -98,8 +110,10 @@ class LabelStudioClient:
         cut out of any message (with the token) before it is shortened."""
         resp = self._request(method, path, hide=hide, **kwargs)
         if resp.status_code >= 400:
-            raise ToolError(f"Label Studio {method} {path}: HTTP {resp.status_code}: "
-                            f"{shown(_hidden(resp.content.decode(errors='replace'), hide), self._token)}")
+            raise ToolError(
+                f"Label Studio {method} {path}: HTTP {resp.status_code}: "
+                f"{shown(_hidden(resp.content.decode(errors='replace'), hide), self._token)}"
+            )
         if not resp.content:
             return None
         if "json" not in resp.headers.get("content-type", ""):
@@ -107,11 +121,15 @@ class LabelStudioClient:
         try:
             return load_json(resp.content)
         except ValueError as e:
-            raise ToolError(f"Label Studio {method} {path}: the answer is not JSON ({shown(e, self._token)})") from None
+            raise ToolError(
+                f"Label Studio {method} {path}: the answer is not JSON ({shown(e, self._token)})"
+            ) from None
 
     def _object(self, body: Any, what: str) -> dict:
         if not isinstance(body, dict):
-            raise ToolError(f"Label Studio at {self.url} answered {what} with {type(body).__name__}, not an object")
+            raise ToolError(
+                f"Label Studio at {self.url} answered {what} with {type(body).__name__}, not an object"
+            )
         return body
 
     def _pages(self, path: str, params: dict, key: str = "results") -> Iterator[dict]:
@@ -158,21 +176,30 @@ class LabelStudioClient:
     def _project(body: dict) -> Project:
         title, label_config = body.get("title"), body.get("label_config", "")
         if not isinstance(title, str) or not isinstance(label_config, str):
-            raise ToolError(f"Label Studio gave project {shown(body.get('id'), limit=60)} without a text title "
-                            "and labeling config")
+            raise ToolError(
+                f"Label Studio gave project {shown(body.get('id'), limit=60)} without a text title "
+                "and labeling config"
+            )
         return Project(positive_id(body.get("id"), "a project id"), title, label_config)
 
     def project_by_title(self, title: str) -> Project | None:
         found = [p for p in self.projects() if p.title == title]
         if len(found) > 1:
-            raise ToolError(f"Label Studio has {len(found)} projects titled {title!r} (ids {[p.id for p in found]}); "
-                            "kpdeliver keys projects by title: rename or remove the extra ones")
+            raise ToolError(
+                f"Label Studio has {len(found)} projects titled {title!r} (ids {[p.id for p in found]}); "
+                "kpdeliver keys projects by title: rename or remove the extra ones"
+            )
         return found[0] if found else None
 
     def create_project(self, title: str, label_config: str, description: str = "") -> Project:
-        body = self._call("POST", "/api/projects/", json={"title": title, "label_config": label_config,
-                                                          "description": description})
-        return self._project({"title": title, "label_config": label_config, **self._object(body, "a new project")})
+        body = self._call(
+            "POST",
+            "/api/projects/",
+            json={"title": title, "label_config": label_config, "description": description},
+        )
+        return self._project(
+            {"title": title, "label_config": label_config, **self._object(body, "a new project")}
+        )
 
     def update_project(self, project: int, **fields) -> None:
         self._call("PATCH", f"/api/projects/{positive_id(project, 'project id')}/", json=fields)
@@ -189,8 +216,17 @@ class LabelStudioClient:
     def create_local_storage(self, project: int, path: str, title: str) -> dict:
         """Connect a folder (under the server's LOCAL_FILES_DOCUMENT_ROOT). Not synced: kpdeliver
         imports its own tasks so each carries the batch's file name."""
-        return self._call("POST", "/api/storages/localfiles/", json={
-            "project": project, "path": path, "title": title, "use_blob_urls": True, "regex_filter": ""})
+        return self._call(
+            "POST",
+            "/api/storages/localfiles/",
+            json={
+                "project": project,
+                "path": path,
+                "title": title,
+                "use_blob_urls": True,
+                "regex_filter": "",
+            },
+        )
 
     def storage_refusal(self, kind: str, body: dict, *, hide: tuple[str, ...] = ()) -> str | None:
         """None when the server would connect this import storage (`kind`: localfiles, s3), else its
@@ -208,13 +244,23 @@ class LabelStudioClient:
         project = positive_id(project, "project id")
         return objects(self._call("GET", "/api/storages/s3/", params={"project": project}))
 
-    def create_s3_storage(self, project: int, *, title: str, bucket: str, prefix: str, credentials: dict[str, str],
-                          **options) -> dict:
+    def create_s3_storage(
+        self, project: int, *, title: str, bucket: str, prefix: str, credentials: dict[str, str], **options
+    ) -> dict:
         """Connect `s3://bucket/prefix` (not synced, as the local-files storage). `credentials`
         (the aws_* fields) go to the server only and never into a message; `options`: presign,
         presign_ttl, region_name, s3_endpoint."""
-        body = {"project": positive_id(project, "project id"), "title": title, "bucket": bucket, "prefix": prefix,
-                "use_blob_urls": True, "regex_filter": "", "recursive_scan": True, **options, **credentials}
+        body = {
+            "project": positive_id(project, "project id"),
+            "title": title,
+            "bucket": bucket,
+            "prefix": prefix,
+            "use_blob_urls": True,
+            "regex_filter": "",
+            "recursive_scan": True,
+            **options,
+            **credentials,
+        }
         return self._call("POST", "/api/storages/s3/", json=body, hide=tuple(credentials.values()))
 
     def tasks(self, project: int) -> list[dict]:
@@ -224,22 +270,30 @@ class LabelStudioClient:
         if not tasks:
             return 0
         project = positive_id(project, "project id")
-        body = self._call("POST", f"/api/projects/{project}/import", params={"commit_to_project": "true"},
-                          content=orjson.dumps(tasks), headers={"Content-Type": "application/json"})
+        body = self._call(
+            "POST",
+            f"/api/projects/{project}/import",
+            params={"commit_to_project": "true"},
+            content=orjson.dumps(tasks),
+            headers={"Content-Type": "application/json"},
+        )
         count = body.get("task_count") if isinstance(body, dict) else None
         return count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else len(tasks)
 
     def update_task_data(self, task: int, data: dict) -> None:
         self._call("PATCH", f"/api/tasks/{positive_id(task, 'task id')}/", json={"data": data})
 
-    def create_prediction(self, task: int, result: list[dict], *, model_version: str, score: float | None = None) -> dict:
+    def create_prediction(
+        self, task: int, result: list[dict], *, model_version: str, score: float | None = None
+    ) -> dict:
         payload = {"task": task, "result": result, "model_version": model_version}
         if score is not None:
             payload["score"] = score
         return self._call("POST", "/api/predictions/", json=payload)
 
-    def create_annotation(self, task: int, result: list[dict], *, completed_by: int | None = None,
-                          was_cancelled: bool = False) -> dict:
+    def create_annotation(
+        self, task: int, result: list[dict], *, completed_by: int | None = None, was_cancelled: bool = False
+    ) -> dict:
         payload: dict[str, Any] = {"result": result, "was_cancelled": was_cancelled}
         if completed_by is not None:
             payload["completed_by"] = completed_by
@@ -253,23 +307,34 @@ class LabelStudioClient:
         A snapshot is made, waited for, downloaded and deleted again, so repeated pulls do not
         pile exports up in the tool."""
         project = positive_id(project, "project id")
-        snap = self._call("POST", f"/api/projects/{project}/exports/", json={
-            "title": "kpdeliver pull", "serialization_options": FULL_SERIALIZATION,
-            # skipped ones too, so a pull can count them
-            "annotation_filter_options": {"usual": True, "ground_truth": True, "skipped": True}})
+        snap = self._call(
+            "POST",
+            f"/api/projects/{project}/exports/",
+            json={
+                "title": "kpdeliver pull",
+                "serialization_options": FULL_SERIALIZATION,
+                # skipped ones too, so a pull can count them
+                "annotation_filter_options": {"usual": True, "ground_truth": True, "skipped": True},
+            },
+        )
         snap = self._object(snap, "an export request")
         export_id = positive_id(snap.get("id"), "an export id")
         try:
             deadline = time.monotonic() + timeout
             while snap.get("status") not in ("completed", "failed"):
                 if time.monotonic() > deadline:
-                    raise ToolError(f"Label Studio export {export_id} of project {project} not ready after {timeout:g} s")
+                    raise ToolError(
+                        f"Label Studio export {export_id} of project {project} not ready after {timeout:g} s"
+                    )
                 time.sleep(poll)
-                snap = self._object(self._call("GET", f"/api/projects/{project}/exports/{export_id}"), "an export")
+                snap = self._object(
+                    self._call("GET", f"/api/projects/{project}/exports/{export_id}"), "an export"
+                )
             if snap["status"] == "failed":
                 raise ToolError(f"Label Studio export {export_id} of project {project} failed")
-            data = self._call("GET", f"/api/projects/{project}/exports/{export_id}/download",
-                              params={"exportType": "JSON"})
+            data = self._call(
+                "GET", f"/api/projects/{project}/exports/{export_id}/download", params={"exportType": "JSON"}
+            )
         finally:
             try:
                 self._call("DELETE", f"/api/projects/{project}/exports/{export_id}")
@@ -278,8 +343,9 @@ class LabelStudioClient:
         try:
             doc = load_json(bytes(data)) if isinstance(data, (bytes, bytearray)) else data
         except ValueError as e:
-            raise ToolError(f"Label Studio export {export_id} of project {project} is not JSON ({shown(e)})") from None
+            raise ToolError(
+                f"Label Studio export {export_id} of project {project} is not JSON ({shown(e)})"
+            ) from None
         if not isinstance(doc, list):
             raise ToolError(f"Label Studio export {export_id} of project {project} is not a list of tasks")
         return doc
-

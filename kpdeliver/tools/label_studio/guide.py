@@ -1,6 +1,7 @@
 """The labeling guide in each Label Studio project: its instructions (`expert_instruction`), shown
 to the annotator before labeling (`show_instruction`). Label Studio sanitises the HTML (bleach: no
 script, no data: URIs), so kpdeliver sends the guide's embedded form (`report.guide.tool_instructions`)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable

@@ -6,6 +6,7 @@ COCO's v=1 — the same control names the Label Studio codec reads back. Left an
 get different colours (a left/right swap is the costliest mistake and the easiest to see), and
 the skeleton, which Label Studio cannot draw, goes into the project description.
 """
+
 from __future__ import annotations
 
 from xml.sax.saxutils import quoteattr
@@ -30,18 +31,19 @@ def _sides(schema: KeypointSchema) -> list[str]:
 def labeling_config(schema: KeypointSchema) -> str:
     sides = _sides(schema)
     labels = "\n".join(
-        f"    <Label value={quoteattr(name)} model_index=\"{i}\" background=\"{SIDE_COLOURS[s]}\"/>"
-        for i, (name, s) in enumerate(zip(schema.keypoints, sides)))
+        f'    <Label value={quoteattr(name)} model_index="{i}" background="{SIDE_COLOURS[s]}"/>'
+        for i, (name, s) in enumerate(zip(schema.keypoints, sides))
+    )
     return (
         "<View>\n"
-        f"  <Image name=\"{IMAGE_NAME}\" value=\"$image\" zoom=\"true\" zoomControl=\"true\"/>\n"
-        f"  <RectangleLabels name=\"bbox\" toName=\"{IMAGE_NAME}\">\n"
-        f"    <Label value={quoteattr(schema.category)} background=\"#ff7f0e\"/>\n"
+        f'  <Image name="{IMAGE_NAME}" value="$image" zoom="true" zoomControl="true"/>\n'
+        f'  <RectangleLabels name="bbox" toName="{IMAGE_NAME}">\n'
+        f'    <Label value={quoteattr(schema.category)} background="#ff7f0e"/>\n'
         "  </RectangleLabels>\n"
-        f"  <KeyPointLabels name=\"keypoints\" toName=\"{IMAGE_NAME}\" strokeWidth=\"2\">\n{labels}\n"
+        f'  <KeyPointLabels name="keypoints" toName="{IMAGE_NAME}" strokeWidth="2">\n{labels}\n'
         "  </KeyPointLabels>\n"
-        f"  <Choices name=\"{VISIBILITY_CONTROL}\" toName=\"{IMAGE_NAME}\" perRegion=\"true\">\n"
-        "    <Choice value=\"occluded\"/>\n"
+        f'  <Choices name="{VISIBILITY_CONTROL}" toName="{IMAGE_NAME}" perRegion="true">\n'
+        '    <Choice value="occluded"/>\n'
         "  </Choices>\n"
         "</View>\n"
     )
@@ -50,6 +52,8 @@ def labeling_config(schema: KeypointSchema) -> str:
 def project_description(schema: KeypointSchema, *, batch: str) -> str:
     """What an annotator reads in the project: the batch, the rules, and the skeleton."""
     edges = ", ".join(f"{schema.keypoints[a]}–{schema.keypoints[b]}" for a, b in schema.skeleton)
-    return (f"kpdeliver batch {batch}. Draw one {schema.category} box, then its keypoints inside it; "
-            "mark a point hidden behind something as 'occluded'; leave out points you cannot place. "
-            f"Left points are blue, right points red (the person's own left/right). Skeleton: {edges or 'none'}.")
+    return (
+        f"kpdeliver batch {batch}. Draw one {schema.category} box, then its keypoints inside it; "
+        "mark a point hidden behind something as 'occluded'; leave out points you cannot place. "
+        f"Left points are blue, right points red (the person's own left/right). Skeleton: {edges or 'none'}."
+    )

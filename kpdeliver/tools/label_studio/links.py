@@ -4,6 +4,7 @@ A pulled export is `annotations/<annotator>/label-studio-<project>.json` and its
 task ids, which collect keeps per instance (`source`, `source_image_id`). A finding on an
 instance therefore names its task: `<url>/projects/<project>/data?task=<task>`.
 """
+
 from __future__ import annotations
 
 import re
@@ -43,10 +44,15 @@ def with_task_links(findings: pa.Table, dataset: Dataset, url: str) -> pa.Table:
     links = instance_links(dataset, url)
     ins = dataset.instances
     by_id = {int(i): link for i, link in zip(ins.id.tolist(), links) if link is not None}
-    by_item = {(int(im), str(a)): link for im, a, link in zip(ins.image_id.tolist(), ins.annotator.tolist(), links)
-               if link is not None}
+    by_item = {
+        (int(im), str(a)): link
+        for im, a, link in zip(ins.image_id.tolist(), ins.annotator.tolist(), links)
+        if link is not None
+    }
     ann_ids = findings["annotation_id"].to_pylist()
     items = zip(findings["image_id"].to_pylist(), findings["annotator"].to_pylist())
-    column = [old or (by_id.get(a) if a in by_id else by_item.get((im, who)))
-              for old, a, (im, who) in zip(findings["link"].to_pylist(), ann_ids, items)]
+    column = [
+        old or (by_id.get(a) if a in by_id else by_item.get((im, who)))
+        for old, a, (im, who) in zip(findings["link"].to_pylist(), ann_ids, items)
+    ]
     return findings.set_column(findings.column_names.index("link"), LINK_FIELD, pa.array(column, pa.string()))

@@ -16,6 +16,7 @@ A pull is repeatable: files are written only when their bytes change (every file
 atomically, and only after every project was exported, so a killed pull leaves each file whole,
 old or new), and a file whose project has no finished work left is removed.
 """
+
 from __future__ import annotations
 
 import re
@@ -96,7 +97,9 @@ def audit_regions(result: list, annotation_id: int) -> list[dict]:
     return out
 
 
-def split_by_annotator(tasks: list[dict], users: dict[str, str], report: ProjectPull) -> dict[str, list[dict]]:
+def split_by_annotator(
+    tasks: list[dict], users: dict[str, str], report: ProjectPull
+) -> dict[str, list[dict]]:
     """annotator -> tasks holding only that annotator's finished annotations."""
     by_who: dict[str, list[dict]] = {}
     tasks = objects(tasks)
@@ -116,14 +119,28 @@ def split_by_annotator(tasks: list[dict], users: dict[str, str], report: Project
                 continue
             report.finished += 1
             ann_id = positive_id(ann.get("id"), f"task {task['id']}: an annotation id")
-            mine.setdefault(who, []).append({
-                "id": ann_id, "completed_by": {"email": email}, "updated_at": ann.get("updated_at"),
-                "ground_truth": bool(ann.get("ground_truth")),
-                "result": audit_regions(objects(ann.get("result")), ann_id)})
+            mine.setdefault(who, []).append(
+                {
+                    "id": ann_id,
+                    "completed_by": {"email": email},
+                    "updated_at": ann.get("updated_at"),
+                    "ground_truth": bool(ann.get("ground_truth")),
+                    "result": audit_regions(objects(ann.get("result")), ann_id),
+                }
+            )
         for who, anns in mine.items():
-            by_who.setdefault(who, []).append({
-                "id": task["id"], "annotations": anns,
-                "data": {"image": name, "file_name": name, "ls_image": data.get("image"), "role": data.get("role")}})
+            by_who.setdefault(who, []).append(
+                {
+                    "id": task["id"],
+                    "annotations": anns,
+                    "data": {
+                        "image": name,
+                        "file_name": name,
+                        "ls_image": data.get("image"),
+                        "role": data.get("role"),
+                    },
+                }
+            )
     return by_who
 
 
@@ -143,13 +160,19 @@ def pull_batch(client: LabelStudioClient, config: ClientConfig, store: ObjectSto
             continue  # nothing pushed for this annotator yet; the report shows project -1
         entry.project = project.id
         pulled.add(project.id)
-        for who, tasks in split_by_annotator(client.export_snapshot(project.id), config.tool.users, entry).items():
+        for who, tasks in split_by_annotator(
+            client.export_snapshot(project.id), config.tool.users, entry
+        ).items():
             files[export_key(who, project.id)] = dump_json(tasks)
-    for annotator, project, key_of in rework_projects(client, config):  # rework rounds: tools/label_studio/rework.py
+    for annotator, project, key_of in rework_projects(
+        client, config
+    ):  # rework rounds: tools/label_studio/rework.py
         entry = ProjectPull(annotator, project.title, project.id)
         report.projects.append(entry)
         pulled.add(project.id)
-        for who, tasks in split_by_annotator(client.export_snapshot(project.id), config.tool.users, entry).items():
+        for who, tasks in split_by_annotator(
+            client.export_snapshot(project.id), config.tool.users, entry
+        ).items():
             files[key_of(who)] = dump_json(tasks)
 
     for key, data in sorted(files.items()):

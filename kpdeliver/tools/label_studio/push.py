@@ -15,6 +15,7 @@ connected, not synced: kpdeliver imports the tasks itself so each task's data ca
 file name (`file_name`), which is the key that makes a push idempotent — a second push adds only
 images that have no task yet and changes nothing else.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -34,8 +35,18 @@ from kpdeliver.tools.label_studio.client import LabelStudioClient, ToolError
 from kpdeliver.tools.label_studio.labeling_config import labeling_config, project_description
 from kpdeliver.tools.label_studio.storage import BatchImages, batch_dirs, batch_images, local_files_ref
 
-__all__ = ["PRELABEL_VERSION", "ProjectPush", "batch_dirs", "checked_images", "connect_images", "image_task",
-           "local_files_ref", "prelabels_on_batch", "push_annotator", "push_batch"]
+__all__ = [
+    "PRELABEL_VERSION",
+    "ProjectPush",
+    "batch_dirs",
+    "checked_images",
+    "connect_images",
+    "image_task",
+    "local_files_ref",
+    "prelabels_on_batch",
+    "push_annotator",
+    "push_batch",
+]
 
 PRELABEL_VERSION = "kpdeliver-prelabels"
 
@@ -56,7 +67,13 @@ class ProjectPush:
 
     @property
     def changed(self) -> bool:
-        return bool(self.created or self.config_updated or self.storage_created or self.tasks_added or self.tasks_updated)
+        return bool(
+            self.created
+            or self.config_updated
+            or self.storage_created
+            or self.tasks_added
+            or self.tasks_updated
+        )
 
 
 def prelabels_on_batch(labels: Dataset, batch: Dataset, *, source: str) -> Dataset:
@@ -74,13 +91,22 @@ def _prelabel_results(prelabels: Dataset | None) -> dict[str, list[dict]]:
     return {t["data"]["image"]: t["predictions"][0]["result"] for t in tasks if t["predictions"][0]["result"]}
 
 
-def connect_images(client: LabelStudioClient, config: ClientConfig, images: BatchImages, project: int) -> bool:
+def connect_images(
+    client: LabelStudioClient, config: ClientConfig, images: BatchImages, project: int
+) -> bool:
     """Connect the batch's storage (local-files or S3) to a project unless it is; True when created."""
     return images.connect(client, project, title=f"{config.client}/{config.dataset} images")
 
 
-def image_task(images: BatchImages, name: str, *, role: str, regions: list[dict] | None = None,
-               model_version: str = PRELABEL_VERSION, **data: str) -> dict:
+def image_task(
+    images: BatchImages,
+    name: str,
+    *,
+    role: str,
+    regions: list[dict] | None = None,
+    model_version: str = PRELABEL_VERSION,
+    **data: str,
+) -> dict:
     """A new task of a batch image as the storage serves it (`file_name` is the key pull and
     collect read), with `regions` as a prediction and `data`'s extra fields."""
     task: dict = {"data": {"image": images.ref(name), "file_name": name, "role": role, **data}}
@@ -89,9 +115,17 @@ def image_task(images: BatchImages, name: str, *, role: str, regions: list[dict]
     return task
 
 
-def push_annotator(client: LabelStudioClient, config: ClientConfig, annotator: str, mine: pa.Table, *,
-                   label_config: str, description: str, images: BatchImages,
-                   prelabels: dict[str, list[dict]]) -> ProjectPush:
+def push_annotator(
+    client: LabelStudioClient,
+    config: ClientConfig,
+    annotator: str,
+    mine: pa.Table,
+    *,
+    label_config: str,
+    description: str,
+    images: BatchImages,
+    prelabels: dict[str, list[dict]],
+) -> ProjectPush:
     """Create or update one annotator's project so it holds exactly their assigned images."""
     title = config.tool.project_title(client=config.client, dataset=config.dataset, annotator=annotator)
     project = client.project_by_title(title)
@@ -105,8 +139,11 @@ def push_annotator(client: LabelStudioClient, config: ClientConfig, annotator: s
 
     report.storage_created = connect_images(client, config, images, project.id)
 
-    existing = {t["data"]["file_name"]: t for t in client.tasks(project.id)
-                if isinstance(t.get("data"), dict) and isinstance(t["data"].get("file_name"), str)}
+    existing = {
+        t["data"]["file_name"]: t
+        for t in client.tasks(project.id)
+        if isinstance(t.get("data"), dict) and isinstance(t["data"].get("file_name"), str)
+    }
     wanted = dict(zip(mine["file_name"].to_pylist(), mine["role"].to_pylist()))
     new = []
     for name, role in sorted(wanted.items()):
@@ -125,8 +162,14 @@ def push_annotator(client: LabelStudioClient, config: ClientConfig, annotator: s
     return report
 
 
-def push_batch(client: LabelStudioClient, config: ClientConfig, assignments: pa.Table, *, schema: KeypointSchema,
-               prelabels: Dataset | None = None) -> list[ProjectPush]:
+def push_batch(
+    client: LabelStudioClient,
+    config: ClientConfig,
+    assignments: pa.Table,
+    *,
+    schema: KeypointSchema,
+    prelabels: Dataset | None = None,
+) -> list[ProjectPush]:
     """Push every annotator's assignment (`assign_annotators` rows) to their project;
     `prelabels` (on the batch's images, see `prelabels_on_batch`) become predictions of new tasks."""
     if config.tool is None:
@@ -136,9 +179,19 @@ def push_batch(client: LabelStudioClient, config: ClientConfig, assignments: pa.
     batch_name = PurePosixPath(config.source.rstrip("/")).name
     description = project_description(schema, batch=f"{config.client}/{config.dataset} ({batch_name})")
     regions = _prelabel_results(prelabels)
-    return [push_annotator(client, config, a, assignments.filter(pc.equal(assignments["annotator"], a)),
-                           label_config=label_config, description=description, images=images, prelabels=regions)
-            for a in config.annotators]
+    return [
+        push_annotator(
+            client,
+            config,
+            a,
+            assignments.filter(pc.equal(assignments["annotator"], a)),
+            label_config=label_config,
+            description=description,
+            images=images,
+            prelabels=regions,
+        )
+        for a in config.annotators
+    ]
 
 
 def checked_images(client: LabelStudioClient, config: ClientConfig, label_config: str) -> BatchImages:
@@ -146,8 +199,14 @@ def checked_images(client: LabelStudioClient, config: ClientConfig, label_config
     project is created: an existing project of this batch (else any project) carries the
     validation; on an empty server a scratch project does and is removed again."""
     images = batch_images(config)
-    titles = {config.tool.project_title(client=config.client, dataset=config.dataset, annotator=a)
-              for a in config.annotators} if config.tool else set()
+    titles = (
+        {
+            config.tool.project_title(client=config.client, dataset=config.dataset, annotator=a)
+            for a in config.annotators
+        }
+        if config.tool
+        else set()
+    )
     projects = client.projects()
     probe = next((p for p in projects if p.title in titles), projects[0] if projects else None)
     if probe is not None:

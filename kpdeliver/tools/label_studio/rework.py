@@ -8,6 +8,7 @@ above the image by a `Header` in the labeling config. `kpdeliver pull` exports t
 too, into `annotations/<annotator>/rework/<round>/`, where collect takes the reworked labels in
 place of the annotator's earlier labels of those images.
 """
+
 from __future__ import annotations
 
 import re
@@ -47,7 +48,7 @@ def rework_title(config: ClientConfig, annotator: str, round_: str) -> str:
 
 def rework_labeling_config(schema: KeypointSchema) -> str:
     """The annotator's labeling config with the finding's words (`$rework`) above the image."""
-    return labeling_config(schema).replace("<View>\n", "<View>\n  <Header value=\"$rework\"/>\n", 1)
+    return labeling_config(schema).replace("<View>\n", '<View>\n  <Header value="$rework"/>\n', 1)
 
 
 def _predictions(part: Dataset) -> dict[str, list[dict]]:
@@ -58,8 +59,9 @@ def _predictions(part: Dataset) -> dict[str, list[dict]]:
     return {t["data"]["image"]: t["predictions"][0]["result"] for t in tasks if t["predictions"][0]["result"]}
 
 
-def push_rework(client: LabelStudioClient, config: ClientConfig, labels: Dataset, items: pa.Table,
-                round_: str) -> list[ReworkPush]:
+def push_rework(
+    client: LabelStudioClient, config: ClientConfig, labels: Dataset, items: pa.Table, round_: str
+) -> list[ReworkPush]:
     """A rework project per annotator of `items` (ITEM_SCHEMA) for this round, with their labels
     preloaded and the finding's words on each task. A task already in the project is not added again."""
     if config.tool is None:
@@ -72,25 +74,43 @@ def push_rework(client: LabelStudioClient, config: ClientConfig, labels: Dataset
         names = sorted(set(mine["file_name"].to_pylist()))
         title = rework_title(config, annotator, round_)
         project = client.project_by_title(title) or client.create_project(
-            title, label_config, project_description(labels.schema, batch=f"{config.client}/{config.dataset} rework "
-                                                                          f"{round_}: fix what each task says"))
+            title,
+            label_config,
+            project_description(
+                labels.schema,
+                batch=f"{config.client}/{config.dataset} rework {round_}: fix what each task says",
+            ),
+        )
         connect_images(client, config, images, project.id)
-        have = {t["data"].get("file_name") for t in client.tasks(project.id) if isinstance(t.get("data"), dict)}
+        have = {
+            t["data"].get("file_name") for t in client.tasks(project.id) if isinstance(t.get("data"), dict)
+        }
         texts, regions = texts_by_image(mine), _predictions(annotator_labels(labels, annotator, names))
-        new = [image_task(images, name, role="rework", regions=regions.get(name), model_version=REWORK_VERSION,
-                          rework=texts[name]) for name in names if name not in have]
+        new = [
+            image_task(
+                images,
+                name,
+                role="rework",
+                regions=regions.get(name),
+                model_version=REWORK_VERSION,
+                rework=texts[name],
+            )
+            for name in names
+            if name not in have
+        ]
         out.append(ReworkPush(annotator, project.id, title, client.import_tasks(project.id, new)))
     return out
 
 
-def rework_projects(client: LabelStudioClient,
-                    config: ClientConfig) -> Iterator[tuple[str, Project, Callable[[str], str]]]:
+def rework_projects(
+    client: LabelStudioClient, config: ClientConfig
+) -> Iterator[tuple[str, Project, Callable[[str], str]]]:
     """(annotator, rework project, export key of a person's work in it) for every rework round in the tool."""
     projects = client.projects()
     for annotator in config.annotators:
         prefix = rework_title(config, annotator, "")
         for project in sorted(projects, key=lambda p: p.title):
-            round_ = project.title[len(prefix):] if project.title.startswith(prefix) else ""
+            round_ = project.title[len(prefix) :] if project.title.startswith(prefix) else ""
             if _ROUND.match(round_):
                 yield annotator, project, partial(rework_export_key, round_=round_, project=project.id)
 

@@ -15,6 +15,7 @@ Before any project is made, `check` asks the server to validate the storage (the
 endpoints create nothing): a local batch outside the server's document root, a bucket the server
 cannot reach, or missing credentials stop the push with one sentence.
 """
+
 from __future__ import annotations
 
 import re
@@ -40,9 +41,15 @@ def batch_dirs(config: ClientConfig) -> tuple[Path, Path]:
     if "://" in config.source:
         raise ToolError(f"source {config.source} is not a local folder")
     batch = Path(config.source).resolve()
-    root = Path(config.tool.document_root).resolve() if config.tool and config.tool.document_root else batch.parent
+    root = (
+        Path(config.tool.document_root).resolve()
+        if config.tool and config.tool.document_root
+        else batch.parent
+    )
     if not batch.is_relative_to(root):
-        raise ToolError(f"batch folder {batch} is not under the document root {root} (LOCAL_FILES_DOCUMENT_ROOT)")
+        raise ToolError(
+            f"batch folder {batch} is not under the document root {root} (LOCAL_FILES_DOCUMENT_ROOT)"
+        )
     return batch, root
 
 
@@ -66,19 +73,28 @@ class LocalImages:
         said = client.storage_refusal("localfiles", {"project": project, "path": "/"}) or ""
         found = _SERVER_ROOT.search(said)
         if found is None:
-            raise ToolError(f"Label Studio did not say which LOCAL_FILES_DOCUMENT_ROOT it serves ({said[:200]})")
+            raise ToolError(
+                f"Label Studio did not say which LOCAL_FILES_DOCUMENT_ROOT it serves ({said[:200]})"
+            )
         server_root = Path(found.group(1))
         if not self.batch.is_relative_to(server_root) or self.batch == server_root:
-            raise ToolError(f"Label Studio serves local files from {server_root} (its LOCAL_FILES_DOCUMENT_ROOT), "
-                            f"which does not hold the batch folder {self.batch}: start it with a root above the "
-                            f"batch (make ls-start LS_ROOT={self.batch.parent} LS_PORT=...); nothing was created")
+            raise ToolError(
+                f"Label Studio serves local files from {server_root} (its LOCAL_FILES_DOCUMENT_ROOT), "
+                f"which does not hold the batch folder {self.batch}: start it with a root above the "
+                f"batch (make ls-start LS_ROOT={self.batch.parent} LS_PORT=...); nothing was created"
+            )
         if self.root_given and server_root != self.root:
-            raise ToolError(f"tool.document_root is {self.root} but Label Studio's LOCAL_FILES_DOCUMENT_ROOT is "
-                            f"{server_root}; set one to the other (nothing was created)")
-        refused = client.storage_refusal("localfiles", {"project": project, "path": self.images_dir,
-                                                        "use_blob_urls": True})
+            raise ToolError(
+                f"tool.document_root is {self.root} but Label Studio's LOCAL_FILES_DOCUMENT_ROOT is "
+                f"{server_root}; set one to the other (nothing was created)"
+            )
+        refused = client.storage_refusal(
+            "localfiles", {"project": project, "path": self.images_dir, "use_blob_urls": True}
+        )
         if refused:
-            raise ToolError(f"Label Studio cannot serve {self.images_dir}: {refused[:300]} (nothing was created)")
+            raise ToolError(
+                f"Label Studio cannot serve {self.images_dir}: {refused[:300]} (nothing was created)"
+            )
         return replace(self, root=server_root)
 
     def connect(self, client: LabelStudioClient, project: int, title: str) -> bool:
@@ -106,8 +122,10 @@ class S3Images:
         try:
             return self.settings.credentials()
         except KeyError as e:
-            raise ToolError(f"environment variable {e.args[0]} is not set; it must hold the S3 credential Label "
-                            "Studio reads the batch with (tool.s3 names it; null lets the server use its own)") from None
+            raise ToolError(
+                f"environment variable {e.args[0]} is not set; it must hold the S3 credential Label "
+                "Studio reads the batch with (tool.s3 names it; null lets the server use its own)"
+            ) from None
 
     def _fields(self) -> dict:
         out: dict = {"presign": self.settings.presign, "presign_ttl": self.settings.presign_ttl}
@@ -119,20 +137,36 @@ class S3Images:
 
     def check(self, client: LabelStudioClient, project: int) -> S3Images:
         credentials = self._credentials()
-        body = {"project": project, "bucket": self.bucket, "prefix": self.prefix, **self._fields(), **credentials}
+        body = {
+            "project": project,
+            "bucket": self.bucket,
+            "prefix": self.prefix,
+            **self._fields(),
+            **credentials,
+        }
         refused = client.storage_refusal("s3", body, hide=tuple(credentials.values()))
         if refused:
-            raise ToolError(f"Label Studio cannot read s3://{self.bucket}/{self.prefix} ({refused[:300]}): check "
-                            "the bucket, that images/ holds the batch, tool.s3's endpoint as the server reaches it, "
-                            "and the credentials; nothing was created")
+            raise ToolError(
+                f"Label Studio cannot read s3://{self.bucket}/{self.prefix} ({refused[:300]}): check "
+                "the bucket, that images/ holds the batch, tool.s3's endpoint as the server reaches it, "
+                "and the credentials; nothing was created"
+            )
         return self
 
     def connect(self, client: LabelStudioClient, project: int, title: str) -> bool:
-        if any(s.get("bucket") == self.bucket and str(s.get("prefix", "")).strip("/") == self.prefix
-               for s in client.s3_storages(project)):
+        if any(
+            s.get("bucket") == self.bucket and str(s.get("prefix", "")).strip("/") == self.prefix
+            for s in client.s3_storages(project)
+        ):
             return False
-        client.create_s3_storage(project, title=title, bucket=self.bucket, prefix=self.prefix,
-                                 credentials=self._credentials(), **self._fields())
+        client.create_s3_storage(
+            project,
+            title=title,
+            bucket=self.bucket,
+            prefix=self.prefix,
+            credentials=self._credentials(),
+            **self._fields(),
+        )
         return True
 
 
@@ -147,8 +181,12 @@ def batch_images(config: ClientConfig) -> BatchImages:
         parts = urlsplit(config.source)
         prefix = "/".join(p for p in (parts.path.strip("/"), "images") if p)
         s3 = config.tool.s3
-        return S3Images(parts.netloc, prefix, s3, endpoint_url=s3.endpoint_url, region=s3.region or config.storage.region)
+        return S3Images(
+            parts.netloc, prefix, s3, endpoint_url=s3.endpoint_url, region=s3.region or config.storage.region
+        )
     if "://" in config.source and not config.source.startswith("file://"):
-        raise ToolError(f"source {config.source} is neither a local folder nor s3://: Label Studio cannot read it")
+        raise ToolError(
+            f"source {config.source} is neither a local folder nor s3://: Label Studio cannot read it"
+        )
     batch, root = batch_dirs(config.model_copy(update={"source": config.source.removeprefix("file://")}))
     return LocalImages(batch, root, root_given=bool(config.tool.document_root))

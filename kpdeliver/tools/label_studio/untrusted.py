@@ -5,6 +5,7 @@ person, ids from it are checked before they go into a URL, and its JSON may hold
 and every other control or direction-changing character, redacts the API token (and any
 `Authorization:` header a server echoes), and cuts the text to a few hundred characters.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,10 +22,12 @@ _ESCAPES = re.compile(
     r"|\x1b[]PX^_].*?(?:\x07|\x1b\\|\x9c|$)"  # OSC (titles, hidden links), DCS, SOS, PM, APC strings
     r"|\x9b[0-?]*[ -/]*[@-~]|[\x90\x98\x9d\x9e\x9f].*?(?:\x07|\x9c|$)"  # their 8-bit forms
     r"|\x1b[ -/]*[0-~]?",  # any other escape
-    re.S)
+    re.S,
+)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
-_CREDENTIAL = re.compile(r"((?:authorization|token|bearer|api[_-]?key)[\"'\s:=]+(?:token\s+|bearer\s+)?)[^\s\"',;&]+",
-                         re.I)
+_CREDENTIAL = re.compile(
+    r"((?:authorization|token|bearer|api[_-]?key)[\"'\s:=]+(?:token\s+|bearer\s+)?)[^\s\"',;&]+", re.I
+)
 REDACTED = "[redacted]"
 
 
@@ -36,14 +39,16 @@ def shown(text: Any, secret: str | None = None, limit: int = SHOWN_MAX) -> str:
     if secret:
         text = text.replace(secret, REDACTED)
     text = _CREDENTIAL.sub(lambda m: m.group(1) + REDACTED, text)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def positive_id(value: Any, what: str) -> int:
     """`value` if it is a positive whole number (an id that may go into a URL path), else ToolError."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2 ** 63:
-        raise ToolError(f"Label Studio gave {what} {shown(repr(value), limit=60)}, not a positive whole number; "
-                        "refused (it would go into a URL)")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+        raise ToolError(
+            f"Label Studio gave {what} {shown(repr(value), limit=60)}, not a positive whole number; "
+            "refused (it would go into a URL)"
+        )
     return value
 
 

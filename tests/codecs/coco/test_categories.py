@@ -1,5 +1,6 @@
 """Issue 11, class 3: a COCO file with several keypoint categories (a mouse with 17 points and a
 fly with 13, sleap-io's mixed_animals) is several schemas; nothing is dropped silently."""
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,15 @@ from kpdeliver.codecs.registry import decode_bytes
 from kpdeliver.collect.files import read_annotations
 from kpdeliver.config import ClientConfig
 
-MIXED = Path(__file__).parents[2] / "fixtures" / "real" / "sleap-io" / "coco" / "mixed_animals" / "annotations.json"
+MIXED = (
+    Path(__file__).parents[2]
+    / "fixtures"
+    / "real"
+    / "sleap-io"
+    / "coco"
+    / "mixed_animals"
+    / "annotations.json"
+)
 runner = CliRunner()
 
 
@@ -31,8 +40,11 @@ def test_a_named_category_is_read_whole_and_the_other_reported(name, k, other):
     ds = decoded.dataset
     assert (ds.schema.name, ds.schema.num_keypoints, len(ds.instances)) == (name, k, 3)
     assert decoded.rejected.num_rows == 0
-    [quirk] = [m for c, m in zip(decoded.findings["check"].to_pylist(), decoded.findings["message"].to_pylist())
-               if c == "decode.quirk"]
+    [quirk] = [
+        m
+        for c, m in zip(decoded.findings["check"].to_pylist(), decoded.findings["message"].to_pylist())
+        if c == "decode.quirk"
+    ]
     assert f"3 annotations of category '{other}'" in quirk
 
 
@@ -52,9 +64,13 @@ def test_unknown_category_is_a_clear_refusal():
 
 def test_categories_sharing_one_keypoint_list_stay_one_schema(tmp_path):
     """AP-10K names 54 species with the same 17 points: one schema, species kept in category_id."""
-    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 100}],
-           "annotations": [{"id": i, "image_id": 1, "category_id": i, "keypoints": [1, 2, 2, 3, 4, 2]} for i in (1, 2)],
-           "categories": [{"id": i, "name": n, "keypoints": ["a", "b"]} for i, n in ((1, "cat"), (2, "dog"))]}
+    doc = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 100}],
+        "annotations": [
+            {"id": i, "image_id": 1, "category_id": i, "keypoints": [1, 2, 2, 3, 4, 2]} for i in (1, 2)
+        ],
+        "categories": [{"id": i, "name": n, "keypoints": ["a", "b"]} for i, n in ((1, "cat"), (2, "dog"))],
+    }
     (tmp_path / "a.json").write_text(json.dumps(doc))
     ds = read_annotations(tmp_path / "a.json").dataset
     assert ds.instances.category_id.tolist() == [1, 2]
@@ -64,8 +80,10 @@ def test_inspect_reports_every_category():
     res = runner.invoke(app, ["inspect", "--json", str(MIXED)])
     assert res.exit_code == 0, res.output
     reports = json.loads(res.stdout)
-    assert [(r["path"].rsplit("#", 1)[1], r["num_keypoints"], r["instances"]) for r in reports] == \
-        [("mouse", 17, 3), ("fly", 13, 3)]
+    assert [(r["path"].rsplit("#", 1)[1], r["num_keypoints"], r["instances"]) for r in reports] == [
+        ("mouse", 17, 3),
+        ("fly", 13, 3),
+    ]
 
 
 def test_convert_without_category_writes_one_output_per_category(tmp_path):
@@ -78,7 +96,9 @@ def test_convert_without_category_writes_one_output_per_category(tmp_path):
 
 
 def test_convert_with_category_writes_that_one(tmp_path):
-    res = runner.invoke(app, ["convert", str(MIXED), "--to", "yolo", "--category", "fly", "--out", str(tmp_path)])
+    res = runner.invoke(
+        app, ["convert", str(MIXED), "--to", "yolo", "--category", "fly", "--out", str(tmp_path)]
+    )
     assert res.exit_code == 0, res.output
     assert "kpt_shape: [13, 3]" in (tmp_path / "data.yaml").read_text().replace("\n- ", "")
 

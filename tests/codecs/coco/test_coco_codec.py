@@ -1,4 +1,5 @@
 """COCO Keypoints codec: round trips and the variants seen in the wild."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,13 @@ class TestCocoConformance(CodecConformance):
 
 
 def _doc(anns, *, cats=None, images=None) -> bytes:
-    cats = cats if cats is not None else [{"id": 1, "name": "person", "keypoints": list(COCO17.keypoints),
-                                           "skeleton": [[16, 14], [14, 12]]}]
+    cats = (
+        cats
+        if cats is not None
+        else [
+            {"id": 1, "name": "person", "keypoints": list(COCO17.keypoints), "skeleton": [[16, 14], [14, 12]]}
+        ]
+    )
     images = images if images is not None else [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 80}]
     return json.dumps({"images": images, "annotations": anns, "categories": cats}).encode()
 
@@ -99,8 +105,10 @@ def test_empty_name_list_gives_positional_schema_and_a_quirk():
 
 def test_crowd_rle_and_video_fields():
     images = [{"id": 1, "file_name": "v/000001.jpg", "width": 100, "height": 80, "frame_id": 7, "vid_id": 3}]
-    anns = [_ann(1, iscrowd=True, segmentation={"counts": "abc", "size": [80, 100]}, track_id=4),
-            _ann(2, iscrowd=1, track_id=5, frame_id=9)]
+    anns = [
+        _ann(1, iscrowd=True, segmentation={"counts": "abc", "size": [80, 100]}, track_id=4),
+        _ann(2, iscrowd=1, track_id=5, frame_id=9),
+    ]
     ins = coco.decode(_doc(anns, images=images), schema=COCO17).dataset.instances
     assert ins.iscrowd.tolist() == [1, 1]
     assert ins.track_id.tolist() == [4, 5]

@@ -1,6 +1,7 @@
 """The typed COCO fast path (msgspec structs, keypoints parsed by Arrow's CSV reader) gives
 exactly what the generic decoder gives, and hands every file it does not recognise exactly to
 the generic decoder instead of guessing."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,12 +17,20 @@ from kpdeliver.schema import COCO17
 
 ROOT = Path(__file__).resolve().parents[3]
 REAL = sorted(
-    p for base in (ROOT / "tests/fixtures/real", ROOT.parent / "shared/fixtures/external") if base.exists()
-    for p in base.rglob("*.json") if b'"annotations"' in p.read_bytes()[:2_000_000])
+    p
+    for base in (ROOT / "tests/fixtures/real", ROOT.parent / "shared/fixtures/external")
+    if base.exists()
+    for p in base.rglob("*.json")
+    if b'"annotations"' in p.read_bytes()[:2_000_000]
+)
 # Files with an "annotations" key that neither path reads as one COCO keypoints dataset: Label Studio
 # exports (a JSON list) and a file of two keypoint categories.
-REFUSED = {"labelstudio/multi_animal_from_dlc.json", "test_export_coco/data.json",
-           "test_export_yolo/data_keypoints.json", "mixed_animals/annotations.json"}
+REFUSED = {
+    "labelstudio/multi_animal_from_dlc.json",
+    "test_export_coco/data.json",
+    "test_export_yolo/data_keypoints.json",
+    "mixed_animals/annotations.json",
+}
 
 
 def name(p: Path) -> str:
@@ -91,10 +100,14 @@ def test_most_real_files_take_the_fast_path():
 
 def _doc(rows: list, *, indent=None) -> bytes:
     anns = [{"id": i + 1, "image_id": 1, "category_id": 1, "keypoints": kp} for i, kp in enumerate(rows)]
-    return json.dumps({"images": [{"id": 1, "file_name": "a.jpg", "width": 640, "height": 480}],
-                       "annotations": anns,
-                       "categories": [{"id": 1, "name": "person", "keypoints": list(COCO17.keypoints)}]},
-                      indent=indent).encode()
+    return json.dumps(
+        {
+            "images": [{"id": 1, "file_name": "a.jpg", "width": 640, "height": 480}],
+            "annotations": anns,
+            "categories": [{"id": 1, "name": "person", "keypoints": list(COCO17.keypoints)}],
+        },
+        indent=indent,
+    ).encode()
 
 
 def _row(seed: int) -> list:
@@ -115,7 +128,7 @@ def test_pretty_printed_and_exponent_numbers_take_the_fast_path_unchanged():
 
 
 ODD_ROWS = {
-    "nested triplets": lambda r: [r[i:i + 3] for i in range(0, 51, 3)],
+    "nested triplets": lambda r: [r[i : i + 3] for i in range(0, 51, 3)],
     "null value": lambda r: [None, *r[1:]],
     "string value": lambda r: ["12", *r[1:]],
     "string nan": lambda r: ["nan", *r[1:]],
@@ -147,10 +160,12 @@ def test_number_past_float64_goes_the_generic_way():
 @pytest.mark.parametrize("where", ["image", "annotation", "category", "top level"])
 def test_a_duplicate_key_goes_the_generic_way(where):
     text = _doc([_row(1)]).decode()
-    dup = {"image": ('"file_name": "a.jpg"', '"file_name": "a.jpg", "file_name": "b.jpg"'),
-           "annotation": ('"image_id": 1', '"image_id": 1, "image_id": 1'),
-           "category": ('"name": "person"', '"name": "person", "name": "cat"'),
-           "top level": ('{"images"', '{"info": {}, "info": {}, "images"')}[where]
+    dup = {
+        "image": ('"file_name": "a.jpg"', '"file_name": "a.jpg", "file_name": "b.jpg"'),
+        "annotation": ('"image_id": 1', '"image_id": 1, "image_id": 1'),
+        "category": ('"name": "person"', '"name": "person", "name": "cat"'),
+        "top level": ('{"images"', '{"info": {}, "info": {}, "images"'),
+    }[where]
     assert dup[0] in text
     data = text.replace(*dup, 1).encode()
     with pytest.raises(typed.NotTypical):
@@ -167,9 +182,13 @@ def test_keys_spaced_before_the_colon_take_the_fast_path():
 
 def test_more_keypoints_than_the_typed_columns_go_the_generic_way():
     k = typed._MAX_K + 1
-    data = json.dumps({"images": [{"id": 1, "file_name": "a.jpg", "width": 9, "height": 9}],
-                       "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "keypoints": [1.0, 2.0, 2] * k}],
-                       "categories": [{"id": 1, "name": "mesh"}]}).encode()
+    data = json.dumps(
+        {
+            "images": [{"id": 1, "file_name": "a.jpg", "width": 9, "height": 9}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "keypoints": [1.0, 2.0, 2] * k}],
+            "categories": [{"id": 1, "name": "mesh"}],
+        }
+    ).encode()
     with pytest.raises(typed.NotTypical):
         decoder._decode_typed(data, schema=None, source="f.json", annotator="")
     assert decoder.decode(data).dataset.instances.keypoints.shape == (1, k, 3)
@@ -191,8 +210,10 @@ def test_a_duplicate_key_inside_a_skipped_field_goes_the_generic_way(where):
     from kpdeliver.synth.coco_shaped import coco_shaped
 
     data = coco_shaped(40, 300, seed=2)
-    old, new = {"crowd RLE": (b'"size":[480,640]', b'"size":[480,640],"size":[1,1]'),
-                "licences": (b'"name":"License 1"', b'"name":"License 1","name":"x"')}[where]
+    old, new = {
+        "crowd RLE": (b'"size":[480,640]', b'"size":[480,640],"size":[1,1]'),
+        "licences": (b'"name":"License 1"', b'"name":"License 1","name":"x"'),
+    }[where]
     assert old in data
     with pytest.raises(typed.NotTypical):
         typed.read(data.replace(old, new, 1))

@@ -1,6 +1,7 @@
 """Issue 11, class 4: a COCO file written by kpdeliver scores itself AP 1.0 in pycocotools'
 COCOeval (keypoints) whenever its instances have area. A matched ground-truth id 0 counts as
 unmatched there (self-AP 0.25 on a real file), so written files never carry annotation id 0."""
+
 from __future__ import annotations
 
 import contextlib
@@ -31,8 +32,16 @@ def self_ap(doc: dict) -> float:
     """AP of the file's own labelled instances as detections (score 1). A results file holds no
     detection for a person with no labelled point: COCOeval ignores such ground truth."""
     k = len(doc["categories"][0]["keypoints"])
-    dets = [{"image_id": a["image_id"], "category_id": a["category_id"], "keypoints": a["keypoints"], "score": 1.0}
-            for a in doc["annotations"] if any(v > 0 for v in a["keypoints"][2::3]) and not a.get("iscrowd")]
+    dets = [
+        {
+            "image_id": a["image_id"],
+            "category_id": a["category_id"],
+            "keypoints": a["keypoints"],
+            "score": 1.0,
+        }
+        for a in doc["annotations"]
+        if any(v > 0 for v in a["keypoints"][2::3]) and not a.get("iscrowd")
+    ]
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO()
         gt.dataset = copy.deepcopy(doc)
@@ -47,12 +56,25 @@ def self_ap(doc: dict) -> float:
 
 def two_people(first_id: int) -> bytes:
     kp = [[10, 10, 2, 20, 20, 2, 30, 15, 2], [60, 60, 2, 70, 70, 2, 80, 65, 2]]
-    return json.dumps({
-        "images": [{"id": 0, "file_name": "a.jpg", "width": 100, "height": 100}],
-        "annotations": [{"id": first_id + i, "image_id": 0, "category_id": 1, "keypoints": kp[i], "num_keypoints": 3,
-                         "bbox": [10 + 50 * i, 10 + 50 * i, 20, 10], "area": 200, "iscrowd": 0} for i in range(2)],
-        "categories": [{"id": 1, "name": "p", "keypoints": ["a", "b", "c"], "skeleton": []}],
-    }).encode()
+    return json.dumps(
+        {
+            "images": [{"id": 0, "file_name": "a.jpg", "width": 100, "height": 100}],
+            "annotations": [
+                {
+                    "id": first_id + i,
+                    "image_id": 0,
+                    "category_id": 1,
+                    "keypoints": kp[i],
+                    "num_keypoints": 3,
+                    "bbox": [10 + 50 * i, 10 + 50 * i, 20, 10],
+                    "area": 200,
+                    "iscrowd": 0,
+                }
+                for i in range(2)
+            ],
+            "categories": [{"id": 1, "name": "p", "keypoints": ["a", "b", "c"], "skeleton": []}],
+        }
+    ).encode()
 
 
 def test_an_id_0_file_scores_below_1_as_is_and_1_once_written():

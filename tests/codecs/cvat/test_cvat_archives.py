@@ -9,6 +9,7 @@ from the two examples of CVAT's XML format page (tests/fixtures/real/cvat) and a
 val2017 person keypoints (tests/fixtures/real/super-gradients). A task backup (task.json,
 annotations.json, data/ with manifest.jsonl) is no annotation export and is refused by name.
 """
+
 from __future__ import annotations
 
 import io
@@ -46,7 +47,8 @@ def _image(name: str, w: int, h: int) -> bytes:
     buf = io.BytesIO()
     shade = zlib.crc32(name.encode())
     Image.new("RGB", (w, h), (shade & 255, shade >> 8 & 255, shade >> 16 & 255)).save(
-        buf, "PNG" if name.endswith(".png") else "JPEG")
+        buf, "PNG" if name.endswith(".png") else "JPEG"
+    )
     return buf.getvalue()
 
 
@@ -74,8 +76,17 @@ def _coco_keypoints():
     doc = orjson.loads(COCO_VAL.read_bytes())
     images = {i["file_name"]: _image(i["file_name"], i["width"], i["height"]) for i in doc["images"]}
     data = COCO_VAL.read_bytes()
-    return "json", data, images, _zip({"annotations/person_keypoints_default.json": data,
-                                       **{f"images/default/{n}": b for n, b in images.items()}})
+    return (
+        "json",
+        data,
+        images,
+        _zip(
+            {
+                "annotations/person_keypoints_default.json": data,
+                **{f"images/default/{n}": b for n, b in images.items()},
+            }
+        ),
+    )
 
 
 LAYOUTS = {"cvat-images": _cvat_images, "cvat-video": _cvat_video, "coco-keypoints": _coco_keypoints}
@@ -120,7 +131,9 @@ def test_inspect_and_convert_read_the_zip(tmp_path, layout):
     for name in (f"bare.{ext}", "export.zip"):
         proc = _cli("inspect", "--json", str(tmp_path / name))
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        reports[name] = [{k: r[k] for k in ("instances", "num_keypoints", "visibility")} for r in json.loads(proc.stdout)]
+        reports[name] = [
+            {k: r[k] for k in ("instances", "num_keypoints", "visibility")} for r in json.loads(proc.stdout)
+        ]
     assert reports["export.zip"] == reports[f"bare.{ext}"] and reports["export.zip"][0]["instances"] > 0
 
     proc = _cli("convert", str(tmp_path / "export.zip"), "--to", "coco", "--out", str(tmp_path / "out"))
@@ -133,8 +146,14 @@ def test_inspect_and_convert_read_the_zip(tmp_path, layout):
 
 
 def test_a_cvat_backup_is_refused_by_name():
-    backup = _zip({"task.json": b'{"name": "people", "labels": []}', "annotations.json": b"[]",
-                   "data/manifest.jsonl": b'{"version":"1.1"}\n', "data/filename000.jpg": _image("a.jpg", 8, 8)})
+    backup = _zip(
+        {
+            "task.json": b'{"name": "people", "labels": []}',
+            "annotations.json": b"[]",
+            "data/manifest.jsonl": b'{"version":"1.1"}\n',
+            "data/filename000.jpg": _image("a.jpg", 8, 8),
+        }
+    )
     with pytest.raises(CodecError, match="CVAT task backup"):
         decode_bytes("task_7_backup.zip", backup)
     project = _zip({"project.json": b"{}", "task_7/task.json": b"{}", "task_7/annotations.json": b"[]"})
@@ -144,12 +163,18 @@ def test_a_cvat_backup_is_refused_by_name():
 
 def test_a_zip_of_several_subsets_names_them():
     data = COCO_VAL.read_bytes()
-    archive = _zip({"annotations/person_keypoints_train.json": data, "annotations/person_keypoints_val.json": data})
+    archive = _zip(
+        {"annotations/person_keypoints_train.json": data, "annotations/person_keypoints_val.json": data}
+    )
     with pytest.raises(CodecError, match="person_keypoints_train.json.*person_keypoints_val.json"):
         decode_bytes("export.zip", archive)
 
 
 def test_macos_resource_forks_in_a_rezipped_export_are_ignored():
     xml = CVAT_IMAGES.read_bytes()
-    archive = _zip({"annotations.xml": xml, "__MACOSX/._annotations.xml": b"\x00\x05\x16\x07", "._annotations.xml": b"x"})
-    assert len(decode_bytes("export.zip", archive).dataset.instances) == len(decode_bytes("a.xml", xml).dataset.instances)
+    archive = _zip(
+        {"annotations.xml": xml, "__MACOSX/._annotations.xml": b"\x00\x05\x16\x07", "._annotations.xml": b"x"}
+    )
+    assert len(decode_bytes("export.zip", archive).dataset.instances) == len(
+        decode_bytes("a.xml", xml).dataset.instances
+    )

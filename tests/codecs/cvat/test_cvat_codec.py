@@ -1,4 +1,5 @@
 """CVAT for images / for video 1.1 XML codec."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,9 +26,11 @@ _META = """<meta><task><start_frame>0</start_frame><frame_filter>{filt}</frame_f
 
 
 def _image_xml(points: str) -> bytes:
-    return (f'<annotations><version>1.1</version>{_META.format(filt="")}'
-            f'<image id="0" name="a.jpg" width="100" height="50"><skeleton label="hand" points="">'
-            f"{points}</skeleton></image></annotations>").encode()
+    return (
+        f"<annotations><version>1.1</version>{_META.format(filt='')}"
+        f'<image id="0" name="a.jpg" width="100" height="50"><skeleton label="hand" points="">'
+        f"{points}</skeleton></image></annotations>"
+    ).encode()
 
 
 def test_skeleton_definition_gives_schema_with_svg_edges():
@@ -37,7 +40,9 @@ def test_skeleton_definition_gives_schema_with_svg_edges():
 
 
 def test_outside_occluded_and_absent_map_to_flags_with_audit():
-    xml = _image_xml('<points label="tip" outside="1" points="7.5,8.5"/><points label="base" occluded="1" points="3,4"/>')
+    xml = _image_xml(
+        '<points label="tip" outside="1" points="7.5,8.5"/><points label="base" occluded="1" points="3,4"/>'
+    )
     ins = cvat.decode(xml).dataset.instances
     assert ins.keypoints[0].tolist() == [[0, 0, 0], [3, 4, 1]]
     assert ins.extra["outside_x"][0, 0] == 7.5 and ins.extra["outside_y"][0, 0] == 8.5
@@ -53,16 +58,20 @@ def test_outside_position_survives_reencoding():
 
 
 def _video_xml(filt: str, tip: str, base: str) -> bytes:
-    return (f'<annotations><version>1.1</version>{_META.format(filt=filt)}'
-            f'<track id="4" label="hand"><skeleton frame="0" keyframe="1" outside="0" points=""/>'
-            f'<skeleton frame="4" keyframe="1" outside="0" points=""/>'
-            f'<track id="0" label="tip">{tip}</track><track id="1" label="base">{base}</track></track></annotations>').encode()
+    return (
+        f"<annotations><version>1.1</version>{_META.format(filt=filt)}"
+        f'<track id="4" label="hand"><skeleton frame="0" keyframe="1" outside="0" points=""/>'
+        f'<skeleton frame="4" keyframe="1" outside="0" points=""/>'
+        f'<track id="0" label="tip">{tip}</track><track id="1" label="base">{base}</track></track></annotations>'
+    ).encode()
 
 
 def test_track_keyframes_are_interpolated_per_frame():
     tip = '<points frame="0" keyframe="1" outside="0" points="0,0"/><points frame="4" keyframe="1" outside="0" points="8,4"/>'
-    base = ('<points frame="0" keyframe="1" outside="0" points="10,10"/>'
-            '<points frame="2" keyframe="1" outside="1" points="10,10"/>')
+    base = (
+        '<points frame="0" keyframe="1" outside="0" points="10,10"/>'
+        '<points frame="2" keyframe="1" outside="1" points="10,10"/>'
+    )
     d = cvat.decode(_video_xml("step=2", tip, base)).dataset
     ins = d.instances
     assert ins.frame.tolist() == [0, 2, 4] and (ins.track_id == 4).all()
@@ -84,18 +93,24 @@ def test_element_names_map_onto_a_schema_by_alias():
     ds = make_dataset(COCO17, 1, n_images=1, max_per_image=1)
     xml = cvat.encode(ds).decode()
     for name in ("left_shoulder", "right_shoulder"):
-        xml = xml.replace(f"<name>{name}</name>", f"<name>{name[0].upper()}{name.split('_')[1].capitalize()}</name>")
+        xml = xml.replace(
+            f"<name>{name}</name>", f"<name>{name[0].upper()}{name.split('_')[1].capitalize()}</name>"
+        )
         xml = xml.replace(f'label="{name}"', f'label="{name[0].upper()}{name.split("_")[1].capitalize()}"')
     back = cvat.decode(xml.encode(), schema=COCO17).dataset
     assert_same_keypoints(ds, back)
 
 
 def test_free_points_of_the_schema_label_with_wrong_count_are_held_back():
-    xml = (f'<annotations><version>1.1</version>{_META.format(filt="")}<image id="0" name="a.jpg" width="9" height="9">'
-           '<points label="hand" points="1,2;3,4;5,6"/></image></annotations>').encode()
+    xml = (
+        f'<annotations><version>1.1</version>{_META.format(filt="")}<image id="0" name="a.jpg" width="9" height="9">'
+        '<points label="hand" points="1,2;3,4;5,6"/></image></annotations>'
+    ).encode()
     d = cvat.decode(xml, source="t.xml")
     assert len(d.dataset.instances) == 0 and d.rejected.num_rows == 1
-    assert "t.xml" in d.findings["message"][0].as_py() and "field 'points'" in d.findings["message"][0].as_py()
+    assert (
+        "t.xml" in d.findings["message"][0].as_py() and "field 'points'" in d.findings["message"][0].as_py()
+    )
 
 
 def test_entity_expansion_is_refused():
@@ -113,10 +128,14 @@ def test_schema_from_cvat_file(tmp_path):
 def test_a_second_skeleton_that_does_not_fit_the_schema_is_held_back_not_the_file():
     ds = make_dataset(COCO17, 2, n_images=1, max_per_image=1)
     xml = cvat.encode(ds).decode()
-    extra_label = ('<label><name>paw</name><type>skeleton</type><svg></svg></label>'
-                   '<label><name>toe</name><type>points</type><parent>paw</parent></label>')
+    extra_label = (
+        "<label><name>paw</name><type>skeleton</type><svg></svg></label>"
+        "<label><name>toe</name><type>points</type><parent>paw</parent></label>"
+    )
     xml = xml.replace("</labels>", extra_label + "</labels>", 1)
-    xml = xml.replace("</image>", '<skeleton label="paw" points=""><points label="toe" points="1,1"/></skeleton></image>', 1)
+    xml = xml.replace(
+        "</image>", '<skeleton label="paw" points=""><points label="toe" points="1,1"/></skeleton></image>', 1
+    )
     d = cvat.decode(xml.encode(), schema=COCO17, source="two.xml")
     assert_same_keypoints(ds, d.dataset)
     assert d.rejected["check"].to_pylist() == ["schema.unknown_category"]

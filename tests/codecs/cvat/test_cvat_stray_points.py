@@ -1,6 +1,7 @@
 """A CVAT free `<points>` shape of another label than the skeleton (CVAT's documented example has
 a 4-point `wheel` beside the 3-point skeleton `s1`) is reported, naming file, image and label, and
 never becomes an instance, whatever its point count; nor is it counted as a held-back instance."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,8 +20,11 @@ def _example(points: str | None = None) -> bytes:
     return (xml.replace(WHEEL, f'points label="wheel" points="{points}"') if points else xml).encode()
 
 
-@pytest.mark.parametrize("points", [None, "574.90,939.48;1170.16,907.90;1130.69,445.26"],
-                         ids=["4-points-as-written", "3-points-as-many-as-the-skeleton"])
+@pytest.mark.parametrize(
+    "points",
+    [None, "574.90,939.48;1170.16,907.90;1130.69,445.26"],
+    ids=["4-points-as-written", "3-points-as-many-as-the-skeleton"],
+)
 def test_free_points_of_another_label_are_reported_not_instances(points):
     d = cvat.decode(_example(points), source="annotations.xml")
     assert len(d.dataset.instances) == 1  # the one skeleton `s1`

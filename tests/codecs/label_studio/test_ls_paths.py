@@ -1,4 +1,5 @@
 """Image references of Label Studio server exports and storage URLs, mapped back to batch images."""
+
 from __future__ import annotations
 
 import base64
@@ -15,22 +16,30 @@ from kpdeliver.storage import LocalStore
 from kpdeliver.synth import synthetic_dataset
 from tests.collect.test_collect import _png
 
-PRESIGN = "/tasks/7/presign/?fileuri=" + base64.urlsafe_b64encode(b"s3://bkt/acme/images/d.jpg").decode().rstrip("=")
+PRESIGN = "/tasks/7/presign/?fileuri=" + base64.urlsafe_b64encode(
+    b"s3://bkt/acme/images/d.jpg"
+).decode().rstrip("=")
 
 
-@pytest.mark.parametrize("ref, path", [
-    ("/data/local-files/?d=acme%2Fbatch7%2Fimages%2Fcam1%2Fa%20b.jpg", "acme/batch7/images/cam1/a b.jpg"),
-    ("http://ls.example:8080/data/local-files/?d=cam1/a.jpg", "cam1/a.jpg"),
-    ("/data/upload/12/0f3a9c1e-frame%2001.png", "frame 01.png"),
-    ("/data/upload/img12600.png", "img12600.png"),  # older servers: no project, no hex prefix
-    ("s3://bkt/acme/images/cam2/a.jpg", "acme/images/cam2/a.jpg"),
-    ("gs://bkt/a.jpg", "a.jpg"),
-    ("https://bkt.s3.eu-west-1.amazonaws.com/acme/a%2Bb.jpg?X-Amz-Signature=ab&X-Amz-Expires=3600", "acme/a+b.jpg"),
-    (PRESIGN, "acme/images/d.jpg"),
-    ("/data/local-files/?d=..%2F..%2Fetc%2Fpasswd", "../../etc/passwd"),  # decoded; the caller refuses it
-    ("images/cam1/a.jpg", "images/cam1/a.jpg"),
-    ("C:\\data\\a.jpg", "C:\\data\\a.jpg"),
-])
+@pytest.mark.parametrize(
+    "ref, path",
+    [
+        ("/data/local-files/?d=acme%2Fbatch7%2Fimages%2Fcam1%2Fa%20b.jpg", "acme/batch7/images/cam1/a b.jpg"),
+        ("http://ls.example:8080/data/local-files/?d=cam1/a.jpg", "cam1/a.jpg"),
+        ("/data/upload/12/0f3a9c1e-frame%2001.png", "frame 01.png"),
+        ("/data/upload/img12600.png", "img12600.png"),  # older servers: no project, no hex prefix
+        ("s3://bkt/acme/images/cam2/a.jpg", "acme/images/cam2/a.jpg"),
+        ("gs://bkt/a.jpg", "a.jpg"),
+        (
+            "https://bkt.s3.eu-west-1.amazonaws.com/acme/a%2Bb.jpg?X-Amz-Signature=ab&X-Amz-Expires=3600",
+            "acme/a+b.jpg",
+        ),
+        (PRESIGN, "acme/images/d.jpg"),
+        ("/data/local-files/?d=..%2F..%2Fetc%2Fpasswd", "../../etc/passwd"),  # decoded; the caller refuses it
+        ("images/cam1/a.jpg", "images/cam1/a.jpg"),
+        ("C:\\data\\a.jpg", "C:\\data\\a.jpg"),
+    ],
+)
 def test_reference_forms_give_the_path_they_denote(ref, path):
     assert image_path(ref) == path
 
@@ -70,7 +79,9 @@ def test_server_and_storage_references_land_on_the_batch_images(batch):
     assert len(got) == len(truth.instances) and (got.image_id > 0).all()
     batch_name = dict(zip(ing.images.id.tolist(), ing.images.file_name.tolist()))
     truth_name = dict(zip(truth.images.id.tolist(), BATCH))
-    assert [batch_name[i] for i in got.image_id.tolist()] == [truth_name[i] for i in truth.instances.image_id.tolist()]
+    assert [batch_name[i] for i in got.image_id.tolist()] == [
+        truth_name[i] for i in truth.instances.image_id.tolist()
+    ]
 
 
 def test_a_reference_that_climbs_out_after_decoding_is_refused(batch):
@@ -95,7 +106,10 @@ def test_convert_with_images_finds_sizes_for_server_references(tmp_path):
     export = truth.replace(images=truth.images.take(np.arange(2)))
     export.images.file_name[:] = ["/data/upload/4/1a2b3c4d-a.png", "/data/local-files/?d=shoot%2Fb.png"]
     doc = label_studio.encode(export, as_predictions=False)
-    for key in (b'"original_width"', b'"original_height"'):  # an export without sizes: they must come from the images
+    for key in (
+        b'"original_width"',
+        b'"original_height"',
+    ):  # an export without sizes: they must come from the images
         doc = doc.replace(key, b'"dropped_' + key[1:])
     (tmp_path / "tasks.json").write_bytes(doc)
     got = read_annotations(tmp_path / "tasks.json", images_dir=tmp_path / "photos").dataset

@@ -1,4 +1,5 @@
 """Supervisely project codec: conformance, the visibility rule, audit columns, other geometries."""
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,11 @@ def test_flags_are_written_back_as_disabled_and_left_out():
     ds = decode(sly_docs.project()).dataset
     files = SLY.encode(ds, None)
     [obj] = json.loads(files["ds0/ann/a.jpg.json"])["objects"]
-    assert obj["nodes"] == {"nose": {"loc": [10.5, 20.75]}, "left_eye": {"loc": [12.0, 22.0], "disabled": True},
-                            "right_eye": {"loc": [30.25, 40.5]}}
+    assert obj["nodes"] == {
+        "nose": {"loc": [10.5, 20.75]},
+        "left_eye": {"loc": [12.0, 22.0], "disabled": True},
+        "right_eye": {"loc": [30.25, 40.5]},
+    }
     again = decode(files).dataset
     np.testing.assert_array_equal(again.instances.keypoints, ds.instances.keypoints)
 
@@ -84,11 +88,22 @@ def test_object_of_a_class_missing_from_meta_is_held_back_naming_file_and_object
 def test_a_second_graph_class_is_mapped_by_labels_or_held_back():
     reordered = {"n1": "left_ear", "n2": "nose", "n3": "right_eye", "n4": "left_eye"}
     other = json.loads(sly_docs.meta(nodes=reordered, title="runner"))["classes"][0]
-    hand = {"title": "hand", "shape": "graph", "geometry_config": {"nodes": {"h": {"label": "wrist"}}, "edges": []}}
-    files = {"meta.json": sly_docs.meta(extra_classes=[other, hand]),
-             "ds0/ann/a.jpg.json": sly_docs.ann([
-                 sly_docs.graph(1, {"n2": {"loc": [5, 6]}, "n1": {"loc": [7, 8], "disabled": True}}, title="runner"),
-                 sly_docs.graph(2, {"h": {"loc": [1, 1]}}, title="hand")])}
+    hand = {
+        "title": "hand",
+        "shape": "graph",
+        "geometry_config": {"nodes": {"h": {"label": "wrist"}}, "edges": []},
+    }
+    files = {
+        "meta.json": sly_docs.meta(extra_classes=[other, hand]),
+        "ds0/ann/a.jpg.json": sly_docs.ann(
+            [
+                sly_docs.graph(
+                    1, {"n2": {"loc": [5, 6]}, "n1": {"loc": [7, 8], "disabled": True}}, title="runner"
+                ),
+                sly_docs.graph(2, {"h": {"loc": [1, 1]}}, title="hand"),
+            ]
+        ),
+    }
     d = decode(files)
     [kp] = d.dataset.instances.keypoints
     assert kp.tolist() == [[5, 6, 2], [0, 0, 0], [0, 0, 0], [7, 8, 1]]
@@ -98,8 +113,14 @@ def test_a_second_graph_class_is_mapped_by_labels_or_held_back():
 
 
 def test_a_given_schema_maps_nodes_by_label():
-    schema = KeypointSchema(name="p", keypoints=("left_ear", "right_eye", "left_eye", "nose"), skeleton=(),
-                            flip_pairs=(), sigmas=(0.05,) * 4, category="person")
+    schema = KeypointSchema(
+        name="p",
+        keypoints=("left_ear", "right_eye", "left_eye", "nose"),
+        skeleton=(),
+        flip_pairs=(),
+        sigmas=(0.05,) * 4,
+        category="person",
+    )
     ds = decode(sly_docs.project(), schema=schema).dataset
     first = ds.instances.keypoints[ds.instances.id.tolist().index(11)]
     assert first.tolist() == [[0, 0, 0], [30.25, 40.5, 2], [12, 22, 1], [10.5, 20.75, 2]]
@@ -119,11 +140,17 @@ def test_nested_datasets_and_names_no_dataset_can_spell_round_trip_exactly():
 
 
 def test_broken_values_are_findings_or_nan_never_a_crash():
-    files = {"meta.json": sly_docs.meta(),
-             "ds0/ann/a.jpg.json": sly_docs.ann([sly_docs.graph(1, {"a1f0": {"loc": ["x", None]}, "zz": {"loc": [1, 2]},
-                                                                    "9c2e": "nope"}), "not an object"]),
-             "ds0/ann/b.jpg.json": b"[1, 2]",
-             "ds0/ann/c.jpg.json": b'{"size": {"width": 1e400, "height": -5}, "objects": {}}'}
+    files = {
+        "meta.json": sly_docs.meta(),
+        "ds0/ann/a.jpg.json": sly_docs.ann(
+            [
+                sly_docs.graph(1, {"a1f0": {"loc": ["x", None]}, "zz": {"loc": [1, 2]}, "9c2e": "nope"}),
+                "not an object",
+            ]
+        ),
+        "ds0/ann/b.jpg.json": b"[1, 2]",
+        "ds0/ann/c.jpg.json": b'{"size": {"width": 1e400, "height": -5}, "objects": {}}',
+    }
     d = decode(files)
     [kp] = d.dataset.instances.keypoints
     assert np.isnan(kp[:2, :2]).all() and kp[:2, 2].tolist() == [2, 2]  # NaN: held back later as non-finite
@@ -135,10 +162,13 @@ def test_broken_values_are_findings_or_nan_never_a_crash():
 
 
 def test_an_instance_with_no_labelled_point_keeps_its_place_outside_the_graph_objects():
-    ds = next(d for d in (make_dataset(COCO17, seed, n_images=1, max_per_image=3) for seed in range(100))
-              if len(d.instances) == 3)
+    ds = next(
+        d
+        for d in (make_dataset(COCO17, seed, n_images=1, max_per_image=3) for seed in range(100))
+        if len(d.instances) == 3
+    )
     ds.instances.keypoints[1] = 0.0  # COCO holds such people (num_keypoints 0); Supervisely's SDK refuses a
-    files = SLY.encode(ds, None)     # graph object without nodes, so none is written
+    files = SLY.encode(ds, None)  # graph object without nodes, so none is written
     [ann] = [json.loads(v) for k, v in files.items() if "/ann/" in k]
     assert len(ann["objects"]) == 2 and all(o["nodes"] for o in ann["objects"])
     back = decode(files).dataset
@@ -153,10 +183,15 @@ def test_video_projects_hostile_metas_and_objects_without_nodes_are_refused_or_h
         SLY.decode(json.dumps(video).encode(), DecodeOptions(files={}))
     huge = {"nodes": {str(i): {"label": f"k{i}"} for i in range(10_001)}, "edges": []}
     with pytest.raises(CodecError, match="10001 nodes"):
-        SLY.decode(json.dumps({"classes": [{"title": "x", "shape": "graph", "geometry_config": huge}]}).encode(),
-                   DecodeOptions(files={}))
-    files = {"meta.json": sly_docs.meta(),
-             "ds0/ann/a.jpg.json": sly_docs.ann([{"id": 5, "classTitle": "person", "geometryType": "graph",
-                                                  "geometry": {"nodes": {}}}])}
+        SLY.decode(
+            json.dumps({"classes": [{"title": "x", "shape": "graph", "geometry_config": huge}]}).encode(),
+            DecodeOptions(files={}),
+        )
+    files = {
+        "meta.json": sly_docs.meta(),
+        "ds0/ann/a.jpg.json": sly_docs.ann(
+            [{"id": 5, "classTitle": "person", "geometryType": "graph", "geometry": {"nodes": {}}}]
+        ),
+    }
     d = decode(files)
     assert len(d.dataset.instances) == 0 and "field 'nodes' is missing" in d.rejected["reason"][0].as_py()

@@ -4,6 +4,7 @@ annotation file and a .tar download; COCO -> Supervisely -> COCO and Supervisely
 Supervisely keep instances, keypoint order, flags and coordinates (0.01 px).
 
 Expected counts are counted in the files themselves (json, not kpdeliver)."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,14 @@ ROOT = Path(__file__).resolve().parents[3]
 REAL = ROOT / "tests" / "fixtures" / "real"
 SLY = REAL / "supervisely"
 KPDELIVER = Path(sys.executable).with_name("kpdeliver")
-FILES = {"crowdpose/meta.json", "crowdpose/train/ann/107292.jpg.json", "crowdpose/train/ann/114203.jpg.json",
-         "crowdpose/val/ann/104173.jpg.json", "crowdpose/val/ann/115625.jpg.json", "mixed_animals.tar"}
+FILES = {
+    "crowdpose/meta.json",
+    "crowdpose/train/ann/107292.jpg.json",
+    "crowdpose/train/ann/114203.jpg.json",
+    "crowdpose/val/ann/104173.jpg.json",
+    "crowdpose/val/ann/115625.jpg.json",
+    "mixed_animals.tar",
+}
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -43,14 +50,18 @@ def counted(ann_files: list[Path]) -> tuple[int, dict[str, int]]:
     """Graph objects and flags counted in annotation files: enabled node 2, disabled 1, absent 0."""
     meta = json.loads((SLY / "crowdpose/meta.json").read_text())
     k = len(next(c for c in meta["classes"] if c["shape"] == "graph")["geometry_config"]["nodes"])
-    objects = [o for f in ann_files for o in json.loads(f.read_text())["objects"] if o["geometryType"] == "graph"]
+    objects = [
+        o for f in ann_files for o in json.loads(f.read_text())["objects"] if o["geometryType"] == "graph"
+    ]
     disabled = sum(bool(n.get("disabled")) for o in objects for n in o["nodes"].values())
     nodes = sum(len(o["nodes"]) for o in objects)
     return len(objects), {"0": len(objects) * k - nodes, "1": disabled, "2": nodes - disabled}
 
 
 def test_fixtures_are_listed_and_have_provenance():
-    found = {p.relative_to(SLY).as_posix() for p in SLY.rglob("*") if p.is_file() and p.name != "PROVENANCE.md"}
+    found = {
+        p.relative_to(SLY).as_posix() for p in SLY.rglob("*") if p.is_file() and p.name != "PROVENANCE.md"
+    }
     assert found == FILES
     assert "6.74.51" in (SLY / "PROVENANCE.md").read_text()
 
@@ -74,7 +85,9 @@ def test_inspect_recognises_one_annotation_file_with_its_project_meta():
 def test_inspect_reads_a_tar_download_and_reports_the_class_that_is_not_the_schema():
     [report] = inspect(SLY / "mixed_animals.tar")
     assert (report["num_keypoints"], report["instances"], report["visibility"]) == (17, 3, {"1": 3, "2": 48})
-    assert "3 items held back at decode" in report["oddities"]  # the flies: their own class, not the mouse schema
+    assert (
+        "3 items held back at decode" in report["oddities"]
+    )  # the flies: their own class, not the mouse schema
     assert any("class 'fly'" in o for o in report["oddities"])
     assert any("3 objects of geometry 'polygon' (class 'ground')" in o for o in report["oddities"])
 
@@ -87,8 +100,10 @@ def canonical(ds) -> dict[str, np.ndarray]:
     out: dict[str, list] = {str(n): [] for n in names}
     for i in range(len(kp)):
         out[str(names[row[i]])].append(kp[i])
-    return {n: np.stack(sorted(v, key=lambda a: tuple(a.ravel()))) if v else np.zeros((0, *kp.shape[1:]))
-            for n, v in out.items()}
+    return {
+        n: np.stack(sorted(v, key=lambda a: tuple(a.ravel()))) if v else np.zeros((0, *kp.shape[1:]))
+        for n, v in out.items()
+    }
 
 
 def assert_same(a, b) -> None:
@@ -117,8 +132,10 @@ def test_supervisely_to_coco_and_back_is_exact(src, tmp_path):
     assert again.schema.skeleton == original.schema.skeleton
 
 
-@pytest.mark.parametrize("rel, category", [("xtcocoapi/example_crowdpose_val.json", None),
-                                           ("sleap-io/coco/mixed_animals/annotations.json", "fly")])
+@pytest.mark.parametrize(
+    "rel, category",
+    [("xtcocoapi/example_crowdpose_val.json", None), ("sleap-io/coco/mixed_animals/annotations.json", "fly")],
+)
 def test_coco_to_supervisely_and_back_is_exact(rel, category, tmp_path):
     by = ("--category", category) if category else ()
     original = read_annotations(REAL / rel, category=category).dataset
@@ -140,9 +157,19 @@ def test_a_project_downloaded_as_tar_gz_reads_like_the_folder(tmp_path):
 def test_category_reads_the_other_graph_class_of_a_mixed_project(tmp_path):
     flies = read_annotations(SLY / "mixed_animals.tar", category="fly")
     assert (flies.dataset.schema.num_keypoints, len(flies.dataset.instances)) == (13, 3)
-    assert flies.rejected.num_rows == 3 and flies.dataset.schema.category == "fly"  # now the mice are held back
+    assert (
+        flies.rejected.num_rows == 3 and flies.dataset.schema.category == "fly"
+    )  # now the mice are held back
     as_coco = convert(SLY / "mixed_animals.tar", "coco", tmp_path / "coco", "--category", "fly")
     assert_same(flies.dataset, read_annotations(as_coco).dataset)
-    proc = run_cli("convert", str(SLY / "mixed_animals.tar"), "--to", "coco", "--out", str(tmp_path / "x"),
-                   "--category", "bird")
+    proc = run_cli(
+        "convert",
+        str(SLY / "mixed_animals.tar"),
+        "--to",
+        "coco",
+        "--out",
+        str(tmp_path / "x"),
+        "--category",
+        "bird",
+    )
     assert proc.returncode == 2 and "no graph class 'bird'" in proc.stderr

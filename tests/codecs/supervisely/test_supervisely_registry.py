@@ -1,6 +1,7 @@
 """A Supervisely project as the registry and the readers meet it: sniffed (an annotation file, its
 meta.json), found as a folder by a meta.json that is Supervisely's, read from a .zip or .tar, and
 collected from a batch's annotations/<annotator>/."""
+
 from __future__ import annotations
 
 import io
@@ -59,8 +60,12 @@ def test_annotation_file_and_meta_are_sniffed_as_supervisely():
 @pytest.mark.parametrize("pack", ["zip", "zip-top-folder", "tar", "tar.gz"])
 def test_a_project_archive_decodes_as_the_project(pack):
     files = sly_docs.project()
-    data = {"zip": lambda: _zip(files), "zip-top-folder": lambda: _zip(files, "export/proj/"),
-            "tar": lambda: _tar(files), "tar.gz": lambda: _tar(files, "w:gz")}[pack]()
+    data = {
+        "zip": lambda: _zip(files),
+        "zip-top-folder": lambda: _zip(files, "export/proj/"),
+        "tar": lambda: _tar(files),
+        "tar.gz": lambda: _tar(files, "w:gz"),
+    }[pack]()
     d = registry.decode_bytes(f"proj.{pack}", data, source="proj")
     direct = registry.codec("supervisely").decode(files["meta.json"], DecodeOptions(files=files))
     assert_same_keypoints(direct.dataset, d.dataset)
@@ -91,7 +96,9 @@ def test_write_read_back_and_one_file_of_the_written_project(tmp_path):
     assert_same_keypoints(ds, read_annotations(tmp_path / "out").dataset)
     one = read_annotations(tmp_path / "out" / "dir" / "ann" / "img_0001.jpg.json").dataset
     assert one.images.file_name.tolist() == ["dir/img_0001.jpg"]
-    np.testing.assert_array_equal(one.instances.keypoints, ds.instances.keypoints[ds.instances.image_id == 20])
+    np.testing.assert_array_equal(
+        one.instances.keypoints, ds.instances.keypoints[ds.instances.image_id == 20]
+    )
     lost = tmp_path / "lost.jpg.json"
     lost.write_bytes(sly_docs.project()["ds0/ann/a.jpg.json"])
     with pytest.raises(CodecError, match="no meta.json of its project"):

@@ -1,4 +1,5 @@
 """YOLO Pose codec: decode of data.yaml with kpt_shape [K, 2] and [K, 3], round trips."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,11 +15,14 @@ from tests.codecs.conformance import CodecConformance
 def yolo_roundtrip(dataset):
     files = yolo_pose.encode(dataset)
     labels = {k: v for k, v in files.items() if k.startswith("labels/")}
-    sizes = {tree_stem(n): (int(w), int(h)) for n, w, h in zip(dataset.images.file_name, dataset.images.width,
-                                                               dataset.images.height)}
+    sizes = {
+        tree_stem(n): (int(w), int(h))
+        for n, w, h in zip(dataset.images.file_name, dataset.images.width, dataset.images.height)
+    }
     names = {tree_stem(n): str(n) for n in dataset.images.file_name}
-    return yolo_pose.decode(labels, data_yaml_bytes=files["data.yaml"], sizes=sizes, schema=dataset.schema,
-                            image_names=names).dataset
+    return yolo_pose.decode(
+        labels, data_yaml_bytes=files["data.yaml"], sizes=sizes, schema=dataset.schema, image_names=names
+    ).dataset
 
 
 class TestYoloConformance(CodecConformance):

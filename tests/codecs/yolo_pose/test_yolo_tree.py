@@ -1,5 +1,6 @@
 """YOLO trees that Ultralytics can train on: val: in data.yaml, the images in the tree, the source's
 splits kept, and sizes from --images or --sizes when the input is YOLO."""
+
 from __future__ import annotations
 
 import os
@@ -30,15 +31,28 @@ def _named(names):
 def test_data_yaml_always_has_val_pointing_at_train_when_there_is_no_val_split():
     doc = yaml.safe_load(yolo_pose.encode(_named(["a.jpg", "b.jpg"]))["data.yaml"])
     assert (doc["train"], doc["val"]) == ("images/train", "images/train")
-    doc = yaml.safe_load(yolo_pose.encode(_named(["a.jpg", "b.jpg"]), split_of=np.array(["train", "val"]))["data.yaml"])
+    doc = yaml.safe_load(
+        yolo_pose.encode(_named(["a.jpg", "b.jpg"]), split_of=np.array(["train", "val"]))["data.yaml"]
+    )
     assert (doc["train"], doc["val"]) == ("images/train", "images/val")
 
 
 def test_splits_named_by_the_image_paths_are_kept():
-    names = ["images/val/a.jpg", "valid/images/b.jpg", "train/images/c.jpg", "cam1/d.jpg", "images/test/e.jpg"]
+    names = [
+        "images/val/a.jpg",
+        "valid/images/b.jpg",
+        "train/images/c.jpg",
+        "cam1/d.jpg",
+        "images/test/e.jpg",
+    ]
     files = yolo_pose.encode(_named(names))
     assert sorted(k for k in files if k.startswith("labels/")) == [
-        "labels/test/e.txt", "labels/train/c.txt", "labels/train/cam1__d.txt", "labels/val/a.txt", "labels/val/b.txt"]
+        "labels/test/e.txt",
+        "labels/train/c.txt",
+        "labels/train/cam1__d.txt",
+        "labels/val/a.txt",
+        "labels/val/b.txt",
+    ]
     assert yaml.safe_load(files["data.yaml"])["val"] == "images/val"
 
 
@@ -58,7 +72,10 @@ def test_place_images_links_or_copies_each_image_beside_its_label(tmp_path):
     write_dataset(ds, out, to="yolo")
     written, missing = place_images(ds, out, src)
     assert missing == [] and sorted(p.relative_to(out).as_posix() for p in written) == [
-        "images/train/a.jpg", "images/val/b.jpg", "images/val/c.jpg"]
+        "images/train/a.jpg",
+        "images/val/b.jpg",
+        "images/val/c.jpg",
+    ]
 
 
 def _cli(*args):
@@ -73,9 +90,15 @@ def test_yolo_to_yolo_keeps_val_and_carries_the_images(tmp_path):
     _cli("convert", str(src), "--to", "yolo", "--out", str(tmp_path / "again"))
     again = tmp_path / "again"
     assert sorted(p.relative_to(again).as_posix() for p in again.rglob("*.jpg")) == [
-        "images/train/a.jpg", "images/val/b.jpg", "images/val/c.jpg"]
+        "images/train/a.jpg",
+        "images/val/b.jpg",
+        "images/val/c.jpg",
+    ]
     assert sorted(p.relative_to(again).as_posix() for p in again.rglob("*.txt")) == [
-        "labels/train/a.txt", "labels/val/b.txt", "labels/val/c.txt"]
+        "labels/train/a.txt",
+        "labels/val/b.txt",
+        "labels/val/c.txt",
+    ]
     back = read_annotations(again).dataset
     assert len(back.instances) == len(ds.instances)
 
@@ -88,11 +111,18 @@ def test_yolo_input_takes_sizes_from_images_or_sizes_file(tmp_path):
     by_images = read_annotations(labels_only, images_dir=src).dataset
     assert len(by_images.instances) == len(ds.instances)
     sizes = tmp_path / "sizes.csv"
-    sizes.write_text("file_name,width,height\n" + "".join(
-        f"{Path(n).name},{w},{h}\n" for n, w, h in zip(ds.images.file_name, ds.images.width, ds.images.height)))
+    sizes.write_text(
+        "file_name,width,height\n"
+        + "".join(
+            f"{Path(n).name},{w},{h}\n"
+            for n, w, h in zip(ds.images.file_name, ds.images.width, ds.images.height)
+        )
+    )
     _cli("convert", str(labels_only), "--to", "coco", "--out", str(tmp_path / "coco"), "--sizes", str(sizes))
     coco = read_annotations(tmp_path / "coco" / "annotations.json").dataset
     assert sorted(coco.images.width.tolist()) == sorted(ds.images.width.tolist())
     assert len(coco.instances) == len(ds.instances)
     _cli("convert", str(labels_only), "--to", "coco", "--out", str(tmp_path / "coco2"), "--images", str(src))
-    assert len(read_annotations(tmp_path / "coco2" / "annotations.json").dataset.instances) == len(ds.instances)
+    assert len(read_annotations(tmp_path / "coco2" / "annotations.json").dataset.instances) == len(
+        ds.instances
+    )
