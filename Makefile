@@ -23,8 +23,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/kpdeliver demo --work $(WORK)/demo
 
+# The floors (import-linter), style (ruff lint and format) and types (mypy), all configured in pyproject.toml.
 lint: $(STAMP)
 	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # What the whole suite needs beside the project's venv, each made once: Label Studio (its own venv and
 # a migrated template database), Ultralytics (its own venv, the consumer check of YOLO trees) and

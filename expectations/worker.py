@@ -39,6 +39,7 @@ def _spawn() -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-m", "expectations.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
+    assert proc.stdin is not None and proc.stdout is not None  # both opened as pipes above
     try:  # the frames are about 120 MB for 100,000 instances: a wide pipe moves them in a tenth of the time
         fcntl.fcntl(proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
     except (AttributeError, OSError):  # not Linux, or a lower cap: the default pipe works, slower
@@ -72,19 +73,22 @@ class GXWorker:
             "settings": settings,
             "schema_name": dataset.schema.name,
         }
+        stdin, stdout = self._proc.stdin, self._proc.stdout
+        assert stdin is not None and stdout is not None  # pipes (_spawn)
         try:
             for message in chain([header], iter_frames(dataset), [None]):  # one frame alive at a time
-                pickle.dump(message, self._proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump(message, stdin, protocol=pickle.HIGHEST_PROTOCOL)
                 del message
-            self._proc.stdin.flush()
-            failing, summary = pickle.load(self._proc.stdout)
+            stdin.flush()
+            failing, summary = pickle.load(stdout)
         except (BrokenPipeError, EOFError):
             raise WorkerError(f"the validation worker failed (exit code {self._proc.wait()})") from None
         return RuleResults(locate(dataset, failing, source=source), summary)
 
     def close(self) -> None:
         """Wait for the worker to leave."""
-        self._proc.stdin.close()
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
         if code := self._proc.wait():
             raise WorkerError(f"the validation worker failed (exit code {code})")
 

@@ -63,7 +63,8 @@ class StoreFailureLogs(logging.Filter):
 
 def _store_error_names(cls: type) -> set[str]:
     names = {cls.__name__}
-    for sub in cls.__subclasses__():
+    subclasses: list[type] = cls.__subclasses__()
+    for sub in subclasses:
         names |= _store_error_names(sub)
     return names
 

@@ -92,7 +92,7 @@ def _table(location: str, rows: list[dict]) -> Table:
         ("findings", "right"),
         ("mean OKS", "right"),
     ):
-        t.add_column(col, justify=justify, overflow="fold")
+        t.add_column(col, justify="right" if justify == "right" else "left", overflow="fold")
     style = {"pass": "green", "conditional": "yellow", "fail": "red"}
     for r in rows:
         created = r["created_at"].strftime("%Y-%m-%d %H:%M") if r["created_at"] else ""

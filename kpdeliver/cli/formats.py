@@ -21,6 +21,7 @@ app = typer.Typer()
 # the formats the registry knows (a new format's folder appears here without touching the CLI)
 OutFormat = Enum("OutFormat", {f.replace("-", "_"): f for f in FORMATS}, type=str)  # type: ignore[misc]
 InFormat = Enum("InFormat", {"auto": "auto", **{f.replace("-", "_"): f for f in FORMATS}}, type=str)  # type: ignore[misc]
+DETECTED = InFormat("auto")
 
 
 def _schema(name: str | None):
@@ -42,14 +43,14 @@ def convert(
         ...,
         help="Annotation file or folder (COCO, CVAT XML, Label Studio, YOLO folder, Supervisely project).",
     ),
-    to: OutFormat = typer.Option(..., "--to", help="Output format."),  # type: ignore[valid-type]
+    to: OutFormat = typer.Option(..., "--to", help="Output format."),
     out: Path = typer.Option(..., "--out", help="Output folder."),
     schema: str | None = typer.Option(
         None,
         "--schema",
         help="Built-in schema name or schema YAML/CVAT XML path; default: the file's own keypoints.",
     ),
-    from_: InFormat = typer.Option(InFormat.auto, "--from", help="Input format (default: detected)."),  # type: ignore[valid-type]
+    from_: InFormat = typer.Option(DETECTED, "--from", help="Input format (default: detected)."),
     images: Path | None = typer.Option(
         None,
         "--images",
@@ -80,7 +81,7 @@ def convert(
     if outside not in ("clip", "zero"):
         typer.echo("error: --outside must be 'clip' or 'zero'", err=True)
         raise typer.Exit(2)
-    fmt = None if from_ is InFormat.auto else from_.value
+    fmt = None if from_ is DETECTED else from_.value
     parsed_schema = _schema(schema)
     try:
         size_map = read_size_table(sizes) if sizes else None

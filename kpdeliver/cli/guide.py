@@ -33,7 +33,7 @@ def guide(
     flags and reference pictures (gold labels, else the first delivered release), as one HTML page
     named with the schema's version (and a PDF with --pdf)."""
     from kpdeliver.cli.output import load_checked_config
-    from kpdeliver.cli.runtime import store_failures_said
+    from kpdeliver.cli.runtime import failures_said
     from kpdeliver.codecs.resolve import resolve_schema
     from kpdeliver.report.guide import GuideError, guide_file_name, print_pdf, render_guide
     from kpdeliver.report.guide_refs import gold_references, release_references
@@ -42,7 +42,7 @@ def guide(
     cfg = load_checked_config(config)
     schema = resolve_schema(cfg.schema_name)
     options = cfg.storage.model_dump(exclude_none=True)
-    with store_failures_said():
+    with failures_said():
         refs, where = gold_references(open_store(cfg.source, options), schema), "the batch's gold labels"
         if not refs:
             refs = release_references(open_store(cfg.releases, options), cfg.client, cfg.dataset, schema)

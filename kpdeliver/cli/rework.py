@@ -142,13 +142,13 @@ def rework(
     """Send every held-back item and error finding of a release (and the items a client rejected)
     back to the annotator who made them, with the finding's words. Safe to repeat: an item out for
     rework is not sent twice."""
-    from kpdeliver.cli.runtime import store_failures_said
+    from kpdeliver.cli.runtime import failures_said
     from kpdeliver.rework.ledger import Ledger
     from kpdeliver.rework.send import plan_round, record_round
     from kpdeliver.storage import open_store
 
     cfg = load_checked_config(config)
-    with store_failures_said():
+    with failures_said():
         qa = _release_qa(cfg, release)
         rejected = (
             _feedback(feedback, qa) if feedback is not None else None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import typer
@@ -25,6 +26,9 @@ from rich.table import Table
 
 from kpdeliver.cli.delivery import console, print_summary, run_delivery
 from kpdeliver.cli.output import fail, load_checked_config, show_table
+
+if TYPE_CHECKING:
+    from kpdeliver.release.publish import DeliveryResult
 
 app = typer.Typer()
 
@@ -120,9 +124,11 @@ def demo(
     """Generate a synthetic client batch with realistic annotator mistakes, deliver it and make its free sample."""
     from kpdeliver.synth import make_demo_batch
 
-    kwargs = {"seed": seed} | ({"n_images": images} if images else {})
     root = work.resolve()
-    make_demo_batch(root, **kwargs)
+    if images:
+        make_demo_batch(root, seed=seed, n_images=images)
+    else:
+        make_demo_batch(root, seed=seed)
     cfg = load_checked_config(root / "client.yaml")
     console.print(f"synthetic batch written to {cfg.source}")
     summary = run_delivery(cfg, root)
@@ -232,7 +238,7 @@ def make_sample(cfg, *, n: int, seed: int, work: Path, out: Path | None = None) 
 
 def write_package(
     sample_cfg,
-    summary: dict,
+    summary: DeliveryResult,
     choice,
     *,
     n_batch: int,
@@ -253,7 +259,7 @@ def write_package(
     releases = open_store(sample_cfg.releases, sample_cfg.storage.model_dump(exclude_none=True))
     page = build_sample_package(
         release=releases,
-        prefix=release_prefix(sample_cfg.client, sample_cfg.dataset, summary["version"]),
+        prefix=release_prefix(sample_cfg.client, sample_cfg.dataset, summary.version),
         batch=LocalStore(str(folder)),
         out=LocalStore(str(out)),
         schema=schema,

@@ -4,6 +4,7 @@ annotation files), or one annotation file of it, read with the meta.json of its 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from posixpath import basename
 
@@ -86,6 +87,14 @@ def read_folder_export(
     )
 
 
+def _in_keys(root: str, keyset: set[str], name: str) -> bool:
+    return root + name in keyset
+
+
+def _head_of(head: Callable[[str], bytes], root: str, name: str) -> bytes:
+    return head(root + name)
+
+
 def split_store_projects(
     keys: list[str], head: Callable[[str], bytes]
 ) -> tuple[dict[str, list[str]], list[str]]:
@@ -101,9 +110,7 @@ def split_store_projects(
     for root in roots:
         if any(root.startswith(r) for r in taken):
             continue
-        c = registry.folder_codec(
-            lambda name, root=root: root + name in keyset, lambda name, root=root: head(root + name)
-        )
+        c = registry.folder_codec(partial(_in_keys, root, keyset), partial(_head_of, head, root))
         if c is None or c.folder_files is None:
             continue
         marker = next(root + n for n in c.folder_markers if root + n in keyset)

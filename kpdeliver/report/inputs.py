@@ -107,7 +107,7 @@ def _rework(rework: dict | None, alias: dict[str, str], fix) -> dict | None:
     def row(r: dict) -> dict:
         return {
             **r,
-            "annotator": alias.get(r.get("annotator"), r.get("annotator")),
+            "annotator": alias.get(str(r.get("annotator")), r.get("annotator")),
             "new_findings": fix(r.get("new_findings")),
         }
 

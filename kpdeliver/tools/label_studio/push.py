@@ -127,6 +127,8 @@ def push_annotator(
     prelabels: dict[str, list[dict]],
 ) -> ProjectPush:
     """Create or update one annotator's project so it holds exactly their assigned images."""
+    if config.tool is None:
+        raise ToolError("the client config has no tool: section")
     title = config.tool.project_title(client=config.client, dataset=config.dataset, annotator=annotator)
     project = client.project_by_title(title)
     report = ProjectPush(annotator, project.id if project else -1, title)
