@@ -36,7 +36,7 @@ K = {n: i for i, n in enumerate(COCO17.keypoints)}
 
 def pose(cx: float = 300, cy: float = 400, *, xy: np.ndarray = FRONT, v: float = 2.0) -> np.ndarray:
     out = np.zeros((len(xy), 3))
-    out[:, :2] = [*xy, cx, cy]
+    out[:, :2] = xy + np.array([cx, cy])  # numpy: every point moved by the centre
     out[:, 2] = v
     return out
 
