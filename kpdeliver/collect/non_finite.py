@@ -39,60 +39,65 @@ def hold_non_finite(decoded: Decoded) -> Decoded:
     if not bad.any():
         return decoded
     ds = decoded.dataset
-    ins, names = ds.instances, dict(zip(ds.images.id.tolist(), ds.images.file_name.tolist(), strict=True))
+    names = dict(zip(ds.images.id.tolist(), ds.images.file_name.tolist(), strict=True))
     log = DecodeLog("")
     for i in np.flatnonzero(bad).tolist():
-        field = (
-            "keypoints"
-            if not np.isfinite(ins.keypoints[i]).all()
-            else ("area" if np.isinf(ins.area[i]) else "bbox")
-        )
-        source = (
-            str(ins.extra["source"][i]) if "source" in ins.extra else _image_source(ds, int(ins.image_id[i]))
-        )
-        values = (
-            ins.keypoints[i].reshape(-1)
-            if field == "keypoints"
-            else (ins.bbox[i] if field == "bbox" else ins.area[i : i + 1])
-        )
-        problem = ItemProblem(
-            "schema.non_finite",
-            source,
-            f"{source}: annotation id={int(ins.id[i])}, field {field!r}: holds NaN or "
-            "infinite numbers, which no consumer of a written file accepts; held back",
-            field=field,
-            image_id=int(ins.image_id[i]),
-            annotation_id=int(ins.id[i]),
-            file_name=names.get(int(ins.image_id[i])),
-            annotator=str(ins.annotator[i] or ""),
-            raw=orjson.dumps(
-                {
-                    "id": int(ins.id[i]),
-                    field: [None if not np.isfinite(x) else float(x) for x in values],
-                    "nonfinite": [repr(float(x)) for x in values if not np.isfinite(x)],
-                }
-            ).decode(),
-        )
-        log.problems.append(problem)  # the instance is held back whole; each bad keypoint is named
-        log.note(
-            problem.finding()
-            if field != "keypoints"
-            else non_finite_keypoint_findings(
-                ins.keypoints[i],
-                ds.schema.keypoints,
-                where=f"{source}: annotation id={int(ins.id[i])}, field 'keypoints'",
-                held="is not finite, which no consumer of a written file accepts; the instance is held back",
-                image_id=problem.image_id,
-                file_name=problem.file_name,
-                annotation_id=problem.annotation_id,
-                annotator=problem.annotator or None,
-                source=source,
-            )
-        )
+        _hold_instance(log, ds, names, i)
     kept = Decoded(ds.subset_instances(~bad), decoded.findings, decoded.rejected)
     kept.merge_findings(log.findings_table())
     kept.rejected = pa.concat_tables([decoded.rejected.cast(REJECTED_SCHEMA), log.rejected_table()])
     return kept
+
+
+def _hold_instance(log: DecodeLog, ds: Dataset, names: dict, i: int) -> None:
+    """Record instance `i` (which holds non-finite numbers) in `log`: held back whole as one problem,
+    with a finding per bad keypoint, or one for its bbox or area."""
+    ins = ds.instances
+    field = (
+        "keypoints"
+        if not np.isfinite(ins.keypoints[i]).all()
+        else ("area" if np.isinf(ins.area[i]) else "bbox")
+    )
+    source = str(ins.extra["source"][i]) if "source" in ins.extra else _image_source(ds, int(ins.image_id[i]))
+    values = (
+        ins.keypoints[i].reshape(-1)
+        if field == "keypoints"
+        else (ins.bbox[i] if field == "bbox" else ins.area[i : i + 1])
+    )
+    problem = ItemProblem(
+        "schema.non_finite",
+        source,
+        f"{source}: annotation id={int(ins.id[i])}, field {field!r}: holds NaN or "
+        "infinite numbers, which no consumer of a written file accepts; held back",
+        field=field,
+        image_id=int(ins.image_id[i]),
+        annotation_id=int(ins.id[i]),
+        file_name=names.get(int(ins.image_id[i])),
+        annotator=str(ins.annotator[i] or ""),
+        raw=orjson.dumps(
+            {
+                "id": int(ins.id[i]),
+                field: [None if not np.isfinite(x) else float(x) for x in values],
+                "nonfinite": [repr(float(x)) for x in values if not np.isfinite(x)],
+            }
+        ).decode(),
+    )
+    log.problems.append(problem)  # the instance is held back whole; each bad keypoint is named
+    log.note(
+        problem.finding()
+        if field != "keypoints"
+        else non_finite_keypoint_findings(
+            ins.keypoints[i],
+            ds.schema.keypoints,
+            where=f"{source}: annotation id={int(ins.id[i])}, field 'keypoints'",
+            held="is not finite, which no consumer of a written file accepts; the instance is held back",
+            image_id=problem.image_id,
+            file_name=problem.file_name,
+            annotation_id=problem.annotation_id,
+            annotator=problem.annotator or None,
+            source=source,
+        )
+    )
 
 
 def _image_source(ds: Dataset, image_id: int) -> str:

@@ -23,6 +23,7 @@ from kpdeliver.storage.base import ObjectStore, StorageError
 from kpdeliver.storage.errors import NOT_A_FOLDER, StoreFault, os_errors, os_fault
 from kpdeliver.storage.held import HeldFolders
 from kpdeliver.storage.keys import check_key
+from kpdeliver.storage.links import LinkError, is_link, remove_if_present
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 # O_NONBLOCK: opening a FIFO planted in a batch must not hang the run; it is refused after fstat
@@ -30,31 +31,6 @@ _READ_MAX = 1 << 30  # Linux returns at most 2 GiB - 4 KiB per read; below that 
 _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _TEMP = ".kp-tmp"
 _HELD_MAX = 128  # folder descriptors one store keeps at most (the usual limit is 1,024 per process)
-
-
-def _remove(name: str, dir_fd: int) -> None:
-    try:
-        os.unlink(name, dir_fd=dir_fd)
-    except FileNotFoundError:
-        pass
-
-
-def _is_link(name: str, dir_fd: int) -> bool:
-    try:
-        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
-    except OSError:
-        return False
-
-
-class LinkError(StorageError):
-    """A key passes through a symbolic link (or names something that is not a regular file)."""
-
-    def __init__(self, message: str, key: str) -> None:
-        super().__init__(message, key)  # both in args: the error pickles (Dask workers)
-        self.key = key  # the link itself, which may be a folder above the key asked for
-
-    def __str__(self) -> str:
-        return self.args[0]
 
 
 class LocalStore(ObjectStore):
@@ -125,7 +101,7 @@ class LocalStore(ObjectStore):
                         fd = os.open(name, _DIR, dir_fd=fds[-1])
                 except OSError as e:
                     # O_DIRECTORY|O_NOFOLLOW on a link to a folder fails ENOTDIR, on any other link ELOOP
-                    if e.errno == errno.ELOOP or (e.errno == errno.ENOTDIR and _is_link(name, fds[-1])):
+                    if e.errno == errno.ELOOP or (e.errno == errno.ENOTDIR and is_link(name, fds[-1])):
                         link = "/".join(parts[: i + 1])
                         raise LinkError(
                             f"cannot use {self.location(key)}: {self.location(link)} is a "
@@ -294,7 +270,7 @@ class LocalStore(ObjectStore):
             try:
                 yield folder, tmp, parts[-1], fd
             except BaseException:
-                _remove(tmp, folder)
+                remove_if_present(tmp, folder)
                 raise
             finally:
                 try:
@@ -331,7 +307,7 @@ class LocalStore(ObjectStore):
             except FileExistsError:
                 return False
             finally:
-                _remove(tmp, dir_fd)
+                remove_if_present(tmp, dir_fd)
 
     def delete(self, key: str) -> None:
         parts = self._parts(key)
@@ -370,7 +346,7 @@ class LocalStore(ObjectStore):
                         )
                     os.replace(tmp, dst[-1], src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
                 except BaseException:
-                    _remove(tmp, dir_fd)
+                    remove_if_present(tmp, dir_fd)
                     raise
                 return
         except (FileNotFoundError, NotADirectoryError):

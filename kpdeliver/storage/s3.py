@@ -14,12 +14,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import os
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
@@ -40,36 +38,10 @@ from botocore.exceptions import (
 from kpdeliver.storage.base import ObjectStore, StorageError, StoreUnreachable
 from kpdeliver.storage.errors import CORRUPTED, NO_CREDENTIALS, NOT_FOUND, StoreFault, s3_fault
 from kpdeliver.storage.keys import check_key
+from kpdeliver.storage.s3_settings import MAX_PRESIGN_SECONDS, MiB, S3Settings, env_endpoint
 
-MiB = 1024 * 1024
-MAX_SINGLE_COPY = 5 * 1024 * MiB  # CopyObject's limit; larger objects are copied part by part
-MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4 presigned URLs live at most 7 days
 _CHECKSUM = {"ChecksumAlgorithm": "SHA256"}
 _MISSING = {"404", "NoSuchKey", "NotFound"}
-
-
-@dataclass(frozen=True)
-class S3Settings:
-    """What it takes to rebuild a client. Holds no secret, so stores pickle safely."""
-
-    endpoint_url: str | None = None
-    region: str | None = None
-    profile: str | None = None
-    retries_mode: str = field(default_factory=lambda: os.environ.get("AWS_RETRY_MODE", "standard"))
-    max_attempts: int = field(default_factory=lambda: int(os.environ.get("AWS_MAX_ATTEMPTS", "8")))
-    multipart_threshold: int = 16 * MiB
-    multipart_chunksize: int = 16 * MiB
-    copy_threshold: int = MAX_SINGLE_COPY
-
-    def __post_init__(self) -> None:
-        if self.retries_mode not in ("standard", "adaptive"):
-            raise StorageError(f"retries mode must be standard or adaptive, not {self.retries_mode!r}")
-        if self.multipart_chunksize < 5 * MiB:
-            raise StorageError("S3 multipart parts must be at least 5 MiB")
-
-
-def _env_endpoint() -> str | None:
-    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
 
 
 class S3Store(ObjectStore):
@@ -133,7 +105,7 @@ class S3Store(ObjectStore):
                     connect_timeout=10,
                     read_timeout=60,
                     # S3-compatible servers (MinIO, moto) are addressed by path, not by bucket DNS name
-                    s3={"addressing_style": "path"} if s.endpoint_url or _env_endpoint() else None,
+                    s3={"addressing_style": "path"} if s.endpoint_url or env_endpoint() else None,
                 )
                 self._client = session.client("s3", endpoint_url=s.endpoint_url, config=config)
             return self._client
@@ -177,7 +149,7 @@ class S3Store(ObjectStore):
                 CORRUPTED,
             ) from None
         except (EndpointConnectionError, ConnectTimeoutError) as e:
-            endpoint = self.settings.endpoint_url or _env_endpoint() or "AWS S3"
+            endpoint = self.settings.endpoint_url or env_endpoint() or "AWS S3"
             raise StoreUnreachable(
                 f"cannot {action} {where}: the S3 endpoint {endpoint} cannot be reached "
                 f"({type(e).__name__}); nothing was checked"

@@ -29,11 +29,11 @@ from kpdeliver.codecs.coco.columns import (
     uniform_block,
     valid_numbers,
 )
+from kpdeliver.codecs.coco.document import coco_doc, note_quirks, read_categories
 from kpdeliver.codecs.coco.metadata import (
     name_order,
     schema_from_coco_category,
     schema_from_file,
-    skeleton_edges,
 )
 from kpdeliver.codecs.json_doc import load_json, raw_json
 from kpdeliver.findings import findings_for
@@ -83,10 +83,10 @@ def _decode(
     data: bytes, *, schema: KeypointSchema | None, source: str, annotator: str, category: str | None
 ) -> Decoded:
     log = DecodeLog(source)
-    doc = _coco_doc(load_json(data, source, log), source)
+    doc = coco_doc(load_json(data, source, log), source)
     anns = doc.get("annotations") or []
     raw_images = doc.get("images") or []
-    cats = _categories(doc.get("categories") or [], log)
+    cats = read_categories(doc.get("categories") or [], log)
     chosen = choose_category(cats, anns, schema=schema, category=category, source=source)
     if chosen is not None:
         anns = of_category(anns, cats, chosen, log, annotator=annotator)
@@ -99,7 +99,7 @@ def _decode(
         lengths = np.fromiter(
             (kp_length(a.get("keypoints")) if isinstance(a, dict) else -1 for a in anns), np.int64, len(anns)
         )
-    _quirks(doc, cats, anns, lengths, log)
+    note_quirks(doc, cats, anns, lengths, log)
     if schema is None:
         schema = (
             schema_from_coco_category(chosen[0], len(chosen[0]["keypoints"]))
@@ -112,6 +112,32 @@ def _decode(
     img_of: dict[int, str] = {}
     images = _decode_images(raw_images, source, img_of, log)
 
+    good, kps = _kept_keypoints(anns, uniform, lengths, schema, img_of=img_of, log=log, annotator=annotator)
+    if order is not None:
+        kps = kps[:, order, :]
+    instances = _instances_of_dicts(good, kps, k, annotator)
+    _fill_frames_from_images(instances, raw_images)
+    categories = tuple(
+        Category(as_int(c.get("id"), 1), str(c.get("name", "")), str(c.get("supercategory", "")))
+        for c in cats
+    )
+    dataset = Dataset(schema, images, instances, categories)
+    return Decoded.logged(dataset, log)
+
+
+def _kept_keypoints(
+    anns: list,
+    uniform: np.ndarray | None,
+    lengths: np.ndarray,
+    schema: KeypointSchema,
+    *,
+    img_of: dict[int, str],
+    log: DecodeLog,
+    annotator: str,
+) -> tuple[list[dict], np.ndarray]:
+    """The annotations that can be modelled and their keypoints [n, K, 3] in the file's point order
+    (one numpy block when all are numeric); the others are held back in `log` (`_hold_misshapen`)."""
+    k = schema.num_keypoints
     shaped = np.flatnonzero(lengths == k)
     if uniform is not None and len(shaped) == len(anns):
         block = uniform.astype(np.float64, copy=False).reshape(len(anns), k, 3)
@@ -133,27 +159,7 @@ def _decode(
         keep_rows = shaped.tolist()
     good = [anns[i] for i in keep_rows]
     kps = block if block is not None else keypoint_array([a["keypoints"] for a in good], k)
-    if order is not None:
-        kps = kps[:, order, :]
-    instances = _instances_of_dicts(good, kps, k, annotator)
-    _fill_frames_from_images(instances, raw_images)
-    categories = tuple(
-        Category(as_int(c.get("id"), 1), str(c.get("name", "")), str(c.get("supercategory", "")))
-        for c in cats
-    )
-    dataset = Dataset(schema, images, instances, categories)
-    return Decoded.logged(dataset, log)
-
-
-def _coco_doc(doc, source: str) -> dict:
-    """The parsed file as a COCO dataset's dict, or CodecError saying what it is instead."""
-    if isinstance(doc, list):
-        raise CodecError(f"{source}: a JSON list, not a COCO dataset ({_list_kind(doc)})")
-    if not isinstance(doc, dict) or "annotations" not in doc:
-        raise CodecError(f"{source}: field 'annotations' is missing; not a COCO keypoints file")
-    if not all(isinstance(doc.get(f) or [], list) for f in ("images", "annotations", "categories")):
-        raise CodecError(f"{source}: fields 'images', 'annotations' and 'categories' must be lists")
-    return doc
+    return good, kps
 
 
 def _hold_misshapen(
@@ -249,7 +255,7 @@ def _decode_typed(data: bytes, *, schema: KeypointSchema | None, source: str, an
     if schema is not None and schema.num_keypoints != file_k:
         raise typed.NotTypical("keypoint count differs from the schema")
     log = DecodeLog(source)
-    _quirks(None, cats, [], lengths, log)
+    note_quirks(None, cats, [], lengths, log)
     if schema is None:
         schema = schema_from_file(cats, lengths, source)
     k = schema.num_keypoints
@@ -330,77 +336,11 @@ def _struct_columns(anns: list, annotator: str) -> dict:
     }
 
 
-def _categories(raw: list, log: DecodeLog) -> list[dict]:
-    """The category objects; one whose 'keypoints' or 'skeleton' is not a list is read without it."""
-    cats = []
-    for c in raw:
-        if not isinstance(c, dict):
-            continue
-        for key in ("keypoints", "skeleton"):
-            if c.get(key) is not None and not isinstance(c[key], list):
-                log.quirk(f"category {c.get('name')!r}, field {key!r}: not a list; ignored")
-                c = {**c, key: []}
-        cats.append(c)
-    return cats
-
-
 def _ints(where: str, key: str, values: list, default: int = NONE) -> np.ndarray:
     try:
         return int_col(values, default)
     except OverflowError as e:
         raise OverflowError(f"{where}, field {key!r}: {e}") from None
-
-
-def _list_kind(doc: list) -> str:
-    """What a top-level JSON list most likely is, so the refusal names it."""
-    first = doc[0] if doc and isinstance(doc[0], dict) else {}
-    if "joints" in first and "joints_vis" in first:
-        return "an MPII-style list of {joints, joints_vis, center, scale}: convert it to COCO first"
-    if "image_id" in first and "keypoints" in first:
-        return (
-            "a COCO keypoint *results* file: no images, categories or flags of its own; "
-            "decode it against its ground truth"
-        )
-    if "data" in first or "result" in first or "annotations" in first:
-        return "it looks like a Label Studio export: read it with the Label Studio codec"
-    return "no 'images', 'annotations' or 'categories' fields"
-
-
-def _quirks(doc: dict, cats: list[dict], anns: list, lengths: np.ndarray, log: DecodeLog) -> None:
-    """Info findings for file-level oddities that decoding works around (nothing is dropped silently)."""
-    msgs = []
-    k = int(np.bincount(lengths[lengths > 0]).argmax()) if (lengths > 0).any() else 0
-    for c in cats:
-        names = c.get("keypoints") or []
-        if names and k and len(names) != k:
-            msgs.append(
-                f"category {c.get('name')!r} names {len(names)} keypoints but annotations carry {k}; "
-                "names ignored"
-            )
-        elif not names and k:
-            msgs.append(f"category {c.get('name')!r} has no keypoint names; points taken in file order")
-        edges = skeleton_edges(c)
-        flat = [x for e in edges for x in e]
-        if flat and k:
-            base = 0 if min(flat) == 0 else 1
-            bad = sum(1 for a, b in edges if not (0 <= a - base < k and 0 <= b - base < k))
-            if bad:
-                msgs.append(
-                    f"category {c.get('name')!r}: {bad} skeleton edge(s) index past {k} keypoints; dropped"
-                )
-    first = next((a for a in anns if isinstance(a, dict)), {})
-    parts = sorted(key for key in first if key.endswith("_kpts") or key.startswith("keypoints_"))
-    if parts:
-        msgs.append(f"annotations carry extra keypoint arrays {parts}; only 'keypoints' is decoded")
-    if (
-        first
-        and isinstance(first.get("keypoints"), list)
-        and first["keypoints"]
-        and isinstance(first["keypoints"][0], list)
-    ):
-        msgs.append("keypoints stored nested as [[x, y, v], ...]")
-    for m in msgs:
-        log.quirk(m)
 
 
 def _decode_images(raw: list, source: str, img_of: dict[int, str], log: DecodeLog) -> Images:

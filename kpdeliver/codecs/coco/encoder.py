@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import orjson
 
-from kpdeliver.model import NONE, Dataset, bbox_or_from_keypoints
+from kpdeliver.model import NONE, Dataset, Instances, bbox_or_from_keypoints
 
 
 def encode(dataset: Dataset, *, indent: bool = False) -> bytes:
@@ -14,8 +14,37 @@ def encode(dataset: Dataset, *, indent: bool = False) -> bytes:
     below 1 or repeated (pycocotools' COCOeval takes a matched id 0 for "unmatched", so a file
     with id 0 scores itself AP 0.25, not 1.0); each annotation then keeps its id as `source_id`."""
     schema = dataset.schema
-    ins = dataset.instances
-    n, k = len(ins), schema.num_keypoints
+    annotations = _annotations(dataset.instances, schema.num_keypoints)
+    im = dataset.images
+    images = [
+        {"id": i, "file_name": f, "width": w, "height": h}
+        for i, f, w, h in zip(im.id.tolist(), im.file_name.tolist(), im.width.tolist(), im.height.tolist())
+    ]
+    skeleton_1based = [[a + 1, b + 1] for a, b in schema.skeleton]
+    categories = [
+        {
+            "id": c.id,
+            "name": c.name,
+            "supercategory": c.supercategory or c.name,
+            "keypoints": list(schema.keypoints),
+            "skeleton": skeleton_1based,
+        }
+        for c in dataset.categories
+    ]
+    doc = {
+        "info": {"description": f"kpdeliver export ({schema.name})"},
+        "images": images,
+        "annotations": annotations,
+        "categories": categories,
+    }
+    return orjson.dumps(doc, option=orjson.OPT_INDENT_2 if indent else 0)
+
+
+def _annotations(ins: Instances, k: int) -> list[dict]:
+    """The COCO annotation objects, one per instance: keypoints flattened with integer flags when
+    all are whole, `num_keypoints`, `area` and the bbox filled in when absent, optional fields only
+    when set."""
+    n = len(ins)
     vis = ins.v
     v_int = np.all(vis == np.round(vis)) if n else True
     flat = ins.keypoints.reshape(n, k * 3).tolist()
@@ -55,29 +84,7 @@ def encode(dataset: Dataset, *, indent: bool = False) -> bytes:
         if annot[i]:
             a["annotator"] = annot[i]
         annotations.append(a)
-    im = dataset.images
-    images = [
-        {"id": i, "file_name": f, "width": w, "height": h}
-        for i, f, w, h in zip(im.id.tolist(), im.file_name.tolist(), im.width.tolist(), im.height.tolist())
-    ]
-    skeleton_1based = [[a + 1, b + 1] for a, b in schema.skeleton]
-    categories = [
-        {
-            "id": c.id,
-            "name": c.name,
-            "supercategory": c.supercategory or c.name,
-            "keypoints": list(schema.keypoints),
-            "skeleton": skeleton_1based,
-        }
-        for c in dataset.categories
-    ]
-    doc = {
-        "info": {"description": f"kpdeliver export ({schema.name})"},
-        "images": images,
-        "annotations": annotations,
-        "categories": categories,
-    }
-    return orjson.dumps(doc, option=orjson.OPT_INDENT_2 if indent else 0)
+    return annotations
 
 
 def coco_annotation_ids(ids: np.ndarray) -> tuple[list[int], list[int] | None]:

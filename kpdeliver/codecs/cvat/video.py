@@ -58,11 +58,10 @@ def _track_series(shapes: list[Element], frames: np.ndarray, xy_of, n_pts: int):
 
 def video_images(root: Element, walk: ShapeWalk) -> Images:
     """Every track's instances added to `walk.rows`; one image per frame used."""
-    k = walk.k
     size = root.find("./meta//original_size")
     w = int_text(size.findtext("width")) if size is not None else 0
     h = int_text(size.findtext("height")) if size is not None else 0
-    start, step = _frame_grid(root)
+    grid = _frame_grid(root)
     used: set[int] = set()
     for tr in root.findall("track"):
         tid = int_attr(tr, "id", NONE)
@@ -70,51 +69,14 @@ def video_images(root: Element, walk: ShapeWalk) -> Images:
         skel = tr.findall("skeleton")
         pts = tr.findall("points")
         if skel:
-            order = walk.skeleton_order(tr, f"track id={tid}", NONE)
-            if order is None:
-                continue
-            frames = _grid_frames(
-                [int_attr(s, "frame", 0) for s in skel], start, step, f"{walk.source}: track id={tid}"
-            )
-            _, alive, gone, occ = _track_series(skel, frames, lambda s: np.zeros((0, 2)), 0)
-            frames, occ = frames[alive & ~gone], occ[alive & ~gone]
-            xy = np.zeros((len(frames), k, 2))
-            present, outside, occluded = (np.zeros((len(frames), k), bool) for _ in range(3))
-            for element, shapes in _element_series(tr, skel).items():
-                i = order.get(element)
-                if i is None or not shapes:
-                    continue
-                sxy, sp, so, socc = _track_series(shapes, frames, lambda s: first_xy(s.get("points")), 1)
-                xy[:, i], present[:, i], outside[:, i], occluded[:, i] = sxy[:, 0], sp, so, socc | occ
-            labelled = (present & ~outside).any(axis=1)
-            frames, xy, present, outside, occluded = (
-                a[labelled] for a in (frames, xy, present, outside, occluded)
-            )
+            series = _skeleton_track(tr, skel, walk, tid, grid)
         elif pts:
-            if walk.stray(
-                label,
-                f"track id={tid} ({len(pts)} shapes)",
-                int_attr(pts[0], "frame", NONE),
-                len(xy_pairs(pts[0].get("points"))),
-            ):
-                continue
-            if any(len(xy_pairs(s.get("points"))) != k for s in pts):
-                for s in pts:
-                    walk.free_points(
-                        s, f"track id={tid} ({label!r}) frame {s.get('frame')}", int_attr(s, "frame", NONE)
-                    )
-                continue
-            frames = _grid_frames(
-                [int_attr(s, "frame", 0) for s in pts], start, step, f"{walk.source}: track id={tid}"
-            )
-            sxy, sp, so, socc = _track_series(pts, frames, lambda s: xy_pairs(s.get("points")), k)
-            keep = sp & ~so
-            frames, xy = frames[keep], sxy[keep]
-            present = np.ones((len(frames), k), bool)
-            outside = np.zeros((len(frames), k), bool)
-            occluded = np.repeat(socc[keep][:, None], k, axis=1)
+            series = _points_track(pts, walk, tid, label, grid)
         else:
             continue
+        if series is None:
+            continue
+        frames, xy, present, outside, occluded = series
         for j, f in enumerate(frames.tolist()):
             used.add(f)
             walk.rows.add(
@@ -135,6 +97,66 @@ def video_images(root: Element, walk: ShapeWalk) -> Images:
         height=[h] * len(numbers),
         source=[walk.source] * len(numbers),
     )
+
+
+def _skeleton_track(
+    tr: Element, skel: list[Element], walk: ShapeWalk, tid: int, grid: tuple[int, int]
+) -> tuple[np.ndarray, ...] | None:
+    """A skeleton track's labelled frames: (frames, xy [F, K, 2], present, outside, occluded [F, K]),
+    each element's series in the schema's order; None when its elements do not map onto the schema."""
+    k = walk.k
+    start, step = grid
+    order = walk.skeleton_order(tr, f"track id={tid}", NONE)
+    if order is None:
+        return None
+    frames = _grid_frames(
+        [int_attr(s, "frame", 0) for s in skel], start, step, f"{walk.source}: track id={tid}"
+    )
+    _, alive, gone, occ = _track_series(skel, frames, lambda s: np.zeros((0, 2)), 0)
+    frames, occ = frames[alive & ~gone], occ[alive & ~gone]
+    xy = np.zeros((len(frames), k, 2))
+    present, outside, occluded = (np.zeros((len(frames), k), bool) for _ in range(3))
+    for element, shapes in _element_series(tr, skel).items():
+        i = order.get(element)
+        if i is None or not shapes:
+            continue
+        sxy, sp, so, socc = _track_series(shapes, frames, lambda s: first_xy(s.get("points")), 1)
+        xy[:, i], present[:, i], outside[:, i], occluded[:, i] = sxy[:, 0], sp, so, socc | occ
+    labelled = (present & ~outside).any(axis=1)
+    return tuple(a[labelled] for a in (frames, xy, present, outside, occluded))
+
+
+def _points_track(
+    pts: list[Element], walk: ShapeWalk, tid: int, label: str, grid: tuple[int, int]
+) -> tuple[np.ndarray, ...] | None:
+    """A points track's frames inside the track: (frames, xy [F, K, 2], present, outside,
+    occluded [F, K]); None when it is held back (a stray label, or shapes of another point count,
+    each then read as free points)."""
+    k = walk.k
+    start, step = grid
+    if walk.stray(
+        label,
+        f"track id={tid} ({len(pts)} shapes)",
+        int_attr(pts[0], "frame", NONE),
+        len(xy_pairs(pts[0].get("points"))),
+    ):
+        return None
+    if any(len(xy_pairs(s.get("points"))) != k for s in pts):
+        for s in pts:
+            walk.free_points(
+                s, f"track id={tid} ({label!r}) frame {s.get('frame')}", int_attr(s, "frame", NONE)
+            )
+        return None
+    frames = _grid_frames(
+        [int_attr(s, "frame", 0) for s in pts], start, step, f"{walk.source}: track id={tid}"
+    )
+    sxy, sp, so, socc = _track_series(pts, frames, lambda s: xy_pairs(s.get("points")), k)
+    keep = sp & ~so
+    frames, xy = frames[keep], sxy[keep]
+    present = np.ones((len(frames), k), bool)
+    outside = np.zeros((len(frames), k), bool)
+    occluded = np.repeat(socc[keep][:, None], k, axis=1)
+    return frames, xy, present, outside, occluded
 
 
 def _element_series(track: Element, skeletons: list[Element]) -> dict[str, list[Element]]:

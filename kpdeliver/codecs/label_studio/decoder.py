@@ -93,26 +93,7 @@ def decode(
         names.append(ref)
         ws.append(size[0])
         hs.append(size[1])
-        works = as_list(task.get("annotations")) or as_list(task.get("completions"))
-        kind = "annotation"
-        if not works:
-            works, kind = as_list(task.get("predictions")), "prediction"
-        elif as_list(task.get("predictions")):
-            st.quirk(f"task {image_id}: {len(task['predictions'])} predictions ignored (annotations present)")
-        for w_no, work in enumerate(works):
-            if not isinstance(work, dict) or work.get("was_cancelled"):
-                continue
-            who = annotator or _who(work)
-            where = f"task {image_id} {kind} {work.get('id', w_no)}"
-            decode_results(
-                as_list(work.get("result")),
-                st,
-                index=index,
-                image_id=image_id,
-                who=who,
-                where=where,
-                size=size,
-            )
+        _decode_works(task, st, index=index, image_id=image_id, annotator=annotator, size=size)
     n = len(st.kps)
     instances = Instances.build(
         id=_ids(st.ids),
@@ -128,6 +109,33 @@ def decode(
     return Decoded.logged(ds, st.log)
 
 
+def _decode_works(
+    task: dict, st: Gathered, *, index: dict[str, int], image_id: int, annotator: str, size: tuple[int, int]
+) -> None:
+    """A task's annotations (else its predictions) gathered into `st`; cancelled ones skipped, and
+    predictions beside annotations noted as ignored."""
+    works = as_list(task.get("annotations")) or as_list(task.get("completions"))
+    kind = "annotation"
+    if not works:
+        works, kind = as_list(task.get("predictions")), "prediction"
+    elif as_list(task.get("predictions")):
+        st.quirk(f"task {image_id}: {len(task['predictions'])} predictions ignored (annotations present)")
+    for w_no, work in enumerate(works):
+        if not isinstance(work, dict) or work.get("was_cancelled"):
+            continue
+        who = annotator or _who(work)
+        where = f"task {image_id} {kind} {work.get('id', w_no)}"
+        decode_results(
+            as_list(work.get("result")),
+            st,
+            index=index,
+            image_id=image_id,
+            who=who,
+            where=where,
+            size=size,
+        )
+
+
 def _schema_from_labels(tasks: list[dict], st: Gathered, source: str) -> KeypointSchema:
     """With no labeling config: the one built-in schema that names every keypoint label used,
     else a schema whose order is the labels' as first seen (as `--schema file` takes a file's own
@@ -137,35 +145,7 @@ def _schema_from_labels(tasks: list[dict], st: Gathered, source: str) -> Keypoin
     from kpdeliver.names import normalise_name
     from kpdeliver.schema import BUILTIN_SCHEMAS
 
-    seen: dict[str, dict[str, None]] = {}  # control -> labels in first-seen order
-    tied: set[str] = set()
-    for t in tasks:
-        for w in (
-            as_list(t.get("annotations")) + as_list(t.get("completions")) + as_list(t.get("predictions"))
-        ):
-            results = (
-                [r for r in as_list(w.get("result")) if isinstance(r, dict)] if isinstance(w, dict) else []
-            )
-            boxes = {region_id(r, "id") for r in results if r.get("type") == "rectanglelabels"} - {None}
-            linked = {
-                a if b in boxes else b
-                for r in results
-                if r.get("type") == "relation"
-                for a, b in [(region_id(r, "from_id"), region_id(r, "to_id"))]
-                if (a in boxes) != (b in boxes)
-            }
-            for r in results:
-                labels = [
-                    lab
-                    for lab in as_list(as_dict(r.get("value")).get("keypointlabels"))
-                    if isinstance(lab, str)
-                ]
-                if not labels:
-                    continue
-                control = str(r.get("from_name") or "keypoints")
-                seen.setdefault(control, {}).update(dict.fromkeys(labels))
-                if region_id(r, "parentID") in boxes or region_id(r, "id") in linked:
-                    tied.add(control)
+    seen, tied = _labels_by_control(tasks)
     if not seen:
         raise CodecError(
             f"{source}: no labeling config, no schema given, and no keypoint labels to take one from"
@@ -202,6 +182,41 @@ def _schema_from_labels(tasks: list[dict], st: Gathered, source: str) -> Keypoin
         category=control,
         source=f"Label Studio keypoint labels of control {control!r} (no labeling config)",
     )
+
+
+def _labels_by_control(tasks: list[dict]) -> tuple[dict[str, dict[str, None]], set[str]]:
+    """The keypoint labels used, by KeyPointLabels control in first-seen order, and the controls
+    whose points are tied to boxes (by `parentID` or a relation)."""
+    seen: dict[str, dict[str, None]] = {}  # control -> labels in first-seen order
+    tied: set[str] = set()
+    for t in tasks:
+        for w in (
+            as_list(t.get("annotations")) + as_list(t.get("completions")) + as_list(t.get("predictions"))
+        ):
+            results = (
+                [r for r in as_list(w.get("result")) if isinstance(r, dict)] if isinstance(w, dict) else []
+            )
+            boxes = {region_id(r, "id") for r in results if r.get("type") == "rectanglelabels"} - {None}
+            linked = {
+                a if b in boxes else b
+                for r in results
+                if r.get("type") == "relation"
+                for a, b in [(region_id(r, "from_id"), region_id(r, "to_id"))]
+                if (a in boxes) != (b in boxes)
+            }
+            for r in results:
+                labels = [
+                    lab
+                    for lab in as_list(as_dict(r.get("value")).get("keypointlabels"))
+                    if isinstance(lab, str)
+                ]
+                if not labels:
+                    continue
+                control = str(r.get("from_name") or "keypoints")
+                seen.setdefault(control, {}).update(dict.fromkeys(labels))
+                if region_id(r, "parentID") in boxes or region_id(r, "id") in linked:
+                    tied.add(control)
+    return seen, tied
 
 
 def _ids(ids: list[int | None]) -> np.ndarray:

@@ -99,17 +99,9 @@ def decode(
         raise CodecError(
             f"{source}: data.yaml kpt_shape K={k} but schema {schema.name!r} has {schema.num_keypoints}"
         )
-    names = doc.get("names") or {0: schema.category}
-    names = (
-        dict(enumerate(names))
-        if isinstance(names, list)
-        else {as_class(a, source): str(b) for a, b in names.items()}
-    )
+    names = _class_names(doc, schema, source)
     log = DecodeLog(source)
-    if dim == 2:
-        log.quirk(f"kpt_shape [{k}, 2] has no visibility; points at (0, 0) read as v=0, others as v=2")
-    if not doc.get("flip_idx"):
-        log.quirk("data.yaml has no flip_idx; horizontal-flip augmentation would swap left and right")
+    _note_yaml_quirks(doc, k, dim, log)
 
     ncol = 5 + k * dim
     img_ids, fnames, ws, hs, rows, row_img, row_line = _label_rows(
@@ -120,11 +112,8 @@ def decode(
     w = np.asarray(ws, np.float64)[row_of]
     h = np.asarray(hs, np.float64)[row_of]
     kp = arr[:, 5:].reshape(len(rows), k, dim)
-    out = np.zeros((len(rows), k, 3))
-    out[..., 0] = kp[..., 0] * w[:, None]
-    out[..., 1] = kp[..., 1] * h[:, None]
+    out = _pixel_keypoints(kp, w, h, dim)
     if dim == 3:
-        out[..., 2] = kp[..., 2]
         _odd_flags(
             kp[..., 2],
             np.asarray(img_ids, np.int64)[row_of],
@@ -133,9 +122,6 @@ def decode(
             schema,
             log,
         )
-    else:
-        out[..., 2] = np.where((kp[..., 0] == 0) & (kp[..., 1] == 0), 0, 2)
-    out[out[..., 2] == 0, :2] = 0.0
     cx, cy, bw, bh = (arr[:, j] for j in range(1, 5))
     bbox = np.stack([(cx - bw / 2) * w, (cy - bh / 2) * h, bw * w, bh * h], axis=1)
     cls = arr[:, 0].astype(np.int64)
@@ -152,6 +138,38 @@ def decode(
     return Decoded.logged(Dataset(schema, images, instances, categories), log)
 
 
+def _note_yaml_quirks(doc: dict, k: int, dim: int, log: DecodeLog) -> None:
+    """Info findings for what data.yaml leaves out: visibility flags (`kpt_shape [K, 2]`), flip_idx."""
+    if dim == 2:
+        log.quirk(f"kpt_shape [{k}, 2] has no visibility; points at (0, 0) read as v=0, others as v=2")
+    if not doc.get("flip_idx"):
+        log.quirk("data.yaml has no flip_idx; horizontal-flip augmentation would swap left and right")
+
+
+def _class_names(doc: dict, schema: KeypointSchema, source: str) -> dict[int, str]:
+    """data.yaml's class names by class id (a list or a mapping); the schema's category alone if none."""
+    names = doc.get("names") or {0: schema.category}
+    return (
+        dict(enumerate(names))
+        if isinstance(names, list)
+        else {as_class(a, source): str(b) for a, b in names.items()}
+    )
+
+
+def _pixel_keypoints(kp: np.ndarray, w: np.ndarray, h: np.ndarray, dim: int) -> np.ndarray:
+    """[N, K, 3] keypoints in pixels from normalised [N, K, dim] ones: the flag as written, or (with
+    no flag) 0 at (0, 0) and 2 elsewhere; unlabelled points (v=0) at (0, 0)."""
+    out = np.zeros((len(kp), kp.shape[1], 3))
+    out[..., 0] = kp[..., 0] * w[:, None]
+    out[..., 1] = kp[..., 1] * h[:, None]
+    if dim == 3:
+        out[..., 2] = kp[..., 2]
+    else:
+        out[..., 2] = np.where((kp[..., 0] == 0) & (kp[..., 1] == 0), 0, 2)
+    out[out[..., 2] == 0, :2] = 0.0
+    return out
+
+
 def _label_rows(
     labels: Mapping[str, bytes],
     sizes: Mapping[str, tuple[int, int]],
@@ -163,7 +181,7 @@ def _label_rows(
     """The label files' numbers, one row per well-formed line: (image ids, file names, widths,
     heights, rows, each row's image index, each row's line number). A file whose image size is
     unknown and a malformed line are held back with a finding."""
-    source, ncol = log.source, 5 + k * dim
+    source = log.source
     img_ids, fnames, ws, hs = [], [], [], []
     rows, row_img, row_line = [], [], []
     for image_id, key in enumerate(sorted(labels), start=1):
@@ -191,34 +209,44 @@ def _label_rows(
         ws.append(w)
         hs.append(h)
         for ln_no, ln in lines:
-            parts = ln.split()
-            try:
-                vals = [float(x) for x in parts]
-            except ValueError:
-                vals = None
-            if vals is None or len(vals) != ncol:
-                what = (
-                    "non-numeric values"
-                    if vals is None
-                    else f"{len(parts)} values, expected {ncol} (5 + {k}x{dim})"
-                )
-                log.hold(
-                    ItemProblem(
-                        "schema.keypoint_count" if vals else "schema.bad_type",
-                        source,
-                        f"{source}: {key} line {ln_no}: {what}",
-                        field=f"line {ln_no}",
-                        image_id=image_id,
-                        file_name=key,
-                        value=float(len(parts)) if vals else None,
-                        raw=ln,
-                    )
-                )
+            vals = _line_values(ln, ln_no, key, image_id, k, dim, log)
+            if vals is None:
                 continue
             rows.append(vals)
             row_img.append(len(img_ids) - 1)
             row_line.append(ln_no)
     return img_ids, fnames, ws, hs, rows, row_img, row_line
+
+
+def _line_values(
+    ln: str, ln_no: int, key: str, image_id: int, k: int, dim: int, log: DecodeLog
+) -> list[float] | None:
+    """A label line's numbers; None when the line is held back with a finding (non-numeric
+    values, or not 5 + K x dim of them)."""
+    source, ncol = log.source, 5 + k * dim
+    parts = ln.split()
+    try:
+        vals = [float(x) for x in parts]
+    except ValueError:
+        vals = None
+    if vals is None or len(vals) != ncol:
+        what = (
+            "non-numeric values" if vals is None else f"{len(parts)} values, expected {ncol} (5 + {k}x{dim})"
+        )
+        log.hold(
+            ItemProblem(
+                "schema.keypoint_count" if vals else "schema.bad_type",
+                source,
+                f"{source}: {key} line {ln_no}: {what}",
+                field=f"line {ln_no}",
+                image_id=image_id,
+                file_name=key,
+                value=float(len(parts)) if vals else None,
+                raw=ln,
+            )
+        )
+        return None
+    return vals
 
 
 def _odd_flags(
