@@ -152,12 +152,7 @@ def gold_findings(ctx: Context, gold: Dataset, s: DeepQASettings) -> GoldResult:
     matched[rows] = True
     oks = np.full(ctx.n, np.nan)
     oks[rows] = ev.oks
-    offset = np.where(
-        (kps[..., 2:] > 0) & (gk[..., 2:] > 0), (kps[..., :2] - gk[..., :2]) / scale[:, None, None], np.nan
-    )
-    samples = DriftSamples(
-        rows[~swap], np.full((~swap).sum(), ctx.n_annotators), offset[~swap], 1.0 - ev.oks[~swap]
-    )
+    samples = _drift_samples(ctx, rows, kps, gk, scale, swap, ev.oks)
     mine, theirs = visibility_states(kps[..., 2]), visibility_states(gk[..., 2])
     k = schema.num_keypoints
     confusion = visibility_confusion(
@@ -168,7 +163,6 @@ def gold_findings(ctx: Context, gold: Dataset, s: DeepQASettings) -> GoldResult:
         ctx.n_annotators,
         k,
     )
-    names = np.asarray(schema.keypoints, dtype=object)
     tables = []
     sw = np.flatnonzero(swap)
     tables.append(
@@ -180,6 +174,44 @@ def gold_findings(ctx: Context, gold: Dataset, s: DeepQASettings) -> GoldResult:
             message=swap_message(schema, ctx.ann[rows[sw]], pair_mask[sw], ["gold"] * len(sw)),
         )
     )
+    tables += _mismatch_tables(ctx, s, rows, dist, far, vis, mine, theirs, scale)
+    tables += _missed_tables(ctx, gctx, gm)
+    return GoldResult(concat_findings(tables), matched, oks, confusion, samples)
+
+
+def _drift_samples(
+    ctx: Context,
+    rows: np.ndarray,
+    kps: np.ndarray,
+    gk: np.ndarray,
+    scale: np.ndarray,
+    swap: np.ndarray,
+    oks: np.ndarray,
+) -> DriftSamples:
+    """Offsets from gold (in units of the gold scale) of the matched instances not swapped."""
+    offset = np.where(
+        (kps[..., 2:] > 0) & (gk[..., 2:] > 0), (kps[..., :2] - gk[..., :2]) / scale[:, None, None], np.nan
+    )
+    return DriftSamples(
+        rows[~swap], np.full((~swap).sum(), ctx.n_annotators), offset[~swap], 1.0 - oks[~swap]
+    )
+
+
+def _mismatch_tables(
+    ctx: Context,
+    s: DeepQASettings,
+    rows: np.ndarray,
+    dist: np.ndarray,
+    far: np.ndarray,
+    vis: np.ndarray,
+    mine: np.ndarray,
+    theirs: np.ndarray,
+    scale: np.ndarray,
+) -> list[pa.Table]:
+    """Findings for matched points too far from gold and for visibility flags that differ from gold's."""
+    schema = ctx.schema
+    names = np.asarray(schema.keypoints, dtype=object)
+    tables = []
     i, j = np.nonzero(far)
     px = dist[i, j] * 2 * schema.sigma_array[j] * scale[i]
     tables.append(
@@ -208,6 +240,12 @@ def gold_findings(ctx: Context, gold: Dataset, s: DeepQASettings) -> GoldResult:
             ],
         )
     )
+    return tables
+
+
+def _missed_tables(ctx: Context, gctx: Context, gm: GoldMatch) -> list[pa.Table]:
+    """Findings for instances on gold images matching no gold instance, and gold instances not labeled."""
+    tables = []
     tables.append(
         ctx.table(
             "qa.gold_mismatch",
@@ -232,4 +270,4 @@ def gold_findings(ctx: Context, gold: Dataset, s: DeepQASettings) -> GoldResult:
                 ],
             )
         )
-    return GoldResult(concat_findings(tables), matched, oks, confusion, samples)
+    return tables

@@ -21,6 +21,7 @@ from kpdeliver.qa.agreement import (
     N_STATES,
     STATE_WORDS,
     Groups,
+    MemberComparison,
     compare_members,
     overlap_groups,
     visibility_confusion,
@@ -66,22 +67,7 @@ def overlap_findings(ctx: Context, s: DeepQASettings, gold_matched: np.ndarray) 
     schema = ctx.schema
     k, a = schema.num_keypoints, ctx.n_annotators
     groups = overlap_groups(ctx.keys, ctx.ann, ctx.kps, ctx.s2, ctx.box, schema, match_min=s.match_min_oks)
-    um = groups.unmatched[
-        ~gold_matched[groups.unmatched]
-    ]  # gold found those real: gold tells who missed them
-    unmatched = concat_findings(
-        [
-            ctx.table(
-                "qa.low_agreement",
-                um,
-                message=[
-                    f"annotator {w} labeled an instance no other annotator of this image labeled"
-                    for w in ctx.ann[um]
-                ],
-            ),
-            _missed_findings(ctx, groups, gold_matched),
-        ]
-    )
+    unmatched = _unmatched_findings(ctx, groups, gold_matched)
     agreement_oks = np.full(ctx.n, np.nan)
     if not (groups.rows >= 0).any():
         return OverlapResult(
@@ -125,6 +111,49 @@ def overlap_findings(ctx: Context, s: DeepQASettings, gold_matched: np.ndarray) 
         f"the {n} other annotators of this image" if n > 1 else "the other annotator of this image"
         for n in n_oth
     ]
+    tables = _swap_and_low_tables(ctx, s, rows, present, swap, own, low, oks, pair_mask, cmp, n_oth, others)
+    tables.append(_visibility_findings(ctx, groups.rows, mine, own, n_oth, others))
+    tables.append(unmatched)
+    tables.append(_offset_findings(ctx, stats, s))
+    return OverlapResult(concat_findings(tables), agreement_oks, visibility, stats, samples)
+
+
+def _unmatched_findings(ctx: Context, groups: Groups, gold_matched: np.ndarray) -> pa.Table:
+    """Instances no other annotator of the image labeled, and instances an annotator missed."""
+    um = groups.unmatched[
+        ~gold_matched[groups.unmatched]
+    ]  # gold found those real: gold tells who missed them
+    return concat_findings(
+        [
+            ctx.table(
+                "qa.low_agreement",
+                um,
+                message=[
+                    f"annotator {w} labeled an instance no other annotator of this image labeled"
+                    for w in ctx.ann[um]
+                ],
+            ),
+            _missed_findings(ctx, groups, gold_matched),
+        ]
+    )
+
+
+def _swap_and_low_tables(
+    ctx: Context,
+    s: DeepQASettings,
+    rows: np.ndarray,
+    present: np.ndarray,
+    swap: np.ndarray,
+    own: np.ndarray,
+    low: np.ndarray,
+    oks: np.ndarray,
+    pair_mask: np.ndarray,
+    cmp: MemberComparison,
+    n_oth: np.ndarray,
+    others: list[str],
+) -> list[pa.Table]:
+    """Swap findings (softened where only two labels meet) and low-agreement findings for own instances."""
+    schema = ctx.schema
     sw = np.flatnonzero(swap & own)
     swaps = ctx.table(
         "qa.left_right_swap",
@@ -150,10 +179,7 @@ def overlap_findings(ctx: Context, s: DeepQASettings, gold_matched: np.ndarray) 
             ],
         )
     )
-    tables.append(_visibility_findings(ctx, groups.rows, mine, own, n_oth, others))
-    tables.append(unmatched)
-    tables.append(_offset_findings(ctx, stats, s))
-    return OverlapResult(concat_findings(tables), agreement_oks, visibility, stats, samples)
+    return tables
 
 
 def _swaps_put_right(ctx: Context, s: DeepQASettings, groups: Groups) -> tuple:

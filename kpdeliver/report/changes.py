@@ -74,6 +74,17 @@ def release_changes(current: ReleaseTables, previous: ReleaseTables | None) -> p
     names = dict(zip(cur_im["image_id"].to_pylist(), cur_im["file_name"].to_pylist()))
     old_names = dict(zip(prev_im["image_id"].to_pylist(), prev_im["file_name"].to_pylist()))
 
+    parts = _image_changes(cur_im, prev_im)
+    cur_ids, old_ids = cur_ann["annotation_id"].to_numpy(), prev_ann["annotation_id"].to_numpy()
+    parts += _instance_changes(cur_ann, prev_ann, cur_ids, old_ids, names, old_names)
+    both = np.intersect1d(cur_ids, old_ids)
+    if len(both):
+        parts.append(_changed_instances(cur_ann, prev_ann, cur_ids, old_ids, both, names))
+    return pa.concat_tables(parts)
+
+
+def _image_changes(cur_im: pa.Table, prev_im: pa.Table) -> list[pa.Table]:
+    """Images added, removed and changed (other bytes, i.e. another sha256), matched by file name."""
     parts = []
     cur_sha = dict(
         zip(
@@ -108,8 +119,19 @@ def release_changes(current: ReleaseTables, previous: ReleaseTables | None) -> p
                 [detail] * len(chosen),
             )
         )
+    return parts
 
-    cur_ids, old_ids = cur_ann["annotation_id"].to_numpy(), prev_ann["annotation_id"].to_numpy()
+
+def _instance_changes(
+    cur_ann: pa.Table,
+    prev_ann: pa.Table,
+    cur_ids: np.ndarray,
+    old_ids: np.ndarray,
+    names: dict,
+    old_names: dict,
+) -> list[pa.Table]:
+    """Instances added and removed, matched by annotation id."""
+    parts = []
     added, removed = ~np.isin(cur_ids, old_ids), ~np.isin(old_ids, cur_ids)
     for change, table, mask, lookup in (
         ("added", cur_ann, added, names),
@@ -127,33 +149,38 @@ def release_changes(current: ReleaseTables, previous: ReleaseTables | None) -> p
                 [f"labeled by {a}" if a else "" for a in rows["annotator"].to_pylist()],
             )
         )
-    both = np.intersect1d(cur_ids, old_ids)
-    if len(both):
-        a = cur_ann.filter(pa.array(np.isin(cur_ids, both))).sort_by("annotation_id")
-        b = prev_ann.filter(pa.array(np.isin(old_ids, both))).sort_by("annotation_id")
-        what = []
-        for col in _COMPARED:
-            if col in a.column_names and col in b.column_names:
-                what.append((col, _differs(a[col], b[col])))
-        changed = np.zeros(a.num_rows, bool)
-        for _, d in what:
-            changed |= d
-        idx = np.flatnonzero(changed)
-        details = [
-            ", ".join(col.replace("_", " ") for col, d in what if d[i]) + " changed" for i in idx.tolist()
-        ]
-        image_ids = a["image_id"].take(pa.array(idx)).to_pylist()
-        parts.append(
-            _rows(
-                "instance",
-                "changed",
-                image_ids,
-                a["annotation_id"].take(pa.array(idx)).to_pylist(),
-                [names.get(i) for i in image_ids],
-                details,
-            )
-        )
-    return pa.concat_tables(parts)
+    return parts
+
+
+def _changed_instances(
+    cur_ann: pa.Table,
+    prev_ann: pa.Table,
+    cur_ids: np.ndarray,
+    old_ids: np.ndarray,
+    both: np.ndarray,
+    names: dict,
+) -> pa.Table:
+    """Instances in both releases whose image, bbox, keypoints or annotator changed, naming what did."""
+    a = cur_ann.filter(pa.array(np.isin(cur_ids, both))).sort_by("annotation_id")
+    b = prev_ann.filter(pa.array(np.isin(old_ids, both))).sort_by("annotation_id")
+    what = []
+    for col in _COMPARED:
+        if col in a.column_names and col in b.column_names:
+            what.append((col, _differs(a[col], b[col])))
+    changed = np.zeros(a.num_rows, bool)
+    for _, d in what:
+        changed |= d
+    idx = np.flatnonzero(changed)
+    details = [", ".join(col.replace("_", " ") for col, d in what if d[i]) + " changed" for i in idx.tolist()]
+    image_ids = a["image_id"].take(pa.array(idx)).to_pylist()
+    return _rows(
+        "instance",
+        "changed",
+        image_ids,
+        a["annotation_id"].take(pa.array(idx)).to_pylist(),
+        [names.get(i) for i in image_ids],
+        details,
+    )
 
 
 def _differs(a: pa.ChunkedArray, b: pa.ChunkedArray) -> np.ndarray:

@@ -297,35 +297,11 @@ def build_context(inputs: ReportInputs) -> ReportContext:
     findings, reviewed, delivered = inputs.findings, inputs.reviewed, inputs.delivered
     counts = FindingCounts.of(findings)
     cards = _scorecards(inputs.annotators, counts, inputs.min_gold_oks)
-    checks = [
-        {"id": c, "title": check_title(c), **{s: n[s] for s in SEVERITIES}, "total": sum(n.values())}
-        for c, n in sorted(
-            counts.by_check.items(), key=lambda kv: (-kv[1]["error"], -sum(kv[1].values()), kv[0])
-        )
-    ]
-    by_ann = [
-        {"name": a, **{s: n[s] for s in SEVERITIES}, "total": sum(n.values())}
-        for a, n in sorted(counts.by_annotator.items())
-    ]
     shown = reviewed or delivered
     schema_names = list(shown.schema.keypoints) if shown is not None else []
     n_reviewed = len(reviewed.instances) if reviewed is not None else None
     kp_annotators, kp_rows = _keypoint_view(inputs.keypoints, counts, schema_names, n_reviewed)
-    worst, sample = [], []
-    if reviewed is not None:
-        gallery = Gallery(reviewed, inputs.image_bytes)
-        worst = worst_findings(gallery, findings, inputs.n_pictures)
-        if delivered is not None:
-            sample = random_delivered(gallery, delivered, inputs.n_pictures, seed=inputs.seed)
-    notes = None
-    if inputs.changes is not None:
-        shown = inputs.changes.slice(0, MAX_CHANGES_LISTED).to_pylist()
-        notes = {
-            "previous": inputs.previous_version,
-            "counts": change_counts(inputs.changes),
-            "rows": shown,
-            "not_listed": inputs.changes.num_rows - len(shown),
-        }
+    worst, sample = _pictures(inputs)
     listed, not_listed = _listed(findings)
     verdict_in = inputs.summary
     if inputs.signoff is not None:
@@ -342,8 +318,8 @@ def build_context(inputs: ReportInputs) -> ReportContext:
         rules=signoff_rows(inputs.signoff),
         facts=_facts(inputs, counts),
         counts=counts,
-        checks=checks,
-        annotators=by_ann,
+        checks=_check_rows(counts),
+        annotators=_annotator_rows(counts),
         scorecards=cards,
         min_gold_oks=inputs.min_gold_oks,
         keypoint_annotators=kp_annotators,
@@ -351,9 +327,52 @@ def build_context(inputs: ReportInputs) -> ReportContext:
         coverage_chart=_coverage_chart(delivered, inputs.deep_qa),
         worst=worst,
         sample=sample,
-        changes=notes,
+        changes=_release_notes(inputs),
         validation=row_rule_suites(inputs.validation_results),
         listed=listed,
         not_listed=not_listed,
         sigmas=inputs.sigmas.to_pylist() if inputs.sigmas is not None and inputs.sigmas.num_rows else None,
     )
+
+
+def _check_rows(counts: FindingCounts) -> list[dict]:
+    """Per check: its title and counts by severity, most errors first."""
+    return [
+        {"id": c, "title": check_title(c), **{s: n[s] for s in SEVERITIES}, "total": sum(n.values())}
+        for c, n in sorted(
+            counts.by_check.items(), key=lambda kv: (-kv[1]["error"], -sum(kv[1].values()), kv[0])
+        )
+    ]
+
+
+def _annotator_rows(counts: FindingCounts) -> list[dict]:
+    """Per annotator: counts by severity, by name."""
+    return [
+        {"name": a, **{s: n[s] for s in SEVERITIES}, "total": sum(n.values())}
+        for a, n in sorted(counts.by_annotator.items())
+    ]
+
+
+def _pictures(inputs: ReportInputs) -> tuple[list, list]:
+    """The worst findings' pictures and a random sample of delivered images (none without reviewed data)."""
+    worst, sample = [], []
+    reviewed, delivered = inputs.reviewed, inputs.delivered
+    if reviewed is not None:
+        gallery = Gallery(reviewed, inputs.image_bytes)
+        worst = worst_findings(gallery, inputs.findings, inputs.n_pictures)
+        if delivered is not None:
+            sample = random_delivered(gallery, delivered, inputs.n_pictures, seed=inputs.seed)
+    return worst, sample
+
+
+def _release_notes(inputs: ReportInputs) -> dict | None:
+    """What changed since the previous release, its first MAX_CHANGES_LISTED rows listed (None: no notes)."""
+    if inputs.changes is None:
+        return None
+    shown = inputs.changes.slice(0, MAX_CHANGES_LISTED).to_pylist()
+    return {
+        "previous": inputs.previous_version,
+        "counts": change_counts(inputs.changes),
+        "rows": shown,
+        "not_listed": inputs.changes.num_rows - len(shown),
+    }

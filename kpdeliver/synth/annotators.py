@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 
 from kpdeliver.model import Dataset, Instances
+from kpdeliver.schema import KeypointSchema
 from kpdeliver.synth.datasets import AREA_FRACTION
 
 INJECTIONS_SCHEMA = pa.schema(
@@ -192,16 +193,7 @@ def simulate_annotator(
     _systematic(kps, rates, order, scale, schema.index, w, h, log)
     pick = _Chooser(rng, n)
 
-    observable = swap_oks(ins.keypoints, schema.sigma_array, schema.flip_idx, scale**2) < 0.5
-    rows = pick(observable & (labeled.sum(axis=1) >= 4), rates.swap)
-    kps[rows] = kps[rows][:, schema.flip_idx]
-    log.add("left_right_swap", rows)
-
-    occluded_in = (kps[..., 2] == 1) & _inside(kps[..., :2], w, h)
-    rows = pick(occluded_in.any(axis=1), rates.to_visible)
-    _flag(kps, rows, _pick_point(rng, occluded_in[rows]), 2.0, log, "to_visible")
-    rows = pick(visible.any(axis=1), rates.to_occluded)
-    _flag(kps, rows, _pick_point(rng, visible[rows]), 1.0, log, "to_occluded")
+    _swaps_and_flags(kps, ins, schema, scale, labeled, visible, rates, pick, w, h, rng, log)
 
     rows = pick((ins.track_id >= 0) & visible.any(axis=1), rates.jump)
     _jumps(kps, ins, rows, rates, std, scale, labeled, visible, pick.free, w, h, rng, log)
@@ -224,6 +216,33 @@ def simulate_annotator(
         extra=dict(ins.extra),
     )
     return truth.replace(instances=out), log.table()
+
+
+def _swaps_and_flags(
+    kps: np.ndarray,
+    ins: Instances,
+    schema: KeypointSchema,
+    scale: np.ndarray,
+    labeled,
+    visible,
+    rates: ErrorRates,
+    pick: _Chooser,
+    w: np.ndarray,
+    h: np.ndarray,
+    rng: np.random.Generator,
+    log: _Log,
+) -> None:
+    """Inject left/right swaps (where one would show) and visibility flips (occluded <-> visible)."""
+    observable = swap_oks(ins.keypoints, schema.sigma_array, schema.flip_idx, scale**2) < 0.5
+    rows = pick(observable & (labeled.sum(axis=1) >= 4), rates.swap)
+    kps[rows] = kps[rows][:, schema.flip_idx]
+    log.add("left_right_swap", rows)
+
+    occluded_in = (kps[..., 2] == 1) & _inside(kps[..., :2], w, h)
+    rows = pick(occluded_in.any(axis=1), rates.to_visible)
+    _flag(kps, rows, _pick_point(rng, occluded_in[rows]), 2.0, log, "to_visible")
+    rows = pick(visible.any(axis=1), rates.to_occluded)
+    _flag(kps, rows, _pick_point(rng, visible[rows]), 1.0, log, "to_occluded")
 
 
 def _frame_sizes(ds: Dataset) -> tuple[np.ndarray, np.ndarray]:

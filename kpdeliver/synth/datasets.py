@@ -128,6 +128,41 @@ def sample_tracks(
     for k in ("lean", "tilt", "arm_l", "arm_r", "elbow_l", "elbow_r"):
         p[k] += _smooth(rng, shape, t, amp=np.deg2rad(12))
     p["yaw"] += _smooth(rng, shape, t, amp=np.deg2rad(10))
+    _swing_walkers(p, base, walking, t, rng)
+    body = forward_kinematics(p)  # [T, F, 17, 2] in height units
+    # walkers move the way they face at ~1 height per second; others drift slightly
+    heading = np.where(np.sin(base["yaw"]) >= 0, 1.0, -1.0)[:, None]
+    speed = np.where(walking[:, None], rng.uniform(0.6, 1.1, (n_tracks, 1)), 0.0)
+    x = heading * speed * t + _smooth(rng, shape, t, amp=np.full(n_tracks, 0.15))
+    y = _smooth(rng, shape, t, amp=np.full(n_tracks, 0.05))
+    scale = 1.0 + _smooth(rng, shape, t, amp=np.full(n_tracks, 0.15))
+    px0 = height * np.exp(rng.uniform(np.log(size[0]), np.log(size[1]), n_tracks))
+    xy = body * scale[..., None, None] + np.stack([x, y], axis=-1)[:, :, None, :]
+    xy *= px0[:, None, None, None]
+    xy, fit = _fit_in_frame(xy, rng, width, height)
+    v = static_visibility(base, rng=rng)
+    n = n_tracks * n_frames
+    kps = apply_frame(xy.reshape(n, 17, 2), np.repeat(v, n_frames, axis=0), width, height)
+    px = (px0[:, None] * scale * fit[:, None]).reshape(n)
+    bbox = bbox_around(kps, px, width, height)
+    return Tracks(
+        keypoints=kps,
+        bbox=bbox,
+        area=instance_area(bbox),
+        track_id=np.repeat(np.arange(n_tracks, dtype=np.int64), n_frames),
+        frame=np.tile(np.arange(n_frames, dtype=np.int64), n_tracks),
+    )
+
+
+def _swing_walkers(
+    p: dict[str, np.ndarray],
+    base: dict[str, np.ndarray],
+    walking: np.ndarray,
+    t: np.ndarray,
+    rng: np.random.Generator,
+) -> None:
+    """Give the walkers in `p` (angles [tracks, frames]) a gait: legs and arms swing in opposition."""
+    n_tracks = len(walking)
     # gait: swing amplitude from the sampled stride, cadence around one cycle per second
     cadence = rng.uniform(0.7, 1.1, (n_tracks, 1))
     phase = 2 * np.pi * cadence * t + rng.uniform(0, 2 * np.pi, (n_tracks, 1))
@@ -142,34 +177,20 @@ def sample_tracks(
     }
     for k, g in gait.items():
         p[k] = np.where(walking[:, None], g, p[k])
-    body = forward_kinematics(p)  # [T, F, 17, 2] in height units
-    # walkers move the way they face at ~1 height per second; others drift slightly
-    heading = np.where(np.sin(base["yaw"]) >= 0, 1.0, -1.0)[:, None]
-    speed = np.where(walking[:, None], rng.uniform(0.6, 1.1, (n_tracks, 1)), 0.0)
-    x = heading * speed * t + _smooth(rng, shape, t, amp=np.full(n_tracks, 0.15))
-    y = _smooth(rng, shape, t, amp=np.full(n_tracks, 0.05))
-    scale = 1.0 + _smooth(rng, shape, t, amp=np.full(n_tracks, 0.15))
-    px0 = height * np.exp(rng.uniform(np.log(size[0]), np.log(size[1]), n_tracks))
-    xy = body * scale[..., None, None] + np.stack([x, y], axis=-1)[:, :, None, :]
-    xy *= px0[:, None, None, None]
+
+
+def _fit_in_frame(
+    xy: np.ndarray, rng: np.random.Generator, width: int, height: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tracks' points [T, F, 17, 2] shrunk to fit the frame where needed and placed at random; and the shrink."""
+    n_tracks = xy.shape[0]
     # fit each track's whole path inside the frame, then place it at random in the room left
     lo, hi = xy.min(axis=(1, 2)), xy.max(axis=(1, 2))
     fit = np.minimum(1.0, np.minimum(0.96 * width / (hi - lo)[:, 0], 0.96 * height / (hi - lo)[:, 1]))
     xy = (xy - lo[:, None, None, :]) * fit[:, None, None, None]
     room = np.array([width, height]) - (hi - lo) * fit[:, None]
     xy += (rng.random((n_tracks, 2)) * room)[:, None, None, :]
-    v = static_visibility(base, rng=rng)
-    n = n_tracks * n_frames
-    kps = apply_frame(xy.reshape(n, 17, 2), np.repeat(v, n_frames, axis=0), width, height)
-    px = (px0[:, None] * scale * fit[:, None]).reshape(n)
-    bbox = bbox_around(kps, px, width, height)
-    return Tracks(
-        keypoints=kps,
-        bbox=bbox,
-        area=instance_area(bbox),
-        track_id=np.repeat(np.arange(n_tracks, dtype=np.int64), n_frames),
-        frame=np.tile(np.arange(n_frames, dtype=np.int64), n_tracks),
-    )
+    return xy, fit
 
 
 def video_dataset(

@@ -313,7 +313,15 @@ def make_demo_batch(
             orjson.dumps(_export(gold_ds, id_base=0), option=orjson.OPT_INDENT_2)
         )
     (root / "releases").mkdir(parents=True, exist_ok=True)
+    _write_config(root, annotators, seed=seed, overlap=overlap, gold=gold)
+    _write_truth(root, seed=seed, n_images=n_images, truth=truth, gold=gold, mistakes=mistakes)
+    return root / "client.yaml"
 
+
+def _write_config(
+    root: Path, annotators: tuple[str, ...], *, seed: int, overlap: float, gold: list[str]
+) -> None:
+    """The demo client's `client.yaml` under `root`."""
     config = {
         "client": "demo",
         "dataset": "people-demo",
@@ -327,6 +335,12 @@ def make_demo_batch(
         "deep_qa": {"low_agreement_oks": 0.75},
     }
     (root / "client.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def _write_truth(
+    root: Path, *, seed: int, n_images: int, truth: Dataset, gold: list[str], mistakes: list[dict]
+) -> None:
+    """`root/truth.json`: the batch's size, its gold images and the mistakes made (instance ids dropped)."""
     for m in mistakes:
         del m["instance"]
     report = {
@@ -337,7 +351,6 @@ def make_demo_batch(
         "mistakes": mistakes,
     }
     (root / "truth.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
-    return root / "client.yaml"
 
 
 def _write_images(batch: Path, truth: Dataset, draw_rng: np.random.Generator) -> None:

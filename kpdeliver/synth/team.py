@@ -63,32 +63,9 @@ def simulate_team(
     gold_units = (
         sorted(rng.choice(stills, round(gold * len(stills)), replace=False).tolist()) if stills else []
     )
-    unit_images = Images.build(id=np.arange(len(names)), file_name=names)
-    dealt = assign_annotators(
-        unit_images, list(annotators), Assignment(seed=seed, overlap=overlap, gold=gold_units)
-    )
-    unit_rows: dict[str, list[int]] = {n: [] for n in names}
-    for row, u in enumerate(units):
-        unit_rows[u].append(row)
-    img_rows = [
-        (r, a, role)
-        for u, a, role in zip(
-            dealt["file_name"].to_pylist(),
-            dealt["annotator"].to_pylist(),
-            dealt["role"].to_pylist(),
-            strict=True,
-        )
-        for r in unit_rows[u]
-    ]
+    img_rows = _deal(truth, units, names, annotators, gold_units, overlap=overlap, seed=seed)
     rows = np.array([r for r, _, _ in img_rows], dtype=np.int64)
-    assignments = pa.table(
-        {
-            "image_id": truth.images.id[rows],
-            "file_name": pa.array(truth.images.file_name[rows].tolist(), pa.string()),
-            "annotator": pa.array([a for _, a, _ in img_rows], pa.string()),
-            "role": pa.array([role for _, _, role in img_rows], pa.string()),
-        }
-    )
+    assignments = _assignments_table(truth, rows, img_rows)
     parts, injections, offset = [], [], 0
     for k, who in enumerate(annotators):
         mine = np.isin(truth.images.id, truth.images.id[rows[[a == who for _, a, _ in img_rows]]])
@@ -112,3 +89,45 @@ def simulate_team(
     dataset = truth.replace(instances=concat_instances(parts, truth.schema.num_keypoints))
     gold_ds = truth.subset_images(np.isin(truth.images.file_name, gold_units))
     return TeamLabels(dataset, gold_ds, assignments, pa.concat_tables(injections))
+
+
+def _deal(
+    truth: Dataset,
+    units: list[str],
+    names: list[str],
+    annotators: tuple[str, ...],
+    gold_units: list[str],
+    *,
+    overlap: float,
+    seed: int,
+) -> list[tuple[int, str, str]]:
+    """Assign the work units and spread them back to images: (truth image row, annotator, role)."""
+    unit_images = Images.build(id=np.arange(len(names)), file_name=names)
+    dealt = assign_annotators(
+        unit_images, list(annotators), Assignment(seed=seed, overlap=overlap, gold=gold_units)
+    )
+    unit_rows: dict[str, list[int]] = {n: [] for n in names}
+    for row, u in enumerate(units):
+        unit_rows[u].append(row)
+    return [
+        (r, a, role)
+        for u, a, role in zip(
+            dealt["file_name"].to_pylist(),
+            dealt["annotator"].to_pylist(),
+            dealt["role"].to_pylist(),
+            strict=True,
+        )
+        for r in unit_rows[u]
+    ]
+
+
+def _assignments_table(truth: Dataset, rows: np.ndarray, img_rows: list[tuple[int, str, str]]) -> pa.Table:
+    """The assignments as a table: image_id, file_name, annotator, role."""
+    return pa.table(
+        {
+            "image_id": truth.images.id[rows],
+            "file_name": pa.array(truth.images.file_name[rows].tolist(), pa.string()),
+            "annotator": pa.array([a for _, a, _ in img_rows], pa.string()),
+            "role": pa.array([role for _, _, role in img_rows], pa.string()),
+        }
+    )
