@@ -197,8 +197,8 @@ def _excursions(
         2 * w, np.exp(-(z_min**2) / 8)
     )  # (z_min / 2 for one frame: carrying a path on is noisy)
     away = np.ones((n, k), bool)
-    for ends in (((p1, view.prev(p1)), none), (none, (r1, view.nxt(r1)))):
-        side = [_off_path(view.kps, view.frames, at, *ends, view.scale, gap) for at in win]
+    for left, right in (((p1, view.prev(p1)), none), (none, (r1, view.nxt(r1)))):
+        side = [_off_path(view.kps, view.frames, at, left, right, view.scale, gap) for at in win]
         away &= np.nan_to_num(_mahalanobis(side) / noise**2, nan=np.inf) >= off_side
         for b, o in zip(bridge, side):
             away &= np.nan_to_num(o.dev, nan=np.inf) >= RETURN_SHARE * np.nan_to_num(b.dev, nan=np.inf)

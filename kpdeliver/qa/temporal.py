@@ -67,7 +67,7 @@ def flicker(states: np.ndarray, new_track: np.ndarray, *, window: int) -> Flicke
     val = x[first]
     opens_track = starts_track[first]
     next_opens = np.r_[opens_track[1:], True]
-    prev_val, next_val = np.r_[-2, val[:-1]], np.r_[val[1:], -2]
+    prev_val, next_val = np.concatenate(([-2], val[:-1])), np.concatenate((val[1:], [-2]))
     prev_len, next_len = np.r_[0, length[:-1]], np.r_[length[1:], 0]
     inner = (
         (length <= window)

@@ -99,7 +99,7 @@ def _decode(
         lengths = np.fromiter(
             (kp_length(a.get("keypoints")) if isinstance(a, dict) else -1 for a in anns), np.int64, len(anns)
         )
-    note_quirks(doc, cats, anns, lengths, log)
+    note_quirks(cats, anns, lengths, log)
     if schema is None:
         schema = (
             schema_from_coco_category(chosen[0], len(chosen[0]["keypoints"]))
@@ -139,6 +139,7 @@ def _kept_keypoints(
     (one numpy block when all are numeric); the others are held back in `log` (`_hold_misshapen`)."""
     k = schema.num_keypoints
     shaped = np.flatnonzero(lengths == k)
+    block: np.ndarray | None
     if uniform is not None and len(shaped) == len(anns):
         block = uniform.astype(np.float64, copy=False).reshape(len(anns), k, 3)
     else:
@@ -255,7 +256,7 @@ def _decode_typed(data: bytes, *, schema: KeypointSchema | None, source: str, an
     if schema is not None and schema.num_keypoints != file_k:
         raise typed.NotTypical("keypoint count differs from the schema")
     log = DecodeLog(source)
-    note_quirks(None, cats, [], lengths, log)
+    note_quirks(cats, [], lengths, log)
     if schema is None:
         schema = schema_from_file(cats, lengths, source)
     k = schema.num_keypoints

@@ -49,7 +49,7 @@ def _list_kind(doc: list) -> str:
     return "no 'images', 'annotations' or 'categories' fields"
 
 
-def note_quirks(doc: dict, cats: list[dict], anns: list, lengths: np.ndarray, log: DecodeLog) -> None:
+def note_quirks(cats: list[dict], anns: list, lengths: np.ndarray, log: DecodeLog) -> None:
     """Info findings for file-level oddities that decoding works around (nothing is dropped silently)."""
     msgs = []
     k = int(np.bincount(lengths[lengths > 0]).argmax()) if (lengths > 0).any() else 0
