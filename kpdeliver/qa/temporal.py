@@ -1,17 +1,9 @@
 """Temporal checks on video tracks: point jitter and visibility flicker.
 
 A track is one owner's `track_id` (the owner: the annotator, and the export file when known), its
-frames ordered by `frame` (video = track_id >= 0 and frame >= 0). Jitter is judged against the
-track's own motion, so a fast but smooth movement is not flagged: a window of 1-3 labeled frames of
-one keypoint is compared with the straight path bridging it (from the labeled point before to the one
-after, by frame number; at a track's end a single frame is carried on from the two on one side), in
-units of the track's median instance scale, and its distance off that path, over all its frames at
-once, is weighed against the track's noise (estimated per track, keypoint and window length from
-the median of the same distance over the whole track). An excursion is far off, displaced the same
-way in every frame, off the path of each side alone, and its neighbours fit their paths once it is
-left out (DeepLabCut's outlier "jump" test, extended to a few frames, made to blame the right frames
-and to pass a sudden change of speed or direction and a step that stays). The jitter test and the
-track order live in kpdeliver.qa.jitter.
+frames ordered by `frame`. How jitter is judged against the track's own motion is written in
+kpdeliver.qa.jitter, which holds the jitter test and the track order; this module holds the
+visibility flicker test and the video findings of both.
 
 `video_findings` reports, per track, left/right swaps against the frames around them
 (kpdeliver.qa.swaps), then jumps and flicker on the swap-corrected track. It needs nothing from

@@ -13,15 +13,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from PIL import ImageDraw, ImageFont
 
 from kpdeliver.model import Dataset
 from kpdeliver.report.overlays import THUMB_SIDE, Crop, ImageBytes, data_uri, draw_overlay, load_image
+from kpdeliver.report.templating import environment
 from kpdeliver.schema import KeypointSchema, schema_version, sigmas_origin
 
 REFERENCE_SIDE = 560  # pixels of a reference picture's longer side
@@ -106,17 +105,6 @@ def draw_reference(dataset: Dataset, row: int, image_bytes: ImageBytes | None) -
     return Reference(name, data_uri(pic, quality=85))
 
 
-@lru_cache(maxsize=1)
-def _environment() -> Environment:
-    return Environment(
-        loader=PackageLoader("kpdeliver.report", "templates"),
-        autoescape=select_autoescape(["j2", "html"]),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
 def keypoint_rows(schema: KeypointSchema) -> list[dict]:
     """One row per keypoint: number, name, side, mirror partner, definition, OKS sigma."""
     partner, side = {}, {}
@@ -150,7 +138,7 @@ def render_guide(
     applies only inside it; pictures are named, not embedded: the tool strips data URIs)."""
     edges = [(schema.keypoints[a], schema.keypoints[b]) for a, b in schema.skeleton]
     return (
-        _environment()
+        environment()
         .get_template("guide.html.j2")
         .render(
             schema=schema,

@@ -15,25 +15,11 @@ capped list of findings (`findings.parquet` holds them all). The content is comp
 
 from __future__ import annotations
 
-from functools import lru_cache
-
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-
 from kpdeliver.report.context import MAX_LISTED, build_context
 from kpdeliver.report.inputs import ReportHeader, ReportInputs, anonymised
+from kpdeliver.report.templating import environment
 
 __all__ = ["MAX_LISTED", "ReportHeader", "ReportInputs", "environment", "render_report"]
-
-
-@lru_cache(maxsize=1)
-def environment() -> Environment:
-    return Environment(
-        loader=PackageLoader("kpdeliver.report", "templates"),
-        autoescape=select_autoescape(["j2", "html"]),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
 
 
 def render_report(inputs: ReportInputs) -> str:

@@ -253,6 +253,6 @@ def sample_context(inputs: SampleInputs) -> dict:
 
 
 def render_sample_page(inputs: SampleInputs) -> str:
-    from kpdeliver.report.html import environment
+    from kpdeliver.report.templating import environment
 
     return environment().get_template("sample.html.j2").render(s=sample_context(inputs), esc=escape)

@@ -6,9 +6,7 @@ overlap pairs (`kpdeliver.qa.sigmas`: the rows of qa/sigmas.parquet, or of qa/si
 
 from __future__ import annotations
 
-from functools import lru_cache
-
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from kpdeliver.report.templating import environment
 
 
 def sigmas_view(measured: dict | None) -> list[dict] | None:
@@ -18,17 +16,6 @@ def sigmas_view(measured: dict | None) -> list[dict] | None:
     return rows if any(isinstance(r.get("sigma"), (int, float)) for r in rows) else None
 
 
-@lru_cache(maxsize=1)
-def _environment() -> Environment:
-    return Environment(
-        loader=PackageLoader("kpdeliver.report", "templates"),
-        autoescape=select_autoescape(["j2", "html"]),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
 def render_sigmas(rows: list[dict] | None) -> str:
     """The section alone (an HTML fragment; empty when no keypoint has a measured sigma)."""
-    return _environment().get_template("sigmas.html.j2").render(sigmas=rows)
+    return environment().get_template("sigmas.html.j2").render(sigmas=rows)
