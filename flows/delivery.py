@@ -16,11 +16,11 @@ from flows import outcome, runner
 from kpdeliver.codecs.resolve import resolve_schema
 from kpdeliver.config import ClientConfig
 from kpdeliver.findings import summary_by
-from kpdeliver.ingest.batch import shard_keys
+from kpdeliver.ingest.batch import IngestResult, shard_keys
 from kpdeliver.release import stage
 from kpdeliver.release.layout import SIGNOFF
 from kpdeliver.release.publish import DeliveryResult, ReleaseKey, input_fingerprint
-from kpdeliver.storage import open_store
+from kpdeliver.storage import ObjectStore, open_store
 from tasks import compute, store
 
 
@@ -103,32 +103,7 @@ def delivery_flow(config: ClientConfig) -> DeliveryResult:
     if store.is_staged.submit(releases, key).result():
         log.warning("resuming from a complete staging area for these inputs")
     else:
-        validated = compute.validate.submit(
-            collected,
-            ingested.findings,
-            assignments,
-            config.validation,
-            config.deep_qa,
-            tool_url=config.tool.url if config.tool else None,
-        )
-        findings = validated.result().findings
-        held = compute.quarantine.submit(collected, assignments, findings, config.validation.quarantine)
-        previous = store.previous_release.submit(releases, config.client, config.dataset)
-        plan = compute.package.submit(
-            config, held, validated, ingested.refused, assignments, source, previous
-        ).result()
-        files, image_shards = stage.split_plan(plan, size)
-        staged = store.stage_files.submit(releases, key, files)
-        shard_listings = _results(
-            store.stage_shard.map(unmapped(releases), unmapped(source), unmapped(key), image_shards)
-        )
-        listed = staged.result()
-        for shard_listing in shard_listings:
-            listed |= shard_listing
-        store.mark_staged.submit(
-            releases, key, plan.counts, plan.verdict, listed, plan.files.get(SIGNOFF)
-        ).result()
-        _artifacts(config, findings, validated.result().annotators, plan.verdict.to_dict())
+        _stage(config, key, source, releases, ingested, collected, assignments)
 
     published = store.publish_release.submit(
         releases,
@@ -142,6 +117,45 @@ def delivery_flow(config: ClientConfig) -> DeliveryResult:
     store.catalog_release.submit(releases, key, published.version, config.signing_key_secret).result()
     store.clean_staging.submit(releases, key).result()
     return DeliveryResult.of(published, duplicate=False)
+
+
+def _stage(
+    config: ClientConfig,
+    key: ReleaseKey,
+    source: ObjectStore,
+    releases: ObjectStore,
+    ingested: IngestResult,
+    collected,
+    assignments,
+) -> None:
+    """Validate, quarantine and package these inputs, and stage the release (the files, then the
+    image shards, then the STAGED marker); runs inside the delivery flow, which it submits tasks to."""
+    validated = compute.validate.submit(
+        collected,
+        ingested.findings,
+        assignments,
+        config.validation,
+        config.deep_qa,
+        tool_url=config.tool.url if config.tool else None,
+    )
+    findings = validated.result().findings
+    held = compute.quarantine.submit(collected, assignments, findings, config.validation.quarantine)
+    previous = store.previous_release.submit(releases, config.client, config.dataset)
+    plan = compute.package.submit(
+        config, held, validated, ingested.refused, assignments, source, previous
+    ).result()
+    files, image_shards = stage.split_plan(plan, config.runner.shard_size)
+    staged = store.stage_files.submit(releases, key, files)
+    shard_listings = _results(
+        store.stage_shard.map(unmapped(releases), unmapped(source), unmapped(key), image_shards)
+    )
+    listed = staged.result()
+    for shard_listing in shard_listings:
+        listed |= shard_listing
+    store.mark_staged.submit(
+        releases, key, plan.counts, plan.verdict, listed, plan.files.get(SIGNOFF)
+    ).result()
+    _artifacts(config, findings, validated.result().annotators, plan.verdict.to_dict())
 
 
 def _results(futures) -> list:

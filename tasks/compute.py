@@ -22,7 +22,7 @@ from kpdeliver.release.quarantine import Quarantined, quarantine_delivery
 from kpdeliver.report.changes import PreviousRelease, ReleaseTables, release_changes
 from kpdeliver.report.html import ReportHeader, ReportInputs, render_report
 from kpdeliver.rework.ledger import Ledger
-from kpdeliver.rework.status import release_rework, with_rework_counts
+from kpdeliver.rework.status import ReleaseRework, release_rework, with_rework_counts
 from kpdeliver.storage import ObjectStore
 from kpdeliver.validation import Validation, validate_delivery
 
@@ -128,38 +128,55 @@ def package(
         reviewed=held.reviewed.subset_instances(held.reviewed.instances.annotator != "gold"),
         rework_rate=rework.rate,
     )
+    changes = _changes(plan, previous, rework.changes)
+    plan.files["qa/changes.parquet"] = parquet_bytes(changes)
+    finish_plan(plan, _report(config, plan, held, validated, source, previous, changes, rework))
+    return plan
+
+
+def _changes(plan: ReleasePlan, previous: PreviousRelease | None, rework_changes: pa.Table) -> pa.Table:
+    """What changed since the previous release (qa/changes.parquet), the rework's changes included."""
     changes = release_changes(
         ReleaseTables(plan.tables["index/images.parquet"], plan.tables["index/annotations.parquet"]),
         previous.tables if previous else None,
     )
-    changes = pa.concat_tables([changes, rework.changes.cast(changes.schema)])
-    plan.files["qa/changes.parquet"] = parquet_bytes(changes)
+    return pa.concat_tables([changes, rework_changes.cast(changes.schema)])
+
+
+def _report(
+    config: ClientConfig,
+    plan: ReleasePlan,
+    held: Quarantined,
+    validated: Validation,
+    source: ObjectStore,
+    previous: PreviousRelease | None,
+    changes: pa.Table,
+    rework: ReleaseRework,
+) -> str:
+    """The release's QA report (qa/report.html); its images are read from the source store."""
+    qa = validated
     source_key = dict(zip(held.reviewed.images.file_name.tolist(), held.reviewed.images.source.tolist()))
-    finish_plan(
-        plan,
-        render_report(
-            ReportInputs(
-                qa.findings,
-                title=f"{config.client} / {config.dataset} — QA report",
-                summary=plan.counts.to_dict(),
-                header=report_header(config, previous),
-                signoff=plan.verdict.to_dict(),
-                annotators=qa.annotators,
-                keypoints=qa.keypoints,
-                reviewed=held.reviewed,
-                delivered=held.delivered,
-                image_bytes=lambda name: source.get(source_key[name]),
-                changes=changes,
-                previous_version=previous.version if previous else None,
-                validation_results=orjson.loads(validated.results_json),
-                min_gold_oks=config.qa.min_gold_oks,
-                deep_qa=config.deep_qa,
-                seed=config.assignment.seed,
-                annotator_names=config.report.annotators,
-                known_annotators=tuple(config.annotators),
-                rework=rework.report if rework.status.num_rows else None,
-                sigmas=qa.sigmas.table if qa.sigmas else None,
-            )
-        ),
+    return render_report(
+        ReportInputs(
+            qa.findings,
+            title=f"{config.client} / {config.dataset} — QA report",
+            summary=plan.counts.to_dict(),
+            header=report_header(config, previous),
+            signoff=plan.verdict.to_dict(),
+            annotators=qa.annotators,
+            keypoints=qa.keypoints,
+            reviewed=held.reviewed,
+            delivered=held.delivered,
+            image_bytes=lambda name: source.get(source_key[name]),
+            changes=changes,
+            previous_version=previous.version if previous else None,
+            validation_results=orjson.loads(validated.results_json),
+            min_gold_oks=config.qa.min_gold_oks,
+            deep_qa=config.deep_qa,
+            seed=config.assignment.seed,
+            annotator_names=config.report.annotators,
+            known_annotators=tuple(config.annotators),
+            rework=rework.report if rework.status.num_rows else None,
+            sigmas=qa.sigmas.table if qa.sigmas else None,
+        )
     )
-    return plan

@@ -75,8 +75,6 @@ def convert(
 ) -> None:
     """Convert keypoint annotations between formats (nothing is validated or dropped silently)."""
     from kpdeliver.codecs import CodecError
-    from kpdeliver.codecs.coco.categories import SeveralCategories
-    from kpdeliver.collect.local import read_size_table
 
     if outside not in ("clip", "zero"):
         typer.echo("error: --outside must be 'clip' or 'zero'", err=True)
@@ -84,38 +82,70 @@ def convert(
     fmt = None if from_ is DETECTED else from_.value
     parsed_schema = _schema(schema)
     try:
-        size_map = read_size_table(sizes) if sizes else None
-        try:
+        _convert_all(
+            input,
+            out,
+            to=to.value,
+            schema=parsed_schema,
+            fmt=fmt,
+            images=images,
+            sizes=sizes,
+            outside=outside,
+            cvat_mode=cvat_mode,
+            category=category,
+        )
+    except (CodecError, ValueError, OSError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _convert_all(
+    input: Path,
+    out: Path,
+    *,
+    to: str,
+    schema,
+    fmt,
+    images: Path | None,
+    sizes: Path | None,
+    outside: str,
+    cvat_mode: str,
+    category: str | None,
+) -> None:
+    """Convert `input` into `out`; a COCO input with several keypoint categories (and no `category`
+    chosen) into one sub-folder per category."""
+    from kpdeliver.codecs.coco.categories import SeveralCategories
+    from kpdeliver.collect.local import read_size_table
+
+    size_map = read_size_table(sizes) if sizes else None
+    try:
+        _convert_one(
+            input,
+            out,
+            to=to,
+            schema=schema,
+            fmt=fmt,
+            images=images,
+            sizes=size_map,
+            outside=outside,
+            cvat_mode=cvat_mode,
+            category=category,
+        )
+    except SeveralCategories as several:  # each category is its own schema: one output each
+        typer.echo(f"{several}: writing each into a sub-folder of {out}")
+        for name in several.categories:
             _convert_one(
                 input,
-                out,
-                to=to.value,
-                schema=parsed_schema,
+                out / _folder_name(name),
+                to=to,
+                schema=schema,
                 fmt=fmt,
                 images=images,
                 sizes=size_map,
                 outside=outside,
                 cvat_mode=cvat_mode,
-                category=category,
+                category=name,
             )
-        except SeveralCategories as several:  # each category is its own schema: one output each
-            typer.echo(f"{several}: writing each into a sub-folder of {out}")
-            for name in several.categories:
-                _convert_one(
-                    input,
-                    out / _folder_name(name),
-                    to=to.value,
-                    schema=parsed_schema,
-                    fmt=fmt,
-                    images=images,
-                    sizes=size_map,
-                    outside=outside,
-                    cvat_mode=cvat_mode,
-                    category=name,
-                )
-    except (CodecError, ValueError, OSError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
 
 
 def _folder_name(category: str) -> str:
@@ -137,12 +167,10 @@ def _convert_one(
     cvat_mode: str,
     category: str | None,
 ) -> None:
-    from kpdeliver.codecs.yolo_pose import DATA_YAML_NAMES
+    """Convert one input (one category) into `out` and print what was written and held back."""
     from kpdeliver.collect.files import read_annotations, write_dataset
     from kpdeliver.collect.non_finite import hold_non_finite
     from kpdeliver.collect.writable import hold_orphans, odd_flags
-    from kpdeliver.collect.yolo_tree import place_images
-    from kpdeliver.schema import unpaired_side_names
 
     decoded = hold_orphans(
         hold_non_finite(
@@ -153,22 +181,38 @@ def _convert_one(
     if flags.num_rows:
         decoded.merge_findings(flags)
     written = write_dataset(decoded.dataset, out, to=to, outside=outside, cvat_mode=cvat_mode)
+    written += _place_yolo_images(decoded, input, out, to=to, images=images)
+    _echo_conversion(decoded, flags, input, out, to=to, written=written)
+
+
+def _place_yolo_images(decoded, input: Path, out: Path, *, to: str, images) -> int:
+    """With a YOLO output, put the images into the tree; the number of image files written."""
+    from kpdeliver.codecs.yolo_pose import DATA_YAML_NAMES
+    from kpdeliver.collect.yolo_tree import place_images
+
     # a YOLO tree is trained on with its images: the given ones, or a YOLO input's own
     yolo_input = input.is_dir() and any((input / n).is_file() for n in DATA_YAML_NAMES)
     image_src = images or (input if yolo_input else None)
     if to == "yolo" and image_src is not None:
         placed, missing = place_images(decoded.dataset, out, image_src)
-        written += len(placed)
         if missing:
             typer.echo(
                 f"warning: {plural(len(missing), 'image')} not found under {image_src} (e.g. {missing[0]!r}); "
                 "their labels have no image in the tree",
                 err=True,
             )
-    elif to == "yolo":
+        return len(placed)
+    if to == "yolo":
         typer.echo(
             "note: labels only; give --images DIR to put the images into the tree for training", err=True
         )
+    return 0
+
+
+def _echo_conversion(decoded, flags, input: Path, out: Path, *, to: str, written: int) -> None:
+    """Print what was converted, unpaired side names, and what was held back or flagged."""
+    from kpdeliver.schema import unpaired_side_names
+
     ds = decoded.dataset
     typer.echo(
         f"{input} -> {out} ({to}): {plural(len(ds.images), 'image')}, {plural(len(ds.instances), 'instance')}, "

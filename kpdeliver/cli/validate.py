@@ -150,16 +150,45 @@ def validate_command(
     ),
 ) -> None:
     """Validate annotations: schema conformance, visibility, bounds (Great Expectations), plus deep QA on request."""
-    import pyarrow.parquet as pq
-
-    from expectations.worker import GXWorker
-    from kpdeliver.collect.files import merge_decoded
-    from kpdeliver.config import ConfigError, ValidationSettings
-    from kpdeliver.progress import stage
-    from kpdeliver.report.html import ReportInputs, render_report
-    from kpdeliver.validation import AnnotationSet, validate_annotations
-
     start = time.perf_counter()
+    findings, n_err = _validate(
+        input,
+        out,
+        schema=schema,
+        images=images,
+        sizes=sizes,
+        config=config,
+        annotation=annotation,
+        gold=gold,
+        category=category,
+    )
+    _print_summary(
+        findings,
+        title=f"{input.name}: {'FAIL' if n_err else 'PASS'} ({plural(findings.num_rows, 'finding')})",
+        out=out,
+        seconds=time.perf_counter() - start,
+    )
+    raise typer.Exit(1 if n_err else 0)
+
+
+def _validate(
+    input: Path,
+    out: Path,
+    *,
+    schema: str,
+    images: Path | None,
+    sizes: Path | None,
+    config: Path | None,
+    annotation: list[str],
+    gold: Path | None,
+    category: str | None,
+) -> tuple[pa.Table, int]:
+    """Read the inputs, run the suites and write every output under `out`; (findings, number of errors).
+
+    An unusable input or config ends the command with its one-sentence error."""
+    from expectations.worker import GXWorker
+    from kpdeliver.config import ConfigError
+
     with GXWorker() as worker:  # imports Great Expectations in a second process while this one reads
         try:
             cfg, decoded, gold_ds = _read_inputs(
@@ -175,41 +204,81 @@ def validate_command(
         except (InputError, ConfigError) as e:
             fail(str(e))
         out.mkdir(parents=True, exist_ok=True)
-        sets = [AnnotationSet(d.dataset, d.findings, source=str(path)) for _, path, d in decoded]
-        has_tracks = any((d.dataset.instances.track_id >= 0).any() for _, _, d in decoded)
-        deep = (
-            len(decoded) > 1 or gold_ds is not None or has_tracks
-        )  # video alone: jitter, flicker, swaps in time
-        # every annotator's instances in one dataset; QA pairs overlap images by file name
-        n = sum(len(s.dataset.instances) for s in sets)
-        with progress_shown(), stage("validation", n) as validating:
-            result = validate_annotations(
-                sets,
-                rules=worker,
-                settings=cfg.validation if cfg else ValidationSettings(),
-                deep_qa_on=merge_decoded([d for _, _, d in decoded]).dataset if deep else None,
-                gold=gold_ds,
-                deep_qa=cfg.deep_qa if cfg else None,
-            )
-            validating.advance(n)
-        findings = result.findings
-        if result.annotators is not None:
-            pq.write_table(result.annotators, out / "annotators.parquet")
-        pq.write_table(findings, out / "findings.parquet", compression="zstd")
-        ds = decoded[0][2].dataset
-        summary = {
-            "input": str(input),
-            "schema": ds.schema.name,
-            "images": f"{len(ds.images):,}",
-            "instances": f"{sum(len(d.dataset.instances) for _, _, d in decoded):,}",
-            "held back at decode": f"{sum(d.rejected.num_rows for _, _, d in decoded):,}",
-        }
-        _write_sigmas(result, out, summary)
+        result = _run_suites(worker, cfg, decoded, gold_ds)
+        summary = _write_findings(result, out, input, decoded)
     rules = _write_rule_results(out / "validation", [name for name, _, _ in decoded], result.rules)
+    _write_report(
+        out, input, images=images, cfg=cfg, result=result, summary=summary, decoded=decoded, rules=rules
+    )
+    return result.findings, result.n_errors
+
+
+def _run_suites(worker, cfg, decoded: list, gold_ds):
+    """The validation result of every decoded input (deep QA with several annotators, gold or video tracks)."""
+    from kpdeliver.collect.files import merge_decoded
+    from kpdeliver.config import ValidationSettings
+    from kpdeliver.progress import stage
+    from kpdeliver.validation import AnnotationSet, validate_annotations
+
+    sets = [AnnotationSet(d.dataset, d.findings, source=str(path)) for _, path, d in decoded]
+    has_tracks = any((d.dataset.instances.track_id >= 0).any() for _, _, d in decoded)
+    deep = (
+        len(decoded) > 1 or gold_ds is not None or has_tracks
+    )  # video alone: jitter, flicker, swaps in time
+    # every annotator's instances in one dataset; QA pairs overlap images by file name
+    n = sum(len(s.dataset.instances) for s in sets)
+    with progress_shown(), stage("validation", n) as validating:
+        result = validate_annotations(
+            sets,
+            rules=worker,
+            settings=cfg.validation if cfg else ValidationSettings(),
+            deep_qa_on=merge_decoded([d for _, _, d in decoded]).dataset if deep else None,
+            gold=gold_ds,
+            deep_qa=cfg.deep_qa if cfg else None,
+        )
+        validating.advance(n)
+    return result
+
+
+def _write_findings(result, out: Path, input: Path, decoded: list) -> dict:
+    """Write findings.parquet (annotators.parquet, sigmas.json with deep QA); the report's summary."""
+    import pyarrow.parquet as pq
+
+    findings = result.findings
+    if result.annotators is not None:
+        pq.write_table(result.annotators, out / "annotators.parquet")
+    pq.write_table(findings, out / "findings.parquet", compression="zstd")
+    ds = decoded[0][2].dataset
+    summary = {
+        "input": str(input),
+        "schema": ds.schema.name,
+        "images": f"{len(ds.images):,}",
+        "instances": f"{sum(len(d.dataset.instances) for _, _, d in decoded):,}",
+        "held back at decode": f"{sum(d.rejected.num_rows for _, _, d in decoded):,}",
+    }
+    _write_sigmas(result, out, summary)
+    return summary
+
+
+def _write_report(
+    out: Path,
+    input: Path,
+    *,
+    images: Path | None,
+    cfg,
+    result,
+    summary: dict,
+    decoded: list,
+    rules: list[dict],
+) -> None:
+    """Write report.html for the validation `result`."""
+    from kpdeliver.collect.files import merge_decoded
+    from kpdeliver.report.html import ReportInputs, render_report
+
     (out / "report.html").write_text(
         render_report(
             ReportInputs(
-                findings,
+                result.findings,
                 title=f"Validation of {input.name}",
                 summary=summary,
                 annotators=result.annotators,
@@ -224,14 +293,6 @@ def validate_command(
             )
         )
     )
-    n_err = result.n_errors
-    _print_summary(
-        findings,
-        title=f"{input.name}: {'FAIL' if n_err else 'PASS'} ({plural(findings.num_rows, 'finding')})",
-        out=out,
-        seconds=time.perf_counter() - start,
-    )
-    raise typer.Exit(1 if n_err else 0)
 
 
 def _write_rule_results(folder: Path, names: list[str], rules: tuple[list[dict], ...]) -> list[dict]:

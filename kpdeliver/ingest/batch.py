@@ -150,8 +150,7 @@ def assemble_ingest(
     """The batch from its probes (any order) and its `skipped_entries`: sorted by key, the first
     of identical images kept, ids numbered in key order. `location` names a key in messages."""
     findings, refused = [], []
-    ids: list[int]
-    ids, names, widths, heights, orientations, shas, sources = [], [], [], [], [], [], []
+    kept: list[tuple] = []  # (key, sha256, width, height, orientation) of each image kept, in key order
     first_of: dict[str, str] = {}
 
     def refuse(check: str, key: str, message: str) -> None:
@@ -171,16 +170,7 @@ def assemble_ingest(
             refuse(check, key, message)
             continue
         if not key.lower().endswith(FORMAT_EXTENSIONS.get(fmt, ())):
-            findings.append(
-                findings_for(
-                    "ingest.extension_mismatch",
-                    file_name=key,
-                    source=key,
-                    n=1,
-                    message=f"{location(key)}: holds a {fmt} image, not what "
-                    "its extension says; delivered as it is",
-                )
-            )
+            findings.append(_extension_mismatch(key, fmt, location))
         if sha in first_of:
             refuse(
                 "ingest.duplicate_image",
@@ -189,24 +179,39 @@ def assemble_ingest(
             )
             continue
         first_of[sha] = key
-        ids.append(len(ids) + 1)
-        names.append(key[len(IMAGE_PREFIX) :])
-        widths.append(width)
-        heights.append(height)
-        orientations.append(orientation)
-        shas.append(sha)
-        sources.append(key)
-    images = Images.build(
-        id=np.asarray(ids, np.int64),
-        file_name=names,
-        width=widths,
-        height=heights,
-        sha256=shas,
-        source=sources,
-        orientation=orientations,
+        kept.append((key, sha, width, height, orientation))
+    listed = probes.num_rows + sum(key.startswith(IMAGE_PREFIX) for key, _, _ in skipped)
+    return IngestResult(_kept_images(kept), concat_findings(findings), listed, _refused_table(refused))
+
+
+def _extension_mismatch(key: str, fmt: str, location) -> pa.Table:
+    """The finding of an image whose format is not what its extension says."""
+    return findings_for(
+        "ingest.extension_mismatch",
+        file_name=key,
+        source=key,
+        n=1,
+        message=f"{location(key)}: holds a {fmt} image, not what its extension says; delivered as it is",
     )
+
+
+def _kept_images(kept: list[tuple]) -> Images:
+    """The images table of the kept (key, sha256, width, height, orientation) rows; ids from 1 in order."""
+    return Images.build(
+        id=np.asarray([i + 1 for i in range(len(kept))], np.int64),
+        file_name=[key[len(IMAGE_PREFIX) :] for key, *_ in kept],
+        width=[width for _, _, width, _, _ in kept],
+        height=[height for _, _, _, height, _ in kept],
+        sha256=[sha for _, sha, *_ in kept],
+        source=[key for key, *_ in kept],
+        orientation=[orientation for *_, orientation in kept],
+    )
+
+
+def _refused_table(refused: list[tuple[str, str]]) -> pa.Table:
+    """REFUSED_SCHEMA rows of the refused (key, status) pairs."""
     refused_keys = [k for k, _ in refused]
-    refused_table = pa.table(
+    return pa.table(
         {
             "key": refused_keys,
             "file_name": [k.removeprefix(IMAGE_PREFIX) for k in refused_keys],
@@ -214,8 +219,6 @@ def assemble_ingest(
         },
         schema=REFUSED_SCHEMA,
     )
-    listed = probes.num_rows + sum(key.startswith(IMAGE_PREFIX) for key, _, _ in skipped)
-    return IngestResult(images, concat_findings(findings), listed, refused_table)
 
 
 def ingest_images(store: ObjectStore, keys: list[str] | None = None) -> IngestResult:

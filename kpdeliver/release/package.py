@@ -182,26 +182,10 @@ def package_release(
     im = delivered.images
     split, n_inst = _split_and_count(delivered, config)
 
-    files: dict[str, bytes] = {}
-    split_names = [s for s in config.splits.ratios() if (split == s).any()] or ["train"]
-    for s in split_names:
-        part = delivered.subset_images(split == s)
-        files[f"coco/{s}.json"] = coco.encode(part)
-    yolo_files = yolo_pose.encode(
-        delivered, split_of=split, outside=config.yolo.outside.value, one_to_one=True
-    )
-    files.update({f"yolo/{k}": v for k, v in yolo_files.items()})
-
+    files, split_names = _label_files(delivered, split, config)
     copies = _image_copies(im, split) if config.yolo.copy_images else []
-    all_im = dataset.images
-    status = image_status(all_im, delivered, quarantine)
-    split_all = np.full(len(all_im), None, dtype=object)
-    split_all[np.isin(all_im.id, im.id)] = split
-    n_all = np.zeros(len(all_im), np.int64)
-    n_all[np.isin(all_im.id, im.id)] = n_inst
     tables = {
-        "index/images.parquet": images_index(dataset, split_all, status, n_all, ingest_rejected),
-        "index/annotations.parquet": annotations_index(delivered, split),
+        **_index_tables(dataset, delivered, split, n_inst, quarantine, ingest_rejected),
         "index/assignments.parquet": assignments,
         "qa/findings.parquet": findings.cast(FINDINGS_SCHEMA),
         "qa/quarantine.parquet": quarantine,
@@ -223,13 +207,29 @@ def package_release(
         instances_in=instances_in,
         review_only=review_only,
     )
-    names, per_name = np.unique(delivered.instances.annotator.astype(str), return_counts=True)
-    assigned = set(assignments["annotator"].to_pylist()) if "annotator" in assignments.column_names else set()
-    judged = [a for a in config.annotators if a in assigned]  # one given no image owes no label
-    collected = Collected(
-        labels_by_annotator(judged, reviewed or dataset, quarantine), labeled_images=int((n_inst > 0).sum())
+    collected = _collected(config, assignments, reviewed or dataset, quarantine, n_inst)
+    verdict = _verdict(config, counts, findings, annotators, delivered, collected, rework_rate)
+    return ReleasePlan(
+        files=files,
+        copies=copies,
+        counts=counts,
+        verdict=verdict,
+        tables={p: t for p, t in tables.items() if p.startswith("index/")},
     )
-    verdict = signoff(
+
+
+def _verdict(
+    config: ClientConfig,
+    counts: Counts,
+    findings: pa.Table,
+    annotators: pa.Table | None,
+    delivered: Dataset,
+    collected: Collected,
+    rework_rate: float | None,
+) -> Verdict:
+    """The sign-off of the release: its rules judged on the counts, findings and labels per annotator."""
+    names, per_name = np.unique(delivered.instances.annotator.astype(str), return_counts=True)
+    return signoff(
         config.qa,
         counts,
         findings,
@@ -238,12 +238,54 @@ def package_release(
         collected,
         rework_rate,
     )
-    return ReleasePlan(
-        files=files,
-        copies=copies,
-        counts=counts,
-        verdict=verdict,
-        tables={p: t for p, t in tables.items() if p.startswith("index/")},
+
+
+def _label_files(
+    delivered: Dataset, split: np.ndarray, config: ClientConfig
+) -> tuple[dict[str, bytes], list[str]]:
+    """The COCO file of each split and the YOLO tree's files; the names of the splits used."""
+    files: dict[str, bytes] = {}
+    split_names = [s for s in config.splits.ratios() if (split == s).any()] or ["train"]
+    for s in split_names:
+        part = delivered.subset_images(split == s)
+        files[f"coco/{s}.json"] = coco.encode(part)
+    yolo_files = yolo_pose.encode(
+        delivered, split_of=split, outside=config.yolo.outside.value, one_to_one=True
+    )
+    files.update({f"yolo/{k}": v for k, v in yolo_files.items()})
+    return files, split_names
+
+
+def _index_tables(
+    dataset: Dataset,
+    delivered: Dataset,
+    split: np.ndarray,
+    n_inst: np.ndarray,
+    quarantine: pa.Table,
+    ingest_rejected: pa.Table,
+) -> dict[str, pa.Table]:
+    """index/images.parquet (every image listed, with its split, status and instance count) and
+    index/annotations.parquet (the delivered instances)."""
+    all_im, im = dataset.images, delivered.images
+    status = image_status(all_im, delivered, quarantine)
+    split_all = np.full(len(all_im), None, dtype=object)
+    split_all[np.isin(all_im.id, im.id)] = split
+    n_all = np.zeros(len(all_im), np.int64)
+    n_all[np.isin(all_im.id, im.id)] = n_inst
+    return {
+        "index/images.parquet": images_index(dataset, split_all, status, n_all, ingest_rejected),
+        "index/annotations.parquet": annotations_index(delivered, split),
+    }
+
+
+def _collected(
+    config: ClientConfig, assignments: pa.Table, reviewed: Dataset, quarantine: pa.Table, n_inst: np.ndarray
+) -> Collected:
+    """The labels collected from each annotator given images, and the number of labelled images."""
+    assigned = set(assignments["annotator"].to_pylist()) if "annotator" in assignments.column_names else set()
+    judged = [a for a in config.annotators if a in assigned]  # one given no image owes no label
+    return Collected(
+        labels_by_annotator(judged, reviewed, quarantine), labeled_images=int((n_inst > 0).sum())
     )
 
 

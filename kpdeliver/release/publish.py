@@ -237,12 +237,7 @@ def publish(
     Returns the one release of `fingerprint`, whichever run of these inputs completed it."""
     if read_staged(store, staged_prefix) is None:
         # a twin of these inputs that published first removes every run's staging folder
-        if (version := find_duplicate(store, client, dataset, fingerprint)) is not None:
-            prefix = release_prefix(client, dataset, version)
-            return Published(
-                version, prefix, store.location(prefix), read_manifest(store, prefix), resumed=True
-            )
-        raise PublishError(f"nothing staged at {store.location(staged_prefix)}")
+        return _published_by_twin(store, client, dataset, fingerprint, staged_prefix)
     signer = key_id(signing_key) if signing_key else None
     claim_key = fingerprint_claim(client, dataset, fingerprint)
     claim = _claim_inputs(
@@ -265,26 +260,62 @@ def publish(
 
     if (existing := _already_published(store, prefix, fingerprint)) is not None:
         return done(existing)
+    _check_same_signer(claim, signer, client, dataset, version)
+    try:
+        marker = _copy_staged(store, claim["staging"], prefix)
+    except (StorageError, PublishError):
+        # a twin may have published and cleaned its staging meanwhile
+        if (existing := _already_published(store, prefix, fingerprint)) is not None:
+            return done(existing)
+        raise
+    manifest = _manifest(client, dataset, version, fingerprint, claim=claim, marker=marker, signer=signer)
+    return done(
+        _sign_and_write(store, client, prefix, manifest, fingerprint=fingerprint, signing_key=signing_key)
+    )
+
+
+def _published_by_twin(
+    store: ObjectStore, client: str, dataset: str, fingerprint: str, staged_prefix: str
+) -> Published:
+    """The release a twin run published from these inputs, whose staging folder (ours too) it removed."""
+    if (version := find_duplicate(store, client, dataset, fingerprint)) is not None:
+        prefix = release_prefix(client, dataset, version)
+        return Published(version, prefix, store.location(prefix), read_manifest(store, prefix), resumed=True)
+    raise PublishError(f"nothing staged at {store.location(staged_prefix)}")
+
+
+def _check_same_signer(claim: dict, signer: str | None, client: str, dataset: str, version: int) -> None:
+    """Every run of these inputs must sign with the key of the run that claimed them (or none)."""
     if claim.get("key_id") != signer:
         raise PublishError(
             f"{client}/{dataset} v{version:04d} (these inputs) is being published "
             f"{'signed by key ' + claim['key_id'] if claim.get('key_id') else 'unsigned'}, but this run "
             f"{'signs with key ' + signer if signer else 'has no signing key'}; configure the same key"
         )
-    marker = read_staged(store, claim["staging"])
-    try:
-        if marker is None:
-            raise PublishError(
-                f"the staging folder {store.location(claim['staging'])} claimed for these inputs is gone"
-            )
-        with store.holding_folders():
-            for path in marker["files"]:  # the same staged bytes, whichever run copies them
-                store.copy(join_key(claim["staging"], path), join_key(prefix, path))
-    except (StorageError, PublishError):
-        # a twin may have published and cleaned its staging meanwhile
-        if (existing := _already_published(store, prefix, fingerprint)) is not None:
-            return done(existing)
-        raise
+
+
+def _copy_staged(store: ObjectStore, staging: str, prefix: str) -> dict:
+    """Copy the claimed staging folder's files into the release folder; its STAGED marker."""
+    marker = read_staged(store, staging)
+    if marker is None:
+        raise PublishError(f"the staging folder {store.location(staging)} claimed for these inputs is gone")
+    with store.holding_folders():
+        for path in marker["files"]:  # the same staged bytes, whichever run copies them
+            store.copy(join_key(staging, path), join_key(prefix, path))
+    return marker
+
+
+def _manifest(
+    client: str,
+    dataset: str,
+    version: int,
+    fingerprint: str,
+    *,
+    claim: dict,
+    marker: dict,
+    signer: str | None,
+) -> dict:
+    """The release's manifest: the claim's fields and the staged counts, verdict, QA and files."""
     manifest = {
         "kpdeliver": __version__,
         "client": client,
@@ -298,13 +329,26 @@ def publish(
         "qa": marker.get("qa", {}),
         "files": marker["files"],
     }
-    if signing_key is not None:
+    if signer is not None:
         manifest["signature"] = {
             "algorithm": "Ed25519",
             "key_id": signer,
             "file": SIGNATURE,
             "public_key": PUBLIC_KEY,
         }
+    return manifest
+
+
+def _sign_and_write(
+    store: ObjectStore,
+    client: str,
+    prefix: str,
+    manifest: dict,
+    *,
+    fingerprint: str,
+    signing_key: Ed25519PrivateKey | None,
+) -> dict:
+    """Sign the manifest, write it last if absent; the manifest that holds the release (ours or a twin's)."""
     body = orjson.dumps(manifest, option=orjson.OPT_INDENT_2)
     if signing_key is not None:
         publish_public_key(
@@ -313,13 +357,13 @@ def publish(
         # every run builds the same manifest bytes and Ed25519 is deterministic: the same signature
         store.put(join_key(prefix, SIGNATURE), sign(signing_key, body))
     if store.put_if_absent(join_key(prefix, MANIFEST), body):
-        return done(manifest)
+        return manifest
     held = _already_published(store, prefix, fingerprint)
     if held is None:  # refused as present, then gone: someone is deleting releases under us
         raise PublishError(
             f"{store.location(join_key(prefix, MANIFEST))} was refused as already present but cannot be read"
         )
-    return done(held)
+    return held
 
 
 def clean_staging(store: ObjectStore, client: str, dataset: str, fingerprint: str) -> None:

@@ -199,24 +199,7 @@ def _collection_rules(judge: _Judge, counts: Counts, findings: pa.Table, collect
     if collected is None:
         return
     if rules.min_labels_per_annotator is not None:
-        least, unread_by = rules.min_labels_per_annotator, _counts(unread["annotator"])
-        for name, n in sorted(collected.by_annotator.items()):
-            why = (
-                f"; {plural(unread_by[name], 'export file')} of theirs not read"
-                if unread_by.get(name)
-                else "; no export of theirs under annotations/" + name + "/"
-            )
-            judge(
-                "min_labels_per_annotator",
-                name,
-                least,
-                n,
-                n >= least,
-                f"annotator {name}: {plural(n, 'label')} collected (min {least})"
-                if n >= least
-                else f"annotator {name}: {plural(n, 'label')} collected, below {least}{why} — the images assigned "
-                "to them have none of their labels (index/assignments.parquet)",
-            )
+        _labels_per_annotator(judge, rules.min_labels_per_annotator, collected, unread)
     if rules.min_labeled_images_fraction is not None and counts.images_delivered:
         wanted, frac = rules.min_labeled_images_fraction, collected.labeled_images / counts.images_delivered
         judge(
@@ -230,6 +213,28 @@ def _collection_rules(judge: _Judge, counts: Counts, findings: pa.Table, collect
             else f"only {collected.labeled_images} of {counts.images_delivered} delivered images have a label "
             f"({frac:.1%}, below {wanted:.1%}): the rest ship as background (status unlabeled in "
             "index/images.parquet)",
+        )
+
+
+def _labels_per_annotator(judge: _Judge, least: int, collected: Collected, unread: pa.Table) -> None:
+    """Judge min_labels_per_annotator: each configured annotator's labels collected, with why none came."""
+    unread_by = _counts(unread["annotator"])
+    for name, n in sorted(collected.by_annotator.items()):
+        why = (
+            f"; {plural(unread_by[name], 'export file')} of theirs not read"
+            if unread_by.get(name)
+            else "; no export of theirs under annotations/" + name + "/"
+        )
+        judge(
+            "min_labels_per_annotator",
+            name,
+            least,
+            n,
+            n >= least,
+            f"annotator {name}: {plural(n, 'label')} collected (min {least})"
+            if n >= least
+            else f"annotator {name}: {plural(n, 'label')} collected, below {least}{why} — the images assigned "
+            "to them have none of their labels (index/assignments.parquet)",
         )
 
 

@@ -13,6 +13,7 @@ import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -30,6 +31,9 @@ from kpdeliver.release.layout import (
     sha256_hex,
 )
 from kpdeliver.storage import ObjectStore, StorageError, StoreUnreachable, UnsafeKeyError, check_key, join_key
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 _CHUNK = 1024 * 1024
 
@@ -117,20 +121,7 @@ def _signature(
     sig_key = join_key(prefix, signing.SIGNATURE)
     recorded = (manifest.get("signature") or {}).get("key_id") or catalogued_key
     has_sig = store.exists(sig_key)
-    client = client_key(prefix)
-    keys, problems = signing.key_list(public_key), []
-    if not keys and (has_sig or recorded) and client is not None:
-        keys = signing.published_keys(store, client)
-        problems = [
-            Problem("signature", file[len(client) :].lstrip("/"), detail)
-            for file, detail in signing.published_key_problems(store, client)
-        ]
-        if keys:
-            result.notes.append(
-                f"public key NOT pinned: taken from {store.location(client or '.')}, beside the "
-                "release; this proves nothing against a swapped signing-key.pub (pass "
-                "--public-key with the vendor's key)"
-            )
+    keys, problems = _keys_to_check(store, prefix, public_key, bool(has_sig or recorded), result)
     if not (has_sig or recorded or keys):
         result.notes.append(
             "UNSIGNED release: it has no manifest.sig and no signing key is recorded for it; "
@@ -147,20 +138,7 @@ def _signature(
         ]
     holder = signing.holding_key(keys, raw, store.get(sig_key), named=recorded)
     if holder is None:
-        return [
-            *problems,
-            Problem(
-                "signature",
-                signing.SIGNATURE,
-                f"does not verify with key {signing.key_ids(keys)}: manifest.json or manifest.sig "
-                "was changed"
-                + (
-                    f" (the manifest names key {recorded})"
-                    if recorded and recorded not in signing.key_ids(keys)
-                    else ""
-                ),
-            ),
-        ]
+        return [*problems, _not_verified(keys, recorded)]
     if catalogued_key and signing.key_id(holder) != catalogued_key:
         return [
             *problems,
@@ -175,10 +153,47 @@ def _signature(
     return problems
 
 
-def _signoff(store: ObjectStore, prefix: str, manifest: dict) -> list[Problem]:
-    """The sign-off and the counts, against the manifest and each other (what a signature would cover)."""
+def _keys_to_check(
+    store: ObjectStore, prefix: str, public_key: signing.PublicKeys, wanted: bool, result: Verification
+) -> tuple[list[Ed25519PublicKey], list[Problem]]:
+    """The keys to check the signature with: the pinned ones, else (when a signature is `wanted`)
+    the client's published keys, noted as not pinned; with the problems of those published keys."""
+    client = client_key(prefix)
+    keys, problems = signing.key_list(public_key), []
+    if not keys and wanted and client is not None:
+        keys = signing.published_keys(store, client)
+        problems = [
+            Problem("signature", file[len(client) :].lstrip("/"), detail)
+            for file, detail in signing.published_key_problems(store, client)
+        ]
+        if keys:
+            result.notes.append(
+                f"public key NOT pinned: taken from {store.location(client or '.')}, beside the "
+                "release; this proves nothing against a swapped signing-key.pub (pass "
+                "--public-key with the vendor's key)"
+            )
+    return keys, problems
+
+
+def _not_verified(keys: list[Ed25519PublicKey], recorded: str | None) -> Problem:
+    """The problem of a signature that verifies with none of `keys`."""
+    return Problem(
+        "signature",
+        signing.SIGNATURE,
+        f"does not verify with key {signing.key_ids(keys)}: manifest.json or manifest.sig "
+        "was changed"
+        + (
+            f" (the manifest names key {recorded})"
+            if recorded and recorded not in signing.key_ids(keys)
+            else ""
+        ),
+    )
+
+
+def _count_problems(counts: dict) -> tuple[list[Problem], dict]:
+    """The manifest's counts that do not add up, and the counts as numbers ({} when they are not)."""
     problems = []
-    counts, qa = manifest.get("counts") or {}, manifest.get("qa") or {}
+
     try:
         c = {k: int(v) for k, v in counts.items() if k != "splits"}
         splits = sum(int(v) for v in (counts.get("splits") or {}).values())
@@ -217,6 +232,13 @@ def _signoff(store: ObjectStore, prefix: str, manifest: dict) -> list[Problem]:
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         problems.append(Problem("counts", MANIFEST, f"the counts are incomplete or not numbers ({e})"))
         c = {}
+    return problems, c
+
+
+def _signoff(store: ObjectStore, prefix: str, manifest: dict) -> list[Problem]:
+    """The sign-off and the counts, against the manifest and each other (what a signature would cover)."""
+    counts, qa = manifest.get("counts") or {}, manifest.get("qa") or {}
+    problems, c = _count_problems(counts)
     if SIGNOFF not in manifest["files"]:
         return problems
     try:
@@ -225,6 +247,23 @@ def _signoff(store: ObjectStore, prefix: str, manifest: dict) -> list[Problem]:
         return [*problems, Problem("signoff", SIGNOFF, f"cannot be read as JSON ({e})")]
     if not isinstance(signoff, dict):
         return [*problems, Problem("signoff", SIGNOFF, "is not a JSON object")]
+    for what, said, want in _signoff_pairs(signoff, manifest, qa, c):
+        if want is not None and said != want:
+            problems.append(Problem("signoff", SIGNOFF, f"{what} {said!r} but the manifest records {want!r}"))
+    digest = content_digest({p: m.get("sha256") for p, m in manifest["files"].items()})
+    if signoff.get("content_sha256") != digest:
+        problems.append(
+            Problem("signoff", SIGNOFF, "its content digest does not match the files the manifest lists")
+        )
+    if qa.get("signoff_content_sha256") not in (None, signoff.get("content_sha256")):
+        problems.append(
+            Problem("signoff", SIGNOFF, "its content digest differs from the one the manifest records")
+        )
+    return problems
+
+
+def _signoff_pairs(signoff: dict, manifest: dict, qa: dict, c: dict) -> list[tuple[str, object, object]]:
+    """(what, the sign-off's value, the manifest's value) for each figure both record."""
     pairs = [
         ("verdict", signoff.get("verdict"), manifest.get("verdict")),
         ("reasons", signoff.get("reasons"), qa.get("reasons")),
@@ -258,19 +297,7 @@ def _signoff(store: ObjectStore, prefix: str, manifest: dict) -> list[Problem]:
             else None
         )
         pairs.append(("number of findings", n_findings, c.get("findings")))
-    for what, said, want in pairs:
-        if want is not None and said != want:
-            problems.append(Problem("signoff", SIGNOFF, f"{what} {said!r} but the manifest records {want!r}"))
-    digest = content_digest({p: m.get("sha256") for p, m in manifest["files"].items()})
-    if signoff.get("content_sha256") != digest:
-        problems.append(
-            Problem("signoff", SIGNOFF, "its content digest does not match the files the manifest lists")
-        )
-    if qa.get("signoff_content_sha256") not in (None, signoff.get("content_sha256")):
-        problems.append(
-            Problem("signoff", SIGNOFF, "its content digest differs from the one the manifest records")
-        )
-    return problems
+    return pairs
 
 
 def check_release(
@@ -320,23 +347,30 @@ def check_release(
     problems += [
         Problem("invariant", path, detail) for path, detail in check_invariant(store, prefix, manifest)
     ]
-    parent, name = prefix.rstrip("/").rpartition("/")[::2]
-    zip_key = join_key(parent, archive_key(name))
-    if archive and store.exists(zip_key):
-        try:
-            zip_name = PurePosixPath(zip_key).name
-            problems += [
-                Problem("archive", zip_name, detail if what == zip_name else f"member {what} {detail}")
-                for what, detail in archive_differences(store, prefix, manifest, zip_key)
-            ]
-        except UnsafeKeyError:
-            pass  # the manifest's unsafe paths are already problems
-        except StoreUnreachable:
-            raise
-        except StorageError as e:
-            problems.append(Problem("archive", PurePosixPath(zip_key).name, f"cannot be checked ({e})"))
+    if archive:
+        problems += _archive_problems(store, prefix, manifest)
     result.problems = sorted(problems, key=lambda p: (p.path, p.kind))
     return result
+
+
+def _archive_problems(store: ObjectStore, prefix: str, manifest: dict) -> list[Problem]:
+    """How the release's zip archive beside it (if there is one) differs from the release."""
+    parent, name = prefix.rstrip("/").rpartition("/")[::2]
+    zip_key = join_key(parent, archive_key(name))
+    if not store.exists(zip_key):
+        return []
+    try:
+        zip_name = PurePosixPath(zip_key).name
+        return [
+            Problem("archive", zip_name, detail if what == zip_name else f"member {what} {detail}")
+            for what, detail in archive_differences(store, prefix, manifest, zip_key)
+        ]
+    except UnsafeKeyError:
+        return []  # the manifest's unsafe paths are already problems
+    except StoreUnreachable:
+        raise
+    except StorageError as e:
+        return [Problem("archive", PurePosixPath(zip_key).name, f"cannot be checked ({e})")]
 
 
 def verify_release(
