@@ -105,7 +105,7 @@ def _print_summary(findings: pa.Table, *, title: str, out: Path, seconds: float)
 
     t = Table(title=title)
     for col, just in (("check", "left"), ("severity", "left"), ("count", "right")):
-        t.add_column(col, justify=just)
+        t.add_column(col, justify="right" if just == "right" else "left")
     for row in summary_by(findings, "check", "severity").to_pylist():
         style = {"error": "red", "warning": "yellow"}.get(row["severity"], "")
         t.add_row(row["check"], Text(row["severity"], style=style or ""), f"{row['count']:,}")

@@ -64,7 +64,7 @@ def images_index(
             "split": pa.array(split.tolist(), pa.string()),
             "n_instances": n_inst.astype(np.int64),
             "status": pa.array(status.tolist(), pa.string()),
-            "exif_orientation": im.orientation.astype(
+            "exif_orientation": np.asarray(im.orientation).astype(
                 np.int64
             ),  # 1 = as stored; 5-8: width/height are swapped
         }
