@@ -25,7 +25,7 @@ from tests.release_helpers import publish_small_release
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def cli(*args: str, env: dict | None = None) -> tuple[int, str]:
+def cli(*args: str, env: dict[str, str | None] | None = None) -> tuple[int, str]:
     from kpdeliver.cli import app
 
     r = CliRunner().invoke(app, list(args), env=env)
@@ -321,7 +321,9 @@ def test_an_unreachable_store_is_said_with_the_endpoint_that_was_tried(tmp_path)
     )
     from tests.s3_server import DUMMY_AWS_ENV
 
-    code, out = cli("verify", "s3://out/acme/pose/v0001", "-c", str(config), env=DUMMY_AWS_ENV)
+    # the config's endpoint alone (another test's AWS_ENDPOINT_URL would take precedence, as documented)
+    env = {**DUMMY_AWS_ENV, "AWS_ENDPOINT_URL": None}
+    code, out = cli("verify", "s3://out/acme/pose/v0001", "-c", str(config), env=env)
     assert (
         code == 2 and "the release was not checked" in out and "is the endpoint http://127.0.0.1:9 up" in out
     ), out

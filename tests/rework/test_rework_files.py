@@ -72,7 +72,7 @@ def test_feedback_with_an_unknown_id_is_refused_naming_it(loop):
 
 def test_file_route_round_trip(loop):
     root, config, v1 = loop["root"], loop["config"], loop["v1"]
-    rel1 = Path(v1["release"])
+    rel1 = Path(v1.release)
     held = pq.read_table(rel1 / "qa" / "quarantine.parquet")
     annotations = pq.read_table(rel1 / "index" / "annotations.parquet").to_pylist()
     delivered = next(
@@ -119,8 +119,8 @@ def test_file_route_round_trip(loop):
     bad_item = sorted(f for a, f in expected if a == "ann_a")[0]
     return_fixes(root, "r0001", bad={bad_item})
     v2 = loop["run"](config)
-    assert v2["version"] == 2
-    rel2 = Path(v2["release"])
+    assert v2.version == 2
+    rel2 = Path(v2.release)
     status = {
         (r["annotator"], r["file_name"]): r for r in pq.read_table(rel2 / "qa" / "rework.parquet").to_pylist()
     }

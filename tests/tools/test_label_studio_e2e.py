@@ -161,7 +161,7 @@ def test_push_annotate_pull_collect_and_qa(world, label_studio):
                 [PRELABEL_VERSION] if roles[t["data"]["file_name"]] == "gold" else []
             )
             if predictions:
-                decoded = ls_codec.decode(
+                decoded = ls_codec.CODEC.decode(
                     orjson.dumps([{**t, "predictions": predictions}]), DecodeOptions(schema=schema)
                 ).dataset
                 assert len(decoded.instances) == _gold_instances(config, t["data"]["file_name"], schema)

@@ -87,7 +87,7 @@ def _fix_in_the_tool(world, tasks: list[dict], annotator: str, bad: set[str]) ->
 
 def test_rework_through_label_studio(world):
     root, config, v1 = world["root"], world["config"], world["v1"]
-    held = pq.read_table(Path(v1["release"]) / "qa" / "quarantine.parquet")
+    held = pq.read_table(Path(v1.release) / "qa" / "quarantine.parquet")
     expected = {
         (a, f)
         for a, f in zip(held["annotator"].to_pylist(), held["file_name"].to_pylist(), strict=True)
@@ -126,8 +126,8 @@ def test_rework_through_label_studio(world):
     } == {"r0001"}
 
     v2 = world["run"](config)
-    rel2 = Path(v2["release"])
-    assert v2["version"] == 2
+    rel2 = Path(v2.release)
+    assert v2.version == 2
     status = {
         (r["annotator"], r["file_name"]): r for r in pq.read_table(rel2 / "qa" / "rework.parquet").to_pylist()
     }

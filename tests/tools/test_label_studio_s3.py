@@ -169,7 +169,7 @@ def test_an_s3_batch_is_pushed_read_by_the_server_annotated_pulled_and_delivered
     )
     assert all(store.exists(key) for key in report.written), "the pulled work is in the bucket"
 
-    release = Path(delivered["v1"]["release"])  # releases stay in the local folder of the demo config
+    release = Path(delivered["v1"].release)  # releases stay in the local folder of the demo config
     delivered_rows = pq.read_table(release / "index" / "annotations.parquet")
     findings = pq.read_table(release / "qa" / "findings.parquet").to_pylist()
     linked = [f for f in findings if f["link"]]
@@ -197,7 +197,7 @@ def _fix_in_the_tool(world, tasks: list[dict], annotator: str) -> None:
 
 def test_rework_of_an_s3_batch_is_read_through_s3_pulled_and_delivered(s3_world, delivered, label_studio):
     config, client, yaml_path = s3_world["config"], s3_world["client"], str(s3_world["root"] / "client.yaml")
-    held = pq.read_table(Path(delivered["v1"]["release"]) / "qa" / "quarantine.parquet")
+    held = pq.read_table(Path(delivered["v1"].release) / "qa" / "quarantine.parquet")
     expected = {
         (a, f)
         for a, f in zip(held["annotator"].to_pylist(), held["file_name"].to_pylist(), strict=True)
@@ -226,8 +226,8 @@ def test_rework_of_an_s3_batch_is_read_through_s3_pulled_and_delivered(s3_world,
     )
 
     v2 = delivered["run"](config)
-    rel2 = Path(v2["release"])
-    assert v2["version"] == 2
+    rel2 = Path(v2.release)
+    assert v2.version == 2
     status = {
         (r["annotator"], r["file_name"]): r["status"]
         for r in pq.read_table(rel2 / "qa" / "rework.parquet").to_pylist()
