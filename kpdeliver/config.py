@@ -85,6 +85,17 @@ def problems_error(origin: str, problems: list[str], *, lead: str = "") -> Confi
     return ConfigError(f"{lead}{origin} has {plural(len(problems), 'problem')}:\n{listing}", list(problems))
 
 
+def _drop_unset_rework_rule(qa: object) -> None:
+    """`qa.max_rework_rate` came after fingerprints existed: unset (and its severity at the default), it
+    is left out of the dump, so an unchanged client's inputs keep their fingerprint (no duplicate version)."""
+    if not isinstance(qa, dict) or qa.get("max_rework_rate", 0) is not None:
+        return
+    del qa["max_rework_rate"]
+    severity = qa.get("severity")
+    if isinstance(severity, dict) and severity.get("max_rework_rate") == RuleSeverity.conditional:
+        del severity["max_rework_rate"]
+
+
 class ClientConfig(_Model):
     client: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
     dataset: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -121,6 +132,7 @@ class ClientConfig(_Model):
         )  # an unset category is left out, so configs written before it existed keep their fingerprint
         if out.get("category", "") is None:
             del out["category"]
+        _drop_unset_rework_rule(out.get("qa"))
         return out
 
     @field_validator("annotators")

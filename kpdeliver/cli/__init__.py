@@ -111,7 +111,7 @@ def main() -> None:
         app()
     except SystemExit as e:
         if sys.argv[1:2] and sys.argv[1] in QUICK_EXIT and (e.code is None or isinstance(e.code, int)):
-            _quick_exit(e.code or 0)
+            quick_exit(e.code or 0)
         raise
     except Exception as e:  # the last resort: click has already handled usage errors and exits
         if os.environ.get(DEBUG_ENV):
@@ -125,7 +125,7 @@ def main() -> None:
         sys.exit(2)
 
 
-def _quick_exit(code: int) -> None:
+def quick_exit(code: int) -> None:
     import logging
 
     logging.shutdown()

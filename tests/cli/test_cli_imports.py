@@ -21,7 +21,7 @@ PROBE = """
 import json, sys
 import kpdeliver.cli
 from kpdeliver.cli import COMMANDS, main
-kpdeliver.cli._quick_exit = sys.exit  # raise SystemExit instead of os._exit: this probe reports after the command
+kpdeliver.cli.quick_exit = sys.exit  # raise SystemExit instead of os._exit: this probe reports after the command
 sys.argv = ["kpdeliver", *sys.argv[1:]]
 try:
     main()

@@ -58,9 +58,7 @@ def world(label_studio, tmp_path_factory, monkeypatch_module):
     client = LabelStudioClient(label_studio.url, label_studio.token)
     user_ids = {}
     for name, email in USERS.items():
-        user = client._call(
-            "POST", "/api/users/", json={"email": email, "username": name, "first_name": name}
-        )
+        user = client.call("POST", "/api/users/", json={"email": email, "username": name, "first_name": name})
         user_ids[name] = user["id"]
     yield {
         "root": root,
@@ -134,7 +132,7 @@ def _annotate(world, schema) -> dict[str, int]:
         if name == "ann_a":
             client.create_annotation(last, [], completed_by=world["user_ids"][name], was_cancelled=True)
         else:
-            client._call("POST", f"/api/tasks/{last}/drafts", json={"result": [], "lead_time": 1.0})
+            client.call("POST", f"/api/tasks/{last}/drafts", json={"result": [], "lead_time": 1.0})
     return finished
 
 
@@ -156,7 +154,7 @@ def test_push_annotate_pull_collect_and_qa(world, label_studio):
         roles = {t["data"]["file_name"]: t["data"]["role"] for t in tasks}
         assert {n for n, r in roles.items() if r == "gold"} == set(config.assignment.gold)
         for t in tasks:
-            predictions = client._call("GET", "/api/predictions/", params={"task": t["id"]})
+            predictions = client.call("GET", "/api/predictions/", params={"task": t["id"]})
             assert [x["model_version"] for x in predictions] == (
                 [PRELABEL_VERSION] if roles[t["data"]["file_name"]] == "gold" else []
             )
@@ -202,7 +200,7 @@ def test_push_annotate_pull_collect_and_qa(world, label_studio):
         ins.annotator, ins.extra["source"], ins.extra["source_image_id"], ins.extra["source_id"]
     ):
         assert src == f"annotations/{who}/label-studio-{project_of[who]}.json"
-        ls_task = client._call("GET", f"/api/tasks/{int(task_id)}")
+        ls_task = client.call("GET", f"/api/tasks/{int(task_id)}")
         assert int(src_id) // BOX_ID_BASE in {a["id"] for a in ls_task["annotations"]}
 
     from expectations import validate_dataset
@@ -231,7 +229,7 @@ def test_push_annotate_pull_collect_and_qa(world, label_studio):
     # the finding's link opens the task of that annotator's project holding that image
     assert hit["link"].startswith(f"{label_studio.url}/projects/{project_of[swap['annotator']]}/data?task=")
     task_id = int(hit["link"].rsplit("=", 1)[1])
-    linked = client._call("GET", f"/api/tasks/{task_id}")
+    linked = client.call("GET", f"/api/tasks/{task_id}")
     assert linked["project"] == project_of[swap["annotator"]]
     assert linked["data"]["file_name"] == swap["file_name"]
 

@@ -55,7 +55,7 @@ def world(label_studio, tmp_path_factory, prefect_harness):
     mp.setenv(TOKEN_ENV, label_studio.token)
     client = LabelStudioClient(label_studio.url, label_studio.token)
     ids = {
-        name: client._call("POST", "/api/users/", json={"email": email, "username": f"rework-{name}"})["id"]
+        name: client.call("POST", "/api/users/", json={"email": email, "username": f"rework-{name}"})["id"]
         for name, email in USERS.items()
     }
     config = load_config(root / "client.yaml")
@@ -75,7 +75,7 @@ def _fix_in_the_tool(world, tasks: list[dict], annotator: str, bad: set[str]) ->
     client, batch = world["client"], world["root"] / "batch"
     for task in tasks:
         name = task["data"]["file_name"]
-        predictions = client._call("GET", "/api/predictions/", params={"task": task["id"]})
+        predictions = client.call("GET", "/api/predictions/", params={"task": task["id"]})
         mine = ls_codec.decode(
             orjson.dumps([{"id": task["id"], "data": {"image": name}, "predictions": predictions}]),
             schema=COCO17,
@@ -102,7 +102,7 @@ def test_rework_through_label_studio(world):
         for t in ts:
             assert t["data"]["rework"].startswith("["), "the finding's words are on the task"
         preloaded = [
-            p for t in ts for p in world["client"]._call("GET", "/api/predictions/", params={"task": t["id"]})
+            p for t in ts for p in world["client"].call("GET", "/api/predictions/", params={"task": t["id"]})
         ]
         assert preloaded and {p["model_version"] for p in preloaded} == {REWORK_VERSION}, (
             "their labels are preloaded"

@@ -75,7 +75,7 @@ def s3_world(label_studio, s3_endpoint, tmp_path_factory):
     mp.setenv(SECRET_ENV, SECRET)
     client = LabelStudioClient(label_studio.url, label_studio.token)
     ids = {
-        name: client._call("POST", "/api/users/", json={"email": email, "username": name})["id"]
+        name: client.call("POST", "/api/users/", json={"email": email, "username": name})["id"]
         for name, email in USERS.items()
     }
     yield {
@@ -183,7 +183,7 @@ def _fix_in_the_tool(world, tasks: list[dict], annotator: str) -> None:
     """The annotator opens each rework task, corrects the preloaded labels and submits."""
     client = world["client"]
     for task in tasks:
-        predictions = client._call("GET", "/api/predictions/", params={"task": task["id"]})
+        predictions = client.call("GET", "/api/predictions/", params={"task": task["id"]})
         mine = ls_codec.decode(
             orjson.dumps(
                 [{"id": task["id"], "data": {"image": task["data"]["file_name"]}, "predictions": predictions}]

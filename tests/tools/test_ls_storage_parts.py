@@ -36,11 +36,11 @@ def test_an_s3_batch_is_read_from_its_images_prefix_with_the_named_credentials(m
     monkeypatch.setenv("K", "key")
     monkeypatch.delenv("S", raising=False)
     with pytest.raises(ToolError, match="environment variable S is not set"):
-        images._credentials()
+        images.credentials()
     monkeypatch.setenv("S", "secret")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "not sent: session_token_env is null")
-    assert images._credentials() == {"aws_access_key_id": "key", "aws_secret_access_key": "secret"}
-    assert images._fields() == {"presign": True, "presign_ttl": 15, "region_name": "eu-west-1"}
+    assert images.credentials() == {"aws_access_key_id": "key", "aws_secret_access_key": "secret"}
+    assert images.fields() == {"presign": True, "presign_ttl": 15, "region_name": "eu-west-1"}
 
 
 def test_the_server_may_use_its_own_credentials():
@@ -61,8 +61,8 @@ def test_the_server_may_use_its_own_credentials():
         }
     )
     images = batch_images(cfg)
-    assert images.prefix == "images" and images._credentials() == {}
-    assert images._fields() == {"presign": False, "presign_ttl": 15, "s3_endpoint": "http://minio:9000"}
+    assert images.prefix == "images" and images.credentials() == {}
+    assert images.fields() == {"presign": False, "presign_ttl": 15, "s3_endpoint": "http://minio:9000"}
 
 
 def test_a_local_batch_is_referenced_under_the_document_root(tmp_path):

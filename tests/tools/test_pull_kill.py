@@ -73,7 +73,7 @@ def world(label_studio):
     mp.setenv(TOKEN_ENV, label_studio.token)
     client = LabelStudioClient(label_studio.url, label_studio.token)
     user_ids = {
-        name: client._call("POST", "/api/users/", json={"email": email, "username": f"kill_{name}"})["id"]
+        name: client.call("POST", "/api/users/", json={"email": email, "username": f"kill_{name}"})["id"]
         for name, email in EMAILS.items()
     }
     yield {

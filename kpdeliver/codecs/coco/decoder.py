@@ -71,15 +71,15 @@ def decode(
         try:
             if category is None:
                 try:
-                    return _decode_typed(data, schema=schema, source=source, annotator=annotator)
+                    return decode_typed(data, schema=schema, source=source, annotator=annotator)
                 except typed.NotTypical:
                     pass  # read the generic way: every finding as always
-            return _decode(data, schema=schema, source=source, annotator=annotator, category=category)
+            return decode_generic(data, schema=schema, source=source, annotator=annotator, category=category)
         except OverflowError as e:
             raise CodecError(f"{source}: {e}; ids and integer fields must fit 64-bit integers") from None
 
 
-def _decode(
+def decode_generic(
     data: bytes, *, schema: KeypointSchema | None, source: str, annotator: str, category: str | None
 ) -> Decoded:
     log = DecodeLog(source)
@@ -245,8 +245,8 @@ def _instances_of_dicts(good: list[dict], kps: np.ndarray, k: int, annotator: st
     )
 
 
-def _decode_typed(data: bytes, *, schema: KeypointSchema | None, source: str, annotator: str) -> Decoded:
-    """A well-formed file (see `typed`): the same dataset and findings as `_decode`, built from
+def decode_typed(data: bytes, *, schema: KeypointSchema | None, source: str, annotator: str) -> Decoded:
+    """A well-formed file (see `typed`): the same dataset and findings as `decode_generic`, built from
     typed structs and one numpy parse of the keypoints."""
     doc = typed.read(data)
     anns, raw_images = doc.annotations, doc.images

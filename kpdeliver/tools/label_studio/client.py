@@ -105,7 +105,7 @@ class LabelStudioClient:
             )
         return resp
 
-    def _call(self, method: str, path: str, *, hide: tuple[str, ...] = (), **kwargs) -> Any:
+    def call(self, method: str, path: str, *, hide: tuple[str, ...] = (), **kwargs) -> Any:
         """The answer's JSON (or bytes); ToolError otherwise. `hide`: secrets the request carries,
         cut out of any message (with the token) before it is shortened."""
         resp = self._request(method, path, hide=hide, **kwargs)
@@ -137,7 +137,7 @@ class LabelStudioClient:
         page = 1
         while True:
             try:
-                body = self._call("GET", path, params={**params, "page": page, "page_size": 100})
+                body = self.call("GET", path, params={**params, "page": page, "page_size": 100})
             except ToolError as e:
                 if "HTTP 404" in str(e) and page > 1:  # DRF answers 404 past the last page
                     return
@@ -155,13 +155,13 @@ class LabelStudioClient:
 
     def health(self) -> bool:
         try:
-            body = self._call("GET", "/health")
+            body = self.call("GET", "/health")
         except ToolError:
             return False
         return isinstance(body, dict) and body.get("status") == "UP"
 
     def users(self) -> list[dict]:
-        return objects(self._call("GET", "/api/users/"))
+        return objects(self.call("GET", "/api/users/"))
 
     def task_url(self, project: int, task: int) -> str:
         """The page that opens one task in the data manager."""
@@ -192,7 +192,7 @@ class LabelStudioClient:
         return found[0] if found else None
 
     def create_project(self, title: str, label_config: str, description: str = "") -> Project:
-        body = self._call(
+        body = self.call(
             "POST",
             "/api/projects/",
             json={"title": title, "label_config": label_config, "description": description},
@@ -202,21 +202,21 @@ class LabelStudioClient:
         )
 
     def update_project(self, project: int, **fields) -> None:
-        self._call("PATCH", f"/api/projects/{positive_id(project, 'project id')}/", json=fields)
+        self.call("PATCH", f"/api/projects/{positive_id(project, 'project id')}/", json=fields)
 
     def delete_project(self, project: int) -> None:
-        self._call("DELETE", f"/api/projects/{positive_id(project, 'project id')}/")
+        self.call("DELETE", f"/api/projects/{positive_id(project, 'project id')}/")
 
     # ------------------------------------------------------------------ storage and tasks
 
     def local_storages(self, project: int) -> list[dict]:
         project = positive_id(project, "project id")
-        return objects(self._call("GET", "/api/storages/localfiles/", params={"project": project}))
+        return objects(self.call("GET", "/api/storages/localfiles/", params={"project": project}))
 
     def create_local_storage(self, project: int, path: str, title: str) -> dict:
         """Connect a folder (under the server's LOCAL_FILES_DOCUMENT_ROOT). Not synced: kpdeliver
         imports its own tasks so each carries the batch's file name."""
-        return self._call(
+        return self.call(
             "POST",
             "/api/storages/localfiles/",
             json={
@@ -242,7 +242,7 @@ class LabelStudioClient:
 
     def s3_storages(self, project: int) -> list[dict]:
         project = positive_id(project, "project id")
-        return objects(self._call("GET", "/api/storages/s3/", params={"project": project}))
+        return objects(self.call("GET", "/api/storages/s3/", params={"project": project}))
 
     def create_s3_storage(
         self, project: int, *, title: str, bucket: str, prefix: str, credentials: dict[str, str], **options
@@ -261,7 +261,7 @@ class LabelStudioClient:
             **options,
             **credentials,
         }
-        return self._call("POST", "/api/storages/s3/", json=body, hide=tuple(credentials.values()))
+        return self.call("POST", "/api/storages/s3/", json=body, hide=tuple(credentials.values()))
 
     def tasks(self, project: int) -> list[dict]:
         return list(self._pages("/api/tasks/", {"project": project, "fields": "all"}, key="tasks"))
@@ -270,7 +270,7 @@ class LabelStudioClient:
         if not tasks:
             return 0
         project = positive_id(project, "project id")
-        body = self._call(
+        body = self.call(
             "POST",
             f"/api/projects/{project}/import",
             params={"commit_to_project": "true"},
@@ -281,7 +281,7 @@ class LabelStudioClient:
         return count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else len(tasks)
 
     def update_task_data(self, task: int, data: dict) -> None:
-        self._call("PATCH", f"/api/tasks/{positive_id(task, 'task id')}/", json={"data": data})
+        self.call("PATCH", f"/api/tasks/{positive_id(task, 'task id')}/", json={"data": data})
 
     def create_prediction(
         self, task: int, result: list[dict], *, model_version: str, score: float | None = None
@@ -289,7 +289,7 @@ class LabelStudioClient:
         payload = {"task": task, "result": result, "model_version": model_version}
         if score is not None:
             payload["score"] = score
-        return self._call("POST", "/api/predictions/", json=payload)
+        return self.call("POST", "/api/predictions/", json=payload)
 
     def create_annotation(
         self, task: int, result: list[dict], *, completed_by: int | None = None, was_cancelled: bool = False
@@ -297,7 +297,7 @@ class LabelStudioClient:
         payload: dict[str, Any] = {"result": result, "was_cancelled": was_cancelled}
         if completed_by is not None:
             payload["completed_by"] = completed_by
-        return self._call("POST", f"/api/tasks/{positive_id(task, 'task id')}/annotations/", json=payload)
+        return self.call("POST", f"/api/tasks/{positive_id(task, 'task id')}/annotations/", json=payload)
 
     # ------------------------------------------------------------------ export
 
@@ -307,7 +307,7 @@ class LabelStudioClient:
         A snapshot is made, waited for, downloaded and deleted again, so repeated pulls do not
         pile exports up in the tool."""
         project = positive_id(project, "project id")
-        snap = self._call(
+        snap = self.call(
             "POST",
             f"/api/projects/{project}/exports/",
             json={
@@ -328,16 +328,16 @@ class LabelStudioClient:
                     )
                 time.sleep(poll)
                 snap = self._object(
-                    self._call("GET", f"/api/projects/{project}/exports/{export_id}"), "an export"
+                    self.call("GET", f"/api/projects/{project}/exports/{export_id}"), "an export"
                 )
             if snap["status"] == "failed":
                 raise ToolError(f"Label Studio export {export_id} of project {project} failed")
-            data = self._call(
+            data = self.call(
                 "GET", f"/api/projects/{project}/exports/{export_id}/download", params={"exportType": "JSON"}
             )
         finally:
             try:
-                self._call("DELETE", f"/api/projects/{project}/exports/{export_id}")
+                self.call("DELETE", f"/api/projects/{project}/exports/{export_id}")
             except ToolError:
                 pass  # a leftover snapshot is harmless; the pull itself succeeded or already failed
         try:

@@ -118,7 +118,7 @@ class S3Images:
     def ref(self, file_name: str) -> str:
         return f"s3://{self.bucket}/{self.prefix}/{file_name}"
 
-    def _credentials(self) -> dict[str, str]:
+    def credentials(self) -> dict[str, str]:
         try:
             return self.settings.credentials()
         except KeyError as e:
@@ -127,7 +127,7 @@ class S3Images:
                 "Studio reads the batch with (tool.s3 names it; null lets the server use its own)"
             ) from None
 
-    def _fields(self) -> dict:
+    def fields(self) -> dict:
         out: dict = {"presign": self.settings.presign, "presign_ttl": self.settings.presign_ttl}
         if self.endpoint_url:
             out["s3_endpoint"] = self.endpoint_url
@@ -136,12 +136,12 @@ class S3Images:
         return out
 
     def check(self, client: LabelStudioClient, project: int) -> S3Images:
-        credentials = self._credentials()
+        credentials = self.credentials()
         body = {
             "project": project,
             "bucket": self.bucket,
             "prefix": self.prefix,
-            **self._fields(),
+            **self.fields(),
             **credentials,
         }
         refused = client.storage_refusal("s3", body, hide=tuple(credentials.values()))
@@ -164,8 +164,8 @@ class S3Images:
             title=title,
             bucket=self.bucket,
             prefix=self.prefix,
-            credentials=self._credentials(),
-            **self._fields(),
+            credentials=self.credentials(),
+            **self.fields(),
         )
         return True
 

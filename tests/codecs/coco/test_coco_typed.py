@@ -63,10 +63,10 @@ def assert_same_decoded(a, b) -> None:
 def both(data: bytes, schema=None):
     """(typed, generic) decodes of `data`; typed is None when it hands the file on."""
     try:
-        fast = decoder._decode_typed(data, schema=schema, source="f.json", annotator="")
+        fast = decoder.decode_typed(data, schema=schema, source="f.json", annotator="")
     except typed.NotTypical:
         fast = None
-    slow = decoder._decode(data, schema=schema, source="f.json", annotator="", category=None)
+    slow = decoder.decode_generic(data, schema=schema, source="f.json", annotator="", category=None)
     return fast, slow
 
 
@@ -91,7 +91,7 @@ def test_most_real_files_take_the_fast_path():
     taken = 0
     for path in REAL:
         try:
-            decoder._decode_typed(path.read_bytes(), schema=None, source="f", annotator="")
+            decoder.decode_typed(path.read_bytes(), schema=None, source="f", annotator="")
             taken += 1
         except (typed.NotTypical, CodecError):
             pass
@@ -145,7 +145,7 @@ def test_odd_keypoint_rows_go_the_generic_way(name):
     rows = [_row(1), ODD_ROWS[name](_row(2)), _row(3)]
     data = _doc(rows)
     with pytest.raises(typed.NotTypical):
-        decoder._decode_typed(data, schema=COCO17, source="f.json", annotator="")
+        decoder.decode_typed(data, schema=COCO17, source="f.json", annotator="")
 
 
 def test_number_past_float64_goes_the_generic_way():
@@ -154,7 +154,7 @@ def test_number_past_float64_goes_the_generic_way():
     data = text.replace(f'"keypoints": [{first}', '"keypoints": [1e999', 1).encode()
     assert b"[1e999" in data
     with pytest.raises(typed.NotTypical):
-        decoder._decode_typed(data, schema=COCO17, source="f.json", annotator="")
+        decoder.decode_typed(data, schema=COCO17, source="f.json", annotator="")
 
 
 @pytest.mark.parametrize("where", ["image", "annotation", "category", "top level"])
@@ -190,7 +190,7 @@ def test_more_keypoints_than_the_typed_columns_go_the_generic_way():
         }
     ).encode()
     with pytest.raises(typed.NotTypical):
-        decoder._decode_typed(data, schema=None, source="f.json", annotator="")
+        decoder.decode_typed(data, schema=None, source="f.json", annotator="")
     assert decoder.decode(data).dataset.instances.keypoints.shape == (1, k, 3)
 
 
