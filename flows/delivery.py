@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 import pyarrow as pa
 from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import create_table_artifact
+from prefect.utilities.annotations import quote
 
 from kpdeliver.codecs.resolve import resolve_schema
 from kpdeliver.config import ClientConfig
@@ -68,8 +69,10 @@ def delivery_flow(config: ClientConfig) -> dict:
 
     listing = store.list_batch.submit(source).result()
     shards = shard_keys(listing.keys, size)
+    # quote: plain data built here holds no future, so Prefect need not walk every key (nothing to track)
     probed = _results(store.probe_images.map(
-        unmapped(source), shards, [{k: listing.checksums[k] for k in s if k in listing.checksums} for s in shards]))
+        unmapped(source), quote(shards), quote([{k: listing.checksums[k] for k in s if k in listing.checksums}
+                                                for s in shards])))
     ingested = compute.assemble_ingest.submit([p.value for p in probed], listing.skipped, source).result()
     assignments = compute.assign_work.submit(ingested.images, config.annotators, config.assignment)
     collected = store.collect_exports.submit(source, ingested.images, schema, config.annotators, config.category)
@@ -97,12 +100,14 @@ def delivery_flow(config: ClientConfig) -> dict:
         plan = compute.package.submit(config, held, validated, ingested.refused, assignments, source, previous).result()
         files, image_shards = stage.split_plan(plan, size)
         staged = store.stage_files.submit(releases, key, files)
-        shard_results = _results(store.stage_shard.map(unmapped(releases), unmapped(source), unmapped(key), image_shards))
+        shard_results = _results(store.stage_shard.map(unmapped(releases), unmapped(source), unmapped(key),
+                                                          quote(image_shards)))
         pids |= {r.pid for r in shard_results}
         listed = staged.result()
         for r in shard_results:
             listed |= r.value
-        store.mark_staged.submit(releases, key, plan.counts, plan.verdict, listed, plan.files.get(SIGNOFF)).result()
+        store.mark_staged.submit(releases, key, plan.counts, plan.verdict, quote(listed),
+                                plan.files.get(SIGNOFF)).result()
         _artifacts(config, findings, validated.result().validation.annotators, plan.verdict.to_dict())
 
     published = store.publish_release.submit(releases, key, {
