@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 from datetime import datetime, timezone
+from typing import cast
 
 import pyarrow as pa
 from prefect import flow, get_run_logger, unmapped
@@ -106,7 +107,7 @@ def delivery_flow(config: ClientConfig) -> dict:
         listed = staged.result()
         for r in shard_results:
             listed |= r.value
-        store.mark_staged.submit(releases, key, plan.counts, plan.verdict, quote(listed),
+        store.mark_staged.submit(releases, key, plan.counts, plan.verdict, cast(dict, quote(listed)),  # unquoted by Prefect
                                 plan.files.get(SIGNOFF)).result()
         _artifacts(config, findings, validated.result().validation.annotators, plan.verdict.to_dict())
 
