@@ -71,7 +71,9 @@ def descendants() -> list[int]:
         pid = todo.pop()
         found.append(int(pid))
         with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-            todo += Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            for thread in Path(f"/proc/{pid}/task").iterdir():  # a child is listed under the thread that started it
+                with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                    todo += (thread / "children").read_text().split()
     return found
 
 
