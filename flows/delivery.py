@@ -1,36 +1,32 @@
 """The delivery run, as a recipe: ingest -> assign -> collect -> validate -> quarantine -> package ->
 stage -> publish -> catalogue. Every store access is a retried task in `tasks.store`. Every task is
 submitted, so it runs where the task runner puts it (a thread, or a Dask worker that needs only
-the stores); tasks pass keys and small values, the mapped ones report their process id."""
+the stores); tasks pass keys and small values. The run returns a typed DeliveryResult."""
+
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Callable
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
 
 import pyarrow as pa
 from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import create_table_artifact
-from prefect.utilities.annotations import quote
 
+from flows import outcome, runner
 from kpdeliver.codecs.resolve import resolve_schema
 from kpdeliver.config import ClientConfig
 from kpdeliver.findings import summary_by
-from kpdeliver.ingest.batch import shard_keys
+from kpdeliver.ingest.batch import IngestResult, shard_keys
 from kpdeliver.release import stage
 from kpdeliver.release.layout import SIGNOFF
-from kpdeliver.release.publish import Published, input_fingerprint
-from kpdeliver.runner_settings import RunnerKind
-from kpdeliver.storage import open_store
-from flows import outcome, runner
+from kpdeliver.release.publish import DeliveryResult, ReleaseKey, input_fingerprint
+from kpdeliver.storage import ObjectStore, open_store
 from tasks import compute, store
 
 
 def run_name(client: str, dataset: str) -> str:
     """`<client>-<dataset>-<UTC date>`: a flow run says whose delivery it is."""
-    return f"{client}-{dataset}-{datetime.now(timezone.utc):%Y-%m-%d}"
+    return f"{client}-{dataset}-{datetime.now(UTC):%Y-%m-%d}"
 
 
 def _delivery_run_name() -> str:
@@ -41,7 +37,11 @@ def _delivery_run_name() -> str:
     config = flow_run.parameters.get("config")
     get = config.get if isinstance(config, dict) else lambda k: getattr(config, k, None)
     context = FlowRunContext.get()
-    subflow = context is not None and context.flow_run is not None and context.flow_run.parent_task_run_id is not None
+    subflow = (
+        context is not None
+        and context.flow_run is not None
+        and context.flow_run.parent_task_run_id is not None
+    )
     return run_name(str(get("client")), str(get("dataset"))) + ("-delivery" if subflow else "")
 
 
@@ -51,17 +51,22 @@ def artifact_key(config: ClientConfig, what: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", f"{config.client}-{config.dataset}-{what}".lower()).strip("-")
 
 
-def delivery_run(config: ClientConfig) -> dict:
+def delivery_run(config: ClientConfig) -> DeliveryResult:
     """One client delivery, on the task runner its `runner:` section names (threads by default)."""
     with runner.one_prefect_api(config.runner):
-        return delivery_flow.with_options(task_runner=runner.task_runner_for(config.runner))(config)
+        # Prefect's stubs type a flow call as maybe-None and a runner's futures too narrowly
+        flow = delivery_flow.with_options(task_runner=runner.task_runner_for(config.runner))  # type: ignore[arg-type]
+        return flow(config)  # type: ignore[return-value]
 
 
 @flow(name="delivery-run", flow_run_name=_delivery_run_name)
-@outcome.reports_outcome(lambda config: outcome.Subject(
-    config.client, config.dataset, config.storage.model_dump(exclude_none=True)))
+@outcome.reports_outcome(
+    lambda config: outcome.Subject(
+        config.client, config.dataset, config.storage.model_dump(exclude_none=True)
+    )
+)
 @store.store_failures_fail_the_run
-def delivery_flow(config: ClientConfig) -> dict:
+def delivery_flow(config: ClientConfig) -> DeliveryResult:
     """From the batch at `config.source` to a published release. Ingest and staging map over
     shards of the images; the steps that need the whole batch run once."""
     log = get_run_logger()
@@ -72,17 +77,22 @@ def delivery_flow(config: ClientConfig) -> dict:
 
     listing = store.list_batch.submit(source).result()
     shards = shard_keys(listing.keys, size)
-    plain = _plain(config)
-    probed = _results(store.probe_images.map(
-        unmapped(source), plain(shards), plain([{k: listing.checksums[k] for k in s if k in listing.checksums}
-                                                for s in shards])))
-    ingested = compute.assemble_ingest.submit([p.value for p in probed], listing.skipped, source).result()
+    probed = _results(
+        store.probe_images.map(
+            unmapped(source),
+            shards,
+            [{k: listing.checksums[k] for k in s if k in listing.checksums} for s in shards],
+        )
+    )
+    ingested = compute.assemble_ingest.submit(probed, listing.skipped, source).result()
     assignments = compute.assign_work.submit(ingested.images, config.annotators, config.assignment)
-    collected = store.collect_exports.submit(source, ingested.images, schema, config.annotators, config.category)
+    collected = store.collect_exports.submit(
+        source, ingested.images, schema, config.annotators, config.category
+    )
     exports = collected.result().files
-    key = store.ReleaseKey(config.client, config.dataset,
-                           input_fingerprint(config, ingested.images.sha256.tolist(), exports))
-    pids = {p.pid for p in probed}
+    key = ReleaseKey(
+        config.client, config.dataset, input_fingerprint(config, ingested.images.sha256.tolist(), exports)
+    )
 
     duplicate = store.find_published.submit(releases, key).result()
     if duplicate is not None:
@@ -90,43 +100,65 @@ def delivery_flow(config: ClientConfig) -> dict:
         # a run killed after publishing but before these two steps is finished here
         store.catalog_release.submit(releases, key, duplicate.version, config.signing_key_secret).result()
         store.clean_staging.submit(releases, key).result()
-        return _summary(duplicate, duplicate=True, pids=pids)
+        return DeliveryResult.of(duplicate, duplicate=True)
 
     if store.is_staged.submit(releases, key).result():
         log.warning("resuming from a complete staging area for these inputs")
     else:
-        validated = compute.validate.submit(collected, ingested.findings, assignments, config.validation,
-                                            config.deep_qa, tool_url=config.tool.url if config.tool else None)
-        findings = validated.result().validation.findings
-        held = compute.quarantine.submit(collected, assignments, findings, config.validation.quarantine)
-        previous = store.previous_release.submit(releases, config.client, config.dataset)
-        plan = compute.package.submit(config, held, validated, ingested.refused, assignments, source, previous).result()
-        files, image_shards = stage.split_plan(plan, size)
-        staged = store.stage_files.submit(releases, key, files)
-        shard_results = _results(store.stage_shard.map(unmapped(releases), unmapped(source), unmapped(key),
-                                                          plain(image_shards)))
-        pids |= {r.pid for r in shard_results}
-        listed = staged.result()
-        for r in shard_results:
-            listed |= r.value
-        store.mark_staged.submit(releases, key, plan.counts, plan.verdict, plain(listed),
-                                plan.files.get(SIGNOFF)).result()
-        _artifacts(config, findings, validated.result().validation.annotators, plan.verdict.to_dict())
+        _stage(config, key, source, releases, ingested, collected, assignments)
 
-    published = store.publish_release.submit(releases, key, {
-        "source": {"location": config.source, "images_listed": ingested.listed, "exports": exports},
-        "schema": schema.to_dict()}, config.signing_key_secret).result()
+    published = store.publish_release.submit(
+        releases,
+        key,
+        {
+            "source": {"location": config.source, "images_listed": ingested.listed, "exports": exports},
+            "schema": schema.to_dict(),
+        },
+        config.signing_key_secret,
+    ).result()
     store.catalog_release.submit(releases, key, published.version, config.signing_key_secret).result()
     store.clean_staging.submit(releases, key).result()
-    return _summary(published, duplicate=False, pids=pids)
+    return DeliveryResult.of(published, duplicate=False)
 
 
-def _plain(config: ClientConfig) -> Callable[[Any], Any]:
-    """How the flow passes plain data it built itself (shards, checksums, the staged listing): on
-    threads inside `quote`, since it holds no future and Prefect need not walk every key (3 s CPU
-    at 20k images); on Dask as it is, because Dask's task transport turns the quote, a tuple, into
-    a plain tuple that reaches the task unresolved."""
-    return quote if config.runner.kind == RunnerKind.threads else (lambda value: value)
+def _stage(
+    config: ClientConfig,
+    key: ReleaseKey,
+    source: ObjectStore,
+    releases: ObjectStore,
+    ingested: IngestResult,
+    collected,
+    assignments,
+) -> None:
+    """Validate, quarantine and package these inputs, and stage the release (the files, then the
+    image shards, then the STAGED marker); runs inside the delivery flow, which it submits tasks to."""
+    validated = compute.validate.submit(
+        collected,
+        ingested.findings,
+        assignments,
+        config.validation,
+        config.deep_qa,
+        tool_url=config.tool.url if config.tool else None,
+    )
+    findings = validated.result().findings
+    held = compute.quarantine.submit(collected, assignments, findings, config.validation.quarantine)
+    previous = store.previous_release.submit(releases, config.client, config.dataset)
+    # Prefect's stubs take no futures as arguments
+    plan = compute.package.submit(  # type: ignore[call-overload]
+        config, held, validated, ingested.refused, assignments, source, previous
+    ).result()
+    files, image_shards = stage.split_plan(plan, config.runner.shard_size)
+    staged = store.stage_files.submit(releases, key, files)
+    shard_listings = _results(
+        store.stage_shard.map(unmapped(releases), unmapped(source), unmapped(key), image_shards)
+    )
+    listed = staged.result()
+    for shard_listing in shard_listings:
+        listed |= shard_listing
+    store.mark_staged.submit(
+        releases, key, plan.counts, plan.verdict, listed, plan.files.get(SIGNOFF)
+    ).result()
+    _artifacts(config, findings, validated.result().annotators, plan.verdict.to_dict())
 
 
 def _results(futures) -> list:
@@ -134,28 +166,20 @@ def _results(futures) -> list:
 
 
 def _artifacts(config: ClientConfig, findings: pa.Table, annotators: pa.Table | None, verdict: dict) -> None:
-    for key, cols in (("findings-by-check", ("check", "severity")), ("findings-by-annotator", ("annotator", "severity")),
-                      ("findings-by-keypoint", ("keypoint", "check"))):
+    for key, cols in (
+        ("findings-by-check", ("check", "severity")),
+        ("findings-by-annotator", ("annotator", "severity")),
+        ("findings-by-keypoint", ("keypoint", "check")),
+    ):
         table = summary_by(findings, *cols)
-        create_table_artifact(table=table.to_pylist() or [{c: None for c in (*cols, "count")}],
-                              key=artifact_key(config, key),
-                              description=f"Findings by {cols[0]} (verdict: {verdict['verdict']})")
+        create_table_artifact(
+            table=table.to_pylist() or [dict.fromkeys((*cols, "count"))],
+            key=artifact_key(config, key),
+            description=f"Findings by {cols[0]} (verdict: {verdict['verdict']})",
+        )
     if annotators is not None and annotators.num_rows:
-        create_table_artifact(table=annotators.to_pylist(), key=artifact_key(config, "annotator-scorecards"),
-                              description="Per-annotator agreement, gold score, flags and drift")
-
-
-def _summary(release: Published, *, duplicate: bool, pids: set[int]) -> dict:
-    manifest = release.manifest
-    return {
-        "release": release.location,
-        "version": release.version,
-        "duplicate_of_published": duplicate,
-        "verdict": manifest.get("verdict"),
-        "counts": manifest.get("counts", {}),
-        "qa": manifest.get("qa", {}),
-        "findings": f"{release.location}/qa/findings.parquet",
-        "report": f"{release.location}/qa/report.html",
-        "fingerprint": manifest.get("fingerprint"),
-        "processes": {"flow": os.getpid(), "shards": sorted(pids)},  # where the mapped tasks ran
-    }
+        create_table_artifact(
+            table=annotators.to_pylist(),
+            key=artifact_key(config, "annotator-scorecards"),
+            description="Per-annotator agreement, gold score, flags and drift",
+        )
