@@ -22,6 +22,7 @@ namespace, folder, HOME and TMPDIR (the CPU of every process, moto's included, i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import re
@@ -62,6 +63,73 @@ def tree_cpu() -> float:
         except (FileNotFoundError, ProcessLookupError):
             pass  # ended between two reads: its time is in its parent's
     return total
+
+
+def descendants() -> list[int]:
+    """This process and every live descendant."""
+    found, todo = [], [str(os.getpid())]
+    while todo:
+        pid = todo.pop()
+        found.append(int(pid))
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            for thread in Path(f"/proc/{pid}/task").iterdir():  # a child is listed under the thread that started it
+                with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                    todo += (thread / "children").read_text().split()
+    return found
+
+
+class PeakRss:
+    """Peak RSS of this process and of every descendant during a run: each process's peak is reset
+    when the run starts (/proc/PID/clear_refs) and its high-water mark (VmHWM) read every 0.2 s,
+    so a process that ends during the run (a Dask worker) keeps its last reading."""
+
+    def __init__(self) -> None:
+        self.peaks: dict[int, tuple[str, int]] = {}
+        self._stop = False
+
+    def _name(self, pid: int) -> str:
+        if pid == os.getpid():
+            return "bench (flow, threads)"
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        words = [a.decode(errors="replace") for a in argv if a and not a.startswith(b"-")]
+        if any("prefect" in w or "uvicorn" in w for w in words):
+            return "Prefect API server"
+        return " ".join(Path(w).name for w in words[:3])[:40]
+
+    def _read(self) -> None:
+        for pid in descendants():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+                hwm = int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) * 1024  # type: ignore[union-attr]
+                name = self.peaks[pid][0] if pid in self.peaks else self._name(pid)
+            except (FileNotFoundError, ProcessLookupError, AttributeError):
+                continue
+            self.peaks[pid] = (name, max(hwm, self.peaks.get(pid, ("", 0))[1]))
+
+    def __enter__(self) -> PeakRss:
+        import threading
+
+        for pid in descendants():
+            with contextlib.suppress(OSError):
+                Path(f"/proc/{pid}/clear_refs").write_text("5")  # 5: reset the peak RSS to the current RSS
+
+        def loop() -> None:
+            while not self._stop:
+                self._read()
+                time.sleep(0.2)
+
+        self._thread = threading.Thread(target=loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop = True
+        self._thread.join()
+        self._read()
+
+    def text(self) -> str:
+        return ", ".join(f"{name} {rss / 2**20:.0f} MB" for name, rss in
+                         sorted(self.peaks.values(), key=lambda nr: -nr[1]))
 
 
 def floor_seconds(batch: Path, out: Path) -> float:
@@ -106,10 +174,13 @@ def deliver(config, releases: Path, runner) -> tuple[float, float, dict]:
     from flows.delivery import delivery_run
 
     cfg = config.model_copy(update={"releases": str(releases), "runner": runner})
-    t0, c0 = time.perf_counter(), tree_cpu()
-    summary = delivery_run(cfg)
-    wall, cpu = time.perf_counter() - t0, tree_cpu() - c0
+    t0, c0, own0 = time.perf_counter(), tree_cpu(), time.process_time()
+    with PeakRss() as rss:
+        summary = delivery_run(cfg)
+    wall, cpu, own = time.perf_counter() - t0, tree_cpu() - c0, time.process_time() - own0
     assert not summary["duplicate_of_published"]
+    print(f"  peak RSS per process: {rss.text()}")
+    print(f"  CPU: this process (the flow, on threads) {own:.1f} s, every other process {cpu - own:.1f} s")
     return wall, cpu, stage_table(latest_flow_run_id())
 
 
