@@ -72,7 +72,9 @@ def descendants() -> list[int]:
         pid = todo.pop()
         found.append(int(pid))
         with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-            for thread in Path(f"/proc/{pid}/task").iterdir():  # a child is listed under the thread that started it
+            for thread in Path(
+                f"/proc/{pid}/task"
+            ).iterdir():  # a child is listed under the thread that started it
                 with contextlib.suppress(FileNotFoundError, ProcessLookupError):
                     todo += (thread / "children").read_text().split()
     return found
@@ -128,8 +130,9 @@ class PeakRss:
         self._read()
 
     def text(self) -> str:
-        return ", ".join(f"{name} {rss / 2**20:.0f} MB" for name, rss in
-                         sorted(self.peaks.values(), key=lambda nr: -nr[1]))
+        return ", ".join(
+            f"{name} {rss / 2**20:.0f} MB" for name, rss in sorted(self.peaks.values(), key=lambda nr: -nr[1])
+        )
 
 
 def floor_seconds(batch: Path, out: Path) -> float:

@@ -8,6 +8,7 @@ The folder is on the same filesystem as `--work` (this machine's disk unless it 
 
     python bench/publish_rename.py --batch DIR/batch-20000 [--work DIR]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,14 +42,20 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="kpdeliver-bench-rename-", dir=args.work))
     images = sorted(p for p in (args.batch / "batch" / "images").rglob("*") if p.is_file())
     store, staging, version = LocalStore(work), ".staging/c/d/fp/run", "c/d/v0001"
-    files = [f"yolo/images/train/{p.name}" for p in images] + [f"yolo/labels/train/{p.stem}.txt" for p in images]
+    files = [f"yolo/images/train/{p.name}" for p in images] + [
+        f"yolo/labels/train/{p.stem}.txt" for p in images
+    ]
     print(f"{len(images)} images, {len(files)} files, under {work}")
 
     def stage() -> None:
         with store.holding_folders():
             for p in images:
                 store.put(join_key(staging, f"yolo/images/train/{p.name}"), p.read_bytes(), durable=False)
-                store.put(join_key(staging, f"yolo/labels/train/{p.stem}.txt"), b"0 0.5 0.5 0.1 0.1\n", durable=False)
+                store.put(
+                    join_key(staging, f"yolo/labels/train/{p.stem}.txt"),
+                    b"0 0.5 0.5 0.1 0.1\n",
+                    durable=False,
+                )
         store.sync()
 
     def publish_links() -> None:
@@ -71,8 +78,10 @@ def main() -> None:
         shutil.rmtree(work / "c")
         timed("stage again", stage)
         ren = timed("rename: publish (one rename of the staged folder)", publish_rename)
-        print(f"saved by a rename: {link[0] + drop[0] - ren[0]:.2f} s wall, {link[1] + drop[1] - ren[1]:.2f} s CPU "
-              f"of {link[0] + drop[0]:.2f} s / {link[1] + drop[1]:.2f} s")
+        print(
+            f"saved by a rename: {link[0] + drop[0] - ren[0]:.2f} s wall, {link[1] + drop[1] - ren[1]:.2f} s CPU "
+            f"of {link[0] + drop[0]:.2f} s / {link[1] + drop[1]:.2f} s"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -61,7 +61,7 @@ def test_workers_that_share_nothing_publish_the_thread_runners_release(
     from flows.delivery import delivery_run
 
     config = load_config(_s3_config(tmp_path, s3_endpoint))
-    threads = delivery_run(config)
+    delivery_run(config)  # the reference: the thread runner
     hide = [tmp_path_factory.getbasetemp(), Path(tempfile.gettempdir()), Path(os.environ["PREFECT_HOME"])]
     env = {**DUMMY_AWS_ENV, "AWS_ENDPOINT_URL": s3_endpoint, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
     with shared_nothing_cluster(tmp_path / "cluster", 2, hide=hide, env=env) as cluster:
@@ -72,7 +72,7 @@ def test_workers_that_share_nothing_publish_the_thread_runners_release(
             os.environ["PREFECT_HOME"],
         )
         dask_releases = config.releases.replace("releases-threads", "releases-dask")
-        dask = delivery_run(
+        delivery_run(
             config.model_copy(
                 update={
                     "releases": dask_releases,
