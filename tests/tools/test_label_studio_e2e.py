@@ -283,7 +283,7 @@ def test_the_commands_repeat_as_no_ops(world):
     assert "nothing to change" in pushed.output
     pulled = CliRunner().invoke(app, ["pull", "--config", config])
     assert pulled.exit_code == 0, pulled.output
-    assert "nothing new: 2 export(s) unchanged" in pulled.output
+    assert "nothing new: 2 exports unchanged" in pulled.output
 
 
 def test_a_missing_token_is_one_clear_sentence(world, monkeypatch):
