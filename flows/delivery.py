@@ -19,9 +19,11 @@ from kpdeliver.findings import summary_by
 from kpdeliver.ingest.batch import IngestResult, shard_keys
 from kpdeliver.release import stage
 from kpdeliver.release.layout import SIGNOFF
-from kpdeliver.release.publish import DeliveryResult, ReleaseKey, input_fingerprint
+from kpdeliver.release.publish import ReleaseKey, input_fingerprint
+from kpdeliver.release.result import DeliveryResult
 from kpdeliver.storage import ObjectStore, open_store
 from tasks import compute, store
+from tasks.bulk import Bulk
 
 
 def run_name(client: str, dataset: str) -> str:
@@ -80,8 +82,8 @@ def delivery_flow(config: ClientConfig) -> DeliveryResult:
     probed = _results(
         store.probe_images.map(
             unmapped(source),
-            shards,
-            [{k: listing.checksums[k] for k in s if k in listing.checksums} for s in shards],
+            [Bulk(s) for s in shards],
+            [Bulk({k: listing.checksums[k] for k in s if k in listing.checksums}) for s in shards],
         )
     )
     ingested = compute.assemble_ingest.submit(probed, listing.skipped, source).result()
@@ -150,13 +152,15 @@ def _stage(
     files, image_shards = stage.split_plan(plan, config.runner.shard_size)
     staged = store.stage_files.submit(releases, key, files)
     shard_listings = _results(
-        store.stage_shard.map(unmapped(releases), unmapped(source), unmapped(key), image_shards)
+        store.stage_shard.map(
+            unmapped(releases), unmapped(source), unmapped(key), [Bulk(s) for s in image_shards]
+        )
     )
     listed = staged.result()
     for shard_listing in shard_listings:
         listed |= shard_listing
     store.mark_staged.submit(
-        releases, key, plan.counts, plan.verdict, listed, plan.files.get(SIGNOFF)
+        releases, key, plan.counts, plan.verdict, Bulk(listed), plan.files.get(SIGNOFF)
     ).result()
     _artifacts(config, findings, validated.result().annotators, plan.verdict.to_dict())
 

@@ -21,7 +21,7 @@ from flows.outcome import Subject, reports_outcome
 from kpdeliver.clients.check import check_config
 from kpdeliver.config import ClientConfig
 from kpdeliver.progress import LogProgress, reporting
-from kpdeliver.release.publish import DeliveryResult
+from kpdeliver.release.result import DeliveryResult
 from tasks.store import store_failures_fail_the_run
 
 FLOW_NAME = "deliver-client"

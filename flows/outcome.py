@@ -17,7 +17,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.states import Completed, Failed, State
 
 from kpdeliver.config import ConfigError
-from kpdeliver.release.publish import DeliveryResult
+from kpdeliver.release.result import DeliveryResult
 from kpdeliver.storage import StorageError, open_store
 
 REPORT = "qa/report.html"

@@ -30,6 +30,7 @@ from kpdeliver.report.changes import PreviousRelease, ReleaseTables
 from kpdeliver.schema import KeypointSchema
 from kpdeliver.storage import ObjectStore, join_key
 from kpdeliver.storage.errors import retryable
+from tasks.bulk import Bulk
 
 
 def _worth_retrying(task, task_run, state) -> bool:
@@ -116,9 +117,9 @@ def list_batch(source: ObjectStore) -> BatchListing:
 
 
 @task(name="probe-images", **STORE)
-def probe_images(source: ObjectStore, keys: list[str], checksums: dict[str, str]) -> pa.Table:
+def probe_images(source: ObjectStore, keys: Bulk[list[str]], checksums: Bulk[dict[str, str]]) -> pa.Table:
     """Hash and header-check one shard of the batch's images: a small `ingest.PROBE_SCHEMA` table."""
-    return ingest.probe_images(source, keys, checksums)
+    return ingest.probe_images(source, keys.value, checksums.value)
 
 
 @task(name="collect", **STORE)
@@ -165,9 +166,10 @@ def stage_files(releases: ObjectStore, key: ReleaseKey, files: dict[str, bytes])
 
 @task(name="stage-shard", **STORE)
 def stage_shard(
-    releases: ObjectStore, source: ObjectStore, key: ReleaseKey, shard: stage.StageShard
+    releases: ObjectStore, source: ObjectStore, key: ReleaseKey, bulk: Bulk[stage.StageShard]
 ) -> dict[str, dict]:
     """One shard's images (read once, checked against ingest's hash) and YOLO label files; the listing."""
+    shard = bulk.value
     with progress_stage("staging", len(shard.copies)) as staging:
         listing = stage.stage_copies(releases, source, key.staging, shard.copies)
         staging.advance(len(shard.copies))
@@ -180,11 +182,11 @@ def mark_staged(
     key: ReleaseKey,
     counts: Counts,
     verdict: Verdict,
-    listing: dict[str, dict],
+    listing: Bulk[dict[str, dict]],
     signoff: bytes | None,
 ) -> None:
     """The STAGED marker of this run's staging folder, once every shard is in (`signoff`: the plan's qa/signoff.json)."""
-    stage.mark_staged(releases, key.staging, counts, verdict, listing, signoff)
+    stage.mark_staged(releases, key.staging, counts, verdict, listing.value, signoff)
 
 
 def signing_key(secret_block: str | None):

@@ -46,8 +46,9 @@ def clean(
     profile: str | None = PROFILE,
 ) -> None:
     """Show (and with --apply remove) staging folders left by failed or killed runs: those of inputs
-    already published, and unclaimed ones older than --older-than. A folder an unfinished
-    publication needs is kept: run the same delivery again to finish it."""
+    already published, and unclaimed ones older than --older-than; and a publication's STAGED
+    marker left in a published release folder. What an unfinished publication needs is kept: run
+    the same delivery again to finish it."""
     from kpdeliver.cli.catalog import releases_location
     from kpdeliver.release.leftovers import find_leftovers, remove_leftovers
     from kpdeliver.release.share import parse_duration
@@ -70,7 +71,7 @@ def clean(
     if not found:
         console.print(f"nothing left over under {store.location('.staging')}")
         return
-    t = Table(title=f"staging folders under {location}")
+    t = Table(title=f"left over under {location}")
     for col in ("folder", "files", "state", "action", "why"):
         t.add_column(col, justify="right" if col == "files" else "left")
     for f in found:

@@ -15,7 +15,7 @@ from rich.text import Text
 from kpdeliver.cli.output import load_checked_config, progress_shown, show_table
 
 if TYPE_CHECKING:
-    from kpdeliver.release.publish import DeliveryResult
+    from kpdeliver.release.result import DeliveryResult
 
 app = typer.Typer()
 console = Console(

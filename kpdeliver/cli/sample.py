@@ -28,7 +28,7 @@ from kpdeliver.cli.delivery import console, print_summary, run_delivery
 from kpdeliver.cli.output import fail, load_checked_config, show_table
 
 if TYPE_CHECKING:
-    from kpdeliver.release.publish import DeliveryResult
+    from kpdeliver.release.result import DeliveryResult
 
 app = typer.Typer()
 

@@ -12,7 +12,9 @@
    the fingerprint; a claim holding our fingerprint is ours, a foreign one moves us on to the
    next number, so every run of the same inputs lands on the same version (claims are never
    deleted); the version is then recorded in the fingerprint's claim;
-4. staged files are copied (server-side on S3) into `v<NNNN>/`, the signature `manifest.sig`
+4. the staged files are brought into `v<NNNN>/`: on a local folder the claimed staging folder
+   becomes it in one rename (its STAGED marker, the resume point, is removed once the manifest
+   is written), elsewhere each file is copied (server-side on S3); the signature `manifest.sig`
    is written when a key is given, and `v<NNNN>/manifest.json` last, with a conditional put.
    Only then is the version visible: readers list versions by their manifests, so a run that
    dies earlier leaves no visible release, and a version, once it has a manifest, is never
@@ -106,9 +108,9 @@ def read_staged(store: ObjectStore, prefix: str) -> dict | None:
     try:
         return orjson.loads(store.get(key))
     except StorageError:
-        if store.exists(key):
-            raise
-        return None
+        if not store.exists(key):
+            return None
+    return orjson.loads(store.get(key))  # it appeared meanwhile: a twin's rename brought it
 
 
 def find_staged(
@@ -122,7 +124,17 @@ def find_staged(
         folder, _, name = key[len(root) :].partition("/")
         if name == STAGED:
             return root + folder
-    return None
+    moved = _claimed_release(store, client, dataset, fingerprint)
+    return moved if moved is not None and read_staged(store, moved) is not None else None
+
+
+def _claimed_release(store: ObjectStore, client: str, dataset: str, fingerprint: str) -> str | None:
+    """The release folder of the version these inputs' claim records, if it records one."""
+    try:
+        version = orjson.loads(store.get(fingerprint_claim(client, dataset, fingerprint))).get("version")
+    except StorageError:
+        return None
+    return release_prefix(client, dataset, version) if isinstance(version, int) else None
 
 
 def published_versions(store: ObjectStore, client: str, dataset: str) -> list[int]:
@@ -146,38 +158,6 @@ class Published:
     location: str  # full URL or path
     manifest: dict
     resumed: bool = False  # completed from another run's staging (a killed run's, or a twin's)
-
-
-@dataclass(frozen=True)
-class DeliveryResult:
-    """What a delivery run returns: the release it published, or found published already from the
-    same inputs (`duplicate_of_published`), with the manifest's verdict, counts and QA summary."""
-
-    release: str  # the release folder's location (a path or URL)
-    version: int
-    duplicate_of_published: bool
-    verdict: str | None
-    counts: dict[str, int]
-    qa: dict  # reasons and findings_by_check, as in the manifest
-    findings: str  # where qa/findings.parquet is
-    report: str  # where qa/report.html is
-    fingerprint: str | None
-    report_link: str | None = None  # the report's presigned URL on S3 (its path locally), set by the flow
-
-    @classmethod
-    def of(cls, release: Published, *, duplicate: bool) -> DeliveryResult:
-        manifest = Manifest.of(release.manifest)
-        return cls(
-            release=release.location,
-            version=release.version,
-            duplicate_of_published=duplicate,
-            verdict=manifest.verdict,
-            counts=manifest.counts,
-            qa=manifest.qa,
-            findings=f"{release.location}/qa/findings.parquet",
-            report=f"{release.location}/qa/report.html",
-            fingerprint=manifest.fingerprint,
-        )
 
 
 def _claim_inputs(store: ObjectStore, key: str, mine: dict) -> dict:
@@ -262,16 +242,18 @@ def publish(
         return done(existing)
     _check_same_signer(claim, signer, client, dataset, version)
     try:
-        marker = _copy_staged(store, claim["staging"], prefix)
+        marker = _bring_staged(store, claim["staging"], prefix)
     except (StorageError, PublishError):
         # a twin may have published and cleaned its staging meanwhile
         if (existing := _already_published(store, prefix, fingerprint)) is not None:
             return done(existing)
         raise
     manifest = _manifest(client, dataset, version, fingerprint, claim=claim, marker=marker, signer=signer)
-    return done(
-        _sign_and_write(store, client, prefix, manifest, fingerprint=fingerprint, signing_key=signing_key)
+    written = _sign_and_write(
+        store, client, prefix, manifest, fingerprint=fingerprint, signing_key=signing_key
     )
+    remove_moved_marker(store, prefix)
+    return done(written)
 
 
 def _published_by_twin(
@@ -294,8 +276,17 @@ def _check_same_signer(claim: dict, signer: str | None, client: str, dataset: st
         )
 
 
-def _copy_staged(store: ObjectStore, staging: str, prefix: str) -> dict:
-    """Copy the claimed staging folder's files into the release folder; its STAGED marker."""
+def _bring_staged(store: ObjectStore, staging: str, prefix: str) -> dict:
+    """Bring the claimed staging folder's files into the release folder; its STAGED marker.
+
+    Where the store can (a local folder), the whole staging folder becomes the release folder in
+    one rename, its STAGED marker with it, which stays the resume point until the manifest is
+    written; a run of these inputs that finds the marker there (a twin, or the next run after a
+    kill) goes on from it. Elsewhere (S3) each staged file is copied, server-side."""
+    marker = read_staged(store, prefix) or _move_staged(store, staging, prefix)
+    if marker is not None:
+        _keep_only_staged(store, prefix, marker)  # every run that goes on from the moved folder
+        return marker
     marker = read_staged(store, staging)
     if marker is None:
         raise PublishError(f"the staging folder {store.location(staging)} claimed for these inputs is gone")
@@ -303,6 +294,39 @@ def _copy_staged(store: ObjectStore, staging: str, prefix: str) -> dict:
         for path in marker["files"]:  # the same staged bytes, whichever run copies them
             store.copy(join_key(staging, path), join_key(prefix, path))
     return marker
+
+
+def _move_staged(store: ObjectStore, staging: str, prefix: str) -> dict | None:
+    """The claimed folder's STAGED marker once it is at `prefix` (moved by us or a twin), else None."""
+    marker = read_staged(store, staging)
+    try:
+        moved = marker is not None and store.move_folder(staging, prefix)
+    except StorageError:  # gone meanwhile: a twin moved it
+        moved = False
+    return marker if moved else read_staged(store, prefix)
+
+
+def _keep_only_staged(store: ObjectStore, prefix: str, marker: dict) -> None:
+    """A moved folder holds exactly the files its STAGED marker lists: anything else put in the
+    staging folder after it was staged (a stray file, a link) is removed, never published; a
+    listed file gone missing stops the publication, and the folder is no resume point any more."""
+    base = prefix + "/"
+    present = {key[len(base) :] for key in store.list(base)}
+    listed = set(marker["files"])
+    ours = {STAGED, MANIFEST, SIGNATURE}  # the marker and what publication writes (a twin's, maybe)
+    for key in [base + p for p in sorted(present - listed - ours)] + [k for k, _ in store.skipped(base)]:
+        store.delete(key)
+    if missing := sorted(listed - present):
+        store.delete(join_key(prefix, STAGED))  # never published incomplete, by this run or a later one
+        raise PublishError(
+            f"{store.location(prefix)}: {len(missing)} staged files are missing (first {missing[0]}); "
+            "nothing is published"
+        )
+
+
+def remove_moved_marker(store: ObjectStore, prefix: str) -> None:
+    """Remove the STAGED marker a rename brought into a release folder, once its manifest is written."""
+    store.delete(join_key(prefix, STAGED))
 
 
 def _manifest(
@@ -367,5 +391,10 @@ def _sign_and_write(
 
 
 def clean_staging(store: ObjectStore, client: str, dataset: str, fingerprint: str) -> None:
-    """Remove every run's staging folder of these inputs (once their release is published)."""
+    """Remove every run's staging folder of these inputs (once their release is published), and the
+    STAGED marker a run killed just after writing the manifest left in the release folder."""
     store.delete_prefix(staging_root(client, dataset, fingerprint) + "/")
+    if (released := _claimed_release(store, client, dataset, fingerprint)) is not None and store.exists(
+        join_key(released, MANIFEST)
+    ):
+        remove_moved_marker(store, released)

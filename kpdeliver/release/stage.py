@@ -2,7 +2,7 @@
 split into the global ones (COCO, indexes, QA) and image shards (each image's copy and its YOLO
 label file). Every image is read once, hashed while in memory and checked against its ingest
 hash before it is written; on a local store the files skip their fsync and one sync precedes the
-STAGED marker (`publish` then hard-links them into the version folder). S3 to S3 copies stay
+STAGED marker (`publish` then renames the folder into the version folder). S3 to S3 copies stay
 server-side, checked against the checksum S3 keeps."""
 
 from __future__ import annotations

@@ -87,6 +87,11 @@ class ObjectStore(ABC):
         """Copy an object from another store; same-backend adapters avoid the round trip."""
         self.put(dst_key, src.get(src_key))
 
+    def move_folder(self, src_prefix: str, dst_prefix: str) -> bool:
+        """Move every object under `src_prefix` to `dst_prefix` in one atomic step, when this store
+        can and `dst_prefix` holds nothing; False (nothing moved) when it cannot: copy instead."""
+        return False
+
     def sha256(self, key: str) -> str:
         """Hex sha256 of the object, streamed (adapters that store checksums answer without reading)."""
         digest = hashlib.sha256()

@@ -356,6 +356,27 @@ class LocalStore(ObjectStore):
                 raise os_fault(e, f"copy {self.location(src_key)} to", self.location(dst_key)) from None
         self.copy_from(self, src_key, dst_key)
 
+    def move_folder(self, src_prefix: str, dst_prefix: str) -> bool:
+        """One rename, made durable; False when `dst_prefix` holds files or is on another file system."""
+        src, dst = self._parts(src_prefix), self._parts(dst_prefix)
+        try:
+            with (
+                self._last_folder(src[:-1], src_prefix) as src_dir,
+                self._last_folder(dst[:-1], dst_prefix, create=True) as dst_dir,
+            ):
+                if not stat.S_ISDIR(os.stat(src[-1], dir_fd=src_dir, follow_symlinks=False).st_mode):
+                    raise LinkError(f"cannot move {self.location(src_prefix)}: not a folder", src_prefix)
+                os.rename(src[-1], dst[-1], src_dir_fd=src_dir, dst_dir_fd=dst_dir)
+                os.fsync(src_dir)
+                os.fsync(dst_dir)
+        except FileNotFoundError:
+            raise StorageError(f"no folder {self.location(src_prefix)}") from None
+        except OSError as e:
+            if e.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.EXDEV, errno.ENOTDIR, errno.EISDIR):
+                return False
+            raise os_fault(e, f"move {self.location(src_prefix)} to", self.location(dst_prefix)) from None
+        return True
+
     def copy_from(self, src: ObjectStore, src_key: str, dst_key: str) -> None:
         if not isinstance(src, LocalStore):
             with src.open(src_key) as fh:

@@ -35,18 +35,13 @@ def cli(*args: str) -> tuple[int, str]:
     return r.exit_code, r.output
 
 
-class KilledMidCopy(LocalStore):
-    """A releases folder whose publishing process dies after `copies` files were copied in."""
+class KilledBeforeTheManifest(LocalStore):
+    """A releases folder whose publishing process dies when it is about to write the manifest."""
 
-    def __init__(self, root: Path, copies: int) -> None:
-        super().__init__(root)
-        self.left = copies
-
-    def copy(self, src_key: str, dst_key: str) -> None:
-        if self.left == 0:
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        if key.endswith("/manifest.json"):
             raise RuntimeError("killed")
-        self.left -= 1
-        super().copy(src_key, dst_key)
+        return super().put_if_absent(key, data)
 
 
 def staged_run(tmp_path: Path, n: int) -> tuple[LocalStore, str, str]:
@@ -69,30 +64,32 @@ def finish(store: LocalStore, fp: str, staged: str, *, clean: bool = True):
 
 
 def clean_rows(out: str) -> dict[str, str]:
-    """staging folder -> 'state action' from `kpdeliver clean`'s plain table."""
+    """staging folder or moved marker -> 'state action' from `kpdeliver clean`'s plain table."""
     return {
         m.group(1): f"{m.group(2)} {m.group(3)}"
-        for m in re.finditer(r"^(\.staging/\S+)\s+\d+\s+(\w+)\s+(\w+)", out, re.M)
+        for m in re.finditer(r"^(\.staging/\S+|\S+/v\d{4}/STAGED)\s+\d+\s+(\w+)\s+(\w+)", out, re.M)
     }
 
 
-def test_a_run_killed_while_publishing_is_finished_by_running_it_again_and_clean_keeps_its_staging(tmp_path):
+def test_a_run_killed_while_publishing_is_finished_by_running_it_again_and_clean_keeps_what_it_needs(
+    tmp_path,
+):
     store, fp, staged = staged_run(tmp_path, 1)
     with pytest.raises(RuntimeError, match="killed"):
         publish(
-            store=KilledMidCopy(tmp_path / "releases", copies=3),
+            store=KilledBeforeTheManifest(tmp_path / "releases"),
             client=CLIENT,
             dataset=DATASET,
             fingerprint=fp,
             staged_prefix=staged,
             manifest_fields={},
         )
-    assert not (
-        tmp_path / "releases" / CLIENT / DATASET / "v0001" / "manifest.json"
-    ).exists()  # nothing visible
+    v1 = tmp_path / "releases" / CLIENT / DATASET / "v0001"
+    assert not (v1 / "manifest.json").exists()  # nothing visible
+    assert (v1 / "STAGED").exists() and not (tmp_path / "releases" / staged).exists()  # moved in one rename
     code, out = cli("clean", str(tmp_path / "releases"), "--older-than", "0s", "--apply")
-    assert code == 0 and clean_rows(out) == {staged: "needed kept"}, out
-    assert (tmp_path / "releases" / staged / "STAGED").exists()
+    assert code == 0 and clean_rows(out) == {f"{CLIENT}/{DATASET}/v0001/STAGED": "needed kept"}, out
+    assert (v1 / "STAGED").exists()
 
     _, _, rerun = staged_run(tmp_path, 1)  # the same delivery again: it resumes the claimed publication
     published = finish(store, fp, rerun)
@@ -105,8 +102,9 @@ def test_a_run_killed_while_publishing_is_finished_by_running_it_again_and_clean
 
 
 def test_clean_removes_staging_of_published_and_stale_inputs_only_with_apply(tmp_path):
-    store, fp_done, staged_done = staged_run(tmp_path, 1)
-    finish(store, fp_done, staged_done, clean=False)  # died while cleaning up after publishing
+    store, fp_done, published_from = staged_run(tmp_path, 1)
+    _, _, staged_done = staged_run(tmp_path, 1)  # a twin's staging of the same inputs
+    finish(store, fp_done, published_from, clean=False)  # died while cleaning up after publishing
     _, _, staged_stale = staged_run(tmp_path, 2)  # inputs never delivered again
     releases = str(tmp_path / "releases")
     code, out = cli("clean", releases)

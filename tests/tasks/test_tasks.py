@@ -24,6 +24,7 @@ from kpdeliver.release.stage import SourceChanged, split_plan
 from kpdeliver.storage import LocalStore, open_store
 from kpdeliver.synth import make_demo_batch
 from tasks import compute, store
+from tasks.bulk import Bulk
 
 pytestmark = pytest.mark.slow
 
@@ -91,7 +92,7 @@ def _ingest(source, shard_size: int = 5):
     """Ingest as the flow maps it: list, probe each shard, assemble."""
     listing = store.list_batch.fn(source)
     probed = [
-        store.probe_images.fn(source, keys, listing.checksums)
+        store.probe_images.fn(source, Bulk(keys), Bulk(listing.checksums))
         for keys in shard_keys(listing.keys, shard_size)
     ]
     return compute.assemble_ingest.fn(probed, listing.skipped, source)
@@ -140,8 +141,8 @@ def _stage(plan, releases, source, key, shard_size: int = 5) -> None:
     files, shards = split_plan(plan, shard_size)
     listed = store.stage_files.fn(releases, key, files)
     for shard in shards:
-        listed |= store.stage_shard.fn(releases, source, key, shard)
-    store.mark_staged.fn(releases, key, plan.counts, plan.verdict, listed, plan.files.get(SIGNOFF))
+        listed |= store.stage_shard.fn(releases, source, key, Bulk(shard))
+    store.mark_staged.fn(releases, key, plan.counts, plan.verdict, Bulk(listed), plan.files.get(SIGNOFF))
 
 
 def test_the_tasks_in_the_flows_order_publish_one_release(demo, stores, to_package):
@@ -301,5 +302,5 @@ def test_a_shard_refuses_an_image_changed_after_ingest(demo, tmp_path, to_packag
     key = ReleaseKey(config.client, config.dataset, "f" * 64)
     releases = LocalStore(tmp_path / "releases")
     with pytest.raises(SourceChanged, match="changed after ingest"):
-        store.stage_shard.fn(releases, source, key, shard)
+        store.stage_shard.fn(releases, source, key, Bulk(shard))
     assert not [k for k in releases.list("") if k.endswith(src.rsplit("/", 1)[-1])]
