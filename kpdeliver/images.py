@@ -67,8 +67,9 @@ def read_image_header(data: bytes, *, check_decode: bool = True) -> ImageHeader:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as im:
                 width, height, fmt = *im.size, im.format or "?"
+                orientation = _orientation(im, fmt)  # from the header, before verify() spends the handle
                 if not check_decode:
-                    orientation = _orientation(im, fmt)
+                    pass
                 elif fmt in ("JPEG", "MPO"):
                     im.draft("RGB", (max(width // 8, 1), max(height // 8, 1)))
                     im.load()
@@ -76,9 +77,6 @@ def read_image_header(data: bytes, *, check_decode: bool = True) -> ImageHeader:
                     im.load()
                 else:
                     im.verify()
-            if check_decode:
-                with Image.open(io.BytesIO(data)) as im:  # verify() spends the first handle
-                    orientation = _orientation(im, fmt)
     except Image.DecompressionBombError as e:  # not an OSError: it would otherwise end the run
         raise ImageProblem("ingest.image_too_large", f"refused: {e}") from None
     except Image.UnidentifiedImageError:
