@@ -4,8 +4,8 @@ the batch's checksums.sha256.
 Every image is drawn from its own generator, `np.random.default_rng([seed, 1, row])`, so images
 do not depend on each other: they can be drawn in any order and in any process, and the bytes
 written are the same whatever the number of worker processes. Large batches are drawn in a
-process pool, in chunks of images per task. One process draws about 150-200 images a second
-(640x480, on this project's 2-core VM)."""
+process pool, in chunks of images per task. One process draws about 140-190 images a second
+(the demo's mix of sizes, on a 2-core VM; 2,000 images in docs/benchmarks.md)."""
 
 from __future__ import annotations
 
