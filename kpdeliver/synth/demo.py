@@ -1,5 +1,6 @@
 """A complete demo client batch on disk: drawn JPEG scenes, three annotators' COCO exports with
-a handful of realistic mistakes, gold labels, the client config, and the list of mistakes.
+a handful of realistic mistakes, gold labels, the client config, and the list of mistakes
+(the images are drawn by kpdeliver.synth.scenes).
 
     root/client.yaml                          the client config (source ./batch, releases ./releases)
     root/batch/images/scene_NNN.jpg           the client's images
@@ -12,14 +13,11 @@ a handful of realistic mistakes, gold labels, the client config, and the list of
 
 from __future__ import annotations
 
-import hashlib
-import io
 from pathlib import Path
 
 import numpy as np
 import orjson
 import yaml
-from PIL import Image, ImageDraw
 
 from kpdeliver.codecs.coco.encoder import encode
 from kpdeliver.config import Assignment
@@ -28,6 +26,7 @@ from kpdeliver.schema import COCO17
 from kpdeliver.synth.annotators import simulate_annotator, swap_oks
 from kpdeliver.synth.datasets import instance_area
 from kpdeliver.synth.poses import sample_poses
+from kpdeliver.synth.scenes import write_images
 
 SIZES = np.array([[640, 480], [480, 640], [800, 600]])
 EXPORT_NAME = "person_keypoints.json"
@@ -55,51 +54,6 @@ def _truth(n_images: int, rng: np.random.Generator) -> Dataset:
         num_kpts=17,
     )
     return Dataset(COCO17, images, instances)
-
-
-def draw_scene(kps: np.ndarray, width: int, height: int, rng: np.random.Generator) -> Image.Image:
-    """A room (gradient wall, floor, a few boxes, sensor noise) with stick-figure people drawn
-    along the COCO-17 skeleton; each occluded (v=1) point in the frame gets an object over it."""
-    top, bottom, floor = rng.integers(60, 230, (3, 3))
-    t = np.linspace(0, 1, height)[:, None, None]
-    img = (1 - t) * top + t * bottom
-    img = np.broadcast_to(img, (height, width, 3)).copy()
-    img[int(height * rng.uniform(0.55, 0.7)) :] = floor
-    img += rng.normal(0, 5, img.shape)
-    im = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
-    d = ImageDraw.Draw(im)
-    for _ in range(int(rng.integers(1, 4))):  # furniture and windows behind the people
-        x0, y0 = rng.uniform(0, width * 0.8), rng.uniform(0, height * 0.6)
-        d.rectangle(
-            [x0, y0, x0 + rng.uniform(40, 200), y0 + rng.uniform(30, 160)],
-            fill=tuple(rng.integers(40, 220, 3).tolist()),
-        )
-    order = np.argsort([np.max(k[k[:, 2] > 0, 1]) for k in kps])  # nearer (lower) people drawn last
-    for k in kps[order]:
-        lab = k[:, 2] > 0
-        pts = k[lab, :2]
-        size = max(np.ptp(pts[:, 1]), np.ptp(pts[:, 0]), 20.0)
-        width_px = max(2, int(size * 0.045))
-        cloth, skin = tuple(rng.integers(20, 235, 3).tolist()), tuple(rng.integers(150, 230, 3).tolist())
-        for a, b in COCO17.skeleton:
-            if lab[a] and lab[b] and a >= 5 and b >= 5:
-                d.line([tuple(k[a, :2]), tuple(k[b, :2])], fill=cloth, width=width_px)
-        if lab[:5].any():
-            cx, cy = k[:5][lab[:5], :2].mean(axis=0)
-            r = size * 0.06
-            d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=skin)
-        for x, y in k[
-            (k[:, 2] == 1) & (k[:, 0] >= 0) & (k[:, 0] < width) & (k[:, 1] >= 0) & (k[:, 1] < height), :2
-        ]:
-            r = size * 0.05
-            d.rectangle([x - r, y - r, x + r, y + r], fill=tuple(rng.integers(60, 140, 3).tolist()))
-    return im
-
-
-def _jpeg(im: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, format="JPEG", quality=78, optimize=True)
-    return buf.getvalue()
 
 
 def _export(ds: Dataset, id_base: int) -> dict:
@@ -276,6 +230,7 @@ def make_demo_batch(
     annotators: tuple[str, ...] = ("ann_a", "ann_b", "ann_c"),
     overlap: float = 0.15,
     n_gold: int = 2,
+    workers: int | None = None,
 ) -> Path:
     """Write a realistic synthetic client batch under `root` and return its `client.yaml`.
 
@@ -285,7 +240,11 @@ def make_demo_batch(
     with careful placement noise; then a handful of mistakes (MISTAKES: a left/right swap and
     visibility flips on gold images, a visible point outside the frame, a point moved off the
     image, an unlabeled point with coordinates, a wrong keypoint count, an unknown image id)
-    are made and listed in `root/truth.json` with the check that should catch each."""
+    are made and listed in `root/truth.json` with the check that should catch each.
+
+    The images are drawn by `kpdeliver.synth.scenes.write_images`, each from its own generator
+    (seed, image row), in `workers` processes (default: one for small batches, os.cpu_count()
+    from 2,000 images); every file written is the same whatever `workers` is."""
     from kpdeliver.assign.assignments import assign_annotators
 
     root = Path(root)
@@ -295,7 +254,7 @@ def make_demo_batch(
     gold = _pick_gold(truth, n_gold, rng)
     settings = Assignment(seed=seed, overlap=overlap, gold=gold)
     table = assign_annotators(truth.images, list(annotators), settings).to_pylist()
-    _write_images(batch, truth, np.random.default_rng([seed, 1]))
+    write_images(batch, truth, seed=seed, workers=workers)
 
     labels, roles = {}, {}
     for n, a in enumerate(annotators):
@@ -351,20 +310,6 @@ def _write_truth(
         "mistakes": mistakes,
     }
     (root / "truth.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
-
-
-def _write_images(batch: Path, truth: Dataset, draw_rng: np.random.Generator) -> None:
-    """Every image drawn as a JPEG under batch/images, and batch/checksums.sha256."""
-    (batch / "images").mkdir(parents=True, exist_ok=True)
-    sums = []
-    for row, (iid, name) in enumerate(
-        zip(truth.images.id.tolist(), truth.images.file_name.tolist(), strict=True)
-    ):
-        kps = truth.instances.keypoints[truth.instances.image_id == iid]
-        data = _jpeg(draw_scene(kps, int(truth.images.width[row]), int(truth.images.height[row]), draw_rng))
-        (batch / "images" / name).write_bytes(data)
-        sums.append(f"{hashlib.sha256(data).hexdigest()}  images/{name}\n")
-    (batch / "checksums.sha256").write_text("".join(sums))
 
 
 def _write_exports(batch: Path, labels: dict[str, Dataset], mistakes: list[dict]) -> None:
