@@ -14,6 +14,7 @@ import io
 import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from statistics import NormalDist
 
@@ -124,7 +125,8 @@ def write_images(batch: Path, truth: Dataset, *, seed: int, workers: int | None 
     if workers <= 1:
         parts = [_draw_chunk(images_dir, seed, items) for items in _chunks(truth)]
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # forkserver: the caller may run threads (a Prefect API client), which a fork would copy mid-lock
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("forkserver")) as pool:
             chunks = list(_chunks(truth))
             parts = list(pool.map(_draw_chunk, [images_dir] * len(chunks), [seed] * len(chunks), chunks))
     (batch / "checksums.sha256").write_text("".join(line for part in parts for line in part))
