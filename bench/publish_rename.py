@@ -1,10 +1,13 @@
-"""Benchmark: what publishing by renaming a staged folder would save on a local store (issue 27).
+"""Benchmark: publishing by renaming the staged folder against copying it file by file (issue 27).
 
-Stages N images and N label files the way `stage-shard` does (LocalStore, no fsync, one sync),
-then times, in this process (wall and CPU), what a delivery does today after staging — `publish`
-hard-links every staged file into `v0001/` (LocalStore.copy: link to a temporary name, rename) and
-`clean-staging` removes the staging folder file by file — against one rename of the staged folder.
-The folder is on the same filesystem as `--work` (this machine's disk unless it is a tmpfs).
+Stages N images and N label files the way `stage-shard` does (LocalStore, no fsync, one sync, a
+STAGED marker listing them), then times `publish` + `clean_staging` as a delivery runs them after
+staging, in this process (wall and CPU): on a LocalStore, which renames the claimed staging
+folder into `v0001/`, and, as the reference in the same run, on a LocalStore that cannot rename
+(`move_folder` answers False, as on S3 or across file systems), which hard-links every staged
+file into `v0001/` (link to a temporary name, rename) and then removes the staging folder file by
+file. Twice each, alternating. The folder is on the file system of `--work` (this machine's disk
+unless it is a tmpfs).
 
     python bench/publish_rename.py --batch DIR/batch-20000 [--work DIR]
 """
@@ -19,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import orjson
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -28,62 +33,73 @@ def timed(label: str, fn) -> tuple[float, float]:
     t0, c0 = time.perf_counter(), time.process_time()
     fn()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    print(f"  {label:<52}{wall:8.2f} s wall {cpu:8.2f} s CPU")
+    print(f"  {label:<58}{wall:8.2f} s wall {cpu:8.2f} s CPU  (load {os.getloadavg()[0]:.2f})")
     return wall, cpu
 
 
 def main() -> None:
+    from kpdeliver.release.layout import STAGED, sha256_hex
+    from kpdeliver.release.publish import clean_staging, publish, staging_prefix
     from kpdeliver.storage import LocalStore, join_key
+
+    class CopyingStore(LocalStore):
+        def move_folder(self, src_prefix: str, dst_prefix: str) -> bool:
+            return False
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=Path, required=True, help="a bench/delivery.py batch folder (batch-N)")
     ap.add_argument("--work", type=Path, default=None)
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="kpdeliver-bench-rename-", dir=args.work))
     images = sorted(p for p in (args.batch / "batch" / "images").rglob("*") if p.is_file())
-    store, staging, version = LocalStore(work), ".staging/c/d/fp/run", "c/d/v0001"
-    files = [f"yolo/images/train/{p.name}" for p in images] + [
-        f"yolo/labels/train/{p.stem}.txt" for p in images
-    ]
-    print(f"{len(images)} images, {len(files)} files, under {work}")
+    print(f"{len(images)} images, {2 * len(images)} files")
 
-    def stage() -> None:
+    def stage(store: LocalStore, fp: str) -> str:
+        prefix, listing = staging_prefix("c", "d", fp), {}
         with store.holding_folders():
             for p in images:
-                store.put(join_key(staging, f"yolo/images/train/{p.name}"), p.read_bytes(), durable=False)
-                store.put(
-                    join_key(staging, f"yolo/labels/train/{p.stem}.txt"),
-                    b"0 0.5 0.5 0.1 0.1\n",
-                    durable=False,
-                )
+                for path, data in (
+                    (f"yolo/images/train/{p.name}", p.read_bytes()),
+                    (f"yolo/labels/train/{p.stem}.txt", b"0 0.5 0.5 0.1 0.1\n"),
+                ):
+                    store.put(join_key(prefix, path), data, durable=False)
+                    listing[path] = {"size": len(data), "sha256": sha256_hex(data)}
         store.sync()
+        marker = {
+            "files": listing,
+            "counts": {},
+            "verdict": "pass",
+            "qa": {},
+            "staged_at": "2026-12-06T00:00:00",
+        }
+        store.put(join_key(prefix, STAGED), orjson.dumps(marker))
+        return prefix
 
-    def publish_links() -> None:
-        with store.holding_folders():
-            for f in files:
-                store.copy(join_key(staging, f), join_key(version, f))
-
-    def clean() -> None:
-        store.delete_prefix(".staging/c/d/fp/")
-
-    def publish_rename() -> None:
-        (work / "c" / "d").mkdir(parents=True, exist_ok=True)
-        os.rename(work / staging, work / version)
-        os.sync()
-
-    try:
-        timed("stage (for reference)", stage)
-        link = timed("today: publish (hard link + rename per file)", publish_links)
-        drop = timed("today: clean-staging (unlink per file)", clean)
-        shutil.rmtree(work / "c")
-        timed("stage again", stage)
-        ren = timed("rename: publish (one rename of the staged folder)", publish_rename)
-        print(
-            f"saved by a rename: {link[0] + drop[0] - ren[0]:.2f} s wall, {link[1] + drop[1] - ren[1]:.2f} s CPU "
-            f"of {link[0] + drop[0]:.2f} s / {link[1] + drop[1]:.2f} s"
+    def publish_and_clean(store: LocalStore, fp: str, prefix: str) -> None:
+        publish(
+            store=store, client="c", dataset="d", fingerprint=fp, staged_prefix=prefix, manifest_fields={}
         )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        clean_staging(store, "c", "d", fp)
+
+    totals: dict[str, list[tuple[float, float]]] = {"rename": [], "copy": []}
+    for rep in range(2):
+        for kind, cls in (("rename", LocalStore), ("copy", CopyingStore)):
+            work = Path(tempfile.mkdtemp(prefix="kpdeliver-bench-rename-", dir=args.work))
+            try:
+                store, fp = cls(work), f"{rep}{kind}".ljust(64, "0")
+                prefix = stage(store, fp)
+                totals[kind].append(
+                    timed(
+                        f"{kind}: publish + clean-staging, run {rep + 1}",
+                        lambda s=store, f=fp, p=prefix: publish_and_clean(s, f, p),
+                    )
+                )
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+    (rw, rc), (cw, cc) = ([sum(x) / 2 for x in zip(*totals[k])] for k in ("rename", "copy"))
+    print(
+        f"mean of 2: rename {rw:.2f} s wall, {rc:.2f} s CPU; copy (reference) {cw:.2f} s wall, {cc:.2f} s CPU; "
+        f"saved {cw - rw:.2f} s wall, {cc - rc:.2f} s CPU"
+    )
 
 
 if __name__ == "__main__":
