@@ -12,6 +12,7 @@ import pytest
 
 from kpdeliver.release import publish as publish_module
 from kpdeliver.release.layout import STAGED, release_prefix
+from kpdeliver.release.leftovers import find_leftovers, remove_leftovers
 from kpdeliver.release.publish import (
     PublishError,
     clean_staging,
@@ -40,6 +41,18 @@ def staged(tmp_path) -> tuple[LocalStore, str]:
     return store, prefix
 
 
+def _publish_killed_at(store: LocalStore, prefix: str, step: str, monkeypatch) -> None:
+    """Publish, the process dying at `step` (a function of kpdeliver.release.publish)."""
+
+    def killed(*args, **kwargs):
+        raise StorageError(f"killed at {step}")
+
+    with monkeypatch.context() as m:
+        m.setattr(publish_module, step, killed)
+        with pytest.raises(StorageError, match="killed"):
+            _publish(store, prefix)
+
+
 def _publish(store: LocalStore, prefix: str):
     return publish(
         store=store, client="acme", dataset="pose", fingerprint=FP, staged_prefix=prefix, manifest_fields={}
@@ -62,14 +75,7 @@ def test_a_run_killed_between_the_rename_and_the_manifest_is_finished_from_the_m
     staged, monkeypatch
 ):
     store, prefix = staged
-
-    def killed(*args, **kwargs):
-        raise StorageError("killed before the manifest")
-
-    with monkeypatch.context() as m:
-        m.setattr(publish_module, "_sign_and_write", killed)
-        with pytest.raises(StorageError):
-            _publish(store, prefix)
+    _publish_killed_at(store, prefix, "_sign_and_write", monkeypatch)
     assert published_versions(store, "acme", "pose") == []  # nothing visible
     assert store.exists(f"{V1}/{STAGED}") and list(store.list(prefix + "/")) == []
     # the next run of these inputs finds the moved folder as its staging area: nothing is staged again
@@ -80,20 +86,18 @@ def test_a_run_killed_between_the_rename_and_the_manifest_is_finished_from_the_m
     assert verify_release(store, V1) == []
 
 
-def test_a_marker_left_by_a_run_killed_after_the_manifest_is_removed_by_the_next_run(staged, monkeypatch):
+@pytest.mark.parametrize("finisher", ["the next run", "kpdeliver clean"])
+def test_a_marker_left_by_a_run_killed_after_the_manifest_is_removed_alone(staged, monkeypatch, finisher):
     store, prefix = staged
-
-    def killed(*args, **kwargs):
-        raise StorageError("killed after the manifest")
-
-    with monkeypatch.context() as m:
-        m.setattr(publish_module, "remove_moved_marker", killed)
-        with pytest.raises(StorageError):
-            _publish(store, prefix)
+    _publish_killed_at(store, prefix, "remove_moved_marker", monkeypatch)
     assert [p.kind for p in verify_release(store, V1)] == ["extra"]  # the marker, not listed
-    # the next run finds its inputs published and finishes as the flow does: catalogue, then clean-up
-    assert find_duplicate(store, "acme", "pose", FP) == 1
-    clean_staging(store, "acme", "pose", FP)
+    if finisher == "the next run":  # it finds its inputs published and finishes as the flow does
+        assert find_duplicate(store, "acme", "pose", FP) == 1
+        clean_staging(store, "acme", "pose", FP)
+    else:
+        found = find_leftovers(store, "acme", older_than=0)
+        assert [(f.folder, f.state, f.removable) for f in found] == [(f"{V1}/{STAGED}", "done", True)]
+        assert remove_leftovers(store, found) == 1
     assert verify_release(store, V1) == [] and not store.exists(f"{V1}/{STAGED}")
 
 
