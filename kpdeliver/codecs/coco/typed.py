@@ -65,7 +65,7 @@ class _File(Struct, forbid_unknown_fields=True):
 
 _DECODER = msgspec.json.Decoder(_File)
 _ENCODER = msgspec.json.Encoder()
-_CHUNK = 50_000  # rows parsed at a time: bounds the text and table alive at once
+_CHUNK = 8_192  # rows parsed at a time: the text and table alive at once stay small, their memory reused
 _MAX_K = 2048  # keypoints per instance the typed path parses as CSV columns (whole-body 133, face meshes 478)
 
 
