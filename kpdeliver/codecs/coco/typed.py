@@ -9,6 +9,7 @@ so odd files get exactly the findings they always had."""
 
 from __future__ import annotations
 
+from itertools import chain
 from operator import attrgetter
 from typing import Any
 
@@ -241,8 +242,12 @@ def int_column(values: list, default: int = NONE) -> np.ndarray:
 
 
 def float_column(values: list, width: int = 0) -> np.ndarray:
+    """float64 column, NaN where absent; with `width`, rows of that many numbers (the typed
+    structs' fixed-length tuples, read as one flat run: twice as fast as rows of lists)."""
     shape = (len(values), width) if width else (len(values),)
     if values.count(UNSET):
         missing = (np.nan,) * width if width else np.nan
         values = [missing if v is UNSET else v for v in values]
+    if width:
+        return np.fromiter(chain.from_iterable(values), np.float64, len(values) * width).reshape(shape)
     return np.array(values, dtype=np.float64).reshape(shape)
