@@ -85,19 +85,18 @@ def convert(
     fmt = None if from_ is DETECTED else from_.value
     parsed_schema = _schema(schema)
     try:
-        with _cycles_uncollected():
-            _convert_all(
-                input,
-                out,
-                to=to.value,
-                schema=parsed_schema,
-                fmt=fmt,
-                images=images,
-                sizes=sizes,
-                outside=outside,
-                cvat_mode=cvat_mode,
-                category=category,
-            )
+        _convert_all(
+            input,
+            out,
+            to=to.value,
+            schema=parsed_schema,
+            fmt=fmt,
+            images=images,
+            sizes=sizes,
+            outside=outside,
+            cvat_mode=cvat_mode,
+            category=category,
+        )
     except (CodecError, ValueError, OSError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
@@ -117,6 +116,7 @@ def _cycles_uncollected() -> Iterator[None]:
             gc.enable()
 
 
+@_cycles_uncollected()
 def _convert_all(
     input: Path,
     out: Path,
