@@ -89,11 +89,14 @@ def read_regular(path: str | Path, *, what: str, limit: int) -> bytes:
     _check(os.stat(path), path, what, limit)
     fd = os.open(path, _OPEN)
     try:
-        _check(os.fstat(fd), path, what, limit)
+        st = os.fstat(fd)
+        _check(st, path, what, limit)
         os.set_blocking(fd, True)
         chunks, total = [], 0
+        # the whole file and one byte more in the first read (one buffer, no join), unless it grows
+        want = st.st_size + 1
         while total <= limit:
-            chunk = os.read(fd, min(limit + 1 - total, 4 * MiB))
+            chunk = os.read(fd, min(limit + 1 - total, max(want - total, 4 * MiB)))
             if not chunk:
                 break
             chunks.append(chunk)

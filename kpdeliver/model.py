@@ -276,7 +276,10 @@ class Dataset:
 def bbox_or_from_keypoints(instances: Instances) -> np.ndarray:
     """[n, 4] boxes as held, the tight box around the labeled points where none is held, and
     zeros where there is neither: what every writer puts in a file that needs a box."""
-    bbox = np.where(np.isnan(instances.bbox), instances.bbox_from_keypoints(), instances.bbox)
+    held = instances.bbox
+    missing = np.isnan(held)
+    # the tight boxes only when a box is missing (most files hold every box)
+    bbox = np.where(missing, instances.bbox_from_keypoints(), held) if missing.any() else held
     return np.nan_to_num(bbox, nan=0.0)
 
 

@@ -9,8 +9,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from kpdeliver.cli.output import fail
-
 
 def configure_prefect(work_dir: str | Path) -> None:
     home = Path(work_dir).resolve() / ".prefect"
@@ -38,4 +36,6 @@ def failures_said() -> Iterator[None]:
     try:
         yield
     except KpdeliverError as e:
+        from kpdeliver.cli.output import fail  # rich: imported only when there is something to say
+
         fail(*said(e))

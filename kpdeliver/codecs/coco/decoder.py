@@ -248,7 +248,8 @@ def _instances_of_dicts(good: list[dict], kps: np.ndarray, k: int, annotator: st
 def decode_typed(data: bytes, *, schema: KeypointSchema | None, source: str, annotator: str) -> Decoded:
     """A well-formed file (see `typed`): the same dataset and findings as `decode_generic`, built from
     typed structs and one numpy parse of the keypoints."""
-    doc = typed.read(data)
+    fields: dict[str, list] = {}
+    doc = typed.read(data, fields)
     anns, raw_images = doc.annotations, doc.images
     cats = _typed_categories(doc, schema, source)
     file_k = typed.keypoint_count(anns)
@@ -261,7 +262,8 @@ def decode_typed(data: bytes, *, schema: KeypointSchema | None, source: str, ann
         schema = schema_from_file(cats, lengths, source)
     k = schema.num_keypoints
     order = name_order(cats, schema, source)
-    columns = _struct_columns(anns, annotator)
+    columns = _struct_columns(anns, annotator, fields)
+    del fields
     images = Images.build(
         id=typed.int_column([im.id for im in raw_images]),
         file_name=["" if im.file_name is typed.UNSET else im.file_name for im in raw_images],
@@ -311,13 +313,14 @@ def _typed_categories(doc, schema: KeypointSchema | None, source: str) -> list[d
     return cats
 
 
-def _struct_columns(anns: list, annotator: str) -> dict:
-    """Every instance column but the keypoints, from the typed annotations."""
+def _struct_columns(anns: list, annotator: str, fields: dict[str, list]) -> dict:
+    """Every instance column but the keypoints, from the typed annotations (`fields`: the ones
+    `typed.read` already collected)."""
 
     def col(key: str) -> list:
-        return list(map(attrgetter(key), anns))
+        return fields[key] if key in fields else list(map(attrgetter(key), anns))
 
-    frame = [a.frame_id if a.frame_id is not typed.UNSET else a.frame for a in anns]
+    frame = [f if f is not typed.UNSET else g for f, g in zip(col("frame_id"), col("frame"))]
     return {
         "id": typed.int_column(col("id")),
         "image_id": typed.int_column(col("image_id")),
@@ -325,9 +328,7 @@ def _struct_columns(anns: list, annotator: str) -> dict:
         "bbox": typed.float_column(col("bbox"), 4),
         "area": typed.float_column(col("area")),
         "iscrowd": typed.int_column(col("iscrowd"), 0),
-        "annotator": [
-            a.annotator or annotator if a.annotator is not typed.UNSET else annotator for a in anns
-        ],
+        "annotator": [a or annotator if a is not typed.UNSET else annotator for a in col("annotator")],
         "track_id": typed.int_column(col("track_id")),
         "frame": typed.int_column(frame),
         "num_keypoints": typed.int_column(col("num_keypoints")),

@@ -9,6 +9,7 @@ so odd files get exactly the findings they always had."""
 
 from __future__ import annotations
 
+from itertools import chain
 from operator import attrgetter
 from typing import Any
 
@@ -65,41 +66,45 @@ class _File(Struct, forbid_unknown_fields=True):
 
 _DECODER = msgspec.json.Decoder(_File)
 _ENCODER = msgspec.json.Encoder()
-_CHUNK = 50_000  # rows parsed at a time: bounds the text and table alive at once
+_CHUNK = 8_192  # rows parsed at a time: the text and table alive at once stay small, their memory reused
 _MAX_K = 2048  # keypoints per instance the typed path parses as CSV columns (whole-body 133, face meshes 478)
 
 
-def read(data: bytes) -> _File:
+def read(data: bytes, columns: dict[str, list] | None = None) -> _File:
     """The typed file, or NotTypical. Duplicate keys (which a struct resolves silently) are ruled
     out by counting: the file must hold exactly as many `"key":` as the typed file written back
     (every field the structs hold, every key of the small untyped parts: categories, info,
     licenses). Keys spaced as `"key" :` are counted too; anything either count misreads (a key
-    escaped as `\\u0022`) only makes them differ, and the generic decoder reads the file."""
+    escaped as `\\u0022`) only makes them differ, and the generic decoder reads the file.
+    `columns`, when given, receives the annotations' optional fields the count went through, as
+    lists by field name (UNSET where absent), so the caller need not collect them again."""
     try:
         doc = _DECODER.decode(data)
     except msgspec.DecodeError as e:
         raise NotTypical(str(e)) from None
-    if count_keys(data) != _written_keys(doc):
+    if count_keys(data) != _written_keys(doc, {} if columns is None else columns):
         raise NotTypical("key count differs: possible duplicate keys")
     return doc
 
 
 _QUOTE, _COLON, _SPACES = ord('"'), ord(":"), np.array([ord(c) for c in " \t\r\n"], np.uint8)
-_WINDOW = 1 << 26  # bytes scanned at a time: the scan's temporaries stay near 100 MB at any size
+_WINDOW = 1 << 20  # bytes scanned at a time: the scan's temporaries stay in the CPU's cache
 
 
 def count_keys(data: bytes) -> int:
     """How many `"key":` (and `"key" :`) the JSON text holds: every quote followed by a colon. One
-    vectorised pass over the text (bytes.count of a two-byte pattern is several times slower)."""
+    vectorised pass over the text (bytes.count of a two-byte pattern is several times slower); a
+    quote followed by a space or a control character sends the text to the regex that counts the
+    spaced keys too (it counts only `"` + JSON whitespace + `:`)."""
     if len(data) < 4096:  # a value of a few keys: numpy's set-up would cost more than the scan
         return data.count(b'":') + len(_SPACED_KEY_END.findall(data))
     arr = np.frombuffer(data, np.uint8)
     keys, spaced = 0, False
     for start in range(0, max(len(arr) - 1, 0), _WINDOW):
         window = arr[start : start + _WINDOW + 1]
-        after = window[np.flatnonzero(window[:-1] == _QUOTE) + 1]
-        keys += int(np.count_nonzero(after == _COLON))
-        spaced = spaced or bool(np.isin(after, _SPACES).any())
+        quote, after = window[:-1] == _QUOTE, window[1:]
+        keys += int(np.count_nonzero(quote & (after == _COLON)))
+        spaced = spaced or bool((quote & (after <= ord(" "))).any())
     if spaced:  # pretty-printed: `"key" :` counts too
         keys += len(_SPACED_KEY_END.findall(data))
     return keys
@@ -132,11 +137,11 @@ def _raw_keys_of(values: list) -> int:
     return count_keys(joined)
 
 
-def _written_keys(doc: _File) -> int:
+def _written_keys(doc: _File, columns: dict[str, list]) -> int:
     """The keys of the typed file as it would be written back: the small untyped parts written
     back, then for the rows, each field present plus the keys inside fields kept as raw JSON text
     (`_raw_keys`). A string field holding `\\":` makes the counts differ (the generic decoder
-    reads the file)."""
+    reads the file). The annotations' optional fields not kept as raw text go into `columns`."""
     keys = count_keys(_ENCODER.encode(msgspec.structs.replace(doc, images=[], annotations=[])))
     for rows in (doc.images, doc.annotations):
         if not rows:
@@ -150,6 +155,8 @@ def _written_keys(doc: _File) -> int:
             keys += len(values) - unset
             if name in _RAW_FIELDS:
                 keys += _raw_keys(list(filter(_is_set, values)) if unset else values)
+            elif rows is doc.annotations:
+                columns[name] = values
     return keys
 
 
@@ -235,8 +242,12 @@ def int_column(values: list, default: int = NONE) -> np.ndarray:
 
 
 def float_column(values: list, width: int = 0) -> np.ndarray:
+    """float64 column, NaN where absent; with `width`, rows of that many numbers (the typed
+    structs' fixed-length tuples, read as one flat run: twice as fast as rows of lists)."""
     shape = (len(values), width) if width else (len(values),)
     if values.count(UNSET):
         missing = (np.nan,) * width if width else np.nan
         values = [missing if v is UNSET else v for v in values]
+    if width:
+        return np.fromiter(chain.from_iterable(values), np.float64, len(values) * width).reshape(shape)
     return np.array(values, dtype=np.float64).reshape(shape)

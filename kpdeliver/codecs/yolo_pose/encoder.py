@@ -102,24 +102,31 @@ def image_paths(
 
 # `d.ddddddd` as two table lookups: the head `d.ddd` (q // 10^4) and the tail `dddd` (q % 10^4)
 _TAIL_DIGITS = 4
+_HEAD_W = DECIMALS - _TAIL_DIGITS + 2
 _HEAD = np.array(
     [
         f"{h // 10 ** (DECIMALS - _TAIL_DIGITS)}.{h % 10 ** (DECIMALS - _TAIL_DIGITS):0{DECIMALS - _TAIL_DIGITS}d}"
         for h in range(10 ** (DECIMALS - _TAIL_DIGITS) + 1)
     ],
-    dtype=f"S{DECIMALS - _TAIL_DIGITS + 2}",
+    dtype=f"S{_HEAD_W}",
 )
 _TAIL = np.array([f"{t:0{_TAIL_DIGITS}d}" for t in range(10**_TAIL_DIGITS)], dtype=f"S{_TAIL_DIGITS}")
+# A line seen as records: a number's field (its digits and separator), a keypoint's `x y v `. The
+# lookups land in the line as whole elements, with no uint8 loop per character.
+_NUMBER = np.dtype(
+    {"names": ["head", "tail"], "formats": [_HEAD.dtype, _TAIL.dtype], "offsets": [0, _HEAD_W], "itemsize": _FIELD}
+)
+_POINT = np.dtype(
+    {"names": ["x", "y", "v"], "formats": [_NUMBER, _NUMBER, np.uint8], "offsets": [0, _FIELD, 2 * _FIELD], "itemsize": 2 * _FIELD + 2}
+)
 
 
-def _fixed(values: np.ndarray) -> np.ndarray:
-    """[N] floats in [0, 1] -> [N, DECIMALS + 2] uint8 ASCII `d.ddddddd`."""
+def _put_fixed(field: np.ndarray, values: np.ndarray) -> None:
+    """Write floats in [0, 1] as `d.ddddddd` into `field` (a view of `_NUMBER` records in the lines)."""
     q = np.rint(np.clip(values, 0.0, 1.0) * _SCALE).astype(np.int64)
     head, tail = np.divmod(q, 10**_TAIL_DIGITS)
-    out = np.empty((len(q), DECIMALS + 2), np.uint8)
-    out[:, :-_TAIL_DIGITS] = _HEAD[head].view(np.uint8).reshape(len(q), -1)
-    out[:, -_TAIL_DIGITS:] = _TAIL[tail].view(np.uint8).reshape(len(q), -1)
-    return out
+    field["head"] = _HEAD[head]
+    field["tail"] = _TAIL[tail]
 
 
 def label_lines(dataset: Dataset, *, outside: str = "clip") -> tuple[np.ndarray, int]:
@@ -139,6 +146,8 @@ def label_lines(dataset: Dataset, *, outside: str = "clip") -> tuple[np.ndarray,
     cat_ids = sorted(c.id for c in dataset.categories)
     cls = np.searchsorted(np.asarray(cat_ids), ins.category_id)
     cls_w = len(str(max(len(cat_ids) - 1, 0)))
+    # each class's text, right-aligned, looked up per line (a class past the list keeps its number)
+    cls_text = np.char.rjust(np.arange(max(len(cat_ids), int(cls.max(initial=0)) + 1)).astype(str), cls_w)
 
     width = cls_w + 1 + 4 * _FIELD + k * (2 * _FIELD + 2)
     buf = np.empty((n, width), np.uint8)
@@ -149,8 +158,7 @@ def label_lines(dataset: Dataset, *, outside: str = "clip") -> tuple[np.ndarray,
             ins.take(slice(start, end)),
             w[start:end],
             h[start:end],
-            cls[start:end],
-            cls_w=cls_w,
+            cls_text.astype(f"S{cls_w}")[cls[start:end]],
             outside=outside,
         )
     return buf, width
@@ -166,11 +174,11 @@ def _format(
     h: np.ndarray,
     cls: np.ndarray,
     *,
-    cls_w: int,
     outside: str,
 ) -> None:
-    """Fill `buf` ([n, L] uint8) with the label lines of `ins` (images' sides `w`, `h`; class `cls`)."""
+    """Fill `buf` ([n, L] uint8) with the label lines of `ins` (images' sides `w`, `h`; class texts `cls`)."""
     n, k = ins.keypoints.shape[:2]
+    cls_w = cls.dtype.itemsize
     bbox = bbox_or_from_keypoints(ins)
     x0 = np.clip(bbox[:, 0], 0, w)
     y0 = np.clip(bbox[:, 1], 0, h)
@@ -188,17 +196,13 @@ def _format(
     yn = np.where(drop, 0.0, yn)
 
     buf[:] = ord(" ")
-    buf[:, :cls_w] = (
-        np.char.rjust(cls.astype(str), cls_w).astype(f"S{cls_w}").view(np.uint8).reshape(n, cls_w)
-    )
+    buf[:, :cls_w].view(cls.dtype)[:, 0] = cls
     pos = cls_w + 1
-    for j in range(4):
-        buf[:, pos : pos + _FIELD - 1] = _fixed(box[:, j])
-        pos += _FIELD
-    kp_block = buf[:, pos:].reshape(n, k, 2 * _FIELD + 2)
-    kp_block[:, :, : _FIELD - 1] = _fixed(xn.reshape(-1)).reshape(n, k, _FIELD - 1)
-    kp_block[:, :, _FIELD : 2 * _FIELD - 1] = _fixed(yn.reshape(-1)).reshape(n, k, _FIELD - 1)
-    kp_block[:, :, 2 * _FIELD] = ord("0") + v
+    _put_fixed(buf[:, pos : pos + 4 * _FIELD].reshape(n, 4, _FIELD).view(_NUMBER)[..., 0], box)
+    points = buf[:, pos + 4 * _FIELD :].reshape(n, k, 2 * _FIELD + 2).view(_POINT)[..., 0]
+    _put_fixed(points["x"], xn)
+    _put_fixed(points["y"], yn)
+    points["v"] = ord("0") + v
     buf[:, -1] = ord("\n")
 
 
