@@ -107,12 +107,7 @@ def main() -> None:
         from expectations.worker import prestart
 
         prestart()  # Great Expectations takes about 2 s to import: its worker starts first
-    from kpdeliver.cli.plain import plain_call, run_plain
-
     try:
-        plain = plain_call(sys.argv[1:])  # a plain `convert`: called without typer's parsing
-        if plain is not None:
-            sys.exit(run_plain(*plain))
         app()
     except SystemExit as e:
         if sys.argv[1:2] and sys.argv[1] in QUICK_EXIT and (e.code is None or isinstance(e.code, int)):
