@@ -45,7 +45,9 @@ def test_the_worker_count_changes_no_file(tmp_path, monkeypatch):
     one = _files(tmp_path / "one")
     assert len([f for f in one if f.endswith(".jpg")]) == 14
     assert one == _files(tmp_path / "two")
-    names = [line.split("  ")[1] for line in (tmp_path / "two/batch/checksums.sha256").read_text().splitlines()]
+    names = [
+        line.split("  ")[1] for line in (tmp_path / "two/batch/checksums.sha256").read_text().splitlines()
+    ]
     assert names == [f"images/scene_{i:03d}.jpg" for i in range(14)]
 
 

@@ -114,10 +114,20 @@ _TAIL = np.array([f"{t:0{_TAIL_DIGITS}d}" for t in range(10**_TAIL_DIGITS)], dty
 # A line seen as records: a number's field (its digits and separator), a keypoint's `x y v `. The
 # lookups land in the line as whole elements, with no uint8 loop per character.
 _NUMBER = np.dtype(
-    {"names": ["head", "tail"], "formats": [_HEAD.dtype, _TAIL.dtype], "offsets": [0, _HEAD_W], "itemsize": _FIELD}
+    {
+        "names": ["head", "tail"],
+        "formats": [_HEAD.dtype, _TAIL.dtype],
+        "offsets": [0, _HEAD_W],
+        "itemsize": _FIELD,
+    }
 )
 _POINT = np.dtype(
-    {"names": ["x", "y", "v"], "formats": [_NUMBER, _NUMBER, np.uint8], "offsets": [0, _FIELD, 2 * _FIELD], "itemsize": 2 * _FIELD + 2}
+    {
+        "names": ["x", "y", "v"],
+        "formats": [_NUMBER, _NUMBER, np.uint8],
+        "offsets": [0, _FIELD, 2 * _FIELD],
+        "itemsize": 2 * _FIELD + 2,
+    }
 )
 
 
