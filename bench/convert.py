@@ -153,6 +153,7 @@ def table(src: Path, work: Path, outs: Path, args, ultra_py: str | None) -> None
             cmd, cmd_env = cmd_of(out)
             runs[name].append(measure(cmd, cmd_env))
             shutil.rmtree(out, ignore_errors=True)
+            os.sync()  # the removal's deferred disk work is not charged to the next tool's run
     med = {name: tuple(statistics.median(r[j] for r in rs) for j in range(3)) for name, rs in runs.items()}
     print(f"medians of {args.repeat} alternating runs (whole processes), {fs_kind(outs)}:")
     print(f"  {'':30}{'wall s':>8}{'CPU s':>8}{'peak RSS MB':>13}")
