@@ -7,15 +7,13 @@ rich draws only `inspect`'s and `schemas`' tables).
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 
 import typer
 
 from kpdeliver.codecs.registry import FORMATS
+from kpdeliver.collector import gc_paused
 from kpdeliver.words import plural
 
 app = typer.Typer()
@@ -85,38 +83,24 @@ def convert(
     fmt = None if from_ is DETECTED else from_.value
     parsed_schema = _schema(schema)
     try:
-        _convert_all(
-            input,
-            out,
-            to=to.value,
-            schema=parsed_schema,
-            fmt=fmt,
-            images=images,
-            sizes=sizes,
-            outside=outside,
-            cvat_mode=cvat_mode,
-            category=category,
-        )
+        with gc_paused():  # no cycles, hundreds of thousands of objects
+            _convert_all(
+                input,
+                out,
+                to=to.value,
+                schema=parsed_schema,
+                fmt=fmt,
+                images=images,
+                sizes=sizes,
+                outside=outside,
+                cvat_mode=cvat_mode,
+                category=category,
+            )
     except (CodecError, ValueError, OSError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
 
 
-@contextmanager
-def _cycles_uncollected() -> Iterator[None]:
-    """A conversion builds hundreds of thousands of objects and next to no reference cycles: the cyclic
-    collector would walk them all again at each full collection (while the label files' names
-    and texts are built and written); it is paused for the conversion, then left as it was."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-@_cycles_uncollected()
 def _convert_all(
     input: Path,
     out: Path,

@@ -9,9 +9,7 @@ every other item is still decoded.
 
 from __future__ import annotations
 
-import gc
 import json
-from contextlib import contextmanager
 from operator import attrgetter
 
 import numpy as np
@@ -36,22 +34,10 @@ from kpdeliver.codecs.coco.metadata import (
     schema_from_file,
 )
 from kpdeliver.codecs.json_doc import load_json, raw_json
+from kpdeliver.collector import gc_paused
 from kpdeliver.findings import findings_for
 from kpdeliver.model import NONE, Category, Dataset, Images, Instances
 from kpdeliver.schema import KeypointSchema
-
-
-@contextmanager
-def _gc_paused():
-    """Parsing a large file makes millions of containers and no reference cycles; the cyclic
-    collector would walk them again and again (half the decode time on 100k instances)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def decode(
@@ -67,7 +53,7 @@ def decode(
     A file with several keypoint categories (a mouse with 17 points, a fly with 13) holds one
     schema per category: `category` names the one to read; without it the file is refused with
     `SeveralCategories`, which lists them (unless `schema` fits exactly one of them)."""
-    with _gc_paused():
+    with gc_paused():
         try:
             if category is None:
                 try:
