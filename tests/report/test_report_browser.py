@@ -15,18 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from kpdeliver.report.guide import CHROMIUM_FLAGS
+
 pytestmark = pytest.mark.slow
-OFFLINE = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost",
-]
+OFFLINE = CHROMIUM_FLAGS  # the guide's print flags: headless and cut off from the network
 REMOTE = re.compile(
     r"""(?:src|href|action|poster)\s*=\s*["']?\s*(?:https?:)?//|url\(\s*["']?\s*(?:https?:)?//|@import""",
     re.I,
