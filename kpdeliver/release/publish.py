@@ -307,9 +307,8 @@ def _move_staged(store: ObjectStore, staging: str, prefix: str) -> dict | None:
 
 
 def _keep_only_staged(store: ObjectStore, prefix: str, marker: dict) -> None:
-    """A moved folder holds exactly the files its STAGED marker lists: anything else put in the
-    staging folder after it was staged (a stray file, a link) is removed, never published; a
-    listed file gone missing stops the publication, and the folder is no resume point any more."""
+    """A moved folder holds exactly the files its STAGED marker lists: anything else (a stray file, a
+    link) is removed, never published; a listed file gone missing stops the publication for good."""
     base = prefix + "/"
     present = {key[len(base) :] for key in store.list(base)}
     listed = set(marker["files"])
@@ -325,8 +324,10 @@ def _keep_only_staged(store: ObjectStore, prefix: str, marker: dict) -> None:
 
 
 def remove_moved_marker(store: ObjectStore, prefix: str) -> None:
-    """Remove the STAGED marker a rename brought into a release folder, once its manifest is written."""
-    store.delete(join_key(prefix, STAGED))
+    """Remove the STAGED marker a rename brought into a release folder, once its manifest is written
+    (asked first: on S3 there is none, and the worker may delete only under `.staging/`)."""
+    if store.exists(key := join_key(prefix, STAGED)):
+        store.delete(key)
 
 
 def _manifest(
@@ -394,7 +395,6 @@ def clean_staging(store: ObjectStore, client: str, dataset: str, fingerprint: st
     """Remove every run's staging folder of these inputs (once their release is published), and the
     STAGED marker a run killed just after writing the manifest left in the release folder."""
     store.delete_prefix(staging_root(client, dataset, fingerprint) + "/")
-    if (released := _claimed_release(store, client, dataset, fingerprint)) is not None and store.exists(
-        join_key(released, MANIFEST)
-    ):
+    released = _claimed_release(store, client, dataset, fingerprint)
+    if released is not None and store.exists(join_key(released, MANIFEST)):
         remove_moved_marker(store, released)

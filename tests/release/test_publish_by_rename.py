@@ -126,3 +126,25 @@ def test_a_staged_file_gone_missing_stops_the_publication_and_never_publishes_it
     with pytest.raises(PublishError, match="claimed for these inputs is gone"):
         _publish(store, again)
     assert published_versions(store, "acme", "pose") == []
+
+
+class CopyingStagingOnlyDeleter(LocalStore):
+    """A store that cannot rename and may delete only under `.staging/`, as an S3 worker's policy."""
+
+    def move_folder(self, src_prefix: str, dst_prefix: str) -> bool:
+        return False
+
+    def delete(self, key: str) -> None:
+        if not key.startswith(".staging/"):
+            raise StorageError(f"access denied: delete {key}")
+        super().delete(key)
+
+
+def test_where_nothing_is_renamed_publication_deletes_nothing_outside_staging(tmp_path):
+    store = CopyingStagingOnlyDeleter(tmp_path / "releases")
+    prefix = staging_prefix("acme", "pose", FP)
+    source = LocalStore(tmp_path / "source")
+    stage_plan(tiny_release_plan(source), release=store, source=source, prefix=prefix)
+    assert _publish(store, prefix).version == 1
+    clean_staging(store, "acme", "pose", FP)
+    assert verify_release(store, V1) == [] and list(store.list(".staging/")) == []
